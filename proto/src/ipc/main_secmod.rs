@@ -1,0 +1,112 @@
+//! main <-> sec-mod. Both sides are trusted; sec-mod still validates because a bug in main must
+//! not hand out sessions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CloseReason, KeyKind, SessionId, WorkerId};
+use crate::config::AuthMethod;
+
+/// What sec-mod needs to start: paths it opens itself (the key never passes through main) and
+/// the authentication policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecModConfig {
+    /// `server-key`: PEM, PKCS#1, PKCS#8 or SEC1.
+    pub server_key: PathBuf,
+    /// `server-cert`: sec-mod checks that the key matches the first certificate.
+    pub server_cert: PathBuf,
+    /// Primary authentication method (`auth = ...`).
+    pub auth: AuthMethod,
+    /// `cookie-timeout`, seconds a cookie outlives its last connection.
+    pub cookie_timeout_secs: u64,
+    /// `persistent-cookies`: a user disconnect keeps the cookie.
+    pub persistent_cookies: bool,
+    /// `auth-timeout`: an unfinished login conversation is dropped after this many seconds.
+    pub auth_timeout_secs: u64,
+    /// Only load and check the key against the certificate, answer, and exit (`rocserv -t`).
+    pub check_only: bool,
+}
+
+/// main -> sec-mod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToSecMod {
+    /// The first message after spawn.
+    Start(SecModConfig),
+    /// A new worker exists. One end of a fresh socket pair travels beside this message; it is
+    /// that worker's channel to sec-mod, and `peer` is its client's address as main saw it.
+    NewWorker { worker: WorkerId, peer: SocketAddr },
+    /// A worker presented `cookie` on CONNECT. Answered with [`FromSecMod::SessionOpened`].
+    SessionOpen { worker: WorkerId, cookie: String },
+    /// The tunnel of `sid` ended; sec-mod keeps or drops the cookie according to `reason`.
+    SessionClose { sid: SessionId, reason: CloseReason },
+}
+
+/// sec-mod -> main.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromSecMod {
+    /// The key is loaded and matches the certificate; sec-mod serves requests from now on.
+    Ready { key: KeyKind },
+    /// sec-mod could not start (unreadable key, key not matching the certificate, unreadable
+    /// password file...). It exits after sending this.
+    StartFailed { reason: String },
+    /// Answer to [`ToSecMod::SessionOpen`].
+    SessionOpened {
+        worker: WorkerId,
+        result: Result<SessionGrant, SessionRefusal>,
+    },
+}
+
+/// A valid cookie: who the session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    pub sid: SessionId,
+    pub username: String,
+    /// Empty when the user has no group.
+    pub groupname: String,
+}
+
+/// Why a cookie was refused on CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionRefusal {
+    /// No session has this cookie (never issued, expired, or logged out).
+    UnknownCookie,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::roundtrip;
+
+    #[test]
+    fn messages_roundtrip() {
+        roundtrip(&ToSecMod::Start(SecModConfig {
+            server_key: "/k.pem".into(),
+            server_cert: "/c.pem".into(),
+            auth: AuthMethod::Plain {
+                passwd: "/etc/ocserv/ocpasswd".into(),
+            },
+            cookie_timeout_secs: 300,
+            persistent_cookies: false,
+            auth_timeout_secs: 240,
+            check_only: false,
+        }));
+        roundtrip(&ToSecMod::NewWorker {
+            worker: WorkerId(3),
+            peer: "10.0.0.2:555".parse().unwrap(),
+        });
+        roundtrip(&FromSecMod::SessionOpened {
+            worker: WorkerId(3),
+            result: Ok(SessionGrant {
+                sid: SessionId(9),
+                username: "u".into(),
+                groupname: String::new(),
+            }),
+        });
+        roundtrip(&FromSecMod::SessionOpened {
+            worker: WorkerId(3),
+            result: Err(SessionRefusal::UnknownCookie),
+        });
+    }
+}

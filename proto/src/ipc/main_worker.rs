@@ -1,0 +1,178 @@
+//! main <-> worker. main is trusted by the worker; everything main decodes from a worker is
+//! untrusted (the worker faces the internet).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CloseReason, KeyKind, SessionId, WorkerId};
+use crate::config::{RekeyMethod, Route};
+
+/// The first message on the worker's main socket (fd 4): everything the worker needs, so that it
+/// never reads a file or an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStart {
+    pub worker: WorkerId,
+    /// The client's address and our local address of the accepted TCP connection (fd 3).
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub sandbox: SandboxPolicy,
+    pub tls: TlsSettings,
+    pub auth: AuthSettings,
+    pub tunnel: TunnelSettings,
+}
+
+/// Which user the worker becomes and whether it locks itself in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxPolicy {
+    /// `run-as-user` / `run-as-group`, resolved by main.
+    pub uid: u32,
+    pub gid: u32,
+    /// `isolate-workers`: apply the seccomp allow-list.
+    pub seccomp: bool,
+}
+
+/// The public half of the TLS setup; the private key stays in sec-mod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSettings {
+    /// `server-cert`, DER, leaf first.
+    pub cert_chain: Vec<Vec<u8>>,
+    pub key: KeyKind,
+    /// Protocol versions allowed by `tls-priorities` (at least one is true).
+    pub tls12: bool,
+    pub tls13: bool,
+}
+
+/// The login conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// `auth-timeout`: the whole unauthenticated phase of a connection, in seconds.
+    pub auth_timeout_secs: u64,
+    /// `pre-login-banner`, shown on the login form.
+    pub pre_login_banner: Option<String>,
+}
+
+/// What the CONNECT response tells the client, from the configuration (per-session values come
+/// in [`TunnelGrant`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelSettings {
+    pub dpd_secs: u32,
+    pub mobile_dpd_secs: u32,
+    pub keepalive_secs: u32,
+    /// `idle-timeout` / `session-timeout`; `None` = unlimited.
+    pub idle_timeout_secs: Option<u32>,
+    pub session_timeout_secs: Option<u32>,
+    pub rekey_secs: u32,
+    pub rekey_method: RekeyMethod,
+    pub default_domain: Option<String>,
+    /// `banner`, shown after login and in `X-CSTP-Banner`.
+    pub banner: Option<String>,
+    pub dns: Vec<IpAddr>,
+    /// `route` (no route, or `default`, = tunnel everything) and `no-route`.
+    pub routes: Vec<Route>,
+    pub no_routes: Vec<Route>,
+    pub tunnel_all_dns: bool,
+}
+
+/// worker -> main.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToMain {
+    /// The client sent `CONNECT /CSCOSSLC/tunnel`. Answered with [`ToWorker::ConnectGranted`] or
+    /// [`ToWorker::ConnectRefused`].
+    Connect(ConnectRequest),
+    /// Periodic counters of an established tunnel.
+    Stats { rx_bytes: u64, tx_bytes: u64 },
+    /// The tunnel ended; the worker exits right after sending this.
+    SessionEnd {
+        reason: CloseReason,
+        rx_bytes: u64,
+        tx_bytes: u64,
+    },
+}
+
+/// The parts of a CONNECT request that main needs. All client-controlled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectRequest {
+    /// Value of the `webvpn` cookie.
+    pub cookie: String,
+    /// `X-CSTP-Hostname`, if it was a valid host name.
+    pub hostname: Option<String>,
+    /// `X-CSTP-Base-MTU` and `X-CSTP-MTU`, if present and numeric.
+    pub base_mtu: Option<u16>,
+    pub cstp_mtu: Option<u16>,
+    pub user_agent: String,
+}
+
+/// main -> worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// The first message (see [`WorkerStart`]).
+    Start(Box<WorkerStart>),
+    /// The cookie is good and the tunnel exists. The tun device's fd travels beside this message.
+    ConnectGranted(TunnelGrant),
+    /// CONNECT refused.
+    ConnectRefused(ConnectRefusal),
+    /// Close the tunnel (admin disconnect or a newer connection took over the session).
+    Terminate,
+}
+
+/// Per-session tunnel parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelGrant {
+    pub sid: SessionId,
+    pub username: String,
+    pub groupname: String,
+    /// Name of the tun device main created (e.g. `vpns0`).
+    pub tun_name: String,
+    /// Our end and the client's end of the point-to-point link, and the pool's netmask (what
+    /// `X-CSTP-Netmask` carries, as ocserv does).
+    pub ipv4_local: Ipv4Addr,
+    pub ipv4_remote: Ipv4Addr,
+    pub ipv4_netmask: Ipv4Addr,
+    /// Results of [`crate::mtu::compute`]: `X-CSTP-Base-MTU` and `X-CSTP-MTU` (also the tun MTU).
+    pub base_mtu: u16,
+    pub mtu: u16,
+}
+
+/// Why main refused a CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnectRefusal {
+    /// sec-mod does not know the cookie: answered `401 Cookie is not acceptable`.
+    BadCookie,
+    /// No free address in the pool, tun creation failed, or no network configured: answered
+    /// `503 Service Unavailable` with `X-Reason`.
+    ServerError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::roundtrip;
+
+    #[test]
+    fn messages_roundtrip() {
+        roundtrip(&ToMain::Connect(ConnectRequest {
+            cookie: "abc".into(),
+            hostname: Some("laptop".into()),
+            base_mtu: Some(1500),
+            cstp_mtu: None,
+            user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+        }));
+        roundtrip(&ToWorker::ConnectGranted(TunnelGrant {
+            sid: SessionId(1),
+            username: "test".into(),
+            groupname: String::new(),
+            tun_name: "vpns0".into(),
+            ipv4_local: Ipv4Addr::new(192, 168, 99, 1),
+            ipv4_remote: Ipv4Addr::new(192, 168, 99, 7),
+            ipv4_netmask: Ipv4Addr::new(255, 255, 255, 0),
+            base_mtu: 1500,
+            mtu: 1434,
+        }));
+        roundtrip(&ToMain::SessionEnd {
+            reason: CloseReason::Temporary,
+            rx_bytes: 1,
+            tx_bytes: 2,
+        });
+    }
+}

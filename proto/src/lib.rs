@@ -1,0 +1,29 @@
+//! Pure protocol code shared by every rocserv process.
+//!
+//! The contract of this crate: **no I/O, no clock, no secrets**. Everything here turns bytes into
+//! types and back; callers pass in time, randomness and buffers. Linking it gives a process no
+//! power, which is why every binary may depend on it without blurring a privilege boundary.
+//!
+//! Who parses what, and from whom (the fuzzing effort follows this order, riskiest first):
+//!
+//! | module      | parsed by                  | input comes from              |
+//! |-------------|----------------------------|-------------------------------|
+//! | [`http`]    | worker (sandboxed)         | the internet, inside TLS      |
+//! | [`auth_xml`]| worker (sandboxed)         | the internet, inside TLS      |
+//! | [`cstp`]    | worker (sandboxed)         | the internet, inside TLS      |
+//! | [`ipc`]     | main, sec-mod, worker      | the other processes; a worker may be compromised |
+//! | [`config`]  | main                       | admin-owned files             |
+//! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
+//! | [`mtu`]     | main, worker               | numbers from the CONNECT request |
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
+
+pub mod auth_xml;
+pub mod config;
+pub mod cstp;
+pub mod http;
+pub mod ipc;
+pub mod mtu;
+pub mod passwd;
