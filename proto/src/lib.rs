@@ -15,6 +15,7 @@
 //! | [`config`]  | main                       | admin-owned files             |
 //! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
 //! | [`mtu`]     | main, worker               | numbers from the CONNECT request |
+//! | [`connect`]| worker                     | main's grant and the configuration (emits only) |
 #![cfg_attr(
     not(test),
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
@@ -22,6 +23,7 @@
 
 pub mod auth_xml;
 pub mod config;
+pub mod connect;
 pub mod cstp;
 pub mod http;
 pub mod ipc;

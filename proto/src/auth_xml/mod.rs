@@ -1,6 +1,22 @@
 //! The XML documents of the login conversation (protocol.md §1.4-1.8): what the client posts,
 //! and the forms and the completion message we answer with. Parsed by the sandboxed worker from
-//! the internet. (Skeleton: being written; the signatures are the contract.)
+//! the internet.
+//!
+//! Client bodies ([`parse_client_body`], in `client.rs`) are read leniently, the way ocserv
+//! reads them: unknown elements are ignored, any order is fine, only the fields we use are kept.
+//! Each kept value is at most [`MAX_FIELD`] bytes; a longer one is refused, not truncated, so a
+//! password or user name is never silently changed. Server documents ([`render_login_form`],
+//! [`render_complete`], in `render.rs`) escape every piece of text in one function.
+
+mod client;
+mod render;
+
+pub use client::parse_client_body;
+pub use render::{render_complete, render_login_form};
+
+/// Longest user name, password, secondary password or group we accept, in bytes after
+/// unescaping (ocserv keeps far less; a login form field is never longer).
+pub const MAX_FIELD: usize = 1024;
 
 /// What kind of document the client posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +30,10 @@ pub enum RequestKind {
 }
 
 /// The fields of a client document we use. Unknown elements are ignored.
+///
+/// `kind` is `None` only for an XML document that does not say (no `config-auth`, or a `type`
+/// we do not know). A field present more than once keeps its first value, as ocserv's
+/// substring search does.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientRequest {
     pub kind: Option<RequestKind>,
@@ -28,15 +48,12 @@ pub struct ClientRequest {
 /// The body is neither acceptable XML nor an urlencoded form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthXmlError {
+    /// Not well-formed XML, a bad entity or `%` escape in a field we use, or not UTF-8.
     #[error("malformed auth document")]
     Malformed,
-}
-
-/// Parse a POST body: XML (`<config-auth ...>`, sniffed by `<?xml` or `<config-auth`) or
-/// `application/x-www-form-urlencoded`.
-pub fn parse_client_body(body: &[u8]) -> Result<ClientRequest, AuthXmlError> {
-    let _ = body;
-    Err(AuthXmlError::Malformed)
+    /// A field we use is longer than [`MAX_FIELD`] bytes.
+    #[error("auth document field longer than {MAX_FIELD} bytes")]
+    FieldTooLong,
 }
 
 /// Which inputs a login form asks for.
@@ -56,17 +73,4 @@ pub struct LoginForm {
     /// Shown as `<error>` (e.g. "Login failed.") above the inputs.
     pub error: Option<String>,
     pub fields: FormFields,
-}
-
-/// Render `form` as a complete XML document. All text is escaped here and only here.
-pub fn render_login_form(form: &LoginForm) -> String {
-    let _ = form;
-    String::new()
-}
-
-/// Render the `type="complete"` success document, carrying `session_token` as
-/// `<session-token>` too (protocol.md §1.7).
-pub fn render_complete(banner: Option<&str>, session_token: &str) -> String {
-    let _ = (banner, session_token);
-    String::new()
 }

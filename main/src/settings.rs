@@ -1,0 +1,278 @@
+//! From the parsed [`Config`] to what main and its children need: the worker's sandbox
+//! identity, the public certificate chain, sec-mod's start message and the per-worker settings.
+//! Every problem is collected (not just the first) so that `rocserv -t` can list them all.
+
+use std::path::Path;
+
+use nix::unistd::{Group, User};
+use rocserv_proto::config::{Config, IpNet};
+use rocserv_proto::ipc::main_secmod::SecModConfig;
+use rocserv_proto::ipc::main_worker::{
+    AuthSettings, SandboxPolicy, TlsSettings, TunnelSettings, WorkerStart,
+};
+use rocserv_proto::ipc::{KeyKind, WorkerId};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
+
+use crate::ip_pool::IpPool;
+
+/// Problems found while preparing; errors stop the server, warnings do not.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Everything checked and resolved before sec-mod starts.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sandbox: SandboxPolicy,
+    /// `server-cert`, DER, leaf first.
+    pub cert_chain: Vec<Vec<u8>>,
+    pub secmod: SecModConfig,
+}
+
+/// Check `config` and resolve what main needs. Returns `None` when an error was found (all
+/// errors are in `findings`).
+pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
+    if !config.vhosts.is_empty() {
+        findings
+            .warnings
+            .push("[vhost:...] sections are not supported yet and are ignored".to_owned());
+    }
+    match config.ipv4_network {
+        None => findings.warnings.push(
+            "no ipv4-network configured: every CONNECT will be refused (503)".to_owned(),
+        ),
+        Some(net) => {
+            if let Err(e) = IpPool::new(net, config.predictable_ips) {
+                findings.errors.push(format!("ipv4-network: {e}"));
+            }
+        }
+    }
+    let sandbox = resolve_sandbox(config, findings);
+    let cert_chain = match &config.server_cert {
+        None => {
+            findings
+                .errors
+                .push("server-cert: no certificate configured".to_owned());
+            None
+        }
+        Some(path) => match read_cert_chain(path) {
+            Ok(chain) => Some(chain),
+            Err(e) => {
+                findings.errors.push(format!("server-cert: {e}"));
+                None
+            }
+        },
+    };
+    if config.server_key.is_none() {
+        findings
+            .errors
+            .push("server-key: no private key configured".to_owned());
+    }
+    if config.auth.is_none() {
+        findings
+            .errors
+            .push("auth: no authentication method configured".to_owned());
+    }
+    let secmod = SecModConfig {
+        server_key: config.server_key.clone()?,
+        server_cert: config.server_cert.clone()?,
+        auth: config.auth.clone()?,
+        cookie_timeout_secs: u64::from(config.cookie_timeout),
+        persistent_cookies: config.persistent_cookies,
+        auth_timeout_secs: u64::from(config.auth_timeout),
+        check_only: false,
+    };
+    Some(Prepared {
+        sandbox: sandbox?,
+        cert_chain: cert_chain?,
+        secmod,
+    })
+}
+
+/// The worker's start message (without the per-connection fields' sockets).
+pub fn worker_start(
+    config: &Config,
+    prepared: &Prepared,
+    key: KeyKind,
+    worker: WorkerId,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+) -> WorkerStart {
+    WorkerStart {
+        worker,
+        peer,
+        local,
+        sandbox: prepared.sandbox.clone(),
+        tls: TlsSettings {
+            cert_chain: prepared.cert_chain.clone(),
+            key,
+            tls12: config.tls.tls12,
+            tls13: config.tls.tls13,
+        },
+        auth: AuthSettings {
+            auth_timeout_secs: u64::from(config.auth_timeout),
+            pre_login_banner: config.pre_login_banner.clone(),
+        },
+        tunnel: tunnel_settings(config),
+    }
+}
+
+fn tunnel_settings(config: &Config) -> TunnelSettings {
+    TunnelSettings {
+        dpd_secs: config.dpd,
+        mobile_dpd_secs: config.mobile_dpd,
+        keepalive_secs: config.keepalive,
+        idle_timeout_secs: config.idle_timeout,
+        session_timeout_secs: config.session_timeout,
+        rekey_secs: config.rekey_time,
+        rekey_method: config.rekey_method,
+        default_domain: config.default_domain.clone(),
+        banner: config.banner.clone(),
+        dns: config.dns.clone(),
+        routes: config.routes.clone(),
+        no_routes: config.no_routes.clone(),
+        tunnel_all_dns: config.tunnel_all_dns,
+    }
+}
+
+/// The pool of `ipv4-network`, if configured (errors were reported by [`prepare`]).
+pub fn ip_pool(config: &Config) -> Option<IpPool> {
+    let net: IpNet = config.ipv4_network?;
+    IpPool::new(net, config.predictable_ips).ok()
+}
+
+/// `server-cert` as DER certificates, leaf first. Public data: main may read it.
+pub fn read_cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let iter = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let chain = iter
+        .map(|c| c.map(|c| c.as_ref().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no CERTIFICATE in the file", path.display()));
+    }
+    Ok(chain)
+}
+
+/// `run-as-user` / `run-as-group` to numeric ids; `nobody` / `nogroup` when absent (with a
+/// warning). Workers must not stay root: they verify that `setuid(0)` fails after dropping.
+fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPolicy> {
+    let user_name = config.run_as_user.clone().unwrap_or_else(|| {
+        findings
+            .warnings
+            .push("run-as-user not set: workers run as `nobody`".to_owned());
+        "nobody".to_owned()
+    });
+    let user = match User::from_name(&user_name) {
+        Ok(Some(u)) => Some(u),
+        Ok(None) => {
+            findings
+                .errors
+                .push(format!("run-as-user: no user named `{user_name}`"));
+            None
+        }
+        Err(e) => {
+            findings
+                .errors
+                .push(format!("run-as-user: cannot look up `{user_name}`: {e}"));
+            None
+        }
+    };
+    if user.as_ref().is_some_and(|u| u.uid.is_root()) {
+        findings
+            .errors
+            .push("run-as-user: workers must not run as root".to_owned());
+    }
+    let gid = match &config.run_as_group {
+        Some(name) => match Group::from_name(name) {
+            Ok(Some(g)) => Some(g.gid),
+            Ok(None) => {
+                findings
+                    .errors
+                    .push(format!("run-as-group: no group named `{name}`"));
+                None
+            }
+            Err(e) => {
+                findings
+                    .errors
+                    .push(format!("run-as-group: cannot look up `{name}`: {e}"));
+                None
+            }
+        },
+        None => {
+            findings
+                .warnings
+                .push("run-as-group not set: workers run as group `nogroup`".to_owned());
+            // Debian has `nogroup`, Fedora `nobody`; else the user's primary group.
+            ["nogroup", "nobody"]
+                .iter()
+                .find_map(|n| Group::from_name(n).ok().flatten())
+                .map(|g| g.gid)
+                .or_else(|| user.as_ref().map(|u| u.gid))
+        }
+    };
+    let user = user?;
+    if user.uid.is_root() {
+        return None;
+    }
+    Some(SandboxPolicy {
+        uid: user.uid.as_raw(),
+        gid: gid?.as_raw(),
+        seccomp: config.isolate_workers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_essentials_are_all_reported() {
+        let config = Config {
+            run_as_user: Some("no-such-user-rocserv".into()),
+            run_as_group: Some("no-such-group-rocserv".into()),
+            ..Config::default()
+        };
+        let mut findings = Findings::default();
+        assert!(prepare(&config, &mut findings).is_none());
+        let all = findings.errors.join("\n");
+        for needle in [
+            "server-cert",
+            "server-key",
+            "auth",
+            "no user named",
+            "no group named",
+        ] {
+            assert!(all.contains(needle), "{needle} missing in:\n{all}");
+        }
+        assert!(findings.warnings.iter().any(|w| w.contains("ipv4-network")));
+    }
+
+    #[test]
+    fn root_workers_are_refused() {
+        let config = Config {
+            run_as_user: Some("root".into()),
+            run_as_group: Some("root".into()),
+            ..Config::default()
+        };
+        let mut findings = Findings::default();
+        assert!(resolve_sandbox(&config, &mut findings).is_none());
+        assert!(findings.errors.iter().any(|e| e.contains("root")));
+    }
+
+    #[test]
+    fn unreadable_certificate_is_an_error() {
+        let err = read_cert_chain(Path::new("/nonexistent/cert.pem")).unwrap_err();
+        assert!(err.contains("/nonexistent/cert.pem"));
+        let dir = std::env::temp_dir().join(format!("rocserv-main-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not pem at all\n").unwrap();
+        assert!(read_cert_chain(&empty).unwrap_err().contains("no CERTIFICATE"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

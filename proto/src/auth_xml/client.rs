@@ -1,0 +1,370 @@
+//! Parsing what the client posts: a `<config-auth>` document (openconnect's XML mode) or an
+//! `application/x-www-form-urlencoded` form (`--no-xmlpost`, browsers), protocol.md §1.4, §1.6.
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::{AuthXmlError, ClientRequest, RequestKind, MAX_FIELD};
+
+/// Deepest element nesting we follow; openconnect's documents are 3 levels deep.
+const MAX_DEPTH: usize = 32;
+
+/// Parse a POST body: XML (`<config-auth ...>`, sniffed by `<?xml` or `<config-auth`) or
+/// `application/x-www-form-urlencoded`.
+///
+/// A body that is empty (or only whitespace) is an `init`; so is a form without any field we
+/// use. The `Content-Type` header is not consulted, like ocserv: the first non-blank byte `<`
+/// means XML.
+pub fn parse_client_body(body: &[u8]) -> Result<ClientRequest, AuthXmlError> {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body).trim_ascii();
+    if body.is_empty() {
+        return Ok(ClientRequest {
+            kind: Some(RequestKind::Init),
+            ..ClientRequest::default()
+        });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| AuthXmlError::Malformed)?;
+    if text.starts_with('<') {
+        parse_xml(text)
+    } else {
+        parse_urlencoded(body)
+    }
+}
+
+/// The fields we keep, by element or form-field name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Username,
+    Password,
+    SecondaryPassword,
+    Group,
+}
+
+impl Field {
+    /// ocserv counts any name that starts with `password` or ends with `_password` as the
+    /// password (protocol.md §1.4), except `secondary_password`, the follow-up answer.
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "username" => Some(Self::Username),
+            "secondary_password" => Some(Self::SecondaryPassword),
+            "group-select" | "group_list" => Some(Self::Group),
+            _ if name.starts_with("password") || name.ends_with("_password") => {
+                Some(Self::Password)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ClientRequest {
+    /// First value wins; a later duplicate is ignored.
+    fn keep(&mut self, field: Field, value: String) -> Result<(), AuthXmlError> {
+        if value.len() > MAX_FIELD {
+            return Err(AuthXmlError::FieldTooLong);
+        }
+        let slot = match field {
+            Field::Username => &mut self.username,
+            Field::Password => &mut self.password,
+            Field::SecondaryPassword => &mut self.secondary_password,
+            Field::Group => &mut self.group,
+        };
+        slot.get_or_insert(value);
+        Ok(())
+    }
+
+    fn has_fields(&self) -> bool {
+        self.username.is_some()
+            || self.password.is_some()
+            || self.secondary_password.is_some()
+            || self.group.is_some()
+    }
+}
+
+/// The field element being read: which field, at which depth, text so far.
+struct Capture {
+    field: Field,
+    depth: usize,
+    value: String,
+}
+
+fn parse_xml(text: &str) -> Result<ClientRequest, AuthXmlError> {
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut request = ClientRequest::default();
+    let mut depth = 0usize;
+    let mut capture: Option<Capture> = None;
+    loop {
+        let event = reader.read_event().map_err(|_| AuthXmlError::Malformed)?;
+        match event {
+            Event::Start(start) => {
+                depth = depth.saturating_add(1);
+                if depth > MAX_DEPTH {
+                    return Err(AuthXmlError::Malformed);
+                }
+                note_config_auth(&start, &mut request)?;
+                if capture.is_none() {
+                    capture = field_of(&start).map(|field| Capture {
+                        field,
+                        depth,
+                        value: String::new(),
+                    });
+                }
+            }
+            Event::Empty(start) => {
+                note_config_auth(&start, &mut request)?;
+                if capture.is_none() {
+                    if let Some(field) = field_of(&start) {
+                        request.keep(field, String::new())?;
+                    }
+                }
+            }
+            Event::Text(text) => {
+                if let Some(capture) = capture.as_mut().filter(|c| c.depth == depth) {
+                    let text = text.unescape().map_err(|_| AuthXmlError::Malformed)?;
+                    append(&mut capture.value, &text)?;
+                }
+            }
+            Event::CData(cdata) => {
+                if let Some(capture) = capture.as_mut().filter(|c| c.depth == depth) {
+                    let text = cdata.decode().map_err(|_| AuthXmlError::Malformed)?;
+                    append(&mut capture.value, &text)?;
+                }
+            }
+            Event::End(_) => {
+                if let Some(done) = capture.take_if(|c| c.depth == depth) {
+                    request.keep(done.field, done.value)?;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+    }
+    Ok(request)
+}
+
+fn field_of(start: &BytesStart<'_>) -> Option<Field> {
+    std::str::from_utf8(start.name().as_ref())
+        .ok()
+        .and_then(Field::from_name)
+}
+
+/// Take the document kind from `<config-auth type="...">`.
+fn note_config_auth(start: &BytesStart<'_>, request: &mut ClientRequest) -> Result<(), AuthXmlError> {
+    if start.name().as_ref() != b"config-auth" || request.kind.is_some() {
+        return Ok(());
+    }
+    for attribute in start.attributes() {
+        let attribute = attribute.map_err(|_| AuthXmlError::Malformed)?;
+        if attribute.key.as_ref() == b"type" {
+            let value = attribute
+                .unescape_value()
+                .map_err(|_| AuthXmlError::Malformed)?;
+            request.kind = match value.as_ref() {
+                "init" => Some(RequestKind::Init),
+                "auth-reply" => Some(RequestKind::AuthReply),
+                "logout" => Some(RequestKind::Logout),
+                _ => None,
+            };
+        }
+    }
+    Ok(())
+}
+
+fn append(value: &mut String, text: &str) -> Result<(), AuthXmlError> {
+    if value.len().saturating_add(text.len()) > MAX_FIELD {
+        return Err(AuthXmlError::FieldTooLong);
+    }
+    value.push_str(text);
+    Ok(())
+}
+
+/// `name=value&...` with `+` for space and `%XX` escapes in both names and values; names are
+/// decoded before they are recognised, so `group%5flist` is `group_list` (protocol.md §1.6).
+fn parse_urlencoded(body: &[u8]) -> Result<ClientRequest, AuthXmlError> {
+    let mut request = ClientRequest::default();
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (pair.get(..eq).unwrap_or_default(), pair.get(eq.saturating_add(1)..).unwrap_or_default()),
+            None => (pair, &b""[..]),
+        };
+        let name = percent_decode(name)?;
+        if let Some(field) = Field::from_name(&name) {
+            if value.len() > MAX_FIELD.saturating_mul(3) {
+                return Err(AuthXmlError::FieldTooLong);
+            }
+            request.keep(field, percent_decode(value)?)?;
+        }
+    }
+    request.kind = Some(if request.has_fields() {
+        RequestKind::AuthReply
+    } else {
+        RequestKind::Init
+    });
+    Ok(request)
+}
+
+fn percent_decode(raw: &[u8]) -> Result<String, AuthXmlError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter();
+    while let Some(&b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hi = bytes.next().and_then(|&h| hex_value(h));
+                let lo = bytes.next().and_then(|&l| hex_value(l));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => (hi << 4) | lo,
+                    _ => return Err(AuthXmlError::Malformed),
+                }
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(out).map_err(|_| AuthXmlError::Malformed)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|v| u8::try_from(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INIT: &[u8] = include_bytes!("../../tests/vectors/auth_xml/init.xml");
+    const INIT_GROUP: &[u8] = include_bytes!("../../tests/vectors/auth_xml/init_group_select.xml");
+    const REPLY_USER: &[u8] =
+        include_bytes!("../../tests/vectors/auth_xml/auth_reply_username.xml");
+    const REPLY_PASS: &[u8] =
+        include_bytes!("../../tests/vectors/auth_xml/auth_reply_password.xml");
+    const REPLY_ENTITIES: &[u8] =
+        include_bytes!("../../tests/vectors/auth_xml/auth_reply_entities.xml");
+    const URLENCODED: &[u8] = include_bytes!("../../tests/vectors/auth_xml/urlencoded.txt");
+
+    fn parse(body: &[u8]) -> ClientRequest {
+        parse_client_body(body).unwrap()
+    }
+
+    #[test]
+    fn openconnect_init() {
+        let init = parse(INIT);
+        assert_eq!(init, ClientRequest { kind: Some(RequestKind::Init), ..Default::default() });
+        let with_group = parse(INIT_GROUP);
+        assert_eq!(with_group.kind, Some(RequestKind::Init));
+        assert_eq!(with_group.group.as_deref(), Some("finance"));
+    }
+
+    #[test]
+    fn openconnect_auth_replies() {
+        let user = parse(REPLY_USER);
+        assert_eq!(user.kind, Some(RequestKind::AuthReply));
+        assert_eq!(user.username.as_deref(), Some("test"));
+        assert_eq!(user.password, None);
+        let pass = parse(REPLY_PASS);
+        assert_eq!(pass.username, None);
+        assert_eq!(pass.password.as_deref(), Some("test123"));
+    }
+
+    #[test]
+    fn entities_are_unescaped() {
+        let reply = parse(REPLY_ENTITIES);
+        assert_eq!(reply.password.as_deref(), Some("s&cret"));
+        let reply = parse(
+            b"<config-auth type='auth-reply'><auth><username>a&#x3c;&lt;&#62;&quot;&apos;\
+              <![CDATA[<raw>]]></username></auth></config-auth>",
+        );
+        assert_eq!(reply.username.as_deref(), Some("a<<>\"'<raw>"));
+    }
+
+    #[test]
+    fn urlencoded_forms() {
+        let form = parse(URLENCODED);
+        assert_eq!(form.kind, Some(RequestKind::AuthReply));
+        assert_eq!(form.username.as_deref(), Some("te st"));
+        assert_eq!(form.password.as_deref(), Some("s&cret!"));
+        assert_eq!(form.group.as_deref(), Some("g1"));
+        let form = parse(b"group_list=a%C3%A9&secondary_password=123456&x=y&&flag");
+        assert_eq!(form.group.as_deref(), Some("a\u{e9}"));
+        assert_eq!(form.secondary_password.as_deref(), Some("123456"));
+        assert_eq!(form.password, None);
+        assert_eq!(parse(b"foo=bar").kind, Some(RequestKind::Init));
+        for bad in [&b"password=%zz"[..], b"password=%4", b"password=%ff", b"pass%word=1"] {
+            assert_eq!(parse_client_body(bad), Err(AuthXmlError::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn password_like_names_count_as_password() {
+        for name in ["password", "password2", "new_password", "answer_password"] {
+            let xml = format!("<config-auth type=\"auth-reply\"><auth><{name}>pw</{name}></auth></config-auth>");
+            assert_eq!(parse(xml.as_bytes()).password.as_deref(), Some("pw"), "{name}");
+            let form = format!("{name}=pw");
+            assert_eq!(parse(form.as_bytes()).password.as_deref(), Some("pw"), "{name}");
+        }
+        let xml = b"<config-auth type=\"auth-reply\"><auth><secondary_password>otp</secondary_password>\
+                    </auth></config-auth>";
+        let reply = parse(xml);
+        assert_eq!(reply.secondary_password.as_deref(), Some("otp"));
+        assert_eq!(reply.password, None);
+        assert_eq!(parse(b"<config-auth><passwordless/></config-auth>").password.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn lenient_about_order_and_unknown_elements() {
+        let reply = parse(
+            b"<?xml version=\"1.0\"?><!-- hi --><config-auth client=\"vpn\" type=\"logout\">\
+              <unknown a=\"b\"><username>inner</username></unknown><username>second</username>\
+              <session-token>t</session-token><group-select>g</group-select>\
+              <password>p<b>ignored</b>q</password></config-auth>",
+        );
+        assert_eq!(reply.kind, Some(RequestKind::Logout));
+        assert_eq!(reply.username.as_deref(), Some("inner"));
+        assert_eq!(reply.group.as_deref(), Some("g"));
+        assert_eq!(reply.password.as_deref(), Some("pq"));
+        assert_eq!(parse(b"<config-auth type=\"weird\"/>").kind, None);
+        assert_eq!(parse(b"<auth><username>u</username></auth>").kind, None);
+    }
+
+    #[test]
+    fn empty_body_is_init() {
+        for body in [&b""[..], b"  \r\n", b"\xef\xbb\xbf"] {
+            assert_eq!(parse(body).kind, Some(RequestKind::Init));
+        }
+    }
+
+    #[test]
+    fn bad_documents_are_malformed() {
+        for bad in [
+            &b"<config-auth><username>a</password></config-auth>"[..],
+            b"<config-auth><username>a&bogus;</username></config-auth>",
+            b"<config-auth type=\"init\" type=\"init\">",
+            b"\xff\xfe<",
+            b"<config-auth><username>\xc3</username></config-auth>",
+        ] {
+            assert_eq!(parse_client_body(bad), Err(AuthXmlError::Malformed), "{bad:?}");
+        }
+        let deep = "<a>".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse_client_body(deep.as_bytes()), Err(AuthXmlError::Malformed));
+        // An unknown entity in an element we ignore does not matter.
+        assert!(parse_client_body(b"<config-auth><x>&nbsp;</x></config-auth>").is_ok());
+    }
+
+    #[test]
+    fn field_size_is_bounded() {
+        let fits = "a".repeat(MAX_FIELD);
+        let xml = format!("<config-auth><username>{fits}</username></config-auth>");
+        assert_eq!(parse(xml.as_bytes()).username.map(|u| u.len()), Some(MAX_FIELD));
+        let long = "a".repeat(MAX_FIELD + 1);
+        let xml = format!("<config-auth><username>{long}</username></config-auth>");
+        assert_eq!(parse_client_body(xml.as_bytes()), Err(AuthXmlError::FieldTooLong));
+        let xml = format!("<config-auth><password>{}&amp;{fits}</password></config-auth>", "");
+        assert_eq!(parse_client_body(xml.as_bytes()), Err(AuthXmlError::FieldTooLong));
+        let form = format!("username={long}");
+        assert_eq!(parse_client_body(form.as_bytes()), Err(AuthXmlError::FieldTooLong));
+        let form = format!("username={}", "%41".repeat(MAX_FIELD));
+        assert_eq!(parse(form.as_bytes()).username.map(|u| u.len()), Some(MAX_FIELD));
+    }
+}

@@ -1,0 +1,332 @@
+//! The header block of the `HTTP/1.1 200 CONNECTED` answer (protocol.md §2.2, §2.3): which
+//! `X-CSTP-*` headers a tunnel gets, spelled byte-exactly (openconnect compares the names with
+//! `strcmp`, protocol.md §0 item 4). Built by the worker from main's [`TunnelGrant`] and the
+//! configuration slice [`TunnelSettings`]; nothing here is parsed from the network.
+//!
+//! No `X-DTLS-*` header is emitted: without them openconnect stays on CSTP at once
+//! (protocol.md §2.3 item 7), which is right until the worker serves DTLS.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::config::{IpNet, RekeyMethod, Route};
+use crate::ipc::main_worker::{TunnelGrant, TunnelSettings};
+
+/// `X-CSTP-Rekey-Time` for `ssl` rekeying on TLS 1.3: one year, as ocserv >= 1.5.1 does, since
+/// TLS 1.3 has no renegotiation and rustls sends KeyUpdates itself (protocol.md §3.5).
+pub const TLS13_SSL_REKEY_SECS: u32 = 31_536_000;
+
+/// Facts about this connection that the builder needs besides the settings and the grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectInfo<'a> {
+    /// `X-CSTP-Server-Name`.
+    pub server_name: &'a str,
+    /// The client's `X-CSTP-Hostname`, already validated; echoed back.
+    pub hostname: Option<&'a str>,
+    /// The TLS connection negotiated TLS 1.3 (decides the rekey method, protocol.md §3.5).
+    pub tls13: bool,
+    /// The client announced a mobile platform: it gets `mobile-dpd` instead of `dpd`.
+    pub mobile: bool,
+}
+
+/// The DPD interval this client is told (and the worker enforces), in seconds; 0 = off.
+pub fn dpd_secs(settings: &TunnelSettings, mobile: bool) -> u32 {
+    if mobile && settings.mobile_dpd_secs > 0 {
+        settings.mobile_dpd_secs
+    } else {
+        settings.dpd_secs
+    }
+}
+
+/// The response headers in ocserv's order (the §2.2 trace), names exactly as openconnect
+/// expects them. The status line and the blank line are the caller's.
+pub fn response_headers(
+    settings: &TunnelSettings,
+    grant: &TunnelGrant,
+    info: &ConnectInfo<'_>,
+) -> Vec<(String, String)> {
+    let mut h = Headers(Vec::with_capacity(32));
+    h.add("X-CSTP-Version", "1");
+    h.add("X-CSTP-Server-Name", info.server_name);
+    if let Some(hostname) = info.hostname {
+        h.add("X-CSTP-Hostname", hostname);
+    }
+    let dpd = dpd_secs(settings, info.mobile);
+    if dpd > 0 {
+        h.add("X-CSTP-DPD", dpd);
+    }
+    if let Some(domain) = &settings.default_domain {
+        h.add("X-CSTP-Default-Domain", one_line(domain));
+    }
+    h.add("X-CSTP-Address", grant.ipv4_remote);
+    h.add("X-CSTP-Netmask", grant.ipv4_netmask);
+    for dns in &settings.dns {
+        h.add("X-CSTP-DNS", dns);
+    }
+    // No route, or `default` among them, is a full tunnel: no Split-Include at all, and all DNS
+    // goes through the tunnel (ocserv forces Tunnel-All-DNS there; protocol.md §2.2).
+    let full_tunnel =
+        settings.routes.is_empty() || settings.routes.iter().any(|r| *r == Route::Default);
+    if !full_tunnel {
+        for net in ipv4_nets(&settings.routes) {
+            h.add("X-CSTP-Split-Include", net);
+        }
+    }
+    h.add(
+        "X-CSTP-Tunnel-All-DNS",
+        full_tunnel || settings.tunnel_all_dns,
+    );
+    h.add("X-CSTP-Client-Bypass-Protocol", "false");
+    for net in ipv4_nets(&settings.no_routes) {
+        h.add("X-CSTP-Split-Exclude", net);
+    }
+    h.add("X-CSTP-Keepalive", settings.keepalive_secs);
+    h.add("X-CSTP-Idle-Timeout", secs_or_none(settings.idle_timeout_secs));
+    h.add("X-CSTP-Smartcard-Removal-Disconnect", "true");
+    let (rekey_method, rekey_secs) = rekey(settings, info.tls13);
+    if let Some(secs) = rekey_secs {
+        h.add("X-CSTP-Rekey-Time", secs);
+    }
+    h.add("X-CSTP-Rekey-Method", rekey_method);
+    h.add(
+        "X-CSTP-Session-Timeout",
+        secs_or_none(settings.session_timeout_secs),
+    );
+    if let Some(secs) = settings.session_timeout_secs {
+        // A fresh tunnel: the whole timeout remains.
+        h.add("X-CSTP-Session-Timeout-Remaining", secs);
+    }
+    h.add("X-CSTP-Disconnected-Timeout", "none");
+    h.add("X-CSTP-Keep", "true");
+    h.add("X-CSTP-TCP-Keepalive", "true");
+    h.add("X-CSTP-License", "accept");
+    h.add("X-CSTP-Base-MTU", grant.base_mtu);
+    h.add("X-CSTP-MTU", grant.mtu);
+    if let Some(banner) = &settings.banner {
+        h.add("X-CSTP-Banner", one_line(banner));
+    }
+    h.0
+}
+
+/// `X-CSTP-Rekey-Method` and `X-CSTP-Rekey-Time` (protocol.md §3.5). rustls cannot renegotiate,
+/// so `ssl` is only advertised on TLS 1.3, with the one-year time (rustls refreshes the keys with
+/// KeyUpdate itself); on TLS 1.2 the client is asked to reconnect with its cookie instead
+/// (`new-tunnel`), which it would fall back to anyway after a refused renegotiation. A rekey
+/// time of 0 is the administrator turning rekeying off.
+fn rekey(settings: &TunnelSettings, tls13: bool) -> (&'static str, Option<u32>) {
+    if settings.rekey_secs == 0 {
+        return ("none", None);
+    }
+    match settings.rekey_method {
+        RekeyMethod::Ssl if tls13 => ("ssl", Some(TLS13_SSL_REKEY_SECS)),
+        RekeyMethod::Ssl | RekeyMethod::NewTunnel => ("new-tunnel", Some(settings.rekey_secs)),
+    }
+}
+
+/// The IPv4 networks among `routes` as `a.b.c.d/m.m.m.m`, host bits cleared (ocserv normalises
+/// prefixes to dotted masks). IPv6 routes are left out: no IPv6 address is assigned yet, and
+/// ocserv suppresses IPv6 routes then.
+fn ipv4_nets(routes: &[Route]) -> impl Iterator<Item = String> + '_ {
+    routes.iter().filter_map(|route| match route {
+        Route::Net(IpNet {
+            addr: IpAddr::V4(addr),
+            prefix,
+        }) => {
+            let mask = prefix_mask(*prefix);
+            let net = Ipv4Addr::from(u32::from(*addr) & u32::from(mask));
+            Some(format!("{net}/{mask}"))
+        }
+        Route::Net(_) | Route::Default => None,
+    })
+}
+
+/// The dotted mask of an IPv4 prefix length (lengths above 32 are treated as 32).
+fn prefix_mask(prefix: u8) -> Ipv4Addr {
+    let bits = u32::from(prefix.min(32));
+    let mask = u32::MAX.checked_shl(32u32.saturating_sub(bits)).unwrap_or(0);
+    Ipv4Addr::from(mask)
+}
+
+fn secs_or_none(secs: Option<u32>) -> String {
+    secs.map_or_else(|| "none".to_owned(), |s| s.to_string())
+}
+
+/// Header values are single lines: a banner with line breaks must not end the head early.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
+}
+
+struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    fn add(&mut self, name: &str, value: impl ToString) {
+        self.0.push((name.to_owned(), value.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::SessionId;
+
+    fn settings() -> TunnelSettings {
+        TunnelSettings {
+            dpd_secs: 90,
+            mobile_dpd_secs: 1800,
+            keepalive_secs: 32400,
+            idle_timeout_secs: None,
+            session_timeout_secs: None,
+            rekey_secs: 172_800,
+            rekey_method: RekeyMethod::Ssl,
+            default_domain: Some("example.com".into()),
+            banner: Some("Welcome banner".into()),
+            dns: vec!["192.168.99.1".parse().unwrap()],
+            routes: vec![Route::Net(IpNet {
+                addr: "10.99.0.0".parse().unwrap(),
+                prefix: 16,
+            })],
+            no_routes: vec![Route::Net(IpNet {
+                addr: "10.99.5.7".parse().unwrap(),
+                prefix: 24,
+            })],
+            tunnel_all_dns: false,
+        }
+    }
+
+    fn grant() -> TunnelGrant {
+        TunnelGrant {
+            sid: SessionId(1),
+            username: "test".into(),
+            groupname: String::new(),
+            tun_name: "vpns0".into(),
+            ipv4_local: "192.168.99.1".parse().unwrap(),
+            ipv4_remote: "192.168.99.190".parse().unwrap(),
+            ipv4_netmask: "255.255.255.0".parse().unwrap(),
+            base_mtu: 1500,
+            mtu: 1472,
+        }
+    }
+
+    fn info(tls13: bool) -> ConnectInfo<'static> {
+        ConnectInfo {
+            server_name: "rocserv",
+            hostname: Some("vm"),
+            tls13,
+            mobile: false,
+        }
+    }
+
+    fn render(headers: &[(String, String)]) -> String {
+        headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect()
+    }
+
+    #[test]
+    fn matches_the_trace_shape() {
+        // protocol.md §2.2 trace, minus the DTLS and compression headers we do not offer yet.
+        let expected = "\
+X-CSTP-Version: 1
+X-CSTP-Server-Name: rocserv
+X-CSTP-Hostname: vm
+X-CSTP-DPD: 90
+X-CSTP-Default-Domain: example.com
+X-CSTP-Address: 192.168.99.190
+X-CSTP-Netmask: 255.255.255.0
+X-CSTP-DNS: 192.168.99.1
+X-CSTP-Split-Include: 10.99.0.0/255.255.0.0
+X-CSTP-Tunnel-All-DNS: false
+X-CSTP-Client-Bypass-Protocol: false
+X-CSTP-Split-Exclude: 10.99.5.0/255.255.255.0
+X-CSTP-Keepalive: 32400
+X-CSTP-Idle-Timeout: none
+X-CSTP-Smartcard-Removal-Disconnect: true
+X-CSTP-Rekey-Time: 31536000
+X-CSTP-Rekey-Method: ssl
+X-CSTP-Session-Timeout: none
+X-CSTP-Disconnected-Timeout: none
+X-CSTP-Keep: true
+X-CSTP-TCP-Keepalive: true
+X-CSTP-License: accept
+X-CSTP-Base-MTU: 1500
+X-CSTP-MTU: 1472
+X-CSTP-Banner: Welcome banner
+";
+        assert_eq!(
+            render(&response_headers(&settings(), &grant(), &info(true))),
+            expected
+        );
+    }
+
+    #[test]
+    fn no_dtls_headers_are_offered() {
+        let headers = response_headers(&settings(), &grant(), &info(true));
+        assert!(headers.iter().all(|(n, _)| n.starts_with("X-CSTP-")));
+    }
+
+    #[test]
+    fn default_route_or_no_route_is_a_full_tunnel() {
+        for routes in [vec![], vec![Route::Default]] {
+            let s = TunnelSettings {
+                routes,
+                ..settings()
+            };
+            let headers = response_headers(&s, &grant(), &info(true));
+            assert!(!headers.iter().any(|(n, _)| n == "X-CSTP-Split-Include"));
+            assert!(headers
+                .iter()
+                .any(|(n, v)| n == "X-CSTP-Tunnel-All-DNS" && v == "true"));
+        }
+    }
+
+    #[test]
+    fn tls12_rekeys_with_a_new_tunnel() {
+        let headers = response_headers(&settings(), &grant(), &info(false));
+        let rekey: Vec<_> = headers
+            .iter()
+            .filter(|(n, _)| n.starts_with("X-CSTP-Rekey-"))
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        assert_eq!(
+            rekey,
+            ["X-CSTP-Rekey-Time: 172800", "X-CSTP-Rekey-Method: new-tunnel"]
+        );
+    }
+
+    #[test]
+    fn timeouts_mobile_dpd_and_line_breaks() {
+        let s = TunnelSettings {
+            idle_timeout_secs: Some(1200),
+            session_timeout_secs: Some(3600),
+            banner: Some("two\r\nlines".into()),
+            dns: vec![
+                "10.0.0.1".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+            ],
+            ..settings()
+        };
+        let headers = response_headers(
+            &s,
+            &grant(),
+            &ConnectInfo {
+                mobile: true,
+                hostname: None,
+                ..info(true)
+            },
+        );
+        let text = render(&headers);
+        assert!(text.contains("X-CSTP-DPD: 1800\n"));
+        assert!(!text.contains("X-CSTP-Hostname"));
+        assert!(text.contains("X-CSTP-Idle-Timeout: 1200\n"));
+        assert!(text.contains("X-CSTP-Session-Timeout: 3600\nX-CSTP-Session-Timeout-Remaining: 3600\n"));
+        assert!(text.contains("X-CSTP-DNS: 10.0.0.1\nX-CSTP-DNS: 2001:db8::1\n"));
+        assert!(text.contains("X-CSTP-Banner: two  lines\n"));
+    }
+
+    #[test]
+    fn prefix_masks() {
+        assert_eq!(prefix_mask(0), Ipv4Addr::new(0, 0, 0, 0));
+        assert_eq!(prefix_mask(8), Ipv4Addr::new(255, 0, 0, 0));
+        assert_eq!(prefix_mask(32), Ipv4Addr::new(255, 255, 255, 255));
+        assert_eq!(prefix_mask(99), Ipv4Addr::new(255, 255, 255, 255));
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, in the order a reviewer would want failures reported: style, lints,
+# unit tests with vectors and fuzz-corpus replay, the purity of proto, the fuzz targets' build,
+# then (as root) the end-to-end tests with the real openconnect in network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run-all.sh: the end-to-end tests need root (network namespaces, tun devices, PAM users)." >&2
+    echo "run-all.sh: run it as root, e.g. sudo tests/run-all.sh" >&2
+    exit 1
+fi
+for tool in openconnect ip ping; do
+    command -v "$tool" >/dev/null || { echo "run-all.sh: $tool is missing (see .ci/run for the packages)" >&2; exit 1; }
+done
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "proto stays pure (no I/O crates)"
+if cargo tree -p rocserv-proto -e normal --prefix none --locked | grep -Eq '^(tokio|mio|libc|nix|rustix|socket2|rustls) '; then
+    echo "proto depends on an I/O crate:" >&2
+    cargo tree -p rocserv-proto -e normal --locked >&2
+    exit 1
+fi
+
+step "build binaries"
+cargo build --workspace --bins --locked
+
+if [ -f proto/fuzz/Cargo.toml ]; then
+    step "fuzz targets build"
+    cargo build --manifest-path proto/fuzz/Cargo.toml --locked
+fi
+
+step "all tests, including the root-only end-to-end ones"
+cargo test --workspace --locked -- --include-ignored

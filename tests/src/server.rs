@@ -1,0 +1,157 @@
+//! rocserv started inside the server namespace, with its log captured.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::netns::Netns;
+
+/// The main process of a running server (`ip netns exec` execs, so the child *is* rocserv).
+pub struct Server {
+    child: Child,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Server {
+    /// Start `rocserv -f -d 2 -c conf` in `ns` and wait for its readiness line.
+    pub fn start(ns: &Netns, conf: &Path) -> Self {
+        let server = Self::spawn(ns, conf);
+        if let Err(e) = server.wait_for_log("ready: listening on", crate::WAIT) {
+            panic!("server did not become ready: {e}");
+        }
+        server
+    }
+
+    /// Start without waiting (for tests of start-up failures).
+    pub fn spawn(ns: &Netns, conf: &Path) -> Self {
+        let mut child = ns
+            .command(crate::bin("rocserv").to_str().expect("utf-8 path"))
+            .args(["-f", "-d", "2", "-c"])
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rocserv");
+        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("[server] {line}");
+                    let (lines, cv) = &*log;
+                    lines.lock().expect("log lock").push(line);
+                    cv.notify_all();
+                }
+            });
+        }
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait until a log line contains `needle`; returns that line.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<String, String> {
+        self.wait_for_log_after(0, needle, timeout)
+    }
+
+    /// Number of log lines so far (to wait only for lines that come later).
+    pub fn log_len(&self) -> usize {
+        self.log.0.lock().expect("log lock").len()
+    }
+
+    /// Like [`Self::wait_for_log`], ignoring the first `skip` lines.
+    pub fn wait_for_log_after(
+        &self,
+        skip: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        let (lines, cv) = &*self.log;
+        let mut guard = lines.lock().expect("log lock");
+        loop {
+            if let Some(line) = guard.iter().skip(skip).find(|l| l.contains(needle)) {
+                return Ok(line.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "no log line containing {needle:?} within {timeout:?}"
+                ));
+            }
+            guard = cv.wait_timeout(guard, deadline - now).expect("log lock").0;
+        }
+    }
+
+    /// All log lines so far, joined.
+    pub fn log_text(&self) -> String {
+        self.log.0.lock().expect("log lock").join("\n")
+    }
+
+    /// Wait for the process to exit (for start-up failure tests).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Bounded poll: there is no readiness signal for process exit we can block on
+            // without a pidfd and a second thread; 20 ms granularity is ample here.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The worker processes (children of main named rocserv-worker).
+    pub fn workers(&self) -> Vec<u32> {
+        crate::procfs::children(self.pid())
+            .into_iter()
+            .filter(|pid| crate::procfs::comm(*pid).as_deref() == Some("rocserv-worker"))
+            .collect()
+    }
+
+    /// Every process of ours: main and its children.
+    pub fn processes(&self) -> Vec<u32> {
+        let mut all = vec![self.pid()];
+        all.extend(crate::procfs::children(self.pid()));
+        all
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,96 @@
+//! Session lifetime: cookie reconnects keep the address; a killed worker frees its address.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rocserv_e2e::client::authenticate;
+use rocserv_e2e::{procfs, Client, ClientOptions, Lab, Server, WAIT};
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn cookie_reconnect_gets_the_same_address() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[]));
+    let cookie = authenticate(&lab, "alice", "alice-pw").expect("authenticate");
+
+    let mut first = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let up1 = first.wait_up(WAIT).expect("tunnel with the cookie");
+    // SIGHUP: openconnect leaves without a BYE, like a laptop that lost its network; the cookie
+    // must stay valid.
+    let before = server.log_len();
+    first.signal(Signal::SIGHUP);
+    first.wait_exit(WAIT).expect("client exits on SIGHUP");
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("server saw the end");
+
+    let mut second = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let up2 = second
+        .wait_up(WAIT)
+        .expect("tunnel again with the same cookie");
+    assert_eq!(
+        up1.address, up2.address,
+        "a cookie reconnect must keep the address"
+    );
+    let (ok, out) = lab.ping_through_tunnel(2);
+    assert!(ok, "{out}");
+
+    // SIGUSR2: openconnect reconnects in place with its cookie and checks the address itself.
+    second.signal(Signal::SIGUSR2);
+    let up3 = second.wait_up(WAIT).expect("in-place reconnect");
+    assert_eq!(up3.reason, "reconnect");
+    assert_eq!(up3.address, up1.address);
+
+    // A clean logout (BYE) kills the cookie.
+    second.signal(Signal::SIGINT);
+    second.wait_exit(WAIT).expect("client exits on SIGINT");
+    server
+        .wait_for_log("user disconnect", WAIT)
+        .expect("logout logged");
+    let mut third = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let status = third.wait_exit(WAIT).expect("refused client exits");
+    assert!(!status.success());
+    assert!(
+        third.output().contains("Cookie was rejected"),
+        "{}",
+        third.output()
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn killed_worker_frees_its_address_and_device() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[]));
+    let mut client = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
+    let up = client.wait_up(WAIT).expect("tunnel up");
+    let workers = server.workers();
+    assert_eq!(
+        workers.len(),
+        1,
+        "one worker per connected client: {workers:?}"
+    );
+    // The client must not reconnect on its own while we look: stop it first, without a BYE.
+    client.signal(Signal::SIGKILL);
+    client.wait_exit(WAIT).expect("client killed");
+
+    let before = server.log_len();
+    kill(Pid::from_raw(workers[0] as i32), Signal::SIGKILL).expect("kill -9 worker");
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("main noticed the dead worker");
+    assert!(
+        !procfs::alive(workers[0]),
+        "the killed worker is still there (zombie not reaped?)"
+    );
+    let (_, links) = lab.srv.exec(&["ip", "-o", "link", "show"]);
+    assert!(!links.contains("vpns0"), "tun device left behind:\n{links}");
+
+    let mut again = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
+    let up2 = again.wait_up(WAIT).expect("new login after the kill");
+    assert_eq!(
+        up.address, up2.address,
+        "the address was not freed for its user"
+    );
+}
