@@ -66,7 +66,17 @@ mod tests {
 
     #[test]
     fn ocserv_style_flags() {
-        let cli = parse(&["-f", "-c", "/tmp/x.conf", "-d", "3", "-p", "/run/r.pid", "-t"]).unwrap();
+        let cli = parse(&[
+            "-f",
+            "-c",
+            "/tmp/x.conf",
+            "-d",
+            "3",
+            "-p",
+            "/run/r.pid",
+            "-t",
+        ])
+        .unwrap();
         assert_eq!(cli.config, PathBuf::from("/tmp/x.conf"));
         assert!(cli.foreground && cli.test_config);
         assert_eq!(cli.debug, Some(3));

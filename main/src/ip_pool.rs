@@ -100,6 +100,10 @@ impl IpPool {
             }
         }
         let addr = self.free_address(username).or_else(|| self.reclaim(now))?;
+        // Taking back the user's own reservation: forget the session that held it.
+        if let Some(old) = self.leases.get(&addr) {
+            self.by_sid.remove(&old.sid);
+        }
         self.leases.insert(
             addr,
             Lease {
@@ -145,8 +149,10 @@ impl IpPool {
         self.last - self.first + 1
     }
 
-    /// First address without any lease, scanning from the user's predictable address (or the
-    /// lowest) and wrapping around.
+    /// First address this user may take, scanning from the user's predictable address (or the
+    /// lowest) and wrapping around: one without a lease, or one reserved (not in use) for an
+    /// earlier session of the same user. A new login of a user whose worker died thus gets the
+    /// same address back instead of a second one (the "kill -9 frees its address").
     fn free_address(&self, username: &str) -> Option<Ipv4Addr> {
         let size = self.size();
         let start = if self.predictable {
@@ -160,7 +166,12 @@ impl IpPool {
                 let offset = (u64::from(start) + i) % u64::from(size);
                 Ipv4Addr::from(self.first + offset as u32)
             })
-            .find(|addr| !self.leases.contains_key(addr))
+            .find(|addr| match self.leases.get(addr) {
+                None => true,
+                Some(lease) => {
+                    matches!(lease.state, LeaseState::Reserved { .. }) && lease.username == username
+                }
+            })
     }
 
     /// Take back the reservation that expired first, if any has expired.
@@ -328,6 +339,22 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 5);
         assert_eq!(p.lease(SessionId(9), "same", now), None);
+    }
+
+    #[test]
+    fn new_login_of_the_same_user_takes_back_its_reservation() {
+        let mut p = pool(24, true);
+        let now = Instant::now();
+        let a = p.lease(SessionId(1), "bob", now).unwrap();
+        p.release(SessionId(1), Some(now + Duration::from_secs(300)));
+        // Another user does not get bob's reserved address...
+        let other = p.lease(SessionId(2), "mallory", now).unwrap();
+        assert_ne!(other, a);
+        // ...but bob's next login does, and the old session no longer owns it.
+        assert_eq!(p.lease(SessionId(3), "bob", now), Some(a));
+        assert_eq!(p.held(), 2);
+        let again = p.lease(SessionId(1), "bob", now).unwrap();
+        assert_ne!(again, a, "the old session must not share the address");
     }
 
     #[test]

@@ -44,6 +44,17 @@ pub fn pair() -> Result<(UnixSeqpacket, OwnedFd), ChannelError> {
     Ok((UnixSeqpacket::try_from(ours)?, theirs))
 }
 
+/// A socket pair whose two ends both go to children (worker <-> sec-mod), blocking.
+pub fn child_pair() -> Result<(OwnedFd, OwnedFd), ChannelError> {
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?)
+}
+
 /// Set `O_NONBLOCK` on a descriptor (main's socket ends, the tun device handed to a worker).
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     use std::os::fd::AsRawFd as _;

@@ -43,7 +43,8 @@ pub fn init(level: u8) {
     let logger = StderrLogger {
         pid: std::process::id(),
     };
-    let _ = log::set_boxed_logger(Box::new(logger));
+    // Leaked once: the logger lives as long as the process.
+    let _ = log::set_logger(Box::leak(Box::new(logger)));
     log::set_max_level(filter_for(level));
 }
 

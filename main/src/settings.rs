@@ -41,9 +41,9 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             .push("[vhost:...] sections are not supported yet and are ignored".to_owned());
     }
     match config.ipv4_network {
-        None => findings.warnings.push(
-            "no ipv4-network configured: every CONNECT will be refused (503)".to_owned(),
-        ),
+        None => findings
+            .warnings
+            .push("no ipv4-network configured: every CONNECT will be refused (503)".to_owned()),
         Some(net) => {
             if let Err(e) = IpPool::new(net, config.predictable_ips) {
                 findings.errors.push(format!("ipv4-network: {e}"));
@@ -76,7 +76,17 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             .errors
             .push("auth: no authentication method configured".to_owned());
     }
-    let secmod = SecModConfig {
+    let secmod = secmod_config(config)?;
+    Some(Prepared {
+        sandbox: sandbox?,
+        cert_chain: cert_chain?,
+        secmod,
+    })
+}
+
+/// sec-mod's start message, if the configuration names a key, a certificate and an auth method.
+pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
+    Some(SecModConfig {
         server_key: config.server_key.clone()?,
         server_cert: config.server_cert.clone()?,
         auth: config.auth.clone()?,
@@ -84,11 +94,6 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         persistent_cookies: config.persistent_cookies,
         auth_timeout_secs: u64::from(config.auth_timeout),
         check_only: false,
-    };
-    Some(Prepared {
-        sandbox: sandbox?,
-        cert_chain: cert_chain?,
-        secmod,
     })
 }
 
@@ -272,7 +277,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not pem at all\n").unwrap();
-        assert!(read_cert_chain(&empty).unwrap_err().contains("no CERTIFICATE"));
+        assert!(read_cert_chain(&empty)
+            .unwrap_err()
+            .contains("no CERTIFICATE"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -85,7 +85,7 @@ pub fn format_entry(entry: &Entry) -> Result<String, InvalidEntry> {
     if entry.hash.starts_with('!') || entry.hash.chars().any(|c| c == ':' || c.is_control()) {
         return Err(InvalidEntry::Hash);
     }
-    let mut out = String::with_capacity(entry.username.len() + entry.hash.len() + 16);
+    let mut out = String::new();
     out.push_str(&entry.username);
     out.push(':');
     if entry.groups.is_empty() {
@@ -289,9 +289,7 @@ fn check_username(name: &str) -> Result<(), InvalidEntry> {
     let bad = name.is_empty()
         || name.starts_with('#')
         || name.starts_with(char::is_whitespace)
-        || name
-            .chars()
-            .any(|c| c == ':' || c == ',' || c.is_control());
+        || name.chars().any(|c| c == ':' || c == ',' || c.is_control());
     if bad {
         Err(InvalidEntry::Username(name.to_owned()))
     } else {
@@ -460,8 +458,22 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let samples = [
-            "", ":", "::", ":::", "\n\n", "\r", "!", "a:b:!", "a:b:c:d:e", "\u{0}:\u{0}:\u{0}",
-            "é:ü:ß", "#", "   #x", "a::", "a:,,,:", "\r\n\r\n:",
+            "",
+            ":",
+            "::",
+            ":::",
+            "\n\n",
+            "\r",
+            "!",
+            "a:b:!",
+            "a:b:c:d:e",
+            "\u{0}:\u{0}:\u{0}",
+            "é:ü:ß",
+            "#",
+            "   #x",
+            "a::",
+            "a:,,,:",
+            "\r\n\r\n:",
         ];
         for s in samples {
             let _ = parse(s);

@@ -1,2 +1,90 @@
-//! Being written.
-fn main() {}
+//! `rocserv-sm`: the security module process. Runs as root; the only process that opens the
+//! server key and the password file (see the library's crate documentation for the contract).
+//! Usage: `rocserv-sm [--log-level N]`, with its socket to main on fd 3.
+
+use std::process::ExitCode;
+
+use rocserv_sec_mod::{fd, logger, server};
+use tokio_seqpacket::UnixSeqpacket;
+
+const PROGRAM: &str = "rocserv-sm";
+
+fn main() -> ExitCode {
+    let level = match parse_args(std::env::args().skip(1)) {
+        Ok(level) => level,
+        Err(msg) => {
+            logger::init(PROGRAM, 1);
+            log::error!("{msg}; usage: {PROGRAM} [--log-level N]");
+            return ExitCode::FAILURE;
+        }
+    };
+    logger::init(PROGRAM, level);
+    match run() {
+        Ok(server::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(server::Outcome::StartFailed) => ExitCode::FAILURE,
+        Err(msg) => {
+            log::error!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<server::Outcome, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let outcome = runtime.block_on(async {
+        let owned = fd::adopt_seqpacket(fd::MAIN_SOCKET_FD)
+            .map_err(|e| format!("fd {} (socket to main): {e}", fd::MAIN_SOCKET_FD))?;
+        let sock = UnixSeqpacket::try_from(owned)
+            .map_err(|e| format!("fd {}: {e}", fd::MAIN_SOCKET_FD))?;
+        server::run(sock).await.map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            format!("{e}{cause}")
+        })
+    });
+    // Do not wait for PAM or hashing threads still running for workers that are gone.
+    runtime.shutdown_background();
+    outcome
+}
+
+/// `--log-level N` or `--log-level=N` (0..=9); nothing else.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<u8, String> {
+    let mut level = 1;
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--log-level") {
+            Some("") => args.next().ok_or("--log-level needs a value")?,
+            Some(rest) if rest.starts_with('=') => rest.trim_start_matches('=').to_owned(),
+            Some(_) | None => return Err(format!("unknown argument {arg:?}")),
+        };
+        level = value
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= 9)
+            .ok_or_else(|| format!("--log-level must be 0..=9, not {value:?}"))?;
+    }
+    Ok(level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    fn args(a: &[&str]) -> Result<u8, String> {
+        parse_args(a.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn log_level_argument() {
+        assert_eq!(args(&[]), Ok(1));
+        assert_eq!(args(&["--log-level", "3"]), Ok(3));
+        assert_eq!(args(&["--log-level=9"]), Ok(9));
+        assert!(args(&["--log-level", "10"]).is_err());
+        assert!(args(&["--log-level"]).is_err());
+        assert!(args(&["-d", "3"]).is_err());
+        assert!(args(&["--log-levelx"]).is_err());
+    }
+}

@@ -103,6 +103,16 @@ pub enum CloseReason {
     ServerTerminated,
 }
 
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UserDisconnect => "user disconnect",
+            Self::Temporary => "temporary",
+            Self::ServerTerminated => "server terminated",
+        })
+    }
+}
+
 /// Round-trip helper for tests of every edge.
 #[cfg(test)]
 pub(crate) fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(msg: &T) {

@@ -40,7 +40,10 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
         }
     }
     .map_err(|_| CryptError::Malformed)?;
-    Ok(constant_time_eq(computed.as_bytes(), parsed.digest.as_bytes()))
+    Ok(constant_time_eq(
+        computed.as_bytes(),
+        parsed.digest.as_bytes(),
+    ))
 }
 
 /// A new `$5$` hash of `password` with the salt made from `salt_bytes` (pass random bytes).
@@ -149,8 +152,14 @@ mod tests {
     #[test]
     fn malformed_hashes_are_errors_not_panics() {
         for h in [
-            "$5$", "$5$salt", "$5$salt$", "$5$salt$!!!!", "$5$rounds=x$s$h", "$5$a$b$c",
-            "$6$salt$short", "$5$rounds=99999999999999999999$s$h",
+            "$5$",
+            "$5$salt",
+            "$5$salt$",
+            "$5$salt$!!!!",
+            "$5$rounds=x$s$h",
+            "$5$a$b$c",
+            "$6$salt$short",
+            "$5$rounds=99999999999999999999$s$h",
         ] {
             assert!(matches!(verify("pw", h), Err(_) | Ok(false)), "{h}");
         }

@@ -1,0 +1,251 @@
+//! rocserv main process (binary `rocserv`).
+//!
+//! **Privileges.** Runs as root. May: read the configuration and the *public* certificate chain,
+//! bind the listening port, create tun devices, lease client addresses, spawn (fork+exec)
+//! sec-mod and one worker per connection, signal the processes it spawned. Never: open the
+//! server's private key (only sec-mod does; `--demo` *writes* a fresh one once), parse client
+//! HTTP or TLS (the worker does), trust what a worker says (worker messages are decoded as
+//! untrusted input; a malformed one gets that worker killed).
+//!
+//! **Startup sequence.**
+//! 1. Parse the command line (`-c -f -d -t -p --log-stderr -v --demo`).
+//! 2. Load the configuration: `--demo` builds it in code over files in /var/lib/rocserv-demo
+//!    (self-signed certificate, user `demo`); otherwise the file is parsed by
+//!    `rocserv_proto::config::parse` and every diagnostic is printed as `FILE:LINE: ...`; any
+//!    error exits with status 1.
+//! 3. Set the log level (`-d` overrides `log-level`).
+//! 4. Check and resolve: `run-as-user` / `run-as-group` to uid/gid (`nobody` / `nogroup` with a
+//!    warning when absent; root is refused), read the certificate chain PEM, check
+//!    `ipv4-network`. Every problem is reported; any error exits with status 1. With `-t`, also
+//!    spawn sec-mod in check-only mode (key readable and matching the certificate, password
+//!    file readable), print every problem and exit (status 1 if there was any).
+//! 5. Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
+//!    SIGTERM when main dies), send `Start`, wait up to 10 s for `Ready{key}`; `StartFailed`
+//!    or silence exits with status 1.
+//! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`).
+//! 7. Write the pid file (`-p` overrides `pid-file`).
+//! 8. Log `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
+//!    in demo mode also print the openconnect command line and the password.
+//! 9. Serve: per accepted connection spawn a worker (see [`worker`]); SIGTERM/SIGINT stop the
+//!    server (workers and sec-mod get SIGTERM, the pid file is removed, exit 0); SIGHUP is
+//!    logged (no reload yet); sec-mod dying stops the server with status 1.
+//!
+//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so: it logs
+//! only to stderr (no syslog yet), so a detached daemon would lose every log line, and
+//! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
+//! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
+
+pub mod cli;
+pub mod connect;
+pub mod demo;
+pub mod ip_pool;
+pub mod ipc;
+pub mod logger;
+pub mod secmod;
+pub mod server;
+pub mod settings;
+pub mod spawn;
+pub mod spki;
+pub mod state;
+pub mod tun;
+pub mod worker;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use rocserv_proto::config::{self, Config, Severity};
+
+use crate::cli::Cli;
+use crate::settings::{Findings, Prepared};
+
+/// The whole program after argument parsing.
+pub fn run(cli: Cli) -> ExitCode {
+    logger::init(cli.debug.unwrap_or(1));
+    let mut config_errors = false;
+    let (config, demo) = if cli.demo {
+        match demo::prepare(&demo::state_dir()) {
+            Ok(d) => (d.config.clone(), Some(d)),
+            Err(e) => {
+                log::error!("demo: {}", error_chain(&e));
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match load_config(&cli.config, cli.test_config) {
+            Loaded::Clean(c) => (*c, None),
+            // `-t` goes on with the best-effort configuration to find every other problem.
+            Loaded::WithErrors(c) if cli.test_config => {
+                config_errors = true;
+                (*c, None)
+            }
+            Loaded::WithErrors(_) | Loaded::Unreadable => return ExitCode::FAILURE,
+        }
+    };
+    let level = cli.debug.unwrap_or(config.log_level).min(9);
+    log::set_max_level(logger::filter_for(level));
+    if !cli.foreground && !cli.test_config {
+        log::info!("daemon mode is not supported; staying in the foreground (-f silences this)");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut findings = Findings::default();
+    let prepared = settings::prepare(&config, &mut findings);
+    if cli.test_config {
+        return runtime.block_on(test_config(&config, findings, config_errors, level));
+    }
+    for w in &findings.warnings {
+        log::warn!("{w}");
+    }
+    for e in &findings.errors {
+        log::error!("{e}");
+    }
+    let Some(prepared) = prepared.filter(|_| findings.errors.is_empty()) else {
+        return ExitCode::FAILURE;
+    };
+    let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+    runtime.block_on(start(config, prepared, level, pid_file, demo))
+}
+
+/// A configuration file after parsing.
+enum Loaded {
+    Clean(Box<Config>),
+    /// Errors were printed; the best-effort configuration is still useful to `-t`.
+    WithErrors(Box<Config>),
+    Unreadable,
+}
+
+/// Read and parse the configuration file, printing every diagnostic. In test mode (`-t`)
+/// diagnostics go to stderr without the log prefix.
+fn load_config(path: &Path, plain: bool) -> Loaded {
+    let origin = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            report(plain, true, &format!("{origin}: cannot read: {e}"));
+            return Loaded::Unreadable;
+        }
+    };
+    let parsed = config::parse(&text, &origin);
+    for d in &parsed.diagnostics {
+        report(plain, d.severity == Severity::Error, &d.to_string());
+    }
+    if parsed.has_errors() {
+        Loaded::WithErrors(Box::new(parsed.config))
+    } else {
+        Loaded::Clean(Box::new(parsed.config))
+    }
+}
+
+fn report(plain: bool, error: bool, line: &str) {
+    match (plain, error) {
+        (true, _) => eprintln!("{line}"),
+        (false, true) => log::error!("{line}"),
+        (false, false) => log::warn!("{line}"),
+    }
+}
+
+/// `rocserv -t`: everything [`settings::prepare`] found plus sec-mod's opinion of the key and
+/// the password file.
+async fn test_config(
+    config: &Config,
+    findings: Findings,
+    config_errors: bool,
+    level: u8,
+) -> ExitCode {
+    let mut errors = findings.errors;
+    for w in &findings.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(mut smc) = settings::secmod_config(config) {
+        smc.check_only = true;
+        match secmod::start(smc, level).await {
+            Ok(mut started) => {
+                let _ = started.child.wait().await;
+            }
+            Err(e) => errors.push(format!("sec-mod: {}", error_chain(&e))),
+        }
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if errors.is_empty() && !config_errors {
+        eprintln!("configuration OK");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Steps 5 to 9 of the startup sequence.
+async fn start(
+    config: Config,
+    prepared: Prepared,
+    level: u8,
+    pid_file: Option<std::path::PathBuf>,
+    demo: Option<demo::Demo>,
+) -> ExitCode {
+    let started = match secmod::start(prepared.secmod.clone(), level).await {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("sec-mod: {}", error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut secmod_child = started.child;
+    let listener = match server::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("cannot listen on port {}: {e}", config.tcp_port);
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &pid_file {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            log::error!("cannot write pid file {}: {e}", path.display());
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    }
+    match listener.local_addr() {
+        Ok(addr) => log::info!("ready: listening on {addr} (tcp)"),
+        Err(e) => log::info!("ready: listening on port {} (tcp) ({e})", config.tcp_port),
+    }
+    if let Some(demo) = &demo {
+        println!("{}", demo::instructions(demo));
+    }
+    let shared = Arc::new(state::Shared::new(
+        config,
+        prepared,
+        started.key,
+        level,
+        started.client,
+    ));
+    match server::run(shared, listener, secmod_child, pid_file).await {
+        server::Stop::Signal => ExitCode::SUCCESS,
+        server::Stop::Failure => ExitCode::FAILURE,
+    }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for log lines at the top.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

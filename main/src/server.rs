@@ -1,0 +1,180 @@
+//! The running server: listener, accept loop, signals, shutdown.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rocserv_proto::config::Config;
+use rocserv_proto::ipc::WorkerId;
+use tokio::net::TcpListener;
+use tokio::process::Child;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+use crate::state::Shared;
+
+/// How long workers and sec-mod get to exit after SIGTERM at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Bind `listen-host:tcp-port`; without `listen-host`, `[::]` (dual-stack) if the system has
+/// IPv6, else `0.0.0.0`.
+pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    let port = config.tcp_port;
+    match config.listen_host {
+        Some(host) => TcpListener::bind(SocketAddr::new(host, port)).await,
+        None => match TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))
+            .await
+        {
+            Ok(l) => Ok(l),
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Why the server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM or SIGINT: exit 0.
+    Signal,
+    /// sec-mod died or the listener failed: exit 1.
+    Failure,
+}
+
+/// Accept connections until a signal or a fatal error, then shut everything down.
+pub async fn run(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut secmod_child: Child,
+    pid_file: Option<PathBuf>,
+) -> Stop {
+    let mut workers = JoinSet::new();
+    let mut next_id = 0u64;
+    let stop = match accept_loop(
+        &shared,
+        &listener,
+        &mut secmod_child,
+        &mut workers,
+        &mut next_id,
+    )
+    .await
+    {
+        Ok(stop) => stop,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            Stop::Failure
+        }
+    };
+    drop(listener);
+    shutdown(&shared, secmod_child, workers).await;
+    if let Some(path) = pid_file {
+        if let Err(e) = std::fs::remove_file(&path) {
+            log::warn!("cannot remove pid file {}: {e}", path.display());
+        }
+    }
+    stop
+}
+
+async fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    secmod_child: &mut Child,
+    workers: &mut JoinSet<()>,
+    next_id: &mut u64,
+) -> std::io::Result<Stop> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let secmod = Arc::clone(&shared.secmod);
+    let secmod_reader = secmod.run_reader();
+    tokio::pin!(secmod_reader);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                    let max = shared.config.max_clients;
+                    if max > 0 && shared.workers().len() >= max as usize {
+                        log::warn!("{peer}: connection refused: max-clients ({max}) reached");
+                        continue;
+                    }
+                    let local = match stream.local_addr() {
+                        Ok(a) => a,
+                        Err(e) => {
+                            log::warn!("{peer}: connection lost before it was served: {e}");
+                            continue;
+                        }
+                    };
+                    let fd: OwnedFd = match stream.into_std() {
+                        Ok(s) => s.into(),
+                        Err(e) => {
+                            log::warn!("{peer}: cannot take the connection: {e}");
+                            continue;
+                        }
+                    };
+                    *next_id += 1;
+                    let id = WorkerId(*next_id);
+                    workers.spawn(crate::worker::serve(Arc::clone(shared), id, fd, peer, local));
+                }
+                // EMFILE and friends: log and keep serving, but do not spin.
+                Err(e) => {
+                    log::error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            _ = sigterm.recv() => { log::info!("SIGTERM: shutting down"); return Ok(Stop::Signal) }
+            _ = sigint.recv() => { log::info!("SIGINT: shutting down"); return Ok(Stop::Signal) }
+            _ = sighup.recv() => log::warn!("SIGHUP: reload not supported yet"),
+            err = &mut secmod_reader => {
+                log::error!("sec-mod is gone ({}); shutting down", crate::error_chain(&err));
+                return Ok(Stop::Failure);
+            }
+            status = secmod_child.wait() => {
+                log::error!("sec-mod exited ({}); shutting down", status.map_or_else(|e| e.to_string(), |s| s.to_string()));
+                return Ok(Stop::Failure);
+            }
+        }
+    }
+}
+
+/// SIGTERM to every worker we spawned and to sec-mod (by PID), wait a little for the worker
+/// tasks to reap them, then kill what is left (dropping a task kills its child).
+async fn shutdown(shared: &Shared, mut secmod_child: Child, mut workers: JoinSet<()>) {
+    let pids: Vec<u32> = shared.workers().values().copied().collect();
+    for pid in pids {
+        terminate(pid);
+    }
+    let all_done = async { while workers.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_done)
+        .await
+        .is_err()
+    {
+        log::warn!("some workers did not exit within {SHUTDOWN_GRACE:?}; killing them");
+        workers.shutdown().await;
+    }
+    if let Some(pid) = secmod_child.id() {
+        terminate(pid);
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, secmod_child.wait())
+        .await
+        .is_err()
+    {
+        let _ = secmod_child.start_kill();
+        let _ = secmod_child.wait().await;
+    }
+}
+
+fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 0 {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+}

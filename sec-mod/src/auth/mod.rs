@@ -1,0 +1,183 @@
+//! Password authentication backends behind one trait, [`AuthBackend`].
+//!
+//! A login is a conversation: the worker sends the form's user name and password
+//! (`AuthStart`), the backend may ask further questions (PAM challenges, bridged to the worker
+//! as `AuthStep::Continue`), and ends with a [`Verdict`]. Backends do their blocking work (crypt
+//! rounds, the PAM stack) on their own threads and talk to the async side through an
+//! [`Attempt`], so a slow login delays only its own user.
+
+pub mod crypt;
+pub mod pam;
+pub mod plain;
+
+use std::fmt;
+
+use tokio::sync::mpsc;
+
+/// Longest user name we pass to a backend (ocserv: `MAX_USERNAME_SIZE` 64; we are lenient).
+pub const MAX_USERNAME: usize = 255;
+/// Longest password or answer we accept. SHA-crypt costs grow with the square of the password
+/// length, so a hostile worker must not be able to send a megabyte.
+pub const MAX_PASSWORD: usize = 256;
+
+/// The first credentials of a login, from the worker's login form.
+#[derive(Clone)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+    /// The group the client selected, if any.
+    pub group: Option<String>,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+/// How a login ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Credentials are good; the session gets `group` (empty for none).
+    Accepted { group: String },
+    /// Credentials refused; the reason is for the log only, never for the client.
+    Rejected(Rejection),
+}
+
+/// Why a login was refused (logged, never sent to the worker).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The user name or password is empty, too long, or holds a NUL or control character.
+    #[error("malformed user name or password")]
+    Malformed,
+    /// No such user in the password file.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The password does not match.
+    #[error("wrong password")]
+    WrongPassword,
+    /// The account is locked (`!` before the hash).
+    #[error("account locked")]
+    Locked,
+    /// The password file has an empty hash for this user.
+    #[error("no password set for this user")]
+    NoPassword,
+    /// The user asked for a group they are not a member of.
+    #[error("not a member of group {0:?}")]
+    GroupNotAllowed(String),
+    /// The password file could not be used.
+    #[error("password file: {0}")]
+    File(String),
+    /// The user's hash is of a kind we cannot check.
+    #[error("password hash: {0}")]
+    Hash(#[from] crypt::CryptError),
+    /// PAM refused or failed.
+    #[error("PAM: {0}")]
+    Pam(String),
+    /// The backend went away without a verdict.
+    #[error("backend ended without a verdict")]
+    BackendGone,
+}
+
+/// What a running conversation reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The backend asks another question; answer with [`Attempt::answer`].
+    Challenge {
+        message: String,
+        secret: bool,
+    },
+    Done(Verdict),
+}
+
+/// A password authentication method.
+pub trait AuthBackend: Send + Sync {
+    /// Short name for logs (`plain`, `pam`).
+    fn name(&self) -> &'static str;
+    /// Start one login conversation. Must not block: the work runs elsewhere and reports
+    /// through the returned [`Attempt`]. Dropping the attempt abandons the conversation.
+    fn begin(&self, login: Login) -> Attempt;
+}
+
+/// The async end of one login conversation.
+#[derive(Debug)]
+pub struct Attempt {
+    events: mpsc::Receiver<Event>,
+    answers: mpsc::Sender<String>,
+}
+
+/// The backend's (blocking) end of a conversation.
+#[derive(Debug)]
+pub struct AttemptPeer {
+    events: mpsc::Sender<Event>,
+    answers: mpsc::Receiver<String>,
+}
+
+impl Attempt {
+    /// A connected pair of ends.
+    pub fn channel() -> (Self, AttemptPeer) {
+        let (events_tx, events_rx) = mpsc::channel(1);
+        let (answers_tx, answers_rx) = mpsc::channel(1);
+        (
+            Self {
+                events: events_rx,
+                answers: answers_tx,
+            },
+            AttemptPeer {
+                events: events_tx,
+                answers: answers_rx,
+            },
+        )
+    }
+
+    /// The next question or the verdict.
+    pub async fn next(&mut self) -> Event {
+        self.events
+            .recv()
+            .await
+            .unwrap_or(Event::Done(Verdict::Rejected(Rejection::BackendGone)))
+    }
+
+    /// Answer the last [`Event::Challenge`]. Returns false if the backend is gone.
+    pub async fn answer(&self, answer: String) -> bool {
+        self.answers.send(answer).await.is_ok()
+    }
+}
+
+impl AttemptPeer {
+    /// Report the verdict (from a blocking thread). Ignored if nobody listens any more.
+    pub fn finish(self, verdict: Verdict) {
+        let _ = self.events.blocking_send(Event::Done(verdict));
+    }
+
+    /// Ask a further question and wait for the answer (from a blocking thread). `None` when
+    /// the conversation was abandoned (worker gone, `auth-timeout`).
+    pub fn ask(&mut self, message: String, secret: bool) -> Option<String> {
+        self.events
+            .blocking_send(Event::Challenge { message, secret })
+            .ok()?;
+        self.answers.blocking_recv()
+    }
+}
+
+/// Refuse user names and passwords no backend should see: empty, oversized, or with NUL or
+/// control characters (PAM's C strings cannot hold a NUL; nonstick panics on one).
+pub fn check_login_shape(login: &Login) -> Result<(), Rejection> {
+    let name_ok = !login.username.is_empty()
+        && login.username.len() <= MAX_USERNAME
+        && !login.username.chars().any(char::is_control);
+    if name_ok && answer_shape_ok(&login.password) {
+        Ok(())
+    } else {
+        Err(Rejection::Malformed)
+    }
+}
+
+/// Whether a password or challenge answer may be handed to a backend.
+pub fn answer_shape_ok(answer: &str) -> bool {
+    answer.len() <= MAX_PASSWORD && !answer.contains('\0')
+}

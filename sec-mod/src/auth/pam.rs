@@ -1,0 +1,215 @@
+//! `auth = "pam"`: the system's PAM stack through the `nonstick` crate (dependency-findings.md
+//! §6: no bindgen, real prompt texts). PAM service `ocserv` by default, like ocserv.
+//!
+//! PAM calls block (and call our conversation function from inside `pam_authenticate`), so each
+//! login runs on its own thread. The first hidden prompt is answered with the form's password;
+//! any further prompt (OTP, challenge) is sent to the worker as `AuthStep::Continue` and its
+//! `AuthContinue` answer fed back, through the [`Attempt`] channels.
+
+use std::cell::RefCell;
+use std::ffi::{OsStr, OsString};
+
+use nonstick::{
+    AuthnFlags, BinaryData, ConversationAdapter, ErrorCode, Transaction, TransactionBuilder,
+};
+
+use super::{answer_shape_ok, check_login_shape, Attempt, AuthBackend, Login, Rejection, Verdict};
+
+/// ocserv's PAM service name.
+pub const DEFAULT_SERVICE: &str = "ocserv";
+
+/// The PAM backend.
+#[derive(Debug, Clone)]
+pub struct Pam {
+    service: String,
+}
+
+impl Pam {
+    /// Use the PAM configuration `/etc/pam.d/<service>`.
+    pub fn new(service: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+        }
+    }
+}
+
+impl Default for Pam {
+    fn default() -> Self {
+        Self::new(DEFAULT_SERVICE)
+    }
+}
+
+impl AuthBackend for Pam {
+    fn name(&self) -> &'static str {
+        "pam"
+    }
+
+    fn begin(&self, login: Login) -> Attempt {
+        let (attempt, mut peer) = Attempt::channel();
+        let service = self.service.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pam".into())
+            .spawn(move || {
+                let verdict = authenticate(&service, &login, &mut |message, secret| {
+                    peer.ask(message.to_owned(), secret)
+                });
+                peer.finish(verdict);
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a PAM thread: {e}");
+            // The peer was moved into the closure and dropped with it: the attempt reports
+            // `BackendGone`.
+        }
+        attempt
+    }
+}
+
+/// Run one PAM authentication + account check for `login` with service `service`, blocking.
+/// `ask(prompt, secret)` answers the prompts after the first hidden one (which gets the
+/// password); `None` abandons the conversation.
+pub fn authenticate(service: &str, login: &Login, ask: Ask<'_>) -> Verdict {
+    if let Err(r) = check_login_shape(login) {
+        return Verdict::Rejected(r);
+    }
+    if service.is_empty() || service.contains(['\0', '/']) {
+        return Verdict::Rejected(Rejection::Pam(format!("invalid service name {service:?}")));
+    }
+    // PAM group lookup (ocserv's `gid-min`) is not implemented: PAM sessions have no group.
+    let bridge = Bridge {
+        password: RefCell::new(Some(login.password.clone())),
+        ask: RefCell::new(ask),
+    };
+    let result = TransactionBuilder::new_with_service(service)
+        .username(&login.username)
+        .build(bridge.into_conversation())
+        .and_then(|mut txn| {
+            txn.authenticate(AuthnFlags::DISALLOW_NULL_AUTHTOK)?;
+            txn.account_management(AuthnFlags::DISALLOW_NULL_AUTHTOK)
+        });
+    match result {
+        Ok(()) => Verdict::Accepted {
+            group: String::new(),
+        },
+        Err(code) => Verdict::Rejected(Rejection::Pam(describe(code))),
+    }
+}
+
+fn describe(code: ErrorCode) -> String {
+    format!("{code:?}")
+}
+
+/// Answers a prompt after the first: `(message, secret) -> answer`, `None` to give up.
+pub type Ask<'a> = &'a mut dyn FnMut(&str, bool) -> Option<String>;
+
+/// Our side of the PAM conversation.
+struct Bridge<'a> {
+    /// The form's password, handed out once to the first hidden prompt.
+    password: RefCell<Option<String>>,
+    ask: RefCell<Ask<'a>>,
+}
+
+impl Bridge<'_> {
+    fn relay(&self, message: &OsStr, secret: bool) -> nonstick::Result<OsString> {
+        let message = message.to_string_lossy();
+        let mut ask = self
+            .ask
+            .try_borrow_mut()
+            .map_err(|_| ErrorCode::ConversationError)?;
+        match (*ask)(message.trim(), secret) {
+            Some(answer) if answer_shape_ok(&answer) => Ok(answer.into()),
+            Some(_) | None => Err(ErrorCode::ConversationError),
+        }
+    }
+}
+
+impl ConversationAdapter for Bridge<'_> {
+    fn prompt(&self, request: impl AsRef<OsStr>) -> nonstick::Result<OsString> {
+        self.relay(request.as_ref(), false)
+    }
+
+    fn masked_prompt(&self, request: impl AsRef<OsStr>) -> nonstick::Result<OsString> {
+        let first = self
+            .password
+            .try_borrow_mut()
+            .map_err(|_| ErrorCode::ConversationError)?
+            .take();
+        match first {
+            Some(password) => Ok(password.into()),
+            None => self.relay(request.as_ref(), true),
+        }
+    }
+
+    fn error_msg(&self, message: impl AsRef<OsStr>) {
+        log::debug!("PAM error message: {}", message.as_ref().to_string_lossy());
+    }
+
+    fn info_msg(&self, message: impl AsRef<OsStr>) {
+        log::debug!("PAM info message: {}", message.as_ref().to_string_lossy());
+    }
+
+    fn binary_prompt(&self, _data_and_type: (&[u8], u8)) -> nonstick::Result<BinaryData> {
+        Err(ErrorCode::ConversationError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_hidden_prompt_gets_the_password_then_questions_are_relayed() {
+        let mut asked = Vec::new();
+        let mut ask = |message: &str, secret: bool| {
+            asked.push((message.to_owned(), secret));
+            Some(if secret { "123456" } else { "blue" }.to_owned())
+        };
+        let bridge = Bridge {
+            password: RefCell::new(Some("pw".into())),
+            ask: RefCell::new(&mut ask),
+        };
+        assert_eq!(bridge.masked_prompt("Password: ").unwrap(), "pw");
+        assert_eq!(bridge.masked_prompt("OTP: ").unwrap(), "123456");
+        assert_eq!(bridge.prompt("Favourite colour? ").unwrap(), "blue");
+        assert!(bridge.binary_prompt((&[1, 2], 0)).is_err());
+        drop(bridge);
+        assert_eq!(
+            asked,
+            [
+                ("OTP:".to_owned(), true),
+                ("Favourite colour?".to_owned(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn abandoned_or_malformed_answers_fail_the_conversation() {
+        let mut ask = |_: &str, secret: bool| secret.then(|| "a\0b".to_owned());
+        let bridge = Bridge {
+            password: RefCell::new(None),
+            ask: RefCell::new(&mut ask),
+        };
+        assert_eq!(
+            bridge.masked_prompt("OTP: ").unwrap_err(),
+            ErrorCode::ConversationError
+        );
+        assert_eq!(
+            bridge.prompt("Name: ").unwrap_err(),
+            ErrorCode::ConversationError
+        );
+    }
+
+    #[test]
+    fn bad_service_names_are_refused_before_pam() {
+        let login = Login {
+            username: "u".into(),
+            password: "p".into(),
+            group: None,
+        };
+        for service in ["", "../etc/passwd", "a\0b"] {
+            assert!(matches!(
+                authenticate(service, &login, &mut |_, _| None),
+                Verdict::Rejected(Rejection::Pam(_))
+            ));
+        }
+    }
+}

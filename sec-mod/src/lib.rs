@@ -1,0 +1,30 @@
+//! rocserv's security module, binary `rocserv-sm`.
+//!
+//! **Privileges and contract.** Runs as root (PAM's `pam_unix` needs to read `/etc/shadow`), as
+//! a separate process exec'd by main with its socket to main on fd 3. It is the ONLY rocserv
+//! process that opens the server's private key and the password file: workers get signatures
+//! over their sec-mod channel ([`worker_link`]) and never see the key; main never opens it
+//! either. It also owns the cookie/session table ([`sessions`]). It reads nothing from the
+//! environment; its only argument is `--log-level N`. It never talks to the network: its only
+//! peers are main and the worker channels main hands it (SCM_RIGHTS beside `NewWorker`).
+//!
+//! Everything a worker sends is untrusted (a worker parses the internet and may be
+//! compromised): a malformed request closes that worker's channel with one log line.
+//!
+//! Protocol with main (`rocserv_proto::ipc::main_secmod`): `Start` first, answered `Ready` or
+//! `StartFailed` (then exit 1; `check_only` exits 0 after `Ready`); then `NewWorker` + fd,
+//! `SessionOpen` -> `SessionOpened`, `SessionClose`. EOF on fd 3 => clean exit.
+//!
+//! The crate is a library plus thin binaries (`rocserv-sm`, `ocpasswd`) so tests reach the
+//! logic; only [`server`], [`worker_link`] and the backends' threads do I/O.
+
+pub mod auth;
+pub mod fd;
+pub mod keys;
+pub mod logger;
+pub mod server;
+pub mod sessions;
+pub mod worker_link;
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,0 +1,248 @@
+//! The channel to main (fd 3): start-up, new workers, session open/close; and the periodic
+//! purge of expired cookies.
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use rocserv_proto::config::AuthMethod;
+use rocserv_proto::ipc::main_secmod::{FromSecMod, SecModConfig, ToSecMod};
+use rocserv_proto::ipc::{self, MAX_MESSAGE};
+use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
+use tokio_seqpacket::UnixSeqpacket;
+
+use crate::auth::crypt::SALT_LEN;
+use crate::auth::pam::Pam;
+use crate::auth::plain::Plain;
+use crate::auth::AuthBackend;
+use crate::keys::ServerKey;
+use crate::sessions::{Closed, SessionPolicy, Sessions};
+use crate::worker_link::{self, Shared};
+
+/// How often expired cookies are dropped from the table.
+const PURGE_EVERY: Duration = Duration::from_secs(30);
+
+/// How a run ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Main closed the socket, or `check_only` succeeded: exit 0.
+    Done,
+    /// Start-up failed (reported to main with `StartFailed`): exit 1.
+    StartFailed,
+}
+
+/// Errors talking to main.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The socket failed.
+    #[error("socket to main")]
+    Io(#[from] std::io::Error),
+    /// A message could not be encoded.
+    #[error("encoding a message to main")]
+    Encode(#[from] ipc::IpcError),
+}
+
+/// Serve main until it closes the socket.
+pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut cmsg = [0u8; 64];
+    let Some((first, _fds)) = receive(&sock, &mut buf, &mut cmsg).await? else {
+        log::warn!("main closed the socket before sending Start");
+        return Ok(Outcome::StartFailed);
+    };
+    let Ok(ToSecMod::Start(config)) = first else {
+        return fail_start(&sock, "the first message from main was not Start".into()).await;
+    };
+    let shared = match start(&config) {
+        Ok(shared) => Arc::new(shared),
+        Err(reason) => return fail_start(&sock, reason).await,
+    };
+    send(
+        &sock,
+        &FromSecMod::Ready {
+            key: shared.key.kind(),
+        },
+    )
+    .await?;
+    log::info!(
+        "ready: {:?} key, {} authentication",
+        shared.key.kind(),
+        shared.backend.name()
+    );
+    if config.check_only {
+        return Ok(Outcome::Done);
+    }
+
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            received = receive(&sock, &mut buf, &mut cmsg) => {
+                let Some((msg, fds)) = received? else {
+                    log::info!("main closed the socket; exiting");
+                    return Ok(Outcome::Done);
+                };
+                match msg {
+                    Ok(msg) => handle(&sock, &shared, msg, fds).await?,
+                    Err(e) => log::error!("malformed message from main: {e}"),
+                }
+            }
+            _ = purge.tick() => {
+                for sid in shared.sessions().purge(std::time::Instant::now()) {
+                    log::info!("session {sid} expired");
+                }
+            }
+        }
+    }
+}
+
+/// Load everything `config` names; the error is the `StartFailed` reason. Every problem is
+/// reported at once (`rocserv -t` must list them all), joined by "; ".
+pub fn start(config: &SecModConfig) -> Result<Shared, String> {
+    let mut problems = Vec::new();
+    let key = ServerKey::load_files(&config.server_key, &config.server_cert).map_err(|e| {
+        format!(
+            "server key {} / certificate {}: {}",
+            config.server_key.display(),
+            config.server_cert.display(),
+            error_chain(&e)
+        )
+    });
+    let rng = SystemRandom::new();
+    let backend: Result<Box<dyn AuthBackend>, String> = match &config.auth {
+        AuthMethod::Plain { passwd } => {
+            let mut salt = [0u8; SALT_LEN];
+            rng.fill(&mut salt)
+                .map_err(|_| "system random number generator failed".to_owned())
+                .and_then(|()| {
+                    let plain = Plain::new(passwd.clone(), &salt);
+                    let users = plain
+                        .check_file()
+                        .map_err(|e| format!("plain authentication: {e}"))?;
+                    log::info!("password file {} has {users} user(s)", passwd.display());
+                    Ok(Box::new(plain) as Box<dyn AuthBackend>)
+                })
+        }
+        AuthMethod::Pam { .. } => Ok(Box::new(Pam::default())),
+    };
+    let key = key.map_err(|e| problems.push(e)).ok();
+    let backend = backend.map_err(|e| problems.push(e)).ok();
+    let (Some(key), Some(backend)) = (key, backend) else {
+        return Err(problems.join("; "));
+    };
+    Ok(Shared {
+        key,
+        backend,
+        sessions: Mutex::new(Sessions::new(SessionPolicy {
+            cookie_timeout: Duration::from_secs(config.cookie_timeout_secs),
+            persistent_cookies: config.persistent_cookies,
+        })),
+        auth_timeout: Duration::from_secs(config.auth_timeout_secs.max(1)),
+        rng,
+    })
+}
+
+async fn fail_start(sock: &UnixSeqpacket, reason: String) -> Result<Outcome, ServerError> {
+    log::error!("cannot start: {reason}");
+    send(sock, &FromSecMod::StartFailed { reason }).await?;
+    Ok(Outcome::StartFailed)
+}
+
+async fn handle(
+    sock: &UnixSeqpacket,
+    shared: &Arc<Shared>,
+    msg: ToSecMod,
+    mut fds: Vec<OwnedFd>,
+) -> Result<(), ServerError> {
+    match msg {
+        ToSecMod::Start(_) => log::warn!("ignoring a second Start from main"),
+        ToSecMod::NewWorker { worker, peer } => {
+            if fds.len() != 1 {
+                log::error!(
+                    "NewWorker {} ({peer}) came with {} fds instead of 1",
+                    worker.0,
+                    fds.len()
+                );
+                return Ok(());
+            }
+            let Some(fd) = fds.pop() else { return Ok(()) };
+            let sock = crate::fd::set_nonblocking(&fd).and_then(|()| UnixSeqpacket::try_from(fd));
+            match sock {
+                Ok(sock) => {
+                    log::debug!("{peer} worker {}: channel open", worker.0);
+                    tokio::spawn(worker_link::serve(sock, worker, peer, Arc::clone(shared)));
+                }
+                Err(e) => log::error!("NewWorker {} ({peer}): bad socket: {e}", worker.0),
+            }
+        }
+        ToSecMod::SessionOpen { worker, cookie } => {
+            let result = shared.sessions().open(&cookie, std::time::Instant::now());
+            match &result {
+                Ok(grant) => log::info!(
+                    "session {} opened by worker {} (user '{}')",
+                    grant.sid,
+                    worker.0,
+                    grant.username.escape_debug()
+                ),
+                Err(refusal) => log::info!("worker {}: cookie refused ({refusal:?})", worker.0),
+            }
+            send(sock, &FromSecMod::SessionOpened { worker, result }).await?;
+        }
+        ToSecMod::SessionClose { sid, reason } => {
+            let closed = shared
+                .sessions()
+                .close(sid, reason, std::time::Instant::now());
+            match closed {
+                Closed::Deleted => log::info!("session {sid} closed ({reason:?}); cookie deleted"),
+                Closed::StillActive => {
+                    log::info!("session {sid}: one tunnel closed ({reason:?}); others remain")
+                }
+                Closed::KeptUntil(_) => {
+                    log::info!("session {sid} closed ({reason:?}); cookie kept for reconnects")
+                }
+                Closed::Unknown => log::debug!("close of unknown session {sid}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Receive one message and the fds beside it; `None` at end of stream.
+async fn receive(
+    sock: &UnixSeqpacket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> Result<Option<(Result<ToSecMod, ipc::IpcError>, Vec<OwnedFd>)>, ServerError> {
+    let (info, ancillary) = sock.recv_with_ancillary(buf, cmsg).await?;
+    let mut fds = Vec::new();
+    for message in ancillary.into_messages() {
+        if let OwnedAncillaryMessage::FileDescriptors(received) = message {
+            fds.extend(received);
+        }
+    }
+    if info.bytes_read() == 0 {
+        return Ok(None);
+    }
+    let msg = match buf.get(..info.bytes_read()) {
+        Some(bytes) if !info.truncated() => ipc::decode(bytes),
+        Some(_) | None => Err(ipc::IpcError::TooLarge(info.bytes_read())),
+    };
+    Ok(Some((msg, fds)))
+}
+
+async fn send(sock: &UnixSeqpacket, msg: &FromSecMod) -> Result<(), ServerError> {
+    sock.send(&ipc::encode(msg)?).await?;
+    Ok(())
+}
+
+/// `error: cause: cause` for a one-line reason.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,386 @@
+//! The cookie/session table (sans-IO: `now` and randomness are passed in, so expiry is tested
+//! without sleeping).
+//!
+//! Lifetime rules (protocol.md §6.1, after ocserv src/sec-mod-db.c and src/sec-mod-auth.c):
+//! a cookie is valid from login until `cookie-timeout` + 15 s; each CONNECT ([`Sessions::open`])
+//! marks it active and it never expires while a tunnel uses it; when the last tunnel ends the
+//! close reason decides whether it is deleted at once or kept for another `cookie-timeout`.
+//!
+//! The table is keyed by the SHA-256 of the cookie, so the cookie itself is not kept in memory
+//! after it was handed out.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rocserv_proto::ipc::main_secmod::{SessionGrant, SessionRefusal};
+use rocserv_proto::ipc::{CloseReason, SessionId};
+
+/// Extra time ocserv grants beyond `cookie-timeout` (protocol.md §6.1).
+pub const COOKIE_SLACK: Duration = Duration::from_secs(15);
+/// Random bytes in a cookie (ocserv uses 32 too).
+pub const COOKIE_BYTES: usize = 32;
+
+/// What the table needs from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub cookie_timeout: Duration,
+    pub persistent_cookies: bool,
+}
+
+/// Fresh randomness for one session: the cookie bytes and the session id.
+#[derive(Clone, Copy)]
+pub struct SessionSeed {
+    pub cookie: [u8; COOKIE_BYTES],
+    pub sid: u64,
+}
+
+/// A session the table just created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The `webvpn` cookie value: unpadded base64url (protocol.md §1.7).
+    pub cookie: String,
+    pub sid: SessionId,
+}
+
+/// What [`Sessions::close`] did, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The session was deleted; its cookie is dead.
+    Deleted,
+    /// Other tunnels still use the session.
+    StillActive,
+    /// No tunnel uses it any more; the cookie stays valid until the given instant.
+    KeptUntil(Instant),
+    /// No session has this id (already purged or deleted).
+    Unknown,
+}
+
+/// The session table.
+#[derive(Debug)]
+pub struct Sessions {
+    policy: SessionPolicy,
+    by_sid: HashMap<SessionId, Session>,
+    by_cookie: HashMap<CookieKey, SessionId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CookieKey([u8; 32]);
+
+#[derive(Debug)]
+struct Session {
+    cookie: CookieKey,
+    username: String,
+    group: String,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No tunnel uses the cookie; it dies at `expires` (also the state right after login).
+    Idle { expires: Instant },
+    /// `tunnels` CONNECTs hold the cookie; it cannot expire.
+    Active { tunnels: u32 },
+}
+
+impl Sessions {
+    pub fn new(policy: SessionPolicy) -> Self {
+        Self {
+            policy,
+            by_sid: HashMap::new(),
+            by_cookie: HashMap::new(),
+        }
+    }
+
+    /// Create a session for a user who just logged in. Returns `None` only if `seed` collides
+    /// with an existing session (the caller draws new randomness and retries).
+    pub fn issue(
+        &mut self,
+        username: &str,
+        group: &str,
+        seed: SessionSeed,
+        now: Instant,
+    ) -> Option<Issued> {
+        let cookie = URL_SAFE_NO_PAD.encode(seed.cookie);
+        let key = CookieKey::of(&cookie);
+        let sid = SessionId(seed.sid);
+        if self.by_sid.contains_key(&sid) || self.by_cookie.contains_key(&key) {
+            return None;
+        }
+        self.by_cookie.insert(key, sid);
+        self.by_sid.insert(
+            sid,
+            Session {
+                cookie: key,
+                username: username.to_owned(),
+                group: group.to_owned(),
+                state: State::Idle {
+                    expires: self.expiry(now),
+                },
+            },
+        );
+        Some(Issued { cookie, sid })
+    }
+
+    /// A tunnel presents `cookie` (CONNECT): grant it if the cookie names a live session.
+    pub fn open(&mut self, cookie: &str, now: Instant) -> Result<SessionGrant, SessionRefusal> {
+        let key = CookieKey::of(cookie);
+        let sid = *self
+            .by_cookie
+            .get(&key)
+            .ok_or(SessionRefusal::UnknownCookie)?;
+        let session = self
+            .by_sid
+            .get_mut(&sid)
+            .ok_or(SessionRefusal::UnknownCookie)?;
+        if matches!(session.state, State::Idle { expires } if expires <= now) {
+            self.remove(sid);
+            return Err(SessionRefusal::UnknownCookie);
+        }
+        session.state = match session.state {
+            State::Idle { .. } => State::Active { tunnels: 1 },
+            State::Active { tunnels } => State::Active {
+                tunnels: tunnels.saturating_add(1),
+            },
+        };
+        Ok(SessionGrant {
+            sid,
+            username: session.username.clone(),
+            groupname: session.group.clone(),
+        })
+    }
+
+    /// A tunnel of `sid` ended for `reason` (protocol.md §6.1 table).
+    pub fn close(&mut self, sid: SessionId, reason: CloseReason, now: Instant) -> Closed {
+        let expires = self.expiry(now);
+        let persistent = self.policy.persistent_cookies;
+        let Some(session) = self.by_sid.get_mut(&sid) else {
+            return Closed::Unknown;
+        };
+        let delete = match reason {
+            CloseReason::ServerTerminated => true,
+            CloseReason::UserDisconnect => !persistent,
+            CloseReason::Temporary => false,
+        };
+        if delete {
+            self.remove(sid);
+            return Closed::Deleted;
+        }
+        match session.state {
+            State::Active { tunnels } if tunnels > 1 => {
+                session.state = State::Active {
+                    tunnels: tunnels.saturating_sub(1),
+                };
+                Closed::StillActive
+            }
+            State::Active { .. } | State::Idle { .. } => {
+                session.state = State::Idle { expires };
+                Closed::KeptUntil(expires)
+            }
+        }
+    }
+
+    /// Drop every idle session whose cookie expired; returns their ids.
+    pub fn purge(&mut self, now: Instant) -> Vec<SessionId> {
+        let expired: Vec<SessionId> = self
+            .by_sid
+            .iter()
+            .filter(|(_, s)| matches!(s.state, State::Idle { expires } if expires <= now))
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in &expired {
+            self.remove(*sid);
+        }
+        expired
+    }
+
+    /// Number of sessions in the table.
+    pub fn len(&self) -> usize {
+        self.by_sid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_sid.is_empty()
+    }
+
+    fn expiry(&self, now: Instant) -> Instant {
+        now + self.policy.cookie_timeout + COOKIE_SLACK
+    }
+
+    fn remove(&mut self, sid: SessionId) {
+        if let Some(session) = self.by_sid.remove(&sid) {
+            self.by_cookie.remove(&session.cookie);
+        }
+    }
+}
+
+impl CookieKey {
+    fn of(cookie: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, cookie.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        Self(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn table(persistent_cookies: bool) -> Sessions {
+        Sessions::new(SessionPolicy {
+            cookie_timeout: TIMEOUT,
+            persistent_cookies,
+        })
+    }
+
+    fn seed(n: u8) -> SessionSeed {
+        SessionSeed {
+            cookie: [n; COOKIE_BYTES],
+            sid: u64::from(n),
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn cookie_is_unpadded_base64url_of_32_bytes() {
+        let mut t = table(false);
+        let issued = t.issue("u", "g", seed(0xfb), Instant::now()).unwrap();
+        assert_eq!(issued.cookie.len(), 43);
+        assert!(!issued.cookie.contains(['=', '+', '/', ';', ',']));
+        assert_eq!(URL_SAFE_NO_PAD.decode(&issued.cookie).unwrap(), [0xfb; 32]);
+    }
+
+    #[test]
+    fn collisions_are_refused() {
+        let now = Instant::now();
+        let mut t = table(false);
+        assert!(t.issue("u", "", seed(1), now).is_some());
+        assert!(t.issue("v", "", seed(1), now).is_none());
+        let mut other_cookie = seed(2);
+        other_cookie.sid = 1;
+        assert!(t.issue("v", "", other_cookie, now).is_none());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn unused_cookie_expires_after_timeout_plus_slack() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("u", "grp", seed(1), t0).unwrap();
+        let deadline = t0 + TIMEOUT + COOKIE_SLACK;
+        assert!(t.purge(deadline - secs(1)).is_empty());
+        assert_eq!(t.purge(deadline), [c.sid]);
+        assert_eq!(
+            t.open(&c.cookie, deadline),
+            Err(SessionRefusal::UnknownCookie)
+        );
+    }
+
+    #[test]
+    fn expired_cookie_is_refused_even_before_purge() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("u", "", seed(1), t0).unwrap();
+        let late = t0 + TIMEOUT + COOKIE_SLACK + secs(1);
+        assert_eq!(t.open(&c.cookie, late), Err(SessionRefusal::UnknownCookie));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn open_grants_and_active_session_never_expires() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("alice", "staff", seed(1), t0).unwrap();
+        let grant = t.open(&c.cookie, t0 + secs(10)).unwrap();
+        assert_eq!(grant.sid, c.sid);
+        assert_eq!(grant.username, "alice");
+        assert_eq!(grant.groupname, "staff");
+        assert!(t.purge(t0 + secs(100_000)).is_empty());
+        assert_eq!(
+            t.open("not-a-cookie", t0),
+            Err(SessionRefusal::UnknownCookie)
+        );
+    }
+
+    #[test]
+    fn temporary_close_keeps_cookie_for_timeout() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("u", "", seed(1), t0).unwrap();
+        t.open(&c.cookie, t0).unwrap();
+        let t1 = t0 + secs(1000);
+        let until = t1 + TIMEOUT + COOKIE_SLACK;
+        assert_eq!(
+            t.close(c.sid, CloseReason::Temporary, t1),
+            Closed::KeptUntil(until)
+        );
+        // Reconnect within the window works and makes it active again.
+        assert!(t.open(&c.cookie, until - secs(1)).is_ok());
+        assert_eq!(
+            t.close(c.sid, CloseReason::Temporary, until),
+            Closed::KeptUntil(until + TIMEOUT + COOKIE_SLACK)
+        );
+        assert_eq!(t.purge(until + TIMEOUT + COOKIE_SLACK), [c.sid]);
+    }
+
+    #[test]
+    fn user_disconnect_deletes_unless_persistent() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("u", "", seed(1), t0).unwrap();
+        t.open(&c.cookie, t0).unwrap();
+        assert_eq!(
+            t.close(c.sid, CloseReason::UserDisconnect, t0),
+            Closed::Deleted
+        );
+        assert_eq!(t.open(&c.cookie, t0), Err(SessionRefusal::UnknownCookie));
+
+        let mut t = table(true);
+        let c = t.issue("u", "", seed(1), t0).unwrap();
+        t.open(&c.cookie, t0).unwrap();
+        assert_eq!(
+            t.close(c.sid, CloseReason::UserDisconnect, t0),
+            Closed::KeptUntil(t0 + TIMEOUT + COOKIE_SLACK)
+        );
+        assert!(t.open(&c.cookie, t0 + secs(5)).is_ok());
+    }
+
+    #[test]
+    fn server_terminated_always_deletes() {
+        let t0 = Instant::now();
+        let mut t = table(true);
+        let c = t.issue("u", "", seed(1), t0).unwrap();
+        t.open(&c.cookie, t0).unwrap();
+        assert_eq!(
+            t.close(c.sid, CloseReason::ServerTerminated, t0),
+            Closed::Deleted
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.close(c.sid, CloseReason::Temporary, t0), Closed::Unknown);
+    }
+
+    #[test]
+    fn two_tunnels_on_one_cookie() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("u", "", seed(1), t0).unwrap();
+        t.open(&c.cookie, t0).unwrap();
+        t.open(&c.cookie, t0).unwrap();
+        assert_eq!(
+            t.close(c.sid, CloseReason::Temporary, t0),
+            Closed::StillActive
+        );
+        assert!(t.purge(t0 + secs(100_000)).is_empty());
+        assert!(matches!(
+            t.close(c.sid, CloseReason::Temporary, t0),
+            Closed::KeptUntil(_)
+        ));
+    }
+}

@@ -1,0 +1,283 @@
+//! One worker's channel: signatures for its TLS handshake and its client's login conversation.
+//!
+//! The worker is untrusted (it parses the internet): every request is decoded strictly, a
+//! malformed one ends the channel with one log line, and identity (worker id, client address)
+//! comes from main's `NewWorker`, never from the worker.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use rocserv_proto::ipc::worker_secmod::{AuthStep, FromSecMod, ToSecMod};
+use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use tokio::time::{timeout_at, Instant};
+use tokio_seqpacket::UnixSeqpacket;
+
+use crate::auth::{Attempt, AuthBackend, Event, Login, Verdict};
+use crate::keys::ServerKey;
+use crate::sessions::{SessionSeed, Sessions, COOKIE_BYTES};
+
+/// Failed logins allowed per worker connection (ocserv `MAX_PASSWORD_TRIES`, plain backend).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// What every worker task shares.
+pub struct Shared {
+    pub key: ServerKey,
+    pub backend: Box<dyn AuthBackend>,
+    pub sessions: Mutex<Sessions>,
+    pub auth_timeout: Duration,
+    pub rng: SystemRandom,
+}
+
+impl Shared {
+    /// Lock the session table; a panic elsewhere cannot leave it half-updated (every update
+    /// is a single map operation), so a poisoned lock is still usable.
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Serve `sock` until the worker closes it or misbehaves.
+pub async fn serve(sock: UnixSeqpacket, worker: WorkerId, peer: SocketAddr, shared: Arc<Shared>) {
+    let mut link = Link {
+        worker,
+        peer,
+        shared,
+        failures: 0,
+        open: None,
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let received = match link.open.as_ref().map(|o| o.deadline) {
+            Some(deadline) => match timeout_at(deadline, sock.recv(&mut buf)).await {
+                Ok(r) => r,
+                Err(_elapsed) => {
+                    link.log_timeout();
+                    // Dropping the attempt ends a PAM conversation waiting for an answer.
+                    link.open = None;
+                    continue;
+                }
+            },
+            None => sock.recv(&mut buf).await,
+        };
+        let info = match received {
+            Ok(info) => info,
+            Err(e) => {
+                log::warn!("{} worker {}: receive failed: {e}", peer, worker.0);
+                return;
+            }
+        };
+        if info.bytes_read() == 0 {
+            log::debug!("{} worker {}: channel closed", peer, worker.0);
+            return;
+        }
+        let request = match buf.get(..info.bytes_read()) {
+            Some(bytes) if !info.truncated() => ipc::decode::<ToSecMod>(bytes),
+            Some(_) | None => Err(ipc::IpcError::TooLarge(info.bytes_read())),
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    "{} worker {}: malformed request ({e}); closing its channel",
+                    peer,
+                    worker.0
+                );
+                return;
+            }
+        };
+        let Some(reply) = link.handle(request).await else {
+            return;
+        };
+        let sent = match ipc::encode(&reply) {
+            Ok(bytes) => sock.send(&bytes).await.map(drop),
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = sent {
+            log::warn!("{} worker {}: send failed: {e}", peer, worker.0);
+            return;
+        }
+    }
+}
+
+struct Link {
+    worker: WorkerId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    /// Failed logins so far on this connection.
+    failures: u32,
+    /// The conversation waiting for an `AuthContinue`.
+    open: Option<Open>,
+}
+
+struct Open {
+    attempt: Attempt,
+    username: String,
+    group: Option<String>,
+    deadline: Instant,
+}
+
+impl Link {
+    /// Answer one request; `None` closes the channel.
+    async fn handle(&mut self, request: ToSecMod) -> Option<FromSecMod> {
+        match request {
+            ToSecMod::Sign { scheme, message } => {
+                Some(match self.shared.key.sign(scheme, &message) {
+                    Some(sig) => FromSecMod::Signature(sig),
+                    None => {
+                        log::info!(
+                            "{} worker {}: cannot sign with scheme {scheme:#06x}",
+                            self.peer,
+                            self.worker.0
+                        );
+                        FromSecMod::SignFailed
+                    }
+                })
+            }
+            ToSecMod::AuthStart {
+                username,
+                password,
+                group,
+                user_agent: _,
+            } => Some(FromSecMod::Auth(
+                self.start(username, password, group).await,
+            )),
+            ToSecMod::AuthContinue { answer } => Some(FromSecMod::Auth(self.proceed(answer).await)),
+        }
+    }
+
+    async fn start(
+        &mut self,
+        username: String,
+        password: String,
+        group: Option<String>,
+    ) -> AuthStep {
+        // A new AuthStart abandons any unfinished conversation.
+        self.open = None;
+        if self.failures >= MAX_ATTEMPTS {
+            log::info!(
+                "{} worker {}: login attempt for '{}' after {MAX_ATTEMPTS} failures refused",
+                self.peer,
+                self.worker.0,
+                username.escape_debug()
+            );
+            return AuthStep::Failed { retry: false };
+        }
+        let attempt = self.shared.backend.begin(Login {
+            username: username.clone(),
+            password,
+            group: group.clone(),
+        });
+        let open = Open {
+            attempt,
+            username,
+            group,
+            deadline: Instant::now() + self.shared.auth_timeout,
+        };
+        self.wait(open).await
+    }
+
+    async fn proceed(&mut self, answer: String) -> AuthStep {
+        let Some(open) = self.open.take() else {
+            log::info!(
+                "{} worker {}: answer without an open login conversation",
+                self.peer,
+                self.worker.0
+            );
+            return AuthStep::Failed { retry: false };
+        };
+        if !open.attempt.answer(answer).await {
+            return self.failed(&open.username, "backend ended the conversation");
+        }
+        self.wait(open).await
+    }
+
+    /// Wait for the backend's next question or verdict, within the conversation's deadline.
+    async fn wait(&mut self, mut open: Open) -> AuthStep {
+        let event = match timeout_at(open.deadline, open.attempt.next()).await {
+            Ok(event) => event,
+            Err(_elapsed) => {
+                self.log_timeout();
+                return AuthStep::Failed { retry: false };
+            }
+        };
+        match event {
+            Event::Challenge { message, secret } => {
+                self.open = Some(open);
+                AuthStep::Continue { message, secret }
+            }
+            Event::Done(Verdict::Accepted { group }) => self.complete(&open.username, &group),
+            Event::Done(Verdict::Rejected(reason)) => {
+                let group = open.group.as_deref().unwrap_or("");
+                let why = if group.is_empty() {
+                    reason.to_string()
+                } else {
+                    format!("{reason} (group '{}')", group.escape_debug())
+                };
+                self.failed(&open.username, &why)
+            }
+        }
+    }
+
+    fn failed(&mut self, username: &str, why: &str) -> AuthStep {
+        self.failures = self.failures.saturating_add(1);
+        log::info!(
+            "{} worker {}: login failed for user '{}' via {}: {why} (attempt {}/{MAX_ATTEMPTS})",
+            self.peer,
+            self.worker.0,
+            username.escape_debug(),
+            self.shared.backend.name(),
+            self.failures
+        );
+        AuthStep::Failed {
+            retry: self.failures < MAX_ATTEMPTS,
+        }
+    }
+
+    fn complete(&mut self, username: &str, group: &str) -> AuthStep {
+        let now = std::time::Instant::now();
+        for _ in 0..4 {
+            let mut seed = SessionSeed {
+                cookie: [0; COOKIE_BYTES],
+                sid: 0,
+            };
+            let mut sid = [0u8; 8];
+            if self.shared.rng.fill(&mut seed.cookie).is_err()
+                || self.shared.rng.fill(&mut sid).is_err()
+            {
+                log::error!("system random number generator failed");
+                return AuthStep::Failed { retry: false };
+            }
+            seed.sid = u64::from_ne_bytes(sid);
+            let issued = self.shared.sessions().issue(username, group, seed, now);
+            if let Some(issued) = issued {
+                log::info!(
+                    "{} worker {}: user '{}' logged in via {} (group '{}', session {})",
+                    self.peer,
+                    self.worker.0,
+                    username.escape_debug(),
+                    self.shared.backend.name(),
+                    group.escape_debug(),
+                    issued.sid
+                );
+                return AuthStep::Complete {
+                    cookie: issued.cookie,
+                    sid: issued.sid,
+                    username: username.to_owned(),
+                };
+            }
+        }
+        log::error!("could not draw a unique session id");
+        AuthStep::Failed { retry: false }
+    }
+
+    fn log_timeout(&self) {
+        log::info!(
+            "{} worker {}: login conversation exceeded auth-timeout ({} s)",
+            self.peer,
+            self.worker.0,
+            self.shared.auth_timeout.as_secs()
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! PAM through `nonstick` against a real local user (root only: it creates a user and a PAM
+//! service file, and pam_unix needs root to read /etc/shadow). Ignored by default; CI runs it
+//! with `cargo test -p rocserv-sec-mod -- --ignored` as root. Everything it creates is removed
+//! by a Drop guard, also when an assertion fails.
+// Test helpers outside #[test] functions may unwrap and panic: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use rocserv_sec_mod::auth::pam::{authenticate, Pam};
+use rocserv_sec_mod::auth::{AuthBackend, Event, Login, Rejection, Verdict};
+
+const PASSWORD: &str = "Corr3ct-h0rse";
+
+/// A local user and a PAM service file, removed on drop.
+struct PamFixture {
+    user: String,
+    service: String,
+    service_file: PathBuf,
+}
+
+impl PamFixture {
+    fn new() -> Self {
+        let pid = std::process::id();
+        let user = format!("rocsrvt{pid}");
+        let service = format!("rocserv-test-{pid}");
+        let service_file = PathBuf::from("/etc/pam.d").join(&service);
+        // Build the guard first so that a failure below still cleans up what exists.
+        let fixture = Self {
+            user,
+            service,
+            service_file,
+        };
+        std::fs::write(
+            &fixture.service_file,
+            "auth required pam_unix.so nodelay\naccount required pam_unix.so\n",
+        )
+        .unwrap();
+        let status = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin"])
+            .arg(&fixture.user)
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd failed");
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(
+            chpasswd.stdin.take().unwrap(),
+            "{}:{PASSWORD}",
+            fixture.user
+        )
+        .unwrap();
+        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+        fixture
+    }
+
+    fn login(&self, password: &str) -> Login {
+        Login {
+            username: self.user.clone(),
+            password: password.into(),
+            group: None,
+        }
+    }
+}
+
+impl Drop for PamFixture {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.user).status();
+        let _ = std::fs::remove_file(&self.service_file);
+    }
+}
+
+fn no_more_questions(message: &str, _secret: bool) -> Option<String> {
+    panic!("unexpected PAM prompt {message:?}")
+}
+
+#[test]
+#[ignore = "needs root: creates a local user and /etc/pam.d/rocserv-test-<pid>"]
+fn pam_accepts_the_right_password_only() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test must run as root"
+    );
+    let f = PamFixture::new();
+
+    assert_eq!(
+        authenticate(&f.service, &f.login(PASSWORD), &mut no_more_questions),
+        Verdict::Accepted {
+            group: String::new()
+        }
+    );
+    assert!(matches!(
+        authenticate(&f.service, &f.login("wrong"), &mut no_more_questions),
+        Verdict::Rejected(Rejection::Pam(_))
+    ));
+    let stranger = Login {
+        username: format!("{}x", f.user),
+        ..f.login(PASSWORD)
+    };
+    assert!(matches!(
+        authenticate(&f.service, &stranger, &mut no_more_questions),
+        Verdict::Rejected(Rejection::Pam(_))
+    ));
+    // NULs would make nonstick panic inside the C callback: refused before PAM runs.
+    assert_eq!(
+        authenticate(&f.service, &f.login("a\0b"), &mut no_more_questions),
+        Verdict::Rejected(Rejection::Malformed)
+    );
+
+    // The same through the backend, on its own thread, from async code.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let backend = Pam::new(f.service.clone());
+        let mut good = backend.begin(f.login(PASSWORD));
+        assert_eq!(
+            good.next().await,
+            Event::Done(Verdict::Accepted {
+                group: String::new()
+            })
+        );
+        let mut bad = backend.begin(f.login("nope"));
+        assert!(matches!(
+            bad.next().await,
+            Event::Done(Verdict::Rejected(Rejection::Pam(_)))
+        ));
+    });
+}

@@ -1,0 +1,396 @@
+//! Drives the real `rocserv-sm` binary the way main does: a seqpacket socket on fd 3, `Start`,
+//! `NewWorker` with a worker channel attached, then signing and logins over that channel.
+// Test helpers outside #[test] functions may unwrap and panic: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// pre_exec (moving the socket onto fd 3 in the child) needs unsafe; nothing else does.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{generate, verify_with_cert, TempDir};
+use nix::sys::socket::{
+    recv, send, sendmsg, setsockopt, socketpair, sockopt, AddressFamily, ControlMessage, MsgFlags,
+    SockFlag, SockType,
+};
+use nix::sys::time::TimeVal;
+use rocserv_proto::config::AuthMethod;
+use rocserv_proto::ipc::main_secmod::{self, SecModConfig, SessionRefusal};
+use rocserv_proto::ipc::worker_secmod::{self, AuthStep};
+use rocserv_proto::ipc::{self, CloseReason, KeyKind, WorkerId, MAX_MESSAGE};
+use rocserv_sec_mod::auth::crypt::{hash_sha256, SALT_LEN};
+
+/// Upper bound for any single answer from sec-mod (a hash takes milliseconds).
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Fixture {
+    dir: TempDir,
+    cert_pem: String,
+    config: SecModConfig,
+}
+
+fn fixture() -> Fixture {
+    let dir = TempDir::new("proc");
+    let (cert_pem, key_pem) = generate(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let cert = dir.write("cert.pem", &cert_pem);
+    let key = dir.write("key.pem", &key_pem);
+    let alice = hash_sha256("alicepw", &[5; SALT_LEN]);
+    let passwd = dir.write("ocpasswd", format!("alice:staff:{alice}\n"));
+    let config = SecModConfig {
+        server_key: key,
+        server_cert: cert,
+        auth: AuthMethod::Plain { passwd },
+        cookie_timeout_secs: 300,
+        persistent_cookies: false,
+        auth_timeout_secs: 30,
+        check_only: false,
+    };
+    Fixture {
+        dir,
+        cert_pem,
+        config,
+    }
+}
+
+fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    for fd in [&a, &b] {
+        setsockopt(
+            fd,
+            sockopt::ReceiveTimeout,
+            &TimeVal::new(TIMEOUT.as_secs() as i64, 0),
+        )
+        .unwrap();
+    }
+    (a, b)
+}
+
+/// Start rocserv-sm with `child_end` as its fd 3.
+fn spawn(child_end: OwnedFd) -> Child {
+    let raw = child_end.as_raw_fd();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rocserv-sm"));
+    cmd.args(["--log-level", "3"]).env_clear();
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl, prctl) are made.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    drop(child_end);
+    child
+}
+
+fn send_msg<T: serde::Serialize>(fd: &OwnedFd, msg: &T) {
+    send(
+        fd.as_raw_fd(),
+        &ipc::encode(msg).unwrap(),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+}
+
+fn recv_msg<T: serde::de::DeserializeOwned>(fd: &OwnedFd) -> T {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+    assert!(n > 0, "sec-mod closed the socket");
+    ipc::decode(&buf[..n]).unwrap()
+}
+
+/// Hand sec-mod a new worker channel; returns the worker's end.
+fn new_worker(main: &OwnedFd, worker: u64) -> OwnedFd {
+    let (ours, theirs) = seqpacket_pair();
+    let bytes = ipc::encode(&main_secmod::ToSecMod::NewWorker {
+        worker: WorkerId(worker),
+        peer: "192.0.2.7:40000".parse().unwrap(),
+    })
+    .unwrap();
+    let fds = [theirs.as_raw_fd()];
+    sendmsg::<()>(
+        main.as_raw_fd(),
+        &[IoSlice::new(&bytes)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .unwrap();
+    ours
+}
+
+fn auth(worker: &OwnedFd, user: &str, pw: &str) -> AuthStep {
+    send_msg(
+        worker,
+        &worker_secmod::ToSecMod::AuthStart {
+            username: user.into(),
+            password: pw.into(),
+            group: None,
+            user_agent: "Open AnyConnect VPN Agent v9.01".into(),
+        },
+    );
+    match recv_msg(worker) {
+        worker_secmod::FromSecMod::Auth(step) => step,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn wait_exit(mut child: Child) -> ExitStatus {
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait().unwrap());
+    });
+    rx.recv_timeout(TIMEOUT)
+        .unwrap_or_else(|_| panic!("rocserv-sm (pid {pid}) did not exit"))
+}
+
+fn start(config: &SecModConfig) -> (OwnedFd, Child, main_secmod::FromSecMod) {
+    let (main, child_end) = seqpacket_pair();
+    let child = spawn(child_end);
+    send_msg(&main, &main_secmod::ToSecMod::Start(config.clone()));
+    let answer = recv_msg(&main);
+    (main, child, answer)
+}
+
+#[test]
+fn full_conversation() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert_eq!(
+        answer,
+        main_secmod::FromSecMod::Ready {
+            key: KeyKind::EcdsaP256
+        }
+    );
+
+    let worker = new_worker(&main, 1);
+    // Signing for the TLS handshake.
+    let message = b"transcript".to_vec();
+    send_msg(
+        &worker,
+        &worker_secmod::ToSecMod::Sign {
+            scheme: 0x0403,
+            message: message.clone(),
+        },
+    );
+    match recv_msg(&worker) {
+        worker_secmod::FromSecMod::Signature(sig) => {
+            assert!(verify_with_cert(
+                f.cert_pem.as_bytes(),
+                0x0403,
+                &message,
+                &sig
+            ))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    send_msg(
+        &worker,
+        &worker_secmod::ToSecMod::Sign {
+            scheme: 0x0804,
+            message,
+        },
+    );
+    assert_eq!(
+        recv_msg::<worker_secmod::FromSecMod>(&worker),
+        worker_secmod::FromSecMod::SignFailed
+    );
+
+    // Login: a wrong password, an unknown user, then the right one.
+    assert_eq!(
+        auth(&worker, "alice", "nope"),
+        AuthStep::Failed { retry: true }
+    );
+    assert_eq!(
+        auth(&worker, "bob", "alicepw"),
+        AuthStep::Failed { retry: true }
+    );
+    let (cookie, sid) = match auth(&worker, "alice", "alicepw") {
+        AuthStep::Complete {
+            cookie,
+            sid,
+            username,
+        } => {
+            assert_eq!(username, "alice");
+            (cookie, sid)
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(cookie.len(), 43);
+    assert!(!cookie.contains('='));
+
+    // CONNECT with the cookie, through main.
+    send_msg(
+        &main,
+        &main_secmod::ToSecMod::SessionOpen {
+            worker: WorkerId(1),
+            cookie: cookie.clone(),
+        },
+    );
+    match recv_msg(&main) {
+        main_secmod::FromSecMod::SessionOpened {
+            worker: WorkerId(1),
+            result: Ok(grant),
+        } => {
+            assert_eq!(grant.sid, sid);
+            assert_eq!(grant.username, "alice");
+            assert_eq!(grant.groupname, "staff");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    send_msg(
+        &main,
+        &main_secmod::ToSecMod::SessionOpen {
+            worker: WorkerId(2),
+            cookie: "forged".into(),
+        },
+    );
+    assert_eq!(
+        recv_msg::<main_secmod::FromSecMod>(&main),
+        main_secmod::FromSecMod::SessionOpened {
+            worker: WorkerId(2),
+            result: Err(SessionRefusal::UnknownCookie)
+        }
+    );
+    // The user logs out: the cookie dies.
+    send_msg(
+        &main,
+        &main_secmod::ToSecMod::SessionClose {
+            sid,
+            reason: CloseReason::UserDisconnect,
+        },
+    );
+    send_msg(
+        &main,
+        &main_secmod::ToSecMod::SessionOpen {
+            worker: WorkerId(3),
+            cookie,
+        },
+    );
+    assert!(matches!(
+        recv_msg::<main_secmod::FromSecMod>(&main),
+        main_secmod::FromSecMod::SessionOpened {
+            result: Err(SessionRefusal::UnknownCookie),
+            ..
+        }
+    ));
+
+    // Garbage from a worker closes only that worker's channel.
+    send(worker.as_raw_fd(), &[0xff; 7], MsgFlags::empty()).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        recv(worker.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
+        0
+    );
+    let second = new_worker(&main, 4);
+    assert!(matches!(
+        auth(&second, "alice", "alicepw"),
+        AuthStep::Complete { .. }
+    ));
+
+    // main goes away: sec-mod exits cleanly.
+    drop(main);
+    assert!(wait_exit(child).success());
+    drop(f.dir);
+}
+
+#[test]
+fn three_failures_end_the_conversation() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let worker = new_worker(&main, 9);
+    assert_eq!(
+        auth(&worker, "alice", "x1"),
+        AuthStep::Failed { retry: true }
+    );
+    assert_eq!(
+        auth(&worker, "alice", "x2"),
+        AuthStep::Failed { retry: true }
+    );
+    assert_eq!(
+        auth(&worker, "alice", "x3"),
+        AuthStep::Failed { retry: false }
+    );
+    // Even the right password is refused on this connection now.
+    assert_eq!(
+        auth(&worker, "alice", "alicepw"),
+        AuthStep::Failed { retry: false }
+    );
+    // An answer without an open conversation is refused, not fatal.
+    send_msg(
+        &worker,
+        &worker_secmod::ToSecMod::AuthContinue {
+            answer: "123456".into(),
+        },
+    );
+    assert_eq!(
+        recv_msg::<worker_secmod::FromSecMod>(&worker),
+        worker_secmod::FromSecMod::Auth(AuthStep::Failed { retry: false })
+    );
+    // A fresh connection starts with fresh attempts.
+    let other = new_worker(&main, 10);
+    assert!(matches!(
+        auth(&other, "alice", "alicepw"),
+        AuthStep::Complete { .. }
+    ));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
+#[test]
+fn check_only_answers_and_exits() {
+    let mut f = fixture();
+    f.config.check_only = true;
+    let (_main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    assert!(wait_exit(child).success());
+}
+
+#[test]
+fn start_failures_are_reported_and_exit_1() {
+    let f = fixture();
+    let mut missing_passwd = f.config.clone();
+    let missing = f.dir.path().join("no-such-ocpasswd");
+    missing_passwd.auth = AuthMethod::Plain {
+        passwd: missing.clone(),
+    };
+    let (_main, child, answer) = start(&missing_passwd);
+    match answer {
+        main_secmod::FromSecMod::StartFailed { reason } => {
+            assert!(reason.contains(&*missing.to_string_lossy()), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(wait_exit(child).code(), Some(1));
+
+    let mut mismatch = f.config.clone();
+    let (_, other_key) = generate(&rcgen::PKCS_ECDSA_P256_SHA256);
+    mismatch.server_key = f.dir.write("other.pem", other_key);
+    let (_main, child, answer) = start(&mismatch);
+    match answer {
+        main_secmod::FromSecMod::StartFailed { reason } => {
+            assert!(reason.contains("does not match"), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(wait_exit(child).code(), Some(1));
+}
