@@ -64,8 +64,7 @@ pub fn response_headers(
     }
     // No route, or `default` among them, is a full tunnel: no Split-Include at all, and all DNS
     // goes through the tunnel (ocserv forces Tunnel-All-DNS there; protocol.md §2.2).
-    let full_tunnel =
-        settings.routes.is_empty() || settings.routes.iter().any(|r| *r == Route::Default);
+    let full_tunnel = settings.routes.is_empty() || settings.routes.contains(&Route::Default);
     if !full_tunnel {
         for net in ipv4_nets(&settings.routes) {
             h.add("X-CSTP-Split-Include", net);
@@ -80,7 +79,10 @@ pub fn response_headers(
         h.add("X-CSTP-Split-Exclude", net);
     }
     h.add("X-CSTP-Keepalive", settings.keepalive_secs);
-    h.add("X-CSTP-Idle-Timeout", secs_or_none(settings.idle_timeout_secs));
+    h.add(
+        "X-CSTP-Idle-Timeout",
+        secs_or_none(settings.idle_timeout_secs),
+    );
     h.add("X-CSTP-Smartcard-Removal-Disconnect", "true");
     let (rekey_method, rekey_secs) = rekey(settings, info.tls13);
     if let Some(secs) = rekey_secs {
@@ -142,7 +144,9 @@ fn ipv4_nets(routes: &[Route]) -> impl Iterator<Item = String> + '_ {
 /// The dotted mask of an IPv4 prefix length (lengths above 32 are treated as 32).
 fn prefix_mask(prefix: u8) -> Ipv4Addr {
     let bits = u32::from(prefix.min(32));
-    let mask = u32::MAX.checked_shl(32u32.saturating_sub(bits)).unwrap_or(0);
+    let mask = u32::MAX
+        .checked_shl(32u32.saturating_sub(bits))
+        .unwrap_or(0);
     Ipv4Addr::from(mask)
 }
 
@@ -288,7 +292,10 @@ X-CSTP-Banner: Welcome banner
             .collect();
         assert_eq!(
             rekey,
-            ["X-CSTP-Rekey-Time: 172800", "X-CSTP-Rekey-Method: new-tunnel"]
+            [
+                "X-CSTP-Rekey-Time: 172800",
+                "X-CSTP-Rekey-Method: new-tunnel"
+            ]
         );
     }
 
@@ -298,10 +305,7 @@ X-CSTP-Banner: Welcome banner
             idle_timeout_secs: Some(1200),
             session_timeout_secs: Some(3600),
             banner: Some("two\r\nlines".into()),
-            dns: vec![
-                "10.0.0.1".parse().unwrap(),
-                "2001:db8::1".parse().unwrap(),
-            ],
+            dns: vec!["10.0.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
             ..settings()
         };
         let headers = response_headers(
@@ -317,7 +321,9 @@ X-CSTP-Banner: Welcome banner
         assert!(text.contains("X-CSTP-DPD: 1800\n"));
         assert!(!text.contains("X-CSTP-Hostname"));
         assert!(text.contains("X-CSTP-Idle-Timeout: 1200\n"));
-        assert!(text.contains("X-CSTP-Session-Timeout: 3600\nX-CSTP-Session-Timeout-Remaining: 3600\n"));
+        assert!(
+            text.contains("X-CSTP-Session-Timeout: 3600\nX-CSTP-Session-Timeout-Remaining: 3600\n")
+        );
         assert!(text.contains("X-CSTP-DNS: 10.0.0.1\nX-CSTP-DNS: 2001:db8::1\n"));
         assert!(text.contains("X-CSTP-Banner: two  lines\n"));
     }

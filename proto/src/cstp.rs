@@ -222,7 +222,13 @@ mod tests {
         let rest = &stream[consumed..];
         assert!(matches!(
             decode(rest),
-            Ok(Decoded::Frame { frame: Frame { ty: PacketType::DpdReq, .. }, consumed: 8 })
+            Ok(Decoded::Frame {
+                frame: Frame {
+                    ty: PacketType::DpdReq,
+                    ..
+                },
+                consumed: 8
+            })
         ));
         assert_eq!(decode(&rest[8..]), Ok(Decoded::NeedMore(5)));
     }
@@ -235,7 +241,11 @@ mod tests {
             } else {
                 BYE.len() - cut
             };
-            assert_eq!(decode(&BYE[..cut]), Ok(Decoded::NeedMore(expected)), "cut {cut}");
+            assert_eq!(
+                decode(&BYE[..cut]),
+                Ok(Decoded::NeedMore(expected)),
+                "cut {cut}"
+            );
         }
     }
 
@@ -283,12 +293,22 @@ mod tests {
             let ty = PacketType::from_u8(byte);
             assert_eq!(ty.to_u8(), byte);
             let named = [0x00, 0x03, 0x04, 0x05, 0x07, 0x08, 0x09].contains(&byte);
-            assert_eq!(matches!(ty, PacketType::Other(_)), !named, "byte {byte:#04x}");
+            assert_eq!(
+                matches!(ty, PacketType::Other(_)),
+                !named,
+                "byte {byte:#04x}"
+            );
         }
         let frame = b"STF\x01\x00\x00\x06\x00";
         assert!(matches!(
             decode(frame),
-            Ok(Decoded::Frame { frame: Frame { ty: PacketType::Other(6), .. }, .. })
+            Ok(Decoded::Frame {
+                frame: Frame {
+                    ty: PacketType::Other(6),
+                    ..
+                },
+                ..
+            })
         ));
     }
 }

@@ -118,7 +118,9 @@ pub fn parse_request_head(buf: &[u8]) -> Result<ParsedHead, HttpError> {
     let mut request = httparse::Request::new(&mut slots);
     let head_len = match request.parse(window) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if window.len() < MAX_HEAD => return Ok(ParsedHead::NeedMore),
+        Ok(httparse::Status::Partial) if window.len() < MAX_HEAD => {
+            return Ok(ParsedHead::NeedMore)
+        }
         Ok(httparse::Status::Partial) => return Err(HttpError::HeadTooLarge),
         Err(_) => return Err(HttpError::Malformed),
     };
@@ -168,7 +170,8 @@ fn parse_content_length(value: &[u8]) -> Result<usize, HttpError> {
         return Err(HttpError::Malformed);
     }
     let len = digits.iter().try_fold(0usize, |acc, d| {
-        acc.checked_mul(10)?.checked_add(usize::from(d.wrapping_sub(b'0')))
+        acc.checked_mul(10)?
+            .checked_add(usize::from(d.wrapping_sub(b'0')))
     });
     Ok(len.unwrap_or(usize::MAX))
 }
@@ -356,7 +359,10 @@ mod tests {
         assert_eq!(head.method, Method::Post);
         assert_eq!(head.target, "/");
         assert_eq!(head.content_length, 369);
-        assert_eq!(head.header("user-agent"), Some("Open AnyConnect VPN Agent v9.01-3"));
+        assert_eq!(
+            head.header("user-agent"),
+            Some("Open AnyConnect VPN Agent v9.01-3")
+        );
         assert_eq!(head.header("X-AGGREGATE-AUTH"), Some("1"));
         assert_eq!(head.headers[0].0, "Host");
         let body = &INIT[head_len..];
@@ -382,7 +388,11 @@ mod tests {
     fn every_proper_prefix_needs_more() {
         let (_, head_len) = complete(CONNECT);
         for cut in 0..head_len {
-            assert_eq!(parse_request_head(&CONNECT[..cut]), Ok(ParsedHead::NeedMore), "{cut}");
+            assert_eq!(
+                parse_request_head(&CONNECT[..cut]),
+                Ok(ParsedHead::NeedMore),
+                "{cut}"
+            );
         }
     }
 
@@ -395,7 +405,11 @@ mod tests {
             b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
             b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
         ] {
-            assert_eq!(parse_request_head(bad), Err(HttpError::Malformed), "{bad:?}");
+            assert_eq!(
+                parse_request_head(bad),
+                Err(HttpError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 
@@ -412,7 +426,10 @@ mod tests {
         exact.extend_from_slice(b"\r\n\r\nmore");
         assert!(matches!(
             parse_request_head(&exact),
-            Ok(ParsedHead::Complete { head_len: MAX_HEAD, .. })
+            Ok(ParsedHead::Complete {
+                head_len: MAX_HEAD,
+                ..
+            })
         ));
     }
 
@@ -424,7 +441,10 @@ mod tests {
         }
         let mut ok = req.clone();
         ok.extend_from_slice(b"\r\n");
-        assert!(matches!(parse_request_head(&ok), Ok(ParsedHead::Complete { .. })));
+        assert!(matches!(
+            parse_request_head(&ok),
+            Ok(ParsedHead::Complete { .. })
+        ));
         req.extend_from_slice(b"X-One-Too-Many: v\r\n\r\n");
         assert_eq!(parse_request_head(&req), Err(HttpError::Malformed));
     }
@@ -434,9 +454,18 @@ mod tests {
         let head = |cl: &str| format!("POST /auth HTTP/1.1\r\nContent-Length: {cl}\r\n\r\n");
         assert_eq!(complete(head("12").as_bytes()).0.content_length, 12);
         assert_eq!(complete(head(" 7 ").as_bytes()).0.content_length, 7);
-        assert_eq!(complete(head(&MAX_BODY.to_string()).as_bytes()).0.content_length, MAX_BODY);
+        assert_eq!(
+            complete(head(&MAX_BODY.to_string()).as_bytes())
+                .0
+                .content_length,
+            MAX_BODY
+        );
         for bad in ["", "+1", "-1", "1,1", "0x10", "1 2", "１"] {
-            assert_eq!(parse_request_head(head(bad).as_bytes()), Err(HttpError::Malformed), "{bad}");
+            assert_eq!(
+                parse_request_head(head(bad).as_bytes()),
+                Err(HttpError::Malformed),
+                "{bad}"
+            );
         }
         assert_eq!(
             parse_request_head(head(&(MAX_BODY + 1).to_string()).as_bytes()),
@@ -518,7 +547,10 @@ mod tests {
         );
         let mut out = Vec::new();
         Response::new(401, "Cookie is not acceptable").encode(&mut out);
-        assert_eq!(out, b"HTTP/1.1 401 Cookie is not acceptable\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            out,
+            b"HTTP/1.1 401 Cookie is not acceptable\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod auth_xml;
 pub mod config;
 pub mod connect;
 pub mod cstp;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ipc;
 pub mod mtu;

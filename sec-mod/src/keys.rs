@@ -61,7 +61,18 @@ impl ServerKey {
     /// Parse a PEM key and a PEM certificate chain and check that they belong together.
     pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<Self, KeyError> {
         let der = PrivateKeyDer::from_pem_slice(key_pem).map_err(KeyError::NoKey)?;
-        let key = any_supported_type(&der).map_err(KeyError::Unsupported)?;
+        let key = match any_supported_type(&der) {
+            Ok(key) => key,
+            // A GnuTLS-made EC key (the kind ocserv's docs create) may need its scalar resized.
+            Err(e) => match &der {
+                PrivateKeyDer::Sec1(sec1) => match crate::sec1::normalise(sec1.secret_sec1_der()) {
+                    Some(fixed) => any_supported_type(&PrivateKeyDer::Sec1(fixed.into()))
+                        .map_err(KeyError::Unsupported)?,
+                    None => return Err(KeyError::Unsupported(e)),
+                },
+                _ => return Err(KeyError::Unsupported(e)),
+            },
+        };
         let chain = CertificateDer::pem_slice_iter(cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(KeyError::BadCertificate)?;

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod fd;
 pub mod keys;
 pub mod logger;
+mod sec1;
 pub mod server;
 pub mod sessions;
 pub mod worker_link;

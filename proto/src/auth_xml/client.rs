@@ -16,7 +16,10 @@ const MAX_DEPTH: usize = 32;
 /// use. The `Content-Type` header is not consulted, like ocserv: the first non-blank byte `<`
 /// means XML.
 pub fn parse_client_body(body: &[u8]) -> Result<ClientRequest, AuthXmlError> {
-    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body).trim_ascii();
+    let body = body
+        .strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(body)
+        .trim_ascii();
     if body.is_empty() {
         return Ok(ClientRequest {
             kind: Some(RequestKind::Init),
@@ -150,7 +153,10 @@ fn field_of(start: &BytesStart<'_>) -> Option<Field> {
 }
 
 /// Take the document kind from `<config-auth type="...">`.
-fn note_config_auth(start: &BytesStart<'_>, request: &mut ClientRequest) -> Result<(), AuthXmlError> {
+fn note_config_auth(
+    start: &BytesStart<'_>,
+    request: &mut ClientRequest,
+) -> Result<(), AuthXmlError> {
     if start.name().as_ref() != b"config-auth" || request.kind.is_some() {
         return Ok(());
     }
@@ -185,7 +191,10 @@ fn parse_urlencoded(body: &[u8]) -> Result<ClientRequest, AuthXmlError> {
     let mut request = ClientRequest::default();
     for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (pair.get(..eq).unwrap_or_default(), pair.get(eq.saturating_add(1)..).unwrap_or_default()),
+            Some(eq) => (
+                pair.get(..eq).unwrap_or_default(),
+                pair.get(eq.saturating_add(1)..).unwrap_or_default(),
+            ),
             None => (pair, &b""[..]),
         };
         let name = percent_decode(name)?;
@@ -251,7 +260,13 @@ mod tests {
     #[test]
     fn openconnect_init() {
         let init = parse(INIT);
-        assert_eq!(init, ClientRequest { kind: Some(RequestKind::Init), ..Default::default() });
+        assert_eq!(
+            init,
+            ClientRequest {
+                kind: Some(RequestKind::Init),
+                ..Default::default()
+            }
+        );
         let with_group = parse(INIT_GROUP);
         assert_eq!(with_group.kind, Some(RequestKind::Init));
         assert_eq!(with_group.group.as_deref(), Some("finance"));
@@ -291,25 +306,50 @@ mod tests {
         assert_eq!(form.secondary_password.as_deref(), Some("123456"));
         assert_eq!(form.password, None);
         assert_eq!(parse(b"foo=bar").kind, Some(RequestKind::Init));
-        for bad in [&b"password=%zz"[..], b"password=%4", b"password=%ff", b"pass%word=1"] {
-            assert_eq!(parse_client_body(bad), Err(AuthXmlError::Malformed), "{bad:?}");
+        for bad in [
+            &b"password=%zz"[..],
+            b"password=%4",
+            b"password=%ff",
+            b"pass%word=1",
+        ] {
+            assert_eq!(
+                parse_client_body(bad),
+                Err(AuthXmlError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn password_like_names_count_as_password() {
         for name in ["password", "password2", "new_password", "answer_password"] {
-            let xml = format!("<config-auth type=\"auth-reply\"><auth><{name}>pw</{name}></auth></config-auth>");
-            assert_eq!(parse(xml.as_bytes()).password.as_deref(), Some("pw"), "{name}");
+            let xml = format!(
+                "<config-auth type=\"auth-reply\"><auth><{name}>pw</{name}></auth></config-auth>"
+            );
+            assert_eq!(
+                parse(xml.as_bytes()).password.as_deref(),
+                Some("pw"),
+                "{name}"
+            );
             let form = format!("{name}=pw");
-            assert_eq!(parse(form.as_bytes()).password.as_deref(), Some("pw"), "{name}");
+            assert_eq!(
+                parse(form.as_bytes()).password.as_deref(),
+                Some("pw"),
+                "{name}"
+            );
         }
-        let xml = b"<config-auth type=\"auth-reply\"><auth><secondary_password>otp</secondary_password>\
+        let xml =
+            b"<config-auth type=\"auth-reply\"><auth><secondary_password>otp</secondary_password>\
                     </auth></config-auth>";
         let reply = parse(xml);
         assert_eq!(reply.secondary_password.as_deref(), Some("otp"));
         assert_eq!(reply.password, None);
-        assert_eq!(parse(b"<config-auth><passwordless/></config-auth>").password.as_deref(), Some(""));
+        assert_eq!(
+            parse(b"<config-auth><passwordless/></config-auth>")
+                .password
+                .as_deref(),
+            Some("")
+        );
     }
 
     #[test]
@@ -344,10 +384,17 @@ mod tests {
             b"\xff\xfe<",
             b"<config-auth><username>\xc3</username></config-auth>",
         ] {
-            assert_eq!(parse_client_body(bad), Err(AuthXmlError::Malformed), "{bad:?}");
+            assert_eq!(
+                parse_client_body(bad),
+                Err(AuthXmlError::Malformed),
+                "{bad:?}"
+            );
         }
         let deep = "<a>".repeat(MAX_DEPTH + 1);
-        assert_eq!(parse_client_body(deep.as_bytes()), Err(AuthXmlError::Malformed));
+        assert_eq!(
+            parse_client_body(deep.as_bytes()),
+            Err(AuthXmlError::Malformed)
+        );
         // An unknown entity in an element we ignore does not matter.
         assert!(parse_client_body(b"<config-auth><x>&nbsp;</x></config-auth>").is_ok());
     }
@@ -356,15 +403,33 @@ mod tests {
     fn field_size_is_bounded() {
         let fits = "a".repeat(MAX_FIELD);
         let xml = format!("<config-auth><username>{fits}</username></config-auth>");
-        assert_eq!(parse(xml.as_bytes()).username.map(|u| u.len()), Some(MAX_FIELD));
+        assert_eq!(
+            parse(xml.as_bytes()).username.map(|u| u.len()),
+            Some(MAX_FIELD)
+        );
         let long = "a".repeat(MAX_FIELD + 1);
         let xml = format!("<config-auth><username>{long}</username></config-auth>");
-        assert_eq!(parse_client_body(xml.as_bytes()), Err(AuthXmlError::FieldTooLong));
-        let xml = format!("<config-auth><password>{}&amp;{fits}</password></config-auth>", "");
-        assert_eq!(parse_client_body(xml.as_bytes()), Err(AuthXmlError::FieldTooLong));
+        assert_eq!(
+            parse_client_body(xml.as_bytes()),
+            Err(AuthXmlError::FieldTooLong)
+        );
+        let xml = format!(
+            "<config-auth><password>{}&amp;{fits}</password></config-auth>",
+            ""
+        );
+        assert_eq!(
+            parse_client_body(xml.as_bytes()),
+            Err(AuthXmlError::FieldTooLong)
+        );
         let form = format!("username={long}");
-        assert_eq!(parse_client_body(form.as_bytes()), Err(AuthXmlError::FieldTooLong));
+        assert_eq!(
+            parse_client_body(form.as_bytes()),
+            Err(AuthXmlError::FieldTooLong)
+        );
         let form = format!("username={}", "%41".repeat(MAX_FIELD));
-        assert_eq!(parse(form.as_bytes()).username.map(|u| u.len()), Some(MAX_FIELD));
+        assert_eq!(
+            parse(form.as_bytes()).username.map(|u| u.len()),
+            Some(MAX_FIELD)
+        );
     }
 }

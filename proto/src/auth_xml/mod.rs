@@ -12,6 +12,8 @@ mod client;
 mod render;
 
 pub use client::parse_client_body;
+#[doc(hidden)]
+pub use render::xml_safe;
 pub use render::{render_complete, render_login_form};
 
 /// Longest user name, password, secondary password or group we accept, in bytes after

@@ -1,12 +1,33 @@
 //! ocserv.conf, parsed into a typed [`Config`] plus diagnostics that name file, line and option.
 //!
-//! Sans-IO: the caller reads the file and passes its text and a name for messages.
-//! (Skeleton: the parser is being written; the types below are the contract other crates use.)
+//! Sans-IO: the caller reads the file and passes its text and a name for messages; nothing
+//! here opens a file or resolves a name, and no input makes it panic (it is fuzzed).
+//!
+//! The syntax is ocserv's (described in `lexer.rs`); every option ocserv 1.5
+//! knows is in [`options`], each either parsed into [`Config`], accepted with a
+//! "not supported yet" warning, or refused with an error when ignoring it would be unsafe.
+//! Unknown options and bad values are errors that name the line and what was expected.
+//! `[vhost:NAME]` sections start as a copy of the global section (ocserv 1.5 behaviour).
+//!
+//! Layout: `lexer` (lines), `options` (the table), `values` (typed values), `auth`
+//! (`auth = ...`), `tls_priorities` (GnuTLS strings to rustls), `apply` (one option into a
+//! section), `finish` (defaults that depend on each other, mandatory options), `diag`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+mod apply;
+mod auth;
+mod diag;
+mod finish;
+mod lexer;
+pub mod options;
+mod tls_priorities;
+mod values;
+
+pub use diag::{Diagnostic, Severity};
 
 /// Result of parsing one configuration file.
 #[derive(Debug, Clone)]
@@ -26,62 +47,84 @@ impl Parsed {
     }
 }
 
-/// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The server refuses to start (unknown option, bad value, missing mandatory option).
-    Error,
-    /// Starts, but the administrator should know (option accepted but not supported yet,
-    /// a GnuTLS priority keyword rustls cannot express).
-    Warning,
-}
-
-/// One finding, attached to a place in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    /// File name as given by the caller.
-    pub origin: String,
-    /// 1-based line; 0 when the finding is about the file as a whole.
-    pub line: usize,
-    /// The option concerned, if any.
-    pub option: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let level = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        write!(f, "{}:{}: {level}: ", self.origin, self.line)?;
-        if let Some(option) = &self.option {
-            write!(f, "{option}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
 /// Parse the text of an ocserv.conf. `origin` names the file in diagnostics.
 pub fn parse(source: &str, origin: &str) -> Parsed {
-    let _ = source;
-    Parsed {
-        config: Config::default(),
-        diagnostics: vec![Diagnostic {
-            severity: Severity::Error,
-            origin: origin.to_owned(),
-            line: 0,
-            option: None,
-            message: "configuration parser not implemented yet".to_owned(),
-        }],
+    let mut sink = diag::Sink::new(origin);
+    let items = lexer::lex(source, &mut sink);
+    let mut global = apply::Section::global();
+    let mut vhosts: Vec<apply::Section> = Vec::new();
+    let mut current = Current::Global;
+    for item in items {
+        match item {
+            lexer::Item::Section { name, line } => {
+                current = enter_section(name, line, &global, &mut vhosts, &mut sink);
+            }
+            lexer::Item::Assign { name, value, line } => {
+                let section = match current {
+                    Current::Global => &mut global,
+                    Current::Vhost(i) => match vhosts.get_mut(i) {
+                        Some(section) => section,
+                        None => continue,
+                    },
+                    Current::Skipped => continue,
+                };
+                apply::assign(section, name, value, line, &mut sink);
+            }
+        }
     }
+    finish::finish(global, vhosts, sink)
+}
+
+/// The section the following lines go to.
+#[derive(Debug, Clone, Copy)]
+enum Current {
+    Global,
+    Vhost(usize),
+    /// An unknown section: ocserv skips its lines.
+    Skipped,
+}
+
+/// `[vhost:NAME]` (a second header with the same name continues that vhost), `[]` (back to
+/// the global section, as inih reports an empty section name) or anything else (skipped).
+fn enter_section(
+    name: &str,
+    line: usize,
+    global: &apply::Section,
+    vhosts: &mut Vec<apply::Section>,
+    sink: &mut diag::Sink,
+) -> Current {
+    if name.is_empty() {
+        return Current::Global;
+    }
+    let Some(vname) = name.strip_prefix("vhost:") else {
+        sink.warning(
+            line,
+            None,
+            format!("unknown section [{name}]; its options are skipped, as ocserv does"),
+        );
+        return Current::Skipped;
+    };
+    // Host names compare without case (ocserv maps them through IDNA).
+    let vname = vname.trim().to_ascii_lowercase();
+    if vname.is_empty() {
+        sink.error(line, None, "[vhost:] needs a host name");
+        return Current::Skipped;
+    }
+    if let Some(i) = vhosts
+        .iter()
+        .position(|v| v.vhost.as_deref() == Some(&*vname))
+    {
+        return Current::Vhost(i);
+    }
+    vhosts.push(apply::Section::vhost_of(global, vname, line));
+    Current::Vhost(vhosts.len().saturating_sub(1))
 }
 
 /// An authentication method from `auth = "..."` (ocserv syntax `name[opt=value,...]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthMethod {
-    /// `plain[passwd=FILE]` (an `otp=` option is reported as not supported yet).
+    /// `plain[passwd=FILE]` (an `otp=` option is an error: not supported yet, and running
+    /// without the second factor would be unsafe).
     Plain { passwd: PathBuf },
     /// `pam` or `pam[gid-min=N]`.
     Pam { gid_min: u32 },
@@ -109,11 +152,33 @@ pub enum RekeyMethod {
     NewTunnel,
 }
 
-/// What `tls-priorities` maps to in rustls.
+/// What `tls-priorities` maps to in rustls (see `doc/config.md`). The default is ocserv's
+/// built-in `NORMAL:%SERVER_PRECEDENCE:%COMPAT`: everything rustls offers, server order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsPolicy {
     pub tls12: bool,
     pub tls13: bool,
+    /// `%SERVER_PRECEDENCE`: pick the cipher in our order (rustls `ignore_client_order`).
+    pub server_precedence: bool,
+    /// `TLS13_AES_128_GCM_SHA256` and the TLS 1.2 ECDHE AES-128-GCM suites.
+    pub aes_128_gcm: bool,
+    /// `TLS13_AES_256_GCM_SHA384` and the TLS 1.2 ECDHE AES-256-GCM suites.
+    pub aes_256_gcm: bool,
+    /// `TLS13_CHACHA20_POLY1305_SHA256` and the TLS 1.2 ECDHE CHACHA20-POLY1305 suites.
+    pub chacha20_poly1305: bool,
+}
+
+impl Default for TlsPolicy {
+    fn default() -> Self {
+        Self {
+            tls12: true,
+            tls13: true,
+            server_precedence: true,
+            aes_128_gcm: true,
+            aes_256_gcm: true,
+            chacha20_poly1305: true,
+        }
+    }
 }
 
 /// The typed configuration (the default vhost; `[vhost:NAME]` sections in [`Config::vhosts`]).
@@ -194,12 +259,9 @@ impl Default for Config {
             max_clients: 0,
             max_same_clients: 0,
             keepalive: 32400,
-            dpd: 60,
+            dpd: 90,
             mobile_dpd: 1800,
-            tls: TlsPolicy {
-                tls12: true,
-                tls13: true,
-            },
+            tls: TlsPolicy::default(),
             auth_timeout: 240,
             idle_timeout: None,
             session_timeout: None,

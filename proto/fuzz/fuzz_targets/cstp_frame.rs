@@ -1,0 +1,5 @@
+//! Fuzz target `cstp_frame`: the body lives in `rocserv_proto::fuzzing::cstp_frame`, which the stable corpus
+//! replay test (proto/tests/corpus_replay.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rocserv_proto::fuzzing::cstp_frame(data));

@@ -1,0 +1,368 @@
+//! Applying one `name = value` to the section being built, and what ocserv does with options
+//! it only accepts (warnings, errors, aliases).
+
+use std::net::Ipv4Addr;
+
+use super::diag::{quote, Sink};
+use super::options::{self, OptionSpec, Scope, Status};
+use super::values::{self, Bad};
+use super::{auth, tls_priorities, Config, RekeyMethod, Route};
+
+/// ocserv refuses longer banners (`MAX_BANNER_SIZE` in ocserv `src/vpn.h`).
+const MAX_BANNER: usize = 256;
+
+/// Linux interface names hold 15 bytes; leave room for the device number.
+const MAX_DEVICE: usize = 10;
+
+/// The state of one section (global or `[vhost:NAME]`) while its lines are read.
+#[derive(Debug, Clone)]
+pub(crate) struct Section {
+    pub(crate) config: Config,
+    /// `None` for the global section.
+    pub(crate) vhost: Option<String>,
+    /// Line of the (first) section header; 0 for the global section.
+    pub(crate) line: usize,
+    /// `ipv4-network` address and its line; the prefix may come from either option.
+    pub(crate) ipv4: Option<(Ipv4Addr, usize)>,
+    pub(crate) ipv4_prefix: Option<u8>,
+    pub(crate) ipv6_network: bool,
+    /// `tls-priorities` as written, if set (inherited by vhosts).
+    pub(crate) tls_priorities: Option<String>,
+    /// Counts of `server-cert` / `server-key` lines (ocserv wants them paired).
+    pub(crate) certs: usize,
+    pub(crate) keys: usize,
+    /// Options given in this section: replace what a vhost inherited, warn on repeats.
+    seen: Vec<(&'static str, usize)>,
+}
+
+impl Section {
+    pub(crate) fn global() -> Self {
+        Self {
+            config: Config::default(),
+            vhost: None,
+            line: 0,
+            ipv4: None,
+            ipv4_prefix: None,
+            ipv6_network: false,
+            tls_priorities: None,
+            certs: 0,
+            keys: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A new vhost starts as a copy of the global section, as in ocserv 1.5 (#705).
+    pub(crate) fn vhost_of(global: &Self, name: String, line: usize) -> Self {
+        let mut section = global.clone();
+        section.config.vhosts = Vec::new();
+        section.vhost = Some(name);
+        section.line = line;
+        section.certs = 0;
+        section.keys = 0;
+        section.seen = Vec::new();
+        section
+    }
+
+    /// Line where `name` was first given in this section.
+    fn seen_at(&self, name: &str) -> Option<usize> {
+        self.seen.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
+    }
+}
+
+/// Handle one `name = value` line in `section`.
+pub(crate) fn assign(section: &mut Section, name: &str, raw: &str, line: usize, sink: &mut Sink) {
+    assign_as(section, name, name, raw, line, sink);
+}
+
+/// `assign` of option `key`, reported under `name` (they differ for an alias).
+fn assign_as(
+    section: &mut Section,
+    key: &str,
+    name: &str,
+    raw: &str,
+    line: usize,
+    sink: &mut Sink,
+) {
+    let Some(spec) = options::lookup(key) else {
+        let hint = options::suggest(name)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        sink.error(line, Some(name), format!("unknown option{hint}"));
+        return;
+    };
+    if spec.scope == Scope::Global {
+        if let Some(vhost) = &section.vhost {
+            sink.error(
+                line,
+                Some(name),
+                format!("cannot be set inside [vhost:{vhost}]; it applies to the whole server"),
+            );
+            return;
+        }
+    }
+    // included-http-headers keeps its quotes (ocserv passes the raw value).
+    let value = if spec.name == "included-http-headers" {
+        raw
+    } else {
+        values::unquote(raw)
+    };
+    match spec.status {
+        Status::Supported => {}
+        Status::Alias { of, old } => {
+            if old {
+                sink.warning(line, Some(name), format!("old name of `{of}`"));
+            }
+            // ocserv only ever lets `use-dbus` switch occtl on.
+            if spec.name == "use-dbus" && matches_any(value, options::FALSE) {
+                return;
+            }
+            assign_as(section, of, name, raw, line, sink);
+            return;
+        }
+        Status::NotYet { quiet } => {
+            if spec.name == "ipv6-network" {
+                section.ipv6_network = true;
+            }
+            if !matches_any(value, quiet) {
+                let scope = match spec.scope {
+                    Scope::PerUser => "; it belongs in per-user/per-group files",
+                    Scope::Global | Scope::Vhost => "",
+                };
+                sink.warning(
+                    line,
+                    Some(name),
+                    format!("not supported yet; ignored{scope}"),
+                );
+            }
+            return;
+        }
+        Status::Refused { safe } => {
+            if !matches_any(value, safe) {
+                sink.error(line, Some(name), refusal(spec));
+            }
+            return;
+        }
+        Status::NotApplicable => return,
+        Status::Removed { error } => {
+            let text = format!("no longer an ocserv option: {}", spec.difference);
+            if error {
+                sink.error(line, Some(name), text);
+            } else {
+                sink.warning(line, Some(name), format!("{text}; ignored"));
+            }
+            return;
+        }
+    }
+    if !spec.repeatable {
+        if let Some(first) = section.seen_at(spec.name) {
+            sink.warning(
+                line,
+                Some(name),
+                format!("also set on line {first}; this later value wins, as in ocserv"),
+            );
+        }
+    }
+    let first_here = section.seen_at(spec.name).is_none();
+    if first_here {
+        section.seen.push((spec.name, line));
+    }
+    if let Err(message) = supported(section, spec.name, value, first_here, line, sink) {
+        sink.error(line, Some(name), message);
+    }
+}
+
+fn matches_any(value: &str, list: &[&str]) -> bool {
+    list.iter().any(|v| v.eq_ignore_ascii_case(value))
+}
+
+fn refusal(spec: &OptionSpec) -> String {
+    let mut why = spec.difference.trim_end_matches('.').to_owned();
+    if let Some(first) = why.get(..1) {
+        let lower = first.to_ascii_lowercase();
+        why.replace_range(..1, &lower);
+    }
+    format!("not supported yet, and ignoring it is not safe: {why}")
+}
+
+/// Parse a supported option into the section. `first_here`: the first time this option
+/// appears in this section (a vhost's first `route` etc. adds to the inherited list, but its
+/// first `auth` or `server-cert` replaces the inherited one).
+pub(crate) fn supported(
+    s: &mut Section,
+    name: &str,
+    v: &str,
+    first_here: bool,
+    line: usize,
+    sink: &mut Sink,
+) -> Result<(), Bad> {
+    let c = &mut s.config;
+    match name {
+        "auth" => {
+            let method = auth::method(v)?;
+            if first_here {
+                c.auth = Some(method);
+            } else {
+                return Err(
+                    "several `auth` methods that must all succeed are not supported \
+                            yet; give one method"
+                        .to_owned(),
+                );
+            }
+        }
+        "always-require-cert" => {
+            sink.warning(line, Some(name), "old option; use `cisco-client-compat`");
+            if !values::boolean(v)? {
+                c.cisco_client_compat = true;
+            }
+        }
+        "listen-host" => {
+            c.listen_host = Some(
+                values::ip(v)
+                    .map_err(|e| format!("{e} (host names are not resolved; give an address)"))?,
+            )
+        }
+        "tcp-port" => c.tcp_port = values::port(v)?,
+        "udp-port" => {
+            c.udp_port = match v {
+                "0" => None,
+                _ => Some(values::port(v)?),
+            }
+        }
+        "run-as-user" => c.run_as_user = Some(values::name(v, 32)?),
+        "run-as-group" => c.run_as_group = Some(values::name(v, 32)?),
+        "socket-file" => c.socket_file = Some(values::absolute_path(v)?),
+        "occtl-socket-file" => c.occtl_socket_file = Some(values::absolute_path(v)?),
+        "pid-file" => c.pid_file = Some(values::absolute_path(v)?),
+        "server-cert" | "server-key" => {
+            if v.contains(':') && !v.starts_with('/') {
+                return Err(format!(
+                    "key and certificate URLs (PKCS #11, TPM) are not supported; give a PEM \
+                     file, found {}",
+                    quote(v)
+                ));
+            }
+            let path = values::absolute_path(v)?;
+            let (slot, count) = if name == "server-cert" {
+                (&mut c.server_cert, &mut s.certs)
+            } else {
+                (&mut c.server_key, &mut s.keys)
+            };
+            *count = count.saturating_add(1);
+            if first_here {
+                *slot = Some(path);
+            } else {
+                sink.warning(
+                    line,
+                    Some(name),
+                    "several certificate/key pairs are not supported yet; only the first is used",
+                );
+            }
+        }
+        "ca-cert" => c.ca_cert = Some(values::absolute_path(v)?),
+        "isolate-workers" => c.isolate_workers = values::boolean(v)?,
+        "use-occtl" => c.use_occtl = values::boolean(v)?,
+        "max-clients" => c.max_clients = values::number(v, 0, u32::MAX)?,
+        "max-same-clients" => c.max_same_clients = values::number(v, 0, u32::MAX)?,
+        "keepalive" => c.keepalive = values::seconds(v)?,
+        "dpd" => c.dpd = values::seconds(v)?,
+        "mobile-dpd" => c.mobile_dpd = values::seconds(v)?,
+        "auth-timeout" => c.auth_timeout = values::seconds(v)?,
+        "idle-timeout" => c.idle_timeout = values::optional_seconds(v)?,
+        "session-timeout" => c.session_timeout = values::optional_seconds(v)?,
+        "cookie-timeout" => c.cookie_timeout = values::seconds(v)?,
+        "rekey-time" => c.rekey_time = values::seconds(v)?,
+        "persistent-cookies" => c.persistent_cookies = values::boolean(v)?,
+        "predictable-ips" => c.predictable_ips = values::boolean(v)?,
+        "tunnel-all-dns" => c.tunnel_all_dns = values::boolean(v)?,
+        "cisco-client-compat" => c.cisco_client_compat = values::boolean(v)?,
+        "rekey-method" => {
+            c.rekey_method = match v {
+                "ssl" => RekeyMethod::Ssl,
+                "new-tunnel" => RekeyMethod::NewTunnel,
+                _ => {
+                    return Err(format!(
+                        "expected `ssl` or `new-tunnel`, found {}",
+                        quote(v)
+                    ))
+                }
+            }
+        }
+        "log-level" => {
+            c.log_level = u8::try_from(values::number(v, 0, 9)?).unwrap_or(u8::MAX);
+        }
+        "device" => c.device = values::name(v, MAX_DEVICE)?,
+        "default-domain" => c.default_domain = values::text(v),
+        "banner" | "pre-login-banner" => {
+            if v.len() > MAX_BANNER {
+                return Err(format!(
+                    "is {} bytes long; ocserv allows at most {MAX_BANNER}",
+                    v.len()
+                ));
+            }
+            if name == "banner" {
+                c.banner = values::text(v);
+            } else {
+                c.pre_login_banner = values::text(v);
+            }
+        }
+        "mtu" => {
+            c.mtu = match values::number(v, 0, 65535)? {
+                0 => None,
+                n if n < 68 => {
+                    return Err(format!(
+                        "expected at least 68 (or 0 for the default), found {n}"
+                    ))
+                }
+                n => u16::try_from(n).ok(),
+            }
+        }
+        "dns" => {
+            if v == "local" {
+                return Err(
+                    "the `local` keyword is no longer supported by ocserv; give an address".into(),
+                );
+            }
+            c.dns.push(values::ip(v)?);
+        }
+        "route" => c.routes.push(values::route(v)?),
+        "no-route" => c.no_routes.push(values::route(v)?),
+        "ipv4-network" => {
+            let (addr, prefix) = values::ipv4_network(v)?;
+            s.ipv4 = Some((addr, line));
+            if prefix.is_some() {
+                s.ipv4_prefix = prefix;
+            }
+        }
+        "ipv4-netmask" => s.ipv4_prefix = Some(values::netmask(v)?),
+        "tls-priorities" => {
+            let mapped = tls_priorities::map(v)?;
+            let mut ignored = mapped.ignored.clone();
+            ignored.extend(mapped.unknown.iter().cloned());
+            if !ignored.is_empty() {
+                let list = ignored
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                sink.warning(
+                    line,
+                    Some(name),
+                    format!("rustls cannot express {list}; ignored"),
+                );
+            }
+            c.tls = mapped.policy;
+            s.tls_priorities = Some(v.to_owned());
+        }
+        _ => return Err(format!("BUG: no parser for supported option `{name}`")),
+    }
+    Ok(())
+}
+
+/// `route = default` tunnels everything: ocserv drops every other route then.
+pub(crate) fn normalise_routes(routes: &mut Vec<Route>) -> bool {
+    if routes.contains(&Route::Default) && routes.len() > 1 {
+        *routes = vec![Route::Default];
+        return true;
+    }
+    false
+}

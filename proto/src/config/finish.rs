@@ -1,0 +1,124 @@
+//! After the last line: defaults that depend on other options, mandatory options, and the
+//! vhosts put together (ocserv `check_cfg` in `src/config.c` does the same checks).
+
+use std::net::IpAddr;
+
+use super::apply::{normalise_routes, Section};
+use super::diag::Sink;
+use super::{tls_priorities, Config, IpNet, Parsed, VHost};
+
+/// Build the final configuration from the global section and the vhosts.
+pub(crate) fn finish(global: Section, vhosts: Vec<Section>, mut sink: Sink) -> Parsed {
+    let mut config = complete(global, &mut sink);
+    for section in vhosts {
+        let name = section.vhost.clone().unwrap_or_default();
+        let line = section.line;
+        let vhost = complete(section, &mut sink);
+        config.vhosts.push(VHost {
+            name,
+            line,
+            config: Box::new(vhost),
+        });
+    }
+    Parsed {
+        config,
+        diagnostics: sink.list,
+    }
+}
+
+fn complete(section: Section, sink: &mut Sink) -> Config {
+    let place = section
+        .vhost
+        .as_ref()
+        .map(|n| format!("in [vhost:{n}]: "))
+        .unwrap_or_default();
+    let mut c = section.config;
+    if c.auth.is_none() {
+        sink.error(
+            0,
+            Some("auth"),
+            format!(
+                "{place}no authentication method; add e.g. \
+                 `auth = \"plain[passwd=/etc/ocserv/ocpasswd]\"`"
+            ),
+        );
+    }
+    if c.server_cert.is_none() {
+        sink.error(
+            0,
+            Some("server-cert"),
+            format!(
+                "{place}no server certificate; add `server-cert = /etc/ocserv/server-cert.pem`"
+            ),
+        );
+    }
+    if c.server_key.is_none() {
+        sink.error(
+            0,
+            Some("server-key"),
+            format!("{place}no server key; add `server-key = /etc/ocserv/server-key.pem`"),
+        );
+    }
+    if section.certs > 0 && section.keys > 0 && section.certs != section.keys {
+        sink.error(
+            0,
+            Some("server-key"),
+            format!(
+                "{place}{} server-cert but {} server-key lines; each certificate needs its key",
+                section.certs, section.keys
+            ),
+        );
+    }
+    match (section.ipv4, section.ipv4_prefix) {
+        (Some((addr, _)), Some(prefix)) => {
+            c.ipv4_network = Some(IpNet {
+                addr: IpAddr::V4(addr),
+                prefix,
+            });
+        }
+        (Some((_, line)), None) => sink.error(
+            line,
+            Some("ipv4-network"),
+            format!(
+                "{place}no netmask; add `ipv4-netmask = 255.255.255.0` or write the network \
+                 as a.b.c.d/24"
+            ),
+        ),
+        (None, _) if !section.ipv6_network => sink.error(
+            0,
+            Some("ipv4-network"),
+            format!("{place}no address pool for clients; set `ipv4-network`"),
+        ),
+        (None, _) => {}
+    }
+    if normalise_routes(&mut c.routes) {
+        sink.warning(
+            0,
+            Some("route"),
+            format!(
+                "{place}`route = default` tunnels everything, so the other routes are dropped \
+                 (as ocserv does)"
+            ),
+        );
+    }
+    if section.tls_priorities.is_none() {
+        c.tls = implicit_tls(&c);
+    }
+    // ocserv: a mobile-dpd of 0 falls back to dpd.
+    if c.mobile_dpd == 0 {
+        c.mobile_dpd = c.dpd;
+    }
+    c
+}
+
+/// Without `tls-priorities` ocserv uses its built-in string, minus TLS 1.3 for
+/// `cisco-client-compat` (ocserv issue #318: AnyConnect fails with TLS 1.3).
+fn implicit_tls(c: &Config) -> super::TlsPolicy {
+    let mut policy = tls_priorities::map(tls_priorities::OCSERV_DEFAULT)
+        .map(|m| m.policy)
+        .unwrap_or_default();
+    if c.cisco_client_compat {
+        policy.tls13 = false;
+    }
+    policy
+}

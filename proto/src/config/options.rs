@@ -1,0 +1,339 @@
+//! The table of every option ocserv 1.5 knows, with what rocserv does with each.
+//!
+//! Sources for the list: ocserv `doc/sample.config`, the option chain in ocserv
+//! `src/config.c` (`cfg_ini_handler`) and the per-user options of `src/sup-config/file.c`.
+//! The descriptions are ours. `doc/config.md` is checked against this table by a test.
+
+/// Where an option may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only in the global section: ocserv refuses it inside `[vhost:...]`.
+    Global,
+    /// Global section or a `[vhost:...]` section (a vhost inherits the global value).
+    Vhost,
+    /// Belongs in per-user / per-group files; ocserv skips it in the main file.
+    PerUser,
+}
+
+/// What rocserv does with an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Parsed into the typed [`super::Config`] and honoured.
+    Supported,
+    /// Accepted and ignored, with a "not supported yet" warning unless the value is one of
+    /// `quiet` (values that ask for exactly what rocserv does anyway).
+    NotYet { quiet: &'static [&'static str] },
+    /// Ignoring it would weaken security or break every client, so any value but one of `safe`
+    /// is an error.
+    Refused { safe: &'static [&'static str] },
+    /// Another name of option `of`; `old` when ocserv considers the name outdated.
+    Alias { of: &'static str, old: bool },
+    /// Meaningless in rocserv's design; accepted without a word.
+    NotApplicable,
+    /// Dropped by ocserv; `error` when ocserv refuses to start on it.
+    Removed { error: bool },
+}
+
+/// One known option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// Name as written in ocserv.conf.
+    pub name: &'static str,
+    /// Where it may appear.
+    pub scope: Scope,
+    /// What rocserv does with it.
+    pub status: Status,
+    /// May it be given several times, each adding a value (`route`, `dns`, ...)?
+    pub repeatable: bool,
+    /// What the option does in ocserv, in a few words.
+    pub meaning: &'static str,
+    /// How rocserv differs; empty when it behaves as ocserv.
+    pub difference: &'static str,
+}
+
+impl Status {
+    /// Short label used in diagnostics and `doc/config.md`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Supported => "supported",
+            Self::NotYet { .. } => "not yet",
+            Self::Refused { .. } => "refused",
+            Self::Alias { .. } => "alias",
+            Self::NotApplicable => "not applicable",
+            Self::Removed { .. } => "removed",
+        }
+    }
+}
+
+/// Every option, sorted by name.
+pub fn all() -> &'static [OptionSpec] {
+    OPTIONS
+}
+
+/// The entry for `name` (exact, case-sensitive, as ocserv compares).
+pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.name == name)
+}
+
+/// The known option nearest to a misspelt `name`, if one is near enough to be a likely typo.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    // No option name is this long; skip the quadratic comparison for garbage lines.
+    if name.len() > 64 {
+        return None;
+    }
+    let wanted = name.to_ascii_lowercase().replace('_', "-");
+    let mut best: Option<(usize, &'static str)> = None;
+    for option in OPTIONS {
+        let d = distance(&wanted, &option.name.replace('_', "-"));
+        if best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, option.name));
+        }
+    }
+    let (d, found) = best?;
+    // A third of the name may differ, and at least two edits are always allowed.
+    let allowed = (name.chars().count() / 3).max(2);
+    (d <= allowed).then_some(found)
+}
+
+/// Levenshtein distance (characters), without indexing.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = Vec::with_capacity(previous.len());
+        current.push(i.saturating_add(1));
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous
+                .get(j)
+                .map_or(usize::MAX, |v| v.saturating_add(usize::from(ca != *cb)));
+            let delete = previous
+                .get(j.saturating_add(1))
+                .map_or(usize::MAX, |v| v.saturating_add(1));
+            let insert = current.get(j).map_or(usize::MAX, |v| v.saturating_add(1));
+            current.push(substitute.min(delete).min(insert));
+        }
+        previous = current;
+    }
+    previous.last().copied().unwrap_or_default()
+}
+
+pub(crate) const FALSE: &[&str] = &["false", "no"];
+const TRUE: &[&str] = &["true", "yes"];
+const ZERO: &[&str] = &["0"];
+const NONE: &[&str] = &[];
+
+const fn yes(name: &'static str, scope: Scope, meaning: &'static str) -> OptionSpec {
+    spec(name, scope, Status::Supported, meaning, "")
+}
+
+const fn yes_but(
+    name: &'static str,
+    scope: Scope,
+    meaning: &'static str,
+    difference: &'static str,
+) -> OptionSpec {
+    spec(name, scope, Status::Supported, meaning, difference)
+}
+
+const fn spec(
+    name: &'static str,
+    scope: Scope,
+    status: Status,
+    meaning: &'static str,
+    difference: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        scope,
+        status,
+        repeatable: false,
+        meaning,
+        difference,
+    }
+}
+
+const fn many(mut option: OptionSpec) -> OptionSpec {
+    option.repeatable = true;
+    option
+}
+
+const fn later(name: &'static str, scope: Scope, meaning: &'static str) -> OptionSpec {
+    spec(name, scope, Status::NotYet { quiet: NONE }, meaning, "")
+}
+
+const fn later_unless(
+    name: &'static str,
+    scope: Scope,
+    quiet: &'static [&'static str],
+    meaning: &'static str,
+) -> OptionSpec {
+    spec(name, scope, Status::NotYet { quiet }, meaning, "")
+}
+
+const fn refused(
+    name: &'static str,
+    scope: Scope,
+    safe: &'static [&'static str],
+    meaning: &'static str,
+    difference: &'static str,
+) -> OptionSpec {
+    spec(name, scope, Status::Refused { safe }, meaning, difference)
+}
+
+const fn alias(name: &'static str, of: &'static str, old: bool, scope: Scope) -> OptionSpec {
+    spec(name, scope, Status::Alias { of, old }, "", "")
+}
+
+use Scope::{Global as G, PerUser as U, Vhost as V};
+
+static OPTIONS: &[OptionSpec] = &[
+    refused("acct", V, NONE, "Accounting method (radius, or a pam account check) run beside authentication.",
+        "skipping an account check could let in users it would reject."),
+    spec("always-require-cert", V, Status::Supported, "Old switch; `false` meant what `cisco-client-compat = true` means now.",
+        "Mapped onto `cisco-client-compat`, with a warning about the old name."),
+    later_unless("append-routes", V, FALSE, "Add per-user/group routes to the global ones instead of replacing them."),
+    many(yes_but("auth", V, "Authentication method: `plain[passwd=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[...]`, `gssapi[...]`, `oidc[...]`; several lines must all succeed.", "One method only: `plain` (no `otp`) or `pam` (service `ocserv`); anything else is an error, since the server could not log users in as configured.")),
+    yes("auth-timeout", G, "Seconds a client may take to log in."),
+    later_unless("auto-select-group", V, FALSE, "Offer every group the auth backend knows as a group choice."),
+    later("ban-points-connection", G, "Ban points charged for each new connection."),
+    later("ban-points-kkdcp", G, "Ban points charged for each KKDCP request."),
+    later("ban-points-wrong-password", G, "Ban points charged for each wrong password."),
+    later("ban-reset-time", G, "Seconds after which a client's ban points are forgotten."),
+    later("ban-time", G, "Seconds an address stays banned after passing `max-ban-score`."),
+    yes("banner", V, "Message shown to the user after login (at most 256 bytes)."),
+    yes("ca-cert", V, "CA file used to check client certificates."),
+    refused("camouflage", V, FALSE, "Hide the VPN behind a secret URL; everyone else sees a plain web server.",
+        "ignoring it would expose the VPN to scanners."),
+    later("camouflage_realm", V, "HTTP realm shown by the camouflaged server."),
+    later("camouflage_secret", V, "The secret URL query that passes the camouflage."),
+    later("cert-group-oid", V, "Certificate DN field holding the user's group (certificate auth)."),
+    later("cert-user-oid", V, "Certificate DN field holding the user name (certificate auth)."),
+    spec("cgroup", G, Status::Removed { error: false }, "Put workers into a cgroup (cgroups v1).", "removed in ocserv 1.5; use systemd resource controls"),
+    spec("chroot-dir", G, Status::NotYet { quiet: NONE }, "Directory the workers are chrooted into.",
+        "Workers are confined by seccomp and an unprivileged uid, not by chroot."),
+    yes("cisco-client-compat", V, "Accept legacy AnyConnect clients (legacy DTLS, no client certificate per TLS connection); when no tls-priorities is set it also turns TLS 1.3 off."),
+    later_unless("cisco-svc-client-compat", V, FALSE, "Settings for Cisco SVC IP phones."),
+    later_unless("client-bypass-protocol", V, FALSE, "Tell the client to bypass the VPN for an IP version without an address pool."),
+    later_unless("compression", V, FALSE, "Negotiate LZS / LZ4 compression with clients."),
+    later("compression-algo-priority", G, "Preferred order of compression algorithms, e.g. `lz4:lzs`."),
+    refused("config-per-group", V, NONE, "Directory of per-group configuration files.",
+        "those files can restrict users, and rocserv cannot apply them yet."),
+    refused("config-per-user", V, NONE, "Directory of per-user configuration files.",
+        "those files can restrict users, and rocserv cannot apply them yet."),
+    refused("connect-script", G, NONE, "Program run when a client connects; a non-zero exit refuses the client.",
+        "skipping it could admit clients the script would refuse."),
+    yes("cookie-timeout", V, "Seconds a session cookie stays usable after the client disconnects."),
+    later("crl", V, "Revocation list for client certificates."),
+    many(later("custom-header", V, "Extra HTTP header sent to the client before the tunnel starts (`%{U}`, `%{G}` expanded).")),
+    spec("debug-no-secmod-stats", G, Status::NotApplicable, "Debug switch: sec-mod stops logging its statistics.", "No such statistics in rocserv."),
+    yes("default-domain", V, "DNS search domain(s) given to clients, space separated."),
+    refused("default-group-config", V, NONE, "Per-group file used when no group file matches.",
+        "Those files can restrict users, and rocserv cannot apply them yet."),
+    later("default-select-group", V, "Name of the group entry meaning 'the user's default group'."),
+    refused("default-user-config", V, NONE, "Per-user file used when no user file matches.",
+        "Those files can restrict users, and rocserv cannot apply them yet."),
+    refused("deny-roaming", V, FALSE, "Tie a cookie to the client address it was issued to.",
+        "ignoring it would let a cookie be used from anywhere."),
+    yes_but("device", G, "Prefix of the tun device names (`vpns` gives vpns0, vpns1, ...).", "At most 10 characters of `[A-Za-z0-9_.-]`."),
+    spec("dh-params", V, Status::NotApplicable, "Diffie-Hellman parameters for DHE suites in old GnuTLS.", "rustls has no DHE suites."),
+    later("disconnect-script", G, "Program run when a client disconnects."),
+    many(yes_but("dns", V, "DNS server given to clients; repeat for more.", "`local` is refused (as in ocserv).")),
+    yes("dpd", V, "Dead peer detection interval in seconds."),
+    later("dtls-legacy", V, "Offer the pre-standard DTLS negotiation of old AnyConnect."),
+    later("dtls-psk", G, "Offer DTLS keyed from the TLS session (openconnect 7.08+)."),
+    many(later("enable-auth", V, "Alternative method that on its own suffices to log in (e.g. `certificate`).")),
+    spec("explicit-ipv4", U, Status::NotYet { quiet: NONE }, "Fixed IPv4 address for a user (per-user file).", ""),
+    spec("explicit-ipv6", U, Status::NotYet { quiet: NONE }, "Fixed IPv6 address for a user (per-user file).", ""),
+    later_unless("expose-iroutes", V, FALSE, "Announce every client's iroutes to the other clients."),
+    later("host-update-script", G, "Program run when a client reports its host name."),
+    spec("hostname", U, Status::NotYet { quiet: NONE }, "Host name forced on a user (per-user file).", ""),
+    yes("idle-timeout", V, "Seconds without traffic before a client is dropped; 0 or unset = never."),
+    many(later("included-http-headers", V, "Extra HTTP header added to every response (value kept verbatim).")),
+    alias("ipv4-dns", "dns", false, V),
+    alias("ipv4-nbns", "nbns", false, V),
+    yes("ipv4-netmask", V, "Netmask of `ipv4-network`."),
+    yes_but("ipv4-network", V, "IPv4 pool the client addresses are leased from; may carry its prefix (`a.b.c.d/24`).", "Needed: rocserv leases IPv4 addresses only (ocserv also accepts an IPv6-only pool)."),
+    alias("ipv6-dns", "dns", false, V),
+    alias("ipv6-nbns", "nbns", false, V),
+    later("ipv6-network", V, "IPv6 pool; may carry its prefix."),
+    later("ipv6-prefix", V, "Prefix length of `ipv6-network` (older spelling)."),
+    later("ipv6-subnet-prefix", V, "Size of the IPv6 network each client gets (128 = one address)."),
+    many(spec("iroute", U, Status::NotYet { quiet: NONE }, "Network behind a client, routed to it on the server (per-user file).", "")),
+    yes("isolate-workers", G, "Confine workers with seccomp (and namespaces)."),
+    yes("keepalive", V, "Keepalive interval in seconds."),
+    later("key-pin", V, "PIN that unlocks the server key."),
+    many(later("kkdcp", V, "URL path forwarded to a Kerberos KDC (MS-KKDCP).")),
+    later("limit-worker-memory", G, "Cap each worker's heap (RLIMIT_DATA)."),
+    spec("listen-clear-file", G, Status::Removed { error: true }, "Unix socket for TLS terminated elsewhere.", "removed in ocserv 1.1.2, which refuses it too"),
+    yes_but("listen-host", G, "Address to listen on (default: all).", "An IP address; host names are not resolved."),
+    later_unless("listen-host-is-dyndns", V, FALSE, "The server address may change: ask clients to resolve again on reconnect."),
+    later("listen-netns", G, "Network namespace to open the listening sockets in."),
+    refused("listen-proxy-proto", G, FALSE, "Expect the PROXY protocol header from a load balancer.",
+        "the header would be read as TLS and every connection would fail."),
+    yes_but("log-level", G, "Verbosity 0-9 (1 basic, 2 info, 3 debug, 4 http, 8 sensitive, 9 TLS).", "Default 1 (ocserv: 2)."),
+    later_unless("match-tls-dtls-ciphers", V, FALSE, "Require the DTLS cipher to be the one of the TLS channel."),
+    later_unless("max-ban-score", G, ZERO, "Ban points at which an address is banned; 0 = no bans."),
+    yes("max-clients", G, "Most clients at once; 0 = no limit."),
+    yes("max-same-clients", V, "Most sessions of one user at once; 0 = no limit."),
+    alias("min-reauth-time", "ban-time", true, G),
+    yes("mobile-dpd", V, "Dead peer detection interval for mobile clients; 0 = same as `dpd`."),
+    later_unless("mobile-idle-timeout", V, ZERO, "`idle-timeout` for mobile clients."),
+    yes_but("mtu", V, "Link MTU assumed for clients; unset = the tun default.", "Values below 68 are refused."),
+    many(later("nbns", V, "NetBIOS name server given to clients.")),
+    later("net-priority", V, "SO_PRIORITY (0-6) or TOS (hex) for the client's packets."),
+    later("no-compress-limit", V, "Packets smaller than this are sent uncompressed."),
+    many(yes("no-route", V, "Network the client must not send through the VPN.")),
+    later_unless("no-udp", V, TRUE, "Disable DTLS: tunnel over TLS only."),
+    yes("occtl-socket-file", G, "Unix socket for occtl."),
+    later("ocsp-response", V, "Stapled OCSP response for the server certificate."),
+    later("output-buffer", V, "Packets (of MTU size) queued towards a client."),
+    yes("persistent-cookies", V, "Keep cookies valid after the user logs out, until they expire."),
+    yes("pid-file", G, "Where the main process writes its PID."),
+    later("pin-file", V, "File holding the PIN of the server key."),
+    later_unless("ping-leases", G, FALSE, "Ping an address before leasing it."),
+    yes("pre-login-banner", V, "Message shown on the login form."),
+    yes("predictable-ips", V, "Give a user the same address each time when possible."),
+    later("proxy-url", V, "Proxy URL (PAC) handed to clients (`%{U}`, `%{G}` expanded)."),
+    later_unless("rate-limit-ms", G, ZERO, "Slow down accepting connections while authentication is backlogged."),
+    yes("rekey-method", V, "How to rekey: `ssl` (in-channel) or `new-tunnel` (client reconnects)."),
+    yes("rekey-time", V, "Seconds between rekeys; 0 = never."),
+    refused("restrict-user-to-ports", V, NONE, "Firewall a client to (or away from) listed protocols/ports.",
+        "ignoring it would give clients access the administrator removed."),
+    refused("restrict-user-to-routes", V, FALSE, "Firewall a client to its routes.",
+        "ignoring it would give clients access the administrator removed."),
+    many(yes("route", V, "Network the client sends through the VPN: `default`, `a.b.c.d/len`, `a.b.c.d/m.m.m.m` or IPv6; none or `default` = everything.")),
+    later("route-add-cmd", G, "Command that adds a server route for an iroute."),
+    later("route-del-cmd", G, "Command that removes a server route for an iroute."),
+    yes("run-as-group", G, "Group the workers run as."),
+    yes("run-as-user", G, "User the workers run as."),
+    later_unless("rx-data-per-sec", V, ZERO, "Bandwidth limit from the client, bytes/s."),
+    spec("sec-mod-db-cleanup-time", G, Status::NotApplicable, "How often sec-mod purges expired sessions.", "Expiry is computed from the clock passed in; nothing to tune."),
+    spec("sec-mod-scale", G, Status::NotApplicable, "Number of sec-mod processes.", "rocserv runs one sec-mod."),
+    many(later("select-group", V, "Group the user may choose at login (`name[Label]`).")),
+    later_unless("select-group-by-url", V, FALSE, "Choose the group from the URL path."),
+    many(yes_but("server-cert", V, "Server certificate (chain) file; several pairs allowed.", "PEM files only; a second pair is ignored with a warning.")),
+    later_unless("server-drain-ms", G, ZERO, "Delay before closing listeners at shutdown, for load balancers."),
+    many(yes_but("server-key", V, "Private key of the preceding `server-cert`.", "PEM file only (no PKCS #11 / TPM URLs).")),
+    later("server-stats-reset-time", G, "Period after which occtl's statistics restart."),
+    spec("session-control", G, Status::Removed { error: false }, "Old session-control switch.", "deprecated; ocserv ignores it too"),
+    yes("session-timeout", V, "Seconds a session may last before re-authentication; 0 or unset = forever."),
+    yes_but("socket-file", G, "Prefix of ocserv's internal IPC socket.", "Parsed only: rocserv's processes talk over socketpairs, so no socket file is made."),
+    many(later("split-dns", V, "Domain resolved with the VPN's DNS servers.")),
+    later("srk-pin", V, "TPM storage root key PIN."),
+    later("srk-pin-file", V, "File with the TPM storage root key PIN."),
+    later_unless("stats-report-time", V, ZERO, "Seconds between workers' traffic reports."),
+    later("switch-to-tcp-timeout", V, "Seconds without DTLS traffic before falling back to TLS."),
+    later("syslog-facility", G, "syslog facility (daemon, user, auth, authpriv, local0-7)."),
+    yes_but("tcp-port", G, "TCP port of the TLS listener.", "Defaults to 443 (ocserv insists on it being set)."),
+    yes_but("tls-priorities", V, "GnuTLS priority string for the TLS channel.", "Mapped onto rustls; see the note below the table."),
+    later_unless("try-mtu-discovery", G, FALSE, "Probe the path MTU with DPD packets."),
+    yes("tunnel-all-dns", V, "Send all DNS queries through the VPN."),
+    later_unless("tx-data-per-sec", V, ZERO, "Bandwidth limit to the client, bytes/s."),
+    later("udp-listen-host", G, "Address for the DTLS socket (default: `listen-host`)."),
+    yes("udp-port", G, "UDP port for DTLS; 0 or unset = no DTLS."),
+    alias("use-dbus", "use-occtl", true, G),
+    yes("use-occtl", G, "Serve the occtl control socket."),
+    alias("use-seccomp", "isolate-workers", true, G),
+    later_unless("use-utmp", G, FALSE, "Record clients in utmp."),
+    later("user-profile", V, "AnyConnect XML profile offered to clients."),
+];

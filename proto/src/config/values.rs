@@ -1,0 +1,165 @@
+//! Typed values: each function takes the option's text (quotes already stripped) and returns
+//! the value or a message saying what was expected. No I/O: names are not resolved and files
+//! are not opened here.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use super::diag::quote;
+use super::{IpNet, Route};
+
+/// A message for a bad value: "expected ..., found `...`".
+pub(crate) type Bad = String;
+
+fn expected(what: &str, found: &str) -> Bad {
+    format!("expected {what}, found {}", quote(found))
+}
+
+/// ocserv strips white space and every `"` from both ends (`sanitize_config_value` in
+/// ocserv `src/config.c`); quotes are not syntax.
+pub(crate) fn unquote(raw: &str) -> &str {
+    raw.trim_matches(|c: char| c == '"' || c.is_whitespace())
+}
+
+/// `true`/`yes` or `false`/`no`, any case. ocserv reads anything else as false; we refuse it.
+pub(crate) fn boolean(v: &str) -> Result<bool, Bad> {
+    if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err(expected("`true` or `false`", v))
+    }
+}
+
+/// A decimal number in `min..=max`.
+pub(crate) fn number(v: &str, min: u32, max: u32) -> Result<u32, Bad> {
+    let what = if max == u32::MAX {
+        format!("a whole number of at least {min}")
+    } else {
+        format!("a whole number from {min} to {max}")
+    };
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) && v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(expected(&what, v)),
+    }
+}
+
+/// A duration in whole seconds (ocserv has no unit suffixes).
+pub(crate) fn seconds(v: &str) -> Result<u32, Bad> {
+    number(v, 0, u32::MAX).map_err(|_| expected("a number of seconds", v))
+}
+
+/// Seconds where 0 means "never" (`idle-timeout`, `session-timeout`).
+pub(crate) fn optional_seconds(v: &str) -> Result<Option<u32>, Bad> {
+    seconds(v).map(|s| (s != 0).then_some(s))
+}
+
+/// A TCP/UDP port, 1-65535.
+pub(crate) fn port(v: &str) -> Result<u16, Bad> {
+    number(v, 1, 65535)
+        .ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| expected("a port number from 1 to 65535", v))
+}
+
+/// An IPv4 or IPv6 address; IPv6 may be written in brackets.
+pub(crate) fn ip(v: &str) -> Result<IpAddr, Bad> {
+    let bare = v
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(v);
+    bare.parse()
+        .map_err(|_| expected("an IPv4 or IPv6 address", v))
+}
+
+/// A dotted IPv4 netmask with contiguous ones, as a prefix length.
+pub(crate) fn netmask(v: &str) -> Result<u8, Bad> {
+    let bad = || expected("a netmask such as 255.255.255.0", v);
+    let mask: Ipv4Addr = v.parse().map_err(|_| bad())?;
+    let bits = u32::from(mask);
+    let ones = bits.leading_ones();
+    if bits.checked_shl(ones).unwrap_or(0) != 0 {
+        return Err(bad());
+    }
+    u8::try_from(ones).map_err(|_| bad())
+}
+
+/// `a.b.c.d`, `a.b.c.d/len` or `a.b.c.d/m.m.m.m` (the form of `ipv4-network`).
+pub(crate) fn ipv4_network(v: &str) -> Result<(Ipv4Addr, Option<u8>), Bad> {
+    let bad = || expected("an IPv4 network such as 192.168.1.0 or 192.168.1.0/24", v);
+    let (addr, prefix) = match v.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(ipv4_prefix(prefix).map_err(|_| bad())?)),
+        None => (v, None),
+    };
+    let addr: Ipv4Addr = addr.trim().parse().map_err(|_| bad())?;
+    Ok((addr, prefix))
+}
+
+/// The part after `/` of an IPv4 network: a length 0-32 or a dotted netmask.
+fn ipv4_prefix(v: &str) -> Result<u8, Bad> {
+    let v = v.trim();
+    if v.contains('.') {
+        return netmask(v);
+    }
+    let n = number(v, 0, 32)?;
+    u8::try_from(n).map_err(|_| expected("a prefix length", v))
+}
+
+/// A `route` / `no-route` value. `0.0.0.0/0` is `default`, as in ocserv `src/config.c`.
+pub(crate) fn route(v: &str) -> Result<Route, Bad> {
+    if v.eq_ignore_ascii_case("default") {
+        return Ok(Route::Default);
+    }
+    let bad = || {
+        expected(
+            "`default` or a network such as 10.0.0.0/8, 10.0.0.0/255.0.0.0 or fd00::/64",
+            v,
+        )
+    };
+    let (addr, prefix) = v.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+    let prefix = match addr {
+        IpAddr::V4(_) => ipv4_prefix(prefix).map_err(|_| bad())?,
+        IpAddr::V6(_) => number(prefix.trim(), 0, 128)
+            .ok()
+            .and_then(|n| u8::try_from(n).ok())
+            .ok_or_else(bad)?,
+    };
+    if prefix == 0 && addr == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+        return Ok(Route::Default);
+    }
+    Ok(Route::Net(IpNet { addr, prefix }))
+}
+
+/// An absolute file name; ocserv needs them absolute because it changes directory.
+pub(crate) fn absolute_path(v: &str) -> Result<PathBuf, Bad> {
+    if v.starts_with('/') {
+        Ok(PathBuf::from(v))
+    } else if v.is_empty() {
+        Err("expected a file name, found nothing".to_owned())
+    } else {
+        Err(format!("must be an absolute path, found {}", quote(v)))
+    }
+}
+
+/// A user or group name, or a tun device prefix: one word of safe characters.
+pub(crate) fn name(v: &str, max_len: usize) -> Result<String, Bad> {
+    let ok = !v.is_empty()
+        && v.len() <= max_len
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(expected(
+            &format!("a name of 1 to {max_len} letters, digits, `_`, `-` or `.`"),
+            v,
+        ))
+    }
+}
+
+/// Free text; empty means "none".
+pub(crate) fn text(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_owned())
+}

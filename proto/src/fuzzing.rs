@@ -1,0 +1,219 @@
+//! One "run one input" function per fuzz target, shared by the cargo-fuzz crate (`proto/fuzz`)
+//! and the stable corpus replay test (`proto/tests/corpus_replay.rs`), so both exercise exactly
+//! the same code (the firezone/quinn pattern). Not an API: hidden from the docs.
+//!
+//! Each function must never panic on any input except through the `assert!`s below, which state
+//! properties of the codecs (round trips, bounds) and so turn a silent bug into a fuzz finding.
+//! Like the rest of the crate it is pure.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{auth_xml, config, cstp, http, ipc, passwd};
+
+/// Most frames decoded from one input (an input of `n` bytes holds at most `n / 8` frames).
+const MAX_FRAMES: usize = 4096;
+
+/// `cstp_frame`: decode `data` as a CSTP stream; every frame re-encodes to its own bytes, and
+/// `NeedMore(n)` once the length is known means exactly `n` more bytes complete the frame.
+pub fn cstp_frame(data: &[u8]) {
+    let mut rest = data;
+    for _ in 0..MAX_FRAMES {
+        match cstp::decode(rest) {
+            Ok(cstp::Decoded::Frame { frame, consumed }) => {
+                assert!(consumed >= cstp::HEADER_LEN && consumed <= rest.len());
+                let mut again = Vec::new();
+                assert!(cstp::encode_frame(frame.ty, frame.payload, &mut again).is_ok());
+                assert_eq!(Some(again.as_slice()), rest.get(..consumed));
+                rest = rest.get(consumed..).unwrap_or_default();
+            }
+            Ok(cstp::Decoded::NeedMore(missing)) => {
+                assert!(missing > 0);
+                if rest.len() >= 6 {
+                    let mut padded = rest.to_vec();
+                    padded.resize(rest.len().saturating_add(missing), 0);
+                    assert!(matches!(
+                        cstp::decode(&padded),
+                        Ok(cstp::Decoded::Frame { consumed, .. }) if consumed == padded.len()
+                    ));
+                }
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// `http_head`: parse `data` as a request head and check the bounds the worker relies on; then
+/// build a response from the same bytes and check that an accepted response cannot be split
+/// (it reads back as one response with exactly the headers we put in).
+pub fn http_head(data: &[u8]) {
+    match http::parse_request_head(data) {
+        Ok(http::ParsedHead::Complete { head, head_len }) => {
+            assert!(head_len <= data.len() && head_len <= http::MAX_HEAD);
+            assert!(head.content_length <= http::MAX_BODY);
+            assert!(head.headers.len() <= http::MAX_HEADERS);
+            let _ = head.cookie("webvpn");
+            let _ = head.header("user-agent");
+        }
+        Ok(http::ParsedHead::NeedMore) => assert!(data.len() < http::MAX_HEAD),
+        Err(_) => {}
+    }
+    response_cannot_split(data);
+}
+
+fn response_cannot_split(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let reason = lines.next().unwrap_or_default();
+    let mut response = http::Response::new(200, reason);
+    for line in lines.take(8) {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        response = response.header(name, value);
+    }
+    let mut out = Vec::new();
+    if response.try_encode(&mut out).is_err() {
+        return;
+    }
+    let mut slots = [httparse::EMPTY_HEADER; 16];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let status = parsed.parse(&out);
+    assert!(
+        matches!(status, Ok(httparse::Status::Complete(len)) if len == out.len()),
+        "encoded response does not read back: {status:?}"
+    );
+    let extra = usize::from(!response.is_connected());
+    assert_eq!(
+        parsed.headers.len(),
+        response.headers.len().saturating_add(extra)
+    );
+    for (sent, got) in response.headers.iter().zip(parsed.headers.iter()) {
+        assert_eq!(sent.0, got.name);
+    }
+}
+
+/// `auth_xml`: parse `data` as a client body; then render both server documents with the same
+/// text and check that they read back with quick-xml to exactly that text.
+pub fn auth_xml(data: &[u8]) {
+    if let Ok(request) = auth_xml::parse_client_body(data) {
+        for field in [
+            &request.username,
+            &request.password,
+            &request.secondary_password,
+            &request.group,
+        ] {
+            assert!(field
+                .as_ref()
+                .is_none_or(|v| v.len() <= auth_xml::MAX_FIELD));
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let form = auth_xml::LoginForm {
+        message: text.to_string(),
+        banner: Some(text.to_string()),
+        error: None,
+        fields: auth_xml::FormFields::Secondary {
+            label: text.to_string(),
+            secret: true,
+        },
+    };
+    let expected = auth_xml::xml_safe(&text);
+    let rendered = auth_xml::render_login_form(&form);
+    assert_eq!(read_back(&rendered, b"message"), Some(expected.clone()));
+    assert_eq!(read_back(&rendered, b"label"), Some(expected.clone()));
+    let complete = auth_xml::render_complete(Some(&text), &text);
+    assert_eq!(read_back(&complete, b"session-token"), Some(expected));
+}
+
+/// The text of the first element named `name`, or the value of the first attribute named
+/// `name`; panics if the document is not well-formed.
+fn read_back(doc: &str, name: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(doc);
+    let mut inside = false;
+    let mut found: Option<String> = None;
+    loop {
+        let event = reader.read_event();
+        assert!(
+            event.is_ok(),
+            "rendered document is not XML: {event:?}\n{doc}"
+        );
+        match event {
+            Ok(Event::Start(e) | Event::Empty(e)) => {
+                inside = e.name().as_ref() == name;
+                if inside && found.is_none() {
+                    found = Some(String::new());
+                }
+                for attribute in e.attributes() {
+                    assert!(attribute.is_ok(), "bad attribute in\n{doc}");
+                    if let Ok(a) = attribute {
+                        if a.key.as_ref() == name && found.is_none() {
+                            let value = a.unescape_value();
+                            assert!(value.is_ok(), "bad attribute value in\n{doc}");
+                            found = value.ok().map(|v| v.into_owned());
+                        }
+                    }
+                }
+            }
+            Ok(Event::Text(t)) if inside => {
+                let text = t.unescape();
+                assert!(text.is_ok(), "bad text in\n{doc}");
+                if let (Some(found), Ok(text)) = (found.as_mut(), text) {
+                    found.push_str(&text);
+                }
+            }
+            Ok(Event::End(_)) => inside = false,
+            Ok(Event::Eof) | Err(_) => return found,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// `config`: parse `data` as an ocserv.conf when it is UTF-8.
+pub fn config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let parsed = config::parse(text, "fuzz");
+        let _ = parsed.has_errors();
+    }
+}
+
+/// `passwd`: parse `data` as an ocpasswd file when it is UTF-8; a file that parses writes back
+/// to text that parses to the same entries.
+pub fn passwd(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let entries = passwd::parse(text);
+    if let Ok(file) = passwd::PasswdFile::parse(text) {
+        assert_eq!(Ok(file.clone().into_entries()), entries);
+        if let Ok(written) = file.to_text() {
+            let again = passwd::parse(&written);
+            assert_eq!(again, entries, "rewritten file:\n{written}");
+        }
+    }
+}
+
+/// `ipc`: decode `data` as every message type of every edge; whatever decodes re-encodes and
+/// decodes to the same value.
+pub fn ipc(data: &[u8]) {
+    use crate::ipc::{main_secmod, main_worker, worker_secmod};
+    round_trip::<main_secmod::ToSecMod>(data);
+    round_trip::<main_secmod::FromSecMod>(data);
+    round_trip::<main_worker::ToMain>(data);
+    round_trip::<main_worker::ToWorker>(data);
+    round_trip::<worker_secmod::ToSecMod>(data);
+    round_trip::<worker_secmod::FromSecMod>(data);
+}
+
+fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) {
+    if let Ok(msg) = ipc::decode::<T>(data) {
+        let bytes = ipc::encode(&msg);
+        assert!(bytes.is_ok(), "decoded message does not re-encode: {msg:?}");
+        if let Ok(bytes) = bytes {
+            let again = ipc::decode::<T>(&bytes);
+            assert!(
+                matches!(&again, Ok(m) if *m == msg),
+                "{msg:?} became {again:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Typed values: every kind, good and bad, with the exact message forms; unknown options and
+//! their suggestions; mandatory options; ocserv's built-in defaults.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use rocserv_proto::config::{parse, AuthMethod, Config, IpNet, Parsed, RekeyMethod, Route};
+
+const BASE: &str =
+    "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\nipv4-network = 10.1.0.0/16\n";
+
+fn with_base(extra: &str) -> Parsed {
+    parse(&format!("{BASE}{extra}"), "t.conf")
+}
+
+fn messages(parsed: &Parsed) -> Vec<String> {
+    parsed.diagnostics.iter().map(ToString::to_string).collect()
+}
+
+fn ok(extra: &str) -> Config {
+    let parsed = with_base(extra);
+    assert_eq!(messages(&parsed), Vec::<String>::new(), "input: {extra:?}");
+    parsed.config
+}
+
+/// The one diagnostic `line` (at line 5) produces.
+fn one(line: &str) -> String {
+    let parsed = with_base(&format!("{line}\n"));
+    let all = messages(&parsed);
+    assert_eq!(all.len(), 1, "{line:?}: {all:#?}");
+    all.concat()
+}
+
+fn net(addr: IpAddr, prefix: u8) -> IpNet {
+    IpNet { addr, prefix }
+}
+
+#[test]
+fn defaults_are_ocservs() {
+    let c = ok("");
+    assert_eq!(c.tcp_port, 443);
+    assert_eq!(c.udp_port, None);
+    assert_eq!(c.keepalive, 32400);
+    assert_eq!(c.dpd, 90);
+    assert_eq!(c.mobile_dpd, 1800);
+    assert_eq!(c.auth_timeout, 240);
+    assert_eq!(c.cookie_timeout, 300);
+    assert_eq!(c.rekey_time, 172800);
+    assert_eq!(c.rekey_method, RekeyMethod::Ssl);
+    assert!(c.predictable_ips);
+    assert_eq!(c.device, "vpns");
+    assert_eq!(c.idle_timeout, None);
+    assert!(c.tls.tls12 && c.tls.tls13 && c.tls.server_precedence);
+}
+
+#[test]
+fn booleans() {
+    for (text, want) in [
+        ("true", true),
+        ("yes", true),
+        ("TRUE", true),
+        ("false", false),
+        ("No", false),
+    ] {
+        assert_eq!(ok(&format!("tunnel-all-dns = {text}")).tunnel_all_dns, want);
+    }
+    assert_eq!(
+        one("tunnel-all-dns = on"),
+        "t.conf:5: error: tunnel-all-dns: expected `true` or `false`, found `on`"
+    );
+}
+
+#[test]
+fn numbers_and_durations() {
+    let c = ok("max-clients = 0\nmax-same-clients = 3\nkeepalive = 10\nidle-timeout = 0\nsession-timeout = 3600\nlog-level = 9");
+    assert_eq!(c.max_clients, 0);
+    assert_eq!(c.max_same_clients, 3);
+    assert_eq!(c.keepalive, 10);
+    assert_eq!(c.idle_timeout, None, "0 disables");
+    assert_eq!(c.session_timeout, Some(3600));
+    assert_eq!(c.log_level, 9);
+    assert_eq!(
+        one("dpd = 90s"),
+        "t.conf:5: error: dpd: expected a number of seconds, found `90s`"
+    );
+    assert_eq!(
+        one("max-clients = -1"),
+        "t.conf:5: error: max-clients: expected a whole number of at least 0, found `-1`"
+    );
+    assert_eq!(
+        one("log-level = 10"),
+        "t.conf:5: error: log-level: expected a whole number from 0 to 9, found `10`"
+    );
+    assert_eq!(
+        one("cookie-timeout = 99999999999"),
+        "t.conf:5: error: cookie-timeout: expected a number of seconds, found `99999999999`"
+    );
+}
+
+#[test]
+fn mobile_dpd_zero_falls_back_to_dpd() {
+    assert_eq!(ok("dpd = 30\nmobile-dpd = 0").mobile_dpd, 30);
+}
+
+#[test]
+fn ports() {
+    let c = ok("tcp-port = 8443\nudp-port = 0");
+    assert_eq!(c.tcp_port, 8443);
+    assert_eq!(c.udp_port, None);
+    assert_eq!(ok("udp-port = 4443").udp_port, Some(4443));
+    assert_eq!(
+        one("tcp-port = 70000"),
+        "t.conf:5: error: tcp-port: expected a port number from 1 to 65535, found `70000`"
+    );
+}
+
+#[test]
+fn addresses() {
+    assert_eq!(
+        ok("listen-host = 127.0.0.1").listen_host,
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    );
+    assert_eq!(
+        ok("listen-host = [::1]").listen_host,
+        Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+    );
+    assert_eq!(
+        one("listen-host = vpn.example.com"),
+        "t.conf:5: error: listen-host: expected an IPv4 or IPv6 address, found `vpn.example.com` (host names are not resolved; give an address)"
+    );
+    let c = ok("dns = 10.1.0.1\ndns = fd00::1\nipv4-dns = 10.1.0.2");
+    assert_eq!(c.dns.len(), 3);
+    assert_eq!(
+        one("dns = local"),
+        "t.conf:5: error: dns: the `local` keyword is no longer supported by ocserv; give an address"
+    );
+}
+
+#[test]
+fn ipv4_network_forms() {
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    for text in [
+        "ipv4-network = 192.168.5.0\nipv4-netmask = 255.255.255.0",
+        "ipv4-network = 192.168.5.0/24",
+        "ipv4-network = 192.168.5.0/255.255.255.0",
+        "ipv4-netmask = 255.255.255.0\nipv4-network = 192.168.5.0",
+    ] {
+        let p = parse(
+            &format!("auth = pam\nserver-cert = /c\nserver-key = /k\n{text}\n"),
+            "t.conf",
+        );
+        assert_eq!(messages(&p), Vec::<String>::new(), "{text}");
+        assert_eq!(
+            p.config.ipv4_network,
+            Some(net(v4(192, 168, 5, 0), 24)),
+            "{text}"
+        );
+    }
+    // A later netmask overrides the prefix, as in ocserv.
+    let p = parse(
+        "auth = pam\nserver-cert = /c\nserver-key = /k\nipv4-network = 10.2.0.0/16\nipv4-netmask = 255.255.255.0\n",
+        "t.conf",
+    );
+    assert_eq!(messages(&p), Vec::<String>::new());
+    assert_eq!(p.config.ipv4_network, Some(net(v4(10, 2, 0, 0), 24)));
+    assert_eq!(
+        one("ipv4-netmask = 255.0.255.0"),
+        "t.conf:5: error: ipv4-netmask: expected a netmask such as 255.255.255.0, found `255.0.255.0`"
+    );
+    let p = parse(
+        "auth = pam\nserver-cert = /c\nserver-key = /k\nipv4-network = 10.0.0.0\n",
+        "t.conf",
+    );
+    assert_eq!(
+        messages(&p),
+        ["t.conf:4: error: ipv4-network: no netmask; add `ipv4-netmask = 255.255.255.0` or write the network as a.b.c.d/24"]
+    );
+    assert_eq!(
+        messages(&with_base("ipv4-network = 10.0.0.0/33\n")).last().unwrap(),
+        "t.conf:5: error: ipv4-network: expected an IPv4 network such as 192.168.1.0 or 192.168.1.0/24, found `10.0.0.0/33`"
+    );
+}
+
+#[test]
+fn routes() {
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let c = ok("route = 10.0.0.0/8\nroute = 172.16.0.0/255.240.0.0\nroute = fd00::/64\nno-route = 10.5.0.0/16");
+    assert_eq!(
+        c.routes,
+        [
+            Route::Net(net(v4(10, 0, 0, 0), 8)),
+            Route::Net(net(v4(172, 16, 0, 0), 12)),
+            Route::Net(net(IpAddr::V6("fd00::".parse().unwrap()), 64)),
+        ]
+    );
+    assert_eq!(c.no_routes, [Route::Net(net(v4(10, 5, 0, 0), 16))]);
+    assert_eq!(ok("route = default").routes, [Route::Default]);
+    assert_eq!(ok("route = 0.0.0.0/0").routes, [Route::Default]);
+    assert_eq!(
+        one("route = 10.0.0.0"),
+        "t.conf:5: error: route: expected `default` or a network such as 10.0.0.0/8, 10.0.0.0/255.0.0.0 or fd00::/64, found `10.0.0.0`"
+    );
+    let p = with_base("route = 10.0.0.0/8\nroute = default\n");
+    assert_eq!(p.config.routes, [Route::Default]);
+    assert_eq!(
+        messages(&p),
+        ["t.conf:0: warning: route: `route = default` tunnels everything, so the other routes are dropped (as ocserv does)"]
+    );
+}
+
+#[test]
+fn auth_methods() {
+    let plain = |f: &str| {
+        Some(AuthMethod::Plain {
+            passwd: PathBuf::from(f),
+        })
+    };
+    let text = |auth: &str| {
+        format!("auth = \"{auth}\"\nserver-cert = /c\nserver-key = /k\nipv4-network = 10.0.0.0/8\n")
+    };
+    for (value, want) in [
+        (
+            "plain[passwd=/etc/ocserv/ocpasswd]",
+            plain("/etc/ocserv/ocpasswd"),
+        ),
+        ("plain[ passwd = /etc/p ]", plain("/etc/p")),
+        ("plain[/etc/legacy]", plain("/etc/legacy")),
+        ("pam", Some(AuthMethod::Pam { gid_min: 0 })),
+        ("pam[gid-min=1000]", Some(AuthMethod::Pam { gid_min: 1000 })),
+        (
+            "pam[service=ocserv,gid-min=5]",
+            Some(AuthMethod::Pam { gid_min: 5 }),
+        ),
+    ] {
+        let p = parse(&text(value), "t.conf");
+        assert_eq!(messages(&p), Vec::<String>::new(), "{value}");
+        assert_eq!(p.config.auth, want, "{value}");
+    }
+    for (value, message) in [
+        ("radius[config=/etc/radcli.conf]", "rocserv cannot authenticate with `radius` yet (the server could not log anyone in); use `plain[passwd=FILE]` or `pam`"),
+        ("certificate", "rocserv cannot authenticate with `certificate` yet (the server could not log anyone in); use `plain[passwd=FILE]` or `pam`"),
+        ("plain[passwd=ocpasswd]", "passwd file must be an absolute path, found `ocpasswd`"),
+        ("plain", "`plain` needs a password file: `plain[passwd=/etc/ocserv/ocpasswd]`"),
+        ("plain[passwd=/p,otp=/o]", "one-time passwords (`otp=`) are not supported yet; refusing to start without the second factor"),
+        ("pam[service=vpn]", "PAM service `vpn` is not supported yet (rocserv uses the `ocserv` service)"),
+        ("pam[gid-min=x]", "gid-min: expected a whole number of at least 0, found `x`"),
+        ("pam[foo=1]", "unknown option `foo` for `pam` (it takes `gid-min=N` and `service=NAME`)"),
+        ("kerberos", "expected `plain[passwd=FILE]`, `pam` or `pam[gid-min=N]`, found `kerberos`"),
+    ] {
+        let p = parse(&text(value), "t.conf");
+        assert_eq!(messages(&p).first().map(String::as_str), Some(&*format!("t.conf:1: error: auth: {message}")), "{value}");
+    }
+    let p = with_base("auth = \"plain[passwd=/etc/p]\"\n");
+    assert_eq!(
+        messages(&p),
+        ["t.conf:5: error: auth: several `auth` methods that must all succeed are not supported yet; give one method"]
+    );
+}
+
+#[test]
+fn paths_must_be_absolute() {
+    for option in [
+        "server-cert",
+        "server-key",
+        "ca-cert",
+        "pid-file",
+        "socket-file",
+        "occtl-socket-file",
+    ] {
+        assert_eq!(
+            one(&format!("{option} = certs/x.pem")),
+            format!("t.conf:5: error: {option}: must be an absolute path, found `certs/x.pem`")
+        );
+    }
+    assert_eq!(
+        one("server-key = pkcs11:object=vpn"),
+        "t.conf:5: error: server-key: key and certificate URLs (PKCS #11, TPM) are not supported; give a PEM file, found `pkcs11:object=vpn`"
+    );
+}
+
+#[test]
+fn strings_and_names() {
+    let c = ok("run-as-user = ocserv\nrun-as-group = nogroup\ndevice = tun\ndefault-domain = \"a.example b.example\"\nmtu = 1400\nrekey-method = new-tunnel");
+    assert_eq!(c.run_as_user.as_deref(), Some("ocserv"));
+    assert_eq!(c.device, "tun");
+    assert_eq!(c.default_domain.as_deref(), Some("a.example b.example"));
+    assert_eq!(c.mtu, Some(1400));
+    assert_eq!(c.rekey_method, RekeyMethod::NewTunnel);
+    assert_eq!(ok("mtu = 0").mtu, None);
+    assert_eq!(
+        one("rekey-method = tls"),
+        "t.conf:5: error: rekey-method: expected `ssl` or `new-tunnel`, found `tls`"
+    );
+    assert_eq!(
+        one("device = averyveryverylongname"),
+        "t.conf:5: error: device: expected a name of 1 to 10 letters, digits, `_`, `-` or `.`, found `averyveryverylongname`"
+    );
+    assert_eq!(
+        one(&format!("banner = {}", "b".repeat(300))),
+        "t.conf:5: error: banner: is 300 bytes long; ocserv allows at most 256"
+    );
+    assert_eq!(
+        one("mtu = 20"),
+        "t.conf:5: error: mtu: expected at least 68 (or 0 for the default), found 20"
+    );
+}
+
+#[test]
+fn unknown_options_get_a_suggestion() {
+    assert_eq!(
+        one("max-client = 3"),
+        "t.conf:5: error: max-client: unknown option; did you mean `max-clients`?"
+    );
+    assert_eq!(
+        one("tls_priorities = NORMAL"),
+        "t.conf:5: error: tls_priorities: unknown option; did you mean `tls-priorities`?"
+    );
+    assert_eq!(
+        one("camouflage-secret = x"),
+        "t.conf:5: error: camouflage-secret: unknown option; did you mean `camouflage_secret`?"
+    );
+    assert_eq!(
+        one("frobnicate = 1"),
+        "t.conf:5: error: frobnicate: unknown option"
+    );
+}
+
+#[test]
+fn not_yet_refused_and_renamed_options() {
+    assert_eq!(
+        one("split-dns = example.com"),
+        "t.conf:5: warning: split-dns: not supported yet; ignored"
+    );
+    assert_eq!(
+        one("compression = true"),
+        "t.conf:5: warning: compression: not supported yet; ignored"
+    );
+    assert_eq!(with_base("compression = false\n").diagnostics, []);
+    assert_eq!(
+        one("deny-roaming = true"),
+        "t.conf:5: error: deny-roaming: not supported yet, and ignoring it is not safe: ignoring it would let a cookie be used from anywhere"
+    );
+    assert_eq!(with_base("deny-roaming = false\n").diagnostics, []);
+    assert_eq!(
+        one("iroute = 10.0.0.0/8"),
+        "t.conf:5: warning: iroute: not supported yet; ignored; it belongs in per-user/per-group files"
+    );
+    assert_eq!(
+        with_base("sec-mod-scale = 4\n").diagnostics,
+        [],
+        "not applicable: silent"
+    );
+    let p = with_base("use-seccomp = false\n");
+    assert!(!p.config.isolate_workers);
+    assert_eq!(
+        messages(&p),
+        ["t.conf:5: warning: use-seccomp: old name of `isolate-workers`"]
+    );
+    let p = with_base("always-require-cert = false\n");
+    assert!(p.config.cisco_client_compat);
+}
+
+#[test]
+fn mandatory_options() {
+    let p = parse("", "empty.conf");
+    assert_eq!(
+        messages(&p),
+        [
+            "empty.conf:0: error: auth: no authentication method; add e.g. `auth = \"plain[passwd=/etc/ocserv/ocpasswd]\"`",
+            "empty.conf:0: error: server-cert: no server certificate; add `server-cert = /etc/ocserv/server-cert.pem`",
+            "empty.conf:0: error: server-key: no server key; add `server-key = /etc/ocserv/server-key.pem`",
+            "empty.conf:0: error: ipv4-network: no address pool for clients; set `ipv4-network`",
+        ]
+    );
+    assert!(p.has_errors());
+    assert!(!with_base("").has_errors());
+}
+
+#[test]
+fn cert_and_key_counts_must_match() {
+    let p = with_base("server-cert = /c2.pem\n");
+    assert_eq!(
+        messages(&p),
+        [
+            "t.conf:5: warning: server-cert: several certificate/key pairs are not supported yet; only the first is used",
+            "t.conf:0: error: server-key: 2 server-cert but 1 server-key lines; each certificate needs its key",
+        ]
+    );
+}

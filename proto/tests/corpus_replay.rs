@@ -1,0 +1,133 @@
+//! Replays every committed fuzz input on stable, as an ordinary test (the firezone/quinn
+//! pattern): the seed corpora in `fuzz/corpus/<target>/`, crash regressions in
+//! `fuzz/regressions/<target>/` (copy a fixed `fuzz/artifacts/<target>/crash-*` there), and the
+//! codec vectors in `tests/vectors/`. Each input goes through the same function as the fuzz
+//! target (`rocserv_proto::fuzzing`), so a panic here is a fuzz finding.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a test reads its committed input files; the library itself stays sans-IO"
+)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers; a failure is a test failure"
+)]
+
+use std::path::{Path, PathBuf};
+
+use rocserv_proto::fuzzing;
+
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 6] = [
+    ("cstp_frame", fuzzing::cstp_frame),
+    ("http_head", fuzzing::http_head),
+    ("auth_xml", fuzzing::auth_xml),
+    ("config", fuzzing::config),
+    ("passwd", fuzzing::passwd),
+    ("ipc", fuzzing::ipc),
+];
+
+/// Vector folders and the target whose code they exercise.
+const VECTORS: [(&str, &str); 5] = [
+    ("cstp", "cstp_frame"),
+    ("http", "http_head"),
+    ("auth_xml", "auth_xml"),
+    ("config", "config"),
+    ("passwd", "passwd"),
+];
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Files directly inside `dir`, sorted; none if the folder does not exist.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn run_target(name: &str) -> usize {
+    let (_, run) = TARGETS.iter().find(|(n, _)| *n == name).unwrap();
+    let root = crate_dir();
+    let mut dirs = vec![
+        root.join("fuzz/corpus").join(name),
+        root.join("fuzz/regressions").join(name),
+    ];
+    dirs.extend(
+        VECTORS
+            .iter()
+            .filter(|(_, target)| *target == name)
+            .map(|(folder, _)| root.join("tests/vectors").join(folder)),
+    );
+    let mut count = 0;
+    for file in dirs.iter().flat_map(|d| files_in(d)) {
+        let data = std::fs::read(&file).unwrap();
+        // On failure the panic message of the target is printed above this line.
+        let outcome = std::panic::catch_unwind(|| run(&data));
+        assert!(outcome.is_ok(), "{name}: input {} panicked", file.display());
+        count += 1;
+    }
+    count
+}
+
+#[test]
+fn cstp_frame_corpus() {
+    assert!(run_target("cstp_frame") >= 4);
+}
+
+#[test]
+fn http_head_corpus() {
+    assert!(run_target("http_head") >= 2);
+}
+
+#[test]
+fn auth_xml_corpus() {
+    assert!(run_target("auth_xml") >= 5);
+}
+
+#[test]
+fn config_corpus() {
+    assert!(run_target("config") >= 1);
+}
+
+#[test]
+fn passwd_corpus() {
+    assert!(run_target("passwd") >= 1);
+}
+
+#[test]
+fn ipc_corpus() {
+    assert!(run_target("ipc") >= 1);
+}
+
+/// Every fuzz target has a seed corpus, and every seed folder belongs to a target.
+#[test]
+fn corpus_folders_match_targets() {
+    let corpus = crate_dir().join("fuzz/corpus");
+    let mut folders: Vec<String> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    folders.sort();
+    let mut targets: Vec<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    targets.sort();
+    assert_eq!(folders, targets);
+
+    // ... and each is a `[[bin]]` of the fuzz crate.
+    let manifest = std::fs::read_to_string(crate_dir().join("fuzz/Cargo.toml")).unwrap();
+    for target in &targets {
+        let bin = format!("name = \"{target}\"\npath = \"fuzz_targets/{target}.rs\"");
+        assert!(
+            manifest.contains(&bin),
+            "fuzz/Cargo.toml lacks the bin {target}"
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! The CONNECT request (protocol.md §2.1) turned into main's [`ConnectRequest`], and the answers
+//! to it (§2.2, §2.3). Pure.
+
+use rocserv_proto::connect::{response_headers, ConnectInfo};
+use rocserv_proto::http::{RequestHead, Response};
+use rocserv_proto::ipc::main_worker::{ConnectRequest, TunnelGrant, TunnelSettings};
+
+/// `X-CSTP-Server-Name`.
+pub const SERVER_NAME: &str = concat!("rocserv ", env!("CARGO_PKG_VERSION"));
+
+/// What the worker keeps from a CONNECT besides what main gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    pub request: ConnectRequest,
+    /// A mobile AnyConnect (`X-AnyConnect-Identifier-Platform: android...` / `apple-ios...`):
+    /// it gets `mobile-dpd`.
+    pub mobile: bool,
+}
+
+/// The request has no `webvpn` cookie (ocserv answers 503, protocol.md §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("CONNECT without a webvpn cookie")]
+pub struct NoCookie;
+
+/// Read the parts of a CONNECT head that matter.
+pub fn parse(head: &RequestHead) -> Result<Connect, NoCookie> {
+    let cookie = head
+        .cookie("webvpn")
+        .filter(|c| !c.is_empty())
+        .ok_or(NoCookie)?;
+    let number = |name| head.header(name).and_then(|v| v.trim().parse::<u16>().ok());
+    let platform = head
+        .header("X-AnyConnect-Identifier-Platform")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(Connect {
+        request: ConnectRequest {
+            cookie: cookie.to_owned(),
+            hostname: head.header("X-CSTP-Hostname").and_then(valid_hostname),
+            base_mtu: number("X-CSTP-Base-MTU"),
+            cstp_mtu: number("X-CSTP-MTU"),
+            user_agent: head.header("User-Agent").unwrap_or("").to_owned(),
+        },
+        mobile: platform.starts_with("android") || platform.starts_with("apple-ios"),
+    })
+}
+
+/// The host label of a client-supplied host name: the part before the first dot, if it is a
+/// valid DNS label (ocserv strips the domain and validates, protocol.md §2.1).
+pub fn valid_hostname(raw: &str) -> Option<String> {
+    let label = raw.split('.').next().unwrap_or("");
+    let valid = (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-');
+    valid.then(|| label.to_owned())
+}
+
+/// `HTTP/1.1 200 CONNECTED` with the `X-CSTP-*` block; no length, CSTP follows.
+pub fn connected(
+    settings: &TunnelSettings,
+    grant: &TunnelGrant,
+    connect: &Connect,
+    tls13: bool,
+) -> Response {
+    let info = ConnectInfo {
+        server_name: SERVER_NAME,
+        hostname: connect.request.hostname.as_deref(),
+        tls13,
+        mobile: connect.mobile,
+    };
+    let mut response = Response::new(200, "CONNECTED");
+    response.headers = response_headers(settings, grant, &info);
+    response
+}
+
+/// A refused cookie: `401 Cookie is not acceptable`, then close (protocol.md §2.3).
+pub fn bad_cookie() -> Response {
+    Response::new(401, "Cookie is not acceptable")
+}
+
+/// No cookie, or main could not set the tunnel up (protocol.md §2.3).
+pub fn unavailable(reason: &str) -> Response {
+    Response::new(503, "Service Unavailable").header("X-Reason", reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocserv_proto::http::{parse_request_head, ParsedHead};
+
+    fn head(text: &str) -> RequestHead {
+        match parse_request_head(text.as_bytes()).unwrap() {
+            ParsedHead::Complete { head, .. } => head,
+            ParsedHead::NeedMore => panic!("incomplete"),
+        }
+    }
+
+    #[test]
+    fn openconnect_connect_request() {
+        // protocol.md §2.1 trace (abridged).
+        let h = head(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: 127.0.0.1:4443\r\n\
+             User-Agent: Open AnyConnect VPN Agent v9.01-3\r\n\
+             Cookie: webvpn=AOzuCpDN6hEictBLEDdBCNozb2u2b9lBKvEVo0qqgws\r\n\
+             X-CSTP-Version: 1\r\nX-CSTP-Hostname: vm.example.com\r\n\
+             X-CSTP-Base-MTU: 1500\r\nX-CSTP-MTU: 1399\r\n\r\n",
+        );
+        let c = parse(&h).unwrap();
+        assert_eq!(
+            c.request.cookie,
+            "AOzuCpDN6hEictBLEDdBCNozb2u2b9lBKvEVo0qqgws"
+        );
+        assert_eq!(c.request.hostname.as_deref(), Some("vm"));
+        assert_eq!(c.request.base_mtu, Some(1500));
+        assert_eq!(c.request.cstp_mtu, Some(1399));
+        assert_eq!(c.request.user_agent, "Open AnyConnect VPN Agent v9.01-3");
+        assert!(!c.mobile);
+    }
+
+    #[test]
+    fn missing_cookie_and_odd_values() {
+        let h = head("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-Base-MTU: lots\r\n\r\n");
+        assert_eq!(parse(&h), Err(NoCookie));
+        let h = head(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nCookie: webvpn=x\r\n\
+             X-CSTP-Base-MTU: 99999\r\nX-CSTP-Hostname: -bad\r\n\
+             X-AnyConnect-Identifier-Platform: Android\r\n\r\n",
+        );
+        let c = parse(&h).unwrap();
+        assert_eq!(c.request.base_mtu, None);
+        assert_eq!(c.request.hostname, None);
+        assert!(c.mobile);
+    }
+
+    #[test]
+    fn hostnames() {
+        assert_eq!(valid_hostname("laptop").as_deref(), Some("laptop"));
+        assert_eq!(valid_hostname("a-1.b.c").as_deref(), Some("a-1"));
+        assert_eq!(valid_hostname(""), None);
+        assert_eq!(valid_hostname("x y"), None);
+        assert_eq!(valid_hostname("bad-"), None);
+        assert_eq!(valid_hostname(&"a".repeat(64)), None);
+        assert_eq!(valid_hostname("ünï"), None);
+    }
+
+    #[test]
+    fn refusals_encode_with_zero_length() {
+        let mut out = Vec::new();
+        bad_cookie().encode(&mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 401 Cookie is not acceptable\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The HTTP phase over the TLS stream (protocol.md §1, §0 limits): a small keep-alive loop on
+//! `proto::http` (not hyper, which re-cases header names: dependency-findings.md §8). It reads
+//! one request at a time, answers it with one write, and ends either closed or with a CONNECT
+//! to hand to the tunnel. At most [`MAX_REQUESTS`] requests; a request that arrives before the
+//! previous one was answered (pipelining), or bytes that are not HTTP, close the connection. The
+//! caller bounds the whole phase by `auth-timeout`.
+
+pub mod connect;
+pub mod login;
+pub mod router;
+
+use rocserv_proto::auth_xml::{self, render_complete, render_login_form, AuthXmlError};
+use rocserv_proto::http::{self, HttpError, ParsedHead, RequestHead, Response, MAX_BODY};
+use rocserv_proto::ipc::worker_secmod::AuthStep;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::ipc::{AuthService, IpcChannelError};
+use connect::Connect;
+use login::{Login, Reply, Step};
+use router::Route;
+
+/// Requests per TLS connection (ocserv src/vpn.h `MAX_HTTP_REQUESTS`, protocol.md §0).
+pub const MAX_REQUESTS: usize = 16;
+
+const XML: &str = "text/xml; charset=utf-8";
+
+/// Texts the HTTP phase shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Banners<'a> {
+    /// `pre-login-banner`, on the login form.
+    pub pre_login: Option<&'a str>,
+    /// `banner`, in the `complete` document.
+    pub post_login: Option<&'a str>,
+}
+
+/// How the HTTP phase ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A CONNECT with a cookie: the caller asks main and answers it.
+    Tunnel(Connect),
+    /// The connection is done (client closed, final answer sent, limit reached).
+    Closed,
+}
+
+/// The HTTP phase ended abnormally; the caller logs it once and closes.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpPhaseError {
+    /// Reading from or writing to the client failed.
+    #[error("client connection")]
+    Io(#[from] std::io::Error),
+    /// The client sent something that is not acceptable HTTP.
+    #[error("bad request from client")]
+    Http(#[from] HttpError),
+    /// The client's login document could not be parsed.
+    #[error("bad login document from client")]
+    AuthXml(#[from] AuthXmlError),
+    /// The client closed in the middle of a request.
+    #[error("client closed in the middle of a request")]
+    Truncated,
+    /// A second request arrived before the first was answered.
+    #[error("client pipelined requests")]
+    Pipelined,
+    /// More than [`MAX_REQUESTS`] requests.
+    #[error("more than {MAX_REQUESTS} requests on one connection")]
+    TooManyRequests,
+    /// sec-mod could not be asked.
+    #[error("sec-mod")]
+    SecMod(#[from] IpcChannelError),
+}
+
+/// Serve requests on `stream` until a CONNECT or the end of the connection.
+pub async fn serve<S>(
+    stream: &mut S,
+    auth: &dyn AuthService,
+    banners: Banners<'_>,
+) -> Result<Outcome, HttpPhaseError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = Vec::with_capacity(4096);
+    let mut login = Login::ExpectInit;
+    for _ in 0..MAX_REQUESTS {
+        let Some((head, body)) = read_request(stream, &mut buf).await? else {
+            return Ok(Outcome::Closed);
+        };
+        log::debug!("{:?} {}", head.method, head.target);
+        let (response, keep_alive) = match router::route(&head.method, &head.target) {
+            Route::Tunnel => match connect::parse(&head) {
+                Ok(connect) => return Ok(Outcome::Tunnel(connect)),
+                Err(err) => {
+                    log::info!("{err}");
+                    (
+                        Response::new(503, "Service Unavailable").header("X-Reason", "No cookie"),
+                        false,
+                    )
+                }
+            },
+            Route::LoginForm => {
+                let (next, reply) = login.handle_get(banners.pre_login);
+                login = next;
+                reply_response(reply, banners)
+            }
+            Route::AuthStep => {
+                let request = auth_xml::parse_client_body(&body)?;
+                let user_agent = head.header("User-Agent").unwrap_or("");
+                let (next, step) = login.handle_post(request, user_agent, banners.pre_login);
+                let (next, reply) = match step {
+                    Step::Reply(reply) => (next, reply),
+                    Step::AskSecMod(question) => {
+                        let verdict = auth.auth(question)?;
+                        log_verdict(&verdict);
+                        next.handle_secmod(verdict, banners.pre_login)
+                    }
+                };
+                login = next;
+                reply_response(reply, banners)
+            }
+            Route::Stub(stub) => (
+                Response::new(200, "OK")
+                    .header("Connection", "Keep-Alive")
+                    .header("Content-Type", stub.content_type)
+                    .header("X-Transcend-Version", "1")
+                    .body(stub.body),
+                true,
+            ),
+            Route::NotFound => {
+                log::info!("no such URL: {:?} {:?}", head.method, head.target);
+                (
+                    Response::new(404, "Not found")
+                        .header("Connection", "close")
+                        .header("Content-Type", "text/html")
+                        .header("X-Transcend-Version", "1")
+                        .body("<html><body><h1>404 Not found</h1></body></html>\n"),
+                    false,
+                )
+            }
+        };
+        write_response(stream, &response).await?;
+        if !keep_alive {
+            return Ok(Outcome::Closed);
+        }
+    }
+    Err(HttpPhaseError::TooManyRequests)
+}
+
+/// Write one response with a single write, then flush.
+pub async fn write_response<S>(stream: &mut S, response: &Response) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut out = Vec::with_capacity(512 + response.body.len());
+    response.encode(&mut out);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+/// Read one whole request (head and body) into `buf`; `None` when the client closed cleanly
+/// between requests.
+async fn read_request<S>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(RequestHead, Vec<u8>)>, HttpPhaseError>
+where
+    S: AsyncRead + Unpin,
+{
+    buf.clear();
+    let (head, head_len) = loop {
+        match http::parse_request_head(buf)? {
+            ParsedHead::Complete { head, head_len } => break (head, head_len),
+            ParsedHead::NeedMore => {
+                if !read_more(stream, buf).await? {
+                    return if buf.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(HttpPhaseError::Truncated)
+                    };
+                }
+            }
+        }
+    };
+    if head.content_length > MAX_BODY {
+        return Err(HttpError::BodyTooLarge(head.content_length).into());
+    }
+    let end = head_len.saturating_add(head.content_length);
+    while buf.len() < end {
+        if !read_more(stream, buf).await? {
+            return Err(HttpPhaseError::Truncated);
+        }
+    }
+    if buf.len() > end {
+        // ocserv closes on pipelining (protocol.md §0); so does openconnect never pipeline.
+        return Err(HttpPhaseError::Pipelined);
+    }
+    let body = buf.get(head_len..end).unwrap_or_default().to_vec();
+    Ok(Some((head, body)))
+}
+
+/// Append what the client sent next; false on end of stream.
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    buf.reserve(4096);
+    Ok(stream.read_buf(buf).await? > 0)
+}
+
+fn reply_response(reply: Reply, banners: Banners<'_>) -> (Response, bool) {
+    match reply {
+        Reply::Form(form) => (xml(render_login_form(&form)), true),
+        Reply::Complete { cookie } => {
+            let set = |name: &str| format!("{name}={cookie}; Secure; HttpOnly");
+            let response = xml(render_complete(banners.post_login, &cookie))
+                .header("Set-Cookie", set("webvpncontext"))
+                .header("Set-Cookie", set("webvpn"));
+            (response, true)
+        }
+        // protocol.md §1.8: no WWW-Authenticate (openconnect would try HTTP auth), then close.
+        Reply::Rejected => (
+            Response::new(401, "Authentication failed").header("X-Transcend-Version", "1"),
+            false,
+        ),
+    }
+}
+
+fn xml(body: String) -> Response {
+    Response::new(200, "OK")
+        .header("Content-Type", XML)
+        .header("X-Transcend-Version", "1")
+        .body(body)
+}
+
+fn log_verdict(verdict: &AuthStep) {
+    match verdict {
+        AuthStep::Complete { username, sid, .. } => {
+            log::info!("user '{username}' logged in (session {sid})");
+        }
+        AuthStep::Failed { retry } => log::info!("login failed (retry allowed: {retry})"),
+        AuthStep::Continue { .. } => log::debug!("login needs another answer"),
+    }
+}

@@ -1,0 +1,105 @@
+//! Which handler a request goes to (protocol.md §1.2, after ocserv src/worker-http.c
+//! `known_urls`). Pure: method and target in, [`Route`] out.
+
+use rocserv_proto::http::Method;
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`, `/auth`, `/VPN` (also `/auth?...`, `/auth/...`): the login form.
+    LoginForm,
+    /// Any POST: a step of the login conversation (protocol.md §0.1: a POST to an unknown URL
+    /// while unauthenticated is an auth POST).
+    AuthStep,
+    /// `CONNECT /CSCOSSLC/tunnel` (also without the slash: Clavister client).
+    Tunnel,
+    /// A fixed AnyConnect-compat answer.
+    Stub(Stub),
+    /// Anything else: `404 Not found` and close.
+    NotFound,
+}
+
+/// The AnyConnect stubs of protocol.md §1.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stub {
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
+const MANIFEST: Stub = Stub {
+    content_type: "text/xml",
+    body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<vpn rev=\"1.0\">\n</vpn>\n",
+};
+const NO_UPDATE: Stub = Stub {
+    content_type: "text/xml",
+    body: "0,0,0000\n",
+};
+const DOWNLOADER: Stub = Stub {
+    content_type: "application/x-shellscript",
+    body: "#!/bin/sh\n\nexit 0\n",
+};
+const EMPTY_HTML: Stub = Stub {
+    content_type: "text/html",
+    body: "<html></html>\n",
+};
+
+/// Route one request.
+pub fn route(method: &Method, target: &str) -> Route {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    match method {
+        Method::Connect => match path {
+            "/CSCOSSLC/tunnel" | "CSCOSSLC/tunnel" => Route::Tunnel,
+            _ => Route::NotFound,
+        },
+        Method::Post => Route::AuthStep,
+        Method::Get => get(path),
+        Method::Other(_) => Route::NotFound,
+    }
+}
+
+fn get(path: &str) -> Route {
+    match path {
+        "/" | "/auth" | "/VPN" => Route::LoginForm,
+        _ if path.starts_with("/auth/") => Route::LoginForm,
+        "/VPNManifest.xml"
+        | "/1/VPNManifest.xml"
+        | "/+CSCOT+/translation-table"
+        | "/+CSCOT+/oem-customization" => Route::Stub(MANIFEST),
+        "/1/binaries/update.txt" => Route::Stub(NO_UPDATE),
+        "/1/binaries/vpndownloader.sh" => Route::Stub(DOWNLOADER),
+        "/1/index.html" | "/1/Linux" | "/1/Linux_64" | "/1/Windows" | "/1/Windows_ARM64"
+        | "/1/Darwin_i386" | "/logout" => Route::Stub(EMPTY_HTML),
+        _ => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route(&Method::Get, "/"), Route::LoginForm);
+        assert_eq!(route(&Method::Get, "/auth?x=1"), Route::LoginForm);
+        assert_eq!(route(&Method::Get, "/auth/foo"), Route::LoginForm);
+        assert_eq!(route(&Method::Get, "/VPN"), Route::LoginForm);
+        assert_eq!(route(&Method::Post, "/"), Route::AuthStep);
+        assert_eq!(route(&Method::Post, "/some-group"), Route::AuthStep);
+        assert_eq!(route(&Method::Connect, "/CSCOSSLC/tunnel"), Route::Tunnel);
+        assert_eq!(route(&Method::Connect, "CSCOSSLC/tunnel"), Route::Tunnel);
+        assert_eq!(route(&Method::Connect, "/other"), Route::NotFound);
+        assert_eq!(route(&Method::Get, "/etc/passwd"), Route::NotFound);
+        assert_eq!(route(&Method::Other("PUT".into()), "/"), Route::NotFound);
+        assert_eq!(
+            route(&Method::Get, "/1/binaries/update.txt"),
+            Route::Stub(NO_UPDATE)
+        );
+        assert_eq!(
+            route(
+                &Method::Get,
+                "/+CSCOT+/translation-table?textdomain=AnyConnect&type=manifest"
+            ),
+            Route::Stub(MANIFEST)
+        );
+    }
+}

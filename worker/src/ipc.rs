@@ -1,0 +1,168 @@
+//! The worker's two IPC sockets (both SOCK_SEQPACKET, one message per packet, postcard via
+//! `rocserv_proto::ipc`): the blocking request/response client for sec-mod (fd 5) and the
+//! async channel to main (fd 4), which also brings the tun fd as SCM_RIGHTS.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::socket::{recv, send, setsockopt, sockopt, MsgFlags};
+use nix::sys::time::{TimeVal, TimeValLike};
+use rocserv_proto::ipc::main_worker::{ToMain, ToWorker, WorkerStart};
+use rocserv_proto::ipc::worker_secmod::{AuthStep, FromSecMod, ToSecMod};
+use rocserv_proto::ipc::{self, IpcError, MAX_MESSAGE};
+use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
+use tokio_seqpacket::UnixSeqpacket;
+
+/// A message exchange with main or sec-mod failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcChannelError {
+    /// The socket call failed (including a sec-mod answer that did not come in time).
+    #[error("IPC socket error")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the socket.
+    #[error("IPC peer closed the connection")]
+    Closed,
+    /// A message did not fit the receive buffer.
+    #[error("IPC message truncated")]
+    Truncated,
+    /// The message could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] IpcError),
+    /// A well-formed message that makes no sense at this point.
+    #[error("unexpected IPC message: {0}")]
+    Unexpected(&'static str),
+}
+
+impl From<nix::Error> for IpcChannelError {
+    fn from(err: nix::Error) -> Self {
+        Self::Io(err.into())
+    }
+}
+
+/// Read main's Start message from fd 4 (blocking: nothing else can happen before it).
+pub fn recv_start(main: &OwnedFd) -> Result<WorkerStart, IpcChannelError> {
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let n = recv(main.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+    let bytes = message(&buf, n)?;
+    match ipc::decode::<ToWorker>(bytes)? {
+        ToWorker::Start(start) => Ok(*start),
+        ToWorker::ConnectGranted(_) | ToWorker::ConnectRefused(_) | ToWorker::Terminate => {
+            Err(IpcChannelError::Unexpected("expected Start first"))
+        }
+    }
+}
+
+/// The client side of `worker_secmod`: strictly one request, then one answer, blocking with a
+/// receive timeout. One client per worker process, so blocking delays only this client, and
+/// rustls' `Signer::sign` is synchronous anyway (the brief's design).
+pub struct SecModClient {
+    fd: Mutex<OwnedFd>,
+}
+
+impl std::fmt::Debug for SecModClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecModClient")
+    }
+}
+
+impl SecModClient {
+    /// Wrap the (blocking) sec-mod socket; answers slower than `timeout` are errors.
+    pub fn new(fd: OwnedFd, timeout: Duration) -> Result<Self, IpcChannelError> {
+        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::milliseconds(millis))?;
+        Ok(Self { fd: Mutex::new(fd) })
+    }
+
+    /// Send `request`, wait for the answer.
+    pub fn request(&self, request: &ToSecMod) -> Result<FromSecMod, IpcChannelError> {
+        let bytes = ipc::encode(request)?;
+        // A poisoned lock only means another request panicked; the socket itself is fine.
+        let fd = self
+            .fd
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)?;
+        let mut buf = vec![0u8; MAX_MESSAGE + 1];
+        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        Ok(ipc::decode(message(&buf, n)?)?)
+    }
+}
+
+/// The login calls of the HTTP phase, behind a trait so that tests can script sec-mod.
+pub trait AuthService {
+    fn auth(&self, request: ToSecMod) -> Result<AuthStep, IpcChannelError>;
+}
+
+impl AuthService for SecModClient {
+    fn auth(&self, request: ToSecMod) -> Result<AuthStep, IpcChannelError> {
+        match self.request(&request)? {
+            FromSecMod::Auth(step) => Ok(step),
+            FromSecMod::Signature(_) | FromSecMod::SignFailed => Err(IpcChannelError::Unexpected(
+                "signature answer to a login request",
+            )),
+        }
+    }
+}
+
+/// The async channel to main (fd 4).
+#[derive(Debug)]
+pub struct MainChannel {
+    socket: UnixSeqpacket,
+    buf: Vec<u8>,
+}
+
+impl MainChannel {
+    /// Wrap fd 4. Must run inside the tokio runtime; sets the socket non-blocking.
+    pub fn new(fd: OwnedFd) -> Result<Self, IpcChannelError> {
+        let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        Ok(Self {
+            socket: UnixSeqpacket::try_from(fd)?,
+            buf: vec![0u8; MAX_MESSAGE + 1],
+        })
+    }
+
+    pub async fn send(&self, msg: &ToMain) -> Result<(), IpcChannelError> {
+        let bytes = ipc::encode(msg)?;
+        self.socket.send(&bytes).await?;
+        Ok(())
+    }
+
+    /// The next message, with the first file descriptor that came beside it (extra ones are
+    /// closed). Cancel-safe: a message is only consumed when this returns.
+    pub async fn recv(&mut self) -> Result<(ToWorker, Option<OwnedFd>), IpcChannelError> {
+        let mut ancillary = [0u8; 64];
+        let (info, reader) = self
+            .socket
+            .recv_with_ancillary(&mut self.buf, &mut ancillary)
+            .await?;
+        let mut fd = None;
+        for msg in reader.into_messages() {
+            if let OwnedAncillaryMessage::FileDescriptors(fds) = msg {
+                for received in fds {
+                    if fd.is_none() {
+                        fd = Some(received);
+                    }
+                }
+            }
+        }
+        if info.truncated() || info.ancillary_truncated() {
+            return Err(IpcChannelError::Truncated);
+        }
+        let bytes = message(&self.buf, info.bytes_read())?;
+        Ok((ipc::decode(bytes)?, fd))
+    }
+}
+
+/// The received bytes of one packet, or why there are none.
+fn message(buf: &[u8], n: usize) -> Result<&[u8], IpcChannelError> {
+    if n == 0 {
+        return Err(IpcChannelError::Closed);
+    }
+    if n > MAX_MESSAGE {
+        return Err(IpcChannelError::Truncated);
+    }
+    buf.get(..n).ok_or(IpcChannelError::Truncated)
+}

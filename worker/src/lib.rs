@@ -1,0 +1,211 @@
+//! rocserv-worker: serves one client connection (TLS, the login conversation, the CSTP tunnel).
+//!
+//! Privileges: exec'd as root by main, it reads main's Start message, then becomes the
+//! configured unprivileged user, sets no_new_privs, checks that root cannot come back and
+//! installs a seccomp allow-list, all before reading a byte from the client. It never sees the
+//! server key (signatures come from sec-mod over fd 5), never opens a file, never parses
+//! configuration. What it holds: this client's TLS stream (fd 3), its channel to main (fd 4, over
+//! which the tun fd arrives), its channel to sec-mod (fd 5).
+//!
+//! Flow: Start -> sandbox -> TLS handshake -> HTTP login loop (all bounded by `auth-timeout`)
+//! -> CONNECT -> main grants the tunnel and a tun fd -> `200 CONNECTED` -> CSTP pump ->
+//! `SessionEnd` -> exit 0.
+
+pub mod fds;
+pub mod http;
+pub mod ipc;
+pub mod logger;
+pub mod sandbox;
+pub mod tls;
+pub mod tunnel;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocserv_proto::connect::dpd_secs;
+use rocserv_proto::ipc::main_worker::{ConnectRefusal, ToMain, ToWorker, WorkerStart};
+use rocserv_proto::ipc::CloseReason;
+use rustls::ProtocolVersion;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsAcceptor;
+
+use crate::http::{connect, Banners, Outcome};
+use crate::ipc::{IpcChannelError, MainChannel, SecModClient};
+use crate::tunnel::SessionTimers;
+
+/// How long sec-mod may take to answer one request (a PAM conversation included).
+const SECMOD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The worker could not start; its `Display` names the step, the source says why.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// fds 3-5 are not all open.
+    #[error("inherited descriptors 3-5 missing (rocserv-worker is started by rocserv only)")]
+    Fds(#[source] nix::Error),
+    /// The Start message did not arrive or made no sense.
+    #[error("reading the Start message from main")]
+    Start(#[source] IpcChannelError),
+    /// A socket could not be prepared.
+    #[error("setting up the {0} socket")]
+    Socket(&'static str, #[source] std::io::Error),
+    /// An IPC socket could not be prepared.
+    #[error("setting up the {0} channel")]
+    Channel(&'static str, #[source] IpcChannelError),
+    /// The TLS configuration is unusable.
+    #[error("TLS setup")]
+    Tls(#[from] tls::TlsSetupError),
+    /// The sandbox could not be entered.
+    #[error("entering the sandbox")]
+    Sandbox(#[from] sandbox::SandboxError),
+}
+
+/// Run the worker; returns when the connection is over.
+pub fn run(log_level: u8) -> Result<(), WorkerError> {
+    logger::init(log_level);
+    let fds = fds::take_inherited().map_err(WorkerError::Fds)?;
+    let start = ipc::recv_start(&fds.main).map_err(WorkerError::Start)?;
+    logger::set_peer(start.peer);
+    let secmod = Arc::new(
+        SecModClient::new(fds.secmod, SECMOD_TIMEOUT)
+            .map_err(|e| WorkerError::Channel("sec-mod", e))?,
+    );
+    let tls_config = tls::server_config(&start.tls, Arc::clone(&secmod))?;
+    let client = std::net::TcpStream::from(fds.client);
+    client
+        .set_nonblocking(true)
+        .and_then(|()| client.set_nodelay(true))
+        .map_err(|e| WorkerError::Socket("client", e))?;
+
+    // Everything that needs a syscall outside the allow-list happens before `sandbox::enter`:
+    // the runtime (epoll, eventfd), fd flags.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| WorkerError::Socket("runtime", e))?;
+    let _guard = runtime.enter();
+    let client = TcpStream::from_std(client).map_err(|e| WorkerError::Socket("client", e))?;
+    let main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
+    sandbox::enter(&start.sandbox)?;
+    log::debug!("sandboxed (seccomp: {})", start.sandbox.seccomp);
+
+    runtime.block_on(serve(
+        start,
+        client,
+        main,
+        secmod,
+        TlsAcceptor::from(tls_config),
+    ));
+    Ok(())
+}
+
+/// `err` and its sources, `: `-separated (one log line).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// One connection, from the TLS handshake to the end of the tunnel. Every failure is logged
+/// here, once.
+async fn serve(
+    start: WorkerStart,
+    client: TcpStream,
+    mut main: MainChannel,
+    secmod: Arc<SecModClient>,
+    acceptor: TlsAcceptor,
+) {
+    let deadline = Instant::now() + Duration::from_secs(start.auth.auth_timeout_secs);
+    let mut tls = match timeout_at(deadline, acceptor.accept(client)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => return log::info!("TLS handshake failed: {err}"),
+        Err(_) => return log::info!("TLS handshake timed out"),
+    };
+    let banners = Banners {
+        pre_login: start.auth.pre_login_banner.as_deref(),
+        post_login: start.tunnel.banner.as_deref(),
+    };
+    let connect = match timeout_at(deadline, http::serve(&mut tls, &*secmod, banners)).await {
+        Ok(Ok(Outcome::Tunnel(connect))) => connect,
+        Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),
+        Ok(Err(err)) => return log::info!("closing: {}", error_chain(&err)),
+        Err(_) => return log::info!("auth-timeout reached, closing"),
+    };
+
+    if let Err(err) = main.send(&ToMain::Connect(connect.request.clone())).await {
+        return log::error!("asking main for the tunnel: {}", error_chain(&err));
+    }
+    let (grant, tun) = match timeout_at(deadline, main.recv()).await {
+        Ok(Ok((ToWorker::ConnectGranted(grant), Some(tun)))) => (grant, tun),
+        Ok(Ok((ToWorker::ConnectGranted(_), None))) => {
+            log::error!("main granted the tunnel without a tun device");
+            let _ = http::write_response(&mut tls, &connect::unavailable("Server error")).await;
+            return end_session(&main, CloseReason::Temporary, 0, 0).await;
+        }
+        Ok(Ok((ToWorker::ConnectRefused(refusal), _))) => {
+            let response = match refusal {
+                ConnectRefusal::BadCookie => {
+                    log::info!("cookie rejected");
+                    connect::bad_cookie()
+                }
+                ConnectRefusal::ServerError => {
+                    log::info!("main could not set up the tunnel");
+                    connect::unavailable("Server configuration error")
+                }
+            };
+            let _ = http::write_response(&mut tls, &response).await;
+            return;
+        }
+        Ok(Ok((other @ (ToWorker::Start(_) | ToWorker::Terminate), _))) => {
+            return log::info!("main answered CONNECT with {other:?}, closing");
+        }
+        Ok(Err(err)) => return log::error!("waiting for main: {}", error_chain(&err)),
+        Err(_) => return log::error!("main did not answer CONNECT in time"),
+    };
+
+    let tls13 = tls.get_ref().1.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+    let response = connect::connected(&start.tunnel, &grant, &connect, tls13);
+    // protocol.md §3.1: the head goes out (flushed) before the first frame.
+    if let Err(err) = http::write_response(&mut tls, &response).await {
+        log::info!("sending the CONNECT answer: {err}");
+        return end_session(&main, CloseReason::Temporary, 0, 0).await;
+    }
+    log::info!(
+        "tunnel up: user '{}' session {} on {} as {}",
+        grant.username,
+        grant.sid,
+        grant.tun_name,
+        grant.ipv4_remote
+    );
+    let dpd = dpd_secs(&start.tunnel, connect.mobile);
+    let timers = SessionTimers {
+        dpd: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
+        idle: start
+            .tunnel
+            .idle_timeout_secs
+            .map(|s| Duration::from_secs(s.into())),
+        session: start
+            .tunnel
+            .session_timeout_secs
+            .map(|s| Duration::from_secs(s.into())),
+    };
+    let (tcp, conn) = tls.into_inner();
+    let summary = tunnel::run(tcp, conn, tun, timers, &mut main).await;
+    end_session(&main, summary.reason, summary.rx_bytes, summary.tx_bytes).await;
+}
+
+async fn end_session(main: &MainChannel, reason: CloseReason, rx_bytes: u64, tx_bytes: u64) {
+    let msg = ToMain::SessionEnd {
+        reason,
+        rx_bytes,
+        tx_bytes,
+    };
+    if let Err(err) = main.send(&msg).await {
+        log::error!("telling main the session ended: {}", error_chain(&err));
+    }
+}

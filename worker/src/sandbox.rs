@@ -1,0 +1,167 @@
+//! Locking the worker in before it reads a byte from the client (ocserv doc/design.md; style.md
+//! habit 7): drop to the unprivileged user, forbid regaining privileges, check that they are gone,
+//! then install the seccomp allow-list.
+//!
+//! Mismatch action: kill the process (SIGSYS). A worker that reaches for a syscall outside the
+//! list is either broken or compromised; dying is loud (main sees the signal in the exit status)
+//! and leaves no half-working state behind, where `EPERM` would let a probing attacker continue
+//! and would turn a missing entry into a subtle malfunction. The list is the steady state of a
+//! current-thread tokio + rustls worker observed with `strace -f` (dependency-findings.md §7) plus
+//! the memory, signal and fd-passing calls it needs.
+
+use std::collections::BTreeMap;
+
+use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid, Gid, Uid};
+use rocserv_proto::ipc::main_worker::SandboxPolicy;
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+
+/// The sandbox could not be set up; the worker must exit.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// setgroups, setgid or setuid failed.
+    #[error("cannot drop privileges to uid {uid} gid {gid}")]
+    Drop {
+        uid: u32,
+        gid: u32,
+        #[source]
+        source: nix::Error,
+    },
+    /// After dropping, root could be regained or is still held.
+    #[error("privileges were not dropped (uid {uid}, euid {euid}): refusing to serve")]
+    StillPrivileged { uid: u32, euid: u32 },
+    /// PR_SET_NO_NEW_PRIVS failed.
+    #[error("cannot set no_new_privs")]
+    NoNewPrivs(#[source] nix::Error),
+    /// The filter could not be built for this architecture.
+    #[error("cannot build the seccomp filter")]
+    Build(#[source] seccompiler::BackendError),
+    /// The architecture is not one seccompiler knows.
+    #[error("no seccomp support for this architecture")]
+    Arch(#[source] seccompiler::BackendError),
+    /// The kernel refused the filter.
+    #[error("cannot install the seccomp filter")]
+    Apply(#[source] seccompiler::Error),
+}
+
+/// Apply `policy`. Started as root: become `policy.uid/gid`. Started as another user (tests):
+/// keep it. Either way, end up unable to become root again, with no_new_privs set and, when
+/// `policy.seccomp`, the allow-list installed.
+pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
+    if geteuid().is_root() {
+        let gid = Gid::from_raw(policy.gid);
+        let uid = Uid::from_raw(policy.uid);
+        let drop_err = |source| SandboxError::Drop {
+            uid: policy.uid,
+            gid: policy.gid,
+            source,
+        };
+        setgroups(&[gid]).map_err(drop_err)?;
+        setgid(gid).map_err(drop_err)?;
+        setuid(uid).map_err(drop_err)?;
+    }
+    // setuid() sets real, effective and saved ids, so this must fail now (boringtun
+    // drop_privileges.rs does the same check). Done before seccomp: setuid is not on the list.
+    if setuid(Uid::from_raw(0)).is_ok()
+        || getuid().is_root()
+        || geteuid().is_root()
+        || getgid().as_raw() == 0 && policy.gid != 0
+        || getegid().as_raw() == 0 && policy.gid != 0
+    {
+        return Err(SandboxError::StillPrivileged {
+            uid: getuid().as_raw(),
+            euid: geteuid().as_raw(),
+        });
+    }
+    nix::sys::prctl::set_no_new_privs().map_err(SandboxError::NoNewPrivs)?;
+    if policy.seccomp {
+        let program = filter()?;
+        seccompiler::apply_filter(&program).map_err(SandboxError::Apply)?;
+    }
+    Ok(())
+}
+
+/// Compile the allow-list for the running architecture.
+pub fn filter() -> Result<BpfProgram, SandboxError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SandboxError::Arch)?;
+    #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+        .iter()
+        .chain(ARCH_ALLOWED)
+        .map(|&nr| (i64::from(nr), Vec::new()))
+        .collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(SandboxError::Build)?;
+    BpfProgram::try_from(filter).map_err(SandboxError::Build)
+}
+
+/// Calls that exist only on some architectures (aarch64 has only `epoll_pwait`).
+#[cfg(target_arch = "x86_64")]
+const ARCH_ALLOWED: &[libc::c_long] = &[libc::SYS_epoll_wait, libc::SYS_poll];
+#[cfg(not(target_arch = "x86_64"))]
+const ARCH_ALLOWED: &[libc::c_long] = &[];
+
+/// Every syscall the worker makes after [`enter`].
+const ALLOWED: &[libc::c_long] = &[
+    // The event loop (tokio current-thread runtime: epoll + eventfd wake-ups).
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_pwait,
+    // Sockets: TLS over TCP (recvfrom/sendto/writev), the seqpacket channels (recvmsg with the
+    // tun fd arrives after the filter, sendmsg), tun packets (read/write), stderr (write).
+    libc::SYS_read,
+    libc::SYS_readv,
+    libc::SYS_write,
+    libc::SYS_writev,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmsg,
+    libc::SYS_shutdown,
+    libc::SYS_close,
+    libc::SYS_fcntl,
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
+    // rustls/ring draw randomness on every handshake (dependency-findings.md §7).
+    libc::SYS_getrandom,
+    // Memory.
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_mprotect,
+    // Time and waiting (vDSO fallbacks included).
+    libc::SYS_clock_gettime,
+    libc::SYS_gettimeofday,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_futex,
+    libc::SYS_sched_yield,
+    // Signals, identity checks and exiting (a panic aborts through getpid/gettid/tgkill).
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_restart_syscall,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_tgkill,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_compiles_for_this_machine() {
+        let program = filter().unwrap();
+        assert!(program.len() > ALLOWED.len());
+    }
+}

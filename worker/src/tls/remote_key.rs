@@ -1,0 +1,118 @@
+//! A rustls `SigningKey` whose private half is in sec-mod (style.md habit 7): the worker knows
+//! only the key's kind, picks a scheme the client offered, and asks sec-mod for the signature
+//! (`worker_secmod::ToSecMod::Sign`) with a blocking, time-bounded request.
+
+use std::sync::Arc;
+
+use rocserv_proto::ipc::worker_secmod::{FromSecMod, ToSecMod};
+use rocserv_proto::ipc::KeyKind;
+use rustls::sign::{Signer, SigningKey};
+use rustls::{SignatureAlgorithm, SignatureScheme};
+
+use crate::ipc::SecModClient;
+
+/// The proxy key.
+#[derive(Debug)]
+pub struct RemoteKey {
+    kind: KeyKind,
+    secmod: Arc<SecModClient>,
+}
+
+impl RemoteKey {
+    pub fn new(kind: KeyKind, secmod: Arc<SecModClient>) -> Self {
+        Self { kind, secmod }
+    }
+}
+
+/// The schemes a key of `kind` can make, best first (RSA: PSS before PKCS#1 v1.5, longer hashes
+/// first, as rustls' own `RsaSigningKey` orders them).
+pub fn schemes(kind: KeyKind) -> &'static [SignatureScheme] {
+    match kind {
+        KeyKind::Rsa => &[
+            SignatureScheme::RSA_PSS_SHA512,
+            SignatureScheme::RSA_PSS_SHA384,
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA512,
+            SignatureScheme::RSA_PKCS1_SHA384,
+            SignatureScheme::RSA_PKCS1_SHA256,
+        ],
+        KeyKind::EcdsaP256 => &[SignatureScheme::ECDSA_NISTP256_SHA256],
+        KeyKind::EcdsaP384 => &[SignatureScheme::ECDSA_NISTP384_SHA384],
+        KeyKind::Ed25519 => &[SignatureScheme::ED25519],
+    }
+}
+
+impl SigningKey for RemoteKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        let scheme = schemes(self.kind)
+            .iter()
+            .copied()
+            .find(|scheme| offered.contains(scheme))?;
+        Some(Box::new(RemoteSigner {
+            scheme,
+            secmod: Arc::clone(&self.secmod),
+        }))
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        match self.kind {
+            KeyKind::Rsa => SignatureAlgorithm::RSA,
+            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => SignatureAlgorithm::ECDSA,
+            KeyKind::Ed25519 => SignatureAlgorithm::ED25519,
+        }
+    }
+}
+
+/// One signature with a chosen scheme.
+#[derive(Debug)]
+struct RemoteSigner {
+    scheme: SignatureScheme,
+    secmod: Arc<SecModClient>,
+}
+
+impl Signer for RemoteSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        let request = ToSecMod::Sign {
+            scheme: u16::from(self.scheme),
+            message: message.to_vec(),
+        };
+        match self.secmod.request(&request) {
+            Ok(FromSecMod::Signature(signature)) => Ok(signature),
+            Ok(FromSecMod::SignFailed) => {
+                Err(rustls::Error::General("sec-mod refused to sign".into()))
+            }
+            Ok(FromSecMod::Auth(_)) => Err(rustls::Error::General(
+                "sec-mod answered a signature request with a login step".into(),
+            )),
+            Err(err) => Err(rustls::Error::General(format!(
+                "signature request to sec-mod failed: {err}"
+            ))),
+        }
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_preference() {
+        let offered = [
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA256,
+            SignatureScheme::RSA_PSS_SHA256,
+        ];
+        let first = |kind| schemes(kind).iter().copied().find(|s| offered.contains(s));
+        assert_eq!(first(KeyKind::Rsa), Some(SignatureScheme::RSA_PSS_SHA256));
+        assert_eq!(
+            first(KeyKind::EcdsaP256),
+            Some(SignatureScheme::ECDSA_NISTP256_SHA256)
+        );
+        assert_eq!(first(KeyKind::EcdsaP384), None);
+        assert_eq!(first(KeyKind::Ed25519), None);
+    }
+}

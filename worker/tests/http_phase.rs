@@ -1,0 +1,289 @@
+//! The HTTP phase against a scripted client over an in-memory stream, with a scripted sec-mod:
+//! the openconnect 9.01 exchange of protocol.md §1.4-§1.8 and §2.1, byte for byte where it
+//! matters.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failure is the test failing"
+)]
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use rocserv_proto::ipc::worker_secmod::{AuthStep, ToSecMod};
+use rocserv_proto::ipc::SessionId;
+use rocserv_worker::http::{self, Banners, HttpPhaseError, Outcome};
+use rocserv_worker::ipc::{AuthService, IpcChannelError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// sec-mod that answers from a script and records the questions.
+#[derive(Default)]
+struct FakeSecMod {
+    answers: RefCell<VecDeque<AuthStep>>,
+    asked: RefCell<Vec<ToSecMod>>,
+}
+
+impl FakeSecMod {
+    fn new(answers: impl IntoIterator<Item = AuthStep>) -> Self {
+        Self {
+            answers: RefCell::new(answers.into_iter().collect()),
+            asked: RefCell::default(),
+        }
+    }
+}
+
+impl AuthService for FakeSecMod {
+    fn auth(&self, request: ToSecMod) -> Result<AuthStep, IpcChannelError> {
+        self.asked.borrow_mut().push(request);
+        self.answers
+            .borrow_mut()
+            .pop_front()
+            .ok_or(IpcChannelError::Closed)
+    }
+}
+
+const INIT: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+    type=\"init\" aggregate-auth-version=\"2\"><version who=\"vpn\">v9.01-3</version>\
+    <device-id>linux-64</device-id><group-access>https://127.0.0.1:4443/</group-access>\
+    </config-auth>";
+
+fn reply(user: &str, pass: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+         type=\"auth-reply\" aggregate-auth-version=\"2\"><version who=\"vpn\">v9.01-3</version>\
+         <auth><username>{user}</username><password>{pass}</password></auth></config-auth>"
+    )
+}
+
+fn post(path: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:4443\r\n\
+         User-Agent: Open AnyConnect VPN Agent v9.01-3\r\nX-Transcend-Version: 1\r\n\
+         X-Aggregate-Auth: 1\r\nContent-Type: application/xml; charset=utf-8\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Read one response: head and `Content-Length` body.
+async fn response(client: &mut DuplexStream) -> (String, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(client.read(&mut byte).await.unwrap(), 1, "closed mid-head");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    client.read_exact(&mut body).await.unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+async fn closed(client: &mut DuplexStream) -> bool {
+    let mut byte = [0u8; 1];
+    client.read(&mut byte).await.unwrap() == 0
+}
+
+fn complete() -> AuthStep {
+    AuthStep::Complete {
+        cookie: "Q2Fub25pY2FsQ29va2llVmFsdWVXaXRob3V0UGFkZGluZw".into(),
+        sid: SessionId(7),
+        username: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn openconnect_login_then_connect() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([AuthStep::Failed { retry: true }, complete()]);
+    let banners = Banners {
+        pre_login: Some("Authorised use only"),
+        post_login: Some("Welcome banner"),
+    };
+    let script = async {
+        client.write_all(post("/", INIT).as_bytes()).await.unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("\r\nX-Transcend-Version: 1\r\n"));
+        assert!(head.contains("\r\nContent-Type: text/xml; charset=utf-8\r\n"));
+        assert!(body.contains("type=\"auth-request\""), "{body}");
+        assert!(body.contains("name=\"username\""));
+        assert!(body.contains("name=\"password\""));
+        assert!(body.contains("Authorised use only"));
+
+        client
+            .write_all(post("/auth", &reply("test", "wrong")).as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(body.contains("Login failed."), "{body}");
+
+        client
+            .write_all(post("/auth", &reply("test", "test123")).as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(
+            head.contains(
+                "\r\nSet-Cookie: webvpn=Q2Fub25pY2FsQ29va2llVmFsdWVXaXRob3V0UGFkZGluZw; \
+                 Secure; HttpOnly\r\n"
+            ),
+            "{head}"
+        );
+        assert!(body.contains("<auth id=\"success\">"), "{body}");
+        assert!(body.contains("Welcome banner"));
+
+        client
+            .write_all(
+                b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: 127.0.0.1:4443\r\n\
+                  User-Agent: Open AnyConnect VPN Agent v9.01-3\r\n\
+                  Cookie: webvpn=Q2Fub25pY2FsQ29va2llVmFsdWVXaXRob3V0UGFkZGluZw\r\n\
+                  X-CSTP-Version: 1\r\nX-CSTP-Hostname: vm\r\nX-CSTP-Base-MTU: 1500\r\n\r\n",
+            )
+            .await
+            .unwrap();
+    };
+    let (outcome, ()) = tokio::join!(http::serve(&mut server, &secmod, banners), script);
+    match outcome.unwrap() {
+        Outcome::Tunnel(connect) => {
+            assert_eq!(
+                connect.request.cookie,
+                "Q2Fub25pY2FsQ29va2llVmFsdWVXaXRob3V0UGFkZGluZw"
+            );
+            assert_eq!(connect.request.hostname.as_deref(), Some("vm"));
+            assert_eq!(connect.request.base_mtu, Some(1500));
+        }
+        Outcome::Closed => panic!("expected a tunnel"),
+    }
+    let asked = secmod.asked.borrow();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(
+        asked[1],
+        ToSecMod::AuthStart {
+            username: "test".into(),
+            password: "test123".into(),
+            group: None,
+            user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn final_failure_is_a_bare_401_and_close() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([AuthStep::Failed { retry: false }]);
+    let script = async {
+        client
+            .write_all(post("/auth", &reply("test", "bad")).as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = response(&mut client).await;
+        assert_eq!(
+            head,
+            "HTTP/1.1 401 Authentication failed\r\nX-Transcend-Version: 1\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        assert!(body.is_empty());
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default()),
+        script
+    );
+    assert!(matches!(outcome, Ok(Outcome::Closed)));
+    drop(server);
+    assert!(closed(&mut client).await);
+}
+
+#[tokio::test]
+async fn unknown_url_is_404_and_close() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::default();
+    let script = async {
+        client
+            .write_all(b"GET /etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 404 Not found\r\n"), "{head}");
+        assert!(head.contains("\r\nConnection: close\r\n"));
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default()),
+        script
+    );
+    assert!(matches!(outcome, Ok(Outcome::Closed)));
+}
+
+#[tokio::test]
+async fn connect_without_cookie_is_503() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::default();
+    let script = async {
+        client
+            .write_all(b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default()),
+        script
+    );
+    assert!(matches!(outcome, Ok(Outcome::Closed)));
+}
+
+#[tokio::test]
+async fn pipelining_and_garbage_close_without_asking_secmod() {
+    for input in [
+        format!("{}{}", post("/", INIT), post("/", INIT)),
+        "\x16\x03\x01 not http at all\r\n\r\n".to_owned(),
+    ] {
+        let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+        let secmod = FakeSecMod::default();
+        client.write_all(input.as_bytes()).await.unwrap();
+        let outcome = http::serve(&mut server, &secmod, Banners::default()).await;
+        assert!(
+            matches!(
+                outcome,
+                Err(HttpPhaseError::Pipelined | HttpPhaseError::Http(_))
+            ),
+            "{outcome:?}"
+        );
+        assert!(secmod.asked.borrow().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn request_limit() {
+    let (mut server, mut client) = tokio::io::duplex(1024 * 1024);
+    let secmod = FakeSecMod::default();
+    let script = async {
+        for _ in 0..http::MAX_REQUESTS {
+            client
+                .write_all(b"GET /1/binaries/update.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let (head, body) = response(&mut client).await;
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+            assert_eq!(body, "0,0,0000\n");
+        }
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default()),
+        script
+    );
+    assert!(matches!(outcome, Err(HttpPhaseError::TooManyRequests)));
+}
