@@ -15,8 +15,8 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", value_name = "FILE", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
 
-    /// Stay in the foreground. rocserv always does (it logs to stderr only); the flag is
-    /// accepted for ocserv compatibility and silences the notice.
+    /// Stay in the foreground. rocserv always does (its children log to stderr only); the
+    /// flag is accepted for ocserv compatibility and silences the notice.
     #[arg(short = 'f', long = "foreground")]
     pub foreground: bool,
 
@@ -33,7 +33,7 @@ pub struct Cli {
     #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
 
-    /// Log to stderr (always the case for now; accepted for ocserv compatibility).
+    /// Log to stderr instead of syslog.
     #[arg(long = "log-stderr")]
     pub log_stderr: bool,
 

@@ -12,10 +12,12 @@ use rocserv_proto::mtu::{self, MtuInput};
 use tokio_seqpacket::UnixSeqpacket;
 
 use crate::ipc;
-use crate::state::{Owner, Shared};
+use crate::state::{DtlsRoute, Owner, Shared};
 
 /// How long a takeover waits for the previous connection's worker to go away.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest per-packet DTLS overhead a worker may claim (DTLS 0.9 AES-CBC-SHA1 is 65 + 1).
+const MAX_DTLS_OVERHEAD: u16 = 128;
 
 /// What a CONNECT left behind, for the clean-up when the worker exits.
 #[derive(Debug, Default)]
@@ -25,6 +27,12 @@ pub struct Outcome {
     /// The client's address, if one was leased.
     pub address: Option<Ipv4Addr>,
     pub tun_name: Option<String>,
+    /// What occtl shows about the tunnel (taken by the worker task when it registers it).
+    pub granted: Option<crate::tunnels::Granted>,
+    /// The DTLS id registered for this tunnel (forgotten when the worker ends).
+    pub dtls_id: Option<[u8; 32]>,
+    /// Admitted by `max-same-clients`; ended (scripts, user slot) when the worker is gone.
+    pub admitted: Option<crate::lifecycle::Admitted>,
 }
 
 /// Serve one `Connect`. Errors are only those of the socket to the worker.
@@ -35,6 +43,7 @@ pub async fn handle(
     req: ConnectRequest,
     sock: &UnixSeqpacket,
     me: Owner,
+    dtls: DtlsRoute,
 ) -> Result<Outcome, ipc::ChannelError> {
     let mut outcome = Outcome::default();
     let grant = match shared.secmod.session_open(worker, req.cookie.clone()).await {
@@ -49,6 +58,11 @@ pub async fn handle(
         }
     };
     outcome.grant = Some(grant.clone());
+    // max-same-clients (protocol.md §6.1): another session of this user is one too many.
+    match crate::lifecycle::admit(shared, &grant, peer, shared.live.get()) {
+        Some(admitted) => outcome.admitted = Some(admitted),
+        None => return refuse(sock, ConnectRefusal::BadCookie, outcome).await,
+    }
     if let Some(old) = shared.claim_session(grant.sid, me) {
         take_over(&grant, peer, old).await;
     }
@@ -70,13 +84,27 @@ pub async fn handle(
         }
     };
     outcome.address = Some(remote);
+    // DTLS only when we serve UDP and the worker chose a mode; the overhead is the worker's
+    // word (untrusted), so it is bounded, and `compute` never goes below 576 anyway.
+    let dtls_overhead = req
+        .dtls_overhead
+        .filter(|_| shared.config.udp_port.is_some() && !shared.config.no_udp)
+        .map(|o| o.min(MAX_DTLS_OVERHEAD));
+    let dtls_id = match dtls_overhead.map(|_| new_dtls_id()) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(ring::error::Unspecified)) => {
+            log::error!("{peer}: no randomness for a DTLS id; offering TLS only");
+            None
+        }
+        None => None,
+    };
     let mtu = mtu::compute(MtuInput {
         configured: shared.config.mtu,
         client_base_mtu: req.base_mtu,
         client_mtu: req.cstp_mtu,
         outer_ipv6: peer.is_ipv6(),
         assigns_ipv6: false,
-        dtls_overhead: None,
+        dtls_overhead: dtls_id.and(dtls_overhead),
     });
     let device = match crate::tun::create(&shared.config.device, local, remote, mtu.data) {
         Ok(d) => d,
@@ -99,7 +127,36 @@ pub async fn handle(
         ipv4_netmask: netmask,
         base_mtu: mtu.base,
         mtu: mtu.data,
+        dtls_id,
     });
+    // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
+    // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
+    let info = crate::scripts::SessionInfo {
+        id: shared.workers().get(&worker).copied().unwrap_or(0),
+        username: grant.username.clone(),
+        groupname: grant.groupname.clone(),
+        device: device.name.clone(),
+        ip_real: peer.ip(),
+        ip_real_local: dtls.local_ip,
+        ip_local: local,
+        ip_remote: remote,
+        hostname: req.hostname.clone(),
+        user_agent: req.user_agent.clone(),
+        device_type: req.device_type.clone(),
+        device_platform: req.device_platform.clone(),
+        routes: Vec::new(),
+        no_routes: Vec::new(),
+        dns: Vec::new(),
+    };
+    if let Some(admitted) = outcome.admitted.as_mut() {
+        if !crate::lifecycle::grant(shared, admitted, info, peer).await {
+            return refuse(sock, ConnectRefusal::BadCookie, outcome).await;
+        }
+    }
+    if let Some(id) = dtls_id {
+        shared.register_dtls(id, dtls);
+        outcome.dtls_id = Some(id);
+    }
     log::info!(
         "{peer}: user {} connected: {} ({} -> {remote}, mtu {})",
         grant.username,
@@ -108,10 +165,36 @@ pub async fn handle(
         mtu.data
     );
     outcome.tun_name = Some(device.name.clone());
-    ipc::send(sock, &answer, &[device.fd.as_fd()]).await?;
+    outcome.granted = Some(crate::tunnels::Granted {
+        sid: grant.sid,
+        username: grant.username.clone(),
+        groupname: grant.groupname.clone(),
+        device: device.name.clone(),
+        mtu: mtu.data,
+        ipv4_local: local,
+        ipv4_remote: remote,
+        user_agent: req.user_agent.clone(),
+        hostname: req.hostname.clone().unwrap_or_default(),
+    });
+    if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
+        if let Some(id) = dtls_id {
+            shared.forget_dtls(&id);
+        }
+        return Err(e);
+    }
     // Our copy of the tun descriptor closes here; the worker holds the device from now on.
     drop(device);
+    if let Some(admitted) = &outcome.admitted {
+        crate::lifecycle::host_update(admitted);
+    }
     Ok(outcome)
+}
+
+/// A fresh DTLS id (protocol.md §4.1: new for every CONNECT).
+fn new_dtls_id() -> Result<[u8; 32], ring::error::Unspecified> {
+    let mut id = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)?;
+    Ok(id)
 }
 
 async fn refuse(

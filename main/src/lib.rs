@@ -22,25 +22,37 @@
 //! 5. Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
 //!    SIGTERM when main dies), send `Start`, wait up to 10 s for `Ready{key}`; `StartFailed`
 //!    or silence exits with status 1.
-//! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`).
+//! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`), and UDP
+//!    `udp-listen-host`/`listen-host` : `udp-port` when DTLS is configured (see [`udp`]).
 //! 7. Write the pid file (`-p` overrides `pid-file`).
 //! 8. Log `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
 //!    in demo mode also print the openconnect command line and the password.
 //! 9. Serve: per accepted connection spawn a worker (see [`worker`]); SIGTERM/SIGINT stop the
-//!    server (workers and sec-mod get SIGTERM, the pid file is removed, exit 0); SIGHUP is
-//!    logged (no reload yet); sec-mod dying stops the server with status 1.
+//!    server (workers and sec-mod get SIGTERM, the pid file is removed, exit 0); SIGHUP
+//!    reloads the configuration for new connections (see [`reload`]); sec-mod dying stops the
+//!    server with status 1.
 //!
-//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so: it logs
-//! only to stderr (no syslog yet), so a detached daemon would lose every log line, and
+//! **Logs.** main logs to syslog (facility daemon) unless `--log-stderr`, and to stderr too
+//! with `-d N` (N > 0), as ocserv does; see [`logger`]. Workers and sec-mod log to stderr.
+//!
+//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so: its
+//! children log only to stderr, so a detached daemon would lose their lines, and
 //! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
 //! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
 
+pub mod ban;
 pub mod cli;
 pub mod connect;
+pub mod counters;
+pub mod ctl;
 pub mod demo;
 pub mod ip_pool;
 pub mod ipc;
+pub mod lifecycle;
+pub mod limits;
 pub mod logger;
+pub mod reload;
+pub mod scripts;
 pub mod secmod;
 pub mod server;
 pub mod settings;
@@ -48,6 +60,8 @@ pub mod spawn;
 pub mod spki;
 pub mod state;
 pub mod tun;
+pub mod tunnels;
+pub mod udp;
 pub mod worker;
 
 use std::path::Path;
@@ -84,6 +98,15 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let level = cli.debug.unwrap_or(config.log_level).min(9);
     log::set_max_level(logger::filter_for(level));
+    if !cli.log_stderr && !cli.test_config {
+        let also_stderr = cli.debug.is_some_and(|d| d > 0);
+        if let Err(e) = logger::use_syslog(Path::new(logger::SYSLOG_SOCKET), also_stderr) {
+            log::info!(
+                "syslog unavailable ({}: {e}); logging to stderr",
+                logger::SYSLOG_SOCKET
+            );
+        }
+    }
     if !cli.foreground && !cli.test_config {
         log::info!("daemon mode is not supported; staying in the foreground (-f silences this)");
     }
@@ -112,7 +135,9 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
-    runtime.block_on(start(config, prepared, level, pid_file, demo))
+    // What SIGHUP / occtl `reload` re-read (nothing in demo mode), and `-d`, which wins.
+    let source = (demo.is_none().then(|| cli.config.clone()), cli.debug);
+    runtime.block_on(start(config, prepared, level, pid_file, demo, source))
 }
 
 /// A configuration file after parsing.
@@ -192,6 +217,7 @@ async fn start(
     level: u8,
     pid_file: Option<std::path::PathBuf>,
     demo: Option<demo::Demo>,
+    source: (Option<std::path::PathBuf>, Option<u8>),
 ) -> ExitCode {
     let started = match secmod::start(prepared.secmod.clone(), level).await {
         Ok(s) => s,
@@ -218,6 +244,37 @@ async fn start(
             return ExitCode::FAILURE;
         }
     }
+    let udp = match udp::bind_shared(&config) {
+        Ok(udp) => udp,
+        Err(e) => {
+            log::error!("cannot listen on UDP port {:?}: {e}", config.udp_port);
+            if let Some(path) = &pid_file {
+                let _ = std::fs::remove_file(path);
+            }
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = udp.as_ref().and_then(|u| u.local_addr().ok()) {
+        log::info!("listening on {addr} (udp, DTLS)");
+    }
+    // Bound before the ready line, so that occtl works as soon as the server says it is ready.
+    let ctl = match ctl::bind(&config) {
+        Ok(ctl) => ctl,
+        Err(e) => {
+            log::error!("cannot create the occtl socket: {e}");
+            if let Some(path) = &pid_file {
+                let _ = std::fs::remove_file(path);
+            }
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(ctl) = &ctl {
+        log::info!("occtl socket at {}", ctl.path().display());
+    }
     match listener.local_addr() {
         Ok(addr) => log::info!("ready: listening on {addr} (tcp)"),
         Err(e) => log::info!("ready: listening on port {} (tcp) ({e})", config.tcp_port),
@@ -232,6 +289,13 @@ async fn start(
         level,
         started.client,
     ));
+    shared.live.set_source(source.0, source.1);
+    if let Some(udp) = udp {
+        // Ends with the runtime when `start` returns.
+        tokio::spawn(udp::run(Arc::clone(&shared), udp));
+    }
+    // Removes the socket file when dropped at the end of `start`.
+    let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));
     match server::run(shared, listener, secmod_child, pid_file).await {
         server::Stop::Signal => ExitCode::SUCCESS,
         server::Stop::Failure => ExitCode::FAILURE,

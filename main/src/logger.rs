@@ -1,14 +1,58 @@
-//! A stderr logger: `rocserv[PID]: message`, one line per record.
+//! The logger: `rocserv[PID]: message`, one line per record, on stderr and/or syslog.
 //!
 //! Levels follow ocserv's `-d` scale: 0 = errors and warnings, 1 = normal (info), 2..=4 =
 //! debug, 5 and above = trace.
+//!
+//! Like ocserv (which opens syslog with facility daemon and copies to stderr when `-d` is
+//! given), main logs to syslog unless `--log-stderr`, and also to stderr with `-d N` (N > 0),
+//! with `--log-stderr`, or when `/dev/log` cannot be reached. Syslog datagrams are RFC 3164
+//! style without timestamp and host name (`<PRI>rocserv[PID]: message`; the local syslog
+//! daemon stamps them), sent non-blocking: a stalled syslog daemon loses lines rather than
+//! stalling main. Workers and sec-mod keep logging to the inherited stderr.
 
 use std::io::Write as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// The local syslog socket.
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+/// syslog facility `daemon` (RFC 3164 §4.1.1).
+const FACILITY_DAEMON: u8 = 3;
+
+/// The syslog socket once [`use_syslog`] connected it.
+static SYSLOG: Mutex<Option<UnixDatagram>> = Mutex::new(None);
+/// Whether lines also go to stderr.
+static STDERR: AtomicBool = AtomicBool::new(true);
 
 struct StderrLogger {
     pid: u32,
+}
+
+/// `<PRI>rocserv[PID]: message` (RFC 3164 without TIMESTAMP and HOSTNAME).
+pub fn syslog_line(level: Level, pid: u32, message: &str) -> String {
+    let severity: u8 = match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    };
+    let pri = u16::from(FACILITY_DAEMON) * 8 + u16::from(severity);
+    format!("<{pri}>rocserv[{pid}]: {message}")
+}
+
+/// Send log lines to the syslog socket at `path` (normally [`SYSLOG_SOCKET`]); stderr gets
+/// them too when `also_stderr`. On error nothing changes (stderr stays on).
+pub fn use_syslog(path: &Path, also_stderr: bool) -> std::io::Result<()> {
+    let sock = UnixDatagram::unbound()?;
+    sock.connect(path)?;
+    sock.set_nonblocking(true)?;
+    *SYSLOG.lock().unwrap_or_else(PoisonError::into_inner) = Some(sock);
+    STDERR.store(also_stderr, Ordering::Relaxed);
+    Ok(())
 }
 
 impl Log for StderrLogger {
@@ -20,9 +64,20 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        // One write per line so that lines of concurrent processes do not interleave.
-        let line = format!("rocserv[{}]: {}\n", self.pid, record.args());
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let message = record.args().to_string();
+        if let Some(sock) = SYSLOG
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            // Non-blocking: a full socket buffer drops the line (see the module comment).
+            let _ = sock.send(syslog_line(record.level(), self.pid, &message).as_bytes());
+        }
+        if STDERR.load(Ordering::Relaxed) {
+            // One write per line so that lines of concurrent processes do not interleave.
+            let line = format!("rocserv[{}]: {message}\n", self.pid);
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
     }
 
     fn flush(&self) {}
@@ -51,6 +106,23 @@ pub fn init(level: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syslog_lines_are_rfc3164_daemon() {
+        assert_eq!(syslog_line(Level::Error, 7, "x"), "<27>rocserv[7]: x");
+        assert_eq!(syslog_line(Level::Warn, 7, "x"), "<28>rocserv[7]: x");
+        assert_eq!(
+            syslog_line(Level::Info, 7, "ready"),
+            "<30>rocserv[7]: ready"
+        );
+        assert_eq!(syslog_line(Level::Trace, 7, "x"), "<31>rocserv[7]: x");
+    }
+
+    #[test]
+    fn a_missing_syslog_socket_is_an_error() {
+        assert!(use_syslog(Path::new("/nonexistent/rocserv-log"), false).is_err());
+        assert!(STDERR.load(Ordering::Relaxed));
+    }
 
     #[test]
     fn levels_follow_the_ocserv_scale() {

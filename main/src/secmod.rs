@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rocserv_proto::ipc::main_secmod::{
-    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
+    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_seqpacket::UnixSeqpacket;
 
 use crate::ipc::{self, ChannelError};
@@ -78,6 +78,9 @@ pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecMo
         client: Arc::new(SecModClient {
             sock,
             pending: Mutex::new(HashMap::new()),
+            listing: tokio::sync::Mutex::new(()),
+            list_pages: Mutex::new(None),
+            pid: child.id().unwrap_or(0),
         }),
         key,
         child,
@@ -120,7 +123,11 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<KeyKind
     match answer {
         Some(FromSecMod::Ready { key }) => Ok(key),
         Some(FromSecMod::StartFailed { reason }) => Err(SecModError::StartFailed(reason)),
-        Some(FromSecMod::SessionOpened { .. }) => Err(SecModError::Unexpected),
+        Some(
+            FromSecMod::SessionOpened { .. }
+            | FromSecMod::SessionList { .. }
+            | FromSecMod::BanPoints { .. },
+        ) => Err(SecModError::Unexpected),
         None => Err(SecModError::Exited),
     }
 }
@@ -132,7 +139,14 @@ type SessionAnswer = Result<SessionGrant, SessionRefusal>;
 pub struct SecModClient {
     sock: UnixSeqpacket,
     pending: Mutex<HashMap<WorkerId, oneshot::Sender<SessionAnswer>>>,
+    /// One `ListSessions` at a time (occtl); its pages go to `list_pages`.
+    listing: tokio::sync::Mutex<()>,
+    list_pages: Mutex<Option<ListPages>>,
+    /// sec-mod's process id (`show status`).
+    pub pid: u32,
 }
+
+type ListPages = mpsc::UnboundedSender<(Vec<SessionSummary>, bool)>;
 
 impl SecModClient {
     /// Hand sec-mod the sec-mod end of a new worker's socket pair.
@@ -181,9 +195,36 @@ impl SecModClient {
         Ok(())
     }
 
+    /// sec-mod's session table (occtl `show sessions`), all pages.
+    pub async fn list_sessions(&self) -> Result<Vec<SessionSummary>, SecModError> {
+        let _one_at_a_time = self.listing.lock().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        *lock(&self.list_pages) = Some(tx);
+        let result = async {
+            ipc::send(&self.sock, &ToSecMod::ListSessions, &[]).await?;
+            let mut all = Vec::new();
+            loop {
+                match tokio::time::timeout(REQUEST_TIMEOUT, rx.recv()).await {
+                    Ok(Some((page, more))) => {
+                        all.extend(page);
+                        if !more {
+                            return Ok(all);
+                        }
+                    }
+                    Ok(None) => return Err(SecModError::Exited),
+                    Err(_elapsed) => return Err(SecModError::Timeout(REQUEST_TIMEOUT)),
+                }
+            }
+        }
+        .await;
+        *lock(&self.list_pages) = None;
+        result
+    }
+
     /// Read sec-mod's messages until it goes away; returns why it stopped. Waiting requests
     /// fail when this returns (their senders are dropped).
-    pub async fn run_reader(&self) -> SecModError {
+    /// `on_failed_login(peer, points)` is called for each failed login sec-mod reports.
+    pub async fn run_reader(&self, on_failed_login: impl Fn(std::net::IpAddr, u32)) -> SecModError {
         let mut buf = Box::new([0u8; MAX_MESSAGE]);
         let err = loop {
             match ipc::recv::<FromSecMod>(&self.sock, &mut buf).await {
@@ -197,6 +238,15 @@ impl SecModClient {
                         }
                     }
                 }
+                Ok(Some(FromSecMod::SessionList { sessions, more })) => {
+                    match lock(&self.list_pages).as_ref() {
+                        Some(tx) => {
+                            let _ = tx.send((sessions, more));
+                        }
+                        None => log::warn!("sec-mod sent a session list nobody asked for"),
+                    }
+                }
+                Ok(Some(FromSecMod::BanPoints { peer, points })) => on_failed_login(peer, points),
                 Ok(Some(FromSecMod::Ready { .. } | FromSecMod::StartFailed { .. })) => {
                     break SecModError::Unexpected
                 }
@@ -205,6 +255,7 @@ impl SecModClient {
             }
         };
         self.pending_map().clear();
+        *lock(&self.list_pages) = None;
         err
     }
 
@@ -216,4 +267,11 @@ impl SecModClient {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another task panicked mid-update of a single value.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

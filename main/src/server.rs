@@ -15,6 +15,8 @@ use tokio::process::Child;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
+use crate::counters::Counters;
+use crate::limits::Pacer;
 use crate::state::Shared;
 
 /// How long workers and sec-mod get to exit after SIGTERM at shutdown.
@@ -92,16 +94,32 @@ async fn accept_loop(
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let secmod = Arc::clone(&shared.secmod);
-    let secmod_reader = secmod.run_reader();
+    let secmod_reader = secmod.run_reader(|peer, points| {
+        // protocol.md §1.8: sec-mod reports each wrong password with its points.
+        Counters::add(&shared.counters.auth_failures, 1);
+        shared.bans.add_points(peer.to_canonical(), points);
+    });
     tokio::pin!(secmod_reader);
+    let mut pacer = Pacer::default();
     loop {
+        let paused = pacer.paused_until(std::time::Instant::now());
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if paused.is_none() => match accepted {
                 Ok((stream, peer)) => {
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    let max = shared.config.max_clients;
+                    let config = shared.live.get();
+                    let interval = Duration::from_millis(u64::from(config.rate_limit_ms));
+                    pacer.accepted(std::time::Instant::now(), interval);
+                    // Banned addresses are dropped before TLS: no worker, one log line.
+                    if shared.bans.check_connection(peer.ip()) {
+                        log::info!("{peer}: connection refused: banned address");
+                        Counters::add(&shared.counters.rejected, 1);
+                        continue;
+                    }
+                    let max = config.max_clients;
                     if max > 0 && shared.workers().len() >= max as usize {
                         log::warn!("{peer}: connection refused: max-clients ({max}) reached");
+                        Counters::add(&shared.counters.rejected, 1);
                         continue;
                     }
                     let local = match stream.local_addr() {
@@ -120,6 +138,7 @@ async fn accept_loop(
                     };
                     *next_id += 1;
                     let id = WorkerId(*next_id);
+                    Counters::add(&shared.counters.connections, 1);
                     workers.spawn(crate::worker::serve(Arc::clone(shared), id, fd, peer, local));
                 }
                 // EMFILE and friends: log and keep serving, but do not spin.
@@ -131,7 +150,15 @@ async fn accept_loop(
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             _ = sigterm.recv() => { log::info!("SIGTERM: shutting down"); return Ok(Stop::Signal) }
             _ = sigint.recv() => { log::info!("SIGINT: shutting down"); return Ok(Stop::Signal) }
-            _ = sighup.recv() => log::warn!("SIGHUP: reload not supported yet"),
+            () = shared.stop.notified() => { log::info!("occtl stop: shutting down"); return Ok(Stop::Signal) }
+            // rate-limit-ms: accepting resumes here.
+            () = tokio::time::sleep_until(paused.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)), if paused.is_some() => {}
+            _ = sighup.recv() => {
+                log::info!("SIGHUP: reloading the configuration");
+                let shared = Arc::clone(shared);
+                // Its own task: reading the file never holds up accepting or signals.
+                tokio::spawn(async move { let _ = crate::reload::reload(&shared).await; });
+            }
             err = &mut secmod_reader => {
                 log::error!("sec-mod is gone ({}); shutting down", crate::error_chain(&err));
                 return Ok(Stop::Failure);

@@ -8,7 +8,7 @@ use nix::unistd::{Group, User};
 use rocserv_proto::config::{Config, IpNet};
 use rocserv_proto::ipc::main_secmod::SecModConfig;
 use rocserv_proto::ipc::main_worker::{
-    AuthSettings, SandboxPolicy, TlsSettings, TunnelSettings, WorkerStart,
+    AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
@@ -94,6 +94,8 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
         persistent_cookies: config.persistent_cookies,
         auth_timeout_secs: u64::from(config.auth_timeout),
         check_only: false,
+        ban_points_wrong_password: config.ban_points_wrong_password,
+        deny_roaming: config.deny_roaming,
     })
 }
 
@@ -132,6 +134,8 @@ fn tunnel_settings(config: &Config) -> TunnelSettings {
         keepalive_secs: config.keepalive,
         idle_timeout_secs: config.idle_timeout,
         session_timeout_secs: config.session_timeout,
+        mobile_idle_timeout_secs: config.mobile_idle_timeout,
+        stats_report_secs: config.stats_report_time,
         rekey_secs: config.rekey_time,
         rekey_method: config.rekey_method,
         default_domain: config.default_domain.clone(),
@@ -140,7 +144,22 @@ fn tunnel_settings(config: &Config) -> TunnelSettings {
         routes: config.routes.clone(),
         no_routes: config.no_routes.clone(),
         tunnel_all_dns: config.tunnel_all_dns,
+        dtls: dtls_settings(config),
+        compression: config.compression,
     }
+}
+
+/// DTLS is offered when a UDP port is configured and `no-udp` is off (protocol.md §4.1);
+/// `cisco-client-compat` implies `dtls-legacy`, as in ocserv.
+fn dtls_settings(config: &Config) -> Option<DtlsSettings> {
+    let port = config.udp_port.filter(|_| !config.no_udp)?;
+    Some(DtlsSettings {
+        port,
+        psk: config.dtls_psk,
+        legacy: config.dtls_legacy || config.cisco_client_compat,
+        match_tls_ciphers: config.match_tls_dtls_ciphers,
+        switch_to_tcp_secs: config.switch_to_tcp_timeout,
+    })
 }
 
 /// The pool of `ipv4-network`, if configured (errors were reported by [`prepare`]).

@@ -4,7 +4,7 @@
 //! release its address, tell sec-mod, and log one line.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tokio_seqpacket::UnixSeqpacket;
 use crate::connect::{self, Outcome};
 use crate::ipc;
 use crate::secmod::sibling_binary;
-use crate::state::{Owner, Shared};
+use crate::state::{DtlsRoute, Owner, Shared, UdpHandover};
 
 /// After the worker closed its socket, how long it may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -26,6 +26,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// ocserv keeps a session this long past cookie-timeout (protocol.md §6.1).
 const COOKIE_SLACK: Duration = Duration::from_secs(15);
+/// UDP flows waiting to be handed to one worker; more are dropped (the client retries).
+const UDP_QUEUE: usize = 4;
 
 /// Serve one accepted connection until its worker is gone. Never fails: problems are logged.
 pub async fn serve(
@@ -47,14 +49,18 @@ pub async fn serve(
     log::debug!("{peer}: worker {} started as pid {pid}", id.0);
 
     let start = crate::settings::worker_start(
-        &shared.config,
+        &shared.live.get(),
         &shared.prepared,
         shared.key,
         id,
         peer,
         local,
     );
-    let mut run = Run::default();
+    let mut run = Run {
+        local: Some(local),
+        pid,
+        ..Run::default()
+    };
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -80,11 +86,22 @@ struct Run {
     superseded: bool,
     takeover: (mpsc::Sender<()>, Option<mpsc::Receiver<()>>),
     done: watch::Sender<bool>,
+    /// occtl disconnect/terminate: send `Terminate`, the session ends as server-terminated.
+    kick: (mpsc::Sender<()>, Option<mpsc::Receiver<()>>),
+    pid: u32,
+    /// UDP flows the UDP task matched to this worker's DTLS id (see [`crate::udp`]).
+    udp: (
+        mpsc::Sender<UdpHandover>,
+        Option<mpsc::Receiver<UdpHandover>>,
+    ),
+    /// Our address of the client's TCP connection.
+    local: Option<SocketAddr>,
 }
 
 impl Default for Run {
     fn default() -> Self {
         let (tx, rx) = mpsc::channel(1);
+        let (udp_tx, udp_rx) = mpsc::channel(UDP_QUEUE);
         Self {
             outcome: None,
             end: None,
@@ -93,6 +110,13 @@ impl Default for Run {
             superseded: false,
             takeover: (tx, Some(rx)),
             done: watch::Sender::new(false),
+            kick: {
+                let (tx, rx) = mpsc::channel(1);
+                (tx, Some(rx))
+            },
+            pid: 0,
+            udp: (udp_tx, Some(udp_rx)),
+            local: None,
         }
     }
 }
@@ -108,7 +132,11 @@ impl Run {
         child: &mut Child,
     ) {
         let mut buf = Box::new([0u8; MAX_MESSAGE]);
-        let Some(mut takeover) = self.takeover.1.take() else {
+        let (Some(mut takeover), Some(mut udp)) = (self.takeover.1.take(), self.udp.1.take())
+        else {
+            return;
+        };
+        let Some(mut kick) = self.kick.1.take() else {
             return;
         };
         loop {
@@ -128,10 +156,23 @@ impl Run {
                         return;
                     }
                 },
+                Some(()) = kick.recv() => {
+                    if ipc::send(sock, &ToWorker::Terminate, &[]).await.is_err() {
+                        let _ = child.start_kill();
+                    }
+                }
                 Some(()) = takeover.recv() => {
                     self.superseded = true;
                     if ipc::send(sock, &ToWorker::Terminate, &[]).await.is_err() {
                         let _ = child.start_kill();
+                    }
+                }
+                Some(flow) = udp.recv() => {
+                    // The descriptor is main's copy: it closes when `flow` drops right after
+                    // sending, so main holds no UDP socket per worker.
+                    let msg = ToWorker::Udp { first: flow.first };
+                    if ipc::send(sock, &msg, &[flow.socket.as_fd()]).await.is_err() {
+                        log::debug!("{peer}: cannot hand a UDP flow to worker {}", id.0);
                     }
                 }
                 _ = child.wait() => return,
@@ -169,12 +210,33 @@ impl Run {
                     takeover: self.takeover.0.clone(),
                     done: self.done.subscribe(),
                 };
-                match connect::handle(shared, id, peer, req, sock, me).await {
-                    Ok(outcome) => self.outcome = Some(outcome),
+                let dtls = DtlsRoute {
+                    worker: id,
+                    local_ip: self.local.map_or(peer.ip(), |l| l.ip()),
+                    handover: self.udp.0.clone(),
+                };
+                match connect::handle(shared, id, peer, req, sock, me, dtls).await {
+                    Ok(mut outcome) => {
+                        if let Some(granted) = outcome.granted.take() {
+                            shared.tunnels.insert(crate::tunnels::Tunnel {
+                                worker: id,
+                                pid: self.pid,
+                                peer,
+                                local: self.local.unwrap_or(peer),
+                                granted,
+                                connected_at: std::time::SystemTime::now(),
+                                rx: 0,
+                                tx: 0,
+                                kick: self.kick.0.clone(),
+                            });
+                        }
+                        self.outcome = Some(outcome);
+                    }
                     Err(_) => return Err("socket failed while answering CONNECT"),
                 }
             }
             ToMain::Stats { rx_bytes, tx_bytes } => {
+                shared.tunnels.update_stats(id, rx_bytes, tx_bytes);
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
             }
@@ -213,17 +275,26 @@ impl Run {
 
     /// Release the address, close the session in sec-mod, log the one summary line.
     async fn finish(
-        self,
+        mut self,
         shared: &Shared,
         id: WorkerId,
         peer: SocketAddr,
         status: std::io::Result<ExitStatus>,
     ) {
         let status = status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string());
+        shared.tunnels.remove(id, self.rx, self.tx);
+        if let Some(id) = self.outcome.as_ref().and_then(|o| o.dtls_id) {
+            shared.forget_dtls(&id);
+        }
+        let admitted = self.outcome.as_mut().and_then(|o| o.admitted.take());
+        let started = admitted
+            .as_ref()
+            .and_then(crate::lifecycle::Admitted::started);
         let Some(Outcome {
             grant: Some(grant),
             address,
             tun_name,
+            ..
         }) = self.outcome
         else {
             log::debug!("{peer}: worker {} ended without a tunnel ({status})", id.0);
@@ -258,13 +329,18 @@ impl Run {
         }
         let ip = address.map_or_else(|| "none".to_owned(), |a| a.to_string());
         log::info!(
-            "{peer}: session ended: user {}, vpn-ip {ip}, device {}, rx {} bytes, tx {} bytes, reason: {reason}, worker {status}",
+            "{peer}: session ended: user {}, vpn-ip {ip}, device {}, rx {} bytes, tx {} bytes, duration {} s, reason: {reason}, worker {status}",
             grant.username,
             tun_name.as_deref().unwrap_or("none"),
             self.rx,
             self.tx,
+            crate::lifecycle::duration_secs(started),
         );
         let _ = self.done.send(true);
+        // After `done`: a takeover never waits for this connection's disconnect-script.
+        if let Some(admitted) = admitted {
+            crate::lifecycle::ended(shared, admitted, self.rx, self.tx).await;
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 //! `strcmp`, protocol.md §0 item 4). Built by the worker from main's [`TunnelGrant`] and the
 //! configuration slice [`TunnelSettings`]; nothing here is parsed from the network.
 //!
-//! No `X-DTLS-*` header is emitted: without them openconnect stays on CSTP at once
-//! (protocol.md §2.3 item 7), which is right until the worker serves DTLS.
+//! `X-DTLS-*` headers are emitted only when the worker chose a DTLS mode and main handed out a
+//! DTLS id ([`DtlsOffer`]); without them openconnect stays on CSTP at once (protocol.md §2.3
+//! item 7), which is right when no UDP port is served.
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::compress::Algorithm;
 use crate::config::{IpNet, RekeyMethod, Route};
 use crate::ipc::main_worker::{TunnelGrant, TunnelSettings};
 
@@ -26,6 +28,32 @@ pub struct ConnectInfo<'a> {
     pub tls13: bool,
     /// The client announced a mobile platform: it gets `mobile-dpd` instead of `dpd`.
     pub mobile: bool,
+    /// The DTLS channel offered to this client, if any.
+    pub dtls: Option<DtlsOffer<'a>>,
+    /// Compression negotiated per channel (`compress::choose`, protocol.md §5.1); the DTLS one
+    /// is only announced together with a DTLS offer.
+    pub cstp_compression: Option<Algorithm>,
+    pub dtls_compression: Option<Algorithm>,
+}
+
+/// What the `X-DTLS-*` block announces (protocol.md §2.2, §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DtlsOffer<'a> {
+    /// `X-DTLS-Port`.
+    pub port: u16,
+    /// `X-DTLS-App-ID` (PSK) or `X-DTLS-Session-ID` (legacy), hex-encoded.
+    pub id: &'a [u8; 32],
+    pub cipher: DtlsCipher,
+}
+
+/// The negotiation announced in the `X-DTLS-*` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsCipher {
+    /// `X-DTLS-CipherSuite: PSK-NEGOTIATE` with `X-DTLS-App-ID` (§4.2).
+    Psk,
+    /// A legacy suite (§4.3): `X-DTLS-Session-ID`, the suite's name in `X-DTLS-CipherSuite`, or in
+    /// `X-DTLS12-CipherSuite` when `dtls12` (the client offered it there), and `X-DTLS-MTU`.
+    Legacy { name: &'static str, dtls12: bool },
 }
 
 /// The DPD interval this client is told (and the worker enforces), in seconds; 0 = off.
@@ -101,12 +129,77 @@ pub fn response_headers(
     h.add("X-CSTP-Keep", "true");
     h.add("X-CSTP-TCP-Keepalive", "true");
     h.add("X-CSTP-License", "accept");
+    if let Some(dtls) = &info.dtls {
+        dtls_block(
+            &mut h,
+            dtls,
+            dpd,
+            settings.keepalive_secs,
+            rekey_secs,
+            rekey_method,
+            grant.mtu,
+        );
+    }
     h.add("X-CSTP-Base-MTU", grant.base_mtu);
     h.add("X-CSTP-MTU", grant.mtu);
     if let Some(banner) = &settings.banner {
         h.add("X-CSTP-Banner", one_line(banner));
     }
+    // Last, DTLS before CSTP, as in the §2.2 trace.
+    if let (Some(_), Some(algorithm)) = (&info.dtls, info.dtls_compression) {
+        h.add("X-DTLS-Content-Encoding", algorithm.name());
+    }
+    if let Some(algorithm) = info.cstp_compression {
+        h.add("X-CSTP-Content-Encoding", algorithm.name());
+    }
     h.0
+}
+
+/// The `X-DTLS-*` headers in ocserv's order (protocol.md §2.2 traces). The DTLS rekey time is the
+/// CSTP one plus 10 s and its method is only announced for `ssl`, as ocserv does.
+fn dtls_block(
+    h: &mut Headers,
+    dtls: &DtlsOffer<'_>,
+    dpd: u32,
+    keepalive: u32,
+    rekey_secs: Option<u32>,
+    rekey_method: &str,
+    mtu: u16,
+) {
+    if dpd > 0 {
+        h.add("X-DTLS-DPD", dpd);
+    }
+    h.add("X-DTLS-Port", dtls.port);
+    if let Some(secs) = rekey_secs {
+        h.add("X-DTLS-Rekey-Time", secs.saturating_add(10));
+        if rekey_method == "ssl" {
+            h.add("X-DTLS-Rekey-Method", "ssl");
+        }
+    }
+    h.add("X-DTLS-Keepalive", keepalive);
+    let id = hex(dtls.id);
+    match dtls.cipher {
+        DtlsCipher::Psk => {
+            h.add("X-DTLS-App-ID", id);
+            h.add("X-DTLS-CipherSuite", "PSK-NEGOTIATE");
+        }
+        DtlsCipher::Legacy { name, dtls12 } => {
+            h.add("X-DTLS-Session-ID", id);
+            let header = if dtls12 {
+                "X-DTLS12-CipherSuite"
+            } else {
+                "X-DTLS-CipherSuite"
+            };
+            h.add(header, name);
+            // openconnect trusts this in legacy mode (§2.4).
+            h.add("X-DTLS-MTU", mtu);
+        }
+    }
+}
+
+/// Lower-case hex, as ocserv prints its ids.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `X-CSTP-Rekey-Method` and `X-CSTP-Rekey-Time` (protocol.md §3.5). rustls cannot renegotiate,
@@ -181,6 +274,8 @@ mod tests {
             keepalive_secs: 32400,
             idle_timeout_secs: None,
             session_timeout_secs: None,
+            mobile_idle_timeout_secs: None,
+            stats_report_secs: 0,
             rekey_secs: 172_800,
             rekey_method: RekeyMethod::Ssl,
             default_domain: Some("example.com".into()),
@@ -195,6 +290,8 @@ mod tests {
                 prefix: 24,
             })],
             tunnel_all_dns: false,
+            dtls: None,
+            compression: crate::compress::Policy::default(),
         }
     }
 
@@ -209,6 +306,7 @@ mod tests {
             ipv4_netmask: "255.255.255.0".parse().unwrap(),
             base_mtu: 1500,
             mtu: 1472,
+            dtls_id: None,
         }
     }
 
@@ -218,6 +316,9 @@ mod tests {
             hostname: Some("vm"),
             tls13,
             mobile: false,
+            dtls: None,
+            cstp_compression: None,
+            dtls_compression: None,
         }
     }
 
@@ -265,6 +366,59 @@ X-CSTP-Banner: Welcome banner
     fn no_dtls_headers_are_offered() {
         let headers = response_headers(&settings(), &grant(), &info(true));
         assert!(headers.iter().all(|(n, _)| n.starts_with("X-CSTP-")));
+    }
+
+    #[test]
+    fn dtls_psk_block_matches_the_trace() {
+        let id = [0x04u8; 32];
+        let info = ConnectInfo {
+            dtls: Some(DtlsOffer {
+                port: 4443,
+                id: &id,
+                cipher: DtlsCipher::Psk,
+            }),
+            ..info(true)
+        };
+        let text = render(&response_headers(&settings(), &grant(), &info));
+        let expected = format!(
+            "X-CSTP-License: accept\nX-DTLS-DPD: 90\nX-DTLS-Port: 4443\n\
+             X-DTLS-Rekey-Time: 31536010\nX-DTLS-Rekey-Method: ssl\nX-DTLS-Keepalive: 32400\n\
+             X-DTLS-App-ID: {}\nX-DTLS-CipherSuite: PSK-NEGOTIATE\nX-CSTP-Base-MTU: 1500\n",
+            "04".repeat(32)
+        );
+        assert!(text.contains(&expected), "{text}");
+        assert!(!text.contains("X-DTLS-MTU"));
+    }
+
+    #[test]
+    fn dtls_legacy_blocks() {
+        let id = [0xabu8; 32];
+        let legacy = |dtls12| ConnectInfo {
+            dtls: Some(DtlsOffer {
+                port: 443,
+                id: &id,
+                cipher: DtlsCipher::Legacy {
+                    name: if dtls12 {
+                        "AES128-GCM-SHA256"
+                    } else {
+                        "AES128-SHA"
+                    },
+                    dtls12,
+                },
+            }),
+            ..info(false)
+        };
+        let text = render(&response_headers(&settings(), &grant(), &legacy(true)));
+        let block = format!(
+            "X-DTLS-Session-ID: {}\nX-DTLS12-CipherSuite: AES128-GCM-SHA256\nX-DTLS-MTU: 1472\n",
+            "ab".repeat(32)
+        );
+        assert!(text.contains(&block), "{text}");
+        assert!(!text.contains("X-DTLS-CipherSuite"));
+        // TLS 1.2 rekeys with a new tunnel: no DTLS rekey method, time = CSTP + 10.
+        assert!(text.contains("X-DTLS-Rekey-Time: 172810\nX-DTLS-Keepalive"));
+        let text = render(&response_headers(&settings(), &grant(), &legacy(false)));
+        assert!(text.contains("X-DTLS-CipherSuite: AES128-SHA\nX-DTLS-MTU: 1472\n"));
     }
 
     #[test]
@@ -334,5 +488,29 @@ X-CSTP-Banner: Welcome banner
         assert_eq!(prefix_mask(8), Ipv4Addr::new(255, 0, 0, 0));
         assert_eq!(prefix_mask(32), Ipv4Addr::new(255, 255, 255, 255));
         assert_eq!(prefix_mask(99), Ipv4Addr::new(255, 255, 255, 255));
+    }
+
+    #[test]
+    fn content_encodings_come_last() {
+        let id = [1u8; 32];
+        let both = ConnectInfo {
+            cstp_compression: Some(Algorithm::Lz4),
+            dtls_compression: Some(Algorithm::Lzs),
+            ..info(true)
+        };
+        let text = render(&response_headers(&settings(), &grant(), &both));
+        assert!(text.ends_with("X-CSTP-Banner: Welcome banner\nX-CSTP-Content-Encoding: oc-lz4\n"));
+        let with_dtls = ConnectInfo {
+            dtls: Some(DtlsOffer {
+                port: 443,
+                id: &id,
+                cipher: DtlsCipher::Psk,
+            }),
+            ..both
+        };
+        let text = render(&response_headers(&settings(), &grant(), &with_dtls));
+        assert!(text.ends_with("X-DTLS-Content-Encoding: lzs\nX-CSTP-Content-Encoding: oc-lz4\n"));
+        let none = render(&response_headers(&settings(), &grant(), &info(true)));
+        assert!(!none.contains("Content-Encoding"));
     }
 }

@@ -8,7 +8,7 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{auth_xml, config, cstp, http, ipc, passwd};
+use crate::{auth_xml, compress, config, cstp, http, ipc, passwd};
 
 /// Most frames decoded from one input (an input of `n` bytes holds at most `n / 8` frames).
 const MAX_FRAMES: usize = 4096;
@@ -216,4 +216,66 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(dat
             );
         }
     }
+}
+
+/// `lzs_decompress`: decode `data` as an LZS packet into a 16 KiB buffer; whatever decodes
+/// fits, and compresses and decodes back to itself.
+pub fn lzs_decompress(data: &[u8]) {
+    let mut out = vec![0u8; compress::MAX_DECOMPRESSED];
+    if let Ok(n) = compress::lzs::decompress(data, &mut out) {
+        assert!(n <= out.len());
+        lzs_roundtrip(out.get(..n).unwrap_or_default());
+    }
+}
+
+/// `lzs_roundtrip`: compress `data`, which must decode to exactly `data`; with less output room
+/// than the input the compressor either says so or still produces a valid stream.
+pub fn lzs_roundtrip(data: &[u8]) {
+    let mut lzs = compress::lzs::Compressor::new();
+    // 9 bits per literal plus the end marker is the worst case.
+    let mut packed = vec![0u8; (data.len().saturating_mul(9) / 8).saturating_add(3)];
+    let n = lzs.compress(data, &mut packed);
+    assert!(n.is_ok(), "worst-case room was too small: {n:?}");
+    let n = n.unwrap_or_default();
+    let mut back = vec![0u8; data.len()];
+    let decoded = compress::lzs::decompress(packed.get(..n).unwrap_or_default(), &mut back);
+    assert_eq!(decoded, Ok(data.len()));
+    assert_eq!(back.as_slice(), data);
+    // The sender's "only if shorter" path reuses the same state.
+    let room = data.len().saturating_sub(1);
+    if let Ok(m) = lzs.compress(data, packed.get_mut(..room).unwrap_or_default()) {
+        assert!(m <= room);
+        let again = compress::lzs::decompress(packed.get(..m).unwrap_or_default(), &mut back);
+        assert_eq!(again, Ok(data.len()));
+    }
+}
+
+/// `lz4_roundtrip`: compress `data` as one LZ4 block and decode it back; also decode `data`
+/// itself as a block into a 16 KiB buffer (must not panic or overrun).
+pub fn lz4_roundtrip(data: &[u8]) {
+    let mut lz4 = compress::lz4::Compressor::new();
+    let mut packed = vec![0u8; compress::lz4::max_compressed_len(data.len())];
+    let n = lz4.compress(data, &mut packed);
+    assert!(n.is_ok(), "{n:?}");
+    let n = n.unwrap_or_default();
+    let mut back = vec![0u8; data.len()];
+    let decoded = compress::lz4::decompress(packed.get(..n).unwrap_or_default(), &mut back);
+    assert_eq!(decoded, Ok(data.len()));
+    assert_eq!(back.as_slice(), data);
+    let mut out = vec![0u8; compress::MAX_DECOMPRESSED];
+    if let Ok(k) = compress::lz4::decompress(data, &mut out) {
+        assert!(k <= out.len());
+    }
+}
+
+/// `dtls_client_hello_peek`: the ClientHello peek main runs as root (`dtls::peek`) returns
+/// exactly the session id bytes or nothing.
+pub fn dtls_client_hello_peek(data: &[u8]) {
+    crate::dtls::fuzz::client_hello_peek(data);
+}
+
+/// `dtls_server`: datagrams fed to a DTLS server in one of the five modes (seed format in
+/// `dtls/fuzz.rs`); never a panic, answers are sane, data seals.
+pub fn dtls_server(data: &[u8]) {
+    let _ = crate::dtls::fuzz::server(data);
 }

@@ -11,6 +11,8 @@
 //! | [`http`]    | worker (sandboxed)         | the internet, inside TLS      |
 //! | [`auth_xml`]| worker (sandboxed)         | the internet, inside TLS      |
 //! | [`cstp`]    | worker (sandboxed)         | the internet, inside TLS      |
+//! | [`dtls`]    | worker (sandboxed); [`dtls::peek`] by main as ROOT | the internet, UDP, before any authentication |
+//! | [`compress`]| worker (sandboxed)         | the internet, inside TLS (COMPRESSED payloads) |
 //! | [`ipc`]     | main, sec-mod, worker      | the other processes; a worker may be compromised |
 //! | [`config`]  | main                       | admin-owned files             |
 //! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
@@ -22,9 +24,11 @@
 )]
 
 pub mod auth_xml;
+pub mod compress;
 pub mod config;
 pub mod connect;
 pub mod cstp;
+pub mod dtls;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -332,15 +332,14 @@ fn not_yet_refused_and_renamed_options() {
         "t.conf:5: warning: split-dns: not supported yet; ignored"
     );
     assert_eq!(
-        one("compression = true"),
-        "t.conf:5: warning: compression: not supported yet; ignored"
+        one("nbns = 10.0.0.1"),
+        "t.conf:5: warning: nbns: not supported yet; ignored"
     );
-    assert_eq!(with_base("compression = false\n").diagnostics, []);
     assert_eq!(
-        one("deny-roaming = true"),
-        "t.conf:5: error: deny-roaming: not supported yet, and ignoring it is not safe: ignoring it would let a cookie be used from anywhere"
+        one("restrict-user-to-routes = true"),
+        "t.conf:5: error: restrict-user-to-routes: not supported yet, and ignoring it is not safe: ignoring it would give clients access the administrator removed"
     );
-    assert_eq!(with_base("deny-roaming = false\n").diagnostics, []);
+    assert_eq!(with_base("deny-roaming = true\n").diagnostics, []);
     assert_eq!(
         one("iroute = 10.0.0.0/8"),
         "t.conf:5: warning: iroute: not supported yet; ignored; it belongs in per-user/per-group files"
@@ -386,4 +385,76 @@ fn cert_and_key_counts_must_match() {
             "t.conf:0: error: server-key: 2 server-cert but 1 server-key lines; each certificate needs its key",
         ]
     );
+}
+
+#[test]
+fn compression_options() {
+    use rocserv_proto::compress::{choose, Algorithm};
+    let c = ok("");
+    assert!(!c.compression.enabled);
+    assert_eq!(c.compression.no_compress_limit, 256);
+    let c =
+        ok("compression = true\ncompression-algo-priority = lzs:1000\nno-compress-limit = 10\n");
+    assert!(c.compression.enabled);
+    assert_eq!(c.compression.no_compress_limit, 64);
+    assert_eq!(
+        choose(Some("oc-lz4,lzs"), &c.compression),
+        Some(Algorithm::Lzs)
+    );
+    let c = ok("compression = yes\ncompression-algo-priority = lzs:oc-lz4\n");
+    assert_eq!(
+        choose(Some("oc-lz4,lzs"), &c.compression),
+        Some(Algorithm::Lzs)
+    );
+    assert_eq!(
+        one("compression-algo-priority = zstd:5"),
+        "t.conf:5: error: compression-algo-priority: unknown compression algorithm `zstd`; expected `oc-lz4` or `lzs`"
+    );
+}
+
+#[test]
+fn operations_options() {
+    let c = ok("");
+    assert_eq!(
+        (c.max_ban_score, c.ban_time, c.ban_reset_time),
+        (0, 300, 300)
+    );
+    assert_eq!(
+        (c.ban_points_wrong_password, c.ban_points_connection),
+        (10, 1)
+    );
+    assert_eq!((c.mobile_idle_timeout, c.connect_script), (None, None));
+    let c = ok("max-ban-score = 80\nban-time = 60\nban-reset-time = 1200\n\
+         ban-points-wrong-password = 5\nban-points-connection = 2\nrate-limit-ms = 100\n\
+         connect-script = /usr/bin/up\ndisconnect-script = /usr/bin/down\n\
+         host-update-script = /usr/bin/host\ndeny-roaming = true\nstats-report-time = 60\n");
+    assert_eq!(
+        (c.max_ban_score, c.ban_time, c.ban_reset_time),
+        (80, 60, 1200)
+    );
+    assert_eq!(
+        (c.ban_points_wrong_password, c.ban_points_connection),
+        (5, 2)
+    );
+    assert_eq!((c.rate_limit_ms, c.stats_report_time), (100, 60));
+    assert!(c.deny_roaming);
+    let script = |p: Option<&std::path::Path>| p.map(|p| p.display().to_string());
+    assert_eq!(script(c.connect_script.as_deref()).unwrap(), "/usr/bin/up");
+    assert_eq!(
+        script(c.disconnect_script.as_deref()).unwrap(),
+        "/usr/bin/down"
+    );
+    assert_eq!(
+        script(c.host_update_script.as_deref()).unwrap(),
+        "/usr/bin/host"
+    );
+    // The old name still works, with a warning.
+    assert_eq!(with_base("min-reauth-time = 60\n").config.ban_time, 60);
+    assert!(one("connect-script = up.sh").contains("absolute path"));
+    // mobile-idle-timeout: unset = idle-timeout, 0 = never, else its own value.
+    assert_eq!(ok("idle-timeout = 600\n").mobile_idle_timeout, Some(600));
+    let c = ok("idle-timeout = 600\nmobile-idle-timeout = 0\n");
+    assert_eq!((c.idle_timeout, c.mobile_idle_timeout), (Some(600), None));
+    let c = ok("mobile-idle-timeout = 2400\n");
+    assert_eq!(c.mobile_idle_timeout, Some(2400));
 }

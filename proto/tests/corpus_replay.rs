@@ -19,13 +19,18 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 11] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
     ("config", fuzzing::config),
     ("passwd", fuzzing::passwd),
     ("ipc", fuzzing::ipc),
+    ("lzs_decompress", fuzzing::lzs_decompress),
+    ("lzs_roundtrip", fuzzing::lzs_roundtrip),
+    ("lz4_roundtrip", fuzzing::lz4_roundtrip),
+    ("dtls_client_hello_peek", fuzzing::dtls_client_hello_peek),
+    ("dtls_server", fuzzing::dtls_server),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -106,6 +111,31 @@ fn passwd_corpus() {
 #[test]
 fn ipc_corpus() {
     assert!(run_target("ipc") >= 1);
+}
+
+#[test]
+fn lzs_decompress_corpus() {
+    assert!(run_target("lzs_decompress") >= 5);
+}
+
+#[test]
+fn lzs_roundtrip_corpus() {
+    assert!(run_target("lzs_roundtrip") >= 5);
+}
+
+#[test]
+fn lz4_roundtrip_corpus() {
+    assert!(run_target("lz4_roundtrip") >= 3);
+}
+
+#[test]
+fn dtls_client_hello_peek_corpus() {
+    assert!(run_target("dtls_client_hello_peek") >= 5);
+}
+
+#[test]
+fn dtls_server_corpus() {
+    assert!(run_target("dtls_server") >= 5);
 }
 
 /// Every fuzz target has a seed corpus, and every seed folder belongs to a target.

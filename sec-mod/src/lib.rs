@@ -21,7 +21,9 @@
 pub mod auth;
 pub mod fd;
 pub mod keys;
+pub mod listing;
 pub mod logger;
+pub mod peers;
 mod sec1;
 pub mod server;
 pub mod sessions;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::config::AuthMethod;
-use rocserv_proto::ipc::main_secmod::{FromSecMod, SecModConfig, ToSecMod};
-use rocserv_proto::ipc::{self, MAX_MESSAGE};
+use rocserv_proto::ipc::main_secmod::{FromSecMod, SecModConfig, SessionRefusal, ToSecMod};
+use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
 use tokio_seqpacket::UnixSeqpacket;
 
@@ -17,6 +17,7 @@ use crate::auth::pam::Pam;
 use crate::auth::plain::Plain;
 use crate::auth::AuthBackend;
 use crate::keys::ServerKey;
+use crate::peers::{BanReports, Origins};
 use crate::sessions::{Closed, SessionPolicy, Sessions};
 use crate::worker_link::{self, Shared};
 
@@ -88,8 +89,15 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
                 }
             }
             _ = purge.tick() => {
-                for sid in shared.sessions().purge(std::time::Instant::now()) {
+                let expired = shared.sessions().purge(std::time::Instant::now());
+                for sid in expired {
+                    shared.origins().forget(sid);
                     log::info!("session {sid} expired");
+                }
+            }
+            () = shared.bans.ready.notified() => {
+                for (peer, points) in shared.bans.take() {
+                    send(&sock, &FromSecMod::BanPoints { peer, points }).await?;
                 }
             }
         }
@@ -139,6 +147,10 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         })),
         auth_timeout: Duration::from_secs(config.auth_timeout_secs.max(1)),
         rng,
+        origins: Mutex::new(Origins::default()),
+        deny_roaming: config.deny_roaming,
+        ban_points_wrong_password: config.ban_points_wrong_password,
+        bans: BanReports::default(),
     })
 }
 
@@ -170,13 +182,26 @@ async fn handle(
             match sock {
                 Ok(sock) => {
                     log::debug!("{peer} worker {}: channel open", worker.0);
-                    tokio::spawn(worker_link::serve(sock, worker, peer, Arc::clone(shared)));
+                    shared.origins().worker_started(worker, peer.ip());
+                    let shared = Arc::clone(shared);
+                    tokio::spawn(async move {
+                        worker_link::serve(sock, worker, peer, Arc::clone(&shared)).await;
+                        shared.origins().worker_gone(worker);
+                    });
                 }
                 Err(e) => log::error!("NewWorker {} ({peer}): bad socket: {e}", worker.0),
             }
         }
         ToSecMod::SessionOpen { worker, cookie } => {
-            let result = shared.sessions().open(&cookie, std::time::Instant::now());
+            let result = if shared.deny_roaming && !roaming_allowed(shared, worker, &cookie) {
+                log::info!(
+                    "worker {}: cookie used from another address (deny-roaming)",
+                    worker.0
+                );
+                Err(SessionRefusal::UnknownCookie)
+            } else {
+                shared.sessions().open(&cookie, std::time::Instant::now())
+            };
             match &result {
                 Ok(grant) => log::info!(
                     "session {} opened by worker {} (user '{}')",
@@ -193,7 +218,10 @@ async fn handle(
                 .sessions()
                 .close(sid, reason, std::time::Instant::now());
             match closed {
-                Closed::Deleted => log::info!("session {sid} closed ({reason:?}); cookie deleted"),
+                Closed::Deleted => {
+                    shared.origins().forget(sid);
+                    log::info!("session {sid} closed ({reason:?}); cookie deleted")
+                }
                 Closed::StillActive => {
                     log::info!("session {sid}: one tunnel closed ({reason:?}); others remain")
                 }
@@ -203,8 +231,24 @@ async fn handle(
                 Closed::Unknown => log::debug!("close of unknown session {sid}"),
             }
         }
+        ToSecMod::ListSessions => {
+            let rows = crate::listing::summaries(&shared.sessions());
+            let pages = ipc::ctl::pages(rows, ipc::ctl::PAGE_BUDGET);
+            let last = pages.len().saturating_sub(1);
+            for (i, sessions) in pages.into_iter().enumerate() {
+                let more = i < last;
+                send(sock, &FromSecMod::SessionList { sessions, more }).await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// `deny-roaming` (protocol.md §6.1): the worker presenting `cookie` serves the address that
+/// logged in. An unknown cookie passes here and is refused by the session table.
+fn roaming_allowed(shared: &Shared, worker: WorkerId, cookie: &str) -> bool {
+    let sid = shared.sessions().sid_of(cookie);
+    sid.is_none_or(|sid| shared.origins().same_origin(worker, sid))
 }
 
 /// Receive one message and the fds beside it; `None` at end of stream.

@@ -74,6 +74,22 @@ struct Session {
     username: String,
     group: String,
     state: State,
+    /// Login time, and whether a CONNECT ever used the cookie (for occtl).
+    created: Instant,
+    opened: bool,
+}
+
+/// One session as occtl shows it ([`Sessions::list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub sid: SessionId,
+    pub username: String,
+    pub group: String,
+    pub created: Instant,
+    /// `None` while tunnels use it.
+    pub expires: Option<Instant>,
+    pub in_use: u32,
+    pub opened: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,9 +134,16 @@ impl Sessions {
                 state: State::Idle {
                     expires: self.expiry(now),
                 },
+                created: now,
+                opened: false,
             },
         );
         Some(Issued { cookie, sid })
+    }
+
+    /// The session `cookie` names, without opening it.
+    pub fn sid_of(&self, cookie: &str) -> Option<SessionId> {
+        self.by_cookie.get(&CookieKey::of(cookie)).copied()
     }
 
     /// A tunnel presents `cookie` (CONNECT): grant it if the cookie names a live session.
@@ -138,6 +161,7 @@ impl Sessions {
             self.remove(sid);
             return Err(SessionRefusal::UnknownCookie);
         }
+        session.opened = true;
         session.state = match session.state {
             State::Idle { .. } => State::Active { tunnels: 1 },
             State::Active { tunnels } => State::Active {
@@ -193,6 +217,29 @@ impl Sessions {
             self.remove(*sid);
         }
         expired
+    }
+
+    /// Every session that has not expired at `now`, for occtl.
+    pub fn list(&self, now: Instant) -> Vec<Listed> {
+        self.by_sid
+            .iter()
+            .filter(|(_, s)| !matches!(s.state, State::Idle { expires } if expires <= now))
+            .map(|(sid, s)| {
+                let (expires, in_use) = match s.state {
+                    State::Idle { expires } => (Some(expires), 0),
+                    State::Active { tunnels } => (None, tunnels),
+                };
+                Listed {
+                    sid: *sid,
+                    username: s.username.clone(),
+                    group: s.group.clone(),
+                    created: s.created,
+                    expires,
+                    in_use,
+                    opened: s.opened,
+                }
+            })
+            .collect()
     }
 
     /// Number of sessions in the table.
@@ -364,6 +411,31 @@ mod tests {
         );
         assert!(t.is_empty());
         assert_eq!(t.close(c.sid, CloseReason::Temporary, t0), Closed::Unknown);
+    }
+
+    #[test]
+    fn list_shows_live_sessions_with_their_state() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let a = t.issue("alice", "g", seed(1), t0).unwrap();
+        let b = t.issue("bob", "", seed(2), t0).unwrap();
+        t.open(&a.cookie, t0 + secs(1)).unwrap();
+        let mut rows = t.list(t0 + secs(2));
+        rows.sort_by_key(|r| r.username.clone());
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].sid, rows[0].in_use, rows[0].opened),
+            (a.sid, 1, true)
+        );
+        assert_eq!(rows[0].expires, None);
+        assert_eq!(rows[0].created, t0);
+        assert_eq!(
+            (rows[1].sid, rows[1].in_use, rows[1].opened),
+            (b.sid, 0, false)
+        );
+        assert_eq!(rows[1].expires, Some(t0 + TIMEOUT + COOKIE_SLACK));
+        // An expired but not yet purged session is not listed.
+        assert_eq!(t.list(t0 + TIMEOUT + COOKIE_SLACK).len(), 1);
     }
 
     #[test]

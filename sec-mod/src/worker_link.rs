@@ -16,6 +16,7 @@ use tokio_seqpacket::UnixSeqpacket;
 
 use crate::auth::{Attempt, AuthBackend, Event, Login, Verdict};
 use crate::keys::ServerKey;
+use crate::peers::{BanReports, Origins};
 use crate::sessions::{SessionSeed, Sessions, COOKIE_BYTES};
 
 /// Failed logins allowed per worker connection (ocserv `MAX_PASSWORD_TRIES`, plain backend).
@@ -28,6 +29,12 @@ pub struct Shared {
     pub sessions: Mutex<Sessions>,
     pub auth_timeout: Duration,
     pub rng: SystemRandom,
+    /// Client addresses of workers and sessions (`deny-roaming`).
+    pub origins: Mutex<Origins>,
+    pub deny_roaming: bool,
+    /// `ban-points-wrong-password`, queued for main on each failed login.
+    pub ban_points_wrong_password: u32,
+    pub bans: BanReports,
 }
 
 impl Shared {
@@ -35,6 +42,11 @@ impl Shared {
     /// is a single map operation), so a poisoned lock is still usable.
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lock the address tables.
+    pub fn origins(&self) -> std::sync::MutexGuard<'_, Origins> {
+        crate::peers::lock(&self.origins)
     }
 }
 
@@ -222,6 +234,10 @@ impl Link {
 
     fn failed(&mut self, username: &str, why: &str) -> AuthStep {
         self.failures = self.failures.saturating_add(1);
+        // protocol.md §1.8: main bans the address once its points reach max-ban-score.
+        self.shared
+            .bans
+            .add(self.peer.ip(), self.shared.ban_points_wrong_password);
         log::info!(
             "{} worker {}: login failed for user '{}' via {}: {why} (attempt {}/{MAX_ATTEMPTS})",
             self.peer,
@@ -252,6 +268,7 @@ impl Link {
             seed.sid = u64::from_ne_bytes(sid);
             let issued = self.shared.sessions().issue(username, group, seed, now);
             if let Some(issued) = issued {
+                self.shared.origins().logged_in(issued.sid, self.peer.ip());
                 log::info!(
                     "{} worker {}: user '{}' logged in via {} (group '{}', session {})",
                     self.peer,

@@ -50,6 +50,8 @@ fn fixture() -> Fixture {
         persistent_cookies: false,
         auth_timeout_secs: 30,
         check_only: false,
+        ban_points_wrong_password: 10,
+        deny_roaming: false,
     };
     Fixture {
         dir,
@@ -223,6 +225,7 @@ fn full_conversation() {
         auth(&worker, "bob", "alicepw"),
         AuthStep::Failed { retry: true }
     );
+    expect_ban_points(&main, 2);
     let (cookie, sid) = match auth(&worker, "alice", "alicepw") {
         AuthStep::Complete {
             cookie,
@@ -312,6 +315,16 @@ fn full_conversation() {
     drop(f.dir);
 }
 
+/// Each wrong password is reported to main with ban-points-wrong-password (10 here).
+fn expect_ban_points(main: &OwnedFd, count: usize) {
+    for _ in 0..count {
+        match recv_msg::<main_secmod::FromSecMod>(main) {
+            main_secmod::FromSecMod::BanPoints { points: 10, .. } => {}
+            other => panic!("expected BanPoints, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn three_failures_end_the_conversation() {
     let f = fixture();
@@ -330,6 +343,7 @@ fn three_failures_end_the_conversation() {
         auth(&worker, "alice", "x3"),
         AuthStep::Failed { retry: false }
     );
+    expect_ban_points(&main, 3);
     // Even the right password is refused on this connection now.
     assert_eq!(
         auth(&worker, "alice", "alicepw"),

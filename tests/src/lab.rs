@@ -194,6 +194,8 @@ connect|reconnect)
     ip link set dev "$TUNDEV" mtu "${INTERNAL_IP4_MTU:-1400}" up
     ip addr replace "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
     ip route replace "$E2E_ROUTE/32" dev "$TUNDEV" src "$INTERNAL_IP4_ADDRESS"
+    # The whole environment, for tests of what the server sent (e.g. INTERNAL_IP4_DNS).
+    env > "${E2E_FIFO%/*}/env-$TUNDEV"
     [ -p "$E2E_FIFO" ] && echo "$reason $INTERNAL_IP4_ADDRESS $TUNDEV ${INTERNAL_IP4_MTU:-0}" > "$E2E_FIFO"
     ;;
 esac

@@ -47,9 +47,10 @@ pub fn recv_start(main: &OwnedFd) -> Result<WorkerStart, IpcChannelError> {
     let bytes = message(&buf, n)?;
     match ipc::decode::<ToWorker>(bytes)? {
         ToWorker::Start(start) => Ok(*start),
-        ToWorker::ConnectGranted(_) | ToWorker::ConnectRefused(_) | ToWorker::Terminate => {
-            Err(IpcChannelError::Unexpected("expected Start first"))
-        }
+        ToWorker::ConnectGranted(_)
+        | ToWorker::ConnectRefused(_)
+        | ToWorker::Terminate
+        | ToWorker::Udp { .. } => Err(IpcChannelError::Unexpected("expected Start first")),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod tunnel;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rocserv_proto::compress::Compressor;
 use rocserv_proto::connect::dpd_secs;
 use rocserv_proto::ipc::main_worker::{ConnectRefusal, ToMain, ToWorker, WorkerStart};
 use rocserv_proto::ipc::CloseReason;
@@ -32,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::http::{connect, Banners, Outcome};
 use crate::ipc::{IpcChannelError, MainChannel, SecModClient};
+use crate::tunnel::dtls::Dtls;
 use crate::tunnel::SessionTimers;
 
 /// How long sec-mod may take to answer one request (a PAM conversation included).
@@ -137,7 +139,15 @@ async fn serve(
         Err(_) => return log::info!("auth-timeout reached, closing"),
     };
 
-    if let Err(err) = main.send(&ToMain::Connect(connect.request.clone())).await {
+    // protocol.md §4.1: the DTLS mode is chosen now, so that main can size the MTU for it.
+    let dtls_settings = start.tunnel.dtls.as_ref();
+    let dtls_choice = dtls_settings.and_then(|settings| {
+        let facts = tunnel::dtls_mode::tls_facts(tls.get_ref().1);
+        tunnel::dtls_mode::choose(settings, &connect.dtls, facts)
+    });
+    let mut request = connect.request.clone();
+    request.dtls_overhead = dtls_choice.as_ref().map(|c| c.overhead);
+    if let Err(err) = main.send(&ToMain::Connect(request)).await {
         return log::error!("asking main for the tunnel: {}", error_chain(&err));
     }
     let (grant, tun) = match timeout_at(deadline, main.recv()).await {
@@ -161,7 +171,7 @@ async fn serve(
             let _ = http::write_response(&mut tls, &response).await;
             return;
         }
-        Ok(Ok((other @ (ToWorker::Start(_) | ToWorker::Terminate), _))) => {
+        Ok(Ok((other @ (ToWorker::Start(_) | ToWorker::Terminate | ToWorker::Udp { .. }), _))) => {
             return log::info!("main answered CONNECT with {other:?}, closing");
         }
         Ok(Err(err)) => return log::error!("waiting for main: {}", error_chain(&err)),
@@ -169,7 +179,9 @@ async fn serve(
     };
 
     let tls13 = tls.get_ref().1.protocol_version() == Some(ProtocolVersion::TLSv1_3);
-    let response = connect::connected(&start.tunnel, &grant, &connect, tls13);
+    let offer =
+        tunnel::dtls_mode::offer(dtls_settings, dtls_choice.as_ref(), grant.dtls_id.as_ref());
+    let response = connect::connected(&start.tunnel, &grant, &connect, tls13, offer);
     // protocol.md §3.1: the head goes out (flushed) before the first frame.
     if let Err(err) = http::write_response(&mut tls, &response).await {
         log::info!("sending the CONNECT answer: {err}");
@@ -185,17 +197,51 @@ async fn serve(
     let dpd = dpd_secs(&start.tunnel, connect.mobile);
     let timers = SessionTimers {
         dpd: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
-        idle: start
-            .tunnel
-            .idle_timeout_secs
-            .map(|s| Duration::from_secs(s.into())),
+        // mobile-idle-timeout for mobile AnyConnect clients (main already resolved its default).
+        idle: if connect.mobile {
+            start.tunnel.mobile_idle_timeout_secs
+        } else {
+            start.tunnel.idle_timeout_secs
+        }
+        .map(|s| Duration::from_secs(s.into())),
         session: start
             .tunnel
             .session_timeout_secs
             .map(|s| Duration::from_secs(s.into())),
     };
+    // The same pure choice as in the CONNECT answer (protocol.md §5.1).
+    let (cstp_compression, dtls_compression) = connect.compression(&start.tunnel.compression);
+    if let Some(algorithm) = cstp_compression {
+        log::info!("CSTP compression: {}", algorithm.name());
+    }
+    let cstp_compressor =
+        cstp_compression.map(|a| Compressor::new(a, start.tunnel.compression.no_compress_limit));
     let (tcp, conn) = tls.into_inner();
-    let summary = tunnel::run(tcp, conn, tun, timers, &mut main).await;
+    let dtls = match (dtls_choice, grant.dtls_id, dtls_settings) {
+        (Some(chosen), Some(id), Some(settings)) => {
+            log::debug!("DTLS offered: {:?}", chosen.mode);
+            let switch = (settings.switch_to_tcp_secs > 0)
+                .then(|| Duration::from_secs(settings.switch_to_tcp_secs.into()));
+            Dtls::new(chosen.mode, id, switch, dtls_compression)
+        }
+        _ => Dtls::disabled(),
+    };
+    // `stats-report-time` (0: every 60 s, main's occtl view needs numbers).
+    let stats_every = Duration::from_secs(match start.tunnel.stats_report_secs {
+        0 => 60,
+        n => n.into(),
+    });
+    let summary = tunnel::run(
+        tcp,
+        conn,
+        tun,
+        timers,
+        cstp_compressor,
+        dtls,
+        &mut main,
+        stats_every,
+    )
+    .await;
     end_session(&main, summary.reason, summary.rx_bytes, summary.tx_bytes).await;
 }
 

@@ -64,7 +64,7 @@ impl Section {
     }
 
     /// Line where `name` was first given in this section.
-    fn seen_at(&self, name: &str) -> Option<usize> {
+    pub(crate) fn seen_at(&self, name: &str) -> Option<usize> {
         self.seen.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
     }
 }
@@ -228,6 +228,17 @@ pub(crate) fn supported(
                 _ => Some(values::port(v)?),
             }
         }
+        "udp-listen-host" => {
+            c.udp_listen_host = Some(
+                values::ip(v)
+                    .map_err(|e| format!("{e} (host names are not resolved; give an address)"))?,
+            )
+        }
+        "dtls-psk" => c.dtls_psk = values::boolean(v)?,
+        "dtls-legacy" => c.dtls_legacy = values::boolean(v)?,
+        "match-tls-dtls-ciphers" => c.match_tls_dtls_ciphers = values::boolean(v)?,
+        "switch-to-tcp-timeout" => c.switch_to_tcp_timeout = values::seconds(v)?,
+        "no-udp" => c.no_udp = values::boolean(v)?,
         "run-as-user" => c.run_as_user = Some(values::name(v, 32)?),
         "run-as-group" => c.run_as_group = Some(values::name(v, 32)?),
         "socket-file" => c.socket_file = Some(values::absolute_path(v)?),
@@ -275,6 +286,16 @@ pub(crate) fn supported(
         "predictable-ips" => c.predictable_ips = values::boolean(v)?,
         "tunnel-all-dns" => c.tunnel_all_dns = values::boolean(v)?,
         "cisco-client-compat" => c.cisco_client_compat = values::boolean(v)?,
+        "compression" => c.compression.enabled = values::boolean(v)?,
+        "compression-algo-priority" => {
+            crate::compress::negotiate::apply_priority(v, &mut c.compression)
+                .map_err(|e| e.to_string())?;
+        }
+        "no-compress-limit" => {
+            let limit = values::number(v, 0, u32::MAX)?;
+            c.compression.no_compress_limit =
+                limit.max(crate::compress::negotiate::MIN_NO_COMPRESS_LIMIT);
+        }
         "rekey-method" => {
             c.rekey_method = match v {
                 "ssl" => RekeyMethod::Ssl,
@@ -334,6 +355,24 @@ pub(crate) fn supported(
             }
         }
         "ipv4-netmask" => s.ipv4_prefix = Some(values::netmask(v)?),
+        "connect-script" => c.connect_script = Some(values::absolute_path(v)?),
+        "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
+        "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),
+        "deny-roaming" => c.deny_roaming = values::boolean(v)?,
+        "max-ban-score" => c.max_ban_score = values::number(v, 0, u32::MAX)?,
+        "ban-time" => c.ban_time = values::seconds(v)?,
+        "ban-reset-time" => c.ban_reset_time = values::seconds(v)?,
+        "ban-points-wrong-password" => {
+            c.ban_points_wrong_password = values::number(v, 0, u32::MAX)?
+        }
+        "ban-points-connection" => c.ban_points_connection = values::number(v, 0, u32::MAX)?,
+        "ban-points-kkdcp" => c.ban_points_kkdcp = values::number(v, 0, u32::MAX)?,
+        "mobile-idle-timeout" => {
+            // 0 = never; `None` is kept for "not given" and resolved in `finish`.
+            c.mobile_idle_timeout = Some(values::seconds(v)?);
+        }
+        "rate-limit-ms" => c.rate_limit_ms = values::number(v, 0, 3_600_000)?,
+        "stats-report-time" => c.stats_report_time = values::seconds(v)?,
         "tls-priorities" => {
             let mapped = tls_priorities::map(v)?;
             let mut ignored = mapped.ignored.clone();

@@ -32,6 +32,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         .as_ref()
         .map(|n| format!("in [vhost:{n}]: "))
         .unwrap_or_default();
+    let mobile_idle_given = section.seen_at("mobile-idle-timeout").is_some();
     let mut c = section.config;
     if c.auth.is_none() {
         sink.error(
@@ -104,6 +105,12 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
     if section.tls_priorities.is_none() {
         c.tls = implicit_tls(&c);
     }
+    // ocserv: an unset mobile-idle-timeout is idle-timeout; 0 means never.
+    c.mobile_idle_timeout = if mobile_idle_given {
+        c.mobile_idle_timeout.filter(|s| *s != 0)
+    } else {
+        c.idle_timeout
+    };
     // ocserv: a mobile-dpd of 0 falls back to dpd.
     if c.mobile_dpd == 0 {
         c.mobile_dpd = c.dpd;

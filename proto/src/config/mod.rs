@@ -189,6 +189,18 @@ pub struct Config {
     pub listen_host: Option<IpAddr>,
     pub tcp_port: u16,
     pub udp_port: Option<u16>,
+    /// `udp-listen-host`: address of the DTLS socket; `None` = `listen-host`'s.
+    pub udp_listen_host: Option<IpAddr>,
+    /// `dtls-psk`, `dtls-legacy` (protocol.md §4.1): which DTLS negotiations are offered.
+    pub dtls_psk: bool,
+    pub dtls_legacy: bool,
+    /// `match-tls-dtls-ciphers`: the legacy DTLS suite must use the TLS channel's cipher.
+    pub match_tls_dtls_ciphers: bool,
+    /// `switch-to-tcp-timeout`: seconds without a DTLS datagram after which data goes back to
+    /// TLS (protocol.md §4.5); 0 = never.
+    pub switch_to_tcp_timeout: u32,
+    /// `no-udp`: never offer DTLS.
+    pub no_udp: bool,
     pub run_as_user: Option<String>,
     pub run_as_group: Option<String>,
     pub socket_file: Option<PathBuf>,
@@ -228,6 +240,28 @@ pub struct Config {
     pub banner: Option<String>,
     pub pre_login_banner: Option<String>,
     pub cisco_client_compat: bool,
+    /// `compression`, `compression-algo-priority`, `no-compress-limit` (protocol.md §5).
+    pub compression: crate::compress::Policy,
+    /// `connect-script`, `disconnect-script`, `host-update-script` (protocol.md §8).
+    pub connect_script: Option<PathBuf>,
+    pub disconnect_script: Option<PathBuf>,
+    pub host_update_script: Option<PathBuf>,
+    /// `deny-roaming`: a cookie works only from the address that logged in.
+    pub deny_roaming: bool,
+    /// `max-ban-score` (0 = no bans), `ban-time` (seconds), `ban-reset-time` (seconds) and the
+    /// points per event (protocol.md §1.8).
+    pub max_ban_score: u32,
+    pub ban_time: u32,
+    pub ban_reset_time: u32,
+    pub ban_points_wrong_password: u32,
+    pub ban_points_connection: u32,
+    pub ban_points_kkdcp: u32,
+    /// `mobile-idle-timeout`; when not given, `idle-timeout`'s value (as in ocserv).
+    pub mobile_idle_timeout: Option<u32>,
+    /// `rate-limit-ms`: minimum milliseconds between accepted connections; 0 = none.
+    pub rate_limit_ms: u32,
+    /// `stats-report-time`: seconds between a worker's traffic reports; 0 = every 60 s.
+    pub stats_report_time: u32,
     pub vhosts: Vec<VHost>,
 }
 
@@ -246,6 +280,12 @@ impl Default for Config {
             listen_host: None,
             tcp_port: 443,
             udp_port: None,
+            udp_listen_host: None,
+            dtls_psk: true,
+            dtls_legacy: true,
+            match_tls_dtls_ciphers: false,
+            switch_to_tcp_timeout: 25,
+            no_udp: false,
             run_as_user: None,
             run_as_group: None,
             socket_file: None,
@@ -282,6 +322,20 @@ impl Default for Config {
             banner: None,
             pre_login_banner: None,
             cisco_client_compat: false,
+            compression: crate::compress::Policy::default(),
+            connect_script: None,
+            disconnect_script: None,
+            host_update_script: None,
+            deny_roaming: false,
+            max_ban_score: 0,
+            ban_time: 300,
+            ban_reset_time: 300,
+            ban_points_wrong_password: 10,
+            ban_points_connection: 1,
+            ban_points_kkdcp: 1,
+            mobile_idle_timeout: None,
+            rate_limit_ms: 0,
+            stats_report_time: 0,
             vhosts: Vec::new(),
         }
     }

@@ -1,7 +1,7 @@
 //! main <-> sec-mod. Both sides are trusted; sec-mod still validates because a bug in main must
 //! not hand out sessions.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ pub struct SecModConfig {
     pub auth_timeout_secs: u64,
     /// Only load and check the key against the certificate, answer, and exit (`rocserv -t`).
     pub check_only: bool,
+    /// `ban-points-wrong-password`: reported to main in [`FromSecMod::BanPoints`] per failure.
+    pub ban_points_wrong_password: u32,
+    /// `deny-roaming`: a cookie opens only from the client address that logged in.
+    pub deny_roaming: bool,
 }
 
 /// main -> sec-mod.
@@ -41,6 +45,8 @@ pub enum ToSecMod {
     SessionOpen { worker: WorkerId, cookie: String },
     /// The tunnel of `sid` ended; sec-mod keeps or drops the cookie according to `reason`.
     SessionClose { sid: SessionId, reason: CloseReason },
+    /// occtl wants the session table: answered with one or more [`FromSecMod::SessionList`].
+    ListSessions,
 }
 
 /// sec-mod -> main.
@@ -56,6 +62,29 @@ pub enum FromSecMod {
         worker: WorkerId,
         result: Result<SessionGrant, SessionRefusal>,
     },
+    /// A login from `peer` failed: main counts it and adds `points` (`ban-points-wrong-password`)
+    /// to the address's ban score (protocol.md §1.8). Sent for every failed login.
+    BanPoints { peer: IpAddr, points: u32 },
+    /// One page of the answer to [`ToSecMod::ListSessions`]; `more` = another page follows.
+    SessionList {
+        sessions: Vec<SessionSummary>,
+        more: bool,
+    },
+}
+
+/// One row of sec-mod's session table, for occtl (protocol.md §7.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub sid: SessionId,
+    pub username: String,
+    pub groupname: String,
+    /// Unix times; `expires` is `None` while a tunnel uses the session.
+    pub created: u64,
+    pub expires: Option<u64>,
+    /// Tunnels using it now.
+    pub in_use: u32,
+    /// A CONNECT happened with this cookie at least once.
+    pub opened: bool,
 }
 
 /// A valid cookie: who the session belongs to.
@@ -91,7 +120,13 @@ mod tests {
             persistent_cookies: false,
             auth_timeout_secs: 240,
             check_only: false,
+            ban_points_wrong_password: 10,
+            deny_roaming: true,
         }));
+        roundtrip(&FromSecMod::BanPoints {
+            peer: "2001:db8::1".parse().unwrap(),
+            points: 10,
+        });
         roundtrip(&ToSecMod::NewWorker {
             worker: WorkerId(3),
             peer: "10.0.0.2:555".parse().unwrap(),

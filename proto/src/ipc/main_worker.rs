@@ -62,6 +62,10 @@ pub struct TunnelSettings {
     /// `idle-timeout` / `session-timeout`; `None` = unlimited.
     pub idle_timeout_secs: Option<u32>,
     pub session_timeout_secs: Option<u32>,
+    /// `mobile-idle-timeout` (already `idle-timeout` when not configured); `None` = unlimited.
+    pub mobile_idle_timeout_secs: Option<u32>,
+    /// `stats-report-time`: seconds between [`ToMain::Stats`] reports; 0 = every 60 s.
+    pub stats_report_secs: u32,
     pub rekey_secs: u32,
     pub rekey_method: RekeyMethod,
     pub default_domain: Option<String>,
@@ -72,6 +76,24 @@ pub struct TunnelSettings {
     pub routes: Vec<Route>,
     pub no_routes: Vec<Route>,
     pub tunnel_all_dns: bool,
+    /// DTLS as configured (`udp-port` set and `no-udp` off), or `None`: no DTLS is offered.
+    pub dtls: Option<DtlsSettings>,
+    /// `compression`, `compression-algo-priority`, `no-compress-limit` (protocol.md §5).
+    pub compression: crate::compress::Policy,
+}
+
+/// The configuration's DTLS choices (protocol.md §4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DtlsSettings {
+    /// `udp-port`: what `X-DTLS-Port` says.
+    pub port: u16,
+    /// `dtls-psk` and `dtls-legacy` (the latter also on with `cisco-client-compat`).
+    pub psk: bool,
+    pub legacy: bool,
+    /// `match-tls-dtls-ciphers`.
+    pub match_tls_ciphers: bool,
+    /// `switch-to-tcp-timeout` in seconds; 0 = never.
+    pub switch_to_tcp_secs: u32,
 }
 
 /// worker -> main.
@@ -101,6 +123,14 @@ pub struct ConnectRequest {
     pub base_mtu: Option<u16>,
     pub cstp_mtu: Option<u16>,
     pub user_agent: String,
+    /// `X-AnyConnect-Identifier-Platform` and `-DeviceType` (empty when absent), for the
+    /// scripts' `DEVICE_PLATFORM` / `DEVICE_TYPE` (protocol.md §8.2).
+    pub device_platform: String,
+    pub device_type: String,
+    /// Bytes one DTLS packet adds (record overhead plus the payload type byte) in the DTLS mode
+    /// the worker chose for this client, or `None` when it offers no DTLS: main lowers the
+    /// tunnel MTU by it and only then hands out a DTLS id.
+    pub dtls_overhead: Option<u16>,
 }
 
 /// main -> worker.
@@ -114,6 +144,12 @@ pub enum ToWorker {
     ConnectRefused(ConnectRefusal),
     /// Close the tunnel (admin disconnect or a newer connection took over the session).
     Terminate,
+    /// A UDP flow whose DTLS ClientHello named this session's `dtls_id` (protocol.md §4.6). The
+    /// socket, bound to our UDP port and connected to the client, travels beside this message;
+    /// `first` is the datagram main read from the shared socket, to be handled before reading
+    /// the new one. A later `Udp` replaces the previous socket (the client moved or restarted
+    /// its DTLS handshake).
+    Udp { first: Vec<u8> },
 }
 
 /// Per-session tunnel parameters.
@@ -132,6 +168,9 @@ pub struct TunnelGrant {
     /// Results of [`crate::mtu::compute`]: `X-CSTP-Base-MTU` and `X-CSTP-MTU` (also the tun MTU).
     pub base_mtu: u16,
     pub mtu: u16,
+    /// The id DTLS ClientHellos must carry (`X-DTLS-App-ID` / `X-DTLS-Session-ID`, protocol.md
+    /// §4.1): 32 fresh random bytes per CONNECT, or `None` when DTLS is not served.
+    pub dtls_id: Option<[u8; 32]>,
 }
 
 /// Why main refused a CONNECT.
@@ -157,6 +196,9 @@ mod tests {
             base_mtu: Some(1500),
             cstp_mtu: None,
             user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+            device_platform: String::new(),
+            device_type: String::new(),
+            dtls_overhead: Some(38),
         }));
         roundtrip(&ToWorker::ConnectGranted(TunnelGrant {
             sid: SessionId(1),
@@ -168,7 +210,11 @@ mod tests {
             ipv4_netmask: Ipv4Addr::new(255, 255, 255, 0),
             base_mtu: 1500,
             mtu: 1434,
+            dtls_id: Some([7; 32]),
         }));
+        roundtrip(&ToWorker::Udp {
+            first: vec![22, 0xfe, 0xff],
+        });
         roundtrip(&ToMain::SessionEnd {
             reason: CloseReason::Temporary,
             rx_bytes: 1,

@@ -14,7 +14,9 @@
 //! | main <-> sec-mod    | [`main_secmod`]   | main -> sec-mod: one end of a worker's sec-mod socket |
 //! | main <-> worker     | [`main_worker`]   | main -> worker: the tun device          |
 //! | worker <-> sec-mod  | [`worker_secmod`] | none                                    |
+//! | occtl <-> main      | [`ctl`]           | none (a listening socket, not a pair)   |
 
+pub mod ctl;
 pub mod main_secmod;
 pub mod main_worker;
 pub mod worker_secmod;

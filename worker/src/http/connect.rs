@@ -1,7 +1,8 @@
 //! The CONNECT request (protocol.md §2.1) turned into main's [`ConnectRequest`], and the answers
 //! to it (§2.2, §2.3). Pure.
 
-use rocserv_proto::connect::{response_headers, ConnectInfo};
+use rocserv_proto::compress::{self, Algorithm, Policy};
+use rocserv_proto::connect::{response_headers, ConnectInfo, DtlsOffer};
 use rocserv_proto::http::{RequestHead, Response};
 use rocserv_proto::ipc::main_worker::{ConnectRequest, TunnelGrant, TunnelSettings};
 
@@ -15,6 +16,43 @@ pub struct Connect {
     /// A mobile AnyConnect (`X-AnyConnect-Identifier-Platform: android...` / `apple-ios...`):
     /// it gets `mobile-dpd`.
     pub mobile: bool,
+    /// What the client offered for DTLS (protocol.md §2.1).
+    pub dtls: DtlsRequest,
+    /// `X-CSTP-Accept-Encoding` / `X-DTLS-Accept-Encoding`, verbatim (protocol.md §5.1).
+    pub cstp_accept_encoding: Option<String>,
+    pub dtls_accept_encoding: Option<String>,
+}
+
+impl Connect {
+    /// The compression each channel uses under `policy`: (CSTP, DTLS). Deterministic, so the
+    /// CONNECT answer and the tunnel agree.
+    pub fn compression(&self, policy: &Policy) -> (Option<Algorithm>, Option<Algorithm>) {
+        (
+            compress::choose(self.cstp_accept_encoding.as_deref(), policy),
+            compress::choose(self.dtls_accept_encoding.as_deref(), policy),
+        )
+    }
+}
+
+/// The client's DTLS offer: the two suite lists (verbatim) and the legacy master secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DtlsRequest {
+    /// `X-DTLS-CipherSuite` and `X-DTLS12-CipherSuite`, colon-separated names.
+    pub suites: String,
+    pub dtls12_suites: String,
+    /// `X-DTLS-Master-Secret` (96 hex digits), if present and well-formed.
+    pub master_secret: Option<[u8; 48]>,
+}
+
+impl std::fmt::Debug for DtlsRequest {
+    // The master secret keys legacy DTLS: never in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsRequest")
+            .field("suites", &self.suites)
+            .field("dtls12_suites", &self.dtls12_suites)
+            .field("master_secret", &self.master_secret.map(|_| "<48 bytes>"))
+            .finish()
+    }
 }
 
 /// The request has no `webvpn` cookie (ocserv answers 503, protocol.md §2.1).
@@ -40,9 +78,35 @@ pub fn parse(head: &RequestHead) -> Result<Connect, NoCookie> {
             base_mtu: number("X-CSTP-Base-MTU"),
             cstp_mtu: number("X-CSTP-MTU"),
             user_agent: head.header("User-Agent").unwrap_or("").to_owned(),
+            // Set once the DTLS mode is chosen (`tunnel::dtls_mode`).
+            dtls_overhead: None,
+            device_platform: head
+                .header("X-AnyConnect-Identifier-Platform")
+                .unwrap_or("")
+                .to_owned(),
+            device_type: head
+                .header("X-AnyConnect-Identifier-DeviceType")
+                .unwrap_or("")
+                .to_owned(),
         },
         mobile: platform.starts_with("android") || platform.starts_with("apple-ios"),
+        dtls: DtlsRequest {
+            suites: head.header("X-DTLS-CipherSuite").unwrap_or("").to_owned(),
+            dtls12_suites: head.header("X-DTLS12-CipherSuite").unwrap_or("").to_owned(),
+            master_secret: head.header("X-DTLS-Master-Secret").and_then(master_secret),
+        },
+        cstp_accept_encoding: head.header("X-CSTP-Accept-Encoding").map(str::to_owned),
+        dtls_accept_encoding: head.header("X-DTLS-Accept-Encoding").map(str::to_owned),
     })
+}
+
+/// The 48 bytes of `X-DTLS-Master-Secret` (ocserv requires at least 96 hex digits and uses the
+/// first 48 bytes, protocol.md §2.1).
+fn master_secret(hex_text: &str) -> Option<[u8; 48]> {
+    let digits = hex_text.trim().get(..96)?;
+    let mut out = [0u8; 48];
+    hex::decode_to_slice(digits, &mut out).ok()?;
+    Some(out)
 }
 
 /// The host label of a client-supplied host name: the part before the first dot, if it is a
@@ -64,12 +128,17 @@ pub fn connected(
     grant: &TunnelGrant,
     connect: &Connect,
     tls13: bool,
+    dtls: Option<DtlsOffer<'_>>,
 ) -> Response {
+    let (cstp_compression, dtls_compression) = connect.compression(&settings.compression);
     let info = ConnectInfo {
         server_name: SERVER_NAME,
         hostname: connect.request.hostname.as_deref(),
         tls13,
         mobile: connect.mobile,
+        dtls,
+        cstp_compression,
+        dtls_compression,
     };
     let mut response = Response::new(200, "CONNECTED");
     response.headers = response_headers(settings, grant, &info);
@@ -118,6 +187,7 @@ mod tests {
         assert_eq!(c.request.cstp_mtu, Some(1399));
         assert_eq!(c.request.user_agent, "Open AnyConnect VPN Agent v9.01-3");
         assert!(!c.mobile);
+        assert_eq!(c.dtls, DtlsRequest::default());
     }
 
     #[test]
@@ -133,6 +203,52 @@ mod tests {
         assert_eq!(c.request.base_mtu, None);
         assert_eq!(c.request.hostname, None);
         assert!(c.mobile);
+    }
+
+    #[test]
+    fn dtls_offer_headers() {
+        let secret = "4B5E6355".repeat(12);
+        let h = head(&format!(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nCookie: webvpn=x\r\n\
+             X-DTLS-Master-Secret: {secret}\r\n\
+             X-DTLS-CipherSuite: PSK-NEGOTIATE:OC-DTLS1_2-AES256-GCM:AES128-SHA\r\n\
+             X-DTLS12-CipherSuite: AES128-GCM-SHA256\r\n\r\n"
+        ));
+        let c = parse(&h).unwrap();
+        assert_eq!(
+            c.dtls.suites,
+            "PSK-NEGOTIATE:OC-DTLS1_2-AES256-GCM:AES128-SHA"
+        );
+        assert_eq!(c.dtls.dtls12_suites, "AES128-GCM-SHA256");
+        let ms = c.dtls.master_secret.unwrap();
+        assert_eq!(ms[..4], [0x4b, 0x5e, 0x63, 0x55]);
+        assert!(!format!("{:?}", c.dtls).contains("4b5e"));
+        assert_eq!(master_secret("ABCD"), None);
+        assert_eq!(master_secret(&"zz".repeat(48)), None);
+    }
+
+    #[test]
+    fn accept_encodings_per_channel() {
+        let h = head(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nCookie: webvpn=x\r\n\
+             X-CSTP-Accept-Encoding: oc-lz4,lzs,deflate\r\n\
+             X-DTLS-Accept-Encoding: lzs\r\n\r\n",
+        );
+        let c = parse(&h).unwrap();
+        let on = Policy {
+            enabled: true,
+            ..Policy::default()
+        };
+        assert_eq!(
+            c.compression(&on),
+            (Some(Algorithm::Lz4), Some(Algorithm::Lzs))
+        );
+        assert_eq!(c.compression(&Policy::default()), (None, None));
+        let bare = parse(&head(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nCookie: webvpn=x\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(bare.compression(&on), (None, None));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct Banners<'a> {
 #[derive(Debug)]
 pub enum Outcome {
     /// A CONNECT with a cookie: the caller asks main and answers it.
-    Tunnel(Connect),
+    Tunnel(Box<Connect>),
     /// The connection is done (client closed, final answer sent, limit reached).
     Closed,
 }
@@ -86,7 +86,7 @@ where
         log::debug!("{:?} {}", head.method, head.target);
         let (response, keep_alive) = match router::route(&head.method, &head.target) {
             Route::Tunnel => match connect::parse(&head) {
-                Ok(connect) => return Ok(Outcome::Tunnel(connect)),
+                Ok(connect) => return Ok(Outcome::Tunnel(Box::new(connect))),
                 Err(err) => {
                     log::info!("{err}");
                     (

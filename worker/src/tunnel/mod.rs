@@ -1,8 +1,12 @@
 //! The established tunnel: the sans-IO [`session`] rules and the [`pump`] that moves CSTP frames
-//! between the TLS connection and the tun device.
+//! between the TLS connection and the tun device, with the [`dtls`] channel beside it (its mode
+//! chosen at CONNECT by [`dtls_mode`]).
 
+pub mod dtls;
+pub mod dtls_mode;
 pub mod pump;
 pub mod session;
+pub mod udp_gso;
 
 pub use pump::{run, Summary};
 pub use session::SessionTimers;

@@ -8,20 +8,27 @@
 //! most one batch is buffered. Received records are read in large chunks and frames reassembled
 //! from the plaintext stream. Buffers are allocated once per tunnel; nothing of ours is
 //! allocated per packet (rustls allocates its record buffers itself).
+//!
+//! Compression (protocol.md §5), only when negotiated for CSTP: tun packets longer than
+//! `no-compress-limit` go out as COMPRESSED frames when that is shorter; COMPRESSED frames from
+//! the client are decoded and then handled as DATA. A COMPRESSED frame on a channel without
+//! compression, or one that does not decode, ends the tunnel, as in ocserv.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use rocserv_proto::cstp::{self, Decoded, PacketType, HEADER_LEN, MAX_PAYLOAD};
-use rocserv_proto::ipc::main_worker::ToWorker;
+use rocserv_proto::compress::{self, Compressor, COMPRESS_ROOM, MAX_DECOMPRESSED};
+use rocserv_proto::cstp::{self, Decoded, Frame, PacketType, HEADER_LEN, MAX_PAYLOAD};
+use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::CloseReason;
 use rustls::ServerConnection;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::dtls::{Ctx as DtlsCtx, Dtls};
 use super::session::{Action, End, Session, SessionTimers};
 use crate::ipc::MainChannel;
 
@@ -45,12 +52,17 @@ pub struct Summary {
 
 /// Run the tunnel until it ends. `conn` is the TLS connection that carried the CONNECT (any
 /// bytes it already buffered are kept); `tun` is main's tun fd (already non-blocking).
+// The tunnel's parts, each handed over once; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     tcp: TcpStream,
     mut conn: ServerConnection,
     tun: OwnedFd,
     timers: SessionTimers,
+    cstp_compression: Option<Compressor>,
+    dtls: Dtls,
     main: &mut MainChannel,
+    stats_every: Duration,
 ) -> Summary {
     conn.set_buffer_limit(None);
     let tun = match crate::fds::register_tun(tun) {
@@ -76,9 +88,14 @@ pub async fn run(
         ctl: Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD),
         rx_bytes: 0,
         tx_bytes: 0,
+        zip: cstp_compression.map(Zip::new),
+        dtls,
     };
-    let end = pump.event_loop(main).await;
+    let end = pump.event_loop(main, stats_every).await;
     log::info!("tunnel closed: {}", end.why);
+    if let Some(zip) = &pump.zip {
+        zip.log_summary();
+    }
     pump.finish(end).await;
     Summary {
         reason: end.reason,
@@ -103,16 +120,103 @@ struct Pump {
     ctl: Vec<u8>,
     rx_bytes: u64,
     tx_bytes: u64,
+    /// CSTP compression, when negotiated.
+    zip: Option<Zip>,
+    /// The DTLS channel (inert when not offered; see [`super::dtls`]).
+    dtls: Dtls,
+}
+
+/// Compression state and buffers of the CSTP channel (allocated once per tunnel).
+struct Zip {
+    compressor: Compressor,
+    /// One outgoing COMPRESSED frame: header gap, then the compressed packet.
+    out: Box<[u8]>,
+    /// One decompressed packet from the client.
+    inflated: Box<[u8]>,
+    /// Packets sent (all, and compressed) with their sizes before and after, and packets received
+    /// compressed with their sizes on the wire and decoded: for the end-of-tunnel log line.
+    sent: u64,
+    sent_compressed: u64,
+    sent_plain_bytes: u64,
+    sent_wire_bytes: u64,
+    received_compressed: u64,
+    received_wire_bytes: u64,
+    received_plain_bytes: u64,
+}
+
+impl Zip {
+    fn new(compressor: Compressor) -> Self {
+        Self {
+            compressor,
+            out: vec![0; HEADER_LEN + COMPRESS_ROOM].into_boxed_slice(),
+            inflated: vec![0; MAX_DECOMPRESSED].into_boxed_slice(),
+            sent: 0,
+            sent_compressed: 0,
+            sent_plain_bytes: 0,
+            sent_wire_bytes: 0,
+            received_compressed: 0,
+            received_wire_bytes: 0,
+            received_plain_bytes: 0,
+        }
+    }
+
+    /// The COMPRESSED frame for `packet`, or `None` when it goes out as DATA.
+    fn frame(&mut self, packet: &[u8]) -> Option<&[u8]> {
+        self.sent = self.sent.saturating_add(1);
+        let room = self.out.get_mut(HEADER_LEN..)?;
+        let n = self.compressor.compress(packet, room)?;
+        let frame = self.out.get_mut(..HEADER_LEN.saturating_add(n))?;
+        let header = frame
+            .get_mut(..HEADER_LEN)
+            .and_then(|h| <&mut [u8; HEADER_LEN]>::try_from(h).ok())?;
+        cstp::encode_header(PacketType::Compressed, n, header).ok()?;
+        self.sent_compressed = self.sent_compressed.saturating_add(1);
+        self.sent_plain_bytes = self.sent_plain_bytes.saturating_add(packet.len() as u64);
+        self.sent_wire_bytes = self.sent_wire_bytes.saturating_add(n as u64);
+        Some(frame)
+    }
+
+    /// Decode a COMPRESSED payload from the client.
+    fn inflate(&mut self, payload: &[u8]) -> Result<&[u8], compress::DecompressError> {
+        let n = compress::decompress(self.compressor.algorithm(), payload, &mut self.inflated)?;
+        self.received_compressed = self.received_compressed.saturating_add(1);
+        self.received_wire_bytes = self
+            .received_wire_bytes
+            .saturating_add(payload.len() as u64);
+        self.received_plain_bytes = self.received_plain_bytes.saturating_add(n as u64);
+        Ok(self.inflated.get(..n).unwrap_or_default())
+    }
+
+    fn log_summary(&self) {
+        log::info!(
+            "CSTP compression {}: sent {} of {} packets compressed ({} -> {} bytes), \
+             received {} compressed ({} -> {} bytes)",
+            self.compressor.algorithm().name(),
+            self.sent_compressed,
+            self.sent,
+            self.sent_plain_bytes,
+            self.sent_wire_bytes,
+            self.received_compressed,
+            self.received_wire_bytes,
+            self.received_plain_bytes,
+        );
+    }
 }
 
 impl Pump {
-    async fn event_loop(&mut self, main: &mut MainChannel) -> End {
+    async fn event_loop(&mut self, main: &mut MainChannel, stats_every: Duration) -> End {
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        // Periodic `ToMain::Stats` (occtl); the first tick is one period after the start.
+        let mut stats = tokio::time::interval_at(Instant::now() + stats_every, stats_every);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let sleep = tokio::time::sleep_until(far);
         tokio::pin!(sleep);
         let mut armed = None;
         loop {
-            let next = self.session.poll_timeout();
+            let next = [self.session.poll_timeout(), self.dtls.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             if next != armed {
                 sleep.as_mut().reset(next.map_or(far, Instant::from_std));
                 armed = next;
@@ -126,6 +230,12 @@ impl Pump {
                         notify_client: true,
                         why: "terminated by main",
                     },
+                    Ok((ToWorker::Udp { first }, Some(fd))) => {
+                        let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), rx_bytes: &mut self.rx_bytes };
+                        if let Some(end) = self.dtls.new_flow(fd, first, &mut ctx) {
+                            return end;
+                        }
+                    }
                     Ok((other, _)) => log::warn!("unexpected message from main: {other:?}"),
                     Err(err) => {
                         log::error!("main channel: {err}");
@@ -149,6 +259,15 @@ impl Pump {
                         return end;
                     }
                 }
+                ready = self.dtls.readable() => {
+                    if let Err(err) = ready {
+                        log::info!("DTLS socket: {err}");
+                    }
+                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), rx_bytes: &mut self.rx_bytes };
+                    if let Some(end) = self.dtls.on_readable(&mut ctx) {
+                        return end;
+                    }
+                }
                 ready = self.tun.readable(), if !want_write => {
                     let mut guard = match ready {
                         Ok(guard) => guard,
@@ -157,8 +276,13 @@ impl Pump {
                             return end_temporary("tun device error");
                         }
                     };
+                    let over_dtls = self.dtls.active(Instant::now().into_std());
                     for _ in 0..TUN_BATCH {
-                        let packet = self.tx.get_mut(HEADER_LEN..).unwrap_or_default();
+                        let packet = if over_dtls {
+                            self.dtls.tun_slot()
+                        } else {
+                            self.tx.get_mut(HEADER_LEN..).unwrap_or_default()
+                        };
                         let n = match guard.try_io(|tun| {
                             let mut file: &File = tun.get_ref();
                             file.read(packet)
@@ -171,19 +295,40 @@ impl Pump {
                             }
                             Err(_would_block) => break,
                         };
+                        if over_dtls {
+                            self.dtls.send_tun_packet(n);
+                            self.tx_bytes = self.tx_bytes.saturating_add(n as u64);
+                            continue;
+                        }
                         let frame = self.tx.get_mut(..HEADER_LEN.saturating_add(n)).unwrap_or_default();
-                        if let Err(err) = encode_data(frame, n).and_then(|frame| self.conn.writer().write_all(frame)) {
+                        let packet = frame.get(HEADER_LEN..).unwrap_or_default();
+                        let queued = match self.zip.as_mut().and_then(|zip| zip.frame(packet)) {
+                            Some(compressed) => self.conn.writer().write_all(compressed),
+                            None => encode_data(frame, n).and_then(|frame| self.conn.writer().write_all(frame)),
+                        };
+                        if let Err(err) = queued {
                             log::error!("queueing a packet: {err}");
                             return end_temporary("TLS write error");
                         }
                         self.tx_bytes = self.tx_bytes.saturating_add(n as u64);
+                    }
+                    if over_dtls {
+                        self.dtls.flush();
                     }
                     self.session.handle_tun(Instant::now().into_std());
                     if let Some(end) = self.flush() {
                         return end;
                     }
                 }
+                _ = stats.tick() => {
+                    let report = ToMain::Stats { rx_bytes: self.rx_bytes, tx_bytes: self.tx_bytes };
+                    if let Err(err) = main.send(&report).await {
+                        log::error!("main channel: {err}");
+                        return end_temporary("lost main");
+                    }
+                }
                 () = &mut sleep, if armed.is_some() => {
+                    self.dtls.handle_timeout(Instant::now().into_std());
                     match self.session.handle_timeout(Instant::now().into_std()) {
                         Action::End(end) => return end,
                         Action::Send { ty, payload } => {
@@ -269,6 +414,8 @@ impl Pump {
             tun,
             ctl,
             rx_bytes,
+            zip,
+            dtls,
             ..
         } = self;
         let now = Instant::now().into_std();
@@ -285,9 +432,31 @@ impl Pump {
                 }
             };
             offset = offset.saturating_add(consumed);
+            // Decoded COMPRESSED frames are DATA from here on; without negotiated compression
+            // the session refuses them.
+            let frame = match (frame.ty, zip.as_mut()) {
+                (PacketType::Compressed, Some(zip)) => match zip.inflate(frame.payload) {
+                    Ok(packet) => Frame {
+                        ty: PacketType::Data,
+                        payload: packet,
+                    },
+                    Err(err) => {
+                        // ocserv ends the session here too (src/worker-vpn.c `parse_data`).
+                        log::info!(
+                            "undecodable compressed packet from client: {err}: {}",
+                            error_source(&err)
+                        );
+                        outcome = Some(end_temporary("bad compressed packet"));
+                        break;
+                    }
+                },
+                _ => frame,
+            };
             match session.handle_cstp(frame, now) {
                 Action::Nothing => {}
                 Action::WriteTun(packet) => {
+                    // protocol.md §4.5: the client sends data over TLS, so do we.
+                    dtls.cstp_data();
                     *rx_bytes = rx_bytes.saturating_add(packet.len() as u64);
                     if let Err(end) = write_tun(tun.get_ref(), packet) {
                         outcome = Some(end);
@@ -332,6 +501,7 @@ impl Pump {
             // protocol.md §3.3: the client exits and does not reconnect.
             let _ = send_frame(&mut self.conn, &mut self.ctl, PacketType::Disconnect, &[]);
         }
+        self.dtls.close();
         self.conn.send_close_notify();
         let goodbye = async {
             while self.conn.wants_write() {
@@ -371,7 +541,7 @@ fn send_frame(
 
 /// One packet to the tun device. A full queue or a packet the kernel refuses is dropped, as a
 /// router drops; other errors end the tunnel.
-fn write_tun(mut tun: &File, packet: &[u8]) -> Result<(), End> {
+pub(super) fn write_tun(mut tun: &File, packet: &[u8]) -> Result<(), End> {
     match tun.write(packet) {
         Ok(_) => Ok(()),
         Err(err)
@@ -387,6 +557,11 @@ fn write_tun(mut tun: &File, packet: &[u8]) -> Result<(), End> {
             Err(end_temporary("tun device error"))
         }
     }
+}
+
+/// The cause under a wrapper error, for one log line.
+fn error_source(err: &dyn std::error::Error) -> String {
+    err.source().map_or_else(String::new, ToString::to_string)
 }
 
 fn end_temporary(why: &'static str) -> End {

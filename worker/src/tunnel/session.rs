@@ -90,7 +90,8 @@ impl Session {
             },
             PacketType::DpdResp | PacketType::Keepalive => Action::Nothing,
             PacketType::Disconnect => Action::End(disconnect(frame.payload)),
-            // Compression is never negotiated yet; ocserv treats this as an error too (§3.2).
+            // The pump decodes COMPRESSED frames into DATA when CSTP compression was negotiated,
+            // so this one arrived on a channel without it: ocserv errors out too (§3.2).
             PacketType::Compressed => Action::End(End {
                 reason: CloseReason::Temporary,
                 notify_client: false,

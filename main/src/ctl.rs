@@ -1,0 +1,508 @@
+//! The occtl control socket (`use-occtl`, `occtl-socket-file`): a `SOCK_SEQPACKET` listener,
+//! mode 0600, that accepts only root peers (`SO_PEERCRED`, as ocserv's main-ctl-unix.c does)
+//! and answers `rocserv_proto::ipc::ctl` requests from main's state. Lists go out in pages
+//! (`ctl::pages`); `show events` is a subscription that lasts until occtl closes the socket.
+//! The socket file is removed when the server stops.
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocserv_proto::config::{Config, Route};
+use rocserv_proto::ipc::ctl::{
+    self, BanInfo, CtlRequest, CtlResponse, Outcome, ServerStatus, SessionFilter, SessionInfo,
+    Target, UserFilter, UserInfo,
+};
+use rocserv_proto::ipc::{CloseReason, SessionId, MAX_MESSAGE};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tokio_seqpacket::{UnixSeqpacket, UnixSeqpacketListener};
+
+use crate::ipc::{self, ChannelError};
+use crate::state::Shared;
+use crate::tunnels::Tunnel;
+
+/// ocserv's default `occtl-socket-file` (ocserv src/occtl/ctl.h).
+pub const DEFAULT_SOCKET: &str = "/var/run/occtl.socket";
+
+/// The bound socket, before the server state exists.
+#[derive(Debug)]
+pub struct Bound {
+    listener: UnixSeqpacketListener,
+    path: PathBuf,
+}
+
+/// The serving socket; dropping it stops serving and removes the socket file.
+#[derive(Debug)]
+pub struct Running {
+    task: JoinHandle<()>,
+    path: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            log::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Bind the socket if `use-occtl` is set (a stale socket file from a crashed run is replaced).
+pub fn bind(config: &Config) -> std::io::Result<Option<Bound>> {
+    if !config.use_occtl {
+        return Ok(None);
+    }
+    let path = config
+        .occtl_socket_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    remove_stale(&path)?;
+    let listener = UnixSeqpacketListener::bind(&path)?;
+    // Root only; the SO_PEERCRED check below closes the window between bind and chmod.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(Some(Bound { listener, path }))
+}
+
+impl Bound {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serve occtl connections until the returned handle is dropped.
+    pub fn serve(self, shared: Arc<Shared>) -> Running {
+        let Self { mut listener, path } = self;
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(sock) => {
+                        if is_root(&sock) {
+                            tokio::spawn(connection(sock, Arc::clone(&shared)));
+                        }
+                    }
+                    Err(e) => {
+                        log::error!("occtl socket: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Running { task, path }
+    }
+}
+
+fn remove_stale(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        Ok(()) | Err(_) => Ok(()),
+    }
+}
+
+fn is_root(sock: &UnixSeqpacket) -> bool {
+    match sock.peer_cred() {
+        Ok(cred) if cred.uid() == 0 => true,
+        Ok(cred) => {
+            log::warn!("occtl socket: refused a connection from uid {}", cred.uid());
+            false
+        }
+        Err(e) => {
+            log::warn!("occtl socket: no peer credentials: {e}");
+            false
+        }
+    }
+}
+
+/// Serve one occtl connection: requests one after another until it closes.
+async fn connection(sock: UnixSeqpacket, shared: Arc<Shared>) {
+    let mut buf = Box::new([0u8; MAX_MESSAGE]);
+    loop {
+        let request = match ipc::recv::<CtlRequest>(&sock, &mut buf).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("occtl socket: {}", crate::error_chain(&e));
+                return;
+            }
+        };
+        log::debug!("occtl: {request:?}");
+        let served = match request {
+            CtlRequest::Events => events(&sock, &shared, &mut buf).await,
+            other => answer(&sock, &shared, other).await,
+        };
+        if let Err(e) = served {
+            log::debug!("occtl connection ended: {}", crate::error_chain(&e));
+            return;
+        }
+    }
+}
+
+async fn answer(
+    sock: &UnixSeqpacket,
+    shared: &Shared,
+    request: CtlRequest,
+) -> Result<(), ChannelError> {
+    match request {
+        CtlRequest::Status => {
+            let status = CtlResponse::Status(Box::new(status(shared)));
+            ipc::send(sock, &status, &[]).await
+        }
+        CtlRequest::Users(filter) => {
+            let users: Vec<UserInfo> = matching(shared, &filter)
+                .iter()
+                .map(|t| user_info(&shared.config, t))
+                .collect();
+            send_pages(sock, users, |users, more| CtlResponse::Users {
+                users,
+                more,
+            })
+            .await
+        }
+        CtlRequest::Sessions(filter) => match sessions(shared, &filter).await {
+            Ok(sessions) => {
+                send_pages(sock, sessions, |sessions, more| CtlResponse::Sessions {
+                    sessions,
+                    more,
+                })
+                .await
+            }
+            Err(why) => ipc::send(sock, &CtlResponse::Done(Outcome::Failed(why)), &[]).await,
+        },
+        CtlRequest::Bans { points } => {
+            let bans = bans(shared, points);
+            send_pages(sock, bans, |bans, more| CtlResponse::Bans { bans, more }).await
+        }
+        CtlRequest::Disconnect(filter) => {
+            let done = kick(&matching(shared, &filter));
+            log::info!("occtl: disconnect {filter:?}: {done:?}");
+            ipc::send(sock, &CtlResponse::Done(done), &[]).await
+        }
+        CtlRequest::Terminate(target) => {
+            let done = terminate(shared, &target).await;
+            log::info!("occtl: terminate {target:?}: {done:?}");
+            ipc::send(sock, &CtlResponse::Done(done), &[]).await
+        }
+        CtlRequest::Unban(ip) => {
+            let done = if shared.bans.unban(ip) {
+                Outcome::Ok(1)
+            } else {
+                Outcome::NotFound
+            };
+            ipc::send(sock, &CtlResponse::Done(done), &[]).await
+        }
+        CtlRequest::Reload => {
+            log::info!("occtl: reload");
+            let done = match crate::reload::reload(shared).await {
+                Ok(()) => Outcome::Ok(1),
+                Err(why) => Outcome::Failed(why),
+            };
+            ipc::send(sock, &CtlResponse::Done(done), &[]).await
+        }
+        CtlRequest::Stop => {
+            log::info!("occtl: stop now");
+            shared.stop.notify_one();
+            ipc::send(sock, &CtlResponse::Done(Outcome::Ok(1)), &[]).await
+        }
+        CtlRequest::Events => Ok(()),
+    }
+}
+
+/// `show events`: forward connects/disconnects until occtl hangs up.
+async fn events(
+    sock: &UnixSeqpacket,
+    shared: &Shared,
+    buf: &mut [u8; MAX_MESSAGE],
+) -> Result<(), ChannelError> {
+    let mut rx = shared.tunnels.subscribe();
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Ok(event) => {
+                    let msg = CtlResponse::Event {
+                        connected: event.connected,
+                        user: Box::new(user_info(&shared.config, &event.tunnel)),
+                    };
+                    ipc::send(sock, &msg, &[]).await?;
+                }
+                Err(RecvError::Lagged(n)) => log::warn!("occtl events: {n} events dropped"),
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            // Anything occtl sends now, or its hang-up, ends the subscription.
+            _ = ipc::recv::<CtlRequest>(sock, buf) => return Ok(()),
+        }
+    }
+}
+
+async fn send_pages<T: Serialize>(
+    sock: &UnixSeqpacket,
+    items: Vec<T>,
+    wrap: impl Fn(Vec<T>, bool) -> CtlResponse,
+) -> Result<(), ChannelError> {
+    let pages = ctl::pages(items, ctl::PAGE_BUDGET);
+    let last = pages.len().saturating_sub(1);
+    for (i, page) in pages.into_iter().enumerate() {
+        ipc::send(sock, &wrap(page, i < last), &[]).await?;
+    }
+    Ok(())
+}
+
+fn matching(shared: &Shared, filter: &UserFilter) -> Vec<Tunnel> {
+    let mut all = shared.tunnels.snapshot();
+    all.retain(|t| match filter {
+        UserFilter::All => true,
+        UserFilter::Name(name) => t.granted.username == *name,
+        UserFilter::Id(id) => u64::from(t.pid) == *id,
+    });
+    all
+}
+
+fn kick(tunnels: &[Tunnel]) -> Outcome {
+    if tunnels.is_empty() {
+        return Outcome::NotFound;
+    }
+    // A full queue means a Terminate is already on its way.
+    for t in tunnels {
+        let _ = t.kick.try_send(());
+    }
+    Outcome::Ok(u32::try_from(tunnels.len()).unwrap_or(u32::MAX))
+}
+
+/// End the matching tunnels and delete their sessions in sec-mod, so that the cookies cannot
+/// reconnect (protocol.md §6.1: terminate always invalidates).
+async fn terminate(shared: &Shared, target: &Target) -> Outcome {
+    let listed = match shared.secmod.list_sessions().await {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(format!("sec-mod: {e}")),
+    };
+    let (tunnels, sids): (Vec<Tunnel>, Vec<SessionId>) = match target {
+        Target::User(name) => (
+            matching(shared, &UserFilter::Name(name.clone())),
+            listed
+                .iter()
+                .filter(|s| s.username == *name)
+                .map(|s| s.sid)
+                .collect(),
+        ),
+        Target::Id(id) => {
+            let tunnels = matching(shared, &UserFilter::Id(*id));
+            let sids = tunnels.iter().map(|t| t.granted.sid).collect();
+            (tunnels, sids)
+        }
+        Target::Session(prefix) => {
+            let sids: Vec<SessionId> = listed
+                .iter()
+                .map(|s| s.sid)
+                .filter(|sid| !prefix.is_empty() && sid.to_string().starts_with(prefix.as_str()))
+                .collect();
+            if sids.len() > 1 {
+                return Outcome::Failed(format!("session prefix '{prefix}' is ambiguous"));
+            }
+            let tunnels = shared
+                .tunnels
+                .snapshot()
+                .into_iter()
+                .filter(|t| sids.contains(&t.granted.sid))
+                .collect();
+            (tunnels, sids)
+        }
+    };
+    if tunnels.is_empty() && sids.is_empty() {
+        return Outcome::NotFound;
+    }
+    for sid in &sids {
+        if let Err(e) = shared
+            .secmod
+            .session_close(*sid, CloseReason::ServerTerminated)
+            .await
+        {
+            return Outcome::Failed(format!("sec-mod: {e}"));
+        }
+    }
+    let _ = kick(&tunnels);
+    Outcome::Ok(u32::try_from(sids.len().max(tunnels.len())).unwrap_or(u32::MAX))
+}
+
+async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<Vec<SessionInfo>, String> {
+    let mut listed = shared
+        .secmod
+        .list_sessions()
+        .await
+        .map_err(|e| format!("sec-mod: {e}"))?;
+    listed.sort_by_key(|s| s.created);
+    let live = shared.tunnels.snapshot();
+    Ok(listed
+        .into_iter()
+        .map(|s| {
+            let tunnel = live.iter().find(|t| t.granted.sid == s.sid);
+            SessionInfo {
+                session: s.sid.to_string(),
+                created: s.created,
+                expires: s.expires,
+                username: s.username,
+                groupname: s.groupname,
+                user_agent: tunnel.map_or_else(String::new, |t| t.granted.user_agent.clone()),
+                remote_ip: tunnel.map(|t| t.peer.ip()),
+                session_is_open: s.opened,
+                tls_auth_ok: false,
+                in_use: s.in_use,
+            }
+        })
+        // Every session sec-mod holds completed authentication, so `valid` = `all`.
+        .filter(|s| match filter {
+            SessionFilter::All | SessionFilter::Valid => true,
+            SessionFilter::Prefix(p) => s.session.starts_with(p.as_str()),
+        })
+        .collect())
+}
+
+/// `show ip bans` (banned addresses, with their expiry) or `show ip ban points` (every score).
+fn bans(shared: &Shared, points: bool) -> Vec<BanInfo> {
+    let banned = shared.bans.bans();
+    if !points {
+        return banned
+            .into_iter()
+            .map(|b| BanInfo {
+                ip: b.ip,
+                score: b.score,
+                expires: Some(unix(b.expires)),
+            })
+            .collect();
+    }
+    shared
+        .bans
+        .points()
+        .into_iter()
+        .map(|(ip, score)| BanInfo {
+            ip,
+            score,
+            expires: banned.iter().find(|b| b.ip == ip).map(|b| unix(b.expires)),
+        })
+        .collect()
+}
+
+fn status(shared: &Shared) -> ServerStatus {
+    let totals = shared.tunnels.totals();
+    let counters = shared.counters.snapshot();
+    let closed = totals.sessions_closed;
+    ServerStatus {
+        server_pid: std::process::id(),
+        secmod_pid: shared.secmod.pid,
+        up_since: unix(counters.started_at),
+        active_sessions: u32::try_from(shared.tunnels.snapshot().len()).unwrap_or(u32::MAX),
+        total_sessions: closed,
+        total_auth_failures: counters.auth_failures,
+        banned_ips: u32::try_from(shared.bans.bans().len()).unwrap_or(u32::MAX),
+        avg_auth_time: 0,
+        max_auth_time: 0,
+        avg_session_time: totals.session_secs_sum.checked_div(closed).unwrap_or(0),
+        max_session_time: totals.session_secs_max,
+        min_mtu: totals.min_mtu,
+        max_mtu: totals.max_mtu,
+        rx_bytes: totals.rx,
+        tx_bytes: totals.tx,
+    }
+}
+
+fn user_info(config: &Config, t: &Tunnel) -> UserInfo {
+    let g = &t.granted;
+    // The tun device's counters are exact and current (ocserv reads them over netlink too);
+    // the worker's last report is the fallback once the device is gone.
+    let (rx, tx) = device_counters(&g.device).unwrap_or((t.rx, t.tx));
+    UserInfo {
+        id: u64::from(t.pid),
+        username: g.username.clone(),
+        groupname: g.groupname.clone(),
+        device: g.device.clone(),
+        mtu: Some(g.mtu),
+        remote_ip: t.peer.ip(),
+        local_device_ip: t.local.ip(),
+        ipv4: Some(g.ipv4_remote),
+        ptp_ipv4: Some(g.ipv4_local),
+        user_agent: g.user_agent.clone(),
+        rx_bytes: rx.max(t.rx),
+        tx_bytes: tx.max(t.tx),
+        dpd_secs: config.dpd,
+        keepalive_secs: config.keepalive,
+        hostname: g.hostname.clone(),
+        connected_at: unix(t.connected_at),
+        session_started_at: unix(t.connected_at),
+        session: g.sid.to_string(),
+        tls_ciphersuite: String::new(),
+        dtls_cipher: String::new(),
+        cstp_compression: String::new(),
+        dtls_compression: String::new(),
+        dns: config.dns.iter().map(IpAddr::to_string).collect(),
+        nbns: Vec::new(),
+        split_dns_domains: Vec::new(),
+        routes: routes(&config.routes),
+        no_routes: routes(&config.no_routes),
+        iroutes: Vec::new(),
+        restricted_to_routes: false,
+        restricted_to_ports: Vec::new(),
+    }
+}
+
+/// Routes as ocserv prints them: IPv4 `net/netmask`, IPv6 `net/prefix`; `default` (or no
+/// route) = an empty list, which occtl shows as `defaultroute`.
+fn routes(list: &[Route]) -> Vec<String> {
+    if list.contains(&Route::Default) {
+        return Vec::new();
+    }
+    list.iter()
+        .filter_map(|r| match r {
+            Route::Default => None,
+            Route::Net(net) => Some(match net.ipv4_netmask() {
+                Some(mask) => format!("{}/{mask}", net.addr),
+                None => format!("{}/{}", net.addr, net.prefix),
+            }),
+        })
+        .collect()
+}
+
+/// `rx_bytes`/`tx_bytes` of a network device (tun rx = written by the worker = from the client).
+fn device_counters(device: &str) -> Option<(u64, u64)> {
+    if device.is_empty() || device.contains(['/', '.']) {
+        return None;
+    }
+    let read = |what: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{device}/statistics/{what}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((read("rx_bytes")?, read("tx_bytes")?))
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocserv_proto::config::IpNet;
+
+    #[test]
+    fn routes_print_like_ocserv() {
+        let net = |a: &str, p| {
+            Route::Net(IpNet {
+                addr: a.parse().unwrap(),
+                prefix: p,
+            })
+        };
+        assert_eq!(
+            routes(&[net("10.99.0.0", 16), net("fd00::", 64)]),
+            ["10.99.0.0/255.255.0.0", "fd00::/64"]
+        );
+        assert!(routes(&[net("10.0.0.0", 8), Route::Default]).is_empty());
+    }
+
+    #[test]
+    fn device_names_cannot_walk_the_filesystem() {
+        assert_eq!(device_counters("../../etc"), None);
+        assert_eq!(device_counters(""), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! Configuration reload (SIGHUP, occtl `reload`).
+//!
+//! The file is read and parsed again; if it has any error, every error is logged and the
+//! running configuration stays. Otherwise the new one is swapped in for NEW connections and
+//! sessions: established tunnels keep what they were given. As in ocserv (its sample config
+//! splits the options into "do not change with server reload" and "reloaded on SIGHUP"), the
+//! listening sockets, identities, key and certificate and authentication method need a restart;
+//! rocserv also keeps the address pool, the tun device name, the MTU, DTLS's UDP choice and
+//! what sec-mod was started with (cookie lifetime, `deny-roaming`, points per wrong password,
+//! its `auth-timeout`). A changed option of that kind is logged as "needs a restart" and keeps
+//! its running value, so main and its children never disagree.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rocserv_proto::config::{self, Config, Severity};
+
+use crate::ban::BanPolicy;
+use crate::counters::Counters;
+use crate::state::Shared;
+
+/// The configuration in force for new connections, and where it comes from.
+#[derive(Debug)]
+pub struct Live {
+    current: Mutex<Arc<Config>>,
+    source: Mutex<Source>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Source {
+    /// `None` in demo mode (built in code: nothing to reload).
+    path: Option<PathBuf>,
+    /// `-d N` given on the command line: it wins over `log-level` on reload too.
+    debug: Option<u8>,
+}
+
+impl Live {
+    pub fn new(config: Config) -> Self {
+        Self {
+            current: Mutex::new(Arc::new(config)),
+            source: Mutex::new(Source::default()),
+        }
+    }
+
+    /// Where reloads read from, and the command line's `-d`.
+    pub fn set_source(&self, path: Option<PathBuf>, debug: Option<u8>) {
+        *lock(&self.source) = Source { path, debug };
+    }
+
+    /// The configuration for a new connection.
+    pub fn get(&self) -> Arc<Config> {
+        Arc::clone(&lock(&self.current))
+    }
+
+    fn set(&self, config: Config) {
+        *lock(&self.current) = Arc::new(config);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere; each update is one assignment.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Options of `new` that differ from `old` but cannot change without a restart; their old
+/// values are put back into `new`.
+pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    macro_rules! fixed {
+        ($($field:ident => $name:literal),* $(,)?) => {
+            $(
+                if old.$field != new.$field {
+                    changed.push($name);
+                    new.$field = old.$field.clone();
+                }
+            )*
+        };
+    }
+    fixed!(
+        auth => "auth",
+        listen_host => "listen-host",
+        tcp_port => "tcp-port",
+        udp_port => "udp-port",
+        udp_listen_host => "udp-listen-host",
+        no_udp => "no-udp",
+        run_as_user => "run-as-user",
+        run_as_group => "run-as-group",
+        socket_file => "socket-file",
+        occtl_socket_file => "occtl-socket-file",
+        use_occtl => "use-occtl",
+        pid_file => "pid-file",
+        server_cert => "server-cert",
+        server_key => "server-key",
+        ca_cert => "ca-cert",
+        isolate_workers => "isolate-workers",
+        device => "device",
+        ipv4_network => "ipv4-network",
+        predictable_ips => "predictable-ips",
+        mtu => "mtu",
+        cookie_timeout => "cookie-timeout",
+        persistent_cookies => "persistent-cookies",
+        deny_roaming => "deny-roaming",
+        ban_points_wrong_password => "ban-points-wrong-password",
+        auth_timeout => "auth-timeout",
+    );
+    changed
+}
+
+/// Re-read the configuration file and apply it to new connections. The error lists every
+/// problem (also logged); the running configuration is unchanged then.
+pub async fn reload(shared: &Shared) -> Result<(), String> {
+    let source = lock(&shared.live.source).clone();
+    let Some(path) = source.path else {
+        return Err("no configuration file to reload (demo mode)".to_owned());
+    };
+    let origin = path.display().to_string();
+    // A blocking read off the event loop (the runtime has no tokio::fs).
+    let read_path = path.clone();
+    let text = tokio::task::spawn_blocking(move || std::fs::read_to_string(read_path))
+        .await
+        .map_err(|e| format!("{origin}: cannot read: {e}"))?
+        .map_err(|e| format!("{origin}: cannot read: {e}"))?;
+    let parsed = config::parse(&text, &origin);
+    let errors: Vec<String> = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    if !errors.is_empty() {
+        for e in &errors {
+            log::error!("reload: {e}");
+        }
+        log::error!("reload: keeping the running configuration");
+        return Err(errors.join("; "));
+    }
+    for d in &parsed.diagnostics {
+        log::warn!("reload: {d}");
+    }
+    let old = shared.live.get();
+    let mut new = parsed.config;
+    for name in keep_fixed(&old, &mut new) {
+        log::warn!("reload: {name} changed; it needs a restart (the running value stays)");
+    }
+    shared.bans.set_policy(BanPolicy::from_config(&new));
+    let level = source.debug.unwrap_or(new.log_level).min(9);
+    log::set_max_level(crate::logger::filter_for(level));
+    shared.live.set(new);
+    Counters::add(&shared.counters.reloads, 1);
+    log::info!("configuration reloaded from {origin}; it applies to new connections");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_options_keep_their_running_value() {
+        let old = Config::default();
+        let mut new = Config {
+            tcp_port: 4443,
+            device: "tun".into(),
+            dns: vec!["10.0.0.1".parse().unwrap()],
+            idle_timeout: Some(60),
+            max_same_clients: 1,
+            ..Config::default()
+        };
+        let changed = keep_fixed(&old, &mut new);
+        assert_eq!(changed, ["tcp-port", "device"]);
+        assert_eq!(new.tcp_port, old.tcp_port);
+        assert_eq!(new.device, old.device);
+        // Reloadable ones stay new.
+        assert_eq!(new.dns.len(), 1);
+        assert_eq!(new.idle_timeout, Some(60));
+        assert_eq!(new.max_same_clients, 1);
+        assert!(keep_fixed(&old, &mut Config::default()).is_empty());
+    }
+
+    #[test]
+    fn live_swaps_for_new_readers_only() {
+        let live = Live::new(Config::default());
+        let before = live.get();
+        live.set(Config {
+            max_clients: 7,
+            ..Config::default()
+        });
+        assert_eq!(before.max_clients, 0);
+        assert_eq!(live.get().max_clients, 7);
+    }
+}

@@ -1,0 +1,212 @@
+//! The registry of live tunnels that occtl reads (`show users`, `disconnect`, `show events`):
+//! one record per worker with a granted CONNECT, the server's running totals (`show status`),
+//! and a broadcast of connect/disconnect events. Worker tasks write it; the ctl socket reads it.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use rocserv_proto::ipc::{SessionId, WorkerId};
+use tokio::sync::{broadcast, mpsc};
+
+/// Events queued per `show events` subscriber before the slowest one starts missing some.
+const EVENT_BACKLOG: usize = 256;
+
+/// What a granted CONNECT adds to a tunnel record (built by `connect.rs`).
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub sid: SessionId,
+    pub username: String,
+    pub groupname: String,
+    pub device: String,
+    pub mtu: u16,
+    pub ipv4_local: Ipv4Addr,
+    pub ipv4_remote: Ipv4Addr,
+    pub user_agent: String,
+    pub hostname: String,
+}
+
+/// One live tunnel.
+#[derive(Debug, Clone)]
+pub struct Tunnel {
+    pub worker: WorkerId,
+    /// The worker's process id: occtl's `ID` (as in ocserv).
+    pub pid: u32,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub granted: Granted,
+    pub connected_at: SystemTime,
+    /// The worker's last `Stats` report (bytes from / to the client).
+    pub rx: u64,
+    pub tx: u64,
+    /// Asks the worker task to send `Terminate` (admin disconnect: the session ends as
+    /// server-terminated).
+    pub kick: mpsc::Sender<()>,
+}
+
+/// A connect (`connected: true`) or disconnect, for `show events`.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub connected: bool,
+    pub tunnel: Tunnel,
+}
+
+/// Running totals since start (`show status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sessions_closed: u64,
+    pub rx: u64,
+    pub tx: u64,
+    pub session_secs_sum: u64,
+    pub session_secs_max: u64,
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+}
+
+/// The registry (one per server, inside `state::Shared`).
+#[derive(Debug)]
+pub struct Registry {
+    live: Mutex<HashMap<WorkerId, Tunnel>>,
+    totals: Mutex<Totals>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            live: Mutex::new(HashMap::new()),
+            totals: Mutex::new(Totals::default()),
+            events: broadcast::Sender::new(EVENT_BACKLOG),
+        }
+    }
+}
+
+impl Registry {
+    /// A tunnel came up.
+    pub fn insert(&self, tunnel: Tunnel) {
+        {
+            let mut totals = lock(&self.totals);
+            let mtu = tunnel.granted.mtu;
+            totals.min_mtu = match totals.min_mtu {
+                0 => mtu,
+                m => m.min(mtu),
+            };
+            totals.max_mtu = totals.max_mtu.max(mtu);
+        }
+        lock(&self.live).insert(tunnel.worker, tunnel.clone());
+        // No subscriber is not an error.
+        let _ = self.events.send(Event {
+            connected: true,
+            tunnel,
+        });
+    }
+
+    /// The worker reported its counters.
+    pub fn update_stats(&self, worker: WorkerId, rx: u64, tx: u64) {
+        if let Some(t) = lock(&self.live).get_mut(&worker) {
+            t.rx = rx;
+            t.tx = tx;
+        }
+    }
+
+    /// The worker is gone; its final counters go into the totals.
+    pub fn remove(&self, worker: WorkerId, rx: u64, tx: u64) {
+        let Some(mut tunnel) = lock(&self.live).remove(&worker) else {
+            return;
+        };
+        tunnel.rx = rx;
+        tunnel.tx = tx;
+        let secs = SystemTime::now()
+            .duration_since(tunnel.connected_at)
+            .map_or(0, |d| d.as_secs());
+        {
+            let mut totals = lock(&self.totals);
+            totals.sessions_closed = totals.sessions_closed.saturating_add(1);
+            totals.rx = totals.rx.saturating_add(rx);
+            totals.tx = totals.tx.saturating_add(tx);
+            totals.session_secs_sum = totals.session_secs_sum.saturating_add(secs);
+            totals.session_secs_max = totals.session_secs_max.max(secs);
+        }
+        let _ = self.events.send(Event {
+            connected: false,
+            tunnel,
+        });
+    }
+
+    /// Every live tunnel, ordered by connection.
+    pub fn snapshot(&self) -> Vec<Tunnel> {
+        let mut all: Vec<Tunnel> = lock(&self.live).values().cloned().collect();
+        all.sort_by_key(|t| t.worker);
+        all
+    }
+
+    pub fn totals(&self) -> Totals {
+        *lock(&self.totals)
+    }
+
+    /// Subscribe to connect/disconnect events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a single map or struct update, so a poisoned lock still guards
+    // consistent data.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tunnel(worker: u64, mtu: u16) -> Tunnel {
+        Tunnel {
+            worker: WorkerId(worker),
+            pid: 100,
+            peer: "10.0.0.2:5000".parse().unwrap(),
+            local: "10.0.0.1:443".parse().unwrap(),
+            granted: Granted {
+                sid: SessionId(worker),
+                username: "alice".into(),
+                groupname: String::new(),
+                device: "vpns0".into(),
+                mtu,
+                ipv4_local: Ipv4Addr::new(192, 168, 1, 1),
+                ipv4_remote: Ipv4Addr::new(192, 168, 1, 2),
+                user_agent: "oc".into(),
+                hostname: String::new(),
+            },
+            connected_at: SystemTime::now(),
+            rx: 0,
+            tx: 0,
+            kick: mpsc::channel(1).0,
+        }
+    }
+
+    #[test]
+    fn tunnels_come_and_go_with_events_and_totals() {
+        let reg = Registry::default();
+        let mut events = reg.subscribe();
+        reg.insert(tunnel(2, 1400));
+        reg.insert(tunnel(1, 1300));
+        reg.update_stats(WorkerId(1), 5, 6);
+        let live = reg.snapshot();
+        assert_eq!(live.len(), 2);
+        assert_eq!(
+            (live[0].worker, live[0].rx, live[0].tx),
+            (WorkerId(1), 5, 6)
+        );
+        reg.remove(WorkerId(1), 10, 20);
+        reg.remove(WorkerId(1), 10, 20);
+        assert_eq!(reg.snapshot().len(), 1);
+        let totals = reg.totals();
+        assert_eq!((totals.sessions_closed, totals.rx, totals.tx), (1, 10, 20));
+        assert_eq!((totals.min_mtu, totals.max_mtu), (1300, 1400));
+        let seen: Vec<(bool, u64)> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| (e.connected, e.tunnel.worker.0))
+            .collect();
+        assert_eq!(seen, [(true, 2), (true, 1), (false, 1)]);
+    }
+}

@@ -1,0 +1,231 @@
+//! The shared DTLS port (protocol.md §4.6). main owns the UDP socket bound to
+//! `udp-listen-host`/`listen-host` : `udp-port`, but reads only datagrams of flows it does not
+//! know yet: a DTLS ClientHello names the session by the id we handed out at CONNECT
+//! (`X-DTLS-App-ID` / `X-DTLS-Session-ID`). For such a datagram main makes a new UDP socket
+//! bound to the same port (SO_REUSEADDR + SO_REUSEPORT), `connect()`s it to the client and
+//! passes it, with the datagram, to the worker serving that session. From then on the kernel
+//! delivers that client's datagrams to the connected socket, so the data path never touches
+//! main. A client whose address changes sends a new ClientHello to the shared socket and is
+//! matched again (roaming); the worker replaces its socket. Anything else is dropped; at most
+//! one debug line per second says so. The only parsing main does on these bytes is
+//! [`rocserv_proto::dtls::peek::client_hello_session_id`] (bounded, fuzzed).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{
+    bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+};
+use rocserv_proto::config::Config;
+use tokio::net::UdpSocket;
+
+use crate::state::{Shared, UdpHandover};
+
+/// ocserv ignores repeated hand-overs of one client address within this time: retransmitted
+/// ClientHellos that reached the shared socket before the connected one existed.
+const HANDOVER_GUARD: Duration = Duration::from_secs(3);
+/// Larger first datagrams are not ClientHellos we can pass on (IPC message limit).
+const MAX_FIRST: usize = 4096;
+/// Bound on remembered recent hand-overs (pruned when reached).
+const MAX_RECENT: usize = 4096;
+/// At most one "dropped datagram" debug line per this interval.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Bind the DTLS port if `udp-port` is set (and `no-udp` is off). Without an address,
+/// `[::]` (dual-stack) if the system has IPv6, else `0.0.0.0`.
+pub fn bind_shared(config: &Config) -> std::io::Result<Option<UdpSocket>> {
+    let Some(port) = config.udp_port.filter(|_| !config.no_udp) else {
+        return Ok(None);
+    };
+    let std_socket = match config.udp_listen_host.or(config.listen_host) {
+        Some(host) => reusable(SocketAddr::new(host, port))?,
+        None => match reusable(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
+            Ok(s) => s,
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                reusable(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    UdpSocket::from_std(std::net::UdpSocket::from(std_socket)).map(Some)
+}
+
+/// A non-blocking UDP socket with SO_REUSEADDR and SO_REUSEPORT bound to `addr`.
+fn reusable(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(
+        family,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    Ok(fd)
+}
+
+/// Serve the shared socket until the runtime stops. Never returns an error: receive errors are
+/// logged and the loop goes on (bounded by the socket's readiness).
+pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
+    let local = match socket.local_addr() {
+        Ok(a) => a,
+        Err(e) => return log::error!("UDP socket has no address: {e}"),
+    };
+    let mut buf = vec![0u8; 65_536].into_boxed_slice();
+    let mut demux = Demux::default();
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("UDP receive failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let datagram = buf.get(..n).unwrap_or_default();
+        if let Err(why) = demux.handle(&shared, local, datagram, from, Instant::now()) {
+            demux.dropped(from, why);
+        }
+    }
+}
+
+/// Which flows were handed over recently, and the rate limit of the drop log.
+#[derive(Debug, Default)]
+struct Demux {
+    recent: HashMap<SocketAddr, Instant>,
+    last_drop_log: Option<Instant>,
+    dropped_since_log: u64,
+}
+
+impl Demux {
+    /// One datagram from the shared socket. `Err` says why it was dropped.
+    fn handle(
+        &mut self,
+        shared: &Shared,
+        local: SocketAddr,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        let id = rocserv_proto::dtls::peek::client_hello_session_id(datagram)
+            .ok_or("not a DTLS ClientHello")?;
+        let route = shared.dtls_route(id).ok_or("unknown DTLS session id")?;
+        if datagram.len() > MAX_FIRST {
+            return Err("oversized ClientHello");
+        }
+        if self
+            .recent
+            .get(&from)
+            .is_some_and(|at| now.saturating_duration_since(*at) < HANDOVER_GUARD)
+        {
+            return Err("repeated ClientHello of a flow just handed over");
+        }
+        if self.recent.len() >= MAX_RECENT {
+            self.recent
+                .retain(|_, at| now.saturating_duration_since(*at) < HANDOVER_GUARD);
+        }
+        let socket = connected(local, route.local_ip, from).map_err(|e| {
+            log::warn!("{from}: cannot make a UDP socket for the DTLS flow: {e}");
+            "socket creation failed"
+        })?;
+        let flow = UdpHandover {
+            socket,
+            first: datagram.to_vec(),
+        };
+        route
+            .handover
+            .try_send(flow)
+            .map_err(|_| "the worker's hand-over queue is full or gone")?;
+        self.recent.insert(from, now);
+        log::debug!("{from}: DTLS flow handed to worker {}", route.worker.0);
+        Ok(())
+    }
+
+    fn dropped(&mut self, from: SocketAddr, why: &str) {
+        self.dropped_since_log = self.dropped_since_log.saturating_add(1);
+        let now = Instant::now();
+        if self
+            .last_drop_log
+            .is_none_or(|at| now.saturating_duration_since(at) >= DROP_LOG_EVERY)
+        {
+            log::debug!(
+                "{from}: UDP datagram dropped: {why} ({} dropped since the last such line)",
+                self.dropped_since_log
+            );
+            self.last_drop_log = Some(now);
+            self.dropped_since_log = 0;
+        }
+    }
+}
+
+/// A socket on our UDP port, connected to `peer`. Bound to the address the client's TCP
+/// connection reached (`tcp_local`) when the shared socket listens on a wildcard, so that
+/// replies leave from the address the client talks to; in the shared socket's family.
+fn connected(shared: SocketAddr, tcp_local: IpAddr, peer: SocketAddr) -> std::io::Result<OwnedFd> {
+    let ip = if shared.ip().is_unspecified() {
+        in_family(tcp_local, shared.ip()).unwrap_or(shared.ip())
+    } else {
+        shared.ip()
+    };
+    let fd = reusable(SocketAddr::new(ip, shared.port()))?;
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(peer),
+    )?;
+    Ok(fd)
+}
+
+/// `ip` expressed in the family of `like` (IPv4 as a v4-mapped IPv6 address for an IPv6
+/// socket), or `None` if that is impossible.
+fn in_family(ip: IpAddr, like: IpAddr) -> Option<IpAddr> {
+    match (ip.to_canonical(), like) {
+        (IpAddr::V4(v4), IpAddr::V6(_)) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+        (IpAddr::V4(v4), IpAddr::V4(_)) => Some(IpAddr::V4(v4)),
+        (IpAddr::V6(v6), IpAddr::V6(_)) => Some(IpAddr::V6(v6)),
+        (IpAddr::V6(_), IpAddr::V4(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_follow_the_shared_socket_family() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(in_family(v4, any6), Some(mapped));
+        assert_eq!(in_family(mapped, any4), Some(v4));
+        assert_eq!(in_family("2001:db8::1".parse().unwrap(), any4), None);
+    }
+
+    #[test]
+    fn connected_socket_shares_the_port() {
+        let shared = reusable("127.0.0.1:0".parse().unwrap()).unwrap();
+        let shared = std::net::UdpSocket::from(shared);
+        let addr = shared.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = client.local_addr().unwrap();
+        let fd = connected(addr, addr.ip(), peer).unwrap();
+        let own = std::net::UdpSocket::from(fd);
+        assert_eq!(own.local_addr().unwrap(), addr);
+        // The kernel now hands this client's datagrams to the connected socket.
+        client.send_to(b"x", addr).unwrap();
+        own.set_nonblocking(false).unwrap();
+        own.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(own.recv(&mut buf).unwrap(), 1);
+    }
+}

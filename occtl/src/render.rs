@@ -1,0 +1,305 @@
+//! From the server's raw answers to ocserv-shaped records and text tables (protocol.md §7.2-7.5,
+//! member names and order of the newest ocserv; text layout after ocserv's occtl).
+//! `now` (unix seconds) is passed in so that ages and rates are testable.
+
+use std::fmt::Write as _;
+
+use rocserv_proto::ipc::ctl::{BanInfo, ServerStatus, SessionInfo, UserInfo};
+
+use crate::format::{age, bytes, date, duration, rate, since};
+use crate::output::Record;
+
+/// ocserv's placeholder for an empty user or group name.
+const NO_USER: &str = "(none)";
+
+fn or_none(s: &str) -> String {
+    if s.is_empty() {
+        NO_USER.to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn short(session: &str) -> String {
+    session.chars().take(6).collect()
+}
+
+/// The user object (`show users`/`user`/`id`/`events`).
+pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
+    let mut r = Record::default();
+    r.num("ID", u.id)
+        .str("Username", or_none(&u.username))
+        .str("Groupname", or_none(&u.groupname))
+        .str("State", "connected")
+        .str("vhost", "default")
+        .str("Device", u.device.clone())
+        .str("MTU", u.mtu.map(|m| m.to_string()).unwrap_or_default())
+        .str("Remote IP", u.remote_ip.to_string())
+        .str("Location", "unknown")
+        .str("Local Device IP", u.local_device_ip.to_string());
+    if let (Some(ip), Some(ptp)) = (u.ipv4, u.ptp_ipv4) {
+        r.str("IPv4", ip.to_string())
+            .str("P-t-P IPv4", ptp.to_string());
+    }
+    let up = u64::try_from(since(now, u.connected_at)).unwrap_or(0);
+    r.str("User-Agent", u.user_agent.clone())
+        .str("RX", u.rx_bytes.to_string())
+        .str("TX", u.tx_bytes.to_string())
+        .str("_RX", bytes(u.rx_bytes, ""))
+        .str("_TX", bytes(u.tx_bytes, ""))
+        .str("Average RX", rate(u.rx_bytes, up))
+        .str("Average TX", rate(u.tx_bytes, up))
+        .str("DPD", u.dpd_secs.to_string())
+        .str("KeepAlive", u.keepalive_secs.to_string())
+        .str("Hostname", u.hostname.clone())
+        .with_human(
+            "Last connected at",
+            date(u.connected_at),
+            age(since(now, u.connected_at)),
+        )
+        .with_human(
+            "Session started at",
+            date(u.session_started_at),
+            age(since(now, u.session_started_at)),
+        )
+        .raw("raw_connected_at", u.connected_at)
+        .raw("raw_session_started_at", u.session_started_at)
+        .json_only_str("Full session", u.session.clone())
+        .str("Session", short(&u.session))
+        .str("TLS ciphersuite", u.tls_ciphersuite.clone())
+        .str("DTLS cipher", u.dtls_cipher.clone())
+        .str("CSTP compression", u.cstp_compression.clone())
+        .str("DTLS compression", u.dtls_compression.clone())
+        .list("DNS", u.dns.clone())
+        .list("NBNS", u.nbns.clone())
+        .list("Split-DNS-Domains", u.split_dns_domains.clone());
+    // ocserv prints `"Routes": []` and then `"Routes": "defaultroute"`; a JSON parser keeps the
+    // second, so that is the one member we print (no duplicate keys).
+    if u.routes.is_empty() {
+        r.str("Routes", "defaultroute");
+    } else {
+        r.list("Routes", u.routes.clone());
+    }
+    r.list("No-routes", u.no_routes.clone())
+        .list("iRoutes", u.iroutes.clone())
+        .str(
+            "Restricted to routes",
+            if u.restricted_to_routes {
+                "True"
+            } else {
+                "False"
+            },
+        )
+        .list("Restricted to ports", u.restricted_to_ports.clone());
+    r
+}
+
+/// `show users` in text mode: ocserv's one-line-per-user table.
+pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
+    let mut out = String::new();
+    if users.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:>8} {:>8} {:>8} {:>14} {:>14} {:>6} {:>7} {:>14} {:>9}",
+        "id", "user", "vhost", "ip", "vpn-ip", "device", "since", "dtls-cipher", "status"
+    );
+    for u in users {
+        let dtls = if u.dtls_cipher.is_empty() {
+            "(no-dtls)"
+        } else {
+            u.dtls_cipher.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "{:>8} {:>8} {:>8} {:>14} {:>14} {:>6} {} {:>14} {:>9}",
+            u.id,
+            or_none(&u.username),
+            "default",
+            u.remote_ip.to_string(),
+            u.ipv4.map(|i| i.to_string()).unwrap_or_default(),
+            u.device,
+            age(since(now, u.connected_at)),
+            dtls,
+            "connected"
+        );
+    }
+    out
+}
+
+/// `show iroutes` object.
+pub(crate) fn iroute(u: &UserInfo) -> Record {
+    let mut r = Record::default();
+    r.num("ID", u.id)
+        .str("Username", or_none(&u.username))
+        .str("vhost", "default")
+        .str("Device", u.device.clone())
+        .str("IP", u.ipv4.map(|i| i.to_string()).unwrap_or_default())
+        .list("iRoutes", u.iroutes.clone());
+    r
+}
+
+/// The session object (`show sessions`, `show session`).
+pub(crate) fn session(s: &SessionInfo, json: bool) -> Record {
+    let mut r = Record::default();
+    r.str("Session", short(&s.session));
+    if json {
+        r.str("Full session", s.session.clone());
+    } else {
+        r.str("Full session ID", s.session.clone());
+    }
+    r.str("Created", date(s.created))
+        .str("Expires", s.expires.map(date).unwrap_or_default())
+        .str("State", "authenticated")
+        .str("Username", or_none(&s.username))
+        .str("Groupname", or_none(&s.groupname))
+        .str("vhost", "default")
+        .str("User-Agent", s.user_agent.clone())
+        .str(
+            "Remote IP",
+            s.remote_ip.map(|i| i.to_string()).unwrap_or_default(),
+        )
+        .str("Location", "unknown");
+    if json {
+        r.num("session_is_open", u64::from(s.session_is_open))
+            .num("tls_auth_ok", u64::from(s.tls_auth_ok))
+            .num("in_use", u64::from(s.in_use));
+    } else {
+        r.str("In use", true_false(s.in_use > 0))
+            .str("Activated", true_false(s.session_is_open))
+            .str("Certificate auth", true_false(s.tls_auth_ok));
+    }
+    r
+}
+
+fn true_false(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// `show sessions` in text mode.
+pub(crate) fn sessions_table(sessions: &[SessionInfo], now: u64) -> String {
+    let mut out = String::new();
+    if sessions.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:>6} {:>8} {:>8} {:>14} {:>24} {:>8} {:>8}",
+        "session", "user", "vhost", "ip", "user agent", "created", "status"
+    );
+    for s in sessions {
+        let agent: String = s.user_agent.chars().take(24).collect();
+        let _ = writeln!(
+            out,
+            "{:>6} {:>8} {:>8} {:>14} {:>24} {:>8} {:>8}",
+            short(&s.session),
+            or_none(&s.username),
+            "default",
+            s.remote_ip.map(|i| i.to_string()).unwrap_or_default(),
+            agent,
+            age(since(now, s.created)),
+            "authenticated"
+        );
+    }
+    out
+}
+
+/// `show ip bans` (`points: false`, banned addresses only) / `show ip ban points`.
+pub(crate) fn ban(b: &BanInfo, points: bool, now: u64) -> Option<Record> {
+    let mut r = Record::default();
+    r.str("IP", b.ip.to_string());
+    if !points {
+        // ocserv calls the ban's expiry `Since`.
+        let expires = b.expires?;
+        r.with_human("Since", date(expires), age(since(expires, now)));
+    }
+    r.num("Score", u64::from(b.score));
+    Some(r)
+}
+
+/// `show ip bans` / `show ip ban points` in text mode.
+pub(crate) fn bans_table(bans: &[BanInfo], points: bool, now: u64) -> String {
+    let mut out = String::new();
+    for (i, b) in bans.iter().enumerate() {
+        if points {
+            if i == 0 {
+                let _ = writeln!(out, "{:>14} {:>14}", "IP", "score");
+            }
+            let _ = writeln!(out, "{:>14} {:>14}", b.ip.to_string(), b.score);
+        } else if let Some(expires) = b.expires {
+            if out.is_empty() {
+                let _ = writeln!(out, "{:>14} {:>14} {:>30}", "IP", "score", "expires");
+            }
+            let _ = writeln!(
+                out,
+                "{:>14} {:>14} {:>30} ({})",
+                b.ip.to_string(),
+                b.score,
+                date(expires),
+                age(since(expires, now))
+            );
+        }
+    }
+    out
+}
+
+/// `show status` (protocol.md §7.3). `debug` adds the `--debug` members.
+pub(crate) fn status(s: &ServerStatus, now: u64, debug: bool) -> Record {
+    let mut r = Record::default();
+    r.str("Status", "online")
+        .num("Server PID", u64::from(s.server_pid))
+        .num("Sec-mod PID", u64::from(s.secmod_pid))
+        .num("Sec-mod instance count", 1)
+        .with_human("Up since", date(s.up_since), age(since(now, s.up_since)))
+        .raw("raw_up_since", s.up_since)
+        .raw("uptime", u64::try_from(since(now, s.up_since)).unwrap_or(0))
+        .num("Active sessions", u64::from(s.active_sessions))
+        .num("Total sessions", s.total_sessions)
+        .num("Total authentication failures", s.total_auth_failures)
+        .num("IPs in ban list", u64::from(s.banned_ips));
+    if debug {
+        r.num("Sec-mod client entries", 0).num("TLS DB entries", 0);
+    }
+    r.num("Sessions handled", s.total_sessions)
+        .num("Timed out sessions", 0)
+        .num("Timed out (idle) sessions", 0)
+        .num("Closed due to error sessions", 0)
+        .num("Authentication failures", s.total_auth_failures)
+        .str("Average auth time", duration(s.avg_auth_time))
+        .raw("raw_avg_auth_time", s.avg_auth_time)
+        .str("Max auth time", duration(s.max_auth_time))
+        .raw("raw_max_auth_time", s.max_auth_time)
+        .str("Average session time", duration(s.avg_session_time))
+        .raw("raw_avg_session_time", s.avg_session_time)
+        .str("Max session time", duration(s.max_session_time))
+        .raw("raw_max_session_time", s.max_session_time);
+    if s.min_mtu > 0 {
+        r.num("Min MTU", u64::from(s.min_mtu));
+    }
+    if s.max_mtu > 0 {
+        r.num("Max MTU", u64::from(s.max_mtu));
+    }
+    r.str("RX", bytes(s.rx_bytes, ""))
+        .raw("raw_rx", s.rx_bytes)
+        .str("TX", bytes(s.tx_bytes, ""))
+        .raw("raw_tx", s.tx_bytes);
+    r
+}
+
+/// One `show events` line in text mode.
+pub(crate) fn event_line(connected: bool, u: &UserInfo) -> String {
+    let what = if connected { "connect" } else { "disconnect" };
+    let ip = u.ipv4.map(|i| i.to_string()).unwrap_or_default();
+    format!(
+        "{what}: user '{}' (ID {}) from {} vpn-ip {ip} device {}\n",
+        or_none(&u.username),
+        u.id,
+        u.remote_ip,
+        u.device
+    )
+}

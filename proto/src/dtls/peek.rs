@@ -1,0 +1,84 @@
+//! The session id of a DTLS ClientHello datagram, for routing the first datagram of a flow to
+//! its session (protocol.md §4.6). Runs as ROOT in main on internet bytes: a handful of bounded
+//! reads at fixed offsets, nothing else.
+
+/// Offset of the session_id length byte: record header 13 + handshake header 12 + version 2 +
+/// random 32 (dependency-findings.md §1).
+const SESSION_ID_LEN_AT: usize = 59;
+/// Where the 32-byte client random starts.
+const RANDOM_AT: usize = 27;
+
+/// The session id of a DTLS ClientHello datagram (record type 22, handshake type 1), 1..=32
+/// bytes, or None for anything else.
+pub fn client_hello_session_id(datagram: &[u8]) -> Option<&[u8]> {
+    let content_type = *datagram.first()?;
+    let version = datagram.get(1..3)?;
+    let handshake_type = *datagram.get(13)?;
+    if content_type != 22 || handshake_type != 1 {
+        return None;
+    }
+    // DTLS 1.0, 1.2, and 0.9 (DTLS1_BAD_VER); protocol.md §4.6 step 1.
+    if !matches!(version, [0xFE, 0xFF] | [0xFE, 0xFD] | [0x01, 0x00]) {
+        return None;
+    }
+    // GnuTLS 3.6.3-3.6.12 sent an all-zero random; such a hello cannot complete (§4.6 step 2).
+    let random = datagram.get(RANDOM_AT..SESSION_ID_LEN_AT)?;
+    if random.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let len = usize::from(*datagram.get(SESSION_ID_LEN_AT)?);
+    if !(1..=32).contains(&len) {
+        return None;
+    }
+    let start = SESSION_ID_LEN_AT + 1;
+    datagram.get(start..start.checked_add(len)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first bytes of the ClientHello openconnect 9.01 sent (protocol.md §4.2 trace shape).
+    fn hello(id_len: u8) -> Vec<u8> {
+        let mut d = vec![0x16, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x9b];
+        d.extend_from_slice(&[1, 0, 0, 0x8f, 0, 0, 0, 0, 0, 0, 0, 0x8f, 0xfe, 0xfd]);
+        d.extend_from_slice(&[0x26; 32]);
+        d.push(id_len);
+        d.extend((0..id_len).map(|i| i ^ 0x5a));
+        d.push(0);
+        d
+    }
+
+    #[test]
+    fn finds_the_session_id() {
+        let d = hello(32);
+        let id = client_hello_session_id(&d).unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(id[0], 0x5a);
+        assert_eq!(id[31], 31 ^ 0x5a);
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        assert_eq!(client_hello_session_id(&hello(0)), None);
+        assert_eq!(client_hello_session_id(&hello(33)), None);
+        let d = hello(32);
+        assert_eq!(client_hello_session_id(&d[..70]), None, "truncated id");
+        let mut app = d.clone();
+        app[0] = 23;
+        assert_eq!(client_hello_session_id(&app), None);
+        let mut tls = d.clone();
+        tls[1] = 3;
+        tls[2] = 3;
+        assert_eq!(client_hello_session_id(&tls), None);
+        let mut zero = d.clone();
+        zero[27..59].fill(0);
+        assert_eq!(client_hello_session_id(&zero), None);
+        let mut server_hello = d;
+        server_hello[13] = 2;
+        assert_eq!(client_hello_session_id(&server_hello), None);
+        for n in 0..60 {
+            assert_eq!(client_hello_session_id(&hello(32)[..n]), None);
+        }
+    }
+}

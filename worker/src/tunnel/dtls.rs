@@ -1,0 +1,527 @@
+//! The DTLS side of one tunnel (protocol.md §4): the UDP socket main hands over
+//! (`ToWorker::Udp`), the sans-IO [`Server`] from `rocserv_proto::dtls`, and the rules that decide
+//! whether packets for the client leave over DTLS or CSTP.
+//!
+//! State: no socket until main passes one (a later one replaces it: roaming). Two slots, as in
+//! ocserv (§4.5): the established session packets go over, and a handshake in progress. A
+//! ClientHello carrying our id goes to the handshake in progress (retransmissions, the second hello
+//! of the cookie exchange) unless there is none, it failed, or it started more than
+//! [`RESTART_AFTER`] ago with a different hello: then a new handshake starts. When it completes it
+//! replaces the established session; until then that one keeps working. Application-data records
+//! go to the established session, other records to the handshake.
+//!
+//! Packets go over DTLS while a session is established, a DTLS record arrived within
+//! `switch-to-tcp-timeout`, and no DATA came over CSTP since the last DTLS record (the client
+//! chose TCP: ocserv's ACTIVE -> INACTIVE rules, §4.5); any decrypted record makes DTLS active
+//! again. Received records are handled exactly like CSTP frames (same packet types, §4.4) by the
+//! tunnel [`Session`], so DPD-REQ is echoed with its whole payload (MTU probes) and any record
+//! proves liveness; answers go back over DTLS.
+//!
+//! Data path: the tun packet is read straight into the send batch behind the header room and
+//! sealed in place; a burst leaves with one GSO `sendmsg` ([`super::udp_gso`]); datagrams are read
+//! into one buffer and opened in place. Nothing is allocated per packet (handshakes may allocate).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
+use std::time::{Duration, Instant};
+
+use ring::rand::{SecureRandom as _, SystemRandom};
+use rocserv_proto::compress::{self, Algorithm, MAX_DECOMPRESSED};
+use rocserv_proto::cstp::{Frame, PacketType, MAX_PAYLOAD};
+use rocserv_proto::dtls::{peek, Mode, Received, Server};
+use tokio::net::UdpSocket;
+
+use super::pump::write_tun;
+use super::session::{Action, End, Session};
+use super::udp_gso::Batch;
+
+/// Datagrams read per wake-up before yielding to the other event sources.
+const RX_BATCH: usize = 64;
+/// Room for the largest datagram.
+const RX_BUF: usize = 65_536;
+/// Room for the record header and trailer around the largest payload we seal.
+const RECORD_SLACK: usize = 256;
+/// A different ClientHello this long after a handshake started begins a new one (openconnect
+/// retries every 60 s; its cookie-exchange second hello follows the first within a round trip).
+const RESTART_AFTER: Duration = Duration::from_secs(2);
+/// DTLS record content type of application data.
+const APPLICATION_DATA: u8 = 23;
+
+/// What the DTLS side needs from the rest of the tunnel to act on a received packet.
+pub struct Ctx<'a> {
+    pub session: &'a mut Session,
+    pub tun: &'a File,
+    /// Payload bytes written to the tun device.
+    pub rx_bytes: &'a mut u64,
+}
+
+/// The DTLS parameters fixed at CONNECT.
+struct Setup {
+    mode: Mode,
+    id: [u8; 32],
+    switch_to_tcp: Option<Duration>,
+    /// `X-DTLS-Content-Encoding` when negotiated (protocol.md §5.1): COMPRESSED records from the
+    /// client are decoded into the buffer. We send uncompressed DATA, which the client accepts.
+    inflate: Option<(Algorithm, Box<[u8]>)>,
+}
+
+/// A handshake in progress.
+struct Handshake {
+    server: Server,
+    /// The latest ClientHello it got (a different one soon after is the cookie exchange's
+    /// second hello; a different one later is a new attempt).
+    last_hello: Vec<u8>,
+    started: Instant,
+}
+
+/// DTLS state of one tunnel; inert when DTLS was not offered.
+pub struct Dtls {
+    setup: Option<Setup>,
+    socket: Option<UdpSocket>,
+    /// The established session packets go over.
+    active: Option<Server>,
+    /// A handshake in progress (first, or a re-handshake while `active` still works).
+    pending: Option<Handshake>,
+    /// When the last record was decrypted.
+    last_rx: Instant,
+    /// DATA arrived over CSTP after the last DTLS record: the client sends over TCP.
+    cstp_override: bool,
+    /// Whether packets went over DTLS at the last decision (for the log lines).
+    was_active: bool,
+    rx: Box<[u8]>,
+    /// Outgoing control record under construction.
+    tx: Box<[u8]>,
+    /// Outgoing tun packets, sealed in place, sent with UDP GSO.
+    batch: Batch,
+    /// Handshake datagrams the server queued.
+    transmit: Vec<Vec<u8>>,
+    rng: SystemRandom,
+}
+
+impl Dtls {
+    /// No DTLS for this tunnel: every `Udp` hand-over is refused.
+    pub fn disabled() -> Self {
+        Self::build(None)
+    }
+
+    /// DTLS was offered in `mode` with `id`; `switch_to_tcp` = `switch-to-tcp-timeout`;
+    /// `compression` = what `X-DTLS-Content-Encoding` announced.
+    pub fn new(
+        mode: Mode,
+        id: [u8; 32],
+        switch_to_tcp: Option<Duration>,
+        compression: Option<Algorithm>,
+    ) -> Self {
+        Self::build(Some(Setup {
+            mode,
+            id,
+            switch_to_tcp,
+            inflate: compression.map(|a| (a, vec![0; MAX_DECOMPRESSED].into_boxed_slice())),
+        }))
+    }
+
+    fn build(setup: Option<Setup>) -> Self {
+        let buffers = setup.is_some();
+        let size = |n: usize| if buffers { n } else { 0 };
+        Self {
+            setup,
+            socket: None,
+            active: None,
+            pending: None,
+            last_rx: Instant::now(),
+            cstp_override: false,
+            was_active: false,
+            rx: vec![0; size(RX_BUF)].into_boxed_slice(),
+            tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
+            batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
+            transmit: Vec::new(),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// main matched a UDP flow to us: adopt the socket (replacing any previous one) and handle
+    /// the datagram main read.
+    pub fn new_flow(&mut self, fd: OwnedFd, mut first: Vec<u8>, ctx: &mut Ctx<'_>) -> Option<End> {
+        if self.setup.is_none() {
+            log::warn!("main handed over a UDP flow although no DTLS was offered; closing it");
+            return None;
+        }
+        let socket = match register(fd) {
+            Ok(s) => s,
+            Err(err) => {
+                log::error!("cannot use the UDP socket from main: {err}");
+                return None;
+            }
+        };
+        // (No peer_addr() here: getpeername is not on the sandbox's list; main logs the flow.)
+        log::debug!("new DTLS flow from main");
+        self.socket = Some(socket);
+        let len = first.len().min(self.rx.len());
+        let (Some(dst), Some(src)) = (self.rx.get_mut(..len), first.get_mut(..len)) else {
+            return None;
+        };
+        dst.copy_from_slice(src);
+        self.on_datagram(len, Instant::now(), ctx)
+    }
+
+    /// Resolves when the UDP socket has something to read; never without a socket.
+    pub async fn readable(&self) -> io::Result<()> {
+        match &self.socket {
+            Some(socket) => socket.readable().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Read and handle the datagrams waiting on the socket.
+    pub fn on_readable(&mut self, ctx: &mut Ctx<'_>) -> Option<End> {
+        for _ in 0..RX_BATCH {
+            let Some(socket) = &self.socket else {
+                return None;
+            };
+            let n = match socket.try_recv(&mut self.rx) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(err) => {
+                    // ICMP errors (port unreachable) surface here on a connected socket.
+                    log::debug!("DTLS socket: {err}");
+                    self.cstp_override = true;
+                    return None;
+                }
+            };
+            if let Some(end) = self.on_datagram(n, Instant::now(), ctx) {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// One datagram in `self.rx[..n]`.
+    fn on_datagram(&mut self, n: usize, now: Instant, ctx: &mut Ctx<'_>) -> Option<End> {
+        let Self {
+            setup,
+            socket,
+            active,
+            pending,
+            last_rx,
+            cstp_override,
+            rx,
+            tx,
+            transmit,
+            rng,
+            ..
+        } = self;
+        let setup = setup.as_mut()?;
+        let datagram = rx.get_mut(..n)?;
+        let hello = peek::client_hello_session_id(datagram) == Some(&setup.id[..]);
+        if hello {
+            let restart = pending.as_ref().is_none_or(|h| {
+                h.server.is_closed()
+                    || (h.last_hello.as_slice() != &*datagram
+                        && now.saturating_duration_since(h.started) >= RESTART_AFTER)
+            });
+            if restart {
+                let mut server_random = [0u8; 32];
+                fill(rng, &mut server_random);
+                *pending = Some(Handshake {
+                    server: Server::new(setup.mode.clone(), setup.id, server_random),
+                    last_hello: datagram.to_vec(),
+                    started: now,
+                });
+                log::debug!("DTLS handshake started");
+            } else if let Some(h) = pending.as_mut() {
+                h.last_hello.clear();
+                h.last_hello.extend_from_slice(datagram);
+            }
+        }
+        // Handshake records go to the handshake in progress, application data to the
+        // established session (protocol.md §4.5: two slots per session).
+        let to_pending = pending.is_some()
+            && (hello || datagram.first() != Some(&APPLICATION_DATA) || active.is_none());
+        let mut random = |buf: &mut [u8]| fill(rng, buf);
+        if to_pending {
+            let h = pending.as_mut()?;
+            let result = h
+                .server
+                .handle_datagram(datagram, now, &mut random, transmit);
+            send_all(socket.as_ref(), transmit);
+            match result {
+                Ok(Received::Established) => {
+                    log::info!("DTLS established: {}", h.server.describe());
+                    *active = pending.take().map(|h| h.server);
+                    *last_rx = now;
+                    *cstp_override = false;
+                }
+                Ok(Received::Nothing | Received::Data(_)) => {}
+                Ok(Received::Closed) => {
+                    log::info!("DTLS handshake closed by the client");
+                    *pending = None;
+                }
+                Err(err) => {
+                    log::info!("DTLS handshake failed: {err}");
+                    *pending = None;
+                }
+            }
+            return None;
+        }
+        let srv = active.as_mut()?;
+        let result = srv.handle_datagram(datagram, now, &mut random, transmit);
+        send_all(socket.as_ref(), transmit);
+        match result {
+            Ok(Received::Nothing | Received::Established) => None,
+            Ok(Received::Data(record)) => {
+                *last_rx = now;
+                *cstp_override = false;
+                let (&ty, payload) = record.split_first()?;
+                let mut frame = Frame {
+                    ty: PacketType::from_u8(ty),
+                    payload,
+                };
+                if let (PacketType::Compressed, Some((algorithm, buf))) =
+                    (frame.ty, setup.inflate.as_mut())
+                {
+                    match compress::decompress(*algorithm, payload, buf) {
+                        Ok(len) => {
+                            frame = Frame {
+                                ty: PacketType::Data,
+                                payload: buf.get(..len).unwrap_or_default(),
+                            }
+                        }
+                        Err(err) => {
+                            // A lost or corrupt packet, not a reason to end the tunnel on UDP.
+                            log::debug!("undecodable compressed DTLS packet: {err}");
+                            return None;
+                        }
+                    }
+                }
+                match ctx.session.handle_cstp(frame, now) {
+                    Action::Nothing => None,
+                    Action::WriteTun(packet) => {
+                        *ctx.rx_bytes = ctx.rx_bytes.saturating_add(packet.len() as u64);
+                        write_tun(ctx.tun, packet).err()
+                    }
+                    Action::Send { ty, payload } => {
+                        let mut random = |buf: &mut [u8]| fill(rng, buf);
+                        if let Err(err) =
+                            seal_and_send(srv, socket.as_ref(), tx, ty, payload, &mut random)
+                        {
+                            log::debug!("DTLS answer not sent: {err}");
+                        }
+                        None
+                    }
+                    Action::Ignored(ty) => {
+                        log::info!("ignoring DTLS packet of type {ty:#04x}");
+                        None
+                    }
+                    Action::End(end) => Some(end),
+                }
+            }
+            Ok(Received::Closed) => {
+                log::info!("client closed DTLS; data goes over TLS");
+                *active = None;
+                None
+            }
+            Err(err) => {
+                log::info!("DTLS error: {err}");
+                None
+            }
+        }
+    }
+
+    /// The next handshake retransmission, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending.as_ref().and_then(|h| h.server.poll_timeout())
+    }
+
+    /// Called at or after [`Self::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(h) = self.pending.as_mut() {
+            if h.server.poll_timeout().is_some_and(|t| t <= now) {
+                h.server.handle_timeout(now, &mut self.transmit);
+                send_all(self.socket.as_ref(), &mut self.transmit);
+                if h.server.is_closed() {
+                    log::info!("DTLS handshake timed out");
+                    self.pending = None;
+                }
+            }
+        }
+    }
+
+    /// Whether packets for the client go over DTLS now (protocol.md §4.5).
+    pub fn active(&mut self, now: Instant) -> bool {
+        let established =
+            self.socket.is_some() && self.active.as_ref().is_some_and(Server::is_established);
+        let fresh = self
+            .setup
+            .as_ref()
+            .and_then(|s| s.switch_to_tcp)
+            .is_none_or(|limit| now.saturating_duration_since(self.last_rx) < limit);
+        let active = established && fresh && !self.cstp_override;
+        if active != self.was_active {
+            if active {
+                log::debug!("sending over DTLS");
+            } else if established {
+                log::info!(
+                    "sending over TLS: {}",
+                    if self.cstp_override {
+                        "the client sends over TLS"
+                    } else {
+                        "no DTLS packet within switch-to-tcp-timeout"
+                    }
+                );
+            }
+            self.was_active = active;
+        }
+        active
+    }
+
+    /// DATA arrived over CSTP: the client is not using DTLS right now.
+    pub fn cstp_data(&mut self) {
+        self.cstp_override = true;
+    }
+
+    /// Where to read the next tun packet when [`Self::active`]: behind the record header room
+    /// and the type byte, in the send batch.
+    pub fn tun_slot(&mut self) -> &mut [u8] {
+        let head = self
+            .active
+            .as_ref()
+            .map_or(0, |s| s.header_room().saturating_add(1));
+        let slot = self.batch.next_slot();
+        let end = head.saturating_add(MAX_PAYLOAD).min(slot.len());
+        slot.get_mut(head..end).unwrap_or_default()
+    }
+
+    /// Seal the `len`-byte packet just read into [`Self::tun_slot`] and add it to the send
+    /// batch ([`Self::flush`] sends the rest). A packet the socket cannot take is dropped (UDP
+    /// semantics); a socket error sends data back to TLS.
+    pub fn send_tun_packet(&mut self, len: usize) {
+        let Self {
+            socket,
+            active,
+            batch,
+            rng,
+            cstp_override,
+            ..
+        } = self;
+        let (Some(srv), Some(socket)) = (active.as_mut(), socket.as_ref()) else {
+            return;
+        };
+        let mut random = |buf: &mut [u8]| fill(rng, buf);
+        let result = seal_slot(srv, batch.next_slot(), PacketType::Data, len, &mut random)
+            .map(<[u8]>::len)
+            .and_then(|record| batch.push(socket.as_fd(), record));
+        note_send_error(result, cstp_override);
+    }
+
+    /// Send the batched records (end of a burst of tun packets).
+    pub fn flush(&mut self) {
+        if let Some(socket) = self.socket.as_ref() {
+            let result = self.batch.flush(socket.as_fd());
+            note_send_error(result, &mut self.cstp_override);
+        }
+    }
+
+    /// At the end of the tunnel: tell the client's DTLS side (best effort).
+    pub fn close(&mut self) {
+        if let Some(record) = self.active.as_mut().and_then(Server::close_notify) {
+            let _ = send(self.socket.as_ref(), &record);
+        }
+    }
+}
+
+/// A failed DTLS send: a full socket drops the packets (UDP semantics); anything else (ICMP
+/// unreachable reported on the connected socket) sends data back to TLS.
+fn note_send_error(result: io::Result<()>, cstp_override: &mut bool) {
+    match result {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+        Err(err) => {
+            log::debug!("DTLS send failed: {err}");
+            *cstp_override = true;
+        }
+    }
+}
+
+/// Register main's connected UDP socket with the reactor (fcntl, not ioctl: the sandbox allows
+/// only the former).
+fn register(fd: OwnedFd) -> io::Result<UdpSocket> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags))?;
+    UdpSocket::from_std(std::net::UdpSocket::from(fd))
+}
+
+/// Put `ty` and `payload` behind the header room of `buf` and seal them into one record.
+fn seal_and_send(
+    server: &mut Server,
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+    ty: PacketType,
+    payload: &[u8],
+    rng: &mut dyn FnMut(&mut [u8]),
+) -> io::Result<()> {
+    let start = server.header_room().saturating_add(1);
+    let end = start.saturating_add(payload.len());
+    buf.get_mut(start..end)
+        .ok_or_else(|| io::Error::other("packet too large for the record buffer"))?
+        .copy_from_slice(payload);
+    let record = seal_slot(server, buf, ty, payload.len(), rng)?;
+    send(socket, record)
+}
+
+/// Seal the `len` payload bytes already behind the header room and type byte of `buf`.
+fn seal_slot<'b>(
+    server: &mut Server,
+    buf: &'b mut [u8],
+    ty: PacketType,
+    len: usize,
+    rng: &mut dyn FnMut(&mut [u8]),
+) -> io::Result<&'b [u8]> {
+    let head = server.header_room();
+    let plain = len.saturating_add(1);
+    let need = head
+        .saturating_add(plain)
+        .saturating_add(server.trailer_room());
+    let slot = buf
+        .get_mut(..need)
+        .ok_or_else(|| io::Error::other("packet too large for the record buffer"))?;
+    *slot
+        .get_mut(head)
+        .ok_or_else(|| io::Error::other("record buffer too small"))? = ty.to_u8();
+    let sealed = server
+        .seal_in_place(slot, plain, rng)
+        .map_err(io::Error::other)?;
+    slot.get(..sealed)
+        .ok_or_else(|| io::Error::other("sealed record larger than its buffer"))
+}
+
+/// One datagram, straight to the socket: tokio's `try_send` would refuse (WouldBlock) until the
+/// reactor has seen the new socket writable, which loses the first handshake flight.
+fn send(socket: Option<&UdpSocket>, datagram: &[u8]) -> io::Result<()> {
+    let socket = socket.ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+    nix::sys::socket::send(
+        socket.as_raw_fd(),
+        datagram,
+        nix::sys::socket::MsgFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// Send the queued handshake datagrams; losses are covered by the retransmission timer.
+fn send_all(socket: Option<&UdpSocket>, transmit: &mut Vec<Vec<u8>>) {
+    for datagram in transmit.drain(..) {
+        if let Err(err) = send(socket, &datagram) {
+            log::debug!("DTLS handshake datagram not sent: {err}");
+        }
+    }
+}
+
+/// Randomness for the DTLS server. `SystemRandom` only fails if the kernel's getrandom does,
+/// which it does not once the pool is initialised (long before any client connects).
+fn fill(rng: &SystemRandom, buf: &mut [u8]) {
+    if rng.fill(buf).is_err() {
+        log::error!("getrandom failed");
+    }
+}
