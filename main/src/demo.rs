@@ -101,8 +101,9 @@ pub fn prepare(dir: &Path) -> Result<Demo, DemoError> {
     })
 }
 
-/// The demo configuration: port 4443 on all IPv4 addresses, 10.77.0.0/24, a split route for
-/// that network only (a local client keeps its default route), no DNS, sandboxed workers.
+/// The demo configuration: TCP and UDP port 4443 on all IPv4 addresses, 10.77.0.0/24, a split
+/// route for that network only (a local client keeps its default route), no DNS, sandboxed
+/// workers, occtl on a socket in the state directory.
 pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
     let net = IpNet {
         addr: IpAddr::V4(Ipv4Addr::new(10, 77, 0, 0)),
@@ -114,6 +115,10 @@ pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
         }),
         listen_host: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         tcp_port: PORT,
+        // DTLS on the same port number, as ocserv's sample does, so the demo shows the UDP path.
+        udp_port: Some(PORT),
+        use_occtl: true,
+        occtl_socket_file: Some(state_dir().join("occtl.socket")),
         run_as_user: Some("nobody".to_owned()),
         run_as_group: Some(nogroup().to_owned()),
         server_cert: Some(cert.to_path_buf()),
@@ -130,7 +135,9 @@ pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
 pub fn instructions(demo: &Demo) -> String {
     format!(
         "demo server ready. Connect with:\n\n  openconnect --servercert {pin} --user {USER} https://127.0.0.1:{PORT}/\n\n\
-         password: {password}\n(from another machine use this host's name or address instead of 127.0.0.1)\n",
+         password: {password}\n(from another machine use this host's name or address instead of 127.0.0.1)\n\n\
+         manage it with: occtl -s {socket} show users\n",
+        socket = state_dir().join("occtl.socket").display(),
         pin = demo.pin,
         password = demo.password,
     )

@@ -15,6 +15,7 @@ pub mod fds;
 pub mod http;
 pub mod ipc;
 pub mod logger;
+pub mod memory;
 pub mod sandbox;
 pub mod tls;
 pub mod tunnel;

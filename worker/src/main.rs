@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    rocserv_worker::memory::tune();
     let log_level = match parse_args(std::env::args().skip(1)) {
         Ok(level) => level,
         Err(msg) => {
