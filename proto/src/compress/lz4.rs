@@ -68,18 +68,7 @@ pub fn decompress(input: &[u8], out: &mut [u8]) -> Result<usize, Lz4Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::compress::test_data::noise;
 
     fn round_trip(c: &mut Compressor, data: &[u8]) -> usize {
         let mut packed = vec![0; max_compressed_len(data.len())];

@@ -425,6 +425,7 @@ fn read_length(r: &mut BitReader<'_>, room: usize) -> Option<Result<usize, Decom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compress::test_data::noise;
 
     /// protocol.md §5.3 vectors (produced with ocserv's lzs.c).
     fn vectors() -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -486,19 +487,6 @@ mod tests {
         let packed = compress_vec(&mut c, b"");
         assert_eq!(packed, [0xC0, 0x00]);
         assert_eq!(decompress_vec(&packed, 10).unwrap(), b"");
-    }
-
-    /// xorshift, so the test data is reproducible without a dependency.
-    fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     /// Mostly repeats of a few earlier snippets, like headers and zero padding in packets.

@@ -13,6 +13,23 @@ pub mod lz4;
 pub mod lzs;
 pub mod negotiate;
 
+/// Reproducible test input for the codecs' tests.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// xorshift bytes: incompressible, reproducible, no dependency.
+    pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+}
+
 pub use negotiate::{choose, Algorithm, Policy};
 
 use crate::cstp::MAX_PAYLOAD;
@@ -129,15 +146,7 @@ mod tests {
             let k = decompress(algorithm, &out[..n], &mut back).unwrap();
             assert_eq!(&back[..k], packet(257).as_slice());
 
-            let mut x = 0x2545_F491_4F6C_DD1Du64;
-            let noise: Vec<u8> = (0..1400)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let noise = test_data::noise(0x2545_F491_4F6C_DD1D, 1400);
             assert_eq!(c.compress(&noise, &mut out), None, "{algorithm:?}");
             assert_eq!(c.compress(&vec![0; MAX_PAYLOAD + 1], &mut out), None);
         }
