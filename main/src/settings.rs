@@ -35,10 +35,12 @@ pub struct Prepared {
 /// Check `config` and resolve what main needs. Returns `None` when an error was found (all
 /// errors are in `findings`).
 pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
-    if !config.vhosts.is_empty() {
-        findings
-            .warnings
-            .push("[vhost:...] sections are not supported yet and are ignored".to_owned());
+    for vhost in &config.vhosts {
+        findings.warnings.push(format!(
+            "[vhost:{}] (line {}): virtual hosts are not supported yet; the section is ignored \
+             and every client is served with the global settings",
+            vhost.name, vhost.line
+        ));
     }
     match config.ipv4_network {
         None => findings
