@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -13,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::lab::Lab;
+use crate::output::Output;
 
 /// How to log in.
 #[derive(Default, Clone)]
@@ -56,7 +56,7 @@ pub struct Client {
     child: Child,
     events: OwnedFd,
     pending: String,
-    output: Arc<(Mutex<String>, Condvar)>,
+    output: Output,
     pub device: String,
 }
 
@@ -111,7 +111,7 @@ impl Client {
                 .unwrap_or("");
             let _ = writeln!(stdin, "{line}");
         }
-        let output = capture(&mut child, "client");
+        let output = Output::capture(&mut child, "client");
         Self {
             child,
             events,
@@ -170,12 +170,12 @@ impl Client {
 
     /// Everything openconnect printed so far.
     pub fn output(&self) -> String {
-        self.output.0.lock().expect("lock").clone()
+        self.output.text()
     }
 
     /// Wait until openconnect printed `needle`.
     pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> Result<(), String> {
-        wait_text(&self.output, needle, timeout)
+        self.output.wait_for(0, needle, timeout).map(|_| ())
     }
 
     pub fn signal(&self, signal: Signal) {
@@ -184,16 +184,7 @@ impl Client {
 
     /// Wait for openconnect to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::output::wait_exit(&mut self.child, timeout)
     }
 }
 
@@ -261,61 +252,4 @@ pub fn run_to_exit(
     let mut client = Client::start(lab, &ClientOptions::password(user, password));
     let status = client.wait_exit(timeout);
     (status, client.output())
-}
-
-fn capture(child: &mut Child, label: &'static str) -> Arc<(Mutex<String>, Condvar)> {
-    let output = Arc::new((Mutex::new(String::new()), Condvar::new()));
-    let streams: Vec<Box<dyn Read + Send>> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for stream in streams {
-        let output = Arc::clone(&output);
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stream)
-                .lines()
-                .map_while(Result::ok)
-            {
-                eprintln!("[{label}] {line}");
-                let (text, cv) = &*output;
-                let mut text = text.lock().expect("lock");
-                text.push_str(&line);
-                text.push('\n');
-                cv.notify_all();
-            }
-        });
-    }
-    output
-}
-
-fn wait_text(
-    output: &Arc<(Mutex<String>, Condvar)>,
-    needle: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    let (text, cv) = &**output;
-    let mut guard = text.lock().expect("lock");
-    loop {
-        if guard.contains(needle) {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(format!(
-                "{needle:?} not printed within {timeout:?}:\n{guard}"
-            ));
-        }
-        guard = cv.wait_timeout(guard, deadline - now).expect("lock").0;
-    }
 }

@@ -120,16 +120,17 @@ impl Lab {
 
     /// Ping the server's VPN address from the client namespace through the tunnel.
     pub fn ping_through_tunnel(&self, count: u32) -> (bool, String) {
-        self.cli.exec(&[
-            "ping",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            &VPN_SERVER_IP.to_string(),
-        ])
+        self.ping_with(count, &[])
+    }
+
+    /// Same, with extra `ping` options (e.g. `-s 1200 -p 00` for large compressible packets).
+    pub fn ping_with(&self, count: u32, extra: &[&str]) -> (bool, String) {
+        let count = count.to_string();
+        let target = VPN_SERVER_IP.to_string();
+        let mut argv = vec!["ping", "-c", &count, "-i", "0.2", "-W", "2"];
+        argv.extend_from_slice(extra);
+        argv.push(&target);
+        self.cli.exec(&argv)
     }
 }
 

@@ -1,20 +1,19 @@
 //! rocserv started inside the server namespace, with its log captured.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::netns::Netns;
+use crate::output::Output;
 
 /// The main process of a running server (`ip netns exec` execs, so the child *is* rocserv).
 pub struct Server {
     child: Child,
-    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+    log: Output,
 }
 
 impl Server {
@@ -38,30 +37,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn rocserv");
-        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    eprintln!("[server] {line}");
-                    let (lines, cv) = &*log;
-                    lines.lock().expect("log lock").push(line);
-                    cv.notify_all();
-                }
-            });
-        }
+        let log = Output::capture(&mut child, "server");
         Self { child, log }
     }
 
@@ -76,7 +52,7 @@ impl Server {
 
     /// Number of log lines so far (to wait only for lines that come later).
     pub fn log_len(&self) -> usize {
-        self.log.0.lock().expect("log lock").len()
+        self.log.len()
     }
 
     /// Like [`Self::wait_for_log`], ignoring the first `skip` lines.
@@ -86,42 +62,17 @@ impl Server {
         needle: &str,
         timeout: Duration,
     ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        let (lines, cv) = &*self.log;
-        let mut guard = lines.lock().expect("log lock");
-        loop {
-            if let Some(line) = guard.iter().skip(skip).find(|l| l.contains(needle)) {
-                return Ok(line.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(format!(
-                    "no log line containing {needle:?} within {timeout:?}"
-                ));
-            }
-            guard = cv.wait_timeout(guard, deadline - now).expect("log lock").0;
-        }
+        self.log.wait_for(skip, needle, timeout)
     }
 
     /// All log lines so far, joined.
     pub fn log_text(&self) -> String {
-        self.log.0.lock().expect("log lock").join("\n")
+        self.log.text()
     }
 
     /// Wait for the process to exit (for start-up failure tests).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            // Bounded poll: there is no readiness signal for process exit we can block on
-            // without a pidfd and a second thread; 20 ms granularity is ample here.
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::output::wait_exit(&mut self.child, timeout)
     }
 
     /// The worker processes (children of main named rocserv-worker).
