@@ -2,14 +2,10 @@
 
 use std::net::IpAddr;
 
-use rocserv_proto::config::{parse, Config, Parsed};
+use rocserv_proto::config::Config;
 
-const BASE: &str =
-    "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\nipv4-network = 10.1.0.0/16\n";
-
-fn with_base(extra: &str) -> Parsed {
-    parse(&format!("{BASE}{extra}"), "t.conf")
-}
+mod common;
+use common::with_base;
 
 fn ok(extra: &str) -> Config {
     let parsed = with_base(extra);

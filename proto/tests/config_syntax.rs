@@ -3,17 +3,8 @@
 
 use rocserv_proto::config::{parse, Parsed, Route, Severity};
 
-/// The mandatory options, so that a test sees only its own diagnostics.
-const BASE: &str =
-    "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\nipv4-network = 10.1.0.0/16\n";
-
-fn with_base(extra: &str) -> Parsed {
-    parse(&format!("{BASE}{extra}"), "t.conf")
-}
-
-fn messages(parsed: &Parsed) -> Vec<String> {
-    parsed.diagnostics.iter().map(ToString::to_string).collect()
-}
+mod common;
+use common::{messages, with_base, BASE};
 
 fn clean(extra: &str) -> Parsed {
     let parsed = with_base(extra);

@@ -2,15 +2,11 @@
 
 use rocserv_proto::config::{parse, Parsed, TlsPolicy};
 
-const BASE: &str =
-    "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\nipv4-network = 10.1.0.0/16\n";
+mod common;
+use common::{messages, BASE};
 
 fn prio(s: &str) -> Parsed {
     parse(&format!("{BASE}tls-priorities = \"{s}\"\n"), "t.conf")
-}
-
-fn messages(parsed: &Parsed) -> Vec<String> {
-    parsed.diagnostics.iter().map(ToString::to_string).collect()
 }
 
 fn policy(tls12: bool, tls13: bool, precedence: bool, ciphers: [bool; 3]) -> TlsPolicy {

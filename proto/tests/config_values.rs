@@ -4,18 +4,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use rocserv_proto::config::{parse, AuthMethod, Config, IpNet, Parsed, RekeyMethod, Route};
+use rocserv_proto::config::{parse, AuthMethod, Config, IpNet, RekeyMethod, Route};
 
-const BASE: &str =
-    "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\nipv4-network = 10.1.0.0/16\n";
-
-fn with_base(extra: &str) -> Parsed {
-    parse(&format!("{BASE}{extra}"), "t.conf")
-}
-
-fn messages(parsed: &Parsed) -> Vec<String> {
-    parsed.diagnostics.iter().map(ToString::to_string).collect()
-}
+mod common;
+use common::{messages, with_base};
 
 fn ok(extra: &str) -> Config {
     let parsed = with_base(extra);
