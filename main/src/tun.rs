@@ -3,8 +3,14 @@
 //! Needs CAP_NET_ADMIN (main runs as root). The device disappears when the last descriptor of
 //! it closes, i.e. when the worker (which holds the only other copy) exits.
 //!
+//! The device is opened with `IFF_VNET_HDR` and asked for TCP segmentation and checksum
+//! offloads (`TUNSETOFFLOAD`), so every packet read or written carries a `virtio_net_hdr`
+//! (`rocserv_proto::offload`): a TCP sender's 64 KiB burst is one read, and the worker cuts it
+//! into segments itself. A kernel that refuses the offloads still gives plain packets behind the
+//! header, which the worker handles the same way.
+//!
 //! `unsafe` here: the tun crate hands its descriptor out only as a `RawFd`, so taking ownership
-//! of it needs `OwnedFd::from_raw_fd`.
+//! of it needs `OwnedFd::from_raw_fd`; `TUNSETOFFLOAD` is an ioctl the crate does not wrap.
 #![allow(unsafe_code)]
 
 use std::net::Ipv4Addr;
@@ -43,6 +49,9 @@ pub fn create(
         .destination(remote)
         .netmask(Ipv4Addr::BROADCAST)
         .mtu(mtu)
+        .platform_config(|p| {
+            p.vnet_hdr(true);
+        })
         .up();
     let device = tun::create(&config)?;
     let name = tun::AbstractDevice::tun_name(&device)?;
@@ -51,5 +60,31 @@ pub fn create(
     // nothing else closes it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     crate::ipc::set_nonblocking(fd.as_fd()).map_err(TunError::NonBlocking)?;
+    enable_offloads(&fd, &name);
     Ok(TunDevice { name, fd })
+}
+
+/// What the worker can take from the kernel: partial checksums and TCP segmentation (IPv4,
+/// IPv6, with ECN). Not UDP segmentation: the worker does not cut UDP.
+const OFFLOADS: libc::c_uint =
+    libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+
+/// Ask for the offloads; without them the device still works, one packet per read.
+fn enable_offloads(fd: &OwnedFd, name: &str) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: TUNSETOFFLOAD takes its argument by value (an unsigned int of flags); the
+    // descriptor is an open tun device we own.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TUNSETOFFLOAD,
+            libc::c_ulong::from(OFFLOADS),
+        )
+    };
+    if rc != 0 {
+        log::warn!(
+            "{name}: no TCP offloads from the kernel ({}); packets are moved one by one",
+            std::io::Error::last_os_error()
+        );
+    }
 }

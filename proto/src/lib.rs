@@ -18,6 +18,7 @@
 //! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
 //! | [`mtu`]     | main, worker               | numbers from the CONNECT request |
 //! | [`connect`]| worker                     | main's grant and the configuration (emits only) |
+//! | [`offload`] | worker (sandboxed)         | the tun device (the kernel), and decrypted client packets |
 #![cfg_attr(
     not(test),
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
@@ -34,4 +35,5 @@ pub mod fuzzing;
 pub mod http;
 pub mod ipc;
 pub mod mtu;
+pub mod offload;
 pub mod passwd;

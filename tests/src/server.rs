@@ -66,6 +66,26 @@ impl Server {
     }
 
     /// All log lines so far, joined.
+    /// The worker's last "tun device: read R packets in N reads, wrote W packets in M writes"
+    /// line (logged when a tunnel closes), as (R, N, W, M).
+    pub fn tun_counts(&self) -> Option<(u64, u64, u64, u64)> {
+        let text = self.log_text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("tun device: read "))?;
+        let rest = line.split("tun device: read ").nth(1)?;
+        let numbers: Vec<u64> = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        match numbers[..] {
+            [r, n, w, m, ..] => Some((r, n, w, m)),
+            _ => None,
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.text()
     }

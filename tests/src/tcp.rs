@@ -57,14 +57,7 @@ pub fn transfer(
     let cli_path = cli.path();
     let client = std::thread::spawn(move || {
         enter(&cli_path);
-        let mut data = vec![0u8; len];
-        let mut x: u32 = 0x1234_5678;
-        for b in &mut data {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
+        let data = pattern(len);
         let expect = ring::digest::digest(&ring::digest::SHA256, &data);
         let addr = SocketAddr::from((server_ip, port));
         let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
@@ -81,5 +74,64 @@ pub fn transfer(
     });
     let (sent, matched) = client.join().expect("client thread");
     let received = server.join().expect("server thread");
+    (sent, received, matched)
+}
+
+/// `len` pseudo-random bytes, the same on both ends.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    let mut x: u32 = 0x1234_5678;
+    for b in &mut data {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    data
+}
+
+/// The other direction: a listener in the server namespace sends `len` pseudo-random bytes to
+/// the client, which connects from its namespace to `server_ip:port`. Returns (bytes sent, bytes
+/// the client received, whether they are the bytes sent). Bulk data from the server is what the
+/// tun device hands the worker as large TCP packets (offloads), so this checks their cutting.
+pub fn transfer_down(
+    srv: &Netns,
+    cli: &Netns,
+    server_ip: Ipv4Addr,
+    port: u16,
+    len: usize,
+) -> (usize, usize, bool) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let srv_path = srv.path();
+    let server = std::thread::spawn(move || {
+        enter(&srv_path);
+        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+        ready_tx.send(()).expect("ready");
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_write_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let data = pattern(len);
+        let sent = conn.write_all(&data).map_or(0, |()| data.len());
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+        sent
+    });
+    ready_rx
+        .recv_timeout(crate::WAIT)
+        .expect("server thread ready");
+    let cli_path = cli.path();
+    let client = std::thread::spawn(move || {
+        enter(&cli_path);
+        let addr = SocketAddr::from((server_ip, port));
+        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .expect("connect through tunnel");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut got = Vec::with_capacity(len);
+        let _ = conn.read_to_end(&mut got);
+        let matched = got == pattern(len);
+        (got.len(), matched)
+    });
+    let (received, matched) = client.join().expect("client thread");
+    let sent = server.join().expect("server thread");
     (sent, received, matched)
 }

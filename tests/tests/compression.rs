@@ -101,3 +101,51 @@ fn off_unless_configured() {
         .expect("session end logged");
     assert!(!server.log_text().contains("CSTP compression"));
 }
+
+/// The numbers of the worker's "DTLS compression NAME: sent A of B packets compressed,
+/// received C compressed" line, as (A, C).
+fn dtls_summary(log: &str, name: &str) -> (u64, u64) {
+    let prefix = format!("DTLS compression {name}: sent ");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&prefix))
+        .unwrap_or_else(|| panic!("no DTLS compression summary for {name} in:\n{log}"));
+    eprintln!("{line}");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |word: &str| -> u64 {
+        let at = words.iter().position(|w| *w == word).unwrap();
+        words[at + 1].parse().unwrap()
+    };
+    (after("sent"), after("received"))
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn lz4_over_dtls_in_both_directions() {
+    let lab = Lab::new();
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[("compression", "true"), ("udp-port", "443")]),
+    );
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output("Established DTLS connection", WAIT)
+        .expect("DTLS established");
+    // openconnect names the DTLS channel's algorithm when it got X-DTLS-Content-Encoding.
+    client
+        .wait_for_output("DTLS connection compression using LZ4", WAIT)
+        .unwrap_or_else(|e| panic!("{e}:\n{}", client.output()));
+    compressible_pings(&lab, 5);
+    drop(client);
+    server
+        .wait_for_log("DTLS compression", WAIT)
+        .expect("DTLS compression summary logged");
+    let (sent, received) = dtls_summary(&server.log_text(), "oc-lz4");
+    assert!(sent >= 5, "sent {sent} compressed:\n{}", server.log_text());
+    assert!(
+        received >= 5,
+        "received {received} compressed:\n{}",
+        server.log_text()
+    );
+}

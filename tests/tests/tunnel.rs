@@ -32,6 +32,12 @@ fn login_ping_and_tcp_through_the_tunnel() {
         tcp::transfer(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5001, 4 << 20);
     assert_eq!(sent, received, "the server received a different byte count");
     assert!(matched, "the digest of the transferred bytes differs");
+    // Bulk from the server: the tun device hands over large TCP packets (offloads) that the
+    // worker cuts for the client.
+    let (sent, received, matched) =
+        tcp::transfer_down(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5002, 4 << 20);
+    assert_eq!(sent, received, "the client received a different byte count");
+    assert!(matched, "the bytes the client received differ");
 
     // The server side of the tunnel: one tun device named from `device`.
     let (_, links) = lab.srv.exec(&["ip", "-o", "link", "show"]);
@@ -43,4 +49,15 @@ fn login_ping_and_tcp_through_the_tunnel() {
     server
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
+    let (read, reads, wrote, writes) = server.tun_counts().expect("tun counts logged");
+    // ~3000 segments each way; with offloads far fewer tun reads (64 KiB each) and writes.
+    assert!(
+        read > 2000 && reads * 2 < read,
+        "no large reads: {read} packets in {reads} reads"
+    );
+    // How many segments join depends on how many wait per wake-up: any join proves the path.
+    assert!(
+        wrote > 2000 && writes < wrote,
+        "no joined writes: {wrote} packets in {writes} writes"
+    );
 }

@@ -223,7 +223,9 @@ async fn serve(
             log::debug!("DTLS offered: {:?}", chosen.mode);
             let switch = (settings.switch_to_tcp_secs > 0)
                 .then(|| Duration::from_secs(settings.switch_to_tcp_secs.into()));
-            Dtls::new(chosen.mode, id, switch, dtls_compression)
+            let compressor = dtls_compression
+                .map(|a| Compressor::new(a, start.tunnel.compression.no_compress_limit));
+            Dtls::new(chosen.mode, id, switch, compressor)
         }
         _ => Dtls::disabled(),
     };

@@ -117,6 +117,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_write,
     libc::SYS_writev,
     libc::SYS_recvfrom,
+    // DTLS datagrams in bursts (tunnel/udp_mmsg.rs).
+    libc::SYS_recvmmsg,
     libc::SYS_sendto,
     libc::SYS_recvmsg,
     libc::SYS_sendmsg,

@@ -17,9 +17,11 @@
 //! tunnel [`Session`], so DPD-REQ is echoed with its whole payload (MTU probes) and any record
 //! proves liveness; answers go back over DTLS.
 //!
-//! Data path: the tun packet is read straight into the send batch behind the header room and
-//! sealed in place; a burst leaves with one GSO `sendmsg` ([`super::udp_gso`]); datagrams are read
-//! into one buffer and opened in place. Nothing is allocated per packet (handshakes may allocate).
+//! Data path: each packet (or segment of a large tun read, [`super::tun_io`]) is written straight
+//! into the send batch behind the header room, compressed there when DTLS compression was
+//! negotiated and it pays, and sealed in place; a burst leaves with one GSO `sendmsg`
+//! ([`super::udp_gso`]). Datagrams arrive in `recvmmsg` bursts ([`super::udp_mmsg`]) and are
+//! opened in place. Nothing is allocated per packet (handshakes may allocate).
 
 use std::fs::File;
 use std::io;
@@ -27,21 +29,22 @@ use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom as _, SystemRandom};
-use rocserv_proto::compress::{self, Algorithm, MAX_DECOMPRESSED};
+use rocserv_proto::compress::{self, Algorithm, Compressor, COMPRESS_ROOM, MAX_DECOMPRESSED};
 use rocserv_proto::cstp::{Frame, PacketType, MAX_PAYLOAD};
 use rocserv_proto::dtls::{peek, Mode, Received, Server};
 use tokio::net::UdpSocket;
 
-use super::pump::write_tun;
 use super::session::{Action, End, Session};
+use super::tun_io::TunWriter;
 use super::udp_gso::Batch;
+use super::udp_mmsg::{self, BURST};
 
-/// Datagrams read per wake-up before yielding to the other event sources.
-const RX_BATCH: usize = 64;
-/// Room for the largest datagram.
-const RX_BUF: usize = 65_536;
+/// `recvmmsg` bursts read per wake-up before yielding to the other event sources.
+const RX_BURSTS: usize = 4;
 /// Room for the record header and trailer around the largest payload we seal.
 const RECORD_SLACK: usize = 256;
+/// One datagram's slot in the receive buffer: the largest record a client may send us.
+const RX_SLOT: usize = MAX_PAYLOAD + RECORD_SLACK;
 /// A different ClientHello this long after a handshake started begins a new one (openconnect
 /// retries every 60 s; its cookie-exchange second hello follows the first within a round trip).
 const RESTART_AFTER: Duration = Duration::from_secs(2);
@@ -52,6 +55,7 @@ const APPLICATION_DATA: u8 = 23;
 pub struct Ctx<'a> {
     pub session: &'a mut Session,
     pub tun: &'a File,
+    pub tun_out: &'a mut TunWriter,
     /// Payload bytes written to the tun device.
     pub rx_bytes: &'a mut u64,
 }
@@ -62,8 +66,16 @@ struct Setup {
     id: [u8; 32],
     switch_to_tcp: Option<Duration>,
     /// `X-DTLS-Content-Encoding` when negotiated (protocol.md §5.1): COMPRESSED records from the
-    /// client are decoded into the buffer. We send uncompressed DATA, which the client accepts.
+    /// client are decoded into the buffer.
     inflate: Option<(Algorithm, Box<[u8]>)>,
+    /// The same algorithm for what we send (packets above `no-compress-limit` that shrink),
+    /// with the buffer a packet is compressed into before it goes back into the send slot.
+    deflate: Option<(Compressor, Box<[u8]>)>,
+    /// Packets sent over DTLS (all, compressed) and compressed ones received: for the
+    /// end-of-tunnel line.
+    sent: u64,
+    sent_compressed: u64,
+    received_compressed: u64,
 }
 
 /// A handshake in progress.
@@ -111,13 +123,19 @@ impl Dtls {
         mode: Mode,
         id: [u8; 32],
         switch_to_tcp: Option<Duration>,
-        compression: Option<Algorithm>,
+        compression: Option<Compressor>,
     ) -> Self {
         Self::build(Some(Setup {
             mode,
             id,
             switch_to_tcp,
-            inflate: compression.map(|a| (a, vec![0; MAX_DECOMPRESSED].into_boxed_slice())),
+            inflate: compression
+                .as_ref()
+                .map(|c| (c.algorithm(), vec![0; MAX_DECOMPRESSED].into_boxed_slice())),
+            deflate: compression.map(|c| (c, vec![0; COMPRESS_ROOM].into_boxed_slice())),
+            sent: 0,
+            sent_compressed: 0,
+            received_compressed: 0,
         }))
     }
 
@@ -132,7 +150,7 @@ impl Dtls {
             last_rx: Instant::now(),
             cstp_override: false,
             was_active: false,
-            rx: vec![0; size(RX_BUF)].into_boxed_slice(),
+            rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
             transmit: Vec::new(),
@@ -162,7 +180,7 @@ impl Dtls {
             return None;
         };
         dst.copy_from_slice(src);
-        self.on_datagram(len, Instant::now(), ctx)
+        self.on_datagram(0, len, Instant::now(), ctx)
     }
 
     /// Resolves when the UDP socket has something to read; never without a socket.
@@ -173,13 +191,21 @@ impl Dtls {
         }
     }
 
-    /// Read and handle the datagrams waiting on the socket.
+    /// Read and handle the datagrams waiting on the socket, a `recvmmsg` burst at a time.
     pub fn on_readable(&mut self, ctx: &mut Ctx<'_>) -> Option<End> {
-        for _ in 0..RX_BATCH {
+        let mut got = [udp_mmsg::Received {
+            slot: 0,
+            len: 0,
+            truncated: false,
+        }; BURST];
+        for _ in 0..RX_BURSTS {
             let Some(socket) = &self.socket else {
                 return None;
             };
-            let n = match socket.try_recv(&mut self.rx) {
+            let rx = &mut self.rx;
+            let n = match socket.try_io(tokio::io::Interest::READABLE, || {
+                udp_mmsg::recv_burst(socket.as_fd(), rx, RX_SLOT, &mut got)
+            }) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(err) => {
@@ -189,15 +215,35 @@ impl Dtls {
                     return None;
                 }
             };
-            if let Some(end) = self.on_datagram(n, Instant::now(), ctx) {
-                return Some(end);
+            let now = Instant::now();
+            for datagram in got.iter().take(n) {
+                if datagram.truncated {
+                    log::debug!(
+                        "dropped an oversized datagram ({} bytes kept)",
+                        datagram.len
+                    );
+                    continue;
+                }
+                let start = datagram.slot.saturating_mul(RX_SLOT);
+                if let Some(end) = self.on_datagram(start, datagram.len, now, ctx) {
+                    return Some(end);
+                }
+            }
+            if n < BURST {
+                return None;
             }
         }
         None
     }
 
-    /// One datagram in `self.rx[..n]`.
-    fn on_datagram(&mut self, n: usize, now: Instant, ctx: &mut Ctx<'_>) -> Option<End> {
+    /// One datagram in `self.rx[start..start + len]`.
+    fn on_datagram(
+        &mut self,
+        start: usize,
+        len: usize,
+        now: Instant,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<End> {
         let Self {
             setup,
             socket,
@@ -212,7 +258,7 @@ impl Dtls {
             ..
         } = self;
         let setup = setup.as_mut()?;
-        let datagram = rx.get_mut(..n)?;
+        let datagram = rx.get_mut(start..start.saturating_add(len))?;
         let hello = peek::client_hello_session_id(datagram) == Some(&setup.id[..]);
         if hello {
             let restart = pending.as_ref().is_none_or(|h| {
@@ -282,6 +328,7 @@ impl Dtls {
                 {
                     match compress::decompress(*algorithm, payload, buf) {
                         Ok(len) => {
+                            setup.received_compressed = setup.received_compressed.saturating_add(1);
                             frame = Frame {
                                 ty: PacketType::Data,
                                 payload: buf.get(..len).unwrap_or_default(),
@@ -298,7 +345,7 @@ impl Dtls {
                     Action::Nothing => None,
                     Action::WriteTun(packet) => {
                         *ctx.rx_bytes = ctx.rx_bytes.saturating_add(packet.len() as u64);
-                        write_tun(ctx.tun, packet).err()
+                        ctx.tun_out.write(ctx.tun, packet).err()
                     }
                     Action::Send { ty, payload } => {
                         let mut random = |buf: &mut [u8]| fill(rng, buf);
@@ -392,11 +439,13 @@ impl Dtls {
         slot.get_mut(head..end).unwrap_or_default()
     }
 
-    /// Seal the `len`-byte packet just read into [`Self::tun_slot`] and add it to the send
-    /// batch ([`Self::flush`] sends the rest). A packet the socket cannot take is dropped (UDP
-    /// semantics); a socket error sends data back to TLS.
+    /// Seal the `len`-byte packet just put into [`Self::tun_slot`] (compressed first when DTLS
+    /// compression was negotiated and it pays) and add it to the send batch ([`Self::flush`]
+    /// sends the rest). A packet the socket cannot take is dropped (UDP semantics); a socket
+    /// error sends data back to TLS.
     pub fn send_tun_packet(&mut self, len: usize) {
         let Self {
+            setup,
             socket,
             active,
             batch,
@@ -407,8 +456,26 @@ impl Dtls {
         let (Some(srv), Some(socket)) = (active.as_mut(), socket.as_ref()) else {
             return;
         };
+        let head = srv.header_room().saturating_add(1);
+        let slot = batch.next_slot();
+        let (ty, len) = match setup.as_mut() {
+            Some(Setup {
+                deflate: Some((compressor, buf)),
+                sent,
+                sent_compressed,
+                ..
+            }) => {
+                let (ty, len) = compress_in_slot(compressor, buf, slot, head, len);
+                *sent = sent.saturating_add(1);
+                if ty == PacketType::Compressed {
+                    *sent_compressed = sent_compressed.saturating_add(1);
+                }
+                (ty, len)
+            }
+            _ => (PacketType::Data, len),
+        };
         let mut random = |buf: &mut [u8]| fill(rng, buf);
-        let result = seal_slot(srv, batch.next_slot(), PacketType::Data, len, &mut random)
+        let result = seal_slot(srv, batch.next_slot(), ty, len, &mut random)
             .map(<[u8]>::len)
             .and_then(|record| batch.push(socket.as_fd(), record));
         note_send_error(result, cstp_override);
@@ -427,6 +494,46 @@ impl Dtls {
         if let Some(record) = self.active.as_mut().and_then(Server::close_notify) {
             let _ = send(self.socket.as_ref(), &record);
         }
+        if let Some(
+            setup @ Setup {
+                deflate: Some((compressor, _)),
+                ..
+            },
+        ) = &self.setup
+        {
+            log::info!(
+                "DTLS compression {}: sent {} of {} packets compressed, received {} compressed",
+                compressor.algorithm().name(),
+                setup.sent_compressed,
+                setup.sent,
+                setup.received_compressed
+            );
+        }
+    }
+}
+
+/// Compress the `len`-byte packet at `slot[head..]` in place when that pays (via `buf`): the
+/// record's type and payload length. protocol.md §5.1: a COMPRESSED record only on a channel
+/// where `X-DTLS-Content-Encoding` was announced.
+fn compress_in_slot(
+    compressor: &mut Compressor,
+    buf: &mut [u8],
+    slot: &mut [u8],
+    head: usize,
+    len: usize,
+) -> (PacketType, usize) {
+    let Some(packet) = slot.get(head..head.saturating_add(len)) else {
+        return (PacketType::Data, len);
+    };
+    let Some(n) = compressor.compress(packet, buf) else {
+        return (PacketType::Data, len);
+    };
+    match (slot.get_mut(head..head.saturating_add(n)), buf.get(..n)) {
+        (Some(dst), Some(src)) => {
+            dst.copy_from_slice(src);
+            (PacketType::Compressed, n)
+        }
+        _ => (PacketType::Data, len),
     }
 }
 

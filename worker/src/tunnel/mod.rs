@@ -6,7 +6,9 @@ pub mod dtls;
 pub mod dtls_mode;
 pub mod pump;
 pub mod session;
+pub mod tun_io;
 pub mod udp_gso;
+pub mod udp_mmsg;
 
 pub use pump::{run, Summary};
 pub use session::SessionTimers;

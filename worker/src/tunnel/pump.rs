@@ -4,7 +4,8 @@
 //! records hit the socket: every CSTP frame goes into rustls with exactly one write, which makes
 //! exactly one TLS record (the send buffer is unlimited, so rustls never splits a write; §3.1:
 //! one frame per record, never coalesced), and the records of a whole batch of tun packets leave
-//! in one `writev`. Backpressure: while TLS output is pending the tun device is not read, so at
+//! in one `writev`. A tun read may hold a 64 KiB TCP burst, cut into segments here
+//! ([`super::tun_io`]); packets for the tun device are joined where they can be. Backpressure: while TLS output is pending the tun device is not read, so at
 //! most one batch is buffered. Received records are read in large chunks and frames reassembled
 //! from the plaintext stream. Buffers are allocated once per tunnel; nothing of ours is
 //! allocated per packet (rustls allocates its record buffers itself).
@@ -28,11 +29,16 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use rocserv_proto::offload::segment::Segments;
+use rocserv_proto::offload::VnetHdr;
+
 use super::dtls::{Ctx as DtlsCtx, Dtls};
 use super::session::{Action, End, Session, SessionTimers};
+use super::tun_io::{TunWriter, READ_BUF};
 use crate::ipc::MainChannel;
 
-/// tun packets moved per wake-up before the batch is flushed.
+/// Packets moved from the tun device per wake-up before the batch is flushed (a read may hold
+/// many: see [`super::tun_io`]).
 const TUN_BATCH: usize = 64;
 /// One socket read; rustls is fed from it without further syscalls.
 const NET_READ: usize = 64 * 1024;
@@ -85,6 +91,10 @@ pub async fn run(
         rx: vec![0; RX_BUF].into_boxed_slice(),
         rx_len: 0,
         tx: vec![0; HEADER_LEN + MAX_PAYLOAD].into_boxed_slice(),
+        tun_in: vec![0; READ_BUF].into_boxed_slice(),
+        tun_out: TunWriter::new(),
+        tun_reads: 0,
+        tun_packets: 0,
         ctl: Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD),
         rx_bytes: 0,
         tx_bytes: 0,
@@ -93,6 +103,13 @@ pub async fn run(
     };
     let end = pump.event_loop(main, stats_every).await;
     log::info!("tunnel closed: {}", end.why);
+    log::info!(
+        "tun device: read {} packets in {} reads, wrote {} packets in {} writes",
+        pump.tun_packets,
+        pump.tun_reads,
+        pump.tun_out.packets,
+        pump.tun_out.writes
+    );
     if let Some(zip) = &pump.zip {
         zip.log_summary();
     }
@@ -114,8 +131,15 @@ struct Pump {
     /// Plaintext CSTP stream; `rx_len` bytes are valid (a partial frame at most after a pass).
     rx: Box<[u8]>,
     rx_len: usize,
-    /// One outgoing DATA frame: the tun packet is read right after the 8-byte header gap.
+    /// One outgoing DATA frame: the packet is put right after the 8-byte header gap.
     tx: Box<[u8]>,
+    /// One tun read (header and a packet of up to 64 KiB).
+    tun_in: Box<[u8]>,
+    /// Packets for the tun device, joined where possible.
+    tun_out: TunWriter,
+    /// Reads from the tun device and the packets they held (offloads make the latter larger).
+    tun_reads: u64,
+    tun_packets: u64,
     /// Outgoing control frames (DPD, DISCONNECT).
     ctl: Vec<u8>,
     rx_bytes: u64,
@@ -203,6 +227,67 @@ impl Zip {
     }
 }
 
+/// Where packets from the tun device go: the DTLS channel when active, else CSTP frames.
+struct ToClient<'a> {
+    dtls: &'a mut Dtls,
+    conn: &'a mut ServerConnection,
+    tx: &'a mut [u8],
+    zip: &'a mut Option<Zip>,
+}
+
+impl ToClient<'_> {
+    /// Send what one tun read holds (one packet, or the segments of a GSO packet): returns the
+    /// packets and payload bytes sent. A read that cannot be cut is dropped with a log line.
+    fn send_read(self, read: &[u8], over_dtls: bool) -> Result<(usize, u64), End> {
+        let Some((hdr, packet)) = VnetHdr::split(read) else {
+            return Ok((0, 0));
+        };
+        let mut segments = match Segments::new(&hdr, packet) {
+            Ok(segments) => segments,
+            Err(err) => {
+                log::debug!("dropped a packet from the tun device: {err}");
+                return Ok((0, 0));
+            }
+        };
+        let (mut packets, mut bytes) = (0usize, 0u64);
+        loop {
+            let slot = if over_dtls {
+                self.dtls.tun_slot()
+            } else {
+                self.tx.get_mut(HEADER_LEN..).unwrap_or_default()
+            };
+            let n = match segments.next_into(slot) {
+                None => break,
+                Some(Ok(n)) => n,
+                Some(Err(err)) => {
+                    log::debug!("dropped the rest of a packet from the tun device: {err}");
+                    break;
+                }
+            };
+            packets = packets.saturating_add(1);
+            bytes = bytes.saturating_add(n as u64);
+            if over_dtls {
+                self.dtls.send_tun_packet(n);
+                continue;
+            }
+            let frame = self
+                .tx
+                .get_mut(..HEADER_LEN.saturating_add(n))
+                .unwrap_or_default();
+            let packet = frame.get(HEADER_LEN..).unwrap_or_default();
+            let queued = match self.zip.as_mut().and_then(|zip| zip.frame(packet)) {
+                Some(compressed) => self.conn.writer().write_all(compressed),
+                None => encode_data(frame, n).and_then(|frame| self.conn.writer().write_all(frame)),
+            };
+            if let Err(err) = queued {
+                log::error!("queueing a packet: {err}");
+                return Err(end_temporary("TLS write error"));
+            }
+        }
+        Ok((packets, bytes))
+    }
+}
+
 impl Pump {
     async fn event_loop(&mut self, main: &mut MainChannel, stats_every: Duration) -> End {
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
@@ -221,6 +306,10 @@ impl Pump {
                 sleep.as_mut().reset(next.map_or(far, Instant::from_std));
                 armed = next;
             }
+            // Nothing may wait in the joiner while we sleep.
+            if let Err(end) = self.tun_out.flush(self.tun.get_ref()) {
+                return end;
+            }
             let want_write = self.conn.wants_write();
             tokio::select! {
                 biased;
@@ -231,7 +320,7 @@ impl Pump {
                         why: "terminated by main",
                     },
                     Ok((ToWorker::Udp { first }, Some(fd))) => {
-                        let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), rx_bytes: &mut self.rx_bytes };
+                        let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
                         if let Some(end) = self.dtls.new_flow(fd, first, &mut ctx) {
                             return end;
                         }
@@ -263,7 +352,7 @@ impl Pump {
                     if let Err(err) = ready {
                         log::info!("DTLS socket: {err}");
                     }
-                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), rx_bytes: &mut self.rx_bytes };
+                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
                     if let Some(end) = self.dtls.on_readable(&mut ctx) {
                         return end;
                     }
@@ -277,17 +366,13 @@ impl Pump {
                         }
                     };
                     let over_dtls = self.dtls.active(Instant::now().into_std());
-                    for _ in 0..TUN_BATCH {
-                        let packet = if over_dtls {
-                            self.dtls.tun_slot()
-                        } else {
-                            self.tx.get_mut(HEADER_LEN..).unwrap_or_default()
-                        };
+                    let mut moved = 0usize;
+                    while moved < TUN_BATCH {
+                        let tun_in = &mut self.tun_in;
                         let n = match guard.try_io(|tun| {
                             let mut file: &File = tun.get_ref();
-                            file.read(packet)
+                            file.read(tun_in)
                         }) {
-                            Ok(Ok(0)) => continue,
                             Ok(Ok(n)) => n,
                             Ok(Err(err)) => {
                                 log::error!("reading the tun device: {err}");
@@ -295,22 +380,17 @@ impl Pump {
                             }
                             Err(_would_block) => break,
                         };
-                        if over_dtls {
-                            self.dtls.send_tun_packet(n);
-                            self.tx_bytes = self.tx_bytes.saturating_add(n as u64);
-                            continue;
+                        let read = self.tun_in.get(..n).unwrap_or_default();
+                        let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
+                        match out.send_read(read, over_dtls) {
+                            Ok((packets, bytes)) => {
+                                moved = moved.saturating_add(packets.max(1));
+                                self.tun_reads = self.tun_reads.saturating_add(1);
+                                self.tun_packets = self.tun_packets.saturating_add(packets as u64);
+                                self.tx_bytes = self.tx_bytes.saturating_add(bytes);
+                            }
+                            Err(end) => return end,
                         }
-                        let frame = self.tx.get_mut(..HEADER_LEN.saturating_add(n)).unwrap_or_default();
-                        let packet = frame.get(HEADER_LEN..).unwrap_or_default();
-                        let queued = match self.zip.as_mut().and_then(|zip| zip.frame(packet)) {
-                            Some(compressed) => self.conn.writer().write_all(compressed),
-                            None => encode_data(frame, n).and_then(|frame| self.conn.writer().write_all(frame)),
-                        };
-                        if let Err(err) = queued {
-                            log::error!("queueing a packet: {err}");
-                            return end_temporary("TLS write error");
-                        }
-                        self.tx_bytes = self.tx_bytes.saturating_add(n as u64);
                     }
                     if over_dtls {
                         self.dtls.flush();
@@ -412,6 +492,7 @@ impl Pump {
             session,
             conn,
             tun,
+            tun_out,
             ctl,
             rx_bytes,
             zip,
@@ -458,7 +539,7 @@ impl Pump {
                     // protocol.md §4.5: the client sends data over TLS, so do we.
                     dtls.cstp_data();
                     *rx_bytes = rx_bytes.saturating_add(packet.len() as u64);
-                    if let Err(end) = write_tun(tun.get_ref(), packet) {
+                    if let Err(end) = tun_out.write(tun.get_ref(), packet) {
                         outcome = Some(end);
                         break;
                     }
@@ -537,26 +618,6 @@ fn send_frame(
     scratch.extend_from_slice(&header);
     scratch.extend_from_slice(payload);
     conn.writer().write_all(scratch)
-}
-
-/// One packet to the tun device. A full queue or a packet the kernel refuses is dropped, as a
-/// router drops; other errors end the tunnel.
-pub(super) fn write_tun(mut tun: &File, packet: &[u8]) -> Result<(), End> {
-    match tun.write(packet) {
-        Ok(_) => Ok(()),
-        Err(err)
-            if err.kind() == io::ErrorKind::WouldBlock
-                || err.raw_os_error() == Some(libc::EINVAL)
-                || err.raw_os_error() == Some(libc::ENOBUFS) =>
-        {
-            log::debug!("dropped a packet for the tun device: {err}");
-            Ok(())
-        }
-        Err(err) => {
-            log::error!("writing to the tun device: {err}");
-            Err(end_temporary("tun device error"))
-        }
-    }
 }
 
 /// The cause under a wrapper error, for one log line.
