@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, in the order a reviewer would want failures reported: style, lints,
-# unit tests with vectors and fuzz-corpus replay, the purity of proto, the fuzz targets' build,
-# then (as root) the end-to-end tests with the real openconnect in network namespaces.
+# the purity of proto, unit tests with vectors and fuzz-corpus replay, every fuzz target run for
+# FUZZ_SECONDS (default 15 s each, ~3 min in all, under AddressSanitizer on stable through
+# RUSTC_BOOTSTRAP=1: tests/fuzz.sh), then (as root) the end-to-end tests with the real
+# openconnect in network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "run-all.sh: run it as root, e.g. sudo tests/run-all.sh" >&2
     exit 1
 fi
-for tool in openconnect ip ping nft gnutls-cli cc; do
+for tool in openconnect ip ping nft gnutls-cli cc cargo-fuzz; do
     command -v "$tool" >/dev/null || { echo "run-all.sh: $tool is missing (see .ci/run for the packages)" >&2; exit 1; }
 done
 
@@ -34,13 +36,14 @@ fi
 step "build binaries"
 cargo build --workspace --bins --locked
 
-if [ -f proto/fuzz/Cargo.toml ]; then
-    step "fuzz targets build"
-    cargo build --manifest-path proto/fuzz/Cargo.toml --locked
-fi
-
 step "unit, vector, corpus-replay and interop tests (including the root-only ones)"
 cargo test --workspace --exclude rocserv-e2e --locked -- --include-ignored
+
+if [ -f proto/fuzz/Cargo.toml ]; then
+    # A crash fails the run and names its reproducer; the committed corpus is only read.
+    step "fuzz targets, ${FUZZ_SECONDS:-15} s each (AddressSanitizer)"
+    tests/fuzz.sh
+fi
 
 # One at a time: several tests assert latency bounds (a slow connect-script must not stall
 # another user's pings by 50 ms) that two tests sharing the 2 cores could blur.

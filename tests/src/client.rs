@@ -178,6 +178,21 @@ impl Client {
         self.output.wait_for(0, needle, timeout).map(|_| ())
     }
 
+    /// Number of output lines so far (to wait only for lines that come later).
+    pub fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Like [`Self::wait_for_output`], ignoring the first `skip` lines; returns the line.
+    pub fn wait_for_output_after(
+        &self,
+        skip: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        self.output.wait_for(skip, needle, timeout)
+    }
+
     pub fn signal(&self, signal: Signal) {
         let _ = kill(Pid::from_raw(self.pid() as i32), signal);
     }

@@ -1,0 +1,176 @@
+//! DTLS roaming with the real openconnect (protocol.md §4.6): the client's UDP path moves to
+//! another source address mid-session (a NAT rebinding or a network change), the old path goes
+//! dead, openconnect's DTLS DPD notices and it re-handshakes from the new address with the same
+//! session id; main matches the id and hands the worker a socket connected to the new address.
+//! The session survives: same worker, same tunnel address, no second login, data over UDP again.
+//! `deny-roaming` ties only the cookie to the login address (sec-mod), not the DTLS path, as in
+//! ocserv, whose UDP matching ignores it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::net::Ipv4Addr;
+
+use rocserv_e2e::netns::Netns;
+use rocserv_e2e::{lab, Client, ClientOptions, Lab, Server, WAIT};
+
+const ESTABLISHED: &str = "Established DTLS connection";
+const DEAD: &str = "DTLS Dead Peer Detection detected dead peer";
+/// The client's second address on its veth: where its UDP moves to.
+const MOVED_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 3);
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn dtls_follows_a_client_whose_address_changes() {
+    roam(&[]);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn deny_roaming_does_not_pin_the_dtls_path() {
+    roam(&[("deny-roaming", "true")]);
+}
+
+fn roam(extra: &[(&str, &str)]) {
+    let lab = Lab::new();
+    // A 3 s DPD: openconnect gives a silent DTLS path up after 2 x 3 s.
+    let mut options = vec![("udp-port", "443"), ("dpd", "3")];
+    options.extend_from_slice(extra);
+    let server = Server::start(&lab.srv, &lab.config(&options));
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    let up = client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output(ESTABLISHED, WAIT)
+        .expect("DTLS established");
+    server
+        .wait_for_log("DTLS established", WAIT)
+        .expect("server saw the handshake");
+    ping_over_udp(&lab);
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "one worker for one client: {workers:?}");
+    assert_eq!(
+        flows_from(&lab.srv, MOVED_IP),
+        "",
+        "no flow from the new address yet"
+    );
+
+    let client_mark = client.output_len();
+    let server_mark = server.log_len();
+    move_client_udp(&lab.cli);
+
+    // Nothing comes back on the old path: the client declares DTLS dead and re-handshakes
+    // from the new address (a new socket, so a new port too).
+    client
+        .wait_for_output_after(client_mark, DEAD, WAIT)
+        .expect("the client noticed the dead UDP path");
+    client
+        .wait_for_output_after(client_mark, ESTABLISHED, WAIT)
+        .expect("DTLS established again after the move");
+    server
+        .wait_for_log_after(server_mark, "DTLS established", WAIT)
+        .expect("the worker completed the second handshake");
+    let flows = flows_from(&lab.srv, MOVED_IP);
+    assert!(
+        !flows.is_empty(),
+        "the server has no UDP socket connected to {MOVED_IP}:\n{}",
+        lab.srv.exec_ok(&["ss", "-uan"])
+    );
+
+    ping_over_udp(&lab);
+    // The same session: the same worker process, no second CONNECT or login, no
+    // script run for a reconnect, the tunnel address unchanged on the client's device.
+    assert_eq!(server.workers(), workers, "the worker changed");
+    let out = client.output();
+    assert_eq!(
+        out.matches("Got CONNECT response").count(),
+        1,
+        "openconnect connected again:\n{out}"
+    );
+    let addr = lab
+        .cli
+        .exec_ok(&["ip", "-4", "-o", "addr", "show", "dev", &client.device]);
+    assert!(
+        addr.contains(&format!("{}/32", up.address)),
+        "the tunnel address {} is gone: {addr}",
+        up.address
+    );
+    let log = server.log_text();
+    assert!(!log.contains("session ended"), "{log}");
+    assert_eq!(
+        log.matches("session started").count(),
+        1,
+        "a second session:\n{log}"
+    );
+}
+
+/// Ping through the tunnel and insist the echo requests arrived over UDP (DTLS), not TLS.
+fn ping_over_udp(lab: &Lab) {
+    let before = udp_in_datagrams(&lab.srv);
+    let (ok, out) = lab.ping_through_tunnel(3);
+    assert!(ok, "ping through the tunnel failed:\n{out}");
+    assert!(out.contains("3 received"), "{out}");
+    let after = udp_in_datagrams(&lab.srv);
+    assert!(
+        after - before >= 3,
+        "the pings did not come over UDP ({before} -> {after})"
+    );
+}
+
+/// The client's UDP to the server's DTLS port leaves from [`MOVED_IP`] from now on, and
+/// answers to its old address are lost, as after a NAT rebinding. Stateless rewriting in the
+/// client namespace only (no conntrack), so it applies to the flow already running.
+fn move_client_udp(cli: &Netns) {
+    let client = lab::CLIENT_IP.to_string();
+    let server = lab::SERVER_IP.to_string();
+    let moved = MOVED_IP.to_string();
+    let addrs = cli.exec_ok(&["ip", "-4", "-o", "addr", "show"]);
+    let dev = addrs
+        .lines()
+        .find(|l| l.contains(&format!("inet {client}/")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the client's veth")
+        .to_owned();
+    cli.exec_ok(&["ip", "addr", "add", &format!("{moved}/24"), "dev", &dev]);
+    cli.exec_ok(&["nft", "add", "table", "ip", "roam"]);
+    cli.exec_ok(&[
+        "nft",
+        "add chain ip roam out { type filter hook output priority -300 ; }",
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        &format!("add rule ip roam out ip daddr {server} udp dport 443 ip saddr set {moved}"),
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        "add chain ip roam in { type filter hook prerouting priority -300 ; }",
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        &format!("add rule ip roam in ip saddr {server} udp sport 443 ip daddr {client} drop"),
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        &format!(
+            "add rule ip roam in ip saddr {server} udp sport 443 ip daddr {moved} ip daddr set {client}"
+        ),
+    ]);
+}
+
+/// `ss` lines of UDP sockets in `ns` connected to `peer` (empty if none).
+fn flows_from(ns: &Netns, peer: Ipv4Addr) -> String {
+    ns.exec_ok(&["ss", "-Huan", "dst", &peer.to_string()])
+        .trim()
+        .to_owned()
+}
+
+/// `Udp: InDatagrams` of the namespace's /proc/net/snmp.
+fn udp_in_datagrams(ns: &Netns) -> u64 {
+    let snmp = ns.exec_ok(&["cat", "/proc/net/snmp"]);
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let names: Vec<&str> = udp.next().expect("Udp header").split_whitespace().collect();
+    let values: Vec<&str> = udp.next().expect("Udp values").split_whitespace().collect();
+    let at = names
+        .iter()
+        .position(|n| *n == "InDatagrams")
+        .expect("InDatagrams");
+    values[at].parse().expect("number")
+}
