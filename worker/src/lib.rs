@@ -223,7 +223,7 @@ async fn serve(
             log::debug!("DTLS offered: {:?}", chosen.mode);
             let switch = (settings.switch_to_tcp_secs > 0)
                 .then(|| Duration::from_secs(settings.switch_to_tcp_secs.into()));
-            Dtls::new(chosen.mode, id, switch, dtls_compression)
+            Dtls::new(chosen.mode, id, switch, dtls_compression).with_dpd(timers.dpd, grant.mtu)
         }
         _ => Dtls::disabled(),
     };
