@@ -7,19 +7,25 @@
 //! delivers that client's datagrams to the connected socket, so the data path never touches
 //! main. A client whose address changes sends a new ClientHello to the shared socket and is
 //! matched again (roaming); the worker replaces its socket. Anything else is dropped; at most
-//! one debug line per second says so. The only parsing main does on these bytes is
+//! one debug line per second says so. On a wildcard socket the destination address of each
+//! datagram comes with it (`IP_PKTINFO` / `IPV6_RECVPKTINFO`, as in ocserv): the connected
+//! socket binds to that address, so on a host with several addresses the worker's replies leave
+//! from the one the client wrote to. The only parsing main does on these bytes is
 //! [`rocserv_proto::dtls::peek::client_hello_session_id`] (bounded, fuzzed).
 
 use std::collections::HashMap;
+use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
-    bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    bind, connect, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType, SockaddrLike as _, SockaddrStorage,
 };
 use rocserv_proto::config::Config;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use crate::state::{Shared, UdpHandover};
@@ -50,6 +56,7 @@ pub fn bind_shared(config: &Config) -> std::io::Result<Option<UdpSocket>> {
             Err(e) => return Err(e),
         },
     };
+    request_destination(&std_socket)?;
     UdpSocket::from_std(std::net::UdpSocket::from(std_socket)).map(Some)
 }
 
@@ -74,6 +81,57 @@ fn reusable(addr: SocketAddr) -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Ask the kernel for each datagram's destination address (ocserv main.c does the same).
+fn request_destination(fd: &OwnedFd) -> std::io::Result<()> {
+    match nix::sys::socket::getsockname::<SockaddrStorage>(fd.as_raw_fd())?.family() {
+        Some(AddressFamily::Inet6) => setsockopt(fd, sockopt::Ipv6RecvPacketInfo, &true)?,
+        _ => setsockopt(fd, sockopt::Ipv4PacketInfo, &true)?,
+    }
+    Ok(())
+}
+
+/// One datagram from the shared socket: its length, sender and destination address (`None`
+/// when the kernel gave none).
+fn receive(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Option<IpAddr>)> {
+    let mut control = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::MSG_DONTWAIT,
+    )?;
+    let from = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                })
+        })
+        .ok_or_else(|| std::io::Error::other("datagram without a source address"))?;
+    let mut destination = None;
+    for cmsg in msg.cmsgs().into_iter().flatten() {
+        match cmsg {
+            ControlMessageOwned::Ipv4PacketInfo(info) => {
+                destination = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
+            }
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                destination = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+            }
+            _ => {}
+        }
+    }
+    Ok((msg.bytes, from, destination))
+}
+
 /// Serve the shared socket until the runtime stops. Never returns an error: receive errors are
 /// logged and the loop goes on (bounded by the socket's readiness).
 pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
@@ -84,7 +142,10 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
     let mut buf = vec![0u8; 65_536].into_boxed_slice();
     let mut demux = Demux::default();
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
+        let received = socket
+            .async_io(Interest::READABLE, || receive(&socket, &mut buf))
+            .await;
+        let (n, from, destination) = match received {
             Ok(r) => r,
             Err(e) => {
                 log::debug!("UDP receive failed: {e}");
@@ -93,6 +154,9 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
             }
         };
         let datagram = buf.get(..n).unwrap_or_default();
+        // The address the client wrote to, else the socket's own.
+        let ip = destination.and_then(|d| in_family(d, local.ip()));
+        let local = SocketAddr::new(ip.unwrap_or(local.ip()), local.port());
         if let Err(why) = demux.handle(&shared, local, datagram, from, Instant::now()) {
             demux.dropped(from, why);
         }
@@ -168,9 +232,11 @@ impl Demux {
     }
 }
 
-/// A socket on our UDP port, connected to `peer`. Bound to the address the client's TCP
-/// connection reached (`tcp_local`) when the shared socket listens on a wildcard, so that
-/// replies leave from the address the client talks to; in the shared socket's family.
+/// A socket on our UDP port, connected to `peer`. `shared` is the shared socket's address with
+/// the datagram's destination in place of a wildcard; when that is still a wildcard (no
+/// destination reported), bound to the address the client's TCP connection reached
+/// (`tcp_local`), in the shared socket's family; either way replies leave from the address the
+/// client talks to.
 fn connected(shared: SocketAddr, tcp_local: IpAddr, peer: SocketAddr) -> std::io::Result<OwnedFd> {
     let ip = if shared.ip().is_unspecified() {
         in_family(tcp_local, shared.ip()).unwrap_or(shared.ip())
@@ -209,6 +275,69 @@ mod tests {
         assert_eq!(in_family(v4, any6), Some(mapped));
         assert_eq!(in_family(mapped, any4), Some(v4));
         assert_eq!(in_family("2001:db8::1".parse().unwrap(), any4), None);
+    }
+
+    /// A wildcard shared socket like [`bind_shared`] makes, on an ephemeral port.
+    fn wildcard(ip: IpAddr) -> Option<UdpSocket> {
+        let fd = match reusable(SocketAddr::new(ip, 0)) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => return None,
+            Err(e) => panic!("{e}"),
+        };
+        request_destination(&fd).unwrap();
+        Some(UdpSocket::from_std(std::net::UdpSocket::from(fd)).unwrap())
+    }
+
+    async fn receive_one(shared: &UdpSocket) -> (usize, SocketAddr, Option<IpAddr>) {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            shared.async_io(Interest::READABLE, || receive(shared, &mut buf)),
+        )
+        .await
+        .expect("datagram within 2 s")
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn destination_address_picks_the_reply_address() {
+        // 127.0.0.0/8 is all ours: 127.0.0.2 stands for a second address of the host.
+        let shared = wildcard(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).unwrap();
+        let port = shared.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hello", ("127.0.0.2", port)).unwrap();
+        let (n, from, destination) = receive_one(&shared).await;
+        assert_eq!(n, 5);
+        assert_eq!(from, client.local_addr().unwrap());
+        let second: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(destination, Some(second));
+        // The TCP connection reached 127.0.0.1; the datagram's address wins.
+        let own = connected(
+            SocketAddr::new(second, port),
+            "127.0.0.1".parse().unwrap(),
+            from,
+        )
+        .unwrap();
+        let own = std::net::UdpSocket::from(own);
+        own.send(b"reply").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        let (_, source) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(source, SocketAddr::new(second, port));
+    }
+
+    #[tokio::test]
+    async fn dual_stack_socket_reports_mapped_destinations() {
+        let Some(shared) = wildcard(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) else {
+            return; // no IPv6 here
+        };
+        let port = shared.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hi", ("127.0.0.2", port)).unwrap();
+        let (_, _, destination) = receive_one(&shared).await;
+        assert_eq!(destination, Some("::ffff:127.0.0.2".parse().unwrap()));
     }
 
     #[test]

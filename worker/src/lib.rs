@@ -225,7 +225,7 @@ async fn serve(
                 .then(|| Duration::from_secs(settings.switch_to_tcp_secs.into()));
             let compressor = dtls_compression
                 .map(|a| Compressor::new(a, start.tunnel.compression.no_compress_limit));
-            Dtls::new(chosen.mode, id, switch, compressor)
+            Dtls::new(chosen.mode, id, switch, compressor).with_dpd(timers.dpd, grant.mtu)
         }
         _ => Dtls::disabled(),
     };

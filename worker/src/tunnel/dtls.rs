@@ -34,6 +34,7 @@ use rocserv_proto::cstp::{Frame, PacketType, MAX_PAYLOAD};
 use rocserv_proto::dtls::{peek, Mode, Received, Server};
 use tokio::net::UdpSocket;
 
+use super::dtls_dpd::{DtlsDpd, Tick};
 use super::session::{Action, End, Session};
 use super::tun_io::TunWriter;
 use super::udp_gso::Batch;
@@ -97,6 +98,10 @@ pub struct Dtls {
     pending: Option<Handshake>,
     /// When the last record was decrypted.
     last_rx: Instant,
+    /// Server-side DPD of the established session ([`super::dtls_dpd`]).
+    dpd: DtlsDpd,
+    /// Payload bytes of a DPD probe: the data MTU (ocserv pads its probe to it).
+    probe_len: usize,
     /// DATA arrived over CSTP after the last DTLS record: the client sends over TCP.
     cstp_override: bool,
     /// Whether packets went over DTLS at the last decision (for the log lines).
@@ -148,6 +153,8 @@ impl Dtls {
             active: None,
             pending: None,
             last_rx: Instant::now(),
+            dpd: DtlsDpd::new(None, Instant::now()),
+            probe_len: 0,
             cstp_override: false,
             was_active: false,
             rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
@@ -156,6 +163,14 @@ impl Dtls {
             transmit: Vec::new(),
             rng: SystemRandom::new(),
         }
+    }
+
+    /// Probe a quiet DTLS channel every `dpd` (the client's interval, mobile-aware; `None` = no
+    /// probes) with DPD requests of `data_mtu` payload bytes (protocol.md §3.4).
+    pub fn with_dpd(mut self, dpd: Option<Duration>, data_mtu: u16) -> Self {
+        self.dpd = DtlsDpd::new(dpd, Instant::now());
+        self.probe_len = usize::from(data_mtu).min(MAX_PAYLOAD);
+        self
     }
 
     /// main matched a UDP flow to us: adopt the socket (replacing any previous one) and handle
@@ -250,6 +265,7 @@ impl Dtls {
             active,
             pending,
             last_rx,
+            dpd,
             cstp_override,
             rx,
             tx,
@@ -296,6 +312,7 @@ impl Dtls {
                     log::info!("DTLS established: {}", h.server.describe());
                     *active = pending.take().map(|h| h.server);
                     *last_rx = now;
+                    dpd.on_record(now);
                     *cstp_override = false;
                 }
                 Ok(Received::Nothing | Received::Data(_)) => {}
@@ -317,6 +334,9 @@ impl Dtls {
             Ok(Received::Nothing | Received::Established) => None,
             Ok(Received::Data(record)) => {
                 *last_rx = now;
+                if dpd.on_record(now) {
+                    log::info!("DTLS DPD answered");
+                }
                 *cstp_override = false;
                 let (&ty, payload) = record.split_first()?;
                 let mut frame = Frame {
@@ -375,13 +395,33 @@ impl Dtls {
         }
     }
 
-    /// The next handshake retransmission, if any.
+    /// The next handshake retransmission or DPD step, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.as_ref().and_then(|h| h.server.poll_timeout())
+        let handshake = self.pending.as_ref().and_then(|h| h.server.poll_timeout());
+        let dpd = self.probing().then(|| self.dpd.poll_timeout()).flatten();
+        handshake.into_iter().chain(dpd).min()
+    }
+
+    /// Whether the server-side DPD runs: a session is established on a socket and the client
+    /// has not turned to CSTP (ocserv probes only in its UDP "active" state).
+    fn probing(&self) -> bool {
+        self.socket.is_some()
+            && self.active.as_ref().is_some_and(Server::is_established)
+            && !self.cstp_override
     }
 
     /// Called at or after [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.probing() && self.dpd.poll_timeout().is_some_and(|t| t <= now) {
+            match self.dpd.handle_timeout(now) {
+                Tick::Nothing => {}
+                Tick::Probe => self.send_probe(now),
+                Tick::Dead => log::info!(
+                    "no DTLS packet for {} s despite DPD requests: data goes over TLS",
+                    self.dpd.silence(now)
+                ),
+            }
+        }
         if let Some(h) = self.pending.as_mut() {
             if h.server.poll_timeout().is_some_and(|t| t <= now) {
                 h.server.handle_timeout(now, &mut self.transmit);
@@ -394,6 +434,37 @@ impl Dtls {
         }
     }
 
+    /// One DPD request padded with zeros to the data MTU, as ocserv sends it: it checks that
+    /// full-size packets still get through. openconnect answers with a 1-byte DPD response.
+    fn send_probe(&mut self, now: Instant) {
+        let Self {
+            socket,
+            active,
+            tx,
+            rng,
+            probe_len,
+            dpd,
+            ..
+        } = self;
+        let Some(srv) = active.as_mut() else {
+            return;
+        };
+        log::info!(
+            "no DTLS packet for {} s: sending a DTLS DPD request",
+            dpd.silence(now)
+        );
+        let start = srv.header_room().saturating_add(1);
+        if let Some(payload) = tx.get_mut(start..start.saturating_add(*probe_len)) {
+            payload.fill(0);
+        }
+        let mut random = |buf: &mut [u8]| fill(rng, buf);
+        let sent = seal_slot(srv, tx, PacketType::DpdReq, *probe_len, &mut random)
+            .and_then(|record| send(socket.as_ref(), record));
+        if let Err(err) = sent {
+            log::debug!("DTLS DPD request not sent: {err}");
+        }
+    }
+
     /// Whether packets for the client go over DTLS now (protocol.md §4.5).
     pub fn active(&mut self, now: Instant) -> bool {
         let established =
@@ -403,7 +474,8 @@ impl Dtls {
             .as_ref()
             .and_then(|s| s.switch_to_tcp)
             .is_none_or(|limit| now.saturating_duration_since(self.last_rx) < limit);
-        let active = established && fresh && !self.cstp_override;
+        let dead = self.dpd.is_dead(now);
+        let active = established && fresh && !self.cstp_override && !dead;
         if active != self.was_active {
             if active {
                 log::debug!("sending over DTLS");
@@ -412,6 +484,8 @@ impl Dtls {
                     "sending over TLS: {}",
                     if self.cstp_override {
                         "the client sends over TLS"
+                    } else if dead {
+                        "no answer to DTLS DPD requests"
                     } else {
                         "no DTLS packet within switch-to-tcp-timeout"
                     }

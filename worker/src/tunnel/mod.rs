@@ -3,6 +3,7 @@
 //! chosen at CONNECT by [`dtls_mode`]).
 
 pub mod dtls;
+pub mod dtls_dpd;
 pub mod dtls_mode;
 pub mod pump;
 pub mod session;
