@@ -279,3 +279,47 @@ pub fn dtls_client_hello_peek(data: &[u8]) {
 pub fn dtls_server(data: &[u8]) {
     let _ = crate::dtls::fuzz::server(data);
 }
+
+/// `tun_offload`: the tun offload code on arbitrary bytes. `data` as one tun read (header +
+/// packet) is cut into segments; then `data` as a list of packets (2-byte big-endian length
+/// each) from the client goes through the joiner, and every write it makes is cut again: no
+/// panic, every segment fits its buffer, and a joined write re-cuts into as many segments as
+/// were joined.
+pub fn tun_offload(data: &[u8]) {
+    use crate::offload::{coalesce::Coalescer, segment::Segments, VnetHdr};
+    let mut out = vec![0u8; 65_536];
+    let cut = |write: &[u8], out: &mut [u8]| -> usize {
+        let mut count = 0usize;
+        if let Some((hdr, packet)) = VnetHdr::split(write) {
+            if let Ok(mut segments) = Segments::new(&hdr, packet) {
+                while let Some(Ok(n)) = segments.next_into(out) {
+                    assert!(n <= out.len());
+                    count = count.saturating_add(1);
+                }
+            }
+        }
+        count
+    };
+    let _ = cut(data, &mut out);
+    let mut coalescer = Coalescer::new();
+    let mut joined = 0usize;
+    let mut rest = data;
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+        let (packet, tail) = tail.split_at(len);
+        rest = tail;
+        if coalescer.push(packet) {
+            joined = joined.saturating_add(1);
+            continue;
+        }
+        if let Some(write) = coalescer.take() {
+            let write = write.to_vec();
+            assert_eq!(cut(&write, &mut out), joined);
+        }
+        joined = usize::from(coalescer.push(packet));
+    }
+    if let Some(write) = coalescer.take() {
+        let write = write.to_vec();
+        assert_eq!(cut(&write, &mut out), joined);
+    }
+}

@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 11] = [
+const TARGETS: [(&str, Target); 12] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -31,6 +31,7 @@ const TARGETS: [(&str, Target); 11] = [
     ("lz4_roundtrip", fuzzing::lz4_roundtrip),
     ("dtls_client_hello_peek", fuzzing::dtls_client_hello_peek),
     ("dtls_server", fuzzing::dtls_server),
+    ("tun_offload", fuzzing::tun_offload),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -160,4 +161,9 @@ fn corpus_folders_match_targets() {
             "fuzz/Cargo.toml lacks the bin {target}"
         );
     }
+}
+
+#[test]
+fn tun_offload_corpus() {
+    assert!(run_target("tun_offload") >= 3);
 }

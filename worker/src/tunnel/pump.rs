@@ -44,6 +44,9 @@ const TUN_BATCH: usize = 64;
 const NET_READ: usize = 64 * 1024;
 /// Room for the partial frame left over plus a whole record of plaintext.
 const RX_BUF: usize = 64 * 1024;
+/// Event-loop turns a joined packet for the tun device may wait while other events keep the
+/// worker busy.
+const MAX_HELD_TURNS: u32 = 2;
 /// How long the goodbye (DISCONNECT, close_notify) may take to leave.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -297,6 +300,7 @@ impl Pump {
         let sleep = tokio::time::sleep_until(far);
         tokio::pin!(sleep);
         let mut armed = None;
+        let mut held = 0u32;
         loop {
             let next = [self.session.poll_timeout(), self.dtls.poll_timeout()]
                 .into_iter()
@@ -306,9 +310,18 @@ impl Pump {
                 sleep.as_mut().reset(next.map_or(far, Instant::from_std));
                 armed = next;
             }
-            // Nothing may wait in the joiner while we sleep.
-            if let Err(end) = self.tun_out.flush(self.tun.get_ref()) {
-                return end;
+            // Joined packets for the tun device go out when the worker is about to sleep (the
+            // last select arm), but never wait more than a few turns of a busy loop.
+            held = if self.tun_out.pending() {
+                held.saturating_add(1)
+            } else {
+                0
+            };
+            if held > MAX_HELD_TURNS {
+                if let Err(end) = self.tun_out.flush(self.tun.get_ref()) {
+                    return end;
+                }
+                held = 0;
             }
             let want_write = self.conn.wants_write();
             tokio::select! {
@@ -421,6 +434,14 @@ impl Pump {
                             }
                         }
                         Action::Nothing | Action::WriteTun(_) | Action::Ignored(_) => {}
+                    }
+                }
+                // Last in the biased order: reached only when nothing else is ready, i.e. just
+                // before the worker would sleep. Packets for the tun device joined until then go
+                // out now (GRO's "flush at the end of the poll"), so nothing waits while we sleep.
+                () = std::future::ready(()), if self.tun_out.pending() => {
+                    if let Err(end) = self.tun_out.flush(self.tun.get_ref()) {
+                        return end;
                     }
                 }
             }
