@@ -253,8 +253,14 @@ fn connected(shared: SocketAddr, tcp_local: IpAddr, peer: SocketAddr) -> std::io
     // charged only for what is queued. The worker cannot do this (no CAP_NET_ADMIN); failing
     // leaves the system default.
     for (what, result) in [
-        ("receive", setsockopt(&fd, sockopt::RcvBufForce, &CLIENT_SOCKET_BUF)),
-        ("send", setsockopt(&fd, sockopt::SndBufForce, &CLIENT_SOCKET_BUF)),
+        (
+            "receive",
+            setsockopt(&fd, sockopt::RcvBufForce, &CLIENT_SOCKET_BUF),
+        ),
+        (
+            "send",
+            setsockopt(&fd, sockopt::SndBufForce, &CLIENT_SOCKET_BUF),
+        ),
     ] {
         if let Err(err) = result {
             log::debug!("cannot enlarge a DTLS socket's {what} buffer: {err}");
