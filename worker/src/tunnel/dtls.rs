@@ -113,6 +113,8 @@ pub struct Dtls {
     batch: Batch,
     /// Handshake datagrams the server queued.
     transmit: Vec<Vec<u8>>,
+    /// See [`Self::drained`].
+    drained: Option<usize>,
     rng: SystemRandom,
 }
 
@@ -161,6 +163,7 @@ impl Dtls {
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
             transmit: Vec::new(),
+            drained: None,
             rng: SystemRandom::new(),
         }
     }
@@ -208,6 +211,8 @@ impl Dtls {
 
     /// Read and handle the datagrams waiting on the socket, a `recvmmsg` burst at a time.
     pub fn on_readable(&mut self, ctx: &mut Ctx<'_>) -> Option<End> {
+        self.drained = None;
+        let mut total = 0usize;
         let mut got = [udp_mmsg::Received {
             slot: 0,
             len: 0,
@@ -222,7 +227,10 @@ impl Dtls {
                 udp_mmsg::recv_burst(socket.as_fd(), rx, RX_SLOT, &mut got)
             }) {
                 Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = Some(total);
+                    return None;
+                }
                 Err(err) => {
                     // ICMP errors (port unreachable) surface here on a connected socket.
                     log::debug!("DTLS socket: {err}");
@@ -231,6 +239,7 @@ impl Dtls {
                 }
             };
             let now = Instant::now();
+            total = total.saturating_add(n);
             for datagram in got.iter().take(n) {
                 if datagram.truncated {
                     log::debug!(
@@ -245,10 +254,17 @@ impl Dtls {
                 }
             }
             if n < BURST {
+                self.drained = Some(total);
                 return None;
             }
         }
         None
+    }
+
+    /// How many datagrams the last [`Self::on_readable`] read, if it left the socket empty
+    /// (`None` when it stopped with more waiting).
+    pub fn drained(&self) -> Option<usize> {
+        self.drained
     }
 
     /// One datagram in `self.rx[start..start + len]`.
