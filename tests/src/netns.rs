@@ -9,6 +9,19 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// `Udp: InDatagrams` of the namespace's /proc/net/snmp: proves that traffic went over UDP.
+    pub fn udp_in_datagrams(&self) -> u64 {
+        let snmp = self.exec_ok(&["cat", "/proc/net/snmp"]);
+        let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+        let names: Vec<&str> = udp.next().expect("Udp header").split_whitespace().collect();
+        let values: Vec<&str> = udp.next().expect("Udp values").split_whitespace().collect();
+        let at = names
+            .iter()
+            .position(|n| *n == "InDatagrams")
+            .expect("InDatagrams");
+        values[at].parse().expect("number")
+    }
+
     pub fn new(name: String) -> Self {
         run(Command::new("ip").args(["netns", "add", &name]));
         let ns = Self { name };

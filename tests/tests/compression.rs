@@ -15,14 +15,14 @@ fn compressible_pings(lab: &Lab, count: u32) {
     assert!(out.contains(&format!("{count} received")), "{out}");
 }
 
-/// The numbers of the worker's "CSTP compression NAME: sent A of B packets compressed (..),
-/// received C compressed (..)" line.
-fn summary(log: &str, name: &str) -> (u64, u64) {
-    let prefix = format!("CSTP compression {name}: sent ");
+/// The numbers of the worker's "CHANNEL compression NAME: sent A of B packets compressed (..),
+/// received C compressed (..)" line (CHANNEL: CSTP or DTLS), as (A, C).
+fn channel_summary(log: &str, channel: &str, name: &str) -> (u64, u64) {
+    let prefix = format!("{channel} compression {name}: sent ");
     let line = log
         .lines()
         .find(|l| l.contains(&prefix))
-        .unwrap_or_else(|| panic!("no compression summary for {name} in:\n{log}"));
+        .unwrap_or_else(|| panic!("no {channel} compression summary for {name} in:\n{log}"));
     eprintln!("{line}");
     let words: Vec<&str> = line.split_whitespace().collect();
     let after = |word: &str| -> u64 {
@@ -54,7 +54,7 @@ fn run(overrides: &[(&str, &str)], client_extra: &[&str], algo_tag: &str, name: 
     server
         .wait_for_log("CSTP compression", WAIT)
         .expect("compression summary logged");
-    let (sent, received) = summary(&server.log_text(), name);
+    let (sent, received) = channel_summary(&server.log_text(), "CSTP", name);
     // Five echo replies went out compressed, five echo requests came in compressed.
     assert!(sent >= 5, "sent {sent} compressed:\n{}", server.log_text());
     assert!(
@@ -102,23 +102,6 @@ fn off_unless_configured() {
     assert!(!server.log_text().contains("CSTP compression"));
 }
 
-/// The numbers of the worker's "DTLS compression NAME: sent A of B packets compressed,
-/// received C compressed" line, as (A, C).
-fn dtls_summary(log: &str, name: &str) -> (u64, u64) {
-    let prefix = format!("DTLS compression {name}: sent ");
-    let line = log
-        .lines()
-        .find(|l| l.contains(&prefix))
-        .unwrap_or_else(|| panic!("no DTLS compression summary for {name} in:\n{log}"));
-    eprintln!("{line}");
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |word: &str| -> u64 {
-        let at = words.iter().position(|w| *w == word).unwrap();
-        words[at + 1].parse().unwrap()
-    };
-    (after("sent"), after("received"))
-}
-
 #[test]
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn lz4_over_dtls_in_both_directions() {
@@ -141,7 +124,7 @@ fn lz4_over_dtls_in_both_directions() {
     server
         .wait_for_log("DTLS compression", WAIT)
         .expect("DTLS compression summary logged");
-    let (sent, received) = dtls_summary(&server.log_text(), "oc-lz4");
+    let (sent, received) = channel_summary(&server.log_text(), "DTLS", "oc-lz4");
     assert!(sent >= 5, "sent {sent} compressed:\n{}", server.log_text());
     assert!(
         received >= 5,

@@ -97,19 +97,6 @@ impl Drop for Stream {
     }
 }
 
-/// `Udp: InDatagrams` of the namespace's /proc/net/snmp.
-fn udp_in_datagrams(ns: &Netns) -> u64 {
-    let snmp = ns.exec_ok(&["cat", "/proc/net/snmp"]);
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let names: Vec<&str> = udp.next().expect("Udp header").split_whitespace().collect();
-    let values: Vec<&str> = udp.next().expect("Udp values").split_whitespace().collect();
-    let at = names
-        .iter()
-        .position(|n| *n == "InDatagrams")
-        .expect("InDatagrams");
-    values[at].parse().expect("number")
-}
-
 #[test]
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn server_dpd_over_dtls_is_answered() {
@@ -161,10 +148,10 @@ fn server_gives_dtls_up_when_udp_stops_arriving() {
     assert!(server.log_text().contains("sending a DTLS DPD request"));
     // From now on the stream reaches the client over TLS: no UDP arrives in the client
     // namespace, the sink still counts.
-    let udp_before = udp_in_datagrams(&lab.cli);
+    let udp_before = lab.cli.udp_in_datagrams();
     let sink_before = sink_count(&lab.cli);
     std::thread::sleep(Duration::from_secs(2));
-    let udp_after = udp_in_datagrams(&lab.cli);
+    let udp_after = lab.cli.udp_in_datagrams();
     let sink_after = sink_count(&lab.cli);
     assert!(
         sink_after >= sink_before + 4,

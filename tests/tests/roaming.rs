@@ -104,11 +104,11 @@ fn roam(extra: &[(&str, &str)]) {
 
 /// Ping through the tunnel and insist the echo requests arrived over UDP (DTLS), not TLS.
 fn ping_over_udp(lab: &Lab) {
-    let before = udp_in_datagrams(&lab.srv);
+    let before = lab.srv.udp_in_datagrams();
     let (ok, out) = lab.ping_through_tunnel(3);
     assert!(ok, "ping through the tunnel failed:\n{out}");
     assert!(out.contains("3 received"), "{out}");
-    let after = udp_in_datagrams(&lab.srv);
+    let after = lab.srv.udp_in_datagrams();
     assert!(
         after - before >= 3,
         "the pings did not come over UDP ({before} -> {after})"
@@ -160,17 +160,4 @@ fn flows_from(ns: &Netns, peer: Ipv4Addr) -> String {
     ns.exec_ok(&["ss", "-Huan", "dst", &peer.to_string()])
         .trim()
         .to_owned()
-}
-
-/// `Udp: InDatagrams` of the namespace's /proc/net/snmp.
-fn udp_in_datagrams(ns: &Netns) -> u64 {
-    let snmp = ns.exec_ok(&["cat", "/proc/net/snmp"]);
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let names: Vec<&str> = udp.next().expect("Udp header").split_whitespace().collect();
-    let values: Vec<&str> = udp.next().expect("Udp values").split_whitespace().collect();
-    let at = names
-        .iter()
-        .position(|n| *n == "InDatagrams")
-        .expect("InDatagrams");
-    values[at].parse().expect("number")
 }
