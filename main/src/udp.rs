@@ -6,7 +6,11 @@
 //! passes it, with the datagram, to the worker serving that session. From then on the kernel
 //! delivers that client's datagrams to the connected socket, so the data path never touches
 //! main. A client whose address changes sends a new ClientHello to the shared socket and is
-//! matched again (roaming); the worker replaces its socket. Anything else is dropped; at most
+//! matched again (roaming); the worker replaces its socket. A NAT that rebinds only the client's
+//! port never sends a new ClientHello: a DTLS application-data record from an unknown flow whose
+//! IP is the IP of exactly one flow we handed over goes to that flow's worker as a candidate, as
+//! ocserv does; the worker adopts the new socket only if the record authenticates (protocol.md
+//! §4.6), so a spoofed or replayed datagram changes nothing. Anything else is dropped; at most
 //! one debug line per second says so. On a wildcard socket the destination address of each
 //! datagram comes with it (`IP_PKTINFO` / `IPV6_RECVPKTINFO`, as in ocserv): the connected
 //! socket binds to that address, so on a host with several addresses the worker's replies leave
@@ -37,6 +41,8 @@ const HANDOVER_GUARD: Duration = Duration::from_secs(3);
 const MAX_FIRST: usize = 4096;
 /// Bound on remembered recent hand-overs (pruned when reached).
 const MAX_RECENT: usize = 4096;
+/// At most one rebound flow offered per session in this interval.
+const REBIND_GUARD: Duration = Duration::from_secs(1);
 /// At most one "dropped datagram" debug line per this interval.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -163,10 +169,20 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
     }
 }
 
-/// Which flows were handed over recently, and the rate limit of the drop log.
+/// DTLS record content type of application data, and the record header length.
+const APPLICATION_DATA: u8 = 23;
+const RECORD_HEADER: usize = 13;
+
+/// Which flows were handed over recently, where each session's flow went last, and the rate
+/// limit of the drop log.
 #[derive(Debug, Default)]
 struct Demux {
     recent: HashMap<SocketAddr, Instant>,
+    /// The client address of the latest hand-over of each DTLS id (for NAT rebinding).
+    peers: HashMap<[u8; 32], SocketAddr>,
+    /// When each session was last offered a rebound flow (at most one a second: a spoofer
+    /// varying ports must not make main and the worker churn sockets).
+    rebinds: HashMap<[u8; 32], Instant>,
     last_drop_log: Option<Instant>,
     dropped_since_log: u64,
 }
@@ -181,11 +197,16 @@ impl Demux {
         from: SocketAddr,
         now: Instant,
     ) -> Result<(), &'static str> {
-        let id = rocserv_proto::dtls::peek::client_hello_session_id(datagram)
-            .ok_or("not a DTLS ClientHello")?;
-        let route = shared.dtls_route(id).ok_or("unknown DTLS session id")?;
+        let (id, route) = match rocserv_proto::dtls::peek::client_hello_session_id(datagram) {
+            Some(id) => {
+                let route = shared.dtls_route(id).ok_or("unknown DTLS session id")?;
+                let id = <[u8; 32]>::try_from(id).map_err(|_| "unknown DTLS session id")?;
+                (id, route)
+            }
+            None => self.rebound(shared, datagram, from, now)?,
+        };
         if datagram.len() > MAX_FIRST {
-            return Err("oversized ClientHello");
+            return Err("oversized first datagram");
         }
         if self
             .recent
@@ -211,8 +232,52 @@ impl Demux {
             .try_send(flow)
             .map_err(|_| "the worker's hand-over queue is full or gone")?;
         self.recent.insert(from, now);
+        if self.peers.len() >= MAX_RECENT {
+            self.peers.retain(|id, _| shared.dtls_route(id).is_some());
+        }
+        self.peers.insert(id, from);
         log::debug!("{from}: DTLS flow handed to worker {}", route.worker.0);
         Ok(())
+    }
+
+    /// A datagram that is not a ClientHello: the session whose last flow came from the same IP
+    /// (on another port), if it is the only one, for a NAT rebinding.
+    fn rebound(
+        &mut self,
+        shared: &Shared,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<([u8; 32], crate::state::DtlsRoute), &'static str> {
+        if datagram.first() != Some(&APPLICATION_DATA) || datagram.len() <= RECORD_HEADER {
+            return Err("not a DTLS ClientHello");
+        }
+        let mut same_ip = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.ip() == from.ip() && **peer != from);
+        let (id, _) = same_ip.next().ok_or("DTLS record from an unknown flow")?;
+        if same_ip.next().is_some() {
+            return Err("DTLS record from an unknown port of an address with several sessions");
+        }
+        let id = *id;
+        if self
+            .rebinds
+            .get(&id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < REBIND_GUARD)
+        {
+            return Err("DTLS record from a new port: one was offered less than a second ago");
+        }
+        let route = shared
+            .dtls_route(&id)
+            .ok_or("DTLS record for an ended session")?;
+        if self.rebinds.len() >= MAX_RECENT {
+            self.rebinds
+                .retain(|_, at| now.saturating_duration_since(*at) < REBIND_GUARD);
+        }
+        self.rebinds.insert(id, now);
+        log::debug!("{from}: DTLS record from a new port of a known client; asking its worker");
+        Ok((id, route))
     }
 
     fn dropped(&mut self, from: SocketAddr, why: &str) {

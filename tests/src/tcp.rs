@@ -1,4 +1,4 @@
-//! A TCP transfer through the tunnel: an echo-hash server in the server namespace and a sender
+//! A TCP transfer through the tunnel (and single forged UDP datagrams, [`send_udp`]): an echo-hash server in the server namespace and a sender
 //! in the client namespace, each on its own thread that entered the namespace with setns(2).
 
 use std::io::{Read, Write};
@@ -134,4 +134,18 @@ pub fn transfer_down(
     let (received, matched) = client.join().expect("client thread");
     let sent = server.join().expect("server thread");
     (sent, received, matched)
+}
+
+/// Send one UDP datagram from `from` (an address of the namespace `ns`) to `to`: for forged
+/// packets in tests (e.g. a record that pretends to come from a client's new port).
+pub fn send_udp(ns: &Netns, from: SocketAddr, to: SocketAddr, payload: &[u8]) {
+    let path = ns.path();
+    let payload = payload.to_vec();
+    std::thread::spawn(move || {
+        enter(&path);
+        let socket = std::net::UdpSocket::bind(from).expect("bind");
+        socket.send_to(&payload, to).expect("send");
+    })
+    .join()
+    .expect("sender thread");
 }

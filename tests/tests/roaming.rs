@@ -4,14 +4,16 @@
 //! session id; main matches the id and hands the worker a socket connected to the new address.
 //! The session survives: same worker, same tunnel address, no second login, data over UDP again.
 //! `deny-roaming` ties only the cookie to the login address (sec-mod), not the DTLS path, as in
-//! ocserv, whose UDP matching ignores it.
+//! ocserv, whose UDP matching ignores it. A NAT that rebinds only the client's port is followed
+//! at once, without a new handshake: main offers the record from the new port to the session of
+//! that address, and the worker takes the new path once the record authenticates.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use rocserv_e2e::netns::Netns;
-use rocserv_e2e::{lab, Client, ClientOptions, Lab, Server, WAIT};
+use rocserv_e2e::{lab, tcp, Client, ClientOptions, Lab, Server, WAIT};
 
 const ESTABLISHED: &str = "Established DTLS connection";
 const DEAD: &str = "DTLS Dead Peer Detection detected dead peer";
@@ -28,6 +30,131 @@ fn dtls_follows_a_client_whose_address_changes() {
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn deny_roaming_does_not_pin_the_dtls_path() {
     roam(&[("deny-roaming", "true")]);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn dtls_follows_a_nat_port_rebinding_at_once() {
+    let lab = Lab::new();
+    // A long DPD: recovery through openconnect's dead-peer detection would take a minute, so
+    // pings that work within seconds prove the rebinding was followed directly.
+    let server = Server::start(&lab.srv, &lab.config(&[("udp-port", "443"), ("dpd", "30")]));
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output(ESTABLISHED, WAIT)
+        .expect("DTLS established");
+    server
+        .wait_for_log("DTLS established", WAIT)
+        .expect("server saw the handshake");
+    ping_over_udp(&lab);
+    let port = client_udp_port(&lab.cli);
+    rebind_client_port(&lab.cli, port, REBOUND_PORT);
+
+    ping_over_udp(&lab);
+    server
+        .wait_for_log("DTLS flow moved to a new client port", WAIT)
+        .expect("the worker took the new port");
+    let flows = lab.srv.exec_ok(&[
+        "ss",
+        "-Huan",
+        "dst",
+        &format!("{}:{REBOUND_PORT}", lab::CLIENT_IP),
+    ]);
+    assert!(
+        !flows.trim().is_empty(),
+        "no server socket connected to the new port"
+    );
+    let out = client.output();
+    assert!(
+        !out.contains(DEAD),
+        "the client had to detect a dead peer:\n{out}"
+    );
+    assert_eq!(
+        out.matches(ESTABLISHED).count(),
+        1,
+        "the client re-handshook:\n{out}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_forged_record_from_a_new_port_moves_nothing() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[("udp-port", "443")]));
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output(ESTABLISHED, WAIT)
+        .expect("DTLS established");
+    server
+        .wait_for_log("DTLS established", WAIT)
+        .expect("server saw the handshake");
+    // What an attacker who can use the client's address may send: a DTLS 1.2 application-data
+    // header (epoch 1) and bytes that do not authenticate.
+    let mut record = vec![23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 60];
+    record.extend_from_slice(&[0x5a; 60]);
+    tcp::send_udp(
+        &lab.cli,
+        SocketAddr::from((lab::CLIENT_IP, REBOUND_PORT)),
+        SocketAddr::from((lab::SERVER_IP, 443)),
+        &record,
+    );
+    server
+        .wait_for_log("did not authenticate; ignored", WAIT)
+        .expect("the worker looked at the record and refused it");
+    // The session still uses the client's real port.
+    ping_over_udp(&lab);
+    let flows = lab.srv.exec_ok(&[
+        "ss",
+        "-Huan",
+        "dst",
+        &format!("{}:{REBOUND_PORT}", lab::CLIENT_IP),
+    ]);
+    assert!(
+        flows.trim().is_empty(),
+        "a socket to the forged port stayed: {flows}"
+    );
+}
+
+/// The port the NAT moves the client's DTLS flow to.
+const REBOUND_PORT: u16 = 40999;
+
+/// The local port of openconnect's UDP socket to the server's DTLS port.
+fn client_udp_port(cli: &Netns) -> u16 {
+    let line = cli.exec_ok(&["ss", "-Huan", "dst", &format!("{}:443", lab::SERVER_IP)]);
+    let local = line
+        .split_whitespace()
+        .find(|w| w.starts_with(&lab::CLIENT_IP.to_string()))
+        .unwrap_or_else(|| panic!("no client UDP socket in: {line}"));
+    local.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// From now on the client's DTLS datagrams leave from port `to` instead of `from`, and answers
+/// to `from` are lost: a NAT that rebinds the port. Stateless rewriting in the client namespace.
+fn rebind_client_port(cli: &Netns, from: u16, to: u16) {
+    let server = lab::SERVER_IP.to_string();
+    cli.exec_ok(&["nft", "add", "table", "ip", "rebind"]);
+    cli.exec_ok(&[
+        "nft",
+        "add chain ip rebind out { type filter hook output priority -300 ; }",
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        &format!("add rule ip rebind out ip daddr {server} udp dport 443 udp sport {from} udp sport set {to}"),
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        "add chain ip rebind in { type filter hook prerouting priority -300 ; }",
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        &format!("add rule ip rebind in ip saddr {server} udp sport 443 udp dport {from} drop"),
+    ]);
+    cli.exec_ok(&[
+        "nft",
+        &format!("add rule ip rebind in ip saddr {server} udp sport 443 udp dport {to} udp dport set {from}"),
+    ]);
 }
 
 fn roam(extra: &[(&str, &str)]) {

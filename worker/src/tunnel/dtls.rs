@@ -115,6 +115,8 @@ pub struct Dtls {
     transmit: Vec<Vec<u8>>,
     /// See [`Self::drained`].
     drained: Option<usize>,
+    /// Records of the established session that authenticated (proves a rebound flow).
+    records: u64,
     rng: SystemRandom,
 }
 
@@ -164,6 +166,7 @@ impl Dtls {
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
             transmit: Vec::new(),
             drained: None,
+            records: 0,
             rng: SystemRandom::new(),
         }
     }
@@ -191,14 +194,33 @@ impl Dtls {
             }
         };
         // (No peer_addr() here: getpeername is not on the sandbox's list; main logs the flow.)
+        let hello = self
+            .setup
+            .as_ref()
+            .is_some_and(|s| peek::client_hello_session_id(&first) == Some(&s.id[..]));
         log::debug!("new DTLS flow from main");
-        self.socket = Some(socket);
+        // A ClientHello with our id moves the flow at once (a new handshake follows). Anything
+        // else is a record from a new port of our client's address (a NAT rebinding, main/src/
+        // udp.rs): the new socket is kept only if the record authenticates, so a spoofed or
+        // replayed datagram cannot redirect the session.
+        let previous = self.socket.replace(socket);
         let len = first.len().min(self.rx.len());
         let (Some(dst), Some(src)) = (self.rx.get_mut(..len), first.get_mut(..len)) else {
+            self.socket = previous;
             return None;
         };
         dst.copy_from_slice(src);
-        self.on_datagram(0, len, Instant::now(), ctx)
+        let before = self.records;
+        let end = self.on_datagram(0, len, Instant::now(), ctx);
+        if !hello {
+            if self.records == before {
+                log::info!("a DTLS record from a new client port did not authenticate; ignored");
+                self.socket = previous;
+            } else {
+                log::info!("DTLS flow moved to a new client port (NAT rebinding)");
+            }
+        }
+        end
     }
 
     /// Resolves when the UDP socket has something to read; never without a socket.
@@ -287,6 +309,7 @@ impl Dtls {
             tx,
             transmit,
             rng,
+            records,
             ..
         } = self;
         let setup = setup.as_mut()?;
@@ -350,6 +373,7 @@ impl Dtls {
             Ok(Received::Nothing | Received::Established) => None,
             Ok(Received::Data(record)) => {
                 *last_rx = now;
+                *records = records.saturating_add(1);
                 if dpd.on_record(now) {
                     log::info!("DTLS DPD answered");
                 }
