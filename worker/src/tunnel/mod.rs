@@ -1,10 +1,11 @@
 //! The established tunnel: the sans-IO [`session`] rules and the [`pump`] that moves CSTP frames
 //! between the TLS connection and the tun device, with the [`dtls`] channel beside it (its mode
-//! chosen at CONNECT by [`dtls_mode`]).
+//! chosen at CONNECT by [`dtls_mode`], its path MTU tracked by [`path_mtu`]).
 
 pub mod dtls;
 pub mod dtls_dpd;
 pub mod dtls_mode;
+pub mod path_mtu;
 pub mod pump;
 pub mod session;
 pub mod tun_io;
