@@ -11,6 +11,7 @@ pub mod session;
 pub mod tun_io;
 pub mod udp_gso;
 pub mod udp_mmsg;
+pub mod udp_pmtu;
 
 pub use pump::{run, Summary};
 pub use session::SessionTimers;
