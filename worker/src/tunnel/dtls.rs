@@ -192,6 +192,7 @@ impl Dtls {
     pub fn take_mtu_change(&mut self) -> Option<u16> {
         let now = self.pmtu.data_mtu();
         (now != self.reported_mtu).then(|| {
+            log::info!("DTLS path MTU changed: data MTU now {now}");
             self.reported_mtu = now;
             now
         })
@@ -710,8 +711,10 @@ fn too_big(err: &io::Error) -> bool {
 fn note_change(change: Change, pmtu: &PathMtu, probe_len: &mut usize, socket: Option<&UdpSocket>) {
     let data = match change {
         Change::None => return,
+        // Logged when main hears of it: a client probe above the path raises the MTU, its echo
+        // fails and lowers it again within one datagram.
         Change::Data(data) => {
-            log::info!("DTLS path MTU changed: data MTU now {data}");
+            log::debug!("DTLS path MTU: data MTU {data}");
             data
         }
         Change::GaveUp(data) => {
