@@ -60,6 +60,7 @@ pub mod spawn;
 pub mod spki;
 pub mod state;
 pub mod tun;
+pub mod tun_mtu;
 pub mod tunnels;
 pub mod udp;
 pub mod worker;

@@ -161,6 +161,7 @@ fn dtls_settings(config: &Config) -> Option<DtlsSettings> {
         legacy: config.dtls_legacy || config.cisco_client_compat,
         match_tls_ciphers: config.match_tls_dtls_ciphers,
         switch_to_tcp_secs: config.switch_to_tcp_timeout,
+        try_mtu_discovery: config.try_mtu_discovery,
     })
 }
 

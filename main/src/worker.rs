@@ -28,6 +28,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 const COOKIE_SLACK: Duration = Duration::from_secs(15);
 /// UDP flows waiting to be handed to one worker; more are dropped (the client retries).
 const UDP_QUEUE: usize = 4;
+/// The smallest tun MTU a worker may ask for (RFC 791's 576, as ocserv).
+const MIN_TUN_MTU: u16 = 576;
 
 /// Serve one accepted connection until its worker is gone. Never fails: problems are logged.
 pub async fn serve(
@@ -96,6 +98,8 @@ struct Run {
     ),
     /// Our address of the client's TCP connection.
     local: Option<SocketAddr>,
+    /// The data MTU granted at CONNECT: the most a worker's `TunMtu` may ask for.
+    granted_mtu: Option<u16>,
 }
 
 impl Default for Run {
@@ -117,6 +121,7 @@ impl Default for Run {
             pid: 0,
             udp: (udp_tx, Some(udp_rx)),
             local: None,
+            granted_mtu: None,
         }
     }
 }
@@ -218,6 +223,7 @@ impl Run {
                 match connect::handle(shared, id, peer, req, sock, me, dtls).await {
                     Ok(mut outcome) => {
                         if let Some(granted) = outcome.granted.take() {
+                            self.granted_mtu = Some(granted.mtu);
                             shared.tunnels.insert(crate::tunnels::Tunnel {
                                 worker: id,
                                 pid: self.pid,
@@ -240,6 +246,7 @@ impl Run {
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
             }
+            ToMain::TunMtu { mtu } => self.tun_mtu(peer, mtu)?,
             ToMain::SessionEnd {
                 reason,
                 rx_bytes,
@@ -249,6 +256,24 @@ impl Run {
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
             }
+        }
+        Ok(())
+    }
+
+    /// The worker's DTLS path MTU changed (`try-mtu-discovery`): set its tun device's MTU. The
+    /// value is the worker's word, so it must lie between the IPv4 minimum and what was
+    /// granted (ocserv checks 576 up to the configured MTU); anything else is a violation.
+    fn tun_mtu(&self, peer: SocketAddr, mtu: u16) -> Result<(), &'static str> {
+        let device = self.outcome.as_ref().and_then(|o| o.tun_name.as_deref());
+        let (Some(granted), Some(device)) = (self.granted_mtu, device) else {
+            return Err("TunMtu without a tunnel");
+        };
+        if !(MIN_TUN_MTU..=granted).contains(&mtu) {
+            return Err("TunMtu outside 576 and the granted MTU");
+        }
+        match crate::tun_mtu::set(device, mtu) {
+            Ok(()) => log::debug!("{peer}: {device}: MTU set to {mtu}"),
+            Err(e) => log::warn!("{peer}: {device}: cannot set the MTU to {mtu}: {e}"),
         }
         Ok(())
     }

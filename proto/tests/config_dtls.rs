@@ -24,6 +24,7 @@ fn defaults_are_ocservs() {
     assert!(!c.match_tls_dtls_ciphers);
     assert_eq!(c.switch_to_tcp_timeout, 25);
     assert!(!c.no_udp);
+    assert!(!c.try_mtu_discovery);
 }
 
 #[test]
@@ -31,7 +32,7 @@ fn values_are_parsed() {
     let c = ok(
         "udp-port = 4443\nudp-listen-host = 10.0.0.1\ndtls-psk = false\n\
                 dtls-legacy = no\nmatch-tls-dtls-ciphers = true\nswitch-to-tcp-timeout = 0\n\
-                no-udp = true\n",
+                no-udp = true\ntry-mtu-discovery = true\n",
     );
     assert_eq!(c.udp_port, Some(4443));
     assert_eq!(
@@ -43,6 +44,7 @@ fn values_are_parsed() {
     assert!(c.match_tls_dtls_ciphers);
     assert_eq!(c.switch_to_tcp_timeout, 0);
     assert!(c.no_udp);
+    assert!(c.try_mtu_discovery);
 }
 
 #[test]
@@ -52,6 +54,7 @@ fn bad_values_are_errors() {
         "switch-to-tcp-timeout = 25s",
         "dtls-psk = maybe",
         "no-udp = 1",
+        "try-mtu-discovery = maybe",
     ] {
         assert!(with_base(line).has_errors(), "{line} accepted");
     }

@@ -225,7 +225,12 @@ async fn serve(
                 .then(|| Duration::from_secs(settings.switch_to_tcp_secs.into()));
             let compressor = dtls_compression
                 .map(|a| Compressor::new(a, start.tunnel.compression.no_compress_limit));
-            Dtls::new(chosen.mode, id, switch, compressor).with_dpd(timers.dpd, grant.mtu)
+            // Link MTU = data MTU + outer IP/UDP header + DTLS record (protocol.md §2.4).
+            let outer: u16 = if start.peer.is_ipv6() { 40 + 8 } else { 20 + 8 };
+            let overhead = outer.saturating_add(chosen.overhead);
+            Dtls::new(chosen.mode, id, switch, compressor)
+                .with_dpd(timers.dpd, grant.mtu)
+                .with_path_mtu(settings.try_mtu_discovery, grant.mtu, overhead)
         }
         _ => Dtls::disabled(),
     };

@@ -239,6 +239,7 @@ pub(crate) fn supported(
         "match-tls-dtls-ciphers" => c.match_tls_dtls_ciphers = values::boolean(v)?,
         "switch-to-tcp-timeout" => c.switch_to_tcp_timeout = values::seconds(v)?,
         "no-udp" => c.no_udp = values::boolean(v)?,
+        "try-mtu-discovery" => c.try_mtu_discovery = values::boolean(v)?,
         "run-as-user" => c.run_as_user = Some(values::name(v, 32)?),
         "run-as-group" => c.run_as_group = Some(values::name(v, 32)?),
         "socket-file" => c.socket_file = Some(values::absolute_path(v)?),

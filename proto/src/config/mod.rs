@@ -201,6 +201,8 @@ pub struct Config {
     pub switch_to_tcp_timeout: u32,
     /// `no-udp`: never offer DTLS.
     pub no_udp: bool,
+    /// `try-mtu-discovery`: DF on DTLS datagrams, lower the MTU when the path refuses them.
+    pub try_mtu_discovery: bool,
     pub run_as_user: Option<String>,
     pub run_as_group: Option<String>,
     pub socket_file: Option<PathBuf>,
@@ -286,6 +288,7 @@ impl Default for Config {
             match_tls_dtls_ciphers: false,
             switch_to_tcp_timeout: 25,
             no_udp: false,
+            try_mtu_discovery: false,
             run_as_user: None,
             run_as_group: None,
             socket_file: None,

@@ -94,6 +94,9 @@ pub struct DtlsSettings {
     pub match_tls_ciphers: bool,
     /// `switch-to-tcp-timeout` in seconds; 0 = never.
     pub switch_to_tcp_secs: u32,
+    /// `try-mtu-discovery`: DF on the UDP socket; datagrams refused as too large lower the MTU
+    /// ([`ToMain::TunMtu`]).
+    pub try_mtu_discovery: bool,
 }
 
 /// worker -> main.
@@ -104,6 +107,9 @@ pub enum ToMain {
     Connect(ConnectRequest),
     /// Periodic counters of an established tunnel.
     Stats { rx_bytes: u64, tx_bytes: u64 },
+    /// The DTLS path MTU changed (`try-mtu-discovery`, or a client's DPD probe): set the tun
+    /// device's MTU to `mtu`, the data MTU. main accepts only 576 up to the MTU it granted.
+    TunMtu { mtu: u16 },
     /// The tunnel ended; the worker exits right after sending this.
     SessionEnd {
         reason: CloseReason,
@@ -215,6 +221,7 @@ mod tests {
         roundtrip(&ToWorker::Udp {
             first: vec![22, 0xfe, 0xff],
         });
+        roundtrip(&ToMain::TunMtu { mtu: 1134 });
         roundtrip(&ToMain::SessionEnd {
             reason: CloseReason::Temporary,
             rx_bytes: 1,

@@ -35,10 +35,12 @@ use rocserv_proto::dtls::{peek, Mode, Received, Server};
 use tokio::net::UdpSocket;
 
 use super::dtls_dpd::{DtlsDpd, Tick};
+use super::path_mtu::{Change, PathMtu};
 use super::session::{Action, End, Session};
 use super::tun_io::TunWriter;
 use super::udp_gso::Batch;
 use super::udp_mmsg::{self, BURST};
+use super::udp_pmtu;
 
 /// `recvmmsg` bursts read per wake-up before yielding to the other event sources.
 const RX_BURSTS: usize = 4;
@@ -102,6 +104,9 @@ pub struct Dtls {
     dpd: DtlsDpd,
     /// Payload bytes of a DPD probe: the data MTU (ocserv pads its probe to it).
     probe_len: usize,
+    /// The path MTU (`try-mtu-discovery`, client probes) and the data MTU main last heard of.
+    pmtu: PathMtu,
+    reported_mtu: u16,
     /// DATA arrived over CSTP after the last DTLS record: the client sends over TCP.
     cstp_override: bool,
     /// Whether packets went over DTLS at the last decision (for the log lines).
@@ -159,6 +164,8 @@ impl Dtls {
             last_rx: Instant::now(),
             dpd: DtlsDpd::new(None, Instant::now()),
             probe_len: 0,
+            pmtu: PathMtu::new(false, u16::MAX, 0),
+            reported_mtu: u16::MAX,
             cstp_override: false,
             was_active: false,
             rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
@@ -177,6 +184,24 @@ impl Dtls {
         self.dpd = DtlsDpd::new(dpd, Instant::now());
         self.probe_len = usize::from(data_mtu).min(MAX_PAYLOAD);
         self
+    }
+
+    /// Track the path MTU from the granted `data_mtu` (`overhead` = bytes between it and the
+    /// link MTU); `discovery` = `try-mtu-discovery` ([`super::path_mtu`]).
+    pub fn with_path_mtu(mut self, discovery: bool, data_mtu: u16, overhead: u16) -> Self {
+        self.pmtu = PathMtu::new(discovery, data_mtu, overhead);
+        self.reported_mtu = self.pmtu.data_mtu();
+        self
+    }
+
+    /// The data MTU main must set on the tun device, when it changed since the last call.
+    pub fn take_mtu_change(&mut self) -> Option<u16> {
+        let now = self.pmtu.data_mtu();
+        (now != self.reported_mtu).then(|| {
+            log::info!("DTLS path MTU changed: data MTU now {now}");
+            self.reported_mtu = now;
+            now
+        })
     }
 
     /// main matched a UDP flow to us: adopt the socket (replacing any previous one) and handle
@@ -199,6 +224,10 @@ impl Dtls {
             .as_ref()
             .is_some_and(|s| peek::client_hello_session_id(&first) == Some(&s.id[..]));
         log::debug!("new DTLS flow from main");
+        // DF as configured (ocserv: DO with try-mtu-discovery, else DONT on the worker's side).
+        if let Err(err) = udp_pmtu::set_discovery(socket.as_fd(), self.pmtu.discovery()) {
+            log::warn!("cannot set IP_MTU_DISCOVER on the UDP socket: {err}");
+        }
         // A ClientHello with our id moves the flow at once (a new handshake follows). Anything
         // else is a record from a new port of our client's address (a NAT rebinding, main/src/
         // udp.rs): the new socket is kept only if the record authenticates, so a spoofed or
@@ -310,6 +339,8 @@ impl Dtls {
             transmit,
             rng,
             records,
+            pmtu,
+            probe_len,
             ..
         } = self;
         let setup = setup.as_mut()?;
@@ -401,6 +432,11 @@ impl Dtls {
                         }
                     }
                 }
+                if frame.ty == PacketType::DpdReq {
+                    // A client probing its MTU (protocol.md §3.4; ocserv `data_mtu_set`).
+                    let change = pmtu.client_probe(frame.payload.len());
+                    note_change(change, pmtu, probe_len, socket.as_ref());
+                }
                 match ctx.session.handle_cstp(frame, now) {
                     Action::Nothing => None,
                     Action::WriteTun(packet) => {
@@ -409,10 +445,21 @@ impl Dtls {
                     }
                     Action::Send { ty, payload } => {
                         let mut random = |buf: &mut [u8]| fill(rng, buf);
-                        if let Err(err) =
-                            seal_and_send(srv, socket.as_ref(), tx, ty, payload, &mut random)
-                        {
-                            log::debug!("DTLS answer not sent: {err}");
+                        match seal_and_send(srv, socket.as_ref(), tx, ty, payload, &mut random) {
+                            Err(err) if too_big(&err) && pmtu.discovery() => {
+                                // The echo of a probe larger than our path: lower the MTU and
+                                // answer with an empty one, as ocserv does.
+                                let hint =
+                                    socket.as_ref().and_then(|s| udp_pmtu::path_mtu(s.as_fd()));
+                                note_change(pmtu.too_big(hint), pmtu, probe_len, socket.as_ref());
+                                if let Err(err) =
+                                    seal_and_send(srv, socket.as_ref(), tx, ty, &[], &mut random)
+                                {
+                                    log::debug!("DTLS answer not sent: {err}");
+                                }
+                            }
+                            Err(err) => log::debug!("DTLS answer not sent: {err}"),
+                            Ok(()) => {}
                         }
                         None
                     }
@@ -556,8 +603,12 @@ impl Dtls {
     /// Seal the `len`-byte packet just put into [`Self::tun_slot`] (compressed first when DTLS
     /// compression was negotiated and it pays) and add it to the send batch ([`Self::flush`]
     /// sends the rest). A packet the socket cannot take is dropped (UDP semantics); a socket
-    /// error sends data back to TLS.
-    pub fn send_tun_packet(&mut self, len: usize) {
+    /// error sends data back to TLS. Returns `false`, sending nothing, when the packet is larger
+    /// than the path MTU now allows ([`super::path_mtu`]): the caller sends it over TLS.
+    pub fn send_tun_packet(&mut self, len: usize) -> bool {
+        if len > usize::from(self.pmtu.data_mtu()) {
+            return false;
+        }
         let Self {
             setup,
             socket,
@@ -565,10 +616,12 @@ impl Dtls {
             batch,
             rng,
             cstp_override,
+            pmtu,
+            probe_len,
             ..
         } = self;
         let (Some(srv), Some(socket)) = (active.as_mut(), socket.as_ref()) else {
-            return;
+            return true;
         };
         let head = srv.header_room().saturating_add(1);
         let slot = batch.next_slot();
@@ -592,14 +645,25 @@ impl Dtls {
         let result = seal_slot(srv, batch.next_slot(), ty, len, &mut random)
             .map(<[u8]>::len)
             .and_then(|record| batch.push(socket.as_fd(), record));
-        note_send_error(result, cstp_override);
+        let sent = result.is_ok();
+        note_send_error(result, cstp_override, pmtu, probe_len, socket);
+        if sent {
+            note_change(pmtu.sent(len), pmtu, probe_len, Some(socket));
+        }
+        true
     }
 
     /// Send the batched records (end of a burst of tun packets).
     pub fn flush(&mut self) {
         if let Some(socket) = self.socket.as_ref() {
             let result = self.batch.flush(socket.as_fd());
-            note_send_error(result, &mut self.cstp_override);
+            note_send_error(
+                result,
+                &mut self.cstp_override,
+                &mut self.pmtu,
+                &mut self.probe_len,
+                socket,
+            );
         }
     }
 
@@ -651,17 +715,60 @@ fn compress_in_slot(
     }
 }
 
-/// A failed DTLS send: a full socket drops the packets (UDP semantics); anything else (ICMP
-/// unreachable reported on the connected socket) sends data back to TLS.
-fn note_send_error(result: io::Result<()>, cstp_override: &mut bool) {
+/// A failed DTLS send: a full socket drops the packets (UDP semantics); with
+/// `try-mtu-discovery`, datagrams too large for the path lower the MTU (the packets are
+/// dropped; their senders resend them smaller); anything else (ICMP unreachable reported on
+/// the connected socket) sends data back to TLS.
+fn note_send_error(
+    result: io::Result<()>,
+    cstp_override: &mut bool,
+    pmtu: &mut PathMtu,
+    probe_len: &mut usize,
+    socket: &UdpSocket,
+) {
     match result {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+        Err(err) if too_big(&err) && pmtu.discovery() => {
+            let hint = udp_pmtu::path_mtu(socket.as_fd());
+            log::debug!("DTLS datagram too large for the path (kernel's path MTU {hint:?})");
+            note_change(pmtu.too_big(hint), pmtu, probe_len, Some(socket));
+        }
         Err(err) => {
             log::debug!("DTLS send failed: {err}");
             *cstp_override = true;
         }
     }
+}
+
+/// EMSGSIZE: the datagram does not fit the path MTU the kernel knows (DF set).
+fn too_big(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::EMSGSIZE)
+}
+
+/// Act on a path MTU change: DPD probes follow the data MTU; giving up lets the kernel
+/// fragment again. main hears of it through [`Dtls::take_mtu_change`].
+fn note_change(change: Change, pmtu: &PathMtu, probe_len: &mut usize, socket: Option<&UdpSocket>) {
+    let data = match change {
+        Change::None => return,
+        // Logged when main hears of it: a client probe above the path raises the MTU, its echo
+        // fails and lowers it again within one datagram.
+        Change::Data(data) => {
+            log::debug!("DTLS path MTU: data MTU {data}");
+            data
+        }
+        Change::GaveUp(data) => {
+            log::info!("no workable DTLS path MTU found: data MTU {data}, MTU discovery off");
+            if let Some(socket) = socket {
+                if let Err(err) = udp_pmtu::set_discovery(socket.as_fd(), false) {
+                    log::warn!("cannot clear IP_MTU_DISCOVER on the UDP socket: {err}");
+                }
+            }
+            data
+        }
+    };
+    debug_assert_eq!(data, pmtu.data_mtu());
+    *probe_len = usize::from(data).min(MAX_PAYLOAD);
 }
 
 /// Register main's connected UDP socket with the reactor (fcntl, not ioctl: the sandbox allows

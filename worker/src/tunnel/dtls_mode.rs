@@ -183,6 +183,7 @@ mod tests {
             legacy: true,
             match_tls_ciphers: false,
             switch_to_tcp_secs: 25,
+            try_mtu_discovery: false,
         }
     }
 

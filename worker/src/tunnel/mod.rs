@@ -1,15 +1,17 @@
 //! The established tunnel: the sans-IO [`session`] rules and the [`pump`] that moves CSTP frames
 //! between the TLS connection and the tun device, with the [`dtls`] channel beside it (its mode
-//! chosen at CONNECT by [`dtls_mode`]).
+//! chosen at CONNECT by [`dtls_mode`], its path MTU tracked by [`path_mtu`]).
 
 pub mod dtls;
 pub mod dtls_dpd;
 pub mod dtls_mode;
+pub mod path_mtu;
 pub mod pump;
 pub mod session;
 pub mod tun_io;
 pub mod udp_gso;
 pub mod udp_mmsg;
+pub mod udp_pmtu;
 
 pub use pump::{run, Summary};
 pub use session::SessionTimers;

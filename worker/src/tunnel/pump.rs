@@ -278,8 +278,15 @@ impl ToClient<'_> {
             packets = packets.saturating_add(1);
             bytes = bytes.saturating_add(n as u64);
             if over_dtls {
-                self.dtls.send_tun_packet(n);
-                continue;
+                if self.dtls.send_tun_packet(n) {
+                    continue;
+                }
+                // Larger than the DTLS path takes now (path_mtu.rs): this one goes over TLS.
+                let packet = self.dtls.tun_slot().get(..n).unwrap_or_default();
+                match self.tx.get_mut(HEADER_LEN..HEADER_LEN.saturating_add(n)) {
+                    Some(dst) if packet.len() == n => dst.copy_from_slice(packet),
+                    _ => continue,
+                }
             }
             let frame = self
                 .tx
@@ -321,6 +328,13 @@ impl Pump {
             if next != armed {
                 sleep.as_mut().reset(next.map_or(far, Instant::from_std));
                 armed = next;
+            }
+            // The DTLS path MTU changed: main sets it on the tun device (try-mtu-discovery).
+            if let Some(mtu) = self.dtls.take_mtu_change() {
+                if let Err(err) = main.send(&ToMain::TunMtu { mtu }).await {
+                    log::error!("main channel: {err}");
+                    return end_temporary("lost main");
+                }
             }
             // Joined packets for the tun device go out when the worker is about to sleep (the
             // last select arm), but never wait more than a few turns of a busy loop.

@@ -95,6 +95,12 @@ impl Batch {
                     self.gso = false;
                     send_each(fd, data, self.segment)
                 }
+                // Segments larger than the route's MTU: the kernel refuses GSO whatever
+                // IP_MTU_DISCOVER says. One by one they are fragmented, or refused with DF
+                // set (try-mtu-discovery then lowers the MTU: path_mtu.rs).
+                Err(err) if err.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    send_each(fd, data, self.segment)
+                }
                 other => other,
             },
             _ => send_each(fd, data, self.segment),
