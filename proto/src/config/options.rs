@@ -82,16 +82,21 @@ pub fn suggest(name: &str) -> Option<&'static str> {
         return None;
     }
     let wanted = name.to_ascii_lowercase().replace('_', "-");
+    // A third of the name may differ, and at least two edits are always allowed.
+    let allowed = (name.chars().count() / 3).max(2);
     let mut best: Option<(usize, &'static str)> = None;
     for option in OPTIONS {
+        // The distance is at least the difference in length: skip hopeless names cheaply
+        // (this runs for every unknown line; the config fuzz target made it a hot spot).
+        if option.name.len().abs_diff(wanted.len()) > allowed {
+            continue;
+        }
         let d = distance(&wanted, &option.name.replace('_', "-"));
         if best.is_none_or(|(b, _)| d < b) {
             best = Some((d, option.name));
         }
     }
     let (d, found) = best?;
-    // A third of the name may differ, and at least two edits are always allowed.
-    let allowed = (name.chars().count() / 3).max(2);
     (d <= allowed).then_some(found)
 }
 
