@@ -14,8 +14,8 @@
 //! one debug line per second says so. On a wildcard socket the destination address of each
 //! datagram comes with it (`IP_PKTINFO` / `IPV6_RECVPKTINFO`, as in ocserv): the connected
 //! socket binds to that address, so on a host with several addresses the worker's replies leave
-//! from the one the client wrote to. The only parsing main does on these bytes is
-//! [`rocserv_proto::dtls::peek::client_hello_session_id`] (bounded, fuzzed).
+//! from the one the client wrote to. The only parsing main does on these bytes is in
+//! [`rocserv_proto::dtls::peek`] (the ClientHello's session id, the record type; bounded, fuzzed).
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -169,10 +169,6 @@ pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
     }
 }
 
-/// DTLS record content type of application data, and the record header length.
-const APPLICATION_DATA: u8 = 23;
-const RECORD_HEADER: usize = 13;
-
 /// Which flows were handed over recently, where each session's flow went last, and the rate
 /// limit of the drop log.
 #[derive(Debug, Default)]
@@ -249,7 +245,7 @@ impl Demux {
         from: SocketAddr,
         now: Instant,
     ) -> Result<([u8; 32], crate::state::DtlsRoute), &'static str> {
-        if datagram.first() != Some(&APPLICATION_DATA) || datagram.len() <= RECORD_HEADER {
+        if !rocserv_proto::dtls::peek::is_application_data(datagram) {
             return Err("not a DTLS ClientHello");
         }
         let mut same_ip = self

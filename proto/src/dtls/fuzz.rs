@@ -39,6 +39,10 @@ pub(crate) fn client_hello_peek(data: &[u8]) {
         let len = usize::from(data.get(59).copied().unwrap_or(0));
         assert_eq!(Some(id), data.get(60..60usize.saturating_add(len)));
         assert_eq!(data.get(13), Some(&1));
+        assert!(!peek::is_application_data(data));
+    }
+    if peek::is_application_data(data) {
+        assert_eq!(data.first(), Some(&23));
     }
 }
 
