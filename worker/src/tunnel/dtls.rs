@@ -118,8 +118,6 @@ pub struct Dtls {
     batch: Batch,
     /// Handshake datagrams the server queued.
     transmit: Vec<Vec<u8>>,
-    /// See [`Self::drained`].
-    drained: Option<usize>,
     /// Records of the established session that authenticated (proves a rebound flow).
     records: u64,
     rng: SystemRandom,
@@ -172,7 +170,6 @@ impl Dtls {
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
             transmit: Vec::new(),
-            drained: None,
             records: 0,
             rng: SystemRandom::new(),
         }
@@ -261,8 +258,9 @@ impl Dtls {
     }
 
     /// Read and handle the datagrams waiting on the socket, a `recvmmsg` burst at a time.
-    pub fn on_readable(&mut self, ctx: &mut Ctx<'_>) -> Option<End> {
-        self.drained = None;
+    /// `Ok(Some(n))`: the socket is empty after `n` datagrams; `Ok(None)`: more are waiting (or
+    /// there is no socket); `Err`: the tunnel ends.
+    pub fn on_readable(&mut self, ctx: &mut Ctx<'_>) -> Result<Option<usize>, End> {
         let mut total = 0usize;
         let mut got = [udp_mmsg::Received {
             slot: 0,
@@ -271,22 +269,19 @@ impl Dtls {
         }; BURST];
         for _ in 0..RX_BURSTS {
             let Some(socket) = &self.socket else {
-                return None;
+                return Ok(None);
             };
             let rx = &mut self.rx;
             let n = match socket.try_io(tokio::io::Interest::READABLE, || {
                 udp_mmsg::recv_burst(socket.as_fd(), rx, RX_SLOT, &mut got)
             }) {
                 Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.drained = Some(total);
-                    return None;
-                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Some(total)),
                 Err(err) => {
                     // ICMP errors (port unreachable) surface here on a connected socket.
                     log::debug!("DTLS socket: {err}");
                     self.cstp_override = true;
-                    return None;
+                    return Ok(None);
                 }
             };
             let now = Instant::now();
@@ -301,21 +296,14 @@ impl Dtls {
                 }
                 let start = datagram.slot.saturating_mul(RX_SLOT);
                 if let Some(end) = self.on_datagram(start, datagram.len, now, ctx) {
-                    return Some(end);
+                    return Err(end);
                 }
             }
             if n < BURST {
-                self.drained = Some(total);
-                return None;
+                return Ok(Some(total));
             }
         }
-        None
-    }
-
-    /// How many datagrams the last [`Self::on_readable`] read, if it left the socket empty
-    /// (`None` when it stopped with more waiting).
-    pub fn drained(&self) -> Option<usize> {
-        self.drained
+        Ok(None)
     }
 
     /// One datagram in `self.rx[start..start + len]`.

@@ -392,10 +392,11 @@ impl Pump {
                         log::info!("DTLS socket: {err}");
                     }
                     let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
-                    if let Some(end) = self.dtls.on_readable(&mut ctx) {
-                        return end;
-                    }
-                    if self.dtls.drained().is_some_and(|n| n >= MODERATE_AT) {
+                    let drained = match self.dtls.on_readable(&mut ctx) {
+                        Ok(drained) => drained,
+                        Err(end) => return end,
+                    };
+                    if drained.is_some_and(|n| n >= MODERATE_AT) {
                         quiet.as_mut().reset(Instant::now() + MODERATION);
                         quiet_armed = true;
                     }
