@@ -38,15 +38,7 @@ fn dtls_follows_a_nat_port_rebinding_at_once() {
     let lab = Lab::new();
     // A long DPD: recovery through openconnect's dead-peer detection would take a minute, so
     // pings that work within seconds prove the rebinding was followed directly.
-    let server = Server::start(&lab.srv, &lab.config(&[("udp-port", "443"), ("dpd", "30")]));
-    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
-    client.wait_up(WAIT).expect("tunnel up");
-    client
-        .wait_for_output(ESTABLISHED, WAIT)
-        .expect("DTLS established");
-    server
-        .wait_for_log("DTLS established", WAIT)
-        .expect("server saw the handshake");
+    let (server, client, _) = dtls_session(&lab, &[("udp-port", "443"), ("dpd", "30")]);
     ping_over_udp(&lab);
     let port = client_udp_port(&lab.cli);
     rebind_client_port(&lab.cli, port, REBOUND_PORT);
@@ -55,14 +47,9 @@ fn dtls_follows_a_nat_port_rebinding_at_once() {
     server
         .wait_for_log("DTLS flow moved to a new client port", WAIT)
         .expect("the worker took the new port");
-    let flows = lab.srv.exec_ok(&[
-        "ss",
-        "-Huan",
-        "dst",
-        &format!("{}:{REBOUND_PORT}", lab::CLIENT_IP),
-    ]);
+    let flows = flows_to(&lab.srv, &format!("{}:{REBOUND_PORT}", lab::CLIENT_IP));
     assert!(
-        !flows.trim().is_empty(),
+        !flows.is_empty(),
         "no server socket connected to the new port"
     );
     let out = client.output();
@@ -81,15 +68,7 @@ fn dtls_follows_a_nat_port_rebinding_at_once() {
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn a_forged_record_from_a_new_port_moves_nothing() {
     let lab = Lab::new();
-    let server = Server::start(&lab.srv, &lab.config(&[("udp-port", "443")]));
-    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
-    client.wait_up(WAIT).expect("tunnel up");
-    client
-        .wait_for_output(ESTABLISHED, WAIT)
-        .expect("DTLS established");
-    server
-        .wait_for_log("DTLS established", WAIT)
-        .expect("server saw the handshake");
+    let (server, _client, _) = dtls_session(&lab, &[("udp-port", "443")]);
     // What an attacker who can use the client's address may send: a DTLS 1.2 application-data
     // header (epoch 1) and bytes that do not authenticate.
     let mut record = vec![23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 60];
@@ -105,14 +84,9 @@ fn a_forged_record_from_a_new_port_moves_nothing() {
         .expect("the worker looked at the record and refused it");
     // The session still uses the client's real port.
     ping_over_udp(&lab);
-    let flows = lab.srv.exec_ok(&[
-        "ss",
-        "-Huan",
-        "dst",
-        &format!("{}:{REBOUND_PORT}", lab::CLIENT_IP),
-    ]);
+    let flows = flows_to(&lab.srv, &format!("{}:{REBOUND_PORT}", lab::CLIENT_IP));
     assert!(
-        flows.trim().is_empty(),
+        flows.is_empty(),
         "a socket to the forged port stayed: {flows}"
     );
 }
@@ -162,20 +136,12 @@ fn roam(extra: &[(&str, &str)]) {
     // A 3 s DPD: openconnect gives a silent DTLS path up after 2 x 3 s.
     let mut options = vec![("udp-port", "443"), ("dpd", "3")];
     options.extend_from_slice(extra);
-    let server = Server::start(&lab.srv, &lab.config(&options));
-    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
-    let up = client.wait_up(WAIT).expect("tunnel up");
-    client
-        .wait_for_output(ESTABLISHED, WAIT)
-        .expect("DTLS established");
-    server
-        .wait_for_log("DTLS established", WAIT)
-        .expect("server saw the handshake");
+    let (server, client, up) = dtls_session(&lab, &options);
     ping_over_udp(&lab);
     let workers = server.workers();
     assert_eq!(workers.len(), 1, "one worker for one client: {workers:?}");
     assert_eq!(
-        flows_from(&lab.srv, MOVED_IP),
+        flows_to(&lab.srv, &MOVED_IP.to_string()),
         "",
         "no flow from the new address yet"
     );
@@ -195,7 +161,7 @@ fn roam(extra: &[(&str, &str)]) {
     server
         .wait_for_log_after(server_mark, "DTLS established", WAIT)
         .expect("the worker completed the second handshake");
-    let flows = flows_from(&lab.srv, MOVED_IP);
+    let flows = flows_to(&lab.srv, &MOVED_IP.to_string());
     assert!(
         !flows.is_empty(),
         "the server has no UDP socket connected to {MOVED_IP}:\n{}",
@@ -216,9 +182,8 @@ fn roam(extra: &[(&str, &str)]) {
         .cli
         .exec_ok(&["ip", "-4", "-o", "addr", "show", "dev", &client.device]);
     assert!(
-        addr.contains(&format!("{}/32", up.address)),
-        "the tunnel address {} is gone: {addr}",
-        up.address
+        addr.contains(&format!("{up}/32")),
+        "the tunnel address {up} is gone: {addr}"
     );
     let log = server.log_text();
     assert!(!log.contains("session ended"), "{log}");
@@ -282,9 +247,23 @@ fn move_client_udp(cli: &Netns) {
     ]);
 }
 
-/// `ss` lines of UDP sockets in `ns` connected to `peer` (empty if none).
-fn flows_from(ns: &Netns, peer: Ipv4Addr) -> String {
-    ns.exec_ok(&["ss", "-Huan", "dst", &peer.to_string()])
-        .trim()
-        .to_owned()
+/// `ss` lines of UDP sockets in `ns` connected to `peer` (an address, or address:port; empty
+/// if none).
+fn flows_to(ns: &Netns, peer: &str) -> String {
+    ns.exec_ok(&["ss", "-Huan", "dst", peer]).trim().to_owned()
+}
+
+/// Alice logged in with DTLS up on both ends, on a server with `options`: the server, the client
+/// and the client's tunnel address.
+fn dtls_session(lab: &Lab, options: &[(&str, &str)]) -> (Server, Client, String) {
+    let server = Server::start(&lab.srv, &lab.config(options));
+    let mut client = Client::start(lab, &ClientOptions::password("alice", "alice-pw"));
+    let up = client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output(ESTABLISHED, WAIT)
+        .expect("DTLS established");
+    server
+        .wait_for_log("DTLS established", WAIT)
+        .expect("server saw the handshake");
+    (server, client, up.address)
 }
