@@ -15,19 +15,6 @@ const PATH_MTU: u16 = 1200;
 /// PSK-NEGOTIATE with AES-GCM over IPv4: 20 + 8 outer, 37 record, 1 type byte.
 const OVERHEAD: u16 = 66;
 
-/// `Udp: InDatagrams` of the namespace's /proc/net/snmp.
-fn udp_in_datagrams(ns: &Netns) -> u64 {
-    let snmp = ns.exec_ok(&["cat", "/proc/net/snmp"]);
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let names: Vec<&str> = udp.next().expect("Udp header").split_whitespace().collect();
-    let values: Vec<&str> = udp.next().expect("Udp values").split_whitespace().collect();
-    let at = names
-        .iter()
-        .position(|n| *n == "InDatagrams")
-        .expect("InDatagrams");
-    values[at].parse().expect("number")
-}
-
 /// Only `mtu` bytes per packet from the server namespace to the client's address.
 fn narrow_route_to_client(ns: &Netns, mtu: u16) {
     let route = ns.exec_ok(&["ip", "-o", "route", "get", &lab::CLIENT_IP.to_string()]);
@@ -73,12 +60,12 @@ fn run(discovery: bool) -> (Server, Client, Lab, u64) {
         .wait_for_output(ESTABLISHED, WAIT)
         .expect("DTLS established");
     assert!(client.output().contains("PSK"), "{}", client.output());
-    let before = udp_in_datagrams(&lab.cli);
+    let before = lab.cli.udp_in_datagrams();
     let (sent, received, matched) =
         tcp::transfer_down(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5003, 4 << 20);
     assert_eq!(sent, received, "the client received a different byte count");
     assert!(matched, "the bytes the client received differ");
-    let datagrams = udp_in_datagrams(&lab.cli) - before;
+    let datagrams = lab.cli.udp_in_datagrams() - before;
     (server, client, lab, datagrams)
 }
 
