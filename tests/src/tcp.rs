@@ -1,5 +1,6 @@
-//! A TCP transfer through the tunnel (and single forged UDP datagrams, [`send_udp`]): an echo-hash server in the server namespace and a sender
-//! in the client namespace, each on its own thread that entered the namespace with setns(2).
+//! TCP transfers through the tunnel, both ways (and single forged UDP datagrams, [`send_udp`]):
+//! a listener in the server namespace and a peer in the client namespace, each on its own thread
+//! that entered the namespace with setns(2).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -16,6 +17,51 @@ fn enter(path: &str) {
     setns(file, CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
+/// One TCP connection through the tunnel: a listener on `port` in the server namespace (all of
+/// its addresses) accepts once and runs `on_server`; a thread in the client namespace connects
+/// to `server_ip:port` and runs `on_client`. Both sockets time out after 30 s of silence.
+fn connection<S, C>(
+    srv: &Netns,
+    cli: &Netns,
+    server_ip: Ipv4Addr,
+    port: u16,
+    on_server: impl FnOnce(TcpStream) -> S + Send + 'static,
+    on_client: impl FnOnce(TcpStream) -> C + Send + 'static,
+) -> (S, C)
+where
+    S: Send + 'static,
+    C: Send + 'static,
+{
+    let with_timeouts = |conn: TcpStream| {
+        let idle = Some(Duration::from_secs(30));
+        conn.set_read_timeout(idle).expect("timeout");
+        conn.set_write_timeout(idle).expect("timeout");
+        conn
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let srv_path = srv.path();
+    let server = std::thread::spawn(move || {
+        enter(&srv_path);
+        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+        ready_tx.send(()).expect("ready");
+        let (conn, _) = listener.accept().expect("accept");
+        on_server(with_timeouts(conn))
+    });
+    ready_rx
+        .recv_timeout(crate::WAIT)
+        .expect("server thread ready");
+    let cli_path = cli.path();
+    let client = std::thread::spawn(move || {
+        enter(&cli_path);
+        let addr = SocketAddr::from((server_ip, port));
+        let conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+            .expect("connect through tunnel");
+        on_client(with_timeouts(conn))
+    });
+    let client = client.join().expect("client thread");
+    (server.join().expect("server thread"), client)
+}
+
 /// Send `len` pseudo-random bytes from the client namespace to `server_ip:port` (a listener
 /// started here in the server namespace, bound to all of its addresses) and return
 /// (bytes sent, bytes the server received, whether the server's digest matched ours).
@@ -26,15 +72,7 @@ pub fn transfer(
     port: u16,
     len: usize,
 ) -> (usize, usize, bool) {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let srv_path = srv.path();
-    let server = std::thread::spawn(move || {
-        enter(&srv_path);
-        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
-        ready_tx.send(()).expect("ready");
-        let (mut conn, _) = listener.accept().expect("accept");
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
+    let hash_and_answer = |mut conn: TcpStream| {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0usize;
@@ -50,30 +88,18 @@ pub fn transfer(
         let digest = ctx.finish();
         let _ = conn.write_all(digest.as_ref());
         total
-    });
-    ready_rx
-        .recv_timeout(crate::WAIT)
-        .expect("server thread ready");
-    let cli_path = cli.path();
-    let client = std::thread::spawn(move || {
-        enter(&cli_path);
+    };
+    let send_and_check = move |mut conn: TcpStream| {
         let data = pattern(len);
         let expect = ring::digest::digest(&ring::digest::SHA256, &data);
-        let addr = SocketAddr::from((server_ip, port));
-        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .expect("connect through tunnel");
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        conn.set_write_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
         conn.write_all(&data).expect("send");
         conn.shutdown(std::net::Shutdown::Write).expect("shutdown");
         let mut got = Vec::new();
         let _ = conn.read_to_end(&mut got);
         (data.len(), got == expect.as_ref())
-    });
-    let (sent, matched) = client.join().expect("client thread");
-    let received = server.join().expect("server thread");
+    };
+    let (received, (sent, matched)) =
+        connection(srv, cli, server_ip, port, hash_and_answer, send_and_check);
     (sent, received, matched)
 }
 
@@ -101,38 +127,18 @@ pub fn transfer_down(
     port: u16,
     len: usize,
 ) -> (usize, usize, bool) {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let srv_path = srv.path();
-    let server = std::thread::spawn(move || {
-        enter(&srv_path);
-        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
-        ready_tx.send(()).expect("ready");
-        let (mut conn, _) = listener.accept().expect("accept");
-        conn.set_write_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
+    let send = move |mut conn: TcpStream| {
         let data = pattern(len);
         let sent = conn.write_all(&data).map_or(0, |()| data.len());
         let _ = conn.shutdown(std::net::Shutdown::Write);
         sent
-    });
-    ready_rx
-        .recv_timeout(crate::WAIT)
-        .expect("server thread ready");
-    let cli_path = cli.path();
-    let client = std::thread::spawn(move || {
-        enter(&cli_path);
-        let addr = SocketAddr::from((server_ip, port));
-        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .expect("connect through tunnel");
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
+    };
+    let receive = move |mut conn: TcpStream| {
         let mut got = Vec::with_capacity(len);
         let _ = conn.read_to_end(&mut got);
-        let matched = got == pattern(len);
-        (got.len(), matched)
-    });
-    let (received, matched) = client.join().expect("client thread");
-    let sent = server.join().expect("server thread");
+        (got.len(), got == pattern(len))
+    };
+    let (sent, (received, matched)) = connection(srv, cli, server_ip, port, send, receive);
     (sent, received, matched)
 }
 
