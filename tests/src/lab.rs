@@ -118,6 +118,23 @@ impl Lab {
         path
     }
 
+    /// `len` bytes each way through the tunnel (TCP to the server's VPN address on ports 5001
+    /// and 5002), checked byte for byte. Bulk from the server is what the tun device hands the
+    /// worker as large TCP packets (offloads), bulk from the client what it joins.
+    pub fn bulk_both_ways(&self, len: usize) {
+        let (sent, received, matched) =
+            crate::tcp::transfer(&self.srv, &self.cli, self.vpn_server_ip, 5001, len);
+        assert_eq!(sent, received, "the server received a different byte count");
+        assert!(
+            matched,
+            "the digest of the bytes the server received differs"
+        );
+        let (sent, received, matched) =
+            crate::tcp::transfer_down(&self.srv, &self.cli, self.vpn_server_ip, 5002, len);
+        assert_eq!(sent, received, "the client received a different byte count");
+        assert!(matched, "the bytes the client received differ");
+    }
+
     /// Ping the server's VPN address from the client namespace through the tunnel.
     pub fn ping_through_tunnel(&self, count: u32) -> (bool, String) {
         self.ping_with(count, &[])

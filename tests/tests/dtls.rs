@@ -60,16 +60,7 @@ fn psk_dtls_carries_the_traffic() {
 
     ping_ok(&lab, 3);
     let before = lab.srv.udp_in_datagrams();
-    let (sent, received, matched) =
-        tcp::transfer(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5001, 4 << 20);
-    assert_eq!(sent, received, "the server received a different byte count");
-    assert!(matched, "the digest of the transferred bytes differs");
-    // Bulk from the server: the tun device hands over large TCP packets (offloads) that the
-    // worker cuts for the client.
-    let (sent, received, matched) =
-        tcp::transfer_down(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5002, 4 << 20);
-    assert_eq!(sent, received, "the client received a different byte count");
-    assert!(matched, "the bytes the client received differ");
+    lab.bulk_both_ways(4 << 20);
     let after = lab.srv.udp_in_datagrams();
     // 4 MiB in ~1.4 kB packets are ~3000 datagrams one way; the ACKs come back over UDP too.
     // Over TLS, UDP would see next to nothing.

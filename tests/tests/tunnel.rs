@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use rocserv_e2e::{lab, tcp, Client, ClientOptions, Lab, Server, WAIT};
+use rocserv_e2e::{lab, Client, ClientOptions, Lab, Server, WAIT};
 
 #[test]
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
@@ -28,16 +28,7 @@ fn login_ping_and_tcp_through_the_tunnel() {
     assert!(ok, "ping through the tunnel failed:\n{out}");
     assert!(out.contains("3 received"), "{out}");
 
-    let (sent, received, matched) =
-        tcp::transfer(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5001, 4 << 20);
-    assert_eq!(sent, received, "the server received a different byte count");
-    assert!(matched, "the digest of the transferred bytes differs");
-    // Bulk from the server: the tun device hands over large TCP packets (offloads) that the
-    // worker cuts for the client.
-    let (sent, received, matched) =
-        tcp::transfer_down(&lab.srv, &lab.cli, lab::VPN_SERVER_IP, 5002, 4 << 20);
-    assert_eq!(sent, received, "the client received a different byte count");
-    assert!(matched, "the bytes the client received differ");
+    lab.bulk_both_ways(4 << 20);
 
     // The server side of the tunnel: one tun device named from `device`.
     let (_, links) = lab.srv.exec(&["ip", "-o", "link", "show"]);
