@@ -44,3 +44,17 @@ pub fn register_tun(tun: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<st
     // dropped (which deregisters before closing); nothing else holds or closes that number.
     Ok(unsafe { tokio::io::unix::AsyncFd::register(file) }?)
 }
+
+/// Register a UDP socket with the reactor for read readiness only (must run inside the runtime).
+/// On failure the socket comes back with the error.
+#[allow(clippy::type_complexity)]
+pub fn register_readable(
+    socket: std::net::UdpSocket,
+) -> Result<tokio::io::unix::AsyncFd<std::net::UdpSocket>, (std::net::UdpSocket, std::io::Error)> {
+    // SAFETY: as for `register_tun`: the `AsyncFd` owns the socket until it is dropped or taken
+    // back with `into_inner` (both deregister first); nothing else closes that number.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE)
+    }
+    .map_err(tokio::io::unix::AsyncFdRegisterError::into_parts)
+}

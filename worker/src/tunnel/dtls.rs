@@ -32,9 +32,9 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use rocserv_proto::compress::{self, Algorithm, Compressor, COMPRESS_ROOM, MAX_DECOMPRESSED};
 use rocserv_proto::cstp::{Frame, PacketType, MAX_PAYLOAD};
 use rocserv_proto::dtls::{peek, Mode, Received, Server};
-use tokio::net::UdpSocket;
 
 use super::dtls_dpd::{DtlsDpd, Tick};
+use super::dtls_socket::DtlsSocket;
 use super::path_mtu::{Change, PathMtu};
 use super::session::{Action, End, Session};
 use super::tun_io::TunWriter;
@@ -93,7 +93,7 @@ struct Handshake {
 /// DTLS state of one tunnel; inert when DTLS was not offered.
 pub struct Dtls {
     setup: Option<Setup>,
-    socket: Option<UdpSocket>,
+    socket: Option<DtlsSocket>,
     /// The established session packets go over.
     active: Option<Server>,
     /// A handshake in progress (first, or a re-handshake while `active` still works).
@@ -208,7 +208,7 @@ impl Dtls {
             log::warn!("main handed over a UDP flow although no DTLS was offered; closing it");
             return None;
         }
-        let socket = match register(fd) {
+        let socket = match DtlsSocket::adopt(fd) {
             Ok(s) => s,
             Err(err) => {
                 log::error!("cannot use the UDP socket from main: {err}");
@@ -257,6 +257,28 @@ impl Dtls {
         }
     }
 
+    /// A bulk flow: take the socket out of epoll; the pump reads it on its moderation timer
+    /// ([`super::dtls_socket`]).
+    pub fn rest(&mut self) {
+        self.socket = self.socket.take().map(DtlsSocket::rest);
+    }
+
+    /// The flow went sparse: let arrivals wake the worker again.
+    pub fn watch(&mut self) {
+        self.socket = self.socket.take().map(|socket| {
+            let (socket, err) = socket.watch();
+            if let Some(err) = err {
+                log::warn!("cannot watch the DTLS socket again (it is read on a timer): {err}");
+            }
+            socket
+        });
+    }
+
+    /// Whether the socket is out of epoll (see [`Self::rest`]).
+    pub fn is_resting(&self) -> bool {
+        self.socket.as_ref().is_some_and(DtlsSocket::is_resting)
+    }
+
     /// Read and handle the datagrams waiting on the socket, a `recvmmsg` burst at a time.
     /// `Ok(Some(n))`: the socket is empty after `n` datagrams; `Ok(None)`: more are waiting (or
     /// there is no socket); `Err`: the tunnel ends.
@@ -272,9 +294,7 @@ impl Dtls {
                 return Ok(None);
             };
             let rx = &mut self.rx;
-            let n = match socket.try_io(tokio::io::Interest::READABLE, || {
-                udp_mmsg::recv_burst(socket.as_fd(), rx, RX_SLOT, &mut got)
-            }) {
+            let n = match socket.recv_burst(rx, RX_SLOT, &mut got) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Some(total)),
                 Err(err) => {
@@ -712,7 +732,7 @@ fn note_send_error(
     cstp_override: &mut bool,
     pmtu: &mut PathMtu,
     probe_len: &mut usize,
-    socket: &UdpSocket,
+    socket: &DtlsSocket,
 ) {
     match result {
         Ok(()) => {}
@@ -736,7 +756,7 @@ fn too_big(err: &io::Error) -> bool {
 
 /// Act on a path MTU change: DPD probes follow the data MTU; giving up lets the kernel
 /// fragment again. main hears of it through [`Dtls::take_mtu_change`].
-fn note_change(change: Change, pmtu: &PathMtu, probe_len: &mut usize, socket: Option<&UdpSocket>) {
+fn note_change(change: Change, pmtu: &PathMtu, probe_len: &mut usize, socket: Option<&DtlsSocket>) {
     let data = match change {
         Change::None => return,
         // Logged when main hears of it: a client probe above the path raises the MTU, its echo
@@ -759,20 +779,10 @@ fn note_change(change: Change, pmtu: &PathMtu, probe_len: &mut usize, socket: Op
     *probe_len = usize::from(data).min(MAX_PAYLOAD);
 }
 
-/// Register main's connected UDP socket with the reactor (fcntl, not ioctl: the sandbox allows
-/// only the former).
-fn register(fd: OwnedFd) -> io::Result<UdpSocket> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
-    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags))?;
-    UdpSocket::from_std(std::net::UdpSocket::from(fd))
-}
-
 /// Put `ty` and `payload` behind the header room of `buf` and seal them into one record.
 fn seal_and_send(
     server: &mut Server,
-    socket: Option<&UdpSocket>,
+    socket: Option<&DtlsSocket>,
     buf: &mut [u8],
     ty: PacketType,
     payload: &[u8],
@@ -815,10 +825,10 @@ fn seal_slot<'b>(
 
 /// One datagram, straight to the socket: tokio's `try_send` would refuse (WouldBlock) until the
 /// reactor has seen the new socket writable, which loses the first handshake flight.
-fn send(socket: Option<&UdpSocket>, datagram: &[u8]) -> io::Result<()> {
+fn send(socket: Option<&DtlsSocket>, datagram: &[u8]) -> io::Result<()> {
     let socket = socket.ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
     nix::sys::socket::send(
-        socket.as_raw_fd(),
+        socket.as_fd().as_raw_fd(),
         datagram,
         nix::sys::socket::MsgFlags::empty(),
     )?;
@@ -826,7 +836,7 @@ fn send(socket: Option<&UdpSocket>, datagram: &[u8]) -> io::Result<()> {
 }
 
 /// Send the queued handshake datagrams; losses are covered by the retransmission timer.
-fn send_all(socket: Option<&UdpSocket>, transmit: &mut Vec<Vec<u8>>) {
+fn send_all(socket: Option<&DtlsSocket>, transmit: &mut Vec<Vec<u8>>) {
     for datagram in transmit.drain(..) {
         if let Err(err) = send(socket, &datagram) {
             log::debug!("DTLS handshake datagram not sent: {err}");

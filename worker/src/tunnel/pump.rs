@@ -47,16 +47,28 @@ const RX_BUF: usize = 64 * 1024;
 /// Event-loop turns a joined packet for the tun device may wait while other events keep the
 /// worker busy.
 const MAX_HELD_TURNS: u32 = 2;
-/// Receive moderation, as network cards do it: a wake-up that found at least this many
-/// datagrams means a bulk flow; the worker then lets the next ones gather for [`MODERATION`]
-/// before it reads again, so one wake-up serves many datagrams and the joined tun writes grow.
-/// Sparse traffic (pings, interactive sessions) never waits.
+/// Receive moderation, as network cards do it: a read that found at least this many datagrams
+/// means a bulk flow; the worker then takes the DTLS socket out of epoll (arrivals would wake it
+/// anyway: [`super::dtls_socket`]) and reads it every [`MODERATION`], so one wake-up serves many
+/// datagrams and the joined tun writes grow. A read that finds fewer puts the socket back, so
+/// sparse traffic (pings, interactive sessions) never waits.
 const MODERATE_AT: usize = 8;
 /// How long datagrams gather in a bulk flow (tokio's timer rounds up to its 1 ms tick; 1 Gbit/s
 /// queues ~170 KiB meanwhile, well inside the 1 MiB socket buffer main gives each client).
 const MODERATION: Duration = Duration::from_micros(500);
 /// How long the goodbye (DISCONNECT, close_notify) may take to leave.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// After a read of the DTLS socket: how long the next datagrams may gather (receive moderation),
+/// or `None` to watch the socket again. `drained` is what [`Dtls::on_readable`] returns: `None`
+/// means more are waiting, to be read as soon as the other event sources had a turn.
+fn moderation(drained: Option<usize>) -> Option<Duration> {
+    match drained {
+        None => Some(Duration::ZERO),
+        Some(n) if n >= MODERATE_AT => Some(MODERATION),
+        Some(_) => None,
+    }
+}
 
 /// How a tunnel ended, for `ToMain::SessionEnd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,7 +328,8 @@ impl Pump {
         tokio::pin!(sleep);
         let mut armed = None;
         let mut held = 0u32;
-        // Receive moderation (see MODERATE_AT): while armed, the DTLS socket is not watched.
+        // Receive moderation (see MODERATE_AT): while armed, the DTLS socket rests out of epoll
+        // and is read when `quiet` fires.
         let quiet = tokio::time::sleep_until(far);
         tokio::pin!(quiet);
         let mut quiet_armed = false;
@@ -387,7 +400,7 @@ impl Pump {
                         return end;
                     }
                 }
-                ready = self.dtls.readable(), if !quiet_armed => {
+                ready = self.dtls.readable() => {
                     if let Err(err) = ready {
                         log::info!("DTLS socket: {err}");
                     }
@@ -396,13 +409,30 @@ impl Pump {
                         Ok(drained) => drained,
                         Err(end) => return end,
                     };
-                    if drained.is_some_and(|n| n >= MODERATE_AT) {
-                        quiet.as_mut().reset(Instant::now() + MODERATION);
+                    if let Some(pause) = moderation(drained) {
+                        self.dtls.rest();
+                        quiet.as_mut().reset(Instant::now() + pause);
                         quiet_armed = true;
                     }
                 }
                 () = &mut quiet, if quiet_armed => {
-                    quiet_armed = false;
+                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
+                    let drained = match self.dtls.on_readable(&mut ctx) {
+                        Ok(drained) => drained,
+                        Err(end) => return end,
+                    };
+                    match moderation(drained) {
+                        Some(pause) => {
+                            // Still a bulk flow (rest again: a roaming hand-over brings a new,
+                            // watched socket).
+                            self.dtls.rest();
+                            quiet.as_mut().reset(Instant::now() + pause);
+                        }
+                        None => {
+                            self.dtls.watch();
+                            quiet_armed = false;
+                        }
+                    }
                 }
                 ready = self.tun.readable(), if !want_write => {
                     let mut guard = match ready {
