@@ -286,7 +286,7 @@ pub fn dtls_server(data: &[u8]) {
 /// panic, every segment fits its buffer, and a joined write re-cuts into as many segments as
 /// were joined.
 pub fn tun_offload(data: &[u8]) {
-    use crate::offload::{coalesce::Coalescer, segment::Segments, VnetHdr};
+    use crate::offload::{ack_thin, coalesce::Coalescer, segment::Segments, VnetHdr};
     let mut out = vec![0u8; 65_536];
     let cut = |write: &[u8], out: &mut [u8]| -> usize {
         let mut count = 0usize;
@@ -301,6 +301,14 @@ pub fn tun_offload(data: &[u8]) {
         count
     };
     let _ = cut(data, &mut out);
+    // ACK filtering: only pure ACKs qualify, and a packet never supersedes itself.
+    if let Some((&at, rest)) = data.split_first() {
+        let (older, newer) = rest.split_at(usize::from(at).min(rest.len()));
+        if ack_thin::supersedes(older, newer) {
+            assert!(ack_thin::is_pure_ack(older) && ack_thin::is_pure_ack(newer));
+        }
+        assert!(!ack_thin::supersedes(older, older));
+    }
     let mut coalescer = Coalescer::new();
     let mut joined = 0usize;
     let mut rest = data;

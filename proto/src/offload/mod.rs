@@ -1,7 +1,8 @@
 //! tun offloads (sans-IO): the `virtio_net_hdr` that a tun device opened with `IFF_VNET_HDR`
 //! puts in front of every packet, cutting the large TCP packets the kernel hands us with
 //! `TUN_F_TSO4/6` into wire-size segments ([`segment`]), and joining consecutive TCP segments
-//! from the client into one large packet for a single tun write ([`coalesce`]).
+//! from the client into one large packet for a single tun write ([`coalesce`]), and dropping the
+//! client's pure ACKs that the next one makes redundant ([`ack_thin`]).
 //!
 //! Why: a tunnel costs mostly per-packet kernel work (one tun read or write and one trip through
 //! the TCP/IP stack per packet). With offloads a 64 KiB burst from a TCP sender is one tun read,
@@ -9,6 +10,7 @@
 //! it handles GRO. The header layout is the kernel's `include/uapi/linux/virtio_net.h` (legacy
 //! header, 10 bytes, native byte order: tun's default without `TUNSETVNETLE/BE`).
 
+pub mod ack_thin;
 pub mod checksum;
 pub mod coalesce;
 pub mod segment;

@@ -127,11 +127,13 @@ pub async fn run(
     let end = pump.event_loop(main, stats_every).await;
     log::info!("tunnel closed: {}", end.why);
     log::info!(
-        "tun device: read {} packets in {} reads, wrote {} packets in {} writes",
+        "tun device: read {} packets in {} reads, wrote {} packets in {} writes \
+         (of which {} were redundant ACKs, dropped)",
         pump.tun_packets,
         pump.tun_reads,
         pump.tun_out.packets,
-        pump.tun_out.writes
+        pump.tun_out.writes,
+        pump.tun_out.acks_dropped
     );
     if let Some(zip) = &pump.zip {
         zip.log_summary();

@@ -2,12 +2,15 @@
 //! (main/src/tun.rs): every read starts with a `virtio_net_hdr` and may hold a 64 KiB TCP burst,
 //! which [`Segments`] cuts for the client; every write needs a header too. Packets for the device
 //! go through a [`Coalescer`]: consecutive TCP segments of one flow become one write (the local
-//! stack then handles them once, as with GRO). The pending packet must be written before the
-//! worker waits for anything ([`TunWriter::flush`]), so no packet is held back.
+//! stack then handles them once, as with GRO). A pure ACK is held back until the next packet: if
+//! that is a later ACK of the same connection, the older one is dropped ([`ack_thin`]). The
+//! pending packet must be written before the worker waits for anything ([`TunWriter::flush`]),
+//! so no packet is held back.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write as _};
 
+use rocserv_proto::offload::ack_thin::{self, MAX_PURE_ACK};
 use rocserv_proto::offload::coalesce::Coalescer;
 use rocserv_proto::offload::PLAIN;
 
@@ -19,9 +22,14 @@ pub const READ_BUF: usize = rocserv_proto::offload::VNET_HDR_LEN + 65_535;
 /// Writes to the tun device, joining TCP segments where it can.
 pub struct TunWriter {
     coalescer: Coalescer,
-    /// Packets taken, and writes made: for the end-of-tunnel log line.
+    /// A pure ACK waiting to see whether the next packet supersedes it (`ack_len` bytes; never
+    /// pending together with a joined packet).
+    ack: [u8; MAX_PURE_ACK],
+    ack_len: usize,
+    /// Packets taken, writes made and ACKs dropped as redundant: for the end-of-tunnel log line.
     pub packets: u64,
     pub writes: u64,
+    pub acks_dropped: u64,
 }
 
 impl Default for TunWriter {
@@ -34,14 +42,31 @@ impl TunWriter {
     pub fn new() -> Self {
         Self {
             coalescer: Coalescer::new(),
+            ack: [0; MAX_PURE_ACK],
+            ack_len: 0,
             packets: 0,
             writes: 0,
+            acks_dropped: 0,
         }
     }
 
     /// One packet from the client (in order with the ones before it).
     pub fn write(&mut self, tun: &File, packet: &[u8]) -> Result<(), End> {
         self.packets = self.packets.saturating_add(1);
+        if ack_thin::is_pure_ack(packet) {
+            let held = self.ack.get(..self.ack_len).unwrap_or_default();
+            if self.ack_len > 0 && ack_thin::supersedes(held, packet) {
+                self.acks_dropped = self.acks_dropped.saturating_add(1);
+            } else {
+                self.flush(tun)?;
+            }
+            if let Some(dst) = self.ack.get_mut(..packet.len()) {
+                dst.copy_from_slice(packet);
+                self.ack_len = packet.len();
+                return Ok(());
+            }
+        }
+        self.flush_ack(tun)?;
         if self.coalescer.push(packet) {
             return Ok(());
         }
@@ -53,8 +78,9 @@ impl TunWriter {
         write_plain(tun, packet)
     }
 
-    /// Write the pending joined packet, if any.
+    /// Write the pending packet (joined, or a held ACK), if any.
     pub fn flush(&mut self, tun: &File) -> Result<(), End> {
+        self.flush_ack(tun)?;
         match self.coalescer.take() {
             Some(write) => {
                 self.writes = self.writes.saturating_add(1);
@@ -64,9 +90,21 @@ impl TunWriter {
         }
     }
 
+    /// Write the held ACK, if any.
+    fn flush_ack(&mut self, tun: &File) -> Result<(), End> {
+        let len = std::mem::take(&mut self.ack_len);
+        match self.ack.get(..len) {
+            Some(ack) if len > 0 => {
+                self.writes = self.writes.saturating_add(1);
+                write_plain(tun, ack)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a packet waits for [`Self::flush`].
     pub fn pending(&self) -> bool {
-        !self.coalescer.is_empty()
+        !self.coalescer.is_empty() || self.ack_len > 0
     }
 }
 
@@ -96,5 +134,80 @@ fn write_raw(mut tun: &File, parts: &[IoSlice<'_>]) -> Result<(), End> {
                 why: "tun device error",
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use rocserv_proto::offload::VNET_HDR_LEN;
+
+    /// A pure IPv4 ACK (no options) of one connection, or a data segment when `data` is set.
+    fn tcp(ack: u32, data: &[u8]) -> Vec<u8> {
+        let len = 40 + data.len();
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        p[20..24].copy_from_slice(&[0x9c, 0x40, 0x14, 0x51]);
+        p[28..32].copy_from_slice(&ack.to_be_bytes());
+        p[32] = 0x50;
+        p[33] = if data.is_empty() { 0x10 } else { 0x18 };
+        p[40..].copy_from_slice(data);
+        p
+    }
+
+    /// The writes that reached the "device" (a seqpacket socket keeps their boundaries), without
+    /// their virtio headers.
+    fn writes_of(packets: &[Vec<u8>]) -> (Vec<Vec<u8>>, TunWriter) {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_NONBLOCK,
+        )
+        .unwrap();
+        let tun = File::from(ours);
+        let mut writer = TunWriter::new();
+        for packet in packets {
+            writer.write(&tun, packet).unwrap();
+        }
+        writer.flush(&tun).unwrap();
+        assert!(!writer.pending());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(&theirs),
+            &mut buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ) {
+            out.push(buf[VNET_HDR_LEN..n].to_vec());
+        }
+        (out, writer)
+    }
+
+    #[test]
+    fn of_a_run_of_acks_only_the_newest_is_written() {
+        let (writes, writer) = writes_of(&[tcp(1000, b""), tcp(2000, b""), tcp(3000, b"")]);
+        assert_eq!(writes, vec![tcp(3000, b"")]);
+        assert_eq!(
+            (writer.packets, writer.writes, writer.acks_dropped),
+            (3, 1, 2)
+        );
+    }
+
+    #[test]
+    fn a_packet_between_acks_keeps_both_and_the_order() {
+        let packets = [tcp(1000, b""), tcp(1000, b"data"), tcp(2000, b"")];
+        let (writes, writer) = writes_of(&packets);
+        assert_eq!(writes, packets.to_vec());
+        assert_eq!(writer.acks_dropped, 0);
+        // Duplicate ACKs all go through.
+        let dups = [tcp(1000, b""), tcp(1000, b""), tcp(1000, b"")];
+        assert_eq!(writes_of(&dups).0, dups.to_vec());
     }
 }
