@@ -34,7 +34,7 @@ use rocserv_proto::offload::VnetHdr;
 
 use super::dtls::{Ctx as DtlsCtx, Dtls};
 use super::session::{Action, End, Session, SessionTimers};
-use super::tun_io::{TunWriter, READ_BUF};
+use super::tun_io::{AckHold, TunWriter, READ_BUF};
 use crate::ipc::MainChannel;
 
 /// Packets moved from the tun device per wake-up before the batch is flushed (a read may hold
@@ -116,6 +116,7 @@ pub async fn run(
         tx: vec![0; HEADER_LEN + MAX_PAYLOAD].into_boxed_slice(),
         tun_in: vec![0; READ_BUF].into_boxed_slice(),
         tun_out: TunWriter::new(),
+        ack_hold: AckHold::new(),
         tun_reads: 0,
         tun_packets: 0,
         ctl: Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD),
@@ -127,12 +128,13 @@ pub async fn run(
     let end = pump.event_loop(main, stats_every).await;
     log::info!("tunnel closed: {}", end.why);
     log::info!(
-        "tun device: read {} packets in {} reads, wrote {} packets in {} writes \
-         (of which {} were redundant ACKs, dropped)",
-        pump.tun_packets,
+        "tun device: read {} packets in {} reads, wrote {} packets in {} writes; \
+         redundant ACKs dropped: {} read, {} to write",
+        pump.tun_packets.saturating_add(pump.ack_hold.dropped),
         pump.tun_reads,
         pump.tun_out.packets,
         pump.tun_out.writes,
+        pump.ack_hold.dropped,
         pump.tun_out.acks_dropped
     );
     if let Some(zip) = &pump.zip {
@@ -162,6 +164,8 @@ struct Pump {
     tun_in: Box<[u8]>,
     /// Packets for the tun device, joined where possible.
     tun_out: TunWriter,
+    /// A pure ACK from the tun device waiting for the next read (ACK filtering).
+    ack_hold: AckHold,
     /// Reads from the tun device and the packets they held (offloads make the latter larger).
     tun_reads: u64,
     tun_packets: u64,
@@ -261,6 +265,16 @@ struct ToClient<'a> {
 }
 
 impl ToClient<'_> {
+    /// Send the pure ACK held from the tun device, if any (see [`AckHold`]).
+    fn send_held(self, hold: &mut AckHold, over_dtls: bool) -> Result<(usize, u64), End> {
+        let Some(held) = hold.held() else {
+            return Ok((0, 0));
+        };
+        let sent = self.send_read(held, over_dtls)?;
+        hold.clear();
+        Ok(sent)
+    }
+
     /// Send what one tun read holds (one packet, or the segments of a GSO packet): returns the
     /// packets and payload bytes sent. A read that cannot be cut is dropped with a log line.
     fn send_read(self, read: &[u8], over_dtls: bool) -> Result<(usize, u64), End> {
@@ -446,6 +460,8 @@ impl Pump {
                     };
                     let over_dtls = self.dtls.active(Instant::now().into_std());
                     let mut moved = 0usize;
+                    // Packets and payload bytes sent to the client.
+                    let mut sent = (0usize, 0u64);
                     while moved < TUN_BATCH {
                         let tun_in = &mut self.tun_in;
                         let n = match guard.try_io(|tun| {
@@ -459,18 +475,39 @@ impl Pump {
                             }
                             Err(_would_block) => break,
                         };
+                        self.tun_reads = self.tun_reads.saturating_add(1);
                         let read = self.tun_in.get(..n).unwrap_or_default();
+                        // A pure ACK waits for the next read: a later one may supersede it.
+                        let ack = AckHold::holds(read);
+                        if ack && self.ack_hold.offer(read) {
+                            moved = moved.saturating_add(1);
+                            continue;
+                        }
+                        let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
+                        match out.send_held(&mut self.ack_hold, over_dtls) {
+                            Ok((packets, bytes)) => sent = (sent.0.saturating_add(packets), sent.1.saturating_add(bytes)),
+                            Err(end) => return end,
+                        }
+                        if ack && self.ack_hold.offer(read) {
+                            moved = moved.saturating_add(1);
+                            continue;
+                        }
                         let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
                         match out.send_read(read, over_dtls) {
                             Ok((packets, bytes)) => {
                                 moved = moved.saturating_add(packets.max(1));
-                                self.tun_reads = self.tun_reads.saturating_add(1);
-                                self.tun_packets = self.tun_packets.saturating_add(packets as u64);
-                                self.tx_bytes = self.tx_bytes.saturating_add(bytes);
+                                sent = (sent.0.saturating_add(packets), sent.1.saturating_add(bytes));
                             }
                             Err(end) => return end,
                         }
                     }
+                    let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
+                    match out.send_held(&mut self.ack_hold, over_dtls) {
+                        Ok((packets, bytes)) => sent = (sent.0.saturating_add(packets), sent.1.saturating_add(bytes)),
+                        Err(end) => return end,
+                    }
+                    self.tun_packets = self.tun_packets.saturating_add(sent.0 as u64);
+                    self.tx_bytes = self.tx_bytes.saturating_add(sent.1);
                     if over_dtls {
                         self.dtls.flush();
                     }

@@ -5,19 +5,20 @@
 //! stack then handles them once, as with GRO). A pure ACK is held back until the next packet: if
 //! that is a later ACK of the same connection, the older one is dropped ([`ack_thin`]). The
 //! pending packet must be written before the worker waits for anything ([`TunWriter::flush`]),
-//! so no packet is held back.
+//! so no packet is held back. The same filter runs on what the local stack sends the client
+//! ([`AckHold`]): of the pure ACKs read in one burst, only those that say something new leave.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write as _};
 
 use rocserv_proto::offload::ack_thin::{self, MAX_PURE_ACK};
 use rocserv_proto::offload::coalesce::Coalescer;
-use rocserv_proto::offload::PLAIN;
+use rocserv_proto::offload::{VnetHdr, GSO_NONE, PLAIN, VNET_HDR_LEN};
 
 use super::session::End;
 
 /// One tun read: header plus the largest GSO packet.
-pub const READ_BUF: usize = rocserv_proto::offload::VNET_HDR_LEN + 65_535;
+pub const READ_BUF: usize = VNET_HDR_LEN + 65_535;
 
 /// Writes to the tun device, joining TCP segments where it can.
 pub struct TunWriter {
@@ -105,6 +106,70 @@ impl TunWriter {
     /// Whether a packet waits for [`Self::flush`].
     pub fn pending(&self) -> bool {
         !self.coalescer.is_empty() || self.ack_len > 0
+    }
+}
+
+/// A pure ACK read from the tun device (with its `virtio_net_hdr`), held while the rest of the
+/// burst is read: a later ACK of the same connection replaces it ([`ack_thin`]). The pump sends
+/// the held one before any other read and at the end of the burst, so nothing is reordered or
+/// waits.
+pub struct AckHold {
+    buf: [u8; VNET_HDR_LEN + MAX_PURE_ACK],
+    len: usize,
+    /// ACKs replaced by a later one: for the end-of-tunnel log line.
+    pub dropped: u64,
+}
+
+impl Default for AckHold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AckHold {
+    pub fn new() -> Self {
+        Self {
+            buf: [0; VNET_HDR_LEN + MAX_PURE_ACK],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Whether a tun read is one pure ACK that may be held.
+    pub fn holds(read: &[u8]) -> bool {
+        VnetHdr::split(read)
+            .is_some_and(|(hdr, packet)| hdr.gso_type == GSO_NONE && ack_thin::is_pure_ack(packet))
+    }
+
+    /// Hold `read` (a read for which [`Self::holds`] is true), replacing the held one if `read`
+    /// supersedes it. `false`: another ACK is held that must be sent first ([`Self::take`]).
+    pub fn offer(&mut self, read: &[u8]) -> bool {
+        if let Some(held) = self.held() {
+            match (VnetHdr::split(held), VnetHdr::split(read)) {
+                (Some((_, older)), Some((_, newer))) if ack_thin::supersedes(older, newer) => {
+                    self.dropped = self.dropped.saturating_add(1);
+                }
+                _ => return false,
+            }
+        }
+        match self.buf.get_mut(..read.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(read);
+                self.len = read.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The held read, if any.
+    pub fn held(&self) -> Option<&[u8]> {
+        self.buf.get(..self.len).filter(|held| !held.is_empty())
+    }
+
+    /// Nothing held any more (after the caller sent [`Self::held`]).
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -198,6 +263,32 @@ mod tests {
             (writer.packets, writer.writes, writer.acks_dropped),
             (3, 1, 2)
         );
+    }
+
+    /// A tun read: a plain-packet header, then `packet`.
+    fn read_of(packet: &[u8]) -> Vec<u8> {
+        let mut read = PLAIN.to_vec();
+        read.extend_from_slice(packet);
+        read
+    }
+
+    #[test]
+    fn a_held_ack_is_replaced_by_a_later_one_and_refused_for_anything_else() {
+        let mut hold = AckHold::new();
+        assert!(hold.held().is_none());
+        assert!(AckHold::holds(&read_of(&tcp(1000, b""))));
+        assert!(!AckHold::holds(&read_of(&tcp(1000, b"data"))));
+        assert!(!AckHold::holds(&tcp(1000, b"")[..5]));
+        assert!(hold.offer(&read_of(&tcp(1000, b""))));
+        assert!(hold.offer(&read_of(&tcp(2000, b""))));
+        assert_eq!(hold.held(), Some(&read_of(&tcp(2000, b""))[..]));
+        assert_eq!(hold.dropped, 1);
+        // A duplicate: the held one must go first.
+        assert!(!hold.offer(&read_of(&tcp(2000, b""))));
+        hold.clear();
+        assert!(hold.held().is_none());
+        assert!(hold.offer(&read_of(&tcp(2000, b""))));
+        assert_eq!(hold.dropped, 1);
     }
 
     #[test]
