@@ -86,6 +86,33 @@ impl Server {
         }
     }
 
+    /// After a tunnel that carried 4 MiB each way (its data checked end to end): redundant pure
+    /// ACKs were dropped in both directions (ACK filtering; ~1000 towards the tun device and
+    /// dozens to hundreds from it in the runs here).
+    pub fn assert_acks_filtered(&self) {
+        let (read, written) = self.acks_dropped().expect("ACK counts logged");
+        assert!(
+            read > 0 && written > 0,
+            "no redundant ACK dropped: {read} read, {written} to write"
+        );
+    }
+
+    /// From the same line: the redundant pure ACKs dropped (read from the tun device, and on
+    /// their way to it), as (J, K).
+    pub fn acks_dropped(&self) -> Option<(u64, u64)> {
+        let text = self.log_text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("tun device: read "))?;
+        let rest = line.split("redundant ACKs dropped: ").nth(1)?;
+        let mut numbers = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| t.parse().ok());
+        Some((numbers.next()?, numbers.next()?))
+    }
+
     /// After a tunnel that carried 4 MiB each way: the tun device's offloads were used, i.e.
     /// reads held many segments (~11 of 64 KiB each) and writes joined some.
     pub fn assert_tun_offloads_used(&self) {

@@ -79,6 +79,7 @@ fn psk_dtls_carries_the_traffic() {
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
     server.assert_tun_offloads_used();
+    server.assert_acks_filtered();
 }
 
 #[test]

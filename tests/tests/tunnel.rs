@@ -41,4 +41,5 @@ fn login_ping_and_tcp_through_the_tunnel() {
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
     server.assert_tun_offloads_used();
+    server.assert_acks_filtered();
 }
