@@ -51,6 +51,7 @@ pub mod ipc;
 pub mod lifecycle;
 pub mod limits;
 pub mod logger;
+pub mod memory;
 pub mod reload;
 pub mod scripts;
 pub mod secmod;
@@ -76,6 +77,7 @@ use crate::settings::{Findings, Prepared};
 
 /// The whole program after argument parsing.
 pub fn run(cli: Cli) -> ExitCode {
+    memory::tune();
     logger::init(cli.debug.unwrap_or(1));
     let mut config_errors = false;
     let (config, demo) = if cli.demo {

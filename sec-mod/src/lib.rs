@@ -23,6 +23,7 @@ pub mod fd;
 pub mod keys;
 pub mod listing;
 pub mod logger;
+pub mod memory;
 pub mod peers;
 mod sec1;
 pub mod server;

@@ -4,12 +4,13 @@
 
 use std::process::ExitCode;
 
-use rocserv_sec_mod::{fd, logger, server};
+use rocserv_sec_mod::{fd, logger, memory, server};
 use tokio_seqpacket::UnixSeqpacket;
 
 const PROGRAM: &str = "rocserv-sm";
 
 fn main() -> ExitCode {
+    memory::tune();
     let level = match parse_args(std::env::args().skip(1)) {
         Ok(level) => level,
         Err(msg) => {
