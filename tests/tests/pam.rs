@@ -77,7 +77,7 @@ impl Drop for PamFixture {
 fn pam_user_logs_in_and_wrong_password_is_refused() {
     let lab = Lab::new();
     let fixture = PamFixture::new("pam-secret-1");
-    let _server = Server::start(&lab.srv, &lab.config(&[("auth", "\"pam\"")]));
+    let server = Server::start(&lab.srv, &lab.config(&[("auth", "\"pam\"")]));
 
     let (status, output) = run_to_exit(&lab, &fixture.user, "wrong", WAIT);
     assert!(!status.expect("gives up").success(), "{output}");
@@ -90,4 +90,7 @@ fn pam_user_logs_in_and_wrong_password_is_refused() {
     client.wait_up(WAIT).expect("PAM login");
     let (ok, out) = lab.ping_through_tunnel(2);
     assert!(ok, "{out}");
+    // As ocserv: a PAM user's group is the primary Unix group (useradd made one of its name).
+    let logged = format!("user '{0}' logged in via pam (group '{0}'", fixture.user);
+    assert!(server.log_text().contains(&logged), "{}", server.log_text());
 }

@@ -196,7 +196,7 @@ static OPTIONS: &[OptionSpec] = &[
     spec("always-require-cert", V, Status::Supported, "Old switch; `false` meant what `cisco-client-compat = true` means now.",
         "Mapped onto `cisco-client-compat`, with a warning about the old name."),
     later_unless("append-routes", V, FALSE, "Add per-user/group routes to the global ones instead of replacing them."),
-    many(yes_but("auth", V, "Authentication method: `plain[passwd=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[...]`, `gssapi[...]`, `oidc[...]`; several lines must all succeed.", "One method only: `plain` (no `otp`) or `pam` (service `ocserv`); anything else is an error, since the server could not log users in as configured.")),
+    many(yes_but("auth", V, "Authentication method: `plain[passwd=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[...]`, `gssapi[...]`, `oidc[...]`; several lines must all succeed.", "One method only: `plain` (no `otp`) or `pam` (service `ocserv`; as in ocserv the user's group is the account's primary Unix group, or a requested one it is in; `gid-min` is accepted and, as in ocserv, only limits the `auto-select-group` list, which rocserv does not offer yet); anything else is an error, since the server could not log users in as configured.")),
     yes("auth-timeout", G, "Seconds a client may take to log in."),
     later_unless("auto-select-group", V, FALSE, "Offer every group the auth backend knows as a group choice."),
     yes("ban-points-connection", G, "Ban points charged for each new connection."),

@@ -74,7 +74,6 @@ pub fn authenticate(service: &str, login: &Login, ask: Ask<'_>) -> Verdict {
     if service.is_empty() || service.contains(['\0', '/']) {
         return Verdict::Rejected(Rejection::Pam(format!("invalid service name {service:?}")));
     }
-    // PAM group lookup (ocserv's `gid-min`) is not implemented: PAM sessions have no group.
     let bridge = Bridge {
         password: RefCell::new(Some(login.password.clone())),
         ask: RefCell::new(ask),
@@ -87,10 +86,41 @@ pub fn authenticate(service: &str, login: &Login, ask: Ask<'_>) -> Verdict {
             txn.account_management(AuthnFlags::DISALLOW_NULL_AUTHTOK)
         });
     match result {
-        Ok(()) => Verdict::Accepted {
-            group: String::new(),
+        Ok(()) => match unix_group(&login.username, login.group.as_deref()) {
+            Ok(group) => Verdict::Accepted { group },
+            Err(rejection) => Verdict::Rejected(rejection),
         },
         Err(code) => Verdict::Rejected(Rejection::Pam(describe(code))),
+    }
+}
+
+/// The group of a PAM user, as ocserv gives it (src/auth-unix.c, `get_user_auth_group`): a
+/// requested group if the account is a member of it (else the login is refused), otherwise the
+/// name of the account's primary group; empty for a user the system's user database does not
+/// know (PAM may authenticate users that have no local account). ocserv's `gid-min` only limits
+/// the list `auto-select-group` offers, which rocserv does not offer yet.
+fn unix_group(username: &str, requested: Option<&str>) -> Result<String, Rejection> {
+    use nix::unistd::{getgrouplist, Group, User};
+    let Ok(Some(user)) = User::from_name(username) else {
+        return Ok(String::new());
+    };
+    let name_of = |gid| Group::from_gid(gid).ok().flatten().map(|g| g.name);
+    match requested.filter(|g| !g.is_empty()) {
+        None => Ok(name_of(user.gid).unwrap_or_default()),
+        Some(wanted) => {
+            let member = std::ffi::CString::new(username)
+                .ok()
+                .and_then(|c| getgrouplist(&c, user.gid).ok())
+                .is_some_and(|gids| {
+                    gids.into_iter()
+                        .any(|gid| name_of(gid).as_deref() == Some(wanted))
+                });
+            if member {
+                Ok(wanted.to_owned())
+            } else {
+                Err(Rejection::GroupNotAllowed(wanted.to_owned()))
+            }
+        }
     }
 }
 
@@ -155,6 +185,24 @@ impl ConversationAdapter for Bridge<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_group_is_the_primary_one_or_a_requested_one_the_account_is_in() {
+        // root and its primary group exist on every system.
+        assert_eq!(unix_group("root", None).unwrap(), "root");
+        assert_eq!(unix_group("root", Some("")).unwrap(), "root");
+        assert_eq!(unix_group("root", Some("root")).unwrap(), "root");
+        assert!(matches!(
+            unix_group("root", Some("rocserv-no-such-group")),
+            Err(Rejection::GroupNotAllowed(g)) if g == "rocserv-no-such-group"
+        ));
+        // No local account: no group, as ocserv.
+        assert_eq!(unix_group("rocserv-no-such-user", None).unwrap(), "");
+        assert_eq!(
+            unix_group("rocserv-no-such-user", Some("root")).unwrap(),
+            ""
+        );
+    }
 
     #[test]
     fn first_hidden_prompt_gets_the_password_then_questions_are_relayed() {
