@@ -110,6 +110,15 @@ impl Registry {
         }
     }
 
+    /// The worker's path MTU discovery lowered (or raised again) its device's MTU.
+    pub fn update_mtu(&self, worker: WorkerId, mtu: u16) {
+        if let Some(t) = lock(&self.live).get_mut(&worker) {
+            t.granted.mtu = mtu;
+            let mut totals = lock(&self.totals);
+            totals.min_mtu = totals.min_mtu.min(mtu);
+        }
+    }
+
     /// The worker is gone; its final counters go into the totals.
     pub fn remove(&self, worker: WorkerId, rx: u64, tx: u64) {
         let Some(mut tunnel) = lock(&self.live).remove(&worker) else {
@@ -192,7 +201,9 @@ mod tests {
         reg.insert(tunnel(2, 1400));
         reg.insert(tunnel(1, 1300));
         reg.update_stats(WorkerId(1), 5, 6);
+        reg.update_mtu(WorkerId(2), 1200);
         let live = reg.snapshot();
+        assert_eq!(live[1].granted.mtu, 1200);
         assert_eq!(live.len(), 2);
         assert_eq!(
             (live[0].worker, live[0].rx, live[0].tx),
@@ -203,7 +214,7 @@ mod tests {
         assert_eq!(reg.snapshot().len(), 1);
         let totals = reg.totals();
         assert_eq!((totals.sessions_closed, totals.rx, totals.tx), (1, 10, 20));
-        assert_eq!((totals.min_mtu, totals.max_mtu), (1300, 1400));
+        assert_eq!((totals.min_mtu, totals.max_mtu), (1200, 1400));
         let seen: Vec<(bool, u64)> = std::iter::from_fn(|| events.try_recv().ok())
             .map(|e| (e.connected, e.tunnel.worker.0))
             .collect();

@@ -246,7 +246,12 @@ impl Run {
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
             }
-            ToMain::TunMtu { mtu } => self.tun_mtu(peer, mtu)?,
+            ToMain::TunMtu { mtu } => {
+                if self.tun_mtu(peer, mtu)? {
+                    // occtl's `mtu` shows the device's MTU now, as ocserv's does.
+                    shared.tunnels.update_mtu(id, mtu);
+                }
+            }
             ToMain::SessionEnd {
                 reason,
                 rx_bytes,
@@ -263,7 +268,8 @@ impl Run {
     /// The worker's DTLS path MTU changed (`try-mtu-discovery`): set its tun device's MTU. The
     /// value is the worker's word, so it must lie between the IPv4 minimum and what was
     /// granted (ocserv checks 576 up to the configured MTU); anything else is a violation.
-    fn tun_mtu(&self, peer: SocketAddr, mtu: u16) -> Result<(), &'static str> {
+    /// `Ok(true)` when the device took it.
+    fn tun_mtu(&self, peer: SocketAddr, mtu: u16) -> Result<bool, &'static str> {
         let device = self.outcome.as_ref().and_then(|o| o.tun_name.as_deref());
         let (Some(granted), Some(device)) = (self.granted_mtu, device) else {
             return Err("TunMtu without a tunnel");
@@ -272,10 +278,15 @@ impl Run {
             return Err("TunMtu outside 576 and the granted MTU");
         }
         match crate::tun_mtu::set(device, mtu) {
-            Ok(()) => log::debug!("{peer}: {device}: MTU set to {mtu}"),
-            Err(e) => log::warn!("{peer}: {device}: cannot set the MTU to {mtu}: {e}"),
+            Ok(()) => {
+                log::debug!("{peer}: {device}: MTU set to {mtu}");
+                Ok(true)
+            }
+            Err(e) => {
+                log::warn!("{peer}: {device}: cannot set the MTU to {mtu}: {e}");
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// Read what the exited worker queued before it died (typically `SessionEnd`).

@@ -20,6 +20,7 @@
 pub mod client;
 pub mod lab;
 pub mod netns;
+pub mod occtl;
 pub mod output;
 pub mod pki;
 pub mod procfs;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use rocserv_e2e::netns::Netns;
+use rocserv_e2e::occtl;
 use rocserv_e2e::{lab, tcp, Client, ClientOptions, Lab, Server, WAIT};
 
 const ESTABLISHED: &str = "Established DTLS connection";
@@ -50,9 +51,15 @@ fn run(discovery: bool) -> (Server, Client, Lab, u64) {
     let lab = Lab::new();
     narrow_route_to_client(&lab.srv, PATH_MTU);
     let flag = if discovery { "true" } else { "false" };
+    let socket = lab.dir.join("occtl.socket");
     let server = Server::start(
         &lab.srv,
-        &lab.config(&[("udp-port", "443"), ("try-mtu-discovery", flag)]),
+        &lab.config(&[
+            ("udp-port", "443"),
+            ("try-mtu-discovery", flag),
+            ("use-occtl", "true"),
+            ("occtl-socket-file", socket.to_str().unwrap()),
+        ]),
     );
     let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
     client.wait_up(WAIT).expect("tunnel up");
@@ -78,6 +85,9 @@ fn a_narrow_path_lowers_the_tun_mtu_and_dtls_keeps_the_traffic() {
         .wait_for_log(&format!("data MTU now {data_mtu}"), WAIT)
         .expect("the worker lowered the MTU");
     assert_eq!(tun_mtus(&lab.srv), [data_mtu], "the tun device's MTU");
+    // occtl shows the MTU the device has now, not the one granted at CONNECT.
+    let users = occtl::json(&lab.dir.join("occtl.socket"), &["show", "users"]);
+    assert_eq!(users[0]["MTU"], data_mtu.to_string(), "{users}");
     // 4 MiB in ~1.1 kB packets are ~3800 datagrams towards the client: over DTLS, not TLS.
     assert!(
         datagrams > 1000,

@@ -3,48 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use rocserv_e2e::client::authenticate;
-use rocserv_e2e::{bin, Client, ClientOptions, Lab, Server, WAIT};
+use rocserv_e2e::occtl::{json, occtl};
+use rocserv_e2e::{Client, ClientOptions, Lab, Server, WAIT};
 use serde_json::Value;
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn occtl(socket: &Path, args: &[&str]) -> Ran {
-    let out = Command::new(bin("occtl"))
-        .arg("-s")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run occtl");
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// `occtl -j ARGS`, which must succeed and print valid JSON.
-fn json(socket: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["-j"];
-    all.extend_from_slice(args);
-    let ran = occtl(socket, &all);
-    assert_eq!(
-        ran.code,
-        Some(0),
-        "occtl {args:?}: {}\n{}",
-        ran.stdout,
-        ran.stderr
-    );
-    serde_json::from_str(&ran.stdout)
-        .unwrap_or_else(|e| panic!("occtl {args:?} printed invalid JSON ({e}):\n{}", ran.stdout))
-}
 
 fn lab_server(lab: &Lab) -> (Server, PathBuf) {
     let socket = lab.dir.join("occtl.socket");
