@@ -89,8 +89,9 @@ fn pam_accepts_the_right_password_only() {
 
     assert_eq!(
         authenticate(&f.service, &f.login(PASSWORD), &mut no_more_questions),
+        // As ocserv: the account's primary group (useradd made one of its name).
         Verdict::Accepted {
-            group: String::new()
+            group: f.user.clone()
         }
     );
     assert!(matches!(
@@ -122,7 +123,7 @@ fn pam_accepts_the_right_password_only() {
         assert_eq!(
             good.next().await,
             Event::Done(Verdict::Accepted {
-                group: String::new()
+                group: f.user.clone()
             })
         );
         let mut bad = backend.begin(f.login("nope"));
