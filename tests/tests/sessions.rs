@@ -71,15 +71,17 @@ fn killed_worker_frees_its_address_and_device() {
         1,
         "one worker per connected client: {workers:?}"
     );
-    // The client must not reconnect on its own while we look: stop it first, without a BYE.
-    client.signal(Signal::SIGKILL);
-    client.wait_exit(WAIT).expect("client killed");
+    // The client must not reconnect on its own while we look, nor close its connection (the
+    // worker would then end by itself before we kill it): freeze it.
+    client.signal(Signal::SIGSTOP);
 
     let before = server.log_len();
     kill(Pid::from_raw(workers[0] as i32), Signal::SIGKILL).expect("kill -9 worker");
     server
         .wait_for_log_after(before, "session ended", WAIT)
         .expect("main noticed the dead worker");
+    client.signal(Signal::SIGKILL);
+    client.wait_exit(WAIT).expect("client killed");
     assert!(
         !procfs::alive(workers[0]),
         "the killed worker is still there (zombie not reaped?)"
