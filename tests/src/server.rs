@@ -69,11 +69,7 @@ impl Server {
     /// The worker's last "tun device: read R packets in N reads, wrote W packets in M writes"
     /// line (logged when a tunnel closes), as (R, N, W, M).
     pub fn tun_counts(&self) -> Option<(u64, u64, u64, u64)> {
-        let text = self.log_text();
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| l.contains("tun device: read "))?;
+        let line = self.tun_line()?;
         let rest = line.split("tun device: read ").nth(1)?;
         let numbers: Vec<u64> = rest
             .split(|c: char| !c.is_ascii_digit())
@@ -84,6 +80,15 @@ impl Server {
             [r, n, w, m, ..] => Some((r, n, w, m)),
             _ => None,
         }
+    }
+
+    /// The worker's last end-of-tunnel "tun device: read ..." line.
+    fn tun_line(&self) -> Option<String> {
+        let text = self.log_text();
+        text.lines()
+            .rev()
+            .find(|l| l.contains("tun device: read "))
+            .map(str::to_owned)
     }
 
     /// After a tunnel that carried 4 MiB each way (its data checked end to end): redundant pure
@@ -100,11 +105,7 @@ impl Server {
     /// From the same line: the redundant pure ACKs dropped (read from the tun device, and on
     /// their way to it), as (J, K).
     pub fn acks_dropped(&self) -> Option<(u64, u64)> {
-        let text = self.log_text();
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| l.contains("tun device: read "))?;
+        let line = self.tun_line()?;
         let rest = line.split("redundant ACKs dropped: ").nth(1)?;
         let mut numbers = rest
             .split(|c: char| !c.is_ascii_digit())

@@ -46,15 +46,16 @@ pub fn register_tun(tun: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<st
 }
 
 /// Register a UDP socket with the reactor for read readiness only (must run inside the runtime).
-/// On failure the socket comes back with the error.
-#[allow(clippy::type_complexity)]
+/// On failure the error gives the socket back (`into_parts`).
 pub fn register_readable(
     socket: std::net::UdpSocket,
-) -> Result<tokio::io::unix::AsyncFd<std::net::UdpSocket>, (std::net::UdpSocket, std::io::Error)> {
+) -> Result<
+    tokio::io::unix::AsyncFd<std::net::UdpSocket>,
+    tokio::io::unix::AsyncFdRegisterError<std::net::UdpSocket>,
+> {
     // SAFETY: as for `register_tun`: the `AsyncFd` owns the socket until it is dropped or taken
     // back with `into_inner` (both deregister first); nothing else closes that number.
     unsafe {
         tokio::io::unix::AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE)
     }
-    .map_err(tokio::io::unix::AsyncFdRegisterError::into_parts)
 }

@@ -46,7 +46,7 @@ impl DtlsSocket {
         let socket = UdpSocket::from(fd);
         let state = crate::fds::register_readable(socket)
             .map(State::Watched)
-            .map_err(|(_, err)| err)?;
+            .map_err(|err| err.into_parts().1)?;
         Ok(Self { state })
     }
 
@@ -101,12 +101,15 @@ impl DtlsSocket {
                     },
                     None,
                 ),
-                Err((socket, err)) => (
-                    Self {
-                        state: State::Resting(socket),
-                    },
-                    Some(err),
-                ),
+                Err(err) => {
+                    let (socket, err) = err.into_parts();
+                    (
+                        Self {
+                            state: State::Resting(socket),
+                        },
+                        Some(err),
+                    )
+                }
             },
             watched @ State::Watched(_) => (Self { state: watched }, None),
         }

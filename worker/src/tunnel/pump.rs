@@ -265,8 +265,31 @@ struct ToClient<'a> {
 }
 
 impl ToClient<'_> {
-    /// Send the pure ACK held from the tun device, if any (see [`AckHold`]).
-    fn send_held(self, hold: &mut AckHold, over_dtls: bool) -> Result<(usize, u64), End> {
+    /// Send what one tun read holds, after the pure ACK held back from an earlier read; a pure
+    /// ACK itself is held back until the next read shows whether it is redundant (see
+    /// [`AckHold`]). Returns the packets and payload bytes sent.
+    fn forward(
+        &mut self,
+        hold: &mut AckHold,
+        read: &[u8],
+        over_dtls: bool,
+    ) -> Result<(usize, u64), End> {
+        let ack = AckHold::holds(read);
+        if ack && hold.offer(read) {
+            return Ok((0, 0));
+        }
+        let (mut packets, mut bytes) = self.send_held(hold, over_dtls)?;
+        if ack && hold.offer(read) {
+            return Ok((packets, bytes));
+        }
+        let (more, more_bytes) = self.send_read(read, over_dtls)?;
+        packets = packets.saturating_add(more);
+        bytes = bytes.saturating_add(more_bytes);
+        Ok((packets, bytes))
+    }
+
+    /// Send the pure ACK held from the tun device, if any.
+    fn send_held(&mut self, hold: &mut AckHold, over_dtls: bool) -> Result<(usize, u64), End> {
         let Some(held) = hold.held() else {
             return Ok((0, 0));
         };
@@ -275,9 +298,7 @@ impl ToClient<'_> {
         Ok(sent)
     }
 
-    /// Send what one tun read holds (one packet, or the segments of a GSO packet): returns the
-    /// packets and payload bytes sent. A read that cannot be cut is dropped with a log line.
-    fn send_read(self, read: &[u8], over_dtls: bool) -> Result<(usize, u64), End> {
+    fn send_read(&mut self, read: &[u8], over_dtls: bool) -> Result<(usize, u64), End> {
         let Some((hdr, packet)) = VnetHdr::split(read) else {
             return Ok((0, 0));
         };
@@ -420,36 +441,20 @@ impl Pump {
                     if let Err(err) = ready {
                         log::info!("DTLS socket: {err}");
                     }
-                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
-                    let drained = match self.dtls.on_readable(&mut ctx) {
-                        Ok(drained) => drained,
-                        Err(end) => return end,
-                    };
-                    if let Some(pause) = moderation(drained) {
-                        self.dtls.rest();
-                        quiet.as_mut().reset(Instant::now() + pause);
-                        quiet_armed = true;
-                    }
-                }
-                () = &mut quiet, if quiet_armed => {
-                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
-                    let drained = match self.dtls.on_readable(&mut ctx) {
-                        Ok(drained) => drained,
-                        Err(end) => return end,
-                    };
-                    match moderation(drained) {
-                        Some(pause) => {
-                            // Still a bulk flow (rest again: a roaming hand-over brings a new,
-                            // watched socket).
-                            self.dtls.rest();
+                    match self.read_dtls() {
+                        Ok(Some(pause)) => {
                             quiet.as_mut().reset(Instant::now() + pause);
+                            quiet_armed = true;
                         }
-                        None => {
-                            self.dtls.watch();
-                            quiet_armed = false;
-                        }
+                        Ok(None) => {}
+                        Err(end) => return end,
                     }
                 }
+                () = &mut quiet, if quiet_armed => match self.read_dtls() {
+                    Ok(Some(pause)) => quiet.as_mut().reset(Instant::now() + pause),
+                    Ok(None) => quiet_armed = false,
+                    Err(end) => return end,
+                },
                 ready = self.tun.readable(), if !want_write => {
                     let mut guard = match ready {
                         Ok(guard) => guard,
@@ -459,9 +464,8 @@ impl Pump {
                         }
                     };
                     let over_dtls = self.dtls.active(Instant::now().into_std());
+                    let mut out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
                     let mut moved = 0usize;
-                    // Packets and payload bytes sent to the client.
-                    let mut sent = (0usize, 0u64);
                     while moved < TUN_BATCH {
                         let tun_in = &mut self.tun_in;
                         let n = match guard.try_io(|tun| {
@@ -477,37 +481,22 @@ impl Pump {
                         };
                         self.tun_reads = self.tun_reads.saturating_add(1);
                         let read = self.tun_in.get(..n).unwrap_or_default();
-                        // A pure ACK waits for the next read: a later one may supersede it.
-                        let ack = AckHold::holds(read);
-                        if ack && self.ack_hold.offer(read) {
-                            moved = moved.saturating_add(1);
-                            continue;
-                        }
-                        let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
-                        match out.send_held(&mut self.ack_hold, over_dtls) {
-                            Ok((packets, bytes)) => sent = (sent.0.saturating_add(packets), sent.1.saturating_add(bytes)),
-                            Err(end) => return end,
-                        }
-                        if ack && self.ack_hold.offer(read) {
-                            moved = moved.saturating_add(1);
-                            continue;
-                        }
-                        let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
-                        match out.send_read(read, over_dtls) {
+                        match out.forward(&mut self.ack_hold, read, over_dtls) {
                             Ok((packets, bytes)) => {
                                 moved = moved.saturating_add(packets.max(1));
-                                sent = (sent.0.saturating_add(packets), sent.1.saturating_add(bytes));
+                                self.tun_packets = self.tun_packets.saturating_add(packets as u64);
+                                self.tx_bytes = self.tx_bytes.saturating_add(bytes);
                             }
                             Err(end) => return end,
                         }
                     }
-                    let out = ToClient { dtls: &mut self.dtls, conn: &mut self.conn, tx: &mut self.tx, zip: &mut self.zip };
                     match out.send_held(&mut self.ack_hold, over_dtls) {
-                        Ok((packets, bytes)) => sent = (sent.0.saturating_add(packets), sent.1.saturating_add(bytes)),
+                        Ok((packets, bytes)) => {
+                            self.tun_packets = self.tun_packets.saturating_add(packets as u64);
+                            self.tx_bytes = self.tx_bytes.saturating_add(bytes);
+                        }
                         Err(end) => return end,
                     }
-                    self.tun_packets = self.tun_packets.saturating_add(sent.0 as u64);
-                    self.tx_bytes = self.tx_bytes.saturating_add(sent.1);
                     if over_dtls {
                         self.dtls.flush();
                     }
@@ -549,6 +538,27 @@ impl Pump {
                 }
             }
         }
+    }
+
+    /// Read the DTLS socket and apply receive moderation: while the flow is bulk the socket
+    /// rests out of epoll and the returned pause says when to read it again; `None` when it is
+    /// watched again (sparse traffic).
+    fn read_dtls(&mut self) -> Result<Option<Duration>, End> {
+        let mut ctx = DtlsCtx {
+            session: &mut self.session,
+            tun: self.tun.get_ref(),
+            tun_out: &mut self.tun_out,
+            rx_bytes: &mut self.rx_bytes,
+        };
+        let pause = moderation(self.dtls.on_readable(&mut ctx)?);
+        // Both calls are no-ops in the state asked for (a roaming hand-over may have brought a
+        // new, watched socket meanwhile).
+        if pause.is_some() {
+            self.dtls.rest();
+        } else {
+            self.dtls.watch();
+        }
+        Ok(pause)
     }
 
     /// One socket read, fed through rustls; complete frames are acted on.
