@@ -204,6 +204,29 @@ pub fn ipc(data: &[u8]) {
     round_trip::<worker_secmod::FromSecMod>(data);
 }
 
+/// `sign_content`: the first two bytes are a signature scheme, the rest a message a worker asks
+/// sec-mod to sign. What `ipc::signable::check` accepts re-encodes to exactly the message, has one
+/// of the few lengths a handshake signature input can have, and is refused under any scheme
+/// outside the list.
+pub fn sign_content(data: &[u8]) {
+    use crate::ipc::signable::{check, Signable};
+    let Some((scheme, message)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let scheme = u16::from_be_bytes(*scheme);
+    if let Ok(signable) = check(scheme, message) {
+        let mut again = Vec::new();
+        signable.encode(&mut again);
+        assert_eq!(again, message);
+        let lens: &[usize] = match signable {
+            Signable::Tls13CertificateVerify { .. } => &[130, 146],
+            Signable::Tls12ServerKeyExchange { .. } => &[100, 133, 165],
+        };
+        assert!(lens.contains(&message.len()), "{} bytes", message.len());
+        assert!(check(0x0201, message).is_err());
+    }
+}
+
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) {
     if let Ok(msg) = ipc::decode::<T>(data) {
         let bytes = ipc::encode(&msg);

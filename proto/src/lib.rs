@@ -14,6 +14,7 @@
 //! | [`dtls`]    | worker (sandboxed); [`dtls::peek`] by main as ROOT | the internet, UDP, before any authentication |
 //! | [`compress`]| worker (sandboxed)         | the internet, inside TLS (COMPRESSED payloads) |
 //! | [`ipc`]     | main, sec-mod, worker      | the other processes; a worker may be compromised |
+//! | [`ipc::signable`] | sec-mod (root, holds the key) | a worker's `Sign` request: what it asks the key to sign |
 //! | [`config`]  | main                       | admin-owned files             |
 //! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
 //! | [`mtu`]     | main, worker               | numbers from the CONNECT request |

@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 12] = [
+const TARGETS: [(&str, Target); 13] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -32,6 +32,7 @@ const TARGETS: [(&str, Target); 12] = [
     ("dtls_client_hello_peek", fuzzing::dtls_client_hello_peek),
     ("dtls_server", fuzzing::dtls_server),
     ("tun_offload", fuzzing::tun_offload),
+    ("sign_content", fuzzing::sign_content),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -166,4 +167,9 @@ fn corpus_folders_match_targets() {
 #[test]
 fn tun_offload_corpus() {
     assert!(run_target("tun_offload") >= 3);
+}
+
+#[test]
+fn sign_content_corpus() {
+    assert!(run_target("sign_content") >= 4);
 }

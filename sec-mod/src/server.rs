@@ -151,6 +151,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         deny_roaming: config.deny_roaming,
         ban_points_wrong_password: config.ban_points_wrong_password,
         bans: BanReports::default(),
+        links: worker_link::Links::default(),
     })
 }
 
@@ -183,9 +184,13 @@ async fn handle(
                 Ok(sock) => {
                     log::debug!("{peer} worker {}: channel open", worker.0);
                     shared.origins().worker_started(worker, peer.ip());
+                    // Registered here, not in the task, so that a SessionOpen can never
+                    // overtake it.
+                    let end = shared.links.open(worker);
                     let shared = Arc::clone(shared);
                     tokio::spawn(async move {
-                        worker_link::serve(sock, worker, peer, Arc::clone(&shared)).await;
+                        worker_link::serve(sock, worker, peer, Arc::clone(&shared), end).await;
+                        shared.links.gone(worker);
                         shared.origins().worker_gone(worker);
                     });
                 }
@@ -211,6 +216,10 @@ async fn handle(
                 ),
                 Err(refusal) => log::info!("worker {}: cookie refused ({refusal:?})", worker.0),
             }
+            // The worker has sent CONNECT: its login phase is over, and an honest worker closed
+            // its channel before (doc/security/sign.md). End the link, granted or not, so that a
+            // compromised worker in its tunnel phase cannot reach sec-mod.
+            shared.links.close(worker);
             send(sock, &FromSecMod::SessionOpened { worker, result }).await?;
         }
         ToSecMod::SessionClose { sid, reason } => {

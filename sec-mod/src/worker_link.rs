@@ -1,16 +1,26 @@
-//! One worker's channel: signatures for its TLS handshake and its client's login conversation.
+//! One worker's channel: the signature for its TLS handshake and its client's login
+//! conversation.
 //!
 //! The worker is untrusted (it parses the internet): every request is decoded strictly, a
 //! malformed one ends the channel with one log line, and identity (worker id, client address)
 //! comes from main's `NewWorker`, never from the worker.
+//!
+//! The key is not an oracle for a compromised worker (doc/security/sign.md): a link signs at
+//! most once, only before its first login request, and only what a TLS server signs in its
+//! handshake ([`rocserv_proto::ipc::signable`]); anything else ends the link. Once main asked
+//! for the session of this worker (`SessionOpen`, on CONNECT) the link ends too ([`Links`]): a
+//! worker in its tunnel phase has nothing to ask sec-mod.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
+use rocserv_proto::ipc::signable;
 use rocserv_proto::ipc::worker_secmod::{AuthStep, FromSecMod, ToSecMod};
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use tokio::sync::Notify;
 use tokio::time::{timeout_at, Instant};
 use tokio_seqpacket::UnixSeqpacket;
 
@@ -35,6 +45,8 @@ pub struct Shared {
     /// `ban-points-wrong-password`, queued for main on each failed login.
     pub ban_points_wrong_password: u32,
     pub bans: BanReports,
+    /// The open worker links, so that a `SessionOpen` can end one.
+    pub links: Links,
 }
 
 impl Shared {
@@ -50,28 +62,85 @@ impl Shared {
     }
 }
 
-/// Serve `sock` until the worker closes it or misbehaves.
-pub async fn serve(sock: UnixSeqpacket, worker: WorkerId, peer: SocketAddr, shared: Arc<Shared>) {
+/// Every worker link that is being served, by worker, with the signal that ends it.
+#[derive(Debug, Default)]
+pub struct Links(Mutex<HashMap<WorkerId, Arc<Notify>>>);
+
+impl Links {
+    /// Register the link of `worker` (when main hands it over, before it is served); the
+    /// returned signal goes to [`serve`].
+    pub fn open(&self, worker: WorkerId) -> Arc<Notify> {
+        let end = Arc::new(Notify::new());
+        self.map().insert(worker, Arc::clone(&end));
+        end
+    }
+
+    /// End the link of `worker`, if it is still open: [`serve`] returns at its next wait and
+    /// drops its socket. A signal sent while `serve` is busy is kept until it waits.
+    pub fn close(&self, worker: WorkerId) -> bool {
+        let end = self.map().remove(&worker);
+        end.inspect(|end| end.notify_one()).is_some()
+    }
+
+    /// The link of `worker` has ended.
+    pub fn gone(&self, worker: WorkerId) {
+        self.map().remove(&worker);
+    }
+
+    /// Links still registered (tests, diagnostics).
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each update is one map operation, so a poisoned lock is still consistent.
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Arc<Notify>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Serve `sock` until the worker closes it or misbehaves, or `end` is signalled
+/// ([`Links::close`]).
+pub async fn serve(
+    sock: UnixSeqpacket,
+    worker: WorkerId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    end: Arc<Notify>,
+) {
     let mut link = Link {
         worker,
         peer,
         shared,
         failures: 0,
         open: None,
+        may_sign: true,
     };
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
-        let received = match link.open.as_ref().map(|o| o.deadline) {
-            Some(deadline) => match timeout_at(deadline, sock.recv(&mut buf)).await {
-                Ok(r) => r,
-                Err(_elapsed) => {
-                    link.log_timeout();
-                    // Dropping the attempt ends a PAM conversation waiting for an answer.
-                    link.open = None;
-                    continue;
-                }
-            },
-            None => sock.recv(&mut buf).await,
+        let deadline = link.open.as_ref().map(|o| o.deadline);
+        let recv = async {
+            match deadline {
+                Some(deadline) => timeout_at(deadline, sock.recv(&mut buf)).await.ok(),
+                None => Some(sock.recv(&mut buf).await),
+            }
+        };
+        let received = tokio::select! {
+            biased;
+            () = end.notified() => {
+                log::debug!("{} worker {}: session asked for; closing its channel", peer, worker.0);
+                return;
+            }
+            received = recv => received,
+        };
+        let Some(received) = received else {
+            link.log_timeout();
+            // Dropping the attempt ends a PAM conversation waiting for an answer.
+            link.open = None;
+            continue;
         };
         let info = match received {
             Ok(info) => info,
@@ -121,6 +190,8 @@ struct Link {
     failures: u32,
     /// The conversation waiting for an `AuthContinue`.
     open: Option<Open>,
+    /// The one handshake signature is still to come: no `Sign` and no login request yet.
+    may_sign: bool,
 }
 
 struct Open {
@@ -134,29 +205,56 @@ impl Link {
     /// Answer one request; `None` closes the channel.
     async fn handle(&mut self, request: ToSecMod) -> Option<FromSecMod> {
         match request {
-            ToSecMod::Sign { scheme, message } => {
-                Some(match self.shared.key.sign(scheme, &message) {
-                    Some(sig) => FromSecMod::Signature(sig),
-                    None => {
-                        log::info!(
-                            "{} worker {}: cannot sign with scheme {scheme:#06x}",
-                            self.peer,
-                            self.worker.0
-                        );
-                        FromSecMod::SignFailed
-                    }
-                })
-            }
+            ToSecMod::Sign { scheme, message } => self.sign(scheme, &message),
             ToSecMod::AuthStart {
                 username,
                 password,
                 group,
                 user_agent: _,
-            } => Some(FromSecMod::Auth(
-                self.start(username, password, group).await,
-            )),
-            ToSecMod::AuthContinue { answer } => Some(FromSecMod::Auth(self.proceed(answer).await)),
+            } => {
+                self.may_sign = false;
+                Some(FromSecMod::Auth(
+                    self.start(username, password, group).await,
+                ))
+            }
+            ToSecMod::AuthContinue { answer } => {
+                self.may_sign = false;
+                Some(FromSecMod::Auth(self.proceed(answer).await))
+            }
         }
+    }
+
+    /// The link's one handshake signature; a second one, one after a login request, or one of
+    /// anything but a TLS handshake structure ends the link (`None`): no honest worker asks.
+    fn sign(&mut self, scheme: u16, message: &[u8]) -> Option<FromSecMod> {
+        if !std::mem::replace(&mut self.may_sign, false) {
+            log::warn!(
+                "{} worker {}: signature request after the handshake's one; closing its channel",
+                self.peer,
+                self.worker.0
+            );
+            return None;
+        }
+        if let Err(e) = signable::check(scheme, message) {
+            log::warn!(
+                "{} worker {}: refusing to sign {} bytes ({e}); closing its channel",
+                self.peer,
+                self.worker.0,
+                message.len()
+            );
+            return None;
+        }
+        Some(match self.shared.key.sign(scheme, message) {
+            Some(sig) => FromSecMod::Signature(sig),
+            None => {
+                log::info!(
+                    "{} worker {}: cannot sign with scheme {scheme:#06x}",
+                    self.peer,
+                    self.worker.0
+                );
+                FromSecMod::SignFailed
+            }
+        })
     }
 
     async fn start(

@@ -185,36 +185,8 @@ fn full_conversation() {
 
     let worker = new_worker(&main, 1);
     // Signing for the TLS handshake.
-    let message = b"transcript".to_vec();
-    send_msg(
-        &worker,
-        &worker_secmod::ToSecMod::Sign {
-            scheme: 0x0403,
-            message: message.clone(),
-        },
-    );
-    match recv_msg(&worker) {
-        worker_secmod::FromSecMod::Signature(sig) => {
-            assert!(verify_with_cert(
-                f.cert_pem.as_bytes(),
-                0x0403,
-                &message,
-                &sig
-            ))
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    send_msg(
-        &worker,
-        &worker_secmod::ToSecMod::Sign {
-            scheme: 0x0804,
-            message,
-        },
-    );
-    assert_eq!(
-        recv_msg::<worker_secmod::FromSecMod>(&worker),
-        worker_secmod::FromSecMod::SignFailed
-    );
+    let message = tls13_certificate_verify(32);
+    assert_signed(&worker, &f.cert_pem, 0x0403, &message);
 
     // Login: a wrong password, an unknown user, then the right one.
     assert_eq!(
@@ -259,6 +231,8 @@ fn full_conversation() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // The session is granted: sec-mod has ended that worker's channel.
+    expect_closed(&worker);
     send_msg(
         &main,
         &main_secmod::ToSecMod::SessionOpen {
@@ -297,12 +271,9 @@ fn full_conversation() {
     ));
 
     // Garbage from a worker closes only that worker's channel.
-    send(worker.as_raw_fd(), &[0xff; 7], MsgFlags::empty()).unwrap();
-    let mut buf = [0u8; 64];
-    assert_eq!(
-        recv(worker.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
-        0
-    );
+    let garbage = new_worker(&main, 5);
+    send(garbage.as_raw_fd(), &[0xff; 7], MsgFlags::empty()).unwrap();
+    expect_closed(&garbage);
     let second = new_worker(&main, 4);
     assert!(matches!(
         auth(&second, "alice", "alicepw"),
@@ -313,6 +284,54 @@ fn full_conversation() {
     drop(main);
     assert!(wait_exit(child).success());
     drop(f.dir);
+}
+
+/// TLS 1.3 server CertificateVerify content (RFC 8446 §4.4.3) with a transcript hash of
+/// `hash_len` bytes.
+fn tls13_certificate_verify(hash_len: u8) -> Vec<u8> {
+    let mut m = vec![0x20; 64];
+    m.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
+    m.extend(0..hash_len);
+    m
+}
+
+/// TLS 1.2 ServerKeyExchange signed params for x25519.
+fn tls12_server_key_exchange() -> Vec<u8> {
+    let mut m = vec![0x11; 64];
+    m.extend([3, 0x00, 0x1d, 32]);
+    m.extend([0x22; 32]);
+    m
+}
+
+fn sign_request(worker: &OwnedFd, scheme: u16, message: &[u8]) {
+    send_msg(
+        worker,
+        &worker_secmod::ToSecMod::Sign {
+            scheme,
+            message: message.to_vec(),
+        },
+    );
+}
+
+/// Ask for a signature of `message` and check it with the certificate's public key.
+fn assert_signed(worker: &OwnedFd, cert_pem: &str, scheme: u16, message: &[u8]) {
+    sign_request(worker, scheme, message);
+    match recv_msg(worker) {
+        worker_secmod::FromSecMod::Signature(sig) => {
+            assert!(verify_with_cert(cert_pem.as_bytes(), scheme, message, &sig))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// sec-mod has closed this worker channel (without answering): the next read is end-of-file.
+fn expect_closed(worker: &OwnedFd) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    match recv(worker.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+        Ok(0) => {}
+        Ok(n) => panic!("sec-mod answered ({n} bytes) instead of closing the channel"),
+        Err(e) => panic!("sec-mod did not close the channel: {e}"),
+    }
 }
 
 /// Each wrong password is reported to main with ban-points-wrong-password (10 here).
@@ -407,4 +426,142 @@ fn start_failures_are_reported_and_exit_1() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(wait_exit(child).code(), Some(1));
+}
+
+/// A worker gets one handshake signature: a second request ends its channel, whatever it asks.
+#[test]
+fn second_signature_closes_the_link() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let worker = new_worker(&main, 20);
+    assert_signed(&worker, &f.cert_pem, 0x0403, &tls13_certificate_verify(32));
+    sign_request(&worker, 0x0403, &tls13_certificate_verify(32));
+    expect_closed(&worker);
+    // A scheme the key cannot do uses up the one signature too.
+    let other = new_worker(&main, 21);
+    sign_request(&other, 0x0804, &tls13_certificate_verify(32));
+    assert_eq!(
+        recv_msg::<worker_secmod::FromSecMod>(&other),
+        worker_secmod::FromSecMod::SignFailed
+    );
+    sign_request(&other, 0x0403, &tls12_server_key_exchange());
+    expect_closed(&other);
+    // Other workers are served as before.
+    let third = new_worker(&main, 22);
+    assert_signed(&third, &f.cert_pem, 0x0403, &tls12_server_key_exchange());
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
+/// Once the login conversation started, the handshake is over: no signature any more.
+#[test]
+fn no_signature_after_a_login_request() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let worker = new_worker(&main, 30);
+    assert_eq!(
+        auth(&worker, "alice", "wrong"),
+        AuthStep::Failed { retry: true }
+    );
+    expect_ban_points(&main, 1);
+    sign_request(&worker, 0x0403, &tls13_certificate_verify(32));
+    expect_closed(&worker);
+    // A signed handshake, then a login: still fine (the usual order).
+    let usual = new_worker(&main, 31);
+    assert_signed(&usual, &f.cert_pem, 0x0403, &tls13_certificate_verify(48));
+    assert!(matches!(
+        auth(&usual, "alice", "alicepw"),
+        AuthStep::Complete { .. }
+    ));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
+/// sec-mod signs only what a TLS server signs in its handshake; anything else ends the channel.
+#[test]
+fn only_handshake_structures_are_signed() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let mut client_cv = tls13_certificate_verify(32);
+    client_cv[64 + 9] = b'c';
+    let mut odd_hash = tls13_certificate_verify(32);
+    odd_hash.push(0);
+    let mut long_point = tls12_server_key_exchange();
+    long_point.push(0);
+    let refused: [(u16, Vec<u8>); 6] = [
+        (0x0403, b"transcript".to_vec()),
+        (0x0403, vec![0x20; 130]),
+        (0x0403, client_cv),
+        (0x0403, odd_hash),
+        (0x0403, long_point),
+        // SHA-1 ECDSA, with a well-formed message.
+        (0x0203, tls13_certificate_verify(32)),
+    ];
+    for (n, (scheme, message)) in (40..).zip(refused) {
+        let worker = new_worker(&main, n);
+        sign_request(&worker, scheme, &message);
+        expect_closed(&worker);
+    }
+    let fine = new_worker(&main, 50);
+    assert_signed(&fine, &f.cert_pem, 0x0403, &tls13_certificate_verify(48));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
+/// A cookie reconnect: the new worker signs its handshake and goes straight to CONNECT (no
+/// login); main's SessionOpen for it ends its channel, granted or refused.
+#[test]
+fn session_open_closes_the_link() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let login = new_worker(&main, 60);
+    assert_signed(&login, &f.cert_pem, 0x0403, &tls13_certificate_verify(32));
+    let AuthStep::Complete { cookie, .. } = auth(&login, "alice", "alicepw") else {
+        panic!("login failed");
+    };
+    let reconnect = new_worker(&main, 61);
+    assert_signed(
+        &reconnect,
+        &f.cert_pem,
+        0x0403,
+        &tls13_certificate_verify(32),
+    );
+    send_msg(
+        &main,
+        &main_secmod::ToSecMod::SessionOpen {
+            worker: WorkerId(61),
+            cookie,
+        },
+    );
+    assert!(matches!(
+        recv_msg::<main_secmod::FromSecMod>(&main),
+        main_secmod::FromSecMod::SessionOpened {
+            worker: WorkerId(61),
+            result: Ok(_)
+        }
+    ));
+    expect_closed(&reconnect);
+    // A refused cookie ends the channel too.
+    let refused = new_worker(&main, 62);
+    send_msg(
+        &main,
+        &main_secmod::ToSecMod::SessionOpen {
+            worker: WorkerId(62),
+            cookie: "forged".into(),
+        },
+    );
+    assert!(matches!(
+        recv_msg::<main_secmod::FromSecMod>(&main),
+        main_secmod::FromSecMod::SessionOpened {
+            worker: WorkerId(62),
+            result: Err(_)
+        }
+    ));
+    expect_closed(&refused);
+    drop(main);
+    assert!(wait_exit(child).success());
 }

@@ -32,6 +32,9 @@ pub enum IpcChannelError {
     /// A well-formed message that makes no sense at this point.
     #[error("unexpected IPC message: {0}")]
     Unexpected(&'static str),
+    /// This worker closed the channel already ([`SecModClient::close`]).
+    #[error("the sec-mod channel is closed (login phase over)")]
+    Finished,
 }
 
 impl From<nix::Error> for IpcChannelError {
@@ -57,8 +60,13 @@ pub fn recv_start(main: &OwnedFd) -> Result<WorkerStart, IpcChannelError> {
 /// The client side of `worker_secmod`: strictly one request, then one answer, blocking with a
 /// receive timeout. One client per worker process, so blocking delays only this client, and
 /// rustls' `Signer::sign` is synchronous anyway (the brief's design).
+///
+/// Used only before CONNECT: the handshake's one signature and the login. [`Self::close`] ends
+/// the channel before the worker asks main for the tunnel, so the tunnel phase, where most
+/// client bytes are parsed, holds no channel to the process with the key (doc/security/sign.md).
 pub struct SecModClient {
-    fd: Mutex<OwnedFd>,
+    /// `None` once closed.
+    fd: Mutex<Option<OwnedFd>>,
 }
 
 impl std::fmt::Debug for SecModClient {
@@ -72,17 +80,29 @@ impl SecModClient {
     pub fn new(fd: OwnedFd, timeout: Duration) -> Result<Self, IpcChannelError> {
         let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::milliseconds(millis))?;
-        Ok(Self { fd: Mutex::new(fd) })
+        Ok(Self {
+            fd: Mutex::new(Some(fd)),
+        })
+    }
+
+    /// Close the channel for good: every later request fails with
+    /// [`IpcChannelError::Finished`], and sec-mod sees end-of-file.
+    pub fn close(&self) {
+        drop(self.lock().take());
+    }
+
+    /// A poisoned lock only means another request panicked; the socket itself is fine.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+        self.fd
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Send `request`, wait for the answer.
     pub fn request(&self, request: &ToSecMod) -> Result<FromSecMod, IpcChannelError> {
         let bytes = ipc::encode(request)?;
-        // A poisoned lock only means another request panicked; the socket itself is fine.
-        let fd = self
-            .fd
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self.lock();
+        let fd = guard.as_ref().ok_or(IpcChannelError::Finished)?;
         send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)?;
         let mut buf = vec![0u8; MAX_MESSAGE + 1];
         let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
@@ -166,4 +186,34 @@ fn message(buf: &[u8], n: usize) -> Result<&[u8], IpcChannelError> {
         return Err(IpcChannelError::Truncated);
     }
     buf.get(..n).ok_or(IpcChannelError::Truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    #[test]
+    fn close_ends_the_secmod_channel() {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let client = SecModClient::new(ours, Duration::from_secs(5)).unwrap();
+        client.close();
+        let request = ToSecMod::AuthContinue { answer: "x".into() };
+        assert!(matches!(
+            client.request(&request),
+            Err(IpcChannelError::Finished)
+        ));
+        // sec-mod's end sees end-of-file, not a request.
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            recv(theirs.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap(),
+            0
+        );
+    }
 }

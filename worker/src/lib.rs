@@ -139,6 +139,9 @@ async fn serve(
         Ok(Err(err)) => return log::info!("closing: {}", error_chain(&err)),
         Err(_) => return log::info!("auth-timeout reached, closing"),
     };
+    // The login phase is over: nothing after this point may reach the key's process
+    // (doc/security/sign.md). sec-mod also ends its side once main asks it for the session.
+    secmod.close();
 
     // protocol.md §4.1: the DTLS mode is chosen now, so that main can size the MTU for it.
     let dtls_settings = start.tunnel.dtls.as_ref();

@@ -19,6 +19,7 @@
 pub mod ctl;
 pub mod main_secmod;
 pub mod main_worker;
+pub mod signable;
 pub mod worker_secmod;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

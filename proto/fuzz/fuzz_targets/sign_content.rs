@@ -1,0 +1,5 @@
+//! Fuzz target `sign_content`: the body lives in `rocserv_proto::fuzzing::sign_content`, which the
+//! stable corpus replay test (proto/tests/corpus_replay.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rocserv_proto::fuzzing::sign_content(data));

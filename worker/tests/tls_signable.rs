@@ -1,0 +1,185 @@
+//! What the worker's real TLS configuration asks sec-mod to sign, for every TLS version, suite
+//! hash and key exchange group it can negotiate, passes sec-mod's structure check
+//! (`rocserv_proto::ipc::signable::check`), and the handshake asks exactly once. A rustls
+//! upgrade that changes the signed bytes fails here, not in production logins.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failure is the test failing"
+)]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use rocserv_proto::ipc::main_worker::TlsSettings;
+use rocserv_proto::ipc::signable::{self, Group, Signable};
+use rocserv_proto::ipc::worker_secmod::{FromSecMod, ToSecMod};
+use rocserv_proto::ipc::{self, KeyKind, MAX_MESSAGE};
+use rocserv_worker::ipc::{IpcChannelError, SecModClient};
+use rustls::crypto::{ring as provider, CryptoProvider, SupportedKxGroup};
+use rustls::pki_types::ServerName;
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConnection, SupportedCipherSuite,
+};
+
+fn pair() -> (OwnedFd, OwnedFd) {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap()
+}
+
+/// A sec-mod stand-in: records every Sign request and answers with a dummy signature, until the
+/// worker closes the channel.
+fn fake_secmod(fd: OwnedFd) -> std::thread::JoinHandle<Vec<(u16, Vec<u8>)>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        loop {
+            let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+            if n == 0 {
+                return seen;
+            }
+            match ipc::decode::<ToSecMod>(&buf[..n]).unwrap() {
+                ToSecMod::Sign { scheme, message } => seen.push((scheme, message)),
+                other => panic!("unexpected {other:?}"),
+            }
+            let answer = ipc::encode(&FromSecMod::Signature(vec![1; 64])).unwrap();
+            send(fd.as_raw_fd(), &answer, MsgFlags::empty()).unwrap();
+        }
+    })
+}
+
+/// Run the server side of one handshake up to its first flight (where it signs) against a
+/// rustls client limited to `version`, `suite` and `group`; returns what was sent to sec-mod.
+fn signed_by_server(
+    key: KeyKind,
+    version: &'static rustls::SupportedProtocolVersion,
+    suite: SupportedCipherSuite,
+    group: &'static dyn SupportedKxGroup,
+) -> Vec<(u16, Vec<u8>)> {
+    let (worker_end, secmod_end) = pair();
+    let secmod = fake_secmod(secmod_end);
+    let client_secmod = Arc::new(SecModClient::new(worker_end, Duration::from_secs(10)).unwrap());
+    let tls = TlsSettings {
+        // The server never parses its own certificate; the client fails on it after the
+        // server's first flight, which is all this test needs.
+        cert_chain: vec![vec![0x30, 0x00]],
+        key,
+        tls12: true,
+        tls13: true,
+    };
+    let server_config =
+        rocserv_worker::tls::server_config(&tls, Arc::clone(&client_secmod)).unwrap();
+    let client_provider = CryptoProvider {
+        cipher_suites: vec![suite],
+        kx_groups: vec![group],
+        ..provider::default_provider()
+    };
+    let client_config = ClientConfig::builder_with_provider(Arc::new(client_provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    let mut client = ClientConnection::new(
+        Arc::new(client_config),
+        ServerName::try_from("vpn.test").unwrap(),
+    )
+    .unwrap();
+    let mut server = ServerConnection::new(server_config).unwrap();
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).unwrap();
+    server.read_tls(&mut &hello[..]).unwrap();
+    server.process_new_packets().unwrap();
+    client_secmod.close();
+    assert!(matches!(
+        client_secmod.request(&ToSecMod::Sign {
+            scheme: 0x0403,
+            message: Vec::new()
+        }),
+        Err(IpcChannelError::Finished)
+    ));
+    secmod.join().unwrap()
+}
+
+fn one_signable(seen: &[(u16, Vec<u8>)]) -> Signable<'_> {
+    assert_eq!(seen.len(), 1, "one signature per handshake");
+    let (scheme, message) = &seen[0];
+    signable::check(*scheme, message).unwrap_or_else(|e| panic!("{e}: {message:02x?}"))
+}
+
+#[test]
+fn tls13_certificate_verify_for_every_suite() {
+    use provider::cipher_suite::*;
+    for (suite, hash_len) in [
+        (TLS13_AES_128_GCM_SHA256, 32),
+        (TLS13_AES_256_GCM_SHA384, 48),
+        (TLS13_CHACHA20_POLY1305_SHA256, 32),
+    ] {
+        for key in [KeyKind::EcdsaP256, KeyKind::Rsa, KeyKind::Ed25519] {
+            let seen = signed_by_server(
+                key,
+                &rustls::version::TLS13,
+                suite,
+                provider::kx_group::X25519,
+            );
+            match one_signable(&seen) {
+                Signable::Tls13CertificateVerify { transcript_hash } => {
+                    assert_eq!(transcript_hash.len(), hash_len, "{suite:?}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn tls12_server_key_exchange_for_every_group() {
+    use provider::cipher_suite::*;
+    for (key, suite) in [
+        (KeyKind::EcdsaP256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+        (
+            KeyKind::EcdsaP384,
+            TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (KeyKind::Rsa, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+    ] {
+        for (kx, expected) in [
+            (provider::kx_group::X25519, Group::X25519),
+            (provider::kx_group::SECP256R1, Group::Secp256r1),
+            (provider::kx_group::SECP384R1, Group::Secp384r1),
+        ] {
+            let seen = signed_by_server(key, &rustls::version::TLS12, suite, kx);
+            match one_signable(&seen) {
+                Signable::Tls12ServerKeyExchange { group, public, .. } => {
+                    assert_eq!(group, expected);
+                    assert_eq!(public.len(), expected.point_len());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+/// Every group the worker's provider offers is one the check knows (a provider change that adds
+/// a TLS 1.2 group must extend `signable::Group`).
+#[test]
+fn provider_groups_are_all_known() {
+    for group in provider::default_provider().kx_groups {
+        let code = u16::from(group.name());
+        assert!(
+            [Group::X25519, Group::Secp256r1, Group::Secp384r1]
+                .iter()
+                .any(|g| g.code() == code),
+            "{:?}",
+            group.name()
+        );
+    }
+}
