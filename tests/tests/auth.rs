@@ -80,3 +80,60 @@ fn password_file_from_ocserv_ocpasswd_is_accepted() {
         .wait_up(WAIT)
         .expect("login with a hash written by ocserv's ocpasswd");
 }
+
+/// TLS 1.2 only (`tls-priorities` without 1.3): the worker's one signature is sec-mod's TLS 1.2
+/// ServerKeyExchange check's case; a password login and a cookie reconnect (a handshake
+/// signature, then CONNECT without a login) work, and sec-mod refuses nothing.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn tls12_login_and_cookie_reconnect() {
+    let lab = Lab::new();
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[(
+            "tls-priorities",
+            "\"NORMAL:%SERVER_PRECEDENCE:-VERS-TLS1.3\"",
+        )]),
+    );
+    let mut client = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
+    client.wait_up(WAIT).expect("TLS 1.2 login");
+    assert!(
+        client.output().contains("(TLS1.2)"),
+        "not TLS 1.2:\n{}",
+        client.output()
+    );
+    drop(client);
+    let cookie =
+        rocserv_e2e::client::authenticate(&lab, "alice", "alice-pw").expect("authenticate");
+    let mut reconnect = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    reconnect.wait_up(WAIT).expect("TLS 1.2 cookie reconnect");
+    assert_sec_mod_refused_nothing(&server);
+}
+
+/// The default (TLS 1.3) login and cookie reconnect: sec-mod signs the CertificateVerify of
+/// each handshake and refuses nothing.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn tls13_login_and_cookie_reconnect_sign_once() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[]));
+    let cookie =
+        rocserv_e2e::client::authenticate(&lab, "alice", "alice-pw").expect("authenticate");
+    let mut reconnect = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    reconnect.wait_up(WAIT).expect("cookie reconnect");
+    assert!(
+        reconnect.output().contains("(TLS1.3)"),
+        "not TLS 1.3:\n{}",
+        reconnect.output()
+    );
+    assert_sec_mod_refused_nothing(&server);
+}
+
+/// sec-mod's lines reach the server log (a login is there), and none says it refused to sign.
+fn assert_sec_mod_refused_nothing(server: &Server) {
+    let log = server.log_text();
+    assert!(log.contains("logged in via"), "no sec-mod lines:\n{log}");
+    for refusal in ["refusing to sign", "signature request after"] {
+        assert!(!log.contains(refusal), "{refusal}:\n{log}");
+    }
+}
