@@ -59,3 +59,41 @@ fn worker_is_sandboxed_and_has_no_key() {
         .collect();
     assert_eq!(secmods.len(), 1, "one sec-mod: {secmods:?}");
 }
+
+/// In its tunnel phase the worker holds no channel to sec-mod (it closed it before CONNECT): of
+/// its SOCK_SEQPACKET sockets (both IPC channels are) only the one to main is left.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn tunnel_worker_has_no_channel_to_sec_mod() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[]));
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    let pid = workers[0];
+    // Inodes of the SOCK_SEQPACKET (type 0005) unix sockets in the worker's network namespace
+    // (its IPC pairs live there); columns: Num RefCount Protocol Flags Type St Inode Path.
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).unwrap();
+    let unix: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.get(4) == Some(&"0005"))
+        .filter_map(|cols| cols.get(6).map(|inode| (*inode).to_owned()))
+        .collect();
+    let fds = procfs::fd_targets(pid);
+    let held: Vec<&String> = fds
+        .iter()
+        .filter(|t| {
+            t.strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .is_some_and(|inode| unix.iter().any(|u| u == inode))
+        })
+        .collect();
+    assert_eq!(
+        held.len(),
+        1,
+        "unix sockets besides main's channel: {fds:?}"
+    );
+}
