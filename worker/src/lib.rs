@@ -5,11 +5,12 @@
 //! installs a seccomp allow-list, all before reading a byte from the client. It never sees the
 //! server key (signatures come from sec-mod over fd 5), never opens a file, never parses
 //! configuration. What it holds: this client's TLS stream (fd 3), its channel to main (fd 4, over
-//! which the tun fd arrives), its channel to sec-mod (fd 5).
+//! which the tun fd arrives), its channel to sec-mod (fd 5, closed before CONNECT: the tunnel
+//! phase cannot reach the process with the key).
 //!
 //! Flow: Start -> sandbox -> TLS handshake -> HTTP login loop (all bounded by `auth-timeout`)
-//! -> CONNECT -> main grants the tunnel and a tun fd -> `200 CONNECTED` -> CSTP pump ->
-//! `SessionEnd` -> exit 0.
+//! -> close the sec-mod channel -> CONNECT -> main grants the tunnel and a tun fd ->
+//! `200 CONNECTED` -> CSTP pump -> `SessionEnd` -> exit 0.
 
 pub mod fds;
 pub mod http;
