@@ -4,9 +4,10 @@
 //! a separate process exec'd by main with its socket to main on fd 3. It is the ONLY rocserv
 //! process that opens the server's private key and the password file: workers get their one
 //! handshake signature over their sec-mod channel ([`worker_link`]) and never see the key; main
-//! never opens it either. It also owns the cookie/session table ([`sessions`]). It reads nothing from the
-//! environment; its only argument is `--log-level N`. It never talks to the network: its only
-//! peers are main and the worker channels main hands it (SCM_RIGHTS beside `NewWorker`).
+//! never opens it either. It also owns the cookie/session table ([`sessions`]). It reads
+//! nothing from the environment; its only argument is `--log-level N`. It never talks to the
+//! network: its only peers are main and the worker channels main hands it (SCM_RIGHTS beside
+//! `NewWorker`).
 //!
 //! Everything a worker sends is untrusted (a worker parses the internet and may be
 //! compromised): a malformed request closes that worker's channel with one log line.
