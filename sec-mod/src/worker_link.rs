@@ -87,15 +87,6 @@ impl Links {
         self.map().remove(&worker);
     }
 
-    /// Links still registered (tests, diagnostics).
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Each update is one map operation, so a poisoned lock is still consistent.
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Arc<Notify>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
@@ -393,6 +384,32 @@ impl Link {
             self.peer,
             self.worker.0,
             self.shared.auth_timeout.as_secs()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn close_signals_the_link_once_even_before_it_waits() {
+        let links = Links::default();
+        let end = links.open(WorkerId(7));
+        // Signalled while the link is busy (not waiting): kept for its next wait.
+        assert!(links.close(WorkerId(7)));
+        tokio::time::timeout(Duration::from_secs(5), end.notified())
+            .await
+            .unwrap();
+        // Gone from the table: a second close finds nothing.
+        assert!(!links.close(WorkerId(7)));
+        let other = links.open(WorkerId(8));
+        links.gone(WorkerId(8));
+        assert!(!links.close(WorkerId(8)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), other.notified())
+                .await
+                .is_err()
         );
     }
 }
