@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod fd;
+pub mod harden;
 pub mod keys;
 pub mod listing;
 pub mod logger;

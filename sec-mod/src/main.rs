@@ -4,10 +4,13 @@
 
 use std::process::ExitCode;
 
-use rocserv_sec_mod::{fd, logger, memory, server};
+use rocserv_sec_mod::{fd, harden, logger, memory, server};
 use tokio_seqpacket::UnixSeqpacket;
 
 const PROGRAM: &str = "rocserv-sm";
+/// Threads for password hashing (`spawn_blocking`): a login storm queues instead of starting
+/// hundreds of threads (tokio's default allows 512). PAM has its own bound (`auth::pam`).
+const MAX_BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
     memory::tune();
@@ -20,6 +23,14 @@ fn main() -> ExitCode {
         }
     };
     logger::init(PROGRAM, level);
+    // Before the runtime starts its threads and before the key is read.
+    if let Err(e) = harden::apply() {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        log::error!("cannot lock sec-mod down: {e}{cause}");
+        return ExitCode::FAILURE;
+    }
     match run() {
         Ok(server::Outcome::Done) => ExitCode::SUCCESS,
         Ok(server::Outcome::StartFailed) => ExitCode::FAILURE,
@@ -32,6 +43,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<server::Outcome, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -565,3 +565,49 @@ fn session_open_closes_the_link() {
     drop(main);
     assert!(wait_exit(child).success());
 }
+
+/// The running binary is locked down (`harden::apply`): seccomp filter, no_new_privs, only the
+/// kept capabilities, no core files.
+#[test]
+fn running_secmod_is_locked_down() {
+    let f = fixture();
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let pid = child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("Seccomp"), "2", "{status}");
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    let kept = rocserv_sec_mod::harden::kept_mask();
+    let caps = |key: &str| u64::from_str_radix(&field(key), 16).unwrap();
+    assert_eq!(caps("CapEff") & !kept, 0, "{status}");
+    assert_eq!(caps("CapPrm") & !kept, 0, "{status}");
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(caps("CapBnd"), kept, "{status}");
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().collect::<Vec<_>>()[4..6],
+        ["0", "0"],
+        "{limits}"
+    );
+    // It still serves logins with all of that in place.
+    let worker = new_worker(&main, 1);
+    assert!(matches!(
+        auth(&worker, "alice", "alicepw"),
+        AuthStep::Complete { .. }
+    ));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
