@@ -33,4 +33,6 @@ pub mod sessions;
 pub mod worker_link;
 
 #[cfg(test)]
+mod link_tests;
+#[cfg(test)]
 pub(crate) mod testutil;

@@ -21,6 +21,10 @@ use rocserv_proto::ipc::{CloseReason, SessionId};
 pub const COOKIE_SLACK: Duration = Duration::from_secs(15);
 /// Random bytes in a cookie (ocserv uses 32 too).
 pub const COOKIE_BYTES: usize = 32;
+/// Sessions (cookies) one user name may hold. A login beyond it evicts the user's oldest session
+/// that no tunnel uses; when all are in use the login is refused. Without a cap, one account's
+/// password could fill sec-mod's memory with cookies, each kept for `cookie-timeout`.
+pub const MAX_SESSIONS_PER_USER: usize = 16;
 
 /// What the table needs from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,19 @@ pub struct Issued {
     /// The `webvpn` cookie value: unpadded base64url (protocol.md §1.7).
     pub cookie: String,
     pub sid: SessionId,
+    /// The user's oldest idle session, deleted to stay within [`MAX_SESSIONS_PER_USER`].
+    pub evicted: Option<SessionId>,
+}
+
+/// Why [`Sessions::issue`] created nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    /// The seed's cookie or id is taken: draw new randomness and retry.
+    #[error("session id or cookie collision")]
+    Collision,
+    /// The user holds [`MAX_SESSIONS_PER_USER`] sessions and tunnels use all of them.
+    #[error("the user holds {MAX_SESSIONS_PER_USER} sessions, all in use")]
+    TooMany,
 }
 
 /// What [`Sessions::close`] did, for the log.
@@ -109,21 +126,38 @@ impl Sessions {
         }
     }
 
-    /// Create a session for a user who just logged in. Returns `None` only if `seed` collides
-    /// with an existing session (the caller draws new randomness and retries).
+    /// Create a session for a user who just logged in, evicting the user's oldest idle session
+    /// if they hold [`MAX_SESSIONS_PER_USER`] already.
     pub fn issue(
         &mut self,
         username: &str,
         group: &str,
         seed: SessionSeed,
         now: Instant,
-    ) -> Option<Issued> {
+    ) -> Result<Issued, IssueError> {
         let cookie = URL_SAFE_NO_PAD.encode(seed.cookie);
         let key = CookieKey::of(&cookie);
         let sid = SessionId(seed.sid);
         if self.by_sid.contains_key(&sid) || self.by_cookie.contains_key(&key) {
-            return None;
+            return Err(IssueError::Collision);
         }
+        let mut held = 0usize;
+        let mut oldest_idle: Option<(Instant, SessionId)> = None;
+        for (id, s) in self.by_sid.iter().filter(|(_, s)| s.username == username) {
+            held += 1;
+            if matches!(s.state, State::Idle { .. })
+                && oldest_idle.is_none_or(|(created, _)| s.created < created)
+            {
+                oldest_idle = Some((s.created, *id));
+            }
+        }
+        let evicted = if held >= MAX_SESSIONS_PER_USER {
+            let (_, old) = oldest_idle.ok_or(IssueError::TooMany)?;
+            self.remove(old);
+            Some(old)
+        } else {
+            None
+        };
         self.by_cookie.insert(key, sid);
         self.by_sid.insert(
             sid,
@@ -138,7 +172,11 @@ impl Sessions {
                 opened: false,
             },
         );
-        Some(Issued { cookie, sid })
+        Ok(Issued {
+            cookie,
+            sid,
+            evicted,
+        })
     }
 
     /// The session `cookie` names, without opening it.
@@ -308,11 +346,14 @@ mod tests {
     fn collisions_are_refused() {
         let now = Instant::now();
         let mut t = table(false);
-        assert!(t.issue("u", "", seed(1), now).is_some());
-        assert!(t.issue("v", "", seed(1), now).is_none());
+        assert!(t.issue("u", "", seed(1), now).is_ok());
+        assert_eq!(t.issue("v", "", seed(1), now), Err(IssueError::Collision));
         let mut other_cookie = seed(2);
         other_cookie.sid = 1;
-        assert!(t.issue("v", "", other_cookie, now).is_none());
+        assert_eq!(
+            t.issue("v", "", other_cookie, now),
+            Err(IssueError::Collision)
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -436,6 +477,42 @@ mod tests {
         assert_eq!(rows[1].expires, Some(t0 + TIMEOUT + COOKIE_SLACK));
         // An expired but not yet purged session is not listed.
         assert_eq!(t.list(t0 + TIMEOUT + COOKIE_SLACK).len(), 1);
+    }
+
+    #[test]
+    fn a_user_holds_a_bounded_number_of_sessions() {
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let n = MAX_SESSIONS_PER_USER as u8;
+        let mut issued = Vec::new();
+        for i in 0..n {
+            let c = t
+                .issue("u", "", seed(i + 1), t0 + secs(u64::from(i)))
+                .unwrap();
+            assert_eq!(c.evicted, None);
+            issued.push(c);
+        }
+        // The oldest two are in use; the next login evicts the oldest idle one (the third).
+        t.open(&issued[0].cookie, t0).unwrap();
+        t.open(&issued[1].cookie, t0).unwrap();
+        let next = t.issue("u", "", seed(n + 1), t0 + secs(100)).unwrap();
+        assert_eq!(next.evicted, Some(issued[2].sid));
+        assert_eq!(
+            t.open(&issued[2].cookie, t0),
+            Err(SessionRefusal::UnknownCookie)
+        );
+        assert_eq!(t.len(), MAX_SESSIONS_PER_USER);
+        // Another user is not affected.
+        assert_eq!(t.issue("v", "", seed(200), t0).unwrap().evicted, None);
+        // All of the user's sessions in use: the login is refused, nothing is evicted.
+        for c in issued.iter().skip(3).chain([&next]) {
+            t.open(&c.cookie, t0).unwrap();
+        }
+        assert_eq!(
+            t.issue("u", "", seed(201), t0 + secs(200)),
+            Err(IssueError::TooMany)
+        );
+        assert_eq!(t.len(), MAX_SESSIONS_PER_USER + 1);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio_seqpacket::UnixSeqpacket;
 use crate::auth::{Attempt, AuthBackend, Event, Login, Verdict};
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
-use crate::sessions::{SessionSeed, Sessions, COOKIE_BYTES};
+use crate::sessions::{IssueError, SessionSeed, Sessions, COOKIE_BYTES};
 
 /// Failed logins allowed per worker connection (ocserv `MAX_PASSWORD_TRIES`, plain backend).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -128,9 +128,12 @@ pub async fn serve(
             received = recv => received,
         };
         let Some(received) = received else {
-            link.log_timeout();
-            // Dropping the attempt ends a PAM conversation waiting for an answer.
-            link.open = None;
+            // The worker did not answer the challenge in time: a failed login (ban points), so
+            // a client cannot hold PAM conversations open for free. Dropping the attempt ends a
+            // PAM conversation waiting for an answer.
+            if let Some(open) = link.open.take() {
+                link.failed(&open.username, "no answer within auth-timeout");
+            }
             continue;
         };
         let info = match received {
@@ -299,8 +302,9 @@ impl Link {
         let event = match timeout_at(open.deadline, open.attempt.next()).await {
             Ok(event) => event,
             Err(_elapsed) => {
-                self.log_timeout();
-                return AuthStep::Failed { retry: false };
+                // Counted like a wrong password: a stack that hangs on this user (or a module
+                // the client can slow down) must cost the client ban points too.
+                return self.failed(&open.username, "backend did not answer within auth-timeout");
             }
         };
         match event {
@@ -356,35 +360,44 @@ impl Link {
             }
             seed.sid = u64::from_ne_bytes(sid);
             let issued = self.shared.sessions().issue(username, group, seed, now);
-            if let Some(issued) = issued {
-                self.shared.origins().logged_in(issued.sid, self.peer.ip());
+            let issued = match issued {
+                Ok(issued) => issued,
+                Err(IssueError::Collision) => continue,
+                Err(e @ IssueError::TooMany) => {
+                    log::warn!(
+                        "{} worker {}: login of user '{}' refused: {e}",
+                        self.peer,
+                        self.worker.0,
+                        username.escape_debug()
+                    );
+                    return AuthStep::Failed { retry: false };
+                }
+            };
+            if let Some(old) = issued.evicted {
+                self.shared.origins().forget(old);
                 log::info!(
-                    "{} worker {}: user '{}' logged in via {} (group '{}', session {})",
-                    self.peer,
-                    self.worker.0,
-                    username.escape_debug(),
-                    self.shared.backend.name(),
-                    group.escape_debug(),
-                    issued.sid
+                    "session {old} of '{}' evicted: too many sessions",
+                    username.escape_debug()
                 );
-                return AuthStep::Complete {
-                    cookie: issued.cookie,
-                    sid: issued.sid,
-                    username: username.to_owned(),
-                };
             }
+            self.shared.origins().logged_in(issued.sid, self.peer.ip());
+            log::info!(
+                "{} worker {}: user '{}' logged in via {} (group '{}', session {})",
+                self.peer,
+                self.worker.0,
+                username.escape_debug(),
+                self.shared.backend.name(),
+                group.escape_debug(),
+                issued.sid
+            );
+            return AuthStep::Complete {
+                cookie: issued.cookie,
+                sid: issued.sid,
+                username: username.to_owned(),
+            };
         }
         log::error!("could not draw a unique session id");
         AuthStep::Failed { retry: false }
-    }
-
-    fn log_timeout(&self) {
-        log::info!(
-            "{} worker {}: login conversation exceeded auth-timeout ({} s)",
-            self.peer,
-            self.worker.0,
-            self.shared.auth_timeout.as_secs()
-        );
     }
 }
 
