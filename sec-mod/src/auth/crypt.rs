@@ -29,7 +29,41 @@ pub enum CryptError {
 /// Whether `password` matches `hash`. The final comparison takes constant time.
 pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
     let parsed = Parsed::new(hash)?;
-    let computed = match parsed.id {
+    let computed = compute(password, &parsed)?;
+    Ok(constant_time_eq(
+        computed.as_bytes(),
+        parsed.digest.as_bytes(),
+    ))
+}
+
+/// Spend what verifying `password` against `like` costs (same scheme, rounds and salt) and
+/// throw the result away: an unknown user must cost what a known one does. `false` when
+/// `like` is not a hash we can compute.
+pub fn burn(password: &str, like: &str) -> bool {
+    Parsed::new(like)
+        .and_then(|parsed| compute(password, &parsed))
+        .map(|digest| std::hint::black_box(digest))
+        .is_ok()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Every digest computed on this thread: (5 or 6, rounds). Tests count hashing with it
+    /// instead of timing it.
+    pub(crate) static COMPUTED: std::cell::RefCell<Vec<(u8, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn compute(password: &str, parsed: &Parsed<'_>) -> Result<String, CryptError> {
+    #[cfg(test)]
+    COMPUTED.with(|c| {
+        let id = match parsed.id {
+            Id::Sha256 => 5,
+            Id::Sha512 => 6,
+        };
+        c.borrow_mut().push((id, parsed.rounds));
+    });
+    match parsed.id {
         Id::Sha256 => {
             let params = Sha256Params::new(parsed.rounds).map_err(|_| CryptError::Malformed)?;
             sha256_crypt_b64(password.as_bytes(), parsed.salt.as_bytes(), &params)
@@ -39,11 +73,7 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
             sha512_crypt_b64(password.as_bytes(), parsed.salt.as_bytes(), &params)
         }
     }
-    .map_err(|_| CryptError::Malformed)?;
-    Ok(constant_time_eq(
-        computed.as_bytes(),
-        parsed.digest.as_bytes(),
-    ))
+    .map_err(|_| CryptError::Malformed)
 }
 
 /// A new `$5$` hash of `password` with the salt made from `salt_bytes` (pass random bytes).

@@ -1,8 +1,9 @@
 //! `auth = "plain[passwd=FILE]"`: ocserv's password file (format in `rocserv_proto::passwd`).
 //!
 //! The file is read again on every attempt, so `ocpasswd` edits apply without a restart
-//! (ocserv src/auth/plain.c does the same). An unknown user costs one hash computation against a
-//! dummy hash, like a wrong password, so response time does not reveal which names exist.
+//! (ocserv src/auth/plain.c does the same). An unknown user costs one hash computation with the
+//! scheme, rounds and salt of the file's first usable entry, like a wrong password, so response
+//! time does not reveal which names exist.
 //! Differences from ocserv: an empty hash field refuses the login (ocserv lets such a user in
 //! without a password when no OTP file is set), and a malformed file refuses every login (and
 //! is reported at start) instead of skipping the bad line.
@@ -52,13 +53,14 @@ impl Plain {
 
     fn check_inner(&self, login: &Login) -> Result<String, Rejection> {
         check_login_shape(login)?;
-        let entries = read_entries(&self.inner.path).map_err(Rejection::File)?;
-        let Some(entry) = entries.into_iter().find(|e| e.username == login.username) else {
-            let _ = crypt::verify(&login.password, &self.inner.dummy_hash);
+        let mut entries = read_entries(&self.inner.path).map_err(Rejection::File)?;
+        let Some(index) = entries.iter().position(|e| e.username == login.username) else {
+            self.burn(&login.password, &entries);
             return Err(Rejection::UnknownUser);
         };
+        let entry = entries.swap_remove(index);
         if entry.hash.is_empty() {
-            let _ = crypt::verify(&login.password, &self.inner.dummy_hash);
+            self.burn(&login.password, &entries);
             return Err(Rejection::NoPassword);
         }
         // Verify even for a locked account, so that locking does not change the timing.
@@ -75,6 +77,18 @@ impl Plain {
             Some(wanted) if entry.groups.iter().any(|g| g == wanted) => Ok(wanted.to_owned()),
             Some(wanted) => Err(Rejection::GroupNotAllowed(wanted.to_owned())),
             None => Ok(entry.groups.into_iter().next().unwrap_or_default()),
+        }
+    }
+}
+
+impl Plain {
+    /// Cost one hash as the file's users do: with the scheme, rounds and salt of its first
+    /// usable entry (a file of `$6$rounds=100000$` hashes must not answer an unknown name
+    /// after one `$5$` default-rounds hash), else with our own dummy hash.
+    fn burn(&self, password: &str, entries: &[rocserv_proto::passwd::Entry]) {
+        let burned = entries.iter().any(|e| crypt::burn(password, &e.hash));
+        if !burned {
+            crypt::burn(password, &self.inner.dummy_hash);
         }
     }
 }
@@ -181,6 +195,42 @@ mod tests {
         for (l, want) in cases {
             assert_eq!(p.check(&l), Verdict::Rejected(want), "{l:?}");
         }
+    }
+
+    /// An unknown user (or one without a hash) costs one digest with the scheme and rounds the
+    /// file's users have, like a wrong password of a known user.
+    #[test]
+    fn unknown_user_costs_the_files_own_hash() {
+        let dir = TempDir::new();
+        let slow = "$6$rounds=7000$q1w2e3r4$x";
+        let path = dir.write(
+            "ocpasswd",
+            &format!("erin:*:$1$abc$def\nfrank:*:{slow}\ngina:*:\n"),
+        );
+        let p = Plain::new(path, &[9; SALT_LEN]);
+        let computed = |l: Login| {
+            crypt::COMPUTED.with(|c| c.borrow_mut().clear());
+            let verdict = p.check(&l);
+            (verdict, crypt::COMPUTED.with(|c| c.borrow().clone()))
+        };
+        assert_eq!(
+            computed(login("frank", "guess", None)),
+            (Verdict::Rejected(Rejection::WrongPassword), vec![(6, 7000)])
+        );
+        assert_eq!(
+            computed(login("nobody", "guess", None)),
+            (Verdict::Rejected(Rejection::UnknownUser), vec![(6, 7000)])
+        );
+        assert_eq!(
+            computed(login("gina", "guess", None)),
+            (Verdict::Rejected(Rejection::NoPassword), vec![(6, 7000)])
+        );
+        // No usable hash in the file: our own dummy ($5$, default rounds).
+        dir.write("ocpasswd", "erin:*:$1$abc$def\n");
+        assert_eq!(
+            computed(login("nobody", "guess", None)),
+            (Verdict::Rejected(Rejection::UnknownUser), vec![(5, 5000)])
+        );
     }
 
     #[test]
