@@ -8,6 +8,9 @@
 
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use nonstick::{
     AuthnFlags, BinaryData, ConversationAdapter, ErrorCode, Transaction, TransactionBuilder,
@@ -17,18 +20,34 @@ use super::{answer_shape_ok, check_login_shape, Attempt, AuthBackend, Login, Rej
 
 /// ocserv's PAM service name.
 pub const DEFAULT_SERVICE: &str = "ocserv";
+/// PAM conversations running at once, each on its own thread (a conversation waiting for an
+/// OTP holds its thread up to `auth-timeout`). More logins wait for a free thread within their
+/// own `auth-timeout`, so a login storm costs a bounded number of threads.
+pub const MAX_PAM_THREADS: usize = 32;
+
+/// The blocking authentication a PAM thread runs ([`authenticate`]; tests pass their own).
+pub type Authenticate = fn(&str, &Login, Ask<'_>) -> Verdict;
 
 /// The PAM backend.
 #[derive(Debug, Clone)]
 pub struct Pam {
     service: String,
+    threads: Arc<Semaphore>,
+    run: Authenticate,
 }
 
 impl Pam {
     /// Use the PAM configuration `/etc/pam.d/<service>`.
     pub fn new(service: impl Into<String>) -> Self {
+        Self::with(service, MAX_PAM_THREADS, authenticate)
+    }
+
+    /// At most `threads` conversations at once, each running `run`.
+    pub fn with(service: impl Into<String>, threads: usize, run: Authenticate) -> Self {
         Self {
             service: service.into(),
+            threads: Arc::new(Semaphore::new(threads)),
+            run,
         }
     }
 }
@@ -44,22 +63,36 @@ impl AuthBackend for Pam {
         "pam"
     }
 
+    /// Must be called inside the tokio runtime (sec-mod's worker links are).
     fn begin(&self, login: Login) -> Attempt {
         let (attempt, mut peer) = Attempt::channel();
         let service = self.service.clone();
-        let spawned = std::thread::Builder::new()
-            .name("pam".into())
-            .spawn(move || {
-                let verdict = authenticate(&service, &login, &mut |message, secret| {
-                    peer.ask(message.to_owned(), secret)
+        let threads = Arc::clone(&self.threads);
+        let run = self.run;
+        tokio::spawn(async move {
+            let permit = tokio::select! {
+                permit = threads.acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_closed) => return,
+                },
+                // Abandoned while queued (worker gone, auth-timeout): never start PAM for it.
+                () = peer.events.closed() => return,
+            };
+            let spawned = std::thread::Builder::new()
+                .name("pam".into())
+                .spawn(move || {
+                    let _permit = permit;
+                    let verdict = run(&service, &login, &mut |message, secret| {
+                        peer.ask(message.to_owned(), secret)
+                    });
+                    peer.finish(verdict);
                 });
-                peer.finish(verdict);
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start a PAM thread: {e}");
-            // The peer was moved into the closure and dropped with it: the attempt reports
-            // `BackendGone`.
-        }
+            if let Err(e) = spawned {
+                log::error!("cannot start a PAM thread: {e}");
+                // The peer was moved into the closure and dropped with it: the attempt
+                // reports `BackendGone`.
+            }
+        });
         attempt
     }
 }
@@ -244,6 +277,68 @@ mod tests {
             bridge.prompt("Name: ").unwrap_err(),
             ErrorCode::ConversationError
         );
+    }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use crate::auth::Event;
+
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static MOST: AtomicUsize = AtomicUsize::new(0);
+
+    /// Stands in for a PAM stack that asks for an OTP: holds its thread until answered.
+    fn asks_otp(_service: &str, _login: &Login, ask: Ask<'_>) -> Verdict {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST.fetch_max(now, Ordering::SeqCst);
+        let answer = ask("OTP:", true);
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        match answer {
+            Some(_) => Verdict::Accepted {
+                group: String::new(),
+            },
+            None => Verdict::Rejected(Rejection::BackendGone),
+        }
+    }
+
+    async fn next(attempt: &mut Attempt) -> Event {
+        tokio::time::timeout(Duration::from_secs(10), attempt.next())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_storm_uses_a_bounded_number_of_threads() {
+        const LIMIT: usize = 3;
+        let pam = Pam::with("test", LIMIT, asks_otp);
+        let login = Login {
+            username: "u".into(),
+            password: "p".into(),
+            group: None,
+        };
+        let mut attempts: Vec<Attempt> = (0..10).map(|_| pam.begin(login.clone())).collect();
+        // The first LIMIT get a thread and ask; the others wait for one.
+        for attempt in &mut attempts[..LIMIT] {
+            let event = next(attempt).await;
+            assert!(matches!(event, Event::Challenge { .. }), "{event:?}");
+        }
+        let queued = tokio::time::timeout(Duration::from_millis(300), attempts[LIMIT].next()).await;
+        assert!(queued.is_err(), "a login beyond the limit got a thread");
+        assert_eq!(MOST.load(Ordering::SeqCst), LIMIT);
+        // Each finished conversation lets one waiting login in, never more than LIMIT at once.
+        for i in 0..attempts.len() {
+            if i >= LIMIT {
+                let event = next(&mut attempts[i]).await;
+                assert!(matches!(event, Event::Challenge { .. }), "{event:?}");
+            }
+            assert!(attempts[i].answer("123456".into()).await);
+            let done = next(&mut attempts[i]).await;
+            assert!(
+                matches!(done, Event::Done(Verdict::Accepted { .. })),
+                "{done:?}"
+            );
+        }
+        assert_eq!(MOST.load(Ordering::SeqCst), LIMIT);
     }
 
     #[test]
