@@ -23,9 +23,12 @@ struct PamFixture {
 
 impl PamFixture {
     fn new() -> Self {
+        // Unique per fixture: tests of this binary run in parallel.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
-        let user = format!("rocsrvt{pid}");
-        let service = format!("rocserv-test-{pid}");
+        let user = format!("rocsrvt{pid}x{n}");
+        let service = format!("rocserv-test-{pid}-{n}");
         let service_file = PathBuf::from("/etc/pam.d").join(&service);
         // Build the guard first so that a failure below still cleans up what exists.
         let fixture = Self {
@@ -132,4 +135,51 @@ fn pam_accepts_the_right_password_only() {
             Event::Done(Verdict::Rejected(Rejection::Pam(_)))
         ));
     });
+}
+
+const HARDENED_CHILD: &str = "ROCSERV_PAM_HARDENED_CHILD";
+
+/// The PAM path works inside sec-mod's lock-down (`harden::apply`: capabilities, seccomp): a
+/// child process of this test binary applies it and then runs pam_unix.
+#[test]
+#[ignore = "needs root: creates a local user and /etc/pam.d/rocserv-test-<pid>"]
+fn pam_works_after_harden() {
+    if let Ok(spec) = std::env::var(HARDENED_CHILD) {
+        let (service, user) = spec.split_once(' ').unwrap();
+        rocserv_sec_mod::harden::apply().unwrap();
+        let login = |password: &str| Login {
+            username: user.to_owned(),
+            password: password.into(),
+            group: None,
+        };
+        let good = authenticate(service, &login(PASSWORD), &mut no_more_questions);
+        let bad = authenticate(service, &login("wrong"), &mut no_more_questions);
+        println!("good: {good:?}");
+        println!("bad: {bad:?}");
+        return;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test must run as root"
+    );
+    let f = PamFixture::new();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "pam_works_after_harden",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HARDENED_CHILD, format!("{} {}", f.service, f.user))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        stdout.contains(&format!("good: Accepted {{ group: {:?} }}", f.user)),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("bad: Rejected(Pam("), "{stdout}\n{stderr}");
 }
