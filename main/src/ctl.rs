@@ -388,7 +388,7 @@ fn status(shared: &Shared) -> ServerStatus {
     let closed = totals.sessions_closed;
     ServerStatus {
         server_pid: std::process::id(),
-        secmod_pid: shared.secmod.pid,
+        secmod_pid: shared.secmod.pid(),
         up_since: unix(counters.started_at),
         active_sessions: u32::try_from(shared.tunnels.snapshot().len()).unwrap_or(u32::MAX),
         total_sessions: closed,

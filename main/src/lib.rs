@@ -285,6 +285,7 @@ async fn start(
     if let Some(demo) = &demo {
         println!("{}", demo::instructions(demo));
     }
+    let secmod = secmod::Supervisor::new(secmod_child, prepared.secmod.clone(), level);
     let shared = Arc::new(state::Shared::new(
         config,
         prepared,
@@ -299,7 +300,7 @@ async fn start(
     }
     // Removes the socket file when dropped at the end of `start`.
     let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));
-    match server::run(shared, listener, secmod_child, pid_file).await {
+    match server::run(shared, listener, secmod, pid_file).await {
         server::Stop::Signal => ExitCode::SUCCESS,
         server::Stop::Failure => ExitCode::FAILURE,
     }

@@ -1,12 +1,20 @@
-//! main's side of sec-mod: spawning it, the start handshake, and one shared client whose reader
-//! task routes `SessionOpened` answers back to the waiting worker task by [`WorkerId`].
+//! main's side of sec-mod: spawning it, the start handshake, one shared client whose reader
+//! task routes `SessionOpened` answers back to the waiting worker task by [`WorkerId`], and the
+//! [`Supervisor`] that restarts sec-mod when it dies.
+//!
+//! A restart swaps the client's link to the new process; callers keep their `Arc<SecModClient>`.
+//! Requests waiting on the dead process fail at once (`Exited`), and so do workers in the middle
+//! of a login (their sec-mod channel ends). Tunnels do not need sec-mod and carry on. The new
+//! sec-mod starts with an empty session table: an old cookie is unknown to it, so a cookie
+//! reconnect after a restart is refused and the client logs in again.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_secmod::{
     FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod,
@@ -21,6 +29,15 @@ use crate::ipc::{self, ChannelError};
 /// How long sec-mod may take to load the key and answer `Start`, and to answer a request.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Restarts allowed within [`RESTART_WINDOW`]; one more and main gives up (a sec-mod that dies
+/// at once every time, e.g. a key that became unreadable, would otherwise loop for ever).
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// Pause before a restart that follows another one within [`RESTART_WINDOW`]. The first restart
+/// after a quiet period is immediate, so logins work again within a second or two.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
+/// How long sec-mod gets to exit after SIGTERM at shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// sec-mod could not be started or stopped answering.
 #[derive(Debug, thiserror::Error)]
@@ -60,31 +77,140 @@ pub struct Started {
 /// Spawn `rocserv-sm` with its socket on fd 3 and send it `config`. With `config.check_only`
 /// sec-mod exits after answering (the caller waits on `child`).
 pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecModError> {
+    let (sock, key, child) = launch(config, log_level).await?;
+    let pid = child.id().unwrap_or(0);
+    Ok(Started {
+        client: Arc::new(SecModClient::new(sock, pid, REQUEST_TIMEOUT)),
+        key,
+        child,
+    })
+}
+
+/// Spawn sec-mod and complete the start handshake.
+async fn launch(
+    config: SecModConfig,
+    log_level: u8,
+) -> Result<(UnixSeqpacket, KeyKind, Child), SecModError> {
     let (sock, theirs) = ipc::pair()?;
     let child = spawn_secmod(&theirs, log_level)?;
     drop(theirs);
-    let started = handshake(&sock, config).await;
-    let key = match started {
-        Ok(key) => key,
+    match handshake(&sock, config).await {
+        Ok(key) => Ok((sock, key, child)),
         Err(e) => {
             let mut child = child;
             // It exits by itself after StartFailed; make sure of it and reap it.
             let _ = child.start_kill();
             let _ = child.wait().await;
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok(Started {
-        client: Arc::new(SecModClient {
-            sock,
-            pending: Mutex::new(HashMap::new()),
-            listing: tokio::sync::Mutex::new(()),
-            list_pages: Mutex::new(None),
-            pid: child.id().unwrap_or(0),
-        }),
-        key,
-        child,
-    })
+    }
+}
+
+/// Owns the running sec-mod process and restarts it when it dies (`kill -9`, a crash, a
+/// seccomp kill), swapping the new process into the shared [`SecModClient`].
+#[derive(Debug)]
+pub struct Supervisor {
+    child: Child,
+    config: SecModConfig,
+    log_level: u8,
+    restarts: Vec<Instant>,
+}
+
+impl Supervisor {
+    /// Supervise `child`, started with `config` (used again for each restart).
+    pub fn new(child: Child, config: SecModConfig, log_level: u8) -> Self {
+        Self {
+            child,
+            config,
+            log_level,
+            restarts: Vec::new(),
+        }
+    }
+
+    /// Serve sec-mod's messages (see [`SecModClient::run_reader`]); when the process dies or its
+    /// socket fails, reap it and start a new one. Returns only when sec-mod cannot be started
+    /// again, or died more than [`MAX_RESTARTS`] times within [`RESTART_WINDOW`]: then main
+    /// must stop.
+    pub async fn run(
+        &mut self,
+        client: &SecModClient,
+        on_failed_login: impl Fn(std::net::IpAddr, u32),
+    ) -> SecModError {
+        loop {
+            let why = tokio::select! {
+                err = client.run_reader(&on_failed_login) => crate::error_chain(&err),
+                status = self.child.wait() => match status {
+                    Ok(status) => format!("exited: {status}"),
+                    Err(e) => format!("wait failed: {e}"),
+                },
+            };
+            client.current().close();
+            // Whichever noticed first, make sure the old process is gone and reaped.
+            let _ = self.child.start_kill();
+            let status = self
+                .child
+                .wait()
+                .await
+                .map_or_else(|e| e.to_string(), |s| s.to_string());
+            log::error!(
+                "sec-mod (pid {}) is gone ({why}; {status}); restarting it: logins in progress \
+                 fail, tunnels stay up, cookies issued so far are forgotten",
+                client.pid()
+            );
+            if let Err(e) = self.restart(client).await {
+                return e;
+            }
+        }
+    }
+
+    /// Start a new sec-mod and swap it into `client`; a failed start is retried within the
+    /// restart budget.
+    async fn restart(&mut self, client: &SecModClient) -> Result<(), SecModError> {
+        let mut last = SecModError::Exited;
+        loop {
+            let now = Instant::now();
+            self.restarts
+                .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+            if self.restarts.len() >= MAX_RESTARTS {
+                log::error!("sec-mod was restarted {MAX_RESTARTS} times within {RESTART_WINDOW:?}; giving up");
+                return Err(last);
+            }
+            if !self.restarts.is_empty() {
+                tokio::time::sleep(RESTART_PAUSE).await;
+            }
+            self.restarts.push(Instant::now());
+            match launch(self.config.clone(), self.log_level).await {
+                Ok((sock, _key, child)) => {
+                    let pid = child.id().unwrap_or(0);
+                    self.child = child;
+                    client.replace(sock, pid);
+                    log::info!("sec-mod restarted as pid {pid}");
+                    return Ok(());
+                }
+                Err(e) => {
+                    log::error!("cannot restart sec-mod: {}", crate::error_chain(&e));
+                    last = e;
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, a grace period, then SIGKILL; always reaped.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if tokio::time::timeout(STOP_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+    }
 }
 
 /// The path of a sibling binary of the running executable.
@@ -134,21 +260,72 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<KeyKind
 
 type SessionAnswer = Result<SessionGrant, SessionRefusal>;
 
-/// The channel to a running sec-mod, shared by all worker tasks.
+/// The channel to the running sec-mod, shared by all worker tasks; [`Supervisor`] swaps in a
+/// new link when sec-mod is restarted.
 #[derive(Debug)]
 pub struct SecModClient {
-    sock: UnixSeqpacket,
-    pending: Mutex<HashMap<WorkerId, oneshot::Sender<SessionAnswer>>>,
-    /// One `ListSessions` at a time (occtl); its pages go to `list_pages`.
+    link: Mutex<Arc<Link>>,
+    /// One `ListSessions` at a time (occtl); its pages go to the link's `list_pages`.
     listing: tokio::sync::Mutex<()>,
-    list_pages: Mutex<Option<ListPages>>,
     /// sec-mod's process id (`show status`).
-    pub pid: u32,
+    pid: AtomicU32,
+    request_timeout: Duration,
+}
+
+/// The socket to one sec-mod process and the requests waiting on it.
+#[derive(Debug)]
+struct Link {
+    sock: UnixSeqpacket,
+    /// `None` once the process is gone: nothing waits on a dead link.
+    pending: Mutex<Option<HashMap<WorkerId, oneshot::Sender<SessionAnswer>>>>,
+    list_pages: Mutex<Option<ListPages>>,
 }
 
 type ListPages = mpsc::UnboundedSender<(Vec<SessionSummary>, bool)>;
 
+impl Link {
+    /// The process is gone: fail everything that waits on it, and what would wait later.
+    fn close(&self) {
+        *lock(&self.pending) = None;
+        *lock(&self.list_pages) = None;
+    }
+}
+
 impl SecModClient {
+    fn new(sock: UnixSeqpacket, pid: u32, request_timeout: Duration) -> Self {
+        Self {
+            link: Mutex::new(Arc::new(Link {
+                sock,
+                pending: Mutex::new(Some(HashMap::new())),
+                list_pages: Mutex::new(None),
+            })),
+            listing: tokio::sync::Mutex::new(()),
+            pid: AtomicU32::new(pid),
+            request_timeout,
+        }
+    }
+
+    /// sec-mod's process id (`show status`).
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Arc<Link> {
+        Arc::clone(&lock(&self.link))
+    }
+
+    /// A restarted sec-mod: new requests go to `sock`; the old link is closed.
+    fn replace(&self, sock: UnixSeqpacket, pid: u32) {
+        let new = Arc::new(Link {
+            sock,
+            pending: Mutex::new(Some(HashMap::new())),
+            list_pages: Mutex::new(None),
+        });
+        let old = std::mem::replace(&mut *lock(&self.link), new);
+        old.close();
+        self.pid.store(pid, Ordering::Relaxed);
+    }
+
     /// Hand sec-mod the sec-mod end of a new worker's socket pair.
     pub async fn new_worker(
         &self,
@@ -157,31 +334,41 @@ impl SecModClient {
         fd: &OwnedFd,
     ) -> Result<(), SecModError> {
         let msg = ToSecMod::NewWorker { worker, peer };
-        ipc::send(&self.sock, &msg, &[fd.as_fd()]).await?;
+        ipc::send(&self.current().sock, &msg, &[fd.as_fd()]).await?;
         Ok(())
     }
 
-    /// Ask whether `cookie` names a session; waits for the routed answer.
+    /// Ask whether `cookie` names a session; waits for the routed answer. A grant that arrives
+    /// after the timeout is closed again by the reader ([`Self::run_reader`]).
     pub async fn session_open(
         &self,
         worker: WorkerId,
         cookie: String,
     ) -> Result<SessionAnswer, SecModError> {
+        let link = self.current();
         let (tx, rx) = oneshot::channel();
-        self.pending_map().insert(worker, tx);
-        let sent = ipc::send(&self.sock, &ToSecMod::SessionOpen { worker, cookie }, &[]).await;
+        match lock(&link.pending).as_mut() {
+            Some(pending) => pending.insert(worker, tx),
+            None => return Err(SecModError::Exited),
+        };
+        let forget = || {
+            if let Some(pending) = lock(&link.pending).as_mut() {
+                pending.remove(&worker);
+            }
+        };
+        let sent = ipc::send(&link.sock, &ToSecMod::SessionOpen { worker, cookie }, &[]).await;
         let answer = match sent {
-            Ok(()) => tokio::time::timeout(REQUEST_TIMEOUT, rx).await,
+            Ok(()) => tokio::time::timeout(self.request_timeout, rx).await,
             Err(e) => {
-                self.pending_map().remove(&worker);
+                forget();
                 return Err(e.into());
             }
         };
-        self.pending_map().remove(&worker);
+        forget();
         match answer {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_closed)) => Err(SecModError::Exited),
-            Err(_elapsed) => Err(SecModError::Timeout(REQUEST_TIMEOUT)),
+            Err(_elapsed) => Err(SecModError::Timeout(self.request_timeout)),
         }
     }
 
@@ -191,20 +378,22 @@ impl SecModClient {
         sid: SessionId,
         reason: CloseReason,
     ) -> Result<(), SecModError> {
-        ipc::send(&self.sock, &ToSecMod::SessionClose { sid, reason }, &[]).await?;
+        let msg = ToSecMod::SessionClose { sid, reason };
+        ipc::send(&self.current().sock, &msg, &[]).await?;
         Ok(())
     }
 
     /// sec-mod's session table (occtl `show sessions`), all pages.
     pub async fn list_sessions(&self) -> Result<Vec<SessionSummary>, SecModError> {
         let _one_at_a_time = self.listing.lock().await;
+        let link = self.current();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        *lock(&self.list_pages) = Some(tx);
+        *lock(&link.list_pages) = Some(tx);
         let result = async {
-            ipc::send(&self.sock, &ToSecMod::ListSessions, &[]).await?;
+            ipc::send(&link.sock, &ToSecMod::ListSessions, &[]).await?;
             let mut all = Vec::new();
             loop {
-                match tokio::time::timeout(REQUEST_TIMEOUT, rx.recv()).await {
+                match tokio::time::timeout(self.request_timeout, rx.recv()).await {
                     Ok(Some((page, more))) => {
                         all.extend(page);
                         if !more {
@@ -212,34 +401,57 @@ impl SecModClient {
                         }
                     }
                     Ok(None) => return Err(SecModError::Exited),
-                    Err(_elapsed) => return Err(SecModError::Timeout(REQUEST_TIMEOUT)),
+                    Err(_elapsed) => return Err(SecModError::Timeout(self.request_timeout)),
                 }
             }
         }
         .await;
-        *lock(&self.list_pages) = None;
+        *lock(&link.list_pages) = None;
         result
     }
 
-    /// Read sec-mod's messages until it goes away; returns why it stopped. Waiting requests
-    /// fail when this returns (their senders are dropped).
+    /// Read the current sec-mod's messages until it goes away; returns why it stopped. Waiting
+    /// requests fail when this returns (their senders are dropped).
     /// `on_failed_login(peer, points)` is called for each failed login sec-mod reports.
     pub async fn run_reader(&self, on_failed_login: impl Fn(std::net::IpAddr, u32)) -> SecModError {
+        let link = self.current();
         let mut buf = Box::new([0u8; MAX_MESSAGE]);
         let err = loop {
-            match ipc::recv::<FromSecMod>(&self.sock, &mut buf).await {
+            match ipc::recv::<FromSecMod>(&link.sock, &mut buf).await {
                 Ok(Some(FromSecMod::SessionOpened { worker, result })) => {
-                    match self.pending_map().remove(&worker) {
-                        Some(tx) => {
+                    let waiter = lock(&link.pending).as_mut().and_then(|p| p.remove(&worker));
+                    match (waiter, result) {
+                        (Some(tx), result) => {
                             let _ = tx.send(result);
                         }
-                        None => {
-                            log::warn!("sec-mod answered for worker {} nobody waits for", worker.0)
+                        (None, Ok(grant)) => {
+                            // The CONNECT gave up waiting (and was refused): sec-mod counts a
+                            // tunnel that does not exist. Close it, or the session would stay
+                            // active, and its cookie valid, for ever.
+                            log::warn!(
+                                "sec-mod granted session {} to worker {} after main stopped \
+                                 waiting; closing it",
+                                grant.sid,
+                                worker.0
+                            );
+                            let close = ToSecMod::SessionClose {
+                                sid: grant.sid,
+                                reason: CloseReason::Temporary,
+                            };
+                            if let Err(e) = ipc::send(&link.sock, &close, &[]).await {
+                                break SecModError::Channel(e);
+                            }
+                        }
+                        (None, Err(_refusal)) => {
+                            log::debug!(
+                                "sec-mod refused worker {} after main stopped waiting",
+                                worker.0
+                            )
                         }
                     }
                 }
                 Ok(Some(FromSecMod::SessionList { sessions, more })) => {
-                    match lock(&self.list_pages).as_ref() {
+                    match lock(&link.list_pages).as_ref() {
                         Some(tx) => {
                             let _ = tx.send((sessions, more));
                         }
@@ -254,18 +466,8 @@ impl SecModClient {
                 Err(e) => break SecModError::Channel(e),
             }
         };
-        self.pending_map().clear();
-        *lock(&self.list_pages) = None;
+        link.close();
         err
-    }
-
-    fn pending_map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<WorkerId, oneshot::Sender<SessionAnswer>>> {
-        // A poisoned lock only means another task panicked mid-insert; the map is still valid.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -274,4 +476,92 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client on one end of a pair, its reader running; the other end plays sec-mod.
+    fn client(timeout: Duration) -> (Arc<SecModClient>, UnixSeqpacket) {
+        let (ours, theirs) = UnixSeqpacket::pair().unwrap();
+        let client = Arc::new(SecModClient::new(ours, 0, timeout));
+        let reader = Arc::clone(&client);
+        tokio::spawn(async move { reader.run_reader(|_, _| {}).await });
+        (client, theirs)
+    }
+
+    async fn next(sock: &UnixSeqpacket) -> ToSecMod {
+        let mut buf = Box::new([0u8; MAX_MESSAGE]);
+        tokio::time::timeout(Duration::from_secs(10), ipc::recv(sock, &mut buf))
+            .await
+            .expect("sec-mod side got nothing")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_grant_after_main_gave_up_is_closed_again() {
+        let (client, secmod) = client(Duration::from_millis(100));
+        let answer = client.session_open(WorkerId(7), "cookie".into()).await;
+        assert!(matches!(answer, Err(SecModError::Timeout(_))), "{answer:?}");
+        assert!(matches!(
+            next(&secmod).await,
+            ToSecMod::SessionOpen {
+                worker: WorkerId(7),
+                ..
+            }
+        ));
+        // sec-mod answers late: it has counted a tunnel that main never made.
+        let grant = SessionGrant {
+            sid: SessionId(42),
+            username: "alice".into(),
+            groupname: String::new(),
+        };
+        let late = FromSecMod::SessionOpened {
+            worker: WorkerId(7),
+            result: Ok(grant),
+        };
+        ipc::send(&secmod, &late, &[]).await.unwrap();
+        assert_eq!(
+            next(&secmod).await,
+            ToSecMod::SessionClose {
+                sid: SessionId(42),
+                reason: CloseReason::Temporary
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restart_fails_waiting_requests_and_serves_new_ones() {
+        let (client, old) = client(Duration::from_secs(10));
+        let waiting = {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.session_open(WorkerId(1), "c".into()).await })
+        };
+        assert!(matches!(next(&old).await, ToSecMod::SessionOpen { .. }));
+        // The old sec-mod dies; a new one takes its place.
+        let (ours, new) = UnixSeqpacket::pair().unwrap();
+        drop(old);
+        client.replace(ours, 99);
+        let reader = Arc::clone(&client);
+        tokio::spawn(async move { reader.run_reader(|_, _| {}).await });
+        let failed = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(failed, Err(SecModError::Exited)), "{failed:?}");
+        assert_eq!(client.pid(), 99);
+        client
+            .session_close(SessionId(5), CloseReason::UserDisconnect)
+            .await
+            .unwrap();
+        assert!(matches!(
+            next(&new).await,
+            ToSecMod::SessionClose {
+                sid: SessionId(5),
+                ..
+            }
+        ));
+    }
 }

@@ -11,12 +11,12 @@ use nix::unistd::Pid;
 use rocserv_proto::config::Config;
 use rocserv_proto::ipc::WorkerId;
 use tokio::net::TcpListener;
-use tokio::process::Child;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
 use crate::counters::Counters;
 use crate::limits::Pacer;
+use crate::secmod::Supervisor;
 use crate::state::Shared;
 
 /// How long workers and sec-mod get to exit after SIGTERM at shutdown.
@@ -45,7 +45,7 @@ pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
 pub enum Stop {
     /// SIGTERM or SIGINT: exit 0.
     Signal,
-    /// sec-mod died or the listener failed: exit 1.
+    /// sec-mod could not be restarted, or the listener failed: exit 1.
     Failure,
 }
 
@@ -53,19 +53,12 @@ pub enum Stop {
 pub async fn run(
     shared: Arc<Shared>,
     listener: TcpListener,
-    mut secmod_child: Child,
+    mut secmod: Supervisor,
     pid_file: Option<PathBuf>,
 ) -> Stop {
     let mut workers = JoinSet::new();
     let mut next_id = 0u64;
-    let stop = match accept_loop(
-        &shared,
-        &listener,
-        &mut secmod_child,
-        &mut workers,
-        &mut next_id,
-    )
-    .await
+    let stop = match accept_loop(&shared, &listener, &mut secmod, &mut workers, &mut next_id).await
     {
         Ok(stop) => stop,
         Err(e) => {
@@ -74,7 +67,7 @@ pub async fn run(
         }
     };
     drop(listener);
-    shutdown(&shared, secmod_child, workers).await;
+    shutdown(&shared, secmod, workers).await;
     if let Some(path) = pid_file {
         if let Err(e) = std::fs::remove_file(&path) {
             log::warn!("cannot remove pid file {}: {e}", path.display());
@@ -86,15 +79,16 @@ pub async fn run(
 async fn accept_loop(
     shared: &Arc<Shared>,
     listener: &TcpListener,
-    secmod_child: &mut Child,
+    secmod: &mut Supervisor,
     workers: &mut JoinSet<()>,
     next_id: &mut u64,
 ) -> std::io::Result<Stop> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let secmod = Arc::clone(&shared.secmod);
-    let secmod_reader = secmod.run_reader(|peer, points| {
+    let client = Arc::clone(&shared.secmod);
+    // Serves sec-mod's messages and restarts it when it dies; ends only if that fails.
+    let secmod_reader = secmod.run(&client, |peer, points| {
         // protocol.md §1.8: sec-mod reports each wrong password with its points.
         Counters::add(&shared.counters.auth_failures, 1);
         shared.bans.add_points(peer.to_canonical(), points);
@@ -160,11 +154,7 @@ async fn accept_loop(
                 tokio::spawn(async move { let _ = crate::reload::reload(&shared).await; });
             }
             err = &mut secmod_reader => {
-                log::error!("sec-mod is gone ({}); shutting down", crate::error_chain(&err));
-                return Ok(Stop::Failure);
-            }
-            status = secmod_child.wait() => {
-                log::error!("sec-mod exited ({}); shutting down", status.map_or_else(|e| e.to_string(), |s| s.to_string()));
+                log::error!("sec-mod cannot be restarted ({}); shutting down", crate::error_chain(&err));
                 return Ok(Stop::Failure);
             }
         }
@@ -173,7 +163,7 @@ async fn accept_loop(
 
 /// SIGTERM to every worker we spawned and to sec-mod (by PID), wait a little for the worker
 /// tasks to reap them, then kill what is left (dropping a task kills its child).
-async fn shutdown(shared: &Shared, mut secmod_child: Child, mut workers: JoinSet<()>) {
+async fn shutdown(shared: &Shared, secmod: Supervisor, mut workers: JoinSet<()>) {
     let pids: Vec<u32> = shared.workers().values().copied().collect();
     for pid in pids {
         terminate(pid);
@@ -186,16 +176,7 @@ async fn shutdown(shared: &Shared, mut secmod_child: Child, mut workers: JoinSet
         log::warn!("some workers did not exit within {SHUTDOWN_GRACE:?}; killing them");
         workers.shutdown().await;
     }
-    if let Some(pid) = secmod_child.id() {
-        terminate(pid);
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, secmod_child.wait())
-        .await
-        .is_err()
-    {
-        let _ = secmod_child.start_kill();
-        let _ = secmod_child.wait().await;
-    }
+    secmod.stop().await;
 }
 
 fn terminate(pid: u32) {

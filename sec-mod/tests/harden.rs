@@ -4,8 +4,9 @@
 //! `execve` fails with EPERM and `ptrace` kills it with SIGSYS.
 // Test code may unwrap and panic: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// The child checks its own state with raw libc calls.
-#![allow(unsafe_code)]
+// The child checks its own state with raw libc calls: integer arguments or pointers to locals
+// that outlive the call.
+#![allow(unsafe_code, clippy::undocumented_unsafe_blocks)]
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
@@ -57,9 +58,8 @@ fn hardened_process_is_locked_down() {
 fn child() -> ! {
     harden::apply().unwrap();
     println!("applied");
-    println!("dumpable {}", unsafe {
-        libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0)
-    });
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    println!("dumpable {dumpable}");
     let mut core = libc::rlimit {
         rlim_cur: 1,
         rlim_max: 1,

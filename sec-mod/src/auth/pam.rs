@@ -326,13 +326,13 @@ mod tests {
         assert!(queued.is_err(), "a login beyond the limit got a thread");
         assert_eq!(MOST.load(Ordering::SeqCst), LIMIT);
         // Each finished conversation lets one waiting login in, never more than LIMIT at once.
-        for i in 0..attempts.len() {
+        for (i, attempt) in attempts.iter_mut().enumerate() {
             if i >= LIMIT {
-                let event = next(&mut attempts[i]).await;
+                let event = next(attempt).await;
                 assert!(matches!(event, Event::Challenge { .. }), "{event:?}");
             }
-            assert!(attempts[i].answer("123456".into()).await);
-            let done = next(&mut attempts[i]).await;
+            assert!(attempt.answer("123456".into()).await);
+            let done = next(attempt).await;
             assert!(
                 matches!(done, Event::Done(Verdict::Accepted { .. })),
                 "{done:?}"
