@@ -55,7 +55,12 @@ impl ServerKey {
                 source,
             })
         };
-        Self::from_pem(&read(key)?, &read(cert)?)
+        let mut key_pem = read(key)?;
+        let loaded = Self::from_pem(&key_pem, &read(cert)?);
+        // The PEM text is a second copy of the key; do not leave it in freed heap memory.
+        key_pem.fill(0);
+        std::hint::black_box(&key_pem);
+        loaded
     }
 
     /// Parse a PEM key and a PEM certificate chain and check that they belong together.

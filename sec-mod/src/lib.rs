@@ -8,6 +8,9 @@
 //! nothing from the environment; its only argument is `--log-level N`. It never talks to the
 //! network: its only peers are main and the worker channels main hands it (SCM_RIGHTS beside
 //! `NewWorker`).
+//! Before anything else it locks itself down ([`harden`]): not dumpable, no core files, only
+//! `CAP_DAC_READ_SEARCH` and `CAP_AUDIT_WRITE`, a seccomp deny-list. If it dies, main starts a
+//! new one; the session table is lost with it.
 //!
 //! Everything a worker sends is untrusted (a worker parses the internet and may be
 //! compromised): a malformed request closes that worker's channel with one log line.

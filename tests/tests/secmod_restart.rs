@@ -43,10 +43,7 @@ fn killed_secmod_is_restarted_and_tunnels_keep_flowing() {
             .wait_for_log_after(before, "sec-mod restarted", WAIT)
             .expect("main restarted sec-mod");
         let restarted_in = killed_at.elapsed();
-        assert!(
-            restarted_in <= BACK_WITHIN,
-            "restart took {restarted_in:?}"
-        );
+        assert!(restarted_in <= BACK_WITHIN, "restart took {restarted_in:?}");
         (ping.join().unwrap(), killed_at)
     });
     let log = server.log_text();
@@ -65,7 +62,10 @@ fn killed_secmod_is_restarted_and_tunnels_keep_flowing() {
 
     // A new login works (the restart log line came within BACK_WITHIN of the kill).
     let cookie = authenticate(&lab, "bob", "bob-pw").expect("login after the restart");
-    eprintln!("a new login completed {:?} after the kill", killed_at.elapsed());
+    eprintln!(
+        "a new login completed {:?} after the kill",
+        killed_at.elapsed()
+    );
     // The old tunnel is still up and still carries traffic.
     let (ok, out) = lab.ping_through_tunnel(2);
     assert!(ok, "{out}");
@@ -76,7 +76,9 @@ fn killed_secmod_is_restarted_and_tunnels_keep_flowing() {
     let status = stale.wait_exit(WAIT).expect("stale cookie refused");
     assert!(!status.success(), "{}", stale.output());
     let mut fresh = Client::start(&lab, &ClientOptions::cookie(&cookie));
-    fresh.wait_up(WAIT).expect("tunnel with a cookie of the new sec-mod");
+    fresh
+        .wait_up(WAIT)
+        .expect("tunnel with a cookie of the new sec-mod");
     let (ok, out) = lab.ping_through_tunnel(2);
     assert!(ok, "{out}");
 }
