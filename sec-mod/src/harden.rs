@@ -21,12 +21,16 @@
 //! library may try it (execve: pam_exec; keyctl: pam_krb5's keyring cache) and a failed login is
 //! better than a dead sec-mod. `execve` is refused because the default stack does not need it:
 //! as root, pam_unix reads the shadow file itself. A `pam_exec` line therefore fails its login.
+//! Signals may only go to sec-mod itself ([`SIGNALS`]): uid 0 could otherwise kill main.
 
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 
 /// `CAP_DAC_READ_SEARCH` (linux/capability.h).
 pub const CAP_DAC_READ_SEARCH: u32 = 2;
@@ -81,6 +85,8 @@ pub fn apply() -> Result<(), HardenError> {
         let program = filter(list, action)?;
         seccompiler::apply_filter_all_threads(&program).map_err(HardenError::Seccomp)?;
     }
+    let program = signals_filter()?;
+    seccompiler::apply_filter_all_threads(&program).map_err(HardenError::Seccomp)?;
     Ok(())
 }
 
@@ -152,6 +158,43 @@ const REFUSED: &[libc::c_long] = &[
     #[cfg(target_arch = "x86_64")]
     libc::SYS_mknod,
 ];
+
+/// Calls that send a signal to a process named by its first argument. Without `CAP_KILL`,
+/// uid 0 may still signal every other uid-0 process (main, init); sec-mod only ever signals
+/// itself (abort), so any other target fails with `EPERM`.
+const SIGNALS: &[libc::c_long] = &[
+    libc::SYS_kill,
+    libc::SYS_tgkill,
+    libc::SYS_rt_sigqueueinfo,
+    libc::SYS_rt_tgsigqueueinfo,
+];
+
+/// [`SIGNALS`] aimed anywhere but at this process, plus `tkill` (a bare thread id, obsolete)
+/// and `pidfd_send_signal` (a pidfd of any process): `EPERM`.
+fn signals_filter() -> Result<BpfProgram, HardenError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(HardenError::Arch)?;
+    let own = u64::from(std::process::id());
+    let elsewhere = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, own)
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(HardenError::Build)?;
+    #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = SIGNALS
+        .iter()
+        .map(|&nr| (i64::from(nr), vec![elsewhere.clone()]))
+        .collect();
+    #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
+    for nr in [libc::SYS_tkill, libc::SYS_pidfd_send_signal] {
+        rules.insert(i64::from(nr), Vec::new());
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(HardenError::Build)?;
+    BpfProgram::try_from(filter).map_err(HardenError::Build)
+}
 
 fn filter(list: &[libc::c_long], action: SeccompAction) -> Result<BpfProgram, HardenError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(HardenError::Arch)?;

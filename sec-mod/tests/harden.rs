@@ -1,7 +1,7 @@
 //! `harden::apply` in a child process (the test binary run again with a marker variable; it runs
 //! the test on a thread, so capabilities, which are per thread, are read for that thread): after
 //! it, the process is not dumpable, has no core limit, keeps only the listed capabilities,
-//! `execve` fails with EPERM and `ptrace` kills it with SIGSYS.
+//! `execve` fails with EPERM, it cannot signal its parent, and `ptrace` kills it with SIGSYS.
 // Test code may unwrap and panic: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // The child checks its own state with raw libc calls: integer arguments or pointers to locals
@@ -38,6 +38,7 @@ fn hardened_process_is_locked_down() {
         "core 0 0",
         "execve EPERM",
         "capabilities ok",
+        "signals only to itself",
         "calling ptrace",
     ] {
         assert!(
@@ -93,6 +94,14 @@ fn child() -> ! {
         field("CapEff"),
         field("CapBnd")
     );
+    let own = unsafe { libc::kill(libc::getpid(), 0) };
+    let parent = unsafe { libc::kill(libc::getppid(), 0) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    if own == 0 && parent == -1 && errno == Some(libc::EPERM) {
+        println!("signals only to itself");
+    } else {
+        println!("signals: own {own}, parent {parent} {errno:?}");
+    }
     println!("calling ptrace");
     let r = unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) };
     println!("ptrace returned {r}");
