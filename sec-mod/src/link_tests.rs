@@ -15,7 +15,7 @@ use crate::auth::{Attempt, AttemptPeer, AuthBackend, Login};
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
 use crate::sessions::{SessionPolicy, Sessions};
-use crate::worker_link::{serve, Shared};
+use crate::worker_link::{serve, Links, Shared};
 
 const AUTH_TIMEOUT: Duration = Duration::from_millis(200);
 const POINTS: u32 = 10;
@@ -73,6 +73,7 @@ fn shared(backend: Box<dyn AuthBackend>) -> Arc<Shared> {
         deny_roaming: false,
         ban_points_wrong_password: POINTS,
         bans: BanReports::default(),
+        links: Links::default(),
     })
 }
 
@@ -103,7 +104,13 @@ fn peer() -> SocketAddr {
 async fn a_backend_that_times_out_is_a_failed_login() {
     let shared = shared(Box::new(Silent::default()));
     let (ours, theirs) = UnixSeqpacket::pair().unwrap();
-    tokio::spawn(serve(theirs, WorkerId(1), peer(), Arc::clone(&shared)));
+    tokio::spawn(serve(
+        theirs,
+        WorkerId(1),
+        peer(),
+        Arc::clone(&shared),
+        Arc::default(),
+    ));
     // The first of MAX_ATTEMPTS: counted, so a retry is still allowed.
     assert_eq!(
         ask(&ours, &start()).await,
@@ -116,7 +123,13 @@ async fn a_backend_that_times_out_is_a_failed_login() {
 async fn an_unanswered_challenge_is_a_failed_login() {
     let shared = shared(Box::new(Asks));
     let (ours, theirs) = UnixSeqpacket::pair().unwrap();
-    tokio::spawn(serve(theirs, WorkerId(2), peer(), Arc::clone(&shared)));
+    tokio::spawn(serve(
+        theirs,
+        WorkerId(2),
+        peer(),
+        Arc::clone(&shared),
+        Arc::default(),
+    ));
     assert!(matches!(
         ask(&ours, &start()).await,
         FromSecMod::Auth(AuthStep::Continue { .. })
