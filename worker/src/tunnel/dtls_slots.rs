@@ -258,6 +258,11 @@ impl<S, H: Conversation> Slots<S, H> {
         self.session.as_ref()
     }
 
+    /// The handshake in progress.
+    pub fn handshake(&self) -> Option<&H> {
+        self.handshake.as_ref().map(|h| &h.server)
+    }
+
     /// The established session and the socket its answers to a datagram read from `from` go
     /// to: the current one, or for an offered flow that flow's (it becomes current if the record
     /// authenticates; if not, there is nothing to answer).
