@@ -157,6 +157,42 @@ fn replay_hello(flags: &[&str]) {
     assert!(!out.contains(DEAD), "the client lost DTLS:\n{out}");
 }
 
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn replayed_hellos_from_many_addresses_are_limited_per_session() {
+    let lab = Lab::new();
+    let capture = udp::Capture::start(&lab.cli, 443);
+    let (server, _client, _) = dtls_session(&lab, &[("udp-port", "443")]);
+    let hello = capture
+        .stop()
+        .into_iter()
+        .rfind(|d| d.first() == Some(&22) && d.get(13) == Some(&1))
+        .expect("captured the client's ClientHello");
+    add_client_address(&lab.cli, MOVED_IP);
+    let mark = server.log_len();
+    // Each from another source address (port), so the guard per address does not apply.
+    for port in 0..10 {
+        tcp::send_udp(
+            &lab.cli,
+            SocketAddr::from((MOVED_IP, REPLAY_PORT + port)),
+            SocketAddr::from((lab::SERVER_IP, 443)),
+            &hello,
+        );
+    }
+    server
+        .wait_for_log_after(mark, "hand-overs, one more every", WAIT)
+        .expect("main refused hand-overs beyond the session's budget");
+    let log = server.log_text();
+    let handed = log
+        .lines()
+        .skip(mark)
+        .filter(|l| l.contains(&format!("{MOVED_IP}]:")) && l.contains("DTLS flow handed"))
+        .count();
+    // The first hello of the session took one of the burst of 4.
+    assert!((1..=3).contains(&handed), "{handed} hand-overs:\n{log}");
+    ping_over_udp(&lab);
+}
+
 /// The attacker's port for [`replay_hello`].
 const REPLAY_PORT: u16 = 41999;
 

@@ -478,8 +478,7 @@ impl Dtls {
                             Err(err) if too_big(&err) && pmtu.discovery() => {
                                 // The echo of a probe larger than our path: lower the MTU and
                                 // answer with an empty one, as ocserv does.
-                                let hint =
-                                    socket.and_then(|s| udp_pmtu::path_mtu(s.as_fd()));
+                                let hint = socket.and_then(|s| udp_pmtu::path_mtu(s.as_fd()));
                                 note_change(pmtu.too_big(hint), pmtu, probe_len, socket);
                                 if let Err(err) =
                                     seal_and_send(srv, socket, tx, ty, &[], &mut random)

@@ -146,7 +146,10 @@ fn a_replayed_hello_moves_nothing_and_its_socket_goes_with_its_handshake() {
     assert_eq!(w.live.borrow().len(), 2);
     // Records from the replayer's socket never reach the session.
     let own = flights;
-    assert_eq!(w.route(Source::Handshake, own, Kind::Data), Route::Handshake);
+    assert_eq!(
+        w.route(Source::Handshake, own, Kind::Data),
+        Route::Handshake
+    );
     w.slots.drop_handshake();
     assert_eq!(*w.live.borrow(), current.into_iter().collect());
 }
@@ -186,7 +189,11 @@ fn a_handshake_on_the_current_socket_keeps_it_when_the_session_moves() {
     assert_eq!(w.handshake().unwrap().1, old);
     w.new_flow(Kind::Data, true);
     assert_ne!(w.current(), old);
-    assert_eq!(w.handshake().unwrap().1, old, "its flights still go where its hello came from");
+    assert_eq!(
+        w.handshake().unwrap().1,
+        old,
+        "its flights still go where its hello came from"
+    );
     assert!(w.slots.established());
     assert_eq!(w.current(), old);
 }
@@ -261,7 +268,10 @@ fn step(w: &mut World, rng: &mut Rng, attacker: bool) -> Allowed {
         0 => {
             let kind = rng.kind();
             let (route, moved) = w.new_flow(kind, authentic);
-            assert!(route != Route::Session || kind == Kind::Data, "{kind:?} to the session");
+            assert!(
+                route != Route::Session || kind == Kind::Data,
+                "{kind:?} to the session"
+            );
             allowed.rebound = moved;
         }
         1 => {
@@ -276,7 +286,11 @@ fn step(w: &mut World, rng: &mut Rng, attacker: bool) -> Allowed {
             let own = w.slots.handshake_socket().map(|s| s.id);
             let kind = rng.kind();
             let route = w.route(Source::Handshake, own, kind);
-            assert_ne!(route, Route::Session, "a handshake's socket reached the session");
+            assert_ne!(
+                route,
+                Route::Session,
+                "a handshake's socket reached the session"
+            );
             if own.is_none() {
                 assert_eq!(route, Route::Drop);
             }
@@ -319,7 +333,10 @@ fn check(w: &mut World, before: (Option<u32>, Option<u32>), allowed: &Allowed) {
     if current != before.0 {
         match allowed.completed {
             Some((server, flights)) => {
-                assert_eq!(current, flights, "the session moved elsewhere than its handshake");
+                assert_eq!(
+                    current, flights,
+                    "the session moved elsewhere than its handshake"
+                );
                 assert_eq!(current, w.origin.get(&server).copied());
             }
             None => assert!(allowed.rebound, "the session's socket moved without proof"),
@@ -338,7 +355,10 @@ fn check(w: &mut World, before: (Option<u32>, Option<u32>), allowed: &Allowed) {
             "a handshake's flights go elsewhere than where its hello came from"
         );
     }
-    assert!(w.slots.offered.is_none(), "an offered socket outlived its first datagram");
+    assert!(
+        w.slots.offered.is_none(),
+        "an offered socket outlived its first datagram"
+    );
     assert_eq!(*w.live.borrow(), w.held(), "a socket leaked or vanished");
 }
 
