@@ -7,11 +7,12 @@
 //! ([`super::dtls_slots`] has the rules and their randomized tests). A ClientHello carrying our id
 //! goes to the handshake in progress (retransmissions, the second hello of the cookie exchange)
 //! unless there is none, it failed, it came on another socket, or it started more than
-//! [`RESTART_AFTER`] ago with a different hello: then a new handshake starts, on the socket the
-//! hello came on. When it completes (the client's Finished proves the key) it replaces the
-//! established session and its socket becomes the session's (roaming); until then the session
-//! keeps working on its own socket, so a replayed or spoofed hello moves nothing. Application-data
-//! records on the session's socket go to the session, other records to the handshake.
+//! [`RESTART_AFTER`](super::dtls_slots::RESTART_AFTER) ago with a different hello: then a new
+//! handshake starts, on the socket the hello came on. When it completes (the client's Finished
+//! proves the key) it replaces the established session and its socket becomes the session's
+//! (roaming); until then the session keeps working on its own socket, so a replayed or spoofed
+//! hello moves nothing. Application-data records on the session's socket go to the session,
+//! other records to the handshake.
 //!
 //! Packets go over DTLS while a session is established, a DTLS record arrived within
 //! `switch-to-tcp-timeout`, and no DATA came over CSTP since the last DTLS record (the client
@@ -52,8 +53,6 @@ const RX_BURSTS: usize = 4;
 const RECORD_SLACK: usize = 256;
 /// One datagram's slot in the receive buffer: the largest record a client may send us.
 const RX_SLOT: usize = MAX_PAYLOAD + RECORD_SLACK;
-#[cfg(doc)]
-use super::dtls_slots::RESTART_AFTER;
 /// DTLS record content type of application data.
 const APPLICATION_DATA: u8 = 23;
 
