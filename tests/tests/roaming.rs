@@ -146,8 +146,8 @@ fn replay_hello(flags: &[&str]) {
         got.len(),
         data.first().map(|d| &d[..d.len().min(16)])
     );
-    // One answer per hello plus the legacy flight's retransmissions (1, 2, 4 s) at most.
-    assert!(got.len() <= 4, "{} datagrams to the replayer", got.len());
+    // One answer to the hello, plus at most the legacy flight's 5 retransmissions.
+    assert!(got.len() <= 6, "{} datagrams to the replayer", got.len());
     let out = client.output();
     assert_eq!(
         out.matches(ESTABLISHED).count(),
