@@ -46,6 +46,7 @@ pub mod connect;
 pub mod counters;
 pub mod ctl;
 pub mod demo;
+pub mod handover_budget;
 pub mod ip_pool;
 pub mod ipc;
 pub mod lifecycle;

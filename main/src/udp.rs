@@ -6,10 +6,11 @@
 //! passes it, with the datagram, to the worker serving that session. From then on the kernel
 //! delivers that client's datagrams to the connected socket, so the data path never touches
 //! main. A client whose address changes sends a new ClientHello to the shared socket and is
-//! matched again (roaming); the worker replaces its socket. A NAT that rebinds only the client's
-//! port never sends a new ClientHello: a DTLS application-data record from an unknown flow whose
-//! IP is the IP of exactly one flow we handed over goes to that flow's worker as a candidate, as
-//! ocserv does; the worker adopts the new socket only if the record authenticates (protocol.md
+//! matched again (roaming); the worker moves the session to the new socket once that handshake
+//! completes, so a replayed hello moves nothing (and each session gets only a few hand-overs,
+//! [`crate::handover_budget`]). A NAT that rebinds only the client's port never sends a new
+//! ClientHello: a DTLS application-data record from an unknown flow whose IP is the IP of exactly
+//! one flow we handed over goes to that flow's worker as a candidate, as ocserv does; the worker adopts the new socket only if the record authenticates (protocol.md
 //! §4.6), so a spoofed or replayed datagram changes nothing. Anything else is dropped; at most
 //! one debug line per second says so. On a wildcard socket the destination address of each
 //! datagram comes with it (`IP_PKTINFO` / `IPV6_RECVPKTINFO`, as in ocserv): the connected
@@ -32,10 +33,12 @@ use rocserv_proto::config::Config;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use crate::handover_budget::{self, Budgets, Verdict};
 use crate::state::{Shared, UdpHandover};
 
 /// ocserv ignores repeated hand-overs of one client address within this time: retransmitted
-/// ClientHellos that reached the shared socket before the connected one existed.
+/// ClientHellos that reached the shared socket before the connected one existed. Hand-overs per
+/// session are bounded too ([`handover_budget`]).
 const HANDOVER_GUARD: Duration = Duration::from_secs(3);
 /// Larger first datagrams are not ClientHellos we can pass on (IPC message limit).
 const MAX_FIRST: usize = 4096;
@@ -179,6 +182,8 @@ struct Demux {
     /// When each session was last offered a rebound flow (at most one a second: a spoofer
     /// varying ports must not make main and the worker churn sockets).
     rebinds: HashMap<[u8; 32], Instant>,
+    /// ClientHello hand-overs per session ([`handover_budget`]).
+    budgets: Budgets,
     last_drop_log: Option<Instant>,
     dropped_since_log: u64,
 }
@@ -193,13 +198,17 @@ impl Demux {
         from: SocketAddr,
         now: Instant,
     ) -> Result<(), &'static str> {
-        let (id, route) = match rocserv_proto::dtls::peek::client_hello_session_id(datagram) {
+        let (id, route, hello) = match rocserv_proto::dtls::peek::client_hello_session_id(datagram)
+        {
             Some(id) => {
                 let route = shared.dtls_route(id).ok_or("unknown DTLS session id")?;
                 let id = <[u8; 32]>::try_from(id).map_err(|_| "unknown DTLS session id")?;
-                (id, route)
+                (id, route, true)
             }
-            None => self.rebound(shared, datagram, from, now)?,
+            None => {
+                let (id, route) = self.rebound(shared, datagram, from, now)?;
+                (id, route, false)
+            }
         };
         if datagram.len() > MAX_FIRST {
             return Err("oversized first datagram");
@@ -210,6 +219,21 @@ impl Demux {
             .is_some_and(|at| now.saturating_duration_since(*at) < HANDOVER_GUARD)
         {
             return Err("repeated ClientHello of a flow just handed over");
+        }
+        // Per session too: the id is in clear text, so a replay may come from any address.
+        if hello {
+            if let Verdict::Refused { first } = self.budgets.take(id, now) {
+                if first {
+                    log::warn!(
+                        "{from}: DTLS ClientHello for worker {} refused: its session had {} \
+                         hand-overs, one more every {} s (replayed hellos?)",
+                        route.worker.0,
+                        handover_budget::BURST,
+                        handover_budget::REFILL.as_secs()
+                    );
+                }
+                return Err("the session's DTLS hand-over budget is used up");
+            }
         }
         if self.recent.len() >= MAX_RECENT {
             self.recent

@@ -26,6 +26,7 @@ pub mod pki;
 pub mod procfs;
 pub mod server;
 pub mod tcp;
+pub mod udp;
 
 use std::path::PathBuf;
 use std::time::Duration;

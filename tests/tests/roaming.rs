@@ -6,14 +6,16 @@
 //! `deny-roaming` ties only the cookie to the login address (sec-mod), not the DTLS path, as in
 //! ocserv, whose UDP matching ignores it. A NAT that rebinds only the client's port is followed
 //! at once, without a new handshake: main offers the record from the new port to the session of
-//! that address, and the worker takes the new path once the record authenticates.
+//! that address, and the worker takes the new path once the record authenticates. A ClientHello
+//! replayed from elsewhere starts a handshake on its own socket; the session keeps its path
+//! unless that handshake completes, which takes the key.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::net::{Ipv4Addr, SocketAddr};
 
 use rocserv_e2e::netns::Netns;
-use rocserv_e2e::{lab, tcp, Client, ClientOptions, Lab, Server, WAIT};
+use rocserv_e2e::{lab, tcp, udp, Client, ClientOptions, Lab, Server, WAIT};
 
 const ESTABLISHED: &str = "Established DTLS connection";
 const DEAD: &str = "DTLS Dead Peer Detection detected dead peer";
@@ -90,6 +92,109 @@ fn a_forged_record_from_a_new_port_moves_nothing() {
         "a socket to the forged port stayed: {flows}"
     );
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_replayed_psk_client_hello_moves_nothing() {
+    replay_hello(&[]);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_replayed_legacy_client_hello_moves_nothing() {
+    replay_hello(&["--dtls-ciphers=OC-DTLS1_2-AES128-GCM"]);
+}
+
+/// Someone who saw the client's ClientHello (the session id is in clear text) sends it again
+/// from another address of the client's network. The worker may answer it with a handshake
+/// flight (a HelloVerifyRequest, or the legacy ServerHello flight) but the session's packets
+/// keep their path: pings still go over DTLS and no application data reaches the replayer.
+fn replay_hello(flags: &[&str]) {
+    let lab = Lab::new();
+    let capture = udp::Capture::start(&lab.cli, 443);
+    let (server, client, _) = dtls_session_with(&lab, &[("udp-port", "443")], flags);
+    let hello = capture
+        .stop()
+        .into_iter()
+        .rfind(|d| d.first() == Some(&22) && d.get(13) == Some(&1))
+        .expect("captured the client's ClientHello");
+    add_client_address(&lab.cli, MOVED_IP);
+    ping_over_udp(&lab);
+
+    let mark = server.log_len();
+    let replayer = udp::Listener::send(
+        &lab.cli,
+        SocketAddr::from((MOVED_IP, REPLAY_PORT)),
+        SocketAddr::from((lab::SERVER_IP, 443)),
+        &hello,
+    );
+    server
+        .wait_for_log_after(
+            mark,
+            &format!("{MOVED_IP}]:{REPLAY_PORT}: DTLS flow handed to worker"),
+            WAIT,
+        )
+        .expect("main handed the replayed hello to the worker");
+    ping_over_udp(&lab);
+    ping_over_udp(&lab);
+    let got = replayer.stop();
+    let data: Vec<_> = got.iter().filter(|d| d.first() != Some(&22)).collect();
+    assert!(
+        data.is_empty(),
+        "{} of {} datagrams to the replayer are not handshake records: {:02x?}",
+        data.len(),
+        got.len(),
+        data.first().map(|d| &d[..d.len().min(16)])
+    );
+    // One answer to the hello, plus at most the legacy flight's 5 retransmissions.
+    assert!(got.len() <= 6, "{} datagrams to the replayer", got.len());
+    let out = client.output();
+    assert_eq!(
+        out.matches(ESTABLISHED).count(),
+        1,
+        "the client had to re-handshake:\n{out}"
+    );
+    assert!(!out.contains(DEAD), "the client lost DTLS:\n{out}");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn replayed_hellos_from_many_addresses_are_limited_per_session() {
+    let lab = Lab::new();
+    let capture = udp::Capture::start(&lab.cli, 443);
+    let (server, _client, _) = dtls_session(&lab, &[("udp-port", "443")]);
+    let hello = capture
+        .stop()
+        .into_iter()
+        .rfind(|d| d.first() == Some(&22) && d.get(13) == Some(&1))
+        .expect("captured the client's ClientHello");
+    add_client_address(&lab.cli, MOVED_IP);
+    let mark = server.log_len();
+    // Each from another source address (port), so the guard per address does not apply.
+    for port in 0..10 {
+        tcp::send_udp(
+            &lab.cli,
+            SocketAddr::from((MOVED_IP, REPLAY_PORT + port)),
+            SocketAddr::from((lab::SERVER_IP, 443)),
+            &hello,
+        );
+    }
+    server
+        .wait_for_log_after(mark, "hand-overs, one more every", WAIT)
+        .expect("main refused hand-overs beyond the session's budget");
+    let log = server.log_text();
+    let handed = log
+        .lines()
+        .skip(mark)
+        .filter(|l| l.contains(&format!("{MOVED_IP}]:")) && l.contains("DTLS flow handed"))
+        .count();
+    // The first hello of the session took one of the burst of 4.
+    assert!((1..=3).contains(&handed), "{handed} hand-overs:\n{log}");
+    ping_over_udp(&lab);
+}
+
+/// The attacker's port for [`replay_hello`].
+const REPLAY_PORT: u16 = 41999;
 
 /// The port the NAT moves the client's DTLS flow to.
 const REBOUND_PORT: u16 = 40999;
@@ -214,14 +319,7 @@ fn move_client_udp(cli: &Netns) {
     let client = lab::CLIENT_IP.to_string();
     let server = lab::SERVER_IP.to_string();
     let moved = MOVED_IP.to_string();
-    let addrs = cli.exec_ok(&["ip", "-4", "-o", "addr", "show"]);
-    let dev = addrs
-        .lines()
-        .find(|l| l.contains(&format!("inet {client}/")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .expect("the client's veth")
-        .to_owned();
-    cli.exec_ok(&["ip", "addr", "add", &format!("{moved}/24"), "dev", &dev]);
+    add_client_address(cli, MOVED_IP);
     cli.exec_ok(&["nft", "add", "table", "ip", "roam"]);
     cli.exec_ok(&[
         "nft",
@@ -247,6 +345,19 @@ fn move_client_udp(cli: &Netns) {
     ]);
 }
 
+/// A second address on the client's veth.
+fn add_client_address(cli: &Netns, ip: Ipv4Addr) {
+    let client = lab::CLIENT_IP.to_string();
+    let addrs = cli.exec_ok(&["ip", "-4", "-o", "addr", "show"]);
+    let dev = addrs
+        .lines()
+        .find(|l| l.contains(&format!("inet {client}/")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the client's veth")
+        .to_owned();
+    cli.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", &dev]);
+}
+
 /// `ss` lines of UDP sockets in `ns` connected to `peer` (an address, or address:port; empty
 /// if none).
 fn flows_to(ns: &Netns, peer: &str) -> String {
@@ -256,8 +367,19 @@ fn flows_to(ns: &Netns, peer: &str) -> String {
 /// Alice logged in with DTLS up on both ends, on a server with `options`: the server, the client
 /// and the client's tunnel address.
 fn dtls_session(lab: &Lab, options: &[(&str, &str)]) -> (Server, Client, String) {
+    dtls_session_with(lab, options, &[])
+}
+
+/// Same, with extra openconnect `flags`.
+fn dtls_session_with(
+    lab: &Lab,
+    options: &[(&str, &str)],
+    flags: &[&str],
+) -> (Server, Client, String) {
     let server = Server::start(&lab.srv, &lab.config(options));
-    let mut client = Client::start(lab, &ClientOptions::password("alice", "alice-pw"));
+    let mut opts = ClientOptions::password("alice", "alice-pw");
+    opts.extra = flags.iter().map(|f| (*f).to_owned()).collect();
+    let mut client = Client::start(lab, &opts);
     let up = client.wait_up(WAIT).expect("tunnel up");
     client
         .wait_for_output(ESTABLISHED, WAIT)

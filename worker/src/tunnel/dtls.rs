@@ -2,13 +2,17 @@
 //! (`ToWorker::Udp`), the sans-IO [`Server`] from `rocserv_proto::dtls`, and the rules that decide
 //! whether packets for the client leave over DTLS or CSTP.
 //!
-//! State: no socket until main passes one (a later one replaces it: roaming). Two slots, as in
-//! ocserv (§4.5): the established session packets go over, and a handshake in progress. A
-//! ClientHello carrying our id goes to the handshake in progress (retransmissions, the second hello
-//! of the cookie exchange) unless there is none, it failed, or it started more than
-//! [`RESTART_AFTER`] ago with a different hello: then a new handshake starts. When it completes it
-//! replaces the established session; until then that one keeps working. Application-data records
-//! go to the established session, other records to the handshake.
+//! State: no socket until main passes one. Two slots, as in ocserv (§4.5): the established
+//! session packets go over, and a handshake in progress, each with its own socket
+//! ([`super::dtls_slots`] has the rules and their randomized tests). A ClientHello carrying our id
+//! goes to the handshake in progress (retransmissions, the second hello of the cookie exchange)
+//! unless there is none, it failed, it came on another socket, or it started more than
+//! [`RESTART_AFTER`](super::dtls_slots::RESTART_AFTER) ago with a different hello: then a new
+//! handshake starts, on the socket the hello came on. When it completes (the client's Finished
+//! proves the key) it replaces the established session and its socket becomes the session's
+//! (roaming); until then the session keeps working on its own socket, so a replayed or spoofed
+//! hello moves nothing. Application-data records on the session's socket go to the session,
+//! other records to the handshake.
 //!
 //! Packets go over DTLS while a session is established, a DTLS record arrived within
 //! `switch-to-tcp-timeout`, and no DATA came over CSTP since the last DTLS record (the client
@@ -34,6 +38,7 @@ use rocserv_proto::cstp::{Frame, PacketType, MAX_PAYLOAD};
 use rocserv_proto::dtls::{peek, Mode, Received, Server};
 
 use super::dtls_dpd::{DtlsDpd, Tick};
+use super::dtls_slots::{Conversation, Kind, Route, Slots, Source, HANDSHAKE_LIMIT};
 use super::dtls_socket::DtlsSocket;
 use super::path_mtu::{Change, PathMtu};
 use super::session::{Action, End, Session};
@@ -48,9 +53,6 @@ const RX_BURSTS: usize = 4;
 const RECORD_SLACK: usize = 256;
 /// One datagram's slot in the receive buffer: the largest record a client may send us.
 const RX_SLOT: usize = MAX_PAYLOAD + RECORD_SLACK;
-/// A different ClientHello this long after a handshake started begins a new one (openconnect
-/// retries every 60 s; its cookie-exchange second hello follows the first within a round trip).
-const RESTART_AFTER: Duration = Duration::from_secs(2);
 /// DTLS record content type of application data.
 const APPLICATION_DATA: u8 = 23;
 
@@ -81,23 +83,18 @@ struct Setup {
     received_compressed: u64,
 }
 
-/// A handshake in progress.
-struct Handshake {
-    server: Server,
-    /// The latest ClientHello it got (a different one soon after is the cookie exchange's
-    /// second hello; a different one later is a new attempt).
-    last_hello: Vec<u8>,
-    started: Instant,
+impl Conversation for Server {
+    fn is_closed(&self) -> bool {
+        Server::is_closed(self)
+    }
 }
 
 /// DTLS state of one tunnel; inert when DTLS was not offered.
 pub struct Dtls {
     setup: Option<Setup>,
-    socket: Option<DtlsSocket>,
-    /// The established session packets go over.
-    active: Option<Server>,
-    /// A handshake in progress (first, or a re-handshake while `active` still works).
-    pending: Option<Handshake>,
+    /// The established session and its socket, a handshake in progress (first, or a
+    /// re-handshake while the session still works) and its socket.
+    slots: Slots<DtlsSocket, Server>,
     /// When the last record was decrypted.
     last_rx: Instant,
     /// Server-side DPD of the established session ([`super::dtls_dpd`]).
@@ -118,8 +115,6 @@ pub struct Dtls {
     batch: Batch,
     /// Handshake datagrams the server queued.
     transmit: Vec<Vec<u8>>,
-    /// Records of the established session that authenticated (proves a rebound flow).
-    records: u64,
     rng: SystemRandom,
 }
 
@@ -156,9 +151,7 @@ impl Dtls {
         let size = |n: usize| if buffers { n } else { 0 };
         Self {
             setup,
-            socket: None,
-            active: None,
-            pending: None,
+            slots: Slots::default(),
             last_rx: Instant::now(),
             dpd: DtlsDpd::new(None, Instant::now()),
             probe_len: 0,
@@ -170,7 +163,6 @@ impl Dtls {
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
             transmit: Vec::new(),
-            records: 0,
             rng: SystemRandom::new(),
         }
     }
@@ -201,8 +193,11 @@ impl Dtls {
         })
     }
 
-    /// main matched a UDP flow to us: adopt the socket (replacing any previous one) and handle
-    /// the datagram main read.
+    /// main matched a UDP flow to us: handle the datagram main read with the new socket on
+    /// offer. A ClientHello with our id starts a handshake that owns the socket; an
+    /// application-data record (a NAT rebinding, main/src/udp.rs) moves the session to it only if
+    /// it authenticates; anything else drops the socket. So a spoofed or replayed datagram cannot
+    /// redirect the session (protocol.md §4.6, [`super::dtls_slots`]).
     pub fn new_flow(&mut self, fd: OwnedFd, mut first: Vec<u8>, ctx: &mut Ctx<'_>) -> Option<End> {
         if self.setup.is_none() {
             log::warn!("main handed over a UDP flow although no DTLS was offered; closing it");
@@ -216,42 +211,38 @@ impl Dtls {
             }
         };
         // (No peer_addr() here: getpeername is not on the sandbox's list; main logs the flow.)
-        let hello = self
-            .setup
-            .as_ref()
-            .is_some_and(|s| peek::client_hello_session_id(&first) == Some(&s.id[..]));
         log::debug!("new DTLS flow from main");
         // DF as configured (ocserv: DO with try-mtu-discovery, else DONT on the worker's side).
         if let Err(err) = udp_pmtu::set_discovery(socket.as_fd(), self.pmtu.discovery()) {
             log::warn!("cannot set IP_MTU_DISCOVER on the UDP socket: {err}");
         }
-        // A ClientHello with our id moves the flow at once (a new handshake follows). Anything
-        // else is a record from a new port of our client's address (a NAT rebinding, main/src/
-        // udp.rs): the new socket is kept only if the record authenticates, so a spoofed or
-        // replayed datagram cannot redirect the session.
-        let previous = self.socket.replace(socket);
+        self.slots.offer(socket);
         let len = first.len().min(self.rx.len());
-        let (Some(dst), Some(src)) = (self.rx.get_mut(..len), first.get_mut(..len)) else {
-            self.socket = previous;
-            return None;
-        };
-        dst.copy_from_slice(src);
-        let before = self.records;
-        let end = self.on_datagram(0, len, Instant::now(), ctx);
-        if !hello {
-            if self.records == before {
-                log::info!("a DTLS record from a new client port did not authenticate; ignored");
-                self.socket = previous;
-            } else {
-                log::info!("DTLS flow moved to a new client port (NAT rebinding)");
+        let end = match (self.rx.get_mut(..len), first.get_mut(..len)) {
+            (Some(dst), Some(src)) => {
+                dst.copy_from_slice(src);
+                self.on_datagram(Source::Offered, 0, len, Instant::now(), ctx)
             }
+            _ => None,
+        };
+        if self.slots.settle() {
+            log::info!("a DTLS record from a new client port did not authenticate; ignored");
         }
         end
     }
 
-    /// Resolves when the UDP socket has something to read; never without a socket.
+    /// Resolves when the session's UDP socket has something to read; never without one.
     pub async fn readable(&self) -> io::Result<()> {
-        match &self.socket {
+        match self.slots.current() {
+            Some(socket) => socket.readable().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Resolves when the socket of a handshake in progress (one that arrived on its own flow)
+    /// has something to read; never without one.
+    pub async fn handshake_readable(&self) -> io::Result<()> {
+        match self.slots.handshake_socket() {
             Some(socket) => socket.readable().await,
             None => std::future::pending().await,
         }
@@ -260,12 +251,12 @@ impl Dtls {
     /// A bulk flow: take the socket out of epoll; the pump reads it on its moderation timer
     /// ([`super::dtls_socket`]).
     pub fn rest(&mut self) {
-        self.socket = self.socket.take().map(DtlsSocket::rest);
+        self.slots.map_current(DtlsSocket::rest);
     }
 
     /// The flow went sparse: let arrivals wake the worker again.
     pub fn watch(&mut self) {
-        self.socket = self.socket.take().map(|socket| {
+        self.slots.map_current(|socket| {
             let (socket, err) = socket.watch();
             if let Some(err) = err {
                 log::warn!("cannot watch the DTLS socket again (it is read on a timer): {err}");
@@ -276,13 +267,22 @@ impl Dtls {
 
     /// Whether the socket is out of epoll (see [`Self::rest`]).
     pub fn is_resting(&self) -> bool {
-        self.socket.as_ref().is_some_and(DtlsSocket::is_resting)
+        self.slots.current().is_some_and(DtlsSocket::is_resting)
     }
 
-    /// Read and handle the datagrams waiting on the socket, a `recvmmsg` burst at a time.
-    /// `Ok(Some(n))`: the socket is empty after `n` datagrams; `Ok(None)`: more are waiting (or
-    /// there is no socket); `Err`: the tunnel ends.
+    /// Read and handle the datagrams waiting on the session's socket, a `recvmmsg` burst at a
+    /// time. `Ok(Some(n))`: the socket is empty after `n` datagrams; `Ok(None)`: more are waiting
+    /// (or there is no socket); `Err`: the tunnel ends.
     pub fn on_readable(&mut self, ctx: &mut Ctx<'_>) -> Result<Option<usize>, End> {
+        self.read(Source::Current, ctx)
+    }
+
+    /// The same for the socket of a handshake in progress ([`Self::handshake_readable`]).
+    pub fn on_handshake_readable(&mut self, ctx: &mut Ctx<'_>) -> Result<Option<usize>, End> {
+        self.read(Source::Handshake, ctx)
+    }
+
+    fn read(&mut self, from: Source, ctx: &mut Ctx<'_>) -> Result<Option<usize>, End> {
         let mut total = 0usize;
         let mut got = [udp_mmsg::Received {
             slot: 0,
@@ -290,17 +290,27 @@ impl Dtls {
             truncated: false,
         }; BURST];
         for _ in 0..RX_BURSTS {
-            let Some(socket) = &self.socket else {
+            let socket = match from {
+                Source::Current => self.slots.current(),
+                Source::Handshake => self.slots.handshake_socket(),
+                Source::Offered => None,
+            };
+            let Some(socket) = socket else {
                 return Ok(None);
             };
             let rx = &mut self.rx;
             let n = match socket.recv_burst(rx, RX_SLOT, &mut got) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(Some(total)),
-                Err(err) => {
+                Err(err) if from == Source::Current => {
                     // ICMP errors (port unreachable) surface here on a connected socket.
                     log::debug!("DTLS socket: {err}");
                     self.cstp_override = true;
+                    return Ok(None);
+                }
+                Err(err) => {
+                    log::info!("DTLS handshake abandoned: its peer is unreachable ({err})");
+                    self.slots.drop_handshake();
                     return Ok(None);
                 }
             };
@@ -315,7 +325,7 @@ impl Dtls {
                     continue;
                 }
                 let start = datagram.slot.saturating_mul(RX_SLOT);
-                if let Some(end) = self.on_datagram(start, datagram.len, now, ctx) {
+                if let Some(end) = self.on_datagram(from, start, datagram.len, now, ctx) {
                     return Err(end);
                 }
             }
@@ -326,9 +336,10 @@ impl Dtls {
         Ok(None)
     }
 
-    /// One datagram in `self.rx[start..start + len]`.
+    /// One datagram in `self.rx[start..start + len]`, read from `from`.
     fn on_datagram(
         &mut self,
+        from: Source,
         start: usize,
         len: usize,
         now: Instant,
@@ -336,9 +347,7 @@ impl Dtls {
     ) -> Option<End> {
         let Self {
             setup,
-            socket,
-            active,
-            pending,
+            slots,
             last_rx,
             dpd,
             cstp_override,
@@ -346,73 +355,84 @@ impl Dtls {
             tx,
             transmit,
             rng,
-            records,
             pmtu,
             probe_len,
             ..
         } = self;
         let setup = setup.as_mut()?;
         let datagram = rx.get_mut(start..start.saturating_add(len))?;
-        let hello = peek::client_hello_session_id(datagram) == Some(&setup.id[..]);
-        if hello {
-            let restart = pending.as_ref().is_none_or(|h| {
-                h.server.is_closed()
-                    || (h.last_hello.as_slice() != &*datagram
-                        && now.saturating_duration_since(h.started) >= RESTART_AFTER)
-            });
-            if restart {
-                let mut server_random = [0u8; 32];
-                fill(rng, &mut server_random);
-                *pending = Some(Handshake {
-                    server: Server::new(setup.mode.clone(), setup.id, server_random),
-                    last_hello: datagram.to_vec(),
-                    started: now,
-                });
-                log::debug!("DTLS handshake started");
-            } else if let Some(h) = pending.as_mut() {
-                h.last_hello.clear();
-                h.last_hello.extend_from_slice(datagram);
-            }
-        }
-        // Handshake records go to the handshake in progress, application data to the
-        // established session (protocol.md §4.5: two slots per session).
-        let to_pending = pending.is_some()
-            && (hello || datagram.first() != Some(&APPLICATION_DATA) || active.is_none());
+        let kind = if peek::client_hello_session_id(datagram) == Some(&setup.id[..]) {
+            Kind::Hello(&*datagram)
+        } else if datagram.first() == Some(&APPLICATION_DATA) {
+            Kind::Data
+        } else {
+            Kind::Handshake
+        };
+        let mode = &setup.mode;
+        let id = setup.id;
+        let route = slots.route(from, kind, now, || {
+            let mut server_random = [0u8; 32];
+            fill(rng, &mut server_random);
+            log::debug!("DTLS handshake started");
+            Server::new(mode.clone(), id, server_random)
+        });
         let mut random = |buf: &mut [u8]| fill(rng, buf);
-        if to_pending {
-            let h = pending.as_mut()?;
-            let result = h
-                .server
-                .handle_datagram(datagram, now, &mut random, transmit);
-            send_all(socket.as_ref(), transmit);
-            match result {
-                Ok(Received::Established) => {
-                    log::info!("DTLS established: {}", h.server.describe());
-                    *active = pending.take().map(|h| h.server);
-                    *last_rx = now;
-                    dpd.on_record(now);
-                    *cstp_override = false;
+        match route {
+            Route::Drop => return None,
+            Route::Handshake => {
+                let (server, socket) = slots.handshake_parts()?;
+                let result = server.handle_datagram(datagram, now, &mut random, transmit);
+                send_all(socket, transmit);
+                match result {
+                    Ok(Received::Established) => {
+                        let suite = server.describe();
+                        let roamed = slots.session().is_some();
+                        if slots.established() && roamed {
+                            log::info!("DTLS established on a new path: {suite}");
+                        } else {
+                            log::info!("DTLS established: {suite}");
+                        }
+                        *last_rx = now;
+                        dpd.on_record(now);
+                        *cstp_override = false;
+                    }
+                    Ok(Received::Nothing | Received::Data(_)) => {
+                        if from == Source::Offered && slots.session().is_some() {
+                            log::info!(
+                                "DTLS handshake from a new flow; the session keeps its path \
+                                 unless it completes"
+                            );
+                        }
+                    }
+                    Ok(Received::Closed) => {
+                        log::info!("DTLS handshake closed by the client");
+                        slots.drop_handshake();
+                    }
+                    Err(err) => {
+                        log::info!("DTLS handshake failed: {err}");
+                        slots.drop_handshake();
+                    }
                 }
-                Ok(Received::Nothing | Received::Data(_)) => {}
-                Ok(Received::Closed) => {
-                    log::info!("DTLS handshake closed by the client");
-                    *pending = None;
-                }
-                Err(err) => {
-                    log::info!("DTLS handshake failed: {err}");
-                    *pending = None;
-                }
+                return None;
             }
-            return None;
+            Route::Session => {}
         }
-        let srv = active.as_mut()?;
-        let result = srv.handle_datagram(datagram, now, &mut random, transmit);
-        send_all(socket.as_ref(), transmit);
+        let result = {
+            let (srv, socket) = slots.session_parts(from);
+            let result = srv?.handle_datagram(datagram, now, &mut random, transmit);
+            send_all(socket, transmit);
+            result
+        };
+        if matches!(result, Ok(Received::Data(_))) && slots.authenticated(from) {
+            log::info!("DTLS flow moved to a new client port (NAT rebinding)");
+        }
+        let (Some(srv), socket) = slots.session_parts(Source::Current) else {
+            return None;
+        };
         match result {
             Ok(Received::Nothing | Received::Established) => None,
             Ok(Received::Data(record)) => {
                 *last_rx = now;
-                *records = records.saturating_add(1);
                 if dpd.on_record(now) {
                     log::info!("DTLS DPD answered");
                 }
@@ -443,7 +463,7 @@ impl Dtls {
                 if frame.ty == PacketType::DpdReq {
                     // A client probing its MTU (protocol.md §3.4; ocserv `data_mtu_set`).
                     let change = pmtu.client_probe(frame.payload.len());
-                    note_change(change, pmtu, probe_len, socket.as_ref());
+                    note_change(change, pmtu, probe_len, socket);
                 }
                 match ctx.session.handle_cstp(frame, now) {
                     Action::Nothing => None,
@@ -453,15 +473,14 @@ impl Dtls {
                     }
                     Action::Send { ty, payload } => {
                         let mut random = |buf: &mut [u8]| fill(rng, buf);
-                        match seal_and_send(srv, socket.as_ref(), tx, ty, payload, &mut random) {
+                        match seal_and_send(srv, socket, tx, ty, payload, &mut random) {
                             Err(err) if too_big(&err) && pmtu.discovery() => {
                                 // The echo of a probe larger than our path: lower the MTU and
                                 // answer with an empty one, as ocserv does.
-                                let hint =
-                                    socket.as_ref().and_then(|s| udp_pmtu::path_mtu(s.as_fd()));
-                                note_change(pmtu.too_big(hint), pmtu, probe_len, socket.as_ref());
+                                let hint = socket.and_then(|s| udp_pmtu::path_mtu(s.as_fd()));
+                                note_change(pmtu.too_big(hint), pmtu, probe_len, socket);
                                 if let Err(err) =
-                                    seal_and_send(srv, socket.as_ref(), tx, ty, &[], &mut random)
+                                    seal_and_send(srv, socket, tx, ty, &[], &mut random)
                                 {
                                     log::debug!("DTLS answer not sent: {err}");
                                 }
@@ -480,7 +499,7 @@ impl Dtls {
             }
             Ok(Received::Closed) => {
                 log::info!("client closed DTLS; data goes over TLS");
-                *active = None;
+                slots.session_closed();
                 None
             }
             Err(err) => {
@@ -492,17 +511,23 @@ impl Dtls {
 
     /// The next handshake retransmission or DPD step, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let handshake = self.pending.as_ref().and_then(|h| h.server.poll_timeout());
+        let handshake = self.slots.handshake().and_then(Server::poll_timeout);
         let dpd = self.probing().then(|| self.dpd.poll_timeout()).flatten();
-        handshake.into_iter().chain(dpd).min()
+        [handshake, self.slots.deadline(), dpd]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether a session is established on a socket.
+    fn established(&self) -> bool {
+        self.slots.current().is_some() && self.slots.session().is_some_and(Server::is_established)
     }
 
     /// Whether the server-side DPD runs: a session is established on a socket and the client
     /// has not turned to CSTP (ocserv probes only in its UDP "active" state).
     fn probing(&self) -> bool {
-        self.socket.is_some()
-            && self.active.as_ref().is_some_and(Server::is_established)
-            && !self.cstp_override
+        self.established() && !self.cstp_override
     }
 
     /// Called at or after [`Self::poll_timeout`].
@@ -517,15 +542,21 @@ impl Dtls {
                 ),
             }
         }
-        if let Some(h) = self.pending.as_mut() {
-            if h.server.poll_timeout().is_some_and(|t| t <= now) {
-                h.server.handle_timeout(now, &mut self.transmit);
-                send_all(self.socket.as_ref(), &mut self.transmit);
-                if h.server.is_closed() {
+        if let Some((server, socket)) = self.slots.handshake_parts() {
+            if server.poll_timeout().is_some_and(|t| t <= now) {
+                server.handle_timeout(now, &mut self.transmit);
+                send_all(socket, &mut self.transmit);
+                if server.is_closed() {
                     log::info!("DTLS handshake timed out");
-                    self.pending = None;
+                    self.slots.drop_handshake();
                 }
             }
+        }
+        if self.slots.expire(now) {
+            log::info!(
+                "DTLS handshake not complete after {} s; dropped",
+                HANDSHAKE_LIMIT.as_secs()
+            );
         }
     }
 
@@ -533,15 +564,14 @@ impl Dtls {
     /// full-size packets still get through. openconnect answers with a 1-byte DPD response.
     fn send_probe(&mut self, now: Instant) {
         let Self {
-            socket,
-            active,
+            slots,
             tx,
             rng,
             probe_len,
             dpd,
             ..
         } = self;
-        let Some(srv) = active.as_mut() else {
+        let (Some(srv), socket) = slots.session_parts(Source::Current) else {
             return;
         };
         log::info!(
@@ -554,7 +584,7 @@ impl Dtls {
         }
         let mut random = |buf: &mut [u8]| fill(rng, buf);
         let sent = seal_slot(srv, tx, PacketType::DpdReq, *probe_len, &mut random)
-            .and_then(|record| send(socket.as_ref(), record));
+            .and_then(|record| send(socket, record));
         if let Err(err) = sent {
             log::debug!("DTLS DPD request not sent: {err}");
         }
@@ -562,8 +592,7 @@ impl Dtls {
 
     /// Whether packets for the client go over DTLS now (protocol.md §4.5).
     pub fn active(&mut self, now: Instant) -> bool {
-        let established =
-            self.socket.is_some() && self.active.as_ref().is_some_and(Server::is_established);
+        let established = self.established();
         let fresh = self
             .setup
             .as_ref()
@@ -600,8 +629,8 @@ impl Dtls {
     /// and the type byte, in the send batch.
     pub fn tun_slot(&mut self) -> &mut [u8] {
         let head = self
-            .active
-            .as_ref()
+            .slots
+            .session()
             .map_or(0, |s| s.header_room().saturating_add(1));
         let slot = self.batch.next_slot();
         let end = head.saturating_add(MAX_PAYLOAD).min(slot.len());
@@ -619,8 +648,7 @@ impl Dtls {
         }
         let Self {
             setup,
-            socket,
-            active,
+            slots,
             batch,
             rng,
             cstp_override,
@@ -628,7 +656,7 @@ impl Dtls {
             probe_len,
             ..
         } = self;
-        let (Some(srv), Some(socket)) = (active.as_mut(), socket.as_ref()) else {
+        let (Some(srv), Some(socket)) = slots.session_parts(Source::Current) else {
             return true;
         };
         let head = srv.header_room().saturating_add(1);
@@ -663,7 +691,7 @@ impl Dtls {
 
     /// Send the batched records (end of a burst of tun packets).
     pub fn flush(&mut self) {
-        if let Some(socket) = self.socket.as_ref() {
+        if let Some(socket) = self.slots.current() {
             let result = self.batch.flush(socket.as_fd());
             note_send_error(
                 result,
@@ -677,8 +705,9 @@ impl Dtls {
 
     /// At the end of the tunnel: tell the client's DTLS side (best effort).
     pub fn close(&mut self) {
-        if let Some(record) = self.active.as_mut().and_then(Server::close_notify) {
-            let _ = send(self.socket.as_ref(), &record);
+        let (srv, socket) = self.slots.session_parts(Source::Current);
+        if let Some(record) = srv.and_then(Server::close_notify) {
+            let _ = send(socket, &record);
         }
         if let Some(
             setup @ Setup {

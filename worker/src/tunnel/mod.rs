@@ -5,6 +5,7 @@
 pub mod dtls;
 pub mod dtls_dpd;
 pub mod dtls_mode;
+pub mod dtls_slots;
 pub mod dtls_socket;
 pub mod path_mtu;
 pub mod pump;

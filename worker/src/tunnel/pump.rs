@@ -450,6 +450,17 @@ impl Pump {
                         Err(end) => return end,
                     }
                 }
+                // A handshake that came on its own flow (roaming, or a replayed hello): read
+                // apart from the session's socket, which keeps carrying the data meanwhile.
+                ready = self.dtls.handshake_readable() => {
+                    if let Err(err) = ready {
+                        log::info!("DTLS handshake socket: {err}");
+                    }
+                    let mut ctx = DtlsCtx { session: &mut self.session, tun: self.tun.get_ref(), tun_out: &mut self.tun_out, rx_bytes: &mut self.rx_bytes };
+                    if let Err(end) = self.dtls.on_handshake_readable(&mut ctx) {
+                        return end;
+                    }
+                }
                 () = &mut quiet, if quiet_armed => match self.read_dtls() {
                     Ok(Some(pause)) => quiet.as_mut().reset(Instant::now() + pause),
                     Ok(None) => quiet_armed = false,
