@@ -46,7 +46,11 @@ pub async fn handle(
     dtls: DtlsRoute,
 ) -> Result<Outcome, ipc::ChannelError> {
     let mut outcome = Outcome::default();
-    let grant = match shared.secmod.session_open(worker, req.cookie.clone()).await {
+    let grant = match shared
+        .secmod
+        .session_open(worker, peer.ip(), req.cookie.clone())
+        .await
+    {
         Ok(Ok(grant)) => grant,
         Ok(Err(refusal)) => {
             log::info!("{peer}: CONNECT refused: cookie not accepted ({refusal:?})");

@@ -9,7 +9,7 @@
 //! reconnect after a restart is refused and the client logs in again.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -134,7 +134,7 @@ impl Supervisor {
     pub async fn run(
         &mut self,
         client: &SecModClient,
-        on_failed_login: impl Fn(std::net::IpAddr, u32),
+        on_failed_login: impl Fn(IpAddr, u32),
     ) -> SecModError {
         loop {
             let why = tokio::select! {
@@ -343,6 +343,7 @@ impl SecModClient {
     pub async fn session_open(
         &self,
         worker: WorkerId,
+        peer: IpAddr,
         cookie: String,
     ) -> Result<SessionAnswer, SecModError> {
         let link = self.current();
@@ -356,7 +357,16 @@ impl SecModClient {
                 pending.remove(&worker);
             }
         };
-        let sent = ipc::send(&link.sock, &ToSecMod::SessionOpen { worker, cookie }, &[]).await;
+        let sent = ipc::send(
+            &link.sock,
+            &ToSecMod::SessionOpen {
+                worker,
+                peer,
+                cookie,
+            },
+            &[],
+        )
+        .await;
         let answer = match sent {
             Ok(()) => tokio::time::timeout(self.request_timeout, rx).await,
             Err(e) => {
@@ -413,7 +423,7 @@ impl SecModClient {
     /// Read the current sec-mod's messages until it goes away; returns why it stopped. Waiting
     /// requests fail when this returns (their senders are dropped).
     /// `on_failed_login(peer, points)` is called for each failed login sec-mod reports.
-    pub async fn run_reader(&self, on_failed_login: impl Fn(std::net::IpAddr, u32)) -> SecModError {
+    pub async fn run_reader(&self, on_failed_login: impl Fn(IpAddr, u32)) -> SecModError {
         let link = self.current();
         let mut buf = Box::new([0u8; MAX_MESSAGE]);
         let err = loop {
@@ -500,10 +510,14 @@ mod tests {
             .unwrap()
     }
 
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[tokio::test]
     async fn a_grant_after_main_gave_up_is_closed_again() {
         let (client, secmod) = client(Duration::from_millis(100));
-        let answer = client.session_open(WorkerId(7), "cookie".into()).await;
+        let answer = client
+            .session_open(WorkerId(7), LOOPBACK, "cookie".into())
+            .await;
         assert!(matches!(answer, Err(SecModError::Timeout(_))), "{answer:?}");
         assert!(matches!(
             next(&secmod).await,
@@ -537,7 +551,9 @@ mod tests {
         let (client, old) = client(Duration::from_secs(10));
         let waiting = {
             let client = Arc::clone(&client);
-            tokio::spawn(async move { client.session_open(WorkerId(1), "c".into()).await })
+            tokio::spawn(
+                async move { client.session_open(WorkerId(1), LOOPBACK, "c".into()).await },
+            )
         };
         assert!(matches!(next(&old).await, ToSecMod::SessionOpen { .. }));
         // The old sec-mod dies; a new one takes its place.

@@ -7,36 +7,20 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rocserv_proto::ipc::{SessionId, WorkerId};
+use rocserv_proto::ipc::SessionId;
 use tokio::sync::Notify;
 
 /// Most ban reports kept while main is slow to take them; beyond that they are dropped (a
 /// flood of wrong passwords is already banned by then).
 const MAX_PENDING: usize = 4096;
 
-/// The address tables.
+/// The address each session logged in from.
 #[derive(Debug, Default)]
 pub struct Origins {
-    workers: HashMap<WorkerId, IpAddr>,
     logins: HashMap<SessionId, IpAddr>,
 }
 
 impl Origins {
-    /// Main introduced a worker serving `peer`.
-    pub fn worker_started(&mut self, worker: WorkerId, peer: IpAddr) {
-        self.workers.insert(worker, peer);
-    }
-
-    /// The worker's channel closed.
-    pub fn worker_gone(&mut self, worker: WorkerId) {
-        self.workers.remove(&worker);
-    }
-
-    /// The client of `worker`, if the worker is known.
-    pub fn peer_of(&self, worker: WorkerId) -> Option<IpAddr> {
-        self.workers.get(&worker).copied()
-    }
-
     /// Session `sid` was issued to a client at `peer`.
     pub fn logged_in(&mut self, sid: SessionId, peer: IpAddr) {
         self.logins.insert(sid, peer);
@@ -47,13 +31,12 @@ impl Origins {
         self.logins.remove(&sid);
     }
 
-    /// `deny-roaming`: may `worker` open session `sid`? Only from the login address; an
-    /// unknown worker or session is refused (fail closed).
-    pub fn same_origin(&self, worker: WorkerId, sid: SessionId) -> bool {
-        match (self.workers.get(&worker), self.logins.get(&sid)) {
-            (Some(now), Some(first)) => now == first,
-            _ => false,
-        }
+    /// `deny-roaming`: may a client at `peer` (main's word, from the accepted connection) open
+    /// session `sid`? Only from the login address; an unknown session is refused (fail closed).
+    /// The worker's own sec-mod link has ended by then (it closes it before CONNECT), so the
+    /// address comes with main's `SessionOpen`, never from a table of live links.
+    pub fn same_origin(&self, peer: IpAddr, sid: SessionId) -> bool {
+        self.logins.get(&sid) == Some(&peer)
     }
 }
 
@@ -100,19 +83,12 @@ mod tests {
     #[test]
     fn roaming_is_refused_and_unknowns_fail_closed() {
         let mut o = Origins::default();
-        o.worker_started(WorkerId(1), ip("10.0.0.2"));
         o.logged_in(SessionId(7), ip("10.0.0.2"));
-        o.worker_started(WorkerId(2), ip("10.0.0.2"));
-        o.worker_started(WorkerId(3), ip("10.0.0.3"));
-        assert!(o.same_origin(WorkerId(2), SessionId(7)));
-        assert!(!o.same_origin(WorkerId(3), SessionId(7)));
-        assert!(!o.same_origin(WorkerId(9), SessionId(7)));
-        assert!(!o.same_origin(WorkerId(2), SessionId(8)));
+        assert!(o.same_origin(ip("10.0.0.2"), SessionId(7)));
+        assert!(!o.same_origin(ip("10.0.0.3"), SessionId(7)));
+        assert!(!o.same_origin(ip("10.0.0.2"), SessionId(8)));
         o.forget(SessionId(7));
-        assert!(!o.same_origin(WorkerId(2), SessionId(7)));
-        o.worker_gone(WorkerId(2));
-        assert_eq!(o.peer_of(WorkerId(2)), None);
-        assert_eq!(o.peer_of(WorkerId(3)), Some(ip("10.0.0.3")));
+        assert!(!o.same_origin(ip("10.0.0.2"), SessionId(7)));
     }
 
     #[test]

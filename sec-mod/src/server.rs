@@ -1,6 +1,7 @@
 //! The channel to main (fd 3): start-up, new workers, session open/close; and the periodic
 //! purge of expired cookies.
 
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::config::AuthMethod;
 use rocserv_proto::ipc::main_secmod::{FromSecMod, SecModConfig, SessionRefusal, ToSecMod};
-use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use rocserv_proto::ipc::{self, MAX_MESSAGE};
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
 use tokio_seqpacket::UnixSeqpacket;
 
@@ -183,7 +184,6 @@ async fn handle(
             match sock {
                 Ok(sock) => {
                     log::debug!("{peer} worker {}: channel open", worker.0);
-                    shared.origins().worker_started(worker, peer.ip());
                     // Registered here, not in the task, so that a SessionOpen can never
                     // overtake it.
                     let end = shared.links.open(worker);
@@ -191,14 +191,17 @@ async fn handle(
                     tokio::spawn(async move {
                         worker_link::serve(sock, worker, peer, Arc::clone(&shared), end).await;
                         shared.links.gone(worker);
-                        shared.origins().worker_gone(worker);
                     });
                 }
                 Err(e) => log::error!("NewWorker {} ({peer}): bad socket: {e}", worker.0),
             }
         }
-        ToSecMod::SessionOpen { worker, cookie } => {
-            let result = if shared.deny_roaming && !roaming_allowed(shared, worker, &cookie) {
+        ToSecMod::SessionOpen {
+            worker,
+            peer,
+            cookie,
+        } => {
+            let result = if shared.deny_roaming && !roaming_allowed(shared, peer, &cookie) {
                 log::info!(
                     "worker {}: cookie used from another address (deny-roaming)",
                     worker.0
@@ -255,9 +258,9 @@ async fn handle(
 
 /// `deny-roaming` (protocol.md §6.1): the worker presenting `cookie` serves the address that
 /// logged in. An unknown cookie passes here and is refused by the session table.
-fn roaming_allowed(shared: &Shared, worker: WorkerId, cookie: &str) -> bool {
+fn roaming_allowed(shared: &Shared, peer: IpAddr, cookie: &str) -> bool {
     let sid = shared.sessions().sid_of(cookie);
-    sid.is_none_or(|sid| shared.origins().same_origin(worker, sid))
+    sid.is_none_or(|sid| shared.origins().same_origin(peer, sid))
 }
 
 /// Receive one message and the fds beside it; `None` at end of stream.

@@ -217,6 +217,7 @@ fn full_conversation() {
         &main,
         &main_secmod::ToSecMod::SessionOpen {
             worker: WorkerId(1),
+            peer: "192.0.2.7".parse().unwrap(),
             cookie: cookie.clone(),
         },
     );
@@ -237,6 +238,7 @@ fn full_conversation() {
         &main,
         &main_secmod::ToSecMod::SessionOpen {
             worker: WorkerId(2),
+            peer: "192.0.2.7".parse().unwrap(),
             cookie: "forged".into(),
         },
     );
@@ -259,6 +261,7 @@ fn full_conversation() {
         &main,
         &main_secmod::ToSecMod::SessionOpen {
             worker: WorkerId(3),
+            peer: "192.0.2.7".parse().unwrap(),
             cookie,
         },
     );
@@ -534,6 +537,7 @@ fn session_open_closes_the_link() {
         &main,
         &main_secmod::ToSecMod::SessionOpen {
             worker: WorkerId(61),
+            peer: "192.0.2.7".parse().unwrap(),
             cookie,
         },
     );
@@ -551,6 +555,7 @@ fn session_open_closes_the_link() {
         &main,
         &main_secmod::ToSecMod::SessionOpen {
             worker: WorkerId(62),
+            peer: "192.0.2.7".parse().unwrap(),
             cookie: "forged".into(),
         },
     );

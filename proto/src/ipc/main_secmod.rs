@@ -41,8 +41,14 @@ pub enum ToSecMod {
     /// A new worker exists. One end of a fresh socket pair travels beside this message; it is
     /// that worker's channel to sec-mod, and `peer` is its client's address as main saw it.
     NewWorker { worker: WorkerId, peer: SocketAddr },
-    /// A worker presented `cookie` on CONNECT. Answered with [`FromSecMod::SessionOpened`].
-    SessionOpen { worker: WorkerId, cookie: String },
+    /// A worker presented `cookie` on CONNECT. `peer` is its client's address as main accepted
+    /// it (`deny-roaming` compares it with the login's). Answered with
+    /// [`FromSecMod::SessionOpened`].
+    SessionOpen {
+        worker: WorkerId,
+        peer: IpAddr,
+        cookie: String,
+    },
     /// The tunnel of `sid` ended; sec-mod keeps or drops the cookie according to `reason`.
     SessionClose { sid: SessionId, reason: CloseReason },
     /// occtl wants the session table: answered with one or more [`FromSecMod::SessionList`].
