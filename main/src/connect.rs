@@ -33,6 +33,8 @@ pub struct Outcome {
     pub dtls_id: Option<[u8; 32]>,
     /// Admitted by `max-same-clients`; ended (scripts, user slot) when the worker is gone.
     pub admitted: Option<crate::lifecycle::Admitted>,
+    /// What was left of `session-timeout` when the tunnel was granted (main's backstop).
+    pub session_left: Option<Duration>,
 }
 
 /// Serve one `Connect`. Errors are only those of the socket to the worker.
@@ -121,6 +123,10 @@ pub async fn handle(
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
     };
+    let session_left = crate::session_deadline::remaining(
+        shared.live.get().session_timeout,
+        Duration::from_millis(grant.age_ms),
+    );
     let answer = ToWorker::ConnectGranted(TunnelGrant {
         sid: grant.sid,
         username: grant.username.clone(),
@@ -132,6 +138,7 @@ pub async fn handle(
         base_mtu: mtu.base,
         mtu: mtu.data,
         dtls_id,
+        session_remaining_ms: session_left.map(crate::session_deadline::as_millis),
     });
     // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
     // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
@@ -188,6 +195,7 @@ pub async fn handle(
     }
     // Our copy of the tun descriptor closes here; the worker holds the device from now on.
     drop(device);
+    outcome.session_left = session_left;
     if let Some(admitted) = &outcome.admitted {
         crate::lifecycle::host_update(admitted);
     }

@@ -57,6 +57,7 @@ pub mod reload;
 pub mod scripts;
 pub mod secmod;
 pub mod server;
+pub mod session_deadline;
 pub mod settings;
 pub mod spawn;
 pub mod spki;

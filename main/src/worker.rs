@@ -100,6 +100,8 @@ struct Run {
     local: Option<SocketAddr>,
     /// The data MTU granted at CONNECT: the most a worker's `TunMtu` may ask for.
     granted_mtu: Option<u16>,
+    /// `session-timeout`, enforced by main too (see [`crate::session_deadline`]).
+    deadline: Option<crate::session_deadline::Deadline>,
 }
 
 impl Default for Run {
@@ -122,6 +124,7 @@ impl Default for Run {
             udp: (udp_tx, Some(udp_rx)),
             local: None,
             granted_mtu: None,
+            deadline: None,
         }
     }
 }
@@ -145,6 +148,7 @@ impl Run {
             return;
         };
         loop {
+            let wake = self.deadline.map(|d| d.poll_timeout());
             tokio::select! {
                 msg = ipc::recv::<ToMain>(sock, &mut buf) => match msg {
                     Ok(Some(msg)) => {
@@ -180,6 +184,12 @@ impl Run {
                         log::debug!("{peer}: cannot hand a UDP flow to worker {}", id.0);
                     }
                 }
+                () = crate::session_deadline::sleep(wake) => {
+                    if self.session_deadline(id, peer, sock).await {
+                        let _ = child.start_kill();
+                        return;
+                    }
+                }
                 _ = child.wait() => return,
             }
         }
@@ -193,6 +203,33 @@ impl Run {
                 id.0
             );
             let _ = child.start_kill();
+        }
+    }
+
+    /// main's `session-timeout` backstop fired; `true` when the worker must be killed now.
+    async fn session_deadline(
+        &mut self,
+        id: WorkerId,
+        peer: SocketAddr,
+        sock: &UnixSeqpacket,
+    ) -> bool {
+        use crate::session_deadline::Step;
+        let Some(deadline) = self.deadline.as_mut() else {
+            return false;
+        };
+        match deadline.handle_timeout(tokio::time::Instant::now()) {
+            Step::Terminate => {
+                log::info!("{peer}: session timeout: terminating worker {}", id.0);
+                ipc::send(sock, &ToWorker::Terminate, &[]).await.is_err()
+            }
+            Step::Kill => {
+                log::warn!(
+                    "{peer}: worker {} outlived its session timeout; killing it",
+                    id.0
+                );
+                true
+            }
+            Step::Nothing => false,
         }
     }
 
@@ -222,6 +259,12 @@ impl Run {
                 };
                 match connect::handle(shared, id, peer, req, sock, me, dtls).await {
                     Ok(mut outcome) => {
+                        self.deadline = outcome.session_left.map(|left| {
+                            crate::session_deadline::Deadline::new(
+                                tokio::time::Instant::now(),
+                                left,
+                            )
+                        });
                         if let Some(granted) = outcome.granted.take() {
                             self.granted_mtu = Some(granted.mtu);
                             shared.tunnels.insert(crate::tunnels::Tunnel {
@@ -339,6 +382,8 @@ impl Run {
         };
         // A superseded connection's session lives on in the newer one.
         let reason = match self.end {
+            // Out of session time: the cookie dies, whatever the worker said or did not say.
+            _ if self.deadline.is_some_and(|d| d.expired()) => CloseReason::ServerTerminated,
             _ if self.superseded => CloseReason::Temporary,
             Some(reason) => reason,
             None => CloseReason::Temporary,

@@ -121,9 +121,10 @@ pub fn response_headers(
         "X-CSTP-Session-Timeout",
         secs_or_none(settings.session_timeout_secs),
     );
-    if let Some(secs) = settings.session_timeout_secs {
-        // A fresh tunnel: the whole timeout remains.
-        h.add("X-CSTP-Session-Timeout-Remaining", secs);
+    // Counted from the login, so a cookie reconnect is told what is really left (main computed
+    // it from sec-mod's session age; ocserv bug #599 restarted it at every reconnect).
+    if let Some(ms) = grant.session_remaining_ms {
+        h.add("X-CSTP-Session-Timeout-Remaining", ms / 1000);
     }
     h.add("X-CSTP-Disconnected-Timeout", "none");
     h.add("X-CSTP-Keep", "true");
@@ -307,6 +308,7 @@ mod tests {
             base_mtu: 1500,
             mtu: 1472,
             dtls_id: None,
+            session_remaining_ms: None,
         }
     }
 
@@ -462,9 +464,13 @@ X-CSTP-Banner: Welcome banner
             dns: vec!["10.0.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
             ..settings()
         };
+        let grant = TunnelGrant {
+            session_remaining_ms: Some(3_600_000),
+            ..grant()
+        };
         let headers = response_headers(
             &s,
-            &grant(),
+            &grant,
             &ConnectInfo {
                 mobile: true,
                 hostname: None,
@@ -480,6 +486,24 @@ X-CSTP-Banner: Welcome banner
         );
         assert!(text.contains("X-CSTP-DNS: 10.0.0.1\nX-CSTP-DNS: 2001:db8::1\n"));
         assert!(text.contains("X-CSTP-Banner: two  lines\n"));
+    }
+
+    #[test]
+    fn session_timeout_remaining_counts_from_the_login() {
+        // A cookie reconnect 6.5 s into a 10 s session: 3 whole seconds are left, not 10.
+        let s = TunnelSettings {
+            session_timeout_secs: Some(10),
+            ..settings()
+        };
+        let grant = TunnelGrant {
+            session_remaining_ms: Some(3_500),
+            ..grant()
+        };
+        let text = render(&response_headers(&s, &grant, &info(true)));
+        assert!(
+            text.contains("X-CSTP-Session-Timeout: 10\nX-CSTP-Session-Timeout-Remaining: 3\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -206,10 +206,12 @@ impl Sessions {
                 tunnels: tunnels.saturating_add(1),
             },
         };
+        let age = now.saturating_duration_since(session.created);
         Ok(SessionGrant {
             sid,
             username: session.username.clone(),
             groupname: session.group.clone(),
+            age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
         })
     }
 
@@ -379,6 +381,17 @@ mod tests {
         let late = t0 + TIMEOUT + COOKIE_SLACK + secs(1);
         assert_eq!(t.open(&c.cookie, late), Err(SessionRefusal::UnknownCookie));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_reconnect_is_told_the_age_of_the_login() {
+        // session-timeout counts from the login: the second CONNECT is 6 s into the session.
+        let t0 = Instant::now();
+        let mut t = table(false);
+        let c = t.issue("alice", "", seed(1), t0).unwrap();
+        assert_eq!(t.open(&c.cookie, t0).unwrap().age_ms, 0);
+        t.close(c.sid, CloseReason::Temporary, t0 + secs(5));
+        assert_eq!(t.open(&c.cookie, t0 + secs(6)).unwrap().age_ms, 6_000);
     }
 
     #[test]

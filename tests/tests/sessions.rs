@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use std::time::Duration;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rocserv_e2e::client::authenticate;
@@ -94,5 +96,57 @@ fn killed_worker_frees_its_address_and_device() {
     assert_eq!(
         up.address, up2.address,
         "the address was not freed for its user"
+    );
+}
+
+/// ocserv counts `session-timeout` from the login (its bug #599 was a reconnect restarting it):
+/// a cookie reconnect 6 s into a 10 s session still ends about 10 s after the login, and the
+/// CONNECT answer says how much is really left.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn session_timeout_counts_from_the_login_across_cookie_reconnects() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[("session-timeout", "10")]));
+    let t0 = std::time::Instant::now();
+    let cookie = authenticate(&lab, "alice", "alice-pw").expect("authenticate");
+
+    let mut first = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    first.wait_up(WAIT).expect("tunnel with the cookie");
+    // Leave without a BYE at ~6 s (the cookie stays valid), then come back with the cookie.
+    let six = t0 + Duration::from_secs(6);
+    std::thread::sleep(six.saturating_duration_since(std::time::Instant::now()));
+    let before = server.log_len();
+    first.signal(Signal::SIGHUP);
+    first.wait_exit(WAIT).expect("client exits on SIGHUP");
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("server saw the first tunnel end");
+
+    let before = server.log_len();
+    let mut opts = ClientOptions::cookie(&cookie);
+    opts.extra = vec!["--dump-http-traffic".into()];
+    let mut second = Client::start(&lab, &opts);
+    second
+        .wait_up(WAIT)
+        .expect("tunnel again with the same cookie");
+    let remaining = second
+        .output()
+        .lines()
+        .find_map(|l| l.split("X-CSTP-Session-Timeout-Remaining: ").nth(1))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("the reconnected tunnel ends by the session timeout");
+    let ended = t0.elapsed();
+    second.signal(Signal::SIGKILL);
+    let _ = second.wait_exit(WAIT);
+    assert!(
+        ended >= Duration::from_secs(9) && ended < Duration::from_secs(13),
+        "the session ended {ended:?} after the login, not ~10 s (restarted at the reconnect?)"
+    );
+    let remaining = remaining.expect("X-CSTP-Session-Timeout-Remaining in the CONNECT answer");
+    assert!(
+        remaining <= 4,
+        "Session-Timeout-Remaining {remaining} after 6 s of 10"
     );
 }

@@ -209,10 +209,9 @@ async fn serve(
             start.tunnel.idle_timeout_secs
         }
         .map(|s| Duration::from_secs(s.into())),
-        session: start
-            .tunnel
-            .session_timeout_secs
-            .map(|s| Duration::from_secs(s.into())),
+        // What main says is left, counted from the login (a cookie reconnect does not
+        // restart the session's clock).
+        session: grant.session_remaining_ms.map(Duration::from_millis),
     };
     // The same pure choice as in the CONNECT answer (protocol.md §5.1).
     let (cstp_compression, dtls_compression) = connect.compression(&start.tunnel.compression);

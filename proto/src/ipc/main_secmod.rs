@@ -100,6 +100,10 @@ pub struct SessionGrant {
     pub username: String,
     /// Empty when the user has no group.
     pub groupname: String,
+    /// Milliseconds since the user logged in (the session was created): `session-timeout`
+    /// counts from the login, not from this CONNECT (ocserv bug #599). An age, because the
+    /// processes share no clock origin.
+    pub age_ms: u64,
 }
 
 /// Why a cookie was refused on CONNECT.
@@ -143,6 +147,7 @@ mod tests {
                 sid: SessionId(9),
                 username: "u".into(),
                 groupname: String::new(),
+                age_ms: 6_000,
             }),
         });
         roundtrip(&FromSecMod::SessionOpened {

@@ -177,6 +177,10 @@ pub struct TunnelGrant {
     /// The id DTLS ClientHellos must carry (`X-DTLS-App-ID` / `X-DTLS-Session-ID`, protocol.md
     /// §4.1): 32 fresh random bytes per CONNECT, or `None` when DTLS is not served.
     pub dtls_id: Option<[u8; 32]>,
+    /// What is left of `session-timeout`, counted from the login (not from this CONNECT), in
+    /// milliseconds; `None` = no session timeout. The worker ends the tunnel when it runs out
+    /// and announces it in `X-CSTP-Session-Timeout-Remaining`; main enforces it as well.
+    pub session_remaining_ms: Option<u64>,
 }
 
 /// Why main refused a CONNECT.
@@ -217,6 +221,7 @@ mod tests {
             base_mtu: 1500,
             mtu: 1434,
             dtls_id: Some([7; 32]),
+            session_remaining_ms: Some(4_000),
         }));
         roundtrip(&ToWorker::Udp {
             first: vec![22, 0xfe, 0xff],
