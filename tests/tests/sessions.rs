@@ -150,3 +150,33 @@ fn session_timeout_counts_from_the_login_across_cookie_reconnects() {
         "Session-Timeout-Remaining {remaining} after 6 s of 10"
     );
 }
+
+/// main enforces `session-timeout` itself: a worker that does not end the tunnel (frozen here
+/// with SIGSTOP, as a compromised one would ignore it) is killed shortly after the timeout, and
+/// the session ends as server-terminated (the cookie dies).
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn main_ends_a_session_whose_worker_ignores_the_timeout() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[("session-timeout", "4")]));
+    let t0 = std::time::Instant::now();
+    let mut client = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    client.signal(Signal::SIGSTOP);
+    kill(Pid::from_raw(workers[0] as i32), Signal::SIGSTOP).expect("freeze the worker");
+    let line = server
+        .wait_for_log("session ended", WAIT)
+        .expect("main ended the frozen worker's session");
+    let ended = t0.elapsed();
+    client.signal(Signal::SIGKILL);
+    let _ = client.wait_exit(WAIT);
+    assert!(line.contains("server terminated"), "{line}");
+    // 4 s + main's grace before Terminate + its bounded wait before SIGKILL, plus slack.
+    assert!(ended < Duration::from_secs(15), "ended after {ended:?}");
+    assert!(
+        !procfs::alive(workers[0]),
+        "the frozen worker is still there"
+    );
+}
