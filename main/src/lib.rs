@@ -67,6 +67,7 @@ pub mod tun_mtu;
 pub mod tunnels;
 pub mod udp;
 pub mod worker;
+pub mod worker_guard;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -102,6 +102,8 @@ struct Run {
     granted_mtu: Option<u16>,
     /// `session-timeout`, enforced by main too (see [`crate::session_deadline`]).
     deadline: Option<crate::session_deadline::Deadline>,
+    /// Rate and content limits of the worker's messages.
+    guard: crate::worker_guard::WorkerGuard,
 }
 
 impl Default for Run {
@@ -125,6 +127,7 @@ impl Default for Run {
             local: None,
             granted_mtu: None,
             deadline: None,
+            guard: crate::worker_guard::WorkerGuard::new(Instant::now()),
         }
     }
 }
@@ -152,6 +155,11 @@ impl Run {
             tokio::select! {
                 msg = ipc::recv::<ToMain>(sock, &mut buf) => match msg {
                     Ok(Some(msg)) => {
+                        if let Err(why) = self.guard.check(&msg, Instant::now()) {
+                            log::warn!("{peer}: killing worker {}: {why}", id.0);
+                            let _ = child.start_kill();
+                            return;
+                        }
                         if let Err(why) = self.handle(shared, id, peer, sock, msg).await {
                             log::warn!("{peer}: killing worker {}: {why}", id.0);
                             let _ = child.start_kill();

@@ -8,7 +8,7 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{auth_xml, compress, config, cstp, http, ipc, passwd};
+use crate::{auth_xml, client_strings, compress, config, cstp, http, ipc, passwd};
 
 /// Most frames decoded from one input (an input of `n` bytes holds at most `n / 8` frames).
 const MAX_FRAMES: usize = 4096;
@@ -202,6 +202,21 @@ pub fn ipc(data: &[u8]) {
     round_trip::<main_worker::ToWorker>(data);
     round_trip::<worker_secmod::ToSecMod>(data);
     round_trip::<worker_secmod::FromSecMod>(data);
+    // main's check of a worker's CONNECT, and the worker's cleaning always satisfying it.
+    if let Ok(main_worker::ToMain::Connect(req)) = ipc::decode(data) {
+        let _ = client_strings::check_request(&req);
+        for max in [0, 3, client_strings::MAX_USER_AGENT] {
+            let clean = client_strings::clean_text(&req.user_agent, max);
+            assert!(client_strings::is_clean_text(&clean, max), "{clean:?}");
+        }
+        if let Some(label) = req
+            .hostname
+            .as_deref()
+            .and_then(client_strings::clean_hostname)
+        {
+            assert!(client_strings::is_host_label(&label));
+        }
+    }
 }
 
 /// `sign_content`: the first two bytes are a signature scheme, the rest a message a worker asks

@@ -19,6 +19,7 @@
 //! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
 //! | [`mtu`]     | main, worker               | numbers from the CONNECT request |
 //! | [`connect`]| worker                     | main's grant and the configuration (emits only) |
+//! | [`client_strings`] | worker; main              | CONNECT headers; main: a possibly compromised worker |
 //! | [`offload`] | worker (sandboxed)         | the tun device (the kernel), and decrypted client packets |
 #![cfg_attr(
     not(test),
@@ -26,6 +27,7 @@
 )]
 
 pub mod auth_xml;
+pub mod client_strings;
 pub mod compress;
 pub mod config;
 pub mod connect;

@@ -1,6 +1,7 @@
 //! The CONNECT request (protocol.md §2.1) turned into main's [`ConnectRequest`], and the answers
 //! to it (§2.2, §2.3). Pure.
 
+use rocserv_proto::client_strings;
 use rocserv_proto::compress::{self, Algorithm, Policy};
 use rocserv_proto::connect::{response_headers, ConnectInfo, DtlsOffer};
 use rocserv_proto::http::{RequestHead, Response};
@@ -55,17 +56,20 @@ impl std::fmt::Debug for DtlsRequest {
     }
 }
 
-/// The request has no `webvpn` cookie (ocserv answers 503, protocol.md §2.1).
+/// The request has no usable `webvpn` cookie (ocserv answers 503, protocol.md §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("CONNECT without a webvpn cookie")]
 pub struct NoCookie;
 
 /// Read the parts of a CONNECT head that matter.
 pub fn parse(head: &RequestHead) -> Result<Connect, NoCookie> {
+    // main refuses (and ends the worker for) anything outside these rules, so values are
+    // cleaned here with the same `client_strings` functions main checks with.
     let cookie = head
         .cookie("webvpn")
-        .filter(|c| !c.is_empty())
+        .filter(|c| client_strings::is_cookie(c))
         .ok_or(NoCookie)?;
+    let text = |name, max| client_strings::clean_text(head.header(name).unwrap_or(""), max);
     let number = |name| head.header(name).and_then(|v| v.trim().parse::<u16>().ok());
     let platform = head
         .header("X-AnyConnect-Identifier-Platform")
@@ -74,20 +78,22 @@ pub fn parse(head: &RequestHead) -> Result<Connect, NoCookie> {
     Ok(Connect {
         request: ConnectRequest {
             cookie: cookie.to_owned(),
-            hostname: head.header("X-CSTP-Hostname").and_then(valid_hostname),
+            hostname: head
+                .header("X-CSTP-Hostname")
+                .and_then(client_strings::clean_hostname),
             base_mtu: number("X-CSTP-Base-MTU"),
             cstp_mtu: number("X-CSTP-MTU"),
-            user_agent: head.header("User-Agent").unwrap_or("").to_owned(),
+            user_agent: text("User-Agent", client_strings::MAX_USER_AGENT),
             // Set once the DTLS mode is chosen (`tunnel::dtls_mode`).
             dtls_overhead: None,
-            device_platform: head
-                .header("X-AnyConnect-Identifier-Platform")
-                .unwrap_or("")
-                .to_owned(),
-            device_type: head
-                .header("X-AnyConnect-Identifier-DeviceType")
-                .unwrap_or("")
-                .to_owned(),
+            device_platform: text(
+                "X-AnyConnect-Identifier-Platform",
+                client_strings::MAX_DEVICE_FIELD,
+            ),
+            device_type: text(
+                "X-AnyConnect-Identifier-DeviceType",
+                client_strings::MAX_DEVICE_FIELD,
+            ),
         },
         mobile: platform.starts_with("android") || platform.starts_with("apple-ios"),
         dtls: DtlsRequest {
@@ -107,19 +113,6 @@ fn master_secret(hex_text: &str) -> Option<[u8; 48]> {
     let mut out = [0u8; 48];
     hex::decode_to_slice(digits, &mut out).ok()?;
     Some(out)
-}
-
-/// The host label of a client-supplied host name: the part before the first dot, if it is a
-/// valid DNS label (ocserv strips the domain and validates, protocol.md §2.1).
-pub fn valid_hostname(raw: &str) -> Option<String> {
-    let label = raw.split('.').next().unwrap_or("");
-    let valid = (1..=63).contains(&label.len())
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !label.starts_with('-')
-        && !label.ends_with('-');
-    valid.then(|| label.to_owned())
 }
 
 /// `HTTP/1.1 200 CONNECTED` with the `X-CSTP-*` block; no length, CSTP follows.
@@ -206,6 +199,27 @@ mod tests {
     }
 
     #[test]
+    fn what_the_worker_sends_passes_mains_check() {
+        // A tab and obsolete bytes survive HTTP parsing; they must not reach main's scripts,
+        // nor make main end an honest client's worker.
+        let mut raw = b"CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nCookie: webvpn=x\r\n\
+             User-Agent: a\tb \x85\xff"
+            .to_vec();
+        raw.extend("é".repeat(300).as_bytes());
+        raw.extend(b"\r\nX-CSTP-Hostname: a\tb\r\n\r\n");
+        let h = match rocserv_proto::http::parse_request_head(&raw).unwrap() {
+            rocserv_proto::http::ParsedHead::Complete { head, .. } => head,
+            rocserv_proto::http::ParsedHead::NeedMore => panic!("incomplete"),
+        };
+        let c = parse(&h).unwrap();
+        assert_eq!(client_strings::check_request(&c.request), Ok(()));
+        assert!(c.request.user_agent.starts_with("a b "));
+        assert_eq!(c.request.hostname, None);
+        let h = head("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nCookie: webvpn=\u{e9}t\u{e9}\r\n\r\n");
+        assert_eq!(parse(&h), Err(NoCookie));
+    }
+
+    #[test]
     fn dtls_offer_headers() {
         let secret = "4B5E6355".repeat(12);
         let h = head(&format!(
@@ -249,17 +263,6 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(bare.compression(&on), (None, None));
-    }
-
-    #[test]
-    fn hostnames() {
-        assert_eq!(valid_hostname("laptop").as_deref(), Some("laptop"));
-        assert_eq!(valid_hostname("a-1.b.c").as_deref(), Some("a-1"));
-        assert_eq!(valid_hostname(""), None);
-        assert_eq!(valid_hostname("x y"), None);
-        assert_eq!(valid_hostname("bad-"), None);
-        assert_eq!(valid_hostname(&"a".repeat(64)), None);
-        assert_eq!(valid_hostname("ünï"), None);
     }
 
     #[test]
