@@ -27,6 +27,8 @@ pub struct Outcome {
     /// The client's address, if one was leased.
     pub address: Option<Ipv4Addr>,
     pub tun_name: Option<String>,
+    /// The tun device's interface index: `TunMtu` addresses the device by it.
+    pub tun_ifindex: Option<u32>,
     /// What occtl shows about the tunnel (taken by the worker task when it registers it).
     pub granted: Option<crate::tunnels::Granted>,
     /// The DTLS id registered for this tunnel (forgotten when the worker ends).
@@ -176,6 +178,7 @@ pub async fn handle(
         mtu.data
     );
     outcome.tun_name = Some(device.name.clone());
+    outcome.tun_ifindex = Some(device.ifindex);
     outcome.granted = Some(crate::tunnels::Granted {
         sid: grant.sid,
         username: grant.username.clone(),

@@ -16,10 +16,12 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd as _, FromRawFd as _, IntoRawFd as _, OwnedFd};
 
-/// A created device: its name (as the kernel chose it) and its descriptor.
+/// A created device: its name (as the kernel chose it), its interface index (what later
+/// changes address it by: names are reused, see [`crate::tun_mtu`]) and its descriptor.
 #[derive(Debug)]
 pub struct TunDevice {
     pub name: String,
+    pub ifindex: u32,
     pub fd: OwnedFd,
 }
 
@@ -32,6 +34,9 @@ pub enum TunError {
     /// Setting O_NONBLOCK failed.
     #[error("cannot make the tun device non-blocking")]
     NonBlocking(#[source] std::io::Error),
+    /// The new device has no interface index (it vanished at once).
+    #[error("cannot read the tun device's interface index")]
+    Index(#[source] nix::Error),
 }
 
 /// Create `<prefix>N` with the lowest free N: the kernel expands `%d` in the name given to
@@ -61,7 +66,9 @@ pub fn create(
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     crate::ipc::set_nonblocking(fd.as_fd()).map_err(TunError::NonBlocking)?;
     enable_offloads(&fd, &name);
-    Ok(TunDevice { name, fd })
+    // We hold the device's descriptor, so the name still means this device here.
+    let ifindex = nix::net::if_::if_nametoindex(name.as_str()).map_err(TunError::Index)?;
+    Ok(TunDevice { name, ifindex, fd })
 }
 
 /// What the worker can take from the kernel: partial checksums and TCP segmentation (IPv4,

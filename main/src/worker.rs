@@ -322,13 +322,16 @@ impl Run {
     /// `Ok(true)` when the device took it.
     fn tun_mtu(&self, peer: SocketAddr, mtu: u16) -> Result<bool, &'static str> {
         let device = self.outcome.as_ref().and_then(|o| o.tun_name.as_deref());
-        let (Some(granted), Some(device)) = (self.granted_mtu, device) else {
+        let ifindex = self.outcome.as_ref().and_then(|o| o.tun_ifindex);
+        let (Some(granted), Some(device), Some(ifindex)) = (self.granted_mtu, device, ifindex)
+        else {
             return Err("TunMtu without a tunnel");
         };
         if !(MIN_TUN_MTU..=granted).contains(&mtu) {
             return Err("TunMtu outside 576 and the granted MTU");
         }
-        match crate::tun_mtu::set(device, mtu) {
+        // By index: the name may belong to another user's device by now.
+        match crate::tun_mtu::set_by_index(ifindex, mtu) {
             Ok(()) => {
                 log::debug!("{peer}: {device}: MTU set to {mtu}");
                 Ok(true)
