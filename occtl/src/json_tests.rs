@@ -385,3 +385,30 @@ fn command_lines_parse_like_occtl() {
     assert!(parse("show users extra").is_err());
     assert!(parse("frobnicate").is_err());
 }
+
+#[test]
+fn text_tables_escape_client_strings() {
+    let u = UserInfo {
+        username: "eve\nroot".into(),
+        device: "vpns0\u{1b}[31m".into(),
+        user_agent: "ua\r\nInjected: 1".into(),
+        ..user()
+    };
+    let table = render::users_table(std::slice::from_ref(&u), NOW);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(
+        table.contains("eve\\x0aroot") && table.contains("vpns0\\x1b[31m"),
+        "{table}"
+    );
+    let line = render::event_line(true, &u);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(!line.contains('\u{1b}'));
+    let text = render::user(&u, NOW).text();
+    assert!(
+        text.contains("\tUser-Agent: ua\\x0d\\x0aInjected: 1\n"),
+        "{text}"
+    );
+    // JSON keeps the real value (serde_json escapes it).
+    let json = parse(&json_array(&[render::user(&u, NOW)], true));
+    assert_eq!(json[0]["User-Agent"], "ua\r\nInjected: 1");
+}

@@ -3,6 +3,7 @@
 //! with empty values omitted) and the `\tKey: value` text blocks. Keys are unique per record by
 //! construction (the builders in `render.rs` never repeat one), so the JSON is always valid.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// A member's value.
@@ -108,13 +109,14 @@ impl Record {
             }
             match value {
                 Value::Str(s) => {
-                    let _ = writeln!(out, "\t{key}: {s}");
+                    let _ = writeln!(out, "\t{key}: {}", printable(s));
                 }
                 Value::Num(n) => {
                     let _ = writeln!(out, "\t{key}: {n}");
                 }
                 Value::List(items) => {
                     for (i, item) in items.iter().enumerate() {
+                        let item = printable(item);
                         if i == 0 {
                             let _ = writeln!(out, "\t{key}: {item}");
                         } else {
@@ -123,7 +125,7 @@ impl Record {
                     }
                 }
                 Value::WithHuman(v, h) => {
-                    let _ = writeln!(out, "\t{key}: {v} ({h})");
+                    let _ = writeln!(out, "\t{key}: {} ({})", printable(v), printable(h));
                 }
             }
         }
@@ -141,6 +143,35 @@ pub(crate) fn json_array(records: &[Record], blank_lines: bool) -> String {
     } else {
         format!("[\n{}\n]\n", body.join(sep))
     }
+}
+
+/// `s` safe to print on a terminal: control characters (a worker could put an escape sequence
+/// or a newline into a user agent or host name), line separators and bidirectional overrides
+/// become `\xNN` / `\u{NNNN}`, and `\` becomes `\\` so an escape is never ambiguous.
+pub(crate) fn printable(s: &str) -> Cow<'_, str> {
+    let needs = |c: char| c == '\\' || c.is_control() || is_invisible_format(c);
+    if !s.chars().any(needs) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len().saturating_add(8));
+    for c in s.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if !needs(c) {
+            out.push(c);
+        } else if u32::from(c) < 0x100 {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Line and paragraph separators and the bidirectional controls, which reorder or break what
+/// follows them on a terminal.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn quote(s: &str) -> String {
@@ -173,6 +204,21 @@ mod tests {
         assert_eq!(parsed[0]["Username"], "a\"b\\c\u{1}");
         assert_eq!(parsed[1]["_Up since"], "  6s");
         assert_eq!(json_array(&[], true), "[\n]\n");
+    }
+
+    #[test]
+    fn text_escapes_what_a_terminal_would_obey() {
+        let mut r = Record::default();
+        r.str("Hostname", "vm\nUsername: root")
+            .str("User-Agent", "a\u{1b}[2Jb\\x\u{202e}c\u{85}")
+            .list("DNS", vec!["1.1.1.1\r".into()]);
+        assert_eq!(
+            r.text(),
+            "\tHostname: vm\\x0aUsername: root\n\
+             \tUser-Agent: a\\x1b[2Jb\\\\x\\u{202e}c\\x85\n\
+             \tDNS: 1.1.1.1\\x0d\n"
+        );
+        assert!(matches!(printable("plain ünïcode"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use rocserv_proto::ipc::ctl::{BanInfo, ServerStatus, SessionInfo, UserInfo};
 
 use crate::format::{age, bytes, date, duration, rate, since};
-use crate::output::Record;
+use crate::output::{printable, Record};
 
 /// ocserv's placeholder for an empty user or group name.
 const NO_USER: &str = "(none)";
@@ -115,13 +115,13 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
             out,
             "{:>8} {:>8} {:>8} {:>14} {:>14} {:>6} {} {:>14} {:>9}",
             u.id,
-            or_none(&u.username),
+            printable(&or_none(&u.username)),
             "default",
             u.remote_ip.to_string(),
             u.ipv4.map(|i| i.to_string()).unwrap_or_default(),
-            u.device,
+            printable(&u.device),
             age(since(now, u.connected_at)),
-            dtls,
+            printable(dtls),
             "connected"
         );
     }
@@ -193,12 +193,12 @@ pub(crate) fn sessions_table(sessions: &[SessionInfo], now: u64) -> String {
         "session", "user", "vhost", "ip", "user agent", "created", "status"
     );
     for s in sessions {
-        let agent: String = s.user_agent.chars().take(24).collect();
+        let agent: String = printable(&s.user_agent).chars().take(24).collect();
         let _ = writeln!(
             out,
             "{:>6} {:>8} {:>8} {:>14} {:>24} {:>8} {:>8}",
-            short(&s.session),
-            or_none(&s.username),
+            printable(&short(&s.session)),
+            printable(&or_none(&s.username)),
             "default",
             s.remote_ip.map(|i| i.to_string()).unwrap_or_default(),
             agent,
@@ -297,9 +297,9 @@ pub(crate) fn event_line(connected: bool, u: &UserInfo) -> String {
     let ip = u.ipv4.map(|i| i.to_string()).unwrap_or_default();
     format!(
         "{what}: user '{}' (ID {}) from {} vpn-ip {ip} device {}\n",
-        or_none(&u.username),
+        printable(&or_none(&u.username)),
         u.id,
         u.remote_ip,
-        u.device
+        printable(&u.device)
     )
 }
