@@ -41,6 +41,7 @@
 //! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
 
 pub mod ban;
+pub mod bounded_lines;
 pub mod cli;
 pub mod connect;
 pub mod counters;

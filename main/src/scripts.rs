@@ -6,7 +6,8 @@
 //! connect-script; the disconnect-script runs after the connection's clean-up; a host-update
 //! script runs in its own task. Each run is bounded by [`SCRIPT_TIMEOUT`]: the script is killed
 //! then, which counts as a failure. Its stdout and stderr go to the log, one line per output
-//! line, prefixed with the script kind and the user. The child is always waited for (no
+//! line (cut at 512 bytes, at most 1000 lines per stream, memory bounded whatever the script
+//! prints), prefixed with the script kind and the user. The child is always waited for (no
 //! zombies), also when the asking task is dropped (`kill_on_drop`; tokio reaps it).
 
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use rocserv_proto::config::{Config, Route};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::Command;
 
 /// How long a script may run before it is killed (and, for a connect-script, the client is
@@ -27,8 +28,10 @@ pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long output is still read after the script exited.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 
-/// Longest output line logged; the rest of the line is cut.
+/// Longest output line logged (bytes); the rest of the line is dropped.
 const MAX_LINE: usize = 512;
+/// Most output lines logged per stream and run; later ones are read and dropped.
+const MAX_LINES: usize = 1000;
 
 /// Which script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,16 +255,14 @@ pub async fn run(
     }
 }
 
-/// Log every line of one output stream until it closes.
+/// Log every line of one output stream until it closes, with bounded memory (a script's
+/// endless line must not grow main; see [`crate::bounded_lines`]).
 async fn log_lines<R: AsyncRead + Unpin>(stream: Option<R>, prefix: &str) {
     let Some(stream) = stream else { return };
-    let mut lines = BufReader::new(stream).split(b'\n');
-    while let Ok(Some(line)) = lines.next_segment().await {
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches('\r');
-        let cut: String = text.chars().take(MAX_LINE).collect();
-        log::info!("{prefix}: {}", cut.escape_debug());
-    }
+    crate::bounded_lines::read_lines(stream, MAX_LINE, MAX_LINES, |line| {
+        log::info!("{prefix}: {line}");
+    })
+    .await;
 }
 
 #[cfg(test)]
