@@ -123,6 +123,7 @@ pub fn worker_start(
         },
         auth: AuthSettings {
             auth_timeout_secs: u64::from(config.auth_timeout),
+            handshake_timeout_secs: u64::from(config.handshake_timeout),
             pre_login_banner: config.pre_login_banner.clone(),
         },
         tunnel: tunnel_settings(config),

@@ -93,3 +93,61 @@ fn garbage_plain_http_and_silence_leave_nothing_behind() {
     let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
     client.wait_up(WAIT).expect("login after the bad input");
 }
+
+/// Connect from the client namespace and send `bytes` one every 500 ms (nothing when empty)
+/// until the server closes; how long it kept the connection.
+fn trickle(lab: &Lab, bytes: &'static [u8]) -> Duration {
+    let path = lab.cli.path();
+    std::thread::spawn(move || {
+        setns(std::fs::File::open(path).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+        let addr = SocketAddr::from((lab::SERVER_IP, 443));
+        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let start = Instant::now();
+        let mut next = bytes.iter();
+        while start.elapsed() < WAIT {
+            if let Some(b) = next.next() {
+                if conn.write_all(&[*b]).is_err() {
+                    break;
+                }
+            }
+            let mut buf = [0u8; 256];
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                // An alert, or the read timeout: keep trickling.
+                Ok(_) | Err(_) => {}
+            }
+        }
+        start.elapsed()
+    })
+    .join()
+    .unwrap()
+}
+
+/// `handshake-timeout`: a connection that sends nothing, or trickles its TLS hello a byte at a
+/// time, is closed after the handshake deadline, not after `auth-timeout`, and its worker goes.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn silent_and_trickling_connections_end_at_the_handshake_timeout() {
+    let lab = Lab::new();
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[("auth-timeout", "120"), ("handshake-timeout", "3")]),
+    );
+    // A TLS 1.2 ClientHello record header and the start of its body, then more of the same.
+    const HELLO: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03abcdefghijklmnopqrstuvwxyz\
+        abcdefghijklmnopqrstuvwxyz0123456789";
+    for bytes in [&b""[..], HELLO] {
+        let took = trickle(&lab, bytes);
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+            "a slow connection ({} bytes offered) was kept {took:?}",
+            bytes.len()
+        );
+        wait_no_workers(&server);
+    }
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("a real client still logs in");
+}

@@ -8,7 +8,8 @@
 //! which the tun fd arrives), its channel to sec-mod (fd 5, closed before CONNECT: the tunnel
 //! phase cannot reach the process with the key).
 //!
-//! Flow: Start -> sandbox -> TLS handshake -> HTTP login loop (all bounded by `auth-timeout`)
+//! Flow: Start -> sandbox -> TLS handshake -> HTTP login loop (all bounded by `auth-timeout`;
+//! the handshake and the first request, and each request once begun, by `handshake-timeout`)
 //! -> close the sec-mod channel -> CONNECT -> main grants the tunnel and a tun fd ->
 //! `200 CONNECTED` -> CSTP pump -> `SessionEnd` -> exit 0.
 
@@ -124,8 +125,16 @@ async fn serve(
     secmod: Arc<SecModClient>,
     acceptor: TlsAcceptor,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(start.auth.auth_timeout_secs);
-    let mut tls = match timeout_at(deadline, acceptor.accept(client)).await {
+    let now = Instant::now();
+    let deadline = now + Duration::from_secs(start.auth.auth_timeout_secs);
+    // `handshake-timeout`: a connection that does not get through TLS and its first request
+    // quickly (one that sends nothing, or trickles) costs a worker process only briefly.
+    let handshake = Duration::from_secs(start.auth.handshake_timeout_secs);
+    let timeouts = http::ReadTimeouts {
+        first_request_by: deadline.min(now + handshake),
+        per_request: handshake,
+    };
+    let mut tls = match timeout_at(timeouts.first_request_by, acceptor.accept(client)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(err)) => return log::info!("TLS handshake failed: {err}"),
         Err(_) => return log::info!("TLS handshake timed out"),
@@ -134,7 +143,8 @@ async fn serve(
         pre_login: start.auth.pre_login_banner.as_deref(),
         post_login: start.tunnel.banner.as_deref(),
     };
-    let connect = match timeout_at(deadline, http::serve(&mut tls, &*secmod, banners)).await {
+    let phase = http::serve(&mut tls, &*secmod, banners, timeouts);
+    let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,
         Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),
         Ok(Err(err)) => return log::info!("closing: {}", error_chain(&err)),

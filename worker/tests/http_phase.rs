@@ -13,9 +13,10 @@ use std::collections::VecDeque;
 
 use rocserv_proto::ipc::worker_secmod::{AuthStep, ToSecMod};
 use rocserv_proto::ipc::SessionId;
-use rocserv_worker::http::{self, Banners, HttpPhaseError, Outcome};
+use rocserv_worker::http::{self, Banners, HttpPhaseError, Outcome, ReadTimeouts};
 use rocserv_worker::ipc::{AuthService, IpcChannelError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::time::{Duration, Instant};
 
 /// sec-mod that answers from a script and records the questions.
 #[derive(Default)]
@@ -91,6 +92,14 @@ async fn closed(client: &mut DuplexStream) -> bool {
     client.read(&mut byte).await.unwrap() == 0
 }
 
+/// Read deadlines no test here comes near.
+fn relaxed() -> ReadTimeouts {
+    ReadTimeouts {
+        first_request_by: Instant::now() + Duration::from_secs(60),
+        per_request: Duration::from_secs(60),
+    }
+}
+
 fn complete() -> AuthStep {
     AuthStep::Complete {
         cookie: "Q2Fub25pY2FsQ29va2llVmFsdWVXaXRob3V0UGFkZGluZw".into(),
@@ -152,7 +161,10 @@ async fn openconnect_login_then_connect() {
             .await
             .unwrap();
     };
-    let (outcome, ()) = tokio::join!(http::serve(&mut server, &secmod, banners), script);
+    let (outcome, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, banners, relaxed()),
+        script
+    );
     match outcome.unwrap() {
         Outcome::Tunnel(connect) => {
             assert_eq!(
@@ -195,7 +207,7 @@ async fn final_failure_is_a_bare_401_and_close() {
         assert!(body.is_empty());
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default()),
+        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)));
@@ -217,7 +229,7 @@ async fn unknown_url_is_404_and_close() {
         assert!(head.contains("\r\nConnection: close\r\n"));
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default()),
+        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)));
@@ -239,7 +251,7 @@ async fn connect_without_cookie_is_503() {
         );
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default()),
+        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)));
@@ -254,7 +266,7 @@ async fn pipelining_and_garbage_close_without_asking_secmod() {
         let (mut server, mut client) = tokio::io::duplex(64 * 1024);
         let secmod = FakeSecMod::default();
         client.write_all(input.as_bytes()).await.unwrap();
-        let outcome = http::serve(&mut server, &secmod, Banners::default()).await;
+        let outcome = http::serve(&mut server, &secmod, Banners::default(), relaxed()).await;
         assert!(
             matches!(
                 outcome,
@@ -282,8 +294,97 @@ async fn request_limit() {
         }
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default()),
+        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
         script
     );
     assert!(matches!(outcome, Err(HttpPhaseError::TooManyRequests)));
+}
+
+/// `handshake-timeout` against slow clients (slowloris): the first request must be in by its
+/// deadline, and any request within `per_request` of its first byte; a trickling client is cut
+/// off then, not at `auth-timeout`.
+#[tokio::test]
+async fn silent_and_trickling_clients_are_cut_off() {
+    let short = |first: u64| ReadTimeouts {
+        first_request_by: Instant::now() + Duration::from_millis(first),
+        per_request: Duration::from_millis(800),
+    };
+    // Nothing at all.
+    let (mut server, _client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::default();
+    let started = Instant::now();
+    let serve = http::serve(&mut server, &secmod, Banners::default(), short(500));
+    let outcome = tokio::time::timeout(Duration::from_secs(5), serve).await;
+    assert!(
+        matches!(outcome, Ok(Err(HttpPhaseError::TooSlow))),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A head byte every 100 ms, forever: the first request's deadline cuts it.
+    for first in [500, 60_000] {
+        let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+        let trickle = async {
+            if first > 500 {
+                // An honest first request, then a trickled second one.
+                client
+                    .write_all(b"GET /1/binaries/update.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = response(&mut client).await;
+            }
+            for b in b"GET / HTTP/1.1\r\nX-Slow: "
+                .iter()
+                .chain([b'a'; 4096].iter())
+                .take(200)
+            {
+                if client.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the server still reads a trickled request after 20 s");
+        };
+        let started = Instant::now();
+        let serve = http::serve(&mut server, &secmod, Banners::default(), short(first));
+        let outcome = tokio::select! {
+            outcome = serve => outcome,
+            () = trickle => unreachable!(),
+        };
+        assert!(
+            matches!(outcome, Err(HttpPhaseError::TooSlow)),
+            "{outcome:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// The time between requests (a user typing a password) is not a request's time.
+#[tokio::test]
+async fn a_pause_between_requests_is_not_cut() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::default();
+    let timeouts = ReadTimeouts {
+        first_request_by: Instant::now() + Duration::from_secs(5),
+        per_request: Duration::from_millis(300),
+    };
+    let script = async {
+        let get = b"GET /1/binaries/update.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+        client.write_all(get).await.unwrap();
+        let _ = response(&mut client).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        client.write_all(get).await.unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+        client.shutdown().await.unwrap();
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default(), timeouts),
+        script
+    );
+    assert!(matches!(outcome, Ok(Outcome::Closed)), "{outcome:?}");
 }

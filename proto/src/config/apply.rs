@@ -279,6 +279,7 @@ pub(crate) fn supported(
         "dpd" => c.dpd = values::seconds(v)?,
         "mobile-dpd" => c.mobile_dpd = values::seconds(v)?,
         "auth-timeout" => c.auth_timeout = values::seconds(v)?,
+        "handshake-timeout" => c.handshake_timeout = values::number(v, 1, 3600)?,
         "idle-timeout" => c.idle_timeout = values::optional_seconds(v)?,
         "session-timeout" => c.session_timeout = values::optional_seconds(v)?,
         "cookie-timeout" => c.cookie_timeout = values::seconds(v)?,

@@ -220,6 +220,9 @@ pub struct Config {
     pub mobile_dpd: u32,
     pub tls: TlsPolicy,
     pub auth_timeout: u32,
+    /// `handshake-timeout` (ours): seconds for the TLS handshake plus the first HTTP request,
+    /// and for each later request once its first byte arrived.
+    pub handshake_timeout: u32,
     pub idle_timeout: Option<u32>,
     pub session_timeout: Option<u32>,
     pub cookie_timeout: u32,
@@ -306,6 +309,7 @@ impl Default for Config {
             mobile_dpd: 1800,
             tls: TlsPolicy::default(),
             auth_timeout: 240,
+            handshake_timeout: 15,
             idle_timeout: None,
             session_timeout: None,
             cookie_timeout: 300,

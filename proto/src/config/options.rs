@@ -249,6 +249,7 @@ static OPTIONS: &[OptionSpec] = &[
     spec("explicit-ipv4", U, Status::NotYet { quiet: NONE }, "Fixed IPv4 address for a user (per-user file).", ""),
     spec("explicit-ipv6", U, Status::NotYet { quiet: NONE }, "Fixed IPv6 address for a user (per-user file).", ""),
     later_unless("expose-iroutes", V, FALSE, "Announce every client's iroutes to the other clients."),
+    yes_but("handshake-timeout", G, "Not an ocserv option.", "rocserv only (default 15, 1 to 3600): seconds a new connection has for the TLS handshake and its first HTTP request, and each later request for its head and body once its first byte arrived (slow senders are cut off). Time between requests stays bounded by `auth-timeout`."),
     yes_but("host-update-script", G, "Program run when a client reports its host name.", "Absolute path; runs when the tunnel is granted to a client that sent `X-CSTP-Hostname` (ocserv: when DTLS comes up); killed after 30 s."),
     spec("hostname", U, Status::NotYet { quiet: NONE }, "Host name forced on a user (per-user file).", ""),
     yes("idle-timeout", V, "Seconds without traffic before a client is dropped; 0 or unset = never."),

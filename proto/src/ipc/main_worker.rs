@@ -48,6 +48,10 @@ pub struct TlsSettings {
 pub struct AuthSettings {
     /// `auth-timeout`: the whole unauthenticated phase of a connection, in seconds.
     pub auth_timeout_secs: u64,
+    /// `handshake-timeout`: the TLS handshake and the first request must be done this many
+    /// seconds after the connection came in, and every later request this long after its
+    /// first byte (slowloris).
+    pub handshake_timeout_secs: u64,
     /// `pre-login-banner`, shown on the login form.
     pub pre_login_banner: Option<String>,
 }

@@ -3,7 +3,9 @@
 //! one request at a time, answers it with one write, and ends either closed or with a CONNECT
 //! to hand to the tunnel. At most [`MAX_REQUESTS`] requests; a request that arrives before the
 //! previous one was answered (pipelining), or bytes that are not HTTP, close the connection. The
-//! caller bounds the whole phase by `auth-timeout`.
+//! caller bounds the whole phase by `auth-timeout`; [`ReadTimeouts`] (`handshake-timeout`) bound
+//! the first request and every request once its first byte arrived, so a client that trickles
+//! a request (slowloris) is cut off early.
 
 pub mod connect;
 pub mod login;
@@ -13,6 +15,7 @@ use rocserv_proto::auth_xml::{self, render_complete, render_login_form, AuthXmlE
 use rocserv_proto::http::{self, HttpError, ParsedHead, RequestHead, Response, MAX_BODY};
 use rocserv_proto::ipc::worker_secmod::AuthStep;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Duration, Instant};
 
 use crate::ipc::{AuthService, IpcChannelError};
 use connect::Connect;
@@ -31,6 +34,17 @@ pub struct Banners<'a> {
     pub pre_login: Option<&'a str>,
     /// `banner`, in the `complete` document.
     pub post_login: Option<&'a str>,
+}
+
+/// How long a client may take to send a request.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadTimeouts {
+    /// The first request (head and body) must be in by then: the connection's handshake
+    /// deadline, which the TLS handshake also counts against.
+    pub first_request_by: Instant,
+    /// Any later request must be in this long after its first byte. The wait before that
+    /// byte (a user typing a password) is bounded by `auth-timeout` only.
+    pub per_request: Duration,
 }
 
 /// How the HTTP phase ended.
@@ -63,6 +77,9 @@ pub enum HttpPhaseError {
     /// More than [`MAX_REQUESTS`] requests.
     #[error("more than {MAX_REQUESTS} requests on one connection")]
     TooManyRequests,
+    /// The request did not arrive in time ([`ReadTimeouts`]).
+    #[error("client too slow sending its request")]
+    TooSlow,
     /// sec-mod could not be asked.
     #[error("sec-mod")]
     SecMod(#[from] IpcChannelError),
@@ -73,14 +90,17 @@ pub async fn serve<S>(
     stream: &mut S,
     auth: &dyn AuthService,
     banners: Banners<'_>,
+    timeouts: ReadTimeouts,
 ) -> Result<Outcome, HttpPhaseError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(4096);
     let mut login = Login::ExpectInit;
-    for _ in 0..MAX_REQUESTS {
-        let Some((head, body)) = read_request(stream, &mut buf).await? else {
+    for n in 0..MAX_REQUESTS {
+        let first_by = (n == 0).then_some(timeouts.first_request_by);
+        let read = read_request(stream, &mut buf, first_by, timeouts.per_request);
+        let Some((head, body)) = read.await? else {
             return Ok(Outcome::Closed);
         };
         log::debug!("{:?} {}", head.method, head.target);
@@ -155,10 +175,13 @@ where
 }
 
 /// Read one whole request (head and body) into `buf`; `None` when the client closed cleanly
-/// between requests.
+/// between requests. It must be complete by `by` (if given) and `per_request` after its first
+/// byte.
 async fn read_request<S>(
     stream: &mut S,
     buf: &mut Vec<u8>,
+    mut by: Option<Instant>,
+    per_request: Duration,
 ) -> Result<Option<(RequestHead, Vec<u8>)>, HttpPhaseError>
 where
     S: AsyncRead + Unpin,
@@ -168,7 +191,7 @@ where
         match http::parse_request_head(buf)? {
             ParsedHead::Complete { head, head_len } => break (head, head_len),
             ParsedHead::NeedMore => {
-                if !read_more(stream, buf).await? {
+                if !read_before(stream, buf, &mut by, per_request).await? {
                     return if buf.is_empty() {
                         Ok(None)
                     } else {
@@ -183,7 +206,7 @@ where
     }
     let end = head_len.saturating_add(head.content_length);
     while buf.len() < end {
-        if !read_more(stream, buf).await? {
+        if !read_before(stream, buf, &mut by, per_request).await? {
             return Err(HttpPhaseError::Truncated);
         }
     }
@@ -193,6 +216,26 @@ where
     }
     let body = buf.get(head_len..end).unwrap_or_default().to_vec();
     Ok(Some((head, body)))
+}
+
+/// [`read_more`] within the request's deadline, which starts with its first byte.
+async fn read_before<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    by: &mut Option<Instant>,
+    per_request: Duration,
+) -> Result<bool, HttpPhaseError> {
+    if !buf.is_empty() {
+        let started = Instant::now() + per_request;
+        *by = Some(by.map_or(started, |by| by.min(started)));
+    }
+    let more = match *by {
+        Some(deadline) => tokio::time::timeout_at(deadline, read_more(stream, buf))
+            .await
+            .map_err(|_| HttpPhaseError::TooSlow)?,
+        None => read_more(stream, buf).await,
+    };
+    Ok(more?)
 }
 
 /// Append what the client sent next; false on end of stream.
