@@ -207,9 +207,9 @@ mod tests {
             .to_vec();
         raw.extend("é".repeat(300).as_bytes());
         raw.extend(b"\r\nX-CSTP-Hostname: a\tb\r\n\r\n");
-        let h = match rocserv_proto::http::parse_request_head(&raw).unwrap() {
-            rocserv_proto::http::ParsedHead::Complete { head, .. } => head,
-            rocserv_proto::http::ParsedHead::NeedMore => panic!("incomplete"),
+        let h = match parse_request_head(&raw).unwrap() {
+            ParsedHead::Complete { head, .. } => head,
+            ParsedHead::NeedMore => panic!("incomplete"),
         };
         let c = parse(&h).unwrap();
         assert_eq!(client_strings::check_request(&c.request), Ok(()));
