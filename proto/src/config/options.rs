@@ -321,7 +321,7 @@ static OPTIONS: &[OptionSpec] = &[
     many(yes_but("server-key", V, "Private key of the preceding `server-cert`.", "PEM file only (no PKCS #11 / TPM URLs).")),
     later("server-stats-reset-time", G, "Period after which occtl's statistics restart."),
     spec("session-control", G, Status::Removed { error: false }, "Old session-control switch.", "deprecated; ocserv ignores it too"),
-    yes("session-timeout", V, "Seconds a session may last before re-authentication; 0 or unset = forever."),
+    yes_but("session-timeout", V, "Seconds a session may last before re-authentication; 0 or unset = forever.", "Counted from the login across cookie reconnects, as ocserv (whose bug #599 restarted it); `X-CSTP-Session-Timeout-Remaining` says what is left; enforced by main too (the worker is terminated, then killed, a few seconds after)."),
     yes_but("socket-file", G, "Prefix of ocserv's internal IPC socket.", "Parsed only: rocserv's processes talk over socketpairs, so no socket file is made."),
     many(later("split-dns", V, "Domain resolved with the VPN's DNS servers.")),
     later("srk-pin", V, "TPM storage root key PIN."),
