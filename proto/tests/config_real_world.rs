@@ -157,6 +157,7 @@ fn every_option_fixture_errors_only_on_refused_options() {
         Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)))
     );
     assert_eq!(c.dns.len(), 3, "dns, ipv4-dns and ipv6-dns all add servers");
+    assert_eq!((c.auth_timeout, c.handshake_timeout), (120, 10));
     assert_eq!(c.device, "tun-vpn");
     assert!(
         !c.cisco_client_compat,
