@@ -26,10 +26,24 @@ impl Server {
         server
     }
 
+    /// Start the `rocserv` at `binary` (its siblings are the `rocserv-sm` and `rocserv-worker`
+    /// it runs) and wait for its readiness line.
+    pub fn start_binary(ns: &Netns, conf: &Path, binary: &Path) -> Self {
+        let server = Self::spawn_binary(ns, conf, binary);
+        if let Err(e) = server.wait_for_log("ready: listening on", crate::WAIT) {
+            panic!("server did not become ready: {e}");
+        }
+        server
+    }
+
     /// Start without waiting (for tests of start-up failures).
     pub fn spawn(ns: &Netns, conf: &Path) -> Self {
+        Self::spawn_binary(ns, conf, &crate::bin("rocserv"))
+    }
+
+    fn spawn_binary(ns: &Netns, conf: &Path, binary: &Path) -> Self {
         let mut child = ns
-            .command(crate::bin("rocserv").to_str().expect("utf-8 path"))
+            .command(binary.to_str().expect("utf-8 path"))
             .args(["-f", "-d", "2", "-c"])
             .arg(conf)
             .stdin(Stdio::null())
