@@ -531,6 +531,7 @@ mod tests {
             sid: SessionId(42),
             username: "alice".into(),
             groupname: String::new(),
+            age_ms: 0,
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),
