@@ -11,7 +11,7 @@
 //!
 //! Calls that could reach outside this one client are allowed only with the arguments the worker
 //! itself uses ([`arg_rules`]): `tgkill` only to its own thread group (every worker runs as
-//! the same uid, so an unfiltered one could signal its neighbours), `fcntl` only F_GETFL/F_SETFL
+//! the same uid, so an unfiltered one could signal its neighbours), `fcntl` only F_GETFD/F_GETFL/F_SETFL
 //! without O_ASYNC (F_SETOWN + O_ASYNC would aim SIGIO at another process), `setsockopt` /
 //! `getsockopt` only the path MTU options of `tunnel/udp_pmtu.rs` (no SO_BINDTODEVICE,
 //! SO_REUSEPORT, buffer sizes, ...), `sendto` only without a destination address (on the DTLS
@@ -145,10 +145,12 @@ fn arg_rules(pid: u32) -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, seccompi
                 u64::from(pid),
             )?])?],
         ),
-        // Making sockets non-blocking (dtls_socket.rs); O_ASYNC never.
+        // Making sockets non-blocking (dtls_socket.rs); O_ASYNC never. F_GETFD: std checks
+        // that a descriptor is still open before it closes it (OwnedFd::drop, debug builds).
         (
             libc::SYS_fcntl,
             vec![
+                SeccompRule::new(vec![eq(1, libc::F_GETFD)?])?,
                 SeccompRule::new(vec![eq(1, libc::F_GETFL)?])?,
                 SeccompRule::new(vec![
                     eq(1, libc::F_SETFL)?,

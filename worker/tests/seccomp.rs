@@ -61,6 +61,7 @@ const CASES: &[(&str, Expect)] = &[
     ("fcntl_nonblocking", Expect::Works),
     ("path_mtu_options", Expect::Works),
     ("send_on_connected_socket", Expect::Works),
+    ("drop_a_socket", Expect::Works),
 ];
 
 fn main() -> ExitCode {
@@ -246,6 +247,11 @@ fn child(case: &str) -> ! {
         "send_on_connected_socket" => {
             udp.send(b"x").is_ok()
                 && nix::sys::socket::send(fd, b"y", nix::sys::socket::MsgFlags::empty()).is_ok()
+        }
+        // Closing goes through std's OwnedFd::drop, which checks the descriptor first.
+        "drop_a_socket" => {
+            drop(udp);
+            true
         }
         other => panic!("unknown case {other}"),
     };
