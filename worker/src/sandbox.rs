@@ -10,9 +10,9 @@
 //! the memory, signal and fd-passing calls it needs.
 //!
 //! Calls that could reach outside this one client are allowed only with the arguments the worker
-//! itself uses ([`arg_rules`]): `tgkill` only to its own thread group (every worker runs as
-//! the same uid, so an unfiltered one could signal its neighbours), `fcntl` only F_GETFD/F_GETFL/F_SETFL
-//! without O_ASYNC (F_SETOWN + O_ASYNC would aim SIGIO at another process), `setsockopt` /
+//! itself uses ([`arg_rules`]): `tgkill` only to its own thread group (every worker runs as the
+//! same uid, so an unfiltered one could signal its neighbours), `fcntl` only F_GETFD, F_GETFL and
+//! F_SETFL without O_ASYNC (F_SETOWN + O_ASYNC would aim SIGIO at another process), `setsockopt` /
 //! `getsockopt` only the path MTU options of `tunnel/udp_pmtu.rs` (no SO_BINDTODEVICE,
 //! SO_REUSEPORT, buffer sizes, ...), `sendto` only without a destination address (on the DTLS
 //! socket a destination would send from the server's UDP address to anywhere). `sendmsg` cannot

@@ -266,9 +266,9 @@ fn path_mtu_options(socket: &UdpSocket) -> bool {
         && udp_pmtu::set_discovery(socket.as_fd(), false).is_ok()
 }
 
-fn syscall3(nr: libc::c_long, a: i64, b: i64, c: i64) -> i64 {
+fn syscall3(nr: libc::c_long, a: i64, b: i64, c: i64) -> libc::c_long {
     // SAFETY: the calls used here take integers only (no pointers).
-    i64::from(unsafe { libc::syscall(nr, a, b, c) })
+    unsafe { libc::syscall(nr, a, b, c) }
 }
 
 fn fcntl(fd: RawFd, cmd: libc::c_int, arg: i64) -> i64 {
