@@ -186,15 +186,38 @@ pub fn read_cert_chain(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     Ok(chain)
 }
 
+/// Why `nobody` is a poor worker user.
+const SHARED_NOBODY: &str = "workers run as `nobody`, a uid other services share: any process \
+     running as nobody may signal (kill) the workers; create a dedicated user (e.g. `useradd \
+     --system --no-create-home --shell /usr/sbin/nologin rocserv`) and set `run-as-user`";
+
 /// `run-as-user` / `run-as-group` to numeric ids; `nobody` / `nogroup` when absent (with a
 /// warning). Workers must not stay root: they verify that `setuid(0)` fails after dropping.
+/// Warnings (logged at every start, and by `-t`): no seccomp (`isolate-workers = false`), and
+/// workers sharing the `nobody` uid with other services, which can then signal them.
 fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPolicy> {
-    let user_name = config.run_as_user.clone().unwrap_or_else(|| {
-        findings
-            .warnings
-            .push("run-as-user not set: workers run as `nobody`".to_owned());
-        "nobody".to_owned()
-    });
+    if !config.isolate_workers {
+        findings.warnings.push(
+            "isolate-workers = false: workers run without the seccomp filter, so a bug in the \
+             code that parses client bytes gives the attacker every system call of the worker's \
+             user; remove the line to turn the sandbox back on"
+                .to_owned(),
+        );
+    }
+    let user_name = match &config.run_as_user {
+        Some(name) => {
+            if name == "nobody" {
+                findings.warnings.push(SHARED_NOBODY.to_owned());
+            }
+            name.clone()
+        }
+        None => {
+            findings
+                .warnings
+                .push(format!("run-as-user not set: {SHARED_NOBODY}"));
+            "nobody".to_owned()
+        }
+    };
     let user = match User::from_name(&user_name) {
         Ok(Some(u)) => Some(u),
         Ok(None) => {
@@ -290,6 +313,59 @@ mod tests {
         let mut findings = Findings::default();
         assert!(resolve_sandbox(&config, &mut findings).is_none());
         assert!(findings.errors.iter().any(|e| e.contains("root")));
+    }
+
+    #[test]
+    fn the_sandbox_is_on_by_default_and_turning_it_off_warns() {
+        let config = Config {
+            run_as_user: Some("daemon".into()),
+            run_as_group: Some("daemon".into()),
+            ..Config::default()
+        };
+        let mut findings = Findings::default();
+        let policy = resolve_sandbox(&config, &mut findings).unwrap();
+        assert!(policy.seccomp);
+        assert_eq!(findings.warnings, Vec::<String>::new());
+
+        let config = Config {
+            isolate_workers: false,
+            ..config
+        };
+        let mut findings = Findings::default();
+        assert!(!resolve_sandbox(&config, &mut findings).unwrap().seccomp);
+        assert!(
+            findings
+                .warnings
+                .iter()
+                .any(|w| w.contains("isolate-workers = false") && w.contains("seccomp")),
+            "{:?}",
+            findings.warnings
+        );
+    }
+
+    #[test]
+    fn nobody_as_the_worker_user_warns() {
+        for run_as_user in [None, Some("nobody".to_owned())] {
+            let config = Config {
+                run_as_user,
+                run_as_group: Some("daemon".into()),
+                ..Config::default()
+            };
+            let mut findings = Findings::default();
+            let policy = resolve_sandbox(&config, &mut findings).unwrap();
+            assert_eq!(
+                Some(policy.uid),
+                User::from_name("nobody").unwrap().map(|u| u.uid.as_raw())
+            );
+            assert!(
+                findings
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("`nobody`, a uid other services share")),
+                "{:?}",
+                findings.warnings
+            );
+        }
     }
 
     #[test]

@@ -341,6 +341,10 @@ fn not_yet_refused_and_renamed_options() {
         [],
         "not applicable: silent"
     );
+    // The sandbox is on unless the file turns it off.
+    assert!(ok("").isolate_workers);
+    assert!(!ok("isolate-workers = false\n").isolate_workers);
+    assert!(ok("isolate-workers = true\n").isolate_workers);
     let p = with_base("use-seccomp = false\n");
     assert!(!p.config.isolate_workers);
     assert_eq!(
@@ -406,14 +410,25 @@ fn compression_options() {
 
 #[test]
 fn operations_options() {
+    // Bans are on by default, with the values of ocserv's current sample configuration
+    // (max-ban-score 80, ban-reset-time 1200, min-reauth-time 300; points 10/1/1).
     let c = ok("");
     assert_eq!(
         (c.max_ban_score, c.ban_time, c.ban_reset_time),
-        (0, 300, 300)
+        (80, 300, 1200)
     );
     assert_eq!(
-        (c.ban_points_wrong_password, c.ban_points_connection),
-        (10, 1)
+        (
+            c.ban_points_wrong_password,
+            c.ban_points_connection,
+            c.ban_points_kkdcp
+        ),
+        (10, 1, 1)
+    );
+    assert_eq!(
+        ok("max-ban-score = 0\n").max_ban_score,
+        0,
+        "0 turns bans off"
     );
     assert_eq!((c.mobile_idle_timeout, c.connect_script), (None, None));
     let c = ok("max-ban-score = 80\nban-time = 60\nban-reset-time = 1200\n\

@@ -84,7 +84,7 @@ impl Lab {
             ("run-as-group".into(), "nogroup".into()),
             ("server-cert".into(), self.pki.cert.display().to_string()),
             ("server-key".into(), self.pki.key.display().to_string()),
-            ("isolate-workers".into(), "true".into()),
+            // No `isolate-workers`: every test runs with the default, the seccomp sandbox.
             (
                 "pid-file".into(),
                 self.dir.join("rocserv.pid").display().to_string(),

@@ -220,10 +220,8 @@ fn a_slow_connect_script_stalls_nobody_else() {
 fn wrong_passwords_ban_the_address_until_unbanned() {
     let lab = Lab::new();
     let socket = lab.dir.join("occtl.socket");
+    // The default ban settings (max-ban-score 80, 10 points per wrong password, ban-time 300).
     let conf = lab.config(&[
-        ("max-ban-score", "80"),
-        ("ban-points-wrong-password", "10"),
-        ("ban-time", "300"),
         ("use-occtl", "true"),
         ("occtl-socket-file", socket.to_str().unwrap()),
     ]);

@@ -8,6 +8,7 @@ use rocserv_e2e::{procfs, Client, ClientOptions, Lab, Server, WAIT};
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn worker_is_sandboxed_and_has_no_key() {
     let lab = Lab::new();
+    // The lab's configuration has no `isolate-workers` line: this is the default.
     let server = Server::start(&lab.srv, &lab.config(&[]));
     let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
     client.wait_up(WAIT).expect("tunnel up");
@@ -95,5 +96,27 @@ fn tunnel_worker_has_no_channel_to_sec_mod() {
         held.len(),
         1,
         "unix sockets besides main's channel: {fds:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn turning_the_sandbox_off_is_explicit_and_warned_about() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[("isolate-workers", "false")]));
+    server
+        .wait_for_log(
+            "isolate-workers = false: workers run without the seccomp filter",
+            WAIT,
+        )
+        .expect("warning at start");
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(
+        procfs::status_field(workers[0], "Seccomp").as_deref(),
+        Some("0"),
+        "isolate-workers = false must be what turns the filter off"
     );
 }

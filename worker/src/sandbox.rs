@@ -8,12 +8,25 @@
 //! and would turn a missing entry into a subtle malfunction. The list is the steady state of a
 //! current-thread tokio + rustls worker observed with `strace -f` (dependency-findings.md §7) plus
 //! the memory, signal and fd-passing calls it needs.
+//!
+//! Calls that could reach outside this one client are allowed only with the arguments the worker
+//! itself uses ([`arg_rules`]): `tgkill` only to its own thread group (every worker runs as the
+//! same uid, so an unfiltered one could signal its neighbours), `fcntl` only F_GETFD, F_GETFL and
+//! F_SETFL without O_ASYNC (F_SETOWN + O_ASYNC would aim SIGIO at another process), `setsockopt` /
+//! `getsockopt` only the path MTU options of `tunnel/udp_pmtu.rs` (no SO_BINDTODEVICE,
+//! SO_REUSEPORT, buffer sizes, ...), `sendto` only without a destination address (on the DTLS
+//! socket a destination would send from the server's UDP address to anywhere). `sendmsg` cannot
+//! be held the same way: its destination (`msg_name`) is behind a pointer, which seccomp does not
+//! read (doc/security/sandbox.md, residual risks). The filter is installed on every thread of
+//! the process at once (SECCOMP_FILTER_FLAG_TSYNC), and `clone` is not allowed afterwards.
 
 use std::collections::BTreeMap;
 
 use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid, Gid, Uid};
 use rocserv_proto::ipc::main_worker::SandboxPolicy;
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+};
 
 /// The sandbox could not be set up; the worker must exit.
 #[derive(Debug, thiserror::Error)]
@@ -74,21 +87,28 @@ pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
     }
     nix::sys::prctl::set_no_new_privs().map_err(SandboxError::NoNewPrivs)?;
     if policy.seccomp {
-        let program = filter()?;
-        seccompiler::apply_filter(&program).map_err(SandboxError::Apply)?;
+        let program = filter(std::process::id())?;
+        // TSYNC: every thread of the process, not only the calling one (a thread started
+        // earlier would otherwise keep running unfiltered).
+        seccompiler::apply_filter_all_threads(&program).map_err(SandboxError::Apply)?;
     }
     Ok(())
 }
 
-/// Compile the allow-list for the running architecture.
-pub fn filter() -> Result<BpfProgram, SandboxError> {
+/// Compile the allow-list for the running architecture, for the process `pid` (the only thread
+/// group `tgkill` may reach).
+pub fn filter(pid: u32) -> Result<BpfProgram, SandboxError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SandboxError::Arch)?;
     #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
         .chain(ARCH_ALLOWED)
         .map(|&nr| (i64::from(nr), Vec::new()))
         .collect();
+    for (nr, chain) in arg_rules(pid).map_err(SandboxError::Build)? {
+        #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
+        rules.insert(i64::from(nr), chain);
+    }
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
@@ -99,13 +119,83 @@ pub fn filter() -> Result<BpfProgram, SandboxError> {
     BpfProgram::try_from(filter).map_err(SandboxError::Build)
 }
 
+/// The calls allowed only with some arguments; each `SeccompRule` is one allowed combination
+/// (its conditions all hold), anything else is a mismatch and kills the process.
+fn arg_rules(pid: u32) -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, seccompiler::BackendError> {
+    use seccompiler::{SeccompCmpArgLen::Dword, SeccompCmpArgLen::Qword, SeccompCmpOp};
+    let eq = |arg: u8, value: libc::c_int| {
+        // Dword: the kernel's int arguments; the upper half of the register is not looked at.
+        SeccompCondition::new(
+            arg,
+            Dword,
+            SeccompCmpOp::Eq,
+            u64::from(value.cast_unsigned()),
+        )
+    };
+    let sockopt = |level, name| SeccompRule::new(vec![eq(1, level)?, eq(2, name)?]);
+    let o_async = u64::from(libc::O_ASYNC.cast_unsigned());
+    Ok(vec![
+        // abort() signals its own thread: tgkill(getpid(), gettid(), SIGABRT).
+        (
+            libc::SYS_tgkill,
+            vec![SeccompRule::new(vec![SeccompCondition::new(
+                0,
+                Dword,
+                SeccompCmpOp::Eq,
+                u64::from(pid),
+            )?])?],
+        ),
+        // Making sockets non-blocking (dtls_socket.rs); O_ASYNC never. F_GETFD: std checks
+        // that a descriptor is still open before it closes it (OwnedFd::drop, debug builds).
+        (
+            libc::SYS_fcntl,
+            vec![
+                SeccompRule::new(vec![eq(1, libc::F_GETFD)?])?,
+                SeccompRule::new(vec![eq(1, libc::F_GETFL)?])?,
+                SeccompRule::new(vec![
+                    eq(1, libc::F_SETFL)?,
+                    SeccompCondition::new(2, Qword, SeccompCmpOp::MaskedEq(o_async), 0)?,
+                ])?,
+            ],
+        ),
+        // DF on the DTLS socket (udp_pmtu.rs).
+        (
+            libc::SYS_setsockopt,
+            vec![
+                sockopt(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)?,
+                sockopt(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)?,
+            ],
+        ),
+        // The socket's family and the kernel's path MTU (udp_pmtu.rs).
+        (
+            libc::SYS_getsockopt,
+            vec![
+                sockopt(libc::SOL_SOCKET, libc::SO_DOMAIN)?,
+                sockopt(libc::IPPROTO_IP, libc::IP_MTU)?,
+                sockopt(libc::IPPROTO_IPV6, libc::IPV6_MTU)?,
+            ],
+        ),
+        // send() on connected sockets: sendto(fd, buf, len, flags, NULL, 0).
+        (
+            libc::SYS_sendto,
+            vec![SeccompRule::new(vec![SeccompCondition::new(
+                4,
+                Qword,
+                SeccompCmpOp::Eq,
+                0,
+            )?])?],
+        ),
+    ])
+}
+
 /// Calls that exist only on some architectures (aarch64 has only `epoll_pwait`).
 #[cfg(target_arch = "x86_64")]
 const ARCH_ALLOWED: &[libc::c_long] = &[libc::SYS_epoll_wait, libc::SYS_poll];
 #[cfg(not(target_arch = "x86_64"))]
 const ARCH_ALLOWED: &[libc::c_long] = &[];
 
-/// Every syscall the worker makes after [`enter`].
+/// Every syscall the worker makes after [`enter`] with any arguments; `sendto`, `fcntl`,
+/// `setsockopt`, `getsockopt` and `tgkill` are allowed with some arguments only ([`arg_rules`]).
 const ALLOWED: &[libc::c_long] = &[
     // The event loop (tokio current-thread runtime: epoll + eventfd wake-ups).
     libc::SYS_epoll_ctl,
@@ -119,14 +209,10 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_recvfrom,
     // DTLS datagrams in bursts (tunnel/udp_mmsg.rs).
     libc::SYS_recvmmsg,
-    libc::SYS_sendto,
     libc::SYS_recvmsg,
     libc::SYS_sendmsg,
     libc::SYS_shutdown,
     libc::SYS_close,
-    libc::SYS_fcntl,
-    libc::SYS_getsockopt,
-    libc::SYS_setsockopt,
     // rustls/ring draw randomness on every handshake (dependency-findings.md §7).
     libc::SYS_getrandom,
     // Memory.
@@ -150,7 +236,6 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_restart_syscall,
     libc::SYS_getpid,
     libc::SYS_gettid,
-    libc::SYS_tgkill,
     libc::SYS_getuid,
     libc::SYS_geteuid,
     libc::SYS_exit,
@@ -163,7 +248,11 @@ mod tests {
 
     #[test]
     fn filter_compiles_for_this_machine() {
-        let program = filter().unwrap();
+        let program = filter(std::process::id()).unwrap();
         assert!(program.len() > ALLOWED.len());
+        // No call is both unconditional and argument-filtered (the filtered rule would be moot).
+        for (nr, _) in arg_rules(1).unwrap() {
+            assert!(!ALLOWED.contains(&nr), "{nr} is in ALLOWED too");
+        }
     }
 }

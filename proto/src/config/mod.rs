@@ -212,6 +212,7 @@ pub struct Config {
     pub server_cert: Option<PathBuf>,
     pub server_key: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
+    /// `isolate-workers`: the worker's seccomp filter; on unless the file says `false`.
     pub isolate_workers: bool,
     pub max_clients: u32,
     pub max_same_clients: u32,
@@ -254,7 +255,8 @@ pub struct Config {
     /// `deny-roaming`: a cookie works only from the address that logged in.
     pub deny_roaming: bool,
     /// `max-ban-score` (0 = no bans), `ban-time` (seconds), `ban-reset-time` (seconds) and the
-    /// points per event (protocol.md §1.8).
+    /// points per event (protocol.md §1.8). Defaults: those of ocserv's sample configuration
+    /// (80, 300, 1200; 10 per wrong password, 1 per connection).
     pub max_ban_score: u32,
     pub ban_time: u32,
     pub ban_reset_time: u32,
@@ -301,7 +303,7 @@ impl Default for Config {
             server_cert: None,
             server_key: None,
             ca_cert: None,
-            isolate_workers: false,
+            isolate_workers: true,
             max_clients: 0,
             max_same_clients: 0,
             keepalive: 32400,
@@ -334,9 +336,9 @@ impl Default for Config {
             disconnect_script: None,
             host_update_script: None,
             deny_roaming: false,
-            max_ban_score: 0,
+            max_ban_score: 80,
             ban_time: 300,
-            ban_reset_time: 300,
+            ban_reset_time: 1200,
             ban_points_wrong_password: 10,
             ban_points_connection: 1,
             ban_points_kkdcp: 1,
