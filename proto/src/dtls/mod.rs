@@ -23,6 +23,7 @@ mod error;
 #[doc(hidden)]
 pub(crate) mod fuzz;
 mod handshake;
+mod mac;
 pub mod peek;
 mod prf;
 mod record;
