@@ -20,6 +20,7 @@
 pub mod bench;
 mod cipher;
 mod error;
+pub mod filter;
 #[doc(hidden)]
 pub(crate) mod fuzz;
 mod handshake;
