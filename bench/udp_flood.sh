@@ -24,7 +24,9 @@
 # filter or a full queue dropped); rcvbuf: RcvbufErrors (full queue only).
 #
 # Env: RUNS [3], DURATION [15], STATE [/tmp/udpflood-bench], SHARED_BENCH, KINDS
-# ["none garbage hello"].
+# ["none garbage hello"], RATE [0 = as fast as python can; else datagrams per second, the same
+# load for every build: unlimited, a flood that the server makes cheaper gets more of the
+# shared CPU and sends faster].
 #
 # Per-run lines:  RUN build=.. kind=.. run=.. mbps=.. main_cpu=..% sent=.. pps=.. udp_errs=.. rcvbuf=..
 # Last lines:     FLOOD build=.. kind=.. mbps=.. main_cpu=..% pps=.. (medians over RUNS)
@@ -38,6 +40,7 @@ OLD_BIN=${2:-}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-15}
 KINDS=${KINDS:-none garbage hello}
+RATE=${RATE:-0}
 export STATE=${STATE:-/tmp/udpflood-bench}
 export SRV_NS=ufl-srv CLI_NS=ufl-cli
 SRV_IP=10.99.0.1
@@ -88,9 +91,9 @@ udp_counter() {
 
 # flood KIND SECONDS: prints the number of datagrams sent
 flood() {
-    ip netns exec "$CLI_NS" python3 - "$1" "$2" "$SRV_IP" <<'PY'
+    ip netns exec "$CLI_NS" python3 - "$1" "$2" "$SRV_IP" "$RATE" <<'PY'
 import os, random, socket, sys, time
-kind, seconds, ip = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+kind, seconds, ip, rate = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 rng = random.Random(7)
 def garbage():
     d = bytearray(os.urandom(rng.randint(1, 1400)))
@@ -106,7 +109,8 @@ def hello():
 make = garbage if kind == "garbage" else hello
 payloads = [make() for _ in range(512)]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end = time.monotonic() + seconds
+start = time.monotonic()
+end = start + seconds
 n = 0
 while time.monotonic() < end:
     for p in payloads:
@@ -115,6 +119,10 @@ while time.monotonic() < end:
             n += 1
         except OSError:
             pass
+    if rate:
+        ahead = start + n / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 print(n)
 PY
 }
