@@ -86,7 +86,8 @@ pub fn bind_shared(config: &Config) -> std::io::Result<Option<std::net::UdpSocke
 }
 
 /// Serve the shared socket on a thread of its own ("rocserv-udp", with its own single-threaded
-/// runtime) for the life of the process.
+/// runtime) for the life of the process. Nothing on it may spawn a child process: a child's
+/// death signal follows the thread that forked it ([`crate::spawn`]).
 pub fn spawn(
     shared: Arc<Shared>,
     socket: std::net::UdpSocket,
