@@ -299,8 +299,10 @@ async fn start(
     ));
     shared.live.set_source(source.0, source.1);
     if let Some(udp) = udp {
-        // Ends with the runtime when `start` returns.
-        tokio::spawn(udp::run(Arc::clone(&shared), udp));
+        // Runs until the process exits.
+        if let Err(e) = udp::spawn(Arc::clone(&shared), udp) {
+            log::error!("cannot start the UDP thread: {e}");
+        }
     }
     // Removes the socket file when dropped at the end of `start`.
     let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));

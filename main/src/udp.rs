@@ -2,7 +2,7 @@
 //! `udp-listen-host`/`listen-host` : `udp-port`, but reads only datagrams of flows it does not
 //! know yet: a DTLS ClientHello names the session by the id we handed out at CONNECT
 //! (`X-DTLS-App-ID` / `X-DTLS-Session-ID`). For such a datagram main makes a new UDP socket
-//! bound to the same port (SO_REUSEADDR + SO_REUSEPORT), `connect()`s it to the client and
+//! bound to the same port (SO_REUSEPORT, see [`port_socket`]), `connect()`s it to the client and
 //! passes it, with the datagram, to the worker serving that session. From then on the kernel
 //! delivers that client's datagrams to the connected socket, so the data path never touches
 //! main. A client whose address changes sends a new ClientHello to the shared socket and is
@@ -17,6 +17,13 @@
 //! socket binds to that address, so on a host with several addresses the worker's replies leave
 //! from the one the client wrote to. The only parsing main does on these bytes is in
 //! [`rocserv_proto::dtls::peek`] (the ClientHello's session id, the record type; bounded, fuzzed).
+//!
+//! The port takes internet traffic with spoofable sources, so its cost is bounded: a classic BPF
+//! filter ([`rocserv_proto::dtls::filter`]) makes the kernel drop every datagram that cannot be
+//! a ClientHello or a DTLS record before it is queued; the queue is large (a burst of garbage
+//! that passes the filter does not push out the next real hello); datagrams are read in batches
+//! (recvmmsg); and the demultiplexer runs on its own thread ([`spawn`]), so a flood that passes
+//! the filter slows hand-overs, never main's accept loop, occtl or worker supervision.
 
 use std::collections::HashMap;
 use std::io::IoSliceMut;
@@ -26,10 +33,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
-    bind, connect, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
-    MsgFlags, SockFlag, SockType, SockaddrLike as _, SockaddrStorage,
+    bind, connect, recvmmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
+    MsgFlags, MultiHeaders, RecvMsg, SockFlag, SockType, SockaddrLike as _, SockaddrStorage,
 };
 use rocserv_proto::config::Config;
+use rocserv_proto::dtls::filter;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -40,8 +48,17 @@ use crate::state::{Shared, UdpHandover};
 /// ClientHellos that reached the shared socket before the connected one existed. Hand-overs per
 /// session are bounded too ([`handover_budget`]).
 const HANDOVER_GUARD: Duration = Duration::from_secs(3);
-/// Larger first datagrams are not ClientHellos we can pass on (IPC message limit).
-const MAX_FIRST: usize = 4096;
+/// Larger first datagrams are not ClientHellos we can pass on (IPC message limit); the socket
+/// filter drops them already.
+const MAX_FIRST: usize = filter::MAX_DATAGRAM as usize;
+/// Datagrams read per recvmmsg call.
+const BATCH: usize = 32;
+/// Receive buffer of the shared socket (the kernel doubles it for its accounting; memory is
+/// charged only for what is queued). The default 208 KiB holds ~150 garbage datagrams of full
+/// size: a short burst would push out the next real ClientHello.
+const SHARED_SOCKET_BUF: usize = 4 << 20;
+/// Bytes the kernel's socket filter sees before the payload (the UDP header).
+const UDP_HEADER: u32 = 8;
 /// Bound on remembered recent hand-overs (pruned when reached).
 const MAX_RECENT: usize = 4096;
 /// At most one rebound flow offered per session in this interval.
@@ -50,27 +67,76 @@ const REBIND_GUARD: Duration = Duration::from_secs(1);
 const DROP_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Bind the DTLS port if `udp-port` is set (and `no-udp` is off). Without an address,
-/// `[::]` (dual-stack) if the system has IPv6, else `0.0.0.0`.
-pub fn bind_shared(config: &Config) -> std::io::Result<Option<UdpSocket>> {
+/// `[::]` (dual-stack) if the system has IPv6, else `0.0.0.0`. Serve it with [`spawn`].
+pub fn bind_shared(config: &Config) -> std::io::Result<Option<std::net::UdpSocket>> {
     let Some(port) = config.udp_port.filter(|_| !config.no_udp) else {
         return Ok(None);
     };
-    let std_socket = match config.udp_listen_host.or(config.listen_host) {
-        Some(host) => reusable(SocketAddr::new(host, port))?,
-        None => match reusable(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
+    let socket = match config.udp_listen_host.or(config.listen_host) {
+        Some(host) => shared_socket(SocketAddr::new(host, port))?,
+        None => match shared_socket(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
             Ok(s) => s,
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
-                reusable(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?
+                shared_socket(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))?
             }
             Err(e) => return Err(e),
         },
     };
-    request_destination(&std_socket)?;
-    UdpSocket::from_std(std::net::UdpSocket::from(std_socket)).map(Some)
+    Ok(Some(std::net::UdpSocket::from(socket)))
 }
 
-/// A non-blocking UDP socket with SO_REUSEADDR and SO_REUSEPORT bound to `addr`.
-fn reusable(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+/// Serve the shared socket on a thread of its own ("rocserv-udp", with its own single-threaded
+/// runtime) for the life of the process. Nothing on it may spawn a child process: a child's
+/// death signal follows the thread that forked it ([`crate::spawn`]).
+pub fn spawn(
+    shared: Arc<Shared>,
+    socket: std::net::UdpSocket,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("rocserv-udp".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => return log::error!("cannot start the UDP thread's runtime: {e}"),
+            };
+            runtime.block_on(async move {
+                match UdpSocket::from_std(socket) {
+                    Ok(socket) => run(shared, socket).await,
+                    Err(e) => log::error!("cannot serve the UDP socket: {e}"),
+                }
+            });
+        })
+}
+
+/// The shared socket: bound to `addr`, the destination of each datagram requested, the DTLS
+/// filter attached and the receive buffer enlarged. Without the filter or the larger buffer
+/// (which should not happen to root) it still works, with a warning: the demultiplexer drops
+/// the same datagrams, at a higher cost.
+fn shared_socket(addr: SocketAddr) -> std::io::Result<OwnedFd> {
+    let fd = port_socket(addr)?;
+    request_destination(&fd)?;
+    let program: Vec<socket2::SockFilter> = filter::socket_filter(UDP_HEADER)
+        .iter()
+        .map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect();
+    if let Err(e) = socket2::SockRef::from(&fd).attach_filter(&program) {
+        log::warn!("cannot attach the DTLS socket filter to the UDP socket: {e}");
+    }
+    if let Err(e) = setsockopt(&fd, sockopt::RcvBufForce, &SHARED_SOCKET_BUF) {
+        log::warn!("cannot enlarge the UDP socket's receive buffer: {e}");
+    }
+    Ok(fd)
+}
+
+/// A non-blocking UDP socket bound to `addr` with SO_REUSEPORT: the shared socket and every
+/// connected per-client socket on the same port. Binding a second socket to a port needs
+/// SO_REUSEPORT (or SO_REUSEADDR) on all of them. SO_REUSEPORT also requires the same effective
+/// uid (root, main) for every socket of the group, where SO_REUSEADDR would let any local user
+/// bind the port too and receive datagrams meant for us; so never SO_REUSEADDR.
+fn port_socket(addr: SocketAddr) -> std::io::Result<OwnedFd> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -81,7 +147,6 @@ fn reusable(addr: SocketAddr) -> std::io::Result<OwnedFd> {
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     setsockopt(&fd, sockopt::ReusePort, &true)?;
     bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
@@ -99,31 +164,78 @@ fn request_destination(fd: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One datagram from the shared socket: its length, sender and destination address (`None`
-/// when the kernel gave none).
-fn receive(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr, Option<IpAddr>)> {
-    let mut control = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut control),
-        MsgFlags::MSG_DONTWAIT,
-    )?;
-    let from = msg
-        .address
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                .or_else(|| {
-                    a.as_sockaddr_in6()
-                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                })
-        })
-        .ok_or_else(|| std::io::Error::other("datagram without a source address"))?;
+/// Reads the shared socket in batches (recvmmsg): for each datagram its buffer, sender and
+/// destination address.
+struct Receiver {
+    headers: MultiHeaders<SockaddrStorage>,
+    bufs: Vec<Vec<u8>>,
+}
+
+/// One received datagram: its length, sender, destination (`None` when the kernel gave none),
+/// and whether it was longer than the buffer.
+#[derive(Clone, Copy)]
+struct Meta {
+    len: usize,
+    from: Option<SocketAddr>,
+    destination: Option<IpAddr>,
+    truncated: bool,
+}
+
+impl Receiver {
+    fn new() -> Self {
+        let control = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo);
+        Self {
+            headers: MultiHeaders::preallocate(BATCH, Some(control)),
+            bufs: vec![vec![0u8; MAX_FIRST]; BATCH],
+        }
+    }
+
+    /// Up to [`BATCH`] datagrams, without blocking (`WouldBlock` when there is none); then
+    /// `each(datagram, meta)` for each.
+    fn receive(
+        &mut self,
+        socket: &UdpSocket,
+        mut each: impl FnMut(&[u8], Meta),
+    ) -> std::io::Result<()> {
+        let mut metas = [Meta {
+            len: 0,
+            from: None,
+            destination: None,
+            truncated: false,
+        }; BATCH];
+        let mut count = 0;
+        {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+                self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            let results = recvmmsg(
+                socket.as_raw_fd(),
+                &mut self.headers,
+                slices.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )?;
+            for (meta, msg) in metas.iter_mut().zip(results) {
+                *meta = describe(&msg);
+                count += 1;
+            }
+        }
+        for (meta, buf) in metas.iter().zip(&self.bufs).take(count) {
+            each(buf.get(..meta.len).unwrap_or_default(), *meta);
+        }
+        Ok(())
+    }
+}
+
+/// The sender and destination of one received message.
+fn describe(msg: &RecvMsg<'_, '_, SockaddrStorage>) -> Meta {
+    let from = msg.address.and_then(|a| {
+        a.as_sockaddr_in()
+            .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+            .or_else(|| {
+                a.as_sockaddr_in6()
+                    .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+            })
+    });
     let mut destination = None;
     for cmsg in msg.cmsgs().into_iter().flatten() {
         match cmsg {
@@ -138,36 +250,45 @@ fn receive(
             _ => {}
         }
     }
-    Ok((msg.bytes, from, destination))
+    Meta {
+        len: msg.bytes,
+        from,
+        destination,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+    }
 }
 
 /// Serve the shared socket until the runtime stops. Never returns an error: receive errors are
 /// logged and the loop goes on (bounded by the socket's readiness).
-pub async fn run(shared: Arc<Shared>, socket: UdpSocket) {
+async fn run(shared: Arc<Shared>, socket: UdpSocket) {
     let local = match socket.local_addr() {
         Ok(a) => a,
         Err(e) => return log::error!("UDP socket has no address: {e}"),
     };
-    let mut buf = vec![0u8; 65_536].into_boxed_slice();
+    let mut receiver = Receiver::new();
     let mut demux = Demux::default();
     loop {
         let received = socket
-            .async_io(Interest::READABLE, || receive(&socket, &mut buf))
+            .async_io(Interest::READABLE, || {
+                receiver.receive(&socket, |datagram, meta| {
+                    let Some(from) = meta.from else {
+                        return log::debug!("UDP datagram without a source address");
+                    };
+                    if meta.truncated {
+                        return demux.dropped(from, "oversized first datagram");
+                    }
+                    // The address the client wrote to, else the socket's own.
+                    let ip = meta.destination.and_then(|d| in_family(d, local.ip()));
+                    let local = SocketAddr::new(ip.unwrap_or(local.ip()), local.port());
+                    if let Err(why) = demux.handle(&shared, local, datagram, from, Instant::now()) {
+                        demux.dropped(from, why);
+                    }
+                })
+            })
             .await;
-        let (n, from, destination) = match received {
-            Ok(r) => r,
-            Err(e) => {
-                log::debug!("UDP receive failed: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let datagram = buf.get(..n).unwrap_or_default();
-        // The address the client wrote to, else the socket's own.
-        let ip = destination.and_then(|d| in_family(d, local.ip()));
-        let local = SocketAddr::new(ip.unwrap_or(local.ip()), local.port());
-        if let Err(why) = demux.handle(&shared, local, datagram, from, Instant::now()) {
-            demux.dropped(from, why);
+        if let Err(e) = received {
+            log::debug!("UDP receive failed: {e}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -328,7 +449,7 @@ fn connected(shared: SocketAddr, tcp_local: IpAddr, peer: SocketAddr) -> std::io
     } else {
         shared.ip()
     };
-    let fd = reusable(SocketAddr::new(ip, shared.port()))?;
+    let fd = port_socket(SocketAddr::new(ip, shared.port()))?;
     connect(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
         &SockaddrStorage::from(peer),
@@ -383,9 +504,10 @@ mod tests {
         assert_eq!(in_family("2001:db8::1".parse().unwrap(), any4), None);
     }
 
-    /// A wildcard shared socket like [`bind_shared`] makes, on an ephemeral port.
+    /// A wildcard shared socket like [`bind_shared`] makes, on an ephemeral port, without the
+    /// filter (these tests send short datagrams).
     fn wildcard(ip: IpAddr) -> Option<UdpSocket> {
-        let fd = match reusable(SocketAddr::new(ip, 0)) {
+        let fd = match port_socket(SocketAddr::new(ip, 0)) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => return None,
             Err(e) => panic!("{e}"),
@@ -394,15 +516,91 @@ mod tests {
         Some(UdpSocket::from_std(std::net::UdpSocket::from(fd)).unwrap())
     }
 
-    async fn receive_one(shared: &UdpSocket) -> (usize, SocketAddr, Option<IpAddr>) {
-        let mut buf = [0u8; 64];
+    /// The datagrams of the first batch that arrives within 2 s.
+    async fn receive_batch(shared: &UdpSocket) -> Vec<(Vec<u8>, Meta)> {
+        let mut receiver = Receiver::new();
+        let mut out = Vec::new();
         tokio::time::timeout(
             Duration::from_secs(2),
-            shared.async_io(Interest::READABLE, || receive(shared, &mut buf)),
+            shared.async_io(Interest::READABLE, || {
+                receiver.receive(shared, |d, meta| out.push((d.to_vec(), meta)))
+            }),
         )
         .await
         .expect("datagram within 2 s")
-        .unwrap()
+        .unwrap();
+        out
+    }
+
+    async fn receive_one(shared: &UdpSocket) -> (usize, SocketAddr, Option<IpAddr>) {
+        let (_, meta) = receive_batch(shared).await.swap_remove(0);
+        (meta.len, meta.from.unwrap(), meta.destination)
+    }
+
+    /// The start of the ClientHello openconnect sends (as in proto's peek tests).
+    fn client_hello() -> Vec<u8> {
+        let mut d = vec![0x16, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x9b];
+        d.extend_from_slice(&[1, 0, 0, 0x8f, 0, 0, 0, 0, 0, 0, 0, 0x8f, 0xfe, 0xfd]);
+        d.extend_from_slice(&[0x26; 32]);
+        d.push(32);
+        d.extend_from_slice(&[0x5a; 32]);
+        d.push(0);
+        d
+    }
+
+    /// The kernel runs the filter on what the real socket receives (the UDP header first):
+    /// garbage is dropped before main reads it, a hello and an application-data record pass.
+    #[tokio::test]
+    async fn the_kernel_drops_garbage_before_main_reads_it() {
+        let fd = shared_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let shared = UdpSocket::from_std(std::net::UdpSocket::from(fd)).unwrap();
+        let addr = shared.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut tls = client_hello();
+        tls[1..3].copy_from_slice(&[3, 3]);
+        let mut oversized = client_hello();
+        oversized.resize(MAX_FIRST + 1, 0);
+        let garbage: [&[u8]; 5] = [b"hello", &[0; 100], &tls, &client_hello()[..40], &oversized];
+        for g in garbage {
+            client.send_to(g, addr).unwrap();
+        }
+        let record = [23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7, 0, 1, 0x42];
+        client.send_to(&record, addr).unwrap();
+        client.send_to(&client_hello(), addr).unwrap();
+        // Loopback delivers in order: everything is queued once the last datagram arrived.
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.extend(receive_batch(&shared).await.into_iter().map(|(d, _)| d));
+        }
+        assert_eq!(got, vec![record.to_vec(), client_hello()]);
+    }
+
+    #[test]
+    fn the_shared_socket_has_a_large_queue() {
+        let fd = shared_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let size = nix::sys::socket::getsockopt(&fd, sockopt::RcvBuf).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert!(size >= SHARED_SOCKET_BUF, "{size}");
+        }
+    }
+
+    /// SO_REUSEADDR on our socket would let any user bind the same port with SO_REUSEADDR and
+    /// take datagrams; SO_REUSEPORT needs the same uid.
+    #[test]
+    fn the_port_cannot_be_shared_through_reuseaddr() {
+        let shared =
+            std::net::UdpSocket::from(shared_socket("127.0.0.1:0".parse().unwrap()).unwrap());
+        let addr = shared.local_addr().unwrap();
+        let intruder = socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        setsockopt(&intruder, sockopt::ReuseAddr, &true).unwrap();
+        let bound = bind(intruder.as_raw_fd(), &SockaddrStorage::from(addr));
+        assert_eq!(bound, Err(nix::errno::Errno::EADDRINUSE));
     }
 
     #[tokio::test]
@@ -448,7 +646,7 @@ mod tests {
 
     #[test]
     fn connected_socket_shares_the_port() {
-        let shared = reusable("127.0.0.1:0".parse().unwrap()).unwrap();
+        let shared = shared_socket("127.0.0.1:0".parse().unwrap()).unwrap();
         let shared = std::net::UdpSocket::from(shared);
         let addr = shared.local_addr().unwrap();
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

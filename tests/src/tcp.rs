@@ -155,3 +155,42 @@ pub fn send_udp(ns: &Netns, from: SocketAddr, to: SocketAddr, payload: &[u8]) {
     .join()
     .expect("sender thread");
 }
+
+/// A UDP flood from a thread in `ns` to `to` (an address inside the test's namespaces): datagrams
+/// of 1 to 1400 bytes that can be neither a DTLS ClientHello nor a DTLS record (first byte never
+/// 22 or 23), as fast as the thread can send, until `stop` is set or `limit` has passed;
+/// `sent` counts them as they go.
+pub fn flood_udp(
+    ns: &Netns,
+    to: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limit: Duration,
+) -> std::thread::JoinHandle<()> {
+    let path = ns.path();
+    std::thread::spawn(move || {
+        enter(&path);
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).expect("bind");
+        let started = std::time::Instant::now();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut buf = [0u8; 1400];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < limit {
+            for _ in 0..256 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let len = 1 + (state % 1400) as usize;
+                for (i, b) in buf[..len.min(64)].iter_mut().enumerate() {
+                    *b = (state >> (i % 8 * 8)) as u8 ^ i as u8;
+                }
+                if matches!(buf[0], 22 | 23) {
+                    buf[0] = 0xff;
+                }
+                // ECONNREFUSED from an earlier ICMP error, or a full queue: keep going.
+                if socket.send_to(&buf[..len], to).is_ok() {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    })
+}

@@ -120,6 +120,63 @@ fn every_legacy_suite_comes_up() {
     }
 }
 
+/// A garbage flood at the DTLS port (from the client's namespace, only to the server's address)
+/// does not stop a login, the DTLS handshake or traffic over DTLS; and the kernel's socket
+/// filter drops the garbage before main reads it (main logs every kind of datagram it drops).
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn dtls_comes_up_during_a_garbage_flood() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &dtls_config(&lab, &[]));
+    server
+        .wait_for_log("(udp, DTLS)", WAIT)
+        .expect("UDP socket bound");
+    let stop = Arc::new(AtomicBool::new(false));
+    let to = std::net::SocketAddr::from((lab::SERVER_IP, 443));
+    let before = lab.srv.udp_in_datagrams();
+    let sent = Arc::new(AtomicU64::new(0));
+    let flood = tcp::flood_udp(
+        &lab.cli,
+        to,
+        Arc::clone(&stop),
+        Arc::clone(&sent),
+        Duration::from_secs(60),
+    );
+    // The flood is in full swing before the client starts.
+    let deadline = Instant::now() + WAIT;
+    while sent.load(Ordering::Relaxed) < 50_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut client = client(&lab, &[]);
+    let established = client.wait_for_output(ESTABLISHED, WAIT);
+    let up = client.wait_up(WAIT);
+    let pinged = lab.ping_through_tunnel(3);
+    stop.store(true, Ordering::Relaxed);
+    flood.join().expect("flood thread");
+    let sent = sent.load(Ordering::Relaxed);
+    established.expect("DTLS established during the flood");
+    up.expect("tunnel up during the flood");
+    assert!(pinged.0, "ping during the flood failed:\n{}", pinged.1);
+    assert!(sent > 50_000, "the flood sent only {sent} datagrams");
+    let received = lab.srv.udp_in_datagrams() - before;
+    assert!(
+        received < sent / 2,
+        "{received} of {sent} garbage datagrams were delivered to a socket"
+    );
+    let log = server.log_text();
+    assert!(
+        !log.contains("not a DTLS ClientHello"),
+        "garbage reached main's demultiplexer:\n{log}"
+    );
+    drop(client);
+    server
+        .wait_for_log("user disconnect", WAIT)
+        .expect("session end logged");
+}
+
 #[test]
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn dpd_is_answered_over_dtls() {

@@ -7,15 +7,15 @@
 //! * AES-CBC + HMAC-SHA1 (DTLS 0.9): random 16-byte explicit IV, then
 //!   CBC(plaintext || HMAC || padding); MAC over epoch||seq||type||version||length||plaintext.
 //!   The padding and MAC checks run without data-dependent branches (RFC 5246 §6.2.3.2 note on
-//!   timing); the remaining difference is the number of SHA-1 blocks hashed (the Lucky13
-//!   residue), accepted for this legacy-only mode.
+//!   timing), and the MAC check costs the same number of SHA-1 compressions for every padding
+//!   length of a record of a given length (Lucky13; see [`super::mac`]).
 
 use aes::{Aes128, Aes256};
 use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit};
-use hmac::{Hmac, Mac};
 use ring::aead;
 
 use super::error::DtlsError;
+use super::mac::{MacKey, MAC_LEN};
 use super::record::{self, Header};
 
 /// GCM explicit nonce and tag lengths.
@@ -24,9 +24,6 @@ const GCM_TAG: usize = 16;
 /// CBC explicit IV, block and MAC lengths.
 const CBC_IV: usize = 16;
 const BLOCK: usize = 16;
-const MAC_LEN: usize = 20;
-
-type HmacSha1 = Hmac<sha1::Sha1>;
 
 /// The two AES key sizes, schedule computed once.
 #[derive(Clone)]
@@ -78,7 +75,7 @@ pub(crate) enum DirectionKey {
     },
     Cbc {
         aes: Aes,
-        mac: HmacSha1,
+        mac: MacKey,
     },
 }
 
@@ -101,7 +98,7 @@ impl DirectionKey {
     pub(crate) fn cbc(key: &[u8], mac_key: &[u8]) -> Result<Self, DtlsError> {
         Ok(Self::Cbc {
             aes: Aes::new(key)?,
-            mac: <HmacSha1 as KeyInit>::new_from_slice(mac_key).map_err(|_| DtlsError::Crypto)?,
+            mac: MacKey::new(mac_key),
         })
     }
 
@@ -225,7 +222,7 @@ impl DirectionKey {
     clippy::arithmetic_side_effects,
     reason = "n >= MAC_LEN + 1 is checked by the caller; pad <= 255; all within a u16 body"
 )]
-fn cbc_check(mac: &HmacSha1, header: &Header, es: &[u8; 8], dec: &[u8]) -> Option<usize> {
+fn cbc_check(mac: &MacKey, header: &Header, es: &[u8; 8], dec: &[u8]) -> Option<usize> {
     let n = dec.len();
     let pad = usize::from(*dec.last()?);
     // Padding is good when pad + 1 + MAC fit and the last pad + 1 bytes all equal pad; computed
@@ -240,7 +237,9 @@ fn cbc_check(mac: &HmacSha1, header: &Header, es: &[u8; 8], dec: &[u8]) -> Optio
     let plain_len = n - MAC_LEN - 1 - if good { pad } else { 0 };
     let plain = dec.get(..plain_len)?;
     let received = dec.get(plain_len..plain_len + MAC_LEN)?;
-    let expected = record_mac(mac, header, es, u16::try_from(plain_len).ok()?, plain);
+    // Hashed as if the plaintext had the longest length this record allows (no padding).
+    let aad = aad(header, es, u16::try_from(plain_len).ok()?);
+    let expected = mac.mac_hiding_length(&aad, plain, n - MAC_LEN - 1);
     let mac_ok = ct_eq(&expected, received);
     (good & mac_ok).then_some(plain_len)
 }
@@ -250,18 +249,13 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn record_mac(
-    mac: &HmacSha1,
+    mac: &MacKey,
     header: &Header,
     es: &[u8; 8],
     len: u16,
     plain: &[u8],
 ) -> [u8; MAC_LEN] {
-    let mut m = mac.clone();
-    m.update(&aad(header, es, len));
-    m.update(plain);
-    let mut out = [0u8; MAC_LEN];
-    out.copy_from_slice(&m.finalize().into_bytes());
-    out
+    mac.mac(&aad(header, es, len), plain)
 }
 
 /// epoch||seq(8) || type || version || length: the GCM AAD and the CBC MAC prefix.
@@ -368,6 +362,47 @@ mod tests {
             bad[n - 1] ^= 0x80;
             let parsed = Header::parse(&bad).unwrap();
             assert!(key.open(&parsed, &mut bad[13..n]).is_none());
+        }
+    }
+
+    /// Lucky13: for a decrypted record of a given length, checking it costs the same number of
+    /// SHA-1 compressions whatever its padding length, good or bad padding, good or bad MAC.
+    #[test]
+    fn cbc_check_costs_the_same_for_every_padding() {
+        let mac = MacKey::new(&[0x44; 20]);
+        let h = header(23, record::DTLS_BAD_VER, 9);
+        let es = record::epoch_seq(h.epoch, h.seq);
+        for n in (32..=512).step_by(16) {
+            let mut costs = std::collections::BTreeSet::new();
+            let max_pad = (n - MAC_LEN - 1).min(255);
+            for pad in 0..=max_pad {
+                let plain_len = n - MAC_LEN - 1 - pad;
+                let mut dec: Vec<u8> = (0..n).map(|i| i as u8).collect();
+                let tag = record_mac(&mac, &h, &es, plain_len as u16, &dec[..plain_len]);
+                dec[plain_len..plain_len + MAC_LEN].copy_from_slice(&tag);
+                dec[plain_len + MAC_LEN..].fill(pad as u8);
+                let mut bad_mac = dec.clone();
+                bad_mac[plain_len + 3] ^= 1;
+                let mut bad_pad = dec.clone();
+                bad_pad[n - 1 - pad / 2] ^= 1;
+                for (what, record, expect) in [
+                    ("good", &dec, Some(plain_len)),
+                    ("bad MAC", &bad_mac, None),
+                    ("bad padding", &bad_pad, None),
+                ] {
+                    if what == "bad padding" && pad == 0 {
+                        continue; // flipping the only padding byte makes another valid length
+                    }
+                    let before = super::super::mac::counter::compressions();
+                    assert_eq!(cbc_check(&mac, &h, &es, record), expect, "{n}/{pad} {what}");
+                    costs.insert(super::super::mac::counter::compressions() - before);
+                }
+            }
+            assert_eq!(
+                costs.len(),
+                1,
+                "record of {n} bytes: compressions {costs:?}"
+            );
         }
     }
 }

@@ -44,6 +44,11 @@ pub(crate) fn client_hello_peek(data: &[u8]) {
     if peek::is_application_data(data) {
         assert_eq!(data.first(), Some(&23));
     }
+    // The socket filter main attaches never drops what main would route.
+    let routed = peek::client_hello_session_id(data).is_some() || peek::is_application_data(data);
+    if routed && data.len() <= super::filter::MAX_DATAGRAM as usize {
+        assert!(super::filter::accepts(data));
+    }
 }
 
 /// What feeding one input did (for the seed tests).

@@ -20,9 +20,11 @@
 pub mod bench;
 mod cipher;
 mod error;
+pub mod filter;
 #[doc(hidden)]
 pub(crate) mod fuzz;
 mod handshake;
+mod mac;
 pub mod peek;
 mod prf;
 mod record;

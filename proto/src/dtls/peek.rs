@@ -11,15 +11,18 @@ const RANDOM_AT: usize = 27;
 
 /// Record header length (type, version, epoch, sequence number, length).
 const RECORD_HEADER: usize = 13;
+/// Where the record header's epoch is.
+const EPOCH: std::ops::Range<usize> = 3..5;
 /// Record content types.
 const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 
-/// The session id of a DTLS ClientHello datagram (record type 22, handshake type 1), 1..=32
-/// bytes, or None for anything else.
+/// The session id of a DTLS ClientHello datagram (record type 22, epoch 0, handshake type 1),
+/// 1..=32 bytes, or None for anything else. A hello in a later epoch would be encrypted.
 pub fn client_hello_session_id(datagram: &[u8]) -> Option<&[u8]> {
     let handshake_type = *datagram.get(RECORD_HEADER)?;
-    if !record_of(datagram, HANDSHAKE) || handshake_type != 1 {
+    let epoch = datagram.get(EPOCH)?;
+    if !record_of(datagram, HANDSHAKE) || handshake_type != 1 || epoch != [0, 0] {
         return None;
     }
     // GnuTLS 3.6.3-3.6.12 sent an all-zero random; such a hello cannot complete (§4.6 step 2).
@@ -90,6 +93,9 @@ mod tests {
         let mut zero = d.clone();
         zero[27..59].fill(0);
         assert_eq!(client_hello_session_id(&zero), None);
+        let mut epoch1 = d.clone();
+        epoch1[4] = 1;
+        assert_eq!(client_hello_session_id(&epoch1), None);
         let mut server_hello = d;
         server_hello[13] = 2;
         assert_eq!(client_hello_session_id(&server_hello), None);
