@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rocserv_proto::ipc::main_secmod::SessionGrant;
 use rocserv_proto::ipc::main_worker::{ConnectRefusal, ConnectRequest, ToWorker, TunnelGrant};
@@ -11,28 +11,32 @@ use rocserv_proto::ipc::WorkerId;
 use rocserv_proto::mtu::{self, MtuInput};
 use tokio_seqpacket::UnixSeqpacket;
 
+use crate::conn::{Conn, Prior, Stop, TERMINATE_GRACE};
 use crate::ipc;
-use crate::state::{DtlsRoute, Owner, Shared};
+use crate::state::{DtlsRoute, Shared};
 
-/// How long a takeover waits for the previous connection's worker to go away.
-const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a takeover waits for the previous connection to be gone: the worker's bounded
+/// wait after `Terminate`, then its kill, reaping and the read of its last messages.
+const TAKEOVER_TIMEOUT: Duration = TERMINATE_GRACE.saturating_add(Duration::from_secs(3));
 /// The largest per-packet DTLS overhead a worker may claim (DTLS 0.9 AES-CBC-SHA1 is 65 + 1).
 const MAX_DTLS_OVERHEAD: u16 = 128;
 
-/// What a CONNECT left behind, for the clean-up when the worker exits.
+/// What a CONNECT left behind, for the log line and scripts when the worker exits (what it
+/// holds is in the connection's record, [`Conn`]).
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// sec-mod opened the session (it must be told when it closes).
+    /// sec-mod opened the session.
     pub grant: Option<SessionGrant>,
     /// The client's address, if one was leased.
     pub address: Option<Ipv4Addr>,
     pub tun_name: Option<String>,
-    /// The tun device's interface index: `TunMtu` addresses the device by it.
+    /// A mobile AnyConnect client (it gets `mobile-idle-timeout`), as the worker decides it.
+    pub mobile: bool,
+    /// The tun device's interface index: `TunMtu` and main's idle backstop address
+    /// the device by it (names are reused).
     pub tun_ifindex: Option<u32>,
     /// What occtl shows about the tunnel (taken by the worker task when it registers it).
     pub granted: Option<crate::tunnels::Granted>,
-    /// The DTLS id registered for this tunnel (forgotten when the worker ends).
-    pub dtls_id: Option<[u8; 32]>,
     /// Admitted by `max-same-clients`; ended (scripts, user slot) when the worker is gone.
     pub admitted: Option<crate::lifecycle::Admitted>,
     /// What was left of `session-timeout` when the tunnel was granted (main's backstop).
@@ -46,7 +50,7 @@ pub async fn handle(
     peer: SocketAddr,
     req: ConnectRequest,
     sock: &UnixSeqpacket,
-    me: Owner,
+    conn: &mut Conn,
     dtls: DtlsRoute,
 ) -> Result<Outcome, ipc::ChannelError> {
     let mut outcome = Outcome::default();
@@ -65,26 +69,19 @@ pub async fn handle(
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
     };
+    conn.opened(grant.sid, std::sync::Arc::clone(&shared.secmod));
     outcome.grant = Some(grant.clone());
     // max-same-clients (protocol.md §6.1): another session of this user is one too many.
-    match crate::lifecycle::admit(shared, &grant, peer, shared.live.get()) {
+    match crate::lifecycle::admit(conn, &grant, peer, shared.live.get()) {
         Some(admitted) => outcome.admitted = Some(admitted),
         None => return refuse(sock, ConnectRefusal::BadCookie, outcome).await,
     }
-    if let Some(old) = shared.claim_session(grant.sid, me) {
-        take_over(&grant, peer, old).await;
-    }
-    let leased = {
-        let mut pool = shared.pool();
-        match pool.as_mut() {
-            None => Err("no ipv4-network configured"),
-            Some(pool) => pool
-                .lease(grant.sid, &grant.username, Instant::now())
-                .map(|remote| (pool.server_address(), remote, pool.netmask()))
-                .ok_or("the address pool is exhausted"),
+    if let Some(old) = conn.claim_session(grant.sid) {
+        if !take_over(shared, &grant, peer, old).await {
+            return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
-    };
-    let (local, remote, netmask) = match leased {
+    }
+    let (local, remote, netmask) = match conn.lease(grant.sid, &grant.username) {
         Ok(l) => l,
         Err(why) => {
             log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
@@ -145,7 +142,7 @@ pub async fn handle(
     // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
     // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
     let info = crate::scripts::SessionInfo {
-        id: shared.workers().get(&worker).copied().unwrap_or(0),
+        id: conn.pid(),
         username: grant.username.clone(),
         groupname: grant.groupname.clone(),
         device: device.name.clone(),
@@ -167,8 +164,7 @@ pub async fn handle(
         }
     }
     if let Some(id) = dtls_id {
-        shared.register_dtls(id, dtls);
-        outcome.dtls_id = Some(id);
+        conn.register_dtls(id, dtls);
     }
     log::info!(
         "{peer}: user {} connected: {} ({} -> {remote}, mtu {})",
@@ -179,6 +175,8 @@ pub async fn handle(
     );
     outcome.tun_name = Some(device.name.clone());
     outcome.tun_ifindex = Some(device.ifindex);
+    outcome.mobile =
+        req.device_platform.starts_with("android") || req.device_platform.starts_with("apple-ios");
     outcome.granted = Some(crate::tunnels::Granted {
         sid: grant.sid,
         username: grant.username.clone(),
@@ -191,11 +189,11 @@ pub async fn handle(
         hostname: req.hostname.clone().unwrap_or_default(),
     });
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
-        if let Some(id) = dtls_id {
-            shared.forget_dtls(&id);
-        }
+        conn.forget_dtls();
         return Err(e);
     }
+    // Logged in: no longer counted against the pre-auth caps or killed at auth-timeout.
+    conn.logged_in();
     // Our copy of the tun descriptor closes here; the worker holds the device from now on.
     drop(device);
     outcome.session_left = session_left;
@@ -221,20 +219,30 @@ async fn refuse(
     Ok(outcome)
 }
 
-/// Ask the worker that still serves this session to end and wait (bounded) until its task has
-/// released the address, so that the lease below finds the session's reservation.
-async fn take_over(grant: &SessionGrant, peer: SocketAddr, mut old: Owner) {
+/// End the connection that still serves this session (`Terminate`, SIGKILL after the bounded
+/// wait) and wait until its record released everything, so that the lease below finds the
+/// session's reservation. `false` (logged) if it is still there: the CONNECT is then refused
+/// rather than one address given to two tunnels.
+async fn take_over(
+    shared: &Shared,
+    grant: &SessionGrant,
+    peer: SocketAddr,
+    mut old: Prior,
+) -> bool {
     log::info!(
         "{peer}: session of {} taken over from worker {}",
         grant.username,
         old.worker.0
     );
-    let _ = old.takeover.try_send(());
+    shared.conns.terminate(old.worker, Stop::Takeover);
+    // An error means the record is gone already (its sender dropped): released.
     let waited = tokio::time::timeout(TAKEOVER_TIMEOUT, old.done.wait_for(|done| *done)).await;
     if waited.is_err() {
         log::warn!(
             "{peer}: previous connection of {} did not end within {TAKEOVER_TIMEOUT:?}",
             grant.username
         );
+        return false;
     }
+    true
 }

@@ -175,7 +175,7 @@ async fn answer(
             send_pages(sock, bans, |bans, more| CtlResponse::Bans { bans, more }).await
         }
         CtlRequest::Disconnect(filter) => {
-            let done = kick(&matching(shared, &filter));
+            let done = kick(shared, &matching(shared, &filter));
             log::info!("occtl: disconnect {filter:?}: {done:?}");
             ipc::send(sock, &CtlResponse::Done(done), &[]).await
         }
@@ -215,7 +215,7 @@ async fn events(
     shared: &Shared,
     buf: &mut [u8; MAX_MESSAGE],
 ) -> Result<(), ChannelError> {
-    let mut rx = shared.tunnels.subscribe();
+    let mut rx = shared.conns.tunnels.subscribe();
     loop {
         tokio::select! {
             event = rx.recv() => match event {
@@ -249,7 +249,7 @@ async fn send_pages<T: Serialize>(
 }
 
 fn matching(shared: &Shared, filter: &UserFilter) -> Vec<Tunnel> {
-    let mut all = shared.tunnels.snapshot();
+    let mut all = shared.conns.tunnels.snapshot();
     all.retain(|t| match filter {
         UserFilter::All => true,
         UserFilter::Name(name) => t.granted.username == *name,
@@ -258,13 +258,14 @@ fn matching(shared: &Shared, filter: &UserFilter) -> Vec<Tunnel> {
     all
 }
 
-fn kick(tunnels: &[Tunnel]) -> Outcome {
+/// End each tunnel's connection: `Terminate`, then SIGKILL if the worker does not obey within
+/// the bounded wait (`conn::TERMINATE_GRACE`); the session ends as server-terminated.
+fn kick(shared: &Shared, tunnels: &[Tunnel]) -> Outcome {
     if tunnels.is_empty() {
         return Outcome::NotFound;
     }
-    // A full queue means a Terminate is already on its way.
     for t in tunnels {
-        let _ = t.kick.try_send(());
+        shared.conns.terminate(t.worker, crate::conn::Stop::Admin);
     }
     Outcome::Ok(u32::try_from(tunnels.len()).unwrap_or(u32::MAX))
 }
@@ -300,6 +301,7 @@ async fn terminate(shared: &Shared, target: &Target) -> Outcome {
                 return Outcome::Failed(format!("session prefix '{prefix}' is ambiguous"));
             }
             let tunnels = shared
+                .conns
                 .tunnels
                 .snapshot()
                 .into_iter()
@@ -320,7 +322,7 @@ async fn terminate(shared: &Shared, target: &Target) -> Outcome {
             return Outcome::Failed(format!("sec-mod: {e}"));
         }
     }
-    let _ = kick(&tunnels);
+    let _ = kick(shared, &tunnels);
     Outcome::Ok(u32::try_from(sids.len().max(tunnels.len())).unwrap_or(u32::MAX))
 }
 
@@ -331,7 +333,7 @@ async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<Vec<Session
         .await
         .map_err(|e| format!("sec-mod: {e}"))?;
     listed.sort_by_key(|s| s.created);
-    let live = shared.tunnels.snapshot();
+    let live = shared.conns.tunnels.snapshot();
     Ok(listed
         .into_iter()
         .map(|s| {
@@ -383,14 +385,14 @@ fn bans(shared: &Shared, points: bool) -> Vec<BanInfo> {
 }
 
 fn status(shared: &Shared) -> ServerStatus {
-    let totals = shared.tunnels.totals();
+    let totals = shared.conns.tunnels.totals();
     let counters = shared.counters.snapshot();
     let closed = totals.sessions_closed;
     ServerStatus {
         server_pid: std::process::id(),
         secmod_pid: shared.secmod.pid(),
         up_since: unix(counters.started_at),
-        active_sessions: u32::try_from(shared.tunnels.snapshot().len()).unwrap_or(u32::MAX),
+        active_sessions: u32::try_from(shared.conns.tunnels.snapshot().len()).unwrap_or(u32::MAX),
         total_sessions: closed,
         total_auth_failures: counters.auth_failures,
         banned_ips: u32::try_from(shared.bans.bans().len()).unwrap_or(u32::MAX),

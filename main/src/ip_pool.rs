@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use rocserv_proto::config::IpNet;
-use rocserv_proto::ipc::SessionId;
+use rocserv_proto::ipc::{SessionId, WorkerId};
 
 /// Why a pool cannot be built from a network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +24,18 @@ pub enum PoolError {
     /// The prefix is longer than 30 bits or longer than 32: no room for the server and a client.
     #[error("a /{0} network has no room for the server address and a client")]
     TooSmall(u8),
+}
+
+/// Why [`IpPool::lease`] gave no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// Every address is in use or reserved.
+    #[error("the address pool is exhausted")]
+    Exhausted,
+    /// The session's address is still in use by another connection (whose worker has not
+    /// exited): handing it out again would give one address to two tunnels.
+    #[error("the session's address is still in use by another connection")]
+    InUse,
 }
 
 /// Leases of one IPv4 network. The network address, the server's address (first host) and the
@@ -43,6 +55,9 @@ pub struct IpPool {
 #[derive(Debug, Clone)]
 struct Lease {
     sid: SessionId,
+    /// The connection that holds it (or held it last, while reserved): only that one may
+    /// release it, so a late release of an older connection cannot touch a newer one's lease.
+    worker: WorkerId,
     username: String,
     state: LeaseState,
 }
@@ -89,17 +104,30 @@ impl IpPool {
         self.netmask
     }
 
-    /// An address for a connection of session `sid`: the one the session already holds if it
-    /// has one, else the user's predictable address (or the lowest) that is free, else the
-    /// oldest expired reservation. `None` when every address is in use or reserved.
-    pub fn lease(&mut self, sid: SessionId, username: &str, now: Instant) -> Option<Ipv4Addr> {
+    /// An address for connection `worker` of session `sid`: the one the session already holds
+    /// if it has one (and no other connection uses it), else the user's predictable address (or
+    /// the lowest) that is free, else the oldest expired reservation.
+    pub fn lease(
+        &mut self,
+        sid: SessionId,
+        worker: WorkerId,
+        username: &str,
+        now: Instant,
+    ) -> Result<Ipv4Addr, LeaseError> {
         if let Some(addr) = self.by_sid.get(&sid).copied() {
             if let Some(lease) = self.leases.get_mut(&addr) {
+                if lease.state == LeaseState::Active && lease.worker != worker {
+                    return Err(LeaseError::InUse);
+                }
                 lease.state = LeaseState::Active;
-                return Some(addr);
+                lease.worker = worker;
+                return Ok(addr);
             }
         }
-        let addr = self.free_address(username).or_else(|| self.reclaim(now))?;
+        let addr = self
+            .free_address(username)
+            .or_else(|| self.reclaim(now))
+            .ok_or(LeaseError::Exhausted)?;
         // Taking back the user's own reservation: forget the session that held it.
         if let Some(old) = self.leases.get(&addr) {
             self.by_sid.remove(&old.sid);
@@ -108,20 +136,24 @@ impl IpPool {
             addr,
             Lease {
                 sid,
+                worker,
                 username: username.to_owned(),
                 state: LeaseState::Active,
             },
         );
         self.by_sid.insert(sid, addr);
-        Some(addr)
+        Ok(addr)
     }
 
-    /// The connection of `sid` ended. `None` frees the address now; `Some(deadline)` keeps it
-    /// for the session until then.
-    pub fn release(&mut self, sid: SessionId, keep_until: Option<Instant>) {
+    /// Connection `worker` of `sid` ended. `None` frees the address now; `Some(deadline)` keeps
+    /// it for the session until then. Nothing happens unless `worker` holds the lease.
+    pub fn release(&mut self, sid: SessionId, worker: WorkerId, keep_until: Option<Instant>) {
         let Some(addr) = self.by_sid.get(&sid).copied() else {
             return;
         };
+        if self.leases.get(&addr).is_none_or(|l| l.worker != worker) {
+            return;
+        }
         match keep_until {
             None => {
                 self.leases.remove(&addr);
@@ -231,11 +263,11 @@ mod tests {
         assert_eq!(p.server_address(), Ipv4Addr::new(10, 77, 0, 1));
         assert_eq!(p.netmask(), Ipv4Addr::new(255, 255, 255, 248));
         let got: Vec<_> = (0..5)
-            .map(|i| p.lease(SessionId(i), "u", now).unwrap())
+            .map(|i| p.lease(SessionId(i), WorkerId(i), "u", now).unwrap())
             .collect();
         let want: Vec<_> = (2..=6).map(|h| Ipv4Addr::new(10, 77, 0, h)).collect();
         assert_eq!(got, want);
-        assert_eq!(p.lease(SessionId(99), "u", now), None);
+        assert_eq!(p.lease(SessionId(99), WorkerId(99), "u", now).ok(), None);
     }
 
     #[test]
@@ -261,27 +293,37 @@ mod tests {
     fn same_session_gets_same_address_while_reserved() {
         let mut p = pool(24, false);
         let now = Instant::now();
-        let a = p.lease(SessionId(1), "alice", now).unwrap();
-        // Reconnect while still active (takeover): same address.
-        assert_eq!(p.lease(SessionId(1), "alice", now), Some(a));
-        p.release(SessionId(1), Some(now + Duration::from_secs(315)));
+        let a = p.lease(SessionId(1), WorkerId(1), "alice", now).unwrap();
+        // The same connection asking again: same address.
+        assert_eq!(
+            p.lease(SessionId(1), WorkerId(1), "alice", now).ok(),
+            Some(a)
+        );
+        p.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(315)),
+        );
         // Someone else does not get it while it is reserved...
-        let b = p.lease(SessionId(2), "bob", now).unwrap();
+        let b = p.lease(SessionId(2), WorkerId(2), "bob", now).unwrap();
         assert_ne!(a, b);
         // ...and the session gets it back, even after the deadline if nobody took it.
         let later = now + Duration::from_secs(1000);
-        assert_eq!(p.lease(SessionId(1), "alice", later), Some(a));
+        assert_eq!(
+            p.lease(SessionId(1), WorkerId(1), "alice", later).ok(),
+            Some(a)
+        );
     }
 
     #[test]
     fn free_without_deadline_releases_at_once() {
         let mut p = pool(30, false); // exactly one client address: .2
         let now = Instant::now();
-        let a = p.lease(SessionId(1), "alice", now).unwrap();
-        assert_eq!(p.lease(SessionId(2), "bob", now), None);
-        p.release(SessionId(1), None);
+        let a = p.lease(SessionId(1), WorkerId(1), "alice", now).unwrap();
+        assert_eq!(p.lease(SessionId(2), WorkerId(2), "bob", now).ok(), None);
+        p.release(SessionId(1), WorkerId(1), None);
         assert_eq!(p.held(), 0);
-        assert_eq!(p.lease(SessionId(2), "bob", now), Some(a));
+        assert_eq!(p.lease(SessionId(2), WorkerId(2), "bob", now).ok(), Some(a));
         assert_eq!(p.holder(a), Some("bob"));
     }
 
@@ -290,21 +332,35 @@ mod tests {
         let mut p = pool(29, false); // 5 client addresses
         let t0 = Instant::now();
         let addrs: Vec<_> = (0..5)
-            .map(|i| p.lease(SessionId(i), "u", t0).unwrap())
+            .map(|i| p.lease(SessionId(i), WorkerId(i), "u", t0).unwrap())
             .collect();
-        p.release(SessionId(3), Some(t0 + Duration::from_secs(20)));
-        p.release(SessionId(1), Some(t0 + Duration::from_secs(10)));
+        p.release(
+            SessionId(3),
+            WorkerId(3),
+            Some(t0 + Duration::from_secs(20)),
+        );
+        p.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(t0 + Duration::from_secs(10)),
+        );
         // Nothing expired yet: the pool is full.
-        assert_eq!(p.lease(SessionId(10), "v", t0), None);
+        assert_eq!(p.lease(SessionId(10), WorkerId(10), "v", t0).ok(), None);
         // At 15 s only session 1's reservation has expired.
         let t15 = t0 + Duration::from_secs(15);
-        assert_eq!(p.lease(SessionId(10), "v", t15), Some(addrs[1]));
-        assert_eq!(p.lease(SessionId(11), "v", t15), None);
+        assert_eq!(
+            p.lease(SessionId(10), WorkerId(10), "v", t15).ok(),
+            Some(addrs[1])
+        );
+        assert_eq!(p.lease(SessionId(11), WorkerId(11), "v", t15).ok(), None);
         // At 25 s session 3's is reclaimable too.
         let t25 = t0 + Duration::from_secs(25);
-        assert_eq!(p.lease(SessionId(11), "v", t25), Some(addrs[3]));
+        assert_eq!(
+            p.lease(SessionId(11), WorkerId(11), "v", t25).ok(),
+            Some(addrs[3])
+        );
         // Session 1 lost its address; it gets a new one only if one is free.
-        assert_eq!(p.lease(SessionId(1), "u", t25), None);
+        assert_eq!(p.lease(SessionId(1), WorkerId(1), "u", t25).ok(), None);
     }
 
     #[test]
@@ -313,17 +369,20 @@ mod tests {
         let mut p1 = pool(16, true);
         let mut p2 = pool(16, true);
         // Same user, different sessions and pools: same address (stable hash).
-        let a1 = p1.lease(SessionId(1), "alice", now).unwrap();
-        let a2 = p2.lease(SessionId(7), "alice", now).unwrap();
+        let a1 = p1.lease(SessionId(1), WorkerId(1), "alice", now).unwrap();
+        let a2 = p2.lease(SessionId(7), WorkerId(7), "alice", now).unwrap();
         assert_eq!(a1, a2);
         let size = 65536 - 3;
         let expected = u32::from(Ipv4Addr::new(10, 77, 0, 2)) + fnv1a(b"alice") % size;
         assert_eq!(u32::from(a1), expected);
         // A new login of the same user after a clean logout gets it again.
-        p1.release(SessionId(1), None);
-        assert_eq!(p1.lease(SessionId(2), "alice", now), Some(a1));
+        p1.release(SessionId(1), WorkerId(1), None);
+        assert_eq!(
+            p1.lease(SessionId(2), WorkerId(2), "alice", now).ok(),
+            Some(a1)
+        );
         // A second concurrent session of that user gets the next one.
-        let next = p1.lease(SessionId(3), "alice", now).unwrap();
+        let next = p1.lease(SessionId(3), WorkerId(3), "alice", now).unwrap();
         assert_ne!(next, a1);
     }
 
@@ -333,35 +392,70 @@ mod tests {
         let mut p = pool(29, true);
         let mut seen = Vec::new();
         for i in 0..5 {
-            seen.push(p.lease(SessionId(i), "same", now).unwrap());
+            seen.push(p.lease(SessionId(i), WorkerId(i), "same", now).unwrap());
         }
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 5);
-        assert_eq!(p.lease(SessionId(9), "same", now), None);
+        assert_eq!(p.lease(SessionId(9), WorkerId(9), "same", now).ok(), None);
     }
 
     #[test]
     fn new_login_of_the_same_user_takes_back_its_reservation() {
         let mut p = pool(24, true);
         let now = Instant::now();
-        let a = p.lease(SessionId(1), "bob", now).unwrap();
-        p.release(SessionId(1), Some(now + Duration::from_secs(300)));
+        let a = p.lease(SessionId(1), WorkerId(1), "bob", now).unwrap();
+        p.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
         // Another user does not get bob's reserved address...
-        let other = p.lease(SessionId(2), "mallory", now).unwrap();
+        let other = p.lease(SessionId(2), WorkerId(2), "mallory", now).unwrap();
         assert_ne!(other, a);
         // ...but bob's next login does, and the old session no longer owns it.
-        assert_eq!(p.lease(SessionId(3), "bob", now), Some(a));
+        assert_eq!(p.lease(SessionId(3), WorkerId(3), "bob", now).ok(), Some(a));
         assert_eq!(p.held(), 2);
-        let again = p.lease(SessionId(1), "bob", now).unwrap();
+        let again = p.lease(SessionId(1), WorkerId(1), "bob", now).unwrap();
         assert_ne!(again, a, "the old session must not share the address");
+    }
+
+    #[test]
+    fn a_takeover_waits_for_the_old_connection_and_a_late_release_changes_nothing() {
+        let mut p = pool(24, false);
+        let now = Instant::now();
+        let a = p.lease(SessionId(1), WorkerId(10), "alice", now).unwrap();
+        // A second connection of the session while the first still holds the address.
+        assert_eq!(
+            p.lease(SessionId(1), WorkerId(11), "alice", now),
+            Err(LeaseError::InUse)
+        );
+        // The first ended (reserved for the session): the second gets the address.
+        p.release(
+            SessionId(1),
+            WorkerId(10),
+            Some(now + Duration::from_secs(300)),
+        );
+        assert_eq!(p.lease(SessionId(1), WorkerId(11), "alice", now), Ok(a));
+        // A late or repeated release by the first connection leaves the second's lease active:
+        // nobody else may get the address.
+        p.release(SessionId(1), WorkerId(10), None);
+        p.release(SessionId(1), WorkerId(10), Some(now));
+        assert_eq!(p.holder(a), Some("alice"));
+        let far = now + Duration::from_secs(10_000);
+        let b = p.lease(SessionId(2), WorkerId(12), "bob", far).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            p.lease(SessionId(1), WorkerId(13), "alice", far),
+            Err(LeaseError::InUse)
+        );
     }
 
     #[test]
     fn release_of_unknown_session_is_harmless() {
         let mut p = pool(24, true);
-        p.release(SessionId(42), None);
-        p.release(SessionId(42), Some(Instant::now()));
+        p.release(SessionId(42), WorkerId(42), None);
+        p.release(SessionId(42), WorkerId(42), Some(Instant::now()));
         assert_eq!(p.held(), 0);
     }
 }

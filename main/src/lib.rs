@@ -43,6 +43,7 @@
 pub mod ban;
 pub mod bounded_lines;
 pub mod cli;
+pub mod conn;
 pub mod connect;
 pub mod counters;
 pub mod ctl;
@@ -65,6 +66,7 @@ pub mod spki;
 pub mod state;
 pub mod tun;
 pub mod tun_mtu;
+pub mod tun_stats;
 pub mod tunnels;
 pub mod udp;
 pub mod worker;

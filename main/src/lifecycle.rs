@@ -1,6 +1,7 @@
-//! Around one tunnel's life: admission by `max-same-clients`, the connect-script before the
-//! tunnel is granted, the host-update-script after, and at the end the user slot, the
-//! counters and the disconnect-script (protocol.md §6.1, §8.1).
+//! Around one tunnel's life: admission by `max-same-clients` (the slot is the connection
+//! record's, [`crate::conn::Conn`]), the connect-script before the tunnel is granted, the
+//! host-update-script after, and at the end the counters and the disconnect-script
+//! (protocol.md §6.1, §8.1).
 //!
 //! Only the task of the connection concerned ever waits here: a connect-script that takes 5 s
 //! delays that one client's CONNECT answer, never the accept loop or another worker's task
@@ -12,17 +13,15 @@ use std::time::Instant;
 
 use rocserv_proto::config::Config;
 use rocserv_proto::ipc::main_secmod::SessionGrant;
-use rocserv_proto::ipc::SessionId;
 
+use crate::conn::Conn;
 use crate::counters::Counters;
 use crate::scripts::{self, Kind, SessionInfo, Stats, SCRIPT_TIMEOUT};
 use crate::state::Shared;
 
-/// A connection that passed `max-same-clients` (it holds a user slot until [`ended`]).
+/// A connection that passed `max-same-clients` (its record holds the user slot).
 #[derive(Debug)]
 pub struct Admitted {
-    username: String,
-    sid: SessionId,
     /// The configuration in force when it connected (scripts, lists for the scripts).
     config: Arc<Config>,
     /// Set when the tunnel was granted (connect-script passed): the disconnect-script runs
@@ -40,13 +39,13 @@ impl Admitted {
 /// `max-same-clients`: `None` (logged) when the user already has as many other sessions with
 /// a tunnel as allowed; the CONNECT is then refused with 401 (protocol.md §6.1).
 pub fn admit(
-    shared: &Shared,
+    conn: &mut Conn,
     grant: &SessionGrant,
     peer: SocketAddr,
     config: Arc<Config>,
 ) -> Option<Admitted> {
     let max = config.max_same_clients;
-    if !shared.users().admit(&grant.username, grant.sid, max) {
+    if !conn.admit_user(&grant.username, grant.sid, max) {
         log::info!(
             "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached",
             grant.username
@@ -54,8 +53,6 @@ pub fn admit(
         return None;
     }
     Some(Admitted {
-        username: grant.username.clone(),
-        sid: grant.sid,
         config,
         granted: None,
     })
@@ -118,11 +115,10 @@ pub fn host_update(admitted: &Admitted) {
     });
 }
 
-/// The connection is gone: free the user slot, count its bytes, run the disconnect-script
-/// (if the tunnel had been granted). Call after the worker task released everything else:
-/// the script delays nothing but this task.
+/// The connection is gone: count its bytes, run the disconnect-script (if the tunnel had been
+/// granted). Call after the connection's record released everything: the script delays
+/// nothing but this task.
 pub async fn ended(shared: &Shared, admitted: Admitted, rx: u64, tx: u64) {
-    shared.users().close(&admitted.username, admitted.sid);
     let Some((info, started)) = admitted.granted else {
         return;
     };

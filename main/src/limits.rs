@@ -1,6 +1,7 @@
-//! Admission limits, sans-IO (`now` passed in): `max-same-clients` (concurrent sessions per
-//! user name, protocol.md §6.1) and `rate-limit-ms` (pacing of accepted connections).
-//! `max-clients` is the number of live workers, checked in the accept loop.
+//! Admission limits and timeouts, sans-IO (`now` passed in): `max-same-clients` (concurrent
+//! sessions per user name, protocol.md §6.1), `rate-limit-ms` (pacing of accepted connections)
+//! and main's idle-timeout backstop ([`IdleWatch`]). `max-clients` and the pre-auth caps are
+//! counted by [`crate::conn::reserve`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -73,6 +74,52 @@ impl Pacer {
     }
 }
 
+/// main's `idle-timeout` backstop: the tun device's kernel packet counters are sampled every
+/// quarter of `limit` (at least every second); when they have not moved for `limit`, the
+/// connection is idle. Never earlier than `limit` after the last sample that moved, at most a
+/// quarter of `limit` later than that.
+#[derive(Debug, Clone)]
+pub struct IdleWatch {
+    limit: Duration,
+    last: Option<u64>,
+    since: Instant,
+    next: Instant,
+}
+
+impl IdleWatch {
+    /// Start watching at `now` (the tunnel was just granted: that counts as activity).
+    pub fn new(limit: Duration, now: Instant) -> Self {
+        let mut w = Self {
+            limit,
+            last: None,
+            since: now,
+            next: now,
+        };
+        w.next = now + w.step();
+        w
+    }
+
+    fn step(&self) -> Duration {
+        (self.limit / 4).max(Duration::from_secs(1))
+    }
+
+    /// When to take the next sample.
+    pub fn next_check(&self) -> Instant {
+        self.next
+    }
+
+    /// A sample of the counters at `now` (`None`: the device is gone). `true` = idle for
+    /// `limit`: end the connection.
+    pub fn sample(&mut self, packets: Option<u64>, now: Instant) -> bool {
+        if packets.is_some() && packets != self.last {
+            self.last = packets;
+            self.since = now;
+        }
+        self.next = now + self.step();
+        now.saturating_duration_since(self.since) >= self.limit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +153,29 @@ mod tests {
         u.close("nobody", SessionId(9));
         u.close("dave", SessionId(9));
         assert_eq!(u.sessions_of("dave"), 2);
+    }
+
+    #[test]
+    fn idle_watch_ends_a_quiet_tunnel_and_spares_a_busy_one() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut w = IdleWatch::new(s(100), t0);
+        assert_eq!(w.next_check(), t0 + s(25));
+        // Traffic moves the counters: never idle.
+        for i in 1..=8u64 {
+            assert!(!w.sample(Some(i), t0 + s(25 * i)));
+        }
+        // Quiet from 200 s on: idle once 100 s passed since the last change, not before.
+        assert!(!w.sample(Some(8), t0 + s(225)));
+        assert!(!w.sample(Some(8), t0 + s(299)));
+        assert!(w.sample(Some(8), t0 + s(300)));
+        // A device that is gone never counts as traffic.
+        let mut w = IdleWatch::new(s(8), t0);
+        assert_eq!(w.next_check(), t0 + s(2));
+        assert!(!w.sample(None, t0 + s(2)));
+        assert!(w.sample(None, t0 + s(8)));
+        // A tiny limit still samples at most once a second.
+        assert_eq!(IdleWatch::new(s(2), t0).next_check(), t0 + s(1));
     }
 
     #[test]

@@ -110,12 +110,19 @@ async fn accept_loop(
                         Counters::add(&shared.counters.rejected, 1);
                         continue;
                     }
-                    let max = config.max_clients;
-                    if max > 0 && shared.workers().len() >= max as usize {
-                        log::warn!("{peer}: connection refused: max-clients ({max}) reached");
-                        Counters::add(&shared.counters.rejected, 1);
-                        continue;
-                    }
+                    // Reserved before the spawn: max-clients and the pre-auth caps are checked
+                    // and counted in one step.
+                    *next_id += 1;
+                    let id = WorkerId(*next_id);
+                    let limits = crate::conn::Limits::from_config(&config);
+                    let (conn, stops) = match crate::conn::reserve(&shared.conns, id, peer.ip(), limits) {
+                        Ok(reserved) => reserved,
+                        Err(why) => {
+                            log::warn!("{peer}: connection refused: {why}");
+                            Counters::add(&shared.counters.rejected, 1);
+                            continue;
+                        }
+                    };
                     let local = match stream.local_addr() {
                         Ok(a) => a,
                         Err(e) => {
@@ -130,10 +137,8 @@ async fn accept_loop(
                             continue;
                         }
                     };
-                    *next_id += 1;
-                    let id = WorkerId(*next_id);
                     Counters::add(&shared.counters.connections, 1);
-                    workers.spawn(crate::worker::serve(Arc::clone(shared), id, fd, peer, local));
+                    workers.spawn(crate::worker::serve(Arc::clone(shared), conn, stops, fd, peer, local));
                 }
                 // EMFILE and friends: log and keep serving, but do not spin.
                 Err(e) => {
@@ -164,7 +169,7 @@ async fn accept_loop(
 /// SIGTERM to every worker we spawned and to sec-mod (by PID), wait a little for the worker
 /// tasks to reap them, then kill what is left (dropping a task kills its child).
 async fn shutdown(shared: &Shared, secmod: Supervisor, mut workers: JoinSet<()>) {
-    let pids: Vec<u32> = shared.workers().values().copied().collect();
+    let pids = shared.conns.pids();
     for pid in pids {
         terminate(pid);
     }

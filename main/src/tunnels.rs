@@ -1,6 +1,7 @@
 //! The registry of live tunnels that occtl reads (`show users`, `disconnect`, `show events`):
 //! one record per worker with a granted CONNECT, the server's running totals (`show status`),
-//! and a broadcast of connect/disconnect events. Worker tasks write it; the ctl socket reads it.
+//! and a broadcast of connect/disconnect events. A connection's record (`crate::conn::Conn`)
+//! adds and removes its entry; the ctl socket reads it.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -8,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use rocserv_proto::ipc::{SessionId, WorkerId};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 /// Events queued per `show events` subscriber before the slowest one starts missing some.
 const EVENT_BACKLOG: usize = 256;
@@ -40,9 +41,6 @@ pub struct Tunnel {
     /// The worker's last `Stats` report (bytes from / to the client).
     pub rx: u64,
     pub tx: u64,
-    /// Asks the worker task to send `Terminate` (admin disconnect: the session ends as
-    /// server-terminated).
-    pub kick: mpsc::Sender<()>,
 }
 
 /// A connect (`connected: true`) or disconnect, for `show events`.
@@ -190,7 +188,6 @@ mod tests {
             connected_at: SystemTime::now(),
             rx: 0,
             tx: 0,
-            kick: mpsc::channel(1).0,
         }
     }
 

@@ -1,7 +1,9 @@
 //! One task per client connection: spawn `rocserv-worker` with the client socket and its two
 //! IPC sockets, send `Start`, serve its messages (untrusted: a malformed one gets the worker
-//! killed), and when the process is gone (any reason, `kill -9` included: we wait on the child)
-//! release its address, tell sec-mod, and log one line.
+//! killed), enforce main's own deadlines (auth-timeout, idle and session timeouts from the tun
+//! device's counters, the bounded wait after `Terminate`), and when the process is gone (any
+//! reason, `kill -9` included: we wait on the child) release what the connection's record
+//! holds, tell sec-mod, and log one line.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
@@ -12,13 +14,15 @@ use std::time::{Duration, Instant};
 use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::{CloseReason, WorkerId, MAX_MESSAGE};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_seqpacket::UnixSeqpacket;
 
+use crate::conn::{Conn, Stop, TERMINATE_GRACE};
 use crate::connect::{self, Outcome};
 use crate::ipc;
+use crate::limits::IdleWatch;
 use crate::secmod::sibling_binary;
-use crate::state::{DtlsRoute, Owner, Shared, UdpHandover};
+use crate::state::{DtlsRoute, Shared, UdpHandover};
 
 /// After the worker closed its socket, how long it may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -28,41 +32,43 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 const COOKIE_SLACK: Duration = Duration::from_secs(15);
 /// UDP flows waiting to be handed to one worker; more are dropped (the client retries).
 const UDP_QUEUE: usize = 4;
+/// How much later than the worker's own timer main's backstops (auth, idle, session) fire, so
+/// that an obedient worker always ends first and cleanly.
+const TIMER_GRACE: Duration = Duration::from_secs(5);
 /// The smallest tun MTU a worker may ask for (RFC 791's 576, as ocserv).
 const MIN_TUN_MTU: u16 = 576;
 
 /// Serve one accepted connection until its worker is gone. Never fails: problems are logged.
+/// `conn` was reserved by the accept loop; `stops` is where [`crate::conn::Connections::terminate`]
+/// requests for it arrive.
 pub async fn serve(
     shared: Arc<Shared>,
-    id: WorkerId,
+    mut conn: Conn,
+    stops: mpsc::Receiver<Stop>,
     client: OwnedFd,
     peer: SocketAddr,
     local: SocketAddr,
 ) {
+    let id = conn.worker();
     let (main_sock, mut child) = match spawn(&shared, id, client, peer).await {
         Ok(pair) => pair,
         Err(e) => {
             log::error!("{peer}: cannot start a worker: {}", crate::error_chain(&*e));
+            conn.release(None, 0, 0);
             return;
         }
     };
     let pid = child.id().unwrap_or(0);
-    shared.workers().insert(id, pid);
+    conn.spawned(pid);
     log::debug!("{peer}: worker {} started as pid {pid}", id.0);
 
-    let start = crate::settings::worker_start(
-        &shared.live.get(),
-        &shared.prepared,
-        shared.key,
-        id,
-        peer,
-        local,
-    );
-    let mut run = Run {
-        local: Some(local),
-        pid,
-        ..Run::default()
-    };
+    let config = shared.live.get();
+    let start =
+        crate::settings::worker_start(&config, &shared.prepared, shared.key, id, peer, local);
+    // Backstop of the worker's own auth deadline: not logged in by then, it is killed.
+    let pre_auth_until =
+        Instant::now() + Duration::from_secs(u64::from(config.auth_timeout)) + TIMER_GRACE;
+    let mut run = Run::new(conn, stops, pid, local, pre_auth_until);
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -74,22 +80,36 @@ pub async fn serve(
     }
     let status = child.wait().await;
     run.drain(&main_sock).await;
-    shared.workers().remove(&id);
     run.finish(&shared, id, peer, status).await;
+}
+
+/// main's own idle-timeout check of one tunnel (the worker's timer is the worker's word).
+#[derive(Debug)]
+struct IdleBackstop {
+    device: String,
+    ifindex: u32,
+    watch: IdleWatch,
 }
 
 /// The per-worker state between spawn and clean-up.
 #[derive(Debug)]
 struct Run {
+    /// Everything main holds for this connection; released once in [`Run::finish`].
+    conn: Conn,
+    stops: Option<mpsc::Receiver<Stop>>,
+    /// Why main ended the connection, once it did (the first reason stands).
+    stop: Option<Stop>,
+    /// `Terminate` was sent: the worker is killed if still there at this time.
+    kill_at: Option<Instant>,
+    /// Not logged in by then: killed (`auth-timeout` backstop).
+    pre_auth_until: Option<Instant>,
+    /// `session-timeout` backstop.
+    session_until: Option<Instant>,
+    idle: Option<IdleBackstop>,
     outcome: Option<Outcome>,
     end: Option<CloseReason>,
     rx: u64,
     tx: u64,
-    superseded: bool,
-    takeover: (mpsc::Sender<()>, Option<mpsc::Receiver<()>>),
-    done: watch::Sender<bool>,
-    /// occtl disconnect/terminate: send `Terminate`, the session ends as server-terminated.
-    kick: (mpsc::Sender<()>, Option<mpsc::Receiver<()>>),
     pid: u32,
     /// UDP flows the UDP task matched to this worker's DTLS id (see [`crate::udp`]).
     udp: (
@@ -97,42 +117,108 @@ struct Run {
         Option<mpsc::Receiver<UdpHandover>>,
     ),
     /// Our address of the client's TCP connection.
-    local: Option<SocketAddr>,
+    local: SocketAddr,
     /// The data MTU granted at CONNECT: the most a worker's `TunMtu` may ask for.
     granted_mtu: Option<u16>,
-    /// `session-timeout`, enforced by main too (see [`crate::session_deadline`]).
-    deadline: Option<crate::session_deadline::Deadline>,
     /// Rate and content limits of the worker's messages.
     guard: crate::worker_guard::WorkerGuard,
 }
 
-impl Default for Run {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel(1);
+impl Run {
+    fn new(
+        conn: Conn,
+        stops: mpsc::Receiver<Stop>,
+        pid: u32,
+        local: SocketAddr,
+        pre_auth_until: Instant,
+    ) -> Self {
         let (udp_tx, udp_rx) = mpsc::channel(UDP_QUEUE);
         Self {
+            conn,
+            stops: Some(stops),
+            stop: None,
+            kill_at: None,
+            pre_auth_until: Some(pre_auth_until),
+            session_until: None,
+            idle: None,
             outcome: None,
             end: None,
             rx: 0,
             tx: 0,
-            superseded: false,
-            takeover: (tx, Some(rx)),
-            done: watch::Sender::new(false),
-            kick: {
-                let (tx, rx) = mpsc::channel(1);
-                (tx, Some(rx))
-            },
-            pid: 0,
+            pid,
             udp: (udp_tx, Some(udp_rx)),
-            local: None,
+            local,
             granted_mtu: None,
-            deadline: None,
             guard: crate::worker_guard::WorkerGuard::new(Instant::now()),
         }
     }
-}
 
-impl Run {
+    /// The earliest of main's own deadlines (not the kill), if any.
+    fn next_timer(&self) -> Option<Instant> {
+        let idle = self.idle.as_ref().map(|i| i.watch.next_check());
+        let session = self.session_until.filter(|_| self.stop.is_none());
+        [self.pre_auth_until, session, idle]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// End the connection for `why`: `Terminate` now, SIGKILL at [`TERMINATE_GRACE`].
+    async fn stop(&mut self, why: Stop, peer: SocketAddr, sock: &UnixSeqpacket, child: &mut Child) {
+        if self.stop.is_some() {
+            return;
+        }
+        log::info!(
+            "{peer}: ending worker {} (pid {}): {why}",
+            self.conn.worker().0,
+            self.pid
+        );
+        self.stop = Some(why);
+        self.kill_at = Some(Instant::now() + TERMINATE_GRACE);
+        let sent =
+            tokio::time::timeout(TERMINATE_GRACE, ipc::send(sock, &ToWorker::Terminate, &[]));
+        if !matches!(sent.await, Ok(Ok(()))) {
+            let _ = child.start_kill();
+        }
+    }
+
+    /// One of main's own deadlines passed. `true` = the worker was killed.
+    async fn on_timer(
+        &mut self,
+        peer: SocketAddr,
+        sock: &UnixSeqpacket,
+        child: &mut Child,
+    ) -> bool {
+        let now = Instant::now();
+        if self.pre_auth_until.is_some_and(|t| t <= now) {
+            self.pre_auth_until = None;
+            if self.conn.is_pre_auth() {
+                log::warn!(
+                    "{peer}: killing worker {}: not logged in within auth-timeout",
+                    self.conn.worker().0
+                );
+                let _ = child.start_kill();
+                return true;
+            }
+        }
+        if self.session_until.is_some_and(|t| t <= now) {
+            self.session_until = None;
+            self.stop(Stop::SessionTimeout, peer, sock, child).await;
+        }
+        let idle = match self.idle.as_mut() {
+            Some(i) if i.watch.next_check() <= now => {
+                let packets = crate::tun_stats::packets(&i.device, i.ifindex);
+                i.watch.sample(packets, now)
+            }
+            Some(_) | None => false,
+        };
+        if idle {
+            self.idle = None;
+            self.stop(Stop::IdleTimeout, peer, sock, child).await;
+        }
+        false
+    }
+
     /// Serve messages until the worker closes its socket, sends garbage, or exits.
     async fn serve(
         &mut self,
@@ -143,15 +229,12 @@ impl Run {
         child: &mut Child,
     ) {
         let mut buf = Box::new([0u8; MAX_MESSAGE]);
-        let (Some(mut takeover), Some(mut udp)) = (self.takeover.1.take(), self.udp.1.take())
-        else {
-            return;
-        };
-        let Some(mut kick) = self.kick.1.take() else {
+        let (Some(mut stops), Some(mut udp)) = (self.stops.take(), self.udp.1.take()) else {
             return;
         };
         loop {
-            let wake = self.deadline.map(|d| d.poll_timeout());
+            let kill_at = self.kill_at;
+            let timer = self.next_timer();
             tokio::select! {
                 msg = ipc::recv::<ToMain>(sock, &mut buf) => match msg {
                     Ok(Some(msg)) => {
@@ -173,15 +256,18 @@ impl Run {
                         return;
                     }
                 },
-                Some(()) = kick.recv() => {
-                    if ipc::send(sock, &ToWorker::Terminate, &[]).await.is_err() {
-                        let _ = child.start_kill();
-                    }
+                Some(why) = stops.recv() => self.stop(why, peer, sock, child).await,
+                () = sleep_until(kill_at), if kill_at.is_some() => {
+                    log::warn!(
+                        "{peer}: worker {} did not exit within {TERMINATE_GRACE:?} of Terminate; killing it",
+                        id.0
+                    );
+                    let _ = child.start_kill();
+                    return;
                 }
-                Some(()) = takeover.recv() => {
-                    self.superseded = true;
-                    if ipc::send(sock, &ToWorker::Terminate, &[]).await.is_err() {
-                        let _ = child.start_kill();
+                () = sleep_until(timer), if timer.is_some() => {
+                    if self.on_timer(peer, sock, child).await {
+                        return;
                     }
                 }
                 Some(flow) = udp.recv() => {
@@ -192,17 +278,14 @@ impl Run {
                         log::debug!("{peer}: cannot hand a UDP flow to worker {}", id.0);
                     }
                 }
-                () = crate::session_deadline::sleep(wake) => {
-                    if self.session_deadline(id, peer, sock).await {
-                        let _ = child.start_kill();
-                        return;
-                    }
-                }
                 _ = child.wait() => return,
             }
         }
-        // The worker closed its socket: it is exiting. Give it a moment, then make sure.
-        if tokio::time::timeout(EXIT_GRACE, child.wait())
+        // The worker closed its socket: it is exiting. Give it a moment (no more than what is
+        // left of a Terminate's grace), then make sure.
+        let grace = Instant::now() + EXIT_GRACE;
+        let until = self.kill_at.map_or(grace, |k| k.min(grace));
+        if tokio::time::timeout_at(until.into(), child.wait())
             .await
             .is_err()
         {
@@ -211,33 +294,6 @@ impl Run {
                 id.0
             );
             let _ = child.start_kill();
-        }
-    }
-
-    /// main's `session-timeout` backstop fired; `true` when the worker must be killed now.
-    async fn session_deadline(
-        &mut self,
-        id: WorkerId,
-        peer: SocketAddr,
-        sock: &UnixSeqpacket,
-    ) -> bool {
-        use crate::session_deadline::Step;
-        let Some(deadline) = self.deadline.as_mut() else {
-            return false;
-        };
-        match deadline.handle_timeout(tokio::time::Instant::now()) {
-            Step::Terminate => {
-                log::info!("{peer}: session timeout: terminating worker {}", id.0);
-                ipc::send(sock, &ToWorker::Terminate, &[]).await.is_err()
-            }
-            Step::Kill => {
-                log::warn!(
-                    "{peer}: worker {} outlived its session timeout; killing it",
-                    id.0
-                );
-                true
-            }
-            Step::Nothing => false,
         }
     }
 
@@ -255,36 +311,25 @@ impl Run {
                 if self.outcome.is_some() {
                     return Err("second CONNECT on one connection");
                 }
-                let me = Owner {
-                    worker: id,
-                    takeover: self.takeover.0.clone(),
-                    done: self.done.subscribe(),
-                };
                 let dtls = DtlsRoute {
                     worker: id,
-                    local_ip: self.local.map_or(peer.ip(), |l| l.ip()),
+                    local_ip: self.local.ip(),
                     handover: self.udp.0.clone(),
                 };
-                match connect::handle(shared, id, peer, req, sock, me, dtls).await {
+                match connect::handle(shared, id, peer, req, sock, &mut self.conn, dtls).await {
                     Ok(mut outcome) => {
-                        self.deadline = outcome.session_left.map(|left| {
-                            crate::session_deadline::Deadline::new(
-                                tokio::time::Instant::now(),
-                                left,
-                            )
-                        });
                         if let Some(granted) = outcome.granted.take() {
+                            self.granted(shared, &outcome);
                             self.granted_mtu = Some(granted.mtu);
-                            shared.tunnels.insert(crate::tunnels::Tunnel {
+                            self.conn.register_tunnel(crate::tunnels::Tunnel {
                                 worker: id,
                                 pid: self.pid,
                                 peer,
-                                local: self.local.unwrap_or(peer),
+                                local: self.local,
                                 granted,
                                 connected_at: std::time::SystemTime::now(),
                                 rx: 0,
                                 tx: 0,
-                                kick: self.kick.0.clone(),
                             });
                         }
                         self.outcome = Some(outcome);
@@ -293,14 +338,14 @@ impl Run {
                 }
             }
             ToMain::Stats { rx_bytes, tx_bytes } => {
-                shared.tunnels.update_stats(id, rx_bytes, tx_bytes);
+                shared.conns.tunnels.update_stats(id, rx_bytes, tx_bytes);
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
             }
             ToMain::TunMtu { mtu } => {
                 if self.tun_mtu(peer, mtu)? {
                     // occtl's `mtu` shows the device's MTU now, as ocserv's does.
-                    shared.tunnels.update_mtu(id, mtu);
+                    shared.conns.tunnels.update_mtu(id, mtu);
                 }
             }
             ToMain::SessionEnd {
@@ -314,6 +359,31 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// The tunnel was granted: main's own session and idle deadlines start now.
+    fn granted(&mut self, shared: &Shared, outcome: &Outcome) {
+        self.pre_auth_until = None;
+        let now = Instant::now();
+        let config = &shared.config;
+        // What is left of the session since login (sec-mod's age; a cookie reconnect does not
+        // restart it), plus a grace for the worker to end it itself first.
+        self.session_until = outcome
+            .session_left
+            .map(|left| now + left + crate::session_deadline::TERMINATE_GRACE);
+        let idle = if outcome.mobile {
+            config.mobile_idle_timeout
+        } else {
+            config.idle_timeout
+        };
+        self.idle = match (idle, &outcome.tun_name, outcome.tun_ifindex) {
+            (Some(secs), Some(device), Some(ifindex)) if secs > 0 => Some(IdleBackstop {
+                device: device.clone(),
+                ifindex,
+                watch: IdleWatch::new(Duration::from_secs(u64::from(secs)) + TIMER_GRACE, now),
+            }),
+            _ => None,
+        };
     }
 
     /// The worker's DTLS path MTU changed (`try-mtu-discovery`): set its tun device's MTU. The
@@ -363,7 +433,8 @@ impl Run {
         }
     }
 
-    /// Release the address, close the session in sec-mod, log the one summary line.
+    /// Release everything the connection held (once, through its record), close the session
+    /// in sec-mod, log the one summary line, run the disconnect-script.
     async fn finish(
         mut self,
         shared: &Shared,
@@ -372,10 +443,6 @@ impl Run {
         status: std::io::Result<ExitStatus>,
     ) {
         let status = status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string());
-        shared.tunnels.remove(id, self.rx, self.tx);
-        if let Some(id) = self.outcome.as_ref().and_then(|o| o.dtls_id) {
-            shared.forget_dtls(&id);
-        }
         let admitted = self.outcome.as_mut().and_then(|o| o.admitted.take());
         let started = admitted
             .as_ref()
@@ -385,19 +452,20 @@ impl Run {
             address,
             tun_name,
             ..
-        }) = self.outcome
+        }) = self.outcome.take()
         else {
+            self.conn.release(None, self.rx, self.tx);
             log::debug!("{peer}: worker {} ended without a tunnel ({status})", id.0);
-            let _ = self.done.send(true);
             return;
         };
-        // A superseded connection's session lives on in the newer one.
-        let reason = match self.end {
-            // Out of session time: the cookie dies, whatever the worker said or did not say.
-            _ if self.deadline.is_some_and(|d| d.expired()) => CloseReason::ServerTerminated,
-            _ if self.superseded => CloseReason::Temporary,
-            Some(reason) => reason,
-            None => CloseReason::Temporary,
+        // main's reason wins over the worker's word; a superseded connection's session lives
+        // on in the newer one.
+        let reason = match self.stop {
+            Some(Stop::Takeover) => CloseReason::Temporary,
+            Some(Stop::Admin | Stop::SessionTimeout | Stop::Violation) => {
+                CloseReason::ServerTerminated
+            }
+            Some(Stop::IdleTimeout) | None => self.end.unwrap_or(CloseReason::Temporary),
         };
         let cookie_dies = match reason {
             CloseReason::UserDisconnect => !shared.config.persistent_cookies,
@@ -409,15 +477,10 @@ impl Run {
                 + Duration::from_secs(u64::from(shared.config.cookie_timeout))
                 + COOKIE_SLACK
         });
-        if let Some(pool) = shared.pool().as_mut() {
-            pool.release(grant.sid, keep_until);
-        }
-        shared.release_session(grant.sid, id);
-        if let Err(e) = shared.secmod.session_close(grant.sid, reason).await {
-            log::error!(
-                "{peer}: cannot tell sec-mod that session {} closed: {e}",
-                grant.sid
-            );
+        if let Some((sid, secmod)) = self.conn.release(keep_until, self.rx, self.tx) {
+            if let Err(e) = secmod.session_close(sid, reason).await {
+                log::error!("{peer}: cannot tell sec-mod that session {sid} closed: {e}");
+            }
         }
         let ip = address.map_or_else(|| "none".to_owned(), |a| a.to_string());
         log::info!(
@@ -428,11 +491,18 @@ impl Run {
             self.tx,
             crate::lifecycle::duration_secs(started),
         );
-        let _ = self.done.send(true);
-        // After `done`: a takeover never waits for this connection's disconnect-script.
+        // After the release: a takeover never waits for this connection's disconnect-script.
         if let Some(admitted) = admitted {
             crate::lifecycle::ended(shared, admitted, self.rx, self.tx).await;
         }
+    }
+}
+
+/// Sleep until `at`; never, without one (the `select!` arm is disabled then anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -274,6 +274,8 @@ pub(crate) fn supported(
         "isolate-workers" => c.isolate_workers = values::boolean(v)?,
         "use-occtl" => c.use_occtl = values::boolean(v)?,
         "max-clients" => c.max_clients = values::number(v, 0, u32::MAX)?,
+        "max-pre-auth-clients" => c.max_pre_auth_clients = values::number(v, 0, u32::MAX)?,
+        "max-pre-auth-per-ip" => c.max_pre_auth_per_ip = values::number(v, 0, u32::MAX)?,
         "max-same-clients" => c.max_same_clients = values::number(v, 0, u32::MAX)?,
         "keepalive" => c.keepalive = values::seconds(v)?,
         "dpd" => c.dpd = values::seconds(v)?,

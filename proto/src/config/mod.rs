@@ -216,6 +216,11 @@ pub struct Config {
     pub isolate_workers: bool,
     pub max_clients: u32,
     pub max_same_clients: u32,
+    /// `max-pre-auth-clients` (ours): workers that have not logged in yet, server-wide; 0 = no
+    /// limit.
+    pub max_pre_auth_clients: u32,
+    /// `max-pre-auth-per-ip` (ours): the same per client address (IPv6: per /64); 0 = no limit.
+    pub max_pre_auth_per_ip: u32,
     pub keepalive: u32,
     pub dpd: u32,
     pub mobile_dpd: u32,
@@ -306,6 +311,8 @@ impl Default for Config {
             isolate_workers: true,
             max_clients: 0,
             max_same_clients: 0,
+            max_pre_auth_clients: 256,
+            max_pre_auth_per_ip: 32,
             keepalive: 32400,
             dpd: 90,
             mobile_dpd: 1800,

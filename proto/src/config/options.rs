@@ -279,6 +279,8 @@ static OPTIONS: &[OptionSpec] = &[
     yes_but("match-tls-dtls-ciphers", V, "Require the DTLS cipher to be the one of the TLS channel.", "Restricts the legacy suite choice to the TLS channel's AES key size; PSK-NEGOTIATE picks its own AES-GCM suite."),
     yes_but("max-ban-score", G, "Ban points at which an address is banned; 0 = no bans.", "Default 0 (ocserv's built-in default is 30, with `ban-time` 0). Loopback clients are never banned."),
     yes("max-clients", G, "Most clients at once; 0 = no limit."),
+    yes_but("max-pre-auth-clients", G, "Most connections not logged in yet, server-wide; 0 = no limit.", "rocserv only (ocserv has no such option): default 256. Each costs a worker process; more are closed at accept."),
+    yes_but("max-pre-auth-per-ip", G, "Most connections not logged in yet from one client address (IPv6: one /64); 0 = no limit.", "rocserv only (ocserv has no such option): default 32; raise it for many users behind one NAT address."),
     yes("max-same-clients", V, "Most sessions of one user at once; 0 = no limit."),
     alias("min-reauth-time", "ban-time", true, G),
     yes("mobile-dpd", V, "Dead peer detection interval for mobile clients; 0 = same as `dpd`."),

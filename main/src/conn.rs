@@ -1,0 +1,644 @@
+//! One record per client connection: everything main holds for it, acquired through it and
+//! released by it exactly once, keyed by (session, worker).
+//!
+//! A connection is reserved in the accept loop *before* its worker is spawned ([`reserve`]):
+//! `max-clients` and the pre-auth caps (`max-pre-auth-clients`, `max-pre-auth-per-ip`, IPv6
+//! counted per /64) are checked and counted under one lock, so no check-then-insert race lets
+//! a burst past them. The [`Conn`] it returns is owned by the connection's task; as the
+//! connection goes on it takes, through the same record, the tunnel ownership of its session
+//! (takeover), a `max-same-clients` slot, the address lease, the DTLS route, the occtl entry and
+//! the sec-mod session reference. [`Conn::release`] (or `Drop`, if the task is torn down) gives
+//! all of it back once. Every shared table is keyed so that a release can only remove what this
+//! connection put there: a late release of an older connection of the same session (a
+//! takeover) leaves the newer one's entries alone.
+//!
+//! Other tasks reach a connection only through [`Connections::terminate`]: the connection's task
+//! sends the worker `Terminate` and kills it if it has not exited within [`TERMINATE_GRACE`]
+//! (the worker is assumed compromised: asking is not enough).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rocserv_proto::config::Config;
+use rocserv_proto::ipc::{SessionId, WorkerId};
+use tokio::sync::{mpsc, watch};
+
+use crate::ip_pool::{IpPool, LeaseError};
+use crate::limits::Users;
+use crate::secmod::SecModClient;
+use crate::state::DtlsRoute;
+use crate::tunnels::Registry;
+
+/// How long a worker gets to exit after main sent it `Terminate`, before main kills it.
+pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
+/// Why main ends a connection. The connection's task enforces it (`Terminate`, then SIGKILL
+/// after [`TERMINATE_GRACE`]); for the session's fate main's reason wins over the worker's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// occtl `disconnect` / `terminate`.
+    Admin,
+    /// A newer connection of the same session took over.
+    Takeover,
+    /// No traffic through the tun device for longer than `idle-timeout` (+ grace).
+    IdleTimeout,
+    /// The session's time is up (`session-timeout`).
+    SessionTimeout,
+    /// A check of main's found the worker misbehaving (rate limits, validation).
+    Violation,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Admin => "disconnected by the administrator",
+            Self::Takeover => "taken over by a newer connection",
+            Self::IdleTimeout => "idle timeout",
+            Self::SessionTimeout => "session timeout",
+            Self::Violation => "protocol violation",
+        })
+    }
+}
+
+/// Why a connection was not reserved (the accept loop closes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("max-clients ({0}) reached")]
+    MaxClients(u32),
+    #[error("max-pre-auth-clients ({0}) reached")]
+    PreAuthTotal(u32),
+    #[error("max-pre-auth-per-ip ({0}) reached for this address")]
+    PreAuthPerIp(u32),
+}
+
+/// The admission limits that apply at accept time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// `max-clients`: live connections (0 = no limit).
+    pub clients: u32,
+    /// `max-pre-auth-clients`: connections not logged in yet (0 = no limit).
+    pub pre_auth: u32,
+    /// `max-pre-auth-per-ip`: the same per address or IPv6 /64 (0 = no limit).
+    pub pre_auth_per_ip: u32,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            clients: config.max_clients,
+            pre_auth: config.max_pre_auth_clients,
+            pre_auth_per_ip: config.max_pre_auth_per_ip,
+        }
+    }
+}
+
+/// Another connection's hold on a session, as a takeover sees it.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    pub worker: WorkerId,
+    /// Becomes true once that connection released everything.
+    pub done: watch::Receiver<bool>,
+}
+
+/// The live connections and what they hold (one per server, in `state::Shared`).
+#[derive(Debug)]
+pub struct Connections {
+    table: Mutex<Table>,
+    /// The address pool (`None` inside when no ipv4-network is configured).
+    pool: Mutex<Option<IpPool>>,
+    /// Live tunnels, totals and events for occtl.
+    pub tunnels: Registry,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    live: HashMap<WorkerId, Entry>,
+    /// Session -> the connection serving its tunnel now.
+    sessions: HashMap<SessionId, WorkerId>,
+    /// DTLS id -> where its UDP flows go.
+    dtls: HashMap<[u8; 32], DtlsRoute>,
+    /// `max-same-clients`.
+    users: Users,
+    /// Connections not logged in: in total and per address (IPv6 /64).
+    pre_auth_total: u32,
+    pre_auth_by_net: HashMap<IpAddr, u32>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    pid: u32,
+    /// Where [`Connections::terminate`] asks the connection's task to end it.
+    stop: mpsc::Sender<Stop>,
+    done: watch::Receiver<bool>,
+    /// The address bucket counted as pre-auth, until the CONNECT was granted.
+    pre_auth: Option<IpAddr>,
+}
+
+/// The pre-auth bucket of a client address: the address itself, or its /64 for IPv6 (one
+/// subscriber usually has a whole /64).
+pub fn net_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !(u128::from(u64::MAX));
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
+
+impl Connections {
+    pub fn new(pool: Option<IpPool>) -> Self {
+        Self {
+            table: Mutex::new(Table::default()),
+            pool: Mutex::new(pool),
+            tunnels: Registry::default(),
+        }
+    }
+
+    /// The address pool (`None` inside when no ipv4-network is configured).
+    pub fn pool(&self) -> MutexGuard<'_, Option<IpPool>> {
+        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every critical section leaves the table consistent (no await, no early return
+        // between related updates), so a poisoned lock still guards consistent data.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Live connections (spawned or about to be).
+    pub fn len(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Connections not logged in yet.
+    pub fn pre_auth(&self) -> u32 {
+        self.lock().pre_auth_total
+    }
+
+    /// Process ids of every live worker (0 = not spawned yet).
+    pub fn pids(&self) -> Vec<u32> {
+        self.lock().live.values().map(|e| e.pid).collect()
+    }
+
+    /// The worker's process id (occtl's ID), if the connection is live.
+    pub fn pid(&self, worker: WorkerId) -> Option<u32> {
+        self.lock().live.get(&worker).map(|e| e.pid)
+    }
+
+    /// End connection `worker` for `why`: its task sends `Terminate` and kills the worker if it
+    /// has not exited within [`TERMINATE_GRACE`]. `false` when no such connection is live.
+    pub fn terminate(&self, worker: WorkerId, why: Stop) -> bool {
+        let Some(stop) = self.lock().live.get(&worker).map(|e| e.stop.clone()) else {
+            return false;
+        };
+        // A full queue means a stop is already on its way; the first reason stands.
+        let _ = stop.try_send(why);
+        true
+    }
+
+    /// The route of a DTLS id, if it is live.
+    pub fn dtls_route(&self, id: &[u8]) -> Option<DtlsRoute> {
+        self.lock().dtls.get(id).cloned()
+    }
+
+    /// Sessions of `user` with a tunnel now (`max-same-clients`).
+    pub fn sessions_of(&self, user: &str) -> usize {
+        self.lock().users.sessions_of(user)
+    }
+}
+
+/// Reserve a connection for a client at `peer` before its worker is spawned. The returned
+/// record goes to the connection's task; the receiver is where [`Connections::terminate`]
+/// requests arrive.
+pub fn reserve(
+    conns: &Arc<Connections>,
+    worker: WorkerId,
+    peer: IpAddr,
+    limits: Limits,
+) -> Result<(Conn, mpsc::Receiver<Stop>), Refused> {
+    let net = net_of(peer);
+    let mut table = conns.lock();
+    if limits.clients > 0 && table.live.len() >= limits.clients as usize {
+        return Err(Refused::MaxClients(limits.clients));
+    }
+    if limits.pre_auth > 0 && table.pre_auth_total >= limits.pre_auth {
+        return Err(Refused::PreAuthTotal(limits.pre_auth));
+    }
+    let from_net = table.pre_auth_by_net.get(&net).copied().unwrap_or(0);
+    if limits.pre_auth_per_ip > 0 && from_net >= limits.pre_auth_per_ip {
+        return Err(Refused::PreAuthPerIp(limits.pre_auth_per_ip));
+    }
+    // Small: a stop request is a signal, and the first one decides.
+    let (stop, stops) = mpsc::channel(1);
+    let (done_tx, done) = watch::channel(false);
+    table.pre_auth_total = table.pre_auth_total.saturating_add(1);
+    table
+        .pre_auth_by_net
+        .insert(net, from_net.saturating_add(1));
+    table.live.insert(
+        worker,
+        Entry {
+            pid: 0,
+            stop,
+            done,
+            pre_auth: Some(net),
+        },
+    );
+    drop(table);
+    let conn = Conn {
+        conns: Arc::clone(conns),
+        worker,
+        done: done_tx,
+        holds: Holds::default(),
+        released: false,
+    };
+    Ok((conn, stops))
+}
+
+/// What a connection holds besides its entry (each set when taken, cleared when given back).
+#[derive(Debug, Default)]
+struct Holds {
+    /// It is the session's tunnel owner in `sessions`.
+    session: Option<SessionId>,
+    /// A `max-same-clients` slot.
+    user: Option<(String, SessionId)>,
+    /// An address lease of this session (held by this worker in the pool).
+    lease: Option<SessionId>,
+    /// A DTLS id routed to it.
+    dtls: Option<[u8; 32]>,
+    /// An occtl registry entry.
+    tunnel: bool,
+    /// sec-mod opened the session for it (sec-mod must hear `SessionClose` once).
+    secmod: Option<(SessionId, Arc<SecModClient>)>,
+}
+
+/// One live connection: owns what main holds for it (see the module doc).
+#[derive(Debug)]
+pub struct Conn {
+    conns: Arc<Connections>,
+    worker: WorkerId,
+    done: watch::Sender<bool>,
+    holds: Holds,
+    released: bool,
+}
+
+impl Conn {
+    pub fn worker(&self) -> WorkerId {
+        self.worker
+    }
+
+    /// The worker's process id (0 before [`Self::spawned`]).
+    pub fn pid(&self) -> u32 {
+        self.conns.pid(self.worker).unwrap_or(0)
+    }
+
+    /// The worker process runs as `pid`.
+    pub fn spawned(&self, pid: u32) {
+        if let Some(e) = self.conns.lock().live.get_mut(&self.worker) {
+            e.pid = pid;
+        }
+    }
+
+    /// `secmod` opened session `sid` for this connection.
+    pub fn opened(&mut self, sid: SessionId, secmod: Arc<SecModClient>) {
+        self.holds.secmod = Some((sid, secmod));
+    }
+
+    /// Logged in (its CONNECT is granted): it no longer counts against the pre-auth caps.
+    pub fn logged_in(&self) {
+        let mut table = self.conns.lock();
+        leave_pre_auth(&mut table, self.worker);
+    }
+
+    /// Whether the connection still counts as not logged in.
+    pub fn is_pre_auth(&self) -> bool {
+        self.conns
+            .lock()
+            .live
+            .get(&self.worker)
+            .is_some_and(|e| e.pre_auth.is_some())
+    }
+
+    /// `max-same-clients`: take a slot for `user`'s session `sid`, unless the user already has
+    /// `max` other sessions with a tunnel (0 = unlimited).
+    pub fn admit_user(&mut self, user: &str, sid: SessionId, max: u32) -> bool {
+        if self.holds.user.is_some() {
+            return true;
+        }
+        let admitted = self.conns.lock().users.admit(user, sid, max);
+        if admitted {
+            self.holds.user = Some((user.to_owned(), sid));
+        }
+        admitted
+    }
+
+    /// Become the tunnel owner of session `sid`; returns the connection that owned it, if
+    /// another one (the caller takes it over and waits for its [`Prior::done`]).
+    pub fn claim_session(&mut self, sid: SessionId) -> Option<Prior> {
+        let mut table = self.conns.lock();
+        let old = table.sessions.insert(sid, self.worker);
+        self.holds.session = Some(sid);
+        let old = old.filter(|w| *w != self.worker)?;
+        let done = table.live.get(&old).map(|e| e.done.clone())?;
+        Some(Prior { worker: old, done })
+    }
+
+    /// Lease an address for session `sid` of `user`: (server address, client address, netmask).
+    pub fn lease(
+        &mut self,
+        sid: SessionId,
+        user: &str,
+    ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), LeaseError> {
+        let mut pool = self.conns.pool();
+        let pool = pool.as_mut().ok_or(LeaseError::Exhausted)?;
+        let remote = pool.lease(sid, self.worker, user, Instant::now())?;
+        self.holds.lease = Some(sid);
+        Ok((pool.server_address(), remote, pool.netmask()))
+    }
+
+    /// Route the UDP flows of DTLS id `id` to this connection.
+    pub fn register_dtls(&mut self, id: [u8; 32], route: DtlsRoute) {
+        self.conns.lock().dtls.insert(id, route);
+        self.holds.dtls = Some(id);
+    }
+
+    /// The DTLS id is not used after all (the grant could not be sent).
+    pub fn forget_dtls(&mut self) {
+        if let Some(id) = self.holds.dtls.take() {
+            forget_dtls(&mut self.conns.lock(), &id, self.worker);
+        }
+    }
+
+    /// Show the tunnel to occtl.
+    pub fn register_tunnel(&mut self, tunnel: crate::tunnels::Tunnel) {
+        self.conns.tunnels.insert(tunnel);
+        self.holds.tunnel = true;
+    }
+
+    /// Give back everything (once; later calls do nothing). `keep_until` is how long the
+    /// session keeps its address for a reconnect (`None` = freed now); `rx`/`tx` go into
+    /// occtl's totals. Returns the session sec-mod must now be told about (`SessionClose`).
+    pub fn release(
+        &mut self,
+        keep_until: Option<Instant>,
+        rx: u64,
+        tx: u64,
+    ) -> Option<(SessionId, Arc<SecModClient>)> {
+        if self.released {
+            return None;
+        }
+        self.released = true;
+        let worker = self.worker;
+        let holds = std::mem::take(&mut self.holds);
+        if holds.tunnel {
+            self.conns.tunnels.remove(worker, rx, tx);
+        }
+        if let Some(sid) = holds.lease {
+            if let Some(pool) = self.conns.pool().as_mut() {
+                pool.release(sid, worker, keep_until);
+            }
+        }
+        {
+            let mut table = self.conns.lock();
+            leave_pre_auth(&mut table, worker);
+            table.live.remove(&worker);
+            if let Some(sid) = holds.session {
+                if table.sessions.get(&sid) == Some(&worker) {
+                    table.sessions.remove(&sid);
+                }
+            }
+            if let Some(id) = holds.dtls {
+                forget_dtls(&mut table, &id, worker);
+            }
+            if let Some((user, sid)) = holds.user {
+                table.users.close(&user, sid);
+            }
+        }
+        // A takeover waiting for this connection may lease now.
+        let _ = self.done.send(true);
+        holds.secmod
+    }
+}
+
+impl Drop for Conn {
+    /// The task was torn down before it released (shutdown, a panic): give everything back;
+    /// sec-mod hears of it in a task of its own, if a runtime is still there.
+    fn drop(&mut self) {
+        if let Some((sid, secmod)) = self.release(None, 0, 0) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = secmod
+                        .session_close(sid, rocserv_proto::ipc::CloseReason::Temporary)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+fn leave_pre_auth(table: &mut Table, worker: WorkerId) {
+    let Some(net) = table.live.get_mut(&worker).and_then(|e| e.pre_auth.take()) else {
+        return;
+    };
+    table.pre_auth_total = table.pre_auth_total.saturating_sub(1);
+    if let Some(n) = table.pre_auth_by_net.get_mut(&net) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            table.pre_auth_by_net.remove(&net);
+        }
+    }
+}
+
+fn forget_dtls(table: &mut Table, id: &[u8; 32], worker: WorkerId) {
+    if table.dtls.get(id).is_some_and(|r| r.worker == worker) {
+        table.dtls.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rocserv_proto::config::IpNet;
+
+    use super::*;
+
+    fn conns() -> Arc<Connections> {
+        let net = IpNet {
+            addr: "10.77.0.0".parse().unwrap(),
+            prefix: 24,
+        };
+        Arc::new(Connections::new(Some(IpPool::new(net, false).unwrap())))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const OPEN: Limits = Limits {
+        clients: 0,
+        pre_auth: 0,
+        pre_auth_per_ip: 0,
+    };
+
+    fn route(worker: WorkerId) -> DtlsRoute {
+        DtlsRoute {
+            worker,
+            local_ip: ip("10.0.0.1"),
+            handover: mpsc::channel(1).0,
+        }
+    }
+
+    #[test]
+    fn pre_auth_caps_count_per_address_and_v6_slash_64_and_free_at_login() {
+        let c = conns();
+        let limits = Limits {
+            clients: 0,
+            pre_auth: 3,
+            pre_auth_per_ip: 2,
+        };
+        let (a1, _s1) = reserve(&c, WorkerId(1), ip("192.0.2.1"), limits).unwrap();
+        let (_a2, _s2) = reserve(&c, WorkerId(2), ip("192.0.2.1"), limits).unwrap();
+        assert_eq!(
+            reserve(&c, WorkerId(3), ip("192.0.2.1"), limits).unwrap_err(),
+            Refused::PreAuthPerIp(2)
+        );
+        // A v4-mapped address is the same client.
+        assert_eq!(
+            reserve(&c, WorkerId(3), ip("::ffff:192.0.2.1"), limits).unwrap_err(),
+            Refused::PreAuthPerIp(2)
+        );
+        let (_b1, _s3) = reserve(&c, WorkerId(4), ip("2001:db8::1"), limits).unwrap();
+        assert_eq!(
+            reserve(&c, WorkerId(5), ip("192.0.2.9"), limits).unwrap_err(),
+            Refused::PreAuthTotal(3)
+        );
+        assert_eq!(c.pre_auth(), 3);
+        // Logging in frees the pre-auth slot (not the connection).
+        a1.logged_in();
+        assert!(!a1.is_pre_auth());
+        assert_eq!(c.pre_auth(), 2);
+        let (_a3, _s4) = reserve(&c, WorkerId(6), ip("192.0.2.1"), limits).unwrap();
+        // The same /64 is one bucket; another /64 is not.
+        let limits = Limits {
+            pre_auth: 0,
+            ..limits
+        };
+        let (_b2, _s5) = reserve(&c, WorkerId(7), ip("2001:db8::ffff:1"), limits).unwrap();
+        assert_eq!(
+            reserve(&c, WorkerId(8), ip("2001:db8:0:0:1::2"), limits).unwrap_err(),
+            Refused::PreAuthPerIp(2)
+        );
+        let (_b3, _s6) = reserve(&c, WorkerId(9), ip("2001:db8:0:1::1"), limits).unwrap();
+        assert_eq!(c.len(), 6);
+    }
+
+    #[test]
+    fn max_clients_counts_every_live_connection() {
+        let c = conns();
+        let limits = Limits { clients: 2, ..OPEN };
+        let (mut a, _sa) = reserve(&c, WorkerId(1), ip("192.0.2.1"), limits).unwrap();
+        a.logged_in();
+        let (_b, _sb) = reserve(&c, WorkerId(2), ip("192.0.2.2"), limits).unwrap();
+        assert_eq!(
+            reserve(&c, WorkerId(3), ip("192.0.2.3"), limits).unwrap_err(),
+            Refused::MaxClients(2)
+        );
+        a.release(None, 0, 0);
+        assert!(reserve(&c, WorkerId(3), ip("192.0.2.3"), limits).is_ok());
+    }
+
+    #[test]
+    fn release_gives_everything_back_once() {
+        let c = conns();
+        let (mut a, _s) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
+        let sid = SessionId(7);
+        assert!(a.claim_session(sid).is_none());
+        assert!(a.admit_user("alice", sid, 1));
+        let (_, addr, _) = a.lease(sid, "alice").unwrap();
+        a.register_dtls([1; 32], route(WorkerId(1)));
+        assert_eq!(c.sessions_of("alice"), 1);
+        assert!(c.dtls_route(&[1; 32]).is_some());
+        let mut done = c.lock().live.get(&WorkerId(1)).unwrap().done.clone();
+
+        a.release(None, 0, 0);
+        assert!(*done.borrow_and_update());
+        assert!(c.is_empty());
+        assert_eq!(c.pre_auth(), 0);
+        assert_eq!(c.sessions_of("alice"), 0);
+        assert!(c.dtls_route(&[1; 32]).is_none());
+        assert_eq!(c.pool().as_ref().unwrap().held(), 0);
+        // Once: a second release (and the drop) change nothing, even for a newcomer.
+        let (mut b, _s) = reserve(&c, WorkerId(2), ip("192.0.2.1"), OPEN).unwrap();
+        assert!(b.admit_user("alice", SessionId(8), 1));
+        assert_eq!(b.lease(SessionId(8), "alice").unwrap().1, addr);
+        a.release(None, 0, 0);
+        drop(a);
+        assert_eq!(c.sessions_of("alice"), 1);
+        assert_eq!(c.pool().as_ref().unwrap().holder(addr), Some("alice"));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn dropping_an_unreleased_record_releases_it() {
+        let c = conns();
+        let (mut a, _s) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
+        a.lease(SessionId(1), "bob").unwrap();
+        assert!(a.admit_user("bob", SessionId(1), 0));
+        drop(a);
+        assert!(c.is_empty());
+        assert_eq!(c.pre_auth(), 0);
+        assert_eq!(c.sessions_of("bob"), 0);
+        assert_eq!(c.pool().as_ref().unwrap().held(), 0);
+    }
+
+    #[test]
+    fn a_late_release_of_the_old_connection_leaves_the_newer_one_alone() {
+        let c = conns();
+        let sid = SessionId(5);
+        let (mut old, _so) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
+        assert!(old.claim_session(sid).is_none());
+        assert!(old.admit_user("carol", sid, 1));
+        let (_, addr, _) = old.lease(sid, "carol").unwrap();
+        old.register_dtls([1; 32], route(WorkerId(1)));
+
+        // A takeover: the newer connection claims the session and must wait for the old one.
+        let (mut new, _sn) = reserve(&c, WorkerId(2), ip("192.0.2.1"), OPEN).unwrap();
+        let prior = new
+            .claim_session(sid)
+            .expect("the old connection owns the session");
+        assert_eq!(prior.worker, WorkerId(1));
+        assert!(!*prior.done.borrow());
+        assert!(new.admit_user("carol", sid, 1));
+        // While the old worker lives, its address is not handed to the newer connection.
+        assert_eq!(new.lease(sid, "carol"), Err(LeaseError::InUse));
+        assert!(c.terminate(WorkerId(1), Stop::Takeover));
+
+        let keep = Some(Instant::now() + Duration::from_secs(300));
+        old.release(keep, 0, 0);
+        assert!(*prior.done.borrow());
+        assert_eq!(new.lease(sid, "carol").unwrap().1, addr);
+        new.register_dtls([2; 32], route(WorkerId(2)));
+        // The old connection's DTLS id is gone; the newer one's session and slot stay.
+        assert!(c.dtls_route(&[1; 32]).is_none());
+        assert!(c.dtls_route(&[2; 32]).is_some());
+        assert_eq!(c.lock().sessions.get(&sid), Some(&WorkerId(2)));
+        assert_eq!(c.sessions_of("carol"), 1);
+
+        // A late or repeated release of the old (session, worker) changes nothing.
+        old.release(None, 0, 0);
+        drop(old);
+        assert_eq!(c.pool().as_ref().unwrap().holder(addr), Some("carol"));
+        let (mut other, _s) = reserve(&c, WorkerId(3), ip("192.0.2.3"), OPEN).unwrap();
+        assert_ne!(other.lease(SessionId(6), "dave").unwrap().1, addr);
+        assert_eq!(c.lock().sessions.get(&sid), Some(&WorkerId(2)));
+        assert!(c.dtls_route(&[2; 32]).is_some());
+        assert!(!c.terminate(WorkerId(1), Stop::Admin));
+        assert!(c.terminate(WorkerId(2), Stop::Admin));
+    }
+}
