@@ -91,10 +91,9 @@ fn a_worker_that_ignores_terminate_is_killed_by_occtl_disconnect() {
         .expect("main ended the frozen worker's session");
     let took = asked.elapsed();
     assert!(took < BOUNDED, "ending a frozen worker took {took:?}");
-    assert!(
-        server.log_text()[before..].contains("did not exit within"),
-        "main should say it killed the worker"
-    );
+    server
+        .wait_for_log_after(before, "did not exit within", Duration::ZERO)
+        .expect("main says it killed the worker");
     assert!(!procfs::alive(worker), "the frozen worker is still there");
     assert_eq!(
         occtl_ids(&socket),
@@ -142,10 +141,9 @@ fn a_takeover_of_a_frozen_worker_never_gives_its_address_to_two() {
         "the old worker still lives while its address went to the new connection"
     );
     assert_eq!(up2.address, up1.address, "a takeover keeps the address");
-    assert!(
-        server.log_text()[before..].contains("did not exit within"),
-        "main should say it killed the old worker"
-    );
+    server
+        .wait_for_log_after(before, "did not exit within", Duration::ZERO)
+        .expect("main says it killed the old worker");
     let ids = occtl_ids(&socket);
     assert_eq!(ids.len(), 1, "one tunnel for the address: {ids:?}");
     assert_ne!(ids[0], old);
@@ -233,4 +231,29 @@ fn a_pre_auth_flood_from_one_address_costs_few_workers_and_locks_nobody_out() {
     assert_eq!(left.len(), 1, "workers left behind: {left:?}");
     let (ok, out) = lab.ping_through_tunnel(2);
     assert!(ok, "{out}");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn main_ends_an_idle_tunnel_whose_worker_does_not() {
+    let lab = Lab::new();
+    let (server, socket) = occtl_server(&lab, &[("idle-timeout", "4")]);
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    let ids = occtl_ids(&socket);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    // Neither the client nor the worker does anything from now on: the worker's own idle timer
+    // cannot fire, main's backstop (the tun counters) must.
+    client.signal(Signal::SIGSTOP);
+    freeze(ids[0]);
+    let line = server
+        .wait_for_log("ending worker", Duration::from_secs(20))
+        .expect("main ended the idle tunnel");
+    assert!(line.contains("idle timeout"), "{line}");
+    server
+        .wait_for_log("session ended", BOUNDED)
+        .expect("session ended after the bounded wait");
+    assert!(!procfs::alive(ids[0]), "the frozen worker is still there");
+    client.signal(Signal::SIGKILL);
+    client.wait_exit(WAIT).expect("client killed");
 }
