@@ -43,6 +43,8 @@ fn defaults_are_ocservs() {
     assert_eq!(c.device, "vpns");
     assert_eq!(c.idle_timeout, None);
     assert!(c.tls.tls12 && c.tls.tls13 && c.tls.server_precedence);
+    // Ours: pre-auth caps on by default.
+    assert_eq!((c.max_pre_auth_clients, c.max_pre_auth_per_ip), (256, 32));
 }
 
 #[test]
@@ -71,6 +73,8 @@ fn numbers_and_durations() {
     assert_eq!(c.idle_timeout, None, "0 disables");
     assert_eq!(c.session_timeout, Some(3600));
     assert_eq!(c.log_level, 9);
+    let c = ok("max-pre-auth-clients = 0\nmax-pre-auth-per-ip = 4");
+    assert_eq!((c.max_pre_auth_clients, c.max_pre_auth_per_ip), (0, 4));
     assert_eq!(
         one("dpd = 90s"),
         "t.conf:5: error: dpd: expected a number of seconds, found `90s`"
