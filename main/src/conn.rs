@@ -258,6 +258,7 @@ pub fn reserve(
         done: done_tx,
         holds: Holds::default(),
         released: false,
+        session_until: None,
     };
     Ok((conn, stops))
 }
@@ -287,9 +288,27 @@ pub struct Conn {
     done: watch::Sender<bool>,
     holds: Holds,
     released: bool,
+    /// When main ends the session whatever the worker says (`session-timeout` backstop).
+    session_until: Option<Instant>,
 }
 
 impl Conn {
+    /// main ends the connection at `at` ([`Stop::SessionTimeout`]) unless an earlier deadline
+    /// is set already.
+    pub fn set_session_deadline(&mut self, at: Instant) {
+        self.session_until = Some(self.session_until.map_or(at, |t| t.min(at)));
+    }
+
+    /// When main ends the session, if it does.
+    pub fn session_deadline(&self) -> Option<Instant> {
+        self.session_until
+    }
+
+    /// The deadline fired (the stop is under way).
+    pub fn clear_session_deadline(&mut self) {
+        self.session_until = None;
+    }
+
     pub fn worker(&self) -> WorkerId {
         self.worker
     }

@@ -103,8 +103,6 @@ struct Run {
     kill_at: Option<Instant>,
     /// Not logged in by then: killed (`auth-timeout` backstop).
     pre_auth_until: Option<Instant>,
-    /// `session-timeout` backstop.
-    session_until: Option<Instant>,
     idle: Option<IdleBackstop>,
     outcome: Option<Outcome>,
     end: Option<CloseReason>,
@@ -139,7 +137,6 @@ impl Run {
             stop: None,
             kill_at: None,
             pre_auth_until: Some(pre_auth_until),
-            session_until: None,
             idle: None,
             outcome: None,
             end: None,
@@ -156,7 +153,7 @@ impl Run {
     /// The earliest of main's own deadlines (not the kill), if any.
     fn next_timer(&self) -> Option<Instant> {
         let idle = self.idle.as_ref().map(|i| i.watch.next_check());
-        let session = self.session_until.filter(|_| self.stop.is_none());
+        let session = self.conn.session_deadline().filter(|_| self.stop.is_none());
         [self.pre_auth_until, session, idle]
             .into_iter()
             .flatten()
@@ -201,8 +198,8 @@ impl Run {
                 return true;
             }
         }
-        if self.session_until.is_some_and(|t| t <= now) {
-            self.session_until = None;
+        if self.conn.session_deadline().is_some_and(|t| t <= now) {
+            self.conn.clear_session_deadline();
             self.stop(Stop::SessionTimeout, peer, sock, child).await;
         }
         let idle = match self.idle.as_mut() {
@@ -368,9 +365,10 @@ impl Run {
         let config = &shared.config;
         // What is left of the session since login (sec-mod's age; a cookie reconnect does not
         // restart it), plus a grace for the worker to end it itself first.
-        self.session_until = outcome
-            .session_left
-            .map(|left| now + left + crate::session_deadline::TERMINATE_GRACE);
+        if let Some(left) = outcome.session_left {
+            self.conn
+                .set_session_deadline(now + left + crate::session_deadline::TERMINATE_GRACE);
+        }
         let idle = if outcome.mobile {
             config.mobile_idle_timeout
         } else {

@@ -233,27 +233,40 @@ fn a_pre_auth_flood_from_one_address_costs_few_workers_and_locks_nobody_out() {
     assert!(ok, "{out}");
 }
 
-#[test]
-#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
-fn main_ends_an_idle_tunnel_whose_worker_does_not() {
+/// A tunnel whose client and worker are frozen after it came up, under `option`: main alone
+/// must end it, for `why`, and kill the worker after the bounded wait.
+fn frozen_tunnel_is_ended_by_main(option: (&str, &str), why: &str) {
     let lab = Lab::new();
-    let (server, socket) = occtl_server(&lab, &[("idle-timeout", "4")]);
+    let (server, socket) = occtl_server(&lab, &[option]);
     let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
     client.wait_up(WAIT).expect("tunnel up");
     let ids = occtl_ids(&socket);
     assert_eq!(ids.len(), 1, "{ids:?}");
-    // Neither the client nor the worker does anything from now on: the worker's own idle timer
-    // cannot fire, main's backstop (the tun counters) must.
+    // Neither the client nor the worker does anything from now on: the worker's own timer
+    // cannot fire, main's backstop must.
     client.signal(Signal::SIGSTOP);
     freeze(ids[0]);
     let line = server
         .wait_for_log("ending worker", Duration::from_secs(20))
-        .expect("main ended the idle tunnel");
-    assert!(line.contains("idle timeout"), "{line}");
+        .expect("main ended the tunnel");
+    assert!(line.contains(why), "{line}");
     server
         .wait_for_log("session ended", BOUNDED)
         .expect("session ended after the bounded wait");
     assert!(!procfs::alive(ids[0]), "the frozen worker is still there");
     client.signal(Signal::SIGKILL);
     client.wait_exit(WAIT).expect("client killed");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn main_ends_an_idle_tunnel_whose_worker_does_not() {
+    // No traffic through the tun device: the kernel's counters stand still.
+    frozen_tunnel_is_ended_by_main(("idle-timeout", "4"), "idle timeout");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn main_ends_a_session_past_session_timeout_whose_worker_does_not() {
+    frozen_tunnel_is_ended_by_main(("session-timeout", "4"), "session timeout");
 }
