@@ -5,7 +5,9 @@
 //! sec-mod and one worker per connection, signal the processes it spawned. Never: open the
 //! server's private key (only sec-mod does; `--demo` *writes* a fresh one once), parse client
 //! HTTP or TLS (the worker does), trust what a worker says (worker messages are decoded as
-//! untrusted input; a malformed one gets that worker killed).
+//! untrusted input; a malformed one gets that worker killed) or that it obeys (main enforces
+//! `Terminate` with a kill after a bounded wait, and the auth, idle and session timeouts itself;
+//! see [`conn`]).
 //!
 //! **Startup sequence.**
 //! 1. Parse the command line (`-c -f -d -t -p --log-stderr -v --demo`).

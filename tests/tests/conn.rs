@@ -270,3 +270,44 @@ fn main_ends_an_idle_tunnel_whose_worker_does_not() {
 fn main_ends_a_session_past_session_timeout_whose_worker_does_not() {
     frozen_tunnel_is_ended_by_main(("session-timeout", "4"), "session timeout");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn main_kills_a_worker_not_logged_in_within_auth_timeout() {
+    let lab = Lab::new();
+    let server = Server::start(&lab.srv, &lab.config(&[("auth-timeout", "3")]));
+    // One TCP connection that never says a word, from inside the client namespace.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let ns = lab.cli.path();
+    let idle = std::thread::spawn(move || {
+        setns(std::fs::File::open(ns).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+        let conn = TcpStream::connect((SERVER_IP, 443)).unwrap();
+        opened_tx.send(()).unwrap();
+        let _ = close_rx.recv_timeout(Duration::from_secs(60));
+        drop(conn);
+    });
+    opened_rx.recv_timeout(WAIT).expect("connected");
+    let deadline = Instant::now() + WAIT;
+    let mut workers = server.workers();
+    while workers.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        workers = server.workers();
+    }
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    // The worker's own deadline cannot fire now; main's must (auth-timeout + its grace).
+    freeze(workers[0]);
+    server
+        .wait_for_log("not logged in within auth-timeout", Duration::from_secs(15))
+        .expect("main killed the worker");
+    let deadline = Instant::now() + WAIT;
+    while procfs::alive(workers[0]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !procfs::alive(workers[0]),
+        "the frozen worker is still there"
+    );
+    close_tx.send(()).unwrap();
+    idle.join().unwrap();
+}
