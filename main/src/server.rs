@@ -95,6 +95,7 @@ async fn accept_loop(
     });
     tokio::pin!(secmod_reader);
     let mut pacer = Pacer::default();
+    let mut refusals = Refusals::default();
     loop {
         let paused = pacer.paused_until(std::time::Instant::now());
         tokio::select! {
@@ -118,7 +119,7 @@ async fn accept_loop(
                     let (conn, stops) = match crate::conn::reserve(&shared.conns, id, peer.ip(), limits) {
                         Ok(reserved) => reserved,
                         Err(why) => {
-                            log::warn!("{peer}: connection refused: {why}");
+                            refusals.refused(peer, why, std::time::Instant::now());
                             Counters::add(&shared.counters.rejected, 1);
                             continue;
                         }
@@ -163,6 +164,37 @@ async fn accept_loop(
                 return Ok(Stop::Failure);
             }
         }
+    }
+}
+
+/// At most one "connection refused" line per second for the admission caps: a flood of
+/// connections must not become a flood of log lines.
+#[derive(Debug, Default)]
+struct Refusals {
+    last_log: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn refused(&mut self, peer: SocketAddr, why: crate::conn::Refused, now: std::time::Instant) {
+        if self
+            .last_log
+            .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY)
+        {
+            self.unlogged = self.unlogged.saturating_add(1);
+            return;
+        }
+        let more = std::mem::take(&mut self.unlogged);
+        if more > 0 {
+            log::warn!(
+                "{peer}: connection refused: {why} ({more} more refused since the last such line)"
+            );
+        } else {
+            log::warn!("{peer}: connection refused: {why}");
+        }
+        self.last_log = Some(now);
     }
 }
 
