@@ -65,10 +65,14 @@ impl std::fmt::Display for Stop {
 /// Why a connection was not reserved (the accept loop closes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
+    /// As many connections as `max-clients` are live.
     #[error("max-clients ({0}) reached")]
     MaxClients(u32),
+    /// As many connections as `max-pre-auth-clients` have not logged in yet.
     #[error("max-pre-auth-clients ({0}) reached")]
     PreAuthTotal(u32),
+    /// As many connections from this address (IPv6: /64) as `max-pre-auth-per-ip` have not
+    /// logged in yet.
     #[error("max-pre-auth-per-ip ({0}) reached for this address")]
     PreAuthPerIp(u32),
 }
