@@ -11,6 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rocserv_proto::config::Config;
 use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::{CloseReason, WorkerId, MAX_MESSAGE};
 use tokio::process::{Child, Command};
@@ -68,7 +69,8 @@ pub async fn serve(
     // Backstop of the worker's own auth deadline: not logged in by then, it is killed.
     let pre_auth_until =
         Instant::now() + Duration::from_secs(u64::from(config.auth_timeout)) + TIMER_GRACE;
-    let mut run = Run::new(conn, stops, pid, local, pre_auth_until);
+    // The worker's timers come from `config`; main's backstops must match them.
+    let mut run = Run::new(conn, stops, pid, local, pre_auth_until, Arc::clone(&config));
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -120,6 +122,8 @@ struct Run {
     granted_mtu: Option<u16>,
     /// Rate and content limits of the worker's messages.
     guard: crate::worker_guard::WorkerGuard,
+    /// The configuration the worker was started with (its timers; reload does not change it).
+    config: Arc<Config>,
 }
 
 impl Run {
@@ -129,6 +133,7 @@ impl Run {
         pid: u32,
         local: SocketAddr,
         pre_auth_until: Instant,
+        config: Arc<Config>,
     ) -> Self {
         let (udp_tx, udp_rx) = mpsc::channel(UDP_QUEUE);
         Self {
@@ -147,6 +152,7 @@ impl Run {
             local,
             granted_mtu: None,
             guard: crate::worker_guard::WorkerGuard::new(Instant::now()),
+            config,
         }
     }
 
@@ -316,7 +322,7 @@ impl Run {
                 match connect::handle(shared, id, peer, req, sock, &mut self.conn, dtls).await {
                     Ok(mut outcome) => {
                         if let Some(granted) = outcome.granted.take() {
-                            self.granted(shared, &outcome);
+                            self.granted(&outcome);
                             self.granted_mtu = Some(granted.mtu);
                             self.conn.register_tunnel(crate::tunnels::Tunnel {
                                 worker: id,
@@ -359,10 +365,10 @@ impl Run {
     }
 
     /// The tunnel was granted: main's own session and idle deadlines start now.
-    fn granted(&mut self, shared: &Shared, outcome: &Outcome) {
+    fn granted(&mut self, outcome: &Outcome) {
         self.pre_auth_until = None;
         let now = Instant::now();
-        let config = &shared.config;
+        let config = Arc::clone(&self.config);
         // What is left of the session since login (sec-mod's age; a cookie reconnect does not
         // restart it), plus a grace for the worker to end it itself first.
         if let Some(left) = outcome.session_left {
