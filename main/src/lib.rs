@@ -33,10 +33,12 @@
 //!    server with status 1.
 //!
 //! **Logs.** main logs to syslog (facility daemon) unless `--log-stderr`, and to stderr too
-//! with `-d N` (N > 0), as ocserv does; see [`logger`]. Workers and sec-mod log to stderr.
+//! with `-d N` (N > 0), as ocserv does; see [`logger`]. A worker's stderr is a pipe main reads:
+//! its lines reach main's log escaped and prefixed `worker[PID] PEER:` (see [`worker_log`]).
+//! sec-mod logs to the inherited stderr.
 //!
 //! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so: its
-//! children log only to stderr, so a detached daemon would lose their lines, and
+//! sec-mod logs only to stderr, so a detached daemon would lose its lines, and
 //! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
 //! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
 
@@ -69,6 +71,7 @@ pub mod tunnels;
 pub mod udp;
 pub mod worker;
 pub mod worker_guard;
+pub mod worker_log;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -70,7 +70,6 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     logger::init(log_level);
     let fds = fds::take_inherited().map_err(WorkerError::Fds)?;
     let start = ipc::recv_start(&fds.main).map_err(WorkerError::Start)?;
-    logger::set_peer(start.peer);
     let secmod = Arc::new(
         SecModClient::new(fds.secmod, SECMOD_TIMEOUT)
             .map_err(|e| WorkerError::Channel("sec-mod", e))?,
