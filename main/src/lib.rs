@@ -37,7 +37,7 @@
 //! its lines reach main's log escaped and prefixed `worker[PID] PEER:` (see [`worker_log`]).
 //! sec-mod logs to the inherited stderr.
 //!
-//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so: its
+//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so:
 //! sec-mod logs only to stderr, so a detached daemon would lose its lines, and
 //! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
 //! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
