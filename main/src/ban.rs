@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use rocserv_proto::config::Config;
@@ -322,8 +322,8 @@ impl BanTable {
     }
 
     fn lock(&self) -> MutexGuard<'_, Bans> {
-        // A poisoned lock only means a panic elsewhere; each update is self-contained.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        // Each update is self-contained, so a poisoned lock still guards a consistent table.
+        rocserv_rt::lock(&self.inner)
     }
 
     pub fn set_policy(&self, policy: BanPolicy) {

@@ -315,14 +315,4 @@ async fn start(
     }
 }
 
-/// An error and its sources, `outer: inner: innermost`, for log lines at the top.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
-}
+pub use rocserv_proto::error_chain;

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rocserv_proto::config::Config;
 use rocserv_proto::ipc::{KeyKind, SessionId, WorkerId};
+use rocserv_rt::lock;
 use tokio::sync::{mpsc, watch};
 
 use crate::ip_pool::IpPool;
@@ -146,10 +147,4 @@ impl Shared {
     pub fn dtls_route(&self, id: &[u8]) -> Option<DtlsRoute> {
         lock(&self.dtls).get(id).cloned()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Poisoning only means a task panicked while holding the lock; the data stays consistent
-    // because no critical section here spans more than one map operation.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -42,3 +42,16 @@ pub mod logline;
 pub mod mtu;
 pub mod offload;
 pub mod passwd;
+
+/// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
+/// errors this way).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

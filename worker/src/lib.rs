@@ -103,17 +103,7 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// `err` and its sources, `: `-separated (one log line).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use rocserv_proto::error_chain;
 
 /// One connection, from the TLS handshake to the end of the tunnel. Every failure is logged
 /// here, once.
