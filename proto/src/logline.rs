@@ -9,8 +9,9 @@
 //! flooding worker blocks on its own `write`, and main's log grows at a bounded rate).
 
 /// The longest line main logs for a worker, in bytes (before escaping). A worker's longest
-/// honest line (an error chain) is well under this.
-pub const MAX_LINE: usize = 2048;
+/// honest line (an error chain) is well under this. Escaped (at most 4 bytes per byte) and with
+/// main's prefix it stays under `PIPE_BUF` (4096), so main writes it to a pipe atomically.
+pub const MAX_LINE: usize = 1000;
 
 /// What a worker's line says about itself (trusted no further than its severity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,11 +12,17 @@ use nix::sched::{setns, CloneFlags};
 use rocserv_e2e::{bin, lab, Lab, Server, WAIT};
 
 /// What the fake worker writes to its stderr: a normal tagged line, a line that pretends to be
-/// main's, one hidden behind a carriage return, and a terminal escape sequence.
+/// main's, one hidden behind a carriage return, a terminal escape sequence, and a 5000-byte line.
 const FAKE_WORKER: &str = r#"#!/bin/sh
 printf '<I> hello from the fake worker\nrocserv[1]: banning 192.0.2.66 (forged)\n' >&2
 printf '<W> x\rrocserv[1]: cr forged\n' >&2
 printf '<E> \033[2Kterminal escape\n' >&2
+i=0
+while [ $i -lt 100 ]; do
+    printf 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' >&2
+    i=$((i + 1))
+done
+printf '\n<I> after the long line\n' >&2
 exit 0
 "#;
 
@@ -67,6 +73,12 @@ fn a_worker_cannot_forge_main_log_lines() {
         esc.contains(r"\x1b[2Kterminal escape"),
         "not escaped: {esc:?}"
     );
+    let long = server.wait_for_log("AAAA", WAIT).unwrap();
+    assert!(
+        long.ends_with("A [line cut]") && long.len() < 1100,
+        "{long}"
+    );
+    server.wait_for_log("after the long line", WAIT).unwrap();
     // No line of the log starts with anything a worker wrote, and none holds a control byte.
     for line in server.log_text().lines() {
         assert!(
