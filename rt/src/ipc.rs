@@ -1,6 +1,8 @@
 //! Thin async adapters over `SOCK_SEQPACKET` socket pairs: one `proto::ipc` message per packet,
-//! descriptors beside it as `SCM_RIGHTS` (main only sends descriptors, never accepts any: a
-//! plain `recv` without a control buffer makes the kernel discard whatever a worker attaches).
+//! descriptors beside it as `SCM_RIGHTS`. [`recv`] takes no descriptors (a plain `recv` without
+//! a control buffer makes the kernel discard whatever the peer attaches): main, which uses these
+//! for every edge, only sends descriptors, never accepts any. The worker, which does receive
+//! descriptors from main, has its own receive (worker/src/ipc.rs).
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
