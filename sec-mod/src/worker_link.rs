@@ -89,7 +89,7 @@ impl Links {
 
     /// Each update is one map operation, so a poisoned lock is still consistent.
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Arc<Notify>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        rocserv_rt::lock(&self.0)
     }
 }
 
