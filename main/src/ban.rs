@@ -1,22 +1,26 @@
 //! Ban points per client address (protocol.md §1.8, after ocserv src/main-ban.c): every new
 //! connection costs `ban-points-connection`, every wrong password `ban-points-wrong-password`
 //! (reported by sec-mod); an address whose score reaches `max-ban-score` is banned for
-//! `ban-time` and main drops its connections right after `accept`, before TLS. Scores are
-//! forgotten `ban-reset-time` after they started counting. IPv6 addresses count per /64, as in
-//! ocserv; loopback clients are never banned (ocserv exempts every local address).
+//! `ban-time` and main drops its connections right after `accept`, before TLS. A score starts
+//! over `ban-reset-time` after it started counting, but never while its address is banned;
+//! when a ban ends the score starts over too (so the next `max-ban-score` points ban again).
+//! Only occtl `unban ip` ends a ban early; a reload keeps running bans. IPv6 addresses count per
+//! /64, as in ocserv; loopback clients are never banned (ocserv exempts every local address).
 //!
 //! [`Bans`] is sans-IO (`now` is passed in, so expiry is tested without sleeping);
 //! [`BanTable`] is the shared, locked handle main's tasks and occtl use.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use rocserv_proto::config::Config;
 
-/// Entries kept at most; past this, expired entries are purged at once and new addresses are
-/// not tracked until there is room (a spoofing flood must not grow main's memory).
+/// Entries kept at most. When the table is full, a new address evicts the entry with the lowest
+/// score, least recently seen, an address under a ban last: a flood of new addresses (each
+/// IPv6 /64 is one) must neither grow main's memory nor let a guesser escape by making main
+/// ignore it, nor push a guesser's score out with cheap one-point entries.
 const MAX_ENTRIES: usize = 65_536;
 /// How often expired entries are dropped, at most.
 const CLEANUP_EVERY: Duration = Duration::from_secs(60);
@@ -45,10 +49,28 @@ impl BanPolicy {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     score: u32,
-    /// When the score started counting (reset after `reset_time`).
+    /// When the score started counting; it starts over `reset_time` later, but never while
+    /// the address is banned.
     since: Instant,
-    /// While `score >= max_score` and `now < expires`, the address is banned.
-    expires: Instant,
+    /// When the ban that the score earned ends. Set once when the score reaches `max_score`;
+    /// once it is past, the score starts over.
+    banned_until: Option<Instant>,
+    /// When points were last added (eviction order).
+    last: Instant,
+}
+
+impl Entry {
+    fn banned(&self, now: Instant) -> bool {
+        self.banned_until.is_some_and(|until| now < until)
+    }
+}
+
+/// Eviction order of the full table: first addresses without a ban, then lowest score, then
+/// least recently seen (the set's first element goes first).
+type Rank = (bool, u32, Instant, IpAddr);
+
+fn rank(key: IpAddr, e: &Entry) -> Rank {
+    (e.banned_until.is_some(), e.score, e.last, key)
 }
 
 /// One banned address, for occtl `show ip bans`.
@@ -65,6 +87,8 @@ pub struct BanInfo {
 pub struct Bans {
     policy: BanPolicy,
     entries: HashMap<IpAddr, Entry>,
+    /// The entries in eviction order (kept in step with `entries`).
+    order: BTreeSet<Rank>,
     next_cleanup: Option<Instant>,
 }
 
@@ -73,17 +97,51 @@ impl Bans {
         Self {
             policy,
             entries: HashMap::new(),
+            order: BTreeSet::new(),
             next_cleanup: None,
         }
     }
 
-    /// New settings after a reload; scores are kept.
-    pub fn set_policy(&mut self, policy: BanPolicy) {
+    /// New settings after a reload. Scores are kept, and so are running bans (a higher
+    /// `max-ban-score` or a shorter `ban-time` does not lift them early); a lower
+    /// `max-ban-score` bans the addresses whose score reaches it now.
+    pub fn set_policy(&mut self, policy: BanPolicy, now: Instant) {
         self.policy = policy;
+        if !self.enabled() {
+            return;
+        }
+        let newly: Vec<IpAddr> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.banned_until.is_none()
+                    && e.score >= policy.max_score
+                    && now < e.since + policy.reset_time
+            })
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in newly {
+            self.update(ip, now, |e| e.banned_until = Some(now + policy.ban_time));
+            log::info!(
+                "banning {ip} for {} s (max-ban-score lowered)",
+                policy.ban_time.as_secs()
+            );
+        }
     }
 
     pub fn enabled(&self) -> bool {
         self.policy.max_score > 0
+    }
+
+    /// Change `ip`'s entry (which exists), keeping the eviction order in step.
+    fn update(&mut self, ip: IpAddr, now: Instant, change: impl FnOnce(&mut Entry)) {
+        let Some(entry) = self.entries.get_mut(&ip) else {
+            return;
+        };
+        self.order.remove(&rank(ip, entry));
+        change(entry);
+        entry.last = entry.last.max(now);
+        self.order.insert(rank(ip, entry));
     }
 
     /// Add `points` to `ip`'s score; returns true if `ip` is banned afterwards.
@@ -94,34 +152,54 @@ impl Bans {
         self.maybe_cleanup(now);
         let key = key(ip);
         let policy = self.policy;
-        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_ENTRIES {
-            return false;
+        if !self.entries.contains_key(&key) {
+            if self.entries.len() >= MAX_ENTRIES {
+                self.evict_one();
+            }
+            let entry = Entry {
+                score: 0,
+                since: now,
+                banned_until: None,
+                last: now,
+            };
+            self.order.insert(rank(key, &entry));
+            self.entries.insert(key, entry);
         }
-        let entry = self.entries.entry(key).or_insert(Entry {
-            score: 0,
-            since: now,
-            expires: now,
+        let mut newly_banned = None;
+        self.update(key, now, |entry| {
+            let starts_over = match entry.banned_until {
+                // The ban is over: the address starts again from zero.
+                Some(until) => now >= until,
+                // A banned address's score is never reset early: only without a ban.
+                None => now >= entry.since + policy.reset_time,
+            };
+            if starts_over {
+                entry.score = 0;
+                entry.since = now;
+                entry.banned_until = None;
+            }
+            entry.score = entry.score.saturating_add(points);
+            // Knocking while banned does not extend the ban (as ocserv).
+            if entry.banned_until.is_none() && entry.score >= policy.max_score {
+                entry.banned_until = Some(now + policy.ban_time);
+                newly_banned = Some(entry.score);
+            }
         });
-        if now >= entry.since + policy.reset_time {
-            entry.score = 0;
-            entry.since = now;
-        }
-        // ocserv: an address already banned does not extend its ban by knocking again.
-        if entry.score < policy.max_score {
-            entry.expires = now + policy.ban_time;
-        }
-        let was_banned = entry.score >= policy.max_score;
-        entry.score = entry.score.saturating_add(points);
-        let banned = entry.score >= policy.max_score;
-        if banned && !was_banned {
+        if let Some(score) = newly_banned {
             log::info!(
-                "banning {key} for {} s (score {} >= max-ban-score {})",
+                "banning {key} for {} s (score {score} >= max-ban-score {})",
                 policy.ban_time.as_secs(),
-                entry.score,
                 policy.max_score
             );
         }
-        banned && now < entry.expires
+        self.is_banned(key, now)
+    }
+
+    /// Make room for one entry: drop the first in eviction order.
+    fn evict_one(&mut self) {
+        if let Some((_, _, _, ip)) = self.order.pop_first() {
+            self.entries.remove(&ip);
+        }
     }
 
     /// A new TCP connection from `ip`: charge the connection points; true = refuse it.
@@ -132,28 +210,37 @@ impl Bans {
     }
 
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        self.enabled()
-            && self
-                .entries
-                .get(&key(ip))
-                .is_some_and(|e| e.score >= self.policy.max_score && now < e.expires)
+        self.enabled() && self.entries.get(&key(ip)).is_some_and(|e| e.banned(now))
     }
 
-    /// Forget `ip`'s score (occtl `unban ip`); true if it had one.
+    /// Forget `ip`'s score (occtl `unban ip`, the one way to end a ban early); true if it had
+    /// one.
     pub fn unban(&mut self, ip: IpAddr) -> bool {
-        self.entries.remove(&key(ip)).is_some()
+        let key = key(ip);
+        match self.entries.remove(&key) {
+            Some(e) => {
+                self.order.remove(&rank(key, &e));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Banned addresses now.
     pub fn banned(&self, now: Instant) -> Vec<BanInfo> {
+        if !self.enabled() {
+            return Vec::new();
+        }
         let mut list: Vec<BanInfo> = self
             .entries
             .iter()
-            .filter(|(ip, _)| self.is_banned(**ip, now))
-            .map(|(ip, e)| BanInfo {
-                ip: *ip,
-                score: e.score,
-                expires: e.expires,
+            .filter_map(|(ip, e)| {
+                let expires = e.banned_until.filter(|until| now < *until)?;
+                Some(BanInfo {
+                    ip: *ip,
+                    score: e.score,
+                    expires,
+                })
             })
             .collect();
         list.sort_by_key(|b| b.ip);
@@ -172,18 +259,30 @@ impl Bans {
         list
     }
 
+    /// The entry no longer counts: its ban is over, or it has none and its score has expired.
     fn stale(&self, e: &Entry, now: Instant) -> bool {
-        now >= e.expires && now >= e.since + self.policy.reset_time
+        match e.banned_until {
+            Some(until) => now >= until,
+            None => now >= e.since + self.policy.reset_time,
+        }
     }
 
     fn maybe_cleanup(&mut self, now: Instant) {
-        let due = self.next_cleanup.is_none_or(|t| now >= t);
-        if due || self.entries.len() >= MAX_ENTRIES {
-            let policy = self.policy;
-            self.entries
-                .retain(|_, e| !(now >= e.expires && now >= e.since + policy.reset_time));
-            self.next_cleanup = Some(now + CLEANUP_EVERY);
+        if self.next_cleanup.is_some_and(|t| now < t) {
+            return;
         }
+        let stale: Vec<IpAddr> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| self.stale(e, now))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in stale {
+            if let Some(e) = self.entries.remove(&ip) {
+                self.order.remove(&rank(ip, &e));
+            }
+        }
+        self.next_cleanup = Some(now + CLEANUP_EVERY);
     }
 }
 
@@ -223,12 +322,12 @@ impl BanTable {
     }
 
     fn lock(&self) -> MutexGuard<'_, Bans> {
-        // A poisoned lock only means a panic elsewhere; each update is self-contained.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        // Each update is self-contained, so a poisoned lock still guards a consistent table.
+        rocserv_rt::lock(&self.inner)
     }
 
     pub fn set_policy(&self, policy: BanPolicy) {
-        self.lock().set_policy(policy);
+        self.lock().set_policy(policy, Instant::now());
     }
 
     /// A new connection from `ip`; true = banned, drop it.
@@ -314,8 +413,67 @@ mod tests {
         // Knocking while banned does not extend the ban.
         assert!(b.connection(a, t0 + secs(300)));
         assert!(!b.is_banned(a, t0 + secs(301)));
-        // ocserv: the score stays until ban-reset-time, but the ban itself is over.
+        // The ban is over and the score starts over.
         assert!(!b.connection(a, t0 + secs(302)));
+        assert!(b.points(t0 + secs(302)).contains(&(a, 1)));
+    }
+
+    #[test]
+    fn after_a_ban_the_next_max_score_bans_again() {
+        let t0 = Instant::now();
+        let mut b = Bans::new(policy());
+        let a = ip("10.0.0.2");
+        assert!(b.add(a, 80, t0));
+        // The ban ends before ban-reset-time; password guessing must not go on unthrottled
+        // until the reset.
+        let after = t0 + secs(301);
+        for i in 0..7 {
+            assert!(!b.add(a, 10, after + secs(i)), "guess {i}");
+        }
+        assert!(b.add(a, 10, after + secs(8)));
+        assert!(b.connection(a, after + secs(9)));
+    }
+
+    #[test]
+    fn a_ban_outlasts_a_shorter_reset_time() {
+        let t0 = Instant::now();
+        let mut b = Bans::new(BanPolicy {
+            reset_time: secs(60),
+            ..policy()
+        });
+        let a = ip("192.0.2.1");
+        assert!(b.add(a, 80, t0));
+        // ban-reset-time (60 s) passes while the 300 s ban runs: the score must not reset.
+        assert!(b.connection(a, t0 + secs(61)));
+        assert!(b.connection(a, t0 + secs(200)));
+        assert!(b.is_banned(a, t0 + secs(299)));
+        assert_eq!(b.banned(t0 + secs(299))[0].score, 82);
+        // A cleanup run in between keeps it too.
+        b.next_cleanup = None;
+        assert!(!b.connection(ip("192.0.2.2"), t0 + secs(250)));
+        assert!(b.is_banned(a, t0 + secs(250)));
+        assert!(!b.is_banned(a, t0 + secs(300)));
+    }
+
+    #[test]
+    fn a_reload_does_not_lift_running_bans() {
+        let t0 = Instant::now();
+        let mut b = Bans::new(policy());
+        let a = ip("192.0.2.1");
+        assert!(b.add(a, 80, t0));
+        // A higher max-ban-score, a shorter ban-time and ban-reset-time: the ban stays as it was.
+        b.set_policy(
+            BanPolicy {
+                max_score: 200,
+                ban_time: secs(10),
+                reset_time: secs(5),
+                ..policy()
+            },
+            t0 + secs(1),
+        );
+        assert!(b.connection(a, t0 + secs(100)));
+        assert!(b.is_banned(a, t0 + secs(299)));
+        assert!(!b.is_banned(a, t0 + secs(300)));
     }
 
     #[test]
@@ -370,11 +528,15 @@ mod tests {
         let a = ip("192.0.2.1");
         b.add(a, 50, t0);
         assert!(!b.is_banned(a, t0));
-        b.set_policy(BanPolicy {
-            max_score: 40,
-            ..policy()
-        });
+        b.set_policy(
+            BanPolicy {
+                max_score: 40,
+                ..policy()
+            },
+            t0,
+        );
         assert!(b.is_banned(a, t0));
+        assert!(!b.is_banned(a, t0 + secs(300)));
     }
 
     #[test]
@@ -384,6 +546,34 @@ mod tests {
         for i in 0..(MAX_ENTRIES as u32 + 10) {
             b.add(IpAddr::V4(i.into()), 1, t0);
         }
-        assert!(b.entries.len() <= MAX_ENTRIES);
+        assert_eq!(b.entries.len(), MAX_ENTRIES);
+        assert_eq!(b.order.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_lowest_score_oldest() {
+        let t0 = Instant::now();
+        let mut b = Bans::new(policy());
+        let guesser = ip("198.51.100.1");
+        let banned = ip("198.51.100.2");
+        b.add(guesser, 70, t0);
+        assert!(b.add(banned, 80, t0));
+        // Fill the table with one-point addresses (a spoofing or /64 flood).
+        for i in 0..(MAX_ENTRIES as u32) {
+            b.add(IpAddr::V4((0x0a00_0000 + i).into()), 1, t0 + secs(1));
+        }
+        assert_eq!(b.entries.len(), MAX_ENTRIES);
+        // A new address is tracked, not ignored; the guesser and the ban survive the flood.
+        let late = ip("203.0.113.9");
+        assert!(!b.add(late, 40, t0 + secs(2)));
+        assert!(b.add(late, 40, t0 + secs(3)));
+        assert!(b.add(guesser, 10, t0 + secs(3)));
+        assert!(b.is_banned(banned, t0 + secs(3)));
+        // The evicted ones were the oldest one-point entries.
+        assert!(!b.entries.contains_key(&ip("10.0.0.0")));
+        assert!(b
+            .entries
+            .contains_key(&IpAddr::V4((0x0a00_0000 + MAX_ENTRIES as u32 - 1).into())));
+        assert_eq!(b.entries.len(), b.order.len());
     }
 }

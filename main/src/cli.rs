@@ -15,7 +15,7 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", value_name = "FILE", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
 
-    /// Stay in the foreground. rocserv always does (its children log to stderr only); the
+    /// Stay in the foreground. rocserv always does (sec-mod logs to stderr only); the
     /// flag is accepted for ocserv compatibility and silences the notice.
     #[arg(short = 'f', long = "foreground")]
     pub foreground: bool,

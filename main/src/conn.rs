@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::config::Config;
@@ -163,13 +163,13 @@ impl Connections {
 
     /// The address pool (`None` inside when no ipv4-network is configured).
     pub fn pool(&self) -> MutexGuard<'_, Option<IpPool>> {
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+        rocserv_rt::lock(&self.pool)
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
         // Every critical section leaves the table consistent (no await, no early return
         // between related updates), so a poisoned lock still guards consistent data.
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        rocserv_rt::lock(&self.table)
     }
 
     /// Live connections (spawned or about to be).

@@ -35,10 +35,12 @@
 //!    server with status 1.
 //!
 //! **Logs.** main logs to syslog (facility daemon) unless `--log-stderr`, and to stderr too
-//! with `-d N` (N > 0), as ocserv does; see [`logger`]. Workers and sec-mod log to stderr.
+//! with `-d N` (N > 0), as ocserv does; see [`logger`]. A worker's stderr is a pipe main reads:
+//! its lines reach main's log escaped and prefixed `worker[PID] PEER:` (see [`worker_log`]).
+//! sec-mod logs to the inherited stderr.
 //!
-//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so: its
-//! children log only to stderr, so a detached daemon would lose their lines, and
+//! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so:
+//! sec-mod logs only to stderr, so a detached daemon would lose its lines, and
 //! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
 //! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
 
@@ -73,6 +75,7 @@ pub mod tunnels;
 pub mod udp;
 pub mod worker;
 pub mod worker_guard;
+pub mod worker_log;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -316,14 +319,4 @@ async fn start(
     }
 }
 
-/// An error and its sources, `outer: inner: innermost`, for log lines at the top.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
-}
+pub use rocserv_proto::error_chain;

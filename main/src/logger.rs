@@ -10,11 +10,10 @@
 //! daemon stamps them), sent non-blocking: a stalled syslog daemon loses lines rather than
 //! stalling main. Workers and sec-mod keep logging to the inherited stderr.
 
-use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -50,7 +49,7 @@ pub fn use_syslog(path: &Path, also_stderr: bool) -> std::io::Result<()> {
     let sock = UnixDatagram::unbound()?;
     sock.connect(path)?;
     sock.set_nonblocking(true)?;
-    *SYSLOG.lock().unwrap_or_else(PoisonError::into_inner) = Some(sock);
+    *rocserv_rt::lock(&SYSLOG) = Some(sock);
     STDERR.store(also_stderr, Ordering::Relaxed);
     Ok(())
 }
@@ -65,18 +64,12 @@ impl Log for StderrLogger {
             return;
         }
         let message = record.args().to_string();
-        if let Some(sock) = SYSLOG
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
+        if let Some(sock) = rocserv_rt::lock(&SYSLOG).as_ref() {
             // Non-blocking: a full socket buffer drops the line (see the module comment).
             let _ = sock.send(syslog_line(record.level(), self.pid, &message).as_bytes());
         }
         if STDERR.load(Ordering::Relaxed) {
-            // One write per line so that lines of concurrent processes do not interleave.
-            let line = format!("rocserv[{}]: {message}\n", self.pid);
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            rocserv_rt::logger::write_stderr(&format!("rocserv[{}]: {message}\n", self.pid));
         }
     }
 

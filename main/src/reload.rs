@@ -11,9 +11,10 @@
 //! its running value, so main and its children never disagree.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use rocserv_proto::config::{self, Config, Severity};
+use rocserv_rt::lock;
 
 use crate::ban::BanPolicy;
 use crate::counters::Counters;
@@ -55,11 +56,6 @@ impl Live {
     fn set(&self, config: Config) {
         *lock(&self.current) = Arc::new(config);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere; each update is one assignment.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Options of `new` that differ from `old` but cannot change without a restart; their old

@@ -20,6 +20,7 @@ use rocserv_proto::ipc::main_secmod::{
     FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
+use rocserv_rt::lock;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio_seqpacket::UnixSeqpacket;
@@ -479,13 +480,6 @@ impl SecModClient {
         link.close();
         err
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means another task panicked mid-update of a single value.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use rocserv_proto::ipc::{SessionId, WorkerId};
+use rocserv_rt::lock;
 use tokio::sync::broadcast;
 
 /// Events queued per `show events` subscriber before the slowest one starts missing some.
@@ -156,12 +157,6 @@ impl Registry {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a single map or struct update, so a poisoned lock still guards
-    // consistent data.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -528,6 +528,8 @@ async fn spawn(
         .arg(shared.log_level.to_string())
         .env_clear()
         .stdin(Stdio::null())
+        // Its log goes through main (worker_log), never straight into main's stderr.
+        .stderr(Stdio::piped())
         // If this task is dropped (shutdown), the worker goes with it.
         .kill_on_drop(true);
     crate::spawn::inherit_fds(
@@ -538,8 +540,11 @@ async fn spawn(
             worker_secmod.as_raw_fd(),
         ],
     );
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot execute {}: {e}", path.display()))?;
+    if let (Some(stderr), Some(pid)) = (child.stderr.take(), child.id()) {
+        tokio::spawn(crate::worker_log::relay(stderr, pid, peer));
+    }
     Ok((main_sock, child))
 }

@@ -483,13 +483,4 @@ fn events(conn: &mut Conn, opts: Options, out: &mut dyn Write) -> Result<u8, Cli
     }
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub(crate) use rocserv_proto::error_chain;

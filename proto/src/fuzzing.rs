@@ -8,7 +8,7 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{auth_xml, client_strings, compress, config, cstp, http, ipc, passwd};
+use crate::{auth_xml, client_strings, compress, config, cstp, http, ipc, logline, passwd};
 
 /// Most frames decoded from one input (an input of `n` bytes holds at most `n / 8` frames).
 const MAX_FRAMES: usize = 4096;
@@ -367,5 +367,30 @@ pub fn tun_offload(data: &[u8]) {
     if let Some(write) = coalescer.take() {
         let write = write.to_vec();
         assert_eq!(cut(&write, &mut out), joined);
+    }
+}
+
+/// `worker_log`: split `data` (fed in two pieces at a point its first byte picks) into lines as
+/// main does with a worker's stderr; no line exceeds the limit or holds a newline, the pieces
+/// give the same lines as the whole, and no escaped line holds a byte outside printable ASCII.
+pub fn worker_log(data: &[u8]) {
+    const MAX: usize = 64;
+    let at = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let (a, b) = data.split_at(at);
+    let mut pieces = logline::LineSplitter::new(MAX);
+    let mut whole = logline::LineSplitter::new(MAX);
+    let (mut split_out, mut whole_out) = (Vec::new(), Vec::new());
+    pieces.feed(a, &mut split_out);
+    pieces.feed(b, &mut split_out);
+    split_out.extend(pieces.finish());
+    whole.feed(data, &mut whole_out);
+    whole_out.extend(whole.finish());
+    assert_eq!(split_out, whole_out);
+    for line in &whole_out {
+        assert!(line.bytes.len() <= MAX && !line.bytes.contains(&b'\n'));
+        let (_, rest) = logline::split_tag(&line.bytes);
+        assert!(logline::escape(rest)
+            .bytes()
+            .all(|c| (0x20..=0x7e).contains(&c)));
     }
 }

@@ -21,6 +21,7 @@
 //! | [`connect`]| worker                     | main's grant and the configuration (emits only) |
 //! | [`client_strings`] | worker; main              | CONNECT headers; main: a possibly compromised worker |
 //! | [`offload`] | worker (sandboxed)         | the tun device (the kernel), and decrypted client packets |
+//! | [`logline`] | main                       | a worker's stderr pipe; the worker may be compromised |
 #![cfg_attr(
     not(test),
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
@@ -37,6 +38,20 @@ pub mod dtls;
 pub mod fuzzing;
 pub mod http;
 pub mod ipc;
+pub mod logline;
 pub mod mtu;
 pub mod offload;
 pub mod passwd;
+
+/// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
+/// errors this way).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

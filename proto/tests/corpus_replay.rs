@@ -19,12 +19,13 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 13] = [
+const TARGETS: [(&str, Target); 14] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
     ("config", fuzzing::config),
     ("passwd", fuzzing::passwd),
+    ("worker_log", fuzzing::worker_log),
     ("ipc", fuzzing::ipc),
     ("lzs_decompress", fuzzing::lzs_decompress),
     ("lzs_roundtrip", fuzzing::lzs_roundtrip),
@@ -172,4 +173,9 @@ fn tun_offload_corpus() {
 #[test]
 fn sign_content_corpus() {
     assert!(run_target("sign_content") >= 4);
+}
+
+#[test]
+fn worker_log_corpus() {
+    assert!(run_target("worker_log") >= 3);
 }

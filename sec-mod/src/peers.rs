@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 
 use rocserv_proto::ipc::SessionId;
 use tokio::sync::Notify;
@@ -68,9 +68,7 @@ impl BanReports {
 }
 
 /// A poisoned lock only means a panic elsewhere; every update here is one operation.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub use rocserv_rt::lock;
 
 #[cfg(test)]
 mod tests {

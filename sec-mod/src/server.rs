@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::config::AuthMethod;
+use rocserv_proto::error_chain;
 use rocserv_proto::ipc::main_secmod::{FromSecMod, SecModConfig, SessionRefusal, ToSecMod};
 use rocserv_proto::ipc::{self, MAX_MESSAGE};
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
@@ -289,16 +290,4 @@ async fn receive(
 async fn send(sock: &UnixSeqpacket, msg: &FromSecMod) -> Result<(), ServerError> {
     sock.send(&ipc::encode(msg)?).await?;
     Ok(())
-}
-
-/// `error: cause: cause` for a one-line reason.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

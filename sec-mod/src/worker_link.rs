@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -53,7 +53,7 @@ impl Shared {
     /// Lock the session table; a panic elsewhere cannot leave it half-updated (every update
     /// is a single map operation), so a poisoned lock is still usable.
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+        rocserv_rt::lock(&self.sessions)
     }
 
     /// Lock the address tables.
@@ -89,7 +89,7 @@ impl Links {
 
     /// Each update is one map operation, so a poisoned lock is still consistent.
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<WorkerId, Arc<Notify>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        rocserv_rt::lock(&self.0)
     }
 }
 

@@ -2,7 +2,7 @@
 //! `rocserv_proto::ipc`): the blocking request/response client for sec-mod (fd 5) and the
 //! async channel to main (fd 4), which also brings the tun fd as SCM_RIGHTS.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd as _, AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -93,9 +93,7 @@ impl SecModClient {
 
     /// A poisoned lock only means another request panicked; the socket itself is fine.
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
-        self.fd
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        rocserv_rt::lock(&self.fd)
     }
 
     /// Send `request`, wait for the answer.
@@ -136,9 +134,7 @@ pub struct MainChannel {
 impl MainChannel {
     /// Wrap fd 4. Must run inside the tokio runtime; sets the socket non-blocking.
     pub fn new(fd: OwnedFd) -> Result<Self, IpcChannelError> {
-        let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
-        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
-        nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        rocserv_rt::ipc::set_nonblocking(fd.as_fd())?;
         Ok(Self {
             socket: UnixSeqpacket::try_from(fd)?,
             buf: vec![0u8; MAX_MESSAGE + 1],

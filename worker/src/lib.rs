@@ -70,7 +70,6 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     logger::init(log_level);
     let fds = fds::take_inherited().map_err(WorkerError::Fds)?;
     let start = ipc::recv_start(&fds.main).map_err(WorkerError::Start)?;
-    logger::set_peer(start.peer);
     let secmod = Arc::new(
         SecModClient::new(fds.secmod, SECMOD_TIMEOUT)
             .map_err(|e| WorkerError::Channel("sec-mod", e))?,
@@ -104,17 +103,7 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// `err` and its sources, `: `-separated (one log line).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use rocserv_proto::error_chain;
 
 /// One connection, from the TLS handshake to the end of the tunnel. Every failure is logged
 /// here, once.

@@ -1,0 +1,5 @@
+//! Fuzz target `worker_log`: the body lives in `rocserv_proto::fuzzing::worker_log`, which the stable corpus
+//! replay test (proto/tests/corpus_replay.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rocserv_proto::fuzzing::worker_log(data));
