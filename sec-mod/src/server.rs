@@ -221,7 +221,7 @@ async fn handle(
                 Err(refusal) => log::info!("worker {}: cookie refused ({refusal:?})", worker.0),
             }
             // The worker has sent CONNECT: its login phase is over, and an honest worker closed
-            // its channel before (doc/security/sign.md). End the link, granted or not, so that a
+            // its channel before (doc/security/signing-oracle.md). End the link, granted or not, so that a
             // compromised worker in its tunnel phase cannot reach sec-mod.
             shared.links.close(worker);
             send(sock, &FromSecMod::SessionOpened { worker, result }).await?;

@@ -5,7 +5,7 @@
 //! malformed one ends the channel with one log line, and identity (worker id, client address)
 //! comes from main's `NewWorker`, never from the worker.
 //!
-//! The key is not an oracle for a compromised worker (doc/security/sign.md): a link signs at
+//! The key is not an oracle for a compromised worker (doc/security/signing-oracle.md): a link signs at
 //! most once, only before its first login request, and only what a TLS server signs in its
 //! handshake ([`rocserv_proto::ipc::signable`]); anything else ends the link. Once main asked
 //! for the session of this worker (`SessionOpen`, on CONNECT) the link ends too ([`Links`]): a

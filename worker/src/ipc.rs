@@ -63,7 +63,7 @@ pub fn recv_start(main: &OwnedFd) -> Result<WorkerStart, IpcChannelError> {
 ///
 /// Used only before CONNECT: the handshake's one signature and the login. [`Self::close`] ends
 /// the channel before the worker asks main for the tunnel, so the tunnel phase, where most
-/// client bytes are parsed, holds no channel to the process with the key (doc/security/sign.md).
+/// client bytes are parsed, holds no channel to the process with the key (doc/security/signing-oracle.md).
 pub struct SecModClient {
     /// `None` once closed.
     fd: Mutex<Option<OwnedFd>>,

@@ -140,7 +140,7 @@ async fn serve(
         Err(_) => return log::info!("auth-timeout reached, closing"),
     };
     // The login phase is over: nothing after this point may reach the key's process
-    // (doc/security/sign.md). sec-mod also ends its side once main asks it for the session.
+    // (doc/security/signing-oracle.md). sec-mod also ends its side once main asks it for the session.
     secmod.close();
 
     // protocol.md §4.1: the DTLS mode is chosen now, so that main can size the MTU for it.

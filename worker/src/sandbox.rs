@@ -17,7 +17,7 @@
 //! SO_REUSEPORT, buffer sizes, ...), `sendto` only without a destination address (on the DTLS
 //! socket a destination would send from the server's UDP address to anywhere). `sendmsg` cannot
 //! be held the same way: its destination (`msg_name`) is behind a pointer, which seccomp does not
-//! read (doc/security/sandbox.md, residual risks). The filter is installed on every thread of
+//! read (doc/security/worker-sandbox.md, residual risks). The filter is installed on every thread of
 //! the process at once (SECCOMP_FILTER_FLAG_TSYNC), and `clone` is not allowed afterwards.
 
 use std::collections::BTreeMap;

@@ -14,7 +14,7 @@
 //!   finite-field DHE: that provider has none.
 //!
 //! This narrows what a compromised worker can obtain to a handshake signature (see
-//! doc/security/sign.md for what remains); it cannot prove the transcript is a real one.
+//! doc/security/signing-oracle.md for what remains); it cannot prove the transcript is a real one.
 
 /// TLS 1.3 server context string with its terminating zero byte (RFC 8446 §4.4.3).
 const SERVER_CONTEXT: &[u8; 34] = b"TLS 1.3, server CertificateVerify\x00";
