@@ -166,6 +166,14 @@ impl Run {
             .min()
     }
 
+    /// The worker broke a rule of main's: kill it now, and let its session end as
+    /// server-terminated (its own `SessionEnd`, if any, is not believed).
+    fn violation(&mut self, peer: SocketAddr, child: &mut Child, why: &str) {
+        log::warn!("{peer}: killing worker {}: {why}", self.conn.worker().0);
+        self.stop = Some(Stop::Violation);
+        let _ = child.start_kill();
+    }
+
     /// End the connection for `why`: `Terminate` now, SIGKILL at [`TERMINATE_GRACE`].
     async fn stop(&mut self, why: Stop, peer: SocketAddr, sock: &UnixSeqpacket, child: &mut Child) {
         if self.stop.is_some() {
@@ -242,20 +250,17 @@ impl Run {
                 msg = ipc::recv::<ToMain>(sock, &mut buf) => match msg {
                     Ok(Some(msg)) => {
                         if let Err(why) = self.guard.check(&msg, Instant::now()) {
-                            log::warn!("{peer}: killing worker {}: {why}", id.0);
-                            let _ = child.start_kill();
+                            self.violation(peer, child, &why.to_string());
                             return;
                         }
                         if let Err(why) = self.handle(shared, id, peer, sock, msg).await {
-                            log::warn!("{peer}: killing worker {}: {why}", id.0);
-                            let _ = child.start_kill();
+                            self.violation(peer, child, why);
                             return;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("{peer}: killing worker {}: {}", id.0, crate::error_chain(&e));
-                        let _ = child.start_kill();
+                        self.violation(peer, child, &crate::error_chain(&e));
                         return;
                     }
                 },
@@ -277,8 +282,18 @@ impl Run {
                     // The descriptor is main's copy: it closes when `flow` drops right after
                     // sending, so main holds no UDP socket per worker.
                     let msg = ToWorker::Udp { first: flow.first };
-                    if ipc::send(sock, &msg, &[flow.socket.as_fd()]).await.is_err() {
-                        log::debug!("{peer}: cannot hand a UDP flow to worker {}", id.0);
+                    // Bounded: a worker that stops reading its channel must not hold this loop
+                    // (and with it the kill, occtl and the backstops) in a send for ever.
+                    let fds = [flow.socket.as_fd()];
+                    match tokio::time::timeout(TERMINATE_GRACE, ipc::send(sock, &msg, &fds)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            log::debug!("{peer}: cannot hand a UDP flow to worker {}", id.0);
+                        }
+                        Err(_) => {
+                            self.violation(peer, child, "it does not read its channel from main");
+                            return;
+                        }
                     }
                 }
                 _ = child.wait() => return,
@@ -451,6 +466,12 @@ impl Run {
         let started = admitted
             .as_ref()
             .and_then(crate::lifecycle::Admitted::started);
+        let reason = close_reason(self.stop, self.end);
+        let cookie_dies = match reason {
+            CloseReason::UserDisconnect => !shared.config.persistent_cookies,
+            CloseReason::ServerTerminated => true,
+            CloseReason::Temporary => false,
+        };
         let Some(Outcome {
             grant: Some(grant),
             address,
@@ -458,23 +479,15 @@ impl Run {
             ..
         }) = self.outcome.take()
         else {
-            self.conn.release(None, self.rx, self.tx);
+            // No tunnel; but sec-mod may have opened the session before CONNECT failed (the
+            // worker's socket broke while main answered): close it, or it stays active.
+            if let Some((sid, secmod)) = self.conn.release(None, self.rx, self.tx) {
+                if let Err(e) = secmod.session_close(sid, reason).await {
+                    log::error!("{peer}: cannot tell sec-mod that session {sid} closed: {e}");
+                }
+            }
             log::debug!("{peer}: worker {} ended without a tunnel ({status})", id.0);
             return;
-        };
-        // main's reason wins over the worker's word; a superseded connection's session lives
-        // on in the newer one.
-        let reason = match self.stop {
-            Some(Stop::Takeover) => CloseReason::Temporary,
-            Some(Stop::Admin | Stop::SessionTimeout | Stop::Violation) => {
-                CloseReason::ServerTerminated
-            }
-            Some(Stop::IdleTimeout) | None => self.end.unwrap_or(CloseReason::Temporary),
-        };
-        let cookie_dies = match reason {
-            CloseReason::UserDisconnect => !shared.config.persistent_cookies,
-            CloseReason::ServerTerminated => true,
-            CloseReason::Temporary => false,
         };
         let keep_until = (!cookie_dies).then(|| {
             Instant::now()
@@ -499,6 +512,16 @@ impl Run {
         if let Some(admitted) = admitted {
             crate::lifecycle::ended(shared, admitted, self.rx, self.tx).await;
         }
+    }
+}
+
+/// How a session ends: main's reason wins over the worker's word (`end`, its `SessionEnd`); a
+/// superseded connection's session lives on in the newer one.
+fn close_reason(stop: Option<Stop>, end: Option<CloseReason>) -> CloseReason {
+    match stop {
+        Some(Stop::Takeover) => CloseReason::Temporary,
+        Some(Stop::Admin | Stop::SessionTimeout | Stop::Violation) => CloseReason::ServerTerminated,
+        Some(Stop::IdleTimeout) | None => end.unwrap_or(CloseReason::Temporary),
     }
 }
 
@@ -547,4 +570,33 @@ async fn spawn(
         tokio::spawn(crate::worker_log::relay(stderr, pid, peer));
     }
     Ok((main_sock, child))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mains_reason_wins_over_the_workers_word() {
+        let worker_says = Some(CloseReason::Temporary);
+        // A worker killed for breaking main's rules cannot keep its cookie alive by claiming a
+        // temporary end.
+        assert_eq!(
+            close_reason(Some(Stop::Violation), worker_says),
+            CloseReason::ServerTerminated
+        );
+        assert_eq!(
+            close_reason(Some(Stop::Admin), worker_says),
+            CloseReason::ServerTerminated
+        );
+        assert_eq!(
+            close_reason(Some(Stop::Takeover), Some(CloseReason::UserDisconnect)),
+            CloseReason::Temporary
+        );
+        assert_eq!(
+            close_reason(None, Some(CloseReason::UserDisconnect)),
+            CloseReason::UserDisconnect
+        );
+        assert_eq!(close_reason(None, None), CloseReason::Temporary);
+    }
 }
