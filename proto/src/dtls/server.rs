@@ -131,8 +131,11 @@ impl Server {
     }
 
     /// Feeds one datagram (it may hold several records). Datagrams to send are pushed to
-    /// `transmit`. Records after the first application-data record of a datagram are dropped
-    /// (openconnect sends one per datagram, protocol.md §4.4).
+    /// `transmit`: at most one per datagram. Records after the first application-data record
+    /// of a datagram are dropped (openconnect sends one per datagram, protocol.md §4.4), and so
+    /// are records after one that made us answer: a client's flight ends with the record we
+    /// answer, so only a forged datagram (say, ClientHellos back to back) carries more, and one
+    /// datagram must never draw several answers.
     pub fn handle_datagram<'a>(
         &mut self,
         datagram: &'a mut [u8],
@@ -142,8 +145,12 @@ impl Server {
     ) -> Result<Received<'a>, DtlsError> {
         let mut rest: &'a mut [u8] = datagram;
         let mut result = Received::Nothing;
+        let answered = transmit.len();
         while let Some((header, body, tail)) = record::split_first(std::mem::take(&mut rest)) {
             rest = tail;
+            if transmit.len() > answered {
+                break;
+            }
             match self.handle_record(header, body, now, rng, transmit)? {
                 Outcome::Nothing => {}
                 Outcome::Established => result = Received::Established,
