@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// How long after the timeout main waits for the worker to end the tunnel itself.
-pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+pub const WORKER_FIRST: Duration = Duration::from_secs(2);
 
 /// What is left of `session-timeout` for a session `age` old (`None` = no timeout).
 pub fn remaining(timeout_secs: Option<u32>, age: Duration) -> Option<Duration> {

@@ -388,7 +388,7 @@ impl Run {
         // restart it), plus a grace for the worker to end it itself first.
         if let Some(left) = outcome.session_left {
             self.conn
-                .set_session_deadline(now + left + crate::session_deadline::TERMINATE_GRACE);
+                .set_session_deadline(now + left + crate::session_deadline::WORKER_FIRST);
         }
         let idle = if outcome.mobile {
             config.mobile_idle_timeout
