@@ -39,6 +39,8 @@ pub struct Outcome {
     pub granted: Option<crate::tunnels::Granted>,
     /// Admitted by `max-same-clients`; ended (scripts, user slot) when the worker is gone.
     pub admitted: Option<crate::lifecycle::Admitted>,
+    /// The session's effective policy (main's idle backstop, occtl).
+    pub policy: Option<std::sync::Arc<rocserv_proto::policy::Policy>>,
     /// What was left of `session-timeout` when the tunnel was granted (main's backstop).
     pub session_left: Option<Duration>,
 }
@@ -71,8 +73,12 @@ pub async fn handle(
     };
     conn.opened(grant.sid, std::sync::Arc::clone(&shared.secmod));
     outcome.grant = Some(grant.clone());
+    // The session's policy: the configuration in force, with the group's and the user's files
+    // (as sec-mod read them for this CONNECT) laid over it.
+    let config = shared.live.get();
+    let policy = std::sync::Arc::new(config.policy.resolve(&grant.overrides));
     // max-same-clients (protocol.md §6.1): another session of this user is one too many.
-    match crate::lifecycle::admit(conn, &grant, peer, shared.live.get()) {
+    match crate::lifecycle::admit(conn, &grant, peer, &policy, config.clone()) {
         Some(admitted) => outcome.admitted = Some(admitted),
         None => return refuse(sock, ConnectRefusal::BadCookie, outcome).await,
     }
@@ -93,7 +99,9 @@ pub async fn handle(
     // word (untrusted), so it is bounded, and `compute` never goes below 576 anyway.
     let dtls_overhead = req
         .dtls_overhead
-        .filter(|_| shared.config.udp_port.is_some() && !shared.config.no_udp)
+        .filter(|_| {
+            shared.config.udp_port.is_some() && !shared.config.policy.no_udp && !policy.no_udp
+        })
         .map(|o| o.min(MAX_DTLS_OVERHEAD));
     let dtls_id = match dtls_overhead.map(|_| new_dtls_id()) {
         Some(Ok(id)) => Some(id),
@@ -104,7 +112,7 @@ pub async fn handle(
         None => None,
     };
     let mtu = mtu::compute(MtuInput {
-        configured: shared.config.mtu,
+        configured: policy.mtu.or(shared.config.policy.mtu),
         client_base_mtu: req.base_mtu,
         client_mtu: req.cstp_mtu,
         outer_ipv6: peer.is_ipv6(),
@@ -123,7 +131,7 @@ pub async fn handle(
         }
     };
     let session_left = crate::session_deadline::remaining(
-        shared.live.get().session_timeout,
+        policy.session_timeout,
         Duration::from_millis(grant.age_ms),
     );
     let answer = ToWorker::ConnectGranted(TunnelGrant {
@@ -138,6 +146,7 @@ pub async fn handle(
         mtu: mtu.data,
         dtls_id,
         session_remaining_ms: session_left.map(crate::session_deadline::as_millis),
+        policy: Box::new((*policy).clone()),
     });
     // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
     // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
@@ -154,9 +163,9 @@ pub async fn handle(
         user_agent: req.user_agent.clone(),
         device_type: req.device_type.clone(),
         device_platform: req.device_platform.clone(),
-        routes: Vec::new(),
-        no_routes: Vec::new(),
-        dns: Vec::new(),
+        routes: policy.routes.clone(),
+        no_routes: policy.no_routes.clone(),
+        dns: policy.dns.clone(),
     };
     if let Some(admitted) = outcome.admitted.as_mut() {
         if !crate::lifecycle::grant(shared, admitted, info, peer).await {
@@ -187,6 +196,7 @@ pub async fn handle(
         ipv4_remote: remote,
         user_agent: req.user_agent.clone(),
         hostname: req.hostname.clone().unwrap_or_default(),
+        policy: std::sync::Arc::clone(&policy),
     });
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
         conn.forget_dtls();
@@ -197,6 +207,7 @@ pub async fn handle(
     // Our copy of the tun descriptor closes here; the worker holds the device from now on.
     drop(device);
     outcome.session_left = session_left;
+    outcome.policy = Some(policy);
     if let Some(admitted) = &outcome.admitted {
         crate::lifecycle::host_update(admitted);
     }

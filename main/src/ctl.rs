@@ -150,10 +150,7 @@ async fn answer(
             ipc::send(sock, &status, &[]).await
         }
         CtlRequest::Users(filter) => {
-            let users: Vec<UserInfo> = matching(shared, &filter)
-                .iter()
-                .map(|t| user_info(&shared.config, t))
-                .collect();
+            let users: Vec<UserInfo> = matching(shared, &filter).iter().map(user_info).collect();
             send_pages(sock, users, |users, more| CtlResponse::Users {
                 users,
                 more,
@@ -222,7 +219,7 @@ async fn events(
                 Ok(event) => {
                     let msg = CtlResponse::Event {
                         connected: event.connected,
-                        user: Box::new(user_info(&shared.config, &event.tunnel)),
+                        user: Box::new(user_info(&event.tunnel)),
                     };
                     ipc::send(sock, &msg, &[]).await?;
                 }
@@ -407,8 +404,9 @@ fn status(shared: &Shared) -> ServerStatus {
     }
 }
 
-fn user_info(config: &Config, t: &Tunnel) -> UserInfo {
+fn user_info(t: &Tunnel) -> UserInfo {
     let g = &t.granted;
+    let policy = &g.policy;
     // The tun device's counters are exact and current (ocserv reads them over netlink too);
     // the worker's last report is the fallback once the device is gone.
     let (rx, tx) = device_counters(&g.device).unwrap_or((t.rx, t.tx));
@@ -425,8 +423,8 @@ fn user_info(config: &Config, t: &Tunnel) -> UserInfo {
         user_agent: g.user_agent.clone(),
         rx_bytes: rx.max(t.rx),
         tx_bytes: tx.max(t.tx),
-        dpd_secs: config.dpd,
-        keepalive_secs: config.keepalive,
+        dpd_secs: policy.dpd,
+        keepalive_secs: policy.keepalive,
         hostname: g.hostname.clone(),
         connected_at: unix(t.connected_at),
         session_started_at: unix(t.connected_at),
@@ -435,11 +433,11 @@ fn user_info(config: &Config, t: &Tunnel) -> UserInfo {
         dtls_cipher: String::new(),
         cstp_compression: String::new(),
         dtls_compression: String::new(),
-        dns: config.dns.iter().map(IpAddr::to_string).collect(),
+        dns: policy.dns.iter().map(IpAddr::to_string).collect(),
         nbns: Vec::new(),
         split_dns_domains: Vec::new(),
-        routes: routes(&config.routes),
-        no_routes: routes(&config.no_routes),
+        routes: routes(&policy.routes),
+        no_routes: routes(&policy.no_routes),
         iroutes: Vec::new(),
         restricted_to_routes: false,
         restricted_to_ports: Vec::new(),

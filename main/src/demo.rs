@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use rocserv_proto::config::{AuthMethod, Config, IpNet, Route};
+use rocserv_proto::policy::Policy;
 
 /// Where the demo keeps its files.
 pub const STATE_DIR: &str = "/var/lib/rocserv-demo";
@@ -124,9 +125,12 @@ pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
         server_cert: Some(cert.to_path_buf()),
         server_key: Some(key.to_path_buf()),
         isolate_workers: true,
-        ipv4_network: Some(net),
-        routes: vec![Route::Net(net)],
-        dns: Vec::new(),
+        policy: Policy {
+            ipv4_network: Some(net),
+            routes: vec![Route::Net(net)],
+            dns: Vec::new(),
+            ..Policy::default()
+        },
         ..Config::default()
     }
 }
@@ -234,10 +238,10 @@ mod tests {
     fn demo_config_is_split_tunnel_on_10_77() {
         let c = config(Path::new("/c"), Path::new("/k"), Path::new("/p"));
         assert_eq!(c.tcp_port, 4443);
-        assert_eq!(c.routes.len(), 1);
-        assert!(c.dns.is_empty());
+        assert_eq!(c.policy.routes.len(), 1);
+        assert!(c.policy.dns.is_empty());
         assert!(c.isolate_workers);
-        assert_eq!(c.ipv4_network.unwrap().prefix, 24);
+        assert_eq!(c.policy.ipv4_network.unwrap().prefix, 24);
         assert_eq!(c.run_as_user.as_deref(), Some("nobody"));
     }
 

@@ -42,9 +42,10 @@ pub fn admit(
     conn: &mut Conn,
     grant: &SessionGrant,
     peer: SocketAddr,
+    policy: &rocserv_proto::policy::Policy,
     config: Arc<Config>,
 ) -> Option<Admitted> {
-    let max = config.max_same_clients;
+    let max = policy.max_same_clients;
     if !conn.admit_user(&grant.username, grant.sid, max) {
         log::info!(
             "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached",
@@ -66,7 +67,6 @@ pub async fn grant(
     info: SessionInfo,
     peer: SocketAddr,
 ) -> bool {
-    let info = info.with_config(&admitted.config);
     if let Some(script) = admitted.config.connect_script.clone() {
         let env = scripts::environment(Kind::Connect, &info, None);
         let label = format!("user {}", info.username);

@@ -72,13 +72,28 @@ pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
             )*
         };
     }
+    macro_rules! fixed_policy {
+        ($($field:ident => $name:literal),* $(,)?) => {
+            $(
+                if old.policy.$field != new.policy.$field {
+                    changed.push($name);
+                    new.policy.$field = old.policy.$field.clone();
+                }
+            )*
+        };
+    }
+    fixed_policy!(
+        no_udp => "no-udp",
+        ipv4_network => "ipv4-network",
+        mtu => "mtu",
+        deny_roaming => "deny-roaming",
+    );
     fixed!(
         auth => "auth",
         listen_host => "listen-host",
         tcp_port => "tcp-port",
         udp_port => "udp-port",
         udp_listen_host => "udp-listen-host",
-        no_udp => "no-udp",
         run_as_user => "run-as-user",
         run_as_group => "run-as-group",
         socket_file => "socket-file",
@@ -90,12 +105,9 @@ pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
         ca_cert => "ca-cert",
         isolate_workers => "isolate-workers",
         device => "device",
-        ipv4_network => "ipv4-network",
         predictable_ips => "predictable-ips",
-        mtu => "mtu",
         cookie_timeout => "cookie-timeout",
         persistent_cookies => "persistent-cookies",
-        deny_roaming => "deny-roaming",
         ban_points_wrong_password => "ban-points-wrong-password",
         auth_timeout => "auth-timeout",
     );
@@ -157,9 +169,12 @@ mod tests {
         let mut new = Config {
             tcp_port: 4443,
             device: "tun".into(),
-            dns: vec!["10.0.0.1".parse().unwrap()],
-            idle_timeout: Some(60),
-            max_same_clients: 1,
+            policy: rocserv_proto::policy::Policy {
+                dns: vec!["10.0.0.1".parse().unwrap()],
+                idle_timeout: Some(60),
+                max_same_clients: 1,
+                ..Default::default()
+            },
             ..Config::default()
         };
         let changed = keep_fixed(&old, &mut new);
@@ -167,9 +182,9 @@ mod tests {
         assert_eq!(new.tcp_port, old.tcp_port);
         assert_eq!(new.device, old.device);
         // Reloadable ones stay new.
-        assert_eq!(new.dns.len(), 1);
-        assert_eq!(new.idle_timeout, Some(60));
-        assert_eq!(new.max_same_clients, 1);
+        assert_eq!(new.policy.dns.len(), 1);
+        assert_eq!(new.policy.idle_timeout, Some(60));
+        assert_eq!(new.policy.max_same_clients, 1);
         assert!(keep_fixed(&old, &mut Config::default()).is_empty());
     }
 

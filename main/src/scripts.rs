@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use rocserv_proto::config::{Config, Route};
+use rocserv_proto::config::Route;
 use tokio::io::AsyncRead;
 use tokio::process::Command;
 
@@ -80,20 +80,10 @@ pub struct SessionInfo {
     pub user_agent: String,
     pub device_type: String,
     pub device_platform: String,
-    /// What the client was told (from the configuration in force at CONNECT).
+    /// What the client was told (the session's policy).
     pub routes: Vec<Route>,
     pub no_routes: Vec<Route>,
     pub dns: Vec<IpAddr>,
-}
-
-impl SessionInfo {
-    /// The configuration's part of the information.
-    pub fn with_config(mut self, config: &Config) -> Self {
-        self.routes = config.routes.clone();
-        self.no_routes = config.no_routes.clone();
-        self.dns = config.dns.clone();
-        self
-    }
 }
 
 /// Traffic of an ended connection, for the disconnect-script.

@@ -526,6 +526,7 @@ mod tests {
             username: "alice".into(),
             groupname: String::new(),
             age_ms: 0,
+            overrides: Default::default(),
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),

@@ -42,7 +42,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             vhost.name, vhost.line
         ));
     }
-    match config.ipv4_network {
+    match config.policy.ipv4_network {
         None => findings
             .warnings
             .push("no ipv4-network configured: every CONNECT will be refused (503)".to_owned()),
@@ -97,7 +97,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
         auth_timeout_secs: u64::from(config.auth_timeout),
         check_only: false,
         ban_points_wrong_password: config.ban_points_wrong_password,
-        deny_roaming: config.deny_roaming,
+        deny_roaming: config.policy.deny_roaming,
     })
 }
 
@@ -132,21 +132,10 @@ pub fn worker_start(
 
 fn tunnel_settings(config: &Config) -> TunnelSettings {
     TunnelSettings {
-        dpd_secs: config.dpd,
-        mobile_dpd_secs: config.mobile_dpd,
-        keepalive_secs: config.keepalive,
-        idle_timeout_secs: config.idle_timeout,
-        session_timeout_secs: config.session_timeout,
-        mobile_idle_timeout_secs: config.mobile_idle_timeout,
-        stats_report_secs: config.stats_report_time,
         rekey_secs: config.rekey_time,
         rekey_method: config.rekey_method,
         default_domain: config.default_domain.clone(),
         banner: config.banner.clone(),
-        dns: config.dns.clone(),
-        routes: config.routes.clone(),
-        no_routes: config.no_routes.clone(),
-        tunnel_all_dns: config.tunnel_all_dns,
         dtls: dtls_settings(config),
         compression: config.compression,
     }
@@ -155,7 +144,7 @@ fn tunnel_settings(config: &Config) -> TunnelSettings {
 /// DTLS is offered when a UDP port is configured and `no-udp` is off (protocol.md §4.1);
 /// `cisco-client-compat` implies `dtls-legacy`, as in ocserv.
 fn dtls_settings(config: &Config) -> Option<DtlsSettings> {
-    let port = config.udp_port.filter(|_| !config.no_udp)?;
+    let port = config.udp_port.filter(|_| !config.policy.no_udp)?;
     Some(DtlsSettings {
         port,
         psk: config.dtls_psk,
@@ -168,7 +157,7 @@ fn dtls_settings(config: &Config) -> Option<DtlsSettings> {
 
 /// The pool of `ipv4-network`, if configured (errors were reported by [`prepare`]).
 pub fn ip_pool(config: &Config) -> Option<IpPool> {
-    let net: IpNet = config.ipv4_network?;
+    let net: IpNet = config.policy.ipv4_network?;
     IpPool::new(net, config.predictable_ips).ok()
 }
 

@@ -27,6 +27,8 @@ pub struct Granted {
     pub ipv4_remote: Ipv4Addr,
     pub user_agent: String,
     pub hostname: String,
+    /// The session's effective policy, as granted (occtl shows this, not the configuration).
+    pub policy: std::sync::Arc<rocserv_proto::policy::Policy>,
 }
 
 /// One live tunnel.
@@ -179,6 +181,7 @@ mod tests {
                 ipv4_remote: Ipv4Addr::new(192, 168, 1, 2),
                 user_agent: "oc".into(),
                 hostname: String::new(),
+                policy: Default::default(),
             },
             connected_at: SystemTime::now(),
             rx: 0,

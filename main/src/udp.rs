@@ -69,7 +69,7 @@ const DROP_LOG_EVERY: Duration = Duration::from_secs(1);
 /// Bind the DTLS port if `udp-port` is set (and `no-udp` is off). Without an address,
 /// `[::]` (dual-stack) if the system has IPv6, else `0.0.0.0`. Serve it with [`spawn`].
 pub fn bind_shared(config: &Config) -> std::io::Result<Option<std::net::UdpSocket>> {
-    let Some(port) = config.udp_port.filter(|_| !config.no_udp) else {
+    let Some(port) = config.udp_port.filter(|_| !config.policy.no_udp) else {
         return Ok(None);
     };
     let socket = match config.udp_listen_host.or(config.listen_host) {

@@ -11,7 +11,6 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rocserv_proto::config::Config;
 use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::{CloseReason, WorkerId, MAX_MESSAGE};
 use tokio::process::{Child, Command};
@@ -69,8 +68,9 @@ pub async fn serve(
     // Backstop of the worker's own auth deadline: not logged in by then, it is killed.
     let pre_auth_until =
         Instant::now() + Duration::from_secs(u64::from(config.auth_timeout)) + TIMER_GRACE;
-    // The worker's timers come from `config`; main's backstops must match them.
-    let mut run = Run::new(conn, stops, pid, local, pre_auth_until, Arc::clone(&config));
+    // The tunnel's timers come with the grant (the session's policy); main's backstops use
+    // the same policy.
+    let mut run = Run::new(conn, stops, pid, local, pre_auth_until);
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -122,8 +122,6 @@ struct Run {
     granted_mtu: Option<u16>,
     /// Rate and content limits of the worker's messages.
     guard: crate::worker_guard::WorkerGuard,
-    /// The configuration the worker was started with (its timers; reload does not change it).
-    config: Arc<Config>,
 }
 
 impl Run {
@@ -133,7 +131,6 @@ impl Run {
         pid: u32,
         local: SocketAddr,
         pre_auth_until: Instant,
-        config: Arc<Config>,
     ) -> Self {
         let (udp_tx, udp_rx) = mpsc::channel(UDP_QUEUE);
         Self {
@@ -152,7 +149,6 @@ impl Run {
             local,
             granted_mtu: None,
             guard: crate::worker_guard::WorkerGuard::new(Instant::now()),
-            config,
         }
     }
 
@@ -383,18 +379,16 @@ impl Run {
     fn granted(&mut self, outcome: &Outcome) {
         self.pre_auth_until = None;
         let now = Instant::now();
-        let config = Arc::clone(&self.config);
         // What is left of the session since login (sec-mod's age; a cookie reconnect does not
         // restart it), plus a grace for the worker to end it itself first.
         if let Some(left) = outcome.session_left {
             self.conn
                 .set_session_deadline(now + left + crate::session_deadline::WORKER_FIRST);
         }
-        let idle = if outcome.mobile {
-            config.mobile_idle_timeout
-        } else {
-            config.idle_timeout
-        };
+        let idle = outcome
+            .policy
+            .as_ref()
+            .and_then(|p| p.idle_timeout_for(outcome.mobile));
         self.idle = match (idle, &outcome.tun_name, outcome.tun_ifindex) {
             (Some(secs), Some(device), Some(ifindex)) if secs > 0 => Some(IdleBackstop {
                 device: device.clone(),

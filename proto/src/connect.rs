@@ -56,15 +56,6 @@ pub enum DtlsCipher {
     Legacy { name: &'static str, dtls12: bool },
 }
 
-/// The DPD interval this client is told (and the worker enforces), in seconds; 0 = off.
-pub fn dpd_secs(settings: &TunnelSettings, mobile: bool) -> u32 {
-    if mobile && settings.mobile_dpd_secs > 0 {
-        settings.mobile_dpd_secs
-    } else {
-        settings.dpd_secs
-    }
-}
-
 /// The response headers in ocserv's order (the §2.2 trace), names exactly as openconnect
 /// expects them. The status line and the blank line are the caller's.
 pub fn response_headers(
@@ -78,7 +69,8 @@ pub fn response_headers(
     if let Some(hostname) = info.hostname {
         h.add("X-CSTP-Hostname", hostname);
     }
-    let dpd = dpd_secs(settings, info.mobile);
+    let policy = &grant.policy;
+    let dpd = policy.dpd_secs(info.mobile);
     if dpd > 0 {
         h.add("X-CSTP-DPD", dpd);
     }
@@ -87,30 +79,27 @@ pub fn response_headers(
     }
     h.add("X-CSTP-Address", grant.ipv4_remote);
     h.add("X-CSTP-Netmask", grant.ipv4_netmask);
-    for dns in &settings.dns {
+    for dns in &policy.dns {
         h.add("X-CSTP-DNS", dns);
     }
     // No route, or `default` among them, is a full tunnel: no Split-Include at all, and all DNS
     // goes through the tunnel (ocserv forces Tunnel-All-DNS there; protocol.md §2.2).
-    let full_tunnel = settings.routes.is_empty() || settings.routes.contains(&Route::Default);
+    let full_tunnel = policy.routes.is_empty() || policy.routes.contains(&Route::Default);
     if !full_tunnel {
-        for net in ipv4_nets(&settings.routes) {
+        for net in ipv4_nets(&policy.routes) {
             h.add("X-CSTP-Split-Include", net);
         }
     }
     h.add(
         "X-CSTP-Tunnel-All-DNS",
-        full_tunnel || settings.tunnel_all_dns,
+        full_tunnel || policy.tunnel_all_dns,
     );
     h.add("X-CSTP-Client-Bypass-Protocol", "false");
-    for net in ipv4_nets(&settings.no_routes) {
+    for net in ipv4_nets(&policy.no_routes) {
         h.add("X-CSTP-Split-Exclude", net);
     }
-    h.add("X-CSTP-Keepalive", settings.keepalive_secs);
-    h.add(
-        "X-CSTP-Idle-Timeout",
-        secs_or_none(settings.idle_timeout_secs),
-    );
+    h.add("X-CSTP-Keepalive", policy.keepalive);
+    h.add("X-CSTP-Idle-Timeout", secs_or_none(policy.idle_timeout));
     h.add("X-CSTP-Smartcard-Removal-Disconnect", "true");
     let (rekey_method, rekey_secs) = rekey(settings, info.tls13);
     if let Some(secs) = rekey_secs {
@@ -119,7 +108,7 @@ pub fn response_headers(
     h.add("X-CSTP-Rekey-Method", rekey_method);
     h.add(
         "X-CSTP-Session-Timeout",
-        secs_or_none(settings.session_timeout_secs),
+        secs_or_none(policy.session_timeout),
     );
     // Counted from the login, so a cookie reconnect is told what is really left (main computed
     // it from sec-mod's session age; ocserv bug #599 restarted it at every reconnect).
@@ -135,7 +124,7 @@ pub fn response_headers(
             &mut h,
             dtls,
             dpd,
-            settings.keepalive_secs,
+            policy.keepalive,
             rekey_secs,
             rekey_method,
             grant.mtu,
@@ -267,30 +256,14 @@ impl Headers {
 mod tests {
     use super::*;
     use crate::ipc::SessionId;
+    use crate::policy::Policy;
 
     fn settings() -> TunnelSettings {
         TunnelSettings {
-            dpd_secs: 90,
-            mobile_dpd_secs: 1800,
-            keepalive_secs: 32400,
-            idle_timeout_secs: None,
-            session_timeout_secs: None,
-            mobile_idle_timeout_secs: None,
-            stats_report_secs: 0,
             rekey_secs: 172_800,
             rekey_method: RekeyMethod::Ssl,
             default_domain: Some("example.com".into()),
             banner: Some("Welcome banner".into()),
-            dns: vec!["192.168.99.1".parse().unwrap()],
-            routes: vec![Route::Net(IpNet {
-                addr: "10.99.0.0".parse().unwrap(),
-                prefix: 16,
-            })],
-            no_routes: vec![Route::Net(IpNet {
-                addr: "10.99.5.7".parse().unwrap(),
-                prefix: 24,
-            })],
-            tunnel_all_dns: false,
             dtls: None,
             compression: crate::compress::Policy::default(),
         }
@@ -309,6 +282,22 @@ mod tests {
             mtu: 1472,
             dtls_id: None,
             session_remaining_ms: None,
+            policy: Box::new(policy()),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            dns: vec!["192.168.99.1".parse().unwrap()],
+            routes: vec![Route::Net(IpNet {
+                addr: "10.99.0.0".parse().unwrap(),
+                prefix: 16,
+            })],
+            no_routes: vec![Route::Net(IpNet {
+                addr: "10.99.5.7".parse().unwrap(),
+                prefix: 24,
+            })],
+            ..Policy::default()
         }
     }
 
@@ -426,11 +415,11 @@ X-CSTP-Banner: Welcome banner
     #[test]
     fn default_route_or_no_route_is_a_full_tunnel() {
         for routes in [vec![], vec![Route::Default]] {
-            let s = TunnelSettings {
-                routes,
-                ..settings()
+            let g = TunnelGrant {
+                policy: Box::new(Policy { routes, ..policy() }),
+                ..grant()
             };
-            let headers = response_headers(&s, &grant(), &info(true));
+            let headers = response_headers(&settings(), &g, &info(true));
             assert!(!headers.iter().any(|(n, _)| n == "X-CSTP-Split-Include"));
             assert!(headers
                 .iter()
@@ -458,14 +447,17 @@ X-CSTP-Banner: Welcome banner
     #[test]
     fn timeouts_mobile_dpd_and_line_breaks() {
         let s = TunnelSettings {
-            idle_timeout_secs: Some(1200),
-            session_timeout_secs: Some(3600),
             banner: Some("two\r\nlines".into()),
-            dns: vec!["10.0.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
             ..settings()
         };
         let grant = TunnelGrant {
             session_remaining_ms: Some(3_600_000),
+            policy: Box::new(Policy {
+                idle_timeout: Some(1200),
+                session_timeout: Some(3600),
+                dns: vec!["10.0.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+                ..policy()
+            }),
             ..grant()
         };
         let headers = response_headers(
@@ -491,15 +483,15 @@ X-CSTP-Banner: Welcome banner
     #[test]
     fn session_timeout_remaining_counts_from_the_login() {
         // A cookie reconnect 6.5 s into a 10 s session: 3 whole seconds are left, not 10.
-        let s = TunnelSettings {
-            session_timeout_secs: Some(10),
-            ..settings()
-        };
         let grant = TunnelGrant {
             session_remaining_ms: Some(3_500),
+            policy: Box::new(Policy {
+                session_timeout: Some(10),
+                ..policy()
+            }),
             ..grant()
         };
-        let text = render(&response_headers(&s, &grant, &info(true)));
+        let text = render(&response_headers(&settings(), &grant, &info(true)));
         assert!(
             text.contains("X-CSTP-Session-Timeout: 10\nX-CSTP-Session-Timeout-Remaining: 3\n"),
             "{text}"

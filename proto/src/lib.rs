@@ -42,6 +42,7 @@ pub mod logline;
 pub mod mtu;
 pub mod offload;
 pub mod passwd;
+pub mod policy;
 
 /// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
 /// errors this way).

@@ -23,7 +23,7 @@ fn defaults_are_ocservs() {
     assert!(c.dtls_legacy);
     assert!(!c.match_tls_dtls_ciphers);
     assert_eq!(c.switch_to_tcp_timeout, 25);
-    assert!(!c.no_udp);
+    assert!(!c.policy.no_udp);
     assert!(!c.try_mtu_discovery);
 }
 
@@ -43,7 +43,7 @@ fn values_are_parsed() {
     assert!(!c.dtls_legacy);
     assert!(c.match_tls_dtls_ciphers);
     assert_eq!(c.switch_to_tcp_timeout, 0);
-    assert!(c.no_udp);
+    assert!(c.policy.no_udp);
     assert!(c.try_mtu_discovery);
 }
 

@@ -60,15 +60,18 @@ fn debian_with_certificate_has_no_errors() {
     assert_eq!(c.udp_port, Some(443));
     assert_eq!(c.run_as_user.as_deref(), Some("ocserv"));
     assert_eq!(c.max_clients, 16);
-    assert_eq!(c.max_same_clients, 2);
-    assert_eq!(c.dpd, 90);
+    assert_eq!(c.policy.max_same_clients, 2);
+    assert_eq!(c.policy.dpd, 90);
     assert!(c.tls.tls12);
     assert!(!c.tls.tls13, "Debian's string has -VERS-TLS1.3");
     assert!(c.tls.server_precedence);
-    assert_eq!(c.ipv4_network, Some(v4net([192, 168, 1, 0], 24)));
-    assert_eq!(c.dns, [IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1))]);
-    assert_eq!(c.routes.len(), 3);
-    assert_eq!(c.routes.first(), Some(&Route::Net(v4net([10, 0, 0, 0], 8))));
+    assert_eq!(c.policy.ipv4_network, Some(v4net([192, 168, 1, 0], 24)));
+    assert_eq!(c.policy.dns, [IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1))]);
+    assert_eq!(c.policy.routes.len(), 3);
+    assert_eq!(
+        c.policy.routes.first(),
+        Some(&Route::Net(v4net([10, 0, 0, 0], 8)))
+    );
     assert!(c.cisco_client_compat);
     assert_eq!(c.pid_file.as_deref(), Some(Path::new("/run/ocserv.pid")));
     // Not-yet-supported options are warnings that name their line.
@@ -99,8 +102,8 @@ fn bench_config_has_no_errors() {
         Some(Path::new("/tmp/vpnbench/occtl.socket"))
     );
     assert!(c.tls.tls12 && c.tls.tls13);
-    assert_eq!(c.ipv4_network, Some(v4net([192, 168, 99, 0], 24)));
-    assert_eq!(c.routes, [Route::Net(v4net([192, 168, 99, 0], 24))]);
+    assert_eq!(c.policy.ipv4_network, Some(v4net([192, 168, 99, 0], 24)));
+    assert_eq!(c.policy.routes, [Route::Net(v4net([192, 168, 99, 0], 24))]);
     assert_eq!(c.default_domain.as_deref(), Some("vpn.test"));
     // max-ban-score = 0 and compression = false ask for what we do anyway: no warning.
     for quiet in [
@@ -156,7 +159,11 @@ fn every_option_fixture_errors_only_on_refused_options() {
         c.listen_host,
         Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)))
     );
-    assert_eq!(c.dns.len(), 3, "dns, ipv4-dns and ipv6-dns all add servers");
+    assert_eq!(
+        c.policy.dns.len(),
+        3,
+        "dns, ipv4-dns and ipv6-dns all add servers"
+    );
     assert_eq!((c.auth_timeout, c.handshake_timeout), (120, 10));
     assert_eq!(c.device, "tun-vpn");
     assert!(
@@ -165,8 +172,11 @@ fn every_option_fixture_errors_only_on_refused_options() {
     );
     let vhost = c.vhosts.first().unwrap();
     assert_eq!(vhost.name, "vpn2.example.net");
-    assert_eq!(vhost.config.routes, [Route::Default]);
-    assert_eq!(vhost.config.ipv4_network, Some(v4net([10, 78, 0, 0], 24)));
+    assert_eq!(vhost.config.policy.routes, [Route::Default]);
+    assert_eq!(
+        vhost.config.policy.ipv4_network,
+        Some(v4net([10, 78, 0, 0], 24))
+    );
     assert_eq!(
         vhost.config.log_level, 3,
         "inherited from the global section"

@@ -66,15 +66,15 @@ fn crlf_and_bom() {
 #[test]
 fn repeated_keys_accumulate() {
     let p = clean("route = 10.0.0.0/8\nroute = 172.16.0.0/12\ndns = 10.1.0.1\ndns = 10.1.0.2\nno-route = 10.9.0.0/16\nno-route = 10.8.0.0/16\n");
-    assert_eq!(p.config.routes.len(), 2);
-    assert_eq!(p.config.dns.len(), 2);
-    assert_eq!(p.config.no_routes.len(), 2);
+    assert_eq!(p.config.policy.routes.len(), 2);
+    assert_eq!(p.config.policy.dns.len(), 2);
+    assert_eq!(p.config.policy.no_routes.len(), 2);
 }
 
 #[test]
 fn repeated_single_value_warns_and_last_wins() {
     let p = with_base("dpd = 10\ndpd = 20\n");
-    assert_eq!(p.config.dpd, 20);
+    assert_eq!(p.config.policy.dpd, 20);
     assert_eq!(
         messages(&p),
         ["t.conf:6: warning: dpd: also set on line 5; this later value wins, as in ocserv"]
@@ -84,8 +84,8 @@ fn repeated_single_value_warns_and_last_wins() {
 #[test]
 fn indented_line_continues_the_previous_option() {
     let p = clean("route = 10.0.0.0/8\n    172.16.0.0/12\n");
-    assert_eq!(p.config.routes.len(), 2);
-    assert!(matches!(p.config.routes.get(1), Some(Route::Net(n)) if n.prefix == 12));
+    assert_eq!(p.config.policy.routes.len(), 2);
+    assert!(matches!(p.config.policy.routes.get(1), Some(Route::Net(n)) if n.prefix == 12));
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn indented_option_is_reported_not_misread() {
         messages(&p),
         ["t.conf:6: error: route: this indented line continues `route` (ocserv reads indented lines as more values of the option above); remove the indentation to set `dns`"]
     );
-    assert!(p.config.dns.is_empty());
+    assert!(p.config.policy.dns.is_empty());
 }
 
 #[test]
@@ -149,11 +149,11 @@ fn vhost_inherits_and_overrides() {
     let v = c.vhosts.first().unwrap();
     assert_eq!(v.name, "vpn.example.com");
     assert_eq!(v.line, 8);
-    assert_eq!(v.config.dpd, 45, "inherited");
-    assert_eq!(v.config.keepalive, 60);
+    assert_eq!(v.config.policy.dpd, 45, "inherited");
+    assert_eq!(v.config.policy.keepalive, 60);
     assert_eq!(v.config.banner.as_deref(), Some("for vpn"));
     assert_eq!(
-        v.config.routes.len(),
+        v.config.policy.routes.len(),
         2,
         "vhost routes add to the inherited ones"
     );
@@ -165,7 +165,7 @@ fn vhost_inherits_and_overrides() {
     let other = c.vhosts.get(1).unwrap();
     assert_eq!(other.name, "other");
     assert_eq!(other.config.auth, c.auth, "auth inherited");
-    assert_eq!(c.keepalive, 32400, "the global section is untouched");
+    assert_eq!(c.policy.keepalive, 32400, "the global section is untouched");
 }
 
 #[test]

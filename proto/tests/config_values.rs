@@ -32,16 +32,16 @@ fn defaults_are_ocservs() {
     let c = ok("");
     assert_eq!(c.tcp_port, 443);
     assert_eq!(c.udp_port, None);
-    assert_eq!(c.keepalive, 32400);
-    assert_eq!(c.dpd, 90);
-    assert_eq!(c.mobile_dpd, 1800);
+    assert_eq!(c.policy.keepalive, 32400);
+    assert_eq!(c.policy.dpd, 90);
+    assert_eq!(c.policy.mobile_dpd, 1800);
     assert_eq!(c.auth_timeout, 240);
     assert_eq!(c.cookie_timeout, 300);
     assert_eq!(c.rekey_time, 172800);
     assert_eq!(c.rekey_method, RekeyMethod::Ssl);
     assert!(c.predictable_ips);
     assert_eq!(c.device, "vpns");
-    assert_eq!(c.idle_timeout, None);
+    assert_eq!(c.policy.idle_timeout, None);
     assert!(c.tls.tls12 && c.tls.tls13 && c.tls.server_precedence);
     // Ours: pre-auth caps on by default.
     assert_eq!((c.max_pre_auth_clients, c.max_pre_auth_per_ip), (256, 32));
@@ -56,7 +56,12 @@ fn booleans() {
         ("false", false),
         ("No", false),
     ] {
-        assert_eq!(ok(&format!("tunnel-all-dns = {text}")).tunnel_all_dns, want);
+        assert_eq!(
+            ok(&format!("tunnel-all-dns = {text}"))
+                .policy
+                .tunnel_all_dns,
+            want
+        );
     }
     assert_eq!(
         one("tunnel-all-dns = on"),
@@ -68,10 +73,10 @@ fn booleans() {
 fn numbers_and_durations() {
     let c = ok("max-clients = 0\nmax-same-clients = 3\nkeepalive = 10\nidle-timeout = 0\nsession-timeout = 3600\nlog-level = 9");
     assert_eq!(c.max_clients, 0);
-    assert_eq!(c.max_same_clients, 3);
-    assert_eq!(c.keepalive, 10);
-    assert_eq!(c.idle_timeout, None, "0 disables");
-    assert_eq!(c.session_timeout, Some(3600));
+    assert_eq!(c.policy.max_same_clients, 3);
+    assert_eq!(c.policy.keepalive, 10);
+    assert_eq!(c.policy.idle_timeout, None, "0 disables");
+    assert_eq!(c.policy.session_timeout, Some(3600));
     assert_eq!(c.log_level, 9);
     let c = ok("max-pre-auth-clients = 0\nmax-pre-auth-per-ip = 4");
     assert_eq!((c.max_pre_auth_clients, c.max_pre_auth_per_ip), (0, 4));
@@ -95,7 +100,7 @@ fn numbers_and_durations() {
 
 #[test]
 fn mobile_dpd_zero_falls_back_to_dpd() {
-    assert_eq!(ok("dpd = 30\nmobile-dpd = 0").mobile_dpd, 30);
+    assert_eq!(ok("dpd = 30\nmobile-dpd = 0").policy.mobile_dpd, 30);
 }
 
 #[test]
@@ -125,7 +130,7 @@ fn addresses() {
         "t.conf:5: error: listen-host: expected an IPv4 or IPv6 address, found `vpn.example.com` (host names are not resolved; give an address)"
     );
     let c = ok("dns = 10.1.0.1\ndns = fd00::1\nipv4-dns = 10.1.0.2");
-    assert_eq!(c.dns.len(), 3);
+    assert_eq!(c.policy.dns.len(), 3);
     assert_eq!(
         one("dns = local"),
         "t.conf:5: error: dns: the `local` keyword is no longer supported by ocserv; give an address"
@@ -147,7 +152,7 @@ fn ipv4_network_forms() {
         );
         assert_eq!(messages(&p), Vec::<String>::new(), "{text}");
         assert_eq!(
-            p.config.ipv4_network,
+            p.config.policy.ipv4_network,
             Some(net(v4(192, 168, 5, 0), 24)),
             "{text}"
         );
@@ -158,7 +163,7 @@ fn ipv4_network_forms() {
         "t.conf",
     );
     assert_eq!(messages(&p), Vec::<String>::new());
-    assert_eq!(p.config.ipv4_network, Some(net(v4(10, 2, 0, 0), 24)));
+    assert_eq!(p.config.policy.ipv4_network, Some(net(v4(10, 2, 0, 0), 24)));
     assert_eq!(
         one("ipv4-netmask = 255.0.255.0"),
         "t.conf:5: error: ipv4-netmask: expected a netmask such as 255.255.255.0, found `255.0.255.0`"
@@ -182,22 +187,22 @@ fn routes() {
     let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
     let c = ok("route = 10.0.0.0/8\nroute = 172.16.0.0/255.240.0.0\nroute = fd00::/64\nno-route = 10.5.0.0/16");
     assert_eq!(
-        c.routes,
+        c.policy.routes,
         [
             Route::Net(net(v4(10, 0, 0, 0), 8)),
             Route::Net(net(v4(172, 16, 0, 0), 12)),
             Route::Net(net(IpAddr::V6("fd00::".parse().unwrap()), 64)),
         ]
     );
-    assert_eq!(c.no_routes, [Route::Net(net(v4(10, 5, 0, 0), 16))]);
-    assert_eq!(ok("route = default").routes, [Route::Default]);
-    assert_eq!(ok("route = 0.0.0.0/0").routes, [Route::Default]);
+    assert_eq!(c.policy.no_routes, [Route::Net(net(v4(10, 5, 0, 0), 16))]);
+    assert_eq!(ok("route = default").policy.routes, [Route::Default]);
+    assert_eq!(ok("route = 0.0.0.0/0").policy.routes, [Route::Default]);
     assert_eq!(
         one("route = 10.0.0.0"),
         "t.conf:5: error: route: expected `default` or a network such as 10.0.0.0/8, 10.0.0.0/255.0.0.0 or fd00::/64, found `10.0.0.0`"
     );
     let p = with_base("route = 10.0.0.0/8\nroute = default\n");
-    assert_eq!(p.config.routes, [Route::Default]);
+    assert_eq!(p.config.policy.routes, [Route::Default]);
     assert_eq!(
         messages(&p),
         ["t.conf:0: warning: route: `route = default` tunnels everything, so the other routes are dropped (as ocserv does)"]
@@ -280,9 +285,9 @@ fn strings_and_names() {
     assert_eq!(c.run_as_user.as_deref(), Some("ocserv"));
     assert_eq!(c.device, "tun");
     assert_eq!(c.default_domain.as_deref(), Some("a.example b.example"));
-    assert_eq!(c.mtu, Some(1400));
+    assert_eq!(c.policy.mtu, Some(1400));
     assert_eq!(c.rekey_method, RekeyMethod::NewTunnel);
-    assert_eq!(ok("mtu = 0").mtu, None);
+    assert_eq!(ok("mtu = 0").policy.mtu, None);
     assert_eq!(
         one("rekey-method = tls"),
         "t.conf:5: error: rekey-method: expected `ssl` or `new-tunnel`, found `tls`"
@@ -434,7 +439,10 @@ fn operations_options() {
         0,
         "0 turns bans off"
     );
-    assert_eq!((c.mobile_idle_timeout, c.connect_script), (None, None));
+    assert_eq!(
+        (c.policy.mobile_idle_timeout, c.connect_script),
+        (None, None)
+    );
     let c = ok("max-ban-score = 80\nban-time = 60\nban-reset-time = 1200\n\
          ban-points-wrong-password = 5\nban-points-connection = 2\nrate-limit-ms = 100\n\
          connect-script = /usr/bin/up\ndisconnect-script = /usr/bin/down\n\
@@ -447,8 +455,8 @@ fn operations_options() {
         (c.ban_points_wrong_password, c.ban_points_connection),
         (5, 2)
     );
-    assert_eq!((c.rate_limit_ms, c.stats_report_time), (100, 60));
-    assert!(c.deny_roaming);
+    assert_eq!((c.rate_limit_ms, c.policy.stats_report_time), (100, 60));
+    assert!(c.policy.deny_roaming);
     let script = |p: Option<&std::path::Path>| p.map(|p| p.display().to_string());
     assert_eq!(script(c.connect_script.as_deref()).unwrap(), "/usr/bin/up");
     assert_eq!(
@@ -463,9 +471,15 @@ fn operations_options() {
     assert_eq!(with_base("min-reauth-time = 60\n").config.ban_time, 60);
     assert!(one("connect-script = up.sh").contains("absolute path"));
     // mobile-idle-timeout: unset = idle-timeout, 0 = never, else its own value.
-    assert_eq!(ok("idle-timeout = 600\n").mobile_idle_timeout, Some(600));
+    assert_eq!(
+        ok("idle-timeout = 600\n").policy.mobile_idle_timeout,
+        Some(600)
+    );
     let c = ok("idle-timeout = 600\nmobile-idle-timeout = 0\n");
-    assert_eq!((c.idle_timeout, c.mobile_idle_timeout), (Some(600), None));
+    assert_eq!(
+        (c.policy.idle_timeout, c.policy.mobile_idle_timeout),
+        (Some(600), None)
+    );
     let c = ok("mobile-idle-timeout = 2400\n");
-    assert_eq!(c.mobile_idle_timeout, Some(2400));
+    assert_eq!(c.policy.mobile_idle_timeout, Some(2400));
 }

@@ -212,6 +212,7 @@ impl Sessions {
             username: session.username.clone(),
             groupname: session.group.clone(),
             age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+            overrides: Default::default(),
         })
     }
 

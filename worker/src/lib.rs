@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocserv_proto::compress::Compressor;
-use rocserv_proto::connect::dpd_secs;
 use rocserv_proto::ipc::main_worker::{ConnectRefusal, ToMain, ToWorker, WorkerStart};
 use rocserv_proto::ipc::CloseReason;
 use rustls::ProtocolVersion;
@@ -198,16 +197,14 @@ async fn serve(
         grant.tun_name,
         grant.ipv4_remote
     );
-    let dpd = dpd_secs(&start.tunnel, connect.mobile);
+    let dpd = grant.policy.dpd_secs(connect.mobile);
     let timers = SessionTimers {
         dpd: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
         // mobile-idle-timeout for mobile AnyConnect clients (main already resolved its default).
-        idle: if connect.mobile {
-            start.tunnel.mobile_idle_timeout_secs
-        } else {
-            start.tunnel.idle_timeout_secs
-        }
-        .map(|s| Duration::from_secs(s.into())),
+        idle: grant
+            .policy
+            .idle_timeout_for(connect.mobile)
+            .map(|s| Duration::from_secs(s.into())),
         // What main says is left, counted from the login (a cookie reconnect does not
         // restart the session's clock).
         session: grant.session_remaining_ms.map(Duration::from_millis),
@@ -237,7 +234,7 @@ async fn serve(
         _ => Dtls::disabled(),
     };
     // `stats-report-time` (0: every 60 s, main's occtl view needs numbers).
-    let stats_every = Duration::from_secs(match start.tunnel.stats_report_secs {
+    let stats_every = Duration::from_secs(match grant.policy.stats_report_time {
         0 => 60,
         n => n.into(),
     });

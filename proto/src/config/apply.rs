@@ -238,7 +238,7 @@ pub(crate) fn supported(
         "dtls-legacy" => c.dtls_legacy = values::boolean(v)?,
         "match-tls-dtls-ciphers" => c.match_tls_dtls_ciphers = values::boolean(v)?,
         "switch-to-tcp-timeout" => c.switch_to_tcp_timeout = values::seconds(v)?,
-        "no-udp" => c.no_udp = values::boolean(v)?,
+        "no-udp" => c.policy.no_udp = values::boolean(v)?,
         "try-mtu-discovery" => c.try_mtu_discovery = values::boolean(v)?,
         "run-as-user" => c.run_as_user = Some(values::name(v, 32)?),
         "run-as-group" => c.run_as_group = Some(values::name(v, 32)?),
@@ -276,19 +276,19 @@ pub(crate) fn supported(
         "max-clients" => c.max_clients = values::number(v, 0, u32::MAX)?,
         "max-pre-auth-clients" => c.max_pre_auth_clients = values::number(v, 0, u32::MAX)?,
         "max-pre-auth-per-ip" => c.max_pre_auth_per_ip = values::number(v, 0, u32::MAX)?,
-        "max-same-clients" => c.max_same_clients = values::number(v, 0, u32::MAX)?,
-        "keepalive" => c.keepalive = values::seconds(v)?,
-        "dpd" => c.dpd = values::seconds(v)?,
-        "mobile-dpd" => c.mobile_dpd = values::seconds(v)?,
+        "max-same-clients" => c.policy.max_same_clients = values::number(v, 0, u32::MAX)?,
+        "keepalive" => c.policy.keepalive = values::seconds(v)?,
+        "dpd" => c.policy.dpd = values::seconds(v)?,
+        "mobile-dpd" => c.policy.mobile_dpd = values::seconds(v)?,
         "auth-timeout" => c.auth_timeout = values::seconds(v)?,
         "handshake-timeout" => c.handshake_timeout = values::number(v, 1, 3600)?,
-        "idle-timeout" => c.idle_timeout = values::optional_seconds(v)?,
-        "session-timeout" => c.session_timeout = values::optional_seconds(v)?,
+        "idle-timeout" => c.policy.idle_timeout = values::optional_seconds(v)?,
+        "session-timeout" => c.policy.session_timeout = values::optional_seconds(v)?,
         "cookie-timeout" => c.cookie_timeout = values::seconds(v)?,
         "rekey-time" => c.rekey_time = values::seconds(v)?,
         "persistent-cookies" => c.persistent_cookies = values::boolean(v)?,
         "predictable-ips" => c.predictable_ips = values::boolean(v)?,
-        "tunnel-all-dns" => c.tunnel_all_dns = values::boolean(v)?,
+        "tunnel-all-dns" => c.policy.tunnel_all_dns = values::boolean(v)?,
         "cisco-client-compat" => c.cisco_client_compat = values::boolean(v)?,
         "compression" => c.compression.enabled = values::boolean(v)?,
         "compression-algo-priority" => {
@@ -331,7 +331,7 @@ pub(crate) fn supported(
             }
         }
         "mtu" => {
-            c.mtu = match values::number(v, 0, 65535)? {
+            c.policy.mtu = match values::number(v, 0, 65535)? {
                 0 => None,
                 n if n < 68 => {
                     return Err(format!(
@@ -347,10 +347,10 @@ pub(crate) fn supported(
                     "the `local` keyword is no longer supported by ocserv; give an address".into(),
                 );
             }
-            c.dns.push(values::ip(v)?);
+            c.policy.dns.push(values::ip(v)?);
         }
-        "route" => c.routes.push(values::route(v)?),
-        "no-route" => c.no_routes.push(values::route(v)?),
+        "route" => c.policy.routes.push(values::route(v)?),
+        "no-route" => c.policy.no_routes.push(values::route(v)?),
         "ipv4-network" => {
             let (addr, prefix) = values::ipv4_network(v)?;
             s.ipv4 = Some((addr, line));
@@ -362,7 +362,7 @@ pub(crate) fn supported(
         "connect-script" => c.connect_script = Some(values::absolute_path(v)?),
         "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
         "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),
-        "deny-roaming" => c.deny_roaming = values::boolean(v)?,
+        "deny-roaming" => c.policy.deny_roaming = values::boolean(v)?,
         "max-ban-score" => c.max_ban_score = values::number(v, 0, u32::MAX)?,
         "ban-time" => c.ban_time = values::seconds(v)?,
         "ban-reset-time" => c.ban_reset_time = values::seconds(v)?,
@@ -373,10 +373,10 @@ pub(crate) fn supported(
         "ban-points-kkdcp" => c.ban_points_kkdcp = values::number(v, 0, u32::MAX)?,
         "mobile-idle-timeout" => {
             // 0 = never; `None` is kept for "not given" and resolved in `finish`.
-            c.mobile_idle_timeout = Some(values::seconds(v)?);
+            c.policy.mobile_idle_timeout = Some(values::seconds(v)?);
         }
         "rate-limit-ms" => c.rate_limit_ms = values::number(v, 0, 3_600_000)?,
-        "stats-report-time" => c.stats_report_time = values::seconds(v)?,
+        "stats-report-time" => c.policy.stats_report_time = values::seconds(v)?,
         "tls-priorities" => {
             let mapped = tls_priorities::map(v)?;
             let mut ignored = mapped.ignored.clone();

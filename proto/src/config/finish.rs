@@ -72,7 +72,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
     }
     match (section.ipv4, section.ipv4_prefix) {
         (Some((addr, _)), Some(prefix)) => {
-            c.ipv4_network = Some(IpNet {
+            c.policy.ipv4_network = Some(IpNet {
                 addr: IpAddr::V4(addr),
                 prefix,
             });
@@ -92,7 +92,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         ),
         (None, _) => {}
     }
-    if normalise_routes(&mut c.routes) {
+    if normalise_routes(&mut c.policy.routes) {
         sink.warning(
             0,
             Some("route"),
@@ -106,14 +106,14 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         c.tls = implicit_tls(&c);
     }
     // ocserv: an unset mobile-idle-timeout is idle-timeout; 0 means never.
-    c.mobile_idle_timeout = if mobile_idle_given {
-        c.mobile_idle_timeout.filter(|s| *s != 0)
+    c.policy.mobile_idle_timeout = if mobile_idle_given {
+        c.policy.mobile_idle_timeout.filter(|s| *s != 0)
     } else {
-        c.idle_timeout
+        c.policy.idle_timeout
     };
     // ocserv: a mobile-dpd of 0 falls back to dpd.
-    if c.mobile_dpd == 0 {
-        c.mobile_dpd = c.dpd;
+    if c.policy.mobile_dpd == 0 {
+        c.policy.mobile_dpd = c.policy.dpd;
     }
     c
 }

@@ -199,8 +199,6 @@ pub struct Config {
     /// `switch-to-tcp-timeout`: seconds without a DTLS datagram after which data goes back to
     /// TLS (protocol.md §4.5); 0 = never.
     pub switch_to_tcp_timeout: u32,
-    /// `no-udp`: never offer DTLS.
-    pub no_udp: bool,
     /// `try-mtu-discovery`: DF on DTLS datagrams, lower the MTU when the path refuses them.
     pub try_mtu_discovery: bool,
     pub run_as_user: Option<String>,
@@ -215,22 +213,16 @@ pub struct Config {
     /// `isolate-workers`: the worker's seccomp filter; on unless the file says `false`.
     pub isolate_workers: bool,
     pub max_clients: u32,
-    pub max_same_clients: u32,
     /// `max-pre-auth-clients` (ours): workers that have not logged in yet, server-wide; 0 = no
     /// limit.
     pub max_pre_auth_clients: u32,
     /// `max-pre-auth-per-ip` (ours): the same per client address (IPv6: per /64); 0 = no limit.
     pub max_pre_auth_per_ip: u32,
-    pub keepalive: u32,
-    pub dpd: u32,
-    pub mobile_dpd: u32,
     pub tls: TlsPolicy,
     pub auth_timeout: u32,
     /// `handshake-timeout` (ours): seconds for the TLS handshake plus the first HTTP request,
     /// and for each later request once its first byte arrived.
     pub handshake_timeout: u32,
-    pub idle_timeout: Option<u32>,
-    pub session_timeout: Option<u32>,
     pub cookie_timeout: u32,
     pub persistent_cookies: bool,
     pub rekey_time: u32,
@@ -240,14 +232,6 @@ pub struct Config {
     pub device: String,
     pub predictable_ips: bool,
     pub default_domain: Option<String>,
-    /// `ipv4-network` + `ipv4-netmask` (or the network in prefix form).
-    pub ipv4_network: Option<IpNet>,
-    pub dns: Vec<IpAddr>,
-    pub routes: Vec<Route>,
-    pub no_routes: Vec<Route>,
-    pub tunnel_all_dns: bool,
-    /// `mtu`: the link MTU to assume; `None` = 1500 (the tun default).
-    pub mtu: Option<u16>,
     pub banner: Option<String>,
     pub pre_login_banner: Option<String>,
     pub cisco_client_compat: bool,
@@ -257,8 +241,6 @@ pub struct Config {
     pub connect_script: Option<PathBuf>,
     pub disconnect_script: Option<PathBuf>,
     pub host_update_script: Option<PathBuf>,
-    /// `deny-roaming`: a cookie works only from the address that logged in.
-    pub deny_roaming: bool,
     /// `max-ban-score` (0 = no bans), `ban-time` (seconds), `ban-reset-time` (seconds) and the
     /// points per event (protocol.md §1.8). Defaults: those of ocserv's sample configuration
     /// (80, 300, 1200; 10 per wrong password, 1 per connection).
@@ -268,12 +250,10 @@ pub struct Config {
     pub ban_points_wrong_password: u32,
     pub ban_points_connection: u32,
     pub ban_points_kkdcp: u32,
-    /// `mobile-idle-timeout`; when not given, `idle-timeout`'s value (as in ocserv).
-    pub mobile_idle_timeout: Option<u32>,
     /// `rate-limit-ms`: minimum milliseconds between accepted connections; 0 = none.
     pub rate_limit_ms: u32,
-    /// `stats-report-time`: seconds between a worker's traffic reports; 0 = every 60 s.
-    pub stats_report_time: u32,
+    /// Per-session values that per-user and per-group files may change.
+    pub policy: crate::policy::Policy,
     pub vhosts: Vec<VHost>,
 }
 
@@ -297,7 +277,6 @@ impl Default for Config {
             dtls_legacy: true,
             match_tls_dtls_ciphers: false,
             switch_to_tcp_timeout: 25,
-            no_udp: false,
             try_mtu_discovery: false,
             run_as_user: None,
             run_as_group: None,
@@ -310,17 +289,11 @@ impl Default for Config {
             ca_cert: None,
             isolate_workers: true,
             max_clients: 0,
-            max_same_clients: 0,
             max_pre_auth_clients: 256,
             max_pre_auth_per_ip: 32,
-            keepalive: 32400,
-            dpd: 90,
-            mobile_dpd: 1800,
             tls: TlsPolicy::default(),
             auth_timeout: 240,
             handshake_timeout: 15,
-            idle_timeout: None,
-            session_timeout: None,
             cookie_timeout: 300,
             persistent_cookies: false,
             rekey_time: 172800,
@@ -329,12 +302,6 @@ impl Default for Config {
             device: "vpns".to_owned(),
             predictable_ips: true,
             default_domain: None,
-            ipv4_network: None,
-            dns: Vec::new(),
-            routes: Vec::new(),
-            no_routes: Vec::new(),
-            tunnel_all_dns: false,
-            mtu: None,
             banner: None,
             pre_login_banner: None,
             cisco_client_compat: false,
@@ -342,16 +309,14 @@ impl Default for Config {
             connect_script: None,
             disconnect_script: None,
             host_update_script: None,
-            deny_roaming: false,
             max_ban_score: 80,
             ban_time: 300,
             ban_reset_time: 1200,
             ban_points_wrong_password: 10,
             ban_points_connection: 1,
             ban_points_kkdcp: 1,
-            mobile_idle_timeout: None,
             rate_limit_ms: 0,
-            stats_report_time: 0,
+            policy: crate::policy::Policy::default(),
             vhosts: Vec::new(),
         }
     }

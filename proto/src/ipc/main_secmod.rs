@@ -104,6 +104,9 @@ pub struct SessionGrant {
     /// counts from the login, not from this CONNECT (ocserv bug #599). An age, because the
     /// processes share no clock origin.
     pub age_ms: u64,
+    /// The user's group file and own file, as read for this CONNECT (laid over the global
+    /// policy by main).
+    pub overrides: crate::policy::Overrides,
 }
 
 /// Why a cookie was refused on CONNECT.
@@ -148,6 +151,7 @@ mod tests {
                 username: "u".into(),
                 groupname: String::new(),
                 age_ms: 6_000,
+                overrides: Default::default(),
             }),
         });
         roundtrip(&FromSecMod::SessionOpened {

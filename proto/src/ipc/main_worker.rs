@@ -1,12 +1,12 @@
 //! main <-> worker. main is trusted by the worker; everything main decodes from a worker is
 //! untrusted (the worker faces the internet).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use super::{CloseReason, KeyKind, SessionId, WorkerId};
-use crate::config::{RekeyMethod, Route};
+use crate::config::RekeyMethod;
 
 /// The first message on the worker's main socket (fd 4): everything the worker needs, so that it
 /// never reads a file or an environment variable.
@@ -60,26 +60,11 @@ pub struct AuthSettings {
 /// in [`TunnelGrant`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelSettings {
-    pub dpd_secs: u32,
-    pub mobile_dpd_secs: u32,
-    pub keepalive_secs: u32,
-    /// `idle-timeout` / `session-timeout`; `None` = unlimited.
-    pub idle_timeout_secs: Option<u32>,
-    pub session_timeout_secs: Option<u32>,
-    /// `mobile-idle-timeout` (already `idle-timeout` when not configured); `None` = unlimited.
-    pub mobile_idle_timeout_secs: Option<u32>,
-    /// `stats-report-time`: seconds between [`ToMain::Stats`] reports; 0 = every 60 s.
-    pub stats_report_secs: u32,
     pub rekey_secs: u32,
     pub rekey_method: RekeyMethod,
     pub default_domain: Option<String>,
     /// `banner`, shown after login and in `X-CSTP-Banner`.
     pub banner: Option<String>,
-    pub dns: Vec<IpAddr>,
-    /// `route` (no route, or `default`, = tunnel everything) and `no-route`.
-    pub routes: Vec<Route>,
-    pub no_routes: Vec<Route>,
-    pub tunnel_all_dns: bool,
     /// DTLS as configured (`udp-port` set and `no-udp` off), or `None`: no DTLS is offered.
     pub dtls: Option<DtlsSettings>,
     /// `compression`, `compression-algo-priority`, `no-compress-limit` (protocol.md §5).
@@ -185,6 +170,9 @@ pub struct TunnelGrant {
     /// milliseconds; `None` = no session timeout. The worker ends the tunnel when it runs out
     /// and announces it in `X-CSTP-Session-Timeout-Remaining`; main enforces it as well.
     pub session_remaining_ms: Option<u64>,
+    /// The session's effective policy (global or vhost section, group file, user file), as
+    /// main resolved it: what the client is told and the worker's own timers and pacing.
+    pub policy: Box<crate::policy::Policy>,
 }
 
 /// Why main refused a CONNECT.
@@ -226,6 +214,7 @@ mod tests {
             mtu: 1434,
             dtls_id: Some([7; 32]),
             session_remaining_ms: Some(4_000),
+            policy: Box::default(),
         }));
         roundtrip(&ToWorker::Udp {
             first: vec![22, 0xfe, 0xff],

@@ -1,0 +1,22 @@
+//! `restrict-user-to-ports`: ocserv's syntax `tcp(443), udp(53), icmp()`, or `!(...)` for
+//! everything but those. Comes from files panels write: parsed sans-IO and fuzzed.
+
+use serde::{Deserialize, Serialize};
+
+/// A parsed `restrict-user-to-ports` value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRules {
+    /// `!(...)`: the listed ports are the ones denied, everything else is allowed.
+    pub negated: bool,
+    pub rules: Vec<PortRule>,
+}
+
+/// One entry of the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PortRule {
+    Tcp(u16),
+    Udp(u16),
+    Sctp(u16),
+    Icmp,
+    Icmpv6,
+}
