@@ -20,3 +20,10 @@ pub enum PortRule {
     Icmp,
     Icmpv6,
 }
+
+/// Parse a `restrict-user-to-ports` value (stub until the parser lands: refuses everything, so
+/// a file using it fails closed).
+pub fn parse(text: &str) -> Result<PortRules, String> {
+    let _ = text;
+    Err("restrict-user-to-ports is not supported yet".to_owned())
+}
