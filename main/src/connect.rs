@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd as _;
 use std::time::Duration;
 
-use rocserv_proto::ipc::main_secmod::SessionGrant;
+use rocserv_proto::ipc::main_secmod::{SessionGrant, SessionRefusal};
 use rocserv_proto::ipc::main_worker::{ConnectRefusal, ConnectRequest, ToWorker, TunnelGrant};
 use rocserv_proto::ipc::WorkerId;
 use rocserv_proto::mtu::{self, MtuInput};
@@ -62,6 +62,12 @@ pub async fn handle(
         .await
     {
         Ok(Ok(grant)) => grant,
+        Ok(Err(SessionRefusal::PolicyFile)) => {
+            // sec-mod logged the file and line; the client hears a server error, as for any
+            // configuration problem (the cookie itself was fine).
+            log::info!("{peer}: CONNECT refused: the user's or group's file is not usable");
+            return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+        }
         Ok(Err(refusal)) => {
             log::info!("{peer}: CONNECT refused: cookie not accepted ({refusal:?})");
             return refuse(sock, ConnectRefusal::BadCookie, outcome).await;
@@ -112,7 +118,7 @@ pub async fn handle(
         None => None,
     };
     let mtu = mtu::compute(MtuInput {
-        configured: policy.mtu.or(shared.config.policy.mtu),
+        configured: policy.mtu,
         client_base_mtu: req.base_mtu,
         client_mtu: req.cstp_mtu,
         outer_ipv6: peer.is_ipv6(),
@@ -159,7 +165,8 @@ pub async fn handle(
         ip_real_local: dtls.local_ip,
         ip_local: local,
         ip_remote: remote,
-        hostname: req.hostname.clone(),
+        // A `hostname` of the user's file replaces the one the client sent (as ocserv).
+        hostname: policy.hostname.clone().or_else(|| req.hostname.clone()),
         user_agent: req.user_agent.clone(),
         device_type: req.device_type.clone(),
         device_platform: req.device_platform.clone(),
@@ -195,7 +202,11 @@ pub async fn handle(
         ipv4_local: local,
         ipv4_remote: remote,
         user_agent: req.user_agent.clone(),
-        hostname: req.hostname.clone().unwrap_or_default(),
+        hostname: policy
+            .hostname
+            .clone()
+            .or_else(|| req.hostname.clone())
+            .unwrap_or_default(),
         policy: std::sync::Arc::clone(&policy),
     });
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {

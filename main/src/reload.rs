@@ -110,6 +110,7 @@ pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
         persistent_cookies => "persistent-cookies",
         ban_points_wrong_password => "ban-points-wrong-password",
         auth_timeout => "auth-timeout",
+        policy_files => "config-per-user/config-per-group/default-user-config/default-group-config",
     );
     changed
 }

@@ -98,6 +98,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
         check_only: false,
         ban_points_wrong_password: config.ban_points_wrong_password,
         deny_roaming: config.policy.deny_roaming,
+        policy_files: config.policy_files.clone(),
     })
 }
 

@@ -81,6 +81,9 @@ pub struct Policy {
     pub max_same_clients: u32,
     /// `cgroup` (removed in ocserv 1.5): accepted in per-user files, applied nowhere.
     pub cgroup: Option<String>,
+    /// `append-routes` (main file only): the routes and no-routes of per-user and per-group
+    /// files are followed by the global ones instead of replacing them.
+    pub append_routes: bool,
 }
 
 /// `net-priority`: a socket priority (`0`-`6`, SO_PRIORITY) or a TOS byte (`0x..`).
@@ -124,6 +127,7 @@ impl Default for Policy {
             no_udp: false,
             max_same_clients: 0,
             cgroup: None,
+            append_routes: false,
         }
     }
 }

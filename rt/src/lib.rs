@@ -7,6 +7,7 @@
 
 pub mod ipc;
 pub mod logger;
+pub mod policy_files;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -74,6 +74,7 @@ fn shared(backend: Box<dyn AuthBackend>) -> Arc<Shared> {
         ban_points_wrong_password: POINTS,
         bans: BanReports::default(),
         links: Links::default(),
+        policy_files: Default::default(),
     })
 }
 

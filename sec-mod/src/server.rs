@@ -9,8 +9,12 @@ use std::time::Duration;
 use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::config::AuthMethod;
 use rocserv_proto::error_chain;
-use rocserv_proto::ipc::main_secmod::{FromSecMod, SecModConfig, SessionRefusal, ToSecMod};
-use rocserv_proto::ipc::{self, MAX_MESSAGE};
+use rocserv_proto::ipc::main_secmod::{
+    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
+};
+use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use rocserv_proto::policy::Overrides;
+use rocserv_rt::policy_files;
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
 use tokio_seqpacket::UnixSeqpacket;
 
@@ -154,6 +158,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         ban_points_wrong_password: config.ban_points_wrong_password,
         bans: BanReports::default(),
         links: worker_link::Links::default(),
+        policy_files: config.policy_files.clone(),
     })
 }
 
@@ -202,15 +207,7 @@ async fn handle(
             peer,
             cookie,
         } => {
-            let result = if shared.deny_roaming && !roaming_allowed(shared, peer, &cookie) {
-                log::info!(
-                    "worker {}: cookie used from another address (deny-roaming)",
-                    worker.0
-                );
-                Err(SessionRefusal::UnknownCookie)
-            } else {
-                shared.sessions().open(&cookie, std::time::Instant::now())
-            };
+            let result = open_session(shared, worker, peer, &cookie).await;
             match &result {
                 Ok(grant) => log::info!(
                     "session {} opened by worker {} (user '{}')",
@@ -255,6 +252,62 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// Open the session of `cookie` for a CONNECT from `peer`: read the group's and the user's
+/// files (each time, so an edit applies to the next login), check `deny-roaming` as they
+/// decide it, then grant with the files' values for main to lay over the global policy.
+async fn open_session(
+    shared: &Arc<Shared>,
+    worker: WorkerId,
+    peer: IpAddr,
+    cookie: &str,
+) -> Result<SessionGrant, SessionRefusal> {
+    let now = std::time::Instant::now();
+    let mut overrides = Overrides::default();
+    let mut deny_roaming = shared.deny_roaming;
+    let who = shared.sessions().peek(cookie, now);
+    if let Some((user, group)) = who.filter(|_| !shared.policy_files.is_empty()) {
+        let locations = shared.policy_files.clone();
+        let (u, g) = (user.clone(), group.clone());
+        let loaded =
+            tokio::task::spawn_blocking(move || policy_files::load(&locations, &u, &g)).await;
+        let loaded = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(e)) => {
+                log::error!(
+                    "worker {}: CONNECT of user '{}' (group '{}') refused: {e}",
+                    worker.0,
+                    user.escape_debug(),
+                    group.escape_debug()
+                );
+                return Err(SessionRefusal::PolicyFile);
+            }
+            Err(e) => {
+                log::error!("worker {}: reading the user's files failed: {e}", worker.0);
+                return Err(SessionRefusal::PolicyFile);
+            }
+        };
+        for warning in &loaded.warnings {
+            log::warn!("{warning}");
+        }
+        overrides = loaded.overrides;
+        deny_roaming = [&overrides.user, &overrides.group]
+            .into_iter()
+            .flatten()
+            .find_map(|f| f.deny_roaming)
+            .unwrap_or(deny_roaming);
+    }
+    if deny_roaming && !roaming_allowed(shared, peer, cookie) {
+        log::info!(
+            "worker {}: cookie used from another address (deny-roaming)",
+            worker.0
+        );
+        return Err(SessionRefusal::UnknownCookie);
+    }
+    let mut grant = shared.sessions().open(cookie, now)?;
+    grant.overrides = overrides;
+    Ok(grant)
 }
 
 /// `deny-roaming` (protocol.md §6.1): the worker presenting `cookie` serves the address that

@@ -184,6 +184,17 @@ impl Sessions {
         self.by_cookie.get(&CookieKey::of(cookie)).copied()
     }
 
+    /// The user and group of the live session `cookie` names, without opening it (sec-mod
+    /// reads their files before deciding).
+    pub fn peek(&self, cookie: &str, now: Instant) -> Option<(String, String)> {
+        let sid = self.by_cookie.get(&CookieKey::of(cookie))?;
+        let session = self.by_sid.get(sid)?;
+        if matches!(session.state, State::Idle { expires } if expires <= now) {
+            return None;
+        }
+        Some((session.username.clone(), session.group.clone()))
+    }
+
     /// A tunnel presents `cookie` (CONNECT): grant it if the cookie names a live session.
     pub fn open(&mut self, cookie: &str, now: Instant) -> Result<SessionGrant, SessionRefusal> {
         let key = CookieKey::of(cookie);

@@ -47,6 +47,8 @@ pub struct Shared {
     pub bans: BanReports,
     /// The open worker links, so that a `SessionOpen` can end one.
     pub links: Links,
+    /// Where the per-user and per-group files are (read at each `SessionOpen`).
+    pub policy_files: rocserv_proto::policy::file::Locations,
 }
 
 impl Shared {

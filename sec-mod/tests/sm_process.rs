@@ -52,6 +52,7 @@ fn fixture() -> Fixture {
         check_only: false,
         ban_points_wrong_password: 10,
         deny_roaming: false,
+        policy_files: Default::default(),
     };
     Fixture {
         dir,
@@ -613,6 +614,73 @@ fn running_secmod_is_locked_down() {
         auth(&worker, "alice", "alicepw"),
         AuthStep::Complete { .. }
     ));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
+/// Log in as alice over a new worker channel and present the cookie from `peer`.
+fn login_and_open(
+    main: &OwnedFd,
+    worker: u64,
+    peer: std::net::IpAddr,
+) -> Result<main_secmod::SessionGrant, SessionRefusal> {
+    let link = new_worker(main, worker);
+    let AuthStep::Complete { cookie, .. } = auth(&link, "alice", "alicepw") else {
+        panic!("login failed");
+    };
+    send_msg(
+        main,
+        &main_secmod::ToSecMod::SessionOpen {
+            worker: WorkerId(worker),
+            peer,
+            cookie,
+        },
+    );
+    match recv_msg(main) {
+        main_secmod::FromSecMod::SessionOpened { result, .. } => result,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn per_user_and_group_files_are_read_at_each_session_open() {
+    let mut f = fixture();
+    std::fs::create_dir_all(f.dir.path().join("users")).unwrap();
+    std::fs::create_dir_all(f.dir.path().join("groups")).unwrap();
+    f.config.policy_files.per_user_dir = Some(f.dir.path().join("users"));
+    f.config.policy_files.per_group_dir = Some(f.dir.path().join("groups"));
+    f.dir.write("groups/staff", "dpd = 5\n");
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+
+    // The group's file applies; alice has no file of her own.
+    let grant = login_and_open(&main, 1, "192.0.2.7".parse().unwrap()).unwrap();
+    assert_eq!(grant.overrides.group.as_ref().unwrap().dpd, Some(5));
+    assert_eq!(grant.overrides.user, None);
+
+    // An edit applies to the next CONNECT without a reload; deny-roaming from the user's file
+    // is honoured although the global configuration allows roaming.
+    f.dir.write("users/alice", "dpd = 6\ndeny-roaming = true\n");
+    assert_eq!(
+        login_and_open(&main, 2, "198.51.100.1".parse().unwrap()),
+        Err(SessionRefusal::UnknownCookie)
+    );
+    let grant = login_and_open(&main, 3, "192.0.2.7".parse().unwrap()).unwrap();
+    assert_eq!(grant.overrides.user.as_ref().unwrap().dpd, Some(6));
+
+    // A bad line refuses the CONNECT (fail closed).
+    f.dir.write("users/alice", "dpd = 6\nno-such-option = 1\n");
+    assert_eq!(
+        login_and_open(&main, 4, "192.0.2.7".parse().unwrap()),
+        Err(SessionRefusal::PolicyFile)
+    );
+    f.dir.write("users/alice", "");
+    f.dir.write("groups/staff", "route = 10.0.0.0/33\n");
+    assert_eq!(
+        login_and_open(&main, 5, "192.0.2.7".parse().unwrap()),
+        Err(SessionRefusal::PolicyFile)
+    );
+
     drop(main);
     assert!(wait_exit(child).success());
 }

@@ -106,6 +106,14 @@ fn assign_as(
     } else {
         values::unquote(raw)
     };
+    if spec.scope == Scope::PerUser && spec.status == Status::Supported {
+        sink.warning(
+            line,
+            Some(name),
+            "belongs in per-user/per-group files; ignored in the main file, as in ocserv",
+        );
+        return;
+    }
     match spec.status {
         Status::Supported => {}
         Status::Alias { of, old } => {
@@ -363,6 +371,11 @@ pub(crate) fn supported(
         "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
         "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),
         "deny-roaming" => c.policy.deny_roaming = values::boolean(v)?,
+        "append-routes" => c.policy.append_routes = values::boolean(v)?,
+        "config-per-user" => c.policy_files.per_user_dir = Some(values::absolute_path(v)?),
+        "config-per-group" => c.policy_files.per_group_dir = Some(values::absolute_path(v)?),
+        "default-user-config" => c.policy_files.default_user = Some(values::absolute_path(v)?),
+        "default-group-config" => c.policy_files.default_group = Some(values::absolute_path(v)?),
         "max-ban-score" => c.max_ban_score = values::number(v, 0, u32::MAX)?,
         "ban-time" => c.ban_time = values::seconds(v)?,
         "ban-reset-time" => c.ban_reset_time = values::seconds(v)?,

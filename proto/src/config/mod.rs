@@ -18,14 +18,14 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-mod apply;
+pub(crate) mod apply;
 mod auth;
-mod diag;
+pub(crate) mod diag;
 mod finish;
-mod lexer;
+pub(crate) mod lexer;
 pub mod options;
 mod tls_priorities;
-mod values;
+pub(crate) mod values;
 
 pub use diag::{Diagnostic, Severity};
 
@@ -255,6 +255,9 @@ pub struct Config {
     /// Per-session values that per-user and per-group files may change.
     pub policy: crate::policy::Policy,
     pub vhosts: Vec<VHost>,
+    /// `config-per-user`, `config-per-group`, `default-user-config`, `default-group-config`:
+    /// read by sec-mod at each CONNECT.
+    pub policy_files: crate::policy::file::Locations,
 }
 
 /// A `[vhost:NAME]` section: its name and its own configuration.
@@ -318,6 +321,7 @@ impl Default for Config {
             rate_limit_ms: 0,
             policy: crate::policy::Policy::default(),
             vhosts: Vec::new(),
+            policy_files: crate::policy::file::Locations::default(),
         }
     }
 }

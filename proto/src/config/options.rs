@@ -123,6 +123,13 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 pub(crate) const FALSE: &[&str] = &["false", "no"];
+
+/// The difference of the four options that locate per-user and per-group files.
+const PER_FILE: &str = "Read by sec-mod at each CONNECT (an edit applies to the next login). \
+    An unknown option, a section or a bad value in such a file refuses that login, with a log \
+    line naming file and line (ocserv skips unknown options); so do an unreadable file and a \
+    user or group name containing `/` or NUL or equal to `.` or `..`. See \
+    \"Per-user and per-group files\" below.";
 const ZERO: &[&str] = &["0"];
 const NONE: &[&str] = &[];
 
@@ -195,7 +202,8 @@ static OPTIONS: &[OptionSpec] = &[
         "skipping an account check could let in users it would reject."),
     spec("always-require-cert", V, Status::Supported, "Old switch; `false` meant what `cisco-client-compat = true` means now.",
         "Mapped onto `cisco-client-compat`, with a warning about the old name."),
-    later_unless("append-routes", V, FALSE, "Add per-user/group routes to the global ones instead of replacing them."),
+    yes_but("append-routes", V, "Add per-user/group routes to the global ones instead of replacing them.",
+        "Also adds the global `no-route`s after the files' ones (as ocserv); a route the files already list is not repeated."),
     many(yes_but("auth", V, "Authentication method: `plain[passwd=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[...]`, `gssapi[...]`, `oidc[...]`; several lines must all succeed.", "One method only: `plain` (no `otp`) or `pam` (service `ocserv`; as in ocserv the user's group is the account's primary Unix group, or a requested one it is in; `gid-min` is accepted and, as in ocserv, only limits the `auto-select-group` list, which rocserv does not offer yet); anything else is an error, since the server could not log users in as configured.")),
     yes("auth-timeout", G, "Seconds a client may take to log in."),
     later_unless("auto-select-group", V, FALSE, "Offer every group the auth backend knows as a group choice."),
@@ -221,10 +229,8 @@ static OPTIONS: &[OptionSpec] = &[
     yes("compression", V, "Negotiate LZS / LZ4 compression with clients (default off)."),
     many(yes_but("compression-algo-priority", G, "Priority of one compression algorithm, `NAME:PRIORITY` (defaults `oc-lz4:90`, `lzs:80`; higher wins).",
         "Also takes a colon list of names in order of preference (`lzs:oc-lz4`), and `lz4` for `oc-lz4`; a bad value is an error (ocserv warns).")),
-    refused("config-per-group", V, NONE, "Directory of per-group configuration files.",
-        "those files can restrict users, and rocserv cannot apply them yet."),
-    refused("config-per-user", V, NONE, "Directory of per-user configuration files.",
-        "those files can restrict users, and rocserv cannot apply them yet."),
+    yes_but("config-per-group", V, "Directory of per-group configuration files.", PER_FILE),
+    yes_but("config-per-user", V, "Directory of per-user configuration files.", PER_FILE),
     yes_but("connect-script", G, "Program run when a client connects; a non-zero exit refuses the client.",
         "Absolute path; killed (and the client refused) after 30 s."),
     yes("cookie-timeout", V, "Seconds a session cookie stays usable after the client disconnects."),
@@ -232,11 +238,9 @@ static OPTIONS: &[OptionSpec] = &[
     many(later("custom-header", V, "Extra HTTP header sent to the client before the tunnel starts (`%{U}`, `%{G}` expanded).")),
     spec("debug-no-secmod-stats", G, Status::NotApplicable, "Debug switch: sec-mod stops logging its statistics.", "No such statistics in rocserv."),
     yes("default-domain", V, "DNS search domain(s) given to clients, space separated."),
-    refused("default-group-config", V, NONE, "Per-group file used when no group file matches.",
-        "Those files can restrict users, and rocserv cannot apply them yet."),
+    yes_but("default-group-config", V, "Per-group file used when no group file matches.", PER_FILE),
     later("default-select-group", V, "Name of the group entry meaning 'the user's default group'."),
-    refused("default-user-config", V, NONE, "Per-user file used when no user file matches.",
-        "Those files can restrict users, and rocserv cannot apply them yet."),
+    yes_but("default-user-config", V, "Per-user file used when no user file matches.", PER_FILE),
     yes("deny-roaming", V, "Tie a cookie to the client address it was issued to."),
     yes_but("device", G, "Prefix of the tun device names (`vpns` gives vpns0, vpns1, ...).", "At most 10 characters of `[A-Za-z0-9_.-]`."),
     spec("dh-params", V, Status::NotApplicable, "Diffie-Hellman parameters for DHE suites in old GnuTLS.", "rustls has no DHE suites."),
@@ -251,7 +255,8 @@ static OPTIONS: &[OptionSpec] = &[
     later_unless("expose-iroutes", V, FALSE, "Announce every client's iroutes to the other clients."),
     yes_but("handshake-timeout", G, "Not an ocserv option.", "rocserv only (default 15, 1 to 3600): seconds a new connection has for the TLS handshake and its first HTTP request, and each later request for its head and body once its first byte arrived (slow senders are cut off). Time between requests stays bounded by `auth-timeout`."),
     yes_but("host-update-script", G, "Program run when a client reports its host name.", "Absolute path; runs when the tunnel is granted to a client that sent `X-CSTP-Hostname` (ocserv: when DTLS comes up); killed after 30 s."),
-    spec("hostname", U, Status::NotYet { quiet: NONE }, "Host name forced on a user (per-user file).", ""),
+    yes_but("hostname", U, "Host name forced on a user (per-user file), in place of the one the client sends.",
+        "Used for the scripts' `HOSTNAME`, `host-update-script` and occtl, as ocserv; in the main file it is ignored with a warning."),
     yes("idle-timeout", V, "Seconds without traffic before a client is dropped; 0 or unset = never."),
     many(later("included-http-headers", V, "Extra HTTP header added to every response (value kept verbatim).")),
     alias("ipv4-dns", "dns", false, V),
@@ -290,7 +295,7 @@ static OPTIONS: &[OptionSpec] = &[
     later("net-priority", V, "SO_PRIORITY (0-6) or TOS (hex) for the client's packets."),
     yes_but("no-compress-limit", V, "Packets of at most this many bytes are sent uncompressed (default 256).", "Values below 64 are raised to 64, as in ocserv."),
     many(yes("no-route", V, "Network the client must not send through the VPN.")),
-    yes_but("no-udp", V, "Disable DTLS: tunnel over TLS only.", "Only in the main file (per-user and per-group files are not read yet)."),
+    yes("no-udp", V, "Disable DTLS: tunnel over TLS only."),
     yes("occtl-socket-file", G, "Unix socket for occtl."),
     later("ocsp-response", V, "Stapled OCSP response for the server certificate."),
     later("output-buffer", V, "Packets (of MTU size) queued towards a client."),

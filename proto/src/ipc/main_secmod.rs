@@ -29,8 +29,11 @@ pub struct SecModConfig {
     pub check_only: bool,
     /// `ban-points-wrong-password`: reported to main in [`FromSecMod::BanPoints`] per failure.
     pub ban_points_wrong_password: u32,
-    /// `deny-roaming`: a cookie opens only from the client address that logged in.
+    /// `deny-roaming`: a cookie opens only from the client address that logged in (a user's
+    /// or group's file may change it: sec-mod decides after reading them).
     pub deny_roaming: bool,
+    /// Where the per-user and per-group files are; sec-mod reads them at each CONNECT.
+    pub policy_files: crate::policy::file::Locations,
 }
 
 /// main -> sec-mod.
@@ -114,6 +117,10 @@ pub struct SessionGrant {
 pub enum SessionRefusal {
     /// No session has this cookie (never issued, expired, or logged out).
     UnknownCookie,
+    /// The user's or group's file (or a default one) is unreadable or has a bad line, or the
+    /// user or group name cannot name a file: refused, since the file may restrict the user.
+    /// sec-mod logged which file and line.
+    PolicyFile,
 }
 
 #[cfg(test)]
@@ -135,6 +142,10 @@ mod tests {
             check_only: false,
             ban_points_wrong_password: 10,
             deny_roaming: true,
+            policy_files: crate::policy::file::Locations {
+                per_user_dir: Some("/etc/ocserv/users".into()),
+                ..Default::default()
+            },
         }));
         roundtrip(&FromSecMod::BanPoints {
             peer: "2001:db8::1".parse().unwrap(),
@@ -157,6 +168,10 @@ mod tests {
         roundtrip(&FromSecMod::SessionOpened {
             worker: WorkerId(3),
             result: Err(SessionRefusal::UnknownCookie),
+        });
+        roundtrip(&FromSecMod::SessionOpened {
+            worker: WorkerId(3),
+            result: Err(SessionRefusal::PolicyFile),
         });
     }
 }
