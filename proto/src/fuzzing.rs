@@ -176,6 +176,27 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// `policy_file`: parse `data` as a per-user/per-group file when it is UTF-8; a file without
+/// errors merges over the default policy, as group and as user file, without panicking.
+pub fn policy_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = crate::policy::file::parse(text, "fuzz");
+    if !parsed.has_errors() {
+        let file = Box::new(parsed.file);
+        let overrides = crate::policy::Overrides {
+            group: Some(file.clone()),
+            user: Some(file),
+        };
+        let policy = crate::policy::Policy {
+            append_routes: data.len() % 2 == 0,
+            ..Default::default()
+        };
+        let _ = policy.resolve(&overrides);
+    }
+}
+
 /// `passwd`: parse `data` as an ocpasswd file when it is UTF-8; a file that parses writes back
 /// to text that parses to the same entries.
 pub fn passwd(data: &[u8]) {

@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 14] = [
+const TARGETS: [(&str, Target); 15] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -34,6 +34,7 @@ const TARGETS: [(&str, Target); 14] = [
     ("dtls_server", fuzzing::dtls_server),
     ("tun_offload", fuzzing::tun_offload),
     ("sign_content", fuzzing::sign_content),
+    ("policy_file", fuzzing::policy_file),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -104,6 +105,11 @@ fn auth_xml_corpus() {
 #[test]
 fn config_corpus() {
     assert!(run_target("config") >= 1);
+}
+
+#[test]
+fn policy_file_corpus() {
+    assert!(run_target("policy_file") >= 2);
 }
 
 #[test]
