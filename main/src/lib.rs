@@ -204,6 +204,24 @@ async fn test_config(
     for w in &findings.warnings {
         eprintln!("warning: {w}");
     }
+    let mut policy_file_errors = false;
+    // Per-user and per-group files: every file of the directories and the default files
+    // (sec-mod reads them only at login, so a bad line would otherwise show up as refused
+    // logins). The lines name file and line already.
+    let mut checked = Vec::new();
+    for locations in std::iter::once(&config.policy_files)
+        .chain(config.vhosts.iter().map(|v| &v.config.policy_files))
+    {
+        if !checked.contains(&locations) {
+            checked.push(locations);
+            for line in rocserv_rt::policy_files::check_all(locations) {
+                if rocserv_rt::policy_files::is_error(&line) {
+                    policy_file_errors = true;
+                }
+                eprintln!("{line}");
+            }
+        }
+    }
     if let Some(mut smc) = settings::secmod_config(config) {
         smc.check_only = true;
         match secmod::start(smc, level).await {
@@ -216,7 +234,7 @@ async fn test_config(
     for e in &errors {
         eprintln!("error: {e}");
     }
-    if errors.is_empty() && !config_errors {
+    if errors.is_empty() && !config_errors && !policy_file_errors {
         eprintln!("configuration OK");
         ExitCode::SUCCESS
     } else {

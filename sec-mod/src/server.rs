@@ -144,6 +144,20 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
     let (Some(key), Some(backend)) = (key, backend) else {
         return Err(problems.join("; "));
     };
+    // A mistyped directory would silently drop every user's restrictions (a missing file
+    // is "no override"): say so at start; `rocserv -t` makes it an error.
+    let dirs = [
+        &config.policy_files.per_user_dir,
+        &config.policy_files.per_group_dir,
+    ];
+    for dir in dirs.into_iter().flatten() {
+        if !dir.is_dir() {
+            log::warn!(
+                "{} is not a directory: no per-user or per-group file will be found there",
+                dir.display()
+            );
+        }
+    }
     Ok(Shared {
         key,
         backend,

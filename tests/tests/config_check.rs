@@ -98,3 +98,52 @@ fn every_problem_is_reported() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "spawns the built binaries: run by tests/run-all.sh"]
+fn per_user_and_per_group_files_are_checked() {
+    let dir = temp_dir("perfiles");
+    let pki = pki::make(&dir, "127.0.0.1");
+    let passwd = dir.join("ocpasswd");
+    std::fs::write(&passwd, "").unwrap();
+    let users = dir.join("users");
+    let groups = dir.join("groups");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::create_dir_all(&groups).unwrap();
+    std::fs::write(users.join("alice"), "dpd = 30\nroute = 10.1.0.0/16\n").unwrap();
+    std::fs::write(groups.join("staff"), "dns = 10.0.0.53\n").unwrap();
+    let default_user = dir.join("user.conf");
+    std::fs::write(&default_user, "idle-timeout = 600\n").unwrap();
+    let conf = dir.join("ocserv.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "auth = \"plain[passwd={}]\"\ntcp-port = 4443\nserver-cert = {}\nserver-key = {}\nrun-as-user = nobody\nrun-as-group = nogroup\nipv4-network = 192.168.1.0/24\nconfig-per-user = {}\nconfig-per-group = {}\ndefault-user-config = {}\n",
+            passwd.display(),
+            pki.cert.display(),
+            pki.key.display(),
+            users.display(),
+            groups.display(),
+            default_user.display(),
+        ),
+    )
+    .unwrap();
+    let (ok, out) = check(&conf);
+    assert!(ok, "good per-user files failed the check:\n{out}");
+
+    // A bad line in a user file, a group file and the default file: each named with its line.
+    std::fs::write(users.join("bob"), "dpd = 30\nroute = 10.0.0.0/33\n").unwrap();
+    std::fs::write(groups.join("ops"), "bogus-option = 1\n").unwrap();
+    std::fs::write(&default_user, "\n\nidle-timeout = soon\n").unwrap();
+    let (ok, out) = check(&conf);
+    assert!(!ok, "bad per-user files passed the check:\n{out}");
+    for want in [
+        format!("{}:2: error: route:", users.join("bob").display()),
+        format!("{}:1: error: bogus-option:", groups.join("ops").display()),
+        format!("{}:3: error: idle-timeout:", default_user.display()),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("alice"), "a good file was reported:\n{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
