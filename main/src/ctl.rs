@@ -16,6 +16,7 @@ use rocserv_proto::ipc::ctl::{
     Target, UserFilter, UserInfo,
 };
 use rocserv_proto::ipc::{CloseReason, SessionId, MAX_MESSAGE};
+use rocserv_proto::policy::ports::{PortRule, PortRules};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
@@ -434,14 +435,41 @@ fn user_info(t: &Tunnel) -> UserInfo {
         cstp_compression: String::new(),
         dtls_compression: String::new(),
         dns: policy.dns.iter().map(IpAddr::to_string).collect(),
-        nbns: Vec::new(),
-        split_dns_domains: Vec::new(),
+        nbns: policy.nbns.iter().map(IpAddr::to_string).collect(),
+        split_dns_domains: policy.split_dns.clone(),
         routes: routes(&policy.routes),
         no_routes: routes(&policy.no_routes),
-        iroutes: Vec::new(),
-        restricted_to_routes: false,
-        restricted_to_ports: Vec::new(),
+        iroutes: policy
+            .iroutes
+            .iter()
+            .map(|n| routes(&[Route::Net(*n)]).concat())
+            .collect(),
+        restricted_to_routes: policy.restrict_user_to_routes,
+        restricted_to_ports: policy
+            .restrict_user_to_ports
+            .as_ref()
+            .map(port_rules)
+            .unwrap_or_default(),
+        rx_limit_per_sec: policy.rx_data_per_sec,
+        tx_limit_per_sec: policy.tx_data_per_sec,
     }
+}
+
+/// `restrict-user-to-ports` as ocserv's occtl prints it: `tcp(443)`, `icmp()`, each with `!`
+/// in front when the list is negated.
+fn port_rules(rules: &PortRules) -> Vec<String> {
+    let not = if rules.negated { "!" } else { "" };
+    rules
+        .rules
+        .iter()
+        .map(|rule| match rule {
+            PortRule::Tcp(p) => format!("{not}tcp({p})"),
+            PortRule::Udp(p) => format!("{not}udp({p})"),
+            PortRule::Sctp(p) => format!("{not}sctp({p})"),
+            PortRule::Icmp => format!("{not}icmp()"),
+            PortRule::Icmpv6 => format!("{not}icmpv6()"),
+        })
+        .collect()
 }
 
 /// Routes as ocserv prints them: IPv4 `net/netmask`, IPv6 `net/prefix`; `default` (or no

@@ -139,6 +139,8 @@ fn user() -> UserInfo {
         iroutes: vec![],
         restricted_to_routes: false,
         restricted_to_ports: vec![],
+        rx_limit_per_sec: 0,
+        tx_limit_per_sec: 0,
     }
 }
 
@@ -222,6 +224,41 @@ fn empty_members_are_omitted_and_default_route_is_one_member() {
         .collect();
     assert_eq!(keys(&v[0]), expected);
     assert_eq!(v[0]["Routes"], "defaultroute");
+}
+
+#[test]
+fn granted_policy_is_shown() {
+    let u = UserInfo {
+        groupname: "staff".into(),
+        nbns: vec!["10.0.0.54".into()],
+        split_dns_domains: vec!["corp.example".into()],
+        iroutes: vec!["192.168.77.0/255.255.255.0".into()],
+        restricted_to_routes: true,
+        restricted_to_ports: vec!["tcp(443)".into(), "icmp()".into()],
+        rx_limit_per_sec: 2_000_000,
+        tx_limit_per_sec: 0,
+        ..user()
+    };
+    let text = json_array(&[render::user(&u, NOW)], true);
+    no_duplicate_keys(&text);
+    let v = parse(&text);
+    assert_eq!(v[0]["Groupname"], "staff");
+    assert_eq!(v[0]["NBNS"], serde_json::json!(["10.0.0.54"]));
+    assert_eq!(
+        v[0]["Split-DNS-Domains"],
+        serde_json::json!(["corp.example"])
+    );
+    assert_eq!(
+        v[0]["iRoutes"],
+        serde_json::json!(["192.168.77.0/255.255.255.0"])
+    );
+    assert_eq!(v[0]["Restricted to routes"], "True");
+    assert_eq!(
+        v[0]["Restricted to ports"],
+        serde_json::json!(["tcp(443)", "icmp()"])
+    );
+    assert_eq!(v[0]["Limit RX"], "2.0 MB/sec");
+    assert!(v[0].get("Limit TX").is_none());
 }
 
 #[test]

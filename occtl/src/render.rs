@@ -42,8 +42,16 @@ pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
             .str("P-t-P IPv4", ptp.to_string());
     }
     let up = u64::try_from(since(now, u.connected_at)).unwrap_or(0);
-    r.str("User-Agent", u.user_agent.clone())
-        .str("RX", u.rx_bytes.to_string())
+    r.str("User-Agent", u.user_agent.clone());
+    // ocserv prints the limits only when set; with both it pairs them as `Limit RX` and `TX`,
+    // a key its JSON repeats below: both are `Limit ...` here.
+    if u.rx_limit_per_sec > 0 {
+        r.str("Limit RX", bytes(u.rx_limit_per_sec, "/sec"));
+    }
+    if u.tx_limit_per_sec > 0 {
+        r.str("Limit TX", bytes(u.tx_limit_per_sec, "/sec"));
+    }
+    r.str("RX", u.rx_bytes.to_string())
         .str("TX", u.tx_bytes.to_string())
         .str("_RX", bytes(u.rx_bytes, ""))
         .str("_TX", bytes(u.tx_bytes, ""))

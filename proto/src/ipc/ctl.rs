@@ -171,6 +171,9 @@ pub struct UserInfo {
     pub iroutes: Vec<String>,
     pub restricted_to_routes: bool,
     pub restricted_to_ports: Vec<String>,
+    /// `rx-data-per-sec` / `tx-data-per-sec` granted to this session, bytes per second; 0 = none.
+    pub rx_limit_per_sec: u64,
+    pub tx_limit_per_sec: u64,
 }
 
 /// One session (cookie) sec-mod knows (protocol.md §7.4).
@@ -265,6 +268,8 @@ mod tests {
             iroutes: vec![],
             restricted_to_routes: false,
             restricted_to_ports: vec![],
+            rx_limit_per_sec: 0,
+            tx_limit_per_sec: 0,
         }
     }
 
