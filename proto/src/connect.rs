@@ -7,11 +7,15 @@
 //! DTLS id ([`DtlsOffer`]); without them openconnect stays on CSTP at once (protocol.md §2.3
 //! item 7), which is right when no UDP port is served.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use crate::compress::Algorithm;
-use crate::config::{IpNet, RekeyMethod, Route};
+use crate::config::{RekeyMethod, Route};
 use crate::ipc::main_worker::{TunnelGrant, TunnelSettings};
+
+mod ipv6;
+
+pub use ipv6::{Agent, ClientIp};
 
 /// `X-CSTP-Rekey-Time` for `ssl` rekeying on TLS 1.3: one year, as ocserv >= 1.5.1 does, since
 /// TLS 1.3 has no renegotiation and rustls sends KeyUpdates itself (protocol.md §3.5).
@@ -34,6 +38,8 @@ pub struct ConnectInfo<'a> {
     /// is only announced together with a DTLS offer.
     pub cstp_compression: Option<Algorithm>,
     pub dtls_compression: Option<Algorithm>,
+    /// The IP versions the client asked for, and its family (decides the IPv6 headers).
+    pub client_ip: ClientIp,
 }
 
 /// What the `X-DTLS-*` block announces (protocol.md §2.2, §4.1).
@@ -77,27 +83,22 @@ pub fn response_headers(
     if let Some(domain) = &settings.default_domain {
         h.add("X-CSTP-Default-Domain", one_line(domain));
     }
-    h.add("X-CSTP-Address", grant.ipv4_remote);
-    h.add("X-CSTP-Netmask", grant.ipv4_netmask);
-    for dns in &policy.dns {
-        h.add("X-CSTP-DNS", dns);
-    }
+    let families = ipv6::Families::new(grant, &info.client_ip);
+    ipv6::addresses(&mut h, grant, families);
+    ipv6::dns(&mut h, policy, families);
     // No route, or `default` among them, is a full tunnel: no Split-Include at all, and all DNS
     // goes through the tunnel (ocserv forces Tunnel-All-DNS there; protocol.md §2.2).
     let full_tunnel = policy.routes.is_empty() || policy.routes.contains(&Route::Default);
-    if !full_tunnel {
-        for net in ipv4_nets(&policy.routes) {
-            h.add("X-CSTP-Split-Include", net);
-        }
-    }
+    ipv6::includes(&mut h, policy, families);
     h.add(
         "X-CSTP-Tunnel-All-DNS",
         full_tunnel || policy.tunnel_all_dns,
     );
-    h.add("X-CSTP-Client-Bypass-Protocol", "false");
-    for net in ipv4_nets(&policy.no_routes) {
-        h.add("X-CSTP-Split-Exclude", net);
-    }
+    h.add(
+        "X-CSTP-Client-Bypass-Protocol",
+        policy.client_bypass_protocol,
+    );
+    ipv6::excludes(&mut h, policy, families);
     h.add("X-CSTP-Keepalive", policy.keepalive);
     h.add("X-CSTP-Idle-Timeout", secs_or_none(policy.idle_timeout));
     h.add("X-CSTP-Smartcard-Removal-Disconnect", "true");
@@ -207,23 +208,6 @@ fn rekey(settings: &TunnelSettings, tls13: bool) -> (&'static str, Option<u32>) 
     }
 }
 
-/// The IPv4 networks among `routes` as `a.b.c.d/m.m.m.m`, host bits cleared (ocserv normalises
-/// prefixes to dotted masks). IPv6 routes are left out: no IPv6 address is assigned yet, and
-/// ocserv suppresses IPv6 routes then.
-fn ipv4_nets(routes: &[Route]) -> impl Iterator<Item = String> + '_ {
-    routes.iter().filter_map(|route| match route {
-        Route::Net(IpNet {
-            addr: IpAddr::V4(addr),
-            prefix,
-        }) => {
-            let mask = prefix_mask(*prefix);
-            let net = Ipv4Addr::from(u32::from(*addr) & u32::from(mask));
-            Some(format!("{net}/{mask}"))
-        }
-        Route::Net(_) | Route::Default => None,
-    })
-}
-
 /// The dotted mask of an IPv4 prefix length (lengths above 32 are treated as 32).
 fn prefix_mask(prefix: u8) -> Ipv4Addr {
     let bits = u32::from(prefix.min(32));
@@ -275,14 +259,15 @@ mod tests {
             username: "test".into(),
             groupname: String::new(),
             tun_name: "vpns0".into(),
-            ipv4_local: "192.168.99.1".parse().unwrap(),
-            ipv4_remote: "192.168.99.190".parse().unwrap(),
-            ipv4_netmask: "255.255.255.0".parse().unwrap(),
+            ipv4_local: Some("192.168.99.1".parse().unwrap()),
+            ipv4_remote: Some("192.168.99.190".parse().unwrap()),
+            ipv4_netmask: Some("255.255.255.0".parse().unwrap()),
             base_mtu: 1500,
             mtu: 1472,
             dtls_id: None,
             session_remaining_ms: None,
             policy: Box::new(policy()),
+            ipv6: None,
         }
     }
 
@@ -310,6 +295,11 @@ mod tests {
             dtls: None,
             cstp_compression: None,
             dtls_compression: None,
+            client_ip: ClientIp::from_request(
+                Some("IPv6,IPv4"),
+                Some("true"),
+                "Open AnyConnect VPN Agent v9.01-3",
+            ),
         }
     }
 

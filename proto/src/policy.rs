@@ -84,6 +84,9 @@ pub struct Policy {
     /// `append-routes` (main file only): the routes and no-routes of per-user and per-group
     /// files are followed by the global ones instead of replacing them.
     pub append_routes: bool,
+    /// `client-bypass-protocol`: `X-CSTP-Client-Bypass-Protocol`, telling AnyConnect to send the
+    /// traffic of an IP version without an address outside the tunnel (instead of dropping it).
+    pub client_bypass_protocol: bool,
 }
 
 /// `net-priority`: a socket priority (`0`-`6`, SO_PRIORITY) or a TOS byte (`0x..`).
@@ -128,6 +131,7 @@ impl Default for Policy {
             max_same_clients: 0,
             cgroup: None,
             append_routes: false,
+            client_bypass_protocol: false,
         }
     }
 }

@@ -183,6 +183,57 @@ fn ipv4_network_forms() {
 }
 
 #[test]
+fn ipv6_network_forms() {
+    let v6 = |s: &str| IpAddr::V6(s.parse::<Ipv6Addr>().unwrap());
+    let base = "auth = pam\nserver-cert = /c\nserver-key = /k\n";
+    // An IPv6-only pool is a pool; the prefix comes from either option.
+    for text in [
+        "ipv6-network = fd00:1::/48",
+        "ipv6-network = fd00:1::\nipv6-prefix = 48",
+        "ipv6-prefix = 48\nipv6-network = fd00:1::",
+    ] {
+        let p = parse(&format!("{base}{text}\n"), "t.conf");
+        assert_eq!(messages(&p), Vec::<String>::new(), "{text}");
+        assert_eq!(p.config.policy.ipv6_network, Some(net(v6("fd00:1::"), 48)));
+        assert_eq!(p.config.policy.ipv4_network, None);
+        assert_eq!(p.config.policy.ipv6_subnet_prefix, None);
+    }
+    let p = parse(
+        &format!("{base}ipv6-network = fd00:1::/48\nipv6-subnet-prefix = 64\nclient-bypass-protocol = true\n"),
+        "t.conf",
+    );
+    assert_eq!(messages(&p), Vec::<String>::new());
+    assert_eq!(p.config.policy.ipv6_subnet_prefix, Some(64));
+    assert!(p.config.policy.client_bypass_protocol);
+    assert!(!ok("").policy.client_bypass_protocol);
+    // Errors: no prefix, a subnet not longer than the network (ocserv exits), bad values.
+    let p = parse(&format!("{base}ipv6-network = fd00:1::\n"), "t.conf");
+    assert_eq!(
+        messages(&p),
+        ["t.conf:4: error: ipv6-network: no prefix; add `ipv6-prefix = 64` or write the network as fd00:1::/64"]
+    );
+    let p = parse(
+        &format!("{base}ipv6-network = fd00:1::/64\nipv6-subnet-prefix = 64\n"),
+        "t.conf",
+    );
+    assert_eq!(
+        messages(&p),
+        ["t.conf:5: error: ipv6-subnet-prefix: the subnet prefix (/64) must be longer than the network's (/64)"]
+    );
+    assert_eq!(p.config.policy.ipv6_network, None);
+    let p = parse(&format!("{base}ipv6-network = fd00:1::/128\n"), "t.conf");
+    assert!(p.has_errors(), "a /128 network leaves no room for a client");
+    assert_eq!(
+        one("ipv6-network = 10.0.0.0/8"),
+        "t.conf:5: error: ipv6-network: expected an IPv6 network such as fd00:1::/64, found `10.0.0.0/8`"
+    );
+    assert_eq!(
+        one("ipv6-prefix = 129"),
+        "t.conf:5: error: ipv6-prefix: expected a whole number from 1 to 128, found `129`"
+    );
+}
+
+#[test]
 fn routes() {
     let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
     let c = ok("route = 10.0.0.0/8\nroute = 172.16.0.0/255.240.0.0\nroute = fd00::/64\nno-route = 10.5.0.0/16");
@@ -373,7 +424,7 @@ fn mandatory_options() {
             "empty.conf:0: error: auth: no authentication method; add e.g. `auth = \"plain[passwd=/etc/ocserv/ocpasswd]\"`",
             "empty.conf:0: error: server-cert: no server certificate; add `server-cert = /etc/ocserv/server-cert.pem`",
             "empty.conf:0: error: server-key: no server key; add `server-key = /etc/ocserv/server-key.pem`",
-            "empty.conf:0: error: ipv4-network: no address pool for clients; set `ipv4-network`",
+            "empty.conf:0: error: ipv4-network: no address pool for clients; set `ipv4-network` or `ipv6-network`",
         ]
     );
     assert!(p.has_errors());

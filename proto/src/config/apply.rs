@@ -1,7 +1,7 @@
 //! Applying one `name = value` to the section being built, and what ocserv does with options
 //! it only accepts (warnings, errors, aliases).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::diag::{quote, Sink};
 use super::options::{self, OptionSpec, Scope, Status};
@@ -25,7 +25,9 @@ pub(crate) struct Section {
     /// `ipv4-network` address and its line; the prefix may come from either option.
     pub(crate) ipv4: Option<(Ipv4Addr, usize)>,
     pub(crate) ipv4_prefix: Option<u8>,
-    pub(crate) ipv6_network: bool,
+    /// `ipv6-network` address and its line; the prefix may come from `ipv6-prefix`.
+    pub(crate) ipv6: Option<(Ipv6Addr, usize)>,
+    pub(crate) ipv6_prefix: Option<u8>,
     /// `tls-priorities` as written, if set (inherited by vhosts).
     pub(crate) tls_priorities: Option<String>,
     /// Counts of `server-cert` / `server-key` lines (ocserv wants them paired).
@@ -43,7 +45,8 @@ impl Section {
             line: 0,
             ipv4: None,
             ipv4_prefix: None,
-            ipv6_network: false,
+            ipv6: None,
+            ipv6_prefix: None,
             tls_priorities: None,
             certs: 0,
             keys: 0,
@@ -128,9 +131,6 @@ fn assign_as(
             return;
         }
         Status::NotYet { quiet } => {
-            if spec.name == "ipv6-network" {
-                section.ipv6_network = true;
-            }
             if !matches_any(value, quiet) {
                 let scope = match spec.scope {
                     Scope::PerUser => "; it belongs in per-user/per-group files",
@@ -367,6 +367,20 @@ pub(crate) fn supported(
             }
         }
         "ipv4-netmask" => s.ipv4_prefix = Some(values::netmask(v)?),
+        "ipv6-network" => {
+            let (addr, prefix) = values::ipv6_network(v)?;
+            s.ipv6 = Some((addr, line));
+            if prefix.is_some() {
+                s.ipv6_prefix = prefix;
+            }
+        }
+        "ipv6-prefix" => s.ipv6_prefix = Some(values::ipv6_prefix(v)?),
+        // ocserv ignores 0 (the default, 128, stays).
+        "ipv6-subnet-prefix" => match values::number(v, 0, 128)? {
+            0 => {}
+            n => c.policy.ipv6_subnet_prefix = u8::try_from(n).ok(),
+        },
+        "client-bypass-protocol" => c.policy.client_bypass_protocol = values::boolean(v)?,
         "connect-script" => c.connect_script = Some(values::absolute_path(v)?),
         "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
         "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),

@@ -1,7 +1,7 @@
 //! After the last line: defaults that depend on other options, mandatory options, and the
 //! vhosts put together (ocserv `check_cfg` in `src/config.c` does the same checks).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::apply::{normalise_routes, Section};
 use super::diag::Sink;
@@ -33,6 +33,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         .map(|n| format!("in [vhost:{n}]: "))
         .unwrap_or_default();
     let mobile_idle_given = section.seen_at("mobile-idle-timeout").is_some();
+    let subnet_line = section.seen_at("ipv6-subnet-prefix");
     let mut c = section.config;
     if c.auth.is_none() {
         sink.error(
@@ -85,13 +86,14 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
                  as a.b.c.d/24"
             ),
         ),
-        (None, _) if !section.ipv6_network => sink.error(
+        (None, _) if section.ipv6.is_none() => sink.error(
             0,
             Some("ipv4-network"),
-            format!("{place}no address pool for clients; set `ipv4-network`"),
+            format!("{place}no address pool for clients; set `ipv4-network` or `ipv6-network`"),
         ),
         (None, _) => {}
     }
+    ipv6_pool(section.ipv6, section.ipv6_prefix, subnet_line, &mut c, &place, sink);
     if normalise_routes(&mut c.policy.routes) {
         sink.warning(
             0,
@@ -116,6 +118,45 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         c.policy.mobile_dpd = c.policy.dpd;
     }
     c
+}
+
+/// `ipv6-network` with its prefix (from either option) and `ipv6-subnet-prefix`, which must be
+/// longer than the network's (ocserv `check_cfg` refuses to start otherwise).
+fn ipv6_pool(
+    network: Option<(Ipv6Addr, usize)>,
+    prefix: Option<u8>,
+    subnet_line: Option<usize>,
+    c: &mut Config,
+    place: &str,
+    sink: &mut Sink,
+) {
+    let Some((addr, line)) = network else {
+        return;
+    };
+    let Some(prefix) = prefix else {
+        sink.error(
+            line,
+            Some("ipv6-network"),
+            format!("{place}no prefix; add `ipv6-prefix = 64` or write the network as fd00:1::/64"),
+        );
+        return;
+    };
+    let subnet = c.policy.ipv6_subnet_prefix.unwrap_or(128);
+    if subnet <= prefix {
+        let line = subnet_line.unwrap_or(line);
+        sink.error(
+            line,
+            Some("ipv6-subnet-prefix"),
+            format!(
+                "{place}the subnet prefix (/{subnet}) must be longer than the network's (/{prefix})"
+            ),
+        );
+        return;
+    }
+    c.policy.ipv6_network = Some(IpNet {
+        addr: IpAddr::V6(addr),
+        prefix,
+    });
 }
 
 /// Without `tls-priorities` ocserv uses its built-in string, minus TLS 1.3 for

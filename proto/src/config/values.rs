@@ -2,7 +2,7 @@
 //! the value or a message saying what was expected. No I/O: names are not resolved and files
 //! are not opened here.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use super::diag::quote;
@@ -94,6 +94,24 @@ pub(crate) fn ipv4_network(v: &str) -> Result<(Ipv4Addr, Option<u8>), Bad> {
     };
     let addr: Ipv4Addr = addr.trim().parse().map_err(|_| bad())?;
     Ok((addr, prefix))
+}
+
+/// An `ipv6-network` value: an IPv6 address with an optional `/prefix` (ocserv also takes the
+/// prefix from `ipv6-prefix`).
+pub(crate) fn ipv6_network(v: &str) -> Result<(Ipv6Addr, Option<u8>), Bad> {
+    let bad = || expected("an IPv6 network such as fd00:1::/64", v);
+    let (addr, prefix) = match v.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(ipv6_prefix(prefix).map_err(|_| bad())?)),
+        None => (v, None),
+    };
+    let addr: Ipv6Addr = addr.trim().parse().map_err(|_| bad())?;
+    Ok((addr, prefix))
+}
+
+/// An IPv6 prefix length, 1-128 (ocserv `valid_ipv6_prefix`: 0 is no network).
+pub(crate) fn ipv6_prefix(v: &str) -> Result<u8, Bad> {
+    let n = number(v.trim(), 1, 128)?;
+    u8::try_from(n).map_err(|_| expected("a prefix length", v))
 }
 
 /// The part after `/` of an IPv4 network: a length 0-32 or a dotted netmask.

@@ -1,7 +1,7 @@
 //! main <-> worker. main is trusted by the worker; everything main decodes from a worker is
 //! untrusted (the worker faces the internet).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -156,10 +156,10 @@ pub struct TunnelGrant {
     /// Name of the tun device main created (e.g. `vpns0`).
     pub tun_name: String,
     /// Our end and the client's end of the point-to-point link, and the pool's netmask (what
-    /// `X-CSTP-Netmask` carries, as ocserv does).
-    pub ipv4_local: Ipv4Addr,
-    pub ipv4_remote: Ipv4Addr,
-    pub ipv4_netmask: Ipv4Addr,
+    /// `X-CSTP-Netmask` carries, as ocserv does); all `None` with an IPv6-only pool.
+    pub ipv4_local: Option<Ipv4Addr>,
+    pub ipv4_remote: Option<Ipv4Addr>,
+    pub ipv4_netmask: Option<Ipv4Addr>,
     /// Results of [`crate::mtu::compute`]: `X-CSTP-Base-MTU` and `X-CSTP-MTU` (also the tun MTU).
     pub base_mtu: u16,
     pub mtu: u16,
@@ -173,6 +173,28 @@ pub struct TunnelGrant {
     /// The session's effective policy (global or vhost section, group file, user file), as
     /// main resolved it: what the client is told and the worker's own timers and pacing.
     pub policy: Box<crate::policy::Policy>,
+    /// The session's IPv6 link (`ipv6-network`), or `None` without an IPv6 pool or when the
+    /// tunnel MTU is below IPv6's minimum of 1280.
+    pub ipv6: Option<Ipv6Link>,
+}
+
+/// One session's IPv6 addresses, as ocserv assigns them (src/ip-lease.c): the server's end is
+/// the pool's network address + 1 (the same on every tun device, as a /128), the client gets
+/// `remote/prefix` (`ipv6-subnet-prefix`, 128 = one address), routed to its tun device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv6Link {
+    pub local: Ipv6Addr,
+    pub remote: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Ipv6Link {
+    /// The client's network: `remote` with the bits past `prefix` cleared.
+    pub fn remote_net(&self) -> Ipv6Addr {
+        let bits = u32::from(self.prefix.min(128));
+        let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+        Ipv6Addr::from(u128::from(self.remote) & mask)
+    }
 }
 
 /// Why main refused a CONNECT.
@@ -207,18 +229,31 @@ mod tests {
             username: "test".into(),
             groupname: String::new(),
             tun_name: "vpns0".into(),
-            ipv4_local: Ipv4Addr::new(192, 168, 99, 1),
-            ipv4_remote: Ipv4Addr::new(192, 168, 99, 7),
-            ipv4_netmask: Ipv4Addr::new(255, 255, 255, 0),
+            ipv4_local: Some(Ipv4Addr::new(192, 168, 99, 1)),
+            ipv4_remote: Some(Ipv4Addr::new(192, 168, 99, 7)),
+            ipv4_netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
             base_mtu: 1500,
             mtu: 1434,
             dtls_id: Some([7; 32]),
             session_remaining_ms: Some(4_000),
             policy: Box::default(),
+            ipv6: Some(Ipv6Link {
+                local: "fd00:1::1".parse().unwrap(),
+                remote: "fd00:1::7".parse().unwrap(),
+                prefix: 128,
+            }),
         }));
         roundtrip(&ToWorker::Udp {
             first: vec![22, 0xfe, 0xff],
         });
+        let link = Ipv6Link {
+            local: "fd00:1::1".parse().unwrap(),
+            remote: "fd00:1:0:7:1234::9".parse().unwrap(),
+            prefix: 64,
+        };
+        assert_eq!(link.remote_net(), "fd00:1:0:7::".parse::<Ipv6Addr>().unwrap());
+        let link = Ipv6Link { prefix: 0, ..link };
+        assert_eq!(link.remote_net(), Ipv6Addr::UNSPECIFIED);
         roundtrip(&ToMain::TunMtu { mtu: 1134 });
         roundtrip(&ToMain::SessionEnd {
             reason: CloseReason::Temporary,
