@@ -239,6 +239,7 @@ impl Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::IpNet;
     use crate::ipc::SessionId;
     use crate::policy::Policy;
 

@@ -213,7 +213,189 @@ fn routes(h: &mut Headers, routes: &[Route], name: &str, f: Families) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{response_headers, ConnectInfo};
     use super::*;
+    use crate::ipc::main_worker::{Ipv6Link, TunnelSettings};
+    use crate::ipc::SessionId;
+
+    const OPENCONNECT: &str = "Open AnyConnect VPN Agent v9.01-3";
+
+    fn net(s: &str, prefix: u8) -> Route {
+        Route::Net(IpNet {
+            addr: s.parse().unwrap(),
+            prefix,
+        })
+    }
+
+    fn grant(v4: bool, v6: bool) -> TunnelGrant {
+        TunnelGrant {
+            sid: SessionId(1),
+            username: "u".into(),
+            groupname: String::new(),
+            tun_name: "vpns0".into(),
+            ipv4_local: v4.then(|| "192.168.99.1".parse().unwrap()),
+            ipv4_remote: v4.then(|| "192.168.99.190".parse().unwrap()),
+            ipv4_netmask: v4.then(|| "255.255.255.0".parse().unwrap()),
+            base_mtu: 1500,
+            mtu: 1400,
+            dtls_id: None,
+            session_remaining_ms: None,
+            policy: Box::new(Policy {
+                dns: vec![
+                    "192.168.99.1".parse().unwrap(),
+                    "fd00:1::1".parse().unwrap(),
+                ],
+                routes: vec![net("10.99.0.0", 16), net("fd00:99::5", 64)],
+                no_routes: vec![net("10.99.5.0", 24), net("fd00:99:0:0:1::", 80)],
+                ..Policy::default()
+            }),
+            ipv6: v6.then(|| Ipv6Link {
+                local: "fd00:1::1".parse().unwrap(),
+                remote: "fd00:1::2:3".parse().unwrap(),
+                prefix: 128,
+            }),
+        }
+    }
+
+    fn text(grant: &TunnelGrant, client: ClientIp) -> String {
+        let settings = TunnelSettings {
+            rekey_secs: 0,
+            rekey_method: crate::config::RekeyMethod::Ssl,
+            default_domain: None,
+            banner: None,
+            dtls: None,
+            compression: crate::compress::Policy::default(),
+        };
+        let info = ConnectInfo {
+            server_name: "s",
+            hostname: None,
+            tls13: true,
+            mobile: false,
+            dtls: None,
+            cstp_compression: None,
+            dtls_compression: None,
+            client_ip: client,
+        };
+        response_headers(&settings, grant, &info)
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\n"))
+            .filter(|l| {
+                ["Address", "Netmask", "DNS", "Split", "Bypass"]
+                    .iter()
+                    .any(|k| l.contains(k))
+            })
+            .collect()
+    }
+
+    fn client(address_type: &str, full: bool, ua: &str) -> ClientIp {
+        ClientIp::from_request(Some(address_type), full.then_some("true"), ua)
+    }
+
+    #[test]
+    fn dual_stack_openconnect_gets_both_families_in_ocserv_order() {
+        let got = text(&grant(true, true), client("IPv6,IPv4", true, OPENCONNECT));
+        assert_eq!(
+            got,
+            "X-CSTP-Address: 192.168.99.190\n\
+             X-CSTP-Netmask: 255.255.255.0\n\
+             X-CSTP-Address-IP6: fd00:1::2:3/128\n\
+             X-CSTP-DNS: 192.168.99.1\n\
+             X-CSTP-DNS: fd00:1::1\n\
+             X-CSTP-Split-Include: 10.99.0.0/255.255.0.0\n\
+             X-CSTP-Split-Include-IP6: fd00:99::/64\n\
+             X-CSTP-Tunnel-All-DNS: false\n\
+             X-CSTP-Client-Bypass-Protocol: false\n\
+             X-CSTP-Split-Exclude: 10.99.5.0/255.255.255.0\n\
+             X-CSTP-Split-Exclude-IP6: fd00:99:0:0:1::/80\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_only_pool_has_no_ipv4_address_and_bypass_follows_the_option() {
+        let mut g = grant(false, true);
+        g.policy.client_bypass_protocol = true;
+        let got = text(&g, client("IPv6,IPv4", true, OPENCONNECT));
+        assert!(
+            got.starts_with("X-CSTP-Address-IP6: fd00:1::2:3/128\n"),
+            "{got}"
+        );
+        assert!(!got.contains("X-CSTP-Address: "), "{got}");
+        assert!(
+            got.contains("X-CSTP-Client-Bypass-Protocol: true\n"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn no_ipv6_without_an_address_or_when_the_client_declines_it() {
+        // No IPv6 pool: IPv6 DNS still goes to a full-IPv6 client (as ocserv), routes do not.
+        let got = text(&grant(true, false), client("IPv6,IPv4", true, OPENCONNECT));
+        assert!(!got.contains("IP6"), "{got}");
+        assert!(got.contains("X-CSTP-DNS: fd00:1::1\n"), "{got}");
+        // openconnect --disable-ipv6: `IPv4` only, no capability header.
+        let got = text(&grant(true, true), client("IPv4", false, OPENCONNECT));
+        assert!(!got.contains("fd00"), "{got}");
+        assert!(got.contains("X-CSTP-Address: 192.168.99.190\n"), "{got}");
+        // A client that wants no IPv4 gets none.
+        let got = text(&grant(true, true), client("IPv6", true, OPENCONNECT));
+        assert!(!got.contains("192.168") && !got.contains("10.99"), "{got}");
+        assert!(
+            got.contains("X-CSTP-Address-IP6: fd00:1::2:3/128\n"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn legacy_form_and_unknown_agents() {
+        // Without full IPv6 capability: the address in X-CSTP-Address / -Netmask, and no IPv6
+        // routes or DNS.
+        let v6_only = |text: String| -> String {
+            text.lines()
+                .filter(|l| l.contains("fd00") || l.contains("IP6"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let got = v6_only(text(
+            &grant(false, true),
+            client("IPv6,IPv4", false, OPENCONNECT),
+        ));
+        assert_eq!(
+            got,
+            "X-CSTP-Address: fd00:1::2:3\nX-CSTP-Netmask: fd00:1::2:3/128\n"
+        );
+        // openconnect 3 and unknown agents: the address, but no IPv6 routes or DNS.
+        for ua in ["Open AnyConnect VPN Agent v3.02", "curl/8"] {
+            let got = v6_only(text(&grant(false, true), client("IPv6,IPv4", true, ua)));
+            assert_eq!(got, "X-CSTP-Address-IP6: fd00:1::2:3/128\n", "{ua}");
+        }
+    }
+
+    #[test]
+    fn anyconnect_gets_dns_ip6_and_ios_its_2000_route() {
+        let got = text(
+            &grant(true, true),
+            client(
+                "IPv6,IPv4",
+                true,
+                "Cisco AnyConnect VPN Agent for Windows 4.10",
+            ),
+        );
+        assert!(got.contains("X-CSTP-DNS: 192.168.99.1\nX-CSTP-DNS-IP6: fd00:1::1\n"));
+        assert!(!got.contains("2000::/3"));
+        let ios = client(
+            "IPv6,IPv4",
+            true,
+            "Cisco AnyConnect VPN Agent for Apple iPhone",
+        );
+        let got = text(&grant(true, true), ios);
+        assert!(
+            got.contains("X-CSTP-Split-Include-IP6: 2000::/3\nX-CSTP-Split-Include: 10.99"),
+            "{got}"
+        );
+        let mut full = grant(true, true);
+        full.policy.routes = vec![Route::Default];
+        assert!(!text(&full, ios).contains("Split-Include"));
+    }
 
     #[test]
     fn user_agent_classes() {
