@@ -25,6 +25,7 @@ use rocserv_proto::config::Config;
 use rocserv_proto::ipc::{SessionId, WorkerId};
 use tokio::sync::{mpsc, watch};
 
+use crate::ip6_pool::{Ip6Leases, Lease6Error};
 use crate::ip_pool::{IpPool, LeaseError};
 use crate::limits::Users;
 use crate::secmod::SecModClient;
@@ -114,6 +115,8 @@ pub struct Connections {
     pool: Mutex<Option<IpPool>>,
     /// Live tunnels, totals and events for occtl.
     pub tunnels: Registry,
+    /// IPv6 leases of every pool (global, group and user `ipv6-network`s).
+    ip6: Mutex<Ip6Leases>,
 }
 
 #[derive(Debug, Default)]
@@ -158,7 +161,13 @@ impl Connections {
             table: Mutex::new(Table::default()),
             pool: Mutex::new(pool),
             tunnels: Registry::default(),
+            ip6: Mutex::new(Ip6Leases::new(ip6_seed())),
         }
+    }
+
+    /// The IPv6 leases.
+    pub fn ip6(&self) -> MutexGuard<'_, Ip6Leases> {
+        rocserv_rt::lock(&self.ip6)
     }
 
     /// The address pool (`None` inside when no ipv4-network is configured).
@@ -276,6 +285,8 @@ struct Holds {
     user: Option<(String, SessionId)>,
     /// An address lease of this session (held by this worker in the pool).
     lease: Option<SessionId>,
+    /// An IPv6 lease of this session.
+    lease6: Option<SessionId>,
     /// A DTLS id routed to it.
     dtls: Option<[u8; 32]>,
     /// An occtl registry entry.
@@ -386,6 +397,28 @@ impl Conn {
         Ok((pool.server_address(), remote, pool.netmask()))
     }
 
+    /// Lease an IPv6 address (and subnet) for the session `req.sid` (the request's worker is
+    /// this connection's).
+    pub fn lease6(
+        &mut self,
+        req: &crate::ip6_pool::Request<'_>,
+    ) -> Result<rocserv_proto::ipc::main_worker::Ipv6Link, Lease6Error> {
+        let req = crate::ip6_pool::Request {
+            worker: self.worker,
+            ..*req
+        };
+        let link = self.conns.ip6().lease(&req, Instant::now())?;
+        self.holds.lease6 = Some(req.sid);
+        Ok(link)
+    }
+
+    /// Give the IPv6 lease back at once (the tunnel will not use it after all).
+    pub fn drop_lease6(&mut self) {
+        if let Some(sid) = self.holds.lease6.take() {
+            self.conns.ip6().release(sid, self.worker, None);
+        }
+    }
+
     /// Route the UDP flows of DTLS id `id` to this connection.
     pub fn register_dtls(&mut self, id: [u8; 32], route: DtlsRoute) {
         self.conns.lock().dtls.insert(id, route);
@@ -428,6 +461,9 @@ impl Conn {
                 pool.release(sid, worker, keep_until);
             }
         }
+        if let Some(sid) = holds.lease6 {
+            self.conns.ip6().release(sid, worker, keep_until);
+        }
         {
             let mut table = self.conns.lock();
             leave_pre_auth(&mut table, worker);
@@ -464,6 +500,16 @@ impl Drop for Conn {
             }
         }
     }
+}
+
+/// The secret seed of the IPv6 candidates (not security-critical: it only makes the addresses
+/// of clients without `predictable-ips` hard to guess, as ocserv's random ones are).
+fn ip6_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).is_err() {
+        log::warn!("no randomness for the IPv6 lease seed; addresses are predictable");
+    }
+    seed
 }
 
 fn leave_pre_auth(table: &mut Table, worker: WorkerId) {

@@ -6,7 +6,9 @@ use std::os::fd::AsFd as _;
 use std::time::Duration;
 
 use rocserv_proto::ipc::main_secmod::{SessionGrant, SessionRefusal};
-use rocserv_proto::ipc::main_worker::{ConnectRefusal, ConnectRequest, ToWorker, TunnelGrant};
+use rocserv_proto::ipc::main_worker::{
+    ConnectRefusal, ConnectRequest, Ipv6Link, ToWorker, TunnelGrant,
+};
 use rocserv_proto::ipc::WorkerId;
 use rocserv_proto::mtu::{self, MtuInput};
 use tokio_seqpacket::UnixSeqpacket;
@@ -93,14 +95,26 @@ pub async fn handle(
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
     }
-    let (local, remote, netmask) = match conn.lease(grant.sid, &grant.username) {
-        Ok(l) => l,
+    // An IPv4 address when the session has an IPv4 network, an IPv6 one when it has an IPv6
+    // network; at least one (ocserv: "no IPv4 or IPv6 addresses are configured").
+    let ipv4 = match policy.ipv4_network {
+        None => None,
+        Some(_) => match conn.lease(grant.sid, &grant.username) {
+            Ok(l) => Some(l),
+            Err(why) => {
+                log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
+                return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+            }
+        },
+    };
+    let mut ipv6 = match lease6(conn, &grant, &policy, config.predictable_ips) {
+        Ok(link) => link,
         Err(why) => {
             log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
     };
-    outcome.address = Some(remote);
+    outcome.address = ipv4.map(|(_, remote, _)| remote);
     // DTLS only when we serve UDP and the worker chose a mode; the overhead is the worker's
     // word (untrusted), so it is bounded, and `compute` never goes below 576 anyway.
     let dtls_overhead = req
@@ -122,10 +136,28 @@ pub async fn handle(
         client_base_mtu: req.base_mtu,
         client_mtu: req.cstp_mtu,
         outer_ipv6: peer.is_ipv6(),
-        assigns_ipv6: false,
+        assigns_ipv6: ipv6.is_some(),
         dtls_overhead: dtls_id.and(dtls_overhead),
     });
-    let device = match crate::tun::create(&shared.config.device, local, remote, mtu.data) {
+    // IPv6 needs links of at least 1280 bytes (RFC 8200 §5; ocserv drops IPv6 below it too).
+    if ipv6.is_some() && mtu.data < IPV6_MIN_MTU {
+        log::info!(
+            "{peer}: tunnel MTU {} of {} is below IPv6's {IPV6_MIN_MTU}: no IPv6 address",
+            mtu.data,
+            grant.username
+        );
+        conn.drop_lease6();
+        ipv6 = None;
+    }
+    if ipv4.is_none() && ipv6.is_none() {
+        log::error!(
+            "{peer}: CONNECT of {} refused: no IPv4 or IPv6 address for this session",
+            grant.username
+        );
+        return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+    }
+    let ends = ipv4.map(|(local, remote, _)| (local, remote));
+    let device = match crate::tun::create(&shared.config.device, ends, ipv6, mtu.data) {
         Ok(d) => d,
         Err(e) => {
             log::error!(
@@ -145,14 +177,15 @@ pub async fn handle(
         username: grant.username.clone(),
         groupname: grant.groupname.clone(),
         tun_name: device.name.clone(),
-        ipv4_local: local,
-        ipv4_remote: remote,
-        ipv4_netmask: netmask,
+        ipv4_local: ipv4.map(|(local, _, _)| local),
+        ipv4_remote: ipv4.map(|(_, remote, _)| remote),
+        ipv4_netmask: ipv4.map(|(_, _, netmask)| netmask),
         base_mtu: mtu.base,
         mtu: mtu.data,
         dtls_id,
         session_remaining_ms: session_left.map(crate::session_deadline::as_millis),
         policy: Box::new((*policy).clone()),
+        ipv6,
     });
     // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
     // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
@@ -163,8 +196,8 @@ pub async fn handle(
         device: device.name.clone(),
         ip_real: peer.ip(),
         ip_real_local: dtls.local_ip,
-        ip_local: local,
-        ip_remote: remote,
+        ip_local: ipv4.map(|(local, _, _)| local),
+        ip_remote: ipv4.map(|(_, remote, _)| remote),
         // A `hostname` of the user's file replaces the one the client sent (as ocserv).
         hostname: policy.hostname.clone().or_else(|| req.hostname.clone()),
         user_agent: req.user_agent.clone(),
@@ -173,6 +206,7 @@ pub async fn handle(
         routes: policy.routes.clone(),
         no_routes: policy.no_routes.clone(),
         dns: policy.dns.clone(),
+        ipv6,
     };
     if let Some(admitted) = outcome.admitted.as_mut() {
         if !crate::lifecycle::grant(shared, admitted, info, peer).await {
@@ -183,10 +217,10 @@ pub async fn handle(
         conn.register_dtls(id, dtls);
     }
     log::info!(
-        "{peer}: user {} connected: {} ({} -> {remote}, mtu {})",
+        "{peer}: user {} connected: {} ({}, mtu {})",
         grant.username,
         device.name,
-        local,
+        link_text(ipv4.map(|(local, remote, _)| (local, remote)), ipv6),
         mtu.data
     );
     outcome.tun_name = Some(device.name.clone());
@@ -199,8 +233,8 @@ pub async fn handle(
         groupname: grant.groupname.clone(),
         device: device.name.clone(),
         mtu: mtu.data,
-        ipv4_local: local,
-        ipv4_remote: remote,
+        ipv4_local: ipv4.map(|(local, _, _)| local),
+        ipv4_remote: ipv4.map(|(_, remote, _)| remote),
         user_agent: req.user_agent.clone(),
         hostname: policy
             .hostname
@@ -208,6 +242,7 @@ pub async fn handle(
             .or_else(|| req.hostname.clone())
             .unwrap_or_default(),
         policy: std::sync::Arc::clone(&policy),
+        ipv6,
     });
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
         conn.forget_dtls();
@@ -223,6 +258,50 @@ pub async fn handle(
         crate::lifecycle::host_update(admitted);
     }
     Ok(outcome)
+}
+
+/// IPv6's minimum link MTU (RFC 8200 §5).
+const IPV6_MIN_MTU: u16 = 1280;
+
+/// The session's IPv6 lease, if its policy has an `ipv6-network` (`explicit-ipv6` honoured).
+fn lease6(
+    conn: &mut Conn,
+    grant: &SessionGrant,
+    policy: &rocserv_proto::policy::Policy,
+    predictable: bool,
+) -> Result<Option<Ipv6Link>, crate::ip6_pool::Lease6Error> {
+    let Some(network) = policy.ipv6_network else {
+        return Ok(None);
+    };
+    let req = crate::ip6_pool::Request {
+        sid: grant.sid,
+        worker: conn.worker(),
+        username: &grant.username,
+        network,
+        subnet_prefix: policy.ipv6_subnet_prefix,
+        predictable,
+        explicit: policy.explicit_ipv6,
+    };
+    conn.lease6(&req).map(Some)
+}
+
+/// `local -> remote` of each family the tunnel has, for log lines.
+fn link_text(ipv4: Option<(Ipv4Addr, Ipv4Addr)>, ipv6: Option<Ipv6Link>) -> String {
+    let v4 = ipv4.map(|(l, r)| format!("{l} -> {r}"));
+    let v6 = ipv6.map(|l| format!("{} -> {}/{}", l.local, l.remote, l.prefix));
+    [v4, v6].into_iter().flatten().collect::<Vec<_>>().join(", ")
+}
+
+/// The client's VPN addresses, for log lines (`-` when it has none of a family).
+pub fn vpn_ips(ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Link>) -> String {
+    let v4 = ipv4.map(|a| a.to_string());
+    let v6 = ipv6.map(|l| l.remote.to_string());
+    let all: Vec<String> = [v4, v6].into_iter().flatten().collect();
+    if all.is_empty() {
+        "-".to_owned()
+    } else {
+        all.join(" ")
+    }
 }
 
 /// A fresh DTLS id (protocol.md §4.1: new for every CONNECT).

@@ -419,8 +419,8 @@ fn user_info(t: &Tunnel) -> UserInfo {
         mtu: Some(g.mtu),
         remote_ip: t.peer.ip(),
         local_device_ip: t.local.ip(),
-        ipv4: Some(g.ipv4_remote),
-        ptp_ipv4: Some(g.ipv4_local),
+        ipv4: g.ipv4_remote,
+        ptp_ipv4: g.ipv4_local,
         user_agent: g.user_agent.clone(),
         rx_bytes: rx.max(t.rx),
         tx_bytes: tx.max(t.tx),
@@ -452,6 +452,8 @@ fn user_info(t: &Tunnel) -> UserInfo {
             .unwrap_or_default(),
         rx_limit_per_sec: policy.rx_data_per_sec,
         tx_limit_per_sec: policy.tx_data_per_sec,
+        ipv6: g.ipv6.map(|l| l.remote),
+        ptp_ipv6: g.ipv6.map(|l| l.local),
     }
 }
 

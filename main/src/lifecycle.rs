@@ -83,7 +83,7 @@ pub async fn grant(
     log::info!(
         "{peer}: session started: user {}, vpn-ip {}, device {}",
         info.username,
-        info.ip_remote,
+        crate::connect::vpn_ips(info.ip_remote, info.ipv6),
         info.device
     );
     Counters::add(&shared.counters.sessions, 1);

@@ -72,9 +72,9 @@ pub struct SessionInfo {
     /// The client's address and ours on the TCP connection.
     pub ip_real: IpAddr,
     pub ip_real_local: IpAddr,
-    /// Our end and the client's end of the tunnel.
-    pub ip_local: Ipv4Addr,
-    pub ip_remote: Ipv4Addr,
+    /// Our end and the client's end of the tunnel (`None` with an IPv6-only pool).
+    pub ip_local: Option<Ipv4Addr>,
+    pub ip_remote: Option<Ipv4Addr>,
     /// `X-CSTP-Hostname`, if the client sent a valid one.
     pub hostname: Option<String>,
     pub user_agent: String,
@@ -84,6 +84,8 @@ pub struct SessionInfo {
     pub routes: Vec<Route>,
     pub no_routes: Vec<Route>,
     pub dns: Vec<IpAddr>,
+    /// The IPv6 ends of the tunnel and the client's prefix, if it has IPv6.
+    pub ipv6: Option<rocserv_proto::ipc::main_worker::Ipv6Link>,
 }
 
 /// Traffic of an ended connection, for the disconnect-script.
@@ -111,8 +113,20 @@ pub fn environment(kind: Kind, info: &SessionInfo, stats: Option<Stats>) -> Vec<
         "IP_REAL_LOCAL",
         info.ip_real_local.to_canonical().to_string(),
     );
-    set("IP_LOCAL", info.ip_local.to_string());
-    set("IP_REMOTE", info.ip_remote.to_string());
+    // ocserv sets each address variable only for a family the tunnel has (src/main-user.c).
+    if let Some(ip) = info.ip_local {
+        set("IP_LOCAL", ip.to_string());
+    }
+    if let Some(link) = info.ipv6 {
+        set("IPV6_LOCAL", link.local.to_string());
+    }
+    if let Some(ip) = info.ip_remote {
+        set("IP_REMOTE", ip.to_string());
+    }
+    if let Some(link) = info.ipv6 {
+        set("IPV6_REMOTE", link.remote.to_string());
+        set("IPV6_PREFIX", link.prefix.to_string());
+    }
     let hostname = info.hostname.clone().unwrap_or_default();
     set("HOSTNAME", hostname.clone());
     set("REMOTE_HOSTNAME", hostname);
@@ -268,8 +282,8 @@ mod tests {
             device: "vpns0".into(),
             ip_real: "::ffff:127.0.0.1".parse().unwrap(),
             ip_real_local: "127.0.0.1".parse().unwrap(),
-            ip_local: Ipv4Addr::new(192, 168, 99, 1),
-            ip_remote: Ipv4Addr::new(192, 168, 99, 190),
+            ip_local: Some(Ipv4Addr::new(192, 168, 99, 1)),
+            ip_remote: Some(Ipv4Addr::new(192, 168, 99, 190)),
             hostname: Some("vm".into()),
             user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
             device_type: String::new(),
@@ -287,6 +301,7 @@ mod tests {
             ],
             no_routes: vec![],
             dns: vec!["192.168.99.1".parse().unwrap()],
+            ipv6: None,
         }
     }
 
@@ -325,6 +340,31 @@ mod tests {
         for absent in ["STATS_BYTES_IN", "OCSERV_DNS6", "OCSERV_NO_ROUTES"] {
             assert_eq!(get(&env, absent), None, "{absent}");
         }
+    }
+
+    #[test]
+    fn ipv6_variables_only_for_an_ipv6_tunnel() {
+        let env = environment(Kind::Connect, &info(), None);
+        for absent in ["IPV6_LOCAL", "IPV6_REMOTE", "IPV6_PREFIX"] {
+            assert_eq!(get(&env, absent), None, "{absent}");
+        }
+        // IPv6-only: no IPv4 variables (as ocserv), the IPv6 ones with the prefix.
+        let v6_only = SessionInfo {
+            ip_local: None,
+            ip_remote: None,
+            ipv6: Some(rocserv_proto::ipc::main_worker::Ipv6Link {
+                local: "fd00:1::1".parse().unwrap(),
+                remote: "fd00:1::5".parse().unwrap(),
+                prefix: 128,
+            }),
+            ..info()
+        };
+        let env = environment(Kind::Disconnect, &v6_only, None);
+        assert_eq!(get(&env, "IP_LOCAL"), None);
+        assert_eq!(get(&env, "IP_REMOTE"), None);
+        assert_eq!(get(&env, "IPV6_LOCAL"), Some("fd00:1::1"));
+        assert_eq!(get(&env, "IPV6_REMOTE"), Some("fd00:1::5"));
+        assert_eq!(get(&env, "IPV6_PREFIX"), Some("128"));
     }
 
     #[test]

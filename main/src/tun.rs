@@ -1,5 +1,6 @@
 //! Creating one session's tun device: point-to-point, our end = the pool's server address,
-//! peer = the client's lease, netmask /32, MTU = the session's data MTU, up, non-blocking.
+//! peer = the client's lease, netmask /32, MTU = the session's data MTU, up, non-blocking; with
+//! IPv6, also our IPv6 end and a route to the client's subnet (`crate::tun_ip6`).
 //! Needs CAP_NET_ADMIN (main runs as root). The device disappears when the last descriptor of
 //! it closes, i.e. when the worker (which holds the only other copy) exits.
 //!
@@ -15,6 +16,8 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd as _, FromRawFd as _, IntoRawFd as _, OwnedFd};
+
+use rocserv_proto::ipc::main_worker::Ipv6Link;
 
 /// A created device: its name (as the kernel chose it), its interface index (what later
 /// changes address it by: names are reused, see [`crate::tun_mtu`]) and its descriptor.
@@ -37,22 +40,29 @@ pub enum TunError {
     /// The new device has no interface index (it vanished at once).
     #[error("cannot read the tun device's interface index")]
     Index(#[source] nix::Error),
+    /// The kernel refused the IPv6 address or route (IPv6 disabled on the host?).
+    #[error("cannot set the tun device's IPv6 address or route")]
+    Ipv6(#[source] std::io::Error),
 }
 
 /// Create `<prefix>N` with the lowest free N: the kernel expands `%d` in the name given to
-/// TUNSETIFF to the lowest unused number.
+/// TUNSETIFF to the lowest unused number. `ipv4` is (our end, the client's), absent with an
+/// IPv6-only pool.
 pub fn create(
     prefix: &str,
-    local: Ipv4Addr,
-    remote: Ipv4Addr,
+    ipv4: Option<(Ipv4Addr, Ipv4Addr)>,
+    ipv6: Option<Ipv6Link>,
     mtu: u16,
 ) -> Result<TunDevice, TunError> {
     let mut config = tun::Configuration::default();
+    config.tun_name(format!("{prefix}%d"));
+    if let Some((local, remote)) = ipv4 {
+        config
+            .address(local)
+            .destination(remote)
+            .netmask(Ipv4Addr::BROADCAST);
+    }
     config
-        .tun_name(format!("{prefix}%d"))
-        .address(local)
-        .destination(remote)
-        .netmask(Ipv4Addr::BROADCAST)
         .mtu(mtu)
         .platform_config(|p| {
             p.vnet_hdr(true);
@@ -68,6 +78,9 @@ pub fn create(
     enable_offloads(&fd, &name);
     // We hold the device's descriptor, so the name still means this device here.
     let ifindex = nix::net::if_::if_nametoindex(name.as_str()).map_err(TunError::Index)?;
+    if let Some(link) = ipv6 {
+        crate::tun_ip6::configure(ifindex, &link).map_err(TunError::Ipv6)?;
+    }
     Ok(TunDevice { name, ifindex, fd })
 }
 

@@ -109,7 +109,7 @@ fn setlink_mtu(ifindex: u32, mtu: u16, seq: u32) -> io::Result<Vec<u8>> {
 }
 
 /// The kernel's answer to our request: an `NLMSG_ERROR` whose error is 0 (the ack) or -errno.
-fn ack_result(answer: &[u8], seq: u32) -> io::Result<()> {
+pub(crate) fn ack_result(answer: &[u8], seq: u32) -> io::Result<()> {
     let field = |at: usize| -> io::Result<[u8; 4]> {
         answer
             .get(at..at + 4)
@@ -204,10 +204,10 @@ mod tests {
             // SAFETY: unshare takes flags by value; it moves only this thread to a fresh netns.
             assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
             let (local, remote) = ("10.9.0.1".parse().unwrap(), "10.9.0.2".parse().unwrap());
-            let old = crate::tun::create("rtst", local, remote, 1400).unwrap();
+            let old = crate::tun::create("rtst", Some((local, remote)), None, 1400).unwrap();
             let (old_name, old_index) = (old.name.clone(), old.ifindex);
             drop(old);
-            let new = crate::tun::create("rtst", local, remote, 1400).unwrap();
+            let new = crate::tun::create("rtst", Some((local, remote)), None, 1400).unwrap();
             assert_eq!(new.name, old_name, "the kernel reuses the lowest free name");
             assert_ne!(new.ifindex, old_index);
             let err = set_by_index(old_index, 1300).unwrap_err();

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+
+use rocserv_proto::ipc::main_worker::Ipv6Link;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -23,12 +25,15 @@ pub struct Granted {
     pub groupname: String,
     pub device: String,
     pub mtu: u16,
-    pub ipv4_local: Ipv4Addr,
-    pub ipv4_remote: Ipv4Addr,
+    /// `None` with an IPv6-only pool.
+    pub ipv4_local: Option<Ipv4Addr>,
+    pub ipv4_remote: Option<Ipv4Addr>,
     pub user_agent: String,
     pub hostname: String,
     /// The session's effective policy, as granted (occtl shows this, not the configuration).
     pub policy: std::sync::Arc<rocserv_proto::policy::Policy>,
+    /// The tunnel's IPv6 ends and the client's prefix, if it has IPv6.
+    pub ipv6: Option<Ipv6Link>,
 }
 
 /// One live tunnel.
@@ -177,11 +182,12 @@ mod tests {
                 groupname: String::new(),
                 device: "vpns0".into(),
                 mtu,
-                ipv4_local: Ipv4Addr::new(192, 168, 1, 1),
-                ipv4_remote: Ipv4Addr::new(192, 168, 1, 2),
+                ipv4_local: Some(Ipv4Addr::new(192, 168, 1, 1)),
+                ipv4_remote: Some(Ipv4Addr::new(192, 168, 1, 2)),
                 user_agent: "oc".into(),
                 hostname: String::new(),
                 policy: Default::default(),
+                ipv6: None,
             },
             connected_at: SystemTime::now(),
             rx: 0,

@@ -446,7 +446,7 @@ fn iroutes_table(users: &[rocserv_proto::ipc::ctl::UserInfo]) -> String {
                 "id", "user", "vhost", "device", "vpn-ip", "iroute"
             ));
         }
-        let ip = u.ipv4.map(|i| i.to_string()).unwrap_or_default();
+        let ip = render::vpn_ip(u);
         for route in &u.iroutes {
             out.push_str(&format!(
                 "{:>6} {:>8} {:>8} {:>6} {:>16} {:>28}\n",

@@ -141,6 +141,8 @@ fn user() -> UserInfo {
         restricted_to_ports: vec![],
         rx_limit_per_sec: 0,
         tx_limit_per_sec: 0,
+        ipv6: None,
+        ptp_ipv6: None,
     }
 }
 
@@ -259,6 +261,31 @@ fn granted_policy_is_shown() {
     );
     assert_eq!(v[0]["Limit RX"], "2.0 MB/sec");
     assert!(v[0].get("Limit TX").is_none());
+}
+
+#[test]
+fn ipv6_members_follow_ipv4_and_an_ipv6_only_user_has_only_them() {
+    let dual = UserInfo {
+        ipv6: Some("fd00:1::2".parse().unwrap()),
+        ptp_ipv6: Some("fd00:1::1".parse().unwrap()),
+        ..user()
+    };
+    let v = parse(&json_array(&[render::user(&dual, NOW)], true));
+    let keys = keys(&v[0]);
+    let at = keys.iter().position(|k| k == "P-t-P IPv4").unwrap();
+    assert_eq!(keys[at + 1..at + 3], ["IPv6", "P-t-P IPv6"]);
+    assert_eq!(v[0]["IPv6"], "fd00:1::2");
+    assert_eq!(v[0]["P-t-P IPv6"], "fd00:1::1");
+    let v6_only = UserInfo {
+        ipv4: None,
+        ptp_ipv4: None,
+        ..dual.clone()
+    };
+    let v = parse(&json_array(&[render::user(&v6_only, NOW)], true));
+    assert!(v[0].get("IPv4").is_none());
+    assert_eq!(v[0]["IPv6"], "fd00:1::2");
+    assert_eq!(render::vpn_ip(&v6_only), "fd00:1::2");
+    assert_eq!(render::vpn_ip(&dual), "192.168.99.190");
 }
 
 #[test]

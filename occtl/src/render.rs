@@ -41,6 +41,10 @@ pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
         r.str("IPv4", ip.to_string())
             .str("P-t-P IPv4", ptp.to_string());
     }
+    if let (Some(ip), Some(ptp)) = (u.ipv6, u.ptp_ipv6) {
+        r.str("IPv6", ip.to_string())
+            .str("P-t-P IPv6", ptp.to_string());
+    }
     let up = u64::try_from(since(now, u.connected_at)).unwrap_or(0);
     r.str("User-Agent", u.user_agent.clone());
     // ocserv prints the limits only when set; with both it pairs them as `Limit RX` and `TX`,
@@ -126,7 +130,7 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
             printable(&or_none(&u.username)),
             "default",
             u.remote_ip.to_string(),
-            u.ipv4.map(|i| i.to_string()).unwrap_or_default(),
+            vpn_ip(u),
             printable(&u.device),
             age(since(now, u.connected_at)),
             printable(dtls),
@@ -136,6 +140,14 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
     out
 }
 
+/// The client's VPN address for one-line listings: IPv4, else IPv6 (ocserv occtl `get_ip`).
+pub(crate) fn vpn_ip(u: &UserInfo) -> String {
+    u.ipv4
+        .map(|i| i.to_string())
+        .or_else(|| u.ipv6.map(|i| i.to_string()))
+        .unwrap_or_default()
+}
+
 /// `show iroutes` object.
 pub(crate) fn iroute(u: &UserInfo) -> Record {
     let mut r = Record::default();
@@ -143,7 +155,7 @@ pub(crate) fn iroute(u: &UserInfo) -> Record {
         .str("Username", or_none(&u.username))
         .str("vhost", "default")
         .str("Device", u.device.clone())
-        .str("IP", u.ipv4.map(|i| i.to_string()).unwrap_or_default())
+        .str("IP", vpn_ip(u))
         .list("iRoutes", u.iroutes.clone());
     r
 }
@@ -302,7 +314,7 @@ pub(crate) fn status(s: &ServerStatus, now: u64, debug: bool) -> Record {
 /// One `show events` line in text mode.
 pub(crate) fn event_line(connected: bool, u: &UserInfo) -> String {
     let what = if connected { "connect" } else { "disconnect" };
-    let ip = u.ipv4.map(|i| i.to_string()).unwrap_or_default();
+    let ip = vpn_ip(u);
     format!(
         "{what}: user '{}' (ID {}) from {} vpn-ip {ip} device {}\n",
         printable(&or_none(&u.username)),

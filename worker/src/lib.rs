@@ -195,7 +195,14 @@ async fn serve(
         grant.username,
         grant.sid,
         grant.tun_name,
-        grant.ipv4_remote
+        [
+            grant.ipv4_remote.map(|a| a.to_string()),
+            grant.ipv6.map(|l| format!("{}/{}", l.remote, l.prefix)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
     );
     let dpd = grant.policy.dpd_secs(connect.mobile);
     let timers = SessionTimers {

@@ -10,7 +10,7 @@
 //! Both ends are root-owned processes; main still decodes requests strictly and answers a
 //! malformed one by closing the connection.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +174,9 @@ pub struct UserInfo {
     /// `rx-data-per-sec` / `tx-data-per-sec` granted to this session, bytes per second; 0 = none.
     pub rx_limit_per_sec: u64,
     pub tx_limit_per_sec: u64,
+    /// The client's VPN IPv6 address and the server's end of the link (`IPv6`, `P-t-P IPv6`).
+    pub ipv6: Option<Ipv6Addr>,
+    pub ptp_ipv6: Option<Ipv6Addr>,
 }
 
 /// One session (cookie) sec-mod knows (protocol.md §7.4).
@@ -270,6 +273,8 @@ mod tests {
             restricted_to_ports: vec![],
             rx_limit_per_sec: 0,
             tx_limit_per_sec: 0,
+            ipv6: Some("fd00:1::2".parse().unwrap()),
+            ptp_ipv6: Some(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1)),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use rocserv_proto::client_strings;
 use rocserv_proto::compress::{self, Algorithm, Policy};
-use rocserv_proto::connect::{response_headers, ConnectInfo, DtlsOffer};
+use rocserv_proto::connect::{response_headers, ClientIp, ConnectInfo, DtlsOffer};
 use rocserv_proto::http::{RequestHead, Response};
 use rocserv_proto::ipc::main_worker::{ConnectRequest, TunnelGrant, TunnelSettings};
 
@@ -22,6 +22,9 @@ pub struct Connect {
     /// `X-CSTP-Accept-Encoding` / `X-DTLS-Accept-Encoding`, verbatim (protocol.md §5.1).
     pub cstp_accept_encoding: Option<String>,
     pub dtls_accept_encoding: Option<String>,
+    /// `X-CSTP-Address-Type`, `X-CSTP-Full-IPv6-Capability` and the client's family: which
+    /// IPv6 headers it gets.
+    pub client_ip: ClientIp,
 }
 
 impl Connect {
@@ -103,6 +106,11 @@ pub fn parse(head: &RequestHead) -> Result<Connect, NoCookie> {
         },
         cstp_accept_encoding: head.header("X-CSTP-Accept-Encoding").map(str::to_owned),
         dtls_accept_encoding: head.header("X-DTLS-Accept-Encoding").map(str::to_owned),
+        client_ip: ClientIp::from_request(
+            head.header("X-CSTP-Address-Type"),
+            head.header("X-CSTP-Full-IPv6-Capability"),
+            head.header("User-Agent").unwrap_or(""),
+        ),
     })
 }
 
@@ -132,6 +140,7 @@ pub fn connected(
         dtls,
         cstp_compression,
         dtls_compression,
+        client_ip: connect.client_ip,
     };
     let mut response = Response::new(200, "CONNECTED");
     response.headers = response_headers(settings, grant, &info);
