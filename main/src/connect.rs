@@ -289,7 +289,11 @@ fn lease6(
 fn link_text(ipv4: Option<(Ipv4Addr, Ipv4Addr)>, ipv6: Option<Ipv6Link>) -> String {
     let v4 = ipv4.map(|(l, r)| format!("{l} -> {r}"));
     let v6 = ipv6.map(|l| format!("{} -> {}/{}", l.local, l.remote, l.prefix));
-    [v4, v6].into_iter().flatten().collect::<Vec<_>>().join(", ")
+    [v4, v6]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The client's VPN addresses, for log lines (`-` when it has none of a family).

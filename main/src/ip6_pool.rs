@@ -149,7 +149,9 @@ impl Pool {
     /// Number of subnets, when small enough to scan.
     fn scannable(&self) -> Option<u128> {
         let bits = u32::from(self.subnet_prefix - self.prefix);
-        (bits < 13).then(|| 1u128 << bits).filter(|n| *n <= SCAN_LIMIT)
+        (bits < 13)
+            .then(|| 1u128 << bits)
+            .filter(|n| *n <= SCAN_LIMIT)
     }
 
     fn link(&self, addr: u128) -> Ipv6Link {
@@ -319,7 +321,9 @@ impl Ip6Leases {
         }
         // A small network: walk every subnet from the first candidate's.
         let count = pool.scannable()?;
-        let start = first.map_or(0, |a| (a - pool.network) >> (128 - u32::from(pool.subnet_prefix)));
+        let start = first.map_or(0, |a| {
+            (a - pool.network) >> (128 - u32::from(pool.subnet_prefix))
+        });
         let shift = 128 - u32::from(pool.subnet_prefix);
         (0..count)
             .map(|i| {
@@ -400,7 +404,10 @@ mod tests {
             assert_eq!(link.local, "fd00:1::1".parse::<Ipv6Addr>().unwrap());
             assert_eq!(link.prefix, 128);
             let a = u128::from(link.remote);
-            assert_eq!(a >> 64, u128::from("fd00:1::".parse::<Ipv6Addr>().unwrap()) >> 64);
+            assert_eq!(
+                a >> 64,
+                u128::from("fd00:1::".parse::<Ipv6Addr>().unwrap()) >> 64
+            );
             assert!(a & 0xffff_ffff_ffff_ffff > 1, "{}", link.remote);
             assert!(seen.insert(link.remote));
         }
@@ -420,7 +427,10 @@ mod tests {
             assert_eq!(link.local, "fd00:2::101".parse::<Ipv6Addr>().unwrap());
             let subnet = link.remote_net();
             assert_ne!(subnet, "fd00:2::100".parse::<Ipv6Addr>().unwrap());
-            assert_ne!(link.remote, subnet, "never the subnet-router anycast address");
+            assert_ne!(
+                link.remote, subnet,
+                "never the subnet-router anycast address"
+            );
             assert!(subnets.insert(subnet));
         }
         assert_eq!(
@@ -483,7 +493,11 @@ mod tests {
             ..req(1, "alice", n, None)
         };
         assert_eq!(l.lease(&second, now), Err(Lease6Error::InUse));
-        l.release(SessionId(1), WorkerId(1), Some(now + Duration::from_secs(300)));
+        l.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
         assert_eq!(l.lease(&second, now), Ok(a));
         // A late release of the first connection changes nothing.
         l.release(SessionId(1), WorkerId(1), None);
@@ -500,7 +514,11 @@ mod tests {
         let n = net("fd00:6::", 126); // two client addresses: ::2, ::3
         let a = l.lease(&req(1, "bob", n, None), t0).unwrap();
         let b = l.lease(&req(2, "carol", n, None), t0).unwrap();
-        l.release(SessionId(1), WorkerId(1), Some(t0 + Duration::from_secs(10)));
+        l.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(t0 + Duration::from_secs(10)),
+        );
         // Someone else waits for the deadline...
         assert_eq!(
             l.lease(&req(3, "dave", n, None), t0),
@@ -508,7 +526,11 @@ mod tests {
         );
         // ...but bob's next login gets it back at once.
         assert_eq!(l.lease(&req(4, "bob", n, None), t0).unwrap(), a);
-        l.release(SessionId(4), WorkerId(4), Some(t0 + Duration::from_secs(10)));
+        l.release(
+            SessionId(4),
+            WorkerId(4),
+            Some(t0 + Duration::from_secs(10)),
+        );
         let later = t0 + Duration::from_secs(11);
         assert_eq!(l.lease(&req(3, "dave", n, None), later).unwrap(), a);
         assert_ne!(a, b);
@@ -526,7 +548,11 @@ mod tests {
         };
         assert_eq!(l.lease(&explicit(1, "erin"), now).unwrap().remote, fixed);
         // The same session reconnecting keeps it.
-        l.release(SessionId(1), WorkerId(1), Some(now + Duration::from_secs(300)));
+        l.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
         assert_eq!(l.lease(&explicit(1, "erin"), now).unwrap().remote, fixed);
         // A second login while it is in use: refused, naming the holder.
         let err = l.lease(&explicit(2, "erin"), now).unwrap_err();
@@ -537,9 +563,16 @@ mod tests {
                 holder: "erin".into()
             }
         );
-        assert_eq!(err.to_string(), "explicit-ipv6 fd00:7::77 is in use by erin");
+        assert_eq!(
+            err.to_string(),
+            "explicit-ipv6 fd00:7::77 is in use by erin"
+        );
         // Once the first session left (reserved), the configured owner takes it.
-        l.release(SessionId(1), WorkerId(1), Some(now + Duration::from_secs(300)));
+        l.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
         assert_eq!(l.lease(&explicit(2, "erin"), now).unwrap().remote, fixed);
         assert_eq!(l.held(), 1);
         // The server's own address and the first subnet are refused.
@@ -562,7 +595,11 @@ mod tests {
         let global = net("fd00:8::", 64);
         let group = net("fd00:9::", 64);
         let a = l.lease(&req(1, "u", global, None), now).unwrap();
-        l.release(SessionId(1), WorkerId(1), Some(now + Duration::from_secs(300)));
+        l.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
         // The user's policy moved them to another pool: a new address from that pool.
         let b = l.lease(&req(1, "u", group, None), now).unwrap();
         assert_ne!(a, b);

@@ -78,6 +78,7 @@ impl Client {
         let mut cmd = lab.cli.command("env");
         cmd.arg(format!("E2E_FIFO={}", fifo.display()))
             .arg(format!("E2E_ROUTE={}", lab.vpn_server_ip))
+            .arg(format!("E2E_ROUTE6={}", crate::lab::VPN_SERVER_IP6))
             .arg("openconnect")
             .args([
                 "--protocol=anyconnect",

@@ -1,7 +1,7 @@
 //! One test's world: a server namespace and a client namespace joined by a veth pair, a
 //! certificate, a password file and a configuration.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,6 +18,16 @@ pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 2);
 pub const POOL: &str = "192.168.231.0/24";
 pub const VPN_SERVER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 231, 1);
 
+/// The IPv6 pool tests may configure (`ipv6-network`, ULA), and the server's IPv6 end of every
+/// tun in it (the network + 1, as ocserv).
+pub const POOL6: &str = "fd00:231:1::/64";
+pub const VPN_SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x231, 1, 0, 0, 0, 0, 1);
+
+/// IPv6 ends of the veth link, once [`Lab::add_outer_ipv6`] added them (ULA, inside the
+/// namespaces only).
+pub const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x231, 0, 0, 0, 0, 0, 1);
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x231, 0, 0, 0, 0, 0, 2);
+
 /// Users created in every lab's password file.
 pub const USERS: [(&str, &str); 3] = [
     ("alice", "alice-pw"),
@@ -33,6 +43,8 @@ pub struct Lab {
     pub passwd: PathBuf,
     pub script: PathBuf,
     pub vpn_server_ip: Ipv4Addr,
+    /// The address the client is pointed at (the URL); [`SERVER_IP`] unless a test changes it.
+    pub server_addr: IpAddr,
 }
 
 impl Lab {
@@ -64,11 +76,36 @@ impl Lab {
             passwd,
             script,
             vpn_server_ip: VPN_SERVER_IP,
+            server_addr: IpAddr::V4(SERVER_IP),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("https://{SERVER_IP}/")
+        match self.server_addr {
+            IpAddr::V4(ip) => format!("https://{ip}/"),
+            IpAddr::V6(ip) => format!("https://[{ip}]/"),
+        }
+    }
+
+    /// Give the veth link IPv6 addresses too ([`SERVER_IP6`], [`CLIENT_IP6`]), usable at once
+    /// (no duplicate address detection), and point the client at the server's.
+    pub fn add_outer_ipv6(&mut self) {
+        let tag = self.srv.name.trim_start_matches("rocs").to_owned();
+        let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
+        let (s, c) = (format!("{SERVER_IP6}/64"), format!("{CLIENT_IP6}/64"));
+        self.srv
+            .exec_ok(&["ip", "-6", "addr", "add", &s, "dev", &va, "nodad"]);
+        self.cli
+            .exec_ok(&["ip", "-6", "addr", "add", &c, "dev", &vb, "nodad"]);
+        self.server_addr = IpAddr::V6(SERVER_IP6);
+    }
+
+    /// `count` pings to the server's IPv6 tunnel address ([`VPN_SERVER_IP6`]).
+    pub fn ping6_through_tunnel(&self, count: u32) -> (bool, String) {
+        let count = count.to_string();
+        let target = VPN_SERVER_IP6.to_string();
+        self.cli
+            .exec(&["ping", "-6", "-c", &count, "-i", "0.2", "-W", "2", &target])
     }
 
     /// Write a configuration: the base below, with `overrides` replacing or adding options
@@ -203,18 +240,25 @@ pub fn add_user_with(
     );
 }
 
-/// Stand-in for vpnc-script: address and MTU on the tun, a /32 route to the server's VPN
-/// address, and one line into the test's FIFO. (vpnc-script would rewrite /etc/resolv.conf of
+/// Stand-in for vpnc-script: addresses and MTU on the tun, a /32 route to the server's VPN
+/// address (and a /128 to its IPv6 one when the tunnel has IPv6), and one line into the test's
+/// FIFO (the IPv4 address, or the IPv6 one without IPv4). (vpnc-script would rewrite /etc/resolv.conf of
 /// the host: `ip netns exec` does not isolate it.)
 const SCRIPT: &str = r#"#!/bin/sh
 case "$reason" in
 connect|reconnect)
     ip link set dev "$TUNDEV" mtu "${INTERNAL_IP4_MTU:-1400}" up
-    ip addr replace "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
-    ip route replace "$E2E_ROUTE/32" dev "$TUNDEV" src "$INTERNAL_IP4_ADDRESS"
+    if [ -n "$INTERNAL_IP4_ADDRESS" ]; then
+        ip addr replace "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
+        ip route replace "$E2E_ROUTE/32" dev "$TUNDEV" src "$INTERNAL_IP4_ADDRESS"
+    fi
+    if [ -n "$INTERNAL_IP6_NETMASK" ]; then
+        ip -6 addr replace "$INTERNAL_IP6_NETMASK" dev "$TUNDEV" nodad
+        ip -6 route replace "$E2E_ROUTE6/128" dev "$TUNDEV" src "$INTERNAL_IP6_ADDRESS"
+    fi
     # The whole environment, for tests of what the server sent (e.g. INTERNAL_IP4_DNS).
     env > "${E2E_FIFO%/*}/env-$TUNDEV"
-    [ -p "$E2E_FIFO" ] && echo "$reason $INTERNAL_IP4_ADDRESS $TUNDEV ${INTERNAL_IP4_MTU:-0}" > "$E2E_FIFO"
+    [ -p "$E2E_FIFO" ] && echo "$reason ${INTERNAL_IP4_ADDRESS:-$INTERNAL_IP6_ADDRESS} $TUNDEV ${INTERNAL_IP4_MTU:-0}" > "$E2E_FIFO"
     ;;
 esac
 exit 0

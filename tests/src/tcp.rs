@@ -3,7 +3,7 @@
 //! that entered the namespace with setns(2).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn enter(path: &str) {
 fn connection<S, C>(
     srv: &Netns,
     cli: &Netns,
-    server_ip: Ipv4Addr,
+    server_ip: IpAddr,
     port: u16,
     on_server: impl FnOnce(TcpStream) -> S + Send + 'static,
     on_client: impl FnOnce(TcpStream) -> C + Send + 'static,
@@ -42,7 +42,9 @@ where
     let srv_path = srv.path();
     let server = std::thread::spawn(move || {
         enter(&srv_path);
-        let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+        // IPv6 tests listen on `::` (which takes IPv4 too, as bindv6only is 0 by default).
+        let any = if server_ip.is_ipv6() { "::" } else { "0.0.0.0" };
+        let listener = TcpListener::bind((any, port)).expect("bind");
         ready_tx.send(()).expect("ready");
         let (conn, _) = listener.accept().expect("accept");
         on_server(with_timeouts(conn))
@@ -68,7 +70,7 @@ where
 pub fn transfer(
     srv: &Netns,
     cli: &Netns,
-    server_ip: Ipv4Addr,
+    server_ip: impl Into<IpAddr>,
     port: u16,
     len: usize,
 ) -> (usize, usize, bool) {
@@ -98,8 +100,14 @@ pub fn transfer(
         let _ = conn.read_to_end(&mut got);
         (data.len(), got == expect.as_ref())
     };
-    let (received, (sent, matched)) =
-        connection(srv, cli, server_ip, port, hash_and_answer, send_and_check);
+    let (received, (sent, matched)) = connection(
+        srv,
+        cli,
+        server_ip.into(),
+        port,
+        hash_and_answer,
+        send_and_check,
+    );
     (sent, received, matched)
 }
 
@@ -123,7 +131,7 @@ fn pattern(len: usize) -> Vec<u8> {
 pub fn transfer_down(
     srv: &Netns,
     cli: &Netns,
-    server_ip: Ipv4Addr,
+    server_ip: impl Into<IpAddr>,
     port: u16,
     len: usize,
 ) -> (usize, usize, bool) {
@@ -138,7 +146,7 @@ pub fn transfer_down(
         let _ = conn.read_to_end(&mut got);
         (got.len(), got == pattern(len))
     };
-    let (sent, (received, matched)) = connection(srv, cli, server_ip, port, send, receive);
+    let (sent, (received, matched)) = connection(srv, cli, server_ip.into(), port, send, receive);
     (sent, received, matched)
 }
 

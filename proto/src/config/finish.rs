@@ -93,7 +93,14 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         ),
         (None, _) => {}
     }
-    ipv6_pool(section.ipv6, section.ipv6_prefix, subnet_line, &mut c, &place, sink);
+    ipv6_pool(
+        section.ipv6,
+        section.ipv6_prefix,
+        subnet_line,
+        &mut c,
+        &place,
+        sink,
+    );
     if normalise_routes(&mut c.policy.routes) {
         sink.warning(
             0,

@@ -251,7 +251,10 @@ mod tests {
             remote: "fd00:1:0:7:1234::9".parse().unwrap(),
             prefix: 64,
         };
-        assert_eq!(link.remote_net(), "fd00:1:0:7::".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            link.remote_net(),
+            "fd00:1:0:7::".parse::<Ipv6Addr>().unwrap()
+        );
         let link = Ipv6Link { prefix: 0, ..link };
         assert_eq!(link.remote_net(), Ipv6Addr::UNSPECIFIED);
         roundtrip(&ToMain::TunMtu { mtu: 1134 });
