@@ -43,9 +43,11 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         ));
     }
     match config.policy.ipv4_network {
-        None => findings
-            .warnings
-            .push("no ipv4-network configured: every CONNECT will be refused (503)".to_owned()),
+        None if config.policy.ipv6_network.is_none() => findings.warnings.push(
+            "no ipv4-network or ipv6-network configured: every CONNECT will be refused (503)"
+                .to_owned(),
+        ),
+        None => {}
         Some(net) => {
             if let Err(e) = IpPool::new(net, config.predictable_ips) {
                 findings.errors.push(format!("ipv4-network: {e}"));

@@ -196,8 +196,7 @@ fn routes(h: &mut Headers, routes: &[Route], name: &str, f: Families) {
                 h.add(name, format!("{net}/{mask}"));
             }
             IpAddr::V6(v6) if f.ipv6_extras && f.ipv6_address => {
-                let bits = u32::from((*prefix).min(128));
-                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                let mask = crate::ipc::main_worker::ipv6_mask(*prefix);
                 let net = std::net::Ipv6Addr::from(u128::from(*v6) & mask);
                 let value = format!("{net}/{prefix}");
                 if f.full_ipv6 {

@@ -191,10 +191,15 @@ pub struct Ipv6Link {
 impl Ipv6Link {
     /// The client's network: `remote` with the bits past `prefix` cleared.
     pub fn remote_net(&self) -> Ipv6Addr {
-        let bits = u32::from(self.prefix.min(128));
-        let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-        Ipv6Addr::from(u128::from(self.remote) & mask)
+        Ipv6Addr::from(u128::from(self.remote) & ipv6_mask(self.prefix))
     }
+}
+
+/// The mask of an IPv6 prefix length (lengths above 128 are treated as 128).
+pub fn ipv6_mask(prefix: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128u32.saturating_sub(u32::from(prefix)))
+        .unwrap_or(0)
 }
 
 /// Why main refused a CONNECT.

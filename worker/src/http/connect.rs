@@ -177,9 +177,19 @@ mod tests {
              User-Agent: Open AnyConnect VPN Agent v9.01-3\r\n\
              Cookie: webvpn=AOzuCpDN6hEictBLEDdBCNozb2u2b9lBKvEVo0qqgws\r\n\
              X-CSTP-Version: 1\r\nX-CSTP-Hostname: vm.example.com\r\n\
-             X-CSTP-Base-MTU: 1500\r\nX-CSTP-MTU: 1399\r\n\r\n",
+             X-CSTP-Base-MTU: 1500\r\nX-CSTP-MTU: 1399\r\n\
+             X-CSTP-Address-Type: IPv6,IPv4\r\nX-CSTP-Full-IPv6-Capability: true\r\n\r\n",
         );
         let c = parse(&h).unwrap();
+        assert_eq!(
+            c.client_ip,
+            ClientIp {
+                wants_ipv4: true,
+                wants_ipv6: true,
+                full_ipv6: true,
+                agent: rocserv_proto::connect::Agent::OpenConnect,
+            }
+        );
         assert_eq!(
             c.request.cookie,
             "AOzuCpDN6hEictBLEDdBCNozb2u2b9lBKvEVo0qqgws"
