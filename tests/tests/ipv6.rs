@@ -210,3 +210,56 @@ fn client_reaches_the_server_over_ipv6() {
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn per_user_explicit_ipv6_and_ipv6_network() {
+    let lab = Lab::new();
+    let users = lab.dir.join("users");
+    std::fs::create_dir(&users).unwrap();
+    std::fs::write(users.join("alice"), "explicit-ipv6 = fd00:231:1::77\n").unwrap();
+    std::fs::write(users.join("bob"), "ipv6-network = fd00:231:2::/64\n").unwrap();
+    let users_text = users.to_str().unwrap().to_owned();
+    let (conf, _socket) = config(&lab, &[("config-per-user", users_text.as_str())]);
+    let server = Server::start(&lab.srv, &conf);
+
+    // alice gets her fixed address.
+    let mut alice = client(&lab);
+    alice.wait_up(WAIT).expect("tunnel up");
+    assert!(
+        alice
+            .output()
+            .contains("X-CSTP-Address-IP6: fd00:231:1::77/128"),
+        "{}",
+        alice.output()
+    );
+    ping6_ok(&lab);
+
+    // A second login of alice while the address is in use: refused, and the log says why.
+    let (status, out) = rocserv_e2e::client::run_to_exit(&lab, "alice", "alice-pw", WAIT);
+    assert!(status.is_some_and(|s| !s.success()), "second login:\n{out}");
+    server
+        .wait_for_log("explicit-ipv6 fd00:231:1::77 is in use by alice", WAIT)
+        .expect("the refusal names the address and its holder");
+    // The first tunnel is unharmed.
+    ping6_ok(&lab);
+
+    // bob's own file gives him another IPv6 network; the server's end is its first address + 1.
+    let mut opts = ClientOptions::password("bob", "bob-pw");
+    opts.extra = vec!["--dump-http-traffic".to_owned()];
+    let mut bob = Client::start(&lab, &opts);
+    bob.wait_up(WAIT).expect("bob's tunnel up");
+    let out = bob.output();
+    let line = out
+        .lines()
+        .find(|l| l.contains("X-CSTP-Address-IP6: "))
+        .unwrap_or_else(|| panic!("no IPv6 address for bob:\n{out}"));
+    assert!(line.contains("X-CSTP-Address-IP6: fd00:231:2:"), "{line}");
+    let (_, addrs) = lab.srv.exec(&["ip", "-6", "addr", "show"]);
+    assert!(addrs.contains("fd00:231:2::1/128"), "{addrs}");
+    drop(bob);
+    drop(alice);
+    server
+        .wait_for_log("user disconnect", WAIT)
+        .expect("session end logged");
+}
