@@ -190,7 +190,7 @@ pub fn policy_file(data: &[u8]) {
             user: Some(file),
         };
         let policy = crate::policy::Policy {
-            append_routes: data.len() % 2 == 0,
+            append_routes: data.len().is_multiple_of(2),
             ..Default::default()
         };
         let _ = policy.resolve(&overrides);
