@@ -263,3 +263,43 @@ fn per_user_explicit_ipv6_and_ipv6_network() {
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn cookie_reconnect_keeps_the_ipv6_address() {
+    use nix::sys::signal::Signal;
+    let lab = Lab::new();
+    // IPv6 only, and not predictable: only the session's lease can give the address back.
+    let (conf, _socket) = config(
+        &lab,
+        &[
+            ("ipv4-network", ""),
+            ("route", ""),
+            ("predictable-ips", "false"),
+        ],
+    );
+    let server = Server::start(&lab.srv, &conf);
+    let cookie = rocserv_e2e::client::authenticate(&lab, "alice", "alice-pw").expect("login");
+    let mut first = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let up1 = first.wait_up(WAIT).expect("tunnel with the cookie");
+    assert!(up1.address.starts_with("fd00:231:1:"), "{}", up1.address);
+    // Gone without a BYE: the address stays reserved for the session.
+    let before = server.log_len();
+    first.signal(Signal::SIGHUP);
+    first.wait_exit(WAIT).expect("client exits on SIGHUP");
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("server saw the end");
+    let mut second = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let up2 = second.wait_up(WAIT).expect("tunnel again");
+    assert_eq!(
+        up1.address, up2.address,
+        "a cookie reconnect keeps the address"
+    );
+    // openconnect's in-place reconnect aborts if the IPv6 address differs.
+    second.signal(Signal::SIGUSR2);
+    let up3 = second.wait_up(WAIT).expect("in-place reconnect");
+    assert_eq!(up3.reason, "reconnect");
+    assert_eq!(up3.address, up1.address);
+    ping6_ok(&lab);
+}
