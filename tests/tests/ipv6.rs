@@ -303,3 +303,33 @@ fn cookie_reconnect_keeps_the_ipv6_address() {
     assert_eq!(up3.address, up1.address);
     ping6_ok(&lab);
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_tunnel_mtu_below_1280_gets_no_ipv6() {
+    let lab = Lab::new();
+    let (conf, _socket) = config(&lab, &[("mtu", "1200")]);
+    let server = Server::start(&lab.srv, &conf);
+    let mut client = client(&lab);
+    let up = client
+        .wait_up(WAIT)
+        .expect("the IPv4 tunnel still comes up");
+    assert!(up.address.starts_with("192.168.231."), "{}", up.address);
+    assert!(!client.output().contains("X-CSTP-Address-IP6"));
+    server
+        .wait_for_log("below IPv6's 1280: no IPv6 address", WAIT)
+        .expect("the reason is logged");
+    drop(client);
+    // IPv6 only: nothing left to give, the CONNECT is refused.
+    let (conf, _socket) = config(
+        &lab,
+        &[("mtu", "1200"), ("ipv4-network", ""), ("route", "")],
+    );
+    drop(server);
+    let server = Server::start(&lab.srv, &conf);
+    let (status, out) = rocserv_e2e::client::run_to_exit(&lab, "bob", "bob-pw", WAIT);
+    assert!(status.is_some_and(|s| !s.success()), "{out}");
+    server
+        .wait_for_log("no IPv4 or IPv6 address for this session", WAIT)
+        .expect("the refusal is logged");
+}
