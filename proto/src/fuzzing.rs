@@ -8,6 +8,7 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::policy::ports;
 use crate::{auth_xml, client_strings, compress, config, cstp, http, ipc, logline, passwd};
 
 /// Most frames decoded from one input (an input of `n` bytes holds at most `n / 8` frames).
@@ -413,5 +414,17 @@ pub fn worker_log(data: &[u8]) {
         assert!(logline::escape(rest)
             .bytes()
             .all(|c| (0x20..=0x7e).contains(&c)));
+    }
+}
+
+/// `ports`: parse `data` as a `restrict-user-to-ports` value; an accepted list is non-empty,
+/// within the bound, and its normalised text reads back to the same rules.
+pub fn ports(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(rules) = ports::parse(text) {
+        assert!(!rules.rules.is_empty() && rules.rules.len() <= ports::MAX_RULES);
+        assert_eq!(ports::parse(&rules.to_string()), Ok(rules));
     }
 }

@@ -17,6 +17,7 @@
 //! | [`ipc::signable`] | sec-mod (root, holds the key) | a worker's `Sign` request: what it asks the key to sign |
 //! | [`config`]  | main                       | admin-owned files             |
 //! | [`passwd`]  | sec-mod, ocpasswd          | admin-owned files             |
+//! | [`policy::ports`] | main, sec-mod | admin-owned files; per-user files panels write |
 //! | [`mtu`]     | main, worker               | numbers from the CONNECT request |
 //! | [`connect`]| worker                     | main's grant and the configuration (emits only) |
 //! | [`client_strings`] | worker; main              | CONNECT headers; main: a possibly compromised worker |

@@ -116,6 +116,32 @@ fn ports() {
 }
 
 #[test]
+fn access_rules() {
+    use rocserv_proto::policy::ports::{PortRule, PortRules};
+    let c = ok("restrict-user-to-routes = true\nrestrict-user-to-ports = \"tcp(80), udp(53)\"");
+    assert!(c.policy.restrict_user_to_routes);
+    assert_eq!(
+        c.policy.restrict_user_to_ports,
+        Some(PortRules {
+            negated: false,
+            rules: vec![PortRule::Tcp(80), PortRule::Udp(53)]
+        })
+    );
+    let c = ok("restrict-user-to-ports = !(tcp(22))");
+    assert!(!c.policy.restrict_user_to_routes);
+    assert!(c.policy.restrict_user_to_ports.is_some_and(|p| p.negated));
+    assert_eq!(ok("").policy.restrict_user_to_ports, None);
+    assert_eq!(
+        one("restrict-user-to-ports = \"tcp(80),\""),
+        "t.conf:5: error: restrict-user-to-ports: at column 9: expected tcp, udp, sctp, icmp, icmpv6 or esp"
+    );
+    assert_eq!(
+        one("restrict-user-to-routes = maybe"),
+        "t.conf:5: error: restrict-user-to-routes: expected `true` or `false`, found `maybe`"
+    );
+}
+
+#[test]
 fn addresses() {
     assert_eq!(
         ok("listen-host = 127.0.0.1").listen_host,
@@ -386,10 +412,6 @@ fn not_yet_refused_and_renamed_options() {
     assert_eq!(
         one("nbns = 10.0.0.1"),
         "t.conf:5: warning: nbns: not supported yet; ignored"
-    );
-    assert_eq!(
-        one("restrict-user-to-routes = true"),
-        "t.conf:5: error: restrict-user-to-routes: not supported yet, and ignoring it is not safe: ignoring it would give clients access the administrator removed"
     );
     assert_eq!(with_base("deny-roaming = true\n").diagnostics, []);
     assert_eq!(

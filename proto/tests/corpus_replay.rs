@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 15] = [
+const TARGETS: [(&str, Target); 16] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -35,6 +35,7 @@ const TARGETS: [(&str, Target); 15] = [
     ("tun_offload", fuzzing::tun_offload),
     ("sign_content", fuzzing::sign_content),
     ("policy_file", fuzzing::policy_file),
+    ("ports", fuzzing::ports),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -184,4 +185,9 @@ fn sign_content_corpus() {
 #[test]
 fn worker_log_corpus() {
     assert!(run_target("worker_log") >= 3);
+}
+
+#[test]
+fn ports_corpus() {
+    assert!(run_target("ports") >= 5);
 }

@@ -390,6 +390,10 @@ pub(crate) fn supported(
         "config-per-group" => c.policy_files.per_group_dir = Some(values::absolute_path(v)?),
         "default-user-config" => c.policy_files.default_user = Some(values::absolute_path(v)?),
         "default-group-config" => c.policy_files.default_group = Some(values::absolute_path(v)?),
+        "restrict-user-to-routes" => c.policy.restrict_user_to_routes = values::boolean(v)?,
+        "restrict-user-to-ports" => {
+            c.policy.restrict_user_to_ports = Some(crate::policy::ports::parse(v)?);
+        }
         "max-ban-score" => c.max_ban_score = values::number(v, 0, u32::MAX)?,
         "ban-time" => c.ban_time = values::seconds(v)?,
         "ban-reset-time" => c.ban_reset_time = values::seconds(v)?,
