@@ -6,8 +6,8 @@
 //! counted per /64) are checked and counted under one lock, so no check-then-insert race lets
 //! a burst past them. The [`Conn`] it returns is owned by the connection's task; as the
 //! connection goes on it takes, through the same record, the tunnel ownership of its session
-//! (takeover), a `max-same-clients` slot, the address lease, the DTLS route, the occtl entry and
-//! the sec-mod session reference. [`Conn::release`] (or `Drop`, if the task is torn down) gives
+//! (takeover), a `max-same-clients` slot, the address lease, the DTLS route, the occtl entry,
+//! the access rules of its tun device ([`crate::firewall`]) and the sec-mod session reference. [`Conn::release`] (or `Drop`, if the task is torn down) gives
 //! all of it back once. Every shared table is keyed so that a release can only remove what this
 //! connection put there: a late release of an older connection of the same session (a
 //! takeover) leaves the newer one's entries alone.
@@ -293,6 +293,8 @@ struct Holds {
     tunnel: bool,
     /// sec-mod opened the session for it (sec-mod must hear `SessionClose` once).
     secmod: Option<(SessionId, Arc<SecModClient>)>,
+    /// Access rules on its tun device (`restrict-user-to-*`), taken out on release.
+    firewall: Option<crate::firewall::Installed>,
 }
 
 /// One live connection: owns what main holds for it (see the module doc).
@@ -432,6 +434,11 @@ impl Conn {
         }
     }
 
+    /// The access rules of its tun device are in place.
+    pub fn firewalled(&mut self, installed: crate::firewall::Installed) {
+        self.holds.firewall = Some(installed);
+    }
+
     /// Show the tunnel to occtl.
     pub fn register_tunnel(&mut self, tunnel: crate::tunnels::Tunnel) {
         self.conns.tunnels.insert(tunnel);
@@ -455,6 +462,10 @@ impl Conn {
         let holds = std::mem::take(&mut self.holds);
         if holds.tunnel {
             self.conns.tunnels.remove(worker, rx, tx);
+        }
+        // The device is gone or going (its worker exited): its rules go too.
+        if let Some(installed) = holds.firewall {
+            crate::firewall::remove(installed);
         }
         if let Some(sid) = holds.lease {
             if let Some(pool) = self.conns.pool().as_mut() {

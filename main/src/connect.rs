@@ -1,5 +1,6 @@
 //! A worker's CONNECT: cookie check by sec-mod, takeover of a session that still has a tunnel,
-//! address lease, MTU, tun device, and the answer with the tun descriptor attached.
+//! address lease, MTU, tun device, its access rules, and the answer with the tun descriptor
+//! attached.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd as _;
@@ -168,6 +169,21 @@ pub async fn handle(
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
     };
+    // Access rules before the worker gets the device, so nothing enters it unfiltered; no
+    // rules, no tunnel (fail closed). The record takes them out when the connection ends.
+    match crate::firewall::install(conn.worker(), device.ifindex, &policy).await {
+        Ok(Some(installed)) => conn.firewalled(installed),
+        Ok(None) => {}
+        Err(e) => {
+            log::error!(
+                "{peer}: CONNECT of {} refused: cannot install its access rules \
+                 (restrict-user-to-routes/-ports): {}",
+                grant.username,
+                crate::error_chain(&e)
+            );
+            return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+        }
+    }
     let session_left = crate::session_deadline::remaining(
         policy.session_timeout,
         Duration::from_millis(grant.age_ms),

@@ -16,7 +16,7 @@ use rocserv_proto::ipc::ctl::{
     Target, UserFilter, UserInfo,
 };
 use rocserv_proto::ipc::{CloseReason, SessionId, MAX_MESSAGE};
-use rocserv_proto::policy::ports::{PortRule, PortRules};
+use rocserv_proto::policy::ports::PortRules;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
@@ -444,7 +444,8 @@ fn user_info(t: &Tunnel) -> UserInfo {
             .iter()
             .map(|n| routes(&[Route::Net(*n)]).concat())
             .collect(),
-        restricted_to_routes: policy.restrict_user_to_routes,
+        // restrict-user-to-ports implies it (main/src/firewall.rs).
+        restricted_to_routes: crate::firewall::restricts(policy),
         restricted_to_ports: policy
             .restrict_user_to_ports
             .as_ref()
@@ -464,13 +465,7 @@ fn port_rules(rules: &PortRules) -> Vec<String> {
     rules
         .rules
         .iter()
-        .map(|rule| match rule {
-            PortRule::Tcp(p) => format!("{not}tcp({p})"),
-            PortRule::Udp(p) => format!("{not}udp({p})"),
-            PortRule::Sctp(p) => format!("{not}sctp({p})"),
-            PortRule::Icmp => format!("{not}icmp()"),
-            PortRule::Icmpv6 => format!("{not}icmpv6()"),
-        })
+        .map(|rule| format!("{not}{rule}"))
         .collect()
 }
 

@@ -21,7 +21,8 @@
 //!    `ipv4-network`. Every problem is reported; any error exits with status 1. With `-t`, also
 //!    spawn sec-mod in check-only mode (key readable and matching the certificate, password
 //!    file readable), print every problem and exit (status 1 if there was any).
-//! 5. Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
+//! 5. Delete the access rules table `inet rocserv` (what a killed main left; see [`firewall`]).
+//!    Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
 //!    SIGTERM when main dies), send `Start`, wait up to 10 s for `Ready{key}`; `StartFailed`
 //!    or silence exits with status 1.
 //! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`), and UDP
@@ -52,6 +53,7 @@ pub mod connect;
 pub mod counters;
 pub mod ctl;
 pub mod demo;
+pub mod firewall;
 pub mod handover_budget;
 pub mod ip6_pool;
 pub mod ip_pool;
@@ -253,6 +255,8 @@ async fn start(
     demo: Option<demo::Demo>,
     source: (Option<std::path::PathBuf>, Option<u8>),
 ) -> ExitCode {
+    // Before any CONNECT: rules a killed main left behind go (their devices are gone).
+    reset_firewall(&config).await;
     let started = match secmod::start(prepared.secmod.clone(), level).await {
         Ok(s) => s,
         Err(e) => {
@@ -333,9 +337,36 @@ async fn start(
     }
     // Removes the socket file when dropped at the end of `start`.
     let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));
-    match server::run(shared, listener, secmod, pid_file).await {
+    let stop = server::run(shared, listener, secmod, pid_file).await;
+    // Every worker is gone: so is every session's need for rules.
+    if let Err(e) = firewall::reset().await {
+        log::debug!(
+            "access rules table not removed at exit: {}",
+            error_chain(&e)
+        );
+    }
+    match stop {
         server::Stop::Signal => ExitCode::SUCCESS,
         server::Stop::Failure => ExitCode::FAILURE,
+    }
+}
+
+/// Delete the access rules table ([`firewall`]). Without `nft` a server whose configuration
+/// restricts nobody runs as before; a restricted login is then refused (and says why).
+async fn reset_firewall(config: &Config) {
+    match firewall::reset().await {
+        Ok(()) => log::debug!("access rules table inet {} reset", firewall::TABLE),
+        Err(e) if firewall::restricts(&config.policy) => log::error!(
+            "cannot reset the access rules table inet {}: {}; restricted logins will be refused",
+            firewall::TABLE,
+            error_chain(&e)
+        ),
+        Err(e) => log::info!(
+            "cannot reset the access rules table inet {} ({}); needed only for \
+             restrict-user-to-routes/-ports",
+            firewall::TABLE,
+            error_chain(&e)
+        ),
     }
 }
 
