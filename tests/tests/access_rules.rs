@@ -367,3 +367,55 @@ fn a_session_whose_rules_cannot_be_installed_gets_no_tunnel() {
     let (_, links) = lab.srv.exec(&["ip", "-o", "link", "show"]);
     assert!(!links.contains("vpns"), "tun device left behind:\n{links}");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn per_user_file_restricts_that_user_only_and_an_edit_applies_at_the_next_login() {
+    let lab = Lab::new();
+    let _services = Services::start(&lab);
+    let dir = lab.dir.join("per-user");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("alice"),
+        "restrict-user-to-ports = \"tcp(80)\"\nroute = 10.232.1.0/24\n",
+    )
+    .unwrap();
+    let conf = lab.config(&[
+        ("max-ban-score", "0"),
+        ("route", "default"),
+        ("config-per-user", &format!("{}/", dir.display())),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+
+    let alice = connect(&lab, "alice");
+    assert_eq!(tcp(&lab, IN_ROUTE, 80), Through);
+    assert_eq!(tcp(&lab, IN_ROUTE, 22), Rejected);
+    assert_eq!(tcp(&lab, OUTSIDE, 80), Rejected);
+    let before = server.log_len();
+    drop(alice);
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("alice's session end logged");
+    wait_no_session_rules(&lab);
+
+    // bob has no file: the main file restricts nobody, so he gets no rules at all.
+    let bob = connect(&lab, "bob");
+    assert_eq!(tcp(&lab, IN_ROUTE, 22), Through);
+    assert_eq!(tcp(&lab, OUTSIDE, 22), Through);
+    assert_eq!(session_rules(&lab), Vec::<String>::new());
+    let before = server.log_len();
+    drop(bob);
+    server
+        .wait_for_log_after(before, "session ended", WAIT)
+        .expect("bob's session end logged");
+
+    // An edit of alice's file applies at her next login, without a reload.
+    std::fs::write(
+        dir.join("alice"),
+        "restrict-user-to-ports = \"!(tcp(80))\"\n",
+    )
+    .unwrap();
+    let _alice = connect(&lab, "alice");
+    assert_eq!(tcp(&lab, OUTSIDE, 22), Through);
+    assert_eq!(tcp(&lab, IN_ROUTE, 80), Rejected);
+}
