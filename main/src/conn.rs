@@ -7,8 +7,8 @@
 //! a burst past them. The [`Conn`] it returns is owned by the connection's task; as the
 //! connection goes on it takes, through the same record, the tunnel ownership of its session
 //! (takeover), a `max-same-clients` slot, the address lease, the DTLS route, the occtl entry,
-//! the access rules of its tun device ([`crate::firewall`]) and the sec-mod session reference. [`Conn::release`] (or `Drop`, if the task is torn down) gives
-//! all of it back once. Every shared table is keyed so that a release can only remove what this
+//! the access rules of its tun device ([`crate::firewall`]) and the sec-mod session reference.
+//! [`Conn::release`] (or `Drop`, if the task is torn down) gives all of it back once. Every shared table is keyed so that a release can only remove what this
 //! connection put there: a late release of an older connection of the same session (a
 //! takeover) leaves the newer one's entries alone.
 //!
