@@ -419,3 +419,55 @@ fn per_user_file_restricts_that_user_only_and_an_edit_applies_at_the_next_login(
     assert_eq!(tcp(&lab, OUTSIDE, 22), Through);
     assert_eq!(tcp(&lab, IN_ROUTE, 80), Rejected);
 }
+
+/// TCP over IPv6 from the client namespace: a reject is ICMPv6 "administratively prohibited",
+/// which the kernel reports as EACCES.
+fn tcp6(lab: &Lab, to: std::net::Ipv6Addr, port: u16) -> Fate {
+    let r = in_ns(&lab.cli, move || {
+        TcpStream::connect_timeout(&SocketAddr::from((to, port)), Duration::from_secs(10))
+    });
+    match r {
+        Ok(_) => Through,
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => Rejected,
+        Err(e) => panic!("TCP to [{to}]:{port}: neither through nor rejected: {e}"),
+    }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn ipv6_routes_are_enforced_too() {
+    let lab = Lab::new();
+    let _services = Services::start(&lab);
+    let in_route: std::net::Ipv6Addr = "fd00:232:1::1".parse().unwrap();
+    let outside: std::net::Ipv6Addr = "fd00:232:2::1".parse().unwrap();
+    for addr in [in_route, outside] {
+        let addr = format!("{addr}/128");
+        lab.srv
+            .exec_ok(&["ip", "-6", "addr", "add", &addr, "dev", "lo"]);
+    }
+    // Dual-stack on a port of its own (port 80 is taken by the IPv4 listener).
+    let _tcp6 = in_ns(&lab.srv, || TcpListener::bind(("::", 8080)).unwrap());
+    let conf = lab.config(&[
+        ("max-ban-score", "0"),
+        ("ipv6-network", rocserv_e2e::lab::POOL6),
+        ("route", "10.232.1.0/24\nroute = fd00:232:1::/64"),
+        ("restrict-user-to-routes", "true"),
+    ]);
+    let _server = Server::start(&lab.srv, &conf);
+    let client = connect(&lab, "alice");
+    lab.cli.exec_ok(&[
+        "ip",
+        "-6",
+        "route",
+        "replace",
+        "fd00:232::/32",
+        "dev",
+        &client.device,
+    ]);
+    assert_eq!(tcp6(&lab, in_route, 8080), Through);
+    assert_eq!(tcp6(&lab, outside, 8080), Rejected);
+    // The server's own IPv6 tunnel address is outside the routes too.
+    assert_eq!(tcp6(&lab, rocserv_e2e::lab::VPN_SERVER_IP6, 8080), Rejected);
+    assert_eq!(tcp(&lab, IN_ROUTE, 80), Through);
+    assert_eq!(tcp(&lab, OUTSIDE, 80), Rejected);
+}
