@@ -1,0 +1,106 @@
+//! `[vhost:NAME]` sections served by TLS SNI with the real openconnect: a client that names the
+//! vhost gets its certificate, logs in with its password file only and gets an address from its
+//! pool; a client without SNI or with a name no vhost has gets the default section.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use rocserv_e2e::lab::{self, SERVER_IP};
+use rocserv_e2e::{pki, Client, ClientOptions, Lab, Server, WAIT};
+
+const VHOST: &str = "b.vpn.test";
+const VHOST_POOL: &str = "192.168.232.0/24";
+
+/// Log in as `user` through `name` (resolved to the server; `None`: the server's IP, no SNI),
+/// pinning certificate `pin`; the address the tunnel got, or openconnect's output on failure.
+fn connect(
+    lab: &Lab,
+    name: Option<&str>,
+    pin: &str,
+    user: &str,
+    password: &str,
+) -> Result<String, String> {
+    let mut opts = ClientOptions::password(user, password);
+    opts.servercert = Some(pin.to_owned());
+    if let Some(name) = name {
+        opts.url = Some(format!("https://{name}/"));
+        opts.extra.push(format!("--resolve={name}:{SERVER_IP}"));
+    }
+    let mut client = Client::start(lab, &opts);
+    match client.wait_up(WAIT) {
+        Ok(up) => Ok(up.address),
+        Err(e) => {
+            client.wait_exit(Duration::from_secs(5));
+            Err(e)
+        }
+    }
+}
+
+fn in_pool(address: &str, prefix: &str) -> bool {
+    address.starts_with(prefix)
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn sni_selects_the_vhost_certificate_users_and_pool() {
+    let lab = Lab::new();
+    // The vhost: its own certificate, password file (only dave) and pool.
+    let vdir = lab.dir.join("vhost-b");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let vpki = pki::make(&vdir, VHOST);
+    let vpasswd = lab.dir.join("ocpasswd-b");
+    lab::add_user(&vpasswd, "dave", "dave-pw", None);
+    // Failed logins are part of the test: no bans.
+    let conf = lab.config(&[("max-ban-score", "0")]);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .unwrap();
+    write!(
+        file,
+        "[vhost:{VHOST}]\nauth = \"plain[passwd={}]\"\nserver-cert = {}\nserver-key = {}\n\
+         ipv4-network = {VHOST_POOL}\n",
+        vpasswd.display(),
+        vpki.cert.display(),
+        vpki.key.display()
+    )
+    .unwrap();
+    drop(file);
+    let server = Server::start(&lab.srv, &conf);
+
+    // SNI names the vhost: its certificate (the pin of the vhost's key), its user, its pool.
+    let address = connect(&lab, Some(VHOST), &vpki.pin, "dave", "dave-pw")
+        .expect("dave logs in through the vhost");
+    assert!(in_pool(&address, "192.168.232."), "{address}");
+    // The same name in other case is the same vhost.
+    let address = connect(&lab, Some("B.VPN.Test"), &vpki.pin, "dave", "dave-pw")
+        .expect("the vhost name compares without case");
+    assert!(in_pool(&address, "192.168.232."), "{address}");
+    // The default section's users are not the vhost's.
+    let refused = connect(&lab, Some(VHOST), &vpki.pin, "alice", "alice-pw");
+    assert!(refused.is_err(), "alice got into the vhost: {refused:?}");
+    // The vhost does not present the default certificate.
+    let refused = connect(&lab, Some(VHOST), &lab.pki.pin, "dave", "dave-pw");
+    let output = refused.expect_err("the vhost served the default certificate");
+    assert!(!output.contains("CSTP connected"), "{output}");
+
+    // No SNI (the server's IP): the default section, its certificate, users and pool.
+    let address = connect(&lab, None, &lab.pki.pin, "alice", "alice-pw")
+        .expect("alice logs in without SNI");
+    assert!(in_pool(&address, "192.168.231."), "{address}");
+    let refused = connect(&lab, None, &lab.pki.pin, "dave", "dave-pw");
+    assert!(refused.is_err(), "dave got into the default section");
+    // A name no vhost has: the default section too.
+    let address = connect(&lab, Some("other.vpn.test"), &lab.pki.pin, "bob", "bob-pw")
+        .expect("an unknown name gets the default section");
+    assert!(in_pool(&address, "192.168.231."), "{address}");
+
+    let log = server.log_text();
+    assert!(
+        log.contains("[vhost:b.vpn.test] user 'dave' logged in"),
+        "sec-mod names the vhost of a login:\n{log}"
+    );
+    drop(server);
+}
