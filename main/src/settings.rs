@@ -8,8 +8,7 @@ use nix::unistd::{Group, User};
 use rocserv_proto::config::{Config, IpNet};
 use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
-    AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, VhostCert,
-    WorkerStart,
+    AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, VhostCert, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
@@ -55,6 +54,15 @@ impl Prepared {
 /// errors are in `findings`).
 pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
     let vhosts = vhost_certs(config, findings);
+    for v in &config.vhosts {
+        for option in not_per_vhost(config, &v.config) {
+            findings.warnings.push(format!(
+                "[vhost:{}] (line {}): {option}: not applied per vhost yet; every client gets the \
+                 default section's value",
+                v.name, v.line
+            ));
+        }
+    }
     match config.policy.ipv4_network {
         None if config.policy.ipv6_network.is_none() => findings.warnings.push(
             "no ipv4-network or ipv6-network configured: every CONNECT will be refused (503)"
@@ -100,6 +108,59 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         secmod,
         vhosts: vhosts?,
     })
+}
+
+/// The options a vhost sets to something else than the default section although rocserv
+/// applies them server-wide (per vhost are: `auth`, `server-cert`/`server-key`, the address
+/// pool and `predictable-ips`, `deny-roaming` and every per-session policy option).
+fn not_per_vhost(global: &Config, vhost: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 15] = [
+        ("banner", vhost.banner != global.banner),
+        (
+            "pre-login-banner",
+            vhost.pre_login_banner != global.pre_login_banner,
+        ),
+        (
+            "default-domain",
+            vhost.default_domain != global.default_domain,
+        ),
+        ("ca-cert", vhost.ca_cert != global.ca_cert),
+        (
+            "cookie-timeout",
+            vhost.cookie_timeout != global.cookie_timeout,
+        ),
+        (
+            "persistent-cookies",
+            vhost.persistent_cookies != global.persistent_cookies,
+        ),
+        ("rekey-time", vhost.rekey_time != global.rekey_time),
+        ("rekey-method", vhost.rekey_method != global.rekey_method),
+        ("compression", vhost.compression != global.compression),
+        ("tls-priorities", vhost.tls != global.tls),
+        ("dtls-legacy", vhost.dtls_legacy != global.dtls_legacy),
+        (
+            "match-tls-dtls-ciphers",
+            vhost.match_tls_dtls_ciphers != global.match_tls_dtls_ciphers,
+        ),
+        (
+            "switch-to-tcp-timeout",
+            vhost.switch_to_tcp_timeout != global.switch_to_tcp_timeout,
+        ),
+        (
+            "cisco-client-compat",
+            vhost.cisco_client_compat != global.cisco_client_compat,
+        ),
+        (
+            "connect-script",
+            vhost.connect_script != global.connect_script
+                || vhost.disconnect_script != global.disconnect_script
+                || vhost.host_update_script != global.host_update_script,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect()
 }
 
 /// Each vhost's certificate chain (public; its key is sec-mod's), and a check of its address
@@ -172,6 +233,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
                     server_key: v.config.server_key.clone()?,
                     server_cert: v.config.server_cert.clone()?,
                     auth: v.config.auth.clone()?,
+                    deny_roaming: v.config.policy.deny_roaming,
                 })
             })
             .collect::<Option<Vec<_>>>()?,
@@ -256,7 +318,9 @@ fn overlaps(a: IpNet, b: IpNet) -> bool {
     let prefix = a.prefix.min(b.prefix);
     match (a.addr, b.addr) {
         (std::net::IpAddr::V4(x), std::net::IpAddr::V4(y)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             u32::from(x) & mask == u32::from(y) & mask
         }
         (std::net::IpAddr::V6(x), std::net::IpAddr::V6(y)) => {
@@ -394,7 +458,7 @@ mod tests {
                  server-key = /nonexistent/k.pem\nipv4-network = 10.1.0.0/16\n\
                  [vhost:same.example.com]\n\
                  [vhost:own.example.com]\nipv4-network = 10.2.0.0/24\n\
-                 [vhost:x.example.com]\nipv4-network = {v_net}\n"
+                 [vhost:x.example.com]\nipv4-network = {v_net}\nbanner = hi\n"
             )
         };
         let parsed = rocserv_proto::config::parse(&text("10.2.0.0/24"), "t");
@@ -409,6 +473,14 @@ mod tests {
             "{:?}",
             findings.errors
         );
+        // What is not per vhost yet is said, not silently dropped.
+        let warned: Vec<_> = findings
+            .warnings
+            .iter()
+            .filter(|w| w.contains("not applied per vhost"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("[vhost:x.example.com]") && warned[0].contains("banner"));
 
         for clash in ["10.1.5.0/24", "10.2.0.0/23"] {
             let parsed = rocserv_proto::config::parse(&text(clash), "t");

@@ -172,7 +172,8 @@ fn vhost_inherits_and_overrides() {
 /// default section for no name or a name no vhost has.
 #[test]
 fn section_by_vhost_name() {
-    let p = clean("keepalive = 10\n[vhost:a.example.com]\nkeepalive = 20\n[vhost:b]\nkeepalive = 30\n");
+    let p =
+        clean("keepalive = 10\n[vhost:a.example.com]\nkeepalive = 20\n[vhost:b]\nkeepalive = 30\n");
     let c = &p.config;
     let keepalive = |name| c.section(name).policy.keepalive;
     assert_eq!(keepalive(None), 10);

@@ -147,6 +147,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
                 name: v.name.clone(),
                 key,
                 backend,
+                deny_roaming: v.deny_roaming,
             }),
             Err(e) => problems.extend(e),
         }
@@ -332,7 +333,8 @@ async fn open_session(
 ) -> Result<SessionGrant, SessionRefusal> {
     let now = std::time::Instant::now();
     let mut overrides = Overrides::default();
-    let mut deny_roaming = shared.deny_roaming;
+    // The session's section decides, unless the user's or group's file does.
+    let mut deny_roaming = section_deny_roaming(shared, cookie);
     let who = shared.sessions().peek(cookie, now);
     if let Some((user, group)) = who.filter(|_| !shared.policy_files.is_empty()) {
         let locations = shared.policy_files.clone();
@@ -375,6 +377,19 @@ async fn open_session(
     let mut grant = shared.sessions().open(cookie, now)?;
     grant.overrides = overrides;
     Ok(grant)
+}
+
+/// `deny-roaming` of the section (vhost) the session of `cookie` was created in.
+fn section_deny_roaming(shared: &Shared, cookie: &str) -> bool {
+    let sessions = shared.sessions();
+    match sessions.vhost_of(cookie) {
+        Some(name) => shared
+            .vhosts
+            .iter()
+            .find(|v| v.name == name)
+            .map_or(shared.deny_roaming, |v| v.deny_roaming),
+        None => shared.deny_roaming,
+    }
 }
 
 /// `deny-roaming` (protocol.md §6.1): the worker presenting `cookie` serves the address that

@@ -231,6 +231,13 @@ impl Sessions {
         })
     }
 
+    /// The `[vhost:NAME]` the session of `cookie` was created in (`None`: the default section,
+    /// or no such session).
+    pub fn vhost_of(&self, cookie: &str) -> Option<&str> {
+        let sid = self.sid_of(cookie)?;
+        self.by_sid.get(&sid)?.vhost.as_deref()
+    }
+
     /// Record the `[vhost:NAME]` session `sid` was created in (right after [`Self::issue`],
     /// before its cookie is handed out): every CONNECT with its cookie gets that vhost's policy.
     pub fn set_vhost(&mut self, sid: SessionId, vhost: Option<String>) {

@@ -59,6 +59,8 @@ pub struct Vhost {
     pub name: String,
     pub key: ServerKey,
     pub backend: Box<dyn AuthBackend>,
+    /// Its `deny-roaming` (sessions created in it).
+    pub deny_roaming: bool,
 }
 
 impl Shared {
@@ -228,8 +230,7 @@ impl Link {
 
     /// The authentication backend of the link's vhost.
     fn backend(&self) -> &dyn AuthBackend {
-        self.vhost()
-            .map_or(&*self.shared.backend, |v| &*v.backend)
+        self.vhost().map_or(&*self.shared.backend, |v| &*v.backend)
     }
 
     /// `[vhost:NAME] ` for log lines, empty for the default section.

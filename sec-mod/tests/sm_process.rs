@@ -707,6 +707,7 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
         auth: AuthMethod::Plain {
             passwd: f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n")),
         },
+        deny_roaming: true,
     });
     let (main, child, answer) = start(&config);
     assert_eq!(
@@ -718,7 +719,12 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
     );
     // The vhost's key signs; its users log in, the default section's do not.
     let worker = new_worker(&main, 90);
-    sign_request_in(&worker, Some("b.example.com"), 0x0503, &tls13_certificate_verify(48));
+    sign_request_in(
+        &worker,
+        Some("b.example.com"),
+        0x0503,
+        &tls13_certificate_verify(48),
+    );
     match recv_msg(&worker) {
         worker_secmod::FromSecMod::Signature(sig) => assert!(verify_with_cert(
             b_cert.as_bytes(),
@@ -736,45 +742,47 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
         panic!("bob's login in his vhost failed");
     };
     expect_ban_points(&main, 1);
-    send_msg(
-        &main,
-        &main_secmod::ToSecMod::SessionOpen {
-            worker: WorkerId(90),
-            peer: "192.0.2.7".parse().unwrap(),
-            cookie,
-        },
+    let open = |worker, peer: &str, cookie: &str| {
+        send_msg(
+            &main,
+            &main_secmod::ToSecMod::SessionOpen {
+                worker: WorkerId(worker),
+                peer: peer.parse().unwrap(),
+                cookie: cookie.to_owned(),
+            },
+        );
+        match recv_msg::<main_secmod::FromSecMod>(&main) {
+            main_secmod::FromSecMod::SessionOpened { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let grant = open(90, "192.0.2.7", &cookie).unwrap();
+    assert_eq!(grant.vhost.as_deref(), Some("b.example.com"));
+    // The vhost's deny-roaming (the default section's is off): another address is refused.
+    assert_eq!(
+        open(93, "198.51.100.9", &cookie),
+        Err(SessionRefusal::UnknownCookie)
     );
-    match recv_msg::<main_secmod::FromSecMod>(&main) {
-        main_secmod::FromSecMod::SessionOpened {
-            result: Ok(grant), ..
-        } => assert_eq!(grant.vhost.as_deref(), Some("b.example.com")),
-        other => panic!("unexpected {other:?}"),
-    }
     // The default section: its own key and users, and no vhost in the grant.
     let worker = new_worker(&main, 91);
     assert_signed(&worker, &f.cert_pem, 0x0403, &tls13_certificate_verify(32));
-    assert_eq!(auth(&worker, "bob", "bobpw"), AuthStep::Failed { retry: true });
+    assert_eq!(
+        auth(&worker, "bob", "bobpw"),
+        AuthStep::Failed { retry: true }
+    );
     expect_ban_points(&main, 1);
     let AuthStep::Complete { cookie, .. } = auth(&worker, "alice", "alicepw") else {
         panic!("alice's login failed");
     };
-    send_msg(
-        &main,
-        &main_secmod::ToSecMod::SessionOpen {
-            worker: WorkerId(91),
-            peer: "192.0.2.7".parse().unwrap(),
-            cookie,
-        },
-    );
-    match recv_msg::<main_secmod::FromSecMod>(&main) {
-        main_secmod::FromSecMod::SessionOpened {
-            result: Ok(grant), ..
-        } => assert_eq!(grant.vhost, None),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(open(91, "198.51.100.9", &cookie).unwrap().vhost, None);
     // A key of a vhost that is not configured: no signature, the link ends.
     let worker = new_worker(&main, 92);
-    sign_request_in(&worker, Some("c.example.com"), 0x0403, &tls13_certificate_verify(32));
+    sign_request_in(
+        &worker,
+        Some("c.example.com"),
+        0x0403,
+        &tls13_certificate_verify(32),
+    );
     expect_closed(&worker);
     drop(main);
     assert!(wait_exit(child).success());
@@ -793,6 +801,7 @@ fn a_bad_vhost_key_fails_the_start() {
         server_key: f.dir.write("b-key.pem", &other_key),
         server_cert: f.dir.write("b-cert.pem", &b_cert),
         auth: config.auth.clone(),
+        deny_roaming: false,
     });
     let (_main, child, answer) = start(&config);
     match answer {

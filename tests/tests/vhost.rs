@@ -87,8 +87,8 @@ fn sni_selects_the_vhost_certificate_users_and_pool() {
     assert!(!output.contains("CSTP connected"), "{output}");
 
     // No SNI (the server's IP): the default section, its certificate, users and pool.
-    let address = connect(&lab, None, &lab.pki.pin, "alice", "alice-pw")
-        .expect("alice logs in without SNI");
+    let address =
+        connect(&lab, None, &lab.pki.pin, "alice", "alice-pw").expect("alice logs in without SNI");
     assert!(in_pool(&address, "192.168.231."), "{address}");
     let refused = connect(&lab, None, &lab.pki.pin, "dave", "dave-pw");
     assert!(refused.is_err(), "dave got into the default section");

@@ -46,6 +46,8 @@ pub struct SecModVhost {
     pub server_key: PathBuf,
     pub server_cert: PathBuf,
     pub auth: AuthMethod,
+    /// Its `deny-roaming`, for the sessions created in it.
+    pub deny_roaming: bool,
 }
 
 /// main -> sec-mod.
@@ -170,6 +172,7 @@ mod tests {
                 server_key: "/k2.pem".into(),
                 server_cert: "/c2.pem".into(),
                 auth: AuthMethod::Pam { gid_min: 0 },
+                deny_roaming: false,
             }],
         }));
         roundtrip(&FromSecMod::BanPoints {
