@@ -213,7 +213,7 @@ mod tests {
     /// a section added needs a restart (sec-mod has no key for it).
     #[test]
     fn vhost_sections_keep_what_needs_a_restart() {
-        let parse = |text: &str| rocserv_proto::config::parse(text, "t").config;
+        let parse = |text: &str| config::parse(text, "t").config;
         let base = "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\n\
                     ipv4-network = 10.1.0.0/24\n[vhost:b]\nipv4-network = 10.2.0.0/24\n";
         let old = parse(base);
