@@ -218,6 +218,7 @@ pub async fn handle(
         no_routes: policy.no_routes.clone(),
         dns: policy.dns.clone(),
         ipv6,
+        vhost: grant.vhost.clone(),
     };
     if let Some(admitted) = outcome.admitted.as_mut() {
         if !crate::lifecycle::grant(shared, admitted, info, peer).await {
@@ -228,11 +229,16 @@ pub async fn handle(
         conn.register_dtls(id, dtls);
     }
     log::info!(
-        "{peer}: user {} connected: {} ({}, mtu {})",
+        "{peer}: user {} connected: {} ({}, mtu {}){}",
         grant.username,
         device.name,
         link_text(ipv4.map(|(local, remote, _)| (local, remote)), ipv6),
-        mtu.data
+        mtu.data,
+        grant
+            .vhost
+            .as_deref()
+            .map(|n| format!(" in [vhost:{n}]"))
+            .unwrap_or_default()
     );
     outcome.tun_name = Some(device.name.clone());
     outcome.tun_ifindex = Some(device.ifindex);

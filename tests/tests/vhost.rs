@@ -102,5 +102,9 @@ fn sni_selects_the_vhost_certificate_users_and_pool() {
         log.contains("[vhost:b.vpn.test] user 'dave' logged in"),
         "sec-mod names the vhost of a login:\n{log}"
     );
+    assert!(
+        log.contains(") in [vhost:b.vpn.test]"),
+        "main names the vhost of a tunnel:\n{log}"
+    );
     drop(server);
 }
