@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::io::Write as _;
+use std::process::Stdio;
 use std::time::Duration;
 
 use rocserv_e2e::lab::{self, SERVER_IP};
@@ -36,6 +37,44 @@ fn connect(
             Err(e)
         }
     }
+}
+
+/// `openconnect --authenticate` through vhost `name`: the session cookie.
+fn authenticate(lab: &Lab, name: &str, pin: &str, user: &str, password: &str) -> String {
+    let mut child = lab
+        .cli
+        .command("openconnect")
+        .args([
+            "--protocol=anyconnect",
+            "--non-inter",
+            "--servercert",
+            pin,
+            "--passwd-on-stdin",
+            "--authenticate",
+        ])
+        .arg(format!("--resolve={name}:{SERVER_IP}"))
+        .arg(format!("--user={user}"))
+        .arg(format!("https://{name}/"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("COOKIE=")
+                .map(|v| v.trim_matches('\'').to_owned())
+        })
+        .unwrap_or_else(|| panic!("no COOKIE= in {stdout}"))
 }
 
 fn in_pool(address: &str, prefix: &str) -> bool {
@@ -96,6 +135,14 @@ fn sni_selects_the_vhost_certificate_users_and_pool() {
     let address = connect(&lab, Some("other.vpn.test"), &lab.pki.pin, "bob", "bob-pw")
         .expect("an unknown name gets the default section");
     assert!(in_pool(&address, "192.168.231."), "{address}");
+
+    // A session stays in the vhost it was created in: its cookie, presented on a connection
+    // without SNI (the default certificate), still gets the vhost's pool.
+    let cookie = authenticate(&lab, VHOST, &vpki.pin, "dave", "dave-pw");
+    let mut client = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let up = client.wait_up(WAIT).expect("cookie reconnect without SNI");
+    assert!(in_pool(&up.address, "192.168.232."), "{}", up.address);
+    drop(client);
 
     let log = server.log_text();
     assert!(
