@@ -125,6 +125,28 @@ fn per_user_and_per_group_files_are_checked() {
             users.display(),
             groups.display(),
             default_user.display(),
+        ),
+    )
+    .unwrap();
+    let (ok, out) = check(&conf);
+    assert!(ok, "good per-user files failed the check:\n{out}");
+
+    // A bad line in a user file, a group file and the default file: each named with its line.
+    std::fs::write(users.join("bob"), "dpd = 30\nroute = 10.0.0.0/33\n").unwrap();
+    std::fs::write(groups.join("ops"), "bogus-option = 1\n").unwrap();
+    std::fs::write(&default_user, "\n\nidle-timeout = soon\n").unwrap();
+    let (ok, out) = check(&conf);
+    assert!(!ok, "bad per-user files passed the check:\n{out}");
+    for want in [
+        format!("{}:2: error: route:", users.join("bob").display()),
+        format!("{}:1: error: bogus-option:", groups.join("ops").display()),
+        format!("{}:3: error: idle-timeout:", default_user.display()),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("alice"), "a good file was reported:\n{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 /// `-t` checks every vhost's key against its certificate and its password file, naming the
 /// vhost.
@@ -164,30 +186,11 @@ fn vhost_keys_and_password_files_are_checked() {
     )
     .unwrap();
     let (ok, out) = check(&conf);
-<<<<<<< HEAD
-    assert!(ok, "good per-user files failed the check:\n{out}");
-
-    // A bad line in a user file, a group file and the default file: each named with its line.
-    std::fs::write(users.join("bob"), "dpd = 30\nroute = 10.0.0.0/33\n").unwrap();
-    std::fs::write(groups.join("ops"), "bogus-option = 1\n").unwrap();
-    std::fs::write(&default_user, "\n\nidle-timeout = soon\n").unwrap();
-    let (ok, out) = check(&conf);
-    assert!(!ok, "bad per-user files passed the check:\n{out}");
-    for want in [
-        format!("{}:2: error: route:", users.join("bob").display()),
-        format!("{}:1: error: bogus-option:", groups.join("ops").display()),
-        format!("{}:3: error: idle-timeout:", default_user.display()),
-    ] {
-        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
-    }
-    assert!(!out.contains("alice"), "a good file was reported:\n{out}");
-=======
     assert!(!ok, "a vhost with a wrong key passed:\n{out}");
     assert!(
         out.contains("[vhost:b.example.com] server key") && out.contains("does not match"),
         "{out}"
     );
     assert!(out.contains(&*missing.to_string_lossy()), "{out}");
->>>>>>> e8c2766 (main: VHOST in the scripts' environment and the vhost in the tunnel log line; e2e: -t checks each vhost's key and password file)
     let _ = std::fs::remove_dir_all(&dir);
 }
