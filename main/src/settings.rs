@@ -234,6 +234,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
                     server_cert: v.config.server_cert.clone()?,
                     auth: v.config.auth.clone()?,
                     deny_roaming: v.config.policy.deny_roaming,
+                    policy_files: v.config.policy_files.clone(),
                 })
             })
             .collect::<Option<Vec<_>>>()?,

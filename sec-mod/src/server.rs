@@ -14,6 +14,7 @@ use rocserv_proto::ipc::main_secmod::{
     FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
 };
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use rocserv_proto::policy::file::Locations;
 use rocserv_proto::policy::Overrides;
 use rocserv_rt::policy_files;
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
@@ -148,6 +149,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
                 key,
                 backend,
                 deny_roaming: v.deny_roaming,
+                policy_files: v.policy_files.clone(),
             }),
             Err(e) => problems.extend(e),
         }
@@ -157,11 +159,10 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
     };
     // A mistyped directory would silently drop every user's restrictions (a missing file
     // is "no override"): say so at start; `rocserv -t` makes it an error.
-    let dirs = [
-        &config.policy_files.per_user_dir,
-        &config.policy_files.per_group_dir,
-    ];
-    for dir in dirs.into_iter().flatten() {
+    let sections =
+        std::iter::once(&config.policy_files).chain(config.vhosts.iter().map(|v| &v.policy_files));
+    let dirs = sections.flat_map(|l| [&l.per_user_dir, &l.per_group_dir]);
+    for dir in dirs.flatten() {
         if !dir.is_dir() {
             log::warn!(
                 "{} is not a directory: no per-user or per-group file will be found there",
@@ -333,11 +334,11 @@ async fn open_session(
 ) -> Result<SessionGrant, SessionRefusal> {
     let now = std::time::Instant::now();
     let mut overrides = Overrides::default();
-    // The session's section decides, unless the user's or group's file does.
-    let mut deny_roaming = section_deny_roaming(shared, cookie);
+    // The session's section (vhost) decides, unless the user's or group's file does; the
+    // files are that section's.
+    let (mut deny_roaming, locations) = section_of(shared, cookie);
     let who = shared.sessions().peek(cookie, now);
-    if let Some((user, group)) = who.filter(|_| !shared.policy_files.is_empty()) {
-        let locations = shared.policy_files.clone();
+    if let Some((user, group)) = who.filter(|_| !locations.is_empty()) {
         let (u, g) = (user.clone(), group.clone());
         let loaded =
             tokio::task::spawn_blocking(move || policy_files::load(&locations, &u, &g)).await;
@@ -379,16 +380,16 @@ async fn open_session(
     Ok(grant)
 }
 
-/// `deny-roaming` of the section (vhost) the session of `cookie` was created in.
-fn section_deny_roaming(shared: &Shared, cookie: &str) -> bool {
+/// `deny-roaming` and the per-user/group file locations of the section (vhost) the session of
+/// `cookie` was created in.
+fn section_of(shared: &Shared, cookie: &str) -> (bool, Locations) {
     let sessions = shared.sessions();
-    match sessions.vhost_of(cookie) {
-        Some(name) => shared
-            .vhosts
-            .iter()
-            .find(|v| v.name == name)
-            .map_or(shared.deny_roaming, |v| v.deny_roaming),
-        None => shared.deny_roaming,
+    let vhost = sessions
+        .vhost_of(cookie)
+        .and_then(|name| shared.vhosts.iter().find(|v| v.name == name));
+    match vhost {
+        Some(v) => (v.deny_roaming, v.policy_files.clone()),
+        None => (shared.deny_roaming, shared.policy_files.clone()),
     }
 }
 

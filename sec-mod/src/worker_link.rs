@@ -61,6 +61,8 @@ pub struct Vhost {
     pub backend: Box<dyn AuthBackend>,
     /// Its `deny-roaming` (sessions created in it).
     pub deny_roaming: bool,
+    /// Its per-user and per-group files.
+    pub policy_files: rocserv_proto::policy::file::Locations,
 }
 
 impl Shared {

@@ -708,7 +708,13 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
             passwd: f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n")),
         },
         deny_roaming: true,
+        policy_files: rocserv_proto::policy::file::Locations {
+            per_user_dir: Some(f.dir.path().join("b-users")),
+            ..Default::default()
+        },
     });
+    std::fs::create_dir_all(f.dir.path().join("b-users")).unwrap();
+    f.dir.write("b-users/bob", "dpd = 7\n");
     let (main, child, answer) = start(&config);
     assert_eq!(
         answer,
@@ -758,6 +764,8 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
     };
     let grant = open(90, "192.0.2.7", &cookie).unwrap();
     assert_eq!(grant.vhost.as_deref(), Some("b.example.com"));
+    // The vhost's config-per-user directory is read for its sessions.
+    assert_eq!(grant.overrides.user.as_ref().unwrap().dpd, Some(7));
     // The vhost's deny-roaming (the default section's is off): another address is refused.
     assert_eq!(
         open(93, "198.51.100.9", &cookie),
@@ -802,6 +810,7 @@ fn a_bad_vhost_key_fails_the_start() {
         server_cert: f.dir.write("b-cert.pem", &b_cert),
         auth: config.auth.clone(),
         deny_roaming: false,
+        policy_files: Default::default(),
     });
     let (_main, child, answer) = start(&config);
     match answer {

@@ -48,6 +48,8 @@ pub struct SecModVhost {
     pub auth: AuthMethod,
     /// Its `deny-roaming`, for the sessions created in it.
     pub deny_roaming: bool,
+    /// Its per-user and per-group files (`config-per-user`, ...), read for its sessions.
+    pub policy_files: crate::policy::file::Locations,
 }
 
 /// main -> sec-mod.
@@ -173,6 +175,7 @@ mod tests {
                 server_cert: "/c2.pem".into(),
                 auth: AuthMethod::Pam { gid_min: 0 },
                 deny_roaming: false,
+                policy_files: Default::default(),
             }],
         }));
         roundtrip(&FromSecMod::BanPoints {
