@@ -91,6 +91,10 @@ fn sni_selects_the_vhost_certificate_users_and_pool() {
     let vpki = pki::make(&vdir, VHOST);
     let vpasswd = lab.dir.join("ocpasswd-b");
     lab::add_user(&vpasswd, "dave", "dave-pw", None);
+    // The vhost's per-user files: dave gets a DNS server of his own.
+    let vusers = lab.dir.join("users-b");
+    std::fs::create_dir_all(&vusers).unwrap();
+    std::fs::write(vusers.join("dave"), "dns = 192.168.232.53\n").unwrap();
     // Failed logins are part of the test: no bans.
     let conf = lab.config(&[("max-ban-score", "0")]);
     let mut file = std::fs::OpenOptions::new()
@@ -100,10 +104,11 @@ fn sni_selects_the_vhost_certificate_users_and_pool() {
     write!(
         file,
         "[vhost:{VHOST}]\nauth = \"plain[passwd={}]\"\nserver-cert = {}\nserver-key = {}\n\
-         ipv4-network = {VHOST_POOL}\n",
+         ipv4-network = {VHOST_POOL}\nconfig-per-user = {}\n",
         vpasswd.display(),
         vpki.cert.display(),
-        vpki.key.display()
+        vpki.key.display(),
+        vusers.display()
     )
     .unwrap();
     drop(file);
@@ -135,6 +140,20 @@ fn sni_selects_the_vhost_certificate_users_and_pool() {
     let address = connect(&lab, Some("other.vpn.test"), &lab.pki.pin, "bob", "bob-pw")
         .expect("an unknown name gets the default section");
     assert!(in_pool(&address, "192.168.231."), "{address}");
+
+    // The vhost's per-user file applies to its user.
+    let mut opts = ClientOptions::password("dave", "dave-pw");
+    opts.servercert = Some(vpki.pin.clone());
+    opts.url = Some(format!("https://{VHOST}/"));
+    opts.extra.push(format!("--resolve={VHOST}:{SERVER_IP}"));
+    let mut client = Client::start(&lab, &opts);
+    client.wait_up(WAIT).expect("dave through the vhost");
+    let env = std::fs::read_to_string(lab.dir.join(format!("env-{}", client.device))).unwrap();
+    assert!(
+        env.lines().any(|l| l == "INTERNAL_IP4_DNS=192.168.232.53"),
+        "the vhost's per-user file did not apply:\n{env}"
+    );
+    drop(client);
 
     // A session stays in the vhost it was created in: its cookie, presented on a connection
     // without SNI (the default certificate), still gets the vhost's pool.
