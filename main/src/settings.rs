@@ -102,13 +102,35 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             .push("auth: no authentication method configured".to_owned());
     }
     let secmod = secmod_config(config)?;
+    let (cert_chain, vhosts) = (cert_chain?, vhosts?);
+    // Every chain travels in each worker's `Start`, one IPC message of at most 64 KiB; the
+    // rest of the message is far below the margin.
+    let chains: usize = std::iter::once(&cert_chain)
+        .chain(vhosts.iter().map(|v| &v.cert_chain))
+        .flatten()
+        .map(Vec::len)
+        .chain(vhosts.iter().map(|v| v.name.len()))
+        .sum();
+    if chains > MAX_CHAINS {
+        findings.errors.push(format!(
+            "the certificate chains of the default section and the vhosts hold {chains} bytes; \
+             at most {MAX_CHAINS} fit in a worker's start message"
+        ));
+        return None;
+    }
     Some(Prepared {
         sandbox: sandbox?,
-        cert_chain: cert_chain?,
+        cert_chain,
         secmod,
-        vhosts: vhosts?,
+        vhosts,
     })
 }
+
+/// What all certificate chains together may hold (DER bytes): [`ipc::MAX_MESSAGE`] minus room
+/// for the rest of `WorkerStart`.
+///
+/// [`ipc::MAX_MESSAGE`]: rocserv_proto::ipc::MAX_MESSAGE
+const MAX_CHAINS: usize = rocserv_proto::ipc::MAX_MESSAGE - 8 * 1024;
 
 /// The options a vhost sets to something else than the default section although rocserv
 /// applies them server-wide (per vhost are: `auth`, `server-cert`/`server-key`, the address
@@ -448,6 +470,47 @@ fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chains that would not fit in a worker's start message are refused at start.
+    #[test]
+    fn chains_must_fit_in_the_start_message() {
+        let dir = std::env::temp_dir().join(format!("rocserv-chains-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("big.pem");
+        // One fake certificate body of 60 KiB (main does not parse the DER).
+        let der = vec![0x30u8; 60 * 1024];
+        let b64 = base64_encode(&der);
+        std::fs::write(
+            &cert,
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"),
+        )
+        .unwrap();
+        let config = Config {
+            server_cert: Some(cert),
+            server_key: Some("/nonexistent/k.pem".into()),
+            auth: Some(rocserv_proto::config::AuthMethod::Pam { gid_min: 0 }),
+            ..Config::default()
+        };
+        let mut findings = Findings::default();
+        assert!(prepare(&config, &mut findings).is_none());
+        assert!(
+            findings.errors.iter().any(|e| e.contains("start message")),
+            "{:?}",
+            findings.errors
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Standard base64, wrapped at 64 columns (PEM).
+    fn base64_encode(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        text.as_bytes()
+            .chunks(64)
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 
     /// A vhost's network of its own gets a pool; one it shares with another section uses that
     /// section's; one that overlaps another's without being equal is an error.
