@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rocserv_proto::config::Config;
+use rocserv_proto::config::{Config, IpNet};
 use rocserv_proto::ipc::{SessionId, WorkerId};
 use tokio::sync::{mpsc, watch};
 
@@ -117,6 +117,10 @@ pub struct Connections {
     pub tunnels: Registry,
     /// IPv6 leases of every pool (global, group and user `ipv6-network`s).
     ip6: Mutex<Ip6Leases>,
+    /// The pools of `[vhost:NAME]` sections whose `ipv4-network` is not the default one's, by
+    /// network (no two overlap: `settings::prepare` refuses that). A vhost that inherits the
+    /// default network shares the default pool.
+    vhost_pools: Mutex<Vec<(IpNet, IpPool)>>,
 }
 
 #[derive(Debug, Default)]
@@ -162,12 +166,19 @@ impl Connections {
             pool: Mutex::new(pool),
             tunnels: Registry::default(),
             ip6: Mutex::new(Ip6Leases::new(ip6_seed())),
+            vhost_pools: Mutex::new(Vec::new()),
         }
     }
 
     /// The IPv6 leases.
     pub fn ip6(&self) -> MutexGuard<'_, Ip6Leases> {
         rocserv_rt::lock(&self.ip6)
+    }
+
+    /// With the pools of the vhosts' own networks ([`crate::settings::vhost_pools`]).
+    pub fn with_vhost_pools(self, pools: Vec<(IpNet, IpPool)>) -> Self {
+        *rocserv_rt::lock(&self.vhost_pools) = pools;
+        self
     }
 
     /// The address pool (`None` inside when no ipv4-network is configured).
@@ -392,6 +403,25 @@ impl Conn {
         sid: SessionId,
         user: &str,
     ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), LeaseError> {
+        self.lease_in(sid, user, None)
+    }
+
+    /// [`Self::lease`] from the pool of network `net` (a vhost's `ipv4-network`) when it has
+    /// one of its own, else from the default pool.
+    pub fn lease_in(
+        &mut self,
+        sid: SessionId,
+        user: &str,
+        net: Option<IpNet>,
+    ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), LeaseError> {
+        if let Some(net) = net {
+            let mut pools = rocserv_rt::lock(&self.conns.vhost_pools);
+            if let Some((_, pool)) = pools.iter_mut().find(|(n, _)| *n == net) {
+                let remote = pool.lease(sid, self.worker, user, Instant::now())?;
+                self.holds.lease = Some(sid);
+                return Ok((pool.server_address(), remote, pool.netmask()));
+            }
+        }
         let mut pool = self.conns.pool();
         let pool = pool.as_mut().ok_or(LeaseError::Exhausted)?;
         let remote = pool.lease(sid, self.worker, user, Instant::now())?;
@@ -468,7 +498,11 @@ impl Conn {
             crate::firewall::remove(installed);
         }
         if let Some(sid) = holds.lease {
+            // The lease is in one pool; the others hold nothing of this worker's.
             if let Some(pool) = self.conns.pool().as_mut() {
+                pool.release(sid, worker, keep_until);
+            }
+            for (_, pool) in rocserv_rt::lock(&self.conns.vhost_pools).iter_mut() {
                 pool.release(sid, worker, keep_until);
             }
         }
@@ -631,6 +665,36 @@ mod tests {
         );
         a.release(None, 0, 0);
         assert!(reserve(&c, WorkerId(3), ip("192.0.2.3"), limits).is_ok());
+    }
+
+    /// A vhost with a network of its own leases from its pool; the default section (and a
+    /// network without a pool of its own) from the default one; release finds either.
+    #[test]
+    fn vhost_networks_lease_from_their_own_pool() {
+        let b_net = IpNet {
+            addr: "10.88.0.0".parse().unwrap(),
+            prefix: 24,
+        };
+        let c = Arc::new(
+            Arc::into_inner(conns())
+                .unwrap()
+                .with_vhost_pools(vec![(b_net, IpPool::new(b_net, false).unwrap())]),
+        );
+        let (mut a, _sa) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
+        let (local, remote, _) = a.lease_in(SessionId(1), "bob", Some(b_net)).unwrap();
+        assert_eq!(local, "10.88.0.1".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(remote.octets()[..3], [10, 88, 0]);
+        let (mut d, _sd) = reserve(&c, WorkerId(2), ip("192.0.2.2"), OPEN).unwrap();
+        let other = IpNet {
+            addr: "10.99.0.0".parse().unwrap(),
+            prefix: 24,
+        };
+        let (_, remote, _) = d.lease_in(SessionId(2), "alice", Some(other)).unwrap();
+        assert_eq!(remote.octets()[..3], [10, 77, 0]);
+        a.release(None, 0, 0);
+        d.release(None, 0, 0);
+        assert_eq!(c.pool().as_ref().unwrap().held(), 0);
+        assert_eq!(rocserv_rt::lock(&c.vhost_pools)[0].1.held(), 0);
     }
 
     #[test]

@@ -82,10 +82,21 @@ pub async fn handle(
     };
     conn.opened(grant.sid, std::sync::Arc::clone(&shared.secmod));
     outcome.grant = Some(grant.clone());
-    // The session's policy: the configuration in force, with the group's and the user's files
-    // (as sec-mod read them for this CONNECT) laid over it.
+    // The session's policy: the configuration in force (the section of the vhost the session
+    // was created in, as sec-mod recorded it), with the group's and the user's files (as
+    // sec-mod read them for this CONNECT) laid over it.
     let config = shared.live.get();
-    let policy = std::sync::Arc::new(config.policy.resolve(&grant.overrides));
+    let section = config.section(grant.vhost.as_deref());
+    if let Some(name) = grant.vhost.as_deref() {
+        if std::ptr::eq(section, &*config) {
+            log::warn!(
+                "{peer}: session of {} belongs to [vhost:{name}], which the configuration no \
+                 longer has; using the default section",
+                grant.username
+            );
+        }
+    }
+    let policy = std::sync::Arc::new(section.policy.resolve(&grant.overrides));
     // max-same-clients (protocol.md §6.1): another session of this user is one too many.
     match crate::lifecycle::admit(conn, &grant, peer, &policy, config.clone()) {
         Some(admitted) => outcome.admitted = Some(admitted),
@@ -100,7 +111,7 @@ pub async fn handle(
     // network; at least one (ocserv: "no IPv4 or IPv6 addresses are configured").
     let ipv4 = match policy.ipv4_network {
         None => None,
-        Some(_) => match conn.lease(grant.sid, &grant.username) {
+        Some(net) => match conn.lease_in(grant.sid, &grant.username, Some(net)) {
             Ok(l) => Some(l),
             Err(why) => {
                 log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
@@ -108,7 +119,7 @@ pub async fn handle(
             }
         },
     };
-    let mut ipv6 = match lease6(conn, &grant, &policy, config.predictable_ips) {
+    let mut ipv6 = match lease6(conn, &grant, &policy, section.predictable_ips) {
         Ok(link) => link,
         Err(why) => {
             log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
@@ -223,6 +234,7 @@ pub async fn handle(
         no_routes: policy.no_routes.clone(),
         dns: policy.dns.clone(),
         ipv6,
+        vhost: grant.vhost.clone(),
     };
     if let Some(admitted) = outcome.admitted.as_mut() {
         if !crate::lifecycle::grant(shared, admitted, info, peer).await {
@@ -233,11 +245,16 @@ pub async fn handle(
         conn.register_dtls(id, dtls);
     }
     log::info!(
-        "{peer}: user {} connected: {} ({}, mtu {})",
+        "{peer}: user {} connected: {} ({}, mtu {}){}",
         grant.username,
         device.name,
         link_text(ipv4.map(|(local, remote, _)| (local, remote)), ipv6),
-        mtu.data
+        mtu.data,
+        grant
+            .vhost
+            .as_deref()
+            .map(|n| format!(" in [vhost:{n}]"))
+            .unwrap_or_default()
     );
     outcome.tun_name = Some(device.name.clone());
     outcome.tun_ifindex = Some(device.ifindex);

@@ -249,7 +249,7 @@ async fn test_config(
 /// Steps 5 to 9 of the startup sequence.
 async fn start(
     config: Config,
-    prepared: Prepared,
+    mut prepared: Prepared,
     level: u8,
     pid_file: Option<std::path::PathBuf>,
     demo: Option<demo::Demo>,
@@ -265,6 +265,11 @@ async fn start(
         }
     };
     let mut secmod_child = started.child;
+    if let Err(e) = prepared.set_vhost_keys(&started.vhost_keys) {
+        log::error!("{e}");
+        let _ = secmod_child.start_kill();
+        return ExitCode::FAILURE;
+    }
     let listener = match server::bind(&config).await {
         Ok(l) => l,
         Err(e) => {

@@ -112,6 +112,26 @@ pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
         auth_timeout => "auth-timeout",
         policy_files => "config-per-user/config-per-group/default-user-config/default-group-config",
     );
+    // sec-mod holds each vhost's key and auth method, main its pool: adding or removing a
+    // section needs a restart, and inside each section the same options are fixed.
+    let same_vhosts = old.vhosts.len() == new.vhosts.len()
+        && old
+            .vhosts
+            .iter()
+            .zip(&new.vhosts)
+            .all(|(o, n)| o.name == n.name);
+    if same_vhosts {
+        for (o, n) in old.vhosts.iter().zip(new.vhosts.iter_mut()) {
+            for name in keep_fixed(&o.config, &mut n.config) {
+                if !changed.contains(&name) {
+                    changed.push(name);
+                }
+            }
+        }
+    } else {
+        changed.push("[vhost:NAME] sections");
+        new.vhosts = old.vhosts.clone();
+    }
     changed
 }
 
@@ -187,6 +207,26 @@ mod tests {
         assert_eq!(new.policy.idle_timeout, Some(60));
         assert_eq!(new.policy.max_same_clients, 1);
         assert!(keep_fixed(&old, &mut Config::default()).is_empty());
+    }
+
+    /// A vhost's key, auth and pool are fixed like the default section's; its policy reloads;
+    /// a section added needs a restart (sec-mod has no key for it).
+    #[test]
+    fn vhost_sections_keep_what_needs_a_restart() {
+        let parse = |text: &str| config::parse(text, "t").config;
+        let base = "auth = pam\nserver-cert = /c.pem\nserver-key = /k.pem\n\
+                    ipv4-network = 10.1.0.0/24\n[vhost:b]\nipv4-network = 10.2.0.0/24\n";
+        let old = parse(base);
+        let mut new = parse(&format!("{base}keepalive = 7\nserver-key = /k2.pem\n"));
+        assert_eq!(keep_fixed(&old, &mut new), ["server-key"]);
+        assert_eq!(
+            new.vhosts[0].config.server_key,
+            old.vhosts[0].config.server_key
+        );
+        assert_eq!(new.vhosts[0].config.policy.keepalive, 7);
+        let mut new = parse(&format!("{base}[vhost:c]\n"));
+        assert_eq!(keep_fixed(&old, &mut new), ["[vhost:NAME] sections"]);
+        assert_eq!(new.vhosts.len(), 1);
     }
 
     #[test]

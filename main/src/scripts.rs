@@ -86,6 +86,9 @@ pub struct SessionInfo {
     pub dns: Vec<IpAddr>,
     /// The IPv6 ends of the tunnel and the client's prefix, if it has IPv6.
     pub ipv6: Option<rocserv_proto::ipc::main_worker::Ipv6Link>,
+    /// The `[vhost:NAME]` of the session; `None` = the default section (`VHOST=default`, as
+    /// ocserv names it).
+    pub vhost: Option<String>,
 }
 
 /// Traffic of an ended connection, for the disconnect-script.
@@ -106,7 +109,10 @@ pub fn environment(kind: Kind, info: &SessionInfo, stats: Option<Stats>) -> Vec<
     set("ID", info.id.to_string());
     set("USERNAME", info.username.clone());
     set("GROUPNAME", info.groupname.clone());
-    set("VHOST", "default".to_owned());
+    set(
+        "VHOST",
+        info.vhost.clone().unwrap_or_else(|| "default".to_owned()),
+    );
     set("DEVICE", info.device.clone());
     set("IP_REAL", info.ip_real.to_canonical().to_string());
     set(
@@ -302,6 +308,7 @@ mod tests {
             no_routes: vec![],
             dns: vec!["192.168.99.1".parse().unwrap()],
             ipv6: None,
+            vhost: None,
         }
     }
 
@@ -340,6 +347,12 @@ mod tests {
         for absent in ["STATS_BYTES_IN", "OCSERV_DNS6", "OCSERV_NO_ROUTES"] {
             assert_eq!(get(&env, absent), None, "{absent}");
         }
+        let in_vhost = SessionInfo {
+            vhost: Some("b.example.com".into()),
+            ..info()
+        };
+        let env = environment(Kind::Connect, &in_vhost, None);
+        assert_eq!(get(&env, "VHOST"), Some("b.example.com"));
     }
 
     #[test]

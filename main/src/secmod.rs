@@ -73,17 +73,20 @@ pub struct Started {
     pub client: Arc<SecModClient>,
     pub key: KeyKind,
     pub child: Child,
+    /// The kind of each `[vhost:NAME]` key, by name.
+    pub vhost_keys: Vec<(String, KeyKind)>,
 }
 
 /// Spawn `rocserv-sm` with its socket on fd 3 and send it `config`. With `config.check_only`
 /// sec-mod exits after answering (the caller waits on `child`).
 pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecModError> {
-    let (sock, key, child) = launch(config, log_level).await?;
+    let (sock, (key, vhost_keys), child) = launch(config, log_level).await?;
     let pid = child.id().unwrap_or(0);
     Ok(Started {
         client: Arc::new(SecModClient::new(sock, pid, REQUEST_TIMEOUT)),
         key,
         child,
+        vhost_keys,
     })
 }
 
@@ -91,7 +94,7 @@ pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecMo
 async fn launch(
     config: SecModConfig,
     log_level: u8,
-) -> Result<(UnixSeqpacket, KeyKind, Child), SecModError> {
+) -> Result<(UnixSeqpacket, Keys, Child), SecModError> {
     let (sock, theirs) = ipc::pair()?;
     let child = spawn_secmod(&theirs, log_level)?;
     drop(theirs);
@@ -241,14 +244,17 @@ fn spawn_secmod(fd: &OwnedFd, log_level: u8) -> Result<Child, SecModError> {
     })
 }
 
-async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<KeyKind, SecModError> {
+/// The default section's key kind and each vhost's.
+type Keys = (KeyKind, Vec<(String, KeyKind)>);
+
+async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, SecModError> {
     ipc::send(sock, &ToSecMod::Start(config), &[]).await?;
     let mut buf = Box::new([0u8; MAX_MESSAGE]);
     let answer = tokio::time::timeout(START_TIMEOUT, ipc::recv::<FromSecMod>(sock, &mut buf))
         .await
         .map_err(|_| SecModError::Timeout(START_TIMEOUT))??;
     match answer {
-        Some(FromSecMod::Ready { key }) => Ok(key),
+        Some(FromSecMod::Ready { key, vhost_keys }) => Ok((key, vhost_keys)),
         Some(FromSecMod::StartFailed { reason }) => Err(SecModError::StartFailed(reason)),
         Some(
             FromSecMod::SessionOpened { .. }
@@ -527,6 +533,7 @@ mod tests {
             groupname: String::new(),
             age_ms: 0,
             overrides: Default::default(),
+            vhost: None,
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use nix::unistd::{Group, User};
 use rocserv_proto::config::{Config, IpNet};
-use rocserv_proto::ipc::main_secmod::SecModConfig;
+use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
-    AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, WorkerStart,
+    AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, VhostCert, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
@@ -30,17 +30,38 @@ pub struct Prepared {
     /// `server-cert`, DER, leaf first.
     pub cert_chain: Vec<Vec<u8>>,
     pub secmod: SecModConfig,
+    /// Each `[vhost:NAME]`'s certificate chain; the key kinds are sec-mod's answer
+    /// ([`Prepared::set_vhost_keys`]).
+    pub vhosts: Vec<VhostCert>,
+}
+
+impl Prepared {
+    /// Fill in the key kinds sec-mod reported in `Ready`. Fails (naming the vhost) if sec-mod
+    /// did not report one: it loaded every vhost's key, so that would be a bug.
+    pub fn set_vhost_keys(&mut self, keys: &[(String, KeyKind)]) -> Result<(), String> {
+        for v in &mut self.vhosts {
+            v.key = keys
+                .iter()
+                .find(|(name, _)| *name == v.name)
+                .map(|(_, kind)| *kind)
+                .ok_or_else(|| format!("sec-mod reported no key for [vhost:{}]", v.name))?;
+        }
+        Ok(())
+    }
 }
 
 /// Check `config` and resolve what main needs. Returns `None` when an error was found (all
 /// errors are in `findings`).
 pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
-    for vhost in &config.vhosts {
-        findings.warnings.push(format!(
-            "[vhost:{}] (line {}): virtual hosts are not supported yet; the section is ignored \
-             and every client is served with the global settings",
-            vhost.name, vhost.line
-        ));
+    let vhosts = vhost_certs(config, findings);
+    for v in &config.vhosts {
+        for option in not_per_vhost(config, &v.config) {
+            findings.warnings.push(format!(
+                "[vhost:{}] (line {}): {option}: not applied per vhost yet; every client gets the \
+                 default section's value",
+                v.name, v.line
+            ));
+        }
     }
     match config.policy.ipv4_network {
         None if config.policy.ipv6_network.is_none() => findings.warnings.push(
@@ -81,11 +102,135 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             .push("auth: no authentication method configured".to_owned());
     }
     let secmod = secmod_config(config)?;
+    let (cert_chain, vhosts) = (cert_chain?, vhosts?);
+    // Every chain travels in each worker's `Start`, one IPC message of at most 64 KiB; the
+    // rest of the message is far below the margin.
+    let chains: usize = std::iter::once(&cert_chain)
+        .chain(vhosts.iter().map(|v| &v.cert_chain))
+        .flatten()
+        .map(Vec::len)
+        .chain(vhosts.iter().map(|v| v.name.len()))
+        .sum();
+    if chains > MAX_CHAINS {
+        findings.errors.push(format!(
+            "the certificate chains of the default section and the vhosts hold {chains} bytes; \
+             at most {MAX_CHAINS} fit in a worker's start message"
+        ));
+        return None;
+    }
     Some(Prepared {
         sandbox: sandbox?,
-        cert_chain: cert_chain?,
+        cert_chain,
         secmod,
+        vhosts,
     })
+}
+
+/// What all certificate chains together may hold (DER bytes): [`ipc::MAX_MESSAGE`] minus room
+/// for the rest of `WorkerStart`.
+///
+/// [`ipc::MAX_MESSAGE`]: rocserv_proto::ipc::MAX_MESSAGE
+const MAX_CHAINS: usize = rocserv_proto::ipc::MAX_MESSAGE - 8 * 1024;
+
+/// The options a vhost sets to something else than the default section although rocserv
+/// applies them server-wide (per vhost are: `auth`, `server-cert`/`server-key`, the address
+/// pool and `predictable-ips`, `deny-roaming` and every per-session policy option).
+fn not_per_vhost(global: &Config, vhost: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 15] = [
+        ("banner", vhost.banner != global.banner),
+        (
+            "pre-login-banner",
+            vhost.pre_login_banner != global.pre_login_banner,
+        ),
+        (
+            "default-domain",
+            vhost.default_domain != global.default_domain,
+        ),
+        ("ca-cert", vhost.ca_cert != global.ca_cert),
+        (
+            "cookie-timeout",
+            vhost.cookie_timeout != global.cookie_timeout,
+        ),
+        (
+            "persistent-cookies",
+            vhost.persistent_cookies != global.persistent_cookies,
+        ),
+        ("rekey-time", vhost.rekey_time != global.rekey_time),
+        ("rekey-method", vhost.rekey_method != global.rekey_method),
+        ("compression", vhost.compression != global.compression),
+        ("tls-priorities", vhost.tls != global.tls),
+        ("dtls-legacy", vhost.dtls_legacy != global.dtls_legacy),
+        (
+            "match-tls-dtls-ciphers",
+            vhost.match_tls_dtls_ciphers != global.match_tls_dtls_ciphers,
+        ),
+        (
+            "switch-to-tcp-timeout",
+            vhost.switch_to_tcp_timeout != global.switch_to_tcp_timeout,
+        ),
+        (
+            "cisco-client-compat",
+            vhost.cisco_client_compat != global.cisco_client_compat,
+        ),
+        (
+            "connect-script",
+            vhost.connect_script != global.connect_script
+                || vhost.disconnect_script != global.disconnect_script
+                || vhost.host_update_script != global.host_update_script,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect()
+}
+
+/// Each vhost's certificate chain (public; its key is sec-mod's), and a check of its address
+/// pool. The parser already reported a vhost without certificate, key, auth or pool.
+fn vhost_certs(config: &Config, findings: &mut Findings) -> Option<Vec<VhostCert>> {
+    let mut certs = Vec::with_capacity(config.vhosts.len());
+    let mut ok = true;
+    for v in &config.vhosts {
+        let place = format!("[vhost:{}] (line {})", v.name, v.line);
+        if let Some(net) = v.config.policy.ipv4_network {
+            if let Err(e) = IpPool::new(net, v.config.predictable_ips) {
+                findings.errors.push(format!("{place}: ipv4-network: {e}"));
+            }
+        }
+        // Same network: one shared pool. Overlapping but different: both pools would hand out
+        // the shared addresses.
+        let nets = std::iter::once(config.policy.ipv4_network)
+            .chain(config.vhosts.iter().map(|o| o.config.policy.ipv4_network));
+        let mine = v.config.policy.ipv4_network;
+        if let Some(clash) = nets
+            .flatten()
+            .find(|n| mine.is_some_and(|m| m != *n && overlaps(m, *n)))
+        {
+            findings.errors.push(format!(
+                "{place}: ipv4-network {}/{} overlaps {}/{} of another section; give each \
+                 vhost the same network or one of its own",
+                mine.map(|m| m.addr.to_string()).unwrap_or_default(),
+                mine.map_or(0, |m| m.prefix),
+                clash.addr,
+                clash.prefix
+            ));
+            ok = false;
+        }
+        match v.config.server_cert.as_deref().map(read_cert_chain) {
+            Some(Ok(cert_chain)) => certs.push(VhostCert {
+                name: v.name.clone(),
+                cert_chain,
+                // Replaced by sec-mod's answer before any worker starts.
+                key: KeyKind::Rsa,
+            }),
+            Some(Err(e)) => {
+                findings.errors.push(format!("{place}: server-cert: {e}"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(certs)
 }
 
 /// sec-mod's start message, if the configuration names a key, a certificate and an auth method.
@@ -101,6 +246,20 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
         ban_points_wrong_password: config.ban_points_wrong_password,
         deny_roaming: config.policy.deny_roaming,
         policy_files: config.policy_files.clone(),
+        vhosts: config
+            .vhosts
+            .iter()
+            .map(|v| {
+                Some(SecModVhost {
+                    name: v.name.clone(),
+                    server_key: v.config.server_key.clone()?,
+                    server_cert: v.config.server_cert.clone()?,
+                    auth: v.config.auth.clone()?,
+                    deny_roaming: v.config.policy.deny_roaming,
+                    policy_files: v.config.policy_files.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?,
     })
 }
 
@@ -123,6 +282,7 @@ pub fn worker_start(
             key,
             tls12: config.tls.tls12,
             tls13: config.tls.tls13,
+            vhosts: prepared.vhosts.clone(),
         },
         auth: AuthSettings {
             auth_timeout_secs: u64::from(config.auth_timeout),
@@ -156,6 +316,44 @@ fn dtls_settings(config: &Config) -> Option<DtlsSettings> {
         switch_to_tcp_secs: config.switch_to_tcp_timeout,
         try_mtu_discovery: config.try_mtu_discovery,
     })
+}
+
+/// The pools of the vhosts whose `ipv4-network` differs from the default section's (one per
+/// network: vhosts with the same network share it).
+pub fn vhost_pools(config: &Config) -> Vec<(IpNet, IpPool)> {
+    let mut pools: Vec<(IpNet, IpPool)> = Vec::new();
+    for v in &config.vhosts {
+        let Some(net) = v.config.policy.ipv4_network else {
+            continue;
+        };
+        if Some(net) == config.policy.ipv4_network || pools.iter().any(|(n, _)| *n == net) {
+            continue;
+        }
+        if let Ok(pool) = IpPool::new(net, v.config.predictable_ips) {
+            pools.push((net, pool));
+        }
+    }
+    pools
+}
+
+/// Whether two networks share an address (a pool each would hand it out twice).
+fn overlaps(a: IpNet, b: IpNet) -> bool {
+    let prefix = a.prefix.min(b.prefix);
+    match (a.addr, b.addr) {
+        (std::net::IpAddr::V4(x), std::net::IpAddr::V4(y)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(x) & mask == u32::from(y) & mask
+        }
+        (std::net::IpAddr::V6(x), std::net::IpAddr::V6(y)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(x) & mask == u128::from(y) & mask
+        }
+        _ => false,
+    }
 }
 
 /// The pool of `ipv4-network`, if configured (errors were reported by [`prepare`]).
@@ -272,6 +470,96 @@ fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chains that would not fit in a worker's start message are refused at start.
+    #[test]
+    fn chains_must_fit_in_the_start_message() {
+        let dir = std::env::temp_dir().join(format!("rocserv-chains-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("big.pem");
+        // One fake certificate body of 60 KiB (main does not parse the DER).
+        let der = vec![0x30u8; 60 * 1024];
+        let b64 = base64_encode(&der);
+        std::fs::write(
+            &cert,
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"),
+        )
+        .unwrap();
+        let config = Config {
+            server_cert: Some(cert),
+            server_key: Some("/nonexistent/k.pem".into()),
+            auth: Some(rocserv_proto::config::AuthMethod::Pam { gid_min: 0 }),
+            ..Config::default()
+        };
+        let mut findings = Findings::default();
+        assert!(prepare(&config, &mut findings).is_none());
+        assert!(
+            findings.errors.iter().any(|e| e.contains("start message")),
+            "{:?}",
+            findings.errors
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Standard base64, wrapped at 64 columns (PEM).
+    fn base64_encode(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        text.as_bytes()
+            .chunks(64)
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A vhost's network of its own gets a pool; one it shares with another section uses that
+    /// section's; one that overlaps another's without being equal is an error.
+    #[test]
+    fn vhost_networks_get_pools_and_must_not_overlap() {
+        let text = |v_net: &str| {
+            format!(
+                "auth = \"plain[passwd=/etc/ocserv/ocpasswd]\"\nserver-cert = /nonexistent/c.pem\n\
+                 server-key = /nonexistent/k.pem\nipv4-network = 10.1.0.0/16\n\
+                 [vhost:same.example.com]\n\
+                 [vhost:own.example.com]\nipv4-network = 10.2.0.0/24\n\
+                 [vhost:x.example.com]\nipv4-network = {v_net}\nbanner = hi\n"
+            )
+        };
+        let parsed = rocserv_proto::config::parse(&text("10.2.0.0/24"), "t");
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let pools = vhost_pools(&parsed.config);
+        assert_eq!(pools.len(), 1);
+        assert_eq!(pools[0].0.addr.to_string(), "10.2.0.0");
+        let mut findings = Findings::default();
+        prepare(&parsed.config, &mut findings);
+        assert!(
+            !findings.errors.iter().any(|e| e.contains("overlaps")),
+            "{:?}",
+            findings.errors
+        );
+        // What is not per vhost yet is said, not silently dropped.
+        let warned: Vec<_> = findings
+            .warnings
+            .iter()
+            .filter(|w| w.contains("not applied per vhost"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("[vhost:x.example.com]") && warned[0].contains("banner"));
+
+        for clash in ["10.1.5.0/24", "10.2.0.0/23"] {
+            let parsed = rocserv_proto::config::parse(&text(clash), "t");
+            let mut findings = Findings::default();
+            prepare(&parsed.config, &mut findings);
+            assert!(
+                findings
+                    .errors
+                    .iter()
+                    .any(|e| e.contains("[vhost:x.example.com]") && e.contains("overlaps")),
+                "{clash}: {:?}",
+                findings.errors
+            );
+        }
+    }
 
     #[test]
     fn missing_essentials_are_all_reported() {

@@ -68,7 +68,9 @@ impl Shared {
             key,
             log_level,
             secmod,
-            conns: Arc::new(Connections::new(pool)),
+            conns: Arc::new(
+                Connections::new(pool).with_vhost_pools(crate::settings::vhost_pools(&config)),
+            ),
             stop: tokio::sync::Notify::new(),
             live: crate::reload::Live::new(config.clone()),
             bans: crate::ban::BanTable::new(crate::ban::BanPolicy::from_config(&config)),

@@ -168,6 +168,25 @@ fn vhost_inherits_and_overrides() {
     assert_eq!(c.policy.keepalive, 32400, "the global section is untouched");
 }
 
+/// A session's section: its vhost's by name (case and a trailing dot ignored, as for SNI), the
+/// default section for no name or a name no vhost has.
+#[test]
+fn section_by_vhost_name() {
+    let p =
+        clean("keepalive = 10\n[vhost:a.example.com]\nkeepalive = 20\n[vhost:b]\nkeepalive = 30\n");
+    let c = &p.config;
+    let keepalive = |name| c.section(name).policy.keepalive;
+    assert_eq!(keepalive(None), 10);
+    assert_eq!(keepalive(Some("a.example.com")), 20);
+    assert_eq!(keepalive(Some("A.Example.COM.")), 20);
+    assert_eq!(keepalive(Some("b")), 30);
+    assert_eq!(keepalive(Some("c.example.com")), 10);
+    assert_eq!(keepalive(Some("a.example.com.evil")), 10);
+    assert!(rocserv_proto::config::same_host("x.org", "X.ORG."));
+    assert!(!rocserv_proto::config::same_host("x.org", "x.org.."));
+    assert!(!rocserv_proto::config::same_host("x.org", "y.x.org"));
+}
+
 #[test]
 fn global_only_option_in_vhost_is_an_error() {
     let p = with_base("[vhost:a]\ntcp-port = 8443\n");

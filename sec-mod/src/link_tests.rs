@@ -75,6 +75,7 @@ fn shared(backend: Box<dyn AuthBackend>) -> Arc<Shared> {
         bans: BanReports::default(),
         links: Links::default(),
         policy_files: Default::default(),
+        vhosts: Vec::new(),
     })
 }
 

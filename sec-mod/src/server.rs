@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use rocserv_proto::ipc::main_secmod::{
     FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
 };
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use rocserv_proto::policy::file::Locations;
 use rocserv_proto::policy::Overrides;
 use rocserv_rt::policy_files;
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
@@ -25,7 +27,7 @@ use crate::auth::AuthBackend;
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
 use crate::sessions::{Closed, SessionPolicy, Sessions};
-use crate::worker_link::{self, Shared};
+use crate::worker_link::{self, Shared, Vhost};
 
 /// How often expired cookies are dropped from the table.
 const PURGE_EVERY: Duration = Duration::from_secs(30);
@@ -69,6 +71,11 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         &sock,
         &FromSecMod::Ready {
             key: shared.key.kind(),
+            vhost_keys: shared
+                .vhosts
+                .iter()
+                .map(|v| (v.name.clone(), v.key.kind()))
+                .collect(),
         },
     )
     .await?;
@@ -77,6 +84,14 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         shared.key.kind(),
         shared.backend.name()
     );
+    for v in &shared.vhosts {
+        log::info!(
+            "[vhost:{}] ready: {:?} key, {} authentication",
+            v.name,
+            v.key.kind(),
+            v.backend.name()
+        );
+    }
     if config.check_only {
         return Ok(Outcome::Done);
     }
@@ -114,43 +129,40 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
 /// reported at once (`rocserv -t` must list them all), joined by "; ".
 pub fn start(config: &SecModConfig) -> Result<Shared, String> {
     let mut problems = Vec::new();
-    let key = ServerKey::load_files(&config.server_key, &config.server_cert).map_err(|e| {
-        format!(
-            "server key {} / certificate {}: {}",
-            config.server_key.display(),
-            config.server_cert.display(),
-            error_chain(&e)
-        )
-    });
     let rng = SystemRandom::new();
-    let backend: Result<Box<dyn AuthBackend>, String> = match &config.auth {
-        AuthMethod::Plain { passwd } => {
-            let mut salt = [0u8; SALT_LEN];
-            rng.fill(&mut salt)
-                .map_err(|_| "system random number generator failed".to_owned())
-                .and_then(|()| {
-                    let plain = Plain::new(passwd.clone(), &salt);
-                    let users = plain
-                        .check_file()
-                        .map_err(|e| format!("plain authentication: {e}"))?;
-                    log::info!("password file {} has {users} user(s)", passwd.display());
-                    Ok(Box::new(plain) as Box<dyn AuthBackend>)
-                })
+    let loaded = load_section(
+        &config.server_key,
+        &config.server_cert,
+        &config.auth,
+        &rng,
+        "",
+    );
+    let default = loaded.map_err(|e| problems.extend(e)).ok();
+    // Every vhost's key and auth method is loaded now, so `-t` checks them all and a login
+    // never finds a vhost half set up.
+    let mut vhosts = Vec::with_capacity(config.vhosts.len());
+    for v in &config.vhosts {
+        let place = format!("[vhost:{}] ", v.name);
+        match load_section(&v.server_key, &v.server_cert, &v.auth, &rng, &place) {
+            Ok((key, backend)) => vhosts.push(Vhost {
+                name: v.name.clone(),
+                key,
+                backend,
+                deny_roaming: v.deny_roaming,
+                policy_files: v.policy_files.clone(),
+            }),
+            Err(e) => problems.extend(e),
         }
-        AuthMethod::Pam { .. } => Ok(Box::new(Pam::default())),
-    };
-    let key = key.map_err(|e| problems.push(e)).ok();
-    let backend = backend.map_err(|e| problems.push(e)).ok();
-    let (Some(key), Some(backend)) = (key, backend) else {
+    }
+    let Some((key, backend)) = default.filter(|_| problems.is_empty()) else {
         return Err(problems.join("; "));
     };
     // A mistyped directory would silently drop every user's restrictions (a missing file
     // is "no override"): say so at start; `rocserv -t` makes it an error.
-    let dirs = [
-        &config.policy_files.per_user_dir,
-        &config.policy_files.per_group_dir,
-    ];
-    for dir in dirs.into_iter().flatten() {
+    let sections =
+        std::iter::once(&config.policy_files).chain(config.vhosts.iter().map(|v| &v.policy_files));
+    let dirs = sections.flat_map(|l| [&l.per_user_dir, &l.per_group_dir]);
+    for dir in dirs.flatten() {
         if !dir.is_dir() {
             log::warn!(
                 "{} is not a directory: no per-user or per-group file will be found there",
@@ -173,7 +185,50 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         bans: BanReports::default(),
         links: worker_link::Links::default(),
         policy_files: config.policy_files.clone(),
+        vhosts,
     })
+}
+
+/// One section's key (checked against its certificate) and authentication backend; every
+/// problem is returned, each prefixed with `place` (`[vhost:NAME] `, empty for the default).
+fn load_section(
+    key_path: &Path,
+    cert_path: &Path,
+    auth: &AuthMethod,
+    rng: &SystemRandom,
+    place: &str,
+) -> Result<(ServerKey, Box<dyn AuthBackend>), Vec<String>> {
+    let key = ServerKey::load_files(key_path, cert_path).map_err(|e| {
+        format!(
+            "{place}server key {} / certificate {}: {}",
+            key_path.display(),
+            cert_path.display(),
+            error_chain(&e)
+        )
+    });
+    let backend: Result<Box<dyn AuthBackend>, String> = match auth {
+        AuthMethod::Plain { passwd } => {
+            let mut salt = [0u8; SALT_LEN];
+            rng.fill(&mut salt)
+                .map_err(|_| "system random number generator failed".to_owned())
+                .and_then(|()| {
+                    let plain = Plain::new(passwd.clone(), &salt);
+                    let users = plain
+                        .check_file()
+                        .map_err(|e| format!("{place}plain authentication: {e}"))?;
+                    log::info!(
+                        "{place}password file {} has {users} user(s)",
+                        passwd.display()
+                    );
+                    Ok(Box::new(plain) as Box<dyn AuthBackend>)
+                })
+        }
+        AuthMethod::Pam { .. } => Ok(Box::new(Pam::default())),
+    };
+    match (key, backend) {
+        (Ok(key), Ok(backend)) => Ok((key, backend)),
+        (key, backend) => Err([key.err(), backend.err()].into_iter().flatten().collect()),
+    }
 }
 
 async fn fail_start(sock: &UnixSeqpacket, reason: String) -> Result<Outcome, ServerError> {
@@ -279,10 +334,11 @@ async fn open_session(
 ) -> Result<SessionGrant, SessionRefusal> {
     let now = std::time::Instant::now();
     let mut overrides = Overrides::default();
-    let mut deny_roaming = shared.deny_roaming;
+    // The session's section (vhost) decides, unless the user's or group's file does; the
+    // files are that section's.
+    let (mut deny_roaming, locations) = section_of(shared, cookie);
     let who = shared.sessions().peek(cookie, now);
-    if let Some((user, group)) = who.filter(|_| !shared.policy_files.is_empty()) {
-        let locations = shared.policy_files.clone();
+    if let Some((user, group)) = who.filter(|_| !locations.is_empty()) {
         let (u, g) = (user.clone(), group.clone());
         let loaded =
             tokio::task::spawn_blocking(move || policy_files::load(&locations, &u, &g)).await;
@@ -322,6 +378,19 @@ async fn open_session(
     let mut grant = shared.sessions().open(cookie, now)?;
     grant.overrides = overrides;
     Ok(grant)
+}
+
+/// `deny-roaming` and the per-user/group file locations of the section (vhost) the session of
+/// `cookie` was created in.
+fn section_of(shared: &Shared, cookie: &str) -> (bool, Locations) {
+    let sessions = shared.sessions();
+    let vhost = sessions
+        .vhost_of(cookie)
+        .and_then(|name| shared.vhosts.iter().find(|v| v.name == name));
+    match vhost {
+        Some(v) => (v.deny_roaming, v.policy_files.clone()),
+        None => (shared.deny_roaming, shared.policy_files.clone()),
+    }
 }
 
 /// `deny-roaming` (protocol.md §6.1): the worker presenting `cookie` serves the address that

@@ -94,6 +94,8 @@ struct Session {
     /// Login time, and whether a CONNECT ever used the cookie (for occtl).
     created: Instant,
     opened: bool,
+    /// The `[vhost:NAME]` it was created in (`None`: the default section).
+    vhost: Option<String>,
 }
 
 /// One session as occtl shows it ([`Sessions::list`]).
@@ -170,6 +172,7 @@ impl Sessions {
                 },
                 created: now,
                 opened: false,
+                vhost: None,
             },
         );
         Ok(Issued {
@@ -224,7 +227,23 @@ impl Sessions {
             groupname: session.group.clone(),
             age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
             overrides: Default::default(),
+            vhost: session.vhost.clone(),
         })
+    }
+
+    /// The `[vhost:NAME]` the session of `cookie` was created in (`None`: the default section,
+    /// or no such session).
+    pub fn vhost_of(&self, cookie: &str) -> Option<&str> {
+        let sid = self.sid_of(cookie)?;
+        self.by_sid.get(&sid)?.vhost.as_deref()
+    }
+
+    /// Record the `[vhost:NAME]` session `sid` was created in (right after [`Self::issue`],
+    /// before its cookie is handed out): every CONNECT with its cookie gets that vhost's policy.
+    pub fn set_vhost(&mut self, sid: SessionId, vhost: Option<String>) {
+        if let Some(session) = self.by_sid.get_mut(&sid) {
+            session.vhost = vhost;
+        }
     }
 
     /// A tunnel of `sid` ended for `reason` (protocol.md §6.1 table).

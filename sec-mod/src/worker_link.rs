@@ -49,6 +49,20 @@ pub struct Shared {
     pub links: Links,
     /// Where the per-user and per-group files are (read at each `SessionOpen`).
     pub policy_files: rocserv_proto::policy::file::Locations,
+    /// The `[vhost:NAME]` sections (`key`/`backend` above are the default section's).
+    pub vhosts: Vec<Vhost>,
+}
+
+/// One `[vhost:NAME]` section's key and authentication backend.
+pub struct Vhost {
+    /// Lower case, as in the configuration.
+    pub name: String,
+    pub key: ServerKey,
+    pub backend: Box<dyn AuthBackend>,
+    /// Its `deny-roaming` (sessions created in it).
+    pub deny_roaming: bool,
+    /// Its per-user and per-group files.
+    pub policy_files: rocserv_proto::policy::file::Locations,
 }
 
 impl Shared {
@@ -111,6 +125,7 @@ pub async fn serve(
         failures: 0,
         open: None,
         may_sign: true,
+        vhost: None,
     };
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
@@ -188,6 +203,10 @@ struct Link {
     open: Option<Open>,
     /// The one handshake signature is still to come: no `Sign` and no login request yet.
     may_sign: bool,
+    /// The vhost whose key signed this link's handshake (index into `Shared::vhosts`; `None`:
+    /// the default section): its auth method runs the logins, and its sessions carry its name.
+    /// The worker's choice (it alone sees the SNI), so untrusted: doc/security/vhost.md.
+    vhost: Option<usize>,
 }
 
 struct Open {
@@ -198,10 +217,39 @@ struct Open {
 }
 
 impl Link {
+    fn vhost(&self) -> Option<&Vhost> {
+        self.vhost.and_then(|i| self.shared.vhosts.get(i))
+    }
+
+    fn vhost_name(&self) -> Option<&str> {
+        self.vhost().map(|v| v.name.as_str())
+    }
+
+    /// The key of the link's vhost.
+    fn key(&self) -> &ServerKey {
+        self.vhost().map_or(&self.shared.key, |v| &v.key)
+    }
+
+    /// The authentication backend of the link's vhost.
+    fn backend(&self) -> &dyn AuthBackend {
+        self.vhost().map_or(&*self.shared.backend, |v| &*v.backend)
+    }
+
+    /// `[vhost:NAME] ` for log lines, empty for the default section.
+    fn place(&self) -> String {
+        self.vhost_name()
+            .map(|n| format!("[vhost:{n}] "))
+            .unwrap_or_default()
+    }
+
     /// Answer one request; `None` closes the channel.
     async fn handle(&mut self, request: ToSecMod) -> Option<FromSecMod> {
         match request {
-            ToSecMod::Sign { scheme, message } => self.sign(scheme, &message),
+            ToSecMod::Sign {
+                scheme,
+                message,
+                vhost,
+            } => self.sign(scheme, &message, vhost.as_deref()),
             ToSecMod::AuthStart {
                 username,
                 password,
@@ -222,7 +270,9 @@ impl Link {
 
     /// The link's one handshake signature; a second one, one after a login request, or one of
     /// anything but a TLS handshake structure ends the link (`None`): no honest worker asks.
-    fn sign(&mut self, scheme: u16, message: &[u8]) -> Option<FromSecMod> {
+    /// The key is that of `vhost`, which must be a configured section (an unknown name ends
+    /// the link: the worker was given only configured names).
+    fn sign(&mut self, scheme: u16, message: &[u8], vhost: Option<&str>) -> Option<FromSecMod> {
         if !std::mem::replace(&mut self.may_sign, false) {
             log::warn!(
                 "{} worker {}: signature request after the handshake's one; closing its channel",
@@ -240,7 +290,20 @@ impl Link {
             );
             return None;
         }
-        Some(match self.shared.key.sign(scheme, message) {
+        if let Some(name) = vhost {
+            let Some(i) = self.shared.vhosts.iter().position(|v| v.name == name) else {
+                log::warn!(
+                    "{} worker {}: signature asked with the key of an unknown vhost '{}'; \
+                     closing its channel",
+                    self.peer,
+                    self.worker.0,
+                    name.escape_debug()
+                );
+                return None;
+            };
+            self.vhost = Some(i);
+        }
+        Some(match self.key().sign(scheme, message) {
             Some(sig) => FromSecMod::Signature(sig),
             None => {
                 log::info!(
@@ -270,7 +333,7 @@ impl Link {
             );
             return AuthStep::Failed { retry: false };
         }
-        let attempt = self.shared.backend.begin(Login {
+        let attempt = self.backend().begin(Login {
             username: username.clone(),
             password,
             group: group.clone(),
@@ -334,11 +397,12 @@ impl Link {
             .bans
             .add(self.peer.ip(), self.shared.ban_points_wrong_password);
         log::info!(
-            "{} worker {}: login failed for user '{}' via {}: {why} (attempt {}/{MAX_ATTEMPTS})",
+            "{} worker {}: {}login failed for user '{}' via {}: {why} (attempt {}/{MAX_ATTEMPTS})",
             self.peer,
             self.worker.0,
+            self.place(),
             username.escape_debug(),
-            self.shared.backend.name(),
+            self.backend().name(),
             self.failures
         );
         AuthStep::Failed {
@@ -375,6 +439,8 @@ impl Link {
                     return AuthStep::Failed { retry: false };
                 }
             };
+            let vhost = self.vhost_name().map(str::to_owned);
+            self.shared.sessions().set_vhost(issued.sid, vhost);
             if let Some(old) = issued.evicted {
                 self.shared.origins().forget(old);
                 log::info!(
@@ -384,11 +450,12 @@ impl Link {
             }
             self.shared.origins().logged_in(issued.sid, self.peer.ip());
             log::info!(
-                "{} worker {}: user '{}' logged in via {} (group '{}', session {})",
+                "{} worker {}: {}user '{}' logged in via {} (group '{}', session {})",
                 self.peer,
                 self.worker.0,
+                self.place(),
                 username.escape_debug(),
-                self.shared.backend.name(),
+                self.backend().name(),
                 group.escape_debug(),
                 issued.sid
             );

@@ -53,6 +53,7 @@ fn fixture() -> Fixture {
         ban_points_wrong_password: 10,
         deny_roaming: false,
         policy_files: Default::default(),
+        vhosts: Vec::new(),
     };
     Fixture {
         dir,
@@ -180,7 +181,8 @@ fn full_conversation() {
     assert_eq!(
         answer,
         main_secmod::FromSecMod::Ready {
-            key: KeyKind::EcdsaP256
+            key: KeyKind::EcdsaP256,
+            vhost_keys: Vec::new(),
         }
     );
 
@@ -308,11 +310,16 @@ fn tls12_server_key_exchange() -> Vec<u8> {
 }
 
 fn sign_request(worker: &OwnedFd, scheme: u16, message: &[u8]) {
+    sign_request_in(worker, None, scheme, message);
+}
+
+fn sign_request_in(worker: &OwnedFd, vhost: Option<&str>, scheme: u16, message: &[u8]) {
     send_msg(
         worker,
         &worker_secmod::ToSecMod::Sign {
             scheme,
             message: message.to_vec(),
+            vhost: vhost.map(str::to_owned),
         },
     );
 }
@@ -683,4 +690,135 @@ fn per_user_and_group_files_are_read_at_each_session_open() {
 
     drop(main);
     assert!(wait_exit(child).success());
+}
+/// Each `[vhost:NAME]` has its own key and password file: a link signs with the key of the vhost
+/// the worker names (an unknown name ends the link), its logins use that vhost's users only,
+/// and the session it opens says which vhost it was created in.
+#[test]
+fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
+    let f = fixture();
+    let mut config = f.config.clone();
+    let (b_cert, b_key) = generate(&rcgen::PKCS_ECDSA_P384_SHA384);
+    let bob = hash_sha256("bobpw", &[6; SALT_LEN]);
+    config.vhosts.push(main_secmod::SecModVhost {
+        name: "b.example.com".into(),
+        server_key: f.dir.write("b-key.pem", &b_key),
+        server_cert: f.dir.write("b-cert.pem", &b_cert),
+        auth: AuthMethod::Plain {
+            passwd: f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n")),
+        },
+        deny_roaming: true,
+        policy_files: rocserv_proto::policy::file::Locations {
+            per_user_dir: Some(f.dir.path().join("b-users")),
+            ..Default::default()
+        },
+    });
+    std::fs::create_dir_all(f.dir.path().join("b-users")).unwrap();
+    f.dir.write("b-users/bob", "dpd = 7\n");
+    let (main, child, answer) = start(&config);
+    assert_eq!(
+        answer,
+        main_secmod::FromSecMod::Ready {
+            key: KeyKind::EcdsaP256,
+            vhost_keys: vec![("b.example.com".into(), KeyKind::EcdsaP384)],
+        }
+    );
+    // The vhost's key signs; its users log in, the default section's do not.
+    let worker = new_worker(&main, 90);
+    sign_request_in(
+        &worker,
+        Some("b.example.com"),
+        0x0503,
+        &tls13_certificate_verify(48),
+    );
+    match recv_msg(&worker) {
+        worker_secmod::FromSecMod::Signature(sig) => assert!(verify_with_cert(
+            b_cert.as_bytes(),
+            0x0503,
+            &tls13_certificate_verify(48),
+            &sig
+        )),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        auth(&worker, "alice", "alicepw"),
+        AuthStep::Failed { retry: true }
+    );
+    let AuthStep::Complete { cookie, .. } = auth(&worker, "bob", "bobpw") else {
+        panic!("bob's login in his vhost failed");
+    };
+    expect_ban_points(&main, 1);
+    let open = |worker, peer: &str, cookie: &str| {
+        send_msg(
+            &main,
+            &main_secmod::ToSecMod::SessionOpen {
+                worker: WorkerId(worker),
+                peer: peer.parse().unwrap(),
+                cookie: cookie.to_owned(),
+            },
+        );
+        match recv_msg::<main_secmod::FromSecMod>(&main) {
+            main_secmod::FromSecMod::SessionOpened { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let grant = open(90, "192.0.2.7", &cookie).unwrap();
+    assert_eq!(grant.vhost.as_deref(), Some("b.example.com"));
+    // The vhost's config-per-user directory is read for its sessions.
+    assert_eq!(grant.overrides.user.as_ref().unwrap().dpd, Some(7));
+    // The vhost's deny-roaming (the default section's is off): another address is refused.
+    assert_eq!(
+        open(93, "198.51.100.9", &cookie),
+        Err(SessionRefusal::UnknownCookie)
+    );
+    // The default section: its own key and users, and no vhost in the grant.
+    let worker = new_worker(&main, 91);
+    assert_signed(&worker, &f.cert_pem, 0x0403, &tls13_certificate_verify(32));
+    assert_eq!(
+        auth(&worker, "bob", "bobpw"),
+        AuthStep::Failed { retry: true }
+    );
+    expect_ban_points(&main, 1);
+    let AuthStep::Complete { cookie, .. } = auth(&worker, "alice", "alicepw") else {
+        panic!("alice's login failed");
+    };
+    assert_eq!(open(91, "198.51.100.9", &cookie).unwrap().vhost, None);
+    // A key of a vhost that is not configured: no signature, the link ends.
+    let worker = new_worker(&main, 92);
+    sign_request_in(
+        &worker,
+        Some("c.example.com"),
+        0x0403,
+        &tls13_certificate_verify(32),
+    );
+    expect_closed(&worker);
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
+/// `-t`: a vhost's key that does not match its certificate fails the start, naming the vhost.
+#[test]
+fn a_bad_vhost_key_fails_the_start() {
+    let f = fixture();
+    let mut config = f.config.clone();
+    let (b_cert, _) = generate(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (_, other_key) = generate(&rcgen::PKCS_ECDSA_P256_SHA256);
+    config.check_only = true;
+    config.vhosts.push(main_secmod::SecModVhost {
+        name: "b.example.com".into(),
+        server_key: f.dir.write("b-key.pem", &other_key),
+        server_cert: f.dir.write("b-cert.pem", &b_cert),
+        auth: config.auth.clone(),
+        deny_roaming: false,
+        policy_files: Default::default(),
+    });
+    let (_main, child, answer) = start(&config);
+    match answer {
+        main_secmod::FromSecMod::StartFailed { reason } => assert!(
+            reason.contains("[vhost:b.example.com]") && reason.contains("does not match"),
+            "{reason}"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(wait_exit(child).code(), Some(1));
 }

@@ -23,6 +23,10 @@ pub struct ClientOptions {
     /// Fed with `--cookie-on-stdin` instead of a password.
     pub cookie: Option<String>,
     pub extra: Vec<String>,
+    /// The server URL instead of [`Lab::url`] (e.g. a vhost name with `--resolve` in `extra`).
+    pub url: Option<String>,
+    /// The `--servercert` pin instead of the lab's certificate's.
+    pub servercert: Option<String>,
 }
 
 impl ClientOptions {
@@ -84,7 +88,7 @@ impl Client {
                 "--protocol=anyconnect",
                 "--non-inter",
                 "--servercert",
-                &lab.pki.pin,
+                opts.servercert.as_deref().unwrap_or(&lab.pki.pin),
             ])
             .arg(format!("--script={}", lab.script.display()))
             .arg(format!("--interface={device}"));
@@ -97,7 +101,8 @@ impl Client {
         if opts.cookie.is_some() {
             cmd.arg("--cookie-on-stdin");
         }
-        cmd.args(&opts.extra).arg(lab.url());
+        cmd.args(&opts.extra)
+            .arg(opts.url.clone().unwrap_or_else(|| lab.url()));
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

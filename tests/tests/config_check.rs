@@ -147,3 +147,50 @@ fn per_user_and_per_group_files_are_checked() {
     assert!(!out.contains("alice"), "a good file was reported:\n{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-t` checks every vhost's key against its certificate and its password file, naming the
+/// vhost.
+#[test]
+#[ignore = "spawns the built binaries: run by tests/run-all.sh"]
+fn vhost_keys_and_password_files_are_checked() {
+    let dir = temp_dir("vhost");
+    let a = pki::make(&dir, "127.0.0.1");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let b = pki::make(&other, "b.example.com");
+    let passwd = dir.join("ocpasswd");
+    std::fs::write(&passwd, "").unwrap();
+    let conf = dir.join("ocserv.conf");
+    let base = format!(
+        "auth = \"plain[passwd={}]\"\ntcp-port = 4443\nserver-cert = {}\nserver-key = {}\n\
+         run-as-user = nobody\nrun-as-group = nogroup\nipv4-network = 192.168.1.0/24\n\
+         [vhost:b.example.com]\nserver-cert = {}\n",
+        passwd.display(),
+        a.cert.display(),
+        a.key.display(),
+        b.cert.display(),
+    );
+    // The vhost's own key: fine.
+    std::fs::write(&conf, format!("{base}server-key = {}\n", b.key.display())).unwrap();
+    let (ok, out) = check(&conf);
+    assert!(ok, "a good vhost failed the check:\n{out}");
+    // The default section's key with the vhost's certificate, and a missing password file.
+    let missing = dir.join("no-such-ocpasswd");
+    std::fs::write(
+        &conf,
+        format!(
+            "{base}server-key = {}\nauth = \"plain[passwd={}]\"\n",
+            a.key.display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = check(&conf);
+    assert!(!ok, "a vhost with a wrong key passed:\n{out}");
+    assert!(
+        out.contains("[vhost:b.example.com] server key") && out.contains("does not match"),
+        "{out}"
+    );
+    assert!(out.contains(&*missing.to_string_lossy()), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
-use rocserv_proto::ipc::main_worker::TlsSettings;
+use rocserv_proto::ipc::main_worker::{TlsSettings, VhostCert};
 use rocserv_proto::ipc::signable::{self, Group, Signable};
 use rocserv_proto::ipc::worker_secmod::{FromSecMod, ToSecMod};
 use rocserv_proto::ipc::{self, KeyKind, MAX_MESSAGE};
@@ -25,6 +25,9 @@ use rustls::pki_types::ServerName;
 use rustls::{
     ClientConfig, ClientConnection, RootCertStore, ServerConnection, SupportedCipherSuite,
 };
+
+/// One Sign request: scheme, message, whose key.
+type Seen = (u16, Vec<u8>, Option<String>);
 
 fn pair() -> (OwnedFd, OwnedFd) {
     socketpair(
@@ -38,7 +41,7 @@ fn pair() -> (OwnedFd, OwnedFd) {
 
 /// A sec-mod stand-in: records every Sign request and answers with a dummy signature, until the
 /// worker closes the channel.
-fn fake_secmod(fd: OwnedFd) -> std::thread::JoinHandle<Vec<(u16, Vec<u8>)>> {
+fn fake_secmod(fd: OwnedFd) -> std::thread::JoinHandle<Vec<Seen>> {
     std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -48,7 +51,11 @@ fn fake_secmod(fd: OwnedFd) -> std::thread::JoinHandle<Vec<(u16, Vec<u8>)>> {
                 return seen;
             }
             match ipc::decode::<ToSecMod>(&buf[..n]).unwrap() {
-                ToSecMod::Sign { scheme, message } => seen.push((scheme, message)),
+                ToSecMod::Sign {
+                    scheme,
+                    message,
+                    vhost,
+                } => seen.push((scheme, message, vhost)),
                 other => panic!("unexpected {other:?}"),
             }
             let answer = ipc::encode(&FromSecMod::Signature(vec![1; 64])).unwrap();
@@ -64,10 +71,7 @@ fn signed_by_server(
     version: &'static rustls::SupportedProtocolVersion,
     suite: SupportedCipherSuite,
     group: &'static dyn SupportedKxGroup,
-) -> Vec<(u16, Vec<u8>)> {
-    let (worker_end, secmod_end) = pair();
-    let secmod = fake_secmod(secmod_end);
-    let client_secmod = Arc::new(SecModClient::new(worker_end, Duration::from_secs(10)).unwrap());
+) -> Vec<Seen> {
     let tls = TlsSettings {
         // The server never parses its own certificate; the client fails on it after the
         // server's first flight, which is all this test needs.
@@ -75,9 +79,25 @@ fn signed_by_server(
         key,
         tls12: true,
         tls13: true,
+        vhosts: Vec::new(),
     };
+    first_flight(&tls, version, suite, group, "vpn.test").0
+}
+
+/// The server's first flight for a client that sends `sni` (an IP address: no SNI), and the
+/// Sign requests it made.
+fn first_flight(
+    tls: &TlsSettings,
+    version: &'static rustls::SupportedProtocolVersion,
+    suite: SupportedCipherSuite,
+    group: &'static dyn SupportedKxGroup,
+    sni: &str,
+) -> (Vec<Seen>, Vec<u8>) {
+    let (worker_end, secmod_end) = pair();
+    let secmod = fake_secmod(secmod_end);
+    let client_secmod = Arc::new(SecModClient::new(worker_end, Duration::from_secs(10)).unwrap());
     let server_config =
-        rocserv_worker::tls::server_config(&tls, Arc::clone(&client_secmod)).unwrap();
+        rocserv_worker::tls::server_config(tls, Arc::clone(&client_secmod)).unwrap();
     let client_provider = CryptoProvider {
         cipher_suites: vec![suite],
         kx_groups: vec![group],
@@ -90,7 +110,7 @@ fn signed_by_server(
         .with_no_client_auth();
     let mut client = ClientConnection::new(
         Arc::new(client_config),
-        ServerName::try_from("vpn.test").unwrap(),
+        ServerName::try_from(sni.to_owned()).unwrap(),
     )
     .unwrap();
     let mut server = ServerConnection::new(server_config).unwrap();
@@ -98,20 +118,71 @@ fn signed_by_server(
     client.write_tls(&mut hello).unwrap();
     server.read_tls(&mut &hello[..]).unwrap();
     server.process_new_packets().unwrap();
+    let mut flight = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut flight).unwrap();
+    }
     client_secmod.close();
     assert!(matches!(
         client_secmod.request(&ToSecMod::Sign {
             scheme: 0x0403,
-            message: Vec::new()
+            message: Vec::new(),
+            vhost: None,
         }),
         Err(IpcChannelError::Finished)
     ));
-    secmod.join().unwrap()
+    (secmod.join().unwrap(), flight)
 }
 
-fn one_signable(seen: &[(u16, Vec<u8>)]) -> Signable<'_> {
+/// The SNI picks the `[vhost:NAME]` certificate (case and a trailing dot ignored) and the Sign
+/// request names that vhost's key; no SNI or an unknown name gets the default section's.
+#[test]
+fn sni_picks_the_vhost_certificate_and_key() {
+    use provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 as SUITE;
+    // Markers stand in for the DER chains: the TLS 1.2 Certificate message is in clear text.
+    let default_chain = b"default-chain-marker".to_vec();
+    let vhost_chain = b"vhost-b-chain-marker".to_vec();
+    let tls = TlsSettings {
+        cert_chain: vec![default_chain.clone()],
+        key: KeyKind::EcdsaP256,
+        tls12: true,
+        tls13: true,
+        vhosts: vec![VhostCert {
+            name: "b.example.com".into(),
+            cert_chain: vec![vhost_chain.clone()],
+            key: KeyKind::EcdsaP384,
+        }],
+    };
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for (sni, vhost) in [
+        ("b.example.com", Some("b.example.com")),
+        ("B.Example.COM", Some("b.example.com")),
+        ("a.example.com", None),
+        ("192.0.2.1", None),
+    ] {
+        let (seen, flight) = first_flight(
+            &tls,
+            &rustls::version::TLS12,
+            SUITE,
+            provider::kx_group::X25519,
+            sni,
+        );
+        assert_eq!(seen.len(), 1, "{sni}");
+        let (scheme, _, asked) = &seen[0];
+        assert_eq!(asked.as_deref(), vhost, "{sni}");
+        let (chain, other, key_scheme) = match vhost {
+            Some(_) => (&vhost_chain, &default_chain, 0x0503),
+            None => (&default_chain, &vhost_chain, 0x0403),
+        };
+        assert_eq!(*scheme, key_scheme, "{sni}: the vhost's key kind");
+        assert!(contains(&flight, chain), "{sni}: its certificate is sent");
+        assert!(!contains(&flight, other), "{sni}: not the other one");
+    }
+}
+
+fn one_signable(seen: &[Seen]) -> Signable<'_> {
     assert_eq!(seen.len(), 1, "one signature per handshake");
-    let (scheme, message) = &seen[0];
+    let (scheme, message, _) = &seen[0];
     signable::check(*scheme, message).unwrap_or_else(|e| panic!("{e}: {message:02x?}"))
 }
 

@@ -326,6 +326,25 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The section a session of `[vhost:NAME]` `vhost` is served with: that vhost's, or this
+    /// (the default section) for `None` or a name no section has.
+    pub fn section(&self, vhost: Option<&str>) -> &Config {
+        vhost
+            .and_then(|name| self.vhosts.iter().find(|v| same_host(&v.name, name)))
+            .map_or(self, |v| &v.config)
+    }
+}
+
+/// Whether host name `a` (a vhost name, a TLS SNI) names host `b`: ASCII case is ignored, and so
+/// is one trailing dot (an absolute name). ocserv compares SNI with vhost names the same way.
+pub fn same_host(a: &str, b: &str) -> bool {
+    fn trim(s: &str) -> &str {
+        s.strip_suffix('.').unwrap_or(s)
+    }
+    trim(a).eq_ignore_ascii_case(trim(b))
+}
+
 impl IpNet {
     /// The IPv4 netmask of a v4 network (`None` for IPv6).
     pub fn ipv4_netmask(&self) -> Option<Ipv4Addr> {

@@ -34,6 +34,22 @@ pub struct SecModConfig {
     pub deny_roaming: bool,
     /// Where the per-user and per-group files are; sec-mod reads them at each CONNECT.
     pub policy_files: crate::policy::file::Locations,
+    /// The `[vhost:NAME]` sections: each one's key, certificate and authentication method.
+    pub vhosts: Vec<SecModVhost>,
+}
+
+/// What sec-mod needs of one `[vhost:NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecModVhost {
+    /// The section name, lower case.
+    pub name: String,
+    pub server_key: PathBuf,
+    pub server_cert: PathBuf,
+    pub auth: AuthMethod,
+    /// Its `deny-roaming`, for the sessions created in it.
+    pub deny_roaming: bool,
+    /// Its per-user and per-group files (`config-per-user`, ...), read for its sessions.
+    pub policy_files: crate::policy::file::Locations,
 }
 
 /// main -> sec-mod.
@@ -61,8 +77,12 @@ pub enum ToSecMod {
 /// sec-mod -> main.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromSecMod {
-    /// The key is loaded and matches the certificate; sec-mod serves requests from now on.
-    Ready { key: KeyKind },
+    /// The keys are loaded and match their certificates; sec-mod serves requests from now on.
+    /// `vhost_keys`: the kind of each `[vhost:NAME]` key, by name.
+    Ready {
+        key: KeyKind,
+        vhost_keys: Vec<(String, KeyKind)>,
+    },
     /// sec-mod could not start (unreadable key, key not matching the certificate, unreadable
     /// password file...). It exits after sending this.
     StartFailed { reason: String },
@@ -110,6 +130,9 @@ pub struct SessionGrant {
     /// The user's group file and own file, as read for this CONNECT (laid over the global
     /// policy by main).
     pub overrides: crate::policy::Overrides,
+    /// The `[vhost:NAME]` the session was created in (`None`: the default section): main uses
+    /// that section's policy and address pool.
+    pub vhost: Option<String>,
 }
 
 /// Why a cookie was refused on CONNECT.
@@ -146,6 +169,14 @@ mod tests {
                 per_user_dir: Some("/etc/ocserv/users".into()),
                 ..Default::default()
             },
+            vhosts: vec![SecModVhost {
+                name: "vpn.example.com".into(),
+                server_key: "/k2.pem".into(),
+                server_cert: "/c2.pem".into(),
+                auth: AuthMethod::Pam { gid_min: 0 },
+                deny_roaming: false,
+                policy_files: Default::default(),
+            }],
         }));
         roundtrip(&FromSecMod::BanPoints {
             peer: "2001:db8::1".parse().unwrap(),
@@ -163,6 +194,7 @@ mod tests {
                 groupname: String::new(),
                 age_ms: 6_000,
                 overrides: Default::default(),
+                vhost: Some("vpn.example.com".into()),
             }),
         });
         roundtrip(&FromSecMod::SessionOpened {

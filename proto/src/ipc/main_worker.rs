@@ -41,6 +41,19 @@ pub struct TlsSettings {
     /// Protocol versions allowed by `tls-priorities` (at least one is true).
     pub tls12: bool,
     pub tls13: bool,
+    /// The `[vhost:NAME]` certificates: a client whose SNI names one gets its chain (and the
+    /// signature of its key, which stays in sec-mod); any other client gets `cert_chain`.
+    pub vhosts: Vec<VhostCert>,
+}
+
+/// One virtual host's public TLS identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VhostCert {
+    /// The section name, lower case (what the client's SNI is compared with).
+    pub name: String,
+    /// Its `server-cert`, DER, leaf first.
+    pub cert_chain: Vec<Vec<u8>>,
+    pub key: KeyKind,
 }
 
 /// The login conversation.

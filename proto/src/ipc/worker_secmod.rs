@@ -11,8 +11,14 @@ use super::SessionId;
 /// worker -> sec-mod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToSecMod {
-    /// Sign `message` with the server key using TLS `SignatureScheme` code `scheme`.
-    Sign { scheme: u16, message: Vec<u8> },
+    /// Sign `message` with the server key using TLS `SignatureScheme` code `scheme`: the key of
+    /// `[vhost:NAME]` `vhost` (the certificate the worker chose by the client's SNI), or the
+    /// default section's for `None`. The vhost is also the one the link's logins use.
+    Sign {
+        scheme: u16,
+        message: Vec<u8>,
+        vhost: Option<String>,
+    },
     /// First credentials of a login conversation, from the login form.
     AuthStart {
         username: String,
@@ -62,6 +68,7 @@ mod tests {
         roundtrip(&ToSecMod::Sign {
             scheme: 0x0403,
             message: vec![1, 2, 3],
+            vhost: Some("vpn.example.com".into()),
         });
         roundtrip(&ToSecMod::AuthStart {
             username: "u".into(),

@@ -45,18 +45,33 @@ pub fn server_config(
     if tls.cert_chain.is_empty() {
         return Err(TlsSetupError::NoCertificate);
     }
-    let chain = tls
-        .cert_chain
-        .iter()
-        .map(|der| CertificateDer::from(der.clone()))
-        .collect();
-    let key = RemoteKey::new(tls.key, secmod);
-    let certified = Arc::new(CertifiedKey::new(chain, Arc::new(key)));
+    let certified = |chain: &[Vec<u8>], kind, vhost| {
+        let chain = chain
+            .iter()
+            .map(|der| CertificateDer::from(der.clone()))
+            .collect();
+        let key = RemoteKey::new(kind, Arc::clone(&secmod), vhost);
+        Arc::new(CertifiedKey::new(chain, Arc::new(key)))
+    };
+    let mut vhosts = Vec::with_capacity(tls.vhosts.len());
+    for v in &tls.vhosts {
+        if v.cert_chain.is_empty() {
+            return Err(TlsSetupError::NoCertificate);
+        }
+        vhosts.push((
+            v.name.clone(),
+            certified(&v.cert_chain, v.key, Some(v.name.clone())),
+        ));
+    }
+    let resolver = BySni {
+        default: certified(&tls.cert_chain, tls.key, None),
+        vhosts,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(OneCert(certified)));
+        .with_cert_resolver(Arc::new(resolver));
     // One process per connection: a resumption cache or tickets could never be used again, and
     // tickets would only cost a write and randomness per handshake.
     config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -64,12 +79,21 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Always the one certificate (no SNI-based vhosts yet).
+/// The certificate of the `[vhost:NAME]` the client's SNI names, else the default section's
+/// (no SNI, an IP address, or a name no vhost has), as ocserv does.
 #[derive(Debug)]
-struct OneCert(Arc<CertifiedKey>);
+struct BySni {
+    default: Arc<CertifiedKey>,
+    vhosts: Vec<(String, Arc<CertifiedKey>)>,
+}
 
-impl ResolvesServerCert for OneCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(&self.0))
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let chosen = hello.server_name().and_then(|sni| {
+            self.vhosts
+                .iter()
+                .find(|(name, _)| rocserv_proto::config::same_host(name, sni))
+        });
+        Some(Arc::clone(chosen.map_or(&self.default, |(_, key)| key)))
     }
 }

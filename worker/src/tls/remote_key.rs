@@ -16,11 +16,17 @@ use crate::ipc::SecModClient;
 pub struct RemoteKey {
     kind: KeyKind,
     secmod: Arc<SecModClient>,
+    /// Whose key: a `[vhost:NAME]`'s, or the default section's (`None`).
+    vhost: Option<String>,
 }
 
 impl RemoteKey {
-    pub fn new(kind: KeyKind, secmod: Arc<SecModClient>) -> Self {
-        Self { kind, secmod }
+    pub fn new(kind: KeyKind, secmod: Arc<SecModClient>, vhost: Option<String>) -> Self {
+        Self {
+            kind,
+            secmod,
+            vhost,
+        }
     }
 }
 
@@ -51,6 +57,7 @@ impl SigningKey for RemoteKey {
         Some(Box::new(RemoteSigner {
             scheme,
             secmod: Arc::clone(&self.secmod),
+            vhost: self.vhost.clone(),
         }))
     }
 
@@ -68,6 +75,7 @@ impl SigningKey for RemoteKey {
 struct RemoteSigner {
     scheme: SignatureScheme,
     secmod: Arc<SecModClient>,
+    vhost: Option<String>,
 }
 
 impl Signer for RemoteSigner {
@@ -75,6 +83,7 @@ impl Signer for RemoteSigner {
         let request = ToSecMod::Sign {
             scheme: u16::from(self.scheme),
             message: message.to_vec(),
+            vhost: self.vhost.clone(),
         };
         match self.secmod.request(&request) {
             Ok(FromSecMod::Signature(signature)) => Ok(signature),
