@@ -65,10 +65,16 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         Ok(shared) => Arc::new(shared),
         Err(reason) => return fail_start(&sock, reason).await,
     };
+    let groups = if config.auto_select_group {
+        auto_groups(&config.auth)
+    } else {
+        Vec::new()
+    };
     send(
         &sock,
         &FromSecMod::Ready {
             key: shared.key.kind(),
+            groups,
         },
     )
     .await?;
@@ -174,6 +180,22 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         links: worker_link::Links::default(),
         policy_files: config.policy_files.clone(),
     })
+}
+
+/// `auto-select-group`'s list for `auth`; a password file that cannot be read gives none
+/// (the start already reported why).
+fn auto_groups(auth: &AuthMethod) -> Vec<String> {
+    let groups = match auth {
+        AuthMethod::Plain { passwd } => {
+            crate::auth::groups::from_passwd(passwd).unwrap_or_else(|e| {
+                log::error!("auto-select-group: {e}");
+                Vec::new()
+            })
+        }
+        AuthMethod::Pam { gid_min } => crate::auth::groups::from_system(*gid_min),
+    };
+    log::info!("auto-select-group offers {} group(s)", groups.len());
+    groups
 }
 
 async fn fail_start(sock: &UnixSeqpacket, reason: String) -> Result<Outcome, ServerError> {

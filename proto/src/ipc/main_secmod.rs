@@ -34,6 +34,8 @@ pub struct SecModConfig {
     pub deny_roaming: bool,
     /// Where the per-user and per-group files are; sec-mod reads them at each CONNECT.
     pub policy_files: crate::policy::file::Locations,
+    /// `auto-select-group`: list the backend's groups in [`FromSecMod::Ready`].
+    pub auto_select_group: bool,
 }
 
 /// main -> sec-mod.
@@ -62,7 +64,9 @@ pub enum ToSecMod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromSecMod {
     /// The key is loaded and matches the certificate; sec-mod serves requests from now on.
-    Ready { key: KeyKind },
+    /// `groups`: with `auto-select-group`, every group the backend knows (the password
+    /// file's groups, or the system's groups from `gid-min` up), sorted; else empty.
+    Ready { key: KeyKind, groups: Vec<String> },
     /// sec-mod could not start (unreadable key, key not matching the certificate, unreadable
     /// password file...). It exits after sending this.
     StartFailed { reason: String },
@@ -146,7 +150,12 @@ mod tests {
                 per_user_dir: Some("/etc/ocserv/users".into()),
                 ..Default::default()
             },
+            auto_select_group: true,
         }));
+        roundtrip(&FromSecMod::Ready {
+            key: KeyKind::EcdsaP256,
+            groups: vec!["staff".into()],
+        });
         roundtrip(&FromSecMod::BanPoints {
             peer: "2001:db8::1".parse().unwrap(),
             points: 10,
