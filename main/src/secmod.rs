@@ -73,17 +73,20 @@ pub struct Started {
     pub client: Arc<SecModClient>,
     pub key: KeyKind,
     pub child: Child,
+    /// `auto-select-group`'s list (empty without it).
+    pub groups: Vec<String>,
 }
 
 /// Spawn `rocserv-sm` with its socket on fd 3 and send it `config`. With `config.check_only`
 /// sec-mod exits after answering (the caller waits on `child`).
 pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecModError> {
-    let (sock, key, child) = launch(config, log_level).await?;
+    let (sock, (key, groups), child) = launch(config, log_level).await?;
     let pid = child.id().unwrap_or(0);
     Ok(Started {
         client: Arc::new(SecModClient::new(sock, pid, REQUEST_TIMEOUT)),
         key,
         child,
+        groups,
     })
 }
 
@@ -91,12 +94,12 @@ pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecMo
 async fn launch(
     config: SecModConfig,
     log_level: u8,
-) -> Result<(UnixSeqpacket, KeyKind, Child), SecModError> {
+) -> Result<(UnixSeqpacket, (KeyKind, Vec<String>), Child), SecModError> {
     let (sock, theirs) = ipc::pair()?;
     let child = spawn_secmod(&theirs, log_level)?;
     drop(theirs);
     match handshake(&sock, config).await {
-        Ok(key) => Ok((sock, key, child)),
+        Ok(ready) => Ok((sock, ready, child)),
         Err(e) => {
             let mut child = child;
             // It exits by itself after StartFailed; make sure of it and reap it.
@@ -181,7 +184,8 @@ impl Supervisor {
             }
             self.restarts.push(Instant::now());
             match launch(self.config.clone(), self.log_level).await {
-                Ok((sock, _key, child)) => {
+                // The group list of the first start stays: workers already use it.
+                Ok((sock, _ready, child)) => {
                     let pid = child.id().unwrap_or(0);
                     self.child = child;
                     client.replace(sock, pid);
@@ -241,14 +245,17 @@ fn spawn_secmod(fd: &OwnedFd, log_level: u8) -> Result<Child, SecModError> {
     })
 }
 
-async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<KeyKind, SecModError> {
+async fn handshake(
+    sock: &UnixSeqpacket,
+    config: SecModConfig,
+) -> Result<(KeyKind, Vec<String>), SecModError> {
     ipc::send(sock, &ToSecMod::Start(config), &[]).await?;
     let mut buf = Box::new([0u8; MAX_MESSAGE]);
     let answer = tokio::time::timeout(START_TIMEOUT, ipc::recv::<FromSecMod>(sock, &mut buf))
         .await
         .map_err(|_| SecModError::Timeout(START_TIMEOUT))??;
     match answer {
-        Some(FromSecMod::Ready { key }) => Ok(key),
+        Some(FromSecMod::Ready { key, groups }) => Ok((key, groups)),
         Some(FromSecMod::StartFailed { reason }) => Err(SecModError::StartFailed(reason)),
         Some(
             FromSecMod::SessionOpened { .. }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use nix::unistd::{Group, User};
-use rocserv_proto::config::{Config, IpNet};
+use rocserv_proto::config::{Config, GroupChoice, IpNet};
 use rocserv_proto::ipc::main_secmod::SecModConfig;
 use rocserv_proto::ipc::main_worker::{
     AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, WorkerStart,
@@ -30,6 +30,8 @@ pub struct Prepared {
     /// `server-cert`, DER, leaf first.
     pub cert_chain: Vec<Vec<u8>>,
     pub secmod: SecModConfig,
+    /// `auto-select-group`'s list, from sec-mod's `Ready` (empty until then, and without it).
+    pub auto_groups: Vec<String>,
 }
 
 /// Check `config` and resolve what main needs. Returns `None` when an error was found (all
@@ -85,6 +87,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         sandbox: sandbox?,
         cert_chain: cert_chain?,
         secmod,
+        auto_groups: Vec::new(),
     })
 }
 
@@ -101,6 +104,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
         ban_points_wrong_password: config.ban_points_wrong_password,
         deny_roaming: config.policy.deny_roaming,
         policy_files: config.policy_files.clone(),
+        auto_select_group: config.auto_select_group,
     })
 }
 
@@ -128,9 +132,32 @@ pub fn worker_start(
             auth_timeout_secs: u64::from(config.auth_timeout),
             handshake_timeout_secs: u64::from(config.handshake_timeout),
             pre_login_banner: config.pre_login_banner.clone(),
+            groups: group_choices(config, &prepared.auto_groups),
+            default_select_group: config.default_select_group.clone(),
+            // ocserv 1.5: cisco-client-compat implies select-group-by-url.
+            select_group_by_url: config.select_group_by_url || config.cisco_client_compat,
         },
         tunnel: tunnel_settings(config),
     }
+}
+
+/// The login form's groups: with `auto-select-group` the backend's list replaces the
+/// `select-group` lines (as in ocserv), keeping the label a `select-group` line gives a group.
+fn group_choices(config: &Config, auto_groups: &[String]) -> Vec<GroupChoice> {
+    if !config.auto_select_group {
+        return config.select_groups.clone();
+    }
+    auto_groups
+        .iter()
+        .map(|name| GroupChoice {
+            name: name.clone(),
+            label: config
+                .select_groups
+                .iter()
+                .find(|g| &g.name == name)
+                .and_then(|g| g.label.clone()),
+        })
+        .collect()
 }
 
 fn tunnel_settings(config: &Config) -> TunnelSettings {
