@@ -23,6 +23,8 @@ pub struct ClientOptions {
     /// Fed with `--cookie-on-stdin` instead of a password.
     pub cookie: Option<String>,
     pub extra: Vec<String>,
+    /// Server URL instead of the lab's `https://SERVER/` (e.g. with a group path).
+    pub url: Option<String>,
 }
 
 impl ClientOptions {
@@ -97,7 +99,8 @@ impl Client {
         if opts.cookie.is_some() {
             cmd.arg("--cookie-on-stdin");
         }
-        cmd.args(&opts.extra).arg(lab.url());
+        cmd.args(&opts.extra)
+            .arg(opts.url.clone().unwrap_or_else(|| lab.url()));
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -199,8 +199,18 @@ fn choose(
 ) -> Choice {
     let is_default = |name: &str| groups.default_select.as_deref() == Some(name);
     if groups.by_url {
-        let from_url =
-            url_group.or_else(|| request.group_access.as_deref().and_then(group_access_path));
+        // openconnect's later requests go to the form's `/auth`, and their <group-access>
+        // names that URL: a URL of ours is no group.
+        let from_url = url_group.or_else(|| {
+            let path = request
+                .group_access
+                .as_deref()
+                .and_then(group_access_path)?;
+            let target = format!("/{path}");
+            super::router::group_of_target(&target)
+                .is_some()
+                .then_some(path)
+        });
         if let Some(name) = from_url {
             return if is_default(name) {
                 Choice::Default
@@ -575,6 +585,9 @@ mod tests {
         cisco.group_access = Some("https://vpn.example.com/admins".into());
         let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, "ua", None, &groups);
         assert_eq!(asked_group(&step).as_deref(), Some("admins"));
+        cisco.group_access = Some("https://vpn.example.com/auth".into());
+        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, "ua", None, &groups);
+        assert_eq!(asked_group(&step), None);
         cisco.group_access = Some("https://vpn.example.com/".into());
         let (_, step) =
             Login::ExpectInit.handle_post(with_group(cisco, "staff"), None, "ua", None, &groups);
