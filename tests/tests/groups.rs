@@ -274,3 +274,27 @@ fn cisco_aggregate_auth_carries_the_group_choice() {
         .wait_for_log_after(skip, "malformed group name", Duration::from_secs(10))
         .unwrap();
 }
+
+/// `auto-select-group` with the password file: the form offers every group the file names
+/// (sorted, once each) instead of the `select-group` lines, keeping a line's label.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn auto_select_group_offers_the_password_files_groups() {
+    let lab = Lab::new();
+    let (server, socket) = lab_server(&lab, &[("auto-select-group", "true")]);
+    let (_, body) = post(&lab, "/", &aggregate("init", ""));
+    assert!(
+        body.contains(
+            "<select name=\"group_list\" label=\"Group:\">\n\
+             <option value=\"admins\">admins</option>\n\
+             <option value=\"ops\">ops</option>\n\
+             <option value=\"staff\">Staff Network</option>\n</select>"
+        ),
+        "{body}"
+    );
+    let mut client = connect(&lab, "erin", "erin-pw", &["--authgroup=ops"], None);
+    client.wait_up(WAIT).expect("erin in ops");
+    assert_eq!(groupname(&socket, "erin"), "ops");
+    drop(client);
+    refused(&lab, &server, "erin", &["--authgroup=Staff Network"], None);
+}
