@@ -70,7 +70,13 @@ fn authgroup_gives_a_member_the_group_and_refuses_others() {
     let (server, socket) = lab_server(&lab, &[("default-select-group", "DEFAULT")]);
 
     // openconnect matches --authgroup against the labels.
-    let mut client = connect(&lab, "dave", "dave-pw", &["--authgroup=Staff Network"], None);
+    let mut client = connect(
+        &lab,
+        "dave",
+        "dave-pw",
+        &["--authgroup=Staff Network"],
+        None,
+    );
     client.wait_up(WAIT).expect("dave in staff");
     assert_eq!(groupname(&socket, "dave"), "staff");
     drop(client);
@@ -165,7 +171,10 @@ fn cisco_aggregate_auth_carries_the_group_choice() {
     let lab = Lab::new();
     let (server, _socket) = lab_server(
         &lab,
-        &[("select-group-by-url", "true"), ("default-select-group", "DEFAULT")],
+        &[
+            ("select-group-by-url", "true"),
+            ("default-select-group", "DEFAULT"),
+        ],
     );
 
     // init: the form offers the groups with their labels, default-select-group first.
@@ -229,7 +238,11 @@ fn cisco_aggregate_auth_carries_the_group_choice() {
     );
     assert!(head.contains("Set-Cookie: webvpn="), "{head}");
     server
-        .wait_for_log_after(skip, "user 'dave' logged in via plain (group 'admins'", WAIT)
+        .wait_for_log_after(
+            skip,
+            "user 'dave' logged in via plain (group 'admins'",
+            WAIT,
+        )
         .unwrap();
 
     // A group the user is not in: no cookie, the form again with "Login failed.".

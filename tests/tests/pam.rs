@@ -146,7 +146,9 @@ fn pam_users_get_their_unix_groups() {
     let mut opts = ClientOptions::password(&fixture.user, "pam-secret-2");
     opts.extra = vec![format!("--authgroup={}", group.name)];
     let mut client = Client::start(&lab, &opts);
-    client.wait_up(WAIT).expect("PAM login with a supplementary group");
+    client
+        .wait_up(WAIT)
+        .expect("PAM login with a supplementary group");
     let logged = format!(
         "user '{}' logged in via pam (group '{}'",
         fixture.user, group.name
