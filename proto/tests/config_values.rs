@@ -585,6 +585,11 @@ fn group_choices() {
     assert_eq!(c.default_select_group.as_deref(), Some("DEFAULT"));
     assert!(!c.auto_select_group && c.select_group_by_url);
     assert!(ok("auto-select-group = true\n").auto_select_group);
+    let too_many: String = (0..=rocserv_proto::config::MAX_SELECT_GROUPS)
+        .map(|i| format!("select-group = g{i}\n"))
+        .collect();
+    let parsed = with_base(&too_many);
+    assert_eq!(messages(&parsed).len(), 1, "{:?}", messages(&parsed));
     for bad in [
         "select-group = a[b",
         "select-group = a[]",
@@ -593,6 +598,7 @@ fn group_choices() {
         "select-group = a[b]c]",
         "select-group = a:b",
         "default-select-group = x,y",
+        &format!("select-group = a[{}]", "x".repeat(256)),
     ] {
         let message = one(bad);
         assert!(message.contains("error"), "{bad}: {message}");

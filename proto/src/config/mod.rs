@@ -50,6 +50,10 @@ impl Parsed {
 /// Longest group name accepted anywhere (ocserv `MAX_GROUPNAME_SIZE`, 128 with its NUL).
 pub const MAX_GROUP_NAME: usize = 127;
 
+/// Most `select-group` lines (and labels of at most 255 bytes): the list goes into every
+/// worker's start message.
+pub const MAX_SELECT_GROUPS: usize = 128;
+
 /// Whether `name` may be a group name: in the configuration, in a login request (a hostile
 /// worker's word, checked again in sec-mod) or as a session's group. Not empty, at most
 /// [`MAX_GROUP_NAME`] bytes, no control character, and none of `[` `]` (label delimiters),

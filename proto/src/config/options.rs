@@ -321,7 +321,7 @@ static OPTIONS: &[OptionSpec] = &[
     later_unless("rx-data-per-sec", V, ZERO, "Bandwidth limit from the client, bytes/s."),
     spec("sec-mod-db-cleanup-time", G, Status::NotApplicable, "How often sec-mod purges expired sessions.", "Expiry is computed from the clock passed in; nothing to tune."),
     spec("sec-mod-scale", G, Status::NotApplicable, "Number of sec-mod processes.", "rocserv runs one sec-mod."),
-    many(yes_but("select-group", V, "Group the user may choose at login (`name[Label]`).", "A name with a control character, `[`, `]`, `/`, `:` or `,` is an error. As in ocserv a user may still ask for a group not listed, and gets it only if they are in it.")),
+    many(yes_but("select-group", V, "Group the user may choose at login (`name[Label]`).", "A name with a control character, `[`, `]`, `/`, `:` or `,` is an error, and so are more than 128 lines or a label over 255 bytes. As in ocserv a user may still ask for a group not listed, and gets it only if they are in it.")),
     yes_but("select-group-by-url", V, "Choose the group from the URL path.", "`/NAME?query` asks for `NAME` (ocserv takes the query too); also taken from the path of Cisco's `<group-access>` URL when the POST goes to `/`. Implied by `cisco-client-compat`, as in ocserv 1.5."),
     many(yes_but("server-cert", V, "Server certificate (chain) file; several pairs allowed.", "PEM files only; a second pair is ignored with a warning.")),
     later_unless("server-drain-ms", G, ZERO, "Delay before closing listeners at shutdown, for load balancers."),

@@ -202,7 +202,7 @@ pub(crate) fn group_choice(v: &str) -> Result<super::GroupChoice, Bad> {
                 .strip_suffix(']')
                 .filter(|l| !l.contains(['[', ']']))
                 .ok_or_else(|| expected("`name` or `name[Label]`", v))?;
-            if label.is_empty() || label.chars().any(char::is_control) {
+            if label.is_empty() || label.len() > 255 || label.chars().any(char::is_control) {
                 return Err(expected("a label of printable characters", v));
             }
             (name.trim_end(), Some(label.to_owned()))
