@@ -443,3 +443,59 @@ async fn a_pause_between_requests_is_not_cut() {
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)), "{outcome:?}");
 }
+
+/// openconnect's flow with `select-group-by-url`: init POSTed to `/staff` gets a form offering
+/// that group only; the credentials go to the form's `/auth` with `<group-select>`; sec-mod is
+/// asked for the group.
+#[tokio::test]
+async fn a_group_url_reaches_secmod_and_the_form_offers_it() {
+    use rocserv_proto::config::GroupChoice;
+    let groups = Groups {
+        choices: vec![
+            GroupChoice {
+                name: "staff".into(),
+                label: Some("Staff & Co".into()),
+            },
+            GroupChoice {
+                name: "admins".into(),
+                label: None,
+            },
+        ],
+        default_select: None,
+        by_url: true,
+    };
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([complete()]);
+    let script = async move {
+        client
+            .write_all(post("/staff", INIT).as_bytes())
+            .await
+            .unwrap();
+        let (_, body) = response(&mut client).await;
+        assert!(
+            body.contains(
+                "<select name=\"group_list\" label=\"Group:\">\n\
+                 <option value=\"staff\">Staff &amp; Co</option>\n</select>"
+            ),
+            "{body}"
+        );
+        let with_group =
+            reply("test", "pw").replace("<auth>", "<group-select>staff</group-select><auth>");
+        client
+            .write_all(post("/auth", &with_group).as_bytes())
+            .await
+            .unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(head.contains("Set-Cookie: webvpn="), "{head}");
+        drop(client);
+    };
+    let (_, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default(), &groups, relaxed()),
+        script
+    );
+    let asked = secmod.asked.borrow();
+    assert!(
+        matches!(&asked[0], ToSecMod::AuthStart { group: Some(g), .. } if g == "staff"),
+        "{asked:?}"
+    );
+}
