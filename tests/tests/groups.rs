@@ -311,3 +311,44 @@ fn auto_select_group_offers_the_password_files_groups() {
     drop(client);
     refused(&lab, &server, "erin", &["--authgroup=Staff Network"], None);
 }
+
+/// The chosen group is the session's group, so its `config-per-group` file applies: dave gets
+/// the admins file's route and DNS with `--authgroup=admins`, and the staff file's with staff.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn the_chosen_groups_file_applies() {
+    let lab = Lab::new();
+    let groups_dir = lab.dir.join("config-per-group");
+    std::fs::create_dir_all(&groups_dir).unwrap();
+    std::fs::write(
+        groups_dir.join("admins"),
+        "route = 10.77.0.0/16\ndns = 10.77.0.53\n",
+    )
+    .unwrap();
+    std::fs::write(
+        groups_dir.join("staff"),
+        "route = 10.66.0.0/16\ndns = 10.66.0.53\n",
+    )
+    .unwrap();
+    let (_server, socket) = lab_server(&lab, &[("config-per-group", groups_dir.to_str().unwrap())]);
+    for (choice, group, dns, route) in [
+        ("admins", "admins", "10.77.0.53", "10.77.0.0/255.255.0.0"),
+        (
+            "Staff Network",
+            "staff",
+            "10.66.0.53",
+            "10.66.0.0/255.255.0.0",
+        ),
+    ] {
+        let authgroup = format!("--authgroup={choice}");
+        let mut client = connect(&lab, "dave", "dave-pw", &[&authgroup], None);
+        client.wait_up(WAIT).expect("dave logs in");
+        let users = json(&socket, &["show", "user", "dave"]);
+        let user = &users[0];
+        assert_eq!(user["Groupname"], group, "{user}");
+        assert_eq!(user["DNS"], serde_json::json!([dns]), "{user}");
+        let routes = user["Routes"].to_string();
+        assert!(routes.contains(route), "{user}");
+        drop(client);
+    }
+}
