@@ -326,6 +326,10 @@ async fn start(
         println!("{}", demo::instructions(demo));
     }
     let secmod = secmod::Supervisor::new(secmod_child, prepared.secmod.clone(), level);
+    let prepared = Prepared {
+        auto_groups: started.groups,
+        ..prepared
+    };
     let shared = Arc::new(state::Shared::new(
         config,
         prepared,

@@ -75,18 +75,21 @@ pub struct Started {
     pub child: Child,
     /// The kind of each `[vhost:NAME]` key, by name.
     pub vhost_keys: Vec<(String, KeyKind)>,
+    /// `auto-select-group`'s list (empty without it).
+    pub groups: Vec<String>,
 }
 
 /// Spawn `rocserv-sm` with its socket on fd 3 and send it `config`. With `config.check_only`
 /// sec-mod exits after answering (the caller waits on `child`).
 pub async fn start(config: SecModConfig, log_level: u8) -> Result<Started, SecModError> {
-    let (sock, (key, vhost_keys), child) = launch(config, log_level).await?;
+    let (sock, (key, vhost_keys, groups), child) = launch(config, log_level).await?;
     let pid = child.id().unwrap_or(0);
     Ok(Started {
         client: Arc::new(SecModClient::new(sock, pid, REQUEST_TIMEOUT)),
         key,
         child,
         vhost_keys,
+        groups,
     })
 }
 
@@ -99,7 +102,7 @@ async fn launch(
     let child = spawn_secmod(&theirs, log_level)?;
     drop(theirs);
     match handshake(&sock, config).await {
-        Ok(key) => Ok((sock, key, child)),
+        Ok(ready) => Ok((sock, ready, child)),
         Err(e) => {
             let mut child = child;
             // It exits by itself after StartFailed; make sure of it and reap it.
@@ -184,7 +187,8 @@ impl Supervisor {
             }
             self.restarts.push(Instant::now());
             match launch(self.config.clone(), self.log_level).await {
-                Ok((sock, _key, child)) => {
+                // The group list of the first start stays: workers already use it.
+                Ok((sock, _ready, child)) => {
                     let pid = child.id().unwrap_or(0);
                     self.child = child;
                     client.replace(sock, pid);
@@ -244,8 +248,8 @@ fn spawn_secmod(fd: &OwnedFd, log_level: u8) -> Result<Child, SecModError> {
     })
 }
 
-/// The default section's key kind and each vhost's.
-type Keys = (KeyKind, Vec<(String, KeyKind)>);
+/// The default section's key kind, each vhost's, and `auto-select-group`'s list.
+type Keys = (KeyKind, Vec<(String, KeyKind)>, Vec<String>);
 
 async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, SecModError> {
     ipc::send(sock, &ToSecMod::Start(config), &[]).await?;
@@ -254,7 +258,11 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, S
         .await
         .map_err(|_| SecModError::Timeout(START_TIMEOUT))??;
     match answer {
-        Some(FromSecMod::Ready { key, vhost_keys }) => Ok((key, vhost_keys)),
+        Some(FromSecMod::Ready {
+            key,
+            vhost_keys,
+            groups,
+        }) => Ok((key, vhost_keys, groups)),
         Some(FromSecMod::StartFailed { reason }) => Err(SecModError::StartFailed(reason)),
         Some(
             FromSecMod::SessionOpened { .. }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use nix::unistd::{Group, User};
-use rocserv_proto::config::{Config, IpNet};
+use rocserv_proto::config::{Config, GroupChoice, IpNet};
 use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
     AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, VhostCert, WorkerStart,
@@ -33,6 +33,8 @@ pub struct Prepared {
     /// Each `[vhost:NAME]`'s certificate chain; the key kinds are sec-mod's answer
     /// ([`Prepared::set_vhost_keys`]).
     pub vhosts: Vec<VhostCert>,
+    /// `auto-select-group`'s list, from sec-mod's `Ready` (empty until then, and without it).
+    pub auto_groups: Vec<String>,
 }
 
 impl Prepared {
@@ -123,6 +125,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         cert_chain,
         secmod,
         vhosts,
+        auto_groups: Vec::new(),
     })
 }
 
@@ -260,6 +263,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
                 })
             })
             .collect::<Option<Vec<_>>>()?,
+        auto_select_group: config.auto_select_group,
     })
 }
 
@@ -288,9 +292,32 @@ pub fn worker_start(
             auth_timeout_secs: u64::from(config.auth_timeout),
             handshake_timeout_secs: u64::from(config.handshake_timeout),
             pre_login_banner: config.pre_login_banner.clone(),
+            groups: group_choices(config, &prepared.auto_groups),
+            default_select_group: config.default_select_group.clone(),
+            // ocserv 1.5: cisco-client-compat implies select-group-by-url.
+            select_group_by_url: config.select_group_by_url || config.cisco_client_compat,
         },
         tunnel: tunnel_settings(config),
     }
+}
+
+/// The login form's groups: with `auto-select-group` the backend's list replaces the
+/// `select-group` lines (as in ocserv), keeping the label a `select-group` line gives a group.
+fn group_choices(config: &Config, auto_groups: &[String]) -> Vec<GroupChoice> {
+    if !config.auto_select_group {
+        return config.select_groups.clone();
+    }
+    auto_groups
+        .iter()
+        .map(|name| GroupChoice {
+            name: name.clone(),
+            label: config
+                .select_groups
+                .iter()
+                .find(|g| &g.name == name)
+                .and_then(|g| g.label.clone()),
+        })
+        .collect()
 }
 
 fn tunnel_settings(config: &Config) -> TunnelSettings {

@@ -101,10 +101,18 @@ pub fn auth_xml(data: &[u8]) {
             &request.password,
             &request.secondary_password,
             &request.group,
+            &request.group_access,
         ] {
             assert!(field
                 .as_ref()
                 .is_none_or(|v| v.len() <= auth_xml::MAX_FIELD));
+        }
+        if let Some(path) = request
+            .group_access
+            .as_deref()
+            .and_then(auth_xml::group_access_path)
+        {
+            assert!(!path.is_empty() && !path.contains(['?', '#']));
         }
     }
     let text = String::from_utf8_lossy(data);
@@ -116,13 +124,29 @@ pub fn auth_xml(data: &[u8]) {
             label: text.to_string(),
             secret: true,
         },
+        groups: Vec::new(),
     };
     let expected = auth_xml::xml_safe(&text);
     let rendered = auth_xml::render_login_form(&form);
     assert_eq!(read_back(&rendered, b"message"), Some(expected.clone()));
     assert_eq!(read_back(&rendered, b"label"), Some(expected.clone()));
     let complete = auth_xml::render_complete(Some(&text), &text);
-    assert_eq!(read_back(&complete, b"session-token"), Some(expected));
+    assert_eq!(
+        read_back(&complete, b"session-token"),
+        Some(expected.clone())
+    );
+    // Group names and labels come from the configuration and the password file.
+    let with_groups = auth_xml::LoginForm {
+        fields: auth_xml::FormFields::UsernamePassword,
+        groups: vec![auth_xml::FormGroup {
+            value: text.to_string(),
+            label: text.to_string(),
+        }],
+        ..form
+    };
+    let rendered = auth_xml::render_login_form(&with_groups);
+    assert_eq!(read_back(&rendered, b"value"), Some(expected.clone()));
+    assert_eq!(read_back(&rendered, b"option"), Some(expected));
 }
 
 /// The text of the first element named `name`, or the value of the first attribute named

@@ -556,3 +556,51 @@ fn operations_options() {
     let c = ok("mobile-idle-timeout = 2400\n");
     assert_eq!(c.policy.mobile_idle_timeout, Some(2400));
 }
+
+#[test]
+fn group_choices() {
+    use rocserv_proto::config::GroupChoice;
+    let c = ok(
+        "select-group = staff\nselect-group = admins[Admin network]\n\
+                select-group = ops [Ops (24/7)]\ndefault-select-group = DEFAULT\n\
+                auto-select-group = false\nselect-group-by-url = true\n",
+    );
+    assert_eq!(
+        c.select_groups,
+        vec![
+            GroupChoice {
+                name: "staff".into(),
+                label: None
+            },
+            GroupChoice {
+                name: "admins".into(),
+                label: Some("Admin network".into())
+            },
+            GroupChoice {
+                name: "ops".into(),
+                label: Some("Ops (24/7)".into())
+            },
+        ]
+    );
+    assert_eq!(c.default_select_group.as_deref(), Some("DEFAULT"));
+    assert!(!c.auto_select_group && c.select_group_by_url);
+    assert!(ok("auto-select-group = true\n").auto_select_group);
+    let too_many: String = (0..=rocserv_proto::config::MAX_SELECT_GROUPS)
+        .map(|i| format!("select-group = g{i}\n"))
+        .collect();
+    let parsed = with_base(&too_many);
+    assert_eq!(messages(&parsed).len(), 1, "{:?}", messages(&parsed));
+    for bad in [
+        "select-group = a[b",
+        "select-group = a[]",
+        "select-group = [Label]",
+        "select-group = a/b",
+        "select-group = a[b]c]",
+        "select-group = a:b",
+        "default-select-group = x,y",
+        &format!("select-group = a[{}]", "x".repeat(256)),
+    ] {
+        let message = one(bad);
+        assert!(message.contains("error"), "{bad}: {message}");
+    }
+}

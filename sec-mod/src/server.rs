@@ -67,6 +67,11 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         Ok(shared) => Arc::new(shared),
         Err(reason) => return fail_start(&sock, reason).await,
     };
+    let groups = if config.auto_select_group {
+        auto_groups(&config.auth)
+    } else {
+        Vec::new()
+    };
     send(
         &sock,
         &FromSecMod::Ready {
@@ -76,6 +81,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
                 .iter()
                 .map(|v| (v.name.clone(), v.key.kind()))
                 .collect(),
+            groups,
         },
     )
     .await?;
@@ -229,6 +235,22 @@ fn load_section(
         (Ok(key), Ok(backend)) => Ok((key, backend)),
         (key, backend) => Err([key.err(), backend.err()].into_iter().flatten().collect()),
     }
+}
+
+/// `auto-select-group`'s list for `auth`; a password file that cannot be read gives none
+/// (the start already reported why).
+fn auto_groups(auth: &AuthMethod) -> Vec<String> {
+    let groups = match auth {
+        AuthMethod::Plain { passwd } => {
+            crate::auth::groups::from_passwd(passwd).unwrap_or_else(|e| {
+                log::error!("auto-select-group: {e}");
+                Vec::new()
+            })
+        }
+        AuthMethod::Pam { gid_min } => crate::auth::groups::from_system(*gid_min),
+    };
+    log::info!("auto-select-group offers {} group(s)", groups.len());
+    groups
 }
 
 async fn fail_start(sock: &UnixSeqpacket, reason: String) -> Result<Outcome, ServerError> {

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tokio::time::{timeout_at, Instant};
 use tokio_seqpacket::UnixSeqpacket;
 
-use crate::auth::{Attempt, AuthBackend, Event, Login, Verdict};
+use crate::auth::{Attempt, AuthBackend, Event, Login, Rejection, Verdict};
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
 use crate::sessions::{IssueError, SessionSeed, Sessions, COOKIE_BYTES};
@@ -333,6 +333,9 @@ impl Link {
             );
             return AuthStep::Failed { retry: false };
         }
+        // An empty choice is no choice (a form's empty select); anything else is checked
+        // against the user's groups by the backend.
+        let group = group.filter(|g| !g.is_empty());
         let attempt = self.backend().begin(Login {
             username: username.clone(),
             password,
@@ -380,10 +383,11 @@ impl Link {
             Event::Done(Verdict::Accepted { group }) => self.complete(&open.username, &group),
             Event::Done(Verdict::Rejected(reason)) => {
                 let group = open.group.as_deref().unwrap_or("");
-                let why = if group.is_empty() {
-                    reason.to_string()
-                } else {
-                    format!("{reason} (group '{}')", group.escape_debug())
+                let why = match reason {
+                    // Already names the group.
+                    Rejection::GroupNotAllowed(_) => reason.to_string(),
+                    _ if group.is_empty() => reason.to_string(),
+                    _ => format!("{reason} (group '{}')", group.escape_debug()),
                 };
                 self.failed(&open.username, &why)
             }

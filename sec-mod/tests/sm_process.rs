@@ -54,6 +54,7 @@ fn fixture() -> Fixture {
         deny_roaming: false,
         policy_files: Default::default(),
         vhosts: Vec::new(),
+        auto_select_group: false,
     };
     Fixture {
         dir,
@@ -141,12 +142,16 @@ fn new_worker(main: &OwnedFd, worker: u64) -> OwnedFd {
 }
 
 fn auth(worker: &OwnedFd, user: &str, pw: &str) -> AuthStep {
+    auth_group(worker, user, pw, None)
+}
+
+fn auth_group(worker: &OwnedFd, user: &str, pw: &str, group: Option<&str>) -> AuthStep {
     send_msg(
         worker,
         &worker_secmod::ToSecMod::AuthStart {
             username: user.into(),
             password: pw.into(),
-            group: None,
+            group: group.map(Into::into),
             user_agent: "Open AnyConnect VPN Agent v9.01".into(),
         },
     );
@@ -183,6 +188,7 @@ fn full_conversation() {
         main_secmod::FromSecMod::Ready {
             key: KeyKind::EcdsaP256,
             vhost_keys: Vec::new(),
+            groups: Vec::new(),
         }
     );
 
@@ -579,6 +585,76 @@ fn session_open_closes_the_link() {
     assert!(wait_exit(child).success());
 }
 
+/// A worker's group request is the client's word: sec-mod grants only a group the password
+/// file lists for the user (the first one when none is asked for), refuses any other as a
+/// failed login, and the session carries the granted group. With `auto-select-group` the
+/// `Ready` answer lists the file's groups.
+#[test]
+fn only_a_group_the_user_is_in_is_granted() {
+    let f = fixture();
+    let alice = hash_sha256("alicepw", &[5; SALT_LEN]);
+    f.dir.write(
+        "ocpasswd",
+        format!(
+            "alice:staff,admins:{alice}
+bob:ops,staff:{alice}
+"
+        ),
+    );
+    let config = SecModConfig {
+        auto_select_group: true,
+        ..f.config.clone()
+    };
+    let (main, child, answer) = start(&config);
+    assert_eq!(
+        answer,
+        main_secmod::FromSecMod::Ready {
+            key: KeyKind::EcdsaP256,
+            vhost_keys: Vec::new(),
+            groups: vec!["admins".into(), "ops".into(), "staff".into()],
+        }
+    );
+    let granted = |worker_id: u64, group: Option<&str>| -> Result<String, AuthStep> {
+        let worker = new_worker(&main, worker_id);
+        let step = auth_group(&worker, "alice", "alicepw", group);
+        let AuthStep::Complete { cookie, .. } = step else {
+            return Err(step);
+        };
+        send_msg(
+            &main,
+            &main_secmod::ToSecMod::SessionOpen {
+                worker: WorkerId(worker_id),
+                peer: "192.0.2.7".parse().unwrap(),
+                cookie,
+            },
+        );
+        match recv_msg::<main_secmod::FromSecMod>(&main) {
+            main_secmod::FromSecMod::SessionOpened {
+                result: Ok(grant), ..
+            } => Ok(grant.groupname),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(granted(70, None), Ok("staff".into()));
+    assert_eq!(granted(71, Some("")), Ok("staff".into()));
+    assert_eq!(granted(72, Some("admins")), Ok("admins".into()));
+    for (id, other) in [
+        (73, "ops"),
+        (74, "Staff"),
+        (75, "../staff"),
+        (76, "staff\n"),
+    ] {
+        assert_eq!(
+            granted(id, Some(other)),
+            Err(AuthStep::Failed { retry: true }),
+            "{other:?}"
+        );
+        expect_ban_points(&main, 1);
+    }
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
 /// The running binary is locked down (`harden::apply`): seccomp filter, no_new_privs, only the
 /// kept capabilities, no core files.
 #[test]
@@ -721,6 +797,7 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
         main_secmod::FromSecMod::Ready {
             key: KeyKind::EcdsaP256,
             vhost_keys: vec![("b.example.com".into(), KeyKind::EcdsaP384)],
+            groups: Vec::new(),
         }
     );
     // The vhost's key signs; its users log in, the default section's do not.

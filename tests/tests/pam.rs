@@ -94,3 +94,104 @@ fn pam_user_logs_in_and_wrong_password_is_refused() {
     let logged = format!("user '{0}' logged in via pam (group '{0}'", fixture.user);
     assert!(server.log_text().contains(&logged), "{}", server.log_text());
 }
+
+/// A group the test creates (high gid, above the usual `gid-min`), removed on drop.
+struct UnixGroup {
+    name: String,
+}
+
+impl UnixGroup {
+    fn new(gid: u32, member: &str) -> Self {
+        let name = format!("rocpg{}", std::process::id() % 100_000);
+        let status = Command::new("groupadd")
+            .args(["-g", &gid.to_string(), &name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "groupadd failed");
+        let group = Self { name };
+        let status = Command::new("usermod")
+            .args(["-a", "-G", &group.name, member])
+            .status()
+            .unwrap();
+        assert!(status.success(), "usermod failed");
+        group
+    }
+}
+
+impl Drop for UnixGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.name).status();
+    }
+}
+
+/// PAM users' groups are their Unix groups: with `auto-select-group` the form offers the
+/// system's groups from `gid-min` up; a member gets the group it asks for (`--authgroup`), the
+/// primary group when it asks for none, and a group it is not in is refused.
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and PAM: run by tests/run-all.sh"]
+fn pam_users_get_their_unix_groups() {
+    const GID_MIN: u32 = 61_000;
+    let lab = Lab::new();
+    let fixture = PamFixture::new("pam-secret-2");
+    let group = UnixGroup::new(GID_MIN + std::process::id() % 1000, &fixture.user);
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[
+            ("auth", &format!("\"pam[gid-min={GID_MIN}]\"")),
+            ("auto-select-group", "true"),
+            ("max-ban-score", "0"),
+        ]),
+    );
+
+    let mut opts = ClientOptions::password(&fixture.user, "pam-secret-2");
+    opts.extra = vec![format!("--authgroup={}", group.name)];
+    let mut client = Client::start(&lab, &opts);
+    client
+        .wait_up(WAIT)
+        .expect("PAM login with a supplementary group");
+    let logged = format!(
+        "user '{}' logged in via pam (group '{}'",
+        fixture.user, group.name
+    );
+    server.wait_for_log(&logged, WAIT).unwrap();
+    drop(client);
+
+    // The primary group (useradd made one of the user's name) is below gid-min: not offered.
+    let mut opts = ClientOptions::password(&fixture.user, "pam-secret-2");
+    opts.extra = vec![format!("--authgroup={}", fixture.user)];
+    let mut client = Client::start(&lab, &opts);
+    let status = client.wait_exit(WAIT).expect("openconnect gave up");
+    assert!(!status.success(), "{}", client.output());
+    let output = client.output();
+    assert!(
+        output.contains(&format!("Auth choice \"{}\" not available", fixture.user)),
+        "{output}"
+    );
+    // openconnect then lists the labels it was offered: `Group: [a|b|...]`.
+    let offered: Vec<&str> = output
+        .lines()
+        .find_map(|l| l.strip_prefix("Group: ["))
+        .and_then(|l| l.split(']').next())
+        .unwrap_or_else(|| panic!("no group prompt in:\n{output}"))
+        .split('|')
+        .collect();
+    assert!(offered.contains(&group.name.as_str()), "{offered:?}");
+    assert!(offered.contains(&"nogroup"), "{offered:?}");
+    assert!(!offered.contains(&fixture.user.as_str()), "{offered:?}");
+
+    // Offered but not the user's: refused.
+    let mut opts = ClientOptions::password(&fixture.user, "pam-secret-2");
+    opts.extra = vec!["--authgroup=nogroup".into()];
+    let mut client = Client::start(&lab, &opts);
+    let status = client.wait_exit(WAIT).expect("openconnect gave up");
+    assert!(!status.success(), "{}", client.output());
+    server
+        .wait_for_log(
+            &format!(
+                "login failed for user '{}' via pam: not a member of group \"nogroup\"",
+                fixture.user
+            ),
+            WAIT,
+        )
+        .unwrap();
+}

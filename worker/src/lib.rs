@@ -131,7 +131,12 @@ async fn serve(
         pre_login: start.auth.pre_login_banner.as_deref(),
         post_login: start.tunnel.banner.as_deref(),
     };
-    let phase = http::serve(&mut tls, &*secmod, banners, timeouts);
+    let groups = http::Groups {
+        choices: start.auth.groups.clone(),
+        default_select: start.auth.default_select_group.clone(),
+        by_url: start.auth.select_group_by_url,
+    };
+    let phase = http::serve(&mut tls, &*secmod, banners, &groups, timeouts);
     let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,
         Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),

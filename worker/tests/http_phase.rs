@@ -13,10 +13,16 @@ use std::collections::VecDeque;
 
 use rocserv_proto::ipc::worker_secmod::{AuthStep, ToSecMod};
 use rocserv_proto::ipc::SessionId;
-use rocserv_worker::http::{self, Banners, HttpPhaseError, Outcome, ReadTimeouts};
+use rocserv_worker::http::{self, Banners, Groups, HttpPhaseError, Outcome, ReadTimeouts};
 use rocserv_worker::ipc::{AuthService, IpcChannelError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::{Duration, Instant};
+
+static NO_GROUPS: Groups = Groups {
+    choices: Vec::new(),
+    default_select: None,
+    by_url: false,
+};
 
 /// sec-mod that answers from a script and records the questions.
 #[derive(Default)]
@@ -162,7 +168,7 @@ async fn openconnect_login_then_connect() {
             .unwrap();
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, banners, relaxed()),
+        http::serve(&mut server, &secmod, banners, &NO_GROUPS, relaxed()),
         script
     );
     match outcome.unwrap() {
@@ -207,7 +213,13 @@ async fn final_failure_is_a_bare_401_and_close() {
         assert!(body.is_empty());
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed()
+        ),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)));
@@ -229,7 +241,13 @@ async fn unknown_url_is_404_and_close() {
         assert!(head.contains("\r\nConnection: close\r\n"));
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed()
+        ),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)));
@@ -251,7 +269,13 @@ async fn connect_without_cookie_is_503() {
         );
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed()
+        ),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)));
@@ -266,7 +290,14 @@ async fn pipelining_and_garbage_close_without_asking_secmod() {
         let (mut server, mut client) = tokio::io::duplex(64 * 1024);
         let secmod = FakeSecMod::default();
         client.write_all(input.as_bytes()).await.unwrap();
-        let outcome = http::serve(&mut server, &secmod, Banners::default(), relaxed()).await;
+        let outcome = http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed(),
+        )
+        .await;
         assert!(
             matches!(
                 outcome,
@@ -294,7 +325,13 @@ async fn request_limit() {
         }
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default(), relaxed()),
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed()
+        ),
         script
     );
     assert!(matches!(outcome, Err(HttpPhaseError::TooManyRequests)));
@@ -313,7 +350,13 @@ async fn silent_and_trickling_clients_are_cut_off() {
     let (mut server, _client) = tokio::io::duplex(64 * 1024);
     let secmod = FakeSecMod::default();
     let started = Instant::now();
-    let serve = http::serve(&mut server, &secmod, Banners::default(), short(500));
+    let serve = http::serve(
+        &mut server,
+        &secmod,
+        Banners::default(),
+        &NO_GROUPS,
+        short(500),
+    );
     let outcome = tokio::time::timeout(Duration::from_secs(5), serve).await;
     assert!(
         matches!(outcome, Ok(Err(HttpPhaseError::TooSlow))),
@@ -346,7 +389,13 @@ async fn silent_and_trickling_clients_are_cut_off() {
             panic!("the server still reads a trickled request after 20 s");
         };
         let started = Instant::now();
-        let serve = http::serve(&mut server, &secmod, Banners::default(), short(first));
+        let serve = http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            short(first),
+        );
         let outcome = tokio::select! {
             outcome = serve => outcome,
             () = trickle => unreachable!(),
@@ -383,8 +432,70 @@ async fn a_pause_between_requests_is_not_cut() {
         client.shutdown().await.unwrap();
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default(), timeouts),
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            timeouts
+        ),
         script
     );
     assert!(matches!(outcome, Ok(Outcome::Closed)), "{outcome:?}");
+}
+
+/// openconnect's flow with `select-group-by-url`: init POSTed to `/staff` gets a form offering
+/// that group only; the credentials go to the form's `/auth` with `<group-select>`; sec-mod is
+/// asked for the group.
+#[tokio::test]
+async fn a_group_url_reaches_secmod_and_the_form_offers_it() {
+    use rocserv_proto::config::GroupChoice;
+    let groups = Groups {
+        choices: vec![
+            GroupChoice {
+                name: "staff".into(),
+                label: Some("Staff & Co".into()),
+            },
+            GroupChoice {
+                name: "admins".into(),
+                label: None,
+            },
+        ],
+        default_select: None,
+        by_url: true,
+    };
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([complete()]);
+    let script = async move {
+        client
+            .write_all(post("/staff", INIT).as_bytes())
+            .await
+            .unwrap();
+        let (_, body) = response(&mut client).await;
+        assert!(
+            body.contains(
+                "<select name=\"group_list\" label=\"Group:\">\n\
+                 <option value=\"staff\">Staff &amp; Co</option>\n</select>"
+            ),
+            "{body}"
+        );
+        let with_group =
+            reply("test", "pw").replace("<auth>", "<group-select>staff</group-select><auth>");
+        client
+            .write_all(post("/auth", &with_group).as_bytes())
+            .await
+            .unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(head.contains("Set-Cookie: webvpn="), "{head}");
+        drop(client);
+    };
+    let (_, ()) = tokio::join!(
+        http::serve(&mut server, &secmod, Banners::default(), &groups, relaxed()),
+        script
+    );
+    let asked = secmod.asked.borrow();
+    assert!(
+        matches!(&asked[0], ToSecMod::AuthStart { group: Some(g), .. } if g == "staff"),
+        "{asked:?}"
+    );
 }

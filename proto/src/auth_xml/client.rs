@@ -41,6 +41,8 @@ enum Field {
     Password,
     SecondaryPassword,
     Group,
+    /// Only from XML: a form field of this name means nothing to ocserv.
+    GroupAccess,
 }
 
 impl Field {
@@ -70,6 +72,7 @@ impl ClientRequest {
             Field::Password => &mut self.password,
             Field::SecondaryPassword => &mut self.secondary_password,
             Field::Group => &mut self.group,
+            Field::GroupAccess => &mut self.group_access,
         };
         slot.get_or_insert(value);
         Ok(())
@@ -147,9 +150,12 @@ fn parse_xml(text: &str) -> Result<ClientRequest, AuthXmlError> {
 }
 
 fn field_of(start: &BytesStart<'_>) -> Option<Field> {
-    std::str::from_utf8(start.name().as_ref())
-        .ok()
-        .and_then(Field::from_name)
+    let qname = start.name();
+    let name = std::str::from_utf8(qname.as_ref()).ok()?;
+    if name == "group-access" {
+        return Some(Field::GroupAccess);
+    }
+    Field::from_name(name)
 }
 
 /// Take the document kind from `<config-auth type="...">`.
@@ -264,12 +270,17 @@ mod tests {
             init,
             ClientRequest {
                 kind: Some(RequestKind::Init),
+                group_access: Some("https://127.0.0.1:4443/".into()),
                 ..Default::default()
             }
         );
         let with_group = parse(INIT_GROUP);
         assert_eq!(with_group.kind, Some(RequestKind::Init));
         assert_eq!(with_group.group.as_deref(), Some("finance"));
+        assert_eq!(
+            with_group.group_access.as_deref(),
+            Some("https://127.0.0.1:4443/")
+        );
     }
 
     #[test]
@@ -366,6 +377,54 @@ mod tests {
         assert_eq!(reply.password.as_deref(), Some("pq"));
         assert_eq!(parse(b"<config-auth type=\"weird\"/>").kind, None);
         assert_eq!(parse(b"<auth><username>u</username></auth>").kind, None);
+    }
+
+    /// Cisco's aggregate auth: the group chosen in the form comes back as `<group-select>` at
+    /// the top level (openconnect does the same), `<group-access>` carries the URL.
+    #[test]
+    fn aggregate_auth_group_fields() {
+        let reply = parse(
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+              type=\"auth-reply\" aggregate-auth-version=\"2\"><version who=\"vpn\">4.10\
+              </version><device-id>win</device-id><group-select>Staff Net</group-select>\
+              <group-access>https://vpn.example.com/staff?x=1</group-access><auth>\
+              <username>u</username><password>p</password></auth></config-auth>",
+        );
+        assert_eq!(reply.kind, Some(RequestKind::AuthReply));
+        assert_eq!(reply.group.as_deref(), Some("Staff Net"));
+        assert_eq!(
+            reply.group_access.as_deref(),
+            Some("https://vpn.example.com/staff?x=1")
+        );
+        assert_eq!(reply.username.as_deref(), Some("u"));
+        // A form field named like the XML element is not a group-access URL.
+        assert_eq!(parse(b"group-access=https://h/x").group_access, None);
+        let long = format!(
+            "<config-auth><group-access>https://h/{}</group-access></config-auth>",
+            "a".repeat(MAX_FIELD)
+        );
+        assert_eq!(
+            parse_client_body(long.as_bytes()),
+            Err(AuthXmlError::FieldTooLong)
+        );
+    }
+
+    #[test]
+    fn group_access_paths() {
+        use super::super::group_access_path;
+        for (url, path) in [
+            ("https://127.0.0.1:4443/", None),
+            ("https://127.0.0.1:4443", None),
+            ("https://vpn.example.com/staff", Some("staff")),
+            ("https://vpn.example.com/staff?x=1#f", Some("staff")),
+            ("https://vpn.example.com/a/b", Some("a/b")),
+            ("https://vpn.example.com/?x", None),
+            ("http://vpn.example.com/staff", None),
+            ("staff", None),
+            ("", None),
+        ] {
+            assert_eq!(group_access_path(url), path, "{url}");
+        }
     }
 
     #[test]

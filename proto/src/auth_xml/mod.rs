@@ -16,6 +16,15 @@ pub use client::parse_client_body;
 pub use render::xml_safe;
 pub use render::{render_complete, render_login_form};
 
+/// The path of a `<group-access>` URL (`https://host[:port]/PATH`), without the leading `/`,
+/// query or fragment; `None` when it has no path or is not an https URL.
+pub fn group_access_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let (_host, path) = rest.split_once('/')?;
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    (!path.is_empty()).then_some(path)
+}
+
 /// Longest user name, password, secondary password or group we accept, in bytes after
 /// unescaping (ocserv keeps far less; a login form field is never longer).
 pub const MAX_FIELD: usize = 1024;
@@ -45,6 +54,9 @@ pub struct ClientRequest {
     pub secondary_password: Option<String>,
     /// `<group-select>` or `group_list`.
     pub group: Option<String>,
+    /// `<group-access>`: the URL the client was pointed at (Cisco clients and openconnect
+    /// send it in `init`); its path names a group with `select-group-by-url`.
+    pub group_access: Option<String>,
 }
 
 /// The body is neither acceptable XML nor an urlencoded form.
@@ -75,4 +87,16 @@ pub struct LoginForm {
     /// Shown as `<error>` (e.g. "Login failed.") above the inputs.
     pub error: Option<String>,
     pub fields: FormFields,
+    /// The group choices, shown as ocserv's `<select name="group_list" label="Group:">`
+    /// under the username and password inputs; empty = no group choice.
+    pub groups: Vec<FormGroup>,
+}
+
+/// One `<option>` of the group choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormGroup {
+    /// What the client sends back (`value`).
+    pub value: String,
+    /// What the user sees (openconnect's `--authgroup` matches it).
+    pub label: String,
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{FormFields, LoginForm};
+use super::{FormFields, FormGroup, LoginForm};
 
 /// Both documents open like ocserv's: XML declaration, `config-auth` and its version line.
 const VERSION: &str = "<version who=\"sg\">0.1(1)</version>\n";
@@ -27,6 +27,7 @@ pub fn render_login_form(form: &LoginForm) -> String {
         FormFields::UsernamePassword => {
             input(&mut out, "text", "username", "Username:");
             input(&mut out, "password", "password", "Password:");
+            group_select(&mut out, &form.groups);
         }
         FormFields::Secondary { label, secret } => {
             let kind = if *secret { "password" } else { "text" };
@@ -64,6 +65,23 @@ fn input(out: &mut String, kind: &str, name: &str, label: &str) {
     let _ = write!(out, "<input type=\"{kind}\" name=\"{name}\" label=\"");
     escape_into(out, label);
     out.push_str("\" />\n");
+}
+
+/// ocserv's group choice (src/worker-auth.c `get_auth_handler2`): openconnect takes the
+/// `select` named `group_list` as its auth group and matches `--authgroup` against the labels.
+fn group_select(out: &mut String, groups: &[FormGroup]) {
+    if groups.is_empty() {
+        return;
+    }
+    out.push_str("<select name=\"group_list\" label=\"Group:\">\n");
+    for group in groups {
+        out.push_str("<option value=\"");
+        escape_into(out, &group.value);
+        out.push_str("\">");
+        escape_into(out, &group.label);
+        out.push_str("</option>\n");
+    }
+    out.push_str("</select>\n");
 }
 
 /// The one escaping function: markup characters and CR become entities (safe in text and in
@@ -176,6 +194,7 @@ mod tests {
             banner: None,
             error: None,
             fields: FormFields::UsernamePassword,
+            groups: Vec::new(),
         };
         assert_eq!(
             render_login_form(&form),
@@ -202,6 +221,7 @@ mod tests {
                 label: "Password2: \"x\" <y>".into(),
                 secret: true,
             },
+            groups: Vec::new(),
         };
         let seen = read_back(&render_login_form(&form));
         assert_eq!(seen.kind.as_deref(), Some("auth-request"));
@@ -226,6 +246,55 @@ mod tests {
     }
 
     #[test]
+    fn group_choice_is_a_select_with_labels() {
+        let form = LoginForm {
+            message: "m".into(),
+            banner: None,
+            error: None,
+            fields: FormFields::UsernamePassword,
+            groups: vec![
+                FormGroup {
+                    value: "staff".into(),
+                    label: "Staff <net> & \"co\"".into(),
+                },
+                FormGroup {
+                    value: "a'b".into(),
+                    label: "a'b".into(),
+                },
+            ],
+        };
+        let doc = render_login_form(&form);
+        assert!(
+            doc.contains(
+                "<input type=\"password\" name=\"password\" label=\"Password:\" />\n\
+                 <select name=\"group_list\" label=\"Group:\">\n\
+                 <option value=\"staff\">Staff &lt;net&gt; &amp; &quot;co&quot;</option>\n\
+                 <option value=\"a&apos;b\">a&apos;b</option>\n\
+                 </select>\n</form>"
+            ),
+            "{doc}"
+        );
+        let seen = read_back(&doc);
+        assert!(seen
+            .texts
+            .contains(&("option".into(), "Staff <net> & \"co\"".into())));
+        // No choice: no select; a follow-up question never shows one.
+        let plain = LoginForm {
+            groups: Vec::new(),
+            ..form.clone()
+        };
+        assert!(!render_login_form(&plain).contains("<select"));
+        let secondary = LoginForm {
+            fields: FormFields::Secondary {
+                label: "OTP".into(),
+                secret: true,
+            },
+            ..form
+        };
+        assert!(!render_login_form(&secondary).contains("<select"));
+    }
+
+    #[test]
     fn secondary_text_input() {
         let form = LoginForm {
             message: "Please enter your OTP.".into(),
@@ -235,6 +304,7 @@ mod tests {
                 label: "Code:".into(),
                 secret: false,
             },
+            groups: Vec::new(),
         };
         let seen = read_back(&render_login_form(&form));
         assert_eq!(seen.inputs[0][0], ("type".into(), "text".into()));

@@ -406,6 +406,19 @@ pub(crate) fn supported(
             // 0 = never; `None` is kept for "not given" and resolved in `finish`.
             c.policy.mobile_idle_timeout = Some(values::seconds(v)?);
         }
+        "select-group" => {
+            // The list travels in every worker's start message (64 KiB at most).
+            if c.select_groups.len() >= super::MAX_SELECT_GROUPS {
+                return Err(format!(
+                    "more than {} `select-group` lines",
+                    super::MAX_SELECT_GROUPS
+                ));
+            }
+            c.select_groups.push(values::group_choice(v)?)
+        }
+        "auto-select-group" => c.auto_select_group = values::boolean(v)?,
+        "default-select-group" => c.default_select_group = Some(values::group_name(v)?),
+        "select-group-by-url" => c.select_group_by_url = values::boolean(v)?,
         "rate-limit-ms" => c.rate_limit_ms = values::number(v, 0, 3_600_000)?,
         "stats-report-time" => c.policy.stats_report_time = values::seconds(v)?,
         "tls-priorities" => {

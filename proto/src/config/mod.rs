@@ -47,6 +47,25 @@ impl Parsed {
     }
 }
 
+/// Longest group name accepted anywhere (ocserv `MAX_GROUPNAME_SIZE`, 128 with its NUL).
+pub const MAX_GROUP_NAME: usize = 127;
+
+/// Most `select-group` lines (and labels of at most 255 bytes): the list goes into every
+/// worker's start message.
+pub const MAX_SELECT_GROUPS: usize = 128;
+
+/// Whether `name` may be a group name: in the configuration, in a login request (a hostile
+/// worker's word, checked again in sec-mod) or as a session's group. Not empty, at most
+/// [`MAX_GROUP_NAME`] bytes, no control character, and none of `[` `]` (label delimiters),
+/// `/` (the name picks a per-group file), `:` `,` (the password file's separators).
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_GROUP_NAME
+        && !name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '[' | ']' | '/' | ':' | ','))
+}
+
 /// Parse the text of an ocserv.conf. `origin` names the file in diagnostics.
 pub fn parse(source: &str, origin: &str) -> Parsed {
     let mut sink = diag::Sink::new(origin);
@@ -258,6 +277,24 @@ pub struct Config {
     /// `config-per-user`, `config-per-group`, `default-user-config`, `default-group-config`:
     /// read by sec-mod at each CONNECT.
     pub policy_files: crate::policy::file::Locations,
+    /// `select-group` lines, in order: the groups the login form offers.
+    pub select_groups: Vec<GroupChoice>,
+    /// `auto-select-group`: offer every group the auth backend knows instead (sec-mod lists
+    /// them when it starts).
+    pub auto_select_group: bool,
+    /// `default-select-group`: an extra choice meaning "the user's default group".
+    pub default_select_group: Option<String>,
+    /// `select-group-by-url`: a POST to `/NAME` asks for group `NAME`.
+    pub select_group_by_url: bool,
+}
+
+/// One group the login form offers (`select-group = name[Label]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupChoice {
+    /// The group's name: what the client sends back and what the session gets.
+    pub name: String,
+    /// What the form shows instead of the name.
+    pub label: Option<String>,
 }
 
 /// A `[vhost:NAME]` section: its name and its own configuration.
@@ -322,6 +359,10 @@ impl Default for Config {
             policy: crate::policy::Policy::default(),
             vhosts: Vec::new(),
             policy_files: crate::policy::file::Locations::default(),
+            select_groups: Vec::new(),
+            auto_select_group: false,
+            default_select_group: None,
+            select_group_by_url: false,
         }
     }
 }

@@ -177,6 +177,43 @@ pub(crate) fn name(v: &str, max_len: usize) -> Result<String, Bad> {
     }
 }
 
+/// A group name as the password file or the system's group database spells it: no control
+/// character, no `[`/`]` (they delimit labels) and no `/` (it names a per-group file).
+pub(crate) fn group_name(v: &str) -> Result<String, Bad> {
+    if crate::config::valid_group_name(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(expected(
+            &format!(
+                "a group name of 1 to {} bytes without control characters, `[`, `]`, `/`, `:` or `,`",
+                super::MAX_GROUP_NAME
+            ),
+            v,
+        ))
+    }
+}
+
+/// `name[Label]` (the label optional), as ocserv's `select-group`.
+pub(crate) fn group_choice(v: &str) -> Result<super::GroupChoice, Bad> {
+    let (name, label) = match v.split_once('[') {
+        None => (v, None),
+        Some((name, rest)) => {
+            let label = rest
+                .strip_suffix(']')
+                .filter(|l| !l.contains(['[', ']']))
+                .ok_or_else(|| expected("`name` or `name[Label]`", v))?;
+            if label.is_empty() || label.len() > 255 || label.chars().any(char::is_control) {
+                return Err(expected("a label of printable characters", v));
+            }
+            (name.trim_end(), Some(label.to_owned()))
+        }
+    };
+    Ok(super::GroupChoice {
+        name: group_name(name)?,
+        label,
+    })
+}
+
 /// Free text; empty means "none".
 pub(crate) fn text(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())

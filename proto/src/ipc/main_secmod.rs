@@ -36,6 +36,8 @@ pub struct SecModConfig {
     pub policy_files: crate::policy::file::Locations,
     /// The `[vhost:NAME]` sections: each one's key, certificate and authentication method.
     pub vhosts: Vec<SecModVhost>,
+    /// `auto-select-group`: list the backend's groups in [`FromSecMod::Ready`].
+    pub auto_select_group: bool,
 }
 
 /// What sec-mod needs of one `[vhost:NAME]` section.
@@ -79,9 +81,12 @@ pub enum ToSecMod {
 pub enum FromSecMod {
     /// The keys are loaded and match their certificates; sec-mod serves requests from now on.
     /// `vhost_keys`: the kind of each `[vhost:NAME]` key, by name.
+    /// `groups`: with `auto-select-group`, every group the backend knows (the password
+    /// file's groups, or the system's groups from `gid-min` up), sorted; else empty.
     Ready {
         key: KeyKind,
         vhost_keys: Vec<(String, KeyKind)>,
+        groups: Vec<String>,
     },
     /// sec-mod could not start (unreadable key, key not matching the certificate, unreadable
     /// password file...). It exits after sending this.
@@ -177,7 +182,13 @@ mod tests {
                 deny_roaming: false,
                 policy_files: Default::default(),
             }],
+            auto_select_group: true,
         }));
+        roundtrip(&FromSecMod::Ready {
+            key: KeyKind::EcdsaP256,
+            vhost_keys: Vec::new(),
+            groups: vec!["staff".into()],
+        });
         roundtrip(&FromSecMod::BanPoints {
             peer: "2001:db8::1".parse().unwrap(),
             points: 10,

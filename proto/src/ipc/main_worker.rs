@@ -67,6 +67,13 @@ pub struct AuthSettings {
     pub handshake_timeout_secs: u64,
     /// `pre-login-banner`, shown on the login form.
     pub pre_login_banner: Option<String>,
+    /// The groups the login form offers: `select-group`, or with `auto-select-group` the
+    /// list sec-mod made when it started.
+    pub groups: Vec<crate::config::GroupChoice>,
+    /// `default-select-group`: offered too, and asking for it means "no particular group".
+    pub default_select_group: Option<String>,
+    /// `select-group-by-url` (or `cisco-client-compat`): a POST to `/NAME` asks for `NAME`.
+    pub select_group_by_url: bool,
 }
 
 /// What the CONNECT response tells the client, from the configuration (per-session values come

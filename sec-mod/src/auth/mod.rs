@@ -7,6 +7,7 @@
 //! [`Attempt`], so a slow login delays only its own user.
 
 pub mod crypt;
+pub mod groups;
 pub mod pam;
 pub mod plain;
 
@@ -66,6 +67,10 @@ pub enum Rejection {
     /// The password file has an empty hash for this user.
     #[error("no password set for this user")]
     NoPassword,
+    /// The requested group name is empty, too long or holds a character no group name has
+    /// (`rocserv_proto::config::valid_group_name`).
+    #[error("malformed group name")]
+    BadGroupName,
     /// The user asked for a group they are not a member of.
     #[error("not a member of group {0:?}")]
     GroupNotAllowed(String),
@@ -165,15 +170,20 @@ impl AttemptPeer {
 }
 
 /// Refuse user names and passwords no backend should see: empty, oversized, or with NUL or
-/// control characters (PAM's C strings cannot hold a NUL; nonstick panics on one).
+/// control characters (PAM's C strings cannot hold a NUL; nonstick panics on one); and a
+/// requested group that cannot be a group name (the worker's word, so checked here).
 pub fn check_login_shape(login: &Login) -> Result<(), Rejection> {
     let name_ok = !login.username.is_empty()
         && login.username.len() <= MAX_USERNAME
         && !login.username.chars().any(char::is_control);
-    if name_ok && answer_shape_ok(&login.password) {
-        Ok(())
-    } else {
-        Err(Rejection::Malformed)
+    if !(name_ok && answer_shape_ok(&login.password)) {
+        return Err(Rejection::Malformed);
+    }
+    match login.group.as_deref() {
+        Some(group) if !rocserv_proto::config::valid_group_name(group) => {
+            Err(Rejection::BadGroupName)
+        }
+        Some(_) | None => Ok(()),
     }
 }
 

@@ -130,15 +130,20 @@ pub fn authenticate(service: &str, login: &Login, ask: Ask<'_>) -> Verdict {
 /// The group of a PAM user, as ocserv gives it (src/auth-unix.c, `get_user_auth_group`): a
 /// requested group if the account is a member of it (else the login is refused), otherwise the
 /// name of the account's primary group; empty for a user the system's user database does not
-/// know (PAM may authenticate users that have no local account). ocserv's `gid-min` only limits
-/// the list `auto-select-group` offers, which rocserv does not offer yet.
+/// know (PAM may authenticate users that have no local account). Such a user asking for a group
+/// is refused (ocserv lets them in without a group). `gid-min` only limits the list
+/// `auto-select-group` offers, as in ocserv.
 fn unix_group(username: &str, requested: Option<&str>) -> Result<String, Rejection> {
     use nix::unistd::{getgrouplist, Group, User};
+    let requested = requested.filter(|g| !g.is_empty());
     let Ok(Some(user)) = User::from_name(username) else {
-        return Ok(String::new());
+        return match requested {
+            Some(wanted) => Err(Rejection::GroupNotAllowed(wanted.to_owned())),
+            None => Ok(String::new()),
+        };
     };
     let name_of = |gid| Group::from_gid(gid).ok().flatten().map(|g| g.name);
-    match requested.filter(|g| !g.is_empty()) {
+    match requested {
         None => Ok(name_of(user.gid).unwrap_or_default()),
         Some(wanted) => {
             let member = std::ffi::CString::new(username)
@@ -229,12 +234,12 @@ mod tests {
             unix_group("root", Some("rocserv-no-such-group")),
             Err(Rejection::GroupNotAllowed(g)) if g == "rocserv-no-such-group"
         ));
-        // No local account: no group, as ocserv.
+        // No local account: no group, as ocserv; asking for one is refused.
         assert_eq!(unix_group("rocserv-no-such-user", None).unwrap(), "");
-        assert_eq!(
-            unix_group("rocserv-no-such-user", Some("root")).unwrap(),
-            ""
-        );
+        assert!(matches!(
+            unix_group("rocserv-no-such-user", Some("root")),
+            Err(Rejection::GroupNotAllowed(g)) if g == "root"
+        ));
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl AuthBackend for Plain {
     }
 }
 
-fn read_entries(path: &Path) -> Result<Vec<rocserv_proto::passwd::Entry>, String> {
+pub(crate) fn read_entries(path: &Path) -> Result<Vec<rocserv_proto::passwd::Entry>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     rocserv_proto::passwd::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -180,6 +180,14 @@ mod tests {
             (
                 login("bob", "bobpw", Some("root")),
                 Rejection::GroupNotAllowed("root".into()),
+            ),
+            (
+                login("bob", "bobpw", Some("../staff")),
+                Rejection::BadGroupName,
+            ),
+            (
+                login("bob", "bobpw", Some(&"s".repeat(200))),
+                Rejection::BadGroupName,
             ),
             (
                 login("erin", "x", None),

@@ -19,6 +19,7 @@ use tokio::time::{Duration, Instant};
 
 use crate::ipc::{AuthService, IpcChannelError};
 use connect::Connect;
+pub use login::Groups;
 use login::{Login, Reply, Step};
 use router::Route;
 
@@ -90,6 +91,7 @@ pub async fn serve<S>(
     stream: &mut S,
     auth: &dyn AuthService,
     banners: Banners<'_>,
+    groups: &Groups,
     timeouts: ReadTimeouts,
 ) -> Result<Outcome, HttpPhaseError>
 where
@@ -116,20 +118,22 @@ where
                 }
             },
             Route::LoginForm => {
-                let (next, reply) = login.handle_get(banners.pre_login);
+                let (next, reply) = login.handle_get(banners.pre_login, groups);
                 login = next;
                 reply_response(reply, banners)
             }
             Route::AuthStep => {
                 let request = auth_xml::parse_client_body(&body)?;
                 let user_agent = head.header("User-Agent").unwrap_or("");
-                let (next, step) = login.handle_post(request, user_agent, banners.pre_login);
+                let url_group = router::group_of_target(&head.target);
+                let (next, step) =
+                    login.handle_post(request, url_group, user_agent, banners.pre_login, groups);
                 let (next, reply) = match step {
                     Step::Reply(reply) => (next, reply),
                     Step::AskSecMod(question) => {
                         let verdict = auth.auth(question)?;
                         log_verdict(&verdict);
-                        next.handle_secmod(verdict, banners.pre_login)
+                        next.handle_secmod(verdict, banners.pre_login, groups)
                     }
                 };
                 login = next;

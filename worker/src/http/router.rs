@@ -57,6 +57,17 @@ pub fn route(method: &Method, target: &str) -> Route {
     }
 }
 
+/// The group a POST's target names with `select-group-by-url` (ocserv: any POST URL that is
+/// not one of its known URLs and longer than `/`): the path without its leading `/` and
+/// without a query. The name is the client's word; sec-mod checks it.
+pub fn group_of_target(target: &str) -> Option<&str> {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let known = matches!(get(path), Route::LoginForm | Route::Stub(_))
+        || matches!(path, "/svc" | "/CSCOSSLC/tunnel");
+    let name = path.strip_prefix('/')?;
+    (!known && !name.is_empty()).then_some(name)
+}
+
 fn get(path: &str) -> Route {
     match path {
         "/" | "/auth" | "/VPN" => Route::LoginForm,
@@ -76,6 +87,27 @@ fn get(path: &str) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_from_urls() {
+        for (target, want) in [
+            ("/staff", Some("staff")),
+            ("/staff?x=1", Some("staff")),
+            ("/Staff%20Net", Some("Staff%20Net")),
+            ("/a/b", Some("a/b")),
+            ("/", None),
+            ("/?x", None),
+            ("/auth", None),
+            ("/auth?a=b", None),
+            ("/VPN", None),
+            ("/svc", None),
+            ("/1/index.html", None),
+            ("/+CSCOT+/translation-table", None),
+            ("staff", None),
+        ] {
+            assert_eq!(group_of_target(target), want, "{target}");
+        }
+    }
 
     #[test]
     fn routes() {
