@@ -14,6 +14,7 @@ use crate::config::{RekeyMethod, Route};
 use crate::ipc::main_worker::{TunnelGrant, TunnelSettings};
 
 mod ipv6;
+pub mod told;
 
 pub use ipv6::{Agent, ClientIp};
 
@@ -86,6 +87,7 @@ pub fn response_headers(
     let families = ipv6::Families::new(grant, &info.client_ip);
     ipv6::addresses(&mut h, grant, families);
     ipv6::dns(&mut h, policy, families);
+    told::name_servers(&mut h, policy, families);
     // No route, or `default` among them, is a full tunnel: no Split-Include at all, and all DNS
     // goes through the tunnel (ocserv forces Tunnel-All-DNS there; protocol.md §2.2).
     let full_tunnel = policy.routes.is_empty() || policy.routes.contains(&Route::Default);
@@ -107,6 +109,7 @@ pub fn response_headers(
         h.add("X-CSTP-Rekey-Time", secs);
     }
     h.add("X-CSTP-Rekey-Method", rekey_method);
+    told::proxy_pac(&mut h, settings, grant);
     h.add(
         "X-CSTP-Session-Timeout",
         secs_or_none(policy.session_timeout),
@@ -120,6 +123,7 @@ pub fn response_headers(
     h.add("X-CSTP-Keep", "true");
     h.add("X-CSTP-TCP-Keepalive", "true");
     h.add("X-CSTP-License", "accept");
+    told::extras(&mut h, settings, grant);
     if let Some(dtls) = &info.dtls {
         dtls_block(
             &mut h,
@@ -251,6 +255,10 @@ mod tests {
             banner: Some("Welcome banner".into()),
             dtls: None,
             compression: crate::compress::Policy::default(),
+            custom_headers: Vec::new(),
+            proxy_url: None,
+            dynamic_split_include_domains: Vec::new(),
+            dynamic_split_exclude_domains: Vec::new(),
         }
     }
 
@@ -519,5 +527,60 @@ X-CSTP-Banner: Welcome banner
         assert!(text.ends_with("X-DTLS-Content-Encoding: lzs\nX-CSTP-Content-Encoding: oc-lz4\n"));
         let none = render(&response_headers(&settings(), &grant(), &info(true)));
         assert!(!none.contains("Content-Encoding"));
+    }
+
+    #[test]
+    fn what_the_client_is_told() {
+        let s = TunnelSettings {
+            custom_headers: vec![("X-My-Header".into(), "hi %{U} of %{G}".into())],
+            proxy_url: Some("http://pac.example/%{U}.pac".into()),
+            dynamic_split_exclude_domains: vec!["zoom.us".into()],
+            ..settings()
+        };
+        let g = TunnelGrant {
+            username: "alice".into(),
+            groupname: "staff".into(),
+            policy: Box::new(Policy {
+                nbns: vec!["10.0.0.5".parse().unwrap(), "2001:db8::5".parse().unwrap()],
+                split_dns: vec!["corp.example".into(), "bad\r\nX-Evil: 1".into()],
+                ..policy()
+            }),
+            ..grant()
+        };
+        let text = render(&response_headers(&s, &g, &info(true)));
+        assert!(
+            text.contains(
+                "X-CSTP-DNS: 192.168.99.1\nX-CSTP-NBNS: 10.0.0.5\nX-CSTP-NBNS: 2001:db8::5\n\
+                 X-CSTP-Split-DNS: corp.example\nX-CSTP-Split-Include"
+            ),
+            "{text}"
+        );
+        // A client that does not ask for full IPv6 gets the IPv4 server only (like DNS).
+        let v4_only = ConnectInfo {
+            client_ip: ClientIp::from_request(Some("IPv4"), None, "Open AnyConnect VPN Agent"),
+            ..info(true)
+        };
+        let text4 = render(&response_headers(&s, &g, &v4_only));
+        assert!(text4.contains("X-CSTP-NBNS: 10.0.0.5\n"), "{text4}");
+        assert!(!text4.contains("2001:db8::5"), "{text4}");
+        assert!(!text.contains("X-Evil"), "{text}");
+        assert!(text.contains(
+            "X-CSTP-Rekey-Method: ssl\n\
+             X-CSTP-MSIE-Proxy-PAC-URL: http://pac.example/alice.pac\n"
+        ));
+        assert!(text.contains(
+            "X-CSTP-License: accept\nX-My-Header: hi alice of staff\nX-CSTP-Post-Auth-XML: "
+        ));
+        assert!(text.contains("<dynamic-split-exclude-domains>zoom.us</"));
+        // Every header passes the encoder's check (else the whole answer would become a 500).
+        let headers = response_headers(&s, &g, &info(true));
+        for (name, value) in &headers {
+            crate::http::check_header(name, value).unwrap();
+        }
+        // Nothing configured: none of them.
+        let plain = render(&response_headers(&settings(), &grant(), &info(true)));
+        for name in ["NBNS", "Split-DNS", "PAC", "X-My-Header", "Post-Auth"] {
+            assert!(!plain.contains(name), "{plain}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! [`render_complete`], in `render.rs`) escape every piece of text in one function.
 
 mod client;
+pub mod profile;
 mod render;
 
 pub use client::parse_client_body;

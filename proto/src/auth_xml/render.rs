@@ -87,7 +87,7 @@ fn group_select(out: &mut String, groups: &[FormGroup]) {
 /// The one escaping function: markup characters and CR become entities (safe in text and in
 /// double-quoted attributes), and characters XML 1.0 cannot carry at all (C0 controls other
 /// than tab, newline and carriage return) become spaces rather than breaking the document.
-fn escape_into(out: &mut String, text: &str) {
+pub(super) fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

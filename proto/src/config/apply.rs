@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::diag::{quote, Sink};
 use super::options::{self, OptionSpec, Scope, Status};
 use super::values::{self, Bad};
-use super::{auth, tls_priorities, Config, RekeyMethod, Route};
+use super::{auth, tls_priorities, told, Config, RekeyMethod, Route};
 
 /// ocserv refuses longer banners (`MAX_BANNER_SIZE` in ocserv `src/vpn.h`).
 const MAX_BANNER: usize = 256;
@@ -440,6 +440,26 @@ pub(crate) fn supported(
             c.tls = mapped.policy;
             s.tls_priorities = Some(v.to_owned());
         }
+        "nbns" => c.policy.nbns.push(values::ip(v)?),
+        "split-dns" => c.policy.split_dns.push(told::domain(v)?),
+        "custom-header" => c.custom_headers.push(told::header_line(v)?),
+        "included-http-headers" => {
+            // The raw value (see `assign_as`): one pair of surrounding quotes is not part of it.
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or(v);
+            c.included_http_headers.push(told::header_line(v)?);
+        }
+        "proxy-url" => c.proxy_url = Some(told::url(v)?),
+        "user-profile" => c.user_profile = Some(told::profile_path(v)?),
+        "dynamic-split-include-domains" => c
+            .dynamic_split_include_domains
+            .extend(told::domain_list(v)?),
+        "dynamic-split-exclude-domains" => c
+            .dynamic_split_exclude_domains
+            .extend(told::domain_list(v)?),
         _ => return Err(format!("BUG: no parser for supported option `{name}`")),
     }
     Ok(())

@@ -25,6 +25,7 @@ mod finish;
 pub(crate) mod lexer;
 pub mod options;
 mod tls_priorities;
+pub mod told;
 pub(crate) mod values;
 
 pub use diag::{Diagnostic, Severity};
@@ -286,6 +287,18 @@ pub struct Config {
     pub default_select_group: Option<String>,
     /// `select-group-by-url`: a POST to `/NAME` asks for group `NAME`.
     pub select_group_by_url: bool,
+    /// `custom-header`: `(name, value)` sent with the CONNECT answer, `%{U}` / `%{G}` expanded.
+    pub custom_headers: Vec<(String, String)>,
+    /// `proxy-url`: the PAC URL given to clients, `%{U}` / `%{G}` expanded.
+    pub proxy_url: Option<String>,
+    /// `user-profile`: the AnyConnect XML profile served at `/profiles/NAME` (main reads it).
+    pub user_profile: Option<PathBuf>,
+    /// `included-http-headers`: `(name, value)` added to every answer of the HTTP phase.
+    pub included_http_headers: Vec<(String, String)>,
+    /// `dynamic-split-include-domains` / `dynamic-split-exclude-domains` (ours): Cisco's
+    /// dynamic split tunnelling by domain, sent in `X-CSTP-Post-Auth-XML`.
+    pub dynamic_split_include_domains: Vec<String>,
+    pub dynamic_split_exclude_domains: Vec<String>,
 }
 
 /// One group the login form offers (`select-group = name[Label]`).
@@ -363,6 +376,12 @@ impl Default for Config {
             auto_select_group: false,
             default_select_group: None,
             select_group_by_url: false,
+            custom_headers: Vec::new(),
+            proxy_url: None,
+            user_profile: None,
+            included_http_headers: Vec::new(),
+            dynamic_split_include_domains: Vec::new(),
+            dynamic_split_exclude_domains: Vec::new(),
         }
     }
 }

@@ -121,6 +121,16 @@ impl Families {
             agent: client.agent,
         }
     }
+
+    /// IPv4 servers may be announced (NBNS, like DNS).
+    pub(super) fn ipv4(self) -> bool {
+        self.ipv4
+    }
+
+    /// IPv6 servers may be announced (NBNS, like DNS).
+    pub(super) fn ipv6_servers(self) -> bool {
+        self.ipv6_extras
+    }
 }
 
 /// `X-CSTP-Address` / `-Netmask` for IPv4, then the IPv6 address in the client's form.
@@ -264,6 +274,10 @@ mod tests {
             banner: None,
             dtls: None,
             compression: crate::compress::Policy::default(),
+            custom_headers: Vec::new(),
+            proxy_url: None,
+            dynamic_split_include_domains: Vec::new(),
+            dynamic_split_exclude_domains: Vec::new(),
         };
         let info = ConnectInfo {
             server_name: "s",

@@ -20,6 +20,31 @@ pub struct WorkerStart {
     pub tls: TlsSettings,
     pub auth: AuthSettings,
     pub tunnel: TunnelSettings,
+    /// What the HTTP phase tells the client besides the login (profile, `webvpnc`, extra
+    /// headers).
+    pub client: ClientSettings,
+}
+
+/// The HTTP phase's extras: `user-profile`, the `webvpnc` cookie, `included-http-headers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    /// `user-profile`, read by main (the worker opens no file).
+    pub profile: Option<UserProfile>,
+    /// SHA-1 of the server certificate (DER), upper-case hex: the `sh:` of the `webvpnc`
+    /// cookie, as ocserv sends it.
+    pub cert_sha1: String,
+    /// `included-http-headers`, checked by the configuration parser.
+    pub included_http_headers: Vec<(String, String)>,
+}
+
+/// An AnyConnect XML profile as served at `/profiles/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    /// The file name (URL-safe, checked by the configuration parser).
+    pub name: String,
+    /// SHA-1 of `xml`, upper-case hex (the manifest's `<hash type="sha1">`).
+    pub sha1: String,
+    pub xml: Vec<u8>,
 }
 
 /// Which user the worker becomes and whether it locks itself in.
@@ -89,6 +114,12 @@ pub struct TunnelSettings {
     pub dtls: Option<DtlsSettings>,
     /// `compression`, `compression-algo-priority`, `no-compress-limit` (protocol.md §5).
     pub compression: crate::compress::Policy,
+    /// `custom-header` lines (`%{U}`, `%{G}` expanded per session) and `proxy-url`.
+    pub custom_headers: Vec<(String, String)>,
+    pub proxy_url: Option<String>,
+    /// `dynamic-split-include-domains` / `-exclude-domains` (`X-CSTP-Post-Auth-XML`).
+    pub dynamic_split_include_domains: Vec<String>,
+    pub dynamic_split_exclude_domains: Vec<String>,
 }
 
 /// The configuration's DTLS choices (protocol.md §4.1).
