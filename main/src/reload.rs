@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rocserv_proto::config::{self, Config, Severity};
+use rocserv_proto::ipc::main_worker::UserProfile;
 use rocserv_rt::lock;
 
 use crate::ban::BanPolicy;
@@ -25,6 +26,8 @@ use crate::state::Shared;
 pub struct Live {
     current: Mutex<Arc<Config>>,
     source: Mutex<Source>,
+    /// `user-profile` as read with `current` (main reads it; workers get its bytes).
+    profile: Mutex<Option<UserProfile>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -40,7 +43,18 @@ impl Live {
         Self {
             current: Mutex::new(Arc::new(config)),
             source: Mutex::new(Source::default()),
+            profile: Mutex::new(None),
         }
+    }
+
+    /// The `user-profile` for new connections.
+    pub fn profile(&self) -> Option<UserProfile> {
+        lock(&self.profile).clone()
+    }
+
+    /// Set the `user-profile` read at start.
+    pub fn set_profile(&self, profile: Option<UserProfile>) {
+        *lock(&self.profile) = profile;
     }
 
     /// Where reloads read from, and the command line's `-d`.
@@ -172,10 +186,35 @@ pub async fn reload(shared: &Shared) -> Result<(), String> {
     for name in keep_fixed(&old, &mut new) {
         log::warn!("reload: {name} changed; it needs a restart (the running value stays)");
     }
+    // The profile is read again (an administrator edits it and reloads), before anything
+    // changes: an unreadable one keeps the running configuration, as a bad line does.
+    let profile = match new.user_profile.clone() {
+        Some(path) => {
+            let read = tokio::task::spawn_blocking(move || crate::settings::read_profile(&path))
+                .await
+                .map_err(|e| format!("user-profile: {e}"))
+                .and_then(|r| r.map_err(|e| format!("user-profile: {e}")))
+                .and_then(|p| {
+                    crate::settings::profile_fits(&shared.prepared, &p)
+                        .map(|()| p)
+                        .map_err(|e| format!("user-profile: {e}"))
+                });
+            match read {
+                Ok(profile) => Some(profile),
+                Err(e) => {
+                    log::error!("reload: {e}");
+                    log::error!("reload: keeping the running configuration");
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     shared.bans.set_policy(BanPolicy::from_config(&new));
     let level = source.debug.unwrap_or(new.log_level).min(9);
     log::set_max_level(crate::logger::filter_for(level));
     shared.live.set(new);
+    shared.live.set_profile(profile);
     Counters::add(&shared.counters.reloads, 1);
     log::info!("configuration reloaded from {origin}; it applies to new connections");
     Ok(())

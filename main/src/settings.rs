@@ -8,7 +8,8 @@ use nix::unistd::{Group, User};
 use rocserv_proto::config::{Config, GroupChoice, IpNet};
 use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
-    AuthSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings, VhostCert, WorkerStart,
+    AuthSettings, ClientSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings,
+    UserProfile, VhostCert, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
@@ -35,6 +36,10 @@ pub struct Prepared {
     pub vhosts: Vec<VhostCert>,
     /// `auto-select-group`'s list, from sec-mod's `Ready` (empty until then, and without it).
     pub auto_groups: Vec<String>,
+    /// SHA-1 of the leaf certificate, upper-case hex (the `webvpnc` cookie's `sh:`).
+    pub cert_sha1: String,
+    /// `user-profile` as read at start (reloads replace it in [`crate::reload::Live`]).
+    pub profile: Option<UserProfile>,
 }
 
 impl Prepared {
@@ -103,6 +108,16 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             .errors
             .push("auth: no authentication method configured".to_owned());
     }
+    let profile = match &config.user_profile {
+        Some(path) => match read_profile(path) {
+            Ok(profile) => Some(profile),
+            Err(e) => {
+                findings.errors.push(format!("user-profile: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     let secmod = secmod_config(config)?;
     let (cert_chain, vhosts) = (cert_chain?, vhosts?);
     // Every chain travels in each worker's `Start`, one IPC message of at most 64 KiB; the
@@ -113,20 +128,47 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         .map(Vec::len)
         .chain(vhosts.iter().map(|v| v.name.len()))
         .sum();
+    // The profile travels in the same message.
+    let chains = chains.saturating_add(profile.as_ref().map_or(0, |p| p.xml.len()));
     if chains > MAX_CHAINS {
         findings.errors.push(format!(
-            "the certificate chains of the default section and the vhosts hold {chains} bytes; \
-             at most {MAX_CHAINS} fit in a worker's start message"
+            "the certificate chains of the default section and the vhosts and the user-profile \
+             hold {chains} bytes; at most {MAX_CHAINS} fit in a worker's start message"
         ));
         return None;
     }
+    if config.user_profile.is_some() && profile.is_none() {
+        return None;
+    }
+    let cert_sha1 = cert_chain.first().map(|c| sha1_hex(c)).unwrap_or_default();
     Some(Prepared {
         sandbox: sandbox?,
         cert_chain,
         secmod,
         vhosts,
         auto_groups: Vec::new(),
+        cert_sha1,
+        profile,
     })
+}
+
+/// Whether `profile` fits in a worker's start message beside the certificate chains main
+/// started with (checked again at reload, where the profile may have grown).
+pub fn profile_fits(prepared: &Prepared, profile: &UserProfile) -> Result<(), String> {
+    let chains: usize = std::iter::once(&prepared.cert_chain)
+        .chain(prepared.vhosts.iter().map(|v| &v.cert_chain))
+        .flatten()
+        .map(Vec::len)
+        .chain(prepared.vhosts.iter().map(|v| v.name.len()))
+        .sum();
+    let total = chains.saturating_add(profile.xml.len());
+    if total > MAX_CHAINS {
+        return Err(format!(
+            "the certificate chains and the profile hold {total} bytes; at most {MAX_CHAINS} \
+             fit in a worker's start message"
+        ));
+    }
+    Ok(())
 }
 
 /// What all certificate chains together may hold (DER bytes): [`ipc::MAX_MESSAGE`] minus room
@@ -139,7 +181,7 @@ const MAX_CHAINS: usize = rocserv_proto::ipc::MAX_MESSAGE - 8 * 1024;
 /// applies them server-wide (per vhost are: `auth`, `server-cert`/`server-key`, the address
 /// pool and `predictable-ips`, `deny-roaming` and every per-session policy option).
 fn not_per_vhost(global: &Config, vhost: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 15] = [
+    let checks: [(&'static str, bool); 21] = [
         ("banner", vhost.banner != global.banner),
         (
             "pre-login-banner",
@@ -180,6 +222,24 @@ fn not_per_vhost(global: &Config, vhost: &Config) -> Vec<&'static str> {
             vhost.connect_script != global.connect_script
                 || vhost.disconnect_script != global.disconnect_script
                 || vhost.host_update_script != global.host_update_script,
+        ),
+        (
+            "custom-header",
+            vhost.custom_headers != global.custom_headers,
+        ),
+        ("proxy-url", vhost.proxy_url != global.proxy_url),
+        ("user-profile", vhost.user_profile != global.user_profile),
+        (
+            "included-http-headers",
+            vhost.included_http_headers != global.included_http_headers,
+        ),
+        (
+            "dynamic-split-include-domains",
+            vhost.dynamic_split_include_domains != global.dynamic_split_include_domains,
+        ),
+        (
+            "dynamic-split-exclude-domains",
+            vhost.dynamic_split_exclude_domains != global.dynamic_split_exclude_domains,
         ),
     ];
     checks
@@ -267,10 +327,13 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
     })
 }
 
-/// The worker's start message (without the per-connection fields' sockets).
+/// The worker's start message (without the per-connection fields' sockets). `profile` is the
+/// `user-profile` in force (read at start or at the last reload).
+#[allow(clippy::too_many_arguments)] // one call site; the values are all different kinds
 pub fn worker_start(
     config: &Config,
     prepared: &Prepared,
+    profile: Option<UserProfile>,
     key: KeyKind,
     worker: WorkerId,
     peer: std::net::SocketAddr,
@@ -298,6 +361,11 @@ pub fn worker_start(
             select_group_by_url: config.select_group_by_url || config.cisco_client_compat,
         },
         tunnel: tunnel_settings(config),
+        client: ClientSettings {
+            profile,
+            cert_sha1: prepared.cert_sha1.clone(),
+            included_http_headers: config.included_http_headers.clone(),
+        },
     }
 }
 
@@ -320,6 +388,42 @@ fn group_choices(config: &Config, auto_groups: &[String]) -> Vec<GroupChoice> {
         .collect()
 }
 
+/// `user-profile` files larger than this are refused: the profile travels to every worker in
+/// its start message, which must stay under the IPC limit with the certificate chain (Cisco
+/// profiles are a few KiB).
+pub const MAX_PROFILE: u64 = 32 * 1024;
+
+/// Read a `user-profile` file (public data: every client that logs in may fetch it).
+pub fn read_profile(path: &Path) -> Result<UserProfile, String> {
+    use std::io::Read as _;
+    let name = rocserv_proto::config::told::profile_name(path)
+        .ok_or_else(|| format!("{}: not a file name that can be served", path.display()))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut xml = Vec::new();
+    file.take(MAX_PROFILE + 1)
+        .read_to_end(&mut xml)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if xml.len() as u64 > MAX_PROFILE {
+        return Err(format!(
+            "{} is larger than {MAX_PROFILE} bytes",
+            path.display()
+        ));
+    }
+    Ok(UserProfile {
+        name,
+        sha1: sha1_hex(&xml),
+        xml,
+    })
+}
+
+/// SHA-1 in upper-case hex, as ocserv prints the hashes of the `webvpnc` cookie and the
+/// profile manifest. Integrity checks of public data, not a security function.
+fn sha1_hex(data: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
 fn tunnel_settings(config: &Config) -> TunnelSettings {
     TunnelSettings {
         rekey_secs: config.rekey_time,
@@ -328,6 +432,10 @@ fn tunnel_settings(config: &Config) -> TunnelSettings {
         banner: config.banner.clone(),
         dtls: dtls_settings(config),
         compression: config.compression,
+        custom_headers: config.custom_headers.clone(),
+        proxy_url: config.proxy_url.clone(),
+        dynamic_split_include_domains: config.dynamic_split_include_domains.clone(),
+        dynamic_split_exclude_domains: config.dynamic_split_exclude_domains.clone(),
     }
 }
 
@@ -686,6 +794,25 @@ mod tests {
         assert!(read_cert_chain(&empty)
             .unwrap_err()
             .contains("no CERTIFICATE"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn profiles_are_read_hashed_and_bounded() {
+        let dir = std::env::temp_dir().join(format!("rocserv-profile-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("corp-profile.xml");
+        std::fs::write(&path, "abc").unwrap();
+        let profile = read_profile(&path).unwrap();
+        assert_eq!(profile.name, "corp-profile.xml");
+        assert_eq!(profile.xml, b"abc");
+        // SHA-1("abc"), FIPS 180-2 appendix A.1.
+        assert_eq!(profile.sha1, "A9993E364706816ABA3E25717850C26C9CD0D89D");
+        std::fs::write(&path, vec![b'x'; MAX_PROFILE as usize + 1]).unwrap();
+        assert!(read_profile(&path).unwrap_err().contains("larger than"));
+        assert!(read_profile(&dir.join("missing.xml"))
+            .unwrap_err()
+            .contains("cannot open"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

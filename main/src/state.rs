@@ -63,6 +63,8 @@ impl Shared {
         secmod: Arc<SecModClient>,
     ) -> Self {
         let pool = crate::settings::ip_pool(&config);
+        let live = crate::reload::Live::new(config.clone());
+        live.set_profile(prepared.profile.clone());
         Self {
             prepared,
             key,
@@ -72,7 +74,7 @@ impl Shared {
                 Connections::new(pool).with_vhost_pools(crate::settings::vhost_pools(&config)),
             ),
             stop: tokio::sync::Notify::new(),
-            live: crate::reload::Live::new(config.clone()),
+            live,
             bans: crate::ban::BanTable::new(crate::ban::BanPolicy::from_config(&config)),
             counters: crate::counters::Counters::default(),
             config,

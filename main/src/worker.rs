@@ -63,8 +63,15 @@ pub async fn serve(
     log::debug!("{peer}: worker {} started as pid {pid}", id.0);
 
     let config = shared.live.get();
-    let start =
-        crate::settings::worker_start(&config, &shared.prepared, shared.key, id, peer, local);
+    let start = crate::settings::worker_start(
+        &config,
+        &shared.prepared,
+        shared.live.profile(),
+        shared.key,
+        id,
+        peer,
+        local,
+    );
     // Backstop of the worker's own auth deadline: not logged in by then, it is killed.
     let pre_auth_until =
         Instant::now() + Duration::from_secs(u64::from(config.auth_timeout)) + TIMER_GRACE;
