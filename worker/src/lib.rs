@@ -136,7 +136,14 @@ async fn serve(
         default_select: start.auth.default_select_group.clone(),
         by_url: start.auth.select_group_by_url,
     };
-    let phase = http::serve(&mut tls, &*secmod, banners, &groups, timeouts);
+    let phase = http::serve(
+        &mut tls,
+        &*secmod,
+        banners,
+        &groups,
+        timeouts,
+        &start.client,
+    );
     let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,
         Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),

@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
+use rocserv_proto::ipc::main_worker::{ClientSettings, UserProfile};
 use rocserv_proto::ipc::worker_secmod::{AuthStep, ToSecMod};
 use rocserv_proto::ipc::SessionId;
 use rocserv_worker::http::{self, Banners, Groups, HttpPhaseError, Outcome, ReadTimeouts};
@@ -98,6 +99,13 @@ async fn closed(client: &mut DuplexStream) -> bool {
     client.read(&mut byte).await.unwrap() == 0
 }
 
+/// No profile, no extra headers.
+static NO_EXTRAS: ClientSettings = ClientSettings {
+    profile: None,
+    cert_sha1: String::new(),
+    included_http_headers: Vec::new(),
+};
+
 /// Read deadlines no test here comes near.
 fn relaxed() -> ReadTimeouts {
     ReadTimeouts {
@@ -168,7 +176,14 @@ async fn openconnect_login_then_connect() {
             .unwrap();
     };
     let (outcome, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, banners, &NO_GROUPS, relaxed()),
+        http::serve(
+            &mut server,
+            &secmod,
+            banners,
+            &NO_GROUPS,
+            relaxed(),
+            &NO_EXTRAS
+        ),
         script
     );
     match outcome.unwrap() {
@@ -218,7 +233,8 @@ async fn final_failure_is_a_bare_401_and_close() {
             &secmod,
             Banners::default(),
             &NO_GROUPS,
-            relaxed()
+            relaxed(),
+            &NO_EXTRAS
         ),
         script
     );
@@ -246,7 +262,8 @@ async fn unknown_url_is_404_and_close() {
             &secmod,
             Banners::default(),
             &NO_GROUPS,
-            relaxed()
+            relaxed(),
+            &NO_EXTRAS
         ),
         script
     );
@@ -274,7 +291,8 @@ async fn connect_without_cookie_is_503() {
             &secmod,
             Banners::default(),
             &NO_GROUPS,
-            relaxed()
+            relaxed(),
+            &NO_EXTRAS
         ),
         script
     );
@@ -296,6 +314,7 @@ async fn pipelining_and_garbage_close_without_asking_secmod() {
             Banners::default(),
             &NO_GROUPS,
             relaxed(),
+            &NO_EXTRAS,
         )
         .await;
         assert!(
@@ -330,7 +349,8 @@ async fn request_limit() {
             &secmod,
             Banners::default(),
             &NO_GROUPS,
-            relaxed()
+            relaxed(),
+            &NO_EXTRAS
         ),
         script
     );
@@ -356,6 +376,7 @@ async fn silent_and_trickling_clients_are_cut_off() {
         Banners::default(),
         &NO_GROUPS,
         short(500),
+        &NO_EXTRAS,
     );
     let outcome = tokio::time::timeout(Duration::from_secs(5), serve).await;
     assert!(
@@ -395,6 +416,7 @@ async fn silent_and_trickling_clients_are_cut_off() {
             Banners::default(),
             &NO_GROUPS,
             short(first),
+            &NO_EXTRAS,
         );
         let outcome = tokio::select! {
             outcome = serve => outcome,
@@ -437,7 +459,8 @@ async fn a_pause_between_requests_is_not_cut() {
             &secmod,
             Banners::default(),
             &NO_GROUPS,
-            timeouts
+            timeouts,
+            &NO_EXTRAS
         ),
         script
     );
@@ -490,7 +513,14 @@ async fn a_group_url_reaches_secmod_and_the_form_offers_it() {
         drop(client);
     };
     let (_, ()) = tokio::join!(
-        http::serve(&mut server, &secmod, Banners::default(), &groups, relaxed()),
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &groups,
+            relaxed(),
+            &NO_EXTRAS
+        ),
         script
     );
     let asked = secmod.asked.borrow();
@@ -498,4 +528,126 @@ async fn a_group_url_reaches_secmod_and_the_form_offers_it() {
         matches!(&asked[0], ToSecMod::AuthStart { group: Some(g), .. } if g == "staff"),
         "{asked:?}"
     );
+}
+
+fn get(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:4443\r\n\
+         User-Agent: Open AnyConnect VPN Agent v9.01-3\r\n\r\n"
+    )
+}
+
+fn with_profile() -> ClientSettings {
+    ClientSettings {
+        profile: Some(UserProfile {
+            name: "corp.xml".into(),
+            sha1: "A9993E364706816ABA3E25717850C26C9CD0D89D".into(),
+            xml: b"<AnyConnectProfile/>\n".to_vec(),
+        }),
+        cert_sha1: "C0FFEE".into(),
+        included_http_headers: vec![("Strict-Transport-Security".into(), "max-age=60".into())],
+    }
+}
+
+/// The profile is announced in the login reply and the `webvpnc` cookie, served to the
+/// connection that logged in (both URL spellings openconnect uses), and every answer carries
+/// `included-http-headers`.
+#[tokio::test]
+async fn user_profile_after_login() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([complete()]);
+    let settings = with_profile();
+    let script = async {
+        client.write_all(post("/", INIT).as_bytes()).await.unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(
+            head.contains("\r\nStrict-Transport-Security: max-age=60\r\n"),
+            "{head}"
+        );
+        client
+            .write_all(post("/auth", &reply("test", "test123")).as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(
+            body.contains(
+                "<vpn-profile-manifest><vpn rev=\"1.0\"><file type=\"profile\" \
+                 service-type=\"user\"><uri>/profiles/corp.xml</uri><hash type=\"sha1\">\
+                 A9993E364706816ABA3E25717850C26C9CD0D89D</hash>"
+            ),
+            "{body}"
+        );
+        assert!(body.trim_end().ends_with("</config-auth>"), "{body}");
+        assert!(
+            head.contains(
+                "\r\nSet-Cookie: webvpnc=; expires=Thu, 01 Jan 1970 22:00:00 GMT; path=/; \
+                 Secure; HttpOnly\r\nSet-Cookie: webvpnc=bu:/&p:t&iu:1/&sh:C0FFEE&lu:"
+            ),
+            "{head}"
+        );
+        assert!(
+            head.contains("&fu:profiles%2Fcorp.xml&fh:A9993E36"),
+            "{head}"
+        );
+        for path in ["/profiles/corp.xml", "/profiles%2Fcorp.xml"] {
+            client.write_all(get(path).as_bytes()).await.unwrap();
+            let (head, body) = response(&mut client).await;
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(head.contains("\r\nContent-Type: text/xml\r\n"), "{head}");
+            assert_eq!(body, "<AnyConnectProfile/>\n");
+        }
+        client
+            .write_all(get("/profiles/other.xml").as_bytes())
+            .await
+            .unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+        assert!(
+            head.contains("\r\nStrict-Transport-Security: max-age=60\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed(),
+            &settings
+        ),
+        script
+    );
+    assert!(matches!(outcome.unwrap(), Outcome::Closed));
+}
+
+/// Without a login on this connection the profile is refused and the connection closed.
+#[tokio::test]
+async fn user_profile_needs_a_login() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([]);
+    let settings = with_profile();
+    let script = async {
+        client
+            .write_all(get("/profiles/corp.xml").as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
+        assert!(!body.contains("AnyConnectProfile"));
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    };
+    let (outcome, ()) = tokio::join!(
+        http::serve(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed(),
+            &settings
+        ),
+        script
+    );
+    assert!(matches!(outcome.unwrap(), Outcome::Closed));
 }

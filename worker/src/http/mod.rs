@@ -11,8 +11,9 @@ pub mod connect;
 pub mod login;
 pub mod router;
 
-use rocserv_proto::auth_xml::{self, render_complete, render_login_form, AuthXmlError};
+use rocserv_proto::auth_xml::{self, profile, render_complete, render_login_form, AuthXmlError};
 use rocserv_proto::http::{self, HttpError, ParsedHead, RequestHead, Response, MAX_BODY};
+use rocserv_proto::ipc::main_worker::ClientSettings;
 use rocserv_proto::ipc::worker_secmod::AuthStep;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Duration, Instant};
@@ -93,12 +94,15 @@ pub async fn serve<S>(
     banners: Banners<'_>,
     groups: &Groups,
     timeouts: ReadTimeouts,
+    client: &ClientSettings,
 ) -> Result<Outcome, HttpPhaseError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(4096);
     let mut login = Login::ExpectInit;
+    // A login completed on this connection: the profile may be fetched.
+    let mut logged_in = false;
     for n in 0..MAX_REQUESTS {
         let first_by = (n == 0).then_some(timeouts.first_request_by);
         let read = read_request(stream, &mut buf, first_by, timeouts.per_request);
@@ -120,7 +124,7 @@ where
             Route::LoginForm => {
                 let (next, reply) = login.handle_get(banners.pre_login, groups);
                 login = next;
-                reply_response(reply, banners)
+                reply_response(reply, banners, client)
             }
             Route::AuthStep => {
                 let request = auth_xml::parse_client_body(&body)?;
@@ -137,8 +141,10 @@ where
                     }
                 };
                 login = next;
-                reply_response(reply, banners)
+                logged_in |= matches!(reply, Reply::Complete { .. });
+                reply_response(reply, banners, client)
             }
+            Route::Profile => profile_response(&head.target, logged_in, client),
             Route::Stub(stub) => (
                 Response::new(200, "OK")
                     .header("Connection", "Keep-Alive")
@@ -159,6 +165,7 @@ where
                 )
             }
         };
+        let response = included_headers(response, client);
         write_response(stream, &response).await?;
         if !keep_alive {
             return Ok(Outcome::Closed);
@@ -251,14 +258,22 @@ async fn read_more<S: AsyncRead + Unpin>(
     Ok(stream.read_buf(buf).await? > 0)
 }
 
-fn reply_response(reply: Reply, banners: Banners<'_>) -> (Response, bool) {
+fn reply_response(reply: Reply, banners: Banners<'_>, client: &ClientSettings) -> (Response, bool) {
     match reply {
         Reply::Form(form) => (xml(render_login_form(&form)), true),
         Reply::Complete { cookie } => {
             let set = |name: &str| format!("{name}={cookie}; Secure; HttpOnly");
-            let response = xml(render_complete(banners.post_login, &cookie))
+            let mut document = render_complete(banners.post_login, &cookie);
+            let profile = client.profile.as_ref().map(|p| (&*p.name, &*p.sha1));
+            if let Some((name, sha1)) = profile {
+                document = profile::append_to_root(&document, &profile::manifest(name, sha1));
+            }
+            let [clear, webvpnc] = profile::webvpnc_cookies(&client.cert_sha1, profile);
+            let response = xml(document)
                 .header("Set-Cookie", set("webvpncontext"))
-                .header("Set-Cookie", set("webvpn"));
+                .header("Set-Cookie", set("webvpn"))
+                .header("Set-Cookie", clear)
+                .header("Set-Cookie", webvpnc);
             (response, true)
         }
         // protocol.md §1.8: no WWW-Authenticate (openconnect would try HTTP auth), then close.
@@ -267,6 +282,51 @@ fn reply_response(reply: Reply, banners: Banners<'_>) -> (Response, bool) {
             false,
         ),
     }
+}
+
+/// `GET /profiles/NAME`: the `user-profile`, to a connection that logged in (ocserv asks for
+/// the session cookie there; this worker has no way to check a cookie from another
+/// connection, so it serves the connection it logged in itself).
+fn profile_response(target: &str, logged_in: bool, client: &ClientSettings) -> (Response, bool) {
+    if !logged_in {
+        log::info!("profile asked for before logging in");
+        return (
+            Response::new(401, "Unauthorized")
+                .header("Connection", "close")
+                .header("X-Transcend-Version", "1"),
+            false,
+        );
+    }
+    let asked = router::profile_name(target);
+    match &client.profile {
+        Some(profile) if asked == Some(profile.name.as_str()) => (
+            Response::new(200, "OK")
+                .header("Connection", "Keep-Alive")
+                .header("Content-Type", "text/xml")
+                .header("X-Transcend-Version", "1")
+                .body(profile.xml.clone()),
+            true,
+        ),
+        _ => {
+            log::info!("no such profile: {target:?}");
+            (
+                Response::new(404, "Not found")
+                    .header("Connection", "close")
+                    .header("Content-Type", "text/html")
+                    .header("X-Transcend-Version", "1")
+                    .body("<html><body><h1>404 Not found</h1></body></html>\n"),
+                false,
+            )
+        }
+    }
+}
+
+/// `included-http-headers` on an answer of the HTTP phase (checked at configuration time).
+fn included_headers(mut response: Response, client: &ClientSettings) -> Response {
+    for (name, value) in &client.included_http_headers {
+        response = response.header(name.clone(), value.clone());
+    }
+    response
 }
 
 fn xml(body: String) -> Response {

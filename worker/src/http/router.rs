@@ -15,6 +15,9 @@ pub enum Route {
     Tunnel,
     /// A fixed AnyConnect-compat answer.
     Stub(Stub),
+    /// `GET /profiles/NAME` (also `/profiles%2FNAME`, the URL openconnect builds from the
+    /// `webvpnc` cookie): the `user-profile`; [`profile_name`] says which one was asked for.
+    Profile,
     /// Anything else: `404 Not found` and close.
     NotFound,
 }
@@ -72,6 +75,7 @@ fn get(path: &str) -> Route {
     match path {
         "/" | "/auth" | "/VPN" => Route::LoginForm,
         _ if path.starts_with("/auth/") => Route::LoginForm,
+        _ if profile_name(path).is_some() => Route::Profile,
         "/VPNManifest.xml"
         | "/1/VPNManifest.xml"
         | "/+CSCOT+/translation-table"
@@ -82,6 +86,17 @@ fn get(path: &str) -> Route {
         | "/1/Darwin_i386" | "/logout" => Route::Stub(EMPTY_HTML),
         _ => Route::NotFound,
     }
+}
+
+/// The profile name in a `/profiles/NAME` or `/profiles%2FNAME` target (query ignored).
+pub fn profile_name(target: &str) -> Option<&str> {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let rest = path.strip_prefix("/profiles")?;
+    let name = rest
+        .strip_prefix('/')
+        .or_else(|| rest.strip_prefix("%2F"))
+        .or_else(|| rest.strip_prefix("%2f"))?;
+    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]
@@ -121,6 +136,12 @@ mod tests {
         assert_eq!(route(&Method::Connect, "CSCOSSLC/tunnel"), Route::Tunnel);
         assert_eq!(route(&Method::Connect, "/other"), Route::NotFound);
         assert_eq!(route(&Method::Get, "/etc/passwd"), Route::NotFound);
+        assert_eq!(route(&Method::Get, "/profiles/p.xml"), Route::Profile);
+        assert_eq!(route(&Method::Get, "/profiles%2Fp.xml"), Route::Profile);
+        assert_eq!(route(&Method::Get, "/profiles/"), Route::NotFound);
+        assert_eq!(route(&Method::Get, "/profilesX"), Route::NotFound);
+        assert_eq!(profile_name("/profiles%2fp.xml?x=1"), Some("p.xml"));
+        assert_eq!(profile_name("/profiles/../../etc"), Some("../../etc"));
         assert_eq!(route(&Method::Other("PUT".into()), "/"), Route::NotFound);
         assert_eq!(
             route(&Method::Get, "/1/binaries/update.txt"),
