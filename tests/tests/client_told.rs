@@ -32,7 +32,7 @@ fn openconnect_applies_what_it_is_told_and_downloads_the_profile() {
         ("split-dns", "corp.test"),
         ("nbns", "192.168.231.53"),
         ("proxy-url", "http://pac.test/%{U}.pac"),
-        ("custom-header", "X-My-Header: hi %{U}"),
+        ("custom-header", "X-CSTP-Rocserv-Greeting: hi %{U}"),
         ("included-http-headers", "X-Frame-Options: deny"),
         ("dynamic-split-exclude-domains", "zoom.us,*.webex.com"),
         ("user-profile", &profile.display().to_string()),
@@ -64,9 +64,10 @@ fn openconnect_applies_what_it_is_told_and_downloads_the_profile() {
         client_env(&lab, &client, "CISCO_PROXY_PAC").as_deref(),
         Some("http://pac.test/alice.pac")
     );
-    // What it received: the custom header with the user expanded, the post-auth document
+    // What it received (openconnect logs only the X-CSTP-* headers of the CONNECT answer, hence
+    // the name): the custom header with the user expanded, the post-auth document
     // (openconnect elides it in its log), and the extra header on the login answers.
-    assert!(out.contains("X-My-Header: hi alice"), "{out}");
+    assert!(out.contains("X-CSTP-Rocserv-Greeting: hi alice"), "{out}");
     assert!(out.contains("X-CSTP-Post-Auth-XML"), "{out}");
     assert!(out.contains("X-Frame-Options: deny"), "{out}");
     // The profile: announced, fetched on the login connection, hash checked, written.
