@@ -84,9 +84,7 @@ pub fn expand(template: &str, user: &str, group: &str) -> String {
         }
     }
     out.push_str(rest);
-    out.chars()
-        .filter(|c| !c.is_control() || *c == '\t')
-        .collect()
+    out
 }
 
 /// The one-line document of `X-CSTP-Post-Auth-XML` with the dynamic split domains, or `None`
