@@ -134,3 +134,49 @@ fn bad_header_lines_and_missing_profiles_are_refused() {
     }
     assert!(!Path::new("/nonexistent/profile.xml").exists());
 }
+
+/// `split-dns` and `nbns` from a user's own file replace the global ones for that user only,
+/// and an edit applies to the next login without a reload.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn per_user_split_dns_and_nbns() {
+    let lab = Lab::new();
+    let users = lab.dir.join("users");
+    std::fs::create_dir(&users).unwrap();
+    std::fs::write(
+        users.join("alice"),
+        "split-dns = alice.test\nnbns = 192.168.231.77\n",
+    )
+    .unwrap();
+    let users_text = users.display().to_string();
+    let conf = lab.config(&[
+        ("split-dns", "corp.test"),
+        ("nbns", "192.168.231.53"),
+        ("config-per-user", &users_text),
+    ]);
+    let _server = Server::start(&lab.srv, &conf);
+    let told = |user: &str, password: &str| {
+        let mut client = Client::start(&lab, &ClientOptions::password(user, password));
+        client.wait_up(WAIT).expect("tunnel up");
+        let got = (
+            client_env(&lab, &client, "CISCO_SPLIT_DNS"),
+            client_env(&lab, &client, "INTERNAL_IP4_NBNS"),
+        );
+        drop(client);
+        got
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        told("alice", "alice-pw"),
+        (some("alice.test"), some("192.168.231.77"))
+    );
+    assert_eq!(
+        told("bob", "bob-pw"),
+        (some("corp.test"), some("192.168.231.53"))
+    );
+    std::fs::write(users.join("alice"), "split-dns = other.test\n").unwrap();
+    assert_eq!(
+        told("alice", "alice-pw"),
+        (some("other.test"), some("192.168.231.53"))
+    );
+}
