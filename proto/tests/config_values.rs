@@ -405,13 +405,13 @@ fn unknown_options_get_a_suggestion() {
 
 #[test]
 fn not_yet_refused_and_renamed_options() {
+    // Supported now (what the client is told): parsed, no diagnostic.
+    let p = with_base("split-dns = example.com\nnbns = 10.0.0.1\n");
+    assert_eq!(p.diagnostics, []);
+    assert_eq!(p.config.policy.split_dns, ["example.com"]);
     assert_eq!(
-        one("split-dns = example.com"),
-        "t.conf:5: warning: split-dns: not supported yet; ignored"
-    );
-    assert_eq!(
-        one("nbns = 10.0.0.1"),
-        "t.conf:5: warning: nbns: not supported yet; ignored"
+        p.config.policy.nbns,
+        ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
     );
     assert_eq!(with_base("deny-roaming = true\n").diagnostics, []);
     assert_eq!(
