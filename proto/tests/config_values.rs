@@ -411,7 +411,7 @@ fn not_yet_refused_and_renamed_options() {
     assert_eq!(p.config.policy.split_dns, ["example.com"]);
     assert_eq!(
         p.config.policy.nbns,
-        ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        ["10.0.0.1".parse::<IpAddr>().unwrap()]
     );
     assert_eq!(with_base("deny-roaming = true\n").diagnostics, []);
     assert_eq!(
