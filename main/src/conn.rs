@@ -17,7 +17,7 @@
 //! (the worker is assumed compromised: asking is not enough).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ use rocserv_proto::ipc::{SessionId, WorkerId};
 use tokio::sync::{mpsc, watch};
 
 use crate::ip6_pool::{Ip6Leases, Lease6Error};
-use crate::ip_pool::{IpPool, LeaseError};
+use crate::ip_pool::{Grant, IpPool, LeaseError, LeaseRequest};
+use crate::iroutes::{Commands, Job};
 use crate::limits::Users;
 use crate::secmod::SecModClient;
 use crate::state::DtlsRoute;
@@ -111,16 +112,18 @@ pub struct Prior {
 #[derive(Debug)]
 pub struct Connections {
     table: Mutex<Table>,
-    /// The address pool (`None` inside when no ipv4-network is configured).
-    pool: Mutex<Option<IpPool>>,
+    /// The address leases of every pool.
+    pool: Mutex<IpPool>,
+    /// The queue of iroute commands ([`crate::iroutes::run`] serves it).
+    route_jobs: mpsc::UnboundedSender<Job>,
+    /// The other end, until a runtime task takes it ([`Connections::new`], or a test).
+    route_queue: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
+    /// `expose-iroutes`: the iroutes of the per-user files (read at start and reload).
+    file_iroutes: Mutex<Vec<IpNet>>,
     /// Live tunnels, totals and events for occtl.
     pub tunnels: Registry,
     /// IPv6 leases of every pool (global, group and user `ipv6-network`s).
     ip6: Mutex<Ip6Leases>,
-    /// The pools of `[vhost:NAME]` sections whose `ipv4-network` is not the default one's, by
-    /// network (no two overlap: `settings::prepare` refuses that). A vhost that inherits the
-    /// default network shares the default pool.
-    vhost_pools: Mutex<Vec<(IpNet, IpPool)>>,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +138,8 @@ struct Table {
     /// Connections not logged in: in total and per address (IPv6 /64).
     pre_auth_total: u32,
     pre_auth_by_net: HashMap<IpAddr, u32>,
+    /// The iroutes applied for each connection (`expose-iroutes`).
+    iroutes: HashMap<WorkerId, Vec<IpNet>>,
 }
 
 #[derive(Debug)]
@@ -160,13 +165,25 @@ pub fn net_of(ip: IpAddr) -> IpAddr {
 }
 
 impl Connections {
-    pub fn new(pool: Option<IpPool>) -> Self {
+    /// Inside a tokio runtime the iroute queue is served at once; outside one (unit tests)
+    /// the jobs wait in [`Self::take_route_queue`].
+    pub fn new(pool: IpPool) -> Self {
+        let (route_jobs, queue) = mpsc::unbounded_channel();
+        let queue = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(crate::iroutes::run(queue));
+                None
+            }
+            Err(_) => Some(queue),
+        };
         Self {
             table: Mutex::new(Table::default()),
             pool: Mutex::new(pool),
+            route_jobs,
+            route_queue: Mutex::new(queue),
+            file_iroutes: Mutex::new(Vec::new()),
             tunnels: Registry::default(),
             ip6: Mutex::new(Ip6Leases::new(ip6_seed())),
-            vhost_pools: Mutex::new(Vec::new()),
         }
     }
 
@@ -175,15 +192,46 @@ impl Connections {
         rocserv_rt::lock(&self.ip6)
     }
 
-    /// With the pools of the vhosts' own networks ([`crate::settings::vhost_pools`]).
-    pub fn with_vhost_pools(self, pools: Vec<(IpNet, IpPool)>) -> Self {
-        *rocserv_rt::lock(&self.vhost_pools) = pools;
-        self
+    /// The address leases.
+    pub fn pool(&self) -> MutexGuard<'_, IpPool> {
+        rocserv_rt::lock(&self.pool)
     }
 
-    /// The address pool (`None` inside when no ipv4-network is configured).
-    pub fn pool(&self) -> MutexGuard<'_, Option<IpPool>> {
-        rocserv_rt::lock(&self.pool)
+    /// The iroute queue, if no task serves it yet (tests).
+    pub fn take_route_queue(&self) -> Option<mpsc::UnboundedReceiver<Job>> {
+        rocserv_rt::lock(&self.route_queue).take()
+    }
+
+    /// The iroutes of the per-user files ([`crate::iroutes::from_user_files`]).
+    pub fn set_file_iroutes(&self, nets: Vec<IpNet>) {
+        *rocserv_rt::lock(&self.file_iroutes) = nets;
+    }
+
+    /// For `expose-iroutes`: the iroutes of the per-user files (as ocserv) and of every
+    /// connection that has them applied, but `except`'s own, each once, in a stable order.
+    pub fn known_iroutes(&self, except: &[IpNet]) -> Vec<IpNet> {
+        let files = rocserv_rt::lock(&self.file_iroutes).clone();
+        let table = self.lock();
+        let mut all: Vec<IpNet> = table
+            .iroutes
+            .values()
+            .flatten()
+            .chain(files.iter())
+            .filter(|n| !except.contains(n))
+            .copied()
+            .collect();
+        all.sort_by_key(|n| (n.addr, n.prefix));
+        all.dedup();
+        all
+    }
+
+    /// The iroutes applied for connection `worker` (occtl).
+    pub fn iroutes_of(&self, worker: WorkerId) -> Vec<IpNet> {
+        self.lock()
+            .iroutes
+            .get(&worker)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -298,6 +346,8 @@ struct Holds {
     lease: Option<SessionId>,
     /// An IPv6 lease of this session.
     lease6: Option<SessionId>,
+    /// `route-del-cmd` of each iroute queued for addition (run at release).
+    iroutes_del: Vec<Vec<String>>,
     /// A DTLS id routed to it.
     dtls: Option<[u8; 32]>,
     /// An occtl registry entry.
@@ -397,36 +447,60 @@ impl Conn {
         Some(Prior { worker: old, done })
     }
 
-    /// Lease an address for session `sid` of `user`: (server address, client address, netmask).
+    /// Lease an address for session `sid` of `user` as `req` (the session's pool or fixed
+    /// address) asks.
     pub fn lease(
         &mut self,
+        req: &LeaseRequest,
         sid: SessionId,
         user: &str,
-    ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), LeaseError> {
-        self.lease_in(sid, user, None)
+    ) -> Result<Grant, LeaseError> {
+        let grant = self
+            .conns
+            .pool()
+            .lease(req, sid, self.worker, user, Instant::now())?;
+        self.holds.lease = Some(sid);
+        Ok(grant)
     }
 
-    /// [`Self::lease`] from the pool of network `net` (a vhost's `ipv4-network`) when it has
-    /// one of its own, else from the default pool.
-    pub fn lease_in(
-        &mut self,
-        sid: SessionId,
-        user: &str,
-        net: Option<IpNet>,
-    ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), LeaseError> {
-        if let Some(net) = net {
-            let mut pools = rocserv_rt::lock(&self.conns.vhost_pools);
-            if let Some((_, pool)) = pools.iter_mut().find(|(n, _)| *n == net) {
-                let remote = pool.lease(sid, self.worker, user, Instant::now())?;
-                self.holds.lease = Some(sid);
-                return Ok((pool.server_address(), remote, pool.netmask()));
+    /// Add the iroutes `nets` (`cmds`, built for this connection's device): `false` (logged by
+    /// the runner) when one failed, after the ones added before it are queued for removal
+    /// again, as ocserv does (not the failed one: its route may be another session's, and a
+    /// custom `route-del-cmd` without `%{D}` would remove that). Otherwise each removal runs
+    /// when the record releases.
+    pub async fn add_iroutes(&mut self, nets: &[IpNet], cmds: Commands) -> bool {
+        let mut ok = true;
+        for (add, del) in cmds.add.into_iter().zip(cmds.del) {
+            // Recorded first: if this task is torn down while the command runs, the release
+            // still removes the route.
+            self.holds.iroutes_del.push(del);
+            let (done, result) = tokio::sync::oneshot::channel();
+            let queued = self.conns.route_jobs.send(Job {
+                argv: add,
+                done: Some(done),
+            });
+            if queued.is_err() || !result.await.unwrap_or(false) {
+                self.holds.iroutes_del.pop();
+                ok = false;
+                break;
             }
         }
-        let mut pool = self.conns.pool();
-        let pool = pool.as_mut().ok_or(LeaseError::Exhausted)?;
-        let remote = pool.lease(sid, self.worker, user, Instant::now())?;
-        self.holds.lease = Some(sid);
-        Ok((pool.server_address(), remote, pool.netmask()))
+        if ok {
+            self.conns.lock().iroutes.insert(self.worker, nets.to_vec());
+        } else {
+            self.remove_iroutes();
+        }
+        ok
+    }
+
+    /// Queue the removal of every iroute this connection added (or tried to).
+    fn remove_iroutes(&mut self) {
+        for argv in std::mem::take(&mut self.holds.iroutes_del) {
+            // The queue lives as long as `Connections`; a send error means no task will ever
+            // run it (shutdown).
+            let _ = self.conns.route_jobs.send(Job { argv, done: None });
+        }
+        self.conns.lock().iroutes.remove(&self.worker);
     }
 
     /// Lease an IPv6 address (and subnet) for the session `req.sid` (the request's worker is
@@ -488,6 +562,8 @@ impl Conn {
             return None;
         }
         self.released = true;
+        // Queued before `done` below: a takeover's own additions come after these removals.
+        self.remove_iroutes();
         let worker = self.worker;
         let holds = std::mem::take(&mut self.holds);
         if holds.tunnel {
@@ -498,13 +574,7 @@ impl Conn {
             crate::firewall::remove(installed);
         }
         if let Some(sid) = holds.lease {
-            // The lease is in one pool; the others hold nothing of this worker's.
-            if let Some(pool) = self.conns.pool().as_mut() {
-                pool.release(sid, worker, keep_until);
-            }
-            for (_, pool) in rocserv_rt::lock(&self.conns.vhost_pools).iter_mut() {
-                pool.release(sid, worker, keep_until);
-            }
+            self.conns.pool().release(sid, worker, keep_until);
         }
         if let Some(sid) = holds.lease6 {
             self.conns.ip6().release(sid, worker, keep_until);
@@ -578,16 +648,21 @@ fn forget_dtls(table: &mut Table, id: &[u8; 32], worker: WorkerId) {
 
 #[cfg(test)]
 mod tests {
-    use rocserv_proto::config::IpNet;
-
     use super::*;
 
     fn conns() -> Arc<Connections> {
-        let net = IpNet {
-            addr: "10.77.0.0".parse().unwrap(),
-            prefix: 24,
+        Arc::new(Connections::new(IpPool::new(false)))
+    }
+
+    fn req() -> LeaseRequest {
+        let policy = rocserv_proto::policy::Policy {
+            ipv4_network: Some(IpNet {
+                addr: "10.77.0.0".parse().unwrap(),
+                prefix: 24,
+            }),
+            ..Default::default()
         };
-        Arc::new(Connections::new(Some(IpPool::new(net, false).unwrap())))
+        LeaseRequest::from_policy(&policy).unwrap()
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -667,34 +742,30 @@ mod tests {
         assert!(reserve(&c, WorkerId(3), ip("192.0.2.3"), limits).is_ok());
     }
 
-    /// A vhost with a network of its own leases from its pool; the default section (and a
-    /// network without a pool of its own) from the default one; release finds either.
+    /// A session's network (a vhost's, a group's) is a pool of its own in the one table;
+    /// release finds the lease whatever pool it came from.
     #[test]
-    fn vhost_networks_lease_from_their_own_pool() {
-        let b_net = IpNet {
-            addr: "10.88.0.0".parse().unwrap(),
-            prefix: 24,
+    fn each_sessions_network_is_its_pool() {
+        let c = conns();
+        let net = |a: &str| rocserv_proto::policy::Policy {
+            ipv4_network: Some(IpNet {
+                addr: a.parse().unwrap(),
+                prefix: 24,
+            }),
+            ..Default::default()
         };
-        let c = Arc::new(
-            Arc::into_inner(conns())
-                .unwrap()
-                .with_vhost_pools(vec![(b_net, IpPool::new(b_net, false).unwrap())]),
-        );
+        let b = LeaseRequest::from_policy(&net("10.88.0.0")).unwrap();
         let (mut a, _sa) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
-        let (local, remote, _) = a.lease_in(SessionId(1), "bob", Some(b_net)).unwrap();
-        assert_eq!(local, "10.88.0.1".parse::<Ipv4Addr>().unwrap());
-        assert_eq!(remote.octets()[..3], [10, 88, 0]);
+        let g = a.lease(&b, SessionId(1), "bob").unwrap();
+        assert_eq!(g.local, "10.88.0.1".parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(g.remote.octets()[..3], [10, 88, 0]);
         let (mut d, _sd) = reserve(&c, WorkerId(2), ip("192.0.2.2"), OPEN).unwrap();
-        let other = IpNet {
-            addr: "10.99.0.0".parse().unwrap(),
-            prefix: 24,
-        };
-        let (_, remote, _) = d.lease_in(SessionId(2), "alice", Some(other)).unwrap();
-        assert_eq!(remote.octets()[..3], [10, 77, 0]);
+        let g = d.lease(&req(), SessionId(2), "alice").unwrap();
+        assert_eq!(g.remote.octets()[..3], [10, 77, 0]);
+        assert_eq!(c.pool().held(), 2);
         a.release(None, 0, 0);
         d.release(None, 0, 0);
-        assert_eq!(c.pool().as_ref().unwrap().held(), 0);
-        assert_eq!(rocserv_rt::lock(&c.vhost_pools)[0].1.held(), 0);
+        assert_eq!(c.pool().held(), 0);
     }
 
     #[test]
@@ -704,7 +775,7 @@ mod tests {
         let sid = SessionId(7);
         assert!(a.claim_session(sid).is_none());
         assert!(a.admit_user("alice", sid, 1));
-        let (_, addr, _) = a.lease(sid, "alice").unwrap();
+        let addr = a.lease(&req(), sid, "alice").unwrap().remote;
         a.register_dtls([1; 32], route(WorkerId(1)));
         assert_eq!(c.sessions_of("alice"), 1);
         assert!(c.dtls_route(&[1; 32]).is_some());
@@ -716,15 +787,15 @@ mod tests {
         assert_eq!(c.pre_auth(), 0);
         assert_eq!(c.sessions_of("alice"), 0);
         assert!(c.dtls_route(&[1; 32]).is_none());
-        assert_eq!(c.pool().as_ref().unwrap().held(), 0);
+        assert_eq!(c.pool().held(), 0);
         // Once: a second release (and the drop) change nothing, even for a newcomer.
         let (mut b, _s) = reserve(&c, WorkerId(2), ip("192.0.2.1"), OPEN).unwrap();
         assert!(b.admit_user("alice", SessionId(8), 1));
-        assert_eq!(b.lease(SessionId(8), "alice").unwrap().1, addr);
+        assert_eq!(b.lease(&req(), SessionId(8), "alice").unwrap().remote, addr);
         a.release(None, 0, 0);
         drop(a);
         assert_eq!(c.sessions_of("alice"), 1);
-        assert_eq!(c.pool().as_ref().unwrap().holder(addr), Some("alice"));
+        assert_eq!(c.pool().holder(addr), Some("alice"));
         assert_eq!(c.len(), 1);
     }
 
@@ -732,13 +803,13 @@ mod tests {
     fn dropping_an_unreleased_record_releases_it() {
         let c = conns();
         let (mut a, _s) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
-        a.lease(SessionId(1), "bob").unwrap();
+        a.lease(&req(), SessionId(1), "bob").unwrap();
         assert!(a.admit_user("bob", SessionId(1), 0));
         drop(a);
         assert!(c.is_empty());
         assert_eq!(c.pre_auth(), 0);
         assert_eq!(c.sessions_of("bob"), 0);
-        assert_eq!(c.pool().as_ref().unwrap().held(), 0);
+        assert_eq!(c.pool().held(), 0);
     }
 
     #[test]
@@ -748,7 +819,7 @@ mod tests {
         let (mut old, _so) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
         assert!(old.claim_session(sid).is_none());
         assert!(old.admit_user("carol", sid, 1));
-        let (_, addr, _) = old.lease(sid, "carol").unwrap();
+        let addr = old.lease(&req(), sid, "carol").unwrap().remote;
         old.register_dtls([1; 32], route(WorkerId(1)));
 
         // A takeover: the newer connection claims the session and must wait for the old one.
@@ -760,13 +831,13 @@ mod tests {
         assert!(!*prior.done.borrow());
         assert!(new.admit_user("carol", sid, 1));
         // While the old worker lives, its address is not handed to the newer connection.
-        assert_eq!(new.lease(sid, "carol"), Err(LeaseError::InUse));
+        assert_eq!(new.lease(&req(), sid, "carol"), Err(LeaseError::InUse));
         assert!(c.terminate(WorkerId(1), Stop::Takeover));
 
         let keep = Some(Instant::now() + Duration::from_secs(300));
         old.release(keep, 0, 0);
         assert!(*prior.done.borrow());
-        assert_eq!(new.lease(sid, "carol").unwrap().1, addr);
+        assert_eq!(new.lease(&req(), sid, "carol").unwrap().remote, addr);
         new.register_dtls([2; 32], route(WorkerId(2)));
         // The old connection's DTLS id is gone; the newer one's session and slot stay.
         assert!(c.dtls_route(&[1; 32]).is_none());
@@ -777,12 +848,142 @@ mod tests {
         // A late or repeated release of the old (session, worker) changes nothing.
         old.release(None, 0, 0);
         drop(old);
-        assert_eq!(c.pool().as_ref().unwrap().holder(addr), Some("carol"));
+        assert_eq!(c.pool().holder(addr), Some("carol"));
         let (mut other, _s) = reserve(&c, WorkerId(3), ip("192.0.2.3"), OPEN).unwrap();
-        assert_ne!(other.lease(SessionId(6), "dave").unwrap().1, addr);
+        assert_ne!(
+            other.lease(&req(), SessionId(6), "dave").unwrap().remote,
+            addr
+        );
         assert_eq!(c.lock().sessions.get(&sid), Some(&WorkerId(2)));
         assert!(c.dtls_route(&[2; 32]).is_some());
         assert!(!c.terminate(WorkerId(1), Stop::Admin));
         assert!(c.terminate(WorkerId(2), Stop::Admin));
+    }
+
+    /// A stand-in for the route runner: records each command, fails those starting `fail`.
+    fn fake_runner(mut q: mpsc::UnboundedReceiver<Job>) -> Arc<Mutex<Vec<Vec<String>>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Some(job) = q.recv().await {
+                let ok = job.argv[0] != "fail";
+                log.lock().unwrap().push(job.argv);
+                if let Some(done) = job.done {
+                    let _ = done.send(ok);
+                }
+            }
+        });
+        seen
+    }
+
+    fn cmds(add: &str, nets: &[&str]) -> Commands {
+        Commands {
+            add: nets
+                .iter()
+                .map(|n| vec![add.to_owned(), (*n).to_owned()])
+                .collect(),
+            del: nets
+                .iter()
+                .map(|n| vec!["del".to_owned(), (*n).to_owned()])
+                .collect(),
+        }
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter()
+            .map(|n| IpNet {
+                addr: n.parse().unwrap(),
+                prefix: 24,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn iroutes_are_removed_once_at_release_before_a_takeover_may_go_on() {
+        let c = conns();
+        let q = c.take_route_queue().expect("no runtime: the queue waits");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let seen = fake_runner(q);
+            let (mut a, _s) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
+            let (mut b, _s) = reserve(&c, WorkerId(2), ip("192.0.2.2"), OPEN).unwrap();
+            let mine = ["10.9.1.0", "10.9.2.0"];
+            assert!(a.add_iroutes(&nets(&mine), cmds("add", &mine)).await);
+            assert!(
+                b.add_iroutes(&nets(&["10.9.3.0"]), cmds("add", &["10.9.3.0"]))
+                    .await
+            );
+            // expose-iroutes: everyone's but one's own.
+            assert_eq!(c.known_iroutes(&nets(&["10.9.3.0"])), nets(&mine));
+            assert_eq!(c.iroutes_of(WorkerId(1)), nets(&mine));
+            let mut done = c.lock().live.get(&WorkerId(1)).unwrap().done.clone();
+            a.release(None, 0, 0);
+            assert!(*done.borrow_and_update());
+            // Queued by the release itself (the takeover sees `done` after them), once.
+            a.release(None, 0, 0);
+            drop(a);
+            // No yield: removals that a task of their own would queue later would come after
+            // the marker (a takeover's additions) and fail the order check below.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.route_jobs
+                .send(Job {
+                    argv: vec!["marker".to_owned()],
+                    done: Some(tx),
+                })
+                .unwrap();
+            rx.await.unwrap();
+            let log = seen.lock().unwrap().clone();
+            let dels: Vec<_> = log.iter().filter(|a| a[0] == "del").collect();
+            assert_eq!(dels, [&["del", "10.9.1.0"], &["del", "10.9.2.0"]]);
+            assert_eq!(log.last().unwrap(), &["marker"]);
+            assert!(c.iroutes_of(WorkerId(1)).is_empty());
+            assert_eq!(c.known_iroutes(&[]), nets(&["10.9.3.0"]));
+        });
+    }
+
+    #[test]
+    fn a_failed_iroute_refuses_and_removes_what_was_added() {
+        let c = conns();
+        let q = c.take_route_queue().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let seen = fake_runner(q);
+            let (mut a, _s) = reserve(&c, WorkerId(1), ip("192.0.2.1"), OPEN).unwrap();
+            let mut cmds = cmds("add", &["10.9.1.0", "10.9.2.0", "10.9.4.0"]);
+            cmds.add[1][0] = "fail".to_owned();
+            assert!(
+                !a.add_iroutes(&nets(&["10.9.1.0", "10.9.2.0", "10.9.4.0"]), cmds)
+                    .await
+            );
+            assert!(c.known_iroutes(&[]).is_empty());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.route_jobs
+                .send(Job {
+                    argv: vec!["marker".to_owned()],
+                    done: Some(tx),
+                })
+                .unwrap();
+            rx.await.unwrap();
+            let log = seen.lock().unwrap().clone();
+            assert_eq!(
+                log,
+                [
+                    vec!["add", "10.9.1.0"],
+                    vec!["fail", "10.9.2.0"],
+                    vec!["del", "10.9.1.0"],
+                    vec!["marker"],
+                ]
+            );
+            // Nothing left for the release.
+            a.release(None, 0, 0);
+            tokio::task::yield_now().await;
+            assert_eq!(seen.lock().unwrap().len(), 4);
+        });
     }
 }

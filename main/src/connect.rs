@@ -14,7 +14,10 @@ use rocserv_proto::ipc::WorkerId;
 use rocserv_proto::mtu::{self, MtuInput};
 use tokio_seqpacket::UnixSeqpacket;
 
+use rocserv_proto::config::{IpNet, Route};
+
 use crate::conn::{Conn, Prior, Stop, TERMINATE_GRACE};
+use crate::ip_pool::LeaseRequest;
 use crate::ipc;
 use crate::state::{DtlsRoute, Shared};
 
@@ -96,7 +99,12 @@ pub async fn handle(
             );
         }
     }
-    let policy = std::sync::Arc::new(section.policy.resolve(&grant.overrides));
+    let mut policy = section.policy.resolve(&grant.overrides);
+    if section.expose_iroutes {
+        let known = shared.conns.known_iroutes(&policy.iroutes);
+        expose_iroutes(&mut policy, known);
+    }
+    let policy = std::sync::Arc::new(policy);
     // max-same-clients (protocol.md §6.1): another session of this user is one too many.
     match crate::lifecycle::admit(conn, &grant, peer, &policy, config.clone()) {
         Some(admitted) => outcome.admitted = Some(admitted),
@@ -108,11 +116,15 @@ pub async fn handle(
         }
     }
     // An IPv4 address when the session has an IPv4 network, an IPv6 one when it has an IPv6
-    // network; at least one (ocserv: "no IPv4 or IPv6 addresses are configured").
+    // network; at least one (ocserv: "no IPv4 or IPv6 addresses are configured"). The IPv4
+    // one comes from the session's pool (global, vhost, group or user `ipv4-network`) or is
+    // its fixed `explicit-ipv4`.
     let ipv4 = match policy.ipv4_network {
         None => None,
-        Some(net) => match conn.lease_in(grant.sid, &grant.username, Some(net)) {
-            Ok(l) => Some(l),
+        Some(_) => match LeaseRequest::from_policy(&policy)
+            .and_then(|req| conn.lease(&req, grant.sid, &grant.username))
+        {
+            Ok(g) => Some((g.local, g.remote, g.netmask)),
             Err(why) => {
                 log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
                 return refuse(sock, ConnectRefusal::ServerError, outcome).await;
@@ -191,6 +203,19 @@ pub async fn handle(
                  (restrict-user-to-routes/-ports): {}",
                 grant.username,
                 crate::error_chain(&e)
+            );
+            return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+        }
+    }
+    // iroute: the networks behind this client go to its device (ocserv refuses the login
+    // when that fails, too). The removal is the record's, at release.
+    if !policy.iroutes.is_empty() {
+        let cmds = crate::iroutes::commands(&config, &policy.iroutes, &device.name);
+        if !conn.add_iroutes(&policy.iroutes, cmds).await {
+            log::error!(
+                "{peer}: CONNECT of {} refused: cannot add its iroutes on {}",
+                grant.username,
+                device.name
             );
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
@@ -341,6 +366,20 @@ pub fn vpn_ips(ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Link>) -> String {
     }
 }
 
+/// `expose-iroutes`: the other clients' iroutes become routes of this one, unless it tunnels
+/// everything (no route, or `default`): the list would turn it into a split tunnel.
+fn expose_iroutes(policy: &mut rocserv_proto::policy::Policy, known: Vec<IpNet>) {
+    if policy.routes.is_empty() || policy.routes.contains(&Route::Default) {
+        return;
+    }
+    for net in known {
+        let route = Route::Net(net);
+        if !policy.routes.contains(&route) {
+            policy.routes.push(route);
+        }
+    }
+}
+
 /// A fresh DTLS id (protocol.md §4.1: new for every CONNECT).
 fn new_dtls_id() -> Result<[u8; 32], ring::error::Unspecified> {
     let mut id = [0u8; 32];
@@ -383,4 +422,36 @@ async fn take_over(
         return false;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str, prefix: u8) -> IpNet {
+        IpNet {
+            addr: s.parse().unwrap(),
+            prefix,
+        }
+    }
+
+    #[test]
+    fn exposed_iroutes_join_a_split_tunnel_only() {
+        let known = vec![net("10.9.1.0", 24), net("10.0.0.0", 8)];
+        let mut p = rocserv_proto::policy::Policy::default();
+        expose_iroutes(&mut p, known.clone());
+        assert!(p.routes.is_empty(), "full tunnel stays full");
+        p.routes = vec![Route::Default];
+        expose_iroutes(&mut p, known.clone());
+        assert_eq!(p.routes, [Route::Default]);
+        p.routes = vec![Route::Net(net("10.0.0.0", 8))];
+        expose_iroutes(&mut p, known);
+        assert_eq!(
+            p.routes,
+            [
+                Route::Net(net("10.0.0.0", 8)),
+                Route::Net(net("10.9.1.0", 24))
+            ]
+        );
+    }
 }

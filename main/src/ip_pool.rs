@@ -1,12 +1,20 @@
-//! The IPv4 address pool of `ipv4-network`: which client address each session gets.
+//! IPv4 address leases: which client address each session gets, from the pool its policy
+//! names (`ipv4-network` of the server or vhost, or of the user's group or user file) or the
+//! fixed address of `explicit-ipv4`.
+//!
+//! One lease table for every pool: an address is held by at most one session whatever pool it
+//! came from, so overlapping per-group networks or a fixed address inside a pool cannot give
+//! one address to two tunnels. The pool is chosen per session by the caller ([`LeaseRequest`],
+//! built from the session's policy), so a vhost or a group brings its own network without a
+//! table of its own.
 //!
 //! Sans-IO: `now` is passed in, so expiry is tested without sleeping. An address stays with its
 //! session (not just its user) while the session is connected and, after a connection that the
 //! client may come back from, until a deadline the caller chooses (cookie-timeout + 15 s):
 //! openconnect aborts a reconnect that yields a different address (protocol.md §2.3 item 4,
 //! §6.3). With `predictable-ips` the first candidate is derived from a stable hash of the user
-//! name, so even a new login of the same user usually gets the same address (ocserv
-//! src/ip-lease.c does the same with its own hash).
+//! name within the pool's network, so even a new login of the same user usually gets the same
+//! address (ocserv src/ip-lease.c does the same with its own hash).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,6 +22,7 @@ use std::time::Instant;
 
 use rocserv_proto::config::IpNet;
 use rocserv_proto::ipc::{SessionId, WorkerId};
+use rocserv_proto::policy::Policy;
 
 /// Why a pool cannot be built from a network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +36,7 @@ pub enum PoolError {
 }
 
 /// Why [`IpPool::lease`] gave no address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseError {
     /// Every address is in use or reserved.
     #[error("the address pool is exhausted")]
@@ -36,17 +45,119 @@ pub enum LeaseError {
     /// exited): handing it out again would give one address to two tunnels.
     #[error("the session's address is still in use by another connection")]
     InUse,
+    /// `explicit-ipv4`: the fixed address is held by another session.
+    #[error("the fixed address {addr} (explicit-ipv4) is in use by a session of {holder}")]
+    FixedInUse { addr: Ipv4Addr, holder: String },
+    /// `explicit-ipv4` names the network, broadcast or server address of the network.
+    #[error("the fixed address {0} (explicit-ipv4) is the network's own address, not a host's")]
+    FixedInvalid(Ipv4Addr),
+    /// The session's policy has no IPv4 network.
+    #[error("no ipv4-network for this session")]
+    NoNetwork,
+    /// The session's `ipv4-network` cannot be a pool.
+    #[error("ipv4-network: {0}")]
+    Network(#[from] PoolError),
 }
 
-/// Leases of one IPv4 network. The network address, the server's address (first host) and the
+/// One pool: an IPv4 network. The network address, the server's address (first host) and the
 /// broadcast address are never handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    network: u32,
+    broadcast: u32,
+    netmask: Ipv4Addr,
+}
+
+impl Range {
+    /// The pool of `net` (host bits of `net.addr` are ignored).
+    pub fn new(net: IpNet) -> Result<Self, PoolError> {
+        let IpAddr::V4(addr) = net.addr else {
+            return Err(PoolError::NotIpv4);
+        };
+        if net.prefix > 30 {
+            return Err(PoolError::TooSmall(net.prefix));
+        }
+        let mask = u32::MAX << (32 - u32::from(net.prefix));
+        let network = u32::from(addr) & mask;
+        Ok(Self {
+            network,
+            broadcast: network | !mask,
+            netmask: Ipv4Addr::from(mask),
+        })
+    }
+
+    /// Our end of every tunnel of this pool: the first host of the network.
+    pub fn server_address(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.network + 1)
+    }
+
+    /// The network's netmask (what `X-CSTP-Netmask` carries).
+    pub fn netmask(&self) -> Ipv4Addr {
+        self.netmask
+    }
+
+    /// First and last address a client may get (network + 1 is the server's end).
+    fn first(&self) -> u32 {
+        self.network + 2
+    }
+
+    fn last(&self) -> u32 {
+        self.broadcast - 1
+    }
+
+    fn size(&self) -> u32 {
+        self.last() - self.first() + 1
+    }
+
+    fn leasable(&self, addr: Ipv4Addr) -> bool {
+        (self.first()..=self.last()).contains(&u32::from(addr))
+    }
+
+    /// The network, broadcast or server address: never a client's.
+    fn reserved(&self, addr: Ipv4Addr) -> bool {
+        let a = u32::from(addr);
+        a == self.network || a == self.broadcast || a == self.network + 1
+    }
+}
+
+/// What a session asks for: an address of a pool, or its fixed address (our end is then still
+/// the pool's server address, as in ocserv).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub range: Range,
+    pub fixed: Option<Ipv4Addr>,
+}
+
+impl LeaseRequest {
+    /// From the session's effective policy: its `ipv4-network` and `explicit-ipv4`.
+    pub fn from_policy(policy: &Policy) -> Result<Self, LeaseError> {
+        let net = policy.ipv4_network.ok_or(LeaseError::NoNetwork)?;
+        Ok(Self {
+            range: Range::new(net)?,
+            fixed: policy.explicit_ipv4,
+        })
+    }
+
+    /// Whether `addr` is what this request may get.
+    fn fits(&self, addr: Ipv4Addr) -> bool {
+        match self.fixed {
+            Some(fixed) => addr == fixed,
+            None => self.range.leasable(addr),
+        }
+    }
+}
+
+/// A granted lease: both ends of the point-to-point link and the pool's netmask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    pub netmask: Ipv4Addr,
+}
+
+/// The leases of every pool (one per server).
 #[derive(Debug)]
 pub struct IpPool {
-    /// First and last leasable address, as integers.
-    first: u32,
-    last: u32,
-    server: Ipv4Addr,
-    netmask: Ipv4Addr,
     predictable: bool,
     leases: HashMap<Ipv4Addr, Lease>,
     by_sid: HashMap<SessionId, Ipv4Addr>,
@@ -71,64 +182,58 @@ enum LeaseState {
 }
 
 impl IpPool {
-    /// A pool over `net` (host bits of `net.addr` are ignored).
-    pub fn new(net: IpNet, predictable: bool) -> Result<Self, PoolError> {
-        let IpAddr::V4(addr) = net.addr else {
-            return Err(PoolError::NotIpv4);
-        };
-        if net.prefix > 30 {
-            return Err(PoolError::TooSmall(net.prefix));
-        }
-        let mask = u32::MAX << (32 - u32::from(net.prefix));
-        let network = u32::from(addr) & mask;
-        let broadcast = network | !mask;
-        Ok(Self {
-            // network + 1 is the server's end of every point-to-point link.
-            first: network + 2,
-            last: broadcast - 1,
-            server: Ipv4Addr::from(network + 1),
-            netmask: Ipv4Addr::from(mask),
+    /// An empty lease table; `predictable` = `predictable-ips`.
+    pub fn new(predictable: bool) -> Self {
+        Self {
             predictable,
             leases: HashMap::new(),
             by_sid: HashMap::new(),
-        })
-    }
-
-    /// Our end of every tunnel: the first host of the network.
-    pub fn server_address(&self) -> Ipv4Addr {
-        self.server
-    }
-
-    /// The network's netmask (what `X-CSTP-Netmask` carries).
-    pub fn netmask(&self) -> Ipv4Addr {
-        self.netmask
+        }
     }
 
     /// An address for connection `worker` of session `sid`: the one the session already holds
-    /// if it has one (and no other connection uses it), else the user's predictable address (or
-    /// the lowest) that is free, else the oldest expired reservation.
+    /// if it still fits the request (and no other connection uses it); else the fixed address
+    /// if the request has one (refused while another session holds it); else the user's
+    /// predictable address (or the pool's lowest) that is free, else the pool's oldest expired
+    /// reservation.
     pub fn lease(
         &mut self,
+        req: &LeaseRequest,
         sid: SessionId,
         worker: WorkerId,
         username: &str,
         now: Instant,
-    ) -> Result<Ipv4Addr, LeaseError> {
+    ) -> Result<Grant, LeaseError> {
+        let grant = |remote| Grant {
+            local: req.range.server_address(),
+            remote,
+            netmask: req.range.netmask(),
+        };
         if let Some(addr) = self.by_sid.get(&sid).copied() {
             if let Some(lease) = self.leases.get_mut(&addr) {
                 if lease.state == LeaseState::Active && lease.worker != worker {
                     return Err(LeaseError::InUse);
                 }
-                lease.state = LeaseState::Active;
-                lease.worker = worker;
-                return Ok(addr);
+                if req.fits(addr) {
+                    lease.state = LeaseState::Active;
+                    lease.worker = worker;
+                    return Ok(grant(addr));
+                }
+                // The session's pool or fixed address changed (its files were edited): the
+                // old address goes back.
+                self.leases.remove(&addr);
             }
+            self.by_sid.remove(&sid);
         }
-        let addr = self
-            .free_address(username)
-            .or_else(|| self.reclaim(now))
-            .ok_or(LeaseError::Exhausted)?;
-        // Taking back the user's own reservation: forget the session that held it.
+        let addr = match req.fixed {
+            Some(fixed) => self.fixed(&req.range, fixed, username, now)?,
+            None => self
+                .free_address(&req.range, username)
+                .or_else(|| self.reclaim(&req.range, now))
+                .ok_or(LeaseError::Exhausted)?,
+        };
+        // Taking back the user's own reservation (or an expired one): forget the session that
+        // held it.
         if let Some(old) = self.leases.get(&addr) {
             self.by_sid.remove(&old.sid);
         }
@@ -142,7 +247,34 @@ impl IpPool {
             },
         );
         self.by_sid.insert(sid, addr);
-        Ok(addr)
+        Ok(grant(addr))
+    }
+
+    /// `explicit-ipv4`: free, or reserved for an earlier session of the same user, or reserved
+    /// past its deadline. As in ocserv it need not lie inside the network, but it cannot be
+    /// the network's own addresses.
+    fn fixed(
+        &self,
+        range: &Range,
+        addr: Ipv4Addr,
+        username: &str,
+        now: Instant,
+    ) -> Result<Ipv4Addr, LeaseError> {
+        if range.reserved(addr) {
+            return Err(LeaseError::FixedInvalid(addr));
+        }
+        match self.leases.get(&addr) {
+            None => Ok(addr),
+            Some(lease) => match lease.state {
+                LeaseState::Reserved { until } if lease.username == username || until <= now => {
+                    Ok(addr)
+                }
+                LeaseState::Reserved { .. } | LeaseState::Active => Err(LeaseError::FixedInUse {
+                    addr,
+                    holder: lease.username.clone(),
+                }),
+            },
+        }
     }
 
     /// Connection `worker` of `sid` ended. `None` frees the address now; `Some(deadline)` keeps
@@ -177,16 +309,13 @@ impl IpPool {
         self.leases.get(&addr).map(|l| l.username.as_str())
     }
 
-    fn size(&self) -> u32 {
-        self.last - self.first + 1
-    }
-
-    /// First address this user may take, scanning from the user's predictable address (or the
-    /// lowest) and wrapping around: one without a lease, or one reserved (not in use) for an
-    /// earlier session of the same user. A new login of a user whose worker died thus gets the
-    /// same address back instead of a second one (the issue's "kill -9 frees its address").
-    fn free_address(&self, username: &str) -> Option<Ipv4Addr> {
-        let size = self.size();
+    /// First address of `range` this user may take, scanning from the user's predictable
+    /// address (or the lowest) and wrapping around: one without a lease, or one reserved (not
+    /// in use) for an earlier session of the same user. A new login of a user whose worker died
+    /// thus gets the same address back instead of a second one (the issue's "kill -9 frees its
+    /// address").
+    fn free_address(&self, range: &Range, username: &str) -> Option<Ipv4Addr> {
+        let size = range.size();
         let start = if self.predictable {
             fnv1a(username.as_bytes()) % size
         } else {
@@ -196,7 +325,7 @@ impl IpPool {
         (0..u64::from(size))
             .map(|i| {
                 let offset = (u64::from(start) + i) % u64::from(size);
-                Ipv4Addr::from(self.first + offset as u32)
+                Ipv4Addr::from(range.first() + offset as u32)
             })
             .find(|addr| match self.leases.get(addr) {
                 None => true,
@@ -206,11 +335,12 @@ impl IpPool {
             })
     }
 
-    /// Take back the reservation that expired first, if any has expired.
-    fn reclaim(&mut self, now: Instant) -> Option<Ipv4Addr> {
+    /// Take back the reservation in `range` that expired first, if any has expired.
+    fn reclaim(&mut self, range: &Range, now: Instant) -> Option<Ipv4Addr> {
         let (addr, sid) = self
             .leases
             .iter()
+            .filter(|(addr, _)| range.leasable(**addr))
             .filter_map(|(addr, lease)| match lease.state {
                 LeaseState::Reserved { until } if until <= now => Some((until, *addr, lease.sid)),
                 LeaseState::Reserved { .. } | LeaseState::Active => None,
@@ -244,8 +374,53 @@ mod tests {
         }
     }
 
-    fn pool(prefix: u8, predictable: bool) -> IpPool {
-        IpPool::new(net("10.77.0.0", prefix), predictable).unwrap()
+    /// One pool over 10.77.0.0/`prefix`, as the tests of a single pool see it.
+    struct P {
+        pool: IpPool,
+        req: LeaseRequest,
+    }
+
+    impl P {
+        fn lease(
+            &mut self,
+            sid: SessionId,
+            worker: WorkerId,
+            user: &str,
+            now: Instant,
+        ) -> Result<Ipv4Addr, LeaseError> {
+            self.pool
+                .lease(&self.req, sid, worker, user, now)
+                .map(|g| g.remote)
+        }
+        fn release(&mut self, sid: SessionId, worker: WorkerId, keep: Option<Instant>) {
+            self.pool.release(sid, worker, keep)
+        }
+        fn held(&self) -> usize {
+            self.pool.held()
+        }
+        fn holder(&self, addr: Ipv4Addr) -> Option<&str> {
+            self.pool.holder(addr)
+        }
+        fn server_address(&self) -> Ipv4Addr {
+            self.req.range.server_address()
+        }
+        fn netmask(&self) -> Ipv4Addr {
+            self.req.range.netmask()
+        }
+    }
+
+    fn request(s: &str, prefix: u8) -> LeaseRequest {
+        LeaseRequest {
+            range: Range::new(net(s, prefix)).unwrap(),
+            fixed: None,
+        }
+    }
+
+    fn pool(prefix: u8, predictable: bool) -> P {
+        P {
+            pool: IpPool::new(predictable),
+            req: request("10.77.0.0", prefix),
+        }
     }
 
     #[test]
@@ -272,21 +447,21 @@ mod tests {
 
     #[test]
     fn host_bits_of_the_configured_network_are_ignored() {
-        let p = IpPool::new(net("10.77.0.200", 24), false).unwrap();
-        assert_eq!(p.server_address(), Ipv4Addr::new(10, 77, 0, 1));
+        let r = Range::new(net("10.77.0.200", 24)).unwrap();
+        assert_eq!(r.server_address(), Ipv4Addr::new(10, 77, 0, 1));
     }
 
     #[test]
     fn rejects_v6_and_tiny_networks() {
         assert_eq!(
-            IpPool::new(net("fd00::", 64), true).unwrap_err(),
+            Range::new(net("fd00::", 64)).unwrap_err(),
             PoolError::NotIpv4
         );
         assert_eq!(
-            IpPool::new(net("10.0.0.0", 31), true).unwrap_err(),
+            Range::new(net("10.0.0.0", 31)).unwrap_err(),
             PoolError::TooSmall(31)
         );
-        assert!(IpPool::new(net("10.0.0.0", 30), true).is_ok());
+        assert!(Range::new(net("10.0.0.0", 30)).is_ok());
     }
 
     #[test]
@@ -457,5 +632,204 @@ mod tests {
         p.release(SessionId(42), WorkerId(42), None);
         p.release(SessionId(42), WorkerId(42), Some(Instant::now()));
         assert_eq!(p.held(), 0);
+    }
+
+    fn fixed(addr: &str) -> LeaseRequest {
+        LeaseRequest {
+            fixed: Some(addr.parse().unwrap()),
+            ..request("10.77.0.0", 24)
+        }
+    }
+
+    #[test]
+    fn several_pools_share_one_table_and_each_has_its_server_address() {
+        let mut p = IpPool::new(true);
+        let now = Instant::now();
+        let global = request("10.77.0.0", 24);
+        let group = request("10.88.0.0", 16);
+        let a = p
+            .lease(&global, SessionId(1), WorkerId(1), "alice", now)
+            .unwrap();
+        let b = p
+            .lease(&group, SessionId(2), WorkerId(2), "alice", now)
+            .unwrap();
+        assert_eq!(a.local, Ipv4Addr::new(10, 77, 0, 1));
+        assert_eq!(a.netmask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(b.local, Ipv4Addr::new(10, 88, 0, 1));
+        assert_eq!(b.netmask, Ipv4Addr::new(255, 255, 0, 0));
+        // predictable-ips within each pool: the user's hash in that network.
+        assert_eq!(
+            u32::from(a.remote),
+            u32::from(Ipv4Addr::new(10, 77, 0, 2)) + fnv1a(b"alice") % 253
+        );
+        assert_eq!(
+            u32::from(b.remote),
+            u32::from(Ipv4Addr::new(10, 88, 0, 2)) + fnv1a(b"alice") % 65533
+        );
+        // Overlapping pools never hand out one address twice.
+        let inner = request("10.77.0.0", 28);
+        let mut seen = vec![a.remote];
+        for i in 3..20 {
+            match p.lease(&inner, SessionId(i), WorkerId(i), "u", now) {
+                Ok(g) => seen.push(g.remote),
+                Err(e) => assert_eq!(e, LeaseError::Exhausted),
+            }
+        }
+        let n = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), n);
+        assert_eq!(p.held(), n + 1);
+    }
+
+    #[test]
+    fn a_fixed_address_in_use_refuses_the_second_login() {
+        let mut p = IpPool::new(false);
+        let now = Instant::now();
+        let want = fixed("10.77.0.50");
+        let g = p
+            .lease(&want, SessionId(1), WorkerId(1), "alice", now)
+            .unwrap();
+        assert_eq!(g.remote, Ipv4Addr::new(10, 77, 0, 50));
+        assert_eq!(g.local, Ipv4Addr::new(10, 77, 0, 1));
+        // A second session with the same fixed address: refused, naming address and holder.
+        assert_eq!(
+            p.lease(&want, SessionId(2), WorkerId(2), "alice", now),
+            Err(LeaseError::FixedInUse {
+                addr: Ipv4Addr::new(10, 77, 0, 50),
+                holder: "alice".to_owned()
+            })
+        );
+        // The pool does not hand the fixed address to anyone else either.
+        let pool = request("10.77.0.0", 24);
+        for i in 3..300 {
+            match p.lease(&pool, SessionId(i), WorkerId(i), "bob", now) {
+                Ok(g) => assert_ne!(g.remote, Ipv4Addr::new(10, 77, 0, 50)),
+                Err(e) => assert_eq!(e, LeaseError::Exhausted),
+            }
+        }
+        // Once the first session ended (kept for its reconnect), a new login of the same user
+        // takes the address back; the old session no longer holds it.
+        p.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
+        let again = p
+            .lease(&want, SessionId(2), WorkerId(2), "alice", now)
+            .unwrap();
+        assert_eq!(again.remote, g.remote);
+        assert_eq!(
+            p.lease(&want, SessionId(1), WorkerId(9), "alice", now),
+            Err(LeaseError::FixedInUse {
+                addr: g.remote,
+                holder: "alice".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn a_fixed_address_reserved_for_another_user_waits_for_its_deadline() {
+        let mut p = IpPool::new(false);
+        let now = Instant::now();
+        let pool = request("10.77.0.0", 30); // one client address: .2
+        let g = p
+            .lease(&pool, SessionId(1), WorkerId(1), "bob", now)
+            .unwrap();
+        let until = now + Duration::from_secs(60);
+        p.release(SessionId(1), WorkerId(1), Some(until));
+        let want = LeaseRequest {
+            fixed: Some(g.remote),
+            ..pool
+        };
+        assert!(matches!(
+            p.lease(&want, SessionId(2), WorkerId(2), "alice", now),
+            Err(LeaseError::FixedInUse { .. })
+        ));
+        let got = p
+            .lease(&want, SessionId(2), WorkerId(2), "alice", until)
+            .unwrap();
+        assert_eq!(got.remote, g.remote);
+        assert_eq!(p.holder(g.remote), Some("alice"));
+    }
+
+    #[test]
+    fn a_fixed_address_cannot_be_the_networks_own() {
+        let mut p = IpPool::new(false);
+        let now = Instant::now();
+        for a in ["10.77.0.0", "10.77.0.1", "10.77.0.255"] {
+            assert_eq!(
+                p.lease(&fixed(a), SessionId(1), WorkerId(1), "u", now),
+                Err(LeaseError::FixedInvalid(a.parse().unwrap()))
+            );
+        }
+        // Outside the network is accepted, as in ocserv (the link is point-to-point).
+        let g = p
+            .lease(&fixed("192.168.9.9"), SessionId(1), WorkerId(1), "u", now)
+            .unwrap();
+        assert_eq!(g.remote, Ipv4Addr::new(192, 168, 9, 9));
+        assert_eq!(g.local, Ipv4Addr::new(10, 77, 0, 1));
+    }
+
+    #[test]
+    fn a_session_whose_pool_changed_gets_an_address_of_the_new_pool() {
+        let mut p = IpPool::new(false);
+        let now = Instant::now();
+        let a = p
+            .lease(
+                &request("10.77.0.0", 24),
+                SessionId(1),
+                WorkerId(1),
+                "u",
+                now,
+            )
+            .unwrap();
+        p.release(
+            SessionId(1),
+            WorkerId(1),
+            Some(now + Duration::from_secs(300)),
+        );
+        let b = p
+            .lease(
+                &request("10.88.0.0", 24),
+                SessionId(1),
+                WorkerId(2),
+                "u",
+                now,
+            )
+            .unwrap();
+        assert_eq!(b.remote, Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(p.holder(a.remote), None);
+        assert_eq!(p.held(), 1);
+        // Now fixed: the pool address goes back too.
+        p.release(
+            SessionId(1),
+            WorkerId(2),
+            Some(now + Duration::from_secs(300)),
+        );
+        let c = p
+            .lease(&fixed("10.77.0.9"), SessionId(1), WorkerId(3), "u", now)
+            .unwrap();
+        assert_eq!(c.remote, Ipv4Addr::new(10, 77, 0, 9));
+        assert_eq!(p.held(), 1);
+    }
+
+    #[test]
+    fn request_from_policy() {
+        let mut policy = Policy::default();
+        assert_eq!(
+            LeaseRequest::from_policy(&policy),
+            Err(LeaseError::NoNetwork)
+        );
+        policy.ipv4_network = Some(net("fd00::", 64));
+        assert_eq!(
+            LeaseRequest::from_policy(&policy),
+            Err(LeaseError::Network(PoolError::NotIpv4))
+        );
+        policy.ipv4_network = Some(net("10.5.0.0", 16));
+        policy.explicit_ipv4 = Some(Ipv4Addr::new(10, 5, 1, 1));
+        let r = LeaseRequest::from_policy(&policy).unwrap();
+        assert_eq!(r.fixed, Some(Ipv4Addr::new(10, 5, 1, 1)));
+        assert_eq!(r.range.server_address(), Ipv4Addr::new(10, 5, 0, 1));
     }
 }

@@ -58,6 +58,7 @@ pub mod handover_budget;
 pub mod ip6_pool;
 pub mod ip_pool;
 pub mod ipc;
+pub mod iroutes;
 pub mod lifecycle;
 pub mod limits;
 pub mod logger;

@@ -213,6 +213,12 @@ pub async fn reload(shared: &Shared) -> Result<(), String> {
     shared.bans.set_policy(BanPolicy::from_config(&new));
     let level = source.debug.unwrap_or(new.log_level).min(9);
     log::set_max_level(crate::logger::filter_for(level));
+    // expose-iroutes reads the per-user files again, as ocserv does on reload.
+    let for_files = new.clone();
+    match tokio::task::spawn_blocking(move || crate::iroutes::from_user_files(&for_files)).await {
+        Ok(nets) => shared.conns.set_file_iroutes(nets),
+        Err(e) => log::error!("reload: expose-iroutes: {e}"),
+    }
     shared.live.set(new);
     shared.live.set_profile(profile);
     Counters::add(&shared.counters.reloads, 1);

@@ -15,7 +15,7 @@ use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
 
-use crate::ip_pool::IpPool;
+use crate::ip_pool::{IpPool, Range};
 
 /// Problems found while preparing; errors stop the server, warnings do not.
 #[derive(Debug, Default)]
@@ -77,7 +77,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         ),
         None => {}
         Some(net) => {
-            if let Err(e) = IpPool::new(net, config.predictable_ips) {
+            if let Err(e) = Range::new(net) {
                 findings.errors.push(format!("ipv4-network: {e}"));
             }
         }
@@ -256,7 +256,7 @@ fn vhost_certs(config: &Config, findings: &mut Findings) -> Option<Vec<VhostCert
     for v in &config.vhosts {
         let place = format!("[vhost:{}] (line {})", v.name, v.line);
         if let Some(net) = v.config.policy.ipv4_network {
-            if let Err(e) = IpPool::new(net, v.config.predictable_ips) {
+            if let Err(e) = Range::new(net) {
                 findings.errors.push(format!("{place}: ipv4-network: {e}"));
             }
         }
@@ -453,24 +453,6 @@ fn dtls_settings(config: &Config) -> Option<DtlsSettings> {
     })
 }
 
-/// The pools of the vhosts whose `ipv4-network` differs from the default section's (one per
-/// network: vhosts with the same network share it).
-pub fn vhost_pools(config: &Config) -> Vec<(IpNet, IpPool)> {
-    let mut pools: Vec<(IpNet, IpPool)> = Vec::new();
-    for v in &config.vhosts {
-        let Some(net) = v.config.policy.ipv4_network else {
-            continue;
-        };
-        if Some(net) == config.policy.ipv4_network || pools.iter().any(|(n, _)| *n == net) {
-            continue;
-        }
-        if let Ok(pool) = IpPool::new(net, v.config.predictable_ips) {
-            pools.push((net, pool));
-        }
-    }
-    pools
-}
-
 /// Whether two networks share an address (a pool each would hand it out twice).
 fn overlaps(a: IpNet, b: IpNet) -> bool {
     let prefix = a.prefix.min(b.prefix);
@@ -491,10 +473,9 @@ fn overlaps(a: IpNet, b: IpNet) -> bool {
     }
 }
 
-/// The pool of `ipv4-network`, if configured (errors were reported by [`prepare`]).
-pub fn ip_pool(config: &Config) -> Option<IpPool> {
-    let net: IpNet = config.policy.ipv4_network?;
-    IpPool::new(net, config.predictable_ips).ok()
+/// The lease table of every pool (each session's `ipv4-network` chooses its pool).
+pub fn ip_pool(config: &Config) -> IpPool {
+    IpPool::new(config.predictable_ips)
 }
 
 /// `server-cert` as DER certificates, leaf first. Public data: main may read it.
@@ -662,9 +643,6 @@ mod tests {
         };
         let parsed = rocserv_proto::config::parse(&text("10.2.0.0/24"), "t");
         assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let pools = vhost_pools(&parsed.config);
-        assert_eq!(pools.len(), 1);
-        assert_eq!(pools[0].0.addr.to_string(), "10.2.0.0");
         let mut findings = Findings::default();
         prepare(&parsed.config, &mut findings);
         assert!(

@@ -65,14 +65,14 @@ impl Shared {
         let pool = crate::settings::ip_pool(&config);
         let live = crate::reload::Live::new(config.clone());
         live.set_profile(prepared.profile.clone());
+        let conns = Arc::new(Connections::new(pool));
+        conns.set_file_iroutes(crate::iroutes::from_user_files(&config));
         Self {
             prepared,
             key,
             log_level,
             secmod,
-            conns: Arc::new(
-                Connections::new(pool).with_vhost_pools(crate::settings::vhost_pools(&config)),
-            ),
+            conns,
             stop: tokio::sync::Notify::new(),
             live,
             bans: crate::ban::BanTable::new(crate::ban::BanPolicy::from_config(&config)),

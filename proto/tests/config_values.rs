@@ -416,7 +416,7 @@ fn not_yet_refused_and_renamed_options() {
     assert_eq!(with_base("deny-roaming = true\n").diagnostics, []);
     assert_eq!(
         one("iroute = 10.0.0.0/8"),
-        "t.conf:5: warning: iroute: not supported yet; ignored; it belongs in per-user/per-group files"
+        "t.conf:5: warning: iroute: belongs in per-user/per-group files; ignored in the main file, as in ocserv"
     );
     assert_eq!(
         with_base("sec-mod-scale = 4\n").diagnostics,
@@ -603,4 +603,32 @@ fn group_choices() {
         let message = one(bad);
         assert!(message.contains("error"), "{bad}: {message}");
     }
+}
+
+#[test]
+fn route_commands_and_expose_iroutes() {
+    use rocserv_proto::config::route_cmd::RouteCmd;
+    let c = ok("route-add-cmd = \"/sbin/ip route add %{R} dev %{D}\"\n\
+                route-del-cmd = /sbin/ip route del %{RI} dev %{D}\n\
+                expose-iroutes = true\n");
+    assert_eq!(
+        c.route_add_cmd,
+        Some(RouteCmd::parse("/sbin/ip route add %{R} dev %{D}").unwrap())
+    );
+    assert_eq!(
+        c.route_del_cmd,
+        Some(RouteCmd::parse("/sbin/ip route del %{RI} dev %{D}").unwrap())
+    );
+    assert!(c.expose_iroutes);
+    let d = ok("");
+    assert_eq!((d.route_add_cmd, d.route_del_cmd), (None, None));
+    assert!(!d.expose_iroutes);
+    // Shell syntax is refused at load time, not when a client connects.
+    let msg = one("route-add-cmd = \"ip route add %{R} dev %{D} && iptables -F\"");
+    assert!(msg.contains("`&` is shell syntax"), "{msg}");
+    // Per-user options in the main file: a warning, nothing applied.
+    let msg = one("iroute = 10.0.0.0/8");
+    assert!(msg.contains("belongs in per-user"), "{msg}");
+    let msg = one("explicit-ipv4 = 10.0.0.5");
+    assert!(msg.contains("belongs in per-user"), "{msg}");
 }

@@ -66,6 +66,12 @@ pub struct Client {
 
 impl Client {
     pub fn start(lab: &Lab, opts: &ClientOptions) -> Self {
+        Self::start_in(lab, &lab.cli, opts)
+    }
+
+    /// Start openconnect in namespace `ns` (a second client namespace a test made; it must
+    /// reach the lab's server address).
+    pub fn start_in(lab: &Lab, ns: &crate::netns::Netns, opts: &ClientOptions) -> Self {
         let tag = crate::unique_tag();
         let device = format!("oc{tag}");
         let fifo = lab.dir.join(format!("events-{tag}"));
@@ -79,7 +85,7 @@ impl Client {
             .open(&fifo)
             .expect("open fifo")
             .into();
-        let mut cmd = lab.cli.command("env");
+        let mut cmd = ns.command("env");
         cmd.arg(format!("E2E_FIFO={}", fifo.display()))
             .arg(format!("E2E_ROUTE={}", lab.vpn_server_ip))
             .arg(format!("E2E_ROUTE6={}", crate::lab::VPN_SERVER_IP6))

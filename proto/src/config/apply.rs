@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::diag::{quote, Sink};
 use super::options::{self, OptionSpec, Scope, Status};
 use super::values::{self, Bad};
-use super::{auth, tls_priorities, told, Config, RekeyMethod, Route};
+use super::{auth, route_cmd, tls_priorities, told, Config, RekeyMethod, Route};
 
 /// ocserv refuses longer banners (`MAX_BANNER_SIZE` in ocserv `src/vpn.h`).
 const MAX_BANNER: usize = 256;
@@ -381,6 +381,13 @@ pub(crate) fn supported(
             n => c.policy.ipv6_subnet_prefix = u8::try_from(n).ok(),
         },
         "client-bypass-protocol" => c.policy.client_bypass_protocol = values::boolean(v)?,
+        "route-add-cmd" => {
+            c.route_add_cmd = Some(route_cmd::RouteCmd::parse(v).map_err(|e| e.to_string())?)
+        }
+        "route-del-cmd" => {
+            c.route_del_cmd = Some(route_cmd::RouteCmd::parse(v).map_err(|e| e.to_string())?)
+        }
+        "expose-iroutes" => c.expose_iroutes = values::boolean(v)?,
         "connect-script" => c.connect_script = Some(values::absolute_path(v)?),
         "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
         "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),

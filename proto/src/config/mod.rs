@@ -24,6 +24,7 @@ pub(crate) mod diag;
 mod finish;
 pub(crate) mod lexer;
 pub mod options;
+pub mod route_cmd;
 mod tls_priorities;
 pub mod told;
 pub(crate) mod values;
@@ -299,6 +300,12 @@ pub struct Config {
     /// dynamic split tunnelling by domain, sent in `X-CSTP-Post-Auth-XML`.
     pub dynamic_split_include_domains: Vec<String>,
     pub dynamic_split_exclude_domains: Vec<String>,
+    /// `route-add-cmd` / `route-del-cmd` for `iroute`s; `None` = `ip route add|delete %{RI}
+    /// dev %{D}` (ocserv runs nothing then).
+    pub route_add_cmd: Option<route_cmd::RouteCmd>,
+    pub route_del_cmd: Option<route_cmd::RouteCmd>,
+    /// `expose-iroutes`: other clients are told the iroutes as routes.
+    pub expose_iroutes: bool,
 }
 
 /// One group the login form offers (`select-group = name[Label]`).
@@ -382,6 +389,9 @@ impl Default for Config {
             included_http_headers: Vec::new(),
             dynamic_split_include_domains: Vec::new(),
             dynamic_split_exclude_domains: Vec::new(),
+            route_add_cmd: None,
+            route_del_cmd: None,
+            expose_iroutes: false,
         }
     }
 }

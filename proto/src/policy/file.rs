@@ -180,7 +180,7 @@ impl Parsed {
 
 /// Options that are supported in the main file but not yet applied per user or group; a file
 /// setting one is accepted with a warning (the owners of those items remove them from here).
-const NOT_APPLIED_PER_USER: &[&str] = &["ipv4-network", "ipv4-netmask"];
+const NOT_APPLIED_PER_USER: &[&str] = &[];
 
 /// Parse the text of a per-user or per-group file; `origin` names it in diagnostics.
 pub fn parse(source: &str, origin: &str) -> Parsed {
