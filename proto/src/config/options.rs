@@ -321,7 +321,7 @@ static OPTIONS: &[OptionSpec] = &[
     yes_but("restrict-user-to-routes", V, "Firewall a client to its routes.",
         "Applied by main in the kernel (nftables table `inet rocserv`), not by a script; also to traffic addressed to the server itself, and to IPv6 as to IPv4."),
     many(yes("route", V, "Network the client sends through the VPN: `default`, `a.b.c.d/len`, `a.b.c.d/m.m.m.m` or IPv6; none or `default` = everything.")),
-    yes_but("route-add-cmd", G, "Command that adds a server route for an iroute.", "Run without a shell: split into words, `%{R}`, `%{RI}`, `%{D}` expanded in each; shell syntax is an error. Default `ip route add %{RI} dev %{D}` (ocserv: nothing). A failure refuses the login, as in ocserv."),
+    yes_but("route-add-cmd", G, "Command that adds a server route for an iroute.", "A plain command runs without a shell (split into words, `%{R}`, `%{RI}`, `%{D}` expanded in each); one with shell syntax runs with `/bin/sh -c`, as in ocserv, with only those typed values substituted. Default `ip route add %{RI} dev %{D}` (ocserv: nothing). A failure refuses the login, as in ocserv."),
     yes_but("route-del-cmd", G, "Command that removes a server route for an iroute.", "As `route-add-cmd`; default `ip route delete %{RI} dev %{D}`. Runs when the tunnel ends, also after the worker was killed."),
     yes("run-as-group", G, "Group the workers run as."),
     yes("run-as-user", G, "User the workers run as."),

@@ -1,12 +1,13 @@
 //! `route-add-cmd` / `route-del-cmd`: the command main runs for each `iroute` of a client when
 //! its tunnel starts and ends.
 //!
-//! ocserv hands the expanded string to a shell. rocserv splits the template into words once, at
-//! configuration time (quotes group words, as in a shell), and expands the placeholders inside
-//! each word, so a command is always an argument vector and no shell ever parses it. Shell
-//! syntax (`;`, `|`, `&&`, redirections, `$`, globs, ...) is refused with a hint to put it in a
-//! script. The values substituted are typed (a network, our own device name), never strings a
-//! client sent.
+//! ocserv hands the expanded string to a shell. rocserv splits a plain template into words once,
+//! at configuration time (quotes group words, as in a shell), and expands the placeholders
+//! inside each word, so such a command is an argument vector and no shell parses it. A template
+//! that uses shell syntax (`;`, `|`, `&&`, redirections, `$`, globs, ...) runs, as in ocserv,
+//! with `/bin/sh -c` (an ocserv.conf that ocserv accepts must run here). Either way the values
+//! substituted are typed (a network printed by us, our own device name of `[A-Za-z0-9_.-]`),
+//! never strings a client sent, so nothing a client controls reaches the shell.
 //!
 //! Placeholders (ocserv's): `%{R}` the network as `address/netmask` for IPv4 and
 //! `address/prefix` for IPv6, `%{RI}` the network as `address/prefix`, `%{D}` the tun device;
@@ -22,6 +23,9 @@ use super::IpNet;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteCmd {
     words: Vec<Vec<Piece>>,
+    /// The template uses shell syntax: `words` holds one word, the whole template, run with
+    /// `/bin/sh -c`.
+    shell: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,16 +44,10 @@ enum Piece {
 pub enum RouteCmdError {
     #[error("empty command")]
     Empty,
-    #[error("unterminated quote")]
-    UnterminatedQuote,
-    #[error(
-        "`{0}` is shell syntax, and rocserv runs the command without a shell; put the \
-         logic in a script and call it with %{{R}} or %{{RI}} and %{{D}} as arguments"
-    )]
-    Shell(char),
 }
 
-/// Characters that mean something to a shell outside quotes (rocserv runs no shell).
+/// Characters that mean something to a shell outside quotes (such a template runs with
+/// `/bin/sh -c`).
 const SHELL_OUTSIDE: &[char] = &[
     ';', '&', '|', '<', '>', '`', '$', '(', ')', '\\', '*', '?', '[', ']', '#', '~', '\n', '\r',
 ];
@@ -60,6 +58,18 @@ impl RouteCmd {
     /// Split `template` into words (spaces and tabs separate words; `'...'` and `"..."` group)
     /// and find the placeholders in each.
     pub fn parse(template: &str) -> Result<Self, RouteCmdError> {
+        if template.trim().is_empty() {
+            return Err(RouteCmdError::Empty);
+        }
+        Ok(Self::words(template).unwrap_or_else(|| Self {
+            words: vec![pieces(template)],
+            shell: true,
+        }))
+    }
+
+    /// The template as an argument vector, or `None` when it needs a shell (shell syntax, or an
+    /// unterminated quote, which the shell reports when it runs).
+    fn words(template: &str) -> Option<Self> {
         let mut words = Vec::new();
         let mut word: Option<String> = None;
         let mut quote: Option<char> = None;
@@ -68,7 +78,7 @@ impl RouteCmd {
                 Some(q) if c == q => quote = None,
                 Some(q) => {
                     if q == '"' && SHELL_IN_DOUBLE.contains(&c) {
-                        return Err(RouteCmdError::Shell(c));
+                        return None;
                     }
                     word.get_or_insert_with(String::new).push(c);
                 }
@@ -81,20 +91,25 @@ impl RouteCmd {
                         words.push(pieces(&w));
                     }
                 }
-                None if SHELL_OUTSIDE.contains(&c) => return Err(RouteCmdError::Shell(c)),
+                None if SHELL_OUTSIDE.contains(&c) => return None,
                 None => word.get_or_insert_with(String::new).push(c),
             }
         }
         if quote.is_some() {
-            return Err(RouteCmdError::UnterminatedQuote);
+            return None;
         }
         if let Some(w) = word {
             words.push(pieces(&w));
         }
-        if words.is_empty() {
-            return Err(RouteCmdError::Empty);
-        }
-        Ok(Self { words })
+        Some(Self {
+            words,
+            shell: false,
+        })
+    }
+
+    /// The template needs `/bin/sh -c` (shell syntax).
+    pub fn uses_shell(&self) -> bool {
+        self.shell
     }
 
     /// rocserv's default `route-add-cmd`: `ip route add %{RI} dev %{D}`.
@@ -118,11 +133,22 @@ impl RouteCmd {
                 text("dev"),
                 vec![Piece::Device],
             ],
+            shell: false,
         }
     }
 
     /// The argument vector for network `net` on device `device` (the program is the first).
     pub fn argv(&self, net: &IpNet, device: &str) -> Vec<String> {
+        let words = self.expand(net, device);
+        if self.shell {
+            let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned()];
+            argv.extend(words);
+            return argv;
+        }
+        words
+    }
+
+    fn expand(&self, net: &IpNet, device: &str) -> Vec<String> {
         self.words
             .iter()
             .map(|word| {
@@ -237,8 +263,8 @@ mod tests {
     }
 
     #[test]
-    fn refuses_shell_syntax_and_bad_quotes() {
-        for (s, c) in [
+    fn shell_syntax_runs_with_sh_and_only_typed_values_are_expanded() {
+        for (s, _c) in [
             ("ip route add %{R} dev %{D}; iptables -F", ';'),
             ("ip route add %{R} dev %{D} && true", '&'),
             ("a | b", '|'),
@@ -250,14 +276,22 @@ mod tests {
             ("a \\;", '\\'),
             ("a # comment", '#'),
         ] {
-            assert_eq!(RouteCmd::parse(s), Err(RouteCmdError::Shell(c)), "{s}");
+            let cmd = RouteCmd::parse(s).unwrap();
+            assert!(cmd.uses_shell(), "{s}");
+            let argv = cmd.argv(&net("10.1.0.0", 16), "vpns0");
+            assert_eq!(argv.len(), 3, "{s}");
+            assert_eq!(argv[..2], ["/bin/sh", "-c"]);
         }
-        // Inside single quotes nothing is special.
-        assert!(RouteCmd::parse("a ';$`*'").is_ok());
+        let argv = RouteCmd::parse("ip route add %{R} dev %{D}; echo %{RI}")
+            .unwrap()
+            .argv(&net("10.1.0.0", 16), "vpns3");
         assert_eq!(
-            RouteCmd::parse("a 'b"),
-            Err(RouteCmdError::UnterminatedQuote)
+            argv[2],
+            "ip route add 10.1.0.0/255.255.0.0 dev vpns3; echo 10.1.0.0/16"
         );
+        // Inside single quotes nothing is special: no shell needed.
+        assert!(!RouteCmd::parse("a ';$`*'").unwrap().uses_shell());
+        assert!(RouteCmd::parse("a 'b").unwrap().uses_shell());
         assert_eq!(RouteCmd::parse("  \t"), Err(RouteCmdError::Empty));
         assert_eq!(RouteCmd::parse(""), Err(RouteCmdError::Empty));
     }
