@@ -215,3 +215,39 @@ fn append_routes_keeps_the_global_routes_after_the_users() {
     );
     logout(client);
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn per_user_limits_apply_to_that_user_only() {
+    let lab = Lab::new();
+    let s = setup(&lab, &[("udp-port", "443")]);
+    write(
+        &s.users.join("bob"),
+        "max-same-clients = 1\nno-udp = true\nhostname = bobs-box\n",
+    );
+    // bob: TLS only, his hostname forced, one session at a time.
+    let (bob, _, rec) = login(&lab, &s, "bob");
+    assert_eq!(rec["Hostname"], "bobs-box");
+    let (status, out) = run_to_exit(&lab, "bob", "bob-pw", WAIT);
+    assert!(
+        status.is_some_and(|st| !st.success()),
+        "bob's second session must be refused:\n{out}"
+    );
+    s.server
+        .wait_for_log("max-same-clients (1) reached", WAIT)
+        .expect("refusal logged");
+    // alice (no file): DTLS comes up and two sessions are fine.
+    let (alice, _, _) = login(&lab, &s, "alice");
+    alice
+        .wait_for_output("Established DTLS connection", WAIT)
+        .expect("alice gets DTLS");
+    let (alice2, _, _) = login(&lab, &s, "alice");
+    assert!(
+        !bob.output().contains("DTLS connection"),
+        "bob must not get DTLS:\n{}",
+        bob.output()
+    );
+    logout(alice2);
+    logout(alice);
+    logout(bob);
+}
