@@ -501,6 +501,32 @@ fn precedence_and_merging() {
             },
         ),
         (
+            "ipv6 network from the user, prefix from the group",
+            false,
+            Some("ipv6-prefix = 56"),
+            Some("ipv6-network = fd00:9::\nipv6-subnet-prefix = 64"),
+            |p| {
+                assert_eq!(
+                    p.ipv6_network,
+                    Some(IpNet {
+                        addr: ip("fd00:9::"),
+                        prefix: 56
+                    })
+                );
+                assert_eq!(p.ipv6_subnet_prefix, Some(64));
+            },
+        ),
+        (
+            "explicit addresses from the user",
+            false,
+            None,
+            Some("explicit-ipv4 = 192.168.1.9\nexplicit-ipv6 = fd00::9"),
+            |p| {
+                assert_eq!(p.explicit_ipv4, Some("192.168.1.9".parse().unwrap()));
+                assert_eq!(p.explicit_ipv6, Some("fd00::9".parse().unwrap()));
+            },
+        ),
+        (
             "mobile-dpd 0 in a file falls back to dpd",
             false,
             None,
