@@ -190,6 +190,10 @@ fn not_yet_options_warn() {
     let parsed = file::parse("cgroup = x\nuser-profile = /p.xml\n", "f");
     assert!(!parsed.has_errors());
     assert_eq!(parsed.diagnostics.len(), 2, "{:?}", parsed.diagnostics);
+    // Applied per user: no warning (the table's status of per-user options is about the main
+    // file, where they are ignored).
+    let parsed = file::parse("hostname = pc\nexplicit-ipv6 = fd00::9\ndpd = 3\n", "f");
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
 }
 
 #[test]

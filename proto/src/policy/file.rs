@@ -178,8 +178,10 @@ impl Parsed {
     }
 }
 
-/// Options that are supported in the main file but not yet applied per user or group; a file
-/// setting one is accepted with a warning (the owners of those items remove them from here).
+/// Options not applied per user or group yet although the main file's status says otherwise
+/// (supported there), or that only these files take (`Scope::PerUser`, whose status in the
+/// table is about the main file); a file setting one is accepted with a warning. The owners of
+/// those items remove them from here.
 const NOT_APPLIED_PER_USER: &[&str] = &[];
 
 /// Parse the text of a per-user or per-group file; `origin` names it in diagnostics.
@@ -308,7 +310,13 @@ fn note_status(key: &str, name: &str, value: &str, line: usize, sink: &mut Sink)
             "not applied per user or group yet; the main file's value is used",
         );
     }
-    match options::lookup(key).map(|o| o.status) {
+    let Some(spec) = options::lookup(key) else {
+        return;
+    };
+    if spec.scope == options::Scope::PerUser {
+        return;
+    }
+    match Some(spec.status) {
         Some(Status::NotYet { quiet }) if !quiet.iter().any(|q| q.eq_ignore_ascii_case(value)) => {
             sink.warning(line, Some(name), "not supported yet; ignored")
         }
