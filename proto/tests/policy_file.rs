@@ -190,6 +190,10 @@ fn not_yet_options_warn() {
     let parsed = file::parse("cgroup = x\nuser-profile = /p.xml\n", "f");
     assert!(!parsed.has_errors());
     assert_eq!(parsed.diagnostics.len(), 2, "{:?}", parsed.diagnostics);
+    // Applied per user: no warning (the table's status of per-user options is about the main
+    // file, where they are ignored).
+    let parsed = file::parse("hostname = pc\nexplicit-ipv6 = fd00::9\ndpd = 3\n", "f");
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
 }
 
 #[test]
@@ -498,6 +502,32 @@ fn precedence_and_merging() {
             |p| {
                 assert_eq!(p.hostname.as_deref(), Some("pc1"));
                 assert_eq!((p.max_same_clients, p.rx_data_per_sec), (1, 5));
+            },
+        ),
+        (
+            "ipv6 network from the user, prefix from the group",
+            false,
+            Some("ipv6-prefix = 56"),
+            Some("ipv6-network = fd00:9::\nipv6-subnet-prefix = 64"),
+            |p| {
+                assert_eq!(
+                    p.ipv6_network,
+                    Some(IpNet {
+                        addr: ip("fd00:9::"),
+                        prefix: 56
+                    })
+                );
+                assert_eq!(p.ipv6_subnet_prefix, Some(64));
+            },
+        ),
+        (
+            "explicit addresses from the user",
+            false,
+            None,
+            Some("explicit-ipv4 = 192.168.1.9\nexplicit-ipv6 = fd00::9"),
+            |p| {
+                assert_eq!(p.explicit_ipv4, Some("192.168.1.9".parse().unwrap()));
+                assert_eq!(p.explicit_ipv6, Some("fd00::9".parse().unwrap()));
             },
         ),
         (

@@ -178,8 +178,10 @@ impl Parsed {
     }
 }
 
-/// Options that are supported in the main file but not yet applied per user or group; a file
-/// setting one is accepted with a warning (the owners of those items remove them from here).
+/// Options not applied per user or group yet although the main file's status says otherwise
+/// (supported there), or that only these files take (`Scope::PerUser`, whose status in the
+/// table is about the main file); a file setting one is accepted with a warning. The owners of
+/// those items remove them from here.
 const NOT_APPLIED_PER_USER: &[&str] = &[];
 
 /// Parse the text of a per-user or per-group file; `origin` names it in diagnostics.
@@ -308,7 +310,13 @@ fn note_status(key: &str, name: &str, value: &str, line: usize, sink: &mut Sink)
             "not applied per user or group yet; the main file's value is used",
         );
     }
-    match options::lookup(key).map(|o| o.status) {
+    let Some(spec) = options::lookup(key) else {
+        return;
+    };
+    if spec.scope == options::Scope::PerUser {
+        return;
+    }
+    match Some(spec.status) {
         Some(Status::NotYet { quiet }) if !quiet.iter().any(|q| q.eq_ignore_ascii_case(value)) => {
             sink.warning(line, Some(name), "not supported yet; ignored")
         }
@@ -548,10 +556,43 @@ impl Policy {
                 .flat_map(|f| f.iroutes.iter().copied())
                 .collect(),
         );
+        // A network's address and its prefix may come from different files, or one of them
+        // from the main file (as in ocserv, where both are separate strings).
+        let last = |get: fn(&PolicyFile) -> Option<IpNet>| files.iter().rev().find_map(|f| get(f));
+        let v4_addr = last(|f| f.ipv4_network.map(|a| net(IpAddr::V4(a), 0)));
+        let v4_prefix = last(|f| {
+            f.ipv4_prefix
+                .map(|n| net(IpAddr::V4(Ipv4Addr::UNSPECIFIED), n))
+        });
+        p.ipv4_network = combine(self.ipv4_network, v4_addr, v4_prefix);
+        let v6_addr = last(|f| f.ipv6_network.map(|a| net(IpAddr::V6(a), 0)));
+        let v6_prefix = last(|f| {
+            f.ipv6_prefix
+                .map(|n| net(IpAddr::V6(Ipv6Addr::UNSPECIFIED), n))
+        });
+        p.ipv6_network = combine(self.ipv6_network, v6_addr, v6_prefix);
         for f in files {
             f.lay_over(&mut p);
         }
         p
+    }
+}
+
+fn net(addr: IpAddr, prefix: u8) -> IpNet {
+    IpNet { addr, prefix }
+}
+
+/// The main file's network with the files' address and prefix (each `Some` only when a file
+/// gives it) laid over it; unchanged when the result would lack one of the two.
+fn combine(global: Option<IpNet>, addr: Option<IpNet>, prefix: Option<IpNet>) -> Option<IpNet> {
+    if addr.is_none() && prefix.is_none() {
+        return global;
+    }
+    let addr = addr.or(global).map(|n| n.addr);
+    let prefix = prefix.or(global).map(|n| n.prefix);
+    match (addr, prefix) {
+        (Some(addr), Some(prefix)) => Some(IpNet { addr, prefix }),
+        _ => global,
     }
 }
 
@@ -591,31 +632,6 @@ impl PolicyFile {
         set(&mut p.mtu, &self.mtu);
         if self.hostname.is_some() {
             p.hostname.clone_from(&self.hostname);
-        }
-        // The network's address and prefix may come from different files (as in ocserv).
-        if self.ipv4_network.is_some() || self.ipv4_prefix.is_some() {
-            let old = p.ipv4_network;
-            let addr = self
-                .ipv4_network
-                .map(IpAddr::V4)
-                .or(old.map(|n| n.addr))
-                .filter(IpAddr::is_ipv4);
-            let prefix = self.ipv4_prefix.or(old.map(|n| n.prefix));
-            if let (Some(addr), Some(prefix)) = (addr, prefix) {
-                p.ipv4_network = Some(IpNet { addr, prefix });
-            }
-        }
-        if self.ipv6_network.is_some() || self.ipv6_prefix.is_some() {
-            let old = p.ipv6_network;
-            let addr = self
-                .ipv6_network
-                .map(IpAddr::V6)
-                .or(old.map(|n| n.addr))
-                .filter(IpAddr::is_ipv6);
-            let prefix = self.ipv6_prefix.or(old.map(|n| n.prefix));
-            if let (Some(addr), Some(prefix)) = (addr, prefix) {
-                p.ipv6_network = Some(IpNet { addr, prefix });
-            }
         }
         if self.ipv6_subnet_prefix.is_some() {
             p.ipv6_subnet_prefix = self.ipv6_subnet_prefix;
