@@ -632,3 +632,40 @@ fn route_commands_and_expose_iroutes() {
     let msg = one("explicit-ipv4 = 10.0.0.5");
     assert!(msg.contains("belongs in per-user"), "{msg}");
 }
+
+#[test]
+fn bandwidth_limits_and_net_priority() {
+    use rocserv_proto::policy::NetPriority;
+    let c = ok("");
+    assert_eq!((c.policy.rx_data_per_sec, c.policy.tx_data_per_sec), (0, 0));
+    assert_eq!(c.policy.net_priority, None);
+    let c = ok("rx-data-per-sec = 40000\ntx-data-per-sec = 5000000000\nnet-priority = 5");
+    assert_eq!(c.policy.rx_data_per_sec, 40_000);
+    assert_eq!(c.policy.tx_data_per_sec, 5_000_000_000);
+    assert_eq!(c.policy.net_priority, Some(NetPriority::Priority(5)));
+    for (text, tos) in [("0x10", 0x10), ("0xB8", 0xb8), ("0x0", 0), ("0XfF", 0xff)] {
+        let c = ok(&format!("net-priority = {text}"));
+        assert_eq!(c.policy.net_priority, Some(NetPriority::Tos(tos)), "{text}");
+    }
+    assert_eq!(
+        one("rx-data-per-sec = 1k"),
+        "t.conf:5: error: rx-data-per-sec: expected a number of bytes per second from 0 \
+         (no limit) to 1000000000000, found `1k`"
+    );
+    for bad in ["-1", "+5", "1000000000001", ""] {
+        let msg = one(&format!("tx-data-per-sec = {bad}"));
+        assert!(
+            msg.contains("expected a number of bytes per second"),
+            "{bad}: {msg}"
+        );
+    }
+    for bad in ["7", "-1", "0x", "0x100", "0xg0", "high", "1.5"] {
+        let msg = one(&format!("net-priority = {bad}"));
+        assert!(
+            msg.ends_with(&format!(
+                "expected a priority from 0 to 6, or a TOS byte such as `0x10`, found `{bad}`"
+            )),
+            "{bad}: {msg}"
+        );
+    }
+}

@@ -428,6 +428,9 @@ pub(crate) fn supported(
         "select-group-by-url" => c.select_group_by_url = values::boolean(v)?,
         "rate-limit-ms" => c.rate_limit_ms = values::number(v, 0, 3_600_000)?,
         "stats-report-time" => c.policy.stats_report_time = values::seconds(v)?,
+        "rx-data-per-sec" => c.policy.rx_data_per_sec = values::data_per_sec(v)?,
+        "tx-data-per-sec" => c.policy.tx_data_per_sec = values::data_per_sec(v)?,
+        "net-priority" => c.policy.net_priority = Some(values::net_priority(v)?),
         "tls-priorities" => {
             let mapped = tls_priorities::map(v)?;
             let mut ignored = mapped.ignored.clone();

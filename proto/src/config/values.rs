@@ -55,6 +55,39 @@ pub(crate) fn optional_seconds(v: &str) -> Result<Option<u32>, Bad> {
     seconds(v).map(|s| (s != 0).then_some(s))
 }
 
+/// The largest `rx-data-per-sec` / `tx-data-per-sec` we take: 1 TB/s (8 Tbit/s), far above
+/// any link, and small enough that the kernel's rate arithmetic cannot overflow.
+pub(crate) const MAX_DATA_PER_SEC: u64 = 1_000_000_000_000;
+
+/// `rx-data-per-sec` / `tx-data-per-sec`: bytes per second, 0 = no limit.
+pub(crate) fn data_per_sec(v: &str) -> Result<u64, Bad> {
+    match v.parse::<u64>() {
+        Ok(n) if n <= MAX_DATA_PER_SEC && v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(expected(
+            "a number of bytes per second from 0 (no limit) to 1000000000000",
+            v,
+        )),
+    }
+}
+
+/// `net-priority`: a socket priority `0`-`6` (SO_PRIORITY), or a TOS byte in hex, `0x00`-`0xff`
+/// (ocserv's two forms).
+pub(crate) fn net_priority(v: &str) -> Result<crate::policy::NetPriority, Bad> {
+    use crate::policy::NetPriority;
+    let hex = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X"));
+    let parsed = match hex {
+        Some(h) if (1..=2).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u8::from_str_radix(h, 16).ok().map(NetPriority::Tos)
+        }
+        Some(_) => None,
+        None => number(v, 0, 6)
+            .ok()
+            .and_then(|n| u8::try_from(n).ok())
+            .map(NetPriority::Priority),
+    };
+    parsed.ok_or_else(|| expected("a priority from 0 to 6, or a TOS byte such as `0x10`", v))
+}
+
 /// A TCP/UDP port, 1-65535.
 pub(crate) fn port(v: &str) -> Result<u16, Bad> {
     number(v, 1, 65535)
