@@ -49,6 +49,9 @@ pub struct Outcome {
     pub policy: Option<std::sync::Arc<rocserv_proto::policy::Policy>>,
     /// What was left of `session-timeout` when the tunnel was granted (main's backstop).
     pub session_left: Option<Duration>,
+    /// The `rx-data-per-sec` shaper's device, deleted when this is dropped (the tun device's
+    /// own shaper goes with the device).
+    pub rx_shaper: Option<crate::rate_limit::RxShaper>,
 }
 
 /// Serve one `Connect`. Errors are only those of the socket to the worker.
@@ -219,6 +222,28 @@ pub async fn handle(
             );
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
+    }
+    // Bandwidth limits, in the kernel before the worker holds the device (a limit that cannot
+    // be installed refuses the CONNECT: it would be no limit at all). No limit, no work.
+    let limits = crate::rate_limit::Limits::from_policy(&policy);
+    if !limits.is_none() {
+        match crate::rate_limit::install(&device.name, device.ifindex, limits).await {
+            Ok(rx_shaper) => outcome.rx_shaper = rx_shaper,
+            Err(e) => {
+                log::error!(
+                    "{peer}: CONNECT of {} refused: bandwidth limit: {}",
+                    grant.username,
+                    crate::error_chain(&e)
+                );
+                return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+            }
+        }
+        log::info!(
+            "{peer}: {}: bandwidth limited to {} B/s from the client, {} B/s to it (0 = none)",
+            device.name,
+            limits.rx,
+            limits.tx
+        );
     }
     let session_left = crate::session_deadline::remaining(
         policy.session_timeout,

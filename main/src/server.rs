@@ -56,6 +56,8 @@ pub async fn run(
     mut secmod: Supervisor,
     pid_file: Option<PathBuf>,
 ) -> Stop {
+    // Bandwidth shapers' devices a killed predecessor left (none exist for a live tunnel yet).
+    crate::rate_limit::remove_stale();
     let mut workers = JoinSet::new();
     let mut next_id = 0u64;
     let stop = match accept_loop(&shared, &listener, &mut secmod, &mut workers, &mut next_id).await

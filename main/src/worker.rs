@@ -464,6 +464,9 @@ impl Run {
     ) {
         let status = status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string());
         let admitted = self.outcome.as_mut().and_then(|o| o.admitted.take());
+        // The worker (and with it the tun device) is gone: the rx shaper's device goes now,
+        // before the session's end is logged.
+        drop(self.outcome.as_mut().and_then(|o| o.rx_shaper.take()));
         let started = admitted
             .as_ref()
             .and_then(crate::lifecycle::Admitted::started);
