@@ -63,6 +63,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logger;
 pub mod memory;
+pub mod net_priority;
 pub mod rate_limit;
 pub mod reload;
 pub mod scripts;

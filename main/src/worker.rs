@@ -50,6 +50,11 @@ pub async fn serve(
     local: SocketAddr,
 ) {
     let id = conn.worker();
+    // For `net-priority`, which only the CONNECT's policy tells (the worker may not set it).
+    let client_socket = client
+        .try_clone()
+        .map_err(|e| log::warn!("{peer}: cannot keep the client socket for net-priority: {e}"))
+        .ok();
     let (main_sock, mut child) = match spawn(&shared, id, client, peer).await {
         Ok(pair) => pair,
         Err(e) => {
@@ -78,6 +83,7 @@ pub async fn serve(
     // The tunnel's timers come with the grant (the session's policy); main's backstops use
     // the same policy.
     let mut run = Run::new(conn, stops, pid, local, pre_auth_until);
+    run.client_socket = client_socket;
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -88,6 +94,8 @@ pub async fn serve(
         run.serve(&shared, id, peer, &main_sock, &mut child).await;
     }
     let status = child.wait().await;
+    // The worker is gone: the client's connection must close now, not when we are done.
+    run.client_socket = None;
     run.drain(&main_sock).await;
     run.finish(&shared, id, peer, status).await;
 }
@@ -129,6 +137,9 @@ struct Run {
     granted_mtu: Option<u16>,
     /// Rate and content limits of the worker's messages.
     guard: crate::worker_guard::WorkerGuard,
+    /// main's duplicate of the client's TCP socket, kept until the CONNECT is answered, to set
+    /// `net-priority` on it (crate::net_priority); closed then, and when the worker is gone.
+    client_socket: Option<OwnedFd>,
 }
 
 impl Run {
@@ -156,6 +167,7 @@ impl Run {
             local,
             granted_mtu: None,
             guard: crate::worker_guard::WorkerGuard::new(Instant::now()),
+            client_socket: None,
         }
     }
 
@@ -284,6 +296,16 @@ impl Run {
                 Some(flow) = udp.recv() => {
                     // The descriptor is main's copy: it closes when `flow` drops right after
                     // sending, so main holds no UDP socket per worker.
+                    let priority = self
+                        .outcome
+                        .as_ref()
+                        .and_then(|o| o.policy.as_ref())
+                        .and_then(|p| p.net_priority);
+                    if let Some(priority) = priority {
+                        if let Err(e) = crate::net_priority::apply(&flow.socket, priority) {
+                            log::warn!("{peer}: cannot set net-priority {priority:?} on UDP: {e}");
+                        }
+                    }
                     let msg = ToWorker::Udp { first: flow.first };
                     // Bounded: a worker that stops reading its channel must not hold this loop
                     // (and with it the kill, occtl and the backstops) in a send for ever.
@@ -337,8 +359,18 @@ impl Run {
                     local_ip: self.local.ip(),
                     handover: self.udp.0.clone(),
                 };
-                match connect::handle(shared, id, peer, req, sock, &mut self.conn, dtls).await {
+                let answered =
+                    connect::handle(shared, id, peer, req, sock, &mut self.conn, dtls).await;
+                // Granted or not, main's copy of the client socket is not needed any more.
+                let client_socket = self.client_socket.take();
+                match answered {
                     Ok(mut outcome) => {
+                        let priority = outcome.policy.as_ref().and_then(|p| p.net_priority);
+                        if let (Some(priority), Some(socket)) = (priority, &client_socket) {
+                            if let Err(e) = crate::net_priority::apply(socket, priority) {
+                                log::warn!("{peer}: cannot set net-priority {priority:?}: {e}");
+                            }
+                        }
                         if let Some(granted) = outcome.granted.take() {
                             self.granted(&outcome);
                             self.granted_mtu = Some(granted.mtu);

@@ -52,6 +52,10 @@ const CASES: &[(&str, Expect)] = &[
     ("setsockopt_bindtodevice", Expect::Sigsys),
     ("setsockopt_rcvbuf", Expect::Sigsys),
     ("setsockopt_reuseport", Expect::Sigsys),
+    // net-priority is main's to set (main/src/net_priority.rs): a worker cannot raise its own.
+    ("setsockopt_priority", Expect::Sigsys),
+    ("setsockopt_tos", Expect::Sigsys),
+    ("setsockopt_tclass", Expect::Sigsys),
     ("getsockopt_peercred", Expect::Sigsys),
     ("sendto_with_destination", Expect::Sigsys),
     ("thread_started_before_the_filter", Expect::Sigsys),
@@ -188,6 +192,15 @@ fn child(case: &str) -> ! {
                 libc::SO_REUSEPORT,
                 &1i32.to_ne_bytes(),
             ) >= -1
+        }
+        "setsockopt_priority" => {
+            setsockopt(fd, libc::SOL_SOCKET, libc::SO_PRIORITY, &6i32.to_ne_bytes()) >= -1
+        }
+        "setsockopt_tos" => {
+            setsockopt(fd, libc::IPPROTO_IP, libc::IP_TOS, &0xb8i32.to_ne_bytes()) >= -1
+        }
+        "setsockopt_tclass" => {
+            setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &0xb8i32.to_ne_bytes()) >= -1
         }
         "getsockopt_peercred" => {
             let mut buf = [0u8; 12];

@@ -1,0 +1,68 @@
+//! `net-priority` with the real openconnect: the server's TCP socket of the client and the
+//! per-client UDP socket of its DTLS carry the TOS byte (`0x..`) or the priority (`0`-`6`),
+//! as `ss --tos` reports them in the server's namespace.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rocserv_e2e::netns::Netns;
+use rocserv_e2e::{Client, ClientOptions, Lab, Server, WAIT};
+
+/// The server's established sockets on port 443 (`tcp` or `udp`), as `ss --tos` lines.
+fn established(srv: &Netns, proto: &str) -> Vec<String> {
+    let flag = if proto == "tcp" { "-tnH" } else { "-unH" };
+    srv.exec_ok(&["ss", flag, "--tos", "state", "established", "sport", "=", ":443"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn up_on_dtls(lab: &Lab, user: &str) -> Client {
+    let mut client = Client::start(lab, &ClientOptions::password(user, &format!("{user}-pw")));
+    client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output("Established DTLS connection", WAIT)
+        .expect("DTLS up");
+    client
+}
+
+fn assert_all(lines: &[String], needle: &str, what: &str) {
+    assert!(!lines.is_empty(), "no {what} socket");
+    for line in lines {
+        assert!(line.contains(needle), "{what} socket without {needle}: {line}");
+    }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn net_priority_is_set_on_the_clients_tcp_and_udp_sockets() {
+    let lab = Lab::new();
+    let conf = lab.config(&[("udp-port", "443"), ("net-priority", "0x28")]);
+    let server = Server::start(&lab.srv, &conf);
+    let alice = up_on_dtls(&lab, "alice");
+    // The listener is dual-stack: an IPv4 client's socket is IPv6 with a mapped peer, so the
+    // byte is both IP_TOS (what its packets carry) and the traffic class.
+    assert_all(&established(&lab.srv, "tcp"), "tos:0x28", "TCP");
+    assert_all(&established(&lab.srv, "udp"), "tos:0x28", "UDP");
+    drop(alice);
+    server
+        .wait_for_log("session ended: user alice", WAIT)
+        .expect("alice gone");
+
+    // A priority instead (a reload: it applies to the next login).
+    let skip = server.log_len();
+    std::fs::copy(
+        lab.config(&[("udp-port", "443"), ("net-priority", "5")]),
+        &conf,
+    )
+    .unwrap();
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
+    server
+        .wait_for_log_after(skip, "configuration reloaded", WAIT)
+        .expect("reloaded");
+    let _bob = up_on_dtls(&lab, "bob");
+    // ss reports a socket's priority as its class id when no cgroup class is set.
+    assert_all(&established(&lab.srv, "tcp"), "class_id:0x5", "TCP");
+    assert_all(&established(&lab.srv, "udp"), "class_id:0x5", "UDP");
+}
