@@ -181,26 +181,10 @@ fn a_limited_user_gets_the_limit_over_dtls_and_another_user_is_not_slowed() {
         .client
         .wait_for_output("Established DTLS connection", WAIT)
         .expect("alice on DTLS");
-    server
-        .wait_for_log(
-            "bandwidth limited to 1000000 B/s from the client, 1000000 B/s",
-            WAIT,
-        )
-        .expect("limit logged");
-    let ifb = assert_shapers(&lab.srv, &alice.server_dev);
     // The same server without limits for the next login (an established tunnel keeps its
     // policy across a reload), so bob is unlimited while alice is not.
     reload(&server, &conf, &lab.config(&[("udp-port", "443")]));
     let bob = connect(&lab, &server, "bob", &[]);
-    let qdisc = lab
-        .srv
-        .exec_ok(&["tc", "qdisc", "show", "dev", &bob.server_dev]);
-    assert!(!qdisc.contains("tbf"), "bob is shaped:\n{qdisc}");
-    assert_eq!(
-        ifb_devices(&lab.srv),
-        vec![ifb.clone()],
-        "no shaper for bob"
-    );
 
     let (up, bob_up) = together(&lab, &alice, &bob, false);
     let (down, bob_down) = together(&lab, &alice, &bob, true);
@@ -223,6 +207,22 @@ fn a_limited_user_gets_the_limit_over_dtls_and_another_user_is_not_slowed() {
             .contains("Established DTLS connection"),
         "alice left DTLS"
     );
+    server
+        .wait_for_log(
+            "bandwidth limited to 1000000 B/s from the client, 1000000 B/s",
+            WAIT,
+        )
+        .expect("limit logged");
+    let ifb = assert_shapers(&lab.srv, &alice.server_dev);
+    let qdisc = lab
+        .srv
+        .exec_ok(&["tc", "qdisc", "show", "dev", &bob.server_dev]);
+    assert!(!qdisc.contains("tbf"), "bob is shaped:\n{qdisc}");
+    assert_eq!(
+        ifb_devices(&lab.srv),
+        vec![ifb.clone()],
+        "no shaper for bob"
+    );
 
     // The rx shaper's device goes with the tunnel.
     drop(alice);
@@ -244,7 +244,6 @@ fn the_limit_holds_over_tls_and_a_killed_mains_shaper_goes_at_restart() {
     let conf = limited(&lab, &[]);
     let mut server = Server::start(&lab.srv, &conf);
     let alice = connect(&lab, &server, "alice", &["--no-dtls"]);
-    let ifb = assert_shapers(&lab.srv, &alice.server_dev);
     for down in [false, true] {
         let (mut s, _o) = iperf_server(&lab.srv, 5303);
         let r = rate(iperf_client(&lab, &alice, 5303, down));
@@ -266,6 +265,7 @@ fn the_limit_holds_over_tls_and_a_killed_mains_shaper_goes_at_restart() {
         !alice.client.output().contains("Established DTLS"),
         "not on TLS only"
     );
+    let ifb = assert_shapers(&lab.srv, &alice.server_dev);
 
     // main killed: its workers die with it (and their tun devices), the ifb device stays
     // until the next main starts.

@@ -12,10 +12,19 @@ use rocserv_e2e::{Client, ClientOptions, Lab, Server, WAIT};
 /// The server's established sockets on port 443 (`tcp` or `udp`), as `ss --tos` lines.
 fn established(srv: &Netns, proto: &str) -> Vec<String> {
     let flag = if proto == "tcp" { "-tnH" } else { "-unH" };
-    srv.exec_ok(&["ss", flag, "--tos", "state", "established", "sport", "=", ":443"])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    srv.exec_ok(&[
+        "ss",
+        flag,
+        "--tos",
+        "state",
+        "established",
+        "sport",
+        "=",
+        ":443",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 fn up_on_dtls(lab: &Lab, user: &str) -> Client {
@@ -30,7 +39,10 @@ fn up_on_dtls(lab: &Lab, user: &str) -> Client {
 fn assert_all(lines: &[String], needle: &str, what: &str) {
     assert!(!lines.is_empty(), "no {what} socket");
     for line in lines {
-        assert!(line.contains(needle), "{what} socket without {needle}: {line}");
+        assert!(
+            line.contains(needle),
+            "{what} socket without {needle}: {line}"
+        );
     }
 }
 

@@ -200,7 +200,12 @@ fn child(case: &str) -> ! {
             setsockopt(fd, libc::IPPROTO_IP, libc::IP_TOS, &0xb8i32.to_ne_bytes()) >= -1
         }
         "setsockopt_tclass" => {
-            setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &0xb8i32.to_ne_bytes()) >= -1
+            setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_TCLASS,
+                &0xb8i32.to_ne_bytes(),
+            ) >= -1
         }
         "getsockopt_peercred" => {
             let mut buf = [0u8; 12];
