@@ -391,8 +391,8 @@ fn set(f: &mut PolicyFile, key: &str, v: &str) -> Result<(), Bad> {
                     .map_err(|_| format!("expected an IPv6 address, found {}", quote(v)))?,
             )
         }
-        "rx-data-per-sec" => f.rx_data_per_sec = Some(bytes_per_sec(v)?),
-        "tx-data-per-sec" => f.tx_data_per_sec = Some(bytes_per_sec(v)?),
+        "rx-data-per-sec" => f.rx_data_per_sec = Some(values::data_per_sec(v)?),
+        "tx-data-per-sec" => f.tx_data_per_sec = Some(values::data_per_sec(v)?),
         "restrict-user-to-routes" => f.restrict_user_to_routes = Some(values::boolean(v)?),
         "restrict-user-to-ports" => {
             let rules = super::ports::parse(v)?;
@@ -408,7 +408,7 @@ fn set(f: &mut PolicyFile, key: &str, v: &str) -> Result<(), Bad> {
                 None => f.restrict_user_to_ports = Some(rules),
             }
         }
-        "net-priority" => f.net_priority = Some(net_priority(v)?),
+        "net-priority" => f.net_priority = Some(values::net_priority(v)?),
         "deny-roaming" => f.deny_roaming = Some(values::boolean(v)?),
         "no-udp" => f.no_udp = Some(values::boolean(v)?),
         "max-same-clients" => f.max_same_clients = Some(values::number(v, 0, u32::MAX)?),
@@ -473,37 +473,6 @@ fn ipv6_network(v: &str) -> Result<(Ipv6Addr, Option<u8>), Bad> {
 fn ipv6_len(v: &str) -> Result<u8, Bad> {
     let n = values::number(v, 1, 128)?;
     u8::try_from(n).map_err(|_| format!("expected a prefix length, found {}", quote(v)))
-}
-
-fn bytes_per_sec(v: &str) -> Result<u64, Bad> {
-    match v.parse::<u64>() {
-        Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-        _ => Err(format!(
-            "expected a number of bytes per second, found {}",
-            quote(v)
-        )),
-    }
-}
-
-/// `0`-`6` (a socket priority) or `0x..` (a TOS byte), as ocserv reads it.
-pub(crate) fn net_priority(v: &str) -> Result<NetPriority, Bad> {
-    let bad = || {
-        format!(
-            "expected a priority from 0 to 6 or a TOS byte such as 0x10, found {}",
-            quote(v)
-        )
-    };
-    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        return u8::from_str_radix(hex, 16)
-            .ok()
-            .filter(|_| !hex.starts_with(['+', '-']))
-            .map(NetPriority::Tos)
-            .ok_or_else(bad);
-    }
-    let n = values::number(v, 0, 6).map_err(|_| bad())?;
-    u8::try_from(n)
-        .map(NetPriority::Priority)
-        .map_err(|_| bad())
 }
 
 impl Policy {
