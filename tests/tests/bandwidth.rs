@@ -1,12 +1,12 @@
 //! `rx-data-per-sec` / `tx-data-per-sec` with the real openconnect and iperf3: a limited user's
-//! TCP throughput is within 10 % of the limit in each direction, over DTLS and over TLS, while
-//! a second, unlimited user on the same server at the same time runs far above it; the kernel
-//! shapers are in place while the tunnel is up and gone after it (also after main was killed).
+//! TCP throughput is within 10 % of the limit in each direction, over DTLS and over TLS (limits
+//! from a per-user file, and global ones), while a second, unlimited user on the same server at
+//! the same time runs far above it; the kernel shapers are in place while the tunnel is up and
+//! gone after it (also after main was killed).
 //! All traffic stays between the test's two namespaces and lasts a few seconds per run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::Path;
 use std::process::{Child, Stdio};
 
 use nix::sys::signal::{kill, Signal};
@@ -161,29 +161,29 @@ fn ifb_devices(srv: &Netns) -> Vec<String> {
         .collect()
 }
 
-fn reload(server: &Server, conf: &Path, new: &Path) {
-    let skip = server.log_len();
-    std::fs::copy(new, conf).expect("replace the configuration");
-    kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).expect("SIGHUP");
-    server
-        .wait_for_log_after(skip, "configuration reloaded", WAIT)
-        .expect("reloaded");
-}
-
 #[test]
 #[ignore = "needs root, network namespaces, openconnect and iperf3: run by tests/run-all.sh"]
 fn a_limited_user_gets_the_limit_over_dtls_and_another_user_is_not_slowed() {
     let lab = Lab::new();
-    let conf = limited(&lab, &[]);
+    // Only alice has the limits, in her per-user file; bob (no file) has none.
+    let users = lab.dir.join("users");
+    std::fs::create_dir_all(&users).unwrap();
+    let limit = LIMIT.to_string();
+    std::fs::write(
+        users.join("alice"),
+        format!("rx-data-per-sec = {limit}\ntx-data-per-sec = {limit}\n"),
+    )
+    .unwrap();
+    let conf = lab.config(&[
+        ("udp-port", "443"),
+        ("config-per-user", users.to_str().unwrap()),
+    ]);
     let server = Server::start(&lab.srv, &conf);
     let alice = connect(&lab, &server, "alice", &[]);
     alice
         .client
         .wait_for_output("Established DTLS connection", WAIT)
         .expect("alice on DTLS");
-    // The same server without limits for the next login (an established tunnel keeps its
-    // policy across a reload), so bob is unlimited while alice is not.
-    reload(&server, &conf, &lab.config(&[("udp-port", "443")]));
     let bob = connect(&lab, &server, "bob", &[]);
 
     let (up, bob_up) = together(&lab, &alice, &bob, false);
