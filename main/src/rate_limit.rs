@@ -38,6 +38,8 @@ pub const IFB_PREFIX: &str = "rocrx";
 pub const MIN_BURST: u64 = 128 * 1024;
 /// The burst is this much of the rate when that is more than [`MIN_BURST`] (fast links).
 pub const BURST_MILLIS: u64 = 50;
+/// The largest burst: tc takes it as a 32-bit byte count (50 ms of a rate above 21 GB/s is more).
+pub const MAX_BURST: u64 = 1 << 30;
 /// How long a packet may wait in the shaper's queue before it is dropped (tbf `latency`).
 pub const QUEUE_MILLIS: u64 = 50;
 /// Each command gets this long.
@@ -89,7 +91,7 @@ pub enum RateLimitError {
 
 /// The bucket size for `rate` bytes per second.
 pub fn burst(rate: u64) -> u64 {
-    (rate.saturating_mul(BURST_MILLIS) / 1000).max(MIN_BURST)
+    (rate.saturating_mul(BURST_MILLIS) / 1000).clamp(MIN_BURST, MAX_BURST)
 }
 
 /// The `tc` arguments of a shaper at `rate` bytes per second as `dev`'s root qdisc.
@@ -312,11 +314,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn burst_is_at_least_two_offload_bursts_else_50_ms() {
+    fn burst_is_at_least_two_offload_bursts_else_50_ms_within_32_bits() {
         assert_eq!(burst(1), MIN_BURST);
         assert_eq!(burst(2_000_000), MIN_BURST);
         assert_eq!(burst(10_000_000), 500_000);
-        assert_eq!(burst(u64::MAX), u64::MAX / 1000);
+        assert_eq!(burst(1_000_000_000_000), MAX_BURST, "tc takes 32 bits");
     }
 
     #[test]
