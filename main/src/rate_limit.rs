@@ -351,6 +351,20 @@ mod tests {
         }
     }
 
+    /// A limit the kernel does not take is an error (the CONNECT is then refused), with the
+    /// command in the message.
+    #[tokio::test]
+    async fn a_failed_command_is_an_error_naming_it() {
+        let limits = Limits { rx: 0, tx: 1000 };
+        match install("rocnodev0", u32::MAX, limits).await {
+            Err(RateLimitError::Failed { command, .. }) => {
+                assert!(command.contains("dev rocnodev0 root tbf"), "{command}");
+            }
+            Err(RateLimitError::Spawn { .. }) => {} // no tc on this machine: also refused
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn dellink_names_the_index() {
         let m = dellink(42, 9).unwrap();
