@@ -1,11 +1,11 @@
 //! `net-priority` with the real openconnect: the server's TCP socket of the client and the
 //! per-client UDP socket of its DTLS carry the TOS byte (`0x..`) or the priority (`0`-`6`),
-//! as `ss --tos` reports them in the server's namespace.
+//! as `ss --tos` reports them in the server's namespace; from the main file and from a group's
+//! file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use rocserv_e2e::lab::add_user;
 use rocserv_e2e::netns::Netns;
 use rocserv_e2e::{Client, ClientOptions, Lab, Server, WAIT};
 
@@ -50,7 +50,14 @@ fn assert_all(lines: &[String], needle: &str, what: &str) {
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn net_priority_is_set_on_the_clients_tcp_and_udp_sockets() {
     let lab = Lab::new();
-    let conf = lab.config(&[("udp-port", "443"), ("net-priority", "0x28")]);
+    add_user(&lab.passwd, "dave", "dave-pw", Some("staff"));
+    let groups = lab.dir.join("groups");
+    std::fs::create_dir_all(&groups).unwrap();
+    let conf = lab.config(&[
+        ("udp-port", "443"),
+        ("net-priority", "0x28"),
+        ("config-per-group", groups.to_str().unwrap()),
+    ]);
     let server = Server::start(&lab.srv, &conf);
     let alice = up_on_dtls(&lab, "alice");
     // The listener is dual-stack: an IPv4 client's socket is IPv6 with a mapped peer, so the
@@ -62,18 +69,10 @@ fn net_priority_is_set_on_the_clients_tcp_and_udp_sockets() {
         .wait_for_log("session ended: user alice", WAIT)
         .expect("alice gone");
 
-    // A priority instead (a reload: it applies to the next login).
-    let skip = server.log_len();
-    std::fs::copy(
-        lab.config(&[("udp-port", "443"), ("net-priority", "5")]),
-        &conf,
-    )
-    .unwrap();
-    kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
-    server
-        .wait_for_log_after(skip, "configuration reloaded", WAIT)
-        .expect("reloaded");
-    let _bob = up_on_dtls(&lab, "bob");
+    // A priority instead, from the group file of the next user (it applies at the next login,
+    // no reload).
+    std::fs::write(groups.join("staff"), "net-priority = 5\n").unwrap();
+    let _dave = up_on_dtls(&lab, "dave");
     // ss reports a socket's priority as its class id when no cgroup class is set.
     assert_all(&established(&lab.srv, "tcp"), "class_id:0x5", "TCP");
     assert_all(&established(&lab.srv, "udp"), "class_id:0x5", "UDP");
