@@ -1,6 +1,6 @@
 //! Bandwidth limits (`rx-data-per-sec`, `tx-data-per-sec`) in the kernel, on the session's tun
 //! device, so that a compromised worker cannot exceed them (doc/decisions/
-//! 0003-bandwidth-limits-with-tc.md has the measurements behind the choice).
+//! 0004-bandwidth-limits-with-tc.md has the measurements behind the choice).
 //!
 //! - To the client (`tx`): a token-bucket shaper (`tc qdisc ... tbf`) as the tun device's root
 //!   qdisc. Everything the worker reads from the device went through it, whichever channel
