@@ -279,3 +279,35 @@ fn the_limit_holds_over_tls_and_a_killed_mains_shaper_goes_at_restart() {
         .expect("stale shaper removed");
     assert_eq!(ifb_devices(&lab.srv), Vec::<String>::new());
 }
+
+/// The rx shaper sends the client's packets through an `ifb` device and back: nftables' access
+/// rules (which match the tun device as `iif`) must still see them.
+#[test]
+#[ignore = "needs root, network namespaces, openconnect, nft and iperf3: run by tests/run-all.sh"]
+fn access_rules_still_hold_for_a_limited_user() {
+    let lab = Lab::new();
+    let conf = limited(&lab, &[("restrict-user-to-ports", "tcp(5301)")]);
+    let server = Server::start(&lab.srv, &conf);
+    let alice = connect(&lab, &server, "alice", &[]);
+    // Allowed port: the data flows, at the limit.
+    let (mut s, _o) = iperf_server(&lab.srv, 5301);
+    let r = rate(iperf_client(&lab, &alice, 5301, false));
+    let _ = s.wait();
+    assert_near_limit(r, "from the client to an allowed port");
+    // Another port: refused by the access rules, although a server listens there.
+    let (mut s, _o) = iperf_server(&lab.srv, 5302);
+    let out = iperf_client(&lab, &alice, 5302, false)
+        .wait_with_output()
+        .expect("iperf3 -c");
+    let _ = s.kill();
+    let _ = s.wait();
+    // iperf3 -J reports the failure in its JSON (its exit status is 0 then); the rules' reject
+    // (ICMP administratively prohibited) reads as "No route to host".
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unable to connect"),
+        "a port outside restrict-user-to-ports was reachable: {json}"
+    );
+    assert_shapers(&lab.srv, &alice.server_dev);
+}
