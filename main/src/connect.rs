@@ -264,6 +264,16 @@ pub async fn handle(
         policy: Box::new((*policy).clone()),
         ipv6,
     });
+    // The policy goes to the worker in one IPC message (long route lists, many exposed
+    // iroutes): one that cannot be sent refuses this login before any script runs.
+    if let Err(e) = rocserv_proto::ipc::encode(&answer) {
+        log::error!(
+            "{peer}: CONNECT of {} refused: its tunnel settings cannot be sent to the worker \
+             ({e}); shorten its route lists",
+            grant.username
+        );
+        return refuse(sock, ConnectRefusal::ServerError, outcome).await;
+    }
     // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
     // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
     let info = crate::scripts::SessionInfo {

@@ -109,7 +109,11 @@ async fn exec(argv: &[String]) -> bool {
         return false;
     };
     let line = argv.join(" ");
+    // A bare program name (the default `ip`, or an administrator's `ip ...`) is looked up with
+    // sbin on the path too: main may run with a PATH that lacks it (systemd, cron).
+    let path = std::env::var("PATH").unwrap_or_default();
     let child = Command::new(program)
+        .env("PATH", format!("{path}:/usr/local/sbin:/usr/sbin:/sbin"))
         .args(args)
         .stdin(Stdio::null())
         // Only stderr is kept (for the log line of a failure).

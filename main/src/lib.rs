@@ -143,6 +143,12 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let mut findings = Findings::default();
     let prepared = settings::prepare(&config, &mut findings);
+    // `auto-select-group`'s list is only known once sec-mod started; the rest is checked here.
+    if let Some(p) = &prepared {
+        if let Err(e) = settings::start_fits(&config, p, p.profile.clone()) {
+            findings.errors.push(e);
+        }
+    }
     if cli.test_config {
         return runtime.block_on(test_config(&config, findings, config_errors, level));
     }
@@ -333,6 +339,11 @@ async fn start(
         auto_groups: started.groups,
         ..prepared
     };
+    if let Err(e) = settings::start_fits(&config, &prepared, prepared.profile.clone()) {
+        log::error!("{e}");
+        secmod.stop().await;
+        return ExitCode::FAILURE;
+    }
     let shared = Arc::new(state::Shared::new(
         config,
         prepared,

@@ -210,6 +210,11 @@ pub async fn reload(shared: &Shared) -> Result<(), String> {
         }
         None => None,
     };
+    if let Err(e) = crate::settings::start_fits(&new, &shared.prepared, profile.clone()) {
+        log::error!("reload: {e}");
+        log::error!("reload: keeping the running configuration");
+        return Err(e);
+    }
     shared.bans.set_policy(BanPolicy::from_config(&new));
     let level = source.debug.unwrap_or(new.log_level).min(9);
     log::set_max_level(crate::logger::filter_for(level));

@@ -171,6 +171,43 @@ pub fn profile_fits(prepared: &Prepared, profile: &UserProfile) -> Result<(), St
     Ok(())
 }
 
+/// A worker's start message for `config` must fit in one IPC message: besides the certificate
+/// chains and the profile it carries the group choices, custom headers, banners and split
+/// domains, whose sizes only the whole message tells. Checked at start and at reload, so that a
+/// configuration that cannot be sent never fails every connection at run time.
+pub fn start_fits(
+    config: &Config,
+    prepared: &Prepared,
+    profile: Option<UserProfile>,
+) -> Result<(), String> {
+    // The largest socket addresses (IPv6 with flow label and scope) make the worst case.
+    let any = std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::from([0xffff; 8]),
+        u16::MAX,
+        u32::MAX,
+        u32::MAX,
+    ));
+    let start = worker_start(
+        config,
+        prepared,
+        profile,
+        KeyKind::EcdsaP384,
+        WorkerId(u64::MAX),
+        any,
+        any,
+    );
+    match rocserv_proto::ipc::encode(&rocserv_proto::ipc::main_worker::ToWorker::Start(Box::new(
+        start,
+    ))) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "a worker's start message would not fit ({e}): shorten select-group labels, \
+             custom-header / included-http-headers lines, banners, split domains, the \
+             profile or the certificate chains"
+        )),
+    }
+}
+
 /// What all certificate chains together may hold (DER bytes): [`ipc::MAX_MESSAGE`] minus room
 /// for the rest of `WorkerStart`.
 ///
@@ -614,6 +651,42 @@ mod tests {
             "{:?}",
             findings.errors
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Everything else a worker's start message carries counts too: a configuration whose
+    /// start message cannot be sent is refused at start (and by `-t`, and on reload), not at
+    /// every connection.
+    #[test]
+    fn the_whole_start_message_must_fit() {
+        let dir = std::env::temp_dir().join(format!("rocserv-startmsg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.join("c.pem");
+        let b64 = base64_encode(&[0x30u8; 600]);
+        std::fs::write(
+            &cert,
+            format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"),
+        )
+        .unwrap();
+        let config = Config {
+            server_cert: Some(cert),
+            server_key: Some("/nonexistent/k.pem".into()),
+            auth: Some(rocserv_proto::config::AuthMethod::Pam { gid_min: 0 }),
+            run_as_user: Some("daemon".into()),
+            run_as_group: Some("daemon".into()),
+            ..Config::default()
+        };
+        let mut findings = Findings::default();
+        let prepared = prepare(&config, &mut findings).expect("prepared");
+        assert_eq!(start_fits(&config, &prepared, None), Ok(()));
+        let big = Config {
+            custom_headers: (0..200)
+                .map(|i| (format!("X-Big-{i}"), "v".repeat(400)))
+                .collect(),
+            ..config.clone()
+        };
+        let err = start_fits(&big, &prepared, None).unwrap_err();
+        assert!(err.contains("start message would not fit"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

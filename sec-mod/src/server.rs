@@ -345,6 +345,14 @@ async fn handle(
     Ok(())
 }
 
+/// The most the encoded per-user and per-group files may take in a `SessionOpened` answer (an
+/// IPC message holds 64 KiB; the rest of the grant is small). main sends the resolved policy on
+/// to the worker and checks that message's size too.
+const MAX_OVERRIDES: usize = MAX_MESSAGE - 4 * 1024;
+
+/// How long reading one login's per-user and per-group files may take.
+const POLICY_FILES_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Open the session of `cookie` for a CONNECT from `peer`: read the group's and the user's
 /// files (each time, so an edit applies to the next login), check `deny-roaming` as they
 /// decide it, then grant with the files' values for main to lay over the global policy.
@@ -362,8 +370,22 @@ async fn open_session(
     let who = shared.sessions().peek(cookie, now);
     if let Some((user, group)) = who.filter(|_| !locations.is_empty()) {
         let (u, g) = (user.clone(), group.clone());
-        let loaded =
-            tokio::task::spawn_blocking(move || policy_files::load(&locations, &u, &g)).await;
+        // Bounded: a configuration directory on a hung network mount must not stall every
+        // other request sec-mod serves.
+        let loaded = tokio::time::timeout(
+            POLICY_FILES_TIMEOUT,
+            tokio::task::spawn_blocking(move || policy_files::load(&locations, &u, &g)),
+        )
+        .await;
+        let Ok(loaded) = loaded else {
+            log::error!(
+                "worker {}: CONNECT of user '{}' refused: reading the per-user/group files took \
+                 more than {POLICY_FILES_TIMEOUT:?}",
+                worker.0,
+                user.escape_debug()
+            );
+            return Err(SessionRefusal::PolicyFile);
+        };
         let loaded = match loaded {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(e)) => {
@@ -382,6 +404,25 @@ async fn open_session(
         };
         for warning in &loaded.warnings {
             log::warn!("{warning}");
+        }
+        // The files travel to main in one IPC message: files too large for it refuse this
+        // login (logged) instead of failing the answer, which would end sec-mod.
+        if let Err(e) = ipc::encode(&loaded.overrides)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                (bytes.len() <= MAX_OVERRIDES)
+                    .then_some(())
+                    .ok_or_else(|| format!("{} bytes, at most {MAX_OVERRIDES}", bytes.len()))
+            })
+        {
+            log::error!(
+                "worker {}: CONNECT of user '{}' (group '{}') refused: their per-user/group \
+                 files hold too much to send ({e}); shorten the route lists",
+                worker.0,
+                user.escape_debug(),
+                group.escape_debug()
+            );
+            return Err(SessionRefusal::PolicyFile);
         }
         overrides = loaded.overrides;
         deny_roaming = [&overrides.user, &overrides.group]

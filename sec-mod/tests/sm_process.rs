@@ -767,6 +767,31 @@ fn per_user_and_group_files_are_read_at_each_session_open() {
     drop(main);
     assert!(wait_exit(child).success());
 }
+/// A group file too large for one IPC answer (a country's route list) refuses that CONNECT;
+/// it must not end sec-mod (which would drop every cookie) nor the next login.
+#[test]
+fn files_too_large_for_one_answer_refuse_only_that_login() {
+    let mut f = fixture();
+    std::fs::create_dir_all(f.dir.path().join("groups")).unwrap();
+    f.config.policy_files.per_group_dir = Some(f.dir.path().join("groups"));
+    let routes: String = (0..12_000u32)
+        .map(|i| format!("route = 10.{}.{}.0/24\n", i / 256 % 256, i % 256))
+        .collect();
+    f.dir.write("groups/staff", &routes);
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    assert_eq!(
+        login_and_open(&main, 1, "192.0.2.7".parse().unwrap()),
+        Err(SessionRefusal::PolicyFile)
+    );
+    // sec-mod is still there and serves the next login once the file is fixed.
+    f.dir.write("groups/staff", "dpd = 5\n");
+    let grant = login_and_open(&main, 2, "192.0.2.7".parse().unwrap()).unwrap();
+    assert_eq!(grant.overrides.group.as_ref().unwrap().dpd, Some(5));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
 /// Each `[vhost:NAME]` has its own key and password file: a link signs with the key of the vhost
 /// the worker names (an unknown name ends the link), its logins use that vhost's users only,
 /// and the session it opens says which vhost it was created in.

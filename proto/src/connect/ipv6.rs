@@ -114,7 +114,9 @@ impl Families {
                 Agent::OpenConnect | Agent::AnyConnect | Agent::AnyConnectIos
             );
         Self {
-            ipv4: client.wants_ipv4,
+            // No IPv4 address (an IPv6-only pool): IPv4 routes and servers would only send
+            // the client's IPv4 traffic into a tunnel that cannot carry it.
+            ipv4: client.wants_ipv4 && grant.ipv4_remote.is_some(),
             ipv6_address: client.wants_ipv6 && grant.ipv6.is_some(),
             ipv6_extras,
             full_ipv6: client.full_ipv6,
