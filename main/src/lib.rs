@@ -66,6 +66,7 @@ pub mod memory;
 pub mod net_priority;
 pub mod rate_limit;
 pub mod reload;
+pub mod rtnetlink;
 pub mod scripts;
 pub mod secmod;
 pub mod server;

@@ -20,13 +20,10 @@
 //! made). `unsafe`: none; the `ifb` device is deleted by index with one rtnetlink message.
 
 use std::io;
-use std::os::fd::AsRawFd as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::socket::{
-    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
+use crate::rtnetlink;
 
 /// The `ifb` devices' name prefix; followed by the tun device's interface index (unique while
 /// the namespace lives: the kernel counts indexes up), so a name is never reused for another
@@ -267,45 +264,18 @@ async fn run(program: &[&str], args: &[String]) -> Result<(), RateLimitError> {
 
 /// Delete the link with index `ifindex` (RTM_DELLINK, rtnetlink(7)); `ENODEV` when gone.
 fn delete_link(ifindex: u32) -> io::Result<()> {
-    let sock = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    let request = dellink(ifindex, SEQ)?;
-    sendto(
-        sock.as_raw_fd(),
-        &request,
-        &NetlinkAddr::new(0, 0),
-        MsgFlags::empty(),
-    )?;
-    let mut answer = [0u8; 1024];
-    let n = recv(sock.as_raw_fd(), &mut answer, MsgFlags::empty())?;
-    crate::tun_mtu::ack_result(answer.get(..n).unwrap_or_default(), SEQ)
+    rtnetlink::request(&dellink(ifindex, SEQ)?, SEQ)
 }
 
 const SEQ: u32 = 1;
-const NLMSG_HDR_LEN: usize = 16;
-const IFINFOMSG_LEN: usize = 16;
 
-/// `nlmsghdr` + `ifinfomsg{index}`, native byte order.
+/// `nlmsghdr` + `ifinfomsg{index}`.
 fn dellink(ifindex: u32, seq: u32) -> io::Result<Vec<u8>> {
-    let index = i32::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let total = NLMSG_HDR_LEN + IFINFOMSG_LEN;
-    let flags = u16::try_from(libc::NLM_F_REQUEST | libc::NLM_F_ACK).unwrap_or(u16::MAX);
+    let total = rtnetlink::NLMSG_HDR_LEN + rtnetlink::IFINFOMSG_LEN;
     let mut m = Vec::with_capacity(total);
-    m.extend_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_ne_bytes());
-    m.extend_from_slice(&libc::RTM_DELLINK.to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-    m.push(u8::try_from(libc::AF_UNSPEC).unwrap_or(0)); // ifi_family
-    m.push(0); // padding
-    m.extend_from_slice(&0u16.to_ne_bytes()); // ifi_type
-    m.extend_from_slice(&index.to_ne_bytes()); // ifi_index: the device we mean
-    m.extend_from_slice(&0u32.to_ne_bytes()); // ifi_flags
-    m.extend_from_slice(&0u32.to_ne_bytes()); // ifi_change
+    let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK;
+    rtnetlink::header(&mut m, total, libc::RTM_DELLINK, flags, seq)?;
+    rtnetlink::ifinfomsg(&mut m, ifindex)?;
     Ok(m)
 }
 

@@ -5,14 +5,10 @@
 
 use std::io;
 use std::net::Ipv6Addr;
-use std::os::fd::AsRawFd as _;
 
-use nix::sys::socket::{
-    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
 use rocserv_proto::ipc::main_worker::Ipv6Link;
 
-use crate::tun_mtu::ack_result;
+use crate::rtnetlink::{attr, header, request, NLMSG_HDR_LEN};
 
 /// Put `link` on the device `ifindex`: `local/128` (no duplicate address detection: the
 /// link has two ends and the address is ours on every tun) and `remote_net/prefix` routed
@@ -22,26 +18,6 @@ pub fn configure(ifindex: u32, link: &Ipv6Link) -> io::Result<()> {
     request(&new_route(ifindex, link.remote_net(), link.prefix, 2)?, 2)
 }
 
-/// Send one request on a fresh rtnetlink socket and read the kernel's ack.
-fn request(message: &[u8], seq: u32) -> io::Result<()> {
-    let sock = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    sendto(
-        sock.as_raw_fd(),
-        message,
-        &NetlinkAddr::new(0, 0),
-        MsgFlags::empty(),
-    )?;
-    let mut answer = [0u8; 1024];
-    let n = recv(sock.as_raw_fd(), &mut answer, MsgFlags::empty())?;
-    ack_result(answer.get(..n).unwrap_or_default(), seq)
-}
-
-const NLMSG_HDR_LEN: usize = 16;
 /// `struct ifaddrmsg` (8 bytes) and `struct rtmsg` (12 bytes), then 4-aligned attributes.
 const IFADDRMSG_LEN: usize = 8;
 const RTMSG_LEN: usize = 12;
@@ -50,30 +26,6 @@ const RTA_U32_LEN: usize = 4 + 4;
 
 /// `IFA_F_NODAD` (linux/if_addr.h).
 const IFA_F_NODAD: u32 = 0x02;
-
-fn header(
-    m: &mut Vec<u8>,
-    total: usize,
-    kind: u16,
-    flags: libc::c_int,
-    seq: u32,
-) -> io::Result<()> {
-    let total = u32::try_from(total).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let flags = u16::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    m.extend_from_slice(&total.to_ne_bytes());
-    m.extend_from_slice(&kind.to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-    Ok(())
-}
-
-fn attr(m: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = u16::try_from(4 + value.len()).unwrap_or(u16::MAX);
-    m.extend_from_slice(&len.to_ne_bytes());
-    m.extend_from_slice(&kind.to_ne_bytes());
-    m.extend_from_slice(value);
-}
 
 /// RTM_NEWADDR: `ifaddrmsg{AF_INET6, 128, IFA_F_NODAD, universe, index}` + IFA_LOCAL +
 /// IFA_ADDRESS + IFA_FLAGS.

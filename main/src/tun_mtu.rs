@@ -14,29 +14,14 @@
 use std::io;
 use std::os::fd::AsRawFd as _;
 
-use nix::sys::socket::{
-    recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+
+use crate::rtnetlink;
 
 /// Set the MTU of the device whose interface index is `ifindex`. Fails with `ENODEV` when that
 /// device no longer exists, whichever device now carries its old name.
 pub fn set_by_index(ifindex: u32, mtu: u16) -> io::Result<()> {
-    let sock = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    let request = setlink_mtu(ifindex, mtu, SEQ)?;
-    sendto(
-        sock.as_raw_fd(),
-        &request,
-        &NetlinkAddr::new(0, 0),
-        MsgFlags::empty(),
-    )?;
-    let mut answer = [0u8; 1024];
-    let n = recv(sock.as_raw_fd(), &mut answer, MsgFlags::empty())?;
-    ack_result(answer.get(..n).unwrap_or_default(), SEQ)
+    rtnetlink::request(&setlink_mtu(ifindex, mtu, SEQ)?, SEQ)
 }
 
 /// Set `device`'s MTU to `mtu`, by name (for tests and tools; workers' devices go by index).
@@ -81,55 +66,17 @@ fn control_socket() -> io::Result<std::os::fd::OwnedFd> {
 
 /// The sequence number of our one request per socket.
 const SEQ: u32 = 1;
-const NLMSG_HDR_LEN: usize = 16;
-const IFINFOMSG_LEN: usize = 16;
 const RTA_MTU_LEN: usize = 8;
 
-/// `nlmsghdr` + `ifinfomsg{index}` + `rtattr IFLA_MTU` (rtnetlink(7)), in native byte order.
+/// `nlmsghdr` + `ifinfomsg{index}` + `rtattr IFLA_MTU` (rtnetlink(7)).
 fn setlink_mtu(ifindex: u32, mtu: u16, seq: u32) -> io::Result<Vec<u8>> {
-    let index = i32::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let total = NLMSG_HDR_LEN + IFINFOMSG_LEN + RTA_MTU_LEN;
-    let flags = u16::try_from(libc::NLM_F_REQUEST | libc::NLM_F_ACK).unwrap_or(u16::MAX);
+    let total = rtnetlink::NLMSG_HDR_LEN + rtnetlink::IFINFOMSG_LEN + RTA_MTU_LEN;
     let mut m = Vec::with_capacity(total);
-    m.extend_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_ne_bytes());
-    m.extend_from_slice(&libc::RTM_NEWLINK.to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-    m.push(u8::try_from(libc::AF_UNSPEC).unwrap_or(0)); // ifi_family
-    m.push(0); // padding
-    m.extend_from_slice(&0u16.to_ne_bytes()); // ifi_type
-    m.extend_from_slice(&index.to_ne_bytes()); // ifi_index: the device we mean
-    m.extend_from_slice(&0u32.to_ne_bytes()); // ifi_flags
-    m.extend_from_slice(&0u32.to_ne_bytes()); // ifi_change: no flag changes
-    m.extend_from_slice(&u16::try_from(RTA_MTU_LEN).unwrap_or(0).to_ne_bytes());
-    m.extend_from_slice(&libc::IFLA_MTU.to_ne_bytes());
-    m.extend_from_slice(&u32::from(mtu).to_ne_bytes());
+    let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK;
+    rtnetlink::header(&mut m, total, libc::RTM_NEWLINK, flags, seq)?;
+    rtnetlink::ifinfomsg(&mut m, ifindex)?;
+    rtnetlink::attr(&mut m, libc::IFLA_MTU, &u32::from(mtu).to_ne_bytes());
     Ok(m)
-}
-
-/// The kernel's answer to our request: an `NLMSG_ERROR` whose error is 0 (the ack) or -errno.
-pub(crate) fn ack_result(answer: &[u8], seq: u32) -> io::Result<()> {
-    let field = |at: usize| -> io::Result<[u8; 4]> {
-        answer
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| io::Error::other("short netlink answer"))
-    };
-    let ty = answer
-        .get(4..6)
-        .and_then(|b| b.try_into().ok())
-        .map(u16::from_ne_bytes)
-        .ok_or_else(|| io::Error::other("short netlink answer"))?;
-    if ty != u16::try_from(libc::NLMSG_ERROR).unwrap_or(u16::MAX)
-        || u32::from_ne_bytes(field(8)?) != seq
-    {
-        return Err(io::Error::other("unexpected netlink answer"));
-    }
-    match i32::from_ne_bytes(field(NLMSG_HDR_LEN)?) {
-        0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e.saturating_neg())),
-    }
 }
 
 /// A zeroed `ifreq` naming `device` (shorter than IFNAMSIZ, no NUL inside).
@@ -162,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn setlink_request_and_ack_layout() {
+    fn setlink_request_layout() {
         let m = setlink_mtu(7, 1300, 9).unwrap();
         assert_eq!(m.len(), 40);
         assert_eq!(m[..4], 40u32.to_ne_bytes());
@@ -172,26 +119,6 @@ mod tests {
         assert_eq!(m[34..36], libc::IFLA_MTU.to_ne_bytes());
         assert_eq!(m[36..40], 1300u32.to_ne_bytes());
         assert!(setlink_mtu(u32::MAX, 1300, 1).is_err());
-
-        let ack = |seq: u32, err: i32| {
-            let mut a = 36u32.to_ne_bytes().to_vec();
-            a.extend_from_slice(&u16::try_from(libc::NLMSG_ERROR).unwrap().to_ne_bytes());
-            a.extend_from_slice(&0u16.to_ne_bytes());
-            a.extend_from_slice(&seq.to_ne_bytes());
-            a.extend_from_slice(&0u32.to_ne_bytes());
-            a.extend_from_slice(&err.to_ne_bytes());
-            a.extend_from_slice(&[0; 16]);
-            a
-        };
-        assert!(ack_result(&ack(9, 0), 9).is_ok());
-        assert_eq!(
-            ack_result(&ack(9, -libc::ENODEV), 9)
-                .unwrap_err()
-                .raw_os_error(),
-            Some(libc::ENODEV)
-        );
-        assert!(ack_result(&ack(8, 0), 9).is_err());
-        assert!(ack_result(&ack(9, 0)[..10], 9).is_err());
     }
 
     /// The bug this module's index addressing fixes: a worker whose device is gone must not
