@@ -339,6 +339,13 @@ mod tests {
             got.contains("X-CSTP-Client-Bypass-Protocol: true\n"),
             "{got}"
         );
+        // No IPv4 address: no IPv4 routes or servers either (they would send the client's IPv4
+        // traffic into a tunnel that cannot carry it).
+        assert!(!got.contains("192.168") && !got.contains("10.99"), "{got}");
+        assert!(
+            got.contains("X-CSTP-Split-Include-IP6: fd00:99::/64\n"),
+            "{got}"
+        );
     }
 
     #[test]
