@@ -50,6 +50,8 @@ pub enum Stop {
     SessionTimeout,
     /// A check of main's found the worker misbehaving (rate limits, validation).
     Violation,
+    /// sec-mod asked (`EndSession`: a quota ran out, the RADIUS server said so).
+    Policy,
 }
 
 impl std::fmt::Display for Stop {
@@ -60,6 +62,7 @@ impl std::fmt::Display for Stop {
             Self::IdleTimeout => "idle timeout",
             Self::SessionTimeout => "session timeout",
             Self::Violation => "protocol violation",
+            Self::Policy => "ended by policy",
         })
     }
 }
@@ -273,6 +276,11 @@ impl Connections {
         // A full queue means a stop is already on its way; the first reason stands.
         let _ = stop.try_send(why);
         true
+    }
+
+    /// The worker holding the tunnel of `sid`, if one does.
+    pub fn worker_of_session(&self, sid: SessionId) -> Option<WorkerId> {
+        self.lock().sessions.get(&sid).copied()
     }
 
     /// The route of a DTLS id, if it is live.
@@ -609,7 +617,7 @@ impl Drop for Conn {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     let _ = secmod
-                        .session_close(sid, rocserv_proto::ipc::CloseReason::Temporary)
+                        .session_close(sid, rocserv_proto::ipc::CloseReason::Temporary, None)
                         .await;
                 });
             }

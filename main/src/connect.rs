@@ -52,6 +52,8 @@ pub struct Outcome {
     /// The `rx-data-per-sec` shaper's device, deleted when this is dropped (the tun device's
     /// own shaper goes with the device).
     pub rx_shaper: Option<crate::rate_limit::RxShaper>,
+    /// sec-mod was told the tunnel started (`SessionStarted`): its stats and end go there too.
+    pub accounted: bool,
 }
 
 /// Serve one `Connect`. Errors are only those of the socket to the worker.
@@ -296,10 +298,30 @@ pub async fn handle(
         ipv6,
         vhost: grant.vhost.clone(),
     };
+    let tunnel = rocserv_proto::ipc::main_secmod::TunnelFacts {
+        peer: Some(peer),
+        vpn_ipv4: info.ip_remote,
+        vpn_ipv6: info.ipv6.map(|l| l.remote),
+        device: info.device.clone(),
+    };
     if let Some(admitted) = outcome.admitted.as_mut() {
         if !crate::lifecycle::grant(shared, admitted, info, peer).await {
             return refuse(sock, ConnectRefusal::BadCookie, outcome).await;
         }
+    }
+    // Accounting starts once the connect-script accepted the tunnel.
+    match shared
+        .secmod
+        .session_started(grant.sid, worker, tunnel)
+        .await
+    {
+        Ok(()) => outcome.accounted = true,
+        Err(e) => log::warn!(
+            "{peer}: session {} of {} not accounted: {}",
+            grant.sid,
+            grant.username,
+            crate::error_chain(&e)
+        ),
     }
     if let Some(id) = dtls_id {
         conn.register_dtls(id, dtls);

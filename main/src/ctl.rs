@@ -314,7 +314,7 @@ async fn terminate(shared: &Shared, target: &Target) -> Outcome {
     for sid in &sids {
         if let Err(e) = shared
             .secmod
-            .session_close(*sid, CloseReason::ServerTerminated)
+            .session_close(*sid, CloseReason::ServerTerminated, None)
             .await
         {
             return Outcome::Failed(format!("sec-mod: {e}"));

@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use rocserv_proto::config::{AuthMethod, Config, IpNet, Route};
+use rocserv_proto::config::{AuthMethod, AuthPlan, Config, IpNet, Route};
 use rocserv_proto::policy::Policy;
 
 /// Where the demo keeps its files.
@@ -111,9 +111,13 @@ pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
         prefix: 24,
     };
     Config {
-        auth: Some(AuthMethod::Plain {
-            passwd: passwd.to_path_buf(),
-        }),
+        auth: AuthPlan {
+            required: vec![AuthMethod::Plain {
+                passwd: passwd.to_path_buf(),
+                otp: None,
+            }],
+            ..Default::default()
+        },
         listen_host: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         tcp_port: PORT,
         // DTLS on the same port number, as ocserv's sample does, so the demo shows the UDP path.

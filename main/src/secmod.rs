@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_secmod::{
-    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod,
+    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod, TunnelEnd,
+    TunnelFacts,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
 use rocserv_rt::lock;
@@ -142,10 +143,11 @@ impl Supervisor {
         &mut self,
         client: &SecModClient,
         on_failed_login: impl Fn(IpAddr, u32),
+        on_end_session: impl Fn(SessionId, String),
     ) -> SecModError {
         loop {
             let why = tokio::select! {
-                err = client.run_reader(&on_failed_login) => crate::error_chain(&err),
+                err = client.run_reader(&on_failed_login, &on_end_session) => crate::error_chain(&err),
                 status = self.child.wait() => match status {
                     Ok(status) => format!("exited: {status}"),
                     Err(e) => format!("wait failed: {e}"),
@@ -267,7 +269,8 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, S
         Some(
             FromSecMod::SessionOpened { .. }
             | FromSecMod::SessionList { .. }
-            | FromSecMod::BanPoints { .. },
+            | FromSecMod::BanPoints { .. }
+            | FromSecMod::EndSession { .. },
         ) => Err(SecModError::Unexpected),
         None => Err(SecModError::Exited),
     }
@@ -397,13 +400,49 @@ impl SecModClient {
         }
     }
 
-    /// The connection of `sid` ended.
+    /// The connection of `sid` ended; `end` = how its tunnel ended, if
+    /// [`Self::session_started`] was sent for it.
     pub async fn session_close(
         &self,
         sid: SessionId,
         reason: CloseReason,
+        end: Option<(WorkerId, TunnelEnd)>,
     ) -> Result<(), SecModError> {
-        let msg = ToSecMod::SessionClose { sid, reason };
+        let msg = ToSecMod::SessionClose { sid, reason, end };
+        ipc::send(&self.current().sock, &msg, &[]).await?;
+        Ok(())
+    }
+
+    /// The tunnel of `sid` served by `worker` is up (accounting starts).
+    pub async fn session_started(
+        &self,
+        sid: SessionId,
+        worker: WorkerId,
+        tunnel: TunnelFacts,
+    ) -> Result<(), SecModError> {
+        let msg = ToSecMod::SessionStarted {
+            sid,
+            worker,
+            tunnel,
+        };
+        ipc::send(&self.current().sock, &msg, &[]).await?;
+        Ok(())
+    }
+
+    /// The traffic of `worker`'s tunnel of `sid` so far (accounting's interim update).
+    pub async fn session_stats(
+        &self,
+        sid: SessionId,
+        worker: WorkerId,
+        rx: u64,
+        tx: u64,
+    ) -> Result<(), SecModError> {
+        let msg = ToSecMod::SessionStats {
+            sid,
+            worker,
+            rx,
+            tx,
+        };
         ipc::send(&self.current().sock, &msg, &[]).await?;
         Ok(())
     }
@@ -438,7 +477,12 @@ impl SecModClient {
     /// Read the current sec-mod's messages until it goes away; returns why it stopped. Waiting
     /// requests fail when this returns (their senders are dropped).
     /// `on_failed_login(peer, points)` is called for each failed login sec-mod reports.
-    pub async fn run_reader(&self, on_failed_login: impl Fn(IpAddr, u32)) -> SecModError {
+    /// `on_end_session(sid, why)` for each session sec-mod wants ended.
+    pub async fn run_reader(
+        &self,
+        on_failed_login: impl Fn(IpAddr, u32),
+        on_end_session: impl Fn(SessionId, String),
+    ) -> SecModError {
         let link = self.current();
         let mut buf = Box::new([0u8; MAX_MESSAGE]);
         let err = loop {
@@ -462,6 +506,7 @@ impl SecModClient {
                             let close = ToSecMod::SessionClose {
                                 sid: grant.sid,
                                 reason: CloseReason::Temporary,
+                                end: None,
                             };
                             if let Err(e) = ipc::send(&link.sock, &close, &[]).await {
                                 break SecModError::Channel(e);
@@ -484,6 +529,7 @@ impl SecModClient {
                     }
                 }
                 Ok(Some(FromSecMod::BanPoints { peer, points })) => on_failed_login(peer, points),
+                Ok(Some(FromSecMod::EndSession { sid, why })) => on_end_session(sid, why),
                 Ok(Some(FromSecMod::Ready { .. } | FromSecMod::StartFailed { .. })) => {
                     break SecModError::Unexpected
                 }
@@ -505,7 +551,7 @@ mod tests {
         let (ours, theirs) = UnixSeqpacket::pair().unwrap();
         let client = Arc::new(SecModClient::new(ours, 0, timeout));
         let reader = Arc::clone(&client);
-        tokio::spawn(async move { reader.run_reader(|_, _| {}).await });
+        tokio::spawn(async move { reader.run_reader(|_, _| {}, |_, _| {}).await });
         (client, theirs)
     }
 
@@ -542,6 +588,8 @@ mod tests {
             age_ms: 0,
             overrides: Default::default(),
             vhost: None,
+            facts: Default::default(),
+            cert_subject: None,
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),
@@ -552,7 +600,8 @@ mod tests {
             next(&secmod).await,
             ToSecMod::SessionClose {
                 sid: SessionId(42),
-                reason: CloseReason::Temporary
+                reason: CloseReason::Temporary,
+                end: None,
             }
         );
     }
@@ -572,7 +621,7 @@ mod tests {
         drop(old);
         client.replace(ours, 99);
         let reader = Arc::clone(&client);
-        tokio::spawn(async move { reader.run_reader(|_, _| {}).await });
+        tokio::spawn(async move { reader.run_reader(|_, _| {}, |_, _| {}).await });
         let failed = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .unwrap()
@@ -580,7 +629,7 @@ mod tests {
         assert!(matches!(failed, Err(SecModError::Exited)), "{failed:?}");
         assert_eq!(client.pid(), 99);
         client
-            .session_close(SessionId(5), CloseReason::UserDisconnect)
+            .session_close(SessionId(5), CloseReason::UserDisconnect, None)
             .await
             .unwrap();
         assert!(matches!(

@@ -90,11 +90,25 @@ async fn accept_loop(
     let mut sighup = signal(SignalKind::hangup())?;
     let client = Arc::clone(&shared.secmod);
     // Serves sec-mod's messages and restarts it when it dies; ends only if that fails.
-    let secmod_reader = secmod.run(&client, |peer, points| {
-        // protocol.md §1.8: sec-mod reports each wrong password with its points.
-        Counters::add(&shared.counters.auth_failures, 1);
-        shared.bans.add_points(peer.to_canonical(), points);
-    });
+    let secmod_reader = secmod.run(
+        &client,
+        |peer, points| {
+            // protocol.md §1.8: sec-mod reports each wrong password with its points.
+            Counters::add(&shared.counters.auth_failures, 1);
+            shared.bans.add_points(peer.to_canonical(), points);
+        },
+        |sid, why| {
+            // A quota ran out or the RADIUS server said so: end the tunnel as occtl would.
+            match shared.conns.worker_of_session(sid) {
+                Some(worker) if shared.conns.terminate(worker, crate::conn::Stop::Policy) => {
+                    log::info!("session {sid}: ending its tunnel: {}", why.escape_debug());
+                }
+                Some(_) | None => {
+                    log::debug!("session {sid}: no tunnel to end ({})", why.escape_debug())
+                }
+            }
+        },
+    );
     tokio::pin!(secmod_reader);
     let mut pacer = Pacer::default();
     let mut refusals = Refusals::default();

@@ -103,7 +103,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
             .errors
             .push("server-key: no private key configured".to_owned());
     }
-    if config.auth.is_none() {
+    if config.auth.required.is_empty() {
         findings
             .errors
             .push("auth: no authentication method configured".to_owned());
@@ -338,7 +338,8 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
     Some(SecModConfig {
         server_key: config.server_key.clone()?,
         server_cert: config.server_cert.clone()?,
-        auth: config.auth.clone()?,
+        auth: Some(config.auth.clone()).filter(|a| !a.required.is_empty())?,
+        stats_report_secs: config.policy.stats_report_time,
         cookie_timeout_secs: u64::from(config.cookie_timeout),
         persistent_cookies: config.persistent_cookies,
         auth_timeout_secs: u64::from(config.auth_timeout),
@@ -354,7 +355,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
                     name: v.name.clone(),
                     server_key: v.config.server_key.clone()?,
                     server_cert: v.config.server_cert.clone()?,
-                    auth: v.config.auth.clone()?,
+                    auth: Some(v.config.auth.clone()).filter(|a| !a.required.is_empty())?,
                     deny_roaming: v.config.policy.deny_roaming,
                     policy_files: v.config.policy_files.clone(),
                 })
@@ -641,7 +642,13 @@ mod tests {
         let config = Config {
             server_cert: Some(cert),
             server_key: Some("/nonexistent/k.pem".into()),
-            auth: Some(rocserv_proto::config::AuthMethod::Pam { gid_min: 0 }),
+            auth: rocserv_proto::config::AuthPlan {
+                required: vec![rocserv_proto::config::AuthMethod::Pam {
+                    gid_min: 0,
+                    service: "ocserv".into(),
+                }],
+                ..Default::default()
+            },
             ..Config::default()
         };
         let mut findings = Findings::default();
@@ -671,7 +678,13 @@ mod tests {
         let config = Config {
             server_cert: Some(cert),
             server_key: Some("/nonexistent/k.pem".into()),
-            auth: Some(rocserv_proto::config::AuthMethod::Pam { gid_min: 0 }),
+            auth: rocserv_proto::config::AuthPlan {
+                required: vec![rocserv_proto::config::AuthMethod::Pam {
+                    gid_min: 0,
+                    service: "ocserv".into(),
+                }],
+                ..Default::default()
+            },
             run_as_user: Some("daemon".into()),
             run_as_group: Some("daemon".into()),
             ..Config::default()

@@ -11,6 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rocserv_proto::ipc::main_secmod::{EndCause, TunnelEnd};
 use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::{CloseReason, WorkerId, MAX_MESSAGE};
 use tokio::process::{Child, Command};
@@ -394,6 +395,22 @@ impl Run {
                 shared.conns.tunnels.update_stats(id, rx_bytes, tx_bytes);
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
+                // Accounting's interim update: the worker's Stats are rate-limited by
+                // worker_guard, so this is at most one message a second per tunnel.
+                if let Some(Outcome {
+                    grant: Some(grant),
+                    accounted: true,
+                    ..
+                }) = &self.outcome
+                {
+                    if let Err(e) = shared
+                        .secmod
+                        .session_stats(grant.sid, id, rx_bytes, tx_bytes)
+                        .await
+                    {
+                        log::debug!("{peer}: stats not sent to sec-mod: {e}");
+                    }
+                }
             }
             ToMain::TunMtu { mtu } => {
                 if self.tun_mtu(peer, mtu)? {
@@ -512,13 +529,14 @@ impl Run {
             grant: Some(grant),
             address,
             tun_name,
+            accounted,
             ..
         }) = self.outcome.take()
         else {
             // No tunnel; but sec-mod may have opened the session before CONNECT failed (the
             // worker's socket broke while main answered): close it, or it stays active.
             if let Some((sid, secmod)) = self.conn.release(None, self.rx, self.tx) {
-                if let Err(e) = secmod.session_close(sid, reason).await {
+                if let Err(e) = secmod.session_close(sid, reason, None).await {
                     log::error!("{peer}: cannot tell sec-mod that session {sid} closed: {e}");
                 }
             }
@@ -530,8 +548,19 @@ impl Run {
                 + Duration::from_secs(u64::from(shared.config.cookie_timeout))
                 + COOKIE_SLACK
         });
+        let end = accounted.then(|| {
+            (
+                id,
+                TunnelEnd {
+                    rx: self.rx,
+                    tx: self.tx,
+                    duration_secs: crate::lifecycle::duration_secs(started),
+                    cause: end_cause(self.stop, self.end),
+                },
+            )
+        });
         if let Some((sid, secmod)) = self.conn.release(keep_until, self.rx, self.tx) {
-            if let Err(e) = secmod.session_close(sid, reason).await {
+            if let Err(e) = secmod.session_close(sid, reason, end).await {
                 log::error!("{peer}: cannot tell sec-mod that session {sid} closed: {e}");
             }
         }
@@ -551,12 +580,32 @@ impl Run {
     }
 }
 
+/// Why the tunnel ended, for accounting: main's reason, else the worker's word.
+fn end_cause(stop: Option<Stop>, end: Option<CloseReason>) -> EndCause {
+    match stop {
+        Some(Stop::Admin) => EndCause::AdminReset,
+        Some(Stop::Takeover) => EndCause::Takeover,
+        Some(Stop::IdleTimeout) => EndCause::IdleTimeout,
+        Some(Stop::SessionTimeout) => EndCause::SessionTimeout,
+        Some(Stop::Violation) => EndCause::Violation,
+        Some(Stop::Policy) => EndCause::Policy,
+        None => match end {
+            Some(CloseReason::UserDisconnect) => EndCause::UserRequest,
+            // The worker ends a session itself only when its time is up.
+            Some(CloseReason::ServerTerminated) => EndCause::SessionTimeout,
+            Some(CloseReason::Temporary) | None => EndCause::LostCarrier,
+        },
+    }
+}
+
 /// How a session ends: main's reason wins over the worker's word (`end`, its `SessionEnd`); a
 /// superseded connection's session lives on in the newer one.
 fn close_reason(stop: Option<Stop>, end: Option<CloseReason>) -> CloseReason {
     match stop {
         Some(Stop::Takeover) => CloseReason::Temporary,
-        Some(Stop::Admin | Stop::SessionTimeout | Stop::Violation) => CloseReason::ServerTerminated,
+        Some(Stop::Admin | Stop::SessionTimeout | Stop::Violation | Stop::Policy) => {
+            CloseReason::ServerTerminated
+        }
         Some(Stop::IdleTimeout) | None => end.unwrap_or(CloseReason::Temporary),
     }
 }

@@ -212,7 +212,8 @@ pub fn policy_file(data: &[u8]) {
         let file = Box::new(parsed.file);
         let overrides = crate::policy::Overrides {
             group: Some(file.clone()),
-            user: Some(file),
+            user: Some(file.clone()),
+            auth: Some(file),
         };
         let policy = crate::policy::Policy {
             append_routes: data.len().is_multiple_of(2),

@@ -51,9 +51,10 @@ fn debian_with_certificate_has_no_errors() {
     assert_eq!(errors(&parsed), Vec::<String>::new());
     let c = &parsed.config;
     assert_eq!(
-        c.auth,
-        Some(AuthMethod::Plain {
-            passwd: "/etc/ocserv/passwd".into()
+        c.auth.primary(),
+        Some(&AuthMethod::Plain {
+            passwd: "/etc/ocserv/passwd".into(),
+            otp: None,
         })
     );
     assert_eq!(c.tcp_port, 443);
@@ -90,9 +91,10 @@ fn bench_config_has_no_errors() {
     assert_eq!(errors(&parsed), Vec::<String>::new());
     let c = &parsed.config;
     assert_eq!(
-        c.auth,
-        Some(AuthMethod::Plain {
-            passwd: "/srv/vpnbench/pki/ocpasswd".into()
+        c.auth.primary(),
+        Some(&AuthMethod::Plain {
+            passwd: "/srv/vpnbench/pki/ocpasswd".into(),
+            otp: None,
         })
     );
     assert_eq!(c.max_clients, 1024);
@@ -154,7 +156,13 @@ fn every_option_fixture_errors_only_on_refused_options() {
         .collect();
     assert_eq!(errored, expected, "{:#?}", parsed.diagnostics);
     let c = &parsed.config;
-    assert_eq!(c.auth, Some(AuthMethod::Pam { gid_min: 1000 }));
+    assert_eq!(
+        c.auth.primary(),
+        Some(&AuthMethod::Pam {
+            gid_min: 1000,
+            service: "ocserv".into()
+        })
+    );
     assert_eq!(
         c.listen_host,
         Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)))
@@ -188,7 +196,7 @@ fn example_config_is_clean() {
     let parsed = parse(EXAMPLE, "ocserv.conf.example");
     let all: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
     assert_eq!(all, Vec::<String>::new());
-    assert!(parsed.config.auth.is_some());
+    assert!(parsed.config.auth.primary().is_some());
     // Only supported options appear in the example.
     for line in EXAMPLE.lines() {
         let line = line.trim();

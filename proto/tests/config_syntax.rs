@@ -158,7 +158,7 @@ fn vhost_inherits_and_overrides() {
         "vhost routes add to the inherited ones"
     );
     assert!(matches!(
-        &v.config.auth,
+        v.config.auth.primary(),
         Some(rocserv_proto::config::AuthMethod::Plain { .. })
     ));
     assert!(v.config.vhosts.is_empty());

@@ -291,6 +291,13 @@ fn auth_methods() {
     let plain = |f: &str| {
         Some(AuthMethod::Plain {
             passwd: PathBuf::from(f),
+            otp: None,
+        })
+    };
+    let pam = |gid_min| {
+        Some(AuthMethod::Pam {
+            gid_min,
+            service: "ocserv".into(),
         })
     };
     let text = |auth: &str| {
@@ -303,16 +310,13 @@ fn auth_methods() {
         ),
         ("plain[ passwd = /etc/p ]", plain("/etc/p")),
         ("plain[/etc/legacy]", plain("/etc/legacy")),
-        ("pam", Some(AuthMethod::Pam { gid_min: 0 })),
-        ("pam[gid-min=1000]", Some(AuthMethod::Pam { gid_min: 1000 })),
-        (
-            "pam[service=ocserv,gid-min=5]",
-            Some(AuthMethod::Pam { gid_min: 5 }),
-        ),
+        ("pam", pam(0)),
+        ("pam[gid-min=1000]", pam(1000)),
+        ("pam[service=ocserv,gid-min=5]", pam(5)),
     ] {
         let p = parse(&text(value), "t.conf");
         assert_eq!(messages(&p), Vec::<String>::new(), "{value}");
-        assert_eq!(p.config.auth, want, "{value}");
+        assert_eq!(p.config.auth.primary(), want.as_ref(), "{value}");
     }
     for (value, message) in [
         ("radius[config=/etc/radcli.conf]", "rocserv cannot authenticate with `radius` yet (the server could not log anyone in); use `plain[passwd=FILE]` or `pam`"),

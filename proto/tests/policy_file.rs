@@ -555,6 +555,7 @@ fn precedence_and_merging() {
         let overrides = Overrides {
             group: group.map(|t| Box::new(ok(t))),
             user: user.map(|t| Box::new(ok(t))),
+            auth: None,
         };
         let mut resolved = g.resolve(&overrides);
         resolved.append_routes = false;

@@ -22,6 +22,7 @@
 //! The crate is a library plus thin binaries (`rocserv-sm`, `ocpasswd`) so tests reach the
 //! logic; only [`server`], [`worker_link`] and the backends' threads do I/O.
 
+pub mod accounting;
 pub mod auth;
 pub mod fd;
 pub mod harden;

@@ -76,6 +76,7 @@ fn shared(backend: Box<dyn AuthBackend>) -> Arc<Shared> {
         links: Links::default(),
         policy_files: Default::default(),
         vhosts: Vec::new(),
+        accounting: Default::default(),
     })
 }
 
@@ -94,7 +95,7 @@ fn start() -> ToSecMod {
         username: "alice".into(),
         password: "pw".into(),
         group: None,
-        user_agent: String::new(),
+        facts: Default::default(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use rocserv_proto::config::AuthMethod;
+use rocserv_proto::config::{AuthMethod, AuthPlan};
 use rocserv_proto::error_chain;
 use rocserv_proto::ipc::main_secmod::{
     FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
@@ -68,7 +68,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         Err(reason) => return fail_start(&sock, reason).await,
     };
     let groups = if config.auto_select_group {
-        auto_groups(&config.auth)
+        config.auth.primary().map(auto_groups).unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -125,6 +125,12 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
             () = shared.bans.ready.notified() => {
                 for (peer, points) in shared.bans.take() {
                     send(&sock, &FromSecMod::BanPoints { peer, points }).await?;
+                }
+            }
+            () = shared.accounting.ends.ready.notified() => {
+                for (sid, why) in shared.accounting.ends.take() {
+                    log::info!("asking main to end session {sid}: {why}");
+                    send(&sock, &FromSecMod::EndSession { sid, why }).await?;
                 }
             }
         }
@@ -192,6 +198,8 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         links: worker_link::Links::default(),
         policy_files: config.policy_files.clone(),
         vhosts,
+        // Sinks (RADIUS accounting, the session database) are added where they are built.
+        accounting: crate::accounting::Accounting::default(),
     })
 }
 
@@ -200,7 +208,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
 fn load_section(
     key_path: &Path,
     cert_path: &Path,
-    auth: &AuthMethod,
+    plan: &AuthPlan,
     rng: &SystemRandom,
     place: &str,
 ) -> Result<(ServerKey, Box<dyn AuthBackend>), Vec<String>> {
@@ -212,8 +220,9 @@ fn load_section(
             error_chain(&e)
         )
     });
-    let backend: Result<Box<dyn AuthBackend>, String> = match auth {
-        AuthMethod::Plain { passwd } => {
+    let backend: Result<Box<dyn AuthBackend>, String> = match plan.primary() {
+        None => Err(format!("{place}no authentication method")),
+        Some(AuthMethod::Plain { passwd, .. }) => {
             let mut salt = [0u8; SALT_LEN];
             rng.fill(&mut salt)
                 .map_err(|_| "system random number generator failed".to_owned())
@@ -229,7 +238,11 @@ fn load_section(
                     Ok(Box::new(plain) as Box<dyn AuthBackend>)
                 })
         }
-        AuthMethod::Pam { .. } => Ok(Box::new(Pam::default())),
+        Some(AuthMethod::Pam { .. }) => Ok(Box::new(Pam::default())),
+        Some(other) => Err(format!(
+            "{place}authentication method `{}` is not available",
+            other.name()
+        )),
     };
     match (key, backend) {
         (Ok(key), Ok(backend)) => Ok((key, backend)),
@@ -241,13 +254,15 @@ fn load_section(
 /// (the start already reported why).
 fn auto_groups(auth: &AuthMethod) -> Vec<String> {
     let groups = match auth {
-        AuthMethod::Plain { passwd } => {
-            crate::auth::groups::from_passwd(passwd).unwrap_or_else(|e| {
+        AuthMethod::Plain { passwd, .. } => crate::auth::groups::from_passwd(passwd)
+            .unwrap_or_else(|e| {
                 log::error!("auto-select-group: {e}");
                 Vec::new()
-            })
+            }),
+        AuthMethod::Pam { gid_min, .. } => crate::auth::groups::from_system(*gid_min),
+        AuthMethod::Certificate | AuthMethod::Radius { .. } | AuthMethod::Script { .. } => {
+            Vec::new()
         }
-        AuthMethod::Pam { gid_min } => crate::auth::groups::from_system(*gid_min),
     };
     log::info!("auto-select-group offers {} group(s)", groups.len());
     groups
@@ -314,7 +329,37 @@ async fn handle(
             shared.links.close(worker);
             send(sock, &FromSecMod::SessionOpened { worker, result }).await?;
         }
-        ToSecMod::SessionClose { sid, reason } => {
+        ToSecMod::SessionStarted {
+            sid,
+            worker,
+            tunnel,
+        } => {
+            let Some(session) = shared.sessions().describe(sid) else {
+                log::warn!("start of a tunnel of unknown session {sid}; not accounted");
+                return Ok(());
+            };
+            shared.accounting.started(crate::accounting::Record {
+                sid,
+                worker,
+                username: session.username,
+                group: session.group,
+                vhost: session.vhost,
+                facts: session.login.facts,
+                cert_subject: session.login.cert_subject,
+                tunnel,
+                started: std::time::SystemTime::now(),
+            });
+        }
+        ToSecMod::SessionStats {
+            sid,
+            worker,
+            rx,
+            tx,
+        } => shared.accounting.interim(sid, worker, rx, tx),
+        ToSecMod::SessionClose { sid, reason, end } => {
+            if let Some((worker, end)) = end {
+                shared.accounting.stopped(sid, worker, end);
+            }
             let closed = shared
                 .sessions()
                 .close(sid, reason, std::time::Instant::now());
@@ -439,6 +484,8 @@ async fn open_session(
         return Err(SessionRefusal::UnknownCookie);
     }
     let mut grant = shared.sessions().open(cookie, now)?;
+    // The backend's values (kept in the session) go over the files just read.
+    overrides.auth = grant.overrides.auth.take();
     grant.overrides = overrides;
     Ok(grant)
 }

@@ -96,6 +96,28 @@ struct Session {
     opened: bool,
     /// The `[vhost:NAME]` it was created in (`None`: the default section).
     vhost: Option<String>,
+    /// What the login established beside user and group.
+    login: LoginFacts,
+}
+
+/// What a session keeps of its login beside user and group, for every CONNECT's grant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginFacts {
+    /// What the client said about itself (no certificate chain).
+    pub facts: rocserv_proto::ipc::worker_secmod::ClientFacts,
+    /// The certificate's subject the login used.
+    pub cert_subject: Option<String>,
+    /// What the auth backend granted (`Overrides::auth`).
+    pub policy: Option<Box<rocserv_proto::policy::file::PolicyFile>>,
+}
+
+/// A session's owner and login ([`Sessions::describe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub username: String,
+    pub group: String,
+    pub vhost: Option<String>,
+    pub login: LoginFacts,
 }
 
 /// One session as occtl shows it ([`Sessions::list`]).
@@ -173,6 +195,7 @@ impl Sessions {
                 created: now,
                 opened: false,
                 vhost: None,
+                login: LoginFacts::default(),
             },
         );
         Ok(Issued {
@@ -226,8 +249,13 @@ impl Sessions {
             username: session.username.clone(),
             groupname: session.group.clone(),
             age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
-            overrides: Default::default(),
+            overrides: rocserv_proto::policy::Overrides {
+                auth: session.login.policy.clone(),
+                ..Default::default()
+            },
             vhost: session.vhost.clone(),
+            facts: Box::new(session.login.facts.clone()),
+            cert_subject: session.login.cert_subject.clone(),
         })
     }
 
@@ -243,6 +271,24 @@ impl Sessions {
     pub fn set_vhost(&mut self, sid: SessionId, vhost: Option<String>) {
         if let Some(session) = self.by_sid.get_mut(&sid) {
             session.vhost = vhost;
+        }
+    }
+
+    /// Who session `sid` belongs to and what its login established, if it exists.
+    pub fn describe(&self, sid: SessionId) -> Option<Described> {
+        let s = self.by_sid.get(&sid)?;
+        Some(Described {
+            username: s.username.clone(),
+            group: s.group.clone(),
+            vhost: s.vhost.clone(),
+            login: s.login.clone(),
+        })
+    }
+
+    /// Record what the login of `sid` established (right after [`Self::issue`]).
+    pub fn set_login(&mut self, sid: SessionId, login: LoginFacts) {
+        if let Some(session) = self.by_sid.get_mut(&sid) {
+            session.login = login;
         }
     }
 

@@ -18,16 +18,16 @@ use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::ipc::signable;
-use rocserv_proto::ipc::worker_secmod::{AuthStep, FromSecMod, ToSecMod};
+use rocserv_proto::ipc::worker_secmod::{AuthStep, ClientFacts, FromSecMod, ToSecMod};
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
 use tokio::sync::Notify;
 use tokio::time::{timeout_at, Instant};
 use tokio_seqpacket::UnixSeqpacket;
 
-use crate::auth::{Attempt, AuthBackend, Event, Login, Rejection, Verdict};
+use crate::auth::{Attempt, AuthBackend, Event, Granted, Login, Rejection, Verdict};
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
-use crate::sessions::{IssueError, SessionSeed, Sessions, COOKIE_BYTES};
+use crate::sessions::{IssueError, LoginFacts, SessionSeed, Sessions, COOKIE_BYTES};
 
 /// Failed logins allowed per worker connection (ocserv `MAX_PASSWORD_TRIES`, plain backend).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -51,6 +51,8 @@ pub struct Shared {
     pub policy_files: rocserv_proto::policy::file::Locations,
     /// The `[vhost:NAME]` sections (`key`/`backend` above are the default section's).
     pub vhosts: Vec<Vhost>,
+    /// The tunnels' accounting (RADIUS, session database) and its requests to end sessions.
+    pub accounting: crate::accounting::Accounting,
 }
 
 /// One `[vhost:NAME]` section's key and authentication backend.
@@ -213,6 +215,8 @@ struct Open {
     attempt: Attempt,
     username: String,
     group: Option<String>,
+    /// What the client said about itself, kept with the session it gets.
+    facts: Arc<ClientFacts>,
     deadline: Instant,
 }
 
@@ -254,11 +258,19 @@ impl Link {
                 username,
                 password,
                 group,
-                user_agent: _,
+                facts,
             } => {
                 self.may_sign = false;
+                if let Err(what) = facts.check() {
+                    log::warn!(
+                        "{} worker {}: malformed client facts ({what}); closing its channel",
+                        self.peer,
+                        self.worker.0
+                    );
+                    return None;
+                }
                 Some(FromSecMod::Auth(
-                    self.start(username, password, group).await,
+                    self.start(username, password, group, facts).await,
                 ))
             }
             ToSecMod::AuthContinue { answer } => {
@@ -321,6 +333,7 @@ impl Link {
         username: String,
         password: String,
         group: Option<String>,
+        facts: ClientFacts,
     ) -> AuthStep {
         // A new AuthStart abandons any unfinished conversation.
         self.open = None;
@@ -336,15 +349,20 @@ impl Link {
         // An empty choice is no choice (a form's empty select); anything else is checked
         // against the user's groups by the backend.
         let group = group.filter(|g| !g.is_empty());
+        let facts = Arc::new(facts);
         let attempt = self.backend().begin(Login {
             username: username.clone(),
             password,
             group: group.clone(),
+            facts: Arc::clone(&facts),
+            peer: Some(self.peer),
+            vhost: self.vhost_name().map(str::to_owned),
         });
         let open = Open {
             attempt,
             username,
             group,
+            facts,
             deadline: Instant::now() + self.shared.auth_timeout,
         };
         self.wait(open).await
@@ -380,7 +398,10 @@ impl Link {
                 self.open = Some(open);
                 AuthStep::Continue { message, secret }
             }
-            Event::Done(Verdict::Accepted { group }) => self.complete(&open.username, &group),
+            Event::Done(Verdict::Accepted(granted)) => {
+                let username = granted.username.clone().unwrap_or(open.username);
+                self.complete(&username, granted, &open.facts)
+            }
             Event::Done(Verdict::Rejected(reason)) => {
                 let group = open.group.as_deref().unwrap_or("");
                 let why = match reason {
@@ -414,7 +435,8 @@ impl Link {
         }
     }
 
-    fn complete(&mut self, username: &str, group: &str) -> AuthStep {
+    fn complete(&mut self, username: &str, granted: Granted, facts: &ClientFacts) -> AuthStep {
+        let group = granted.group.as_str();
         let now = std::time::Instant::now();
         for _ in 0..4 {
             let mut seed = SessionSeed {
@@ -445,6 +467,18 @@ impl Link {
             };
             let vhost = self.vhost_name().map(str::to_owned);
             self.shared.sessions().set_vhost(issued.sid, vhost);
+            self.shared.sessions().set_login(
+                issued.sid,
+                LoginFacts {
+                    // The chain is checked and done with; the session keeps the rest.
+                    facts: ClientFacts {
+                        cert_chain: Vec::new(),
+                        ..facts.clone()
+                    },
+                    cert_subject: granted.cert_subject.clone(),
+                    policy: granted.policy.clone(),
+                },
+            );
             if let Some(old) = issued.evicted {
                 self.shared.origins().forget(old);
                 log::info!(

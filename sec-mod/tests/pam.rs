@@ -66,6 +66,7 @@ impl PamFixture {
             username: self.user.clone(),
             password: password.into(),
             group: None,
+            ..Default::default()
         }
     }
 }
@@ -93,9 +94,7 @@ fn pam_accepts_the_right_password_only() {
     assert_eq!(
         authenticate(&f.service, &f.login(PASSWORD), &mut no_more_questions),
         // As ocserv: the account's primary group (useradd made one of its name).
-        Verdict::Accepted {
-            group: f.user.clone()
-        }
+        Verdict::accepted(f.user.clone())
     );
     assert!(matches!(
         authenticate(&f.service, &f.login("wrong"), &mut no_more_questions),
@@ -125,9 +124,7 @@ fn pam_accepts_the_right_password_only() {
         let mut good = backend.begin(f.login(PASSWORD));
         assert_eq!(
             good.next().await,
-            Event::Done(Verdict::Accepted {
-                group: f.user.clone()
-            })
+            Event::Done(Verdict::accepted(f.user.clone()))
         );
         let mut bad = backend.begin(f.login("nope"));
         assert!(matches!(
@@ -151,6 +148,7 @@ fn pam_works_after_harden() {
             username: user.to_owned(),
             password: password.into(),
             group: None,
+            ..Default::default()
         };
         let good = authenticate(service, &login(PASSWORD), &mut no_more_questions);
         let bad = authenticate(service, &login("wrong"), &mut no_more_questions);

@@ -45,7 +45,8 @@ fn fixture() -> Fixture {
     let config = SecModConfig {
         server_key: key,
         server_cert: cert,
-        auth: AuthMethod::Plain { passwd },
+        auth: plan(AuthMethod::Plain { passwd, otp: None }),
+        stats_report_secs: 60,
         cookie_timeout_secs: 300,
         persistent_cookies: false,
         auth_timeout_secs: 30,
@@ -152,7 +153,10 @@ fn auth_group(worker: &OwnedFd, user: &str, pw: &str, group: Option<&str>) -> Au
             username: user.into(),
             password: pw.into(),
             group: group.map(Into::into),
-            user_agent: "Open AnyConnect VPN Agent v9.01".into(),
+            facts: worker_secmod::ClientFacts {
+                user_agent: "Open AnyConnect VPN Agent v9.01".into(),
+                ..Default::default()
+            },
         },
     );
     match recv_msg(worker) {
@@ -264,6 +268,7 @@ fn full_conversation() {
         &main_secmod::ToSecMod::SessionClose {
             sid,
             reason: CloseReason::UserDisconnect,
+            end: None,
         },
     );
     send_msg(
@@ -420,9 +425,10 @@ fn start_failures_are_reported_and_exit_1() {
     let f = fixture();
     let mut missing_passwd = f.config.clone();
     let missing = f.dir.path().join("no-such-ocpasswd");
-    missing_passwd.auth = AuthMethod::Plain {
+    missing_passwd.auth = plan(AuthMethod::Plain {
         passwd: missing.clone(),
-    };
+        otp: None,
+    });
     let (_main, child, answer) = start(&missing_passwd);
     match answer {
         main_secmod::FromSecMod::StartFailed { reason } => {
@@ -805,9 +811,10 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
         name: "b.example.com".into(),
         server_key: f.dir.write("b-key.pem", &b_key),
         server_cert: f.dir.write("b-cert.pem", &b_cert),
-        auth: AuthMethod::Plain {
+        auth: plan(AuthMethod::Plain {
             passwd: f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n")),
-        },
+            otp: None,
+        }),
         deny_roaming: true,
         policy_files: rocserv_proto::policy::file::Locations {
             per_user_dir: Some(f.dir.path().join("b-users")),
@@ -923,4 +930,11 @@ fn a_bad_vhost_key_fails_the_start() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(wait_exit(child).code(), Some(1));
+}
+
+fn plan(method: AuthMethod) -> rocserv_proto::config::AuthPlan {
+    rocserv_proto::config::AuthPlan {
+        required: vec![method],
+        ..Default::default()
+    }
 }

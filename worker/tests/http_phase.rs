@@ -205,7 +205,10 @@ async fn openconnect_login_then_connect() {
             username: "test".into(),
             password: "test123".into(),
             group: None,
-            user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+            facts: rocserv_proto::ipc::worker_secmod::ClientFacts {
+                user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+                ..Default::default()
+            },
         }
     );
 }

@@ -208,7 +208,7 @@ pub(crate) fn supported(
         "auth" => {
             let method = auth::method(v)?;
             if first_here {
-                c.auth = Some(method);
+                c.auth.required = vec![method];
             } else {
                 return Err(
                     "several `auth` methods that must all succeed are not supported \

@@ -56,7 +56,7 @@ fn plain(options: Option<&str>) -> Result<AuthMethod, Bad> {
     // Legacy form `plain[/etc/ocserv/passwd]`.
     if options.starts_with('/') || options.starts_with('.') {
         let passwd = absolute_path(options).map_err(|e| format!("passwd file {e}"))?;
-        return Ok(AuthMethod::Plain { passwd });
+        return Ok(AuthMethod::Plain { passwd, otp: None });
     }
     let mut passwd = None;
     for (key, value) in pairs(options) {
@@ -76,7 +76,7 @@ fn plain(options: Option<&str>) -> Result<AuthMethod, Bad> {
         }
     }
     passwd
-        .map(|passwd| AuthMethod::Plain { passwd })
+        .map(|passwd| AuthMethod::Plain { passwd, otp: None })
         .ok_or_else(|| {
             "`plain` needs a password file: `plain[passwd=/etc/ocserv/ocpasswd]`".to_owned()
         })
@@ -102,5 +102,8 @@ fn pam(options: Option<&str>) -> Result<AuthMethod, Bad> {
             ));
         }
     }
-    Ok(AuthMethod::Pam { gid_min })
+    Ok(AuthMethod::Pam {
+        gid_min,
+        service: "ocserv".to_owned(),
+    })
 }

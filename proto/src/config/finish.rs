@@ -35,7 +35,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
     let mobile_idle_given = section.seen_at("mobile-idle-timeout").is_some();
     let subnet_line = section.seen_at("ipv6-subnet-prefix");
     let mut c = section.config;
-    if c.auth.is_none() {
+    if c.auth.required.is_empty() {
         sink.error(
             0,
             Some("auth"),

@@ -141,14 +141,88 @@ fn enter_section(
     Current::Vhost(vhosts.len().saturating_sub(1))
 }
 
-/// An authentication method from `auth = "..."` (ocserv syntax `name[opt=value,...]`).
+/// An authentication method from `auth = "..."` or `enable-auth = "..."` (ocserv syntax
+/// `name[opt=value,...]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthMethod {
-    /// `plain[passwd=FILE]` (an `otp=` option is an error: not supported yet, and running
-    /// without the second factor would be unsafe).
-    Plain { passwd: PathBuf },
-    /// `pam` or `pam[gid-min=N]`.
-    Pam { gid_min: u32 },
+    /// `plain[passwd=FILE,otp=FILE]`: the password file, and with `otp` a users file of
+    /// HOTP/TOTP secrets asked as a second form.
+    Plain {
+        passwd: PathBuf,
+        otp: Option<PathBuf>,
+    },
+    /// `pam[gid-min=N,service=NAME]` (service default `ocserv`).
+    Pam { gid_min: u32, service: String },
+    /// `certificate`: the client certificate, checked against `ca-cert` (and `crl`), names the
+    /// user (`cert-user-oid`) and possibly the group (`cert-group-oid`).
+    Certificate,
+    /// `radius[config=FILE,groupconfig=BOOL,nas-identifier=NAME,override-interim-updates=BOOL]`:
+    /// radcli's configuration file names the servers and the shared secret.
+    Radius {
+        config: PathBuf,
+        groupconfig: bool,
+        nas_identifier: Option<String>,
+    },
+    /// `script[path=FILE,timeout=SECS,user=NAME]` (ours): an executable decides, now or later
+    /// (doc/config.md).
+    Script {
+        path: PathBuf,
+        timeout_secs: u32,
+        /// Runs as this user; `None` = `run-as-user`.
+        user: Option<String>,
+    },
+}
+
+impl AuthMethod {
+    /// The name in the configuration (`plain`, `pam`, ...), for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Plain { .. } => "plain",
+            Self::Pam { .. } => "pam",
+            Self::Certificate => "certificate",
+            Self::Radius { .. } => "radius",
+            Self::Script { .. } => "script",
+        }
+    }
+}
+
+/// An accounting method from `acct = "..."`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcctMethod {
+    /// `radius[config=FILE,nas-identifier=NAME]`.
+    Radius {
+        config: PathBuf,
+        nas_identifier: Option<String>,
+    },
+}
+
+/// How users log in: every `required` method in turn (several `auth` lines), or any one of
+/// `alternatives` (`enable-auth` lines) alone; and where sessions are accounted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthPlan {
+    /// The `auth` lines, in order; empty = none configured (an error).
+    pub required: Vec<AuthMethod>,
+    /// The `enable-auth` lines.
+    pub alternatives: Vec<AuthMethod>,
+    /// `acct`.
+    pub acct: Option<AcctMethod>,
+}
+
+impl AuthPlan {
+    /// The first `auth` method, if any.
+    pub fn primary(&self) -> Option<&AuthMethod> {
+        self.required.first()
+    }
+
+    /// Every method named, required ones first.
+    pub fn methods(&self) -> impl Iterator<Item = &AuthMethod> {
+        self.required.iter().chain(&self.alternatives)
+    }
+
+    /// Some method needs the client's certificate.
+    pub fn wants_certificate(&self) -> bool {
+        self.methods().any(|m| matches!(m, AuthMethod::Certificate))
+    }
 }
 
 /// An IPv4 or IPv6 network in prefix form.
@@ -206,7 +280,7 @@ impl Default for TlsPolicy {
 /// Defaults are ocserv's built-in defaults, not its sample file's.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub auth: Option<AuthMethod>,
+    pub auth: AuthPlan,
     pub listen_host: Option<IpAddr>,
     pub tcp_port: u16,
     pub udp_port: Option<u16>,
@@ -328,7 +402,7 @@ pub struct VHost {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            auth: None,
+            auth: AuthPlan::default(),
             listen_host: None,
             tcp_port: 443,
             udp_port: None,

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::worker_secmod::ClientFacts;
 use super::{CloseReason, KeyKind, SessionId, WorkerId};
-use crate::config::AuthMethod;
+use crate::config::AuthPlan;
 
 /// What sec-mod needs to start: paths it opens itself (the key never passes through main) and
 /// the authentication policy.
@@ -17,8 +18,11 @@ pub struct SecModConfig {
     pub server_key: PathBuf,
     /// `server-cert`: sec-mod checks that the key matches the first certificate.
     pub server_cert: PathBuf,
-    /// Primary authentication method (`auth = ...`).
-    pub auth: AuthMethod,
+    /// `auth`, `enable-auth` and `acct`.
+    pub auth: AuthPlan,
+    /// `stats-report-time` in seconds (0: none): how often main sends [`ToSecMod::SessionStats`];
+    /// accounting's interim updates follow it unless the RADIUS server asks otherwise.
+    pub stats_report_secs: u32,
     /// `cookie-timeout`, seconds a cookie outlives its last connection.
     pub cookie_timeout_secs: u64,
     /// `persistent-cookies`: a user disconnect keeps the cookie.
@@ -47,7 +51,7 @@ pub struct SecModVhost {
     pub name: String,
     pub server_key: PathBuf,
     pub server_cert: PathBuf,
-    pub auth: AuthMethod,
+    pub auth: AuthPlan,
     /// Its `deny-roaming`, for the sessions created in it.
     pub deny_roaming: bool,
     /// Its per-user and per-group files (`config-per-user`, ...), read for its sessions.
@@ -70,8 +74,30 @@ pub enum ToSecMod {
         peer: IpAddr,
         cookie: String,
     },
+    /// The tunnel of a session opened with [`ToSecMod::SessionOpen`] is up (sent once per
+    /// tunnel, after the connect-script accepted it): accounting starts.
+    /// `worker` names the tunnel in the later messages (a session may have a second tunnel
+    /// while a takeover ends the first).
+    SessionStarted {
+        sid: SessionId,
+        worker: WorkerId,
+        tunnel: TunnelFacts,
+    },
+    /// The traffic of `worker`'s tunnel of `sid` so far (bytes from and to the client, since
+    /// this tunnel started), every `stats-report-time`.
+    SessionStats {
+        sid: SessionId,
+        worker: WorkerId,
+        rx: u64,
+        tx: u64,
+    },
     /// The tunnel of `sid` ended; sec-mod keeps or drops the cookie according to `reason`.
-    SessionClose { sid: SessionId, reason: CloseReason },
+    /// `end` is `None` when no tunnel was started ([`ToSecMod::SessionStarted`] not sent).
+    SessionClose {
+        sid: SessionId,
+        reason: CloseReason,
+        end: Option<(WorkerId, TunnelEnd)>,
+    },
     /// occtl wants the session table: answered with one or more [`FromSecMod::SessionList`].
     ListSessions,
 }
@@ -99,6 +125,10 @@ pub enum FromSecMod {
     /// A login from `peer` failed: main counts it and adds `points` (`ban-points-wrong-password`)
     /// to the address's ban score (protocol.md §1.8). Sent for every failed login.
     BanPoints { peer: IpAddr, points: u32 },
+    /// sec-mod ends the tunnel of `sid` (a quota ran out, the RADIUS server said so): main
+    /// stops its worker as an administrator's disconnect would, logging `why`, and answers
+    /// with the usual [`ToSecMod::SessionClose`] (cause [`EndCause::Policy`]).
+    EndSession { sid: SessionId, why: String },
     /// One page of the answer to [`ToSecMod::ListSessions`]; `more` = another page follows.
     SessionList {
         sessions: Vec<SessionSummary>,
@@ -138,6 +168,71 @@ pub struct SessionGrant {
     /// The `[vhost:NAME]` the session was created in (`None`: the default section): main uses
     /// that section's policy and address pool.
     pub vhost: Option<String>,
+    /// What the client said about itself at login (checked by sec-mod; no certificate chain):
+    /// for occtl, scripts and logs. Boxed: it would make every message of this enum large.
+    pub facts: Box<ClientFacts>,
+    /// The certificate's subject name the login used, if any (occtl, scripts).
+    pub cert_subject: Option<String>,
+}
+
+/// A tunnel that came up, for accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelFacts {
+    /// The client's address as main accepted it.
+    pub peer: Option<SocketAddr>,
+    pub vpn_ipv4: Option<std::net::Ipv4Addr>,
+    pub vpn_ipv6: Option<std::net::Ipv6Addr>,
+    /// The tun device's name.
+    pub device: String,
+}
+
+/// How a tunnel ended, for accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelEnd {
+    /// Bytes from and to the client over the tunnel's life.
+    pub rx: u64,
+    pub tx: u64,
+    /// Seconds the tunnel was up.
+    pub duration_secs: u64,
+    pub cause: EndCause,
+}
+
+/// Why a tunnel ended, finer than [`CloseReason`] (RADIUS `Acct-Terminate-Cause`, session
+/// records, log lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndCause {
+    /// The client disconnected (CSTP DISCONNECT).
+    UserRequest,
+    /// The connection broke: TLS or socket error, DPD timeout, client BYE, worker exit.
+    LostCarrier,
+    IdleTimeout,
+    SessionTimeout,
+    /// occtl disconnect.
+    AdminReset,
+    /// A new connection with the same cookie took over.
+    Takeover,
+    /// The worker broke a rule (main killed it).
+    Violation,
+    /// sec-mod ended it ([`FromSecMod::EndSession`]: quota, RADIUS).
+    Policy,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+impl std::fmt::Display for EndCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UserRequest => "user disconnected",
+            Self::LostCarrier => "connection lost",
+            Self::IdleTimeout => "idle timeout",
+            Self::SessionTimeout => "session timeout",
+            Self::AdminReset => "disconnected by the administrator",
+            Self::Takeover => "taken over by a new connection",
+            Self::Violation => "worker violation",
+            Self::Policy => "ended by policy",
+            Self::ServerShutdown => "server shutdown",
+        })
+    }
 }
 
 /// Why a cookie was refused on CONNECT.
@@ -161,9 +256,14 @@ mod tests {
         roundtrip(&ToSecMod::Start(SecModConfig {
             server_key: "/k.pem".into(),
             server_cert: "/c.pem".into(),
-            auth: AuthMethod::Plain {
-                passwd: "/etc/ocserv/ocpasswd".into(),
+            auth: AuthPlan {
+                required: vec![crate::config::AuthMethod::Plain {
+                    passwd: "/etc/ocserv/ocpasswd".into(),
+                    otp: None,
+                }],
+                ..Default::default()
             },
+            stats_report_secs: 60,
             cookie_timeout_secs: 300,
             persistent_cookies: false,
             auth_timeout_secs: 240,
@@ -178,7 +278,10 @@ mod tests {
                 name: "vpn.example.com".into(),
                 server_key: "/k2.pem".into(),
                 server_cert: "/c2.pem".into(),
-                auth: AuthMethod::Pam { gid_min: 0 },
+                auth: AuthPlan {
+                    required: vec![crate::config::AuthMethod::Certificate],
+                    ..Default::default()
+                },
                 deny_roaming: false,
                 policy_files: Default::default(),
             }],
@@ -206,7 +309,45 @@ mod tests {
                 age_ms: 6_000,
                 overrides: Default::default(),
                 vhost: Some("vpn.example.com".into()),
+                facts: Box::new(ClientFacts {
+                    device_id: Some("d".into()),
+                    ..Default::default()
+                }),
+                cert_subject: Some("CN=u".into()),
             }),
+        });
+        roundtrip(&ToSecMod::SessionStarted {
+            sid: SessionId(9),
+            worker: WorkerId(3),
+            tunnel: TunnelFacts {
+                peer: Some("10.0.0.2:555".parse().unwrap()),
+                vpn_ipv4: Some("192.168.1.2".parse().unwrap()),
+                vpn_ipv6: None,
+                device: "vpns0".into(),
+            },
+        });
+        roundtrip(&ToSecMod::SessionStats {
+            sid: SessionId(9),
+            worker: WorkerId(3),
+            rx: 1,
+            tx: 2,
+        });
+        roundtrip(&ToSecMod::SessionClose {
+            sid: SessionId(9),
+            reason: CloseReason::ServerTerminated,
+            end: Some((
+                WorkerId(3),
+                TunnelEnd {
+                    rx: 1,
+                    tx: 2,
+                    duration_secs: 3,
+                    cause: EndCause::Policy,
+                },
+            )),
+        });
+        roundtrip(&FromSecMod::EndSession {
+            sid: SessionId(9),
+            why: "quota".into(),
         });
         roundtrip(&FromSecMod::SessionOpened {
             worker: WorkerId(3),

@@ -25,10 +25,87 @@ pub enum ToSecMod {
         password: String,
         /// Group the client selected, if any.
         group: Option<String>,
-        user_agent: String,
+        /// What the client said about itself (all the worker's word: sec-mod bounds and
+        /// checks each field, `ClientFacts::check`).
+        facts: ClientFacts,
     },
     /// The answer to an [`AuthStep::Continue`] prompt (PAM challenge, OTP).
     AuthContinue { answer: String },
+}
+
+/// What a client tells about itself while logging in, passed to every auth backend, hook and
+/// script. Untrusted: a compromised worker may put anything here; sec-mod checks the shape
+/// ([`ClientFacts::check`]) and the certificate chain itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFacts {
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// `<device-id>` of Cisco's aggregate auth, or openconnect's `X-AnyConnect-Identifier-DeviceId`
+    /// header / `device-id` attribute (`--os`).
+    pub device_id: Option<String>,
+    /// The client's platform (`<device-id platform-version=..>`'s platform, `X-AnyConnect-Platform`).
+    pub platform: Option<String>,
+    /// The host name the client gave (`X-CSTP-Hostname` / `--local-hostname`), if at login.
+    pub hostname: Option<String>,
+    /// `<mac-address-list>` of Cisco's aggregate auth, normalised `aa:bb:cc:dd:ee:ff`.
+    pub macs: Vec<String>,
+    /// The client's certificate chain as presented in the TLS handshake (DER, end entity
+    /// first); empty when it sent none. The worker checked only that the client holds the
+    /// end entity's key (the handshake signature); sec-mod checks the chain.
+    pub cert_chain: Vec<Vec<u8>>,
+}
+
+/// Longest text field of [`ClientFacts`] sec-mod accepts.
+pub const MAX_FACT: usize = 256;
+/// Most MAC addresses sec-mod accepts.
+pub const MAX_MACS: usize = 16;
+/// Most certificates in a chain sec-mod accepts.
+pub const MAX_CHAIN: usize = 8;
+
+impl ClientFacts {
+    /// Whether every field has a sane size and no control characters (so it can go into a log
+    /// line, an environment variable or a RADIUS attribute as is).
+    pub fn check(&self) -> Result<(), &'static str> {
+        let text_ok = |s: &str| s.len() <= MAX_FACT && !s.chars().any(char::is_control);
+        let opt_ok = |s: &Option<String>| s.as_deref().is_none_or(text_ok);
+        if !text_ok(&self.user_agent) {
+            return Err("user agent");
+        }
+        if !(opt_ok(&self.device_id) && opt_ok(&self.platform) && opt_ok(&self.hostname)) {
+            return Err("device id, platform or host name");
+        }
+        if self.macs.len() > MAX_MACS || !self.macs.iter().all(|m| valid_mac(m)) {
+            return Err("MAC address list");
+        }
+        if self.cert_chain.len() > MAX_CHAIN {
+            return Err("certificate chain");
+        }
+        Ok(())
+    }
+}
+
+/// `s` as a [`ClientFacts`] text field: control characters dropped, cut to [`MAX_FACT`] bytes
+/// at a character boundary (the worker's side of [`ClientFacts::check`]).
+pub fn fact_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_FACT));
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if out.len().saturating_add(c.len_utf8()) > MAX_FACT {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `aa:bb:cc:dd:ee:ff`, lower case.
+pub fn valid_mac(m: &str) -> bool {
+    m.len() == 17
+        && m.split(':').count() == 6
+        && m.split(':').all(|p| {
+            p.len() == 2
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// sec-mod -> worker.
@@ -74,7 +151,11 @@ mod tests {
             username: "u".into(),
             password: "p".into(),
             group: None,
-            user_agent: "ua".into(),
+            facts: ClientFacts {
+                user_agent: "ua".into(),
+                macs: vec!["00:11:22:33:44:55".into()],
+                ..Default::default()
+            },
         });
         roundtrip(&FromSecMod::Auth(AuthStep::Complete {
             cookie: "c".into(),
@@ -82,5 +163,26 @@ mod tests {
             username: "u".into(),
         }));
         roundtrip(&FromSecMod::Auth(AuthStep::Failed { retry: true }));
+    }
+
+    #[test]
+    fn facts_are_checked() {
+        let mut f = ClientFacts {
+            user_agent: "Open AnyConnect VPN Agent v9.01".into(),
+            device_id: Some("linux-64".into()),
+            macs: vec!["00:11:22:33:44:55".into()],
+            ..Default::default()
+        };
+        assert_eq!(f.check(), Ok(()));
+        f.macs.push("00:11:22:33:44:GG".into());
+        assert!(f.check().is_err());
+        f.macs.pop();
+        f.hostname = Some("a\nb".into());
+        assert!(f.check().is_err());
+        f.hostname = Some("x".repeat(MAX_FACT + 1));
+        assert!(f.check().is_err());
+        f.hostname = Some(fact_text(&format!("a\tb{}", "é".repeat(MAX_FACT))));
+        assert_eq!(f.check(), Ok(()));
+        assert!(f.hostname.as_deref().unwrap().starts_with("abé"));
     }
 }

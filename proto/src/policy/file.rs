@@ -83,6 +83,9 @@ pub struct PolicyFile {
 pub struct Overrides {
     pub group: Option<Box<PolicyFile>>,
     pub user: Option<Box<PolicyFile>>,
+    /// What the authentication backend granted (RADIUS attributes with `groupconfig`, a
+    /// script's answer): laid over the user's file.
+    pub auth: Option<Box<PolicyFile>>,
 }
 
 /// Where the files are: `config-per-user`, `config-per-group`, `default-user-config`,
@@ -477,12 +480,12 @@ fn ipv6_len(v: &str) -> Result<u8, Bad> {
 
 impl Policy {
     /// The global (or vhost) policy with `overrides` laid over it, as ocserv merges them:
-    /// single values user over group over global; lists of both files added up, replacing
+    /// single values backend over user over group over global (the backend layer: `Overrides::auth`); lists of both files added up, replacing
     /// the global list (routes and no-routes: followed by the global ones with
     /// `append-routes`).
     pub fn resolve(&self, overrides: &Overrides) -> Policy {
         let mut p = self.clone();
-        let files: Vec<&PolicyFile> = [&overrides.group, &overrides.user]
+        let files: Vec<&PolicyFile> = [&overrides.group, &overrides.user, &overrides.auth]
             .into_iter()
             .flatten()
             .map(|f| &**f)

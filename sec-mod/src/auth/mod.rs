@@ -12,7 +12,11 @@ pub mod pam;
 pub mod plain;
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
+use rocserv_proto::ipc::worker_secmod::ClientFacts;
+use rocserv_proto::policy::file::PolicyFile;
 use tokio::sync::mpsc;
 
 /// Longest user name we pass to a backend (ocserv: `MAX_USERNAME_SIZE` 64; we are lenient).
@@ -21,13 +25,21 @@ pub const MAX_USERNAME: usize = 255;
 /// length, so a hostile worker must not be able to send a megabyte.
 pub const MAX_PASSWORD: usize = 256;
 
-/// The first credentials of a login, from the worker's login form.
-#[derive(Clone)]
+/// The first credentials of a login, from the worker's login form, and what else is known of
+/// the client.
+#[derive(Clone, Default)]
 pub struct Login {
     pub username: String,
     pub password: String,
     /// The group the client selected, if any.
     pub group: Option<String>,
+    /// What the client said about itself (shape checked: `ClientFacts::check`); the
+    /// certificate chain in it is unverified until the `certificate` method checked it.
+    pub facts: Arc<ClientFacts>,
+    /// The client's address as main accepted it (trusted); `None` only in unit tests.
+    pub peer: Option<SocketAddr>,
+    /// The `[vhost:NAME]` the login is for (`None`: the default section).
+    pub vhost: Option<String>,
 }
 
 impl fmt::Debug for Login {
@@ -36,6 +48,9 @@ impl fmt::Debug for Login {
             .field("username", &self.username)
             .field("password", &"<hidden>")
             .field("group", &self.group)
+            .field("facts.device_id", &self.facts.device_id)
+            .field("peer", &self.peer)
+            .field("vhost", &self.vhost)
             .finish()
     }
 }
@@ -43,10 +58,35 @@ impl fmt::Debug for Login {
 /// How a login ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Credentials are good; the session gets `group` (empty for none).
-    Accepted { group: String },
+    /// Credentials are good; the session gets what [`Granted`] says.
+    Accepted(Granted),
     /// Credentials refused; the reason is for the log only, never for the client.
     Rejected(Rejection),
+}
+
+impl Verdict {
+    /// Accepted into `group` (empty for none), with nothing else granted.
+    pub fn accepted(group: impl Into<String>) -> Self {
+        Self::Accepted(Granted {
+            group: group.into(),
+            ..Default::default()
+        })
+    }
+}
+
+/// What an accepted login gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    /// The session's group (empty for none).
+    pub group: String,
+    /// The account the method established when it is not the form's user name (the
+    /// certificate's `cert-user-oid`); with several methods all must name the same account.
+    pub username: Option<String>,
+    /// Per-session values the backend decided (RADIUS attributes with `groupconfig`, a
+    /// script's answer), laid over the user's file (`Overrides::auth`).
+    pub policy: Option<Box<PolicyFile>>,
+    /// The client certificate's subject the method checked (occtl, scripts).
+    pub cert_subject: Option<String>,
 }
 
 /// Why a login was refused (logged, never sent to the worker).

@@ -120,7 +120,7 @@ pub fn authenticate(service: &str, login: &Login, ask: Ask<'_>) -> Verdict {
         });
     match result {
         Ok(()) => match unix_group(&login.username, login.group.as_deref()) {
-            Ok(group) => Verdict::Accepted { group },
+            Ok(group) => Verdict::accepted(group),
             Err(rejection) => Verdict::Rejected(rejection),
         },
         Err(code) => Verdict::Rejected(Rejection::Pam(describe(code))),
@@ -299,9 +299,7 @@ mod tests {
         let answer = ask("OTP:", true);
         RUNNING.fetch_sub(1, Ordering::SeqCst);
         match answer {
-            Some(_) => Verdict::Accepted {
-                group: String::new(),
-            },
+            Some(_) => Verdict::accepted(String::new()),
             None => Verdict::Rejected(Rejection::BackendGone),
         }
     }
@@ -321,6 +319,7 @@ mod tests {
             username: "u".into(),
             password: "p".into(),
             group: None,
+            ..Default::default()
         };
         let mut attempts: Vec<Attempt> = (0..10).map(|_| pam.begin(login.clone())).collect();
         // The first LIMIT get a thread and ask; the others wait for one.
@@ -340,7 +339,7 @@ mod tests {
             assert!(attempt.answer("123456".into()).await);
             let done = next(attempt).await;
             assert!(
-                matches!(done, Event::Done(Verdict::Accepted { .. })),
+                matches!(done, Event::Done(Verdict::Accepted(_))),
                 "{done:?}"
             );
         }
@@ -353,6 +352,7 @@ mod tests {
             username: "u".into(),
             password: "p".into(),
             group: None,
+            ..Default::default()
         };
         for service in ["", "../etc/passwd", "a\0b"] {
             assert!(matches!(

@@ -46,7 +46,7 @@ impl Plain {
     /// Decide one login (blocking: reads the file and computes a hash).
     pub fn check(&self, login: &Login) -> Verdict {
         match self.check_inner(login) {
-            Ok(group) => Verdict::Accepted { group },
+            Ok(group) => Verdict::accepted(group),
             Err(reason) => Verdict::Rejected(reason),
         }
     }
@@ -137,6 +137,7 @@ mod tests {
             username: user.into(),
             password: pw.into(),
             group: group.map(Into::into),
+            ..Default::default()
         }
     }
 
@@ -151,19 +152,15 @@ mod tests {
         assert_eq!(p.check_file(), Ok(5));
         assert_eq!(
             p.check(&login("alice", "alicepw", None)),
-            Verdict::Accepted { group: "".into() }
+            Verdict::accepted("")
         );
         assert_eq!(
             p.check(&login("bob", "bobpw", None)),
-            Verdict::Accepted {
-                group: "staff".into()
-            }
+            Verdict::accepted("staff")
         );
         assert_eq!(
             p.check(&login("bob", "bobpw", Some("admins"))),
-            Verdict::Accepted {
-                group: "admins".into()
-            }
+            Verdict::accepted("admins")
         );
     }
 
@@ -253,7 +250,7 @@ mod tests {
         dir.write("ocpasswd", &format!("frank:*:{hash}\n"));
         assert!(matches!(
             p.check(&login("frank", "frankpw", None)),
-            Verdict::Accepted { .. }
+            Verdict::Accepted(_)
         ));
     }
 
@@ -279,7 +276,7 @@ mod tests {
         let mut attempt = p.begin(login("alice", "alicepw", None));
         assert_eq!(
             attempt.next().await,
-            super::super::Event::Done(Verdict::Accepted { group: "".into() })
+            super::super::Event::Done(Verdict::accepted(""))
         );
     }
 }

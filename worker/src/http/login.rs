@@ -7,7 +7,7 @@ use rocserv_proto::auth_xml::{
     group_access_path, ClientRequest, FormFields, FormGroup, LoginForm, RequestKind,
 };
 use rocserv_proto::config::GroupChoice;
-use rocserv_proto::ipc::worker_secmod::{AuthStep, ToSecMod};
+use rocserv_proto::ipc::worker_secmod::{fact_text, AuthStep, ClientFacts, ToSecMod};
 
 /// protocol.md §1.5 (newest ocserv asks for both in one form).
 const FORM_MESSAGE: &str = "Please enter your username and password.";
@@ -142,7 +142,10 @@ impl Login {
                             username,
                             password,
                             group: group.name().map(str::to_owned),
-                            user_agent: user_agent.to_owned(),
+                            facts: ClientFacts {
+                                user_agent: fact_text(user_agent),
+                                ..Default::default()
+                            },
                         }),
                     ),
                     // init, logout (AnyConnect; ocserv treats it as init) or an incomplete reply.
@@ -361,7 +364,10 @@ mod tests {
                 username: "test".into(),
                 password: "pw".into(),
                 group: None,
-                user_agent: "ua".into(),
+                facts: ClientFacts {
+                    user_agent: "ua".into(),
+                    ..Default::default()
+                },
             })
         );
         let (login, reply) = login.handle_secmod_(
