@@ -23,6 +23,7 @@ use tokio_seqpacket::UnixSeqpacket;
 use crate::auth::crypt::SALT_LEN;
 use crate::auth::pam::Pam;
 use crate::auth::plain::Plain;
+use crate::accounting::{Accounting, EndRequests};
 use crate::auth::AuthBackend;
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
@@ -166,7 +167,10 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
             Err(e) => problems.extend(e),
         }
     }
-    let Some((key, backend)) = default.filter(|_| problems.is_empty()) else {
+    let ends = Arc::new(EndRequests::default());
+    let sinks = sinks(config, &ends).map_err(|e| problems.push(e)).ok();
+    let (Some((key, backend)), Some(sinks)) = (default.filter(|_| problems.is_empty()), sinks)
+    else {
         return Err(problems.join("; "));
     };
     // A mistyped directory would silently drop every user's restrictions (a missing file
@@ -198,8 +202,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         links: worker_link::Links::default(),
         policy_files: config.policy_files.clone(),
         vhosts,
-        // Sinks (RADIUS accounting, the session database) are added where they are built.
-        accounting: crate::accounting::Accounting::default(),
+        accounting: Accounting::new(sinks, ends),
     })
 }
 
@@ -220,9 +223,24 @@ fn load_section(
             error_chain(&e)
         )
     });
-    let backend: Result<Box<dyn AuthBackend>, String> = match plan.primary() {
+    let backend = match plan.primary() {
         None => Err(format!("{place}no authentication method")),
-        Some(AuthMethod::Plain { passwd, .. }) => {
+        Some(method) => backend_for(method, rng, place),
+    };
+    match (key, backend) {
+        (Ok(key), Ok(backend)) => Ok((key, backend)),
+        (key, backend) => Err([key.err(), backend.err()].into_iter().flatten().collect()),
+    }
+}
+
+/// The backend of one method (`auth` or `enable-auth` line); the error names `place`.
+fn backend_for(
+    method: &AuthMethod,
+    rng: &SystemRandom,
+    place: &str,
+) -> Result<Box<dyn AuthBackend>, String> {
+    match method {
+        AuthMethod::Plain { passwd, .. } => {
             let mut salt = [0u8; SALT_LEN];
             rng.fill(&mut salt)
                 .map_err(|_| "system random number generator failed".to_owned())
@@ -238,16 +256,21 @@ fn load_section(
                     Ok(Box::new(plain) as Box<dyn AuthBackend>)
                 })
         }
-        Some(AuthMethod::Pam { .. }) => Ok(Box::new(Pam::default())),
-        Some(other) => Err(format!(
+        AuthMethod::Pam { .. } => Ok(Box::new(Pam::default())),
+        other => Err(format!(
             "{place}authentication method `{}` is not available",
             other.name()
         )),
-    };
-    match (key, backend) {
-        (Ok(key), Ok(backend)) => Ok((key, backend)),
-        (key, backend) => Err([key.err(), backend.err()].into_iter().flatten().collect()),
     }
+}
+
+/// The accounting sinks `config` asks for (RADIUS accounting, the session database); the
+/// error names what could not be set up.
+fn sinks(
+    _config: &SecModConfig,
+    _ends: &Arc<EndRequests>,
+) -> Result<Vec<Box<dyn crate::accounting::Sink>>, String> {
+    Ok(Vec::new())
 }
 
 /// `auto-select-group`'s list for `auth`; a password file that cannot be read gives none
