@@ -369,9 +369,16 @@ async fn start(
             error_chain(&e)
         );
     }
+    // The last line, so that tools (and people) can tell a finished shutdown from a stuck one.
     match stop {
-        server::Stop::Signal => ExitCode::SUCCESS,
-        server::Stop::Failure => ExitCode::FAILURE,
+        server::Stop::Signal => {
+            log::info!("rocserv stopped");
+            ExitCode::SUCCESS
+        }
+        server::Stop::Failure => {
+            log::error!("rocserv stopped after a failure");
+            ExitCode::FAILURE
+        }
     }
 }
 

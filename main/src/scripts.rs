@@ -8,7 +8,10 @@
 //! then, which counts as a failure. Its stdout and stderr go to the log, one line per output
 //! line (cut at 512 bytes, at most 1000 lines per stream, memory bounded whatever the script
 //! prints), prefixed with the script kind and the user. The child is always waited for (no
-//! zombies), also when the asking task is dropped (`kill_on_drop`; tokio reaps it).
+//! zombies), also when the asking task is dropped (`kill_on_drop`; tokio reaps it). It runs in a
+//! process group of its own, and when it is killed (timeout, or its task dropped because the
+//! client's worker died or main shuts down) the whole group is: a `sleep` or `curl` it started
+//! does not outlive it. A script that exits by itself keeps what it started in the background.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -225,12 +228,15 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| ScriptError::Spawn {
             path: path.display().to_string(),
             source,
         })?;
+    // Declared after `child`, so dropped first: the group goes before tokio kills the leader.
+    let mut group = child.id().map(GroupKill);
     let prefix = format!("{} ({label})", kind.option());
     let (stdout, stderr, prefix) = (child.stdout.take(), child.stderr.take(), &prefix);
     let logs = async move { tokio::join!(log_lines(stdout, prefix), log_lines(stderr, prefix)) };
@@ -245,6 +251,13 @@ pub async fn run(
         }
     })
     .await;
+    if finished.is_ok() {
+        // It exited by itself (and is reaped, so its id is free): what it left running is the
+        // administrator's business.
+        if let Some(group) = group.take() {
+            std::mem::forget(group);
+        }
+    }
     // Output still buffered after the exit; a background grandchild holding the pipe open
     // does not keep us here.
     if !logs_done {
@@ -253,6 +266,7 @@ pub async fn run(
     let status = match finished {
         Ok(status) => status.map_err(ScriptError::Wait)?,
         Err(_elapsed) => {
+            drop(group.take());
             let _ = child.start_kill();
             let _ = child.wait().await;
             return Err(ScriptError::Timeout(limit));
@@ -262,6 +276,25 @@ pub async fn run(
         Ok(())
     } else {
         Err(ScriptError::Failed(status))
+    }
+}
+
+/// Kills a killed script's process group when dropped (timeout, or the waiting task dropped), so
+/// that what it started goes too. The group id is the script's pid: the leader is not reaped
+/// before this runs, so the id cannot have been reused.
+struct GroupKill(u32);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.0) {
+            if pgid > 1 {
+                // ESRCH (the group is already empty) is the usual case.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pgid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
     }
 }
 

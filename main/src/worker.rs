@@ -269,9 +269,25 @@ impl Run {
                             self.violation(peer, child, &why.to_string());
                             return;
                         }
-                        if let Err(why) = self.handle(shared, id, peer, sock, msg).await {
-                            self.violation(peer, child, why);
-                            return;
+                        // A CONNECT may wait for a connect-script for a while: if the worker dies
+                        // meanwhile, stop waiting (dropping it kills the script) and clean up.
+                        let handled = tokio::select! {
+                            handled = self.handle(shared, id, peer, sock, msg) => Some(handled),
+                            _ = child.wait() => None,
+                        };
+                        match handled {
+                            Some(Ok(())) => {}
+                            Some(Err(why)) => {
+                                self.violation(peer, child, why);
+                                return;
+                            }
+                            None => {
+                                log::info!(
+                                    "{peer}: worker {} exited while its message was handled;                                      abandoning it",
+                                    id.0
+                                );
+                                return;
+                            }
                         }
                     }
                     Ok(None) => break,

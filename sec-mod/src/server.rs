@@ -20,10 +20,10 @@ use rocserv_rt::policy_files;
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
 use tokio_seqpacket::UnixSeqpacket;
 
+use crate::accounting::{Accounting, EndRequests};
 use crate::auth::crypt::SALT_LEN;
 use crate::auth::pam::Pam;
 use crate::auth::plain::Plain;
-use crate::accounting::{Accounting, EndRequests};
 use crate::auth::AuthBackend;
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};

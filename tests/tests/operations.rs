@@ -356,3 +356,89 @@ fn max_same_clients_refuses_a_second_session() {
     let mut again = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
     again.wait_up(WAIT).expect("alice again");
 }
+
+/// A connect-script that starts a long `sleep` in the background, records its pid and waits.
+fn sleeping_connect_script(lab: &Lab) -> (PathBuf, PathBuf) {
+    let pid_file = lab.dir.join("sleep.pid");
+    let up = script(
+        lab,
+        "up.sh",
+        &format!(
+            "sleep 60 &\necho $! > {}\necho sleeping\nwait\nexit 0\n",
+            pid_file.display()
+        ),
+    );
+    (up, pid_file)
+}
+
+/// Whether process `pid` (from `file`) is gone within `limit`.
+fn gone_within(file: &Path, limit: Duration) -> bool {
+    let pid: i32 = read(file)
+        .trim()
+        .parse()
+        .expect("the script wrote its sleep's pid");
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        // Signal 0: does it exist (a zombie counts as gone: its parent is not ours to reap).
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state.is_empty() || state.contains(") Z ") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn sigterm_stops_the_server_while_a_connect_script_runs() {
+    let lab = Lab::new();
+    let (up, pid_file) = sleeping_connect_script(&lab);
+    let conf = lab.config(&[("connect-script", up.to_str().unwrap())]);
+    let mut server = Server::start(&lab.srv, &conf);
+    let before = server.log_len();
+    let _alice = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    server
+        .wait_for_log_after(before, "connect-script (user alice): sleeping", WAIT)
+        .expect("alice's connect-script started");
+    let asked = Instant::now();
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGTERM).unwrap();
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some(),
+        "rocserv still runs {:?} after SIGTERM with a connect-script running:\n{}",
+        asked.elapsed(),
+        server.log_text()
+    );
+    let log = server.log_text();
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+    assert!(log.contains("rocserv stopped"), "{log}");
+    assert!(
+        gone_within(&pid_file, Duration::from_secs(5)),
+        "the script's background sleep outlived the server"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_connect_script_whose_worker_died_is_ended_at_once() {
+    let lab = Lab::new();
+    let (up, pid_file) = sleeping_connect_script(&lab);
+    let conf = lab.config(&[("connect-script", up.to_str().unwrap())]);
+    let server = Server::start(&lab.srv, &conf);
+    let before = server.log_len();
+    let _alice = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    server
+        .wait_for_log_after(before, "connect-script (user alice): sleeping", WAIT)
+        .expect("alice's connect-script started");
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "one worker: {workers:?}");
+    kill(Pid::from_raw(workers[0] as i32), Signal::SIGKILL).unwrap();
+    server
+        .wait_for_log_after(before, "exited while its message was handled", WAIT)
+        .expect("main noticed the worker's death during the connect-script");
+    assert!(
+        gone_within(&pid_file, Duration::from_secs(5)),
+        "the connect-script (and its sleep) kept running after its worker died"
+    );
+}
