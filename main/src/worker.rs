@@ -535,7 +535,7 @@ impl Run {
         let started = admitted
             .as_ref()
             .and_then(crate::lifecycle::Admitted::started);
-        let reason = close_reason(self.stop, self.end);
+        let reason = close_reason(self.stop, self.end, shared.config.persistent_cookies);
         let cookie_dies = match reason {
             CloseReason::UserDisconnect => !shared.config.persistent_cookies,
             CloseReason::ServerTerminated => true,
@@ -616,9 +616,12 @@ fn end_cause(stop: Option<Stop>, end: Option<CloseReason>) -> EndCause {
 
 /// How a session ends: main's reason wins over the worker's word (`end`, its `SessionEnd`); a
 /// superseded connection's session lives on in the newer one.
-fn close_reason(stop: Option<Stop>, end: Option<CloseReason>) -> CloseReason {
+/// With `persistent-cookies` an administrator's disconnect keeps the cookie, as ocserv does
+/// (only `occtl terminate` invalidates it).
+fn close_reason(stop: Option<Stop>, end: Option<CloseReason>, persistent: bool) -> CloseReason {
     match stop {
         Some(Stop::Takeover) => CloseReason::Temporary,
+        Some(Stop::Admin) if persistent => CloseReason::UserDisconnect,
         Some(Stop::Admin | Stop::SessionTimeout | Stop::Violation | Stop::Policy) => {
             CloseReason::ServerTerminated
         }
@@ -683,21 +686,30 @@ mod tests {
         // A worker killed for breaking main's rules cannot keep its cookie alive by claiming a
         // temporary end.
         assert_eq!(
-            close_reason(Some(Stop::Violation), worker_says),
+            close_reason(Some(Stop::Violation), worker_says, true),
             CloseReason::ServerTerminated
         );
         assert_eq!(
-            close_reason(Some(Stop::Admin), worker_says),
+            close_reason(Some(Stop::Admin), worker_says, false),
             CloseReason::ServerTerminated
         );
+        // persistent-cookies: a disconnect keeps the cookie.
         assert_eq!(
-            close_reason(Some(Stop::Takeover), Some(CloseReason::UserDisconnect)),
+            close_reason(Some(Stop::Admin), worker_says, true),
+            CloseReason::UserDisconnect
+        );
+        assert_eq!(
+            close_reason(
+                Some(Stop::Takeover),
+                Some(CloseReason::UserDisconnect),
+                false
+            ),
             CloseReason::Temporary
         );
         assert_eq!(
-            close_reason(None, Some(CloseReason::UserDisconnect)),
+            close_reason(None, Some(CloseReason::UserDisconnect), false),
             CloseReason::UserDisconnect
         );
-        assert_eq!(close_reason(None, None), CloseReason::Temporary);
+        assert_eq!(close_reason(None, None, false), CloseReason::Temporary);
     }
 }

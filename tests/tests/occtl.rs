@@ -164,3 +164,33 @@ fn terminate_kills_the_cookie_and_stop_stops_the_server() {
     let v: Value = serde_json::from_str(&offline.stdout).expect("offline status is JSON");
     assert_eq!(v["Status"], "offline");
 }
+
+/// ocserv keeps the cookie of a session `occtl disconnect` ended when `persistent-cookies` is
+/// on (only `terminate` invalidates it): the client may come back with it.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn disconnect_keeps_the_cookie_with_persistent_cookies() {
+    let lab = Lab::new();
+    let socket = lab.dir.join("occtl.socket");
+    let conf = lab.config(&[
+        ("use-occtl", "true"),
+        ("occtl-socket-file", socket.to_str().unwrap()),
+        ("persistent-cookies", "true"),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+    let cookie = authenticate(&lab, "alice", "alice-pw").expect("authenticate");
+    let mut first = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    first.wait_up(WAIT).expect("tunnel with the cookie");
+    let kicked = occtl(&socket, &["disconnect", "user", "alice"]);
+    assert_eq!(kicked.code, Some(0), "{}{}", kicked.stdout, kicked.stderr);
+    first
+        .wait_exit(WAIT)
+        .expect("client exits after disconnect");
+    server
+        .wait_for_log("session ended", WAIT)
+        .expect("server logged the end");
+    let mut second = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    second
+        .wait_up(WAIT)
+        .expect("the cookie still opens a tunnel after occtl disconnect");
+}

@@ -270,8 +270,15 @@ fn wrong_passwords_ban_the_address_until_unbanned() {
     };
     let (ok, bans) = occtl(&["show", "ip", "bans"]);
     assert!(ok && bans.contains("10.231.0.2"), "{bans}");
+    // Tools read the count from `show status` (ocserv's `IPs in ban list`).
+    let (ok, status) = occtl(&["-j", "show", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert!(ok && status["IPs in ban list"] == 1, "{status}");
     let (ok, out) = occtl(&["unban", "ip", "10.231.0.2"]);
     assert!(ok, "{out}");
+    let (_, status) = occtl(&["-j", "show", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(status["IPs in ban list"], 0, "{status}");
     authenticate(&lab, "alice", "alice-pw").expect("login after unban");
 }
 
