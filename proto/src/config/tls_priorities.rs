@@ -11,6 +11,9 @@
 //! - anything else (e.g. `%COMPAT`, `+AES-128-CBC`, `-GROUP-X25519`) cannot be expressed and
 //!   is listed in a warning;
 //! - a result that leaves no version or no cipher is an error.
+//!
+//! A string may start with a change instead of a level (`-VERS-ALL:+VERS-TLS1.2:...`, found in
+//! published ocserv.conf files): the changes then apply to `NORMAL`, GnuTLS's default.
 
 use super::TlsPolicy;
 
@@ -41,12 +44,16 @@ pub(crate) fn map(priorities: &str) -> Result<Mapped, String> {
         ignored: Vec::new(),
         unknown: Vec::new(),
     };
-    if !level(first, &mut out) {
+    let starts_with_change = first.starts_with(['+', '-', '!', '%']);
+    if starts_with_change {
+        level("NORMAL", &mut out);
+    } else if !level(first, &mut out) {
         return Err(format!(
             "a priority string starts with a level such as NORMAL or SECURE256, found `{first}`"
         ));
     }
-    for token in tokens {
+    let changes = starts_with_change.then_some(first).into_iter().chain(tokens);
+    for token in changes {
         if let Some(flag) = token.strip_prefix('%') {
             percent(flag, token, &mut out);
         } else if let Some(keyword) = token.strip_prefix('+') {
@@ -126,10 +133,11 @@ fn level(token: &str, out: &mut Mapped) -> bool {
 fn percent(flag: &str, token: &str, out: &mut Mapped) {
     match flag.to_ascii_uppercase().as_str() {
         "SERVER_PRECEDENCE" => out.policy.server_precedence = true,
-        // rustls never renegotiates, and issues no tickets unless given a ticketer.
-        "SAFE_RENEGOTIATION" | "NO_TICKETS" | "NO_TICKETS_TLS12" => {}
-        "COMPAT"
-        | "DUMBFW"
+        // rustls never renegotiates, and issues no tickets unless given a ticketer. `%COMPAT`
+        // (in ocserv's own default) relaxes GnuTLS's checks for broken peers: rustls already
+        // interoperates with the clients it is for, so nothing changes.
+        "SAFE_RENEGOTIATION" | "NO_TICKETS" | "NO_TICKETS_TLS12" | "COMPAT" => {}
+        "DUMBFW"
         | "NO_EXTENSIONS"
         | "LATEST_RECORD_VERSION"
         | "SSL3_RECORD_VERSION"
