@@ -162,7 +162,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let Some(prepared) = prepared.filter(|_| findings.errors.is_empty()) else {
         return ExitCode::FAILURE;
     };
-    let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+    // A relative pid-file is relative to where rocserv was started (ocserv accepts one too).
+    let pid_file = cli
+        .pid_file
+        .clone()
+        .or_else(|| config.pid_file.clone())
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
     // What SIGHUP / occtl `reload` re-read (nothing in demo mode), and `-d`, which wins.
     let source = (demo.is_none().then(|| cli.config.clone()), cli.debug);
     runtime.block_on(start(config, prepared, level, pid_file, demo, source))

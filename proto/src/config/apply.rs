@@ -250,9 +250,12 @@ pub(crate) fn supported(
         "try-mtu-discovery" => c.try_mtu_discovery = values::boolean(v)?,
         "run-as-user" => c.run_as_user = Some(values::name(v, 32)?),
         "run-as-group" => c.run_as_group = Some(values::name(v, 32)?),
-        "socket-file" => c.socket_file = Some(values::absolute_path(v)?),
+        // ocserv takes it relative to `chroot-dir`; rocserv makes no such file, so any name is
+        // fine.
+        "socket-file" => c.socket_file = Some(values::file_name(v)?),
         "occtl-socket-file" => c.occtl_socket_file = Some(values::absolute_path(v)?),
-        "pid-file" => c.pid_file = Some(values::absolute_path(v)?),
+        // Relative: to the directory rocserv was started in (main makes it absolute at start).
+        "pid-file" => c.pid_file = Some(values::file_name(v)?),
         "server-cert" | "server-key" => {
             if v.contains(':') && !v.starts_with('/') {
                 return Err(format!(

@@ -52,7 +52,10 @@ pub(crate) fn map(priorities: &str) -> Result<Mapped, String> {
             "a priority string starts with a level such as NORMAL or SECURE256, found `{first}`"
         ));
     }
-    let changes = starts_with_change.then_some(first).into_iter().chain(tokens);
+    let changes = starts_with_change
+        .then_some(first)
+        .into_iter()
+        .chain(tokens);
     for token in changes {
         if let Some(flag) = token.strip_prefix('%') {
             percent(flag, token, &mut out);

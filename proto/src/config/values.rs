@@ -194,6 +194,15 @@ pub(crate) fn absolute_path(v: &str) -> Result<PathBuf, Bad> {
     }
 }
 
+/// A file name, absolute or relative (ocserv accepts both for `socket-file` and `pid-file`).
+pub(crate) fn file_name(v: &str) -> Result<PathBuf, Bad> {
+    if v.is_empty() {
+        Err("expected a file name, found nothing".to_owned())
+    } else {
+        Ok(PathBuf::from(v))
+    }
+}
+
 /// A user or group name, or a tun device prefix: one word of safe characters.
 pub(crate) fn name(v: &str, max_len: usize) -> Result<String, Bad> {
     let ok = !v.is_empty()
