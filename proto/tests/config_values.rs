@@ -436,6 +436,11 @@ fn not_yet_refused_and_renamed_options() {
     );
     let p = with_base("always-require-cert = false\n");
     assert!(p.config.cisco_client_compat);
+    // Old names that mean exactly what the new ones do draw no warning: nothing changes.
+    let p = with_base("min-reauth-time = 120\nuse-dbus = true\n");
+    assert_eq!(messages(&p), Vec::<String>::new());
+    assert_eq!(p.config.ban_time, 120);
+    assert!(p.config.use_occtl);
 }
 
 #[test]
