@@ -150,14 +150,28 @@ pub fn run(cli: Cli) -> ExitCode {
             findings.errors.push(e);
         }
     }
+    let origin = if demo.is_some() {
+        "demo".to_owned()
+    } else {
+        cli.config.display().to_string()
+    };
     if cli.test_config {
-        return runtime.block_on(test_config(&config, findings, config_errors, level));
+        return runtime.block_on(test_config(
+            &config,
+            &origin,
+            findings,
+            config_errors,
+            level,
+        ));
+    }
+    for n in &findings.notes {
+        log::info!("{}", settings::locate(&origin, &config, "note", n));
     }
     for w in &findings.warnings {
-        log::warn!("{w}");
+        log::warn!("{}", settings::locate(&origin, &config, "warning", w));
     }
     for e in &findings.errors {
-        log::error!("{e}");
+        log::error!("{}", settings::locate(&origin, &config, "error", e));
     }
     let Some(prepared) = prepared.filter(|_| findings.errors.is_empty()) else {
         return ExitCode::FAILURE;
@@ -211,17 +225,39 @@ fn report(plain: bool, error: bool, line: &str) {
     }
 }
 
+/// One of sec-mod's start problems as a finding about its option: the key (`server key ...`),
+/// else the authentication method. A vhost's (`[vhost:NAME] ...`) keeps its place in front.
+fn secmod_finding(problem: &str) -> String {
+    let (place, text) = match problem.strip_prefix("[vhost:") {
+        Some(rest) => match rest.split_once("] ") {
+            Some((name, text)) => (format!("[vhost:{name}] (line 0): "), text),
+            None => (String::new(), problem),
+        },
+        None => (String::new(), problem),
+    };
+    let option = if text.starts_with("server key") {
+        "server-key"
+    } else {
+        "auth"
+    };
+    format!("{place}{option}: {text}")
+}
+
 /// `rocserv -t`: everything [`settings::prepare`] found plus sec-mod's opinion of the key and
 /// the password file.
 async fn test_config(
     config: &Config,
+    origin: &str,
     findings: Findings,
     config_errors: bool,
     level: u8,
 ) -> ExitCode {
     let mut errors = findings.errors;
+    for n in &findings.notes {
+        eprintln!("{}", settings::locate(origin, config, "note", n));
+    }
     for w in &findings.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("{}", settings::locate(origin, config, "warning", w));
     }
     let mut policy_file_errors = false;
     // Per-user and per-group files: every file of the directories and the default files
@@ -247,11 +283,16 @@ async fn test_config(
             Ok(mut started) => {
                 let _ = started.child.wait().await;
             }
-            Err(e) => errors.push(format!("sec-mod: {}", error_chain(&e))),
+            // One line per problem, named by the option it is about (sec-mod lists them
+            // all, joined by "; ").
+            Err(secmod::SecModError::StartFailed(reasons)) => {
+                errors.extend(reasons.split("; ").map(secmod_finding));
+            }
+            Err(e) => errors.push(format!("auth: sec-mod: {}", error_chain(&e))),
         }
     }
     for e in &errors {
-        eprintln!("error: {e}");
+        eprintln!("{}", settings::locate(origin, config, "error", e));
     }
     if errors.is_empty() && !config_errors && !policy_file_errors {
         eprintln!("configuration OK");

@@ -21,7 +21,37 @@ use crate::ip_pool::{IpPool, Range};
 #[derive(Debug, Default)]
 pub struct Findings {
     pub errors: Vec<String>,
+    /// The file will behave differently here than under ocserv.
     pub warnings: Vec<String>,
+    /// Advice that changes nothing about how the file behaves (a shared `nobody` uid).
+    pub notes: Vec<String>,
+}
+
+/// A finding of [`prepare`] (or sec-mod's) in the `FILE:LINE: severity: OPTION: message` shape
+/// of the parser's diagnostics: `finding` starts with `OPTION: ` (the line is where the option
+/// is set, 0 when it is not in the file) or with `[vhost:NAME] (line N): OPTION: `.
+pub fn locate(origin: &str, config: &Config, severity: &str, finding: &str) -> String {
+    if let Some(rest) = finding.strip_prefix("[vhost:") {
+        let vhost = rest
+            .split_once(']')
+            .and_then(|(name, rest)| Some((config.vhosts.iter().find(|v| v.name == name)?, rest)));
+        if let Some((v, rest)) = vhost {
+            let rest = rest
+                .trim_start_matches(|c| c != ':')
+                .trim_start_matches(": ");
+            let (option, message) = rest.split_once(": ").unwrap_or(("", rest));
+            let line = v.config.line_of(option).unwrap_or(v.line);
+            return format!(
+                "{origin}:{line}: {severity}: {option}: [vhost:{}] {message}",
+                v.name
+            );
+        }
+    }
+    let line = finding
+        .split_once(": ")
+        .and_then(|(option, _)| config.line_of(option))
+        .unwrap_or(0);
+    format!("{origin}:{line}: {severity}: {finding}")
 }
 
 /// Everything checked and resolved before sec-mod starts.
@@ -72,7 +102,8 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
     }
     match config.policy.ipv4_network {
         None if config.policy.ipv6_network.is_none() => findings.warnings.push(
-            "no ipv4-network or ipv6-network configured: every CONNECT will be refused (503)"
+            "ipv4-network: neither ipv4-network nor ipv6-network is configured: every CONNECT \
+             will be refused (503)"
                 .to_owned(),
         ),
         None => {}
@@ -132,7 +163,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
     let chains = chains.saturating_add(profile.as_ref().map_or(0, |p| p.xml.len()));
     if chains > MAX_CHAINS {
         findings.errors.push(format!(
-            "the certificate chains of the default section and the vhosts and the user-profile \
+            "server-cert: the certificate chains of the default section and the vhosts and the user-profile \
              hold {chains} bytes; at most {MAX_CHAINS} fit in a worker's start message"
         ));
         return None;
@@ -542,7 +573,7 @@ const SHARED_NOBODY: &str = "workers run as `nobody`, a uid other services share
 fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPolicy> {
     if !config.isolate_workers {
         findings.warnings.push(
-            "isolate-workers = false: workers run without the seccomp filter, so a bug in the \
+            "isolate-workers: false: workers run without the seccomp filter, so a bug in the \
              code that parses client bytes gives the attacker every system call of the worker's \
              user; remove the line to turn the sandbox back on"
                 .to_owned(),
@@ -551,14 +582,14 @@ fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPo
     let user_name = match &config.run_as_user {
         Some(name) => {
             if name == "nobody" {
-                findings.warnings.push(SHARED_NOBODY.to_owned());
+                findings.notes.push(format!("run-as-user: {SHARED_NOBODY}"));
             }
             name.clone()
         }
         None => {
             findings
-                .warnings
-                .push(format!("run-as-user not set: {SHARED_NOBODY}"));
+                .notes
+                .push(format!("run-as-user: not set: {SHARED_NOBODY}"));
             "nobody".to_owned()
         }
     };
@@ -600,8 +631,8 @@ fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPo
         },
         None => {
             findings
-                .warnings
-                .push("run-as-group not set: workers run as group `nogroup`".to_owned());
+                .notes
+                .push("run-as-group: not set: workers run as group `nogroup`".to_owned());
             // Debian has `nogroup`, Fedora `nobody`; else the user's primary group.
             ["nogroup", "nobody"]
                 .iter()
@@ -783,6 +814,26 @@ mod tests {
     }
 
     #[test]
+    fn findings_name_file_and_line() {
+        let text = "auth = \"plain[passwd=/etc/p]\"\nrun-as-user = nobody\nserver-cert = /c\n\
+                    server-key = /k\nipv4-network = 10.0.0.0/24\n";
+        let config = rocserv_proto::config::parse(text, "t.conf").config;
+        assert_eq!(
+            locate("t.conf", &config, "error", "server-cert: cannot read /c"),
+            "t.conf:3: error: server-cert: cannot read /c"
+        );
+        assert_eq!(
+            locate("t.conf", &config, "note", "run-as-user: shared"),
+            "t.conf:2: note: run-as-user: shared"
+        );
+        // An option the file does not set: line 0, the whole file.
+        assert_eq!(
+            locate("t.conf", &config, "warning", "run-as-group: not set"),
+            "t.conf:0: warning: run-as-group: not set"
+        );
+    }
+
+    #[test]
     fn root_workers_are_refused() {
         let config = Config {
             run_as_user: Some("root".into()),
@@ -816,14 +867,14 @@ mod tests {
             findings
                 .warnings
                 .iter()
-                .any(|w| w.contains("isolate-workers = false") && w.contains("seccomp")),
+                .any(|w| w.contains("isolate-workers: false") && w.contains("seccomp")),
             "{:?}",
             findings.warnings
         );
     }
 
     #[test]
-    fn nobody_as_the_worker_user_warns() {
+    fn nobody_as_the_worker_user_is_noted() {
         for run_as_user in [None, Some("nobody".to_owned())] {
             let config = Config {
                 run_as_user,
@@ -836,14 +887,16 @@ mod tests {
                 Some(policy.uid),
                 User::from_name("nobody").unwrap().map(|u| u.uid.as_raw())
             );
+            // Advice, not a warning: the file behaves as under ocserv.
             assert!(
                 findings
-                    .warnings
+                    .notes
                     .iter()
                     .any(|w| w.contains("`nobody`, a uid other services share")),
                 "{:?}",
-                findings.warnings
+                findings.notes
             );
+            assert_eq!(findings.warnings, Vec::<String>::new());
         }
     }
 

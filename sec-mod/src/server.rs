@@ -62,11 +62,17 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         return Ok(Outcome::StartFailed);
     };
     let Ok(ToSecMod::Start(config)) = first else {
-        return fail_start(&sock, "the first message from main was not Start".into()).await;
+        return fail_start(
+            &sock,
+            "the first message from main was not Start".into(),
+            false,
+        )
+        .await;
     };
     let shared = match start(&config) {
         Ok(shared) => Arc::new(shared),
-        Err(reason) => return fail_start(&sock, reason).await,
+        // `rocserv -t` prints the problems itself, one line each: no second copy in the log.
+        Err(reason) => return fail_start(&sock, reason, config.check_only).await,
     };
     let groups = if config.auto_select_group {
         config.auth.primary().map(auto_groups).unwrap_or_default()
@@ -291,8 +297,14 @@ fn auto_groups(auth: &AuthMethod) -> Vec<String> {
     groups
 }
 
-async fn fail_start(sock: &UnixSeqpacket, reason: String) -> Result<Outcome, ServerError> {
-    log::error!("cannot start: {reason}");
+async fn fail_start(
+    sock: &UnixSeqpacket,
+    reason: String,
+    quiet: bool,
+) -> Result<Outcome, ServerError> {
+    if !quiet {
+        log::error!("cannot start: {reason}");
+    }
     send(sock, &FromSecMod::StartFailed { reason }).await?;
     Ok(Outcome::StartFailed)
 }

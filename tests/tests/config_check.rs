@@ -88,6 +88,32 @@ fn every_problem_is_reported() {
         out.contains("missing-passwd"),
         "unreadable password file not reported:\n{out}"
     );
+    // Every line in the parser's shape, naming the file and the line of the option concerned;
+    // nothing from sec-mod's own log mixed in; one line per problem.
+    let origin = conf.display().to_string();
+    for line in out.lines() {
+        let shape = line
+            .strip_prefix(&origin)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|rest| rest.split_once(": "))
+            .is_some_and(|(n, rest)| {
+                n.parse::<usize>().is_ok()
+                    && ["error: ", "warning: ", "note: "]
+                        .iter()
+                        .any(|s| rest.starts_with(s))
+            });
+        assert!(shape, "not in FILE:LINE: severity: shape: {line:?}\n{out}");
+    }
+    assert!(
+        out.contains(":1: error: auth: plain authentication: cannot read"),
+        "{out}"
+    );
+    assert!(out.contains(":4: error: server-key: "), "{out}");
+    assert!(
+        out.contains(":5: error: run-as-user: no user named"),
+        "{out}"
+    );
+    assert_eq!(out.matches("missing-passwd").count(), 1, "{out}");
 
     std::fs::write(&conf, "auth = \"plain[passwd=relative/passwd]\"\nserver-cert = cert.pem\nserver-key = /x/key.pem\n").unwrap();
     let (ok, out) = check(&conf);

@@ -34,7 +34,7 @@ pub(crate) struct Section {
     pub(crate) certs: usize,
     pub(crate) keys: usize,
     /// Options given in this section: replace what a vhost inherited, warn on repeats.
-    seen: Vec<(&'static str, usize)>,
+    pub(crate) seen: Vec<(&'static str, usize)>,
 }
 
 impl Section {

@@ -35,6 +35,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
     let mobile_idle_given = section.seen_at("mobile-idle-timeout").is_some();
     let subnet_line = section.seen_at("ipv6-subnet-prefix");
     let mut c = section.config;
+    c.option_lines = section.seen.clone();
     if c.auth.required.is_empty() {
         sink.error(
             0,

@@ -280,6 +280,9 @@ impl Default for TlsPolicy {
 /// Defaults are ocserv's built-in defaults, not its sample file's.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where each option was first set in this section (option name, 1-based line), so that
+    /// later checks (main's, sec-mod's) can name the line too.
+    pub option_lines: Vec<(&'static str, usize)>,
     pub auth: AuthPlan,
     pub listen_host: Option<IpAddr>,
     pub tcp_port: u16,
@@ -399,9 +402,20 @@ pub struct VHost {
     pub config: Box<Config>,
 }
 
+impl Config {
+    /// The line where `option` was first set in this section, if it was.
+    pub fn line_of(&self, option: &str) -> Option<usize> {
+        self.option_lines
+            .iter()
+            .find(|(n, _)| *n == option)
+            .map(|(_, l)| *l)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
+            option_lines: Vec::new(),
             auth: AuthPlan::default(),
             listen_host: None,
             tcp_port: 443,
