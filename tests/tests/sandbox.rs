@@ -106,7 +106,7 @@ fn turning_the_sandbox_off_is_explicit_and_warned_about() {
     let server = Server::start(&lab.srv, &lab.config(&[("isolate-workers", "false")]));
     server
         .wait_for_log(
-            "isolate-workers = false: workers run without the seccomp filter",
+            "warning: isolate-workers: false: workers run without the seccomp filter",
             WAIT,
         )
         .expect("warning at start");
