@@ -589,11 +589,13 @@ async fn open_session(
     }
     // The backend's values (kept in the session) go over the files just read; the usage
     // limits come from all three.
-    let auth = shared
-        .sessions()
-        .sid_of(cookie)
-        .and_then(|sid| shared.sessions().describe(sid))
-        .and_then(|d| d.login.policy);
+    let auth = {
+        let sessions = shared.sessions();
+        let described = sessions
+            .sid_of(cookie)
+            .and_then(|sid| sessions.describe(sid));
+        described.and_then(|d| d.login.policy)
+    };
     overrides.auth = auth;
     let limits = Limits::of(&overrides);
     if let Some((user, _)) = shared.sessions().peek(cookie, now) {
