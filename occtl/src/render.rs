@@ -373,8 +373,8 @@ pub(crate) fn history_table(records: &[SessionRecord]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>6} {:>8} {:>14} {:>15} {:>16} {:>8} {:>10} {:>10}  {}",
-        "session", "user", "ip", "vpn-ip", "started", "duration", "rx", "tx", "end"
+        "{:>6} {:>8} {:>14} {:>15} {:>16} {:>8} {:>10} {:>10}  end",
+        "session", "user", "ip", "vpn-ip", "started", "duration", "rx", "tx"
     );
     for s in records {
         let _ = writeln!(

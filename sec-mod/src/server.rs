@@ -598,7 +598,9 @@ async fn open_session(
     };
     overrides.auth = auth;
     let limits = Limits::of(&overrides);
-    if let Some((user, _)) = shared.sessions().peek(cookie, now) {
+    // Bound first: the table's lock must not be held across the await.
+    let user = shared.sessions().peek(cookie, now).map(|(user, _)| user);
+    if let Some(user) = user {
         check_quota(shared, worker, &user, limits).await?;
     }
     let mut grant = shared.sessions().open(cookie, now)?;

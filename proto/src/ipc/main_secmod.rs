@@ -61,6 +61,10 @@ pub struct SecModVhost {
 }
 
 /// main -> sec-mod.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`Start` is sent once per sec-mod start; boxing it buys nothing"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToSecMod {
     /// The first message after spawn.

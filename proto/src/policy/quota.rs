@@ -50,7 +50,7 @@ impl Period {
         match self {
             Self::Day => day,
             // 1970-01-01 was a Thursday: Monday is 3 days before a multiple of 7 plus 4.
-            Self::Week => day.saturating_sub((day + 3) % 7),
+            Self::Week => day.saturating_sub((day % 7).saturating_add(3) % 7),
             Self::Month => {
                 let (y, m, _) = civil_from_days(day);
                 days_from_civil(y, m, 1)
@@ -64,11 +64,20 @@ pub fn day_of(unix_secs: u64) -> u64 {
     unix_secs / DAY
 }
 
+/// The calendar functions take days up to this (year ~11.7 million), so that their arithmetic
+/// cannot overflow; later days are treated as this one.
+const MAX_DAYS: u64 = u32::MAX as u64;
+
 /// `(year, month 1-12, day 1-31)` of days since 1970-01-01 (the proleptic Gregorian calendar;
 /// the era arithmetic of H. Hinnant's public-domain "chrono-Compatible Low-Level Date
 /// Algorithms").
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "days <= MAX_DAYS: every intermediate stays far below u64::MAX, and each \
+              subtraction removes at most what the era/year division left"
+)]
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
+    let z = days.min(MAX_DAYS) + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -80,7 +89,13 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
-/// Days since 1970-01-01 of a date from 1970 on.
+/// Days since 1970-01-01 of a date from 1970 on (`y` as [`civil_from_days`] returns it,
+/// `m` 1-12, `d` 1-31).
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "y comes from civil_from_days (>= 1970, bounded by MAX_DAYS), m and d are \
+              calendar values: no intermediate overflows or goes below zero"
+)]
 fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y / 400;
@@ -209,13 +224,15 @@ pub fn parse_bytes(v: &str) -> Result<Option<u64>, String> {
             v.escape_debug()
         )
     };
-    let (digits, shift) = match v.as_bytes().last().map(u8::to_ascii_uppercase) {
-        Some(b'K') => (&v[..v.len() - 1], 10),
-        Some(b'M') => (&v[..v.len() - 1], 20),
-        Some(b'G') => (&v[..v.len() - 1], 30),
-        Some(b'T') => (&v[..v.len() - 1], 40),
-        _ => (v, 0),
-    };
+    let suffixes = [('K', 10), ('M', 20), ('G', 30), ('T', 40)];
+    let (digits, shift) = suffixes
+        .iter()
+        .find_map(|&(c, shift)| {
+            v.strip_suffix(c)
+                .or_else(|| v.strip_suffix(c.to_ascii_lowercase()))
+                .map(|d| (d, shift))
+        })
+        .unwrap_or((v, 0));
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
