@@ -248,6 +248,9 @@ fn session_db_is_checked_without_being_created() {
     std::fs::write(&conf, format!("{base}session-db = {}\n", good.display())).unwrap();
     let (ok, out) = check(&conf);
     assert!(ok, "a creatable session-db failed:\n{out}");
-    assert!(!dir.join("new").exists(), "-t created the database directory");
+    assert!(
+        !dir.join("new").exists(),
+        "-t created the database directory"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

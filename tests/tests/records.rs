@@ -183,3 +183,39 @@ fn a_traffic_quota_ends_the_session_and_refuses_the_next_login() {
     assert_eq!(bob.len(), 1);
     assert_eq!(bob[0]["End reason"], "user disconnected", "{:?}", bob[0]);
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn max_session_time_per_day_ends_the_session_and_refuses_the_next_login() {
+    let lab = Lab::new();
+    let (opts, socket, users) = options(&lab);
+    std::fs::write(users.join("carol"), "max-session-time-per-day = 3\n").unwrap();
+    let server = Server::start(&lab.srv, &config(&lab, &opts));
+    let mut carol = Client::start(&lab, &ClientOptions::password("carol", "carol-pw"));
+    carol.wait_up(WAIT).expect("carol's tunnel");
+    server
+        .wait_for_log("max-session-time-per-day of 3 s used up", WAIT)
+        .expect("the time limit end is logged");
+    assert!(
+        carol.wait_exit(WAIT).is_some(),
+        "openconnect was not disconnected:\n{}",
+        carol.output()
+    );
+    let ended = wait_history(&socket, "carol", |r| r["End reason"] != "connected");
+    assert_eq!(ended["End reason"], "ended by policy", "{ended}");
+    assert!(raw(&ended, "raw_duration") >= 3, "{ended}");
+
+    let before = server.log_len();
+    let (status, out) = run_to_exit(&lab, "carol", "carol-pw", WAIT);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "carol got in again: {status:?}\n{out}"
+    );
+    server
+        .wait_for_log_after(
+            before,
+            "CONNECT of user 'carol' refused: max-session-time-per-day of 3 s used up",
+            WAIT,
+        )
+        .expect("the refusal is logged");
+}
