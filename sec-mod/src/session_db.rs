@@ -522,11 +522,19 @@ fn history(
     limit: u32,
 ) -> rusqlite::Result<Vec<SessionRecord>> {
     let limit = limit.min(rocserv_proto::ipc::main_secmod::MAX_HISTORY);
-    let mut stmt = conn.prepare(
-        "SELECT sid, username, groupname, vhost, device_id, macs, hostname, user_agent, \
-         remote_ip, vpn_ipv4, vpn_ipv6, started, ended, duration, rx, tx, end_reason \
-         FROM sessions WHERE ?1 IS NULL OR username = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
+    const COLUMNS: &str = "SELECT sid, username, groupname, vhost, device_id, macs, hostname, \
+         user_agent, remote_ip, vpn_ipv4, vpn_ipv6, started, ended, duration, rx, tx, end_reason \
+         FROM sessions";
+    // Two statements rather than `?1 IS NULL OR username = ?1`, which would keep SQLite from
+    // using the (username, id) index.
+    let mut stmt = match user {
+        Some(_) => conn.prepare(&format!(
+            "{COLUMNS} WHERE username = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?,
+        None => conn.prepare(&format!(
+            "{COLUMNS} WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+        ))?,
+    };
     let rows = stmt.query_map(params![user, limit], |r| {
         let macs: String = r.get(5)?;
         let ip = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
