@@ -168,6 +168,20 @@ async fn answer(
             }
             Err(why) => ipc::send(sock, &CtlResponse::Done(Outcome::Failed(why)), &[]).await,
         },
+        CtlRequest::History { user, limit } => match shared.secmod.history(user, limit).await {
+            Ok(Ok(records)) => {
+                send_pages(sock, records, |records, more| CtlResponse::History {
+                    records,
+                    more,
+                })
+                .await
+            }
+            Ok(Err(why)) => ipc::send(sock, &CtlResponse::Done(Outcome::Failed(why)), &[]).await,
+            Err(e) => {
+                let why = format!("sec-mod: {e}");
+                ipc::send(sock, &CtlResponse::Done(Outcome::Failed(why)), &[]).await
+            }
+        },
         CtlRequest::Bans { points } => {
             let bans = bans(shared, points);
             send_pages(sock, bans, |bans, more| CtlResponse::Bans { bans, more }).await

@@ -124,6 +124,8 @@ pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
         udp_port: Some(PORT),
         use_occtl: true,
         occtl_socket_file: Some(state_dir().join("occtl.socket")),
+        // The demo keeps everything in its own state directory, its records too.
+        session_db: Some(state_dir().join("sessions.db")),
         run_as_user: Some("nobody".to_owned()),
         run_as_group: Some(nogroup().to_owned()),
         server_cert: Some(cert.to_path_buf()),

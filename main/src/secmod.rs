@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_secmod::{
-    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod, TunnelEnd,
-    TunnelFacts,
+    FromSecMod, SecModConfig, SessionGrant, SessionRecord, SessionRefusal, SessionSummary,
+    ToSecMod, TunnelEnd, TunnelFacts,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
 use rocserv_rt::lock;
@@ -269,6 +269,7 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, S
         Some(
             FromSecMod::SessionOpened { .. }
             | FromSecMod::SessionList { .. }
+            | FromSecMod::History { .. }
             | FromSecMod::BanPoints { .. }
             | FromSecMod::EndSession { .. },
         ) => Err(SecModError::Unexpected),
@@ -297,15 +298,19 @@ struct Link {
     /// `None` once the process is gone: nothing waits on a dead link.
     pending: Mutex<Option<HashMap<WorkerId, oneshot::Sender<SessionAnswer>>>>,
     list_pages: Mutex<Option<ListPages>>,
+    /// The pages of the `History` being answered (occtl `show history`).
+    history_pages: Mutex<Option<HistoryPages>>,
 }
 
 type ListPages = mpsc::UnboundedSender<(Vec<SessionSummary>, bool)>;
+type HistoryPages = mpsc::UnboundedSender<(Vec<SessionRecord>, bool, Option<String>)>;
 
 impl Link {
     /// The process is gone: fail everything that waits on it, and what would wait later.
     fn close(&self) {
         *lock(&self.pending) = None;
         *lock(&self.list_pages) = None;
+        *lock(&self.history_pages) = None;
     }
 }
 
@@ -316,6 +321,7 @@ impl SecModClient {
                 sock,
                 pending: Mutex::new(Some(HashMap::new())),
                 list_pages: Mutex::new(None),
+                history_pages: Mutex::new(None),
             })),
             listing: tokio::sync::Mutex::new(()),
             pid: AtomicU32::new(pid),
@@ -338,6 +344,7 @@ impl SecModClient {
             sock,
             pending: Mutex::new(Some(HashMap::new())),
             list_pages: Mutex::new(None),
+            history_pages: Mutex::new(None),
         });
         let old = std::mem::replace(&mut *lock(&self.link), new);
         old.close();
@@ -474,6 +481,41 @@ impl SecModClient {
         result
     }
 
+    /// The last `limit` session records (of `user`) from sec-mod's session database (occtl
+    /// `show history`), all pages; `Ok(Err(why))` when sec-mod has none to give.
+    pub async fn history(
+        &self,
+        user: Option<String>,
+        limit: u32,
+    ) -> Result<Result<Vec<SessionRecord>, String>, SecModError> {
+        let _one_at_a_time = self.listing.lock().await;
+        let link = self.current();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        *lock(&link.history_pages) = Some(tx);
+        let result = async {
+            ipc::send(&link.sock, &ToSecMod::History { user, limit }, &[]).await?;
+            let mut all = Vec::new();
+            loop {
+                match tokio::time::timeout(self.request_timeout, rx.recv()).await {
+                    Ok(Some((page, more, error))) => {
+                        all.extend(page);
+                        if let Some(why) = error {
+                            return Ok(Err(why));
+                        }
+                        if !more {
+                            return Ok(Ok(all));
+                        }
+                    }
+                    Ok(None) => return Err(SecModError::Exited),
+                    Err(_elapsed) => return Err(SecModError::Timeout(self.request_timeout)),
+                }
+            }
+        }
+        .await;
+        *lock(&link.history_pages) = None;
+        result
+    }
+
     /// Read the current sec-mod's messages until it goes away; returns why it stopped. Waiting
     /// requests fail when this returns (their senders are dropped).
     /// `on_failed_login(peer, points)` is called for each failed login sec-mod reports.
@@ -528,6 +570,16 @@ impl SecModClient {
                         None => log::warn!("sec-mod sent a session list nobody asked for"),
                     }
                 }
+                Ok(Some(FromSecMod::History {
+                    records,
+                    more,
+                    error,
+                })) => match lock(&link.history_pages).as_ref() {
+                    Some(tx) => {
+                        let _ = tx.send((records, more, error));
+                    }
+                    None => log::warn!("sec-mod sent a history nobody asked for"),
+                },
                 Ok(Some(FromSecMod::BanPoints { peer, points })) => on_failed_login(peer, points),
                 Ok(Some(FromSecMod::EndSession { sid, why })) => on_end_session(sid, why),
                 Ok(Some(FromSecMod::Ready { .. } | FromSecMod::StartFailed { .. })) => {

@@ -393,6 +393,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
             })
             .collect::<Option<Vec<_>>>()?,
         auto_select_group: config.auto_select_group,
+        session_db: config.session_db.clone(),
     })
 }
 

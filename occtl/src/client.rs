@@ -13,6 +13,7 @@ use nix::sys::time::TimeVal;
 use rocserv_proto::ipc::ctl::{
     BanInfo, CtlRequest, CtlResponse, Outcome, ServerStatus, SessionInfo, UserInfo,
 };
+use rocserv_proto::ipc::main_secmod::SessionRecord;
 use rocserv_proto::ipc::{self, IpcError, MAX_MESSAGE};
 
 /// How long a request may wait for its answer (not `show events`).
@@ -137,6 +138,25 @@ impl Conn {
             match self.recv()? {
                 CtlResponse::Bans { bans, more } => {
                     all.extend(bans);
+                    if !more {
+                        return Ok(all);
+                    }
+                }
+                _ => return Err(ClientError::Unexpected),
+            }
+        }
+    }
+
+    pub(crate) fn history(
+        &mut self,
+        request: CtlRequest,
+    ) -> Result<Vec<SessionRecord>, ClientError> {
+        self.send(&request)?;
+        let mut all = Vec::new();
+        loop {
+            match self.recv()? {
+                CtlResponse::History { records, more } => {
+                    all.extend(records);
                     if !more {
                         return Ok(all);
                     }

@@ -98,6 +98,11 @@ pub(crate) const COMMANDS: &[Spec] = &[
         None,
         "Print users as they connect and disconnect",
     ),
+    spec(
+        "show history",
+        Some("[NAME]"),
+        "Print the last 100 sessions (of NAME) from the session database",
+    ),
     spec("stop", Some("now"), "Stop the server"),
     spec("help", Some("or ?"), "Print this help"),
     spec("exit", None, "Leave this shell"),
@@ -136,8 +141,12 @@ pub(crate) enum Command {
     Id(u64),
     Iroutes,
     Sessions(SessionFilter),
-    Bans { points: bool },
+    Bans {
+        points: bool,
+    },
     Events,
+    /// `show history [NAME]`.
+    History(Option<String>),
     Disconnect(UserFilter),
     Terminate(Target),
     Unban(IpAddr),
@@ -214,6 +223,11 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         "show user" => Ok(Command::User(arg()?)),
         "show id" => Ok(Command::Id(id()?)),
         "show events" => none(Command::Events),
+        "show history" => match args.as_slice() {
+            [] => Ok(Command::History(None)),
+            [name] => Ok(Command::History(Some((*name).to_owned()))),
+            _ => Err("usage: show history [NAME]".to_owned()),
+        },
         "stop" => match args.as_slice() {
             ["now"] => Ok(Command::Stop),
             _ => Err("usage: stop now".to_owned()),
@@ -222,6 +236,9 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         _ => Ok(Command::Exit),
     }
 }
+
+/// Sessions `show history` prints at most (newest first).
+pub(crate) const HISTORY_LIMIT: u32 = 100;
 
 /// Output switches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -355,6 +372,18 @@ fn execute(
             }
         }
         Command::Events => return events(conn, opts, out),
+        Command::History(user) => {
+            let records = conn.history(CtlRequest::History {
+                user: user.clone(),
+                limit: HISTORY_LIMIT,
+            })?;
+            if opts.json {
+                let records: Vec<Record> = records.iter().map(render::history).collect();
+                json_array(&records, true)
+            } else {
+                render::history_table(&records)
+            }
+        }
         Command::Disconnect(filter) => {
             let done = conn.action(CtlRequest::Disconnect(filter.clone()))?;
             let (code, text) = match (filter, done) {

@@ -476,3 +476,73 @@ fn text_tables_escape_client_strings() {
     let json = parse(&json_array(&[render::user(&u, NOW)], true));
     assert_eq!(json[0]["User-Agent"], "ua\r\nInjected: 1");
 }
+
+/// `show history -j`: the keys doc/config.md lists, in that order; a control character from
+/// the client's word is escaped; an open record has no `Ended`.
+#[test]
+fn history_objects_have_the_documented_keys() {
+    use rocserv_proto::ipc::main_secmod::SessionRecord;
+    let closed = SessionRecord {
+        session: "0123456789abcdef".into(),
+        username: "alice".into(),
+        groupname: "staff".into(),
+        vhost: None,
+        device_id: Some("linux-64\u{1b}[2J".into()),
+        macs: vec!["00:11:22:33:44:55".into()],
+        hostname: Some("laptop".into()),
+        user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+        remote_ip: Some("10.0.0.2".parse().unwrap()),
+        vpn_ipv4: Some("192.168.1.2".parse().unwrap()),
+        vpn_ipv6: Some("fd00::2".parse().unwrap()),
+        started: NOW - 100,
+        ended: Some(NOW),
+        duration_secs: 100,
+        rx: 1234,
+        tx: 56,
+        end_reason: Some("ended by policy".into()),
+    };
+    let open = SessionRecord {
+        ended: None,
+        end_reason: None,
+        ..closed.clone()
+    };
+    let text = json_array(&[render::history(&closed), render::history(&open)], true);
+    assert!(!text.contains('\u{1b}'), "{text}");
+    let v = parse(&text);
+    assert_eq!(
+        keys(&v[0]),
+        [
+            "Session",
+            "Username",
+            "Groupname",
+            "vhost",
+            "Device ID",
+            "MAC addresses",
+            "Hostname",
+            "User-Agent",
+            "Remote IP",
+            "IPv4",
+            "IPv6",
+            "Started",
+            "raw_started",
+            "Ended",
+            "raw_ended",
+            "Duration",
+            "raw_duration",
+            "RX",
+            "raw_rx",
+            "TX",
+            "raw_tx",
+            "End reason"
+        ]
+    );
+    assert_eq!(v[0]["raw_rx"], 1234);
+    assert_eq!(v[0]["End reason"], "ended by policy");
+    assert_eq!(v[1]["End reason"], "connected");
+    assert!(v[1].get("Ended").is_none() && v[1].get("raw_ended").is_none());
+    let table = render::history_table(&[closed]);
+    assert!(
+        table.contains("alice") && table.contains("ended by policy"),
+        "{table}"
+    );
+}

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use rocserv_proto::ipc::ctl::{BanInfo, ServerStatus, SessionInfo, UserInfo};
+use rocserv_proto::ipc::main_secmod::SessionRecord;
 
 use crate::format::{age, bytes, date, duration, rate, since};
 use crate::output::{printable, Record};
@@ -322,4 +323,76 @@ pub(crate) fn event_line(connected: bool, u: &UserInfo) -> String {
         u.remote_ip,
         printable(&u.device)
     )
+}
+
+/// One record of `show history` (JSON keys: doc/config.md, "Session records and quotas").
+pub(crate) fn history(s: &SessionRecord) -> Record {
+    let mut r = Record::default();
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let addr = |v: Option<String>| v.unwrap_or_default();
+    r.str("Session", s.session.clone())
+        .str("Username", or_none(&s.username))
+        .str("Groupname", or_none(&s.groupname))
+        .str(
+            "vhost",
+            s.vhost.clone().unwrap_or_else(|| "default".to_owned()),
+        )
+        .str("Device ID", opt(&s.device_id))
+        .list("MAC addresses", s.macs.clone())
+        .str("Hostname", opt(&s.hostname))
+        .str("User-Agent", s.user_agent.clone())
+        .str("Remote IP", addr(s.remote_ip.map(|a| a.to_string())))
+        .str("IPv4", addr(s.vpn_ipv4.map(|a| a.to_string())))
+        .str("IPv6", addr(s.vpn_ipv6.map(|a| a.to_string())))
+        .str("Started", date(s.started))
+        .raw("raw_started", s.started)
+        .str("Ended", s.ended.map(date).unwrap_or_default());
+    if let Some(ended) = s.ended {
+        r.raw("raw_ended", ended);
+    }
+    r.str("Duration", duration(s.duration_secs).trim().to_owned())
+        .raw("raw_duration", s.duration_secs)
+        .str("RX", bytes(s.rx, ""))
+        .raw("raw_rx", s.rx)
+        .str("TX", bytes(s.tx, ""))
+        .raw("raw_tx", s.tx)
+        .str(
+            "End reason",
+            s.end_reason
+                .clone()
+                .unwrap_or_else(|| "connected".to_owned()),
+        );
+    r
+}
+
+/// `show history` in text mode: one line per session, newest first.
+pub(crate) fn history_table(records: &[SessionRecord]) -> String {
+    let mut out = String::new();
+    if records.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:>6} {:>8} {:>14} {:>15} {:>16} {:>8} {:>10} {:>10}  end",
+        "session", "user", "ip", "vpn-ip", "started", "duration", "rx", "tx"
+    );
+    for s in records {
+        let _ = writeln!(
+            out,
+            "{:>6} {:>8} {:>14} {:>15} {:>16} {:>8} {:>10} {:>10}  {}",
+            printable(&short(&s.session)),
+            printable(&or_none(&s.username)),
+            s.remote_ip.map(|i| i.to_string()).unwrap_or_default(),
+            s.vpn_ipv4
+                .map(|i| i.to_string())
+                .or_else(|| s.vpn_ipv6.map(|i| i.to_string()))
+                .unwrap_or_default(),
+            date(s.started),
+            duration(s.duration_secs).trim(),
+            bytes(s.rx, ""),
+            bytes(s.tx, ""),
+            printable(s.end_reason.as_deref().unwrap_or("connected")),
+        );
+    }
+    out
 }

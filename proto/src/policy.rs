@@ -16,6 +16,7 @@ use crate::config::{IpNet, Route};
 
 pub mod file;
 pub mod ports;
+pub mod quota;
 
 pub use file::{Overrides, PolicyFile};
 pub use ports::PortRules;

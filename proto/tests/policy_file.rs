@@ -152,6 +152,9 @@ fn bad_lines_are_errors_naming_file_line_and_option() {
         ("[vhost:x]\ndpd = 1\n", "/etc/ocserv/users/u:1: error: sections ([vhost:x]) have no place"),
         ("dpd\n", "/etc/ocserv/users/u:1: error: expected `option = value`"),
         ("route = 10.0.0.0/8\n  dns = 1.1.1.1\n", "/etc/ocserv/users/u:2: error: route: this indented line continues"),
+        ("traffic-quota = 1.5G\n", "/etc/ocserv/users/u:1: error: traffic-quota: expected a number of bytes"),
+        ("traffic-quota-period = year\n", "/etc/ocserv/users/u:1: error: traffic-quota-period: expected `day`, `week` or `month`"),
+        ("max-session-time-per-day = 1h\n", "/etc/ocserv/users/u:1: error: max-session-time-per-day: expected a number of seconds"),
     ];
     for (text, want) in cases {
         let got = errors(text);
@@ -592,4 +595,22 @@ fn main_file_options() {
     let relative =
         rocserv_proto::config::parse(&text.replace("/etc/ocserv/users/", "users"), "o.conf");
     assert!(relative.has_errors());
+}
+
+/// Our quota options: parsed into the file, 0 lifts a limit (`Some(None)`), silently (no
+/// "not supported" warning).
+#[test]
+fn quota_options_parse() {
+    use rocserv_proto::policy::quota::Period;
+    let parsed = file::parse(
+        "max-session-time-per-day = 7200\ntraffic-quota = 2G\ntraffic-quota-period = Week\n",
+        "/etc/ocserv/users/u",
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    assert_eq!(parsed.file.max_session_time_per_day, Some(Some(7200)));
+    assert_eq!(parsed.file.traffic_quota, Some(Some(2 << 30)));
+    assert_eq!(parsed.file.traffic_quota_period, Some(Period::Week));
+    let lifted = ok("max-session-time-per-day = 0\ntraffic-quota = 0\n");
+    assert_eq!(lifted.max_session_time_per_day, Some(None));
+    assert_eq!(lifted.traffic_quota, Some(None));
 }

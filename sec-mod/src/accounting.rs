@@ -38,6 +38,8 @@ pub struct Record {
     pub tunnel: TunnelFacts,
     /// When main reported the start.
     pub started: SystemTime,
+    /// The user's usage limits (the session database enforces them).
+    pub limits: rocserv_proto::policy::quota::Limits,
 }
 
 impl Record {
@@ -209,6 +211,7 @@ mod tests {
             cert_subject: None,
             tunnel: TunnelFacts::default(),
             started: SystemTime::UNIX_EPOCH,
+            limits: Default::default(),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod memory;
 pub mod peers;
 mod sec1;
 pub mod server;
+pub mod session_db;
 pub mod sessions;
 pub mod worker_link;
 

@@ -77,6 +77,7 @@ fn shared(backend: Box<dyn AuthBackend>) -> Arc<Shared> {
         policy_files: Default::default(),
         vhosts: Vec::new(),
         accounting: Default::default(),
+        session_db: None,
     })
 }
 

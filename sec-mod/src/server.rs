@@ -15,6 +15,7 @@ use rocserv_proto::ipc::main_secmod::{
 };
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
 use rocserv_proto::policy::file::Locations;
+use rocserv_proto::policy::quota::Limits;
 use rocserv_proto::policy::Overrides;
 use rocserv_rt::policy_files;
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
@@ -27,6 +28,7 @@ use crate::auth::plain::Plain;
 use crate::auth::AuthBackend;
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
+use crate::session_db::SessionDb;
 use crate::sessions::{Closed, SessionPolicy, Sessions};
 use crate::worker_link::{self, Shared, Vhost};
 
@@ -174,8 +176,14 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         }
     }
     let ends = Arc::new(EndRequests::default());
-    let sinks = sinks(config, &ends).map_err(|e| problems.push(e)).ok();
-    let (Some((key, backend)), Some(sinks)) = (default.filter(|_| problems.is_empty()), sinks)
+    let session_db = open_session_db(config, &ends)
+        .map_err(|e| problems.push(e))
+        .ok();
+    let sinks = sinks(config, &ends, session_db.as_ref().and_then(Option::as_ref))
+        .map_err(|e| problems.push(e))
+        .ok();
+    let (Some((key, backend)), Some(sinks), Some(session_db)) =
+        (default.filter(|_| problems.is_empty()), sinks, session_db)
     else {
         return Err(problems.join("; "));
     };
@@ -209,7 +217,25 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         policy_files: config.policy_files.clone(),
         vhosts,
         accounting: Accounting::new(sinks, ends),
+        session_db,
     })
+}
+
+/// `session-db`: open it (creating it and its directory) and start its writer; with
+/// `check_only` (`rocserv -t`) only check that it could be, changing nothing on disk.
+fn open_session_db(
+    config: &SecModConfig,
+    ends: &Arc<EndRequests>,
+) -> Result<Option<SessionDb>, String> {
+    let Some(path) = &config.session_db else {
+        return Ok(None);
+    };
+    if config.check_only {
+        return crate::session_db::check(path).map(|()| None);
+    }
+    SessionDb::open(path, Arc::clone(ends))
+        .map(Some)
+        .map_err(|e| format!("session-db: {} (set `session-db = none` to run without session records and quotas)", error_chain(&e)))
 }
 
 /// One section's key (checked against its certificate) and authentication backend; every
@@ -275,8 +301,13 @@ fn backend_for(
 fn sinks(
     _config: &SecModConfig,
     _ends: &Arc<EndRequests>,
+    session_db: Option<&SessionDb>,
 ) -> Result<Vec<Box<dyn crate::accounting::Sink>>, String> {
-    Ok(Vec::new())
+    let mut sinks: Vec<Box<dyn crate::accounting::Sink>> = Vec::new();
+    if let Some(db) = session_db {
+        sinks.push(Box::new(db.clone()));
+    }
+    Ok(sinks)
 }
 
 /// `auto-select-group`'s list for `auth`; a password file that cannot be read gives none
@@ -383,6 +414,7 @@ async fn handle(
                 cert_subject: session.login.cert_subject,
                 tunnel,
                 started: std::time::SystemTime::now(),
+                limits: session.limits,
             });
         }
         ToSecMod::SessionStats {
@@ -421,9 +453,46 @@ async fn handle(
                 send(sock, &FromSecMod::SessionList { sessions, more }).await?;
             }
         }
+        ToSecMod::History { user, limit } => {
+            let answer = match &shared.session_db {
+                None => Err("no session database (`session-db = none`)".to_owned()),
+                Some(db) => tokio::time::timeout(DB_TIMEOUT, db.history(user, limit))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "the session database took more than {DB_TIMEOUT:?}"
+                        ))
+                    }),
+            };
+            let (records, error) = match answer {
+                Ok(records) => (records, None),
+                Err(e) => {
+                    log::error!("show history: {e}");
+                    (Vec::new(), Some(e))
+                }
+            };
+            let pages = ipc::ctl::pages(records, ipc::ctl::PAGE_BUDGET);
+            let last = pages.len().saturating_sub(1);
+            for (i, records) in pages.into_iter().enumerate() {
+                let more = i < last;
+                let error = error.clone().filter(|_| !more);
+                send(
+                    sock,
+                    &FromSecMod::History {
+                        records,
+                        more,
+                        error,
+                    },
+                )
+                .await?;
+            }
+        }
     }
     Ok(())
 }
+
+/// How long a query of the session database (a CONNECT's usage, occtl's history) may take.
+const DB_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The most the encoded per-user and per-group files may take in a `SessionOpened` answer (an
 /// IPC message holds 64 KiB; the rest of the grant is small). main sends the resolved policy on
@@ -518,11 +587,64 @@ async fn open_session(
         );
         return Err(SessionRefusal::UnknownCookie);
     }
+    // The backend's values (kept in the session) go over the files just read; the usage
+    // limits come from all three.
+    let auth = {
+        let sessions = shared.sessions();
+        let described = sessions
+            .sid_of(cookie)
+            .and_then(|sid| sessions.describe(sid));
+        described.and_then(|d| d.login.policy)
+    };
+    overrides.auth = auth;
+    let limits = Limits::of(&overrides);
+    // Bound first: the table's lock must not be held across the await.
+    let user = shared.sessions().peek(cookie, now).map(|(user, _)| user);
+    if let Some(user) = user {
+        check_quota(shared, worker, &user, limits).await?;
+    }
     let mut grant = shared.sessions().open(cookie, now)?;
-    // The backend's values (kept in the session) go over the files just read.
-    overrides.auth = grant.overrides.auth.take();
     grant.overrides = overrides;
+    shared.sessions().set_limits(grant.sid, limits);
     Ok(grant)
+}
+
+/// Refuse a CONNECT of `user` whose usage reached `limits` (logged), or whose usage cannot be
+/// read while a limit is set: a limit that cannot be checked would not be one.
+async fn check_quota(
+    shared: &Shared,
+    worker: WorkerId,
+    user: &str,
+    limits: Limits,
+) -> Result<(), SessionRefusal> {
+    if limits.is_none() {
+        return Ok(());
+    }
+    let refuse = |why: &str| {
+        log::error!(
+            "worker {}: CONNECT of user '{}' refused: {why}",
+            worker.0,
+            user.escape_debug()
+        );
+        Err(SessionRefusal::Quota)
+    };
+    let Some(db) = &shared.session_db else {
+        return refuse(
+            "their files set max-session-time-per-day or traffic-quota, which need a \
+             session-db (it is `none`)",
+        );
+    };
+    let usage = tokio::time::timeout(DB_TIMEOUT, db.usage(user, limits)).await;
+    match usage {
+        Err(_) => refuse(&format!(
+            "their usage could not be read from the session database within {DB_TIMEOUT:?}"
+        )),
+        Ok(Err(e)) => refuse(&format!("their usage could not be read: {e}")),
+        Ok(Ok(usage)) => match limits.exceeded(usage) {
+            Some(exceeded) => refuse(&exceeded.to_string()),
+            None => Ok(()),
+        },
+    }
 }
 
 /// `deny-roaming` and the per-user/group file locations of the section (vhost) the session of

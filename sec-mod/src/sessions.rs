@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rocserv_proto::ipc::main_secmod::{SessionGrant, SessionRefusal};
 use rocserv_proto::ipc::{CloseReason, SessionId};
+use rocserv_proto::policy::quota::Limits;
 
 /// Extra time ocserv grants beyond `cookie-timeout` (protocol.md §6.1).
 pub const COOKIE_SLACK: Duration = Duration::from_secs(15);
@@ -98,6 +99,8 @@ struct Session {
     vhost: Option<String>,
     /// What the login established beside user and group.
     login: LoginFacts,
+    /// Usage limits of the user's and group's files, as read at the last CONNECT.
+    limits: Limits,
 }
 
 /// What a session keeps of its login beside user and group, for every CONNECT's grant.
@@ -118,6 +121,8 @@ pub struct Described {
     pub group: String,
     pub vhost: Option<String>,
     pub login: LoginFacts,
+    /// Usage limits as the last CONNECT's files set them ([`Sessions::set_limits`]).
+    pub limits: Limits,
 }
 
 /// One session as occtl shows it ([`Sessions::list`]).
@@ -196,6 +201,7 @@ impl Sessions {
                 opened: false,
                 vhost: None,
                 login: LoginFacts::default(),
+                limits: Limits::default(),
             },
         );
         Ok(Issued {
@@ -282,7 +288,15 @@ impl Sessions {
             group: s.group.clone(),
             vhost: s.vhost.clone(),
             login: s.login.clone(),
+            limits: s.limits,
         })
+    }
+
+    /// The usage limits the files read for a CONNECT of `sid` set (accounting enforces them).
+    pub fn set_limits(&mut self, sid: SessionId, limits: Limits) {
+        if let Some(session) = self.by_sid.get_mut(&sid) {
+            session.limits = limits;
+        }
     }
 
     /// Record what the login of `sid` established (right after [`Self::issue`]).

@@ -53,6 +53,8 @@ pub struct Shared {
     pub vhosts: Vec<Vhost>,
     /// The tunnels' accounting (RADIUS, session database) and its requests to end sessions.
     pub accounting: crate::accounting::Accounting,
+    /// `session-db` (ours): records, usage and quotas; `None` when off.
+    pub session_db: Option<crate::session_db::SessionDb>,
 }
 
 /// One `[vhost:NAME]` section's key and authentication backend.

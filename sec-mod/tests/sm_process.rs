@@ -56,6 +56,7 @@ fn fixture() -> Fixture {
         policy_files: Default::default(),
         vhosts: Vec::new(),
         auto_select_group: false,
+        session_db: None,
     };
     Fixture {
         dir,

@@ -139,6 +139,11 @@ impl Lab {
             ("keepalive".into(), "32400".into()),
             ("dpd".into(), "90".into()),
             ("default-domain".into(), "vpn.test".into()),
+            // Each lab keeps its session records to itself (the default is in /var/lib).
+            (
+                "session-db".into(),
+                self.dir.join("sessions.db").display().to_string(),
+            ),
         ];
         let mut lines: Vec<(String, String)> = base;
         for (key, value) in overrides {

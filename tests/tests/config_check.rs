@@ -220,3 +220,37 @@ fn vhost_keys_and_password_files_are_checked() {
     assert!(out.contains(&*missing.to_string_lossy()), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `session-db`: `-t` reports a path that cannot hold the database and creates nothing for
+/// one that can (the default is in /var/lib: a check must not write there).
+#[test]
+#[ignore = "spawns the built binaries: run by tests/run-all.sh"]
+fn session_db_is_checked_without_being_created() {
+    let dir = temp_dir("sessiondb");
+    let pki = pki::make(&dir, "127.0.0.1");
+    let passwd = dir.join("ocpasswd");
+    std::fs::write(&passwd, "").unwrap();
+    std::fs::write(dir.join("plain-file"), "").unwrap();
+    let conf = dir.join("ocserv.conf");
+    let base = format!(
+        "auth = \"plain[passwd={}]\"\ntcp-port = 4443\nserver-cert = {}\nserver-key = {}\nrun-as-user = nobody\nrun-as-group = nogroup\nipv4-network = 192.168.1.0/24\n",
+        passwd.display(),
+        pki.cert.display(),
+        pki.key.display()
+    );
+    let bad = dir.join("plain-file/sessions.db");
+    std::fs::write(&conf, format!("{base}session-db = {}\n", bad.display())).unwrap();
+    let (ok, out) = check(&conf);
+    assert!(!ok, "a session-db under a plain file passed:\n{out}");
+    assert!(out.contains("session-db"), "not named:\n{out}");
+
+    let good = dir.join("new/sessions.db");
+    std::fs::write(&conf, format!("{base}session-db = {}\n", good.display())).unwrap();
+    let (ok, out) = check(&conf);
+    assert!(ok, "a creatable session-db failed:\n{out}");
+    assert!(
+        !dir.join("new").exists(),
+        "-t created the database directory"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -256,6 +256,12 @@ pub(crate) fn supported(
         "occtl-socket-file" => c.occtl_socket_file = Some(values::absolute_path(v)?),
         // Relative: to the directory rocserv was started in (main makes it absolute at start).
         "pid-file" => c.pid_file = Some(values::file_name(v)?),
+        "session-db" => {
+            c.session_db = match v {
+                "none" => None,
+                _ => Some(values::absolute_path(v)?),
+            }
+        }
         "server-cert" | "server-key" => {
             if v.contains(':') && !v.starts_with('/') {
                 return Err(format!(

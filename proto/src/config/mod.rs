@@ -383,7 +383,13 @@ pub struct Config {
     pub route_del_cmd: Option<route_cmd::RouteCmd>,
     /// `expose-iroutes`: other clients are told the iroutes as routes.
     pub expose_iroutes: bool,
+    /// `session-db` (ours): the SQLite file sec-mod records every session in; `None` with
+    /// `session-db = none`. Default [`DEFAULT_SESSION_DB`].
+    pub session_db: Option<PathBuf>,
 }
+
+/// Where the session database is unless `session-db` says otherwise.
+pub const DEFAULT_SESSION_DB: &str = "/var/lib/rocserv/sessions.db";
 
 /// One group the login form offers (`select-group = name[Label]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +486,7 @@ impl Default for Config {
             route_add_cmd: None,
             route_del_cmd: None,
             expose_iroutes: false,
+            session_db: Some(PathBuf::from(DEFAULT_SESSION_DB)),
         }
     }
 }

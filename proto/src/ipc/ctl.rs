@@ -37,6 +37,9 @@ pub enum CtlRequest {
     Stop,
     /// `show events`: a stream of [`CtlResponse::Event`].
     Events,
+    /// `show history [USER]`: the last sessions from sec-mod's session database, newest first
+    /// (at most `limit`); [`CtlResponse::History`], or `Done(Failed)` when there is none.
+    History { user: Option<String>, limit: u32 },
 }
 
 /// Which connected users a request is about.
@@ -92,6 +95,11 @@ pub enum CtlResponse {
     Event {
         connected: bool,
         user: Box<UserInfo>,
+    },
+    /// One page of `show history`; `more` = another page follows.
+    History {
+        records: Vec<super::main_secmod::SessionRecord>,
+        more: bool,
     },
 }
 

@@ -42,6 +42,8 @@ pub struct SecModConfig {
     pub vhosts: Vec<SecModVhost>,
     /// `auto-select-group`: list the backend's groups in [`FromSecMod::Ready`].
     pub auto_select_group: bool,
+    /// `session-db` (ours): the SQLite file of session records and usage; `None`: none.
+    pub session_db: Option<PathBuf>,
 }
 
 /// What sec-mod needs of one `[vhost:NAME]` section.
@@ -59,6 +61,10 @@ pub struct SecModVhost {
 }
 
 /// main -> sec-mod.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "`Start` is sent once per sec-mod start; boxing it buys nothing"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToSecMod {
     /// The first message after spawn.
@@ -100,6 +106,9 @@ pub enum ToSecMod {
     },
     /// occtl wants the session table: answered with one or more [`FromSecMod::SessionList`].
     ListSessions,
+    /// occtl `show history [USER]`: the last `limit` sessions (of `user`) from the session
+    /// database, newest first; answered with one or more [`FromSecMod::History`].
+    History { user: Option<String>, limit: u32 },
 }
 
 /// sec-mod -> main.
@@ -134,6 +143,44 @@ pub enum FromSecMod {
         sessions: Vec<SessionSummary>,
         more: bool,
     },
+    /// One page of the answer to [`ToSecMod::History`]; `more` = another page follows.
+    /// `error`: why there are no records (no `session-db`, the database failed).
+    History {
+        records: Vec<SessionRecord>,
+        more: bool,
+        error: Option<String>,
+    },
+}
+
+/// Most records [`ToSecMod::History`] returns.
+pub const MAX_HISTORY: u32 = 1000;
+
+/// One session (tunnel) as the session database recorded it (occtl `show history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The session id text (as `show sessions` prints it).
+    pub session: String,
+    pub username: String,
+    /// Empty when the user has no group.
+    pub groupname: String,
+    pub vhost: Option<String>,
+    pub device_id: Option<String>,
+    pub macs: Vec<String>,
+    pub hostname: Option<String>,
+    pub user_agent: String,
+    /// The client's real address.
+    pub remote_ip: Option<IpAddr>,
+    pub vpn_ipv4: Option<std::net::Ipv4Addr>,
+    pub vpn_ipv6: Option<std::net::Ipv6Addr>,
+    /// Unix times; `ended` is `None` while the tunnel is up.
+    pub started: u64,
+    pub ended: Option<u64>,
+    pub duration_secs: u64,
+    /// Bytes from and to the client (at the last traffic report while it is up).
+    pub rx: u64,
+    pub tx: u64,
+    /// Why it ended ([`EndCause`]'s text, or `server stopped` for one a crash left open).
+    pub end_reason: Option<String>,
 }
 
 /// One row of sec-mod's session table, for occtl (protocol.md §7.4).
@@ -244,6 +291,9 @@ pub enum SessionRefusal {
     /// user or group name cannot name a file: refused, since the file may restrict the user.
     /// sec-mod logged which file and line.
     PolicyFile,
+    /// The user used up their `max-session-time-per-day` or `traffic-quota` (sec-mod logged
+    /// which), or it could not be checked.
+    Quota,
 }
 
 #[cfg(test)]
@@ -286,6 +336,7 @@ mod tests {
                 policy_files: Default::default(),
             }],
             auto_select_group: true,
+            session_db: Some("/var/lib/rocserv/sessions.db".into()),
         }));
         roundtrip(&FromSecMod::Ready {
             key: KeyKind::EcdsaP256,
@@ -344,6 +395,33 @@ mod tests {
                     cause: EndCause::Policy,
                 },
             )),
+        });
+        roundtrip(&ToSecMod::History {
+            user: Some("alice".into()),
+            limit: 100,
+        });
+        roundtrip(&FromSecMod::History {
+            records: vec![SessionRecord {
+                session: "0123456789abcdef".into(),
+                username: "alice".into(),
+                groupname: "staff".into(),
+                vhost: None,
+                device_id: Some("linux-64".into()),
+                macs: vec!["00:11:22:33:44:55".into()],
+                hostname: None,
+                user_agent: "OpenConnect".into(),
+                remote_ip: Some("10.0.0.2".parse().unwrap()),
+                vpn_ipv4: Some("192.168.1.2".parse().unwrap()),
+                vpn_ipv6: None,
+                started: 1,
+                ended: Some(2),
+                duration_secs: 1,
+                rx: 3,
+                tx: 4,
+                end_reason: Some("user disconnected".into()),
+            }],
+            more: false,
+            error: None,
         });
         roundtrip(&FromSecMod::EndSession {
             sid: SessionId(9),

@@ -75,6 +75,13 @@ pub struct PolicyFile {
     pub no_udp: Option<bool>,
     pub max_same_clients: Option<u32>,
     pub cgroup: Option<String>,
+    /// `max-session-time-per-day` (ours), seconds; `Some(None)`: 0, no limit (lifts a
+    /// group's). Enforced by sec-mod ([`super::quota`]), not laid over [`super::Policy`].
+    pub max_session_time_per_day: Option<Option<u32>>,
+    /// `traffic-quota` (ours), bytes both ways per `traffic-quota-period`; `Some(None)`: 0.
+    pub traffic_quota: Option<Option<u64>>,
+    /// `traffic-quota-period` (ours).
+    pub traffic_quota_period: Option<super::quota::Period>,
 }
 
 /// What sec-mod read for one login, in the order they apply (group first, then user); `None`
@@ -266,6 +273,7 @@ const ALLOWED: &[&str] = &[
     "ipv6-subnet-prefix",
     "keepalive",
     "max-same-clients",
+    "max-session-time-per-day",
     "mobile-dpd",
     "mobile-idle-timeout",
     "mtu",
@@ -280,6 +288,8 @@ const ALLOWED: &[&str] = &[
     "session-timeout",
     "split-dns",
     "stats-report-time",
+    "traffic-quota",
+    "traffic-quota-period",
     "tunnel-all-dns",
     "tx-data-per-sec",
     "user-profile",
@@ -416,6 +426,11 @@ fn set(f: &mut PolicyFile, key: &str, v: &str) -> Result<(), Bad> {
         "no-udp" => f.no_udp = Some(values::boolean(v)?),
         "max-same-clients" => f.max_same_clients = Some(values::number(v, 0, u32::MAX)?),
         "cgroup" => f.cgroup = values::text(v),
+        "max-session-time-per-day" => {
+            f.max_session_time_per_day = Some(values::optional_seconds(v)?)
+        }
+        "traffic-quota" => f.traffic_quota = Some(super::quota::parse_bytes(v)?),
+        "traffic-quota-period" => f.traffic_quota_period = Some(super::quota::Period::parse(v)?),
         "user-profile" => {}
         _ => return Err(format!("BUG: no parser for `{key}`")),
     }
