@@ -29,6 +29,7 @@ mod tls_priorities;
 pub mod told;
 pub(crate) mod values;
 
+pub use auth::{valid_pam_service, DEFAULT_PAM_SERVICE, MAX_PAM_SERVICE};
 pub use diag::{Diagnostic, Severity};
 
 /// Result of parsing one configuration file.
