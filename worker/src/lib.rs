@@ -136,14 +136,15 @@ async fn serve(
         default_select: start.auth.default_select_group.clone(),
         by_url: start.auth.select_group_by_url,
     };
-    let phase = http::serve(
-        &mut tls,
-        &*secmod,
-        banners,
-        &groups,
-        timeouts,
-        &start.client,
-    );
+    // `camouflage` is vhost-scoped: the section the SNI names (as for the certificate).
+    let mut client = start.client.clone();
+    client.camouflage = http::camouflage::choose(
+        start.client.camouflage.as_ref(),
+        &start.vhost_camouflage,
+        tls.get_ref().1.server_name(),
+    )
+    .cloned();
+    let phase = http::serve(&mut tls, &*secmod, banners, &groups, timeouts, &client);
     let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,
         Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),
@@ -176,7 +177,11 @@ async fn serve(
             let response = match refusal {
                 ConnectRefusal::BadCookie => {
                     log::info!("cookie rejected");
-                    connect::bad_cookie()
+                    // Without the secret and a good cookie, the VPN stays hidden.
+                    match client.camouflage.as_ref().filter(|_| connect.camouflaged) {
+                        Some(camouflage) => http::camouflage::Gate::new(camouflage).answer(),
+                        None => connect::bad_cookie(),
+                    }
                 }
                 ConnectRefusal::ServerError => {
                     log::info!("main could not set up the tunnel");

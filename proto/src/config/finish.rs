@@ -112,6 +112,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
             ),
         );
     }
+    camouflage(&c, &place, sink);
     if section.tls_priorities.is_none() {
         c.tls = implicit_tls(&c);
     }
@@ -177,4 +178,35 @@ fn implicit_tls(c: &Config) -> super::TlsPolicy {
         policy.tls13 = false;
     }
     policy
+}
+
+/// A secret shorter than this is worth a warning: every guess costs a scanner one connection
+/// (and its ban points), but a short one is still guessed.
+const SHORT_CAMOUFLAGE_SECRET: usize = 16;
+
+/// `camouflage = true` needs its secret: ocserv starts without one and then refuses every
+/// client that has no cookie yet, which is never what the administrator meant.
+fn camouflage(c: &Config, place: &str, sink: &mut Sink) {
+    if !c.camouflage_on {
+        return;
+    }
+    match &c.camouflage_secret {
+        None => sink.error(
+            0,
+            Some("camouflage"),
+            format!(
+                "{place}`camouflage = true` needs `camouflage_secret`: clients connect to \
+                 https://HOST/?SECRET"
+            ),
+        ),
+        Some(secret) if secret.0.len() < SHORT_CAMOUFLAGE_SECRET => sink.warning(
+            0,
+            Some("camouflage_secret"),
+            format!(
+                "{place}shorter than {SHORT_CAMOUFLAGE_SECRET} characters: scanners may guess \
+                 it; a long random string hides the server better"
+            ),
+        ),
+        Some(_) => {}
+    }
 }
