@@ -191,3 +191,67 @@ fn a_scanner_hammering_the_camouflage_is_banned() {
     let (ok, answer) = curl(&lab, &[], &format!("/?{SECRET}"));
     assert!(!ok, "a banned address got an answer: {answer}");
 }
+
+/// `camouflage` is vhost-scoped, chosen by SNI like the certificate: the default section hides,
+/// a `[vhost:NAME]` with `camouflage = false` shows its login form, a name no vhost has gets
+/// the default section's camouflage.
+#[test]
+#[ignore = "needs root, network namespaces and curl: run by tests/run-all.sh"]
+fn the_vhost_named_by_sni_decides() {
+    use std::io::Write as _;
+    const VHOST: &str = "open.vpn.test";
+    let lab = Lab::new();
+    let vdir = lab.dir.join("vhost-open");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let vpki = rocserv_e2e::pki::make(&vdir, VHOST);
+    let quoted_realm = format!("\"{REALM}\"");
+    let conf = lab.config(&[
+        ("camouflage", "true"),
+        ("camouflage_secret", SECRET),
+        ("camouflage_realm", &quoted_realm),
+        ("max-ban-score", "0"),
+    ]);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .unwrap();
+    write!(
+        file,
+        "[vhost:{VHOST}]\nserver-cert = {}\nserver-key = {}\nipv4-network = 192.168.232.0/24\n\
+         camouflage = false\n",
+        vpki.cert.display(),
+        vpki.key.display(),
+    )
+    .unwrap();
+    drop(file);
+    let _server = Server::start(&lab.srv, &conf);
+    let ip = rocserv_e2e::lab::SERVER_IP;
+    let by_name = |name: &str, path: &str| {
+        let resolve = format!("{name}:443:{ip}");
+        let url = format!("https://{name}{path}");
+        lab.cli.exec(&[
+            "curl",
+            "-k",
+            "-s",
+            "-i",
+            "--max-time",
+            "10",
+            "--resolve",
+            &resolve,
+            &url,
+        ])
+    };
+    let unauthorized =
+        format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"{REALM}\"\r\n");
+    // No SNI (an IP address) and an unknown name: the default section hides.
+    let (ok, answer) = curl(&lab, &[], "/");
+    assert!(ok, "{answer}");
+    assert_plain(&answer, &unauthorized);
+    let (ok, answer) = by_name("other.vpn.test", "/");
+    assert!(ok, "{answer}");
+    assert_plain(&answer, &unauthorized);
+    // The open vhost shows its form without a secret.
+    let (ok, answer) = by_name(VHOST, "/");
+    assert!(ok && answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("auth-request"), "{answer}");
+}
