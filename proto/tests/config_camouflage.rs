@@ -25,7 +25,7 @@ fn on_with_secret_and_realm() {
     let p = with_base("camouflage = true\ncamouflage_secret = \"mysecretkey\"\n");
     assert_eq!(
         messages(&p),
-        ["t.conf:0: warning: camouflage_secret: shorter than 16 characters: scanners may guess it; a long random string hides the server better"]
+        ["t.conf:6: warning: camouflage_secret: shorter than 16 characters: scanners may guess it; a long random string hides the server better"]
     );
     assert_eq!(p.config.camouflage().map(|c| c.realm), Some(None));
 }
@@ -41,7 +41,7 @@ fn off_unless_true_and_a_secret_is_required() {
     let p = with_base("camouflage = true\n");
     assert_eq!(
         messages(&p),
-        ["t.conf:0: error: camouflage: `camouflage = true` needs `camouflage_secret`: clients connect to https://HOST/?SECRET"]
+        ["t.conf:5: error: camouflage: `camouflage = true` needs `camouflage_secret`: clients connect to https://HOST/?SECRET"]
     );
 }
 
