@@ -255,3 +255,28 @@ fn the_vhost_named_by_sni_decides() {
     assert!(ok && answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("auth-request"), "{answer}");
 }
+
+/// With `select-group-by-url`, `https://host/GROUP?SECRET` passes the camouflage and asks for
+/// `GROUP` (the secret is not part of the group name).
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn the_group_url_with_the_secret() {
+    let lab = Lab::new();
+    rocserv_e2e::lab::add_user(&lab.passwd, "dave", "dave-pw", Some("staff,admins"));
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[
+            ("camouflage", "true"),
+            ("camouflage_secret", SECRET),
+            ("select-group-by-url", "true"),
+            ("max-ban-score", "0"),
+        ]),
+    );
+    let mut opts = ClientOptions::password("dave", "dave-pw");
+    opts.url = Some(format!("{}admins?{SECRET}", lab.url()));
+    let mut client = Client::start(&lab, &opts);
+    client.wait_up(WAIT).expect("login through /admins?SECRET");
+    server
+        .wait_for_log("user 'dave' logged in via plain (group 'admins'", WAIT)
+        .unwrap();
+}
