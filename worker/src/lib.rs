@@ -107,7 +107,7 @@ pub use rocserv_proto::error_chain;
 /// One connection, from the TLS handshake to the end of the tunnel. Every failure is logged
 /// here, once.
 async fn serve(
-    start: WorkerStart,
+    mut start: WorkerStart,
     client: TcpStream,
     mut main: MainChannel,
     secmod: Arc<SecModClient>,
@@ -137,14 +137,21 @@ async fn serve(
         by_url: start.auth.select_group_by_url,
     };
     // `camouflage` is vhost-scoped: the section the SNI names (as for the certificate).
-    let mut client = start.client.clone();
-    client.camouflage = http::camouflage::choose(
+    let chosen = http::camouflage::choose(
         start.client.camouflage.as_ref(),
         &start.vhost_camouflage,
         tls.get_ref().1.server_name(),
     )
     .cloned();
-    let phase = http::serve(&mut tls, &*secmod, banners, &groups, timeouts, &client);
+    start.client.camouflage = chosen;
+    let phase = http::serve(
+        &mut tls,
+        &*secmod,
+        banners,
+        &groups,
+        timeouts,
+        &start.client,
+    );
     let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,
         Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),
@@ -178,7 +185,12 @@ async fn serve(
                 ConnectRefusal::BadCookie => {
                     log::info!("cookie rejected");
                     // Without the secret and a good cookie, the VPN stays hidden.
-                    match client.camouflage.as_ref().filter(|_| connect.camouflaged) {
+                    match start
+                        .client
+                        .camouflage
+                        .as_ref()
+                        .filter(|_| connect.camouflaged)
+                    {
                         Some(camouflage) => http::camouflage::Gate::new(camouflage).answer(),
                         None => connect::bad_cookie(),
                     }
