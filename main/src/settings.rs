@@ -435,7 +435,13 @@ pub fn worker_start(
             profile,
             cert_sha1: prepared.cert_sha1.clone(),
             included_http_headers: config.included_http_headers.clone(),
+            camouflage: config.camouflage(),
         },
+        vhost_camouflage: config
+            .vhosts
+            .iter()
+            .map(|v| (v.name.clone(), v.config.camouflage()))
+            .collect(),
     }
 }
 

@@ -300,6 +300,12 @@ fn auth_methods() {
             service: "ocserv".into(),
         })
     };
+    let pam_service = |service: &str| {
+        Some(AuthMethod::Pam {
+            gid_min: 0,
+            service: service.into(),
+        })
+    };
     let text = |auth: &str| {
         format!("auth = \"{auth}\"\nserver-cert = /c\nserver-key = /k\nipv4-network = 10.0.0.0/8\n")
     };
@@ -313,6 +319,11 @@ fn auth_methods() {
         ("pam", pam(0)),
         ("pam[gid-min=1000]", pam(1000)),
         ("pam[service=ocserv,gid-min=5]", pam(5)),
+        ("pam[service=vpn]", pam_service("vpn")),
+        (
+            "pam[service=ocserv-otp.v2_x]",
+            pam_service("ocserv-otp.v2_x"),
+        ),
     ] {
         let p = parse(&text(value), "t.conf");
         assert_eq!(messages(&p), Vec::<String>::new(), "{value}");
@@ -324,7 +335,9 @@ fn auth_methods() {
         ("plain[passwd=ocpasswd]", "passwd file must be an absolute path, found `ocpasswd`"),
         ("plain", "`plain` needs a password file: `plain[passwd=/etc/ocserv/ocpasswd]`"),
         ("plain[passwd=/p,otp=/o]", "one-time passwords (`otp=`) are not supported yet; refusing to start without the second factor"),
-        ("pam[service=vpn]", "PAM service `vpn` is not supported yet (rocserv uses the `ocserv` service)"),
+        ("pam[service=../shadow]", "PAM service `../shadow` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
+        ("pam[service=..]", "PAM service `..` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
+        ("pam[service=]", "PAM service `` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
         ("pam[gid-min=x]", "gid-min: expected a whole number of at least 0, found `x`"),
         ("pam[foo=1]", "unknown option `foo` for `pam` (it takes `gid-min=N` and `service=NAME`)"),
         ("kerberos", "expected `plain[passwd=FILE]`, `pam` or `pam[gid-min=N]`, found `kerberos`"),

@@ -288,7 +288,14 @@ fn backend_for(
                     Ok(Box::new(plain) as Box<dyn AuthBackend>)
                 })
         }
-        AuthMethod::Pam { .. } => Ok(Box::new(Pam::default())),
+        AuthMethod::Pam { service, .. } => {
+            // The parser checked the name; a Start from a bad main is checked again here.
+            if !rocserv_proto::config::valid_pam_service(service) {
+                return Err(format!("{place}invalid PAM service name {service:?}"));
+            }
+            log::info!("{place}PAM service {service}");
+            Ok(Box::new(Pam::new(service.clone())))
+        }
         other => Err(format!(
             "{place}authentication method `{}` is not available",
             other.name()

@@ -176,7 +176,7 @@ fn pam_works_after_harden() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
     assert!(
-        stdout.contains(&format!("good: Accepted {{ group: {:?} }}", f.user)),
+        stdout.contains(&format!("good: Accepted(Granted {{ group: {:?},", f.user)),
         "{stdout}\n{stderr}"
     );
     assert!(stdout.contains("bad: Rejected(Pam("), "{stdout}\n{stderr}");

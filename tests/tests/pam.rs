@@ -195,3 +195,71 @@ fn pam_users_get_their_unix_groups() {
         )
         .unwrap();
 }
+
+/// A PAM service file `/etc/pam.d/rocserv-<kind>-<pid>` with `stack`, removed on drop.
+struct ServiceFile {
+    name: String,
+}
+
+impl ServiceFile {
+    fn new(kind: &str, stack: &str) -> Self {
+        let name = format!("rocserv-{kind}-{}", std::process::id());
+        let file = Self { name };
+        std::fs::write(file.path(), stack).unwrap();
+        file
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        std::path::Path::new("/etc/pam.d").join(&self.name)
+    }
+}
+
+impl Drop for ServiceFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.path());
+    }
+}
+
+/// `pam[service=NAME]` (ocserv 1.5) runs that service's stack, not `ocserv`'s: with
+/// `/etc/pam.d/ocserv` on pam_unix, a pam_deny service refuses the right password and a
+/// pam_permit service accepts a wrong one.
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and PAM: run by tests/run-all.sh"]
+fn pam_service_option_picks_the_stack() {
+    let lab = Lab::new();
+    let fixture = PamFixture::new("pam-secret-3");
+    let deny = ServiceFile::new(
+        "deny",
+        "auth required pam_deny.so\naccount required pam_permit.so\n",
+    );
+    let permit = ServiceFile::new(
+        "permit",
+        "auth required pam_permit.so\naccount required pam_permit.so\n",
+    );
+
+    let auth = format!("\"pam[service={}]\"", deny.name);
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[("auth", &auth), ("max-ban-score", "0")]),
+    );
+    let (status, output) = run_to_exit(&lab, &fixture.user, "pam-secret-3", WAIT);
+    assert!(!status.expect("gives up").success(), "{output}");
+    assert!(!output.contains("CSTP connected"), "{output}");
+    server
+        .wait_for_log(
+            &format!("login failed for user '{}' via pam", fixture.user),
+            WAIT,
+        )
+        .unwrap();
+    drop(server);
+
+    let auth = format!("\"pam[service={}]\"", permit.name);
+    let _server = Server::start(
+        &lab.srv,
+        &lab.config(&[("auth", &auth), ("max-ban-score", "0")]),
+    );
+    let mut client = Client::start(&lab, &ClientOptions::password(&fixture.user, "not-it"));
+    client
+        .wait_up(WAIT)
+        .expect("pam_permit accepts any password");
+}

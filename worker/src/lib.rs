@@ -107,7 +107,7 @@ pub use rocserv_proto::error_chain;
 /// One connection, from the TLS handshake to the end of the tunnel. Every failure is logged
 /// here, once.
 async fn serve(
-    start: WorkerStart,
+    mut start: WorkerStart,
     client: TcpStream,
     mut main: MainChannel,
     secmod: Arc<SecModClient>,
@@ -136,6 +136,14 @@ async fn serve(
         default_select: start.auth.default_select_group.clone(),
         by_url: start.auth.select_group_by_url,
     };
+    // `camouflage` is vhost-scoped: the section the SNI names (as for the certificate).
+    let chosen = http::camouflage::choose(
+        start.client.camouflage.as_ref(),
+        &start.vhost_camouflage,
+        tls.get_ref().1.server_name(),
+    )
+    .cloned();
+    start.client.camouflage = chosen;
     let phase = http::serve(
         &mut tls,
         &*secmod,
@@ -176,7 +184,16 @@ async fn serve(
             let response = match refusal {
                 ConnectRefusal::BadCookie => {
                     log::info!("cookie rejected");
-                    connect::bad_cookie()
+                    // Without the secret and a good cookie, the VPN stays hidden.
+                    match start
+                        .client
+                        .camouflage
+                        .as_ref()
+                        .filter(|_| connect.camouflaged)
+                    {
+                        Some(camouflage) => http::camouflage::Gate::new(camouflage).answer(),
+                        None => connect::bad_cookie(),
+                    }
                 }
                 ConnectRefusal::ServerError => {
                     log::info!("main could not set up the tunnel");

@@ -104,6 +104,7 @@ static NO_EXTRAS: ClientSettings = ClientSettings {
     profile: None,
     cert_sha1: String::new(),
     included_http_headers: Vec::new(),
+    camouflage: None,
 };
 
 /// Read deadlines no test here comes near.
@@ -549,6 +550,7 @@ fn with_profile() -> ClientSettings {
         }),
         cert_sha1: "C0FFEE".into(),
         included_http_headers: vec![("Strict-Transport-Security".into(), "max-age=60".into())],
+        camouflage: None,
     }
 }
 

@@ -397,6 +397,11 @@ pub(crate) fn supported(
             c.route_del_cmd = Some(route_cmd::RouteCmd::parse(v).map_err(|e| e.to_string())?)
         }
         "expose-iroutes" => c.expose_iroutes = values::boolean(v)?,
+        "camouflage" => c.camouflage_on = values::boolean(v)?,
+        "camouflage_secret" => {
+            c.camouflage_secret = Some(super::Secret(values::camouflage_secret(v)?));
+        }
+        "camouflage_realm" => c.camouflage_realm = values::camouflage_realm(v)?,
         "connect-script" => c.connect_script = Some(values::absolute_path(v)?),
         "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
         "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),

@@ -82,19 +82,41 @@ fn plain(options: Option<&str>) -> Result<AuthMethod, Bad> {
         })
 }
 
+/// ocserv's PAM service name (its package name), the default of `service=`.
+pub const DEFAULT_PAM_SERVICE: &str = "ocserv";
+
+/// Longest PAM service name we accept (Linux-PAM itself has no limit; `/etc/pam.d` names are
+/// short).
+pub const MAX_PAM_SERVICE: usize = 64;
+
+/// Whether `name` may be a PAM service: Linux-PAM reads `/etc/pam.d/<name>`, so the name must
+/// stay a plain file name in that directory: ASCII letters, digits, `.`, `_`, `-`, not
+/// starting with `.` (no `..`, no hidden file), at most [`MAX_PAM_SERVICE`] bytes. ocserv
+/// passes any string to `pam_start`.
+pub fn valid_pam_service(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PAM_SERVICE
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 fn pam(options: Option<&str>) -> Result<AuthMethod, Bad> {
     let mut gid_min = 0;
+    let mut service = DEFAULT_PAM_SERVICE.to_owned();
     for (key, value) in pairs(options.unwrap_or_default()) {
         if key.eq_ignore_ascii_case("gid-min") {
             gid_min = number(value, 0, u32::MAX).map_err(|e| format!("gid-min: {e}"))?;
         } else if key.eq_ignore_ascii_case("service") {
-            // ocserv's default service name is its package name.
-            if value != "ocserv" {
+            if !valid_pam_service(value) {
                 return Err(format!(
-                    "PAM service {} is not supported yet (rocserv uses the `ocserv` service)",
+                    "PAM service {} is not a file name in /etc/pam.d (letters, digits, `.`, \
+                     `_`, `-`, not starting with `.`, at most {MAX_PAM_SERVICE} bytes)",
                     quote(value)
                 ));
             }
+            service = value.to_owned();
         } else {
             return Err(format!(
                 "unknown option {} for `pam` (it takes `gid-min=N` and `service=NAME`)",
@@ -102,8 +124,5 @@ fn pam(options: Option<&str>) -> Result<AuthMethod, Bad> {
             ));
         }
     }
-    Ok(AuthMethod::Pam {
-        gid_min,
-        service: "ocserv".to_owned(),
-    })
+    Ok(AuthMethod::Pam { gid_min, service })
 }

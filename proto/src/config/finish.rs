@@ -34,6 +34,10 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         .unwrap_or_default();
     let mobile_idle_given = section.seen_at("mobile-idle-timeout").is_some();
     let subnet_line = section.seen_at("ipv6-subnet-prefix");
+    let camouflage_lines = (
+        section.seen_at("camouflage").unwrap_or(0),
+        section.seen_at("camouflage_secret").unwrap_or(0),
+    );
     let mut c = section.config;
     c.option_lines = section.seen.clone();
     if c.auth.required.is_empty() {
@@ -112,6 +116,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
             ),
         );
     }
+    camouflage(&c, camouflage_lines, &place, sink);
     if section.tls_priorities.is_none() {
         c.tls = implicit_tls(&c);
     }
@@ -177,4 +182,35 @@ fn implicit_tls(c: &Config) -> super::TlsPolicy {
         policy.tls13 = false;
     }
     policy
+}
+
+/// A secret shorter than this is worth a warning: every guess costs a scanner one connection
+/// (and its ban points), but a short one is still guessed.
+const SHORT_CAMOUFLAGE_SECRET: usize = 16;
+
+/// `camouflage = true` needs its secret: ocserv starts without one and then refuses every
+/// client that has no cookie yet, which is never what the administrator meant.
+fn camouflage(c: &Config, (on_line, secret_line): (usize, usize), place: &str, sink: &mut Sink) {
+    if !c.camouflage_on {
+        return;
+    }
+    match &c.camouflage_secret {
+        None => sink.error(
+            on_line,
+            Some("camouflage"),
+            format!(
+                "{place}`camouflage = true` needs `camouflage_secret`: clients connect to \
+                 https://HOST/?SECRET"
+            ),
+        ),
+        Some(secret) if secret.0.len() < SHORT_CAMOUFLAGE_SECRET => sink.warning(
+            secret_line,
+            Some("camouflage_secret"),
+            format!(
+                "{place}shorter than {SHORT_CAMOUFLAGE_SECRET} characters: scanners may guess \
+                 it; a long random string hides the server better"
+            ),
+        ),
+        Some(_) => {}
+    }
 }

@@ -29,6 +29,7 @@ mod tls_priorities;
 pub mod told;
 pub(crate) mod values;
 
+pub use auth::{valid_pam_service, DEFAULT_PAM_SERVICE, MAX_PAM_SERVICE};
 pub use diag::{Diagnostic, Severity};
 
 /// Result of parsing one configuration file.
@@ -386,10 +387,38 @@ pub struct Config {
     /// `session-db` (ours): the SQLite file sec-mod records every session in; `None` with
     /// `session-db = none`. Default [`DEFAULT_SESSION_DB`].
     pub session_db: Option<PathBuf>,
+    /// `camouflage`, `camouflage_secret`, `camouflage_realm` as written; [`Config::camouflage`]
+    /// is what they mean together.
+    pub camouflage_on: bool,
+    pub camouflage_secret: Option<Secret>,
+    pub camouflage_realm: Option<String>,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
 pub const DEFAULT_SESSION_DB: &str = "/var/lib/rocserv/sessions.db";
+
+/// A configured secret that must not show up in `Debug` output (logs, panics).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+/// `camouflage = true` in force: only a client whose URL query is `secret`
+/// (`https://host/?secret`) or that holds a session cookie sees the VPN; everyone else gets
+/// `401` with `realm` (when set) or `404`, as from a plain web server (ocserv 1.2
+/// `doc/sample.config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Camouflage {
+    pub secret: Secret,
+    pub realm: Option<String>,
+}
+
+/// Longest `camouflage_secret` / `camouflage_realm` accepted (both travel to every worker).
+pub const MAX_CAMOUFLAGE_TEXT: usize = 256;
 
 /// One group the login form offers (`select-group = name[Label]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -487,11 +516,27 @@ impl Default for Config {
             route_del_cmd: None,
             expose_iroutes: false,
             session_db: Some(PathBuf::from(DEFAULT_SESSION_DB)),
+            camouflage_on: false,
+            camouflage_secret: None,
+            camouflage_realm: None,
         }
     }
 }
 
 impl Config {
+    /// The camouflage in force (`camouflage = true` with its secret; the parser refuses
+    /// `camouflage = true` without one).
+    pub fn camouflage(&self) -> Option<Camouflage> {
+        let secret = self
+            .camouflage_secret
+            .clone()
+            .filter(|_| self.camouflage_on)?;
+        Some(Camouflage {
+            secret,
+            realm: self.camouflage_realm.clone(),
+        })
+    }
+
     /// The section a session of `[vhost:NAME]` `vhost` is served with: that vhost's, or this
     /// (the default section) for `None` or a name no section has.
     pub fn section(&self, vhost: Option<&str>) -> &Config {

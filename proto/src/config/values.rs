@@ -260,3 +260,68 @@ pub(crate) fn group_choice(v: &str) -> Result<super::GroupChoice, Bad> {
 pub(crate) fn text(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())
 }
+
+/// `camouflage_secret`: what follows `?` in the URL clients are given, compared byte for byte
+/// with the query of each request (as ocserv does), so it may hold only characters a URL's
+/// query carries as they are (RFC 3986 §3.4: unreserved, sub-delims, `:`, `@`, `/`, `?`, and
+/// `%` for percent-encoded bytes). The error does not repeat the value: it is a secret.
+pub(crate) fn camouflage_secret(v: &str) -> Result<String, Bad> {
+    let query_byte = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'?'
+                    | b'%'
+            )
+    };
+    if v.is_empty() || v.len() > super::MAX_CAMOUFLAGE_TEXT {
+        return Err(format!(
+            "expected 1 to {} characters",
+            super::MAX_CAMOUFLAGE_TEXT
+        ));
+    }
+    if !v.bytes().all(query_byte) {
+        return Err(
+            "may hold only characters a URL query carries as they are (letters, digits and \
+             -._~!$&'()*+,;=:@/?%); no space or #"
+                .to_owned(),
+        );
+    }
+    Ok(v.to_owned())
+}
+
+/// `camouflage_realm`: goes into `WWW-Authenticate: Basic realm="..."` (RFC 7617 §2), so no
+/// `"`, `\` or control character (ocserv writes it unchecked). Empty means none (`404`).
+pub(crate) fn camouflage_realm(v: &str) -> Result<Option<String>, Bad> {
+    if v.len() > super::MAX_CAMOUFLAGE_TEXT {
+        return Err(format!(
+            "is {} bytes long; at most {} are accepted",
+            v.len(),
+            super::MAX_CAMOUFLAGE_TEXT
+        ));
+    }
+    if v.chars().any(|c| c.is_control() || matches!(c, '"' | '\\')) {
+        return Err(expected(
+            "a realm without `\"`, `\\` or control characters",
+            v,
+        ));
+    }
+    Ok(text(v))
+}

@@ -23,6 +23,9 @@ pub struct WorkerStart {
     /// What the HTTP phase tells the client besides the login (profile, `webvpnc`, extra
     /// headers).
     pub client: ClientSettings,
+    /// Each `[vhost:NAME]`'s camouflage: a client whose SNI names one gets it instead of
+    /// `client.camouflage` (the default section's), as ocserv (the option is vhost-scoped).
+    pub vhost_camouflage: Vec<(String, Option<crate::config::Camouflage>)>,
 }
 
 /// The HTTP phase's extras: `user-profile`, the `webvpnc` cookie, `included-http-headers`.
@@ -35,6 +38,9 @@ pub struct ClientSettings {
     pub cert_sha1: String,
     /// `included-http-headers`, checked by the configuration parser.
     pub included_http_headers: Vec<(String, String)>,
+    /// `camouflage` in force for this connection: without its secret in the URL, the HTTP
+    /// phase answers as a plain web server.
+    pub camouflage: Option<crate::config::Camouflage>,
 }
 
 /// An AnyConnect XML profile as served at `/profiles/NAME`.

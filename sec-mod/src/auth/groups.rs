@@ -85,6 +85,19 @@ mod tests {
         assert!(from_system(u32::MAX).is_empty());
     }
 
+    /// ocserv `unix_group_list`: a group is offered when its gid is at least `gid-min`.
+    #[test]
+    fn gid_min_is_inclusive() {
+        let Ok(Some(group)) = nix::unistd::Group::from_name("nogroup")
+            .or_else(|_| nix::unistd::Group::from_name("daemon"))
+        else {
+            return; // neither group on this system: root's case above covers 0
+        };
+        let gid = group.gid.as_raw();
+        assert!(from_system(gid).contains(&group.name));
+        assert!(!from_system(gid.saturating_add(1)).contains(&group.name));
+    }
+
     #[test]
     fn the_list_is_bounded() {
         let many = (0..MAX_GROUPS + 5).map(|i| format!("g{i:04}"));

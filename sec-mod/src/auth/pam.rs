@@ -1,5 +1,6 @@
 //! `auth = "pam"`: the system's PAM stack through the `nonstick` crate (dependency-findings.md
-//! §6: no bindgen, real prompt texts). PAM service `ocserv` by default, like ocserv.
+//! §6: no bindgen, real prompt texts). PAM service `ocserv` unless
+//! `pam[service=NAME]` names another, like ocserv.
 //!
 //! PAM calls block (and call our conversation function from inside `pam_authenticate`), so each
 //! login runs on its own thread. The first hidden prompt is answered with the form's password;
@@ -18,8 +19,8 @@ use nonstick::{
 
 use super::{answer_shape_ok, check_login_shape, Attempt, AuthBackend, Login, Rejection, Verdict};
 
-/// ocserv's PAM service name.
-pub const DEFAULT_SERVICE: &str = "ocserv";
+/// ocserv's PAM service name (`pam[service=NAME]` chooses another).
+pub const DEFAULT_SERVICE: &str = rocserv_proto::config::DEFAULT_PAM_SERVICE;
 /// PAM conversations running at once, each on its own thread (a conversation waiting for an
 /// OTP holds its thread up to `auth-timeout`). More logins wait for a free thread within their
 /// own `auth-timeout`, so a login storm costs a bounded number of threads.
@@ -104,7 +105,8 @@ pub fn authenticate(service: &str, login: &Login, ask: Ask<'_>) -> Verdict {
     if let Err(r) = check_login_shape(login) {
         return Verdict::Rejected(r);
     }
-    if service.is_empty() || service.contains(['\0', '/']) {
+    // Checked by the configuration parser too; PAM would read any path it is given.
+    if !rocserv_proto::config::valid_pam_service(service) {
         return Verdict::Rejected(Rejection::Pam(format!("invalid service name {service:?}")));
     }
     let bridge = Bridge {
@@ -354,7 +356,7 @@ mod tests {
             group: None,
             ..Default::default()
         };
-        for service in ["", "../etc/passwd", "a\0b"] {
+        for service in ["", "../etc/passwd", "a\0b", "..", ".hidden", "a b", "a/b"] {
             assert!(matches!(
                 authenticate(service, &login, &mut |_, _| None),
                 Verdict::Rejected(Rejection::Pam(_))

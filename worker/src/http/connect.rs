@@ -25,6 +25,9 @@ pub struct Connect {
     /// `X-CSTP-Address-Type`, `X-CSTP-Full-IPv6-Capability` and the client's family: which
     /// IPv6 headers it gets.
     pub client_ip: ClientIp,
+    /// Came on a connection that has not shown the `camouflage` secret: if main refuses the
+    /// cookie, the answer is the camouflage's, not a VPN's.
+    pub camouflaged: bool,
 }
 
 impl Connect {
@@ -111,6 +114,7 @@ pub fn parse(head: &RequestHead) -> Result<Connect, NoCookie> {
             head.header("X-CSTP-Full-IPv6-Capability"),
             head.header("User-Agent").unwrap_or(""),
         ),
+        camouflaged: false,
     })
 }
 

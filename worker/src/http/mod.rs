@@ -7,12 +7,13 @@
 //! the first request and every request once its first byte arrived, so a client that trickles
 //! a request (slowloris) is cut off early.
 
+pub mod camouflage;
 pub mod connect;
 pub mod login;
 pub mod router;
 
 use rocserv_proto::auth_xml::{self, profile, render_complete, render_login_form, AuthXmlError};
-use rocserv_proto::http::{self, HttpError, ParsedHead, RequestHead, Response, MAX_BODY};
+use rocserv_proto::http::{self, HttpError, Method, ParsedHead, RequestHead, Response, MAX_BODY};
 use rocserv_proto::ipc::main_worker::ClientSettings;
 use rocserv_proto::ipc::worker_secmod::AuthStep;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -103,12 +104,37 @@ where
     let mut login = Login::ExpectInit;
     // A login completed on this connection: the profile may be fetched.
     let mut logged_in = false;
+    // `camouflage`: closed until a request of this connection carried the secret.
+    let mut hidden = client.camouflage.as_ref().map(camouflage::Gate::new);
     for n in 0..MAX_REQUESTS {
         let first_by = (n == 0).then_some(timeouts.first_request_by);
         let read = read_request(stream, &mut buf, first_by, timeouts.per_request);
-        let Some((head, body)) = read.await? else {
+        let Some((mut head, body)) = read.await? else {
             return Ok(Outcome::Closed);
         };
+        if let Some(gate) = &hidden {
+            match unveil(gate, &head) {
+                Unveil::Pass(path) => {
+                    // The rest of the phase (routing, select-group-by-url, logs) sees the
+                    // target without the secret, as in ocserv.
+                    head.target = path;
+                    hidden = None;
+                }
+                Unveil::Tunnel(mut connect) => {
+                    connect.camouflaged = true;
+                    return Ok(Outcome::Tunnel(connect));
+                }
+                Unveil::Hide => {
+                    let path = head.target.split('?').next().unwrap_or_default();
+                    log::info!(
+                        "camouflage: {:?} {path:?} without the secret, answering as a web server",
+                        head.method
+                    );
+                    write_response(stream, &gate.answer()).await?;
+                    return Ok(Outcome::Closed);
+                }
+            }
+        }
         log::debug!("{:?} {}", head.method, head.target);
         let (response, keep_alive) = match router::route(&head.method, &head.target) {
             Route::Tunnel => match connect::parse(&head) {
@@ -172,6 +198,34 @@ where
         }
     }
     Err(HttpPhaseError::TooManyRequests)
+}
+
+/// What the camouflage gate does with a request of a connection that has not shown the secret.
+enum Unveil {
+    /// The query is the secret: serve the request with this target (the path).
+    Pass(String),
+    /// A CONNECT with a cookie: main decides; a refused cookie gets the gate's answer.
+    Tunnel(Box<Connect>),
+    /// Answer as a plain web server and close.
+    Hide,
+}
+
+fn unveil(gate: &camouflage::Gate, head: &RequestHead) -> Unveil {
+    if head.method == Method::Connect {
+        // openconnect does not repeat the query on CONNECT (ocserv checks only the cookie
+        // there too); anything else than a well-formed tunnel request is hidden.
+        return match (
+            router::route(&head.method, &head.target),
+            connect::parse(head),
+        ) {
+            (Route::Tunnel, Ok(connect)) => Unveil::Tunnel(Box::new(connect)),
+            _ => Unveil::Hide,
+        };
+    }
+    match gate.pass(&head.target) {
+        Some(path) => Unveil::Pass(path.to_owned()),
+        None => Unveil::Hide,
+    }
 }
 
 /// Write one response with a single write, then flush.
