@@ -113,9 +113,9 @@ fn pam(options: Option<&str>) -> Result<AuthMethod, Bad> {
 
 /// `script` without `timeout=`: long enough for a remote check or a push approval, short
 /// enough that a stuck hook frees its login well before the usual `auth-timeout` (240 s).
-pub const DEFAULT_SCRIPT_TIMEOUT: u32 = 30;
+pub(crate) const DEFAULT_SCRIPT_TIMEOUT: u32 = 30;
 /// Longest `timeout=` (an hour): the effective limit is also at most `auth-timeout`.
-pub const MAX_SCRIPT_TIMEOUT: u32 = 3600;
+pub(crate) const MAX_SCRIPT_TIMEOUT: u32 = 3600;
 
 /// `script[path=FILE,timeout=SECS,user=NAME]` (ours, doc/config.md "The script authentication
 /// hook").
