@@ -267,6 +267,12 @@ async fn run_in(
             return failed("cannot execute it");
         }
     };
+    log::info!(
+        "auth hook {} (user '{}', run {}): started",
+        hook.path.display(),
+        run.username.escape_debug(),
+        run.id
+    );
     let group = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -286,12 +292,7 @@ async fn run_in(
         run.username.escape_debug()
     );
     let (stdout, stderr, prefix) = (child.stdout.take(), child.stderr.take(), &prefix);
-    let logs = async move {
-        tokio::join!(
-            log_lines(stdout, prefix),
-            log_lines(stderr, prefix)
-        )
-    };
+    let logs = async move { tokio::join!(log_lines(stdout, prefix), log_lines(stderr, prefix)) };
     tokio::pin!(logs);
     let mut logs_done = false;
     let waited = timeout_at(deadline, async {
@@ -486,7 +487,10 @@ exit 2"#,
             );
         }
         let outcome = runner.run(login(Path::new("/bin/true"))).await;
-        assert!(matches!(outcome, AuthHookOutcome::Failed { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, AuthHookOutcome::Failed { .. }),
+            "{outcome:?}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
 
         let (runner, path, dir) = setup("signal", "kill -9 $$", Duration::from_secs(10));

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_secmod::{
-    AuthHookOutcome, FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary, ToSecMod, TunnelEnd,
-    TunnelFacts,
+    AuthHookOutcome, FromSecMod, SecModConfig, SessionGrant, SessionRefusal, SessionSummary,
+    ToSecMod, TunnelEnd, TunnelFacts,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
 use rocserv_rt::lock;

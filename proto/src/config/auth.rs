@@ -127,8 +127,8 @@ fn script(options: Option<&str>) -> Result<AuthMethod, Bad> {
         if key.eq_ignore_ascii_case("path") {
             path = Some(absolute_path(value).map_err(|e| format!("script path {e}"))?);
         } else if key.eq_ignore_ascii_case("timeout") {
-            timeout_secs = number(value, 1, MAX_SCRIPT_TIMEOUT)
-                .map_err(|e| format!("script timeout: {e}"))?;
+            timeout_secs =
+                number(value, 1, MAX_SCRIPT_TIMEOUT).map_err(|e| format!("script timeout: {e}"))?;
         } else if key.eq_ignore_ascii_case("user") {
             let ok = !value.is_empty()
                 && value.len() <= 64
