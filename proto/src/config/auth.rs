@@ -35,8 +35,7 @@ pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
         ))
     } else {
         Err(format!(
-            "expected `plain[passwd=FILE]`, `pam`, `pam[gid-min=N]` or `script[path=FILE]`, \
-             found {}",
+            "expected `plain[passwd=FILE]`, `pam` or `pam[gid-min=N]`, found {}",
             quote(v)
         ))
     }
