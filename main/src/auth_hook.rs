@@ -68,7 +68,7 @@ pub struct Runner {
 impl Runner {
     /// The hooks of `secmod`'s plans (default section and vhosts), `user=` resolved now (an
     /// unknown user is logged, and refuses that hook's logins); the default user is the
-    /// workers' (`run-as-user`). Leftovers of an earlier main under [`RUN_DIR`] are removed.
+    /// workers' (`run-as-user`). Leftovers of a main that is gone under [`RUN_DIR`] are removed.
     pub fn new(secmod: &SecModConfig, sandbox: &SandboxPolicy) -> Self {
         Self::with_base(secmod, sandbox, PathBuf::from(RUN_DIR))
     }
@@ -117,11 +117,7 @@ impl Runner {
             }
         }
         if !hooks.is_empty() {
-            if let Err(e) = std::fs::remove_dir_all(&base) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log::warn!("cannot clear {}: {e}", base.display());
-                }
-            }
+            remove_leftovers(&base);
         }
         Self {
             hooks,
@@ -196,13 +192,31 @@ impl Runner {
     }
 }
 
+/// Remove the per-run directories of mains that are gone (`PID-N`: a killed main leaves its
+/// runs' directories behind); another running main's stay.
+fn remove_leftovers(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_string_lossy().split('-').next().map(str::to_owned);
+        let alive = pid.is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        if !alive {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                log::warn!("cannot remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
 fn failed(why: &str) -> AuthHookOutcome {
     AuthHookOutcome::Failed {
         why: why.to_owned(),
     }
 }
 
-/// `base/n/` (0700, the hook's user's) with the FIFO `control` (0600) in it. `base` must be
+/// `base/PID-n/` (0700, the hook's user's) with the FIFO `control` (0600) in it. `base` must be
 /// root's and writable by nobody else, so that nobody can plant a link there.
 fn private_dir(base: &Path, n: u64, (uid, gid): (Uid, Gid)) -> std::io::Result<PathBuf> {
     match std::fs::DirBuilder::new().mode(0o711).create(base) {
@@ -217,7 +231,7 @@ fn private_dir(base: &Path, n: u64, (uid, gid): (Uid, Gid)) -> std::io::Result<P
             base.display()
         )));
     }
-    let dir = base.join(n.to_string());
+    let dir = base.join(format!("{}-{n}", std::process::id()));
     // Fails if it exists: never reuse what someone else made.
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     let control = dir.join("control");

@@ -200,9 +200,11 @@ fn nice_authenticate(lab: &Lab, user: &str) -> Result<(), String> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "pw").unwrap();
-    let out = child.wait_with_output().unwrap();
+        .map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "pw").map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && stdout.contains("COOKIE=") {
         Ok(())
