@@ -74,46 +74,13 @@ impl Runner {
     }
 
     fn with_base(secmod: &SecModConfig, sandbox: &SandboxPolicy, base: PathBuf) -> Self {
-        let plans = std::iter::once(&secmod.auth).chain(secmod.vhosts.iter().map(|v| &v.auth));
-        let auth_timeout = Duration::from_secs(secmod.auth_timeout_secs.max(1));
-        let mut hooks: Vec<Hook> = Vec::new();
-        for method in plans.flat_map(|p: &AuthPlan| p.required.iter().chain(&p.alternatives)) {
-            let AuthMethod::Script {
-                path,
-                timeout_secs,
-                user,
-            } = method
-            else {
-                continue;
-            };
-            let ids = match user {
-                None => Ok((Uid::from_raw(sandbox.uid), Gid::from_raw(sandbox.gid))),
-                Some(name) => match User::from_name(name) {
-                    Ok(Some(u)) => Ok((u.uid, u.gid)),
-                    Ok(None) => Err(format!("no user named `{name}`")),
-                    Err(e) => Err(format!("cannot look up user `{name}`: {e}")),
-                },
-            };
-            let ids = ids.and_then(|(uid, gid)| {
-                if uid.is_root() {
-                    Err("a hook must not run as root".to_owned())
-                } else {
-                    Ok((uid, gid))
-                }
-            });
-            if let Err(e) = &ids {
+        let hooks = configured(secmod, sandbox);
+        for hook in &hooks {
+            if let Err(e) = &hook.ids {
                 log::error!(
                     "auth hook {}: {e}; its logins will be refused",
-                    path.display()
+                    hook.path.display()
                 );
-            }
-            let limit = Duration::from_secs((*timeout_secs).into()).min(auth_timeout);
-            if !hooks.iter().any(|h| h.path == *path) {
-                hooks.push(Hook {
-                    path: path.clone(),
-                    limit,
-                    ids,
-                });
             }
         }
         if !hooks.is_empty() {
@@ -190,6 +157,68 @@ impl Runner {
         }
         outcome
     }
+}
+
+/// The `script` methods of `secmod`'s plans (default section and vhosts), once per path, with
+/// their user resolved (the default user is the workers', `run-as-user`).
+fn configured(secmod: &SecModConfig, sandbox: &SandboxPolicy) -> Vec<Hook> {
+    let plans = std::iter::once(&secmod.auth).chain(secmod.vhosts.iter().map(|v| &v.auth));
+    let auth_timeout = Duration::from_secs(secmod.auth_timeout_secs.max(1));
+    let mut hooks: Vec<Hook> = Vec::new();
+    for method in plans.flat_map(|p: &AuthPlan| p.required.iter().chain(&p.alternatives)) {
+        let AuthMethod::Script {
+            path,
+            timeout_secs,
+            user,
+        } = method
+        else {
+            continue;
+        };
+        if hooks.iter().any(|h| h.path == *path) {
+            continue;
+        }
+        let ids = match user {
+            None => Ok((Uid::from_raw(sandbox.uid), Gid::from_raw(sandbox.gid))),
+            Some(name) => match User::from_name(name) {
+                Ok(Some(u)) => Ok((u.uid, u.gid)),
+                Ok(None) => Err(format!("no user named `{name}`")),
+                Err(e) => Err(format!("cannot look up user `{name}`: {e}")),
+            },
+        };
+        let ids = ids.and_then(|(uid, gid)| {
+            if uid.is_root() {
+                Err("a hook must not run as root".to_owned())
+            } else {
+                Ok((uid, gid))
+            }
+        });
+        hooks.push(Hook {
+            path: path.clone(),
+            limit: Duration::from_secs((*timeout_secs).into()).min(auth_timeout),
+            ids,
+        });
+    }
+    hooks
+}
+
+/// What stops the `script` hooks from running (for start and `rocserv -t`): an unknown or root
+/// user, a path that is not an executable file.
+pub fn problems(secmod: &SecModConfig, sandbox: &SandboxPolicy) -> Vec<String> {
+    let mut problems = Vec::new();
+    for hook in configured(secmod, sandbox) {
+        let path = hook.path.display();
+        if let Err(e) = &hook.ids {
+            problems.push(format!("auth: script hook {path}: {e}"));
+        }
+        match std::fs::metadata(&hook.path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
+            Ok(_) => problems.push(format!(
+                "auth: script hook {path} is not an executable file"
+            )),
+            Err(e) => problems.push(format!("auth: script hook {path}: {e}")),
+        }
+    }
+    problems
 }
 
 /// Remove the per-run directories of mains that are gone (`PID-N`: a killed main leaves its

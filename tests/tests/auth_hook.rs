@@ -417,3 +417,65 @@ fn twenty_deferred_logins_stall_nobody() {
     );
     drop(steady);
 }
+
+/// `rocserv -t` (and the start) refuse a hook that cannot run: a missing executable, a file
+/// that is not executable, an unknown user, root.
+#[test]
+#[ignore = "spawns the built binaries: run by tests/run-all.sh"]
+fn unusable_hooks_are_configuration_errors() {
+    let hooks = HookDir::new("exit 0");
+    let pki = rocserv_e2e::pki::make(&hooks.dir, "127.0.0.1");
+    let plain = hooks.dir.join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let check = |auth: &str| {
+        let conf = hooks.dir.join("ocserv.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "auth = \"{auth}\"\ntcp-port = 4443\nserver-cert = {}\nserver-key = {}\n\
+                 run-as-user = nobody\nrun-as-group = nogroup\nipv4-network = 192.168.1.0/24\n",
+                pki.cert.display(),
+                pki.key.display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(rocserv_e2e::bin("rocserv"))
+            .args(["-t", "-c"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let good = format!("script[path={}]", hooks.hook.display());
+    let (ok, out) = check(&good);
+    assert!(ok, "{out}");
+    for (auth, words) in [
+        (
+            "script[path=/nonexistent/check]".to_owned(),
+            "/nonexistent/check: No such file",
+        ),
+        (
+            format!("script[path={}]", plain.display()),
+            "is not an executable file",
+        ),
+        (
+            format!(
+                "script[path={},user=no-such-user-rocserv]",
+                hooks.hook.display()
+            ),
+            "no user named `no-such-user-rocserv`",
+        ),
+        (
+            format!("script[path={},user=root]", hooks.hook.display()),
+            "a hook must not run as root",
+        ),
+    ] {
+        let (ok, out) = check(&auth);
+        assert!(!ok && out.contains(words), "{auth}: {out}");
+    }
+}
