@@ -45,6 +45,7 @@
 //! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
 //! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
 
+pub mod auth_hook;
 pub mod ban;
 pub mod bounded_lines;
 pub mod cli;
@@ -321,6 +322,10 @@ async fn start(
         }
     };
     let mut secmod_child = started.child;
+    started.client.set_hooks(Arc::new(auth_hook::Runner::new(
+        &prepared.secmod,
+        &prepared.sandbox,
+    )));
     if let Err(e) = prepared.set_vhost_keys(&started.vhost_keys) {
         log::error!("{e}");
         let _ = secmod_child.start_kill();

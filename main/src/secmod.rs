@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_secmod::{
-    FromSecMod, SecModConfig, SessionGrant, SessionRecord, SessionRefusal, SessionSummary,
+    AuthHookOutcome, FromSecMod, SecModConfig, SessionGrant, SessionRecord, SessionRefusal,
+    SessionSummary,
     ToSecMod, TunnelEnd, TunnelFacts,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
@@ -271,7 +272,8 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, S
             | FromSecMod::SessionList { .. }
             | FromSecMod::History { .. }
             | FromSecMod::BanPoints { .. }
-            | FromSecMod::EndSession { .. },
+            | FromSecMod::EndSession { .. }
+            | FromSecMod::RunAuthHook(_),
         ) => Err(SecModError::Unexpected),
         None => Err(SecModError::Exited),
     }
@@ -289,6 +291,8 @@ pub struct SecModClient {
     /// sec-mod's process id (`show status`).
     pid: AtomicU32,
     request_timeout: Duration,
+    /// Runs the `script` method's hooks for sec-mod ([`Self::set_hooks`]).
+    hooks: std::sync::OnceLock<Arc<crate::auth_hook::Runner>>,
 }
 
 /// The socket to one sec-mod process and the requests waiting on it.
@@ -326,7 +330,13 @@ impl SecModClient {
             listing: tokio::sync::Mutex::new(()),
             pid: AtomicU32::new(pid),
             request_timeout,
+            hooks: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The hooks main may run when sec-mod asks (set once, at start).
+    pub fn set_hooks(&self, runner: Arc<crate::auth_hook::Runner>) {
+        let _ = self.hooks.set(runner);
     }
 
     /// sec-mod's process id (`show status`).
@@ -582,6 +592,25 @@ impl SecModClient {
                 },
                 Ok(Some(FromSecMod::BanPoints { peer, points })) => on_failed_login(peer, points),
                 Ok(Some(FromSecMod::EndSession { sid, why })) => on_end_session(sid, why),
+                Ok(Some(FromSecMod::RunAuthHook(run))) => {
+                    // Its own task: a hook that takes seconds holds only its own login. The
+                    // report goes to the sec-mod that asked (a restarted one has other ids).
+                    let runner = self.hooks.get().cloned();
+                    let link = Arc::clone(&link);
+                    tokio::spawn(async move {
+                        let id = run.id;
+                        let outcome = match runner {
+                            Some(runner) => runner.run(*run).await,
+                            None => AuthHookOutcome::Failed {
+                                why: "main runs no auth hooks".to_owned(),
+                            },
+                        };
+                        let done = ToSecMod::AuthHookDone { id, outcome };
+                        if let Err(e) = ipc::send(&link.sock, &done, &[]).await {
+                            log::warn!("cannot report auth hook run {id} to sec-mod: {e}");
+                        }
+                    });
+                }
                 Ok(Some(FromSecMod::Ready { .. } | FromSecMod::StartFailed { .. })) => {
                     break SecModError::Unexpected
                 }

@@ -150,6 +150,11 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         None => None,
     };
     let secmod = secmod_config(config)?;
+    if let Some(sandbox) = &sandbox {
+        findings
+            .errors
+            .extend(crate::auth_hook::problems(&secmod, sandbox));
+    }
     let (cert_chain, vhosts) = (cert_chain?, vhosts?);
     // Every chain travels in each worker's `Start`, one IPC message of at most 64 KiB; the
     // rest of the message is far below the margin.

@@ -201,6 +201,20 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// `auth_hook_control`: parse `data` as a hook's control answer; an accepted group is a valid
+/// group name and an answer is only ever read from at most `MAX_CONTROL` bytes.
+pub fn auth_hook_control(data: &[u8]) {
+    use crate::auth_hook::{parse_control, Answer, MAX_CONTROL};
+    match parse_control(data) {
+        Ok(Answer::Accept { group, .. }) => {
+            assert!(data.len() <= MAX_CONTROL);
+            assert!(group.as_deref().is_none_or(config::valid_group_name));
+        }
+        Ok(Answer::Refuse) => assert!(data.len() <= MAX_CONTROL),
+        Err(_) => {}
+    }
+}
+
 /// `policy_file`: parse `data` as a per-user/per-group file when it is UTF-8; a file without
 /// errors merges over the default policy, as group and as user file, without panicking.
 pub fn policy_file(data: &[u8]) {

@@ -28,6 +28,7 @@
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
 )]
 
+pub mod auth_hook;
 pub mod auth_xml;
 pub mod client_strings;
 pub mod compress;

@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 16] = [
+const TARGETS: [(&str, Target); 17] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -36,6 +36,7 @@ const TARGETS: [(&str, Target); 16] = [
     ("sign_content", fuzzing::sign_content),
     ("policy_file", fuzzing::policy_file),
     ("ports", fuzzing::ports),
+    ("auth_hook_control", fuzzing::auth_hook_control),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -106,6 +107,11 @@ fn auth_xml_corpus() {
 #[test]
 fn config_corpus() {
     assert!(run_target("config") >= 1);
+}
+
+#[test]
+fn auth_hook_control_corpus() {
+    assert!(run_target("auth_hook_control") >= 2);
 }
 
 #[test]

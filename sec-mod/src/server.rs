@@ -25,6 +25,7 @@ use crate::accounting::{Accounting, EndRequests};
 use crate::auth::crypt::SALT_LEN;
 use crate::auth::pam::Pam;
 use crate::auth::plain::Plain;
+use crate::auth::script::{Script, HOOK_RUNS};
 use crate::auth::AuthBackend;
 use crate::keys::ServerKey;
 use crate::peers::{BanReports, Origins};
@@ -136,6 +137,12 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
                     send(&sock, &FromSecMod::BanPoints { peer, points }).await?;
                 }
             }
+            () = HOOK_RUNS.ready.notified() => {
+                for run in HOOK_RUNS.take() {
+                    log::debug!("asking main to run auth hook {} (run {})", run.path.display(), run.id);
+                    send(&sock, &FromSecMod::RunAuthHook(Box::new(run))).await?;
+                }
+            }
             () = shared.accounting.ends.ready.notified() => {
                 for (sid, why) in shared.accounting.ends.take() {
                     log::info!("asking main to end session {sid}: {why}");
@@ -151,6 +158,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
 pub fn start(config: &SecModConfig) -> Result<Shared, String> {
     let mut problems = Vec::new();
     let rng = SystemRandom::new();
+    HOOK_RUNS.set_auth_timeout(Duration::from_secs(config.auth_timeout_secs.max(1)));
     let loaded = load_section(
         &config.server_key,
         &config.server_cert,
@@ -296,6 +304,10 @@ fn backend_for(
             log::info!("{place}PAM service {service}");
             Ok(Box::new(Pam::new(service.clone())))
         }
+        // main runs the hook (it checks the path against its own configuration).
+        AuthMethod::Script {
+            path, timeout_secs, ..
+        } => Ok(Box::new(Script::new(path.clone(), *timeout_secs))),
         other => Err(format!(
             "{place}authentication method `{}` is not available",
             other.name()
@@ -451,6 +463,7 @@ async fn handle(
                 Closed::Unknown => log::debug!("close of unknown session {sid}"),
             }
         }
+        ToSecMod::AuthHookDone { id, outcome } => HOOK_RUNS.done(id, outcome),
         ToSecMod::ListSessions => {
             let rows = crate::listing::summaries(&shared.sessions());
             let pages = ipc::ctl::pages(rows, ipc::ctl::PAGE_BUDGET);

@@ -26,6 +26,8 @@ pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
         plain(options)
     } else if name.eq_ignore_ascii_case("pam") {
         pam(options)
+    } else if name.eq_ignore_ascii_case("script") {
+        script(options)
     } else if let Some(other) = OTHER_METHODS.iter().find(|m| m.eq_ignore_ascii_case(name)) {
         Err(format!(
             "rocserv cannot authenticate with `{other}` yet (the server could not log anyone \
@@ -125,4 +127,87 @@ fn pam(options: Option<&str>) -> Result<AuthMethod, Bad> {
         }
     }
     Ok(AuthMethod::Pam { gid_min, service })
+}
+
+/// `script` without `timeout=`: long enough for a remote check or a push approval, short
+/// enough that a stuck hook frees its login well before the usual `auth-timeout` (240 s).
+pub(crate) const DEFAULT_SCRIPT_TIMEOUT: u32 = 30;
+/// Longest `timeout=` (an hour): the effective limit is also at most `auth-timeout`.
+pub(crate) const MAX_SCRIPT_TIMEOUT: u32 = 3600;
+
+/// `script[path=FILE,timeout=SECS,user=NAME]` (ours, doc/config.md "The script authentication
+/// hook").
+fn script(options: Option<&str>) -> Result<AuthMethod, Bad> {
+    let mut path = None;
+    let mut timeout_secs = DEFAULT_SCRIPT_TIMEOUT;
+    let mut user = None;
+    for (key, value) in pairs(options.unwrap_or_default()) {
+        if key.eq_ignore_ascii_case("path") {
+            path = Some(absolute_path(value).map_err(|e| format!("script path {e}"))?);
+        } else if key.eq_ignore_ascii_case("timeout") {
+            timeout_secs =
+                number(value, 1, MAX_SCRIPT_TIMEOUT).map_err(|e| format!("script timeout: {e}"))?;
+        } else if key.eq_ignore_ascii_case("user") {
+            let ok = !value.is_empty()
+                && value.len() <= 64
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !ok {
+                return Err(format!("script user {} is not a user name", quote(value)));
+            }
+            user = Some(value.to_owned());
+        } else {
+            return Err(format!(
+                "unknown option {} for `script` (it takes `path=FILE`, `timeout=SECS` and \
+                 `user=NAME`)",
+                quote(key)
+            ));
+        }
+    }
+    let path = path.ok_or_else(|| {
+        "`script` needs an executable: `script[path=/usr/local/bin/check]`".to_owned()
+    })?;
+    Ok(AuthMethod::Script {
+        path,
+        timeout_secs,
+        user,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_options() {
+        assert_eq!(
+            method("script[path=/usr/local/bin/check,timeout=5,user=nobody]"),
+            Ok(AuthMethod::Script {
+                path: "/usr/local/bin/check".into(),
+                timeout_secs: 5,
+                user: Some("nobody".into()),
+            })
+        );
+        assert_eq!(
+            method("script[path=/bin/check]"),
+            Ok(AuthMethod::Script {
+                path: "/bin/check".into(),
+                timeout_secs: DEFAULT_SCRIPT_TIMEOUT,
+                user: None,
+            })
+        );
+        for bad in [
+            "script",
+            "script[timeout=3]",
+            "script[path=check]",
+            "script[path=/bin/check,timeout=0]",
+            "script[path=/bin/check,timeout=99999]",
+            "script[path=/bin/check,user=]",
+            "script[path=/bin/check,user=a b]",
+            "script[path=/bin/check,shell=yes]",
+        ] {
+            assert!(method(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -109,6 +109,8 @@ pub enum ToSecMod {
     /// occtl `show history [USER]`: the last `limit` sessions (of `user`) from the session
     /// database, newest first; answered with one or more [`FromSecMod::History`].
     History { user: Option<String>, limit: u32 },
+    /// The end of the hook run [`FromSecMod::RunAuthHook`] `id` asked for.
+    AuthHookDone { id: u64, outcome: AuthHookOutcome },
 }
 
 /// sec-mod -> main.
@@ -150,6 +152,10 @@ pub enum FromSecMod {
         more: bool,
         error: Option<String>,
     },
+    /// Run the `script` method's hook for one login (sec-mod cannot execute programs): main
+    /// runs it in the background and answers with [`ToSecMod::AuthHookDone`]. main runs only a
+    /// path of the `script` methods it configured itself, with their user and timeout.
+    RunAuthHook(Box<AuthHookRun>),
 }
 
 /// Most records [`ToSecMod::History`] returns.
@@ -181,6 +187,57 @@ pub struct SessionRecord {
     pub tx: u64,
     /// Why it ended ([`EndCause`]'s text, or `server stopped` for one a crash left open).
     pub end_reason: Option<String>,
+}
+
+/// One login for the `script` hook: its credentials and what is known of the client.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthHookRun {
+    /// sec-mod's number for the run, echoed in [`ToSecMod::AuthHookDone`].
+    pub id: u64,
+    /// The `script[path=...]` of the method.
+    pub path: PathBuf,
+    pub username: String,
+    /// Written to the hook's stdin, never put in its arguments or environment.
+    pub password: String,
+    /// The group the client asked for.
+    pub group: Option<String>,
+    /// The client's address as main accepted it.
+    pub peer: Option<SocketAddr>,
+    /// The `[vhost:NAME]` of the login (`None`: the default section).
+    pub vhost: Option<String>,
+    /// What the client said about itself (checked by sec-mod), without the certificate chain.
+    pub facts: ClientFacts,
+    /// The subject of a client certificate sec-mod verified for this login, if any.
+    pub cert_subject: Option<String>,
+}
+
+impl std::fmt::Debug for AuthHookRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthHookRun")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("group", &self.group)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a hook run ended, as main saw it; sec-mod decides what it means
+/// (`rocserv_proto::auth_hook`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthHookOutcome {
+    /// It exited with `code`. `control`: what it wrote to its control file (for code
+    /// [`crate::auth_hook::EXIT_PENDING`]: everything up to the writer's close; otherwise what
+    /// was there at exit), at most [`crate::auth_hook::MAX_CONTROL`] + 1 bytes.
+    Exited { code: i32, control: Vec<u8> },
+    /// A signal ended it.
+    Killed { signal: i32 },
+    /// No answer within its timeout: its process group was killed.
+    TimedOut { after_secs: u32 },
+    /// main did not run it (not a configured hook, unknown user, cannot execute...).
+    Failed { why: String },
 }
 
 /// One row of sec-mod's session table, for occtl (protocol.md §7.4).
@@ -435,5 +492,27 @@ mod tests {
             worker: WorkerId(3),
             result: Err(SessionRefusal::PolicyFile),
         });
+        roundtrip(&FromSecMod::RunAuthHook(Box::new(AuthHookRun {
+            id: 7,
+            path: "/bin/check".into(),
+            username: "u".into(),
+            password: "p".into(),
+            group: None,
+            peer: Some("10.0.0.2:555".parse().unwrap()),
+            vhost: None,
+            facts: ClientFacts::default(),
+            cert_subject: None,
+        })));
+        for outcome in [
+            AuthHookOutcome::Exited {
+                code: 2,
+                control: b"1\n".to_vec(),
+            },
+            AuthHookOutcome::Killed { signal: 9 },
+            AuthHookOutcome::TimedOut { after_secs: 3 },
+            AuthHookOutcome::Failed { why: "x".into() },
+        ] {
+            roundtrip(&ToSecMod::AuthHookDone { id: 7, outcome });
+        }
     }
 }

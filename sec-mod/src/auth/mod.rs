@@ -10,6 +10,7 @@ pub mod crypt;
 pub mod groups;
 pub mod pam;
 pub mod plain;
+pub mod script;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -126,6 +127,9 @@ pub enum Rejection {
     /// The backend went away without a verdict.
     #[error("backend ended without a verdict")]
     BackendGone,
+    /// The `script` hook refused, failed, died or timed out (the text names the hook).
+    #[error("{0}")]
+    Script(String),
 }
 
 /// What a running conversation reports.
