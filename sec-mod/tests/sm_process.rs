@@ -45,7 +45,10 @@ fn fixture() -> Fixture {
     let config = SecModConfig {
         server_key: key,
         server_cert: cert,
-        auth: plan(AuthMethod::Plain { passwd, otp: None }),
+        auth: plan(AuthMethod::Plain {
+            passwd: Some(passwd),
+            otp: None,
+        }),
         stats_report_secs: 60,
         cookie_timeout_secs: 300,
         persistent_cookies: false,
@@ -427,7 +430,7 @@ fn start_failures_are_reported_and_exit_1() {
     let mut missing_passwd = f.config.clone();
     let missing = f.dir.path().join("no-such-ocpasswd");
     missing_passwd.auth = plan(AuthMethod::Plain {
-        passwd: missing.clone(),
+        passwd: Some(missing.clone()),
         otp: None,
     });
     let (_main, child, answer) = start(&missing_passwd);
@@ -813,7 +816,7 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
         server_key: f.dir.write("b-key.pem", &b_key),
         server_cert: f.dir.write("b-cert.pem", &b_cert),
         auth: plan(AuthMethod::Plain {
-            passwd: f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n")),
+            passwd: Some(f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n"))),
             otp: None,
         }),
         deny_roaming: true,

@@ -8,6 +8,7 @@
 
 pub mod crypt;
 pub mod groups;
+pub mod otp;
 pub mod pam;
 pub mod plain;
 
@@ -126,6 +127,10 @@ pub enum Rejection {
     /// The backend went away without a verdict.
     #[error("backend ended without a verdict")]
     BackendGone,
+    /// The one-time password was refused (wrong, replayed, user not in the OTP file, or the
+    /// file could not be read or rewritten).
+    #[error("{0}")]
+    Otp(#[from] otp::OtpRejection),
 }
 
 /// What a running conversation reports.
