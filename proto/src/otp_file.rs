@@ -130,7 +130,9 @@ pub struct OtpFileError {
 pub enum OtpFileErrorKind {
     #[error("unknown token type {0:?} (expected HOTP, HOTP/E, HOTP/T30 or HOTP/T60, optionally with /6, /7 or /8)")]
     Type(String),
-    #[error("expected `TYPE USER PIN SECRET [COUNTER [LAST-OTP [LAST-TIME]]]`, found {0} field(s)")]
+    #[error(
+        "expected `TYPE USER PIN SECRET [COUNTER [LAST-OTP [LAST-TIME]]]`, found {0} field(s)"
+    )]
     Fields(usize),
     #[error("the secret is not hex of 1 to {MAX_SECRET} bytes")]
     Secret,
@@ -177,7 +179,7 @@ fn fields(line: &str) -> impl Iterator<Item = &str> {
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() % 2 != 0 || bytes.len() / 2 > MAX_SECRET {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(2) || bytes.len() / 2 > MAX_SECRET {
         return None;
     }
     let nibble = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
@@ -224,7 +226,8 @@ fn parse_token(line: usize, text: &str) -> Result<Option<Token>, OtpFileErrorKin
     if first.starts_with('#') {
         return Ok(None);
     }
-    let token_type = TokenType::parse(first).ok_or_else(|| OtpFileErrorKind::Type((*first).into()))?;
+    let token_type =
+        TokenType::parse(first).ok_or_else(|| OtpFileErrorKind::Type((*first).into()))?;
     let (user, pin, secret_text, rest) = match f.as_slice() {
         [_, user, pin, secret, rest @ ..] if rest.len() <= 3 => (*user, *pin, *secret, rest),
         _ => return Err(OtpFileErrorKind::Fields(f.len())),
@@ -288,11 +291,12 @@ impl OtpFile {
     /// Parse raw bytes (the file as read).
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self, OtpFileError> {
         let text = std::str::from_utf8(bytes).map_err(|_| OtpFileError {
-            line: 1 + bytes
+            line: bytes
                 .iter()
                 .take(bytes.utf8_chunks().next().map_or(0, |c| c.valid().len()))
                 .filter(|&&b| b == b'\n')
-                .count(),
+                .count()
+                .saturating_add(1),
             kind: OtpFileErrorKind::Encoding,
         })?;
         Self::parse(text)
@@ -327,7 +331,10 @@ impl OtpFile {
         if !valid_time(time) {
             return Err(InvalidUse::Time);
         }
-        let token = self.tokens.get_mut(index).ok_or(InvalidUse::NoToken(index))?;
+        let token = self
+            .tokens
+            .get_mut(index)
+            .ok_or(InvalidUse::NoToken(index))?;
         token.counter = Some(counter);
         token.last_otp = Some(code.to_owned());
         token.last_time = Some(time.to_owned());
@@ -433,13 +440,17 @@ mod tests {
         assert_eq!(t.token_type.kind, Kind::Event);
 
         let t = one("HOTP/E/8 bob 1234 ABCDEF 12 755224 2006-12-30T00:00:00L\r\n");
-        assert_eq!((t.pin.as_str(), t.secret.as_slice()), ("1234", &[0xab, 0xcd, 0xef][..]));
+        assert_eq!(
+            (t.pin.as_str(), t.secret.as_slice()),
+            ("1234", &[0xab, 0xcd, 0xef][..])
+        );
         assert_eq!(t.counter, Some(12));
     }
 
     #[test]
     fn comments_blank_lines_and_several_tokens() {
-        let text = "# users\n\n   \nHOTP a - 00\n  # indented comment\nHOTP/T30 a - 01\nHOTP b - 02";
+        let text =
+            "# users\n\n   \nHOTP a - 00\n  # indented comment\nHOTP/T30 a - 01\nHOTP b - 02";
         let file = OtpFile::parse(text).unwrap();
         assert_eq!(file.tokens().len(), 3);
         assert_eq!(file.tokens_of("a").collect::<Vec<_>>(), [0, 1]);
@@ -463,9 +474,21 @@ mod tests {
             ("HOTP a - -\n", 1, K::Secret),
             ("\nHOTP a - 00 -1\n", 2, K::Counter("-1".into())),
             ("HOTP a - 00 +1\n", 1, K::Counter("+1".into())),
-            ("HOTP a - 00 18446744073709551616\n", 1, K::Counter("18446744073709551616".into())),
-            ("HOTP a - 00 1 123456 2006-12-30\n", 1, K::Time("2006-12-30".into())),
-            ("HOTP a - 00 1 123456 2006-13-30T00:00:00L\n", 1, K::Time("2006-13-30T00:00:00L".into())),
+            (
+                "HOTP a - 00 18446744073709551616\n",
+                1,
+                K::Counter("18446744073709551616".into()),
+            ),
+            (
+                "HOTP a - 00 1 123456 2006-12-30\n",
+                1,
+                K::Time("2006-12-30".into()),
+            ),
+            (
+                "HOTP a - 00 1 123456 2006-13-30T00:00:00L\n",
+                1,
+                K::Time("2006-13-30T00:00:00L".into()),
+            ),
         ];
         for (text, line, kind) in cases {
             assert_eq!(err(text), OtpFileError { line, kind }, "{text:?}");
@@ -509,7 +532,10 @@ mod tests {
         assert_eq!(file.record_use(0, 1, "", T), Err(InvalidUse::Code));
         assert_eq!(file.record_use(0, 1, "12\n34", T), Err(InvalidUse::Code));
         assert_eq!(file.record_use(0, 1, "1234", "now"), Err(InvalidUse::Time));
-        assert_eq!(file.record_use(1, 1, "1234", T), Err(InvalidUse::NoToken(1)));
+        assert_eq!(
+            file.record_use(1, 1, "1234", T),
+            Err(InvalidUse::NoToken(1))
+        );
         assert_eq!(file.to_text(), "HOTP a - 00\n");
     }
 

@@ -324,7 +324,10 @@ fn auth_methods() {
             "plain[OTP=/etc/users.oath , passwd=/etc/p]",
             with_otp(Some("/etc/p"), "/etc/users.oath"),
         ),
-        ("plain[otp=/etc/users.oath]", with_otp(None, "/etc/users.oath")),
+        (
+            "plain[otp=/etc/users.oath]",
+            with_otp(None, "/etc/users.oath"),
+        ),
         ("pam", pam(0)),
         ("pam[gid-min=1000]", pam(1000)),
         ("pam[service=ocserv,gid-min=5]", pam(5)),

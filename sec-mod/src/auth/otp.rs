@@ -76,8 +76,7 @@ fn code_text(value: u32, digits: u8) -> String {
 /// Equal without an early exit on the first differing byte (codes have a fixed length).
 fn same_code(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -99,7 +98,10 @@ fn check_token(token: &Token, code: &str, now_secs: u64) -> TokenAnswer {
     }
     let code_at = |counter| code_text(hotp(&token.secret, counter, digits), digits);
     // liboath: the same code as last time is a replay whatever else it matches.
-    let is_last = token.last_otp.as_deref().is_some_and(|last| same_code(last, code));
+    let is_last = token
+        .last_otp
+        .as_deref()
+        .is_some_and(|last| same_code(last, code));
     let found = match token.token_type.kind {
         Kind::Event => {
             // liboath stores the counter of the code it accepted together with that code: the
@@ -114,7 +116,8 @@ fn check_token(token: &Token, code: &str, now_secs: u64) -> TokenAnswer {
         }
         Kind::Time { step_secs } => {
             let now = now_secs / u64::from(step_secs.max(1));
-            let window = now.saturating_sub(TOTP_WINDOW_STEPS)..=now.saturating_add(TOTP_WINDOW_STEPS);
+            let window =
+                now.saturating_sub(TOTP_WINDOW_STEPS)..=now.saturating_add(TOTP_WINDOW_STEPS);
             let Some(step) = window.clone().find(|&t| same_code(&code_at(t), code)) else {
                 return TokenAnswer::Wrong;
             };
@@ -140,7 +143,12 @@ fn check_token(token: &Token, code: &str, now_secs: u64) -> TokenAnswer {
 
 /// Which of `user`'s tokens accepts `code` at `now_secs` (Unix time): its index in
 /// `file.tokens()` and the moving factor to record. Pure.
-pub fn check(file: &OtpFile, user: &str, code: &str, now_secs: u64) -> Result<(usize, u64), OtpRejection> {
+pub fn check(
+    file: &OtpFile,
+    user: &str,
+    code: &str,
+    now_secs: u64,
+) -> Result<(usize, u64), OtpRejection> {
     let mut any = false;
     let mut replayed = false;
     for index in file.tokens_of(user) {
@@ -164,6 +172,7 @@ pub fn check(file: &OtpFile, user: &str, code: &str, now_secs: u64) -> Result<(u
 /// `secs` (Unix time) as liboath's local timestamp `%Y-%m-%dT%H:%M:%SL`.
 #[allow(unsafe_code)]
 fn local_timestamp(secs: i64) -> Option<String> {
+    #[allow(clippy::useless_conversion, reason = "time_t is i32 on some 32-bit targets")]
     let t: libc::time_t = secs.try_into().ok()?;
     // SAFETY: an all-zero `tm` is a valid value (integers and a null zone pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -243,7 +252,10 @@ impl OtpStore {
     pub fn authenticate_at(&self, user: &str, code: &str, now: u64) -> Result<(), OtpRejection> {
         // A panic elsewhere while holding the lock leaves no half-written state (the file is
         // replaced by rename), so a poisoned lock is still usable.
-        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (mut file, _) = self.read().map_err(OtpRejection::File)?;
         let (index, counter) = check(&file, user, code, now)?;
         let stamp = i64::try_from(now)
@@ -282,7 +294,12 @@ fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
         // Owner first: chown clears set-id bits, and only then the mode is set.
-        if (meta.uid(), meta.gid()) != (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()) {
+        if (meta.uid(), meta.gid())
+            != (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        {
             std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))?;
         }
         out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
@@ -308,7 +325,11 @@ mod tests {
             755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
         ];
         for (counter, want) in want.into_iter().enumerate() {
-            assert_eq!(hotp(b"12345678901234567890", counter as u64, 6), want, "{counter}");
+            assert_eq!(
+                hotp(b"12345678901234567890", counter as u64, 6),
+                want,
+                "{counter}"
+            );
         }
     }
 
@@ -351,21 +372,43 @@ mod tests {
         }
         for dt in [-60i64, 60, 3600] {
             let code = totp_at(now.saturating_add_signed(dt));
-            assert_eq!(check(&f, "alice", &code, now), Err(OtpRejection::Wrong), "{dt}");
+            assert_eq!(
+                check(&f, "alice", &code, now),
+                Err(OtpRejection::Wrong),
+                "{dt}"
+            );
         }
-        assert_eq!(check(&f, "bob", &totp_at(now), now), Err(OtpRejection::UnknownUser));
+        assert_eq!(
+            check(&f, "bob", &totp_at(now), now),
+            Err(OtpRejection::UnknownUser)
+        );
         for bad in ["", "12345", "1234567", "abcdef", " 1 2 3"] {
-            assert_eq!(check(&f, "alice", bad, now), Err(OtpRejection::Wrong), "{bad:?}");
+            assert_eq!(
+                check(&f, "alice", bad, now),
+                Err(OtpRejection::Wrong),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn rfc_vector_through_the_file_with_8_digits() {
         let f = file(&format!("HOTP/T30/8 alice - {KEY_HEX}\n"));
-        assert_eq!(check(&f, "alice", "89005924", 1234567890), Ok((0, 1234567890 / 30)));
+        assert_eq!(
+            check(&f, "alice", "89005924", 1234567890),
+            Ok((0, 1234567890 / 30))
+        );
         let f = file(&format!("HOTP/E/8 alice - {KEY_HEX}\n"));
         // RFC 4226 counter 1 (6-digit 287082): the 8-digit truncation of the same value.
-        assert_eq!(check(&f, "alice", &code_text(hotp(b"12345678901234567890", 1, 8), 8), 0), Ok((0, 1)));
+        assert_eq!(
+            check(
+                &f,
+                "alice",
+                &code_text(hotp(b"12345678901234567890", 1, 8), 8),
+                0
+            ),
+            Ok((0, 1))
+        );
     }
 
     #[test]
@@ -379,14 +422,22 @@ mod tests {
         assert_eq!(check(&f, "alice", &code, now), Err(OtpRejection::Replayed));
         // An earlier code of the window, after a later one was used.
         let earlier = totp_at(now - 30);
-        assert_eq!(check(&f, "alice", &earlier, now), Err(OtpRejection::Replayed));
+        assert_eq!(
+            check(&f, "alice", &earlier, now),
+            Err(OtpRejection::Replayed)
+        );
         // The next step's code is still good.
         let next = totp_at(now + 30);
         assert_eq!(check(&f, "alice", &next, now), Ok((0, step + 1)));
         // Our recorded step alone (no code, or a code out of the window) also refuses.
-        let f = file(&format!("HOTP/T30 alice - {KEY_HEX} {step} 000000 {stamp}\n"));
+        let f = file(&format!(
+            "HOTP/T30 alice - {KEY_HEX} {step} 000000 {stamp}\n"
+        ));
         assert_eq!(check(&f, "alice", &code, now), Err(OtpRejection::Replayed));
-        assert_eq!(check(&f, "alice", &earlier, now), Err(OtpRejection::Replayed));
+        assert_eq!(
+            check(&f, "alice", &earlier, now),
+            Err(OtpRejection::Replayed)
+        );
         assert_eq!(check(&f, "alice", &next, now), Ok((0, step + 1)));
         // liboath's small TOTP counters (0 + window position) do not get in the way.
         let f = file(&format!("HOTP/T30 alice - {KEY_HEX} 3 000000 {stamp}\n"));
@@ -398,10 +449,19 @@ mod tests {
         let at = |c| code_text(hotp(b"12345678901234567890", c, 6), 6);
         let f = file(&format!("HOTP alice - {KEY_HEX}\n"));
         assert_eq!(check(&f, "alice", "755224", 0), Ok((0, 0)));
-        assert_eq!(check(&f, "alice", &at(HOTP_LOOK_AHEAD), 0), Ok((0, HOTP_LOOK_AHEAD)));
-        assert_eq!(check(&f, "alice", &at(HOTP_LOOK_AHEAD + 1), 0), Err(OtpRejection::Wrong));
+        assert_eq!(
+            check(&f, "alice", &at(HOTP_LOOK_AHEAD), 0),
+            Ok((0, HOTP_LOOK_AHEAD))
+        );
+        assert_eq!(
+            check(&f, "alice", &at(HOTP_LOOK_AHEAD + 1), 0),
+            Err(OtpRejection::Wrong)
+        );
         // After counter 3 was used (liboath's record): 3 and below are gone, 4.. are good.
-        let f = file(&format!("HOTP alice - {KEY_HEX} 3 {} 2006-12-30T00:00:00L\n", at(3)));
+        let f = file(&format!(
+            "HOTP alice - {KEY_HEX} 3 {} 2006-12-30T00:00:00L\n",
+            at(3)
+        ));
         assert_eq!(check(&f, "alice", &at(3), 0), Err(OtpRejection::Replayed));
         assert_eq!(check(&f, "alice", &at(2), 0), Err(OtpRejection::Wrong));
         assert_eq!(check(&f, "alice", &at(4), 0), Ok((0, 4)));
@@ -423,30 +483,63 @@ mod tests {
     #[test]
     fn store_records_each_use_and_refuses_it_again() {
         let dir = TempDir::new();
-        let path = dir.write("users.oath", &format!("# ours\nHOTP/T30 alice - {KEY_HEX}\nHOTP bob - {KEY_HEX}\n"));
+        let path = dir.write(
+            "users.oath",
+            &format!("# ours\nHOTP/T30 alice - {KEY_HEX}\nHOTP bob - {KEY_HEX}\n"),
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let store = OtpStore::new(path.clone());
         assert_eq!(store.check_file(), Ok(2));
         let now = 1_234_567_890;
         let code = totp_at(now);
         assert_eq!(store.authenticate_at("alice", &code, now), Ok(()));
-        assert_eq!(store.authenticate_at("alice", &code, now), Err(OtpRejection::Replayed));
+        assert_eq!(
+            store.authenticate_at("alice", &code, now),
+            Err(OtpRejection::Replayed)
+        );
         // A new store (a restarted sec-mod) reads the record.
         let again = OtpStore::new(path.clone());
-        assert_eq!(again.authenticate_at("alice", &code, now + 20), Err(OtpRejection::Replayed));
+        assert_eq!(
+            again.authenticate_at("alice", &code, now + 20),
+            Err(OtpRejection::Replayed)
+        );
         assert_eq!(again.authenticate_at("bob", "755224", now), Ok(()));
-        assert_eq!(again.authenticate_at("bob", "755224", now), Err(OtpRejection::Replayed));
+        assert_eq!(
+            again.authenticate_at("bob", "755224", now),
+            Err(OtpRejection::Replayed)
+        );
         assert_eq!(again.authenticate_at("bob", "287082", now), Ok(()));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# ours");
         let alice: Vec<&str> = lines[1].split('\t').collect();
-        assert_eq!(alice[..6], ["HOTP/T30", "alice", "-", KEY_HEX, &(now / 30).to_string(), &code]);
-        assert!(rocserv_proto::otp_file::valid_time(alice[6]), "{}", lines[1]);
-        assert!(lines[2].starts_with(&format!("HOTP\tbob\t-\t{KEY_HEX}\t1\t287082\t")), "{}", lines[2]);
+        assert_eq!(
+            alice[..6],
+            [
+                "HOTP/T30",
+                "alice",
+                "-",
+                KEY_HEX,
+                &(now / 30).to_string(),
+                &code
+            ]
+        );
+        assert!(
+            rocserv_proto::otp_file::valid_time(alice[6]),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with(&format!("HOTP\tbob\t-\t{KEY_HEX}\t1\t287082\t")),
+            "{}",
+            lines[2]
+        );
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.mode() & 0o7777, 0o640);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(leftovers, [std::ffi::OsString::from("users.oath")]);
     }
 
@@ -458,11 +551,20 @@ mod tests {
         // A directory where the temporary file would go: the write fails, the login too.
         std::fs::create_dir(dir.path().join("users.oath.rocserv-new")).unwrap();
         std::fs::write(dir.path().join("users.oath.rocserv-new/x"), "").unwrap();
-        assert!(matches!(store.authenticate_at("bob", "755224", 0), Err(OtpRejection::File(_))));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("HOTP bob - {KEY_HEX}\n"));
+        assert!(matches!(
+            store.authenticate_at("bob", "755224", 0),
+            Err(OtpRejection::File(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("HOTP bob - {KEY_HEX}\n")
+        );
         let missing = OtpStore::new(dir.path().join("nope"));
         assert!(missing.check_file().unwrap_err().contains("cannot read"));
-        assert!(matches!(missing.authenticate_at("bob", "755224", 0), Err(OtpRejection::File(_))));
+        assert!(matches!(
+            missing.authenticate_at("bob", "755224", 0),
+            Err(OtpRejection::File(_))
+        ));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use super::crypt::{self, SALT_LEN};
 use super::otp::{OtpStore, PROMPT};
 use super::{
-    answer_shape_ok, check_login_shape, Attempt, AttemptPeer, AuthBackend, Event, Login,
-    Rejection, Verdict,
+    answer_shape_ok, check_login_shape, Attempt, AttemptPeer, AuthBackend, Event, Login, Rejection,
+    Verdict,
 };
 
 /// The plain backend.
@@ -88,7 +88,11 @@ impl Plain {
 
     /// Decide one login, asking the one-time password through `ask(prompt, secret)` when the
     /// password was right (blocking).
-    pub fn converse(&self, login: &Login, ask: &mut dyn FnMut(&str, bool) -> Option<String>) -> Verdict {
+    pub fn converse(
+        &self,
+        login: &Login,
+        ask: &mut dyn FnMut(&str, bool) -> Option<String>,
+    ) -> Verdict {
         match self.converse_inner(login, ask) {
             Ok(group) => Verdict::accepted(group),
             Err(reason) => Verdict::Rejected(reason),
@@ -183,7 +187,12 @@ impl Plain {
 
     /// The password step; an empty hash is accepted (as "no password") only when
     /// `otp_only_allowed`.
-    fn password(&self, path: &Path, login: &Login, otp_only_allowed: bool) -> Result<FirstFactor, Rejection> {
+    fn password(
+        &self,
+        path: &Path,
+        login: &Login,
+        otp_only_allowed: bool,
+    ) -> Result<FirstFactor, Rejection> {
         let mut entries = read_entries(path).map_err(Rejection::File)?;
         let Some(index) = entries.iter().position(|e| e.username == login.username) else {
             self.burn(&login.password, &entries);
@@ -429,7 +438,10 @@ mod tests {
             &format!("HOTP alice - {KEY_HEX}\nHOTP dave - {KEY_HEX}\nHOTP/T30 erin - {KEY_HEX}\n"),
         );
         let passwd = passwd.then(|| fixture(dir));
-        (Plain::with_otp(passwd, Some(otp.clone()), &[9; SALT_LEN]), otp)
+        (
+            Plain::with_otp(passwd, Some(otp.clone()), &[9; SALT_LEN]),
+            otp,
+        )
     }
 
     /// Answers every question with `answers` in turn, recording the prompts.
@@ -449,7 +461,10 @@ mod tests {
         let (p, _) = with_otp(&dir, true);
         assert_eq!(p.check_otp_file().map(|r| r.map(|(_, n)| n)), Some(Ok(3)));
         let (_, mut ask) = asker(&["755224"]);
-        assert_eq!(p.converse(&login("alice", "alicepw", None), &mut ask), Verdict::accepted(""));
+        assert_eq!(
+            p.converse(&login("alice", "alicepw", None), &mut ask),
+            Verdict::accepted("")
+        );
         // The same code again: refused as a replay; the next one is good.
         let (_, mut ask) = asker(&["755224"]);
         assert_eq!(
@@ -457,7 +472,10 @@ mod tests {
             Verdict::Rejected(Rejection::Otp(OtpRejection::Replayed))
         );
         let (_, mut ask) = asker(&["287082"]);
-        assert_eq!(p.converse(&login("alice", "alicepw", None), &mut ask), Verdict::accepted(""));
+        assert_eq!(
+            p.converse(&login("alice", "alicepw", None), &mut ask),
+            Verdict::accepted("")
+        );
         // A wrong password is refused before any question.
         let mut asked = false;
         let verdict = p.converse(&login("alice", "wrong", None), &mut |_, _| {
@@ -520,7 +538,10 @@ mod tests {
         let dir = TempDir::new();
         let (p, _) = with_otp(&dir, false);
         assert_eq!(p.check_file(), Ok(0));
-        assert_eq!(p.check(&login("alice", "755224", None)), Verdict::accepted(""));
+        assert_eq!(
+            p.check(&login("alice", "755224", None)),
+            Verdict::accepted("")
+        );
         assert_eq!(
             p.check(&login("alice", "287082", Some("staff"))),
             Verdict::Rejected(Rejection::GroupNotAllowed("staff".into()))
@@ -545,16 +566,17 @@ mod tests {
         assert!(attempt.answer("755224".into()).await);
         assert_eq!(
             attempt.next().await,
-            Event::Done(Verdict::Rejected(Rejection::Otp(
-                OtpRejection::UnknownUser
-            )))
+            Event::Done(Verdict::Rejected(Rejection::Otp(OtpRejection::UnknownUser)))
         );
         let mut attempt = p.begin(login("alice", "alicepw", None));
         assert_eq!(attempt.next().await, challenge);
         assert!(attempt.answer("755224".into()).await);
         assert_eq!(attempt.next().await, Event::Done(Verdict::accepted("")));
         let text = std::fs::read_to_string(otp).unwrap();
-        assert!(text.starts_with(&format!("HOTP\talice\t-\t{KEY_HEX}\t0\t755224\t")), "{text}");
+        assert!(
+            text.starts_with(&format!("HOTP\talice\t-\t{KEY_HEX}\t0\t755224\t")),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -562,9 +584,6 @@ mod tests {
         let dir = TempDir::new();
         let p = plain(&dir);
         let mut attempt = p.begin(login("alice", "alicepw", None));
-        assert_eq!(
-            attempt.next().await,
-            Event::Done(Verdict::accepted(""))
-        );
+        assert_eq!(attempt.next().await, Event::Done(Verdict::accepted("")));
     }
 }
