@@ -37,7 +37,11 @@ fn hotp(key_hex: &str, counter: u64) -> String {
 }
 
 fn step_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 30
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
 }
 
 fn write_otp_file(lab: &Lab) -> PathBuf {
@@ -123,7 +127,10 @@ fn totp_second_form_wrong_and_replayed_codes() {
     assert_eq!(alice.len(), 7, "{alice:?}");
     assert_eq!(alice[..4], ["HOTP/T30", "alice", "-", ALICE_KEY]);
     let meta = std::fs::metadata(&otp).unwrap();
-    assert_eq!((meta.mode() & 0o7777, meta.uid(), meta.gid()), (0o600, 0, 0));
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o600, 0, 0)
+    );
 
     // A wrong code (from ten minutes ago) after the right password: refused.
     let now = step_now();
@@ -170,10 +177,16 @@ fn hotp_code_stays_used_across_a_restart() {
         &lab,
         &token_options("carol", "carol-pw", "hotp", &format!("0x{CAROL_KEY},0")),
     );
-    client.wait_up(WAIT).expect("password + HOTP (counter 0) login");
+    client
+        .wait_up(WAIT)
+        .expect("password + HOTP (counter 0) login");
     drop(client);
     let carol = line_of(&otp, "carol");
-    assert_eq!(carol[4..6], ["0".to_owned(), hotp(CAROL_KEY, 0)], "{carol:?}");
+    assert_eq!(
+        carol[4..6],
+        ["0".to_owned(), hotp(CAROL_KEY, 0)],
+        "{carol:?}"
+    );
     drop(server);
 
     let server = Server::start(&lab.srv, &conf);

@@ -20,11 +20,12 @@
 //! same code cannot both pass, and a code that could not be recorded is refused (as ocserv does
 //! when liboath cannot write the file).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
@@ -172,7 +173,10 @@ pub fn check(
 /// `secs` (Unix time) as liboath's local timestamp `%Y-%m-%dT%H:%M:%SL`.
 #[allow(unsafe_code)]
 fn local_timestamp(secs: i64) -> Option<String> {
-    #[allow(clippy::useless_conversion, reason = "time_t is i32 on some 32-bit targets")]
+    #[allow(
+        clippy::useless_conversion,
+        reason = "time_t is i32 on some 32-bit targets"
+    )]
     let t: libc::time_t = secs.try_into().ok()?;
     // SAFETY: an all-zero `tm` is a valid value (integers and a null zone pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
@@ -195,19 +199,36 @@ fn local_timestamp(secs: i64) -> Option<String> {
 #[derive(Debug)]
 pub struct OtpStore {
     path: PathBuf,
-    lock: Mutex<()>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Proof that the caller holds the file's lock ([`OtpStore::lock`]).
+pub type Held = tokio::sync::OwnedMutexGuard<()>;
+
+/// One lock per users file, shared by every backend naming it (vhosts may share a file).
+fn lock_for(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(locks.entry(path.to_path_buf()).or_default())
 }
 
 impl OtpStore {
     pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            lock: Mutex::new(()),
-        }
+        let lock = lock_for(&path);
+        Self { path, lock }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Wait for the file's lock without holding a thread: a login queued behind a slow disk
+    /// write keeps no blocking thread (those also hash other users' passwords).
+    pub async fn lock(&self) -> Held {
+        Arc::clone(&self.lock).lock_owned().await
     }
 
     /// Check at start that the file can be read and parsed; the number of tokens. Warns when
@@ -239,23 +260,27 @@ impl OtpStore {
         Ok((parsed, mode))
     }
 
-    /// Check `code` for `user` now and record it (blocking: file I/O; run off the event loop).
-    pub fn authenticate(&self, user: &str, code: &str) -> Result<(), OtpRejection> {
+    /// Check `code` for `user` now and record it, holding the lock `held` (blocking: file
+    /// I/O; run on the blocking pool).
+    pub fn authenticate(&self, held: &Held, user: &str, code: &str) -> Result<(), OtpRejection> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| OtpRejection::File("the system clock is before 1970".into()))?
             .as_secs();
-        self.authenticate_at(user, code, now)
+        self.authenticate_at(held, user, code, now)
     }
 
     /// [`Self::authenticate`] at Unix time `now`.
-    pub fn authenticate_at(&self, user: &str, code: &str, now: u64) -> Result<(), OtpRejection> {
-        // A panic elsewhere while holding the lock leaves no half-written state (the file is
-        // replaced by rename), so a poisoned lock is still usable.
-        let _guard = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn authenticate_at(
+        &self,
+        held: &Held,
+        user: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<(), OtpRejection> {
+        if !Arc::ptr_eq(tokio::sync::OwnedMutexGuard::mutex(held), &self.lock) {
+            return Err(OtpRejection::File("internal error: wrong lock held".into()));
+        }
         let (mut file, _) = self.read().map_err(OtpRejection::File)?;
         let (index, counter) = check(&file, user, code, now)?;
         let stamp = i64::try_from(now)
@@ -270,6 +295,18 @@ impl OtpStore {
                 self.path.display()
             ))
         })
+    }
+
+    /// Take the lock from a blocking thread (never from async code: it would block the
+    /// runtime) and check `code` at `now`.
+    pub fn authenticate_blocking(
+        &self,
+        user: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<(), OtpRejection> {
+        let held = Arc::clone(&self.lock).blocking_lock_owned();
+        self.authenticate_at(&held, user, code, now)
     }
 }
 
@@ -492,23 +529,23 @@ mod tests {
         assert_eq!(store.check_file(), Ok(2));
         let now = 1_234_567_890;
         let code = totp_at(now);
-        assert_eq!(store.authenticate_at("alice", &code, now), Ok(()));
+        assert_eq!(store.authenticate_blocking("alice", &code, now), Ok(()));
         assert_eq!(
-            store.authenticate_at("alice", &code, now),
+            store.authenticate_blocking("alice", &code, now),
             Err(OtpRejection::Replayed)
         );
         // A new store (a restarted sec-mod) reads the record.
         let again = OtpStore::new(path.clone());
         assert_eq!(
-            again.authenticate_at("alice", &code, now + 20),
+            again.authenticate_blocking("alice", &code, now + 20),
             Err(OtpRejection::Replayed)
         );
-        assert_eq!(again.authenticate_at("bob", "755224", now), Ok(()));
+        assert_eq!(again.authenticate_blocking("bob", "755224", now), Ok(()));
         assert_eq!(
-            again.authenticate_at("bob", "755224", now),
+            again.authenticate_blocking("bob", "755224", now),
             Err(OtpRejection::Replayed)
         );
-        assert_eq!(again.authenticate_at("bob", "287082", now), Ok(()));
+        assert_eq!(again.authenticate_blocking("bob", "287082", now), Ok(()));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "# ours");
@@ -552,7 +589,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("users.oath.rocserv-new")).unwrap();
         std::fs::write(dir.path().join("users.oath.rocserv-new/x"), "").unwrap();
         assert!(matches!(
-            store.authenticate_at("bob", "755224", 0),
+            store.authenticate_blocking("bob", "755224", 0),
             Err(OtpRejection::File(_))
         ));
         assert_eq!(
@@ -562,9 +599,29 @@ mod tests {
         let missing = OtpStore::new(dir.path().join("nope"));
         assert!(missing.check_file().unwrap_err().contains("cannot read"));
         assert!(matches!(
-            missing.authenticate_at("bob", "755224", 0),
+            missing.authenticate_blocking("bob", "755224", 0),
             Err(OtpRejection::File(_))
         ));
+    }
+
+    /// Backends naming the same file (vhosts) share its lock; another file has its own.
+    #[tokio::test]
+    async fn one_lock_per_file() {
+        let dir = TempDir::new();
+        let path = dir.write("users.oath", "");
+        let (a, b) = (OtpStore::new(path.clone()), OtpStore::new(path));
+        let other = OtpStore::new(dir.write("other.oath", ""));
+        let held = a.lock().await;
+        assert!(b.lock.try_lock().is_err());
+        assert!(other.lock.try_lock().is_ok());
+        // A guard of another file's lock is refused.
+        let other_held = other.lock().await;
+        assert!(matches!(
+            a.authenticate_at(&other_held, "bob", "755224", 0),
+            Err(OtpRejection::File(_))
+        ));
+        drop(held);
+        assert!(b.lock.try_lock().is_ok());
     }
 
     #[test]

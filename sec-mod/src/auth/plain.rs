@@ -129,7 +129,8 @@ impl Plain {
         }
     }
 
-    /// The one-time password, checked and recorded (blocking: writes the OTP file).
+    /// The one-time password, checked and recorded (blocking: waits for the file's lock and
+    /// writes the file).
     fn second_factor(&self, username: &str, code: &str) -> Result<(), Rejection> {
         let Some(otp) = &self.inner.otp else {
             return Ok(());
@@ -137,7 +138,11 @@ impl Plain {
         if !answer_shape_ok(code) {
             return Err(Rejection::Malformed);
         }
-        otp.authenticate(username, code).map_err(Rejection::Otp)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        otp.authenticate_blocking(username, code, now)
+            .map_err(Rejection::Otp)
     }
 
     /// [`Self::converse`] for [`AuthBackend::begin`]: the blocking steps on the blocking pool,
@@ -170,11 +175,23 @@ impl Plain {
             } else {
                 login.password.clone()
             };
+            let Some(otp) = &self.inner.otp else {
+                return Ok(first.group);
+            };
+            if !answer_shape_ok(&code) {
+                return Err(Rejection::Malformed);
+            }
+            // Queue for the file on the event loop, then one blocking thread for the I/O.
+            let held = otp.lock().await;
             let this = self.clone();
             let user = login.username.clone();
-            tokio::task::spawn_blocking(move || this.second_factor(&user, &code))
-                .await
-                .map_err(|_| Rejection::BackendGone)??;
+            tokio::task::spawn_blocking(move || {
+                let otp = this.inner.otp.as_ref().ok_or(Rejection::BackendGone)?;
+                otp.authenticate(&held, &user, &code)
+                    .map_err(Rejection::Otp)
+            })
+            .await
+            .map_err(|_| Rejection::BackendGone)??;
             Ok(first.group)
         };
         let verdict = match verdict.await {
