@@ -442,6 +442,30 @@ fn start_failures_are_reported_and_exit_1() {
     }
     assert_eq!(wait_exit(child).code(), Some(1));
 
+    // A malformed one-time password file is reported with its line, before any login.
+    let mut bad_otp = f.config.clone();
+    let AuthMethod::Plain { passwd, .. } = f.config.auth.required[0].clone() else {
+        panic!("fixture uses plain");
+    };
+    let otp = f
+        .dir
+        .write("users.oath", "HOTP alice - 00\nMOTP bob - 00\n");
+    bad_otp.auth = plan(AuthMethod::Plain {
+        passwd,
+        otp: Some(otp),
+    });
+    let (_main, child, answer) = start(&bad_otp);
+    match answer {
+        main_secmod::FromSecMod::StartFailed { reason } => {
+            assert!(
+                reason.contains("users.oath: line 2: unknown token type \"MOTP\""),
+                "{reason}"
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(wait_exit(child).code(), Some(1));
+
     let mut mismatch = f.config.clone();
     let (_, other_key) = generate(&rcgen::PKCS_ECDSA_P256_SHA256);
     mismatch.server_key = f.dir.write("other.pem", other_key);

@@ -219,3 +219,30 @@ fn hotp_code_stays_used_across_a_restart() {
     client.wait_up(WAIT).expect("the next HOTP code");
     assert_eq!(line_of(&otp, "carol")[4], "1");
 }
+
+/// `plain[otp=FILE]` alone (ocserv accepts it): the only question is the one-time password, in
+/// the login form's password field.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn otp_file_alone_asks_only_the_code() {
+    let lab = Lab::new();
+    let otp = write_otp_file(&lab);
+    let conf = lab.config(&[
+        ("auth", &format!("\"plain[otp={}]\"", otp.display())),
+        ("max-ban-score", "0"),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+    let code = hotp(ALICE_KEY, step_now());
+    authenticate(&lab, "alice", &code).expect("login with the code alone");
+    server
+        .wait_for_log("user 'alice' logged in via plain", WAIT)
+        .unwrap();
+    // A password is not a code.
+    authenticate(&lab, "bob", "bob-pw").expect_err("a password instead of the code");
+    server
+        .wait_for_log(
+            "login failed for user 'bob' via plain: wrong one-time password",
+            WAIT,
+        )
+        .unwrap();
+}
