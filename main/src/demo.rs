@@ -113,7 +113,7 @@ pub fn config(cert: &Path, key: &Path, passwd: &Path) -> Config {
     Config {
         auth: AuthPlan {
             required: vec![AuthMethod::Plain {
-                passwd: passwd.to_path_buf(),
+                passwd: Some(passwd.to_path_buf()),
                 otp: None,
             }],
             ..Default::default()

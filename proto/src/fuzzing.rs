@@ -9,7 +9,9 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::policy::ports;
-use crate::{auth_xml, client_strings, compress, config, cstp, http, ipc, logline, passwd};
+use crate::{
+    auth_xml, client_strings, compress, config, cstp, http, ipc, logline, otp_file, passwd,
+};
 
 /// Most frames decoded from one input (an input of `n` bytes holds at most `n / 8` frames).
 const MAX_FRAMES: usize = 4096;
@@ -249,6 +251,38 @@ pub fn passwd(data: &[u8]) {
         if let Ok(written) = file.to_text() {
             let again = passwd::parse(&written);
             assert_eq!(again, entries, "rewritten file:\n{written}");
+        }
+    }
+}
+
+/// `otp_file`: parse `data` as a one-time password users file; a file that parses writes back
+/// byte for byte, and after a recorded use of each token it still parses to the same tokens,
+/// with that token's counter, code and time as recorded.
+pub fn otp_file(data: &[u8]) {
+    let Ok(mut file) = otp_file::OtpFile::parse_bytes(data) else {
+        return;
+    };
+    assert_eq!(file.to_text().as_bytes(), data);
+    let before = file.tokens().to_vec();
+    let time = "2026-12-05T08:00:00L";
+    for index in 0..before.len().min(8) {
+        let code = format!("{:06}", index);
+        assert!(file.record_use(index, index as u64, &code, time).is_ok());
+        let text = file.to_text();
+        let again = otp_file::OtpFile::parse(&text);
+        assert!(again.is_ok(), "rewritten file does not parse:\n{text}");
+        let again = again.unwrap_or_else(|_| file.clone());
+        assert_eq!(again.tokens().len(), before.len());
+        for (i, (a, b)) in again.tokens().iter().zip(&before).enumerate() {
+            assert_eq!(
+                (&a.user, &a.secret, a.token_type),
+                (&b.user, &b.secret, b.token_type)
+            );
+            if i == index {
+                assert_eq!(a.counter, Some(index as u64));
+                assert_eq!(a.last_otp.as_deref(), Some(code.as_str()));
+                assert_eq!(a.last_time.as_deref(), Some(time));
+            }
         }
     }
 }

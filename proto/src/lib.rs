@@ -43,6 +43,7 @@ pub mod ipc;
 pub mod logline;
 pub mod mtu;
 pub mod offload;
+pub mod otp_file;
 pub mod passwd;
 pub mod policy;
 

@@ -53,7 +53,7 @@ fn debian_with_certificate_has_no_errors() {
     assert_eq!(
         c.auth.primary(),
         Some(&AuthMethod::Plain {
-            passwd: "/etc/ocserv/passwd".into(),
+            passwd: Some("/etc/ocserv/passwd".into()),
             otp: None,
         })
     );
@@ -93,7 +93,7 @@ fn bench_config_has_no_errors() {
     assert_eq!(
         c.auth.primary(),
         Some(&AuthMethod::Plain {
-            passwd: "/srv/vpnbench/pki/ocpasswd".into(),
+            passwd: Some("/srv/vpnbench/pki/ocpasswd".into()),
             otp: None,
         })
     );

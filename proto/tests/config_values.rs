@@ -290,8 +290,14 @@ fn routes() {
 fn auth_methods() {
     let plain = |f: &str| {
         Some(AuthMethod::Plain {
-            passwd: PathBuf::from(f),
+            passwd: Some(PathBuf::from(f)),
             otp: None,
+        })
+    };
+    let with_otp = |passwd: Option<&str>, otp: &str| {
+        Some(AuthMethod::Plain {
+            passwd: passwd.map(PathBuf::from),
+            otp: Some(PathBuf::from(otp)),
         })
     };
     let pam = |gid_min| {
@@ -316,6 +322,18 @@ fn auth_methods() {
         ),
         ("plain[ passwd = /etc/p ]", plain("/etc/p")),
         ("plain[/etc/legacy]", plain("/etc/legacy")),
+        (
+            "plain[passwd=/etc/p,otp=/etc/users.oath]",
+            with_otp(Some("/etc/p"), "/etc/users.oath"),
+        ),
+        (
+            "plain[OTP=/etc/users.oath , passwd=/etc/p]",
+            with_otp(Some("/etc/p"), "/etc/users.oath"),
+        ),
+        (
+            "plain[otp=/etc/users.oath]",
+            with_otp(None, "/etc/users.oath"),
+        ),
         ("pam", pam(0)),
         ("pam[gid-min=1000]", pam(1000)),
         ("pam[service=ocserv,gid-min=5]", pam(5)),
@@ -330,17 +348,18 @@ fn auth_methods() {
         assert_eq!(p.config.auth.primary(), want.as_ref(), "{value}");
     }
     for (value, message) in [
-        ("radius[config=/etc/radcli.conf]", "rocserv cannot authenticate with `radius` yet (the server could not log anyone in); use `plain[passwd=FILE]` or `pam`"),
-        ("certificate", "rocserv cannot authenticate with `certificate` yet (the server could not log anyone in); use `plain[passwd=FILE]` or `pam`"),
+        ("radius[config=/etc/radcli.conf]", "rocserv cannot authenticate with `radius` yet (the server could not log anyone in); use `plain[passwd=FILE,otp=FILE]` or `pam`"),
+        ("certificate", "rocserv cannot authenticate with `certificate` yet (the server could not log anyone in); use `plain[passwd=FILE,otp=FILE]` or `pam`"),
         ("plain[passwd=ocpasswd]", "passwd file must be an absolute path, found `ocpasswd`"),
-        ("plain", "`plain` needs a password file: `plain[passwd=/etc/ocserv/ocpasswd]`"),
-        ("plain[passwd=/p,otp=/o]", "one-time passwords (`otp=`) are not supported yet; refusing to start without the second factor"),
+        ("plain", "`plain` needs a password file, a one-time password file or both: `plain[passwd=/etc/ocserv/ocpasswd,otp=/etc/ocserv/users.oath]`"),
+        ("plain[passwd=/p,otp=users.oath]", "otp file must be an absolute path, found `users.oath`"),
+        ("plain[passwd=/p,pin=1]", "unknown option `pin` for `plain` (it takes `passwd=FILE` and `otp=FILE`)"),
         ("pam[service=../shadow]", "PAM service `../shadow` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
         ("pam[service=..]", "PAM service `..` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
         ("pam[service=]", "PAM service `` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
         ("pam[gid-min=x]", "gid-min: expected a whole number of at least 0, found `x`"),
         ("pam[foo=1]", "unknown option `foo` for `pam` (it takes `gid-min=N` and `service=NAME`)"),
-        ("kerberos", "expected `plain[passwd=FILE]`, `pam` or `pam[gid-min=N]`, found `kerberos`"),
+        ("kerberos", "expected `plain[passwd=FILE,otp=FILE]`, `pam` or `pam[gid-min=N]`, found `kerberos`"),
     ] {
         let p = parse(&text(value), "t.conf");
         assert_eq!(messages(&p).first().map(String::as_str), Some(&*format!("t.conf:1: error: auth: {message}")), "{value}");

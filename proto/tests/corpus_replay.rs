@@ -19,12 +19,13 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 17] = [
+const TARGETS: &[(&str, Target)] = &[
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
     ("config", fuzzing::config),
     ("passwd", fuzzing::passwd),
+    ("otp_file", fuzzing::otp_file),
     ("worker_log", fuzzing::worker_log),
     ("ipc", fuzzing::ipc),
     ("lzs_decompress", fuzzing::lzs_decompress),
@@ -122,6 +123,11 @@ fn policy_file_corpus() {
 #[test]
 fn passwd_corpus() {
     assert!(run_target("passwd") >= 1);
+}
+
+#[test]
+fn otp_file_corpus() {
+    assert!(run_target("otp_file") >= 2);
 }
 
 #[test]

@@ -280,19 +280,29 @@ fn backend_for(
     place: &str,
 ) -> Result<Box<dyn AuthBackend>, String> {
     match method {
-        AuthMethod::Plain { passwd, .. } => {
+        AuthMethod::Plain { passwd, otp } => {
             let mut salt = [0u8; SALT_LEN];
             rng.fill(&mut salt)
                 .map_err(|_| "system random number generator failed".to_owned())
                 .and_then(|()| {
-                    let plain = Plain::new(passwd.clone(), &salt);
+                    let plain = Plain::with_otp(passwd.clone(), otp.clone(), &salt);
                     let users = plain
                         .check_file()
                         .map_err(|e| format!("{place}plain authentication: {e}"))?;
-                    log::info!(
-                        "{place}password file {} has {users} user(s)",
-                        passwd.display()
-                    );
+                    if let Some(passwd) = passwd {
+                        log::info!(
+                            "{place}password file {} has {users} user(s)",
+                            passwd.display()
+                        );
+                    }
+                    match plain.check_otp_file() {
+                        Some(Ok((path, tokens))) => log::info!(
+                            "{place}one-time password file {} has {tokens} token(s)",
+                            path.display()
+                        ),
+                        Some(Err(e)) => return Err(format!("{place}plain authentication: {e}")),
+                        None => {}
+                    }
                     Ok(Box::new(plain) as Box<dyn AuthBackend>)
                 })
         }
@@ -333,11 +343,15 @@ fn sinks(
 /// (the start already reported why).
 fn auto_groups(auth: &AuthMethod) -> Vec<String> {
     let groups = match auth {
-        AuthMethod::Plain { passwd, .. } => crate::auth::groups::from_passwd(passwd)
-            .unwrap_or_else(|e| {
-                log::error!("auto-select-group: {e}");
-                Vec::new()
-            }),
+        AuthMethod::Plain {
+            passwd: Some(passwd),
+            ..
+        } => crate::auth::groups::from_passwd(passwd).unwrap_or_else(|e| {
+            log::error!("auto-select-group: {e}");
+            Vec::new()
+        }),
+        // `plain[otp=FILE]` alone: no groups.
+        AuthMethod::Plain { passwd: None, .. } => Vec::new(),
         AuthMethod::Pam { gid_min, .. } => crate::auth::groups::from_system(*gid_min),
         AuthMethod::Certificate | AuthMethod::Radius { .. } | AuthMethod::Script { .. } => {
             Vec::new()

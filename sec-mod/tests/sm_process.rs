@@ -45,7 +45,10 @@ fn fixture() -> Fixture {
     let config = SecModConfig {
         server_key: key,
         server_cert: cert,
-        auth: plan(AuthMethod::Plain { passwd, otp: None }),
+        auth: plan(AuthMethod::Plain {
+            passwd: Some(passwd),
+            otp: None,
+        }),
         stats_report_secs: 60,
         cookie_timeout_secs: 300,
         persistent_cookies: false,
@@ -427,13 +430,37 @@ fn start_failures_are_reported_and_exit_1() {
     let mut missing_passwd = f.config.clone();
     let missing = f.dir.path().join("no-such-ocpasswd");
     missing_passwd.auth = plan(AuthMethod::Plain {
-        passwd: missing.clone(),
+        passwd: Some(missing.clone()),
         otp: None,
     });
     let (_main, child, answer) = start(&missing_passwd);
     match answer {
         main_secmod::FromSecMod::StartFailed { reason } => {
             assert!(reason.contains(&*missing.to_string_lossy()), "{reason}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(wait_exit(child).code(), Some(1));
+
+    // A malformed one-time password file is reported with its line, before any login.
+    let mut bad_otp = f.config.clone();
+    let AuthMethod::Plain { passwd, .. } = f.config.auth.required[0].clone() else {
+        panic!("fixture uses plain");
+    };
+    let otp = f
+        .dir
+        .write("users.oath", "HOTP alice - 00\nMOTP bob - 00\n");
+    bad_otp.auth = plan(AuthMethod::Plain {
+        passwd,
+        otp: Some(otp),
+    });
+    let (_main, child, answer) = start(&bad_otp);
+    match answer {
+        main_secmod::FromSecMod::StartFailed { reason } => {
+            assert!(
+                reason.contains("users.oath: line 2: unknown token type \"MOTP\""),
+                "{reason}"
+            )
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -813,7 +840,7 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
         server_key: f.dir.write("b-key.pem", &b_key),
         server_cert: f.dir.write("b-cert.pem", &b_cert),
         auth: plan(AuthMethod::Plain {
-            passwd: f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n")),
+            passwd: Some(f.dir.write("b-ocpasswd", format!("bob:staff:{bob}\n"))),
             otp: None,
         }),
         deny_roaming: true,

@@ -254,3 +254,39 @@ fn session_db_is_checked_without_being_created() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-t` reads the one-time password file of `plain[...,otp=FILE]` and names its bad line.
+#[test]
+#[ignore = "spawns the built binaries: run by tests/run-all.sh"]
+fn otp_file_is_checked() {
+    let dir = temp_dir("otp");
+    let pki = pki::make(&dir, "127.0.0.1");
+    let passwd = dir.join("ocpasswd");
+    std::fs::write(&passwd, "").unwrap();
+    let otp = dir.join("users.oath");
+    std::fs::write(&otp, "HOTP/T30 alice - 3132\nHOTP/T45 bob - 3132\n").unwrap();
+    let conf = dir.join("ocserv.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "auth = \"plain[passwd={},otp={}]\"\ntcp-port = 4443\nserver-cert = {}\nserver-key = {}\nrun-as-user = nobody\nrun-as-group = nogroup\nipv4-network = 192.168.1.0/24\n",
+            passwd.display(),
+            otp.display(),
+            pki.cert.display(),
+            pki.key.display()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = check(&conf);
+    assert!(!ok, "a bad OTP file passed:\n{out}");
+    let want = format!(
+        "{}:1: error: auth: plain authentication: {}: line 2: unknown token type \"HOTP/T45\"",
+        conf.display(),
+        otp.display()
+    );
+    assert!(out.contains(&want), "{out}");
+    std::fs::write(&otp, "HOTP/T30 alice - 3132\n").unwrap();
+    let (ok, out) = check(&conf);
+    assert!(ok, "a good OTP file failed the check:\n{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

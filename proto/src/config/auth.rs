@@ -31,11 +31,11 @@ pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
     } else if let Some(other) = OTHER_METHODS.iter().find(|m| m.eq_ignore_ascii_case(name)) {
         Err(format!(
             "rocserv cannot authenticate with `{other}` yet (the server could not log anyone \
-             in); use `plain[passwd=FILE]` or `pam`"
+             in); use `plain[passwd=FILE,otp=FILE]` or `pam`"
         ))
     } else {
         Err(format!(
-            "expected `plain[passwd=FILE]`, `pam` or `pam[gid-min=N]`, found {}",
+            "expected `plain[passwd=FILE,otp=FILE]`, `pam` or `pam[gid-min=N]`, found {}",
             quote(v)
         ))
     }
@@ -58,30 +58,34 @@ fn plain(options: Option<&str>) -> Result<AuthMethod, Bad> {
     // Legacy form `plain[/etc/ocserv/passwd]`.
     if options.starts_with('/') || options.starts_with('.') {
         let passwd = absolute_path(options).map_err(|e| format!("passwd file {e}"))?;
-        return Ok(AuthMethod::Plain { passwd, otp: None });
+        return Ok(AuthMethod::Plain {
+            passwd: Some(passwd),
+            otp: None,
+        });
     }
-    let mut passwd = None;
+    let (mut passwd, mut otp) = (None, None);
     for (key, value) in pairs(options) {
         if key.eq_ignore_ascii_case("passwd") {
             passwd = Some(absolute_path(value).map_err(|e| format!("passwd file {e}"))?);
         } else if key.eq_ignore_ascii_case("otp") {
-            return Err(
-                "one-time passwords (`otp=`) are not supported yet; refusing to start \
-                 without the second factor"
-                    .to_owned(),
-            );
+            otp = Some(absolute_path(value).map_err(|e| format!("otp file {e}"))?);
         } else {
             return Err(format!(
-                "unknown option {} for `plain` (it takes `passwd=FILE`)",
+                "unknown option {} for `plain` (it takes `passwd=FILE` and `otp=FILE`)",
                 quote(key)
             ));
         }
     }
-    passwd
-        .map(|passwd| AuthMethod::Plain { passwd, otp: None })
-        .ok_or_else(|| {
-            "`plain` needs a password file: `plain[passwd=/etc/ocserv/ocpasswd]`".to_owned()
-        })
+    // ocserv src/subconfig.c: either file alone is enough; `otp` alone asks every user only
+    // for a one-time password (src/auth/plain.c).
+    if passwd.is_none() && otp.is_none() {
+        return Err(
+            "`plain` needs a password file, a one-time password file or both: \
+             `plain[passwd=/etc/ocserv/ocpasswd,otp=/etc/ocserv/users.oath]`"
+                .to_owned(),
+        );
+    }
+    Ok(AuthMethod::Plain { passwd, otp })
 }
 
 /// ocserv's PAM service name (its package name), the default of `service=`.

@@ -147,9 +147,10 @@ fn enter_section(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthMethod {
     /// `plain[passwd=FILE,otp=FILE]`: the password file, and with `otp` a users file of
-    /// HOTP/TOTP secrets asked as a second form.
+    /// HOTP/TOTP secrets (`crate::otp_file`) asked as a second form. At least one of the two;
+    /// without `passwd` the only question is the one-time password (as ocserv).
     Plain {
-        passwd: PathBuf,
+        passwd: Option<PathBuf>,
         otp: Option<PathBuf>,
     },
     /// `pam[gid-min=N,service=NAME]` (service default `ocserv`).

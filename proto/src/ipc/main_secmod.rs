@@ -365,7 +365,7 @@ mod tests {
             server_cert: "/c.pem".into(),
             auth: AuthPlan {
                 required: vec![crate::config::AuthMethod::Plain {
-                    passwd: "/etc/ocserv/ocpasswd".into(),
+                    passwd: Some("/etc/ocserv/ocpasswd".into()),
                     otp: None,
                 }],
                 ..Default::default()

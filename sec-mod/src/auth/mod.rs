@@ -8,6 +8,7 @@
 
 pub mod crypt;
 pub mod groups;
+pub mod otp;
 pub mod pam;
 pub mod plain;
 pub mod script;
@@ -130,6 +131,10 @@ pub enum Rejection {
     /// The `script` hook refused, failed, died or timed out (the text names the hook).
     #[error("{0}")]
     Script(String),
+    /// The one-time password was refused (wrong, replayed, user not in the OTP file, or the
+    /// file could not be read or rewritten).
+    #[error("{0}")]
+    Otp(#[from] otp::OtpRejection),
 }
 
 /// What a running conversation reports.
