@@ -44,6 +44,7 @@ pub mod mtu;
 pub mod offload;
 pub mod passwd;
 pub mod policy;
+pub mod radius;
 
 /// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
 /// errors this way).
