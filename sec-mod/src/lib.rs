@@ -31,6 +31,8 @@ pub mod listing;
 pub mod logger;
 pub mod memory;
 pub mod peers;
+pub mod radius_acct;
+pub mod radius_client;
 mod sec1;
 pub mod server;
 pub mod session_db;

@@ -198,13 +198,13 @@ const fn alias(name: &'static str, of: &'static str, old: bool, scope: Scope) ->
 use Scope::{Global as G, PerUser as U, Vhost as V};
 
 static OPTIONS: &[OptionSpec] = &[
-    refused("acct", V, NONE, "Accounting method (radius, or a pam account check) run beside authentication.",
-        "skipping an account check could let in users it would reject."),
+    yes_but("acct", V, "Accounting method (radius, or a pam account check) run beside authentication.",
+        "`radius[config=FILE,nas-identifier=NAME]` only (radcli's file format, RADIUS over UDP); `pam` is an error, since skipping an account check could let in users it would reject."),
     spec("always-require-cert", V, Status::Supported, "Old switch; `false` meant what `cisco-client-compat = true` means now.",
         "Mapped onto `cisco-client-compat`, with a warning about the old name."),
     yes_but("append-routes", V, "Add per-user/group routes to the global ones instead of replacing them.",
         "Also adds the global `no-route`s after the files' ones (as ocserv); a route the files already list is not repeated."),
-    many(yes_but("auth", V, "Authentication method: `plain[passwd=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[...]`, `gssapi[...]`, `oidc[...]`; several lines must all succeed.", "One method only: `plain` (no `otp`) or `pam` (service `ocserv`, or `service=NAME`, which must be a plain file name in /etc/pam.d; as in ocserv the user's group is the account's primary Unix group, or a requested one it is in, whatever its gid; `gid-min` limits only the `auto-select-group` list, as in ocserv); anything else is an error, since the server could not log users in as configured.")),
+    many(yes_but("auth", V, "Authentication method: `plain[passwd=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[...]`, `gssapi[...]`, `oidc[...]`; several lines must all succeed.", "One method only: `plain` (no `otp`), `pam` (service `ocserv`, or `service=NAME`, which must be a plain file name in /etc/pam.d; as in ocserv the user's group is the account's primary Unix group, or a requested one it is in, whatever its gid; `gid-min` limits only the `auto-select-group` list, as in ocserv) or `radius[config=FILE,groupconfig=BOOL,nas-identifier=NAME]` (radcli's file format over UDP; see doc/security/radius.md); anything else is an error, since the server could not log users in as configured.")),
     yes("auth-timeout", G, "Seconds a client may take to log in."),
     yes_but("auto-select-group", V, "Offer every group the auth backend knows as a group choice.", "The list replaces the `select-group` lines (as in ocserv) and is read by sec-mod when it starts (`plain`: every group of the password file; `pam`: the system's groups with a gid of at least `gid-min`); a restart picks up new groups."),
     yes("ban-points-connection", G, "Ban points charged for each new connection."),

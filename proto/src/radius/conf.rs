@@ -228,7 +228,11 @@ fn check_secret(s: &str) -> Result<(), String> {
 }
 
 fn server_list(v: &str) -> Result<Vec<ServerSpec>, String> {
-    let list: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let list: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if list.is_empty() {
         return Err("an empty server list".to_owned());
     }
@@ -369,7 +373,10 @@ seqfile /var/run/radius.seq
     #[test]
     fn errors_name_file_and_line() {
         let e = parse_conf("authserver a\nfrobnicate 1\n", "/etc/rc.conf").unwrap_err();
-        assert_eq!(e.to_string(), "/etc/rc.conf:2: unknown radcli option `frobnicate`");
+        assert_eq!(
+            e.to_string(),
+            "/etc/rc.conf:2: unknown radcli option `frobnicate`"
+        );
         for (text, line) in [
             ("authserver a\nserv-type tls\n", 2),
             ("namespace vpn\nauthserver a\n", 1),
@@ -399,9 +406,18 @@ seqfile /var/run/radius.seq
             "servers",
         )
         .unwrap();
-        assert_eq!(secret_for(&s, "127.0.0.1", Some(1812)), Some(&Secret("one".into())));
-        assert_eq!(secret_for(&s, "localhost", Some(1812)), Some(&Secret("two".into())));
-        assert_eq!(secret_for(&s, "radius.example", None), Some(&Secret("three".into())));
+        assert_eq!(
+            secret_for(&s, "127.0.0.1", Some(1812)),
+            Some(&Secret("one".into()))
+        );
+        assert_eq!(
+            secret_for(&s, "localhost", Some(1812)),
+            Some(&Secret("two".into()))
+        );
+        assert_eq!(
+            secret_for(&s, "radius.example", None),
+            Some(&Secret("three".into()))
+        );
         assert_eq!(secret_for(&s, "127.0.0.1", None), None);
         assert_eq!(
             parse_servers("a\n", "servers").unwrap_err().to_string(),

@@ -261,7 +261,9 @@ pub fn ipv6_prefix(v: &[u8]) -> Option<(Ipv6Addr, u8)> {
         *o = *p;
     }
     let bits = u128::from_be_bytes(octets);
-    let mask = u128::MAX.checked_shl(128u32.saturating_sub(u32::from(*len))).unwrap_or(0);
+    let mask = u128::MAX
+        .checked_shl(128u32.saturating_sub(u32::from(*len)))
+        .unwrap_or(0);
     Some((Ipv6Addr::from(bits & mask), *len))
 }
 
@@ -327,7 +329,9 @@ fn push_attr(out: &mut Vec<u8>, ty: u8, value: &[u8]) -> Result<(), EncodeError>
     }
     out.push(ty);
     // Bounded by MAX_VALUE + 2 above.
-    out.push(u8::try_from(value.len().saturating_add(2)).map_err(|_| EncodeError::ValueTooLong(ty))?);
+    out.push(
+        u8::try_from(value.len().saturating_add(2)).map_err(|_| EncodeError::ValueTooLong(ty))?,
+    );
     out.extend_from_slice(value);
     Ok(())
 }
@@ -361,7 +365,10 @@ pub fn hide_password(
     }
     let mut previous: [u8; AUTH_LEN] = *authenticator;
     for block in out.chunks_mut(AUTH_LEN) {
-        let b = Md5::new().chain_update(secret).chain_update(previous).finalize();
+        let b = Md5::new()
+            .chain_update(secret)
+            .chain_update(previous)
+            .finalize();
         for (c, k) in block.iter_mut().zip(b.iter()) {
             *c ^= k;
         }
@@ -377,9 +384,8 @@ pub fn hide_password(
 /// header, RFC 3579 §3.2).
 fn message_authenticator(packet: &[u8], secret: &[u8]) -> [u8; AUTH_LEN] {
     // HMAC accepts keys of any length.
-    let mut mac = match Hmac::<Md5>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => return [0; AUTH_LEN],
+    let Ok(mut mac) = Hmac::<Md5>::new_from_slice(secret) else {
+        return [0; AUTH_LEN];
     };
     mac.update(packet);
     mac.finalize().into_bytes().into()
@@ -545,7 +551,9 @@ fn zeroed_for_mac(body: &[u8], request_auth: &[u8; AUTH_LEN]) -> Result<Vec<u8>,
     }
     let mut at = HEADER_LEN;
     while let (Some(&ty), Some(&alen)) = (copy.get(at), copy.get(at.saturating_add(1))) {
-        let end = at.checked_add(usize::from(alen)).ok_or(DecodeError::Attribute)?;
+        let end = at
+            .checked_add(usize::from(alen))
+            .ok_or(DecodeError::Attribute)?;
         if ty == attr::MESSAGE_AUTHENTICATOR {
             if let Some(v) = copy.get_mut(at.saturating_add(2)..end) {
                 v.fill(0);
@@ -593,7 +601,10 @@ mod tests {
         ];
         // The RFC's order: User-Name, User-Password, NAS-IP-Address, NAS-Port.
         let hidden = hide_password(b"arctangent", b"xyzzy5461", &a).unwrap();
-        assert_eq!(hidden, hex("0d be 70 8d 93 d4 13 ce 31 96 e4 3f 78 2a 0a ee"));
+        assert_eq!(
+            hidden,
+            hex("0d be 70 8d 93 d4 13 ce 31 96 e4 3f 78 2a 0a ee")
+        );
         let mut ordered = vec![attrs[0].clone()];
         ordered.push(Attribute {
             ty: attr::USER_PASSWORD,
@@ -616,7 +627,10 @@ mod tests {
         assert_eq!(p.code, Code::AccessAccept);
         assert_eq!(p.first(attr::SERVICE_TYPE).and_then(int), Some(1));
         // Login-IP-Host (14) 192.168.1.3.
-        assert_eq!(p.first(14).and_then(ipv4), Some(Ipv4Addr::new(192, 168, 1, 3)));
+        assert_eq!(
+            p.first(14).and_then(ipv4),
+            Some(Ipv4Addr::new(192, 168, 1, 3))
+        );
         // Wrong secret, a flipped attribute octet, another request's authenticator, another id.
         assert_eq!(
             decode_response(&accept, &sent, b"xyzzy5462", false),
@@ -673,7 +687,10 @@ mod tests {
             id: 7,
             authenticator: [9; 16],
         };
-        let attrs = [Attribute::text(attr::REPLY_MESSAGE, "code?"), Attribute::text(attr::STATE, "s1")];
+        let attrs = [
+            Attribute::text(attr::REPLY_MESSAGE, "code?"),
+            Attribute::text(attr::STATE, "s1"),
+        ];
         let good = server_answer(Code::AccessChallenge, &sent, &attrs, b"s3cret");
         let p = decode_response(&good, &sent, b"s3cret", true).unwrap();
         assert_eq!(p.code, Code::AccessChallenge);
@@ -711,7 +728,10 @@ mod tests {
         let p = parse(&bytes).unwrap();
         assert_eq!(p.attributes[0].ty, attr::MESSAGE_AUTHENTICATOR);
         let copy = zeroed_for_mac(&bytes, &a).unwrap();
-        assert_eq!(message_authenticator(&copy, b"k").as_slice(), p.attributes[0].value);
+        assert_eq!(
+            message_authenticator(&copy, b"k").as_slice(),
+            p.attributes[0].value
+        );
         assert_eq!(p.first(attr::USER_PASSWORD).unwrap().len(), 16);
     }
 
@@ -738,7 +758,17 @@ mod tests {
         );
         assert_eq!(hide_password(b"", b"k", &[0; 16]).unwrap().len(), 16);
         assert_eq!(
-            access_request(0, &[0; 16], &[Attribute { ty: 1, value: vec![0; 254] }], None, b"k", false),
+            access_request(
+                0,
+                &[0; 16],
+                &[Attribute {
+                    ty: 1,
+                    value: vec![0; 254]
+                }],
+                None,
+                b"k",
+                false
+            ),
             Err(EncodeError::ValueTooLong(1))
         );
         assert_eq!(parse(&[2, 0, 0, 19]), Err(DecodeError::Length));
@@ -779,8 +809,14 @@ mod tests {
             authenticator: [0; 16],
             attributes: vec![vsa],
         };
-        assert_eq!(p.vendor(VENDOR_MICROSOFT, MS_PRIMARY_DNS_SERVER), [&[10, 0, 0, 1][..]]);
-        assert_eq!(p.vendor(VENDOR_MICROSOFT, MS_SECONDARY_DNS_SERVER), [&[10, 0, 0, 2][..]]);
+        assert_eq!(
+            p.vendor(VENDOR_MICROSOFT, MS_PRIMARY_DNS_SERVER),
+            [&[10, 0, 0, 1][..]]
+        );
+        assert_eq!(
+            p.vendor(VENDOR_MICROSOFT, MS_SECONDARY_DNS_SERVER),
+            [&[10, 0, 0, 2][..]]
+        );
         assert!(p.vendor(9, MS_PRIMARY_DNS_SERVER).is_empty());
     }
 }
