@@ -1,0 +1,164 @@
+//! `auth = "radius[...]"` and `acct = "radius[...]"` against a real FreeRADIUS started by the
+//! test inside the lab's server namespace (tests/src/radius.rs).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::time::Duration;
+
+use rocserv_e2e::client::run_to_exit;
+use rocserv_e2e::radius::{self, FreeRadius};
+use rocserv_e2e::{Client, ClientOptions, Lab, Server, WAIT};
+
+/// FreeRADIUS users: `ruth` gets a fixed address and a Class naming her group; `sam` only a
+/// password.
+const USERS: &str = r#"ruth Cleartext-Password := "ruth-pw"
+    Framed-IP-Address = 192.168.231.77,
+    Class = "engineers",
+    Acct-Interim-Interval = 1
+
+sam Cleartext-Password := "sam-pw"
+"#;
+
+fn config(lab: &Lab, radius: &FreeRadius, extra: &[(&str, &str)]) -> std::path::PathBuf {
+    let auth = format!(
+        "\"radius[config={},groupconfig=true,nas-identifier=e2e-nas]\"",
+        radius.radcli_conf.display()
+    );
+    let acct = format!(
+        "\"radius[config={},nas-identifier=e2e-acct]\"",
+        radius.radcli_conf.display()
+    );
+    let mut o: Vec<(&str, &str)> = vec![
+        ("auth", &auth),
+        ("acct", &acct),
+        ("max-ban-score", "0"),
+        ("stats-report-time", "1"),
+    ];
+    o.extend_from_slice(extra);
+    lab.config(&o)
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and freeradius: run by tests/run-all.sh"]
+fn radius_login_attributes_and_accounting() {
+    let lab = Lab::new();
+    let radius = FreeRadius::start(&lab, USERS);
+    let server = Server::start(&lab.srv, &config(&lab, &radius, &[]));
+
+    // A wrong password is refused by the server (Access-Reject).
+    let (status, output) = run_to_exit(&lab, "sam", "not-sams", WAIT);
+    assert!(!status.expect("gives up").success(), "{output}");
+    assert!(!output.contains("CSTP connected"), "{output}");
+    assert!(
+        radius.log_text().contains("Sent Access-Reject"),
+        "{}",
+        radius.log_text()
+    );
+
+    // Framed-IP-Address is the client's address; Class is the group.
+    let mut client = Client::start(&lab, &ClientOptions::password("ruth", "ruth-pw"));
+    let up = client.wait_up(WAIT).expect("RADIUS login");
+    assert_eq!(up.address, "192.168.231.77");
+    let (ok, out) = lab.ping_through_tunnel(3);
+    assert!(ok, "{out}");
+    assert!(
+        server
+            .log_text()
+            .contains("user 'ruth' logged in via radius (group 'engineers'"),
+        "{}",
+        server.log_text()
+    );
+    // Accounting: Start, then Interim-Update with traffic (Acct-Interim-Interval 1 s).
+    radius
+        .wait_for_detail("Acct-Status-Type = Start", WAIT)
+        .unwrap();
+    radius
+        .wait_for_detail("Acct-Status-Type = Interim-Update", WAIT)
+        .unwrap();
+    drop(client);
+    let detail = radius
+        .wait_for_detail("Acct-Status-Type = Stop", WAIT)
+        .unwrap();
+    let stop = detail
+        .split("Acct-Status-Type = Stop")
+        .nth(1)
+        .expect("stop record");
+    let octets = |name: &str| -> u64 {
+        stop.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{stop}"))
+            .parse()
+            .unwrap()
+    };
+    // Three pings each way and the tunnel's own traffic at least.
+    assert!(octets("Acct-Input-Octets") >= 3 * 84, "{stop}");
+    assert!(octets("Acct-Output-Octets") >= 3 * 84, "{stop}");
+    assert!(stop.contains("User-Name = \"ruth\""), "{stop}");
+    assert!(
+        stop.contains("Framed-IP-Address = 192.168.231.77"),
+        "{stop}"
+    );
+    assert!(
+        stop.contains("Acct-Terminate-Cause = User-Request"),
+        "{stop}"
+    );
+    assert!(stop.contains("NAS-Identifier = \"e2e-acct\""), "{stop}");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and freeradius: run by tests/run-all.sh"]
+fn radius_challenge_is_a_second_form() {
+    let lab = Lab::new();
+    let radius = FreeRadius::start(&lab, USERS);
+    let _server = Server::start(&lab.srv, &config(&lab, &radius, &[]));
+
+    // A wrong code after the right password is refused.
+    let wrong = format!("{}\n000000", radius::CHALLENGE_PASSWORD);
+    let (status, output) = run_to_exit(&lab, radius::CHALLENGE_USER, &wrong, WAIT);
+    assert!(!status.expect("gives up").success(), "{output}");
+    assert!(!output.contains("CSTP connected"), "{output}");
+
+    let answers = format!("{}\n{}", radius::CHALLENGE_PASSWORD, radius::CHALLENGE_CODE);
+    let mut client = Client::start(
+        &lab,
+        &ClientOptions::password(radius::CHALLENGE_USER, &answers),
+    );
+    client.wait_up(WAIT).expect("challenged login");
+    assert!(
+        client.output().contains(radius::CHALLENGE_PROMPT),
+        "{}",
+        client.output()
+    );
+}
+
+/// A dead server delays only the login that waits for it, bounded by radcli's timeout and
+/// retries: the login fails (no answer) within them, and sec-mod stays up for the next login.
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and freeradius: run by tests/run-all.sh"]
+fn radius_dead_server_is_a_bounded_refusal() {
+    let lab = Lab::new();
+    let radius = FreeRadius::start(&lab, USERS);
+    // Point the auth server at a port nobody listens on... within the namespace.
+    let conf = std::fs::read_to_string(&radius.radcli_conf)
+        .unwrap()
+        .replace(&format!(":{}:", radius::AUTH_PORT), ":18199:");
+    let dead = radius.dir.join("dead.conf");
+    std::fs::write(&dead, conf).unwrap();
+    let auth = format!("\"radius[config={}]\"", dead.display());
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[("auth", &auth), ("max-ban-score", "0")]),
+    );
+    let started = std::time::Instant::now();
+    let (status, output) = run_to_exit(&lab, "sam", "sam-pw", WAIT);
+    assert!(!status.expect("gives up").success(), "{output}");
+    // radius_timeout 2 x radius_retries 2, plus openconnect's own round trips.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    server
+        .wait_for_log("no server answered", WAIT)
+        .expect("sec-mod says why");
+}
