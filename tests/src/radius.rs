@@ -146,6 +146,8 @@ authenticate {{
             update reply {{
                 &Reply-Message := "{CHALLENGE_PROMPT}"
                 &State := "round-two"
+            }}
+            update control {{
                 &Response-Packet-Type := Access-Challenge
             }}
             handled
