@@ -244,3 +244,119 @@ impl Client {
         Err(why)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocserv_proto::radius::packet::{attr, Attribute, Code};
+
+    fn client(servers: Vec<Server>, timeout_ms: u64, sends: u32) -> Client {
+        Client {
+            auth: servers,
+            acct: Vec::new(),
+            nas_identifier: None,
+            default_realm: None,
+            timeout: Duration::from_millis(timeout_ms),
+            sends,
+            bind: None,
+            rng: SystemRandom::new(),
+        }
+    }
+
+    fn server(addr: SocketAddr, secret: &str) -> Server {
+        Server {
+            addr,
+            name: addr.to_string(),
+            secret: Secret(secret.to_owned()),
+        }
+    }
+
+    fn request(secret: &[u8], id: u8, auth: [u8; 16]) -> Result<(Vec<u8>, Sent), EncodeError> {
+        let attrs = [Attribute::text(attr::USER_NAME, "u")];
+        let bytes = packet::access_request(id, &auth, &attrs, Some(b"pw"), secret, true)?;
+        Ok((
+            bytes,
+            Sent {
+                code: Code::AccessRequest,
+                id,
+                authenticator: auth,
+            },
+        ))
+    }
+
+    /// An Access-Accept for `req` signed with `secret` (RFC 2865 §3), carrying `marker` as
+    /// Reply-Message.
+    fn accept(req: &[u8], secret: &[u8], marker: &str) -> Vec<u8> {
+        use md5::{Digest, Md5};
+        let mut out = vec![2, req[1], 0, 0];
+        out.extend_from_slice(&req[4..20]);
+        out.push(attr::REPLY_MESSAGE);
+        out.push(u8::try_from(marker.len() + 2).unwrap());
+        out.extend_from_slice(marker.as_bytes());
+        let len = u16::try_from(out.len()).unwrap().to_be_bytes();
+        out[2..4].copy_from_slice(&len);
+        let auth: [u8; 16] = Md5::new()
+            .chain_update(&out)
+            .chain_update(secret)
+            .finalize()
+            .into();
+        out[4..20].copy_from_slice(&auth);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_forged_answer_is_dropped_and_the_real_one_taken() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = srv.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            // First a forgery (signed with a guessed secret), then the server's answer.
+            srv.send_to(&accept(&buf[..n], b"guess", "forged"), from)
+                .await
+                .unwrap();
+            srv.send_to(&accept(&buf[..n], b"k", "real"), from)
+                .await
+                .unwrap();
+        });
+        let c = client(vec![server(addr, "k")], 2000, 1);
+        let p = c.exchange(&c.auth, request, false).await.unwrap();
+        assert_eq!(p.first(attr::REPLY_MESSAGE), Some(&b"real"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_costs_timeout_times_sends_and_delays_no_one_else() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let live = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (silent_addr, live_addr) = (silent.local_addr().unwrap(), live.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            // Never answers; counts what it got.
+            let mut got = 0;
+            while let Ok((_, _)) = silent.recv_from(&mut buf).await {
+                got += 1;
+                assert!(got <= 2, "more sends than radius_retries");
+            }
+        });
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, from)) = live.recv_from(&mut buf).await {
+                let _ = live.send_to(&accept(&buf[..n], b"k", "ok"), from).await;
+            }
+        });
+        let dead = client(vec![server(silent_addr, "k")], 400, 2);
+        let alive = client(vec![server(live_addr, "k")], 400, 2);
+        let started = Instant::now();
+        let (a, b) = tokio::join!(dead.exchange(&dead.auth, request, false), async {
+            let r = alive.exchange(&alive.auth, request, false).await;
+            (r, started.elapsed())
+        });
+        let waited = started.elapsed();
+        assert!(matches!(a, Err(ExchangeError::NoAnswer(_))), "{a:?}");
+        assert!(waited >= Duration::from_millis(800), "{waited:?}");
+        assert!(waited < Duration::from_millis(2000), "{waited:?}");
+        let (b, b_took) = b;
+        assert!(b.is_ok());
+        assert!(b_took < Duration::from_millis(300), "{b_took:?}");
+    }
+}
