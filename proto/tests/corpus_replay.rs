@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 16] = [
+const TARGETS: [(&str, Target); 18] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -36,6 +36,8 @@ const TARGETS: [(&str, Target); 16] = [
     ("sign_content", fuzzing::sign_content),
     ("policy_file", fuzzing::policy_file),
     ("ports", fuzzing::ports),
+    ("radius_packet", fuzzing::radius_packet),
+    ("radius_conf", fuzzing::radius_conf),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -111,6 +113,16 @@ fn config_corpus() {
 #[test]
 fn policy_file_corpus() {
     assert!(run_target("policy_file") >= 2);
+}
+
+#[test]
+fn radius_packet_corpus() {
+    assert!(run_target("radius_packet") >= 2);
+}
+
+#[test]
+fn radius_conf_corpus() {
+    assert!(run_target("radius_conf") >= 2);
 }
 
 #[test]
