@@ -162,3 +162,66 @@ fn radius_dead_server_is_a_bounded_refusal() {
         .wait_for_log("no server answered", WAIT)
         .expect("sec-mod says why");
 }
+
+/// `rocserv -t` reads radcli's file of `auth` and `acct`: a key rocserv cannot honour is an
+/// error naming the file and line; an accounting server without a secret is named too; the
+/// fixed file passes.
+#[test]
+#[ignore = "spawns the built binaries: run by tests/run-all.sh"]
+fn radius_config_is_checked_by_t() {
+    let dir = std::env::temp_dir().join(format!("rocserv-radius-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pki = rocserv_e2e::pki::make(&dir, "127.0.0.1");
+    let rc = dir.join("radiusclient.conf");
+    let acct_rc = dir.join("acct.conf");
+    let conf = dir.join("ocserv.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "auth = \"radius[config={}]\"\nacct = \"radius[config={}]\"\ntcp-port = 4443\n\
+             server-cert = {}\nserver-key = {}\nrun-as-user = nobody\nrun-as-group = nogroup\n\
+             ipv4-network = 192.168.1.0/24\n",
+            rc.display(),
+            acct_rc.display(),
+            pki.cert.display(),
+            pki.key.display()
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let out = std::process::Command::new(rocserv_e2e::bin("rocserv"))
+            .args(["-t", "-c"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    std::fs::write(
+        &rc,
+        "authserver 127.0.0.1:1812:s3cret\nradius_timeout 3\nserv-type tls\n",
+    )
+    .unwrap();
+    std::fs::write(&acct_rc, "acctserver 127.0.0.1\n").unwrap();
+    let (ok, out) = check();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}:3: serv-type \"tls\" is not supported",
+            rc.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("acctserver 127.0.0.1 has no shared secret"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret"), "the secret was printed:\n{out}");
+    std::fs::write(&rc, "authserver 127.0.0.1:1812:s3cret\nradius_timeout 3\n").unwrap();
+    std::fs::write(&acct_rc, "acctserver 127.0.0.1::other\n").unwrap();
+    let (ok, out) = check();
+    assert!(ok, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
