@@ -42,6 +42,7 @@ impl RadiusAcct {
                 send(&client, &nas, &event).await;
             }
         });
+
         Self { vhost, queue }
     }
 }
@@ -64,8 +65,18 @@ impl Sink for RadiusAcct {
     }
 }
 
+/// Send one record; the user name gets radcli's `default_realm` as in the Access-Request (as
+/// ocserv).
 async fn send(client: &Client, nas: &str, event: &Event) {
-    let attrs = attributes(nas, event, SystemTime::now());
+    let mut attrs = attributes(nas, event, SystemTime::now());
+    if let Some(realm) = &client.default_realm {
+        let name = &event.record().username;
+        if !name.contains('@') {
+            for a in attrs.iter_mut().filter(|a| a.ty == attr::USER_NAME) {
+                *a = Attribute::text(attr::USER_NAME, &format!("{name}@{realm}"));
+            }
+        }
+    }
     let result = client
         .exchange(
             &client.acct,
