@@ -17,6 +17,11 @@ const USERS: &str = r#"ruth Cleartext-Password := "ruth-pw"
     Acct-Interim-Interval = 1
 
 sam Cleartext-Password := "sam-pw"
+
+vera Cleartext-Password := "vera-pw"
+    Framed-IPv6-Address = fd00:231:1::78,
+    Framed-Route = "10.77.0.0/16 0.0.0.0 1",
+    MS-Primary-DNS-Server = 10.231.9.9
 "#;
 
 fn config(lab: &Lab, radius: &FreeRadius, extra: &[(&str, &str)]) -> std::path::PathBuf {
@@ -226,4 +231,34 @@ fn radius_config_is_checked_by_t() {
     let (ok, out) = check();
     assert!(ok, "{out}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `ipv6-network`, Framed-IPv6-Address is the client's IPv6 address; with `groupconfig`,
+/// Framed-Route and the Microsoft DNS attribute reach the client (announced in the CONNECT
+/// answer).
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and freeradius: run by tests/run-all.sh"]
+fn radius_ipv6_address_route_and_dns() {
+    let lab = Lab::new();
+    let radius = FreeRadius::start(&lab, USERS);
+    let _server = Server::start(
+        &lab.srv,
+        &config(&lab, &radius, &[("ipv6-network", rocserv_e2e::lab::POOL6)]),
+    );
+    let mut opts = ClientOptions::password("vera", "vera-pw");
+    opts.extra = vec!["--dump-http-traffic".to_owned()];
+    let mut client = Client::start(&lab, &opts);
+    client.wait_up(WAIT).expect("RADIUS login");
+    let out = client.output();
+    assert!(
+        out.contains("X-CSTP-Address-IP6: fd00:231:1::78/128"),
+        "{out}"
+    );
+    assert!(
+        out.contains("X-CSTP-Split-Include: 10.77.0.0/255.255.0.0"),
+        "{out}"
+    );
+    assert!(out.contains("X-CSTP-DNS: 10.231.9.9"), "{out}");
+    let (ok, out) = lab.ping6_through_tunnel(2);
+    assert!(ok, "{out}");
 }
