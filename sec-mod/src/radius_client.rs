@@ -10,6 +10,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -31,6 +33,10 @@ pub struct Server {
     /// As written in the configuration, for logs.
     pub name: String,
     secret: Secret,
+    /// This server has sent a Message-Authenticator in an answer: from then on every Access
+    /// answer of it must carry one, so a forger cannot strip it (BlastRADIUS, CVE-2024-3596)
+    /// once the server is known to add it.
+    signs_answers: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Server {
@@ -120,6 +126,7 @@ impl Client {
                         addr,
                         name: format!("{}:{port}", s.host),
                         secret,
+                        signs_answers: Arc::default(),
                     })
                 })
                 .collect()
@@ -201,6 +208,7 @@ impl Client {
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let secret = server.secret.0.as_bytes();
+        let require_ma = require_ma || server.signs_answers.load(Ordering::Relaxed);
         let mut buf = vec![0u8; packet::MAX_PACKET];
         let mut why = String::from("no answer");
         // Retransmissions keep the identifier and authenticator (RFC 5080 §2.2.1).
@@ -224,7 +232,12 @@ impl Client {
                     Ok(Ok(n)) => {
                         let datagram = buf.get(..n).unwrap_or_default();
                         match packet::decode_response(datagram, sent, secret, require_ma) {
-                            Ok(p) => return Ok(p),
+                            Ok(p) => {
+                                if p.first(packet::attr::MESSAGE_AUTHENTICATOR).is_some() {
+                                    server.signs_answers.store(true, Ordering::Relaxed);
+                                }
+                                return Ok(p);
+                            }
                             Err(
                                 e
                                 @ (DecodeError::Authenticator | DecodeError::MessageAuthenticator),
@@ -268,6 +281,7 @@ mod tests {
             addr,
             name: addr.to_string(),
             secret: Secret(secret.to_owned()),
+            signs_answers: Arc::default(),
         }
     }
 
@@ -322,6 +336,60 @@ mod tests {
         let c = client(vec![server(addr, "k")], 2000, 1);
         let p = c.exchange(&c.auth, request, false).await.unwrap();
         assert_eq!(p.first(attr::REPLY_MESSAGE), Some(&b"real"[..]));
+    }
+
+    /// `accept` with a Message-Authenticator (RFC 3579 §3.2) before the Reply-Message.
+    fn signed_accept(req: &[u8], secret: &[u8], marker: &str) -> Vec<u8> {
+        use hmac::{Hmac, KeyInit, Mac};
+        use md5::{Digest, Md5};
+        let mut out = vec![2, req[1], 0, 0];
+        out.extend_from_slice(&req[4..20]);
+        out.extend_from_slice(&[attr::MESSAGE_AUTHENTICATOR, 18]);
+        out.extend_from_slice(&[0; 16]);
+        out.push(attr::REPLY_MESSAGE);
+        out.push(u8::try_from(marker.len() + 2).unwrap());
+        out.extend_from_slice(marker.as_bytes());
+        let len = u16::try_from(out.len()).unwrap().to_be_bytes();
+        out[2..4].copy_from_slice(&len);
+        let mut mac = Hmac::<Md5>::new_from_slice(secret).unwrap();
+        mac.update(&out);
+        let mac: [u8; 16] = mac.finalize().into_bytes().into();
+        out[22..38].copy_from_slice(&mac);
+        let auth: [u8; 16] = Md5::new()
+            .chain_update(&out)
+            .chain_update(secret)
+            .finalize()
+            .into();
+        out[4..20].copy_from_slice(&auth);
+        out
+    }
+
+    /// Once a server signed an answer, an answer of it without a Message-Authenticator is
+    /// dropped (here the unsigned one comes first and the signed one is taken).
+    #[tokio::test]
+    async fn a_server_that_signed_once_must_always_sign() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = srv.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            // First exchange: signed. Second: unsigned, then signed.
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            srv.send_to(&signed_accept(&buf[..n], b"k", "one"), from)
+                .await
+                .unwrap();
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            srv.send_to(&accept(&buf[..n], b"k", "unsigned"), from)
+                .await
+                .unwrap();
+            srv.send_to(&signed_accept(&buf[..n], b"k", "signed"), from)
+                .await
+                .unwrap();
+        });
+        let c = client(vec![server(addr, "k")], 2000, 1);
+        let p = c.exchange(&c.auth, request, false).await.unwrap();
+        assert_eq!(p.first(attr::REPLY_MESSAGE), Some(&b"one"[..]));
+        let p = c.exchange(&c.auth, request, false).await.unwrap();
+        assert_eq!(p.first(attr::REPLY_MESSAGE), Some(&b"signed"[..]));
     }
 
     #[tokio::test]

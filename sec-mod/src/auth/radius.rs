@@ -46,9 +46,10 @@ struct Inner {
     client: Client,
     groupconfig: bool,
     nas_identifier: String,
-    /// Whether Access-Accept/Reject/Challenge must carry a Message-Authenticator. Off: servers
-    /// before the BlastRADIUS fixes (FreeRADIUS 3.2.1 in Debian 12) send none; one that is
-    /// present is always checked (doc/security/radius.md).
+    /// Whether Access-Accept/Reject/Challenge must carry a Message-Authenticator from the first
+    /// answer on. Off: servers before the BlastRADIUS fixes (FreeRADIUS 3.2.1 in Debian 12) send
+    /// none; one that is present is always checked, and a server that sent one must always
+    /// (`radius_client::Server`; doc/security/radius.md).
     require_message_authenticator: bool,
 }
 
