@@ -151,6 +151,29 @@ impl Client {
         })
     }
 
+    /// A client of `servers` (address, secret) for tests elsewhere in the crate.
+    #[cfg(test)]
+    pub fn for_tests(servers: &[(SocketAddr, &str)], timeout: Duration, sends: u32) -> Self {
+        Self {
+            auth: servers
+                .iter()
+                .map(|(addr, secret)| Server {
+                    addr: *addr,
+                    name: addr.to_string(),
+                    secret: Secret((*secret).to_owned()),
+                    signs_answers: Arc::default(),
+                })
+                .collect(),
+            acct: Vec::new(),
+            nas_identifier: None,
+            default_realm: None,
+            timeout,
+            sends,
+            bind: None,
+            rng: SystemRandom::new(),
+        }
+    }
+
     /// Random bytes for identifiers and Request Authenticators (RFC 2865 §3: unpredictable).
     pub fn random<const N: usize>(&self) -> Result<[u8; N], ExchangeError> {
         let mut out = [0u8; N];

@@ -402,6 +402,79 @@ mod tests {
         assert_eq!(granted(&accept(vec![]), true, None).unwrap().policy, None);
     }
 
+    /// The conversation: the Access-Challenge's Reply-Message is the second question, the answer
+    /// goes back with the State; the Access-Accept's Framed-IP-Address is granted.
+    #[tokio::test]
+    async fn a_challenge_is_asked_and_its_state_echoed() {
+        let srv = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = srv.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            let first = packet::parse(&buf[..n]).unwrap();
+            assert_eq!(first.first(attr::USER_NAME), Some(&b"ann"[..]));
+            assert_eq!(first.first(attr::STATE), None);
+            assert_eq!(
+                first.first(attr::CALLING_STATION_ID),
+                Some(&b"192.0.2.7"[..])
+            );
+            let challenge = packet::response(
+                Code::AccessChallenge,
+                first.id,
+                &first.authenticator,
+                &[
+                    Attribute::text(attr::REPLY_MESSAGE, "Token code?"),
+                    Attribute::text(attr::STATE, "s-1"),
+                ],
+                b"k",
+            )
+            .unwrap();
+            srv.send_to(&challenge, from).await.unwrap();
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            let second = packet::parse(&buf[..n]).unwrap();
+            assert_eq!(second.first(attr::STATE), Some(&b"s-1"[..]));
+            // The answer is hidden with the new request's authenticator.
+            let hidden = packet::hide_password(b"777", b"k", &second.authenticator).unwrap();
+            assert_eq!(second.first(attr::USER_PASSWORD), Some(hidden.as_slice()));
+            let accept = packet::response(
+                Code::AccessAccept,
+                second.id,
+                &second.authenticator,
+                &[Attribute::ipv4(
+                    attr::FRAMED_IP_ADDRESS,
+                    Ipv4Addr::new(10, 0, 0, 9),
+                )],
+                b"k",
+            )
+            .unwrap();
+            srv.send_to(&accept, from).await.unwrap();
+        });
+        let client = Client::for_tests(&[(addr, "k")], std::time::Duration::from_secs(2), 1);
+        let backend = Radius::new(client, false, None);
+        let mut attempt = backend.begin(Login {
+            username: "ann".into(),
+            password: "pw".into(),
+            peer: Some("192.0.2.7:5555".parse().unwrap()),
+            ..Login::default()
+        });
+        assert_eq!(
+            attempt.next().await,
+            super::super::Event::Challenge {
+                message: "Token code?".into(),
+                secret: true
+            }
+        );
+        assert!(attempt.answer("777".into()).await);
+        let super::super::Event::Done(Verdict::Accepted(g)) = attempt.next().await else {
+            panic!("not accepted");
+        };
+        assert_eq!(
+            g.policy.unwrap().explicit_ipv4,
+            Some(Ipv4Addr::new(10, 0, 0, 9))
+        );
+        server.await.unwrap();
+    }
+
     #[test]
     fn other_service_types_are_refused() {
         let p = accept(vec![Attribute::int(attr::SERVICE_TYPE, 6)]);
