@@ -71,7 +71,7 @@ impl Code {
 }
 
 /// Attribute types we send or read (RFC 2865 §5, RFC 2866 §5, RFC 2869 §5, RFC 3162 §2,
-/// RFC 6911 §3).
+/// RFC 4818 §3 (Delegated-IPv6-Prefix), RFC 6911 §3).
 pub mod attr {
     pub const USER_NAME: u8 = 1;
     pub const USER_PASSWORD: u8 = 2;
@@ -108,8 +108,10 @@ pub mod attr {
     pub const NAS_IPV6_ADDRESS: u8 = 95;
     pub const FRAMED_IPV6_PREFIX: u8 = 97;
     pub const FRAMED_IPV6_ROUTE: u8 = 99;
+    pub const DELEGATED_IPV6_PREFIX: u8 = 123;
     pub const FRAMED_IPV6_ADDRESS: u8 = 168;
     pub const DNS_SERVER_IPV6_ADDRESS: u8 = 169;
+    pub const ROUTE_IPV6_INFORMATION: u8 = 170;
 }
 
 /// Values of enumerated attributes.

@@ -7,9 +7,11 @@
 //! server delays only its own user's login, bounded by radcli's `radius_timeout` and
 //! `radius_retries` (and by `auth-timeout`, which abandons the attempt).
 //!
-//! Which attributes are read is ocserv's list (src/auth/radius.c): Framed-IP-Address,
-//! Framed-IPv6-Address, Framed-IPv6-Prefix, Framed-Route, Framed-IPv6-Route, the Microsoft DNS
+//! Which attributes are read is ocserv's list (src/auth/radius.c, doc/README-radius.md):
+//! Framed-IP-Address, Framed-IPv6-Address, Delegated-IPv6-Prefix, Framed-Route,
+//! Framed-IPv6-Route, Framed-IPv6-Prefix and Route-IPv6-Information (routes), the Microsoft DNS
 //! servers, DNS-Server-IPv6-Address, Acct-Interim-Interval, Session-Timeout; plus Idle-Timeout.
+//! Not read: Framed-IP-Netmask (the pool's prefix applies). ocserv reads no bandwidth attribute.
 //! With `groupconfig`, Class names the group (ocserv's behaviour with that option) and routes and
 //! DNS apply; without it only addresses and timers do.
 
@@ -231,8 +233,9 @@ pub fn granted(
         ..PolicyFile::default()
     };
     f.explicit_ipv6 = p.first(attr::FRAMED_IPV6_ADDRESS).and_then(packet::ipv6);
+    // Delegated-IPv6-Prefix is the client's IPv6 subnet (ocserv doc/README-radius.md).
     if let Some((prefix, len)) = p
-        .first(attr::FRAMED_IPV6_PREFIX)
+        .first(attr::DELEGATED_IPV6_PREFIX)
         .and_then(packet::ipv6_prefix)
     {
         if f.explicit_ipv6.is_none() {
@@ -262,6 +265,19 @@ pub fn granted(
         for ty in [attr::FRAMED_ROUTE, attr::FRAMED_IPV6_ROUTE] {
             f.routes
                 .extend(p.all(ty).filter_map(framed_route).map(Route::Net));
+        }
+        // IPv6 routes as prefixes, as ocserv reads them (doc/README-radius.md).
+        for ty in [attr::FRAMED_IPV6_PREFIX, attr::ROUTE_IPV6_INFORMATION] {
+            f.routes.extend(
+                p.all(ty)
+                    .filter_map(packet::ipv6_prefix)
+                    .map(|(addr, prefix)| {
+                        Route::Net(IpNet {
+                            addr: IpAddr::V6(addr),
+                            prefix,
+                        })
+                    }),
+            );
         }
         let ms = |ty| {
             p.vendor(packet::VENDOR_MICROSOFT, ty)
@@ -358,6 +374,10 @@ mod tests {
                 value: ms,
             },
             Attribute::ipv6(attr::FRAMED_IPV6_ADDRESS, "fd00::5".parse().unwrap()),
+            Attribute {
+                ty: attr::FRAMED_IPV6_PREFIX,
+                value: vec![0, 32, 0x20, 0x01, 0x0d, 0xb8],
+            },
         ]);
         let g = granted(&p, true, None).unwrap();
         assert_eq!(g.group, "engineers");
@@ -370,7 +390,14 @@ mod tests {
         assert_eq!(f.session_timeout, Some(Some(3600)));
         assert_eq!(f.idle_timeout, Some(None));
         assert_eq!(f.stats_report_time, Some(60));
-        assert_eq!(f.routes.len(), 2);
+        assert_eq!(f.routes.len(), 3);
+        assert_eq!(
+            f.routes[2],
+            Route::Net(IpNet {
+                addr: "2001:db8::".parse().unwrap(),
+                prefix: 32
+            })
+        );
         assert_eq!(
             f.dns,
             [
@@ -384,6 +411,17 @@ mod tests {
         let f = g.policy.unwrap();
         assert!(f.routes.is_empty() && f.dns.is_empty());
         assert_eq!(f.explicit_ipv4, Some(Ipv4Addr::new(10, 9, 0, 7)));
+    }
+
+    #[test]
+    fn delegated_prefix_is_the_subnet() {
+        let p = accept(vec![Attribute {
+            ty: attr::DELEGATED_IPV6_PREFIX,
+            value: vec![0, 64, 0xfd, 0, 0, 0x31, 0, 1, 0, 2],
+        }]);
+        let f = granted(&p, false, None).unwrap().policy.unwrap();
+        assert_eq!(f.explicit_ipv6, Some("fd00:31:1:2::".parse().unwrap()));
+        assert_eq!(f.ipv6_subnet_prefix, Some(64));
     }
 
     #[test]
