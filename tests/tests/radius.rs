@@ -148,6 +148,9 @@ fn radius_dead_server_is_a_bounded_refusal() {
     let lab = Lab::new();
     let radius = FreeRadius::start(&lab, USERS);
     let server = Server::start(&lab.srv, &config(&lab, &radius, &[]));
+    // A user already connected keeps its traffic while another login waits for the server.
+    let mut ruth = Client::start(&lab, &ClientOptions::password("ruth", "ruth-pw"));
+    ruth.wait_up(WAIT).expect("RADIUS login");
     let port = radius::AUTH_PORT.to_string();
     lab.srv.exec_ok(&["nft", "add", "table", "inet", "e2e"]);
     lab.srv.exec_ok(&[
@@ -158,8 +161,20 @@ fn radius_dead_server_is_a_bounded_refusal() {
         "nft", "add", "rule", "inet", "e2e", "input", "udp", "dport", &port, "drop",
     ]);
     let started = std::time::Instant::now();
-    let (status, output) = run_to_exit(&lab, "sam", "sam-pw", WAIT);
-    let took = started.elapsed();
+    let (status, output, took) = std::thread::scope(|s| {
+        let login = s.spawn(|| {
+            let (status, output) = run_to_exit(&lab, "sam", "sam-pw", WAIT);
+            (status, output, started.elapsed())
+        });
+        let (ok, out) = lab.ping_through_tunnel(5);
+        assert!(ok, "traffic stalled while a login waited:\n{out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "the pings ended only after the stuck login: {:?}",
+            started.elapsed()
+        );
+        login.join().unwrap()
+    });
     assert!(!status.expect("gives up").success(), "{output}");
     server
         .wait_for_log("no server answered", WAIT)
