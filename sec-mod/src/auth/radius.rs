@@ -30,6 +30,8 @@ use crate::radius_client::Client;
 
 /// Most Access-Challenge rounds in one login (each is a second form).
 const MAX_ROUNDS: usize = 5;
+/// Longest challenge prompt passed to the worker, in characters.
+const MAX_PROMPT: usize = 1024;
 /// Shown when a challenge has no Reply-Message.
 const DEFAULT_PROMPT: &str = "Please enter your response";
 /// NAS-Identifier when none is configured: RFC 2865 §4.1 wants NAS-IP-Address or
@@ -202,9 +204,11 @@ fn reply_message(p: &Packet) -> Option<String> {
         .map(String::from_utf8_lossy)
         .collect::<Vec<_>>()
         .join("\n");
+    // The worker shows it in the form; a server's long text is cut.
     let text: String = text
         .chars()
         .filter(|c| *c == '\n' || !c.is_control())
+        .take(MAX_PROMPT)
         .collect();
     (!text.trim().is_empty()).then_some(text)
 }
