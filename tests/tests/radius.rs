@@ -240,7 +240,11 @@ fn radius_config_is_checked_by_t() {
         "{out}"
     );
     assert!(
-        out.contains("acctserver 127.0.0.1 has no shared secret"),
+        out.contains(&format!(
+            "{}:2: error: acct: radius accounting: {}: acctserver 127.0.0.1 has no shared secret",
+            conf.display(),
+            acct_rc.display()
+        )),
         "{out}"
     );
     assert!(!out.contains("s3cret"), "the secret was printed:\n{out}");
