@@ -217,6 +217,7 @@ mod tests {
                 device: "vpns0".into(),
             },
             started: SystemTime::UNIX_EPOCH,
+            limits: Default::default(),
         })
     }
 
