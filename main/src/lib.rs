@@ -227,7 +227,8 @@ fn report(plain: bool, error: bool, line: &str) {
 }
 
 /// One of sec-mod's start problems as a finding about its option: the key (`server key ...`),
-/// else the authentication method. A vhost's (`[vhost:NAME] ...`) keeps its place in front.
+/// accounting (`radius accounting ...`), else the authentication method. A vhost's
+/// (`[vhost:NAME] ...`) keeps its place in front.
 fn secmod_finding(problem: &str) -> String {
     let (place, text) = match problem.strip_prefix("[vhost:") {
         Some(rest) => match rest.split_once("] ") {
@@ -238,6 +239,8 @@ fn secmod_finding(problem: &str) -> String {
     };
     let option = if text.starts_with("server key") {
         "server-key"
+    } else if text.starts_with("radius accounting") {
+        "acct"
     } else {
         "auth"
     };

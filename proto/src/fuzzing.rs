@@ -501,3 +501,66 @@ pub fn ports(data: &[u8]) {
         assert_eq!(ports::parse(&rules.to_string()), Ok(rules));
     }
 }
+
+/// `radius_packet`: the first 17 octets are a request's identifier and authenticator, the rest
+/// an answer to it, checked with a fixed secret (almost never valid: this exercises the parser
+/// and the checks). Any packet that parses re-encodes its attributes within the limits, and a
+/// password hides to a multiple of 16 octets.
+pub fn radius_packet(data: &[u8]) {
+    use crate::radius::packet;
+    let Some((head, answer)) = data.split_first_chunk::<17>() else {
+        return;
+    };
+    let [id, auth @ ..] = *head;
+    let sent = packet::Sent {
+        code: packet::Code::AccessRequest,
+        id,
+        authenticator: auth,
+    };
+    for require in [false, true] {
+        let _ = packet::decode_response(answer, &sent, b"fuzz-secret", require);
+    }
+    if let Ok(p) = packet::parse(answer) {
+        assert!(p
+            .attributes
+            .iter()
+            .all(|a| a.value.len() <= packet::MAX_VALUE));
+        let _ = p.vendor(packet::VENDOR_MICROSOFT, packet::MS_PRIMARY_DNS_SERVER);
+        for a in &p.attributes {
+            let _ = (packet::int(&a.value), packet::ipv4(&a.value));
+            let _ = (packet::ipv6(&a.value), packet::ipv6_prefix(&a.value));
+        }
+        let again = packet::access_request(id, &auth, &p.attributes, None, b"k", false);
+        if let Ok(bytes) = again {
+            assert!(bytes.len() <= packet::MAX_PACKET);
+            assert_eq!(
+                packet::parse(&bytes).map(|q| q.attributes),
+                Ok(p.attributes)
+            );
+        }
+    }
+    if let Ok(hidden) = packet::hide_password(answer, b"k", &auth) {
+        assert!(hidden.len() % 16 == 0 && !hidden.is_empty() && hidden.len() <= 128);
+    }
+}
+
+/// `radius_conf`: `data` as radcli's configuration file and as its servers file (when UTF-8);
+/// never panics, and what parses stays within the limits.
+pub fn radius_conf(data: &[u8]) {
+    use crate::radius::conf;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = conf::parse_conf(text, "fuzz") {
+        assert!(c.auth_servers.len() <= conf::MAX_SERVERS);
+        assert!(c.acct_servers.len() <= conf::MAX_SERVERS);
+        assert!(c.timeout_secs >= 1 && c.timeout_secs <= conf::MAX_TIMEOUT_SECS);
+        assert!(c.retries <= conf::MAX_RETRIES);
+    }
+    if let Ok(s) = conf::parse_servers(text, "fuzz") {
+        for (host, secret) in &s {
+            let _ = conf::secret_for(&s, host, Some(1812));
+            assert!(secret.0.len() <= conf::MAX_SECRET);
+        }
+    }
+}

@@ -46,6 +46,7 @@ pub mod offload;
 pub mod otp_file;
 pub mod passwd;
 pub mod policy;
+pub mod radius;
 
 /// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
 /// errors this way).

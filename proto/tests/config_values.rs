@@ -342,13 +342,21 @@ fn auth_methods() {
             "pam[service=ocserv-otp.v2_x]",
             pam_service("ocserv-otp.v2_x"),
         ),
+        (
+            "radius[config=/etc/radcli.conf,groupconfig=true]",
+            Some(AuthMethod::Radius {
+                config: "/etc/radcli.conf".into(),
+                groupconfig: true,
+                nas_identifier: None,
+            }),
+        ),
     ] {
         let p = parse(&text(value), "t.conf");
         assert_eq!(messages(&p), Vec::<String>::new(), "{value}");
         assert_eq!(p.config.auth.primary(), want.as_ref(), "{value}");
     }
     for (value, message) in [
-        ("radius[config=/etc/radcli.conf]", "rocserv cannot authenticate with `radius` yet (the server could not log anyone in); use `plain[passwd=FILE,otp=FILE]` or `pam`"),
+        ("radius[groupconfig=true]", "`radius` needs radcli's configuration file: `radius[config=/etc/radcli/radiusclient.conf]`"),
         ("certificate", "rocserv cannot authenticate with `certificate` yet (the server could not log anyone in); use `plain[passwd=FILE,otp=FILE]` or `pam`"),
         ("plain[passwd=ocpasswd]", "passwd file must be an absolute path, found `ocpasswd`"),
         ("plain", "`plain` needs a password file, a one-time password file or both: `plain[passwd=/etc/ocserv/ocpasswd,otp=/etc/ocserv/users.oath]`"),

@@ -38,6 +38,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("policy_file", fuzzing::policy_file),
     ("ports", fuzzing::ports),
     ("auth_hook_control", fuzzing::auth_hook_control),
+    ("radius_packet", fuzzing::radius_packet),
+    ("radius_conf", fuzzing::radius_conf),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -118,6 +120,16 @@ fn auth_hook_control_corpus() {
 #[test]
 fn policy_file_corpus() {
     assert!(run_target("policy_file") >= 2);
+}
+
+#[test]
+fn radius_packet_corpus() {
+    assert!(run_target("radius_packet") >= 2);
+}
+
+#[test]
+fn radius_conf_corpus() {
+    assert!(run_target("radius_conf") >= 2);
 }
 
 #[test]

@@ -22,6 +22,8 @@
 //! better than a dead sec-mod. `execve` is refused because the default stack does not need it:
 //! as root, pam_unix reads the shadow file itself. A `pam_exec` line therefore fails its login.
 //! Signals may only go to sec-mod itself ([`SIGNALS`]): uid 0 could otherwise kill main.
+//! Sockets are not denied: the RADIUS backend and accounting sink send UDP (`radius_client`); the
+//! dropped `CAP_NET_*` keep sec-mod from raw sockets and privileged ports.
 
 #![allow(unsafe_code)]
 

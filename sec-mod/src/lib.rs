@@ -5,9 +5,11 @@
 //! process that opens the server's private key and the password file: workers get their one
 //! handshake signature over their sec-mod channel ([`worker_link`]) and never see the key; main
 //! never opens it either. It also owns the cookie/session table ([`sessions`]). It reads
-//! nothing from the environment; its only argument is `--log-level N`. It never talks to the
-//! network: its only peers are main and the worker channels main hands it (SCM_RIGHTS beside
-//! `NewWorker`).
+//! nothing from the environment; its only argument is `--log-level N`. Its peers are main, the
+//! worker channels main hands it (SCM_RIGHTS beside `NewWorker`) and, with `auth`/`acct =
+//! radius[...]`, the RADIUS servers radcli's file names: UDP from an ephemeral port, one connected
+//! socket per request, every answer checked against the shared secret ([`radius_client`]). It
+//! listens on no network socket.
 //! Before anything else it locks itself down ([`harden`]): not dumpable, no core files, only
 //! `CAP_DAC_READ_SEARCH` and `CAP_AUDIT_WRITE`, a seccomp deny-list. If it dies, main starts a
 //! new one; the session table is lost with it.
@@ -20,7 +22,7 @@
 //! `SessionOpen` -> `SessionOpened`, `SessionClose`. EOF on fd 3 => clean exit.
 //!
 //! The crate is a library plus thin binaries (`rocserv-sm`, `ocpasswd`) so tests reach the
-//! logic; only [`server`], [`worker_link`] and the backends' threads do I/O.
+//! logic; only [`server`], [`worker_link`], [`radius_client`] and the backends' threads do I/O.
 
 pub mod accounting;
 pub mod auth;
@@ -31,6 +33,8 @@ pub mod listing;
 pub mod logger;
 pub mod memory;
 pub mod peers;
+pub mod radius_acct;
+pub mod radius_client;
 mod sec1;
 pub mod server;
 pub mod session_db;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use rocserv_proto::config::{AuthMethod, AuthPlan};
+use rocserv_proto::config::{AcctMethod, AuthMethod, AuthPlan};
 use rocserv_proto::error_chain;
 use rocserv_proto::ipc::main_secmod::{
     FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
@@ -318,6 +318,24 @@ fn backend_for(
         AuthMethod::Script {
             path, timeout_secs, ..
         } => Ok(Box::new(Script::new(path.clone(), *timeout_secs))),
+        AuthMethod::Radius {
+            config,
+            groupconfig,
+            nas_identifier,
+        } => {
+            let client = crate::radius_client::Client::load(config, true, false)
+                .map_err(|e| format!("{place}radius authentication: {e}"))?;
+            log::info!(
+                "{place}RADIUS authentication: {} server(s) from {}",
+                client.auth.len(),
+                config.display()
+            );
+            Ok(Box::new(crate::auth::radius::Radius::new(
+                client,
+                *groupconfig,
+                nas_identifier.clone(),
+            )))
+        }
         other => Err(format!(
             "{place}authentication method `{}` is not available",
             other.name()
@@ -328,7 +346,7 @@ fn backend_for(
 /// The accounting sinks `config` asks for (RADIUS accounting, the session database); the
 /// error names what could not be set up.
 fn sinks(
-    _config: &SecModConfig,
+    config: &SecModConfig,
     _ends: &Arc<EndRequests>,
     session_db: Option<&SessionDb>,
 ) -> Result<Vec<Box<dyn crate::accounting::Sink>>, String> {
@@ -336,7 +354,46 @@ fn sinks(
     if let Some(db) = session_db {
         sinks.push(Box::new(db.clone()));
     }
-    Ok(sinks)
+    let sections = std::iter::once((None, &config.auth)).chain(
+        config
+            .vhosts
+            .iter()
+            .map(|v| (Some(v.name.clone()), &v.auth)),
+    );
+    let mut problems = Vec::new();
+    for (vhost, plan) in sections {
+        let Some(AcctMethod::Radius {
+            config: file,
+            nas_identifier,
+        }) = &plan.acct
+        else {
+            continue;
+        };
+        let place = vhost
+            .as_ref()
+            .map(|v| format!("[vhost:{v}] "))
+            .unwrap_or_default();
+        match crate::radius_client::Client::load(file, false, true) {
+            Ok(client) => {
+                log::info!(
+                    "{place}RADIUS accounting: {} server(s) from {}",
+                    client.acct.len(),
+                    file.display()
+                );
+                sinks.push(Box::new(crate::radius_acct::RadiusAcct::start(
+                    client,
+                    nas_identifier.clone(),
+                    vhost,
+                )));
+            }
+            Err(e) => problems.push(format!("{place}radius accounting: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(sinks)
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// `auto-select-group`'s list for `auth`; a password file that cannot be read gives none

@@ -24,6 +24,7 @@ pub mod occtl;
 pub mod output;
 pub mod pki;
 pub mod procfs;
+pub mod radius;
 pub mod server;
 pub mod tcp;
 pub mod udp;

@@ -217,6 +217,7 @@ pub(crate) fn supported(
                 );
             }
         }
+        "acct" => c.auth.acct = Some(auth::acct(v)?),
         "always-require-cert" => {
             sink.warning(line, Some(name), "old option; use `cisco-client-compat`");
             if !values::boolean(v)? {

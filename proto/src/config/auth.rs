@@ -5,11 +5,11 @@
 //! keep out everyone.
 
 use super::diag::quote;
-use super::values::{absolute_path, number, Bad};
-use super::AuthMethod;
+use super::values::{absolute_path, boolean, number, Bad};
+use super::{AcctMethod, AuthMethod};
 
 /// Methods ocserv has and rocserv does not run yet.
-const OTHER_METHODS: &[&str] = &["certificate", "radius", "gssapi", "oidc"];
+const OTHER_METHODS: &[&str] = &["certificate", "gssapi", "oidc"];
 
 /// Parse one `auth` value (quotes already stripped).
 pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
@@ -28,6 +28,12 @@ pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
         pam(options)
     } else if name.eq_ignore_ascii_case("script") {
         script(options)
+    } else if name.eq_ignore_ascii_case("radius") {
+        radius(options, true).map(|r| AuthMethod::Radius {
+            config: r.config,
+            groupconfig: r.groupconfig,
+            nas_identifier: r.nas_identifier,
+        })
     } else if let Some(other) = OTHER_METHODS.iter().find(|m| m.eq_ignore_ascii_case(name)) {
         Err(format!(
             "rocserv cannot authenticate with `{other}` yet (the server could not log anyone \
@@ -179,6 +185,90 @@ fn script(options: Option<&str>) -> Result<AuthMethod, Bad> {
     })
 }
 
+/// The options of `radius[...]` (ocserv `src/subconfig.c`: `config`, `groupconfig`,
+/// `nas-identifier`, `override-interim-updates`).
+struct RadiusOptions {
+    config: std::path::PathBuf,
+    groupconfig: bool,
+    nas_identifier: Option<String>,
+}
+
+fn radius(options: Option<&str>, auth: bool) -> Result<RadiusOptions, Bad> {
+    let mut config = None;
+    let mut groupconfig = false;
+    let mut nas_identifier = None;
+    for (key, value) in pairs(options.unwrap_or_default()) {
+        if key.eq_ignore_ascii_case("config") {
+            config = Some(absolute_path(value).map_err(|e| format!("radius config {e}"))?);
+        } else if key.eq_ignore_ascii_case("groupconfig") && auth {
+            groupconfig = boolean(value)?;
+        } else if key.eq_ignore_ascii_case("nas-identifier") {
+            // RFC 2865 §5.32: a string of at least 3 octets; 64 is ocserv's buffer.
+            if value.is_empty() || value.len() > 64 || value.chars().any(char::is_control) {
+                return Err(format!(
+                    "nas-identifier {} must be 1 to 64 printable characters",
+                    quote(value)
+                ));
+            }
+            nas_identifier = Some(value.to_owned());
+        } else if key.eq_ignore_ascii_case("override-interim-updates") {
+            if boolean(value)? {
+                return Err(
+                    "`override-interim-updates=true` is not supported yet (rocserv honours the \
+                     server's Acct-Interim-Interval)"
+                        .to_owned(),
+                );
+            }
+        } else {
+            let takes = if auth {
+                "`config=FILE`, `groupconfig=BOOL`, `nas-identifier=NAME`"
+            } else {
+                "`config=FILE`, `nas-identifier=NAME`"
+            };
+            return Err(format!(
+                "unknown option {} for `radius` (it takes {takes})",
+                quote(key)
+            ));
+        }
+    }
+    let config = config.ok_or_else(|| {
+        "`radius` needs radcli's configuration file: \
+         `radius[config=/etc/radcli/radiusclient.conf]`"
+            .to_owned()
+    })?;
+    Ok(RadiusOptions {
+        config,
+        groupconfig,
+        nas_identifier,
+    })
+}
+
+/// Parse one `acct` value: `radius[config=FILE,nas-identifier=NAME]`.
+pub(crate) fn acct(v: &str) -> Result<AcctMethod, Bad> {
+    let (name, options) = match v.split_once('[') {
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(']')
+                .ok_or_else(|| format!("the options of {} do not end with `]`", quote(v)))?;
+            (name.trim(), Some(inner))
+        }
+        None => (v.trim(), None),
+    };
+    if name.eq_ignore_ascii_case("radius") {
+        let r = radius(options, false)?;
+        Ok(AcctMethod::Radius {
+            config: r.config,
+            nas_identifier: r.nas_identifier,
+        })
+    } else {
+        Err(format!(
+            "expected `radius[config=FILE]`, found {} (a PAM account check is not supported; \
+             skipping it could let in users it would reject)",
+            quote(v)
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +303,46 @@ mod tests {
         ] {
             assert!(method(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod radius_tests {
+    use super::*;
+
+    #[test]
+    fn radius_auth_and_acct() {
+        assert_eq!(
+            method(
+                "radius[config=/etc/radcli/radiusclient.conf,groupconfig=true,nas-identifier=vpn1]"
+            ),
+            Ok(AuthMethod::Radius {
+                config: "/etc/radcli/radiusclient.conf".into(),
+                groupconfig: true,
+                nas_identifier: Some("vpn1".into()),
+            })
+        );
+        assert_eq!(
+            method("radius[config=/r.conf]"),
+            Ok(AuthMethod::Radius {
+                config: "/r.conf".into(),
+                groupconfig: false,
+                nas_identifier: None,
+            })
+        );
+        assert!(method("radius").is_err());
+        assert!(method("radius[config=r.conf]").is_err());
+        assert!(method("radius[config=/r.conf,override-interim-updates=true]").is_err());
+        assert!(method("radius[config=/r.conf,override-interim-updates=false]").is_ok());
+        assert!(method("radius[config=/r.conf,frob=1]").is_err());
+        assert_eq!(
+            acct("radius[config=/r.conf,nas-identifier=n]"),
+            Ok(AcctMethod::Radius {
+                config: "/r.conf".into(),
+                nas_identifier: Some("n".into()),
+            })
+        );
+        assert!(acct("radius[config=/r.conf,groupconfig=true]").is_err());
+        assert!(acct("pam").is_err());
     }
 }

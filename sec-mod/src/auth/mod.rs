@@ -12,6 +12,7 @@ pub mod otp;
 pub mod pam;
 pub mod plain;
 pub mod script;
+pub mod radius;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -135,6 +136,9 @@ pub enum Rejection {
     /// file could not be read or rewritten).
     #[error("{0}")]
     Otp(#[from] otp::OtpRejection),
+    /// RADIUS: no server answered, or an answer we cannot use.
+    #[error("RADIUS: {0}")]
+    Radius(String),
 }
 
 /// What a running conversation reports.
@@ -215,6 +219,20 @@ impl AttemptPeer {
             .blocking_send(Event::Challenge { message, secret })
             .ok()?;
         self.answers.blocking_recv()
+    }
+
+    /// [`Self::finish`] for a backend that runs on the runtime (RADIUS).
+    pub async fn finish_async(self, verdict: Verdict) {
+        let _ = self.events.send(Event::Done(verdict)).await;
+    }
+
+    /// [`Self::ask`] for a backend that runs on the runtime.
+    pub async fn ask_async(&mut self, message: String, secret: bool) -> Option<String> {
+        self.events
+            .send(Event::Challenge { message, secret })
+            .await
+            .ok()?;
+        self.answers.recv().await
     }
 }
 
