@@ -19,7 +19,7 @@ use rocserv_proto::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 16] = [
+const TARGETS: [(&str, Target); 17] = [
     ("cstp_frame", fuzzing::cstp_frame),
     ("http_head", fuzzing::http_head),
     ("auth_xml", fuzzing::auth_xml),
@@ -36,6 +36,7 @@ const TARGETS: [(&str, Target); 16] = [
     ("sign_content", fuzzing::sign_content),
     ("policy_file", fuzzing::policy_file),
     ("ports", fuzzing::ports),
+    ("cert_fields", fuzzing::cert_fields),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -111,6 +112,11 @@ fn config_corpus() {
 #[test]
 fn policy_file_corpus() {
     assert!(run_target("policy_file") >= 2);
+}
+
+#[test]
+fn cert_fields_corpus() {
+    assert!(run_target("cert_fields") >= 2);
 }
 
 #[test]
