@@ -9,8 +9,7 @@ use rocserv_proto::config::{Config, GroupChoice, IpNet};
 use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
     AuthSettings, ClientCertSettings, ClientSettings, DtlsSettings, SandboxPolicy, TlsSettings,
-    TunnelSettings,
-    UserProfile, VhostCert, WorkerStart,
+    TunnelSettings, UserProfile, VhostCert, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;

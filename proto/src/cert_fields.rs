@@ -1,5 +1,5 @@
 //! The names a client certificate gives (`cert-user-oid`, `cert-group-oid`), read from its DER
-//! with `x509-parser` (doc/decisions/0005-client-certificates.md). Sans-IO and fuzzed: the bytes
+//! with `x509-parser` (doc/decisions/0006-client-certificates.md). Sans-IO and fuzzed: the bytes
 //! come from the client (through the worker) and are read here before sec-mod trusts them.
 //!
 //! This only reads names; whether the certificate is genuine (chain to `ca-cert`, dates, CRL,
@@ -89,16 +89,17 @@ fn field(
             .iter_attributes()
             .find(|a| a.attr_type().to_id_string() == *oid)
             .and_then(|a| a.as_str().ok()),
-        CertField::SanRfc822Name => cert
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .and_then(|san| {
-                san.value.general_names.iter().find_map(|n| match n {
-                    GeneralName::RFC822Name(mail) => Some(*mail),
-                    _ => None,
+        CertField::SanRfc822Name => {
+            cert.subject_alternative_name()
+                .ok()
+                .flatten()
+                .and_then(|san| {
+                    san.value.general_names.iter().find_map(|n| match n {
+                        GeneralName::RFC822Name(mail) => Some(*mail),
+                        _ => None,
+                    })
                 })
-            }),
+        }
     };
     let value = value.ok_or(CertFieldError::Missing(what))?;
     let usable = !value.is_empty()
@@ -198,7 +199,10 @@ mod tests {
         );
         let mut trailing = cert(&[(DnType::CommonName, "a")], None);
         trailing.push(0);
-        assert_eq!(names(&trailing, &cn, None), Err(CertFieldError::NotCertificate));
+        assert_eq!(
+            names(&trailing, &cn, None),
+            Err(CertFieldError::NotCertificate)
+        );
         let der = cert(&[(DnType::CommonName, "a")], None);
         for cut in [0, 1, 10, der.len() / 2, der.len() - 1] {
             assert!(names(&der[..cut], &cn, None).is_err(), "{cut}");

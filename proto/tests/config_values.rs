@@ -344,7 +344,10 @@ fn certificate_settings_and_chains() {
     use rocserv_proto::config::{CertAuth, CertField};
     let base = "server-cert = /c\nserver-key = /k\nipv4-network = 10.0.0.0/8\n";
     let cert = "ca-cert = /ca.pem\ncrl = /crl.pem\ncert-user-oid = 0.9.2342.19200300.100.1.1\ncert-group-oid = 2.5.4.11\n";
-    let p = parse(&format!("auth = certificate\nauth = \"plain[passwd=/p]\"\n{base}{cert}"), "t.conf");
+    let p = parse(
+        &format!("auth = certificate\nauth = \"plain[passwd=/p]\"\n{base}{cert}"),
+        "t.conf",
+    );
     assert_eq!(messages(&p), Vec::<String>::new());
     let plan = &p.config.auth;
     assert_eq!(plan.required.len(), 2);
@@ -360,10 +363,16 @@ fn certificate_settings_and_chains() {
         })
     );
     // enable-auth = certificate: the certificate alone suffices too.
-    let p = parse(&format!("auth = pam\nenable-auth = certificate\n{base}{cert}"), "t.conf");
+    let p = parse(
+        &format!("auth = pam\nenable-auth = certificate\n{base}{cert}"),
+        "t.conf",
+    );
     assert_eq!(messages(&p), Vec::<String>::new());
     assert!(p.config.auth.certificate_alone());
-    let p = parse(&format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = SAN(rfc822name)\n"), "t.conf");
+    let p = parse(
+        &format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = SAN(rfc822name)\n"),
+        "t.conf",
+    );
     assert_eq!(messages(&p), Vec::<String>::new());
     assert!(p.config.auth.certificate_only());
     assert_eq!(p.config.auth.cert.unwrap().user, CertField::SanRfc822Name);

@@ -89,12 +89,22 @@ fn a_certificate_alone_logs_in_without_a_form_unless_revoked_or_foreign() {
     // Revoked: the CRL is re-read at the next login, no reload.
     let bob = s.ca.client("bob", 11);
     s.ca.write_crl(&s.crl, &[11]);
-    refused(&lab, &s, &with_cert(&bob, None), "certificate: not accepted");
+    refused(
+        &lab,
+        &s,
+        &with_cert(&bob, None),
+        "certificate: not accepted",
+    );
 
     // Another CA's certificate for alice.
     let other = ClientCa::new(&lab.dir, "Other CA");
     let forged = other.client("alice", 10);
-    refused(&lab, &s, &with_cert(&forged, None), "certificate: not accepted");
+    refused(
+        &lab,
+        &s,
+        &with_cert(&forged, None),
+        "certificate: not accepted",
+    );
 
     // No certificate at all: the handshake asks for one and fails without.
     let mut client = Client::start(&lab, &ClientOptions::default());
@@ -133,7 +143,9 @@ fn certificate_and_password_must_name_the_same_user() {
     );
     // Both right.
     let mut client = Client::start(&lab, &with_cert(&alice, Some(("alice", "alice-pw"))));
-    client.wait_up(WAIT).expect("alice with certificate and password");
+    client
+        .wait_up(WAIT)
+        .expect("alice with certificate and password");
     let users = json(&s.socket, &["show", "users"]);
     assert_eq!(users[0]["Username"], "alice", "{users}");
 }

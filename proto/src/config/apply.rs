@@ -184,7 +184,11 @@ fn assign_as(
 /// form twice.
 fn combine(required: &[super::AuthMethod], next: &super::AuthMethod) -> Result<(), Bad> {
     use super::AuthMethod::Certificate;
-    let certs = required.iter().chain([next]).filter(|m| **m == Certificate).count();
+    let certs = required
+        .iter()
+        .chain([next])
+        .filter(|m| **m == Certificate)
+        .count();
     let others = required.len().saturating_add(1).saturating_sub(certs);
     if certs > 1 {
         return Err("`certificate` is given twice".to_owned());

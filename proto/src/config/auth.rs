@@ -125,7 +125,8 @@ pub(crate) fn cert_field(v: &str) -> Result<CertField, Bad> {
         return Ok(CertField::SanRfc822Name);
     }
     let arcs: Vec<&str> = v.split('.').collect();
-    let numeric = |a: &&str| !a.is_empty() && a.len() <= 10 && a.bytes().all(|b| b.is_ascii_digit());
+    let numeric =
+        |a: &&str| !a.is_empty() && a.len() <= 10 && a.bytes().all(|b| b.is_ascii_digit());
     if arcs.len() >= 2 && arcs.len() <= 32 && arcs.iter().all(numeric) {
         Ok(CertField::Oid(v.to_owned()))
     } else {

@@ -148,7 +148,13 @@ fn accepted(v: Verdict) -> super::Granted {
 #[tokio::test]
 async fn certificate_alone_names_user_group_and_subject() {
     let s = setup(true);
-    let g = accepted(verdict(&s.cert(), login("", "", Some(client(&s.ca, "alice", "eng", 10)))).await);
+    let g = accepted(
+        verdict(
+            &s.cert(),
+            login("", "", Some(client(&s.ca, "alice", "eng", 10))),
+        )
+        .await,
+    );
     assert_eq!(g.username.as_deref(), Some("alice"));
     assert_eq!(g.group, "eng");
     assert!(g.cert_subject.unwrap().contains("alice user"));
@@ -194,7 +200,10 @@ async fn revoked_certificate_is_refused_after_the_crl_changes() {
     // An unreadable CRL fails closed.
     std::fs::write(&s.crl, "not a crl").unwrap();
     let v = verdict(&cert, login("", "", Some(alice))).await;
-    assert!(matches!(v, Verdict::Rejected(Rejection::Certificate(_))), "{v:?}");
+    assert!(
+        matches!(v, Verdict::Rejected(Rejection::Certificate(_))),
+        "{v:?}"
+    );
 }
 
 /// ocserv #694 (fixed in 1.4.1): the certificate of alice with the password of bob must not
@@ -216,7 +225,10 @@ async fn certificate_of_one_user_with_the_password_of_another_is_refused() {
     let v = verdict(&chain, login("alice", "bobpw", Some(alice.clone()))).await;
     assert_eq!(v, Verdict::Rejected(Rejection::WrongPassword));
     let v = verdict(&chain, login("alice", "alicepw", None)).await;
-    assert!(matches!(v, Verdict::Rejected(Rejection::Certificate(_))), "{v:?}");
+    assert!(
+        matches!(v, Verdict::Rejected(Rejection::Certificate(_))),
+        "{v:?}"
+    );
     // Both right: alice, group from the password file (no cert-group-oid).
     let g = accepted(verdict(&chain, login("alice", "alicepw", Some(alice))).await);
     assert_eq!(g.username.as_deref(), Some("alice"));
@@ -229,7 +241,13 @@ async fn certificate_group_wins_and_no_form_login_needs_the_alternative() {
     let s = setup(true);
     // The certificate says OU=ops; the password file says eng: the certificate decides.
     let alice = client(&s.ca, "alice", "ops", 10);
-    let g = accepted(verdict(&s.chain(false), login("alice", "alicepw", Some(alice.clone()))).await);
+    let g = accepted(
+        verdict(
+            &s.chain(false),
+            login("alice", "alicepw", Some(alice.clone())),
+        )
+        .await,
+    );
     assert_eq!(g.group, "ops");
     // Without `enable-auth = certificate` a login without the form is refused...
     let v = verdict(&s.chain(false), login("", "", Some(alice.clone()))).await;

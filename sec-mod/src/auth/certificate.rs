@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use rocserv_proto::config::{CertAuth, CertField};
 use rocserv_proto::cert_fields;
+use rocserv_proto::config::{CertAuth, CertField};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
@@ -57,8 +57,7 @@ impl Certificate {
         let pem = read(&settings.ca_cert)?;
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert =
-                cert.map_err(|e| format!("ca-cert {}: {e}", settings.ca_cert.display()))?;
+            let cert = cert.map_err(|e| format!("ca-cert {}: {e}", settings.ca_cert.display()))?;
             roots
                 .add(cert)
                 .map_err(|e| format!("ca-cert {}: {e}", settings.ca_cert.display()))?;
@@ -117,7 +116,9 @@ impl Certificate {
     fn checked(&self, login: &Login, now: UnixTime) -> Result<Granted, Rejection> {
         let chain = &login.facts.cert_chain;
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err(Rejection::Certificate("the client sent no certificate".into()));
+            return Err(Rejection::Certificate(
+                "the client sent no certificate".into(),
+            ));
         };
         let leaf_der = CertificateDer::from(leaf.as_slice());
         let intermediates: Vec<CertificateDer<'_>> = intermediates
@@ -195,14 +196,16 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if bytes.len() as u64 > MAX_FILE {
-        return Err(format!("{} is larger than {MAX_FILE} bytes", path.display()));
+        return Err(format!(
+            "{} is larger than {MAX_FILE} bytes",
+            path.display()
+        ));
     }
     Ok(bytes)
 }
 
 fn stamp(path: &Path) -> Result<Stamp, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("crl {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("crl {}: {e}", path.display()))?;
     Ok(Stamp {
         modified: meta.modified().ok(),
         len: meta.len(),
@@ -221,7 +224,10 @@ fn read_crl(path: &Path) -> Result<(Stamp, Vec<CertificateRevocationListDer<'sta
         vec![CertificateRevocationListDer::from(bytes)]
     };
     if crls.is_empty() {
-        return Err(format!("crl {}: no revocation list in the file", path.display()));
+        return Err(format!(
+            "crl {}: no revocation list in the file",
+            path.display()
+        ));
     }
     Ok((before, crls))
 }

@@ -59,7 +59,10 @@ impl AuthBackend for Chain {
                 Some(cert) => vec![Arc::clone(cert)],
                 None => {
                     tokio::spawn(async move {
-                        let _ = peer.events.send(Event::Done(Verdict::Rejected(Rejection::Malformed))).await;
+                        let _ = peer
+                            .events
+                            .send(Event::Done(Verdict::Rejected(Rejection::Malformed)))
+                            .await;
                     });
                     return attempt;
                 }
@@ -138,7 +141,12 @@ async fn one(method: &dyn AuthBackend, login: Login, peer: &mut AttemptPeer) -> 
         match attempt.next().await {
             Event::Done(verdict) => return verdict,
             Event::Challenge { message, secret } => {
-                if peer.events.send(Event::Challenge { message, secret }).await.is_err() {
+                if peer
+                    .events
+                    .send(Event::Challenge { message, secret })
+                    .await
+                    .is_err()
+                {
                     return Verdict::Rejected(Rejection::BackendGone);
                 }
                 let Some(answer) = peer.answers.recv().await else {

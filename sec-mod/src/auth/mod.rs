@@ -6,9 +6,9 @@
 //! rounds, the PAM stack) on their own threads and talk to the async side through an
 //! [`Attempt`], so a slow login delays only its own user.
 
-pub mod certificate;
 #[cfg(test)]
 mod cert_tests;
+pub mod certificate;
 pub mod chain;
 pub mod crypt;
 pub mod groups;

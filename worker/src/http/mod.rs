@@ -162,8 +162,8 @@ where
                 let request = auth_xml::parse_client_body(&body)?;
                 let user_agent = head.header("User-Agent").unwrap_or("");
                 let url_group = router::group_of_target(&head.target);
-                let by_certificate = cert.no_form
-                    || (cert.alone && !cert.chain.is_empty() && !certificate_tried);
+                let by_certificate =
+                    cert.no_form || (cert.alone && !cert.chain.is_empty() && !certificate_tried);
                 let (next, mut step) = if by_certificate {
                     certificate_tried = true;
                     certificate_login(user_agent)
@@ -222,7 +222,8 @@ where
 
 /// The login by certificate alone: no user name, no password (sec-mod reads the user from the
 /// chain, which the caller puts in as for every AuthStart); the verdict goes through the usual [`Login::handle_secmod`].
-fn certificate_login(user_agent: &str) -> (Login, Step) {    (
+fn certificate_login(user_agent: &str) -> (Login, Step) {
+    (
         Login::AwaitingVerdict {
             group: login::Choice::Default,
         },

@@ -25,8 +25,8 @@ impl ClientCertRequest {
     pub fn new(settings: &ClientCertSettings, provider: Arc<CryptoProvider>) -> Self {
         let mut roots = RootCertStore::empty();
         // A CA that does not parse is left out of the hints only; sec-mod refuses its chains.
-        let (_added, _ignored) =
-            roots.add_parsable_certificates(settings.ca.iter().map(|c| CertificateDer::from(c.clone())));
+        let (_added, _ignored) = roots
+            .add_parsable_certificates(settings.ca.iter().map(|c| CertificateDer::from(c.clone())));
         Self {
             subjects: roots.subjects(),
             mandatory: settings.mandatory,

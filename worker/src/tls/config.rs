@@ -81,9 +81,9 @@ pub fn server_config_with(
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)?;
     let builder = match client_cert {
-        Some(settings) => builder.with_client_cert_verifier(Arc::new(ClientCertRequest::new(
-            settings, provider,
-        ))),
+        Some(settings) => {
+            builder.with_client_cert_verifier(Arc::new(ClientCertRequest::new(settings, provider)))
+        }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
