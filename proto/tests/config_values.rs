@@ -355,12 +355,12 @@ fn certificate_settings_and_chains() {
     assert!(!plan.certificate_alone() && !plan.certificate_only());
     assert_eq!(
         plan.cert,
-        Some(CertAuth {
+        Some(Box::new(CertAuth {
             ca_cert: "/ca.pem".into(),
             crl: Some("/crl.pem".into()),
             user: CertField::Oid("0.9.2342.19200300.100.1.1".into()),
             group: Some(CertField::Oid("2.5.4.11".into())),
-        })
+        }))
     );
     // enable-auth = certificate: the certificate alone suffices too.
     let p = parse(

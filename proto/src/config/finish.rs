@@ -182,12 +182,12 @@ fn cert_auth(lines: &Lines, c: &mut Config, place: &str, sink: &mut Sink) {
         );
         return;
     };
-    c.auth.cert = Some(super::CertAuth {
+    c.auth.cert = Some(Box::new(super::CertAuth {
         ca_cert,
         crl: c.crl.clone(),
         user,
         group: c.cert_group_oid.clone(),
-    });
+    }));
 }
 
 /// `ipv6-network` with its prefix (from either option) and `ipv6-subnet-prefix`, which must be

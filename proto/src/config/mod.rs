@@ -208,7 +208,7 @@ pub struct AuthPlan {
     pub acct: Option<AcctMethod>,
     /// The `certificate` method's settings, when a method is `certificate` (set after the
     /// last line, from `ca-cert`, `crl`, `cert-user-oid`, `cert-group-oid`).
-    pub cert: Option<CertAuth>,
+    pub cert: Option<Box<CertAuth>>,
 }
 
 impl AuthPlan {
