@@ -149,3 +149,39 @@ fn certificate_and_password_must_name_the_same_user() {
     let users = json(&s.socket, &["show", "users"]);
     assert_eq!(users[0]["Username"], "alice", "{users}");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn enable_auth_certificate_is_an_alternative_to_the_password() {
+    let lab = Lab::new();
+    // The lab's `auth` is plain.
+    let ca = ClientCa::new(&lab.dir, "Alt CA");
+    let crl = lab.dir.join("alt-crl.pem");
+    ca.write_crl(&crl, &[]);
+    let socket = lab.dir.join("alt-occtl.socket");
+    let conf = lab.config(&[
+        ("enable-auth", "certificate"),
+        ("ca-cert", ca.cert.to_str().unwrap()),
+        ("crl", crl.to_str().unwrap()),
+        ("cert-user-oid", UID),
+        ("use-occtl", "true"),
+        ("occtl-socket-file", socket.to_str().unwrap()),
+        ("max-ban-score", "0"),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+
+    // A certificate, no password: in by the certificate alone.
+    let carol = ca.client("carol", 30);
+    let mut client = Client::start(&lab, &with_cert(&carol, None));
+    client.wait_up(WAIT).expect("carol by certificate");
+    assert_eq!(json(&socket, &["show", "users"])[0]["Username"], "carol");
+    server
+        .wait_for_log("user 'carol' logged in via plain or certificate", WAIT)
+        .unwrap();
+    drop(client);
+
+    // No certificate: the password form as usual.
+    let mut client = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
+    client.wait_up(WAIT).expect("bob by password");
+    assert_eq!(json(&socket, &["show", "users"])[0]["Username"], "bob");
+}
