@@ -8,8 +8,8 @@ use nix::unistd::{Group, User};
 use rocserv_proto::config::{Config, GroupChoice, IpNet};
 use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
-    AuthSettings, ClientSettings, DtlsSettings, SandboxPolicy, TlsSettings, TunnelSettings,
-    UserProfile, VhostCert, WorkerStart,
+    AuthSettings, ClientCertSettings, ClientSettings, DtlsSettings, SandboxPolicy, TlsSettings,
+    TunnelSettings, UserProfile, VhostCert, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
@@ -70,6 +70,9 @@ pub struct Prepared {
     pub cert_sha1: String,
     /// `user-profile` as read at start (reloads replace it in [`crate::reload::Live`]).
     pub profile: Option<UserProfile>,
+    /// `ca-cert` as DER when a method is `certificate` (the workers name its CAs in the TLS
+    /// certificate request; sec-mod reads the file itself to check chains).
+    pub client_ca: Vec<Vec<u8>>,
 }
 
 impl Prepared {
@@ -149,13 +152,14 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         },
         None => None,
     };
+    let client_ca = client_ca(config, findings);
     let secmod = secmod_config(config)?;
     if let Some(sandbox) = &sandbox {
         findings
             .errors
             .extend(crate::auth_hook::problems(&secmod, sandbox));
     }
-    let (cert_chain, vhosts) = (cert_chain?, vhosts?);
+    let (cert_chain, vhosts, client_ca) = (cert_chain?, vhosts?, client_ca?);
     // Every chain travels in each worker's `Start`, one IPC message of at most 64 KiB; the
     // rest of the message is far below the margin.
     let chains: usize = std::iter::once(&cert_chain)
@@ -163,6 +167,7 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         .flatten()
         .map(Vec::len)
         .chain(vhosts.iter().map(|v| v.name.len()))
+        .chain(client_ca.iter().map(Vec::len))
         .sum();
     // The profile travels in the same message.
     let chains = chains.saturating_add(profile.as_ref().map_or(0, |p| p.xml.len()));
@@ -185,6 +190,50 @@ pub fn prepare(config: &Config, findings: &mut Findings) -> Option<Prepared> {
         auto_groups: Vec::new(),
         cert_sha1,
         profile,
+        client_ca,
+    })
+}
+
+/// `ca-cert` as DER when some section has a `certificate` method (public data: main may read
+/// it); `None` after an error is recorded.
+fn client_ca(config: &Config, findings: &mut Findings) -> Option<Vec<Vec<u8>>> {
+    let sections = std::iter::once(config).chain(config.vhosts.iter().map(|v| &*v.config));
+    let mut ca = Vec::new();
+    for section in sections.filter(|c| c.auth.wants_certificate()) {
+        let Some(path) = &section.ca_cert else {
+            // The configuration parser already reported it.
+            continue;
+        };
+        match read_cert_chain(path) {
+            Ok(certs) => {
+                for cert in certs {
+                    if !ca.contains(&cert) {
+                        ca.push(cert);
+                    }
+                }
+            }
+            Err(e) => {
+                findings.errors.push(format!("ca-cert: {e}"));
+                return None;
+            }
+        }
+    }
+    Some(ca)
+}
+
+/// What the worker does with client certificates: asked for when any section has the
+/// `certificate` method. The login without a form follows the default section's plan (a
+/// worker does not know its vhost before the handshake); sec-mod runs the vhost's own plan.
+fn client_cert(config: &Config, prepared: &Prepared) -> Option<ClientCertSettings> {
+    let sections = || std::iter::once(config).chain(config.vhosts.iter().map(|v| &*v.config));
+    if !sections().any(|c| c.auth.wants_certificate()) {
+        return None;
+    }
+    Some(ClientCertSettings {
+        ca: prepared.client_ca.clone(),
+        mandatory: sections().all(|c| c.auth.certificate_only()),
+        alone: config.auth.certificate_alone(),
+        no_form: config.auth.certificate_only(),
     })
 }
 
@@ -434,6 +483,7 @@ pub fn worker_start(
             default_select_group: config.default_select_group.clone(),
             // ocserv 1.5: cisco-client-compat implies select-group-by-url.
             select_group_by_url: config.select_group_by_url || config.cisco_client_compat,
+            client_cert: client_cert(config, prepared),
         },
         tunnel: tunnel_settings(config),
         client: ClientSettings {

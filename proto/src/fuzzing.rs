@@ -239,6 +239,26 @@ pub fn policy_file(data: &[u8]) {
     }
 }
 
+/// `cert_fields`: read the user and group of `data` as a client certificate (the bytes a
+/// hostile client or worker chooses), by UID/OU and by `SAN(rfc822name)`; names that come out
+/// are bounded and free of control characters.
+pub fn cert_fields(data: &[u8]) {
+    use crate::cert_fields::{names, MAX_NAME, MAX_SUBJECT};
+    use crate::config::CertField;
+    let uid = CertField::Oid("0.9.2342.19200300.100.1.1".to_owned());
+    let ou = CertField::Oid("2.5.4.11".to_owned());
+    for (user, group) in [(&uid, Some(&ou)), (&CertField::SanRfc822Name, None)] {
+        if let Ok(found) = names(data, user, group) {
+            for name in std::iter::once(&found.user).chain(found.group.as_ref()) {
+                assert!(!name.is_empty() && name.len() <= MAX_NAME);
+                assert!(!name.chars().any(char::is_control));
+            }
+            assert!(found.subject.len() <= MAX_SUBJECT);
+            assert!(!found.subject.chars().any(char::is_control));
+        }
+    }
+}
+
 /// `passwd`: parse `data` as an ocpasswd file when it is UTF-8; a file that parses writes back
 /// to text that parses to the same entries.
 pub fn passwd(data: &[u8]) {

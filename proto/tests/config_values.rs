@@ -357,7 +357,7 @@ fn auth_methods() {
     }
     for (value, message) in [
         ("radius[groupconfig=true]", "`radius` needs radcli's configuration file: `radius[config=/etc/radcli/radiusclient.conf]`"),
-        ("certificate", "rocserv cannot authenticate with `certificate` yet (the server could not log anyone in); use `plain[passwd=FILE,otp=FILE]` or `pam`"),
+        ("certificate[x=1]", "`certificate` takes no options (use `ca-cert`, `crl`, `cert-user-oid`)"),
         ("plain[passwd=ocpasswd]", "passwd file must be an absolute path, found `ocpasswd`"),
         ("plain", "`plain` needs a password file, a one-time password file or both: `plain[passwd=/etc/ocserv/ocpasswd,otp=/etc/ocserv/users.oath]`"),
         ("plain[passwd=/p,otp=users.oath]", "otp file must be an absolute path, found `users.oath`"),
@@ -367,7 +367,7 @@ fn auth_methods() {
         ("pam[service=]", "PAM service `` is not a file name in /etc/pam.d (letters, digits, `.`, `_`, `-`, not starting with `.`, at most 64 bytes)"),
         ("pam[gid-min=x]", "gid-min: expected a whole number of at least 0, found `x`"),
         ("pam[foo=1]", "unknown option `foo` for `pam` (it takes `gid-min=N` and `service=NAME`)"),
-        ("kerberos", "expected `plain[passwd=FILE,otp=FILE]`, `pam` or `pam[gid-min=N]`, found `kerberos`"),
+        ("kerberos", "expected `plain[passwd=FILE,otp=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[config=FILE]` or `script[path=FILE]`, found `kerberos`"),
     ] {
         let p = parse(&text(value), "t.conf");
         assert_eq!(messages(&p).first().map(String::as_str), Some(&*format!("t.conf:1: error: auth: {message}")), "{value}");
@@ -375,8 +375,64 @@ fn auth_methods() {
     let p = with_base("auth = \"plain[passwd=/etc/p]\"\n");
     assert_eq!(
         messages(&p),
-        ["t.conf:5: error: auth: several `auth` methods that must all succeed are not supported yet; give one method"]
+        ["t.conf:5: error: auth: several `auth` lines must all succeed, and only `certificate` can be combined with one password method; `plain` would be a second password method"]
     );
+}
+
+#[test]
+fn certificate_settings_and_chains() {
+    use rocserv_proto::config::{CertAuth, CertField};
+    let base = "server-cert = /c\nserver-key = /k\nipv4-network = 10.0.0.0/8\n";
+    let cert = "ca-cert = /ca.pem\ncrl = /crl.pem\ncert-user-oid = 0.9.2342.19200300.100.1.1\ncert-group-oid = 2.5.4.11\n";
+    let p = parse(
+        &format!("auth = certificate\nauth = \"plain[passwd=/p]\"\n{base}{cert}"),
+        "t.conf",
+    );
+    assert_eq!(messages(&p), Vec::<String>::new());
+    let plan = &p.config.auth;
+    assert_eq!(plan.required.len(), 2);
+    assert_eq!(plan.required[0], AuthMethod::Certificate);
+    assert!(!plan.certificate_alone() && !plan.certificate_only());
+    assert_eq!(
+        plan.cert,
+        Some(Box::new(CertAuth {
+            ca_cert: "/ca.pem".into(),
+            crl: Some("/crl.pem".into()),
+            user: CertField::Oid("0.9.2342.19200300.100.1.1".into()),
+            group: Some(CertField::Oid("2.5.4.11".into())),
+        }))
+    );
+    // enable-auth = certificate: the certificate alone suffices too.
+    let p = parse(
+        &format!("auth = pam\nenable-auth = certificate\n{base}{cert}"),
+        "t.conf",
+    );
+    assert_eq!(messages(&p), Vec::<String>::new());
+    assert!(p.config.auth.certificate_alone());
+    let p = parse(
+        &format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = SAN(rfc822name)\n"),
+        "t.conf",
+    );
+    assert_eq!(messages(&p), Vec::<String>::new());
+    assert!(p.config.auth.certificate_only());
+    assert_eq!(p.config.auth.cert.unwrap().user, CertField::SanRfc822Name);
+
+    for (text, want) in [
+        (format!("auth = certificate\n{base}cert-user-oid = 2.5.4.3\n"),
+         "t.conf:1: error: auth: `certificate` needs the CA that issues client certificates: add `ca-cert = /etc/ocserv/ca.pem`"),
+        (format!("auth = certificate\n{base}ca-cert = /ca\n"),
+         "t.conf:1: error: auth: `certificate` needs `cert-user-oid` (where the certificate names the user), e.g. `cert-user-oid = 0.9.2342.19200300.100.1.1` (UID) or `2.5.4.3` (CN)"),
+        (format!("auth = pam\n{base}enable-auth = \"plain[passwd=/p]\"\n"),
+         "t.conf:5: error: enable-auth: only `certificate` can be an alternative method in rocserv (found `plain`); put password methods in `auth`"),
+        (format!("auth = certificate\nauth = certificate\n{base}"),
+         "t.conf:2: error: auth: `certificate` is given twice"),
+        (format!("auth = pam\n{base}cert-user-oid = uid\n"),
+         "t.conf:5: error: cert-user-oid: expected a dotted OID such as 0.9.2342.19200300.100.1.1 (UID) or 2.5.4.3 (CN), or `SAN(rfc822name)`, found `uid`"),
+        (format!("auth = pam\n{base}cert-group-oid = 2.5.4.11\n"),
+         "t.conf:5: warning: cert-group-oid: no `certificate` method: the group is not read from a certificate"),
+    ] {
+        assert_eq!(messages(&parse(&text, "t.conf")).first().map(String::as_str), Some(want), "{text}");
+    }
 }
 
 #[test]

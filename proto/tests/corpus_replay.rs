@@ -40,6 +40,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("auth_hook_control", fuzzing::auth_hook_control),
     ("radius_packet", fuzzing::radius_packet),
     ("radius_conf", fuzzing::radius_conf),
+    ("cert_fields", fuzzing::cert_fields),
 ];
 
 /// Vector folders and the target whose code they exercise.
@@ -130,6 +131,11 @@ fn radius_packet_corpus() {
 #[test]
 fn radius_conf_corpus() {
     assert!(run_target("radius_conf") >= 2);
+}
+
+#[test]
+fn cert_fields_corpus() {
+    assert!(run_target("cert_fields") >= 2);
 }
 
 #[test]

@@ -22,6 +22,8 @@ use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
 use tokio_seqpacket::UnixSeqpacket;
 
 use crate::accounting::{Accounting, EndRequests};
+use crate::auth::certificate::Certificate;
+use crate::auth::chain::Chain;
 use crate::auth::crypt::SALT_LEN;
 use crate::auth::pam::Pam;
 use crate::auth::plain::Plain;
@@ -263,13 +265,48 @@ fn load_section(
             error_chain(&e)
         )
     });
-    let backend = match plan.primary() {
-        None => Err(format!("{place}no authentication method")),
-        Some(method) => backend_for(method, rng, place),
-    };
+    let backend = plan_backend(plan, rng, place);
     match (key, backend) {
         (Ok(key), Ok(backend)) => Ok((key, backend)),
         (key, backend) => Err([key.err(), backend.err()].into_iter().flatten().collect()),
+    }
+}
+
+/// The backend of a section's plan: its one method, or a [`Chain`] of the `auth` lines and
+/// the certificate alternative.
+fn plan_backend(
+    plan: &AuthPlan,
+    rng: &SystemRandom,
+    place: &str,
+) -> Result<Box<dyn AuthBackend>, String> {
+    let method = |m: &AuthMethod| -> Result<Box<dyn AuthBackend>, String> {
+        match m {
+            AuthMethod::Certificate => {
+                let settings = plan.cert.as_ref().ok_or_else(|| {
+                    format!("{place}`certificate` without `ca-cert` and `cert-user-oid`")
+                })?;
+                Certificate::load(settings)
+                    .map(|c| Box::new(c) as Box<dyn AuthBackend>)
+                    .map_err(|e| format!("{place}certificate authentication: {e}"))
+            }
+            other => backend_for(other, rng, place),
+        }
+    };
+    match (plan.required.as_slice(), plan.alternatives.is_empty()) {
+        ([], _) => Err(format!("{place}no authentication method")),
+        ([only], true) => method(only),
+        (required, _) => {
+            let required = required
+                .iter()
+                .map(|m| method(m).map(Arc::from))
+                .collect::<Result<Vec<Arc<dyn AuthBackend>>, String>>()?;
+            let alone = if plan.certificate_alone() {
+                Some(Arc::from(method(&AuthMethod::Certificate)?))
+            } else {
+                None
+            };
+            Ok(Box::new(Chain::new(required, alone)))
+        }
     }
 }
 

@@ -73,7 +73,11 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
         SecModClient::new(fds.secmod, SECMOD_TIMEOUT)
             .map_err(|e| WorkerError::Channel("sec-mod", e))?,
     );
-    let tls_config = tls::server_config(&start.tls, Arc::clone(&secmod))?;
+    let tls_config = tls::config::server_config_with(
+        &start.tls,
+        Arc::clone(&secmod),
+        start.auth.client_cert.as_ref(),
+    )?;
     let client = std::net::TcpStream::from(fds.client);
     client
         .set_nonblocking(true)
@@ -144,13 +148,25 @@ async fn serve(
     )
     .cloned();
     start.client.camouflage = chosen;
-    let phase = http::serve(
+    // The chain the client proved it holds the key of (unchecked: sec-mod decides).
+    let cert = http::ClientCert {
+        chain: tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default(),
+        alone: start.auth.client_cert.as_ref().is_some_and(|c| c.alone),
+        no_form: start.auth.client_cert.as_ref().is_some_and(|c| c.no_form),
+    };
+    let phase = http::serve_with_cert(
         &mut tls,
         &*secmod,
         banners,
         &groups,
         timeouts,
         &start.client,
+        &cert,
     );
     let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,

@@ -656,3 +656,126 @@ async fn user_profile_needs_a_login() {
     );
     assert!(matches!(outcome.unwrap(), Outcome::Closed));
 }
+
+fn cert(alone: bool, no_form: bool) -> http::ClientCert {
+    http::ClientCert {
+        chain: vec![b"leaf".to_vec(), b"intermediate".to_vec()],
+        alone,
+        no_form,
+    }
+}
+
+/// `auth = certificate` alone: the init POST is answered with `complete`, no form; the chain
+/// goes to sec-mod with no user name and no password.
+#[tokio::test]
+async fn a_certificate_alone_logs_in_at_init_without_a_form() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([complete()]);
+    let script = async {
+        client.write_all(post("/", INIT).as_bytes()).await.unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(body.contains("type=\"complete\""), "{body}");
+        drop(client);
+    };
+    let cert = cert(true, true);
+    let (outcome, ()) = tokio::join!(
+        http::serve_with_cert(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed(),
+            &NO_EXTRAS,
+            &cert
+        ),
+        script
+    );
+    assert!(matches!(outcome.unwrap(), Outcome::Closed));
+    let asked = secmod.asked.borrow();
+    assert_eq!(
+        asked[..],
+        [ToSecMod::AuthStart {
+            username: String::new(),
+            password: String::new(),
+            group: None,
+            facts: rocserv_proto::ipc::worker_secmod::ClientFacts {
+                user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+                cert_chain: cert.chain.clone(),
+                ..Default::default()
+            },
+        }]
+    );
+}
+
+/// No password method: a refused certificate is a 401 and the end, never a password form.
+#[tokio::test]
+async fn a_refused_certificate_without_a_password_method_is_401() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([AuthStep::Failed { retry: true }]);
+    let script = async {
+        client.write_all(post("/", INIT).as_bytes()).await.unwrap();
+        let (head, _) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
+    };
+    let cert = cert(true, true);
+    let (outcome, ()) = tokio::join!(
+        http::serve_with_cert(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed(),
+            &NO_EXTRAS,
+            &cert
+        ),
+        script
+    );
+    assert!(matches!(outcome.unwrap(), Outcome::Closed));
+}
+
+/// `enable-auth = certificate` beside a password method: a refused certificate falls back to
+/// the form once; the password login then carries the chain too (sec-mod runs `auth` on it).
+#[tokio::test]
+async fn a_refused_alternative_certificate_falls_back_to_the_form() {
+    let (mut server, mut client) = tokio::io::duplex(64 * 1024);
+    let secmod = FakeSecMod::new([AuthStep::Failed { retry: true }, complete()]);
+    let script = async {
+        client.write_all(post("/", INIT).as_bytes()).await.unwrap();
+        let (head, body) = response(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(body.contains("name=\"password\""), "{body}");
+        client
+            .write_all(post("/auth", &reply("test", "pw")).as_bytes())
+            .await
+            .unwrap();
+        let (_, body) = response(&mut client).await;
+        assert!(body.contains("type=\"complete\""), "{body}");
+        drop(client);
+    };
+    let cert = cert(true, false);
+    let (outcome, ()) = tokio::join!(
+        http::serve_with_cert(
+            &mut server,
+            &secmod,
+            Banners::default(),
+            &NO_GROUPS,
+            relaxed(),
+            &NO_EXTRAS,
+            &cert
+        ),
+        script
+    );
+    assert!(matches!(outcome.unwrap(), Outcome::Closed));
+    let asked = secmod.asked.borrow();
+    assert_eq!(asked.len(), 2);
+    match &asked[1] {
+        ToSecMod::AuthStart {
+            username, facts, ..
+        } => {
+            assert_eq!(username, "test");
+            assert_eq!(facts.cert_chain, cert.chain);
+        }
+        other => panic!("{other:?}"),
+    }
+}

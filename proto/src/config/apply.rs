@@ -179,6 +179,30 @@ fn assign_as(
     }
 }
 
+/// A further `auth` line: every line must succeed, in order. As in ocserv, that is the
+/// certificate together with one password method; two password methods would ask the same
+/// form twice.
+fn combine(required: &[super::AuthMethod], next: &super::AuthMethod) -> Result<(), Bad> {
+    use super::AuthMethod::Certificate;
+    let certs = required
+        .iter()
+        .chain([next])
+        .filter(|m| **m == Certificate)
+        .count();
+    let others = required.len().saturating_add(1).saturating_sub(certs);
+    if certs > 1 {
+        return Err("`certificate` is given twice".to_owned());
+    }
+    if others > 1 {
+        return Err(format!(
+            "several `auth` lines must all succeed, and only `certificate` can be combined with \
+             one password method; `{}` would be a second password method",
+            next.name()
+        ));
+    }
+    Ok(())
+}
+
 fn matches_any(value: &str, list: &[&str]) -> bool {
     list.iter().any(|v| v.eq_ignore_ascii_case(value))
 }
@@ -210,14 +234,31 @@ pub(crate) fn supported(
             if first_here {
                 c.auth.required = vec![method];
             } else {
-                return Err(
-                    "several `auth` methods that must all succeed are not supported \
-                            yet; give one method"
-                        .to_owned(),
-                );
+                combine(&c.auth.required, &method)?;
+                c.auth.required.push(method);
             }
         }
         "acct" => c.auth.acct = Some(auth::acct(v)?),
+        "enable-auth" => {
+            let method = auth::method(v)?;
+            // Each alternative logs a client in on its own, without the login form; of
+            // ocserv's (certificate, gssapi) rocserv has the certificate.
+            if method != super::AuthMethod::Certificate {
+                return Err(format!(
+                    "only `certificate` can be an alternative method in rocserv (found `{}`); \
+                     put password methods in `auth`",
+                    method.name()
+                ));
+            }
+            if first_here {
+                c.auth.alternatives = vec![method];
+            } else if !c.auth.alternatives.contains(&method) {
+                c.auth.alternatives.push(method);
+            }
+        }
+        "crl" => c.crl = Some(values::absolute_path(v)?),
+        "cert-user-oid" => c.cert_user_oid = Some(auth::cert_field(v)?),
+        "cert-group-oid" => c.cert_group_oid = Some(auth::cert_field(v)?),
         "always-require-cert" => {
             sink.warning(line, Some(name), "old option; use `cisco-client-compat`");
             if !values::boolean(v)? {

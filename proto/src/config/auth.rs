@@ -6,10 +6,10 @@
 
 use super::diag::quote;
 use super::values::{absolute_path, boolean, number, Bad};
-use super::{AcctMethod, AuthMethod};
+use super::{AcctMethod, AuthMethod, CertField};
 
 /// Methods ocserv has and rocserv does not run yet.
-const OTHER_METHODS: &[&str] = &["certificate", "gssapi", "oidc"];
+const OTHER_METHODS: &[&str] = &["gssapi", "oidc"];
 
 /// Parse one `auth` value (quotes already stripped).
 pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
@@ -34,6 +34,15 @@ pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
             groupconfig: r.groupconfig,
             nas_identifier: r.nas_identifier,
         })
+    } else if name.eq_ignore_ascii_case("certificate") {
+        // ocserv's `certificate` takes no options; its settings are `ca-cert`, `crl`,
+        // `cert-user-oid` and `cert-group-oid`.
+        match options.map(str::trim) {
+            None | Some("") => Ok(AuthMethod::Certificate),
+            Some(_) => Err(
+                "`certificate` takes no options (use `ca-cert`, `crl`, `cert-user-oid`)".to_owned(),
+            ),
+        }
     } else if let Some(other) = OTHER_METHODS.iter().find(|m| m.eq_ignore_ascii_case(name)) {
         Err(format!(
             "rocserv cannot authenticate with `{other}` yet (the server could not log anyone \
@@ -41,7 +50,7 @@ pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
         ))
     } else {
         Err(format!(
-            "expected `plain[passwd=FILE,otp=FILE]`, `pam` or `pam[gid-min=N]`, found {}",
+            "expected `plain[passwd=FILE,otp=FILE]`, `pam[gid-min=N]`, `certificate`, `radius[config=FILE]` or `script[path=FILE]`, found {}",
             quote(v)
         ))
     }
@@ -264,6 +273,27 @@ pub(crate) fn acct(v: &str) -> Result<AcctMethod, Bad> {
         Err(format!(
             "expected `radius[config=FILE]`, found {} (a PAM account check is not supported; \
              skipping it could let in users it would reject)",
+            quote(v)
+        ))
+    }
+}
+
+/// `cert-user-oid` / `cert-group-oid`: a dotted OID of a subject DN attribute (ocserv accepts
+/// any value starting with a digit; we check the shape: at least two numeric arcs) or
+/// `SAN(rfc822name)` (the first e-mail address of the subjectAltName).
+pub(crate) fn cert_field(v: &str) -> Result<CertField, Bad> {
+    if v.eq_ignore_ascii_case("SAN(rfc822name)") {
+        return Ok(CertField::SanRfc822Name);
+    }
+    let arcs: Vec<&str> = v.split('.').collect();
+    let numeric =
+        |a: &&str| !a.is_empty() && a.len() <= 10 && a.bytes().all(|b| b.is_ascii_digit());
+    if arcs.len() >= 2 && arcs.len() <= 32 && arcs.iter().all(numeric) {
+        Ok(CertField::Oid(v.to_owned()))
+    } else {
+        Err(format!(
+            "expected a dotted OID such as 0.9.2342.19200300.100.1.1 (UID) or 2.5.4.3 (CN), or \
+             `SAN(rfc822name)`, found {}",
             quote(v)
         ))
     }

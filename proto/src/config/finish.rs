@@ -38,6 +38,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         section.seen_at("camouflage").unwrap_or(0),
         section.seen_at("camouflage_secret").unwrap_or(0),
     );
+    let lines = section_lines(&section);
     let mut c = section.config;
     c.option_lines = section.seen.clone();
     if c.auth.required.is_empty() {
@@ -50,6 +51,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
             ),
         );
     }
+    cert_auth(&lines, &mut c, &place, sink);
     if c.server_cert.is_none() {
         sink.error(
             0,
@@ -131,6 +133,66 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         c.policy.mobile_dpd = c.policy.dpd;
     }
     c
+}
+
+/// Lines of the options the certificate checks name.
+struct Lines {
+    auth: usize,
+    cert_group_oid: Option<usize>,
+}
+
+fn section_lines(section: &Section) -> Lines {
+    Lines {
+        auth: section
+            .seen_at("auth")
+            .or_else(|| section.seen_at("enable-auth"))
+            .unwrap_or(0),
+        cert_group_oid: section.seen_at("cert-group-oid"),
+    }
+}
+
+/// The `certificate` method's settings (`AuthPlan::cert`); like ocserv's `check_cfg`, a
+/// certificate method without `ca-cert` or `cert-user-oid` is an error (nobody could log in).
+fn cert_auth(lines: &Lines, c: &mut Config, place: &str, sink: &mut Sink) {
+    c.auth.cert = None;
+    if !c.auth.wants_certificate() {
+        if let (Some(line), Some(_)) = (lines.cert_group_oid, &c.cert_group_oid) {
+            sink.warning(
+                line,
+                Some("cert-group-oid"),
+                format!("{place}no `certificate` method: the group is not read from a certificate"),
+            );
+        }
+        return;
+    }
+    let Some(ca_cert) = c.ca_cert.clone() else {
+        sink.error(
+            lines.auth,
+            Some("auth"),
+            format!(
+                "{place}`certificate` needs the CA that issues client certificates: add \
+                 `ca-cert = /etc/ocserv/ca.pem`"
+            ),
+        );
+        return;
+    };
+    let Some(user) = c.cert_user_oid.clone() else {
+        sink.error(
+            lines.auth,
+            Some("auth"),
+            format!(
+                "{place}`certificate` needs `cert-user-oid` (where the certificate names the \
+                 user), e.g. `cert-user-oid = 0.9.2342.19200300.100.1.1` (UID) or `2.5.4.3` (CN)"
+            ),
+        );
+        return;
+    };
+    c.auth.cert = Some(Box::new(super::CertAuth {
+        ca_cert,
+        crl: c.crl.clone(),
+        user,
+        group: c.cert_group_oid.clone(),
+    }));
 }
 
 /// `ipv6-network` with its prefix (from either option) and `ipv6-subnet-prefix`, which must be

@@ -208,6 +208,9 @@ pub struct AuthPlan {
     pub alternatives: Vec<AuthMethod>,
     /// `acct`.
     pub acct: Option<AcctMethod>,
+    /// The `certificate` method's settings, when a method is `certificate` (set after the
+    /// last line, from `ca-cert`, `crl`, `cert-user-oid`, `cert-group-oid`).
+    pub cert: Option<Box<CertAuth>>,
 }
 
 impl AuthPlan {
@@ -225,6 +228,43 @@ impl AuthPlan {
     pub fn wants_certificate(&self) -> bool {
         self.methods().any(|m| matches!(m, AuthMethod::Certificate))
     }
+
+    /// A valid certificate alone logs the client in (no password form): `auth = certificate`
+    /// as the only `auth` line, or `enable-auth = certificate`.
+    pub fn certificate_alone(&self) -> bool {
+        self.required == [AuthMethod::Certificate]
+            || self.alternatives.contains(&AuthMethod::Certificate)
+    }
+
+    /// The certificate is the only way in (ocserv then makes the TLS client certificate
+    /// mandatory, `GNUTLS_CERT_REQUIRE`): nothing else is configured.
+    pub fn certificate_only(&self) -> bool {
+        self.methods().all(|m| matches!(m, AuthMethod::Certificate)) && self.wants_certificate()
+    }
+}
+
+/// Where a certificate keeps the user or group name (`cert-user-oid`, `cert-group-oid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertField {
+    /// A subject DN attribute, by dotted OID (`2.5.4.3` CN, `0.9.2342.19200300.100.1.1` UID,
+    /// `2.5.4.11` OU).
+    Oid(String),
+    /// `SAN(rfc822name)`: the first e-mail address of the subjectAltName extension.
+    SanRfc822Name,
+}
+
+/// What the `certificate` method checks against and reads (sec-mod), set when a method is
+/// `certificate` (`AuthPlan::cert`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertAuth {
+    /// `ca-cert`: the trust anchors (PEM).
+    pub ca_cert: PathBuf,
+    /// `crl`: revoked certificates (PEM or DER), re-read when the file changes.
+    pub crl: Option<PathBuf>,
+    /// `cert-user-oid`.
+    pub user: CertField,
+    /// `cert-group-oid`.
+    pub group: Option<CertField>,
 }
 
 /// An IPv4 or IPv6 network in prefix form.
@@ -393,6 +433,11 @@ pub struct Config {
     pub camouflage_on: bool,
     pub camouflage_secret: Option<Secret>,
     pub camouflage_realm: Option<String>,
+    /// `crl`, `cert-user-oid`, `cert-group-oid` as given (the `certificate` method's settings
+    /// are put together in [`AuthPlan::cert`]).
+    pub crl: Option<PathBuf>,
+    pub cert_user_oid: Option<CertField>,
+    pub cert_group_oid: Option<CertField>,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
@@ -520,6 +565,9 @@ impl Default for Config {
             camouflage_on: false,
             camouflage_secret: None,
             camouflage_realm: None,
+            crl: None,
+            cert_user_oid: None,
+            cert_group_oid: None,
         }
     }
 }

@@ -105,6 +105,24 @@ pub struct AuthSettings {
     pub default_select_group: Option<String>,
     /// `select-group-by-url` (or `cisco-client-compat`): a POST to `/NAME` asks for `NAME`.
     pub select_group_by_url: bool,
+    /// A method is `certificate`: the TLS handshake asks for a client certificate.
+    pub client_cert: Option<ClientCertSettings>,
+}
+
+/// How the worker asks for and uses a client certificate. The worker only checks that the
+/// client holds the certificate's key (the handshake signature); sec-mod checks the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCertSettings {
+    /// `ca-cert`, DER: its subjects are the CAs the certificate request names.
+    pub ca: Vec<Vec<u8>>,
+    /// The certificate is the only method: a handshake without one fails (as ocserv's
+    /// `GNUTLS_CERT_REQUIRE`); otherwise it is asked for and missing ones are refused later.
+    pub mandatory: bool,
+    /// A certificate alone logs in (`auth = certificate`, `enable-auth = certificate`): a
+    /// client that sent one is logged in without the form.
+    pub alone: bool,
+    /// No password method: there is no form to fall back to.
+    pub no_form: bool,
 }
 
 /// What the CONNECT response tells the client, from the configuration (per-session values come

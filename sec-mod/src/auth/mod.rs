@@ -6,6 +6,10 @@
 //! rounds, the PAM stack) on their own threads and talk to the async side through an
 //! [`Attempt`], so a slow login delays only its own user.
 
+#[cfg(test)]
+mod cert_tests;
+pub mod certificate;
+pub mod chain;
 pub mod crypt;
 pub mod groups;
 pub mod otp;
@@ -126,6 +130,12 @@ pub enum Rejection {
     /// PAM refused or failed.
     #[error("PAM: {0}")]
     Pam(String),
+    /// The client certificate was missing, not accepted, or names no usable user.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// Two methods of the chain established different accounts (ocserv #694).
+    #[error("the certificate names user {cert:?} but the password was for {password:?}")]
+    UserMismatch { cert: String, password: String },
     /// The backend went away without a verdict.
     #[error("backend ended without a verdict")]
     BackendGone,

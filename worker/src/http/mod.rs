@@ -15,7 +15,7 @@ pub mod router;
 use rocserv_proto::auth_xml::{self, profile, render_complete, render_login_form, AuthXmlError};
 use rocserv_proto::http::{self, HttpError, Method, ParsedHead, RequestHead, Response, MAX_BODY};
 use rocserv_proto::ipc::main_worker::ClientSettings;
-use rocserv_proto::ipc::worker_secmod::AuthStep;
+use rocserv_proto::ipc::worker_secmod::{fact_text, AuthStep, ClientFacts, ToSecMod};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Duration, Instant};
 
@@ -88,6 +88,18 @@ pub enum HttpPhaseError {
     SecMod(#[from] IpcChannelError),
 }
 
+/// The client's certificate and what the configuration lets it do.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCert {
+    /// The chain the client sent (DER, leaf first), its key proven by the handshake; empty
+    /// without one. sec-mod checks it.
+    pub chain: Vec<Vec<u8>>,
+    /// A certificate alone logs in: try it before showing the form.
+    pub alone: bool,
+    /// There is no form (`auth = certificate` only): a refused certificate ends the login.
+    pub no_form: bool,
+}
+
 /// Serve requests on `stream` until a CONNECT or the end of the connection.
 pub async fn serve<S>(
     stream: &mut S,
@@ -100,8 +112,28 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let cert = ClientCert::default();
+    serve_with_cert(stream, auth, banners, groups, timeouts, client, &cert).await
+}
+
+/// [`serve`] for a client that may log in with its certificate.
+pub async fn serve_with_cert<S>(
+    stream: &mut S,
+    auth: &dyn AuthService,
+    banners: Banners<'_>,
+    groups: &Groups,
+    timeouts: ReadTimeouts,
+    client: &ClientSettings,
+    cert: &ClientCert,
+) -> Result<Outcome, HttpPhaseError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut buf = Vec::with_capacity(4096);
     let mut login = Login::ExpectInit;
+    // The certificate alone is tried once per connection (then the form, if there is one),
+    // as ocserv answers the first POST of a certificate login with `complete`.
+    let mut certificate_tried = false;
     // A login completed on this connection: the profile may be fetched.
     let mut logged_in = false;
     // `camouflage`: closed until a request of this connection carried the secret.
@@ -156,14 +188,28 @@ where
                 let request = auth_xml::parse_client_body(&body)?;
                 let user_agent = head.header("User-Agent").unwrap_or("");
                 let url_group = router::group_of_target(&head.target);
-                let (next, step) =
-                    login.handle_post(request, url_group, user_agent, banners.pre_login, groups);
+                let by_certificate =
+                    cert.no_form || (cert.alone && !cert.chain.is_empty() && !certificate_tried);
+                let (next, mut step) = if by_certificate {
+                    certificate_tried = true;
+                    certificate_login(user_agent)
+                } else {
+                    login.handle_post(request, url_group, user_agent, banners.pre_login, groups)
+                };
+                if let Step::AskSecMod(ToSecMod::AuthStart { facts, .. }) = &mut step {
+                    facts.cert_chain.clone_from(&cert.chain);
+                }
                 let (next, reply) = match step {
                     Step::Reply(reply) => (next, reply),
                     Step::AskSecMod(question) => {
                         let verdict = auth.auth(question)?;
                         log_verdict(&verdict);
-                        next.handle_secmod(verdict, banners.pre_login, groups)
+                        let failed = matches!(verdict, AuthStep::Failed { .. });
+                        match next.handle_secmod(verdict, banners.pre_login, groups) {
+                            // No form to fall back to.
+                            _ if failed && cert.no_form => (Login::ExpectInit, Reply::Rejected),
+                            answered => answered,
+                        }
                     }
                 };
                 login = next;
@@ -226,6 +272,25 @@ fn unveil(gate: &camouflage::Gate, head: &RequestHead) -> Unveil {
         Some(path) => Unveil::Pass(path.to_owned()),
         None => Unveil::Hide,
     }
+}
+
+/// The login by certificate alone: no user name, no password (sec-mod reads the user from the
+/// chain, which the caller puts in as for every AuthStart); the verdict goes through the usual [`Login::handle_secmod`].
+fn certificate_login(user_agent: &str) -> (Login, Step) {
+    (
+        Login::AwaitingVerdict {
+            group: login::Choice::Default,
+        },
+        Step::AskSecMod(ToSecMod::AuthStart {
+            username: String::new(),
+            password: String::new(),
+            group: None,
+            facts: ClientFacts {
+                user_agent: fact_text(user_agent),
+                ..Default::default()
+            },
+        }),
+    )
 }
 
 /// Write one response with a single write, then flush.

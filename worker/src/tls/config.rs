@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use rocserv_proto::ipc::main_worker::TlsSettings;
+use rocserv_proto::ipc::main_worker::{ClientCertSettings, TlsSettings};
 use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 
+use super::client_cert::ClientCertRequest;
 use super::remote_key::RemoteKey;
 use crate::ipc::SecModClient;
 
@@ -31,6 +32,15 @@ pub enum TlsSetupError {
 pub fn server_config(
     tls: &TlsSettings,
     secmod: Arc<SecModClient>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    server_config_with(tls, secmod, None)
+}
+
+/// [`server_config`], asking for a client certificate when `client_cert` says so.
+pub fn server_config_with(
+    tls: &TlsSettings,
+    secmod: Arc<SecModClient>,
+    client_cert: Option<&ClientCertSettings>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let mut versions = Vec::with_capacity(2);
     if tls.tls13 {
@@ -68,10 +78,15 @@ pub fn server_config(
         vhosts,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)?;
+    let builder = match client_cert {
+        Some(settings) => {
+            builder.with_client_cert_verifier(Arc::new(ClientCertRequest::new(settings, provider)))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
     // One process per connection: a resumption cache or tickets could never be used again, and
     // tickets would only cost a write and randomness per handshake.
     config.session_storage = Arc::new(NoServerSessionStorage {});

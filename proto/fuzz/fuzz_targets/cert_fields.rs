@@ -1,0 +1,5 @@
+//! Fuzz target `cert_fields`: the body lives in `rocserv_proto::fuzzing::cert_fields`, which the
+//! stable corpus replay test (proto/tests/corpus_replay.rs) runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rocserv_proto::fuzzing::cert_fields(data));
