@@ -102,6 +102,8 @@ where
 {
     let mut buf = Vec::with_capacity(4096);
     let mut login = Login::ExpectInit;
+    // What the client said about its device in the documents of this connection so far.
+    let mut device = auth_xml::DeviceFacts::default();
     // A login completed on this connection: the profile may be fetched.
     let mut logged_in = false;
     // `camouflage`: closed until a request of this connection carried the secret.
@@ -153,11 +155,12 @@ where
                 reply_response(reply, banners, client)
             }
             Route::AuthStep => {
-                let request = auth_xml::parse_client_body(&body)?;
-                let user_agent = head.header("User-Agent").unwrap_or("");
+                let mut request = auth_xml::parse_client_body(&body)?;
+                device.update(std::mem::take(&mut request.device));
+                let facts = device.login_facts(|name| head.header(name));
                 let url_group = router::group_of_target(&head.target);
                 let (next, step) =
-                    login.handle_post(request, url_group, user_agent, banners.pre_login, groups);
+                    login.handle_post(request, url_group, &facts, banners.pre_login, groups);
                 let (next, reply) = match step {
                     Step::Reply(reply) => (next, reply),
                     Step::AskSecMod(question) => {
