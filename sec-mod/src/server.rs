@@ -507,7 +507,7 @@ const DB_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_OVERRIDES: usize = MAX_MESSAGE - 4 * 1024;
 
 /// How long reading one login's per-user and per-group files may take.
-const POLICY_FILES_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const POLICY_FILES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Open the session of `cookie` for a CONNECT from `peer`: read the group's and the user's
 /// files (each time, so an edit applies to the next login), check `deny-roaming` as they

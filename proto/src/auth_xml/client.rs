@@ -630,7 +630,8 @@ mod tests {
         let entries: String = (0..MAX_MACS + 5)
             .map(|i| format!("<mac-address>02:00:00:00:00:{i:02x}</mac-address>"))
             .collect();
-        let body = format!("<config-auth><mac-address-list>{entries}</mac-address-list></config-auth>");
+        let body =
+            format!("<config-auth><mac-address-list>{entries}</mac-address-list></config-auth>");
         let macs = parse(body.as_bytes()).device.macs;
         assert_eq!(macs.len(), MAX_MACS);
         assert_eq!(macs.first().map(String::as_str), Some("02:00:00:00:00:00"));
