@@ -235,8 +235,8 @@ fn cisco_mac_list_binds_the_login() {
     // The bound MAC among others: a cookie; the tunnel it opens shows the facts to the
     // connect-script and occtl.
     let (head, body) = cisco_login(&lab, "alice", &["02-00-00-00-00-01", "00-0C-29-5E-1A-9B"]);
-    let cookie = cookie(&head).unwrap_or_else(|| panic!("no cookie: {head}\n{body}"));
-    let mut client = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    let webvpn = cookie(&head).unwrap_or_else(|| panic!("no cookie: {head}\n{body}"));
+    let mut client = Client::start(&lab, &ClientOptions::cookie(&webvpn));
     client.wait_up(WAIT).expect("tunnel with the cookie");
     let line = marker(&s, "alice");
     assert_eq!(
