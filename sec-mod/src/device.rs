@@ -3,7 +3,9 @@
 //! client facts do not match is a failed login, decided here in sec-mod, not in the worker.
 //!
 //! The files are read for the account the backend accepted, in the link's own task, bounded
-//! by [`POLICY_FILES_TIMEOUT`] (as at CONNECT): a slow disk delays only this login.
+//! by [`POLICY_FILES_TIMEOUT`] (as at CONNECT): a slow disk delays only this login. The
+//! CONNECT (`server::open_session`) checks the binding again with the files it reads, so an
+//! edit after the login, or a cookie reused after a binding was added, cannot bypass it.
 
 use rocserv_proto::ipc::worker_secmod::ClientFacts;
 use rocserv_proto::policy::device::Binding;
@@ -21,8 +23,8 @@ pub enum Refused {
         why: rocserv_proto::policy::device::Mismatch,
         seen: String,
     },
-    /// The files could not be read or are wrong: the login is refused without blaming the
-    /// client (the CONNECT would be refused for the same reason).
+    /// The files could not be read or are wrong: not the client's fault; the CONNECT refuses
+    /// the session while they stay so, and checks the binding again.
     #[error("{0}")]
     Files(String),
 }

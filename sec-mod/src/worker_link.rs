@@ -422,7 +422,8 @@ impl Link {
 
     /// `allowed-device-id` / `allowed-mac` of the accepted account (crate::device): a
     /// mismatch is a failed login like a wrong password (same answer to the client, so the
-    /// binding tells an attacker nothing about the password); unusable files refuse the login.
+    /// binding tells an attacker nothing about the password). Unusable files are left to the
+    /// CONNECT, which refuses them (503, as before) and checks the binding again.
     async fn device_binding(
         &mut self,
         username: &str,
@@ -447,15 +448,16 @@ impl Link {
                 &format!("{e} (group '{}')", granted.group.escape_debug()),
             )),
             Err(crate::device::Refused::Files(e)) => {
-                log::error!(
-                    "{} worker {}: {}login of user '{}' (group '{}') refused: {e}",
+                log::warn!(
+                    "{} worker {}: {}device binding of user '{}' (group '{}') not checked at \
+                     login: {e}; its CONNECT is refused while the file is unusable",
                     self.peer,
                     self.worker.0,
                     self.place(),
                     username.escape_debug(),
                     granted.group.escape_debug()
                 );
-                Err(AuthStep::Failed { retry: false })
+                Ok(())
             }
         }
     }
