@@ -68,6 +68,7 @@ fn shared(backend: Accepts, policy_files: Locations) -> Arc<Shared> {
         policy_files,
         vhosts: Vec::new(),
         accounting: Default::default(),
+        session_db: None,
     })
 }
 
