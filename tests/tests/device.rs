@@ -256,6 +256,26 @@ fn cisco_mac_list_binds_the_login() {
         "{r}"
     );
     logout(client);
+    // The session record (`occtl show history`) keeps them too; written off the data path,
+    // so polled (bounded).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let records = json(&s.socket, &["show", "history", "alice"]);
+        let newest = records.get(0).cloned().unwrap_or_default();
+        if newest["Device ID"] == "3B5C0E8F" {
+            assert_eq!(
+                newest["MAC addresses"],
+                serde_json::json!(["02:00:00:00:00:01", BOUND_MAC]),
+                "{newest}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no history record with the device: {records}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // bob has no file: not bound, whatever he reports.
     let (head, _) = cisco_login(&lab, "bob", &[]);
