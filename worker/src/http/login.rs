@@ -598,7 +598,7 @@ mod tests {
         assert_eq!(asked_group(&step).as_deref(), Some("admins"));
         // A camouflage secret in the URL the client was given is no part of the group.
         cisco.group_access = Some("https://vpn.example.com/admins?s3cret".into());
-        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, "ua", None, &groups);
+        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, &ua(), None, &groups);
         assert_eq!(asked_group(&step).as_deref(), Some("admins"));
         cisco.group_access = Some("https://vpn.example.com/auth".into());
         let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, &ua(), None, &groups);
