@@ -278,6 +278,13 @@ pub async fn handle(
     }
     // protocol.md §8.1: the connect-script runs before the client hears 200; a failure is a
     // 401 and no disconnect-script. Dropping `device` on refusal removes the tun.
+    // openconnect sends `X-AnyConnect-Identifier-Platform` at CONNECT only with a mobile
+    // `--os`; the platform it reported at login (`<device-id>`) stands in otherwise.
+    let device_platform = if req.device_platform.is_empty() {
+        grant.facts.platform.clone().unwrap_or_default()
+    } else {
+        req.device_platform.clone()
+    };
     let info = crate::scripts::SessionInfo {
         id: conn.pid(),
         username: grant.username.clone(),
@@ -291,12 +298,14 @@ pub async fn handle(
         hostname: policy.hostname.clone().or_else(|| req.hostname.clone()),
         user_agent: req.user_agent.clone(),
         device_type: req.device_type.clone(),
-        device_platform: req.device_platform.clone(),
+        device_platform: device_platform.clone(),
         routes: policy.routes.clone(),
         no_routes: policy.no_routes.clone(),
         dns: policy.dns.clone(),
         ipv6,
         vhost: grant.vhost.clone(),
+        device_id: grant.facts.device_id.clone(),
+        macs: grant.facts.macs.clone(),
     };
     let tunnel = rocserv_proto::ipc::main_secmod::TunnelFacts {
         peer: Some(peer),
@@ -358,6 +367,9 @@ pub async fn handle(
             .unwrap_or_default(),
         policy: std::sync::Arc::clone(&policy),
         ipv6,
+        device_id: grant.facts.device_id.clone().unwrap_or_default(),
+        device_platform,
+        macs: grant.facts.macs.clone(),
     });
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
         conn.forget_dtls();

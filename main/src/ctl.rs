@@ -469,6 +469,9 @@ fn user_info(t: &Tunnel) -> UserInfo {
         tx_limit_per_sec: policy.tx_data_per_sec,
         ipv6: g.ipv6.map(|l| l.remote),
         ptp_ipv6: g.ipv6.map(|l| l.local),
+        device_id: g.device_id.clone(),
+        device_platform: g.device_platform.clone(),
+        macs: g.macs.clone(),
     }
 }
 

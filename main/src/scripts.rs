@@ -92,6 +92,10 @@ pub struct SessionInfo {
     /// The `[vhost:NAME]` of the session; `None` = the default section (`VHOST=default`, as
     /// ocserv names it).
     pub vhost: Option<String>,
+    /// What the client reported at login (`ClientFacts`, checked by sec-mod): its device id
+    /// and MAC addresses (normalised).
+    pub device_id: Option<String>,
+    pub macs: Vec<String>,
 }
 
 /// Traffic of an ended connection, for the disconnect-script.
@@ -142,6 +146,9 @@ pub fn environment(kind: Kind, info: &SessionInfo, stats: Option<Stats>) -> Vec<
     set("USER_AGENT", info.user_agent.clone());
     set("DEVICE_TYPE", info.device_type.clone());
     set("DEVICE_PLATFORM", info.device_platform.clone());
+    // Ours (not ocserv's): the device facts of the login (doc/security/device.md).
+    set("DEVICE_ID", info.device_id.clone().unwrap_or_default());
+    set("MAC_ADDRESSES", info.macs.join(" "));
     if let (Kind::Disconnect, Some(stats)) = (kind, stats) {
         set("STATS_BYTES_IN", stats.bytes_in.to_string());
         set("STATS_BYTES_OUT", stats.bytes_out.to_string());
@@ -342,6 +349,30 @@ mod tests {
             dns: vec!["192.168.99.1".parse().unwrap()],
             ipv6: None,
             vhost: None,
+            device_id: None,
+            macs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn device_facts_of_the_login() {
+        let env = environment(Kind::Connect, &info(), None);
+        assert_eq!(get(&env, "DEVICE_ID"), Some(""));
+        assert_eq!(get(&env, "MAC_ADDRESSES"), Some(""));
+        let bound = SessionInfo {
+            device_id: Some("3B5C0E8F".into()),
+            macs: vec!["00:0c:29:5e:1a:9b".into(), "02:00:00:00:00:01".into()],
+            device_platform: "win".into(),
+            ..info()
+        };
+        for kind in [Kind::Connect, Kind::Disconnect, Kind::HostUpdate] {
+            let env = environment(kind, &bound, None);
+            assert_eq!(get(&env, "DEVICE_ID"), Some("3B5C0E8F"));
+            assert_eq!(
+                get(&env, "MAC_ADDRESSES"),
+                Some("00:0c:29:5e:1a:9b 02:00:00:00:00:01")
+            );
+            assert_eq!(get(&env, "DEVICE_PLATFORM"), Some("win"));
         }
     }
 

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_secmod::{
     AuthHookOutcome, FromSecMod, SecModConfig, SessionGrant, SessionRecord, SessionRefusal,
-    SessionSummary,
-    ToSecMod, TunnelEnd, TunnelFacts,
+    SessionSummary, ToSecMod, TunnelEnd, TunnelFacts,
 };
 use rocserv_proto::ipc::{CloseReason, KeyKind, SessionId, WorkerId, MAX_MESSAGE};
 use rocserv_rt::lock;

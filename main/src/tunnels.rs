@@ -34,6 +34,10 @@ pub struct Granted {
     pub policy: std::sync::Arc<rocserv_proto::policy::Policy>,
     /// The tunnel's IPv6 ends and the client's prefix, if it has IPv6.
     pub ipv6: Option<Ipv6Link>,
+    /// The device facts of the login (empty when not reported), as the scripts got them.
+    pub device_id: String,
+    pub device_platform: String,
+    pub macs: Vec<String>,
 }
 
 /// One live tunnel.
@@ -188,6 +192,9 @@ mod tests {
                 hostname: String::new(),
                 policy: Default::default(),
                 ipv6: None,
+                device_id: String::new(),
+                device_platform: String::new(),
+                macs: Vec::new(),
             },
             connected_at: SystemTime::now(),
             rx: 0,

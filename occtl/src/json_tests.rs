@@ -52,6 +52,9 @@ const USER_KEYS: &[&str] = &[
     "iRoutes",
     "Restricted to routes",
     "Restricted to ports",
+    "Device ID",
+    "Device platform",
+    "MAC addresses",
 ];
 
 /// §7.3 without `--debug`.
@@ -143,6 +146,9 @@ fn user() -> UserInfo {
         tx_limit_per_sec: 0,
         ipv6: None,
         ptp_ipv6: None,
+        device_id: "3B5C0E8F".into(),
+        device_platform: "win".into(),
+        macs: vec!["00:0c:29:5e:1a:9b".into(), "02:00:00:00:00:01".into()],
     }
 }
 
@@ -194,6 +200,12 @@ fn show_users_json() {
     assert_eq!(v[0]["_Last connected at"], " 1m:40s");
     assert_eq!(v[0]["DNS"], serde_json::json!(["192.168.99.1"]));
     assert_eq!(v[0]["Restricted to routes"], "False");
+    assert_eq!(v[0]["Device ID"], "3B5C0E8F");
+    assert_eq!(v[0]["Device platform"], "win");
+    assert_eq!(
+        v[0]["MAC addresses"],
+        serde_json::json!(["00:0c:29:5e:1a:9b", "02:00:00:00:00:01"])
+    );
 }
 
 #[test]
@@ -205,6 +217,9 @@ fn empty_members_are_omitted_and_default_route_is_one_member() {
         cstp_compression: String::new(),
         dtls_compression: String::new(),
         routes: vec![],
+        device_id: String::new(),
+        device_platform: String::new(),
+        macs: vec![],
         ..user()
     };
     let text = json_array(&[render::user(&u, NOW)], true);
@@ -221,6 +236,8 @@ fn empty_members_are_omitted_and_default_route_is_one_member() {
                     | "DTLS cipher"
                     | "CSTP compression"
                     | "DTLS compression"
+                    | "Device ID"
+                    | "Device platform"
             )
         })
         .collect();

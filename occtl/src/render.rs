@@ -103,7 +103,11 @@ pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
                 "False"
             },
         )
-        .list("Restricted to ports", u.restricted_to_ports.clone());
+        .list("Restricted to ports", u.restricted_to_ports.clone())
+        // Ours, after every ocserv member so that ocserv's keys and order stay as they are.
+        .str("Device ID", u.device_id.clone())
+        .str("Device platform", u.device_platform.clone())
+        .list("MAC addresses", u.macs.clone());
     r
 }
 

@@ -116,6 +116,18 @@ pub fn auth_xml(data: &[u8]) {
         {
             assert!(!path.is_empty() && !path.contains(['?', '#']));
         }
+        // Whatever the document says about the device, the login's facts pass sec-mod's
+        // check (a worker that sent them would otherwise lose its channel).
+        let d = &request.device;
+        assert!(d.macs.len() <= ipc::worker_secmod::MAX_MACS);
+        assert!(d.macs.iter().all(|m| ipc::worker_secmod::valid_mac(m)));
+        let text = String::from_utf8_lossy(data);
+        let facts = d.login_facts(|_| Some(text.as_ref()));
+        assert_eq!(facts.check(), Ok(()));
+    }
+    if let Some(mac) = ipc::worker_secmod::normalize_mac(&String::from_utf8_lossy(data)) {
+        assert!(ipc::worker_secmod::valid_mac(&mac));
+        assert_eq!(ipc::worker_secmod::normalize_mac(&mac), Some(mac.clone()));
     }
     let text = String::from_utf8_lossy(data);
     let form = auth_xml::LoginForm {

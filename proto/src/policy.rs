@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{IpNet, Route};
 
+pub mod device;
 pub mod file;
 pub mod ports;
 pub mod quota;

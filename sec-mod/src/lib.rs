@@ -26,6 +26,7 @@
 
 pub mod accounting;
 pub mod auth;
+pub mod device;
 pub mod fd;
 pub mod harden;
 pub mod keys;
@@ -41,6 +42,8 @@ pub mod session_db;
 pub mod sessions;
 pub mod worker_link;
 
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod link_tests;
 #[cfg(test)]

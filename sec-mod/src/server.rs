@@ -628,7 +628,7 @@ const DB_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_OVERRIDES: usize = MAX_MESSAGE - 4 * 1024;
 
 /// How long reading one login's per-user and per-group files may take.
-const POLICY_FILES_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const POLICY_FILES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Open the session of `cookie` for a CONNECT from `peer`: read the group's and the user's
 /// files (each time, so an edit applies to the next login), check `deny-roaming` as they
@@ -715,16 +715,35 @@ async fn open_session(
         );
         return Err(SessionRefusal::UnknownCookie);
     }
+    let described = {
+        let sessions = shared.sessions();
+        sessions
+            .sid_of(cookie)
+            .and_then(|sid| sessions.describe(sid))
+    };
+    // The device binding again (crate::device checked it at login): a file edited since, or a
+    // cookie reused for a reconnect after a binding was added, must not bypass it.
+    if let Some(described) = &described {
+        let files = [
+            described.login.policy.as_deref(),
+            overrides.user.as_deref(),
+            overrides.group.as_deref(),
+        ];
+        let binding = rocserv_proto::policy::device::Binding::of(files.into_iter().flatten());
+        if let Err(why) = binding.check(&described.login.facts) {
+            log::warn!(
+                "worker {}: CONNECT of user '{}' from {peer} refused: device not allowed: {why} \
+                 ({})",
+                worker.0,
+                described.username.escape_debug(),
+                crate::device::seen(&described.login.facts)
+            );
+            return Err(SessionRefusal::UnknownCookie);
+        }
+    }
     // The backend's values (kept in the session) go over the files just read; the usage
     // limits come from all three.
-    let auth = {
-        let sessions = shared.sessions();
-        let described = sessions
-            .sid_of(cookie)
-            .and_then(|sid| sessions.describe(sid));
-        described.and_then(|d| d.login.policy)
-    };
-    overrides.auth = auth;
+    overrides.auth = described.and_then(|d| d.login.policy);
     let limits = Limits::of(&overrides);
     // Bound first: the table's lock must not be held across the await.
     let user = shared.sessions().peek(cookie, now).map(|(user, _)| user);

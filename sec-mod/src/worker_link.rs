@@ -402,6 +402,9 @@ impl Link {
             }
             Event::Done(Verdict::Accepted(granted)) => {
                 let username = granted.username.clone().unwrap_or(open.username);
+                if let Err(step) = self.device_binding(&username, &granted, &open.facts).await {
+                    return step;
+                }
                 self.complete(&username, granted, &open.facts)
             }
             Event::Done(Verdict::Rejected(reason)) => {
@@ -413,6 +416,48 @@ impl Link {
                     _ => format!("{reason} (group '{}')", group.escape_debug()),
                 };
                 self.failed(&open.username, &why)
+            }
+        }
+    }
+
+    /// `allowed-device-id` / `allowed-mac` of the accepted account (crate::device): a
+    /// mismatch is a failed login like a wrong password (same answer to the client, so the
+    /// binding tells an attacker nothing about the password). Unusable files are left to the
+    /// CONNECT, which refuses them (503, as before) and checks the binding again.
+    async fn device_binding(
+        &mut self,
+        username: &str,
+        granted: &Granted,
+        facts: &ClientFacts,
+    ) -> Result<(), AuthStep> {
+        let locations = self
+            .vhost()
+            .map_or(&self.shared.policy_files, |v| &v.policy_files);
+        let checked = crate::device::check(
+            locations,
+            username,
+            &granted.group,
+            granted.policy.as_deref(),
+            facts,
+        )
+        .await;
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e @ crate::device::Refused::Device { .. }) => Err(self.failed(
+                username,
+                &format!("{e} (group '{}')", granted.group.escape_debug()),
+            )),
+            Err(crate::device::Refused::Files(e)) => {
+                log::warn!(
+                    "{} worker {}: {}device binding of user '{}' (group '{}') not checked at \
+                     login: {e}; its CONNECT is refused while the file is unusable",
+                    self.peer,
+                    self.worker.0,
+                    self.place(),
+                    username.escape_debug(),
+                    granted.group.escape_debug()
+                );
+                Ok(())
             }
         }
     }

@@ -801,6 +801,43 @@ fn per_user_and_group_files_are_read_at_each_session_open() {
     drop(main);
     assert!(wait_exit(child).success());
 }
+/// A device binding added after the login (or the login's check skipped) is checked again at
+/// CONNECT: the cookie is refused, and accepted again once the binding is gone.
+#[test]
+fn device_binding_is_checked_again_at_session_open() {
+    let mut f = fixture();
+    std::fs::create_dir_all(f.dir.path().join("users")).unwrap();
+    f.config.policy_files.per_user_dir = Some(f.dir.path().join("users"));
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let link = new_worker(&main, 1);
+    let AuthStep::Complete { cookie, .. } = auth(&link, "alice", "alicepw") else {
+        panic!("login failed");
+    };
+    let open = |worker: u64| {
+        send_msg(
+            &main,
+            &main_secmod::ToSecMod::SessionOpen {
+                worker: WorkerId(worker),
+                peer: "192.0.2.7".parse().unwrap(),
+                cookie: cookie.clone(),
+            },
+        );
+        match recv_msg(&main) {
+            main_secmod::FromSecMod::SessionOpened { result, .. } => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // alice's worker reported no MAC address.
+    f.dir
+        .write("users/alice", "allowed-mac = 00:0c:29:5e:1a:9b\n");
+    assert_eq!(open(2), Err(SessionRefusal::UnknownCookie));
+    f.dir.write("users/alice", "dpd = 7\n");
+    assert_eq!(open(3).unwrap().overrides.user.unwrap().dpd, Some(7));
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
 /// A group file too large for one IPC answer (a country's route list) refuses that CONNECT;
 /// it must not end sec-mod (which would drop every cookie) nor the next login.
 #[test]

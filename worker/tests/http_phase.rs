@@ -208,6 +208,8 @@ async fn openconnect_login_then_connect() {
             group: None,
             facts: rocserv_proto::ipc::worker_secmod::ClientFacts {
                 user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+                // openconnect's `<device-id>` (its default `--os`).
+                platform: Some("linux-64".into()),
                 ..Default::default()
             },
         }

@@ -4,7 +4,8 @@
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use super::{AuthXmlError, ClientRequest, RequestKind, MAX_FIELD};
+use super::{AuthXmlError, ClientRequest, DeviceFacts, RequestKind, MAX_DEVICE_TEXT, MAX_FIELD};
+use crate::ipc::worker_secmod::{normalize_mac, MAX_MACS};
 
 /// Deepest element nesting we follow; openconnect's documents are 3 levels deep.
 const MAX_DEPTH: usize = 32;
@@ -86,61 +87,121 @@ impl ClientRequest {
     }
 }
 
-/// The field element being read: which field, at which depth, text so far.
+/// Where the text of an element goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A credential or group field: strict (bad text fails the document).
+    Field(Field),
+    /// `<device-id>`'s text, the platform: lenient (bad text drops the fact).
+    DevicePlatform,
+    /// One `<mac-address>` inside `<mac-address-list>`: lenient.
+    Mac,
+}
+
+impl Target {
+    fn lenient(self) -> bool {
+        !matches!(self, Self::Field(_))
+    }
+}
+
+/// The element being read: what it is, at which depth, text so far; `junk` once a lenient
+/// target's text turned out unusable (it is then dropped at its end).
 struct Capture {
-    field: Field,
+    target: Target,
     depth: usize,
     value: String,
+    junk: bool,
+}
+
+impl Capture {
+    fn new(target: Target, depth: usize) -> Self {
+        Self {
+            target,
+            depth,
+            value: String::new(),
+            junk: false,
+        }
+    }
+
+    /// Add text (or the error decoding it): an error fails the document for a strict target
+    /// and only spoils the value of a lenient one.
+    fn add(&mut self, text: Result<std::borrow::Cow<'_, str>, ()>) -> Result<(), AuthXmlError> {
+        if self.junk {
+            return Ok(());
+        }
+        let added = text
+            .map_err(|()| AuthXmlError::Malformed)
+            .and_then(|t| append(&mut self.value, &t));
+        match added {
+            Err(_) if self.target.lenient() => {
+                self.junk = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// The element state of the document: depth, the open capture, the open mac list.
+#[derive(Default)]
+struct Walk {
+    depth: usize,
+    capture: Option<Capture>,
+    /// Depth of the open `<mac-address-list>`.
+    mac_list: Option<usize>,
+    /// A `<device-id>` was seen: later ones are ignored (first wins, as for fields).
+    device_seen: bool,
 }
 
 fn parse_xml(text: &str) -> Result<ClientRequest, AuthXmlError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut request = ClientRequest::default();
-    let mut depth = 0usize;
-    let mut capture: Option<Capture> = None;
+    let mut walk = Walk::default();
     loop {
         let event = reader.read_event().map_err(|_| AuthXmlError::Malformed)?;
         match event {
             Event::Start(start) => {
-                depth = depth.saturating_add(1);
-                if depth > MAX_DEPTH {
+                walk.depth = walk.depth.saturating_add(1);
+                if walk.depth > MAX_DEPTH {
                     return Err(AuthXmlError::Malformed);
                 }
                 note_config_auth(&start, &mut request)?;
-                if capture.is_none() {
-                    capture = field_of(&start).map(|field| Capture {
-                        field,
-                        depth,
-                        value: String::new(),
-                    });
+                if start.name().as_ref() == b"mac-address-list" && walk.mac_list.is_none() {
+                    walk.mac_list = Some(walk.depth);
+                }
+                if walk.capture.is_none() {
+                    let target = walk.target_of(&start, &mut request.device);
+                    walk.capture = target.map(|t| Capture::new(t, walk.depth));
                 }
             }
             Event::Empty(start) => {
                 note_config_auth(&start, &mut request)?;
-                if capture.is_none() {
-                    if let Some(field) = field_of(&start) {
+                if walk.capture.is_none() {
+                    if let Some(Target::Field(field)) = walk.target_of(&start, &mut request.device)
+                    {
                         request.keep(field, String::new())?;
                     }
                 }
             }
             Event::Text(text) => {
-                if let Some(capture) = capture.as_mut().filter(|c| c.depth == depth) {
-                    let text = text.unescape().map_err(|_| AuthXmlError::Malformed)?;
-                    append(&mut capture.value, &text)?;
+                if let Some(capture) = walk.capture.as_mut().filter(|c| c.depth == walk.depth) {
+                    capture.add(text.unescape().map_err(drop))?;
                 }
             }
             Event::CData(cdata) => {
-                if let Some(capture) = capture.as_mut().filter(|c| c.depth == depth) {
-                    let text = cdata.decode().map_err(|_| AuthXmlError::Malformed)?;
-                    append(&mut capture.value, &text)?;
+                if let Some(capture) = walk.capture.as_mut().filter(|c| c.depth == walk.depth) {
+                    capture.add(cdata.decode().map_err(drop))?;
                 }
             }
             Event::End(_) => {
-                if let Some(done) = capture.take_if(|c| c.depth == depth) {
-                    request.keep(done.field, done.value)?;
+                if let Some(done) = walk.capture.take_if(|c| c.depth == walk.depth) {
+                    finish(done, &mut request)?;
                 }
-                depth = depth.saturating_sub(1);
+                if walk.mac_list == Some(walk.depth) {
+                    walk.mac_list = None;
+                }
+                walk.depth = walk.depth.saturating_sub(1);
             }
             Event::Eof => break,
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
@@ -149,13 +210,75 @@ fn parse_xml(text: &str) -> Result<ClientRequest, AuthXmlError> {
     Ok(request)
 }
 
-fn field_of(start: &BytesStart<'_>) -> Option<Field> {
-    let qname = start.name();
-    let name = std::str::from_utf8(qname.as_ref()).ok()?;
-    if name == "group-access" {
-        return Some(Field::GroupAccess);
+impl Walk {
+    /// What the element `start` holds; a first `<device-id>` also gives its attributes to
+    /// `device` here (an empty one has no text to capture).
+    fn target_of(&mut self, start: &BytesStart<'_>, device: &mut DeviceFacts) -> Option<Target> {
+        let qname = start.name();
+        let name = std::str::from_utf8(qname.as_ref()).ok()?;
+        match name {
+            "group-access" => Some(Target::Field(Field::GroupAccess)),
+            "device-id" if !self.device_seen => {
+                self.device_seen = true;
+                device_attributes(start, device);
+                Some(Target::DevicePlatform)
+            }
+            "device-id" => None,
+            "mac-address" if self.mac_list.is_some() => Some(Target::Mac),
+            _ => Field::from_name(name).map(Target::Field),
+        }
     }
-    Field::from_name(name)
+}
+
+/// The end of a captured element: keep its value where it goes.
+fn finish(done: Capture, request: &mut ClientRequest) -> Result<(), AuthXmlError> {
+    match done.target {
+        Target::Field(field) => request.keep(field, done.value),
+        _ if done.junk => Ok(()),
+        Target::DevicePlatform => {
+            request.device.platform = device_text(&done.value);
+            Ok(())
+        }
+        Target::Mac => {
+            let macs = &mut request.device.macs;
+            if let Some(mac) = normalize_mac(&done.value) {
+                if macs.len() < MAX_MACS && !macs.contains(&mac) {
+                    macs.push(mac);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The attributes of `<device-id>` we keep; a malformed attribute ends the reading of the
+/// rest (what was read stays), an unusable value is dropped.
+fn device_attributes(start: &BytesStart<'_>, device: &mut DeviceFacts) {
+    for attribute in start.attributes() {
+        let Ok(attribute) = attribute else { break };
+        let slot = match attribute.key.as_ref() {
+            b"unique-id" => &mut device.unique_id,
+            b"computer-name" => &mut device.computer_name,
+            b"device-type" => &mut device.device_type,
+            b"platform-version" => &mut device.platform_version,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = attribute
+                .unescape_value()
+                .ok()
+                .and_then(|v| device_text(&v));
+        }
+    }
+}
+
+/// A device fact as kept: trimmed, non-empty, at most [`MAX_DEVICE_TEXT`] bytes, no control
+/// characters; anything else is no fact.
+fn device_text(raw: &str) -> Option<String> {
+    let text = raw.trim();
+    let usable =
+        !text.is_empty() && text.len() <= MAX_DEVICE_TEXT && !text.chars().any(char::is_control);
+    usable.then(|| text.to_owned())
 }
 
 /// Take the document kind from `<config-auth type="...">`.
@@ -258,6 +381,11 @@ mod tests {
     const REPLY_ENTITIES: &[u8] =
         include_bytes!("../../tests/vectors/auth_xml/auth_reply_entities.xml");
     const URLENCODED: &[u8] = include_bytes!("../../tests/vectors/auth_xml/urlencoded.txt");
+    /// openconnect 9.01 with `--os=android` (captured).
+    const INIT_ANDROID: &[u8] = include_bytes!("../../tests/vectors/auth_xml/init_android.xml");
+    /// AnyConnect's shape, with junk in the MAC list.
+    const ANYCONNECT_REPLY: &[u8] =
+        include_bytes!("../../tests/vectors/auth_xml/anyconnect_auth_reply.xml");
 
     fn parse(body: &[u8]) -> ClientRequest {
         parse_client_body(body).unwrap()
@@ -271,6 +399,10 @@ mod tests {
             ClientRequest {
                 kind: Some(RequestKind::Init),
                 group_access: Some("https://127.0.0.1:4443/".into()),
+                device: DeviceFacts {
+                    platform: Some("linux-64".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             }
         );
@@ -407,6 +539,147 @@ mod tests {
             parse_client_body(long.as_bytes()),
             Err(AuthXmlError::FieldTooLong)
         );
+    }
+
+    #[test]
+    fn device_facts_of_openconnect() {
+        let init = parse(INIT);
+        assert_eq!(
+            init.device,
+            DeviceFacts {
+                platform: Some("linux-64".into()),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            parse(REPLY_PASS).device.platform.as_deref(),
+            Some("linux-64")
+        );
+        let android = parse(INIT_ANDROID);
+        assert_eq!(
+            android.device,
+            DeviceFacts {
+                platform: Some("android".into()),
+                unique_id: Some("A".repeat(40)),
+                device_type: Some("android".into()),
+                platform_version: Some("1.0".into()),
+                ..Default::default()
+            }
+        );
+        // Not a form field: an urlencoded body has no device.
+        assert_eq!(parse(b"device-id=win").device, DeviceFacts::default());
+    }
+
+    #[test]
+    fn device_facts_of_anyconnect() {
+        let reply = parse(ANYCONNECT_REPLY);
+        assert_eq!(reply.username.as_deref(), Some("alice"));
+        assert_eq!(reply.group.as_deref(), Some("VPN"));
+        assert_eq!(
+            reply.device,
+            DeviceFacts {
+                platform: Some("win".into()),
+                unique_id: Some(
+                    "3B5C0E8F2D6A4B1C9E7F0A2B4C6D8E0F1A3B5C7D9E1F3A5B7C9D1E3F5A7B9C1D".into()
+                ),
+                computer_name: Some("LAPTOP-7Q2&X".into()),
+                device_type: Some("LENOVO 20XW".into()),
+                platform_version: Some("10.0.19045 #1".into()),
+                // Normalised, the junk and the all-zero one dropped, the repeat kept once.
+                macs: vec!["00:0c:29:5e:1a:9b".into(), "0c:29:5e:1a:9b:00".into()],
+            }
+        );
+    }
+
+    /// Junk in a device fact drops that fact; the login goes on.
+    #[test]
+    fn device_junk_is_dropped_not_fatal() {
+        let long = "x".repeat(MAX_DEVICE_TEXT + 1);
+        let huge = "y".repeat(MAX_FIELD + 1);
+        let body = format!(
+            "<config-auth type=\"auth-reply\"><device-id unique-id=\"{long}\" \
+             computer-name=\"a&#1;b\" device-type=\"&bogus;\" platform-version=\"  \">{huge}\
+             </device-id><mac-address-list><mac-address>&nope;</mac-address>\
+             <mac-address>{huge}</mac-address><mac-address><b>00:11:22:33:44:55</b></mac-address>\
+             <mac-address>00:11:22:33:44:56<b/></mac-address></mac-address-list>\
+             <mac-address>00:11:22:33:44:57</mac-address>\
+             <auth><username>u</username><password>p</password></auth></config-auth>"
+        );
+        let reply = parse(body.as_bytes());
+        assert_eq!(reply.username.as_deref(), Some("u"));
+        assert_eq!(reply.password.as_deref(), Some("p"));
+        // Only the MAC inside the list, as the direct text of `<mac-address>`.
+        assert_eq!(
+            reply.device,
+            DeviceFacts {
+                macs: vec!["00:11:22:33:44:56".into()],
+                ..Default::default()
+            }
+        );
+        // A second `<device-id>` does not replace the first; an empty one has attributes.
+        let reply = parse(
+            b"<config-auth><device-id unique-id=\"u1\" a=\"b\" unique-id=\"dup\"/>\
+              <device-id unique-id=\"u2\">mac-intel</device-id></config-auth>",
+        );
+        assert_eq!(reply.device.unique_id.as_deref(), Some("u1"));
+        assert_eq!(reply.device.platform, None);
+    }
+
+    #[test]
+    fn mac_list_is_bounded() {
+        let entries: String = (0..MAX_MACS + 5)
+            .map(|i| format!("<mac-address>02:00:00:00:00:{i:02x}</mac-address>"))
+            .collect();
+        let body =
+            format!("<config-auth><mac-address-list>{entries}</mac-address-list></config-auth>");
+        let macs = parse(body.as_bytes()).device.macs;
+        assert_eq!(macs.len(), MAX_MACS);
+        assert_eq!(macs.first().map(String::as_str), Some("02:00:00:00:00:00"));
+    }
+
+    #[test]
+    fn login_facts_from_documents_and_headers() {
+        use crate::ipc::worker_secmod::MAX_FACT;
+        let mut device = parse(INIT_ANDROID).device;
+        // A later document without MACs keeps what an earlier one said; its own facts win.
+        device.update(parse(ANYCONNECT_REPLY).device);
+        device.update(DeviceFacts {
+            platform: Some("linux-64".into()),
+            ..Default::default()
+        });
+        assert_eq!(device.platform.as_deref(), Some("linux-64"));
+        assert_eq!(device.macs.len(), 2);
+        assert_eq!(device.computer_name.as_deref(), Some("LAPTOP-7Q2&X"));
+        let headers = |name: &str| match name {
+            "User-Agent" => Some("AnyConnect Windows 4.10.07073"),
+            "X-AnyConnect-Platform" => Some("win"),
+            "X-AnyConnect-Identifier-Device-UniqueID" => Some("HDR-ID"),
+            _ => None,
+        };
+        let facts = device.login_facts(headers);
+        assert_eq!(facts.check(), Ok(()));
+        assert_eq!(facts.user_agent, "AnyConnect Windows 4.10.07073");
+        assert_eq!(facts.platform.as_deref(), Some("linux-64"));
+        assert_eq!(facts.hostname.as_deref(), Some("LAPTOP-7Q2&X"));
+        assert!(facts.device_id.as_deref().unwrap().starts_with("3B5C"));
+        // Without document facts the headers speak; a blank header is none.
+        let facts = DeviceFacts::default().login_facts(headers);
+        assert_eq!(facts.device_id.as_deref(), Some("HDR-ID"));
+        assert_eq!(facts.platform.as_deref(), Some("win"));
+        assert_eq!((facts.hostname, facts.macs.len()), (None, 0));
+        let odd = |name: &str| match name {
+            "X-AnyConnect-Identifier-Platform" => Some("android\u{7}"),
+            "X-AnyConnect-Identifier-Device-UniqueID" => Some(" \t"),
+            "User-Agent" => Some("\u{1b}[2J"),
+            _ => None,
+        };
+        let facts = DeviceFacts::default().login_facts(odd);
+        assert_eq!(facts.check(), Ok(()));
+        assert_eq!(facts.platform.as_deref(), Some("android"));
+        assert_eq!(facts.device_id, None);
+        let long = "z".repeat(3 * MAX_FACT);
+        let facts = DeviceFacts::default().login_facts(|_| Some(long.as_str()));
+        assert_eq!(facts.check(), Ok(()));
     }
 
     #[test]

@@ -200,6 +200,10 @@ use Scope::{Global as G, PerUser as U, Vhost as V};
 static OPTIONS: &[OptionSpec] = &[
     yes_but("acct", V, "Accounting method (radius, or a pam account check) run beside authentication.",
         "`radius[config=FILE,nas-identifier=NAME]` only (radcli's file format, RADIUS over UDP); `pam` is an error, since skipping an account check could let in users it would reject."),
+    many(yes_but("allowed-device-id", U, "Not an ocserv option.",
+        "rocserv only, per-user/per-group files: a device id (the `unique-id` AnyConnect reports) the user may log in from, one per line; a login from another device is refused by sec-mod (doc/security/device.md). In the main file: a warning, ignored.")),
+    many(yes_but("allowed-mac", U, "Not an ocserv option.",
+        "rocserv only, per-user/per-group files: a MAC address the client must report (`<mac-address-list>`), one per line; a login reporting none of them is refused by sec-mod (doc/security/device.md). In the main file: a warning, ignored.")),
     spec("always-require-cert", V, Status::Supported, "Old switch; `false` meant what `cisco-client-compat = true` means now.",
         "Mapped onto `cisco-client-compat`, with a warning about the old name."),
     yes_but("append-routes", V, "Add per-user/group routes to the global ones instead of replacing them.",

@@ -185,6 +185,11 @@ pub struct UserInfo {
     /// The client's VPN IPv6 address and the server's end of the link (`IPv6`, `P-t-P IPv6`).
     pub ipv6: Option<Ipv6Addr>,
     pub ptp_ipv6: Option<Ipv6Addr>,
+    /// What the client reported at login (empty when it did not): its device id, platform
+    /// and MAC addresses (rocserv only: `Device ID`, `Device platform`, `MAC addresses`).
+    pub device_id: String,
+    pub device_platform: String,
+    pub macs: Vec<String>,
 }
 
 /// One session (cookie) sec-mod knows (protocol.md §7.4).
@@ -283,6 +288,9 @@ mod tests {
             tx_limit_per_sec: 0,
             ipv6: Some("fd00:1::2".parse().unwrap()),
             ptp_ipv6: Some(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1)),
+            device_id: "3B5C0E8F".into(),
+            device_platform: "win".into(),
+            macs: vec!["00:0c:29:5e:1a:9b".into()],
         }
     }
 

@@ -40,14 +40,20 @@ pub enum ToSecMod {
 pub struct ClientFacts {
     /// The `User-Agent` header.
     pub user_agent: String,
-    /// `<device-id>` of Cisco's aggregate auth, or openconnect's `X-AnyConnect-Identifier-DeviceId`
-    /// header / `device-id` attribute (`--os`).
+    /// The device's own identifier: the `unique-id` attribute of the aggregate-auth
+    /// `<device-id>` element (AnyConnect; openconnect with `--os=android` / `apple-ios`), else
+    /// the `X-AnyConnect-Identifier-Device-UniqueID` header. `None` when the client sent none
+    /// (openconnect's desktop `--os` values send none).
     pub device_id: Option<String>,
-    /// The client's platform (`<device-id platform-version=..>`'s platform, `X-AnyConnect-Platform`).
+    /// The platform the client reports: the text of `<device-id>` (openconnect's `--os`:
+    /// `linux-64`, `win`, `mac-intel`, `android`, `apple-ios`), else the `X-AnyConnect-Platform`
+    /// or `X-AnyConnect-Identifier-Platform` header.
     pub platform: Option<String>,
-    /// The host name the client gave (`X-CSTP-Hostname` / `--local-hostname`), if at login.
+    /// The `computer-name` attribute of `<device-id>` (AnyConnect). openconnect sends its host
+    /// name (`--local-hostname`) only at CONNECT, as `X-CSTP-Hostname`.
     pub hostname: Option<String>,
-    /// `<mac-address-list>` of Cisco's aggregate auth, normalised `aa:bb:cc:dd:ee:ff`.
+    /// `<mac-address-list>` of the aggregate auth, normalised by [`normalize_mac`]; malformed
+    /// entries dropped, at most [`MAX_MACS`].
     pub macs: Vec<String>,
     /// The client's certificate chain as presented in the TLS handshake (DER, end entity
     /// first); empty when it sent none. The worker checked only that the client holds the
@@ -95,6 +101,51 @@ pub fn fact_text(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A MAC address as clients write it, in the one form [`valid_mac`] accepts: six pairs of hex
+/// digits separated by `:` or `-` (AnyConnect on Windows writes `00-0C-29-...`), Cisco's dotted
+/// `0011.2233.4455`, or 12 bare hex digits; any case, blanks around it ignored. `None` for
+/// anything else, and for the all-zero address (no identity: scanners send it).
+pub fn normalize_mac(text: &str) -> Option<String> {
+    let text = text.trim();
+    let digits: String = match text.len() {
+        17 => {
+            let sep = text.as_bytes().get(2).copied()?;
+            if sep != b':' && sep != b'-' {
+                return None;
+            }
+            let parts: Vec<&str> = text.split(char::from(sep)).collect();
+            if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
+                return None;
+            }
+            parts.concat()
+        }
+        14 => {
+            let parts: Vec<&str> = text.split('.').collect();
+            if parts.len() != 3 || parts.iter().any(|p| p.len() != 4) {
+                return None;
+            }
+            parts.concat()
+        }
+        12 => text.to_owned(),
+        _ => return None,
+    };
+    if digits.len() != 12 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    if digits.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    let lower = digits.to_ascii_lowercase();
+    let mut out = String::with_capacity(17);
+    for (i, pair) in lower.as_bytes().chunks(2).enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(std::str::from_utf8(pair).ok()?);
+    }
+    Some(out)
 }
 
 /// `aa:bb:cc:dd:ee:ff`, lower case.
@@ -184,5 +235,30 @@ mod tests {
         f.hostname = Some(fact_text(&format!("a\tb{}", "é".repeat(MAX_FACT))));
         assert_eq!(f.check(), Ok(()));
         assert!(f.hostname.as_deref().unwrap().starts_with("abé"));
+    }
+
+    #[test]
+    fn macs_are_normalised() {
+        for (text, mac) in [
+            ("00:11:22:33:44:55", Some("00:11:22:33:44:55")),
+            ("00-0C-29-AB-cd-EF", Some("00:0c:29:ab:cd:ef")),
+            (" 0011.2233.44FF\n", Some("00:11:22:33:44:ff")),
+            ("A1B2C3D4E5F6", Some("a1:b2:c3:d4:e5:f6")),
+            ("00:00:00:00:00:00", None),
+            ("00-00-00-00-00-00", None),
+            ("00:11-22:33:44:55", None),
+            ("00:11:22:33:44:5", None),
+            ("00:11:22:33:44:5g", None),
+            ("0:11:22:33:44:555", None),
+            ("0011.2233.445", None),
+            ("00112233445g", None),
+            ("+0112233445f", None),
+            ("é0:11:22:33:44:5", None),
+            ("", None),
+        ] {
+            let got = normalize_mac(text);
+            assert_eq!(got.as_deref(), mac, "{text:?}");
+            assert!(got.is_none_or(|m| valid_mac(&m)));
+        }
     }
 }

@@ -82,6 +82,13 @@ pub struct PolicyFile {
     pub traffic_quota: Option<Option<u64>>,
     /// `traffic-quota-period` (ours).
     pub traffic_quota_period: Option<super::quota::Period>,
+    /// rocserv only (`allowed-device-id`, one per line): the device ids (`ClientFacts::
+    /// device_id`) this user may log in from; empty = any. Enforced by sec-mod at login, not
+    /// by main (doc/security/device.md).
+    pub allowed_device_ids: Vec<String>,
+    /// rocserv only (`allowed-mac`, one per line, normalised `aa:bb:cc:dd:ee:ff`): the client
+    /// must report at least one of these MAC addresses; empty = any.
+    pub allowed_macs: Vec<String>,
 }
 
 /// What sec-mod read for one login, in the order they apply (group first, then user); `None`
@@ -257,6 +264,8 @@ fn assign(file: &mut PolicyFile, name: &str, value: &str, line: usize, sink: &mu
 
 /// Every option ocserv reads in these files (`user-profile` only in its AnyConnect build).
 const ALLOWED: &[&str] = &[
+    "allowed-device-id",
+    "allowed-mac",
     "cgroup",
     "deny-roaming",
     "dns",
@@ -432,6 +441,26 @@ fn set(f: &mut PolicyFile, key: &str, v: &str) -> Result<(), Bad> {
         "traffic-quota" => f.traffic_quota = Some(super::quota::parse_bytes(v)?),
         "traffic-quota-period" => f.traffic_quota_period = Some(super::quota::Period::parse(v)?),
         "user-profile" => {}
+        "allowed-device-id" => {
+            let id = v.trim();
+            let fits = id.len() <= crate::ipc::worker_secmod::MAX_FACT;
+            if id.is_empty() || !fits || id.chars().any(char::is_control) {
+                return Err(format!(
+                    "expected a device id of 1 to {} bytes without control characters",
+                    crate::ipc::worker_secmod::MAX_FACT
+                ));
+            }
+            f.allowed_device_ids.push(id.to_owned());
+        }
+        "allowed-mac" => {
+            let mac = crate::ipc::worker_secmod::normalize_mac(v).ok_or_else(|| {
+                format!(
+                    "expected a MAC address such as 00:11:22:33:44:55 (not all zero), found {}",
+                    quote(v)
+                )
+            })?;
+            f.allowed_macs.push(mac);
+        }
         _ => return Err(format!("BUG: no parser for `{key}`")),
     }
     Ok(())

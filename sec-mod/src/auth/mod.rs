@@ -15,8 +15,8 @@ pub mod groups;
 pub mod otp;
 pub mod pam;
 pub mod plain;
-pub mod script;
 pub mod radius;
+pub mod script;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@ use rocserv_proto::auth_xml::{
     group_access_path, ClientRequest, FormFields, FormGroup, LoginForm, RequestKind,
 };
 use rocserv_proto::config::GroupChoice;
-use rocserv_proto::ipc::worker_secmod::{fact_text, AuthStep, ClientFacts, ToSecMod};
+use rocserv_proto::ipc::worker_secmod::{AuthStep, ClientFacts, ToSecMod};
 
 /// protocol.md §1.5 (newest ocserv asks for both in one form).
 const FORM_MESSAGE: &str = "Please enter your username and password.";
@@ -90,12 +90,13 @@ impl Login {
     }
 
     /// A POST body, already parsed; `url_group` is the request path when it is no URL of
-    /// ours (a group name with `select-group-by-url`).
+    /// ours (a group name with `select-group-by-url`); `facts` what the client said about
+    /// itself in this and earlier documents of the connection and in the request's headers.
     pub fn handle_post(
         self,
         request: ClientRequest,
         url_group: Option<&str>,
-        user_agent: &str,
+        facts: &ClientFacts,
         banner: Option<&str>,
         groups: &Groups,
     ) -> (Self, Step) {
@@ -142,10 +143,7 @@ impl Login {
                             username,
                             password,
                             group: group.name().map(str::to_owned),
-                            facts: ClientFacts {
-                                user_agent: fact_text(user_agent),
-                                ..Default::default()
-                            },
+                            facts: facts.clone(),
                         }),
                     ),
                     // init, logout (AnyConnect; ocserv treats it as init) or an incomplete reply.
@@ -334,6 +332,13 @@ mod tests {
         }
     }
 
+    fn ua() -> ClientFacts {
+        ClientFacts {
+            user_agent: "ua".into(),
+            ..Default::default()
+        }
+    }
+
     fn reply(user: &str, pass: &str) -> ClientRequest {
         ClientRequest {
             kind: Some(RequestKind::AuthReply),
@@ -349,7 +354,7 @@ mod tests {
 
     #[test]
     fn init_credentials_complete() {
-        let (login, step) = Login::ExpectInit.handle_post(init(), None, "ua", None, &NO_GROUPS);
+        let (login, step) = Login::ExpectInit.handle_post(init(), None, &ua(), None, &NO_GROUPS);
         assert!(is_form(&step));
         assert_eq!(
             login,
@@ -357,7 +362,7 @@ mod tests {
                 group: Choice::Default
             }
         );
-        let (login, step) = login.handle_post(reply("test", "pw"), None, "ua", None, &NO_GROUPS);
+        let (login, step) = login.handle_post(reply("test", "pw"), None, &ua(), None, &NO_GROUPS);
         assert_eq!(
             step,
             Step::AskSecMod(ToSecMod::AuthStart {
@@ -390,7 +395,7 @@ mod tests {
     #[test]
     fn wrong_password_then_final_failure() {
         let (login, _) =
-            Login::ExpectInit.handle_post(reply("u", "bad"), None, "ua", None, &NO_GROUPS);
+            Login::ExpectInit.handle_post(reply("u", "bad"), None, &ua(), None, &NO_GROUPS);
         let (login, r) = login.handle_secmod_(AuthStep::Failed { retry: true }, Some("hi"));
         match r {
             Reply::Form(form) => {
@@ -400,7 +405,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let (login, _) = login.handle_post(reply("u", "bad"), None, "ua", None, &NO_GROUPS);
+        let (login, _) = login.handle_post(reply("u", "bad"), None, &ua(), None, &NO_GROUPS);
         let (_, r) = login.handle_secmod_(AuthStep::Failed { retry: false }, None);
         assert_eq!(r, Reply::Rejected);
     }
@@ -408,7 +413,7 @@ mod tests {
     #[test]
     fn secondary_question() {
         let (login, _) =
-            Login::ExpectInit.handle_post(reply("u", "p"), None, "ua", None, &NO_GROUPS);
+            Login::ExpectInit.handle_post(reply("u", "p"), None, &ua(), None, &NO_GROUPS);
         let (login, r) = login.handle_secmod_(
             AuthStep::Continue {
                 message: "OTP:".into(),
@@ -428,7 +433,7 @@ mod tests {
             secondary_password: Some("123456".into()),
             ..ClientRequest::default()
         };
-        let (login, step) = login.handle_post(answer, None, "ua", None, &NO_GROUPS);
+        let (login, step) = login.handle_post(answer, None, &ua(), None, &NO_GROUPS);
         assert_eq!(
             login,
             Login::AwaitingVerdict {
@@ -447,8 +452,8 @@ mod tests {
     fn group_from_init_is_kept() {
         let mut first = init();
         first.group = Some("staff".into());
-        let (login, _) = Login::ExpectInit.handle_post(first, None, "ua", None, &NO_GROUPS);
-        let (_, step) = login.handle_post(reply("u", "p"), None, "ua", None, &NO_GROUPS);
+        let (login, _) = Login::ExpectInit.handle_post(first, None, &ua(), None, &NO_GROUPS);
+        let (_, step) = login.handle_post(reply("u", "p"), None, &ua(), None, &NO_GROUPS);
         assert!(matches!(
             step,
             Step::AskSecMod(ToSecMod::AuthStart { group: Some(g), .. }) if g == "staff"
@@ -516,7 +521,7 @@ mod tests {
             ])
         );
         let (login, step) =
-            Login::ExpectInit.handle_post(with_group(init(), "admins"), None, "ua", None, &groups);
+            Login::ExpectInit.handle_post(with_group(init(), "admins"), None, &ua(), None, &groups);
         let Step::Reply(form) = step else {
             panic!("{step:?}")
         };
@@ -524,7 +529,7 @@ mod tests {
             options(&form),
             pairs(&[("admins", "admins"), ("staff", "Staff Network")])
         );
-        let (login, step) = login.handle_post(reply("u", "p"), None, "ua", None, &groups);
+        let (login, step) = login.handle_post(reply("u", "p"), None, &ua(), None, &groups);
         assert_eq!(asked_group(&step).as_deref(), Some("admins"));
         // A failed login shows the form again with the same group chosen.
         let (login, form) = login.handle_secmod(AuthStep::Failed { retry: true }, None, &groups);
@@ -555,7 +560,7 @@ mod tests {
             let (_, step) = Login::ExpectInit.handle_post(
                 with_group(reply("u", "p"), sent),
                 None,
-                "ua",
+                &ua(),
                 None,
                 &groups,
             );
@@ -563,7 +568,7 @@ mod tests {
         }
         // Without select-group-by-url the URL means nothing.
         let (_, step) =
-            Login::ExpectInit.handle_post(reply("u", "p"), Some("admins"), "ua", None, &groups);
+            Login::ExpectInit.handle_post(reply("u", "p"), Some("admins"), &ua(), None, &groups);
         assert_eq!(asked_group(&step), None);
     }
 
@@ -573,7 +578,7 @@ mod tests {
     fn the_url_chooses_with_select_group_by_url() {
         let groups = staff_groups(true);
         let (login, step) =
-            Login::ExpectInit.handle_post(init(), Some("staff"), "ua", None, &groups);
+            Login::ExpectInit.handle_post(init(), Some("staff"), &ua(), None, &groups);
         let Step::Reply(form) = step else {
             panic!("{step:?}")
         };
@@ -581,7 +586,7 @@ mod tests {
         let (_, step) = login.handle_post(
             with_group(reply("u", "p"), "admins"),
             Some("staff"),
-            "ua",
+            &ua(),
             None,
             &groups,
         );
@@ -589,21 +594,21 @@ mod tests {
 
         let mut cisco = reply("u", "p");
         cisco.group_access = Some("https://vpn.example.com/admins".into());
-        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, "ua", None, &groups);
+        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, &ua(), None, &groups);
         assert_eq!(asked_group(&step).as_deref(), Some("admins"));
         // A camouflage secret in the URL the client was given is no part of the group.
         cisco.group_access = Some("https://vpn.example.com/admins?s3cret".into());
-        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, "ua", None, &groups);
+        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, &ua(), None, &groups);
         assert_eq!(asked_group(&step).as_deref(), Some("admins"));
         cisco.group_access = Some("https://vpn.example.com/auth".into());
-        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, "ua", None, &groups);
+        let (_, step) = Login::ExpectInit.handle_post(cisco.clone(), None, &ua(), None, &groups);
         assert_eq!(asked_group(&step), None);
         cisco.group_access = Some("https://vpn.example.com/".into());
         let (_, step) =
-            Login::ExpectInit.handle_post(with_group(cisco, "staff"), None, "ua", None, &groups);
+            Login::ExpectInit.handle_post(with_group(cisco, "staff"), None, &ua(), None, &groups);
         assert_eq!(asked_group(&step).as_deref(), Some("staff"));
         let (_, step) =
-            Login::ExpectInit.handle_post(reply("u", "p"), Some("DEFAULT"), "ua", None, &groups);
+            Login::ExpectInit.handle_post(reply("u", "p"), Some("DEFAULT"), &ua(), None, &groups);
         assert_eq!(asked_group(&step), None);
     }
 

@@ -15,7 +15,7 @@ pub mod router;
 use rocserv_proto::auth_xml::{self, profile, render_complete, render_login_form, AuthXmlError};
 use rocserv_proto::http::{self, HttpError, Method, ParsedHead, RequestHead, Response, MAX_BODY};
 use rocserv_proto::ipc::main_worker::ClientSettings;
-use rocserv_proto::ipc::worker_secmod::{fact_text, AuthStep, ClientFacts, ToSecMod};
+use rocserv_proto::ipc::worker_secmod::{AuthStep, ClientFacts, ToSecMod};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Duration, Instant};
 
@@ -134,6 +134,8 @@ where
     // The certificate alone is tried once per connection (then the form, if there is one),
     // as ocserv answers the first POST of a certificate login with `complete`.
     let mut certificate_tried = false;
+    // What the client said about its device in the documents of this connection so far.
+    let mut device = auth_xml::DeviceFacts::default();
     // A login completed on this connection: the profile may be fetched.
     let mut logged_in = false;
     // `camouflage`: closed until a request of this connection carried the secret.
@@ -185,16 +187,17 @@ where
                 reply_response(reply, banners, client)
             }
             Route::AuthStep => {
-                let request = auth_xml::parse_client_body(&body)?;
-                let user_agent = head.header("User-Agent").unwrap_or("");
+                let mut request = auth_xml::parse_client_body(&body)?;
+                device.update(std::mem::take(&mut request.device));
+                let facts = device.login_facts(|name| head.header(name));
                 let url_group = router::group_of_target(&head.target);
                 let by_certificate =
                     cert.no_form || (cert.alone && !cert.chain.is_empty() && !certificate_tried);
                 let (next, mut step) = if by_certificate {
                     certificate_tried = true;
-                    certificate_login(user_agent)
+                    certificate_login(&facts)
                 } else {
-                    login.handle_post(request, url_group, user_agent, banners.pre_login, groups)
+                    login.handle_post(request, url_group, &facts, banners.pre_login, groups)
                 };
                 if let Step::AskSecMod(ToSecMod::AuthStart { facts, .. }) = &mut step {
                     facts.cert_chain.clone_from(&cert.chain);
@@ -276,7 +279,7 @@ fn unveil(gate: &camouflage::Gate, head: &RequestHead) -> Unveil {
 
 /// The login by certificate alone: no user name, no password (sec-mod reads the user from the
 /// chain, which the caller puts in as for every AuthStart); the verdict goes through the usual [`Login::handle_secmod`].
-fn certificate_login(user_agent: &str) -> (Login, Step) {
+fn certificate_login(facts: &ClientFacts) -> (Login, Step) {
     (
         Login::AwaitingVerdict {
             group: login::Choice::Default,
@@ -285,10 +288,7 @@ fn certificate_login(user_agent: &str) -> (Login, Step) {
             username: String::new(),
             password: String::new(),
             group: None,
-            facts: ClientFacts {
-                user_agent: fact_text(user_agent),
-                ..Default::default()
-            },
+            facts: facts.clone(),
         }),
     )
 }
