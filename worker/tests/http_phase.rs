@@ -701,8 +701,10 @@ async fn a_certificate_alone_logs_in_at_init_without_a_form() {
             username: String::new(),
             password: String::new(),
             group: None,
+            // The device facts of the init document travel with the certificate too.
             facts: rocserv_proto::ipc::worker_secmod::ClientFacts {
                 user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+                platform: Some("linux-64".into()),
                 cert_chain: cert.chain.clone(),
                 ..Default::default()
             },
