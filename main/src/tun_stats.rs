@@ -6,6 +6,33 @@
 //! interface index, since names are reused: a device that is gone or was replaced reads as
 //! `None` (no traffic of this connection).
 
+/// Whether `device` is still the interface `ifindex` (names are reused).
+pub fn ifindex_is(device: &str, ifindex: u32) -> bool {
+    nix::net::if_::if_nametoindex(device).is_ok_and(|i| i == ifindex)
+}
+
+/// The bytes the device received (from the client, written by the worker) and sent.
+pub fn bytes(device: &str) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/self/net/dev").ok()?;
+    bytes_in(&table, device)
+}
+
+/// rx_bytes and tx_bytes of `device` in the text of /proc/net/dev.
+pub fn bytes_in(table: &str, device: &str) -> Option<(u64, u64)> {
+    table.lines().find_map(|line| {
+        let (name, fields) = line.split_once(':')?;
+        if name.trim() != device {
+            return None;
+        }
+        let numbers: Vec<u64> = fields
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some((*numbers.first()?, *numbers.get(8)?))
+    })
+}
+
 /// The packets the device received plus those it sent, if it is still the device `ifindex`.
 pub fn packets(device: &str, ifindex: u32) -> Option<u64> {
     if nix::net::if_::if_nametoindex(device).ok()? != ifindex {
@@ -45,6 +72,13 @@ Inter-|   Receive                                                |  Transmit
 vpns10:    1000      7    0    0    0     0          0         0     2000      11    0    0    0     0       0          0
  vpns1: 123456789012 5 0 0 0 0 0 0 9 3 0 0 0 0 0 0
 ";
+
+    #[test]
+    fn reads_bytes_of_the_named_device_only() {
+        assert_eq!(bytes_in(TABLE, "vpns10"), Some((1000, 2000)));
+        assert_eq!(bytes_in(TABLE, "vpns1"), Some((123456789012, 9)));
+        assert_eq!(bytes_in(TABLE, "vpns"), None);
+    }
 
     #[test]
     fn reads_packets_of_the_named_device_only() {

@@ -109,6 +109,35 @@ struct IdleBackstop {
     watch: IdleWatch,
 }
 
+/// Accounting's interim updates, driven by main (not by the worker's reports, which a
+/// compromised worker could stop or fake): every `stats-report-time` main reads the tun device's
+/// kernel byte counters and tells sec-mod the larger of those and the worker's word.
+#[derive(Debug)]
+struct Accounting {
+    next: Instant,
+    every: Duration,
+    device: String,
+    ifindex: u32,
+    /// The device's counters at the last reading (rx: from the client).
+    device_bytes: (u64, u64),
+}
+
+impl Accounting {
+    /// `stats-report-time` 0 means ocserv's 60 s; at least one a second.
+    fn every(secs: u32) -> Duration {
+        Duration::from_secs(u64::from(if secs == 0 { 60 } else { secs.max(1) }))
+    }
+
+    /// The bytes to account: the kernel's count, or the worker's if that is higher (the device
+    /// is gone, or counts a reused name's traffic from 0).
+    fn bytes(&self, worker: (u64, u64)) -> (u64, u64) {
+        (
+            self.device_bytes.0.max(worker.0),
+            self.device_bytes.1.max(worker.1),
+        )
+    }
+}
+
 /// The per-worker state between spawn and clean-up.
 #[derive(Debug)]
 struct Run {
@@ -122,6 +151,8 @@ struct Run {
     /// Not logged in by then: killed (`auth-timeout` backstop).
     pre_auth_until: Option<Instant>,
     idle: Option<IdleBackstop>,
+    /// Interim updates to sec-mod, once the tunnel is accounted there.
+    accounting: Option<Accounting>,
     outcome: Option<Outcome>,
     end: Option<CloseReason>,
     rx: u64,
@@ -159,6 +190,7 @@ impl Run {
             kill_at: None,
             pre_auth_until: Some(pre_auth_until),
             idle: None,
+            accounting: None,
             outcome: None,
             end: None,
             rx: 0,
@@ -176,7 +208,8 @@ impl Run {
     fn next_timer(&self) -> Option<Instant> {
         let idle = self.idle.as_ref().map(|i| i.watch.next_check());
         let session = self.conn.session_deadline().filter(|_| self.stop.is_none());
-        [self.pre_auth_until, session, idle]
+        let accounting = self.accounting.as_ref().map(|a| a.next);
+        [self.pre_auth_until, session, idle, accounting]
             .into_iter()
             .flatten()
             .min()
@@ -212,6 +245,8 @@ impl Run {
     /// One of main's own deadlines passed. `true` = the worker was killed.
     async fn on_timer(
         &mut self,
+        shared: &Shared,
+        id: WorkerId,
         peer: SocketAddr,
         sock: &UnixSeqpacket,
         child: &mut Child,
@@ -243,6 +278,7 @@ impl Run {
             self.idle = None;
             self.stop(Stop::IdleTimeout, peer, sock, child).await;
         }
+        self.interim(shared, id, peer, now).await;
         false
     }
 
@@ -282,8 +318,9 @@ impl Run {
                                 return;
                             }
                             None => {
-                                log::info!(
-                                    "{peer}: worker {} exited while its message was handled;                                      abandoning it",
+                                                log::info!(
+                                    "{peer}: worker {} exited while its message was handled; \
+                                     abandoning it",
                                     id.0
                                 );
                                 return;
@@ -306,7 +343,7 @@ impl Run {
                     return;
                 }
                 () = sleep_until(timer), if timer.is_some() => {
-                    if self.on_timer(peer, sock, child).await {
+                    if self.on_timer(shared, id, peer, sock, child).await {
                         return;
                     }
                 }
@@ -411,22 +448,8 @@ impl Run {
                 shared.conns.tunnels.update_stats(id, rx_bytes, tx_bytes);
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
-                // Accounting's interim update: the worker's Stats are rate-limited by
-                // worker_guard, so this is at most one message a second per tunnel.
-                if let Some(Outcome {
-                    grant: Some(grant),
-                    accounted: true,
-                    ..
-                }) = &self.outcome
-                {
-                    if let Err(e) = shared
-                        .secmod
-                        .session_stats(grant.sid, id, rx_bytes, tx_bytes)
-                        .await
-                    {
-                        log::debug!("{peer}: stats not sent to sec-mod: {e}");
-                    }
-                }
+                // Accounting's interim updates come from main's own timer (`interim`): a
+                // worker can neither stop them nor send them faster.
             }
             ToMain::TunMtu { mtu } => {
                 if self.tun_mtu(peer, mtu)? {
@@ -445,6 +468,34 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// Accounting's interim update, when it is due: the device's counters, read by main.
+    async fn interim(&mut self, shared: &Shared, id: WorkerId, peer: SocketAddr, now: Instant) {
+        let Some(acct) = self.accounting.as_mut().filter(|a| a.next <= now) else {
+            return;
+        };
+        acct.next = now + acct.every;
+        if crate::tun_stats::ifindex_is(&acct.device, acct.ifindex) {
+            if let Some(bytes) = crate::tun_stats::bytes(&acct.device) {
+                acct.device_bytes = (
+                    acct.device_bytes.0.max(bytes.0),
+                    acct.device_bytes.1.max(bytes.1),
+                );
+            }
+        }
+        let (rx, tx) = acct.bytes((self.rx, self.tx));
+        let Some(sid) = self
+            .outcome
+            .as_ref()
+            .and_then(|o| o.grant.as_ref())
+            .map(|g| g.sid)
+        else {
+            return;
+        };
+        if let Err(e) = shared.secmod.session_stats(sid, id, rx, tx).await {
+            log::debug!("{peer}: stats not sent to sec-mod: {e}");
+        }
     }
 
     /// The tunnel was granted: main's own session and idle deadlines start now.
@@ -467,6 +518,25 @@ impl Run {
                 ifindex,
                 watch: IdleWatch::new(Duration::from_secs(u64::from(secs)) + TIMER_GRACE, now),
             }),
+            _ => None,
+        };
+        let report = outcome.policy.as_ref().map(|p| p.stats_report_time);
+        self.accounting = match (
+            outcome.accounted,
+            report,
+            &outcome.tun_name,
+            outcome.tun_ifindex,
+        ) {
+            (true, Some(secs), Some(device), Some(ifindex)) => {
+                let every = Accounting::every(secs);
+                Some(Accounting {
+                    next: now + every,
+                    every,
+                    device: device.clone(),
+                    ifindex,
+                    device_bytes: (0, 0),
+                })
+            }
             _ => None,
         };
     }
@@ -564,12 +634,17 @@ impl Run {
                 + Duration::from_secs(u64::from(shared.config.cookie_timeout))
                 + COOKIE_SLACK
         });
+        // The worker's last word, or the device's last reading if that is higher.
+        let (rx, tx) = self
+            .accounting
+            .as_ref()
+            .map_or((self.rx, self.tx), |a| a.bytes((self.rx, self.tx)));
         let end = accounted.then(|| {
             (
                 id,
                 TunnelEnd {
-                    rx: self.rx,
-                    tx: self.tx,
+                    rx,
+                    tx,
                     duration_secs: crate::lifecycle::duration_secs(started),
                     cause: end_cause(self.stop, self.end),
                 },
@@ -679,6 +754,24 @@ async fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A worker that reports less than the kernel counted (or nothing) does not lower what is
+    /// accounted (quotas, RADIUS octets, session records); the reverse (a device that was gone)
+    /// keeps the worker's count.
+    #[test]
+    fn accounting_takes_the_kernels_count_over_a_lower_word() {
+        let acct = Accounting {
+            next: Instant::now(),
+            every: Accounting::every(0),
+            device: "vpns0".into(),
+            ifindex: 1,
+            device_bytes: (50_000, 70_000),
+        };
+        assert_eq!(acct.bytes((0, 0)), (50_000, 70_000));
+        assert_eq!(acct.bytes((60_000, 10)), (60_000, 70_000));
+        assert_eq!(Accounting::every(0), Duration::from_secs(60));
+        assert_eq!(Accounting::every(5), Duration::from_secs(5));
+    }
 
     #[test]
     fn mains_reason_wins_over_the_workers_word() {

@@ -18,6 +18,7 @@ use rocserv_proto::policy::file::Locations;
 use rocserv_proto::policy::quota::Limits;
 use rocserv_proto::policy::Overrides;
 use rocserv_rt::policy_files;
+use tokio::sync::mpsc;
 use tokio_seqpacket::ancillary::OwnedAncillaryMessage;
 use tokio_seqpacket::UnixSeqpacket;
 
@@ -115,6 +116,8 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
     }
 
     let mut purge = tokio::time::interval(PURGE_EVERY);
+    // Bounded by main's requests (each SessionOpen or History gets one batch).
+    let (out, mut outbox) = mpsc::unbounded_channel::<Vec<FromSecMod>>();
     loop {
         tokio::select! {
             received = receive(&sock, &mut buf, &mut cmsg) => {
@@ -123,8 +126,13 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
                     return Ok(Outcome::Done);
                 };
                 match msg {
-                    Ok(msg) => handle(&sock, &shared, msg, fds).await?,
+                    Ok(msg) => handle(&sock, &shared, &out, msg, fds).await?,
                     Err(e) => log::error!("malformed message from main: {e}"),
+                }
+            }
+            Some(batch) = outbox.recv() => {
+                for msg in batch {
+                    send(&sock, &msg).await?;
                 }
             }
             _ = purge.tick() => {
@@ -467,9 +475,13 @@ async fn fail_start(
     Ok(Outcome::StartFailed)
 }
 
+/// Answers computed in tasks of their own, sent by the loop in order (a batch at a time).
+type Outbox = mpsc::UnboundedSender<Vec<FromSecMod>>;
+
 async fn handle(
     sock: &UnixSeqpacket,
     shared: &Arc<Shared>,
+    out: &Outbox,
     msg: ToSecMod,
     mut fds: Vec<OwnedFd>,
 ) -> Result<(), ServerError> {
@@ -506,21 +518,28 @@ async fn handle(
             peer,
             cookie,
         } => {
-            let result = open_session(shared, worker, peer, &cookie).await;
-            match &result {
-                Ok(grant) => log::info!(
-                    "session {} opened by worker {} (user '{}')",
-                    grant.sid,
-                    worker.0,
-                    grant.username.escape_debug()
-                ),
-                Err(refusal) => log::info!("worker {}: cookie refused ({refusal:?})", worker.0),
-            }
             // The worker has sent CONNECT: its login phase is over, and an honest worker closed
-            // its channel before (doc/security/signing-oracle.md). End the link, granted or not, so that a
-            // compromised worker in its tunnel phase cannot reach sec-mod.
+            // its channel before (doc/security/signing-oracle.md). End the link, granted or not,
+            // so that a compromised worker in its tunnel phase cannot reach sec-mod.
             shared.links.close(worker);
-            send(sock, &FromSecMod::SessionOpened { worker, result }).await?;
+            // Answered from a task of its own: reading the user's files and the session
+            // database may take seconds on a slow disk, and sec-mod's loop must not wait.
+            let (shared, out) = (Arc::clone(shared), out.clone());
+            tokio::spawn(async move {
+                let result = open_session(&shared, worker, peer, &cookie).await;
+                match &result {
+                    Ok(grant) => log::info!(
+                        "session {} opened by worker {} (user '{}')",
+                        grant.sid,
+                        worker.0,
+                        grant.username.escape_debug()
+                    ),
+                    Err(refusal) => {
+                        log::info!("worker {}: cookie refused ({refusal:?})", worker.0)
+                    }
+                }
+                let _ = out.send(vec![FromSecMod::SessionOpened { worker, result }]);
+            });
         }
         ToSecMod::SessionStarted {
             sid,
@@ -582,38 +601,42 @@ async fn handle(
             }
         }
         ToSecMod::History { user, limit } => {
-            let answer = match &shared.session_db {
-                None => Err("no session database (`session-db = none`)".to_owned()),
-                Some(db) => tokio::time::timeout(DB_TIMEOUT, db.history(user, limit))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "the session database took more than {DB_TIMEOUT:?}"
-                        ))
-                    }),
-            };
-            let (records, error) = match answer {
-                Ok(records) => (records, None),
-                Err(e) => {
-                    log::error!("show history: {e}");
-                    (Vec::new(), Some(e))
-                }
-            };
-            let pages = ipc::ctl::pages(records, ipc::ctl::PAGE_BUDGET);
-            let last = pages.len().saturating_sub(1);
-            for (i, records) in pages.into_iter().enumerate() {
-                let more = i < last;
-                let error = error.clone().filter(|_| !more);
-                send(
-                    sock,
-                    &FromSecMod::History {
-                        records,
-                        more,
-                        error,
-                    },
-                )
-                .await?;
-            }
+            // Off the loop too: the database may be slow.
+            let (shared, out) = (Arc::clone(shared), out.clone());
+            tokio::spawn(async move {
+                let answer = match &shared.session_db {
+                    None => Err("no session database (`session-db = none`)".to_owned()),
+                    Some(db) => tokio::time::timeout(DB_TIMEOUT, db.history(user, limit))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!(
+                                "the session database took more than {DB_TIMEOUT:?}"
+                            ))
+                        }),
+                };
+                let (records, error) = match answer {
+                    Ok(records) => (records, None),
+                    Err(e) => {
+                        log::error!("show history: {e}");
+                        (Vec::new(), Some(e))
+                    }
+                };
+                let pages = ipc::ctl::pages(records, ipc::ctl::PAGE_BUDGET);
+                let last = pages.len().saturating_sub(1);
+                let batch = pages
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, records)| {
+                        let more = i < last;
+                        FromSecMod::History {
+                            records,
+                            more,
+                            error: error.clone().filter(|_| !more),
+                        }
+                    })
+                    .collect();
+                let _ = out.send(batch);
+            });
         }
     }
     Ok(())

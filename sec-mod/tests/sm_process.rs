@@ -838,6 +838,71 @@ fn device_binding_is_checked_again_at_session_open() {
     assert!(wait_exit(child).success());
 }
 
+/// A CONNECT whose files are slow to read (a hung mount; here a FIFO nobody writes) delays
+/// only itself: another user's CONNECT sent after it is answered at once, not after the 5 s
+/// the slow one may take (sec-mod's loop must never wait on a disk).
+#[test]
+fn a_slow_session_open_delays_no_other() {
+    let mut f = fixture();
+    let alice = hash_sha256("alicepw", &[5; SALT_LEN]);
+    let bob = hash_sha256("bobpw", &[6; SALT_LEN]);
+    f.dir.write(
+        "ocpasswd",
+        format!("alice:staff:{alice}\nbob:staff:{bob}\n"),
+    );
+    std::fs::create_dir_all(f.dir.path().join("users")).unwrap();
+    f.config.policy_files.per_user_dir = Some(f.dir.path().join("users"));
+    let fifo = f.dir.path().join("users/alice");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (main, child, answer) = start(&f.config);
+    assert!(matches!(answer, main_secmod::FromSecMod::Ready { .. }));
+    let cookie = |worker: u64, user: &str, pw: &str| {
+        let link = new_worker(&main, worker);
+        let AuthStep::Complete { cookie, .. } = auth(&link, user, pw) else {
+            panic!("login of {user} failed");
+        };
+        cookie
+    };
+    let (a, b) = (cookie(1, "alice", "alicepw"), cookie(2, "bob", "bobpw"));
+    let sent = std::time::Instant::now();
+    for (worker, cookie) in [(3, a), (4, b)] {
+        send_msg(
+            &main,
+            &main_secmod::ToSecMod::SessionOpen {
+                worker: WorkerId(worker),
+                peer: "192.0.2.7".parse().unwrap(),
+                cookie,
+            },
+        );
+    }
+    match recv_msg(&main) {
+        main_secmod::FromSecMod::SessionOpened { worker, result } => {
+            assert_eq!(worker, WorkerId(4), "bob's CONNECT waited for alice's");
+            assert!(result.is_ok(), "{result:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(3),
+        "bob's CONNECT took {:?}",
+        sent.elapsed()
+    );
+    // alice's ends at the files' timeout, refused.
+    match recv_msg(&main) {
+        main_secmod::FromSecMod::SessionOpened { worker, result } => {
+            assert_eq!(worker, WorkerId(3));
+            assert_eq!(result, Err(SessionRefusal::PolicyFile));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    drop(main);
+    assert!(wait_exit(child).success());
+}
+
 /// A group file too large for one IPC answer (a country's route list) refuses that CONNECT;
 /// it must not end sec-mod (which would drop every cookie) nor the next login.
 #[test]
