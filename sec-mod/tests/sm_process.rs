@@ -887,7 +887,7 @@ fn a_slow_session_open_delays_no_other() {
         other => panic!("unexpected {other:?}"),
     }
     assert!(
-        sent.elapsed() < std::time::Duration::from_secs(3),
+        sent.elapsed() < Duration::from_secs(3),
         "bob's CONNECT took {:?}",
         sent.elapsed()
     );

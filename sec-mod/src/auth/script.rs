@@ -231,11 +231,16 @@ pub fn decide(hook: &str, login: &Login, outcome: AuthHookOutcome) -> Verdict {
     }
 }
 
-/// The hook's group wins; else the group the client asked for (the hook saw it in
-/// `GROUPNAME` and accepted); else none.
+/// The session's group is the one the hook names, else none. A group the client asked for
+/// must be the one the hook named: a hook that only checks the password (exit 0) must not
+/// hand out whatever group the client typed (as RADIUS, whose Class must match).
 fn accepted(login: &Login, group: Option<String>, policy: Option<Box<PolicyFile>>) -> Verdict {
+    let group = group.unwrap_or_default();
+    if let Some(asked) = login.group.as_ref().filter(|a| **a != group) {
+        return Verdict::Rejected(Rejection::GroupNotAllowed(asked.clone()));
+    }
     Verdict::Accepted(Granted {
-        group: group.or_else(|| login.group.clone()).unwrap_or_default(),
+        group,
         policy,
         ..Default::default()
     })
@@ -265,10 +270,23 @@ mod tests {
     #[test]
     fn outcomes() {
         let l = login();
-        assert_eq!(decide("/h", &l, exited(0, b"")), Verdict::accepted("asked"));
+        // The client asked for a group the hook did not name: refused, never granted.
+        assert_eq!(
+            decide("/h", &l, exited(0, b"")),
+            Verdict::Rejected(Rejection::GroupNotAllowed("asked".into()))
+        );
+        assert_eq!(
+            decide("/h", &l, exited(0, b"1\ngroup = asked\n")),
+            Verdict::accepted("asked")
+        );
+        let no_group = Login {
+            group: None,
+            ..login()
+        };
+        assert_eq!(decide("/h", &no_group, exited(0, b"")), Verdict::accepted(""));
         let deferred = decide(
             "/h",
-            &l,
+            &no_group,
             exited(2, b"1\ngroup = staff\nexplicit-ipv4 = 192.168.77.9\n"),
         );
         let Verdict::Accepted(granted) = deferred else {
@@ -319,7 +337,7 @@ mod tests {
         }
         let bob = runs.iter().find(|r| r.username == "bob").unwrap();
         assert_eq!(bob.password, "pw");
-        RUNS.done(bob.id, exited(0, b""));
+        RUNS.done(bob.id, exited(0, b"1\ngroup = asked\n"));
         let verdict = tokio::time::timeout(Duration::from_secs(5), fast.next())
             .await
             .unwrap();
