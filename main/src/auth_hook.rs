@@ -207,8 +207,17 @@ pub fn problems(secmod: &SecModConfig, sandbox: &SandboxPolicy) -> Vec<String> {
     let mut problems = Vec::new();
     for hook in configured(secmod, sandbox) {
         let path = hook.path.display();
-        if let Err(e) = &hook.ids {
-            problems.push(format!("auth: script hook {path}: {e}"));
+        match &hook.ids {
+            Err(e) => problems.push(format!("auth: script hook {path}: {e}")),
+            // Without the worker's seccomp filter a compromised worker of the same uid could
+            // open a pending login's control FIFO and answer `1` for itself.
+            Ok((uid, _)) if !sandbox.seccomp && uid.as_raw() == sandbox.uid => {
+                problems.push(format!(
+                    "auth: script hook {path} would run as the workers' user while \
+                     isolate-workers = false; give it another one (`user=`)"
+                ))
+            }
+            Ok(_) => {}
         }
         match std::fs::metadata(&hook.path) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}

@@ -8,8 +8,8 @@ use nix::unistd::{Group, User};
 use rocserv_proto::config::{Config, GroupChoice, IpNet};
 use rocserv_proto::ipc::main_secmod::{SecModConfig, SecModVhost};
 use rocserv_proto::ipc::main_worker::{
-    AuthSettings, ClientCertSettings, ClientSettings, DtlsSettings, SandboxPolicy, TlsSettings,
-    TunnelSettings, UserProfile, VhostCert, WorkerStart,
+    AuthSettings, CertLogin, ClientCertSettings, ClientSettings, DtlsSettings, SandboxPolicy,
+    TlsSettings, TunnelSettings, UserProfile, VhostCert, WorkerStart,
 };
 use rocserv_proto::ipc::{KeyKind, WorkerId};
 use rustls_pki_types::pem::PemObject as _;
@@ -221,9 +221,17 @@ fn client_ca(config: &Config, findings: &mut Findings) -> Option<Vec<Vec<u8>>> {
     Some(ca)
 }
 
+/// How `section` logs a client in with its certificate (the worker picks the section by SNI).
+fn cert_login(section: &Config) -> CertLogin {
+    CertLogin {
+        alone: section.auth.certificate_alone(),
+        no_form: section.auth.certificate_only(),
+    }
+}
+
 /// What the worker does with client certificates: asked for when any section has the
-/// `certificate` method. The login without a form follows the default section's plan (a
-/// worker does not know its vhost before the handshake); sec-mod runs the vhost's own plan.
+/// `certificate` method; `alone`/`no_form` here are the default section's (each vhost's are in
+/// `WorkerStart.vhost_cert_login`, chosen by SNI after the handshake).
 fn client_cert(config: &Config, prepared: &Prepared) -> Option<ClientCertSettings> {
     let sections = || std::iter::once(config).chain(config.vhosts.iter().map(|v| &*v.config));
     if !sections().any(|c| c.auth.wants_certificate()) {
@@ -496,6 +504,11 @@ pub fn worker_start(
             .vhosts
             .iter()
             .map(|v| (v.name.clone(), v.config.camouflage()))
+            .collect(),
+        vhost_cert_login: config
+            .vhosts
+            .iter()
+            .map(|v| (v.name.clone(), cert_login(&v.config)))
             .collect(),
     }
 }

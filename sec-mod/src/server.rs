@@ -81,7 +81,15 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         Err(reason) => return fail_start(&sock, reason, config.check_only).await,
     };
     let groups = if config.auto_select_group {
-        config.auth.primary().map(auto_groups).unwrap_or_default()
+        // The groups come from the password method (with `auth = certificate` first, the
+        // second line's).
+        config
+            .auth
+            .required
+            .iter()
+            .find(|m| !matches!(m, AuthMethod::Certificate))
+            .map(auto_groups)
+            .unwrap_or_default()
     } else {
         Vec::new()
     };

@@ -37,7 +37,8 @@ impl Drop for HookDir {
 
 /// One hook, its behaviour chosen by the user name. It reads the password from stdin and
 /// refuses if the password is in its own argv or environment (checked in /proc); it logs the
-/// facts it got on stderr (main logs that).
+/// facts it got on stderr (main logs that). Passwords must not be a substring of anything in
+/// the hook's environment (a one-letter one is in `linux-64`).
 const BASICS: &str = r#"read -r pw
 for f in /proc/$$/cmdline /proc/$$/environ; do
   if ! test -r "$f" || grep -q "$pw" "$f"; then echo "LEAK in $f" >&2; exit 1; fi
@@ -104,7 +105,7 @@ fn hook_accepts_refuses_defers_times_out_and_dies() {
     // No answer within timeout=3: refused with a line naming the user and the hook, and the
     // hook's background process is killed.
     let started = Instant::now();
-    let (status, output) = run_to_exit(&lab, "slow", "x", WAIT);
+    let (status, output) = run_to_exit(&lab, "slow", "slow-pw-9q", WAIT);
     assert!(!status.expect("gives up").success(), "{output}");
     let line = server
         .wait_for_log("login failed for user 'slow' via script", WAIT)
@@ -120,7 +121,7 @@ fn hook_accepts_refuses_defers_times_out_and_dies() {
     );
 
     // A hook killed by a signal refuses.
-    let (status, output) = run_to_exit(&lab, "dies", "x", WAIT);
+    let (status, output) = run_to_exit(&lab, "dies", "dies-pw-9q", WAIT);
     assert!(!status.expect("gives up").success(), "{output}");
     let line = server
         .wait_for_log("login failed for user 'dies' via script", WAIT)
@@ -473,6 +474,14 @@ fn unusable_hooks_are_configuration_errors() {
         (
             format!("script[path={},user=root]", hooks.hook.display()),
             "a hook must not run as root",
+        ),
+        // Without seccomp a worker could answer a pending login's FIFO as the hook's user.
+        (
+            format!(
+                "script[path={}]\"\nisolate-workers = \"false",
+                hooks.hook.display()
+            ),
+            "would run as the workers' user while isolate-workers = false",
         ),
     ] {
         let (ok, out) = check(&auth);

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocserv_proto::compress::Compressor;
-use rocserv_proto::ipc::main_worker::{ConnectRefusal, ToMain, ToWorker, WorkerStart};
+use rocserv_proto::ipc::main_worker::{CertLogin, ConnectRefusal, ToMain, ToWorker, WorkerStart};
 use rocserv_proto::ipc::CloseReason;
 use rustls::ProtocolVersion;
 use tokio::net::TcpStream;
@@ -148,6 +148,22 @@ async fn serve(
     )
     .cloned();
     start.client.camouflage = chosen;
+    // The certificate login of the section the SNI names (a password-only vhost must never
+    // get the default section's certificate-only login, and the reverse).
+    let login = start
+        .auth
+        .client_cert
+        .as_ref()
+        .map_or(CertLogin::default(), |c| {
+            CertLogin::choose(
+                CertLogin {
+                    alone: c.alone,
+                    no_form: c.no_form,
+                },
+                &start.vhost_cert_login,
+                tls.get_ref().1.server_name(),
+            )
+        });
     // The chain the client proved it holds the key of (unchecked: sec-mod decides).
     let cert = http::ClientCert {
         chain: tls
@@ -156,8 +172,8 @@ async fn serve(
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
             .unwrap_or_default(),
-        alone: start.auth.client_cert.as_ref().is_some_and(|c| c.alone),
-        no_form: start.auth.client_cert.as_ref().is_some_and(|c| c.no_form),
+        alone: login.alone,
+        no_form: login.no_form,
     };
     let phase = http::serve_with_cert(
         &mut tls,

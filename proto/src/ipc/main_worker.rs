@@ -26,6 +26,31 @@ pub struct WorkerStart {
     /// Each `[vhost:NAME]`'s camouflage: a client whose SNI names one gets it instead of
     /// `client.camouflage` (the default section's), as ocserv (the option is vhost-scoped).
     pub vhost_camouflage: Vec<(String, Option<crate::config::Camouflage>)>,
+    /// Each `[vhost:NAME]`'s certificate login: (`alone`, `no_form`) of
+    /// [`ClientCertSettings`], for a client whose SNI names it (the default section's are in
+    /// `auth.client_cert`).
+    pub vhost_cert_login: Vec<(String, CertLogin)>,
+}
+
+/// How a section logs a client in with its certificate (see [`ClientCertSettings`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertLogin {
+    /// A certificate alone logs in: a client that sent one is logged in without the form.
+    pub alone: bool,
+    /// No password method: there is no form to fall back to.
+    pub no_form: bool,
+}
+
+impl CertLogin {
+    /// The login of the section the client's SNI names (`vhosts`), else `default`'s.
+    pub fn choose(default: Self, vhosts: &[(String, Self)], sni: Option<&str>) -> Self {
+        sni.and_then(|sni| {
+            vhosts
+                .iter()
+                .find(|(name, _)| crate::config::same_host(name, sni))
+        })
+        .map_or(default, |(_, login)| *login)
+    }
 }
 
 /// The HTTP phase's extras: `user-profile`, the `webvpnc` cookie, `included-http-headers`.
@@ -290,6 +315,26 @@ pub enum ConnectRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A password-only vhost under a certificate-only default section gets the form, and the
+    /// reverse: the section the SNI names decides, not the default one.
+    #[test]
+    fn the_certificate_login_is_the_sni_sections() {
+        let cert_only = CertLogin {
+            alone: true,
+            no_form: true,
+        };
+        let vhosts = [("vpn.example.com".to_owned(), CertLogin::default())];
+        assert_eq!(
+            CertLogin::choose(cert_only, &vhosts, Some("VPN.example.com")),
+            CertLogin::default()
+        );
+        assert_eq!(
+            CertLogin::choose(cert_only, &vhosts, Some("other.example.com")),
+            cert_only
+        );
+        assert_eq!(CertLogin::choose(cert_only, &vhosts, None), cert_only);
+    }
     use crate::ipc::roundtrip;
 
     #[test]

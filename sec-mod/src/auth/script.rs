@@ -283,7 +283,10 @@ mod tests {
             group: None,
             ..login()
         };
-        assert_eq!(decide("/h", &no_group, exited(0, b"")), Verdict::accepted(""));
+        assert_eq!(
+            decide("/h", &no_group, exited(0, b"")),
+            Verdict::accepted("")
+        );
         let deferred = decide(
             "/h",
             &no_group,
