@@ -19,17 +19,23 @@ pub fn bytes(device: &str) -> Option<(u64, u64)> {
 
 /// rx_bytes and tx_bytes of `device` in the text of /proc/net/dev.
 pub fn bytes_in(table: &str, device: &str) -> Option<(u64, u64)> {
+    let numbers = fields(table, device)?;
+    Some((*numbers.first()?, *numbers.get(8)?))
+}
+
+/// The numbers of `device`'s line in the text of /proc/net/dev: two header lines, then
+/// `name: rx_bytes rx_packets (6 more rx fields) tx_bytes tx_packets ...`.
+fn fields(table: &str, device: &str) -> Option<Vec<u64>> {
     table.lines().find_map(|line| {
         let (name, fields) = line.split_once(':')?;
         if name.trim() != device {
             return None;
         }
-        let numbers: Vec<u64> = fields
+        fields
             .split_whitespace()
             .map(str::parse)
             .collect::<Result<_, _>>()
-            .ok()?;
-        Some((*numbers.first()?, *numbers.get(8)?))
+            .ok()
     })
 }
 
@@ -42,23 +48,10 @@ pub fn packets(device: &str, ifindex: u32) -> Option<u64> {
     packets_in(&table, device)
 }
 
-/// rx_packets + tx_packets of `device` in the text of /proc/net/dev: two header lines, then
-/// `name: rx_bytes rx_packets (6 more rx fields) tx_bytes tx_packets ...`.
+/// rx_packets + tx_packets of `device` in the text of /proc/net/dev.
 pub fn packets_in(table: &str, device: &str) -> Option<u64> {
-    table.lines().find_map(|line| {
-        let (name, fields) = line.split_once(':')?;
-        if name.trim() != device {
-            return None;
-        }
-        let numbers: Vec<u64> = fields
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let rx = numbers.get(1)?;
-        let tx = numbers.get(9)?;
-        Some(rx.saturating_add(*tx))
-    })
+    let numbers = fields(table, device)?;
+    Some(numbers.get(1)?.saturating_add(*numbers.get(9)?))
 }
 
 #[cfg(test)]

@@ -11,17 +11,22 @@ use super::{AcctMethod, AuthMethod, CertField};
 /// Methods ocserv has and rocserv does not run yet.
 const OTHER_METHODS: &[&str] = &["gssapi", "oidc"];
 
-/// Parse one `auth` value (quotes already stripped).
-pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
-    let (name, options) = match v.split_once('[') {
+/// `name[options]` into the name and what is between the brackets (`None`: no brackets).
+fn name_and_options(v: &str) -> Result<(&str, Option<&str>), Bad> {
+    match v.split_once('[') {
         Some((name, rest)) => {
             let inner = rest
                 .strip_suffix(']')
                 .ok_or_else(|| format!("the options of {} do not end with `]`", quote(v)))?;
-            (name.trim(), Some(inner))
+            Ok((name.trim(), Some(inner)))
         }
-        None => (v.trim(), None),
-    };
+        None => Ok((v.trim(), None)),
+    }
+}
+
+/// Parse one `auth` value (quotes already stripped).
+pub(crate) fn method(v: &str) -> Result<AuthMethod, Bad> {
+    let (name, options) = name_and_options(v)?;
     if name.eq_ignore_ascii_case("plain") {
         plain(options)
     } else if name.eq_ignore_ascii_case("pam") {
@@ -254,15 +259,7 @@ fn radius(options: Option<&str>, auth: bool) -> Result<RadiusOptions, Bad> {
 
 /// Parse one `acct` value: `radius[config=FILE,nas-identifier=NAME]`.
 pub(crate) fn acct(v: &str) -> Result<AcctMethod, Bad> {
-    let (name, options) = match v.split_once('[') {
-        Some((name, rest)) => {
-            let inner = rest
-                .strip_suffix(']')
-                .ok_or_else(|| format!("the options of {} do not end with `]`", quote(v)))?;
-            (name.trim(), Some(inner))
-        }
-        None => (v.trim(), None),
-    };
+    let (name, options) = name_and_options(v)?;
     if name.eq_ignore_ascii_case("radius") {
         let r = radius(options, false)?;
         Ok(AcctMethod::Radius {
