@@ -256,3 +256,56 @@ async fn certificate_group_wins_and_no_form_login_needs_the_alternative() {
     let g = accepted(verdict(&s.chain(true), login("", "", Some(alice))).await);
     assert_eq!(g.username.as_deref(), Some("alice"));
 }
+
+/// A CRL file that hangs (a network mount; here a FIFO nobody writes) holds only the login that
+/// reads it: the next certificate login of the section is answered at once (refused, fail
+/// closed) instead of queueing behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_crl_holds_only_the_login_reading_it() {
+    let s = setup(false);
+    let cert = Arc::new(s.cert());
+    let alice = client(&s.ca, "alice", "eng", 77);
+    std::fs::remove_file(&s.crl).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&s.crl)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let first = {
+        let (cert, alice) = (Arc::clone(&cert), alice.clone());
+        std::thread::spawn(move || {
+            cert.check(
+                &login("", "", Some(alice)),
+                rustls::pki_types::UnixTime::now(),
+            )
+        })
+    };
+    // Wait until the first login is inside the read (bounded).
+    for _ in 0..200 {
+        if cert.crl_reading() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(cert.crl_reading());
+    let started = std::time::Instant::now();
+    let second = cert.check(
+        &login("", "", Some(alice)),
+        rustls::pki_types::UnixTime::now(),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&second, Verdict::Rejected(Rejection::Certificate(why)) if why.contains("re-read")),
+        "{second:?}"
+    );
+    // Let the first read end (a writer opens and closes the FIFO: an empty CRL is refused).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&s.crl)
+        .unwrap();
+    assert!(matches!(first.join().unwrap(), Verdict::Rejected(_)));
+}

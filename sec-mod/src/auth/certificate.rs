@@ -42,6 +42,9 @@ struct Inner {
 struct Current {
     stamp: Option<Stamp>,
     verifier: Arc<dyn ClientCertVerifier>,
+    /// A login is re-reading the CRL (outside the lock): the others fail closed meanwhile
+    /// instead of queueing behind a file that may hang (a network mount).
+    reading: bool,
 }
 
 /// What tells a changed CRL file: modification time and size (checked at each login).
@@ -83,7 +86,11 @@ impl Certificate {
                 crl: settings.crl.clone(),
                 user: settings.user.clone(),
                 group: settings.group.clone(),
-                current: Mutex::new(Current { stamp, verifier }),
+                current: Mutex::new(Current {
+                    stamp,
+                    verifier,
+                    reading: false,
+                }),
             }),
         })
     }
@@ -92,17 +99,39 @@ impl Certificate {
     /// become unreadable refuses certificate logins (fail closed) until it is fixed.
     fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, Rejection> {
         let inner = &self.inner;
-        let mut current = rocserv_rt::lock(&inner.current);
-        if let Some(path) = &inner.crl {
-            let now = stamp(path).map_err(Rejection::Certificate)?;
-            if current.stamp != Some(now) {
-                let (stamp, crls) = read_crl(path).map_err(Rejection::Certificate)?;
-                current.verifier = build(&inner.roots, crls).map_err(Rejection::Certificate)?;
-                current.stamp = Some(stamp);
-                log::info!("crl {}: re-read", path.display());
+        let Some(path) = &inner.crl else {
+            return Ok(Arc::clone(&rocserv_rt::lock(&inner.current).verifier));
+        };
+        // The file is looked at and read without the lock held: a hung file delays only the
+        // login that reads it.
+        let now = stamp(path).map_err(Rejection::Certificate)?;
+        {
+            let mut current = rocserv_rt::lock(&inner.current);
+            if current.stamp == Some(now) {
+                return Ok(Arc::clone(&current.verifier));
             }
+            if current.reading {
+                return Err(Rejection::Certificate(format!(
+                    "crl {} is being re-read; try again",
+                    path.display()
+                )));
+            }
+            current.reading = true;
         }
+        let read = read_crl(path).and_then(|(stamp, crls)| Ok((stamp, build(&inner.roots, crls)?)));
+        let mut current = rocserv_rt::lock(&inner.current);
+        current.reading = false;
+        let (stamp, verifier) = read.map_err(Rejection::Certificate)?;
+        current.verifier = verifier;
+        current.stamp = Some(stamp);
+        log::info!("crl {}: re-read", path.display());
         Ok(Arc::clone(&current.verifier))
+    }
+
+    /// A login is re-reading the CRL now.
+    #[cfg(test)]
+    pub(crate) fn crl_reading(&self) -> bool {
+        rocserv_rt::lock(&self.inner.current).reading
     }
 
     /// Check the chain and read its names (blocking: may read the CRL).
