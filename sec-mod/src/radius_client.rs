@@ -324,21 +324,15 @@ mod tests {
     /// An Access-Accept for `req` signed with `secret` (RFC 2865 §3), carrying `marker` as
     /// Reply-Message.
     fn accept(req: &[u8], secret: &[u8], marker: &str) -> Vec<u8> {
-        use md5::{Digest, Md5};
-        let mut out = vec![2, req[1], 0, 0];
-        out.extend_from_slice(&req[4..20]);
-        out.push(attr::REPLY_MESSAGE);
-        out.push(u8::try_from(marker.len() + 2).unwrap());
-        out.extend_from_slice(marker.as_bytes());
-        let len = u16::try_from(out.len()).unwrap().to_be_bytes();
-        out[2..4].copy_from_slice(&len);
-        let auth: [u8; 16] = Md5::new()
-            .chain_update(&out)
-            .chain_update(secret)
-            .finalize()
-            .into();
-        out[4..20].copy_from_slice(&auth);
-        out
+        let request_authenticator: [u8; 16] = req[4..20].try_into().unwrap();
+        packet::response(
+            Code::AccessAccept,
+            req[1],
+            &request_authenticator,
+            &[Attribute::text(attr::REPLY_MESSAGE, marker)],
+            secret,
+        )
+        .unwrap()
     }
 
     #[tokio::test]
