@@ -348,7 +348,7 @@ static OPTIONS: &[OptionSpec] = &[
     many(yes_but("split-dns", V, "Domain resolved with the VPN's DNS servers.", "One domain name per line (letters, digits, `-`, `_`, dots); anything else is an error.")),
     later("srk-pin", V, "TPM storage root key PIN."),
     later("srk-pin-file", V, "File with the TPM storage root key PIN."),
-    yes("stats-report-time", V, "Seconds between workers' traffic reports to main; 0 = 60."),
+    yes_but("stats-report-time", V, "Seconds between workers' traffic reports to main; 0 = 60.", "The reports are occtl's fallback; `RX`/`TX` of connected users come from the tun device's counters, always current. It is also the interval of accounting's interim updates (RADIUS Interim-Update, the session database, quotas), which main sends from its own timer with the tun device's kernel counters, not from the worker's reports; a RADIUS server's Acct-Interim-Interval replaces it for that user."),
     yes("switch-to-tcp-timeout", V, "Seconds without DTLS traffic before falling back to TLS."),
     later("syslog-facility", G, "syslog facility (daemon, user, auth, authpriv, local0-7)."),
     yes_but("tcp-port", G, "TCP port of the TLS listener.", "Defaults to 443 (ocserv insists on it being set)."),
