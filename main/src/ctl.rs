@@ -472,6 +472,8 @@ fn user_info(t: &Tunnel) -> UserInfo {
         device_id: g.device_id.clone(),
         device_platform: g.device_platform.clone(),
         macs: g.macs.clone(),
+        dtls_in_use: false,
+        udp_peer: None,
     }
 }
 

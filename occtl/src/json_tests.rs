@@ -149,6 +149,8 @@ fn user() -> UserInfo {
         device_id: "3B5C0E8F".into(),
         device_platform: "win".into(),
         macs: vec!["00:0c:29:5e:1a:9b".into(), "02:00:00:00:00:01".into()],
+        dtls_in_use: true,
+        udp_peer: Some("10.231.0.2:40000".parse().unwrap()),
     }
 }
 

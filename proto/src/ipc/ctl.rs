@@ -10,7 +10,7 @@
 //! Both ends are root-owned processes; main still decodes requests strictly and answers a
 //! malformed one by closing the connection.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +190,12 @@ pub struct UserInfo {
     pub device_id: String,
     pub device_platform: String,
     pub macs: Vec<String>,
+    /// Data travels over DTLS right now (false: no DTLS yet, or the tunnel fell back to TLS);
+    /// from the worker's last state report, checked by main.
+    pub dtls_in_use: bool,
+    /// The client's current UDP address (it changes when the client roams); main's own
+    /// knowledge (it hands each UDP flow to the worker), never the worker's word.
+    pub udp_peer: Option<SocketAddr>,
 }
 
 /// One session (cookie) sec-mod knows (protocol.md §7.4).
@@ -291,6 +297,8 @@ mod tests {
             device_id: "3B5C0E8F".into(),
             device_platform: "win".into(),
             macs: vec!["00:0c:29:5e:1a:9b".into()],
+            dtls_in_use: true,
+            udp_peer: Some("10.0.0.2:40000".parse().unwrap()),
         }
     }
 
