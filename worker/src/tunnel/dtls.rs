@@ -108,6 +108,9 @@ pub struct Dtls {
     cstp_override: bool,
     /// Whether packets went over DTLS at the last decision (for the log lines).
     was_active: bool,
+    /// Times the session took a new path (handshake completed, NAT rebinding): main then knows
+    /// the client's UDP address is that of the flow it handed over last.
+    paths: u32,
     rx: Box<[u8]>,
     /// Outgoing control record under construction.
     tx: Box<[u8]>,
@@ -159,6 +162,7 @@ impl Dtls {
             reported_mtu: u16::MAX,
             cstp_override: false,
             was_active: false,
+            paths: 0,
             rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
@@ -357,6 +361,7 @@ impl Dtls {
             rng,
             pmtu,
             probe_len,
+            paths,
             ..
         } = self;
         let setup = setup.as_mut()?;
@@ -395,6 +400,7 @@ impl Dtls {
                         *last_rx = now;
                         dpd.on_record(now);
                         *cstp_override = false;
+                        *paths = paths.wrapping_add(1);
                     }
                     Ok(Received::Nothing | Received::Data(_)) => {
                         if from == Source::Offered && slots.session().is_some() {
@@ -425,6 +431,7 @@ impl Dtls {
         };
         if matches!(result, Ok(Received::Data(_))) && slots.authenticated(from) {
             log::info!("DTLS flow moved to a new client port (NAT rebinding)");
+            *paths = paths.wrapping_add(1);
         }
         let (Some(srv), socket) = slots.session_parts(Source::Current) else {
             return None;
@@ -618,6 +625,17 @@ impl Dtls {
             self.was_active = active;
         }
         active
+    }
+
+    /// For main's view of the tunnel (`ToMain::TunnelState`): the established session's IANA
+    /// suite, the paths it took so far, and whether packets go over DTLS now.
+    pub fn state(&mut self, now: Instant) -> (Option<u16>, u32, bool) {
+        let suite = self
+            .slots
+            .session()
+            .filter(|_| self.established())
+            .and_then(Server::established_suite);
+        (suite, self.paths, self.active(now))
     }
 
     /// DATA arrived over CSTP: the client is not using DTLS right now.
