@@ -163,7 +163,7 @@ mod tests {
             tls_group: Some(0x0017),
             tls_signature: Some(0x0403),
             dtls_suite: Some(0x00A9),
-            dtls_paths: 1,
+            dtls_flow: 1,
             dtls_in_use: true,
             cstp_compression: None,
             dtls_compression: None,

@@ -342,7 +342,7 @@ fn tunnel_state(
             .map(|g| u16::from(g.name())),
         tls_signature: tls::remote_key::signed_scheme(),
         dtls_suite: None,
-        dtls_paths: 0,
+        dtls_flow: 0,
         dtls_in_use: false,
         cstp_compression,
         dtls_compression,

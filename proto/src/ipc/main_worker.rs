@@ -229,10 +229,11 @@ pub struct TunnelState {
     /// The IANA suite of the established DTLS session (it also tells PSK-NEGOTIATE from the
     /// legacy modes and DTLS 1.2 from 0.9), `None` while no DTLS session is established.
     pub dtls_suite: Option<u16>,
-    /// Times the DTLS session took a new path so far (a completed handshake, or an
-    /// authenticated NAT rebinding): when it grows, main takes the address of the last UDP
-    /// flow it handed over as the client's (the address is main's knowledge, not the worker's).
-    pub dtls_paths: u32,
+    /// Which of main's UDP hand-overs (`ToWorker::Udp`, counted from 1; 0 = none) the
+    /// established DTLS session's socket came with: it changes when the client roams (a
+    /// completed handshake, an authenticated NAT rebinding). main knows each hand-over's client
+    /// address, so the worker only picks among addresses main itself saw.
+    pub dtls_flow: u32,
     /// Packets for the client go over DTLS now (false: not yet, or fallen back to TLS).
     pub dtls_in_use: bool,
     /// Compression negotiated per channel at CONNECT.
@@ -422,7 +423,7 @@ mod tests {
             tls_group: Some(0x001d),
             tls_signature: Some(0x0804),
             dtls_suite: Some(0x00a9),
-            dtls_paths: 1,
+            dtls_flow: 1,
             dtls_in_use: true,
             cstp_compression: Some(crate::compress::Algorithm::Lz4),
             dtls_compression: None,

@@ -108,9 +108,8 @@ pub struct Dtls {
     cstp_override: bool,
     /// Whether packets went over DTLS at the last decision (for the log lines).
     was_active: bool,
-    /// Times the session took a new path (handshake completed, NAT rebinding): main then knows
-    /// the client's UDP address is that of the flow it handed over last.
-    paths: u32,
+    /// main's hand-overs so far (`ToWorker::Udp`), to number each flow's socket.
+    flows: u32,
     rx: Box<[u8]>,
     /// Outgoing control record under construction.
     tx: Box<[u8]>,
@@ -162,7 +161,7 @@ impl Dtls {
             reported_mtu: u16::MAX,
             cstp_override: false,
             was_active: false,
-            paths: 0,
+            flows: 0,
             rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
@@ -203,11 +202,13 @@ impl Dtls {
     /// it authenticates; anything else drops the socket. So a spoofed or replayed datagram cannot
     /// redirect the session (protocol.md §4.6, [`super::dtls_slots`]).
     pub fn new_flow(&mut self, fd: OwnedFd, mut first: Vec<u8>, ctx: &mut Ctx<'_>) -> Option<End> {
+        // Counted as main counts its hand-overs, used or not.
+        self.flows = self.flows.saturating_add(1);
         if self.setup.is_none() {
             log::warn!("main handed over a UDP flow although no DTLS was offered; closing it");
             return None;
         }
-        let socket = match DtlsSocket::adopt(fd) {
+        let socket = match DtlsSocket::adopt(fd, self.flows) {
             Ok(s) => s,
             Err(err) => {
                 log::error!("cannot use the UDP socket from main: {err}");
@@ -361,7 +362,6 @@ impl Dtls {
             rng,
             pmtu,
             probe_len,
-            paths,
             ..
         } = self;
         let setup = setup.as_mut()?;
@@ -400,7 +400,6 @@ impl Dtls {
                         *last_rx = now;
                         dpd.on_record(now);
                         *cstp_override = false;
-                        *paths = paths.wrapping_add(1);
                     }
                     Ok(Received::Nothing | Received::Data(_)) => {
                         if from == Source::Offered && slots.session().is_some() {
@@ -431,7 +430,6 @@ impl Dtls {
         };
         if matches!(result, Ok(Received::Data(_))) && slots.authenticated(from) {
             log::info!("DTLS flow moved to a new client port (NAT rebinding)");
-            *paths = paths.wrapping_add(1);
         }
         let (Some(srv), socket) = slots.session_parts(Source::Current) else {
             return None;
@@ -628,14 +626,20 @@ impl Dtls {
     }
 
     /// For main's view of the tunnel (`ToMain::TunnelState`): the established session's IANA
-    /// suite, the paths it took so far, and whether packets go over DTLS now.
+    /// suite, which of main's hand-overs its socket came with (0: none), and whether packets
+    /// go over DTLS now.
     pub fn state(&mut self, now: Instant) -> (Option<u16>, u32, bool) {
         let suite = self
             .slots
             .session()
             .filter(|_| self.established())
             .and_then(Server::established_suite);
-        (suite, self.paths, self.active(now))
+        let flow = self
+            .slots
+            .current()
+            .filter(|_| suite.is_some())
+            .map_or(0, DtlsSocket::flow);
+        (suite, flow, self.active(now))
     }
 
     /// DATA arrived over CSTP: the client is not using DTLS right now.

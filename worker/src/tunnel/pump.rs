@@ -385,10 +385,10 @@ impl Pump {
         loop {
             // occtl's view of the channels: at start, then on change (paced).
             let now = Instant::now().into_std();
-            let (dtls_suite, dtls_paths, dtls_in_use) = self.dtls.state(now);
+            let (dtls_suite, dtls_flow, dtls_in_use) = self.dtls.state(now);
             let current = TunnelState {
                 dtls_suite,
-                dtls_paths,
+                dtls_flow,
                 dtls_in_use,
                 ..self.state
             };

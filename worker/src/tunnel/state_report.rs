@@ -53,7 +53,7 @@ mod tests {
             tls_group: None,
             tls_signature: None,
             dtls_suite: Some(0x00A9),
-            dtls_paths: 1,
+            dtls_flow: 1,
             dtls_in_use: in_use,
             cstp_compression: None,
             dtls_compression: None,
