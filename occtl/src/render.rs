@@ -123,7 +123,8 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
         "id", "user", "vhost", "ip", "vpn-ip", "device", "since", "dtls-cipher", "status"
     );
     for u in users {
-        let dtls = if u.dtls_cipher.is_empty() {
+        // Fallen back to TLS counts as no DTLS: the column says what carries the data now.
+        let dtls = if u.dtls_cipher.is_empty() || !u.dtls_in_use {
             "(no-dtls)"
         } else {
             u.dtls_cipher.as_str()

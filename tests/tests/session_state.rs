@@ -1,0 +1,158 @@
+//! What occtl shows about a tunnel's channels (issue 14 item 1) with the real openconnect: the
+//! TLS and DTLS suites in ocserv's (GnuTLS's) text, compared with what openconnect itself prints
+//! for the same sessions; the DPD granted; the session's start; and, once the client's UDP is
+//! blocked and the server fell back to TLS, `(no-dtls)` in `show users`.
+//!
+//! openconnect stays quiet on UDP only while it keeps receiving, so (as in dtls_dpd.rs) the
+//! server namespace streams UDP through the tunnel to a port the client namespace drops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use rocserv_e2e::netns::Netns;
+use rocserv_e2e::occtl::{json, occtl};
+use rocserv_e2e::{Client, ClientOptions, Lab, Server, WAIT};
+use serde_json::Value;
+
+const DPD: u64 = 2;
+const SINK_PORT: &str = "5998";
+/// How long main's view may lag the worker's (its reports are paced to one a second).
+const REPORT_LAG: Duration = Duration::from_secs(5);
+
+fn add_drop_rule(ns: &Netns, rule: &str) {
+    let (_, tables) = ns.exec(&["nft", "list", "tables"]);
+    if !tables.contains("inet e2e") {
+        ns.exec_ok(&["nft", "add", "table", "inet", "e2e"]);
+        ns.exec_ok(&[
+            "nft",
+            "add chain inet e2e input { type filter hook input priority 0 ; }",
+        ]);
+    }
+    ns.exec_ok(&["nft", &format!("add rule inet e2e input {rule}")]);
+}
+
+/// One small UDP packet every 250 ms to the client's tunnel address (bounded); killed on drop.
+struct Stream(Child);
+
+impl Stream {
+    fn start(ns: &Netns, to: &str, secs: u64) -> Self {
+        let script = format!(
+            "for i in $(seq 1 {n}); do echo x > /dev/udp/{to}/{SINK_PORT}; sleep 0.25; done",
+            n = secs * 4
+        );
+        let child = ns
+            .command("bash")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the UDP stream");
+        Self(child)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The last text in parentheses-joined form that follows `marker` in openconnect's output.
+fn suite_after(output: &str, marker: &str) -> String {
+    let at = output
+        .rfind(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in:\n{output}"));
+    output[at + marker.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('.')
+        .to_owned()
+}
+
+/// `show users` as JSON until `done` holds for the one user (bounded poll of main's view,
+/// which follows the worker's paced reports).
+fn wait_user(socket: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + REPORT_LAG;
+    loop {
+        let users = json(socket, &["show", "users"]);
+        let user = users[0].clone();
+        if done(&user) {
+            return user;
+        }
+        assert!(Instant::now() < until, "{what}: {user:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_table(socket: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + REPORT_LAG;
+    loop {
+        let text = occtl(socket, &["show", "users"]).stdout;
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < until, "{what}:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn occtl_names_the_suites_and_shows_the_fallback_to_tls() {
+    let lab = Lab::new();
+    let socket = lab.dir.join("occtl.socket");
+    let dpd = DPD.to_string();
+    let conf = lab.config(&[
+        ("use-occtl", "true"),
+        ("occtl-socket-file", socket.to_str().unwrap()),
+        ("udp-port", "443"),
+        ("dpd", &dpd),
+        // The configuration's mobile-dpd is not what a desktop client is granted.
+        ("mobile-dpd", "300"),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    let up = client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output("Established DTLS connection", WAIT)
+        .expect("DTLS established");
+    let output = client.output();
+    // openconnect (GnuTLS) prints its side's description of the very same sessions.
+    let tls = suite_after(&output, "with ciphersuite ");
+    let dtls = suite_after(&output, "Ciphersuite ");
+    assert!(dtls.starts_with("(DTLS1.2)-(PSK)-"), "{dtls}");
+
+    let alice = wait_user(&socket, "DTLS cipher never shown", |u| {
+        u["DTLS cipher"].as_str().is_some_and(|s| !s.is_empty())
+    });
+    assert_eq!(alice["DTLS cipher"].as_str(), Some(dtls.as_str()), "{alice:#}");
+    assert_eq!(alice["TLS ciphersuite"].as_str(), Some(tls.as_str()), "{alice:#}");
+    assert_eq!(alice["DPD"], dpd, "the granted DPD");
+    let started = alice["raw_session_started_at"].as_u64().unwrap();
+    let connected = alice["raw_connected_at"].as_u64().unwrap();
+    assert!(started <= connected, "{alice:#}");
+    assert!(started > 0);
+    let table = wait_table(&socket, "DTLS not shown in use", |t| t.contains(&dtls));
+    assert!(!table.contains("(no-dtls)"), "{table}");
+
+    // The client's UDP stops reaching the server: after 3 x dpd the server sends over TLS.
+    add_drop_rule(&lab.cli, &format!("udp dport {SINK_PORT} drop"));
+    let _stream = Stream::start(&lab.srv, &up.address, 30);
+    add_drop_rule(&lab.srv, "udp dport 443 drop");
+    server
+        .wait_for_log("sending over TLS", WAIT)
+        .expect("the server fell back to TLS");
+    let table = wait_table(&socket, "the fallback to TLS not shown", |t| {
+        t.contains("(no-dtls)")
+    });
+    assert!(table.contains("alice"), "{table}");
+    // The suite of the (idle) DTLS session is still named, as ocserv does.
+    let alice = &json(&socket, &["show", "users"])[0];
+    assert_eq!(alice["TLS ciphersuite"].as_str(), Some(tls.as_str()));
+    drop(client);
+}
