@@ -156,3 +156,49 @@ fn occtl_names_the_suites_and_shows_the_fallback_to_tls() {
     assert_eq!(alice["TLS ciphersuite"].as_str(), Some(tls.as_str()));
     drop(client);
 }
+
+/// `Session started at` is the login (sec-mod's session), `Last connected at` this connection:
+/// a tunnel opened with a cookie two seconds after the login shows both, and a reconnect with
+/// the same cookie keeps the session's start. The reconnect is a mobile client: it was granted
+/// (and occtl shows) `mobile-dpd`, not `dpd`.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn session_start_is_the_login_not_the_connection() {
+    let lab = Lab::new();
+    let socket = lab.dir.join("occtl.socket");
+    let conf = lab.config(&[
+        ("use-occtl", "true"),
+        ("occtl-socket-file", socket.to_str().unwrap()),
+        ("persistent-cookies", "true"),
+        ("dpd", "60"),
+        ("mobile-dpd", "300"),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+    let cookie = rocserv_e2e::client::authenticate(&lab, "alice", "alice-pw").expect("login");
+    // The times under test are whole seconds: let two pass between login and CONNECT.
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut first = Client::start(&lab, &ClientOptions::cookie(&cookie));
+    first.wait_up(WAIT).expect("tunnel with the cookie");
+    let alice = json(&socket, &["show", "users"])[0].clone();
+    let started = alice["raw_session_started_at"].as_u64().unwrap();
+    let connected = alice["raw_connected_at"].as_u64().unwrap();
+    assert!(started + 2 <= connected, "{alice:#}");
+    assert_eq!(alice["DPD"], "60");
+    let kicked = occtl(&socket, &["disconnect", "user", "alice"]);
+    assert_eq!(kicked.code, Some(0), "{}{}", kicked.stdout, kicked.stderr);
+    first.wait_exit(WAIT).expect("client exits after disconnect");
+    server
+        .wait_for_log("session ended", WAIT)
+        .expect("server logged the end");
+    let mut mobile = ClientOptions::cookie(&cookie);
+    // openconnect then sends `X-AnyConnect-Identifier-Platform: android` at CONNECT.
+    mobile.extra = vec!["--os=android".to_owned()];
+    let mut second = Client::start(&lab, &mobile);
+    second.wait_up(WAIT).expect("reconnect with the cookie");
+    let again = json(&socket, &["show", "users"])[0].clone();
+    let restarted = again["raw_session_started_at"].as_u64().unwrap();
+    // An age turned into a time at each CONNECT: equal up to the rounding to seconds.
+    assert!(restarted.abs_diff(started) <= 1, "{started} vs {again:#}");
+    assert!(again["raw_connected_at"].as_u64().unwrap() >= connected);
+    assert_eq!(again["DPD"], "300", "{again:#}");
+}
