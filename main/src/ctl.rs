@@ -448,7 +448,9 @@ fn user_info(t: &Tunnel) -> UserInfo {
         connected_at: unix(t.connected_at),
         session_started_at: unix(g.session_started),
         session: g.sid.to_string(),
-        tls_ciphersuite: channels.map(|c| c.tls_ciphersuite.clone()).unwrap_or_default(),
+        tls_ciphersuite: channels
+            .map(|c| c.tls_ciphersuite.clone())
+            .unwrap_or_default(),
         dtls_cipher: channels.map(|c| c.dtls_cipher.clone()).unwrap_or_default(),
         cstp_compression: channels
             .map(|c| c.cstp_compression.clone())

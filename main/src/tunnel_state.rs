@@ -78,11 +78,7 @@ pub struct StateGate {
 impl StateGate {
     pub fn new(now: Instant) -> Self {
         Self {
-            bucket: TokenBucket::new(
-                BURST,
-                Duration::from_millis(TUNNEL_STATE_INTERVAL_MS),
-                now,
-            ),
+            bucket: TokenBucket::new(BURST, Duration::from_millis(TUNNEL_STATE_INTERVAL_MS), now),
             noted: false,
             flows: Vec::with_capacity(FLOWS_KEPT),
             handed: 0,
@@ -240,13 +236,7 @@ mod tests {
             Some(Refused::Compression)
         );
         assert_eq!(
-            refuse(
-                report(),
-                Allowed {
-                    dtls: false,
-                    ..ALL
-                }
-            ),
+            refuse(report(), Allowed { dtls: false, ..ALL }),
             Some(Refused::NoDtls)
         );
         // A flow main never handed over: the worker cannot make main show an address.
@@ -275,10 +265,7 @@ mod tests {
         assert_eq!(logged, 1);
         // The refill rate applies again afterwards, and a new burst is logged once more.
         assert!(g.admit(&report(), ALL, t0 + SEC).is_ok());
-        assert_eq!(
-            g.admit(&report(), ALL, t0 + SEC),
-            Err(Some(Refused::Rate))
-        );
+        assert_eq!(g.admit(&report(), ALL, t0 + SEC), Err(Some(Refused::Rate)));
         // An honest worker (one report per interval) is never refused.
         let mut g = gate(t0);
         for s in 0..3600 {

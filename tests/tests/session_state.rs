@@ -130,8 +130,16 @@ fn occtl_names_the_suites_and_shows_the_fallback_to_tls() {
     let alice = wait_user(&socket, "DTLS cipher never shown", |u| {
         u["DTLS cipher"].as_str().is_some_and(|s| !s.is_empty())
     });
-    assert_eq!(alice["DTLS cipher"].as_str(), Some(dtls.as_str()), "{alice:#}");
-    assert_eq!(alice["TLS ciphersuite"].as_str(), Some(tls.as_str()), "{alice:#}");
+    assert_eq!(
+        alice["DTLS cipher"].as_str(),
+        Some(dtls.as_str()),
+        "{alice:#}"
+    );
+    assert_eq!(
+        alice["TLS ciphersuite"].as_str(),
+        Some(tls.as_str()),
+        "{alice:#}"
+    );
     assert_eq!(alice["DPD"], dpd, "the granted DPD");
     let started = alice["raw_session_started_at"].as_u64().unwrap();
     let connected = alice["raw_connected_at"].as_u64().unwrap();
@@ -186,7 +194,9 @@ fn session_start_is_the_login_not_the_connection() {
     assert_eq!(alice["DPD"], "60");
     let kicked = occtl(&socket, &["disconnect", "user", "alice"]);
     assert_eq!(kicked.code, Some(0), "{}{}", kicked.stdout, kicked.stderr);
-    first.wait_exit(WAIT).expect("client exits after disconnect");
+    first
+        .wait_exit(WAIT)
+        .expect("client exits after disconnect");
     server
         .wait_for_log("session ended", WAIT)
         .expect("server logged the end");

@@ -85,7 +85,11 @@ fn a_flood_of_state_reports_is_ignored_with_one_line() {
     // The flood is 10,000 messages; main has read them all once a new connection is served.
     let probe = lab.cli.path();
     std::thread::spawn(move || {
-        setns(std::fs::File::open(probe).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+        setns(
+            std::fs::File::open(probe).unwrap(),
+            CloneFlags::CLONE_NEWNET,
+        )
+        .unwrap();
         let addr = SocketAddr::from((lab::SERVER_IP, 443));
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
     })
