@@ -212,3 +212,68 @@ fn session_start_is_the_login_not_the_connection() {
     assert!(again["raw_connected_at"].as_u64().unwrap() >= connected);
     assert_eq!(again["DPD"], "300", "{again:#}");
 }
+
+/// The legacy DTLS suites are named as openconnect (GnuTLS) names the same sessions.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn legacy_dtls_suites_are_named_as_openconnect_names_them() {
+    let lab = Lab::new();
+    let socket = lab.dir.join("occtl.socket");
+    let conf = lab.config(&[
+        ("use-occtl", "true"),
+        ("occtl-socket-file", socket.to_str().unwrap()),
+        ("udp-port", "443"),
+    ]);
+    let server = Server::start(&lab.srv, &conf);
+    for flags in [
+        "--dtls-ciphers=OC-DTLS1_2-AES128-GCM",
+        "--dtls-ciphers=OC-DTLS1_2-AES256-GCM",
+        "--dtls-ciphers=AES128-SHA",
+        "--dtls-ciphers=AES256-SHA",
+    ] {
+        let mut opts = ClientOptions::password("alice", "alice-pw");
+        opts.extra = vec![flags.to_owned()];
+        let mut client = Client::start(&lab, &opts);
+        client.wait_up(WAIT).expect("tunnel up");
+        client
+            .wait_for_output("Established DTLS connection", WAIT)
+            .unwrap_or_else(|e| panic!("{flags}: {e}"));
+        let dtls = suite_after(&client.output(), "Ciphersuite ");
+        let alice = wait_user(&socket, flags, |u| {
+            u["DTLS cipher"].as_str().is_some_and(|s| !s.is_empty())
+        });
+        assert_eq!(
+            alice["DTLS cipher"].as_str(),
+            Some(dtls.as_str()),
+            "{flags}"
+        );
+        let skip = server.log_len();
+        drop(client);
+        server
+            .wait_for_log_after(skip, "user disconnect", WAIT)
+            .expect("session end logged");
+    }
+}
+
+/// A TLS 1.2 session (`tls-priorities` without TLS 1.3) is named as openconnect names it.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_tls12_session_is_named_as_openconnect_names_it() {
+    let lab = Lab::new();
+    let socket = lab.dir.join("occtl.socket");
+    let conf = lab.config(&[
+        ("use-occtl", "true"),
+        ("occtl-socket-file", socket.to_str().unwrap()),
+        ("tls-priorities", "NORMAL:%SERVER_PRECEDENCE:-VERS-TLS1.3"),
+    ]);
+    let _server = Server::start(&lab.srv, &conf);
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    let tls = suite_after(&client.output(), "with ciphersuite ");
+    assert!(tls.starts_with("(TLS1.2)-"), "{tls}");
+    let alice = wait_user(&socket, "TLS ciphersuite never shown", |u| {
+        u["TLS ciphersuite"].as_str().is_some_and(|s| !s.is_empty())
+    });
+    assert_eq!(alice["TLS ciphersuite"].as_str(), Some(tls.as_str()));
+    assert_eq!(alice["DTLS cipher"].as_str().unwrap_or(""), "", "{alice:#}");
+}
