@@ -1,7 +1,8 @@
 //! What occtl shows about a tunnel's channels (issue 14 item 1) with the real openconnect: the
 //! TLS and DTLS suites in ocserv's (GnuTLS's) text, compared with what openconnect itself prints
 //! for the same sessions; the DPD granted; the session's start; and, once the client's UDP is
-//! blocked and the server fell back to TLS, `(no-dtls)` in `show users`.
+//! blocked and the server fell back to TLS, `(no-dtls)` in `show users`, and the suite again
+//! once UDP is back.
 //!
 //! openconnect stays quiet on UDP only while it keeps receiving, so (as in dtls_dpd.rs) the
 //! server namespace streams UDP through the tunnel to a port the client namespace drops.
@@ -90,7 +91,11 @@ fn wait_user(socket: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value 
 }
 
 fn wait_table(socket: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let until = Instant::now() + REPORT_LAG;
+    wait_table_for(socket, what, REPORT_LAG, done)
+}
+
+fn wait_table_for(socket: &Path, what: &str, lag: Duration, done: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + lag;
     loop {
         let text = occtl(socket, &["show", "users"]).stdout;
         if done(&text) {
@@ -103,7 +108,7 @@ fn wait_table(socket: &Path, what: &str, done: impl Fn(&str) -> bool) -> String 
 
 #[test]
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
-fn occtl_names_the_suites_and_shows_the_fallback_to_tls() {
+fn occtl_names_the_suites_and_shows_the_fallback_to_tls_and_back() {
     let lab = Lab::new();
     let socket = lab.dir.join("occtl.socket");
     let dpd = DPD.to_string();
@@ -159,9 +164,15 @@ fn occtl_names_the_suites_and_shows_the_fallback_to_tls() {
         t.contains("(no-dtls)")
     });
     assert!(table.contains("alice"), "{table}");
-    // The suite of the (idle) DTLS session is still named, as ocserv does.
     let alice = &json(&socket, &["show", "users"])[0];
     assert_eq!(alice["TLS ciphersuite"].as_str(), Some(tls.as_str()));
+
+    // UDP comes back: openconnect redoes its DTLS handshake and the table names DTLS again.
+    lab.srv.exec_ok(&["nft", "delete", "table", "inet", "e2e"]);
+    let table = wait_table_for(&socket, "DTLS never back in use", WAIT, |t| {
+        t.contains(&dtls) && !t.contains("(no-dtls)")
+    });
+    assert!(table.contains("alice"), "{table}");
     drop(client);
 }
 
