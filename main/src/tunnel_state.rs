@@ -132,12 +132,18 @@ impl StateGate {
         if state.dtls_flow > self.handed {
             return Err(Refused::Flow(state.dtls_flow));
         }
+        // ocserv's names (its `comp_methods`: `oc-lz4`, `lzs`, the header tokens).
         let name = |a: Option<Algorithm>| a.map_or_else(String::new, |a| a.name().to_owned());
         Ok(ChannelView {
             tls_ciphersuite: described.tls,
             dtls_cipher: described.dtls.to_owned(),
             cstp_compression: name(state.cstp_compression),
-            dtls_compression: name(state.dtls_compression),
+            // As ocserv: DTLS compression is shown once a DTLS session exists.
+            dtls_compression: name(
+                state
+                    .dtls_compression
+                    .filter(|_| state.dtls_suite.is_some()),
+            ),
             dtls_in_use: state.dtls_in_use,
         })
     }
@@ -184,6 +190,7 @@ mod tests {
         );
         assert_eq!(view.dtls_cipher, "(DTLS1.2)-(PSK)-(AES-256-GCM)");
         assert_eq!(view.cstp_compression, "oc-lz4");
+        assert_eq!(view.dtls_compression, "");
         assert!(view.dtls_in_use);
         assert_eq!(peer, Some("10.0.0.2:40000".parse().unwrap()));
         // The client roamed: the report names the second hand-over.
@@ -194,6 +201,21 @@ mod tests {
         };
         let (_, peer) = g.admit(&roamed, ALL, t0 + SEC).unwrap();
         assert_eq!(peer, Some("10.0.0.3:40001".parse().unwrap()));
+        // DTLS compression negotiated at CONNECT shows once the DTLS session is up.
+        let lzs = TunnelState {
+            dtls_compression: Some(Algorithm::Lzs),
+            ..report()
+        };
+        let (view, _) = g.admit(&lzs, ALL, t0 + SEC * 2).unwrap();
+        assert_eq!(view.dtls_compression, "lzs");
+        let not_yet = TunnelState {
+            dtls_suite: None,
+            dtls_in_use: false,
+            dtls_flow: 0,
+            ..lzs
+        };
+        let (view, _) = g.admit(&not_yet, ALL, t0 + SEC * 3).unwrap();
+        assert_eq!(view.dtls_compression, "");
     }
 
     #[test]

@@ -119,6 +119,7 @@ fn occtl_names_the_suites_and_shows_the_fallback_to_tls_and_back() {
         ("dpd", &dpd),
         // The configuration's mobile-dpd is not what a desktop client is granted.
         ("mobile-dpd", "300"),
+        ("compression", "true"),
     ]);
     let server = Server::start(&lab.srv, &conf);
     let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
@@ -146,6 +147,9 @@ fn occtl_names_the_suites_and_shows_the_fallback_to_tls_and_back() {
         "{alice:#}"
     );
     assert_eq!(alice["DPD"], dpd, "the granted DPD");
+    // openconnect offers oc-lz4 and lzs on both channels; ocserv's priority picks oc-lz4.
+    assert_eq!(alice["CSTP compression"], "oc-lz4", "{alice:#}");
+    assert_eq!(alice["DTLS compression"], "oc-lz4", "{alice:#}");
     let started = alice["raw_session_started_at"].as_u64().unwrap();
     let connected = alice["raw_connected_at"].as_u64().unwrap();
     assert!(started <= connected, "{alice:#}");
