@@ -54,6 +54,8 @@ pub struct Outcome {
     pub rx_shaper: Option<crate::rate_limit::RxShaper>,
     /// sec-mod was told the tunnel started (`SessionStarted`): its stats and end go there too.
     pub accounted: bool,
+    /// A DTLS id was handed out: the worker may report a DTLS session.
+    pub dtls_offered: bool,
 }
 
 /// Serve one `Connect`. Errors are only those of the socket to the worker.
@@ -334,6 +336,7 @@ pub async fn handle(
     }
     if let Some(id) = dtls_id {
         conn.register_dtls(id, dtls);
+        outcome.dtls_offered = true;
     }
     log::info!(
         "{peer}: user {} connected: {} ({}, mtu {}){}",
@@ -370,6 +373,12 @@ pub async fn handle(
         device_id: grant.facts.device_id.clone().unwrap_or_default(),
         device_platform,
         macs: grant.facts.macs.clone(),
+        // What the worker told the client (`X-CSTP-DPD`), decided the same way.
+        dpd_secs: policy.dpd_secs(outcome.mobile),
+        // sec-mod's age of the session (its clock is not ours: an age, not a time).
+        session_started: std::time::SystemTime::now()
+            .checked_sub(Duration::from_millis(grant.age_ms))
+            .unwrap_or(std::time::UNIX_EPOCH),
     });
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
         conn.forget_dtls();

@@ -425,6 +425,8 @@ fn user_info(t: &Tunnel) -> UserInfo {
     // The tun device's counters are exact and current (ocserv reads them over netlink too);
     // the worker's last report is the fallback once the device is gone.
     let (rx, tx) = device_counters(&g.device).unwrap_or((t.rx, t.tx));
+    // The worker's last report that passed main's checks (crate::tunnel_state).
+    let channels = t.channels.as_ref();
     UserInfo {
         id: u64::from(t.pid),
         username: g.username.clone(),
@@ -438,16 +440,24 @@ fn user_info(t: &Tunnel) -> UserInfo {
         user_agent: g.user_agent.clone(),
         rx_bytes: rx.max(t.rx),
         tx_bytes: tx.max(t.tx),
-        dpd_secs: policy.dpd,
+        // Granted at CONNECT (the session's policy then, mobile-dpd for mobile clients), not
+        // the configuration after a reload.
+        dpd_secs: g.dpd_secs,
         keepalive_secs: policy.keepalive,
         hostname: g.hostname.clone(),
         connected_at: unix(t.connected_at),
-        session_started_at: unix(t.connected_at),
+        session_started_at: unix(g.session_started),
         session: g.sid.to_string(),
-        tls_ciphersuite: String::new(),
-        dtls_cipher: String::new(),
-        cstp_compression: String::new(),
-        dtls_compression: String::new(),
+        tls_ciphersuite: channels
+            .map(|c| c.tls_ciphersuite.clone())
+            .unwrap_or_default(),
+        dtls_cipher: channels.map(|c| c.dtls_cipher.clone()).unwrap_or_default(),
+        cstp_compression: channels
+            .map(|c| c.cstp_compression.clone())
+            .unwrap_or_default(),
+        dtls_compression: channels
+            .map(|c| c.dtls_compression.clone())
+            .unwrap_or_default(),
         dns: policy.dns.iter().map(IpAddr::to_string).collect(),
         nbns: policy.nbns.iter().map(IpAddr::to_string).collect(),
         split_dns_domains: policy.split_dns.clone(),
@@ -472,8 +482,8 @@ fn user_info(t: &Tunnel) -> UserInfo {
         device_id: g.device_id.clone(),
         device_platform: g.device_platform.clone(),
         macs: g.macs.clone(),
-        dtls_in_use: false,
-        udp_peer: None,
+        dtls_in_use: channels.is_some_and(|c| c.dtls_in_use),
+        udp_peer: t.udp_peer,
     }
 }
 

@@ -80,6 +80,7 @@ pub mod tun;
 pub mod tun_ip6;
 pub mod tun_mtu;
 pub mod tun_stats;
+pub mod tunnel_state;
 pub mod tunnels;
 pub mod udp;
 pub mod worker;

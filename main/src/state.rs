@@ -52,6 +52,8 @@ pub struct DtlsRoute {
 pub struct UdpHandover {
     pub socket: OwnedFd,
     pub first: Vec<u8>,
+    /// The client's address of the flow (occtl's UDP peer once the worker's session uses it).
+    pub peer: std::net::SocketAddr,
 }
 
 impl Shared {

@@ -38,6 +38,11 @@ pub struct Granted {
     pub device_id: String,
     pub device_platform: String,
     pub macs: Vec<String>,
+    /// The DPD interval the client was told (`mobile-dpd` for mobile clients), seconds.
+    pub dpd_secs: u32,
+    /// When the session was created (the login), from sec-mod's session age: a cookie
+    /// reconnect keeps it while `connected_at` is this connection's.
+    pub session_started: SystemTime,
 }
 
 /// One live tunnel.
@@ -53,6 +58,11 @@ pub struct Tunnel {
     /// The worker's last `Stats` report (bytes from / to the client).
     pub rx: u64,
     pub tx: u64,
+    /// The worker's last accepted state report, as main formatted it (`crate::tunnel_state`).
+    pub channels: Option<crate::tunnel_state::ChannelView>,
+    /// The client's UDP address its DTLS session uses: one main handed over, named by the
+    /// worker's last accepted report.
+    pub udp_peer: Option<SocketAddr>,
 }
 
 /// A connect (`connected: true`) or disconnect, for `show events`.
@@ -117,6 +127,22 @@ impl Registry {
         if let Some(t) = lock(&self.live).get_mut(&worker) {
             t.rx = rx;
             t.tx = tx;
+        }
+    }
+
+    /// The worker's state report passed main's checks; `udp_peer` (main's own record of the
+    /// flow the report names) replaces the last one when known.
+    pub fn update_channels(
+        &self,
+        worker: WorkerId,
+        view: crate::tunnel_state::ChannelView,
+        udp_peer: Option<SocketAddr>,
+    ) {
+        if let Some(t) = lock(&self.live).get_mut(&worker) {
+            t.channels = Some(view);
+            if udp_peer.is_some() {
+                t.udp_peer = udp_peer;
+            }
         }
     }
 
@@ -195,10 +221,14 @@ mod tests {
                 device_id: String::new(),
                 device_platform: String::new(),
                 macs: Vec::new(),
+                dpd_secs: 90,
+                session_started: SystemTime::now(),
             },
             connected_at: SystemTime::now(),
             rx: 0,
             tx: 0,
+            channels: None,
+            udp_peer: None,
         }
     }
 

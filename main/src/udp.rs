@@ -367,6 +367,7 @@ impl Demux {
         let flow = UdpHandover {
             socket,
             first: datagram.to_vec(),
+            peer: from,
         };
         route
             .handover

@@ -85,6 +85,7 @@ pub async fn serve(
     // the same policy.
     let mut run = Run::new(conn, stops, pid, local, pre_auth_until);
     run.client_socket = client_socket;
+    run.compression = start.tunnel.compression.enabled;
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -172,6 +173,10 @@ struct Run {
     /// main's duplicate of the client's TCP socket, kept until the CONNECT is answered, to set
     /// `net-priority` on it (crate::net_priority); closed then, and when the worker is gone.
     client_socket: Option<OwnedFd>,
+    /// Pacing and checks of the worker's state reports, and the UDP flows handed over.
+    state_gate: crate::tunnel_state::StateGate,
+    /// `compression` was on when the worker started: it may report compression.
+    compression: bool,
 }
 
 impl Run {
@@ -201,6 +206,8 @@ impl Run {
             granted_mtu: None,
             guard: crate::worker_guard::WorkerGuard::new(Instant::now()),
             client_socket: None,
+            state_gate: crate::tunnel_state::StateGate::new(Instant::now()),
+            compression: false,
         }
     }
 
@@ -361,11 +368,12 @@ impl Run {
                         }
                     }
                     let msg = ToWorker::Udp { first: flow.first };
+                    let from = flow.peer;
                     // Bounded: a worker that stops reading its channel must not hold this loop
                     // (and with it the kill, occtl and the backstops) in a send for ever.
                     let fds = [flow.socket.as_fd()];
                     match tokio::time::timeout(TERMINATE_GRACE, ipc::send(sock, &msg, &fds)).await {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => self.state_gate.handed_over(from),
                         Ok(Err(_)) => {
                             log::debug!("{peer}: cannot hand a UDP flow to worker {}", id.0);
                         }
@@ -437,6 +445,8 @@ impl Run {
                                 connected_at: std::time::SystemTime::now(),
                                 rx: 0,
                                 tx: 0,
+                                channels: None,
+                                udp_peer: None,
                             });
                         }
                         self.outcome = Some(outcome);
@@ -465,6 +475,22 @@ impl Run {
                 self.end = Some(reason);
                 self.rx = rx_bytes;
                 self.tx = tx_bytes;
+            }
+            ToMain::TunnelState(state) => {
+                let allowed = crate::tunnel_state::Allowed {
+                    compression: self.compression,
+                    dtls: self.outcome.as_ref().is_some_and(|o| o.dtls_offered),
+                };
+                match self.state_gate.admit(&state, allowed, Instant::now()) {
+                    Ok((view, udp_peer)) => {
+                        shared.conns.tunnels.update_channels(id, view, udp_peer);
+                    }
+                    Err(Some(why)) => {
+                        log::warn!("{peer}: worker {}: state report ignored: {why}", id.0);
+                    }
+                    // Same burst: already logged.
+                    Err(None) => {}
+                }
             }
         }
         Ok(())

@@ -110,6 +110,8 @@ impl WorkerGuard {
             ToMain::SessionEnd { .. } => (&mut self.once, "Connect/SessionEnd"),
             ToMain::Stats { .. } => (&mut self.stats, "Stats"),
             ToMain::TunMtu { .. } => (&mut self.tun_mtu, "TunMtu"),
+            // Paced and checked by `crate::tunnel_state`: excess ones are ignored, not fatal.
+            ToMain::TunnelState(_) => return Ok(()),
         };
         if bucket.take(now) {
             Ok(())

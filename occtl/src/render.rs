@@ -123,10 +123,11 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
         "id", "user", "vhost", "ip", "vpn-ip", "device", "since", "dtls-cipher", "status"
     );
     for u in users {
-        let dtls = if u.dtls_cipher.is_empty() {
-            "(no-dtls)"
+        // Fallen back to TLS counts as no DTLS: the column says what carries the data now.
+        let dtls = if u.dtls_in_use {
+            table_cipher(&u.dtls_cipher)
         } else {
-            u.dtls_cipher.as_str()
+            "(no-dtls)"
         };
         let _ = writeln!(
             out,
@@ -143,6 +144,18 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
         );
     }
     out
+}
+
+/// The `dtls-cipher` column as ocserv's occtl prints it: the cipher part of the description,
+/// without its `(DTLS1.2)-(PSK)-` / `(DTLS0.9)-(RSA)-` head; anything else is `(no-dtls)`.
+fn table_cipher(desc: &str) -> &str {
+    const HEAD: usize = "(DTLS1.2)-(PSK)-".len();
+    let known =
+        desc.starts_with("(DTLS") && matches!(desc.get(8..HEAD), Some(")-(RSA)-" | ")-(PSK)-"));
+    match desc.get(HEAD..) {
+        Some(cipher) if known && !cipher.is_empty() => cipher,
+        _ => "(no-dtls)",
+    }
 }
 
 /// The client's VPN address for one-line listings: IPv4, else IPv6 (ocserv occtl `get_ip`).
@@ -399,4 +412,24 @@ pub(crate) fn history_table(records: &[SessionRecord]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table_cipher;
+
+    #[test]
+    fn the_table_shows_the_cipher_part_as_ocserv() {
+        assert_eq!(
+            table_cipher("(DTLS1.2)-(PSK)-(AES-256-GCM)"),
+            "(AES-256-GCM)"
+        );
+        assert_eq!(
+            table_cipher("(DTLS0.9)-(RSA)-(AES-128-CBC)-(SHA1)"),
+            "(AES-128-CBC)-(SHA1)"
+        );
+        assert_eq!(table_cipher(""), "(no-dtls)");
+        assert_eq!(table_cipher("(DTLS1.2)-(PSK)-"), "(no-dtls)");
+        assert_eq!(table_cipher("(TLS1.3)-(ECDHE-X25519)"), "(no-dtls)");
+    }
 }

@@ -329,6 +329,16 @@ pub fn ipc(data: &[u8]) {
     round_trip::<main_worker::ToWorker>(data);
     round_trip::<worker_secmod::ToSecMod>(data);
     round_trip::<worker_secmod::FromSecMod>(data);
+    // main's check of a worker's state report: any values, no panic; accepted text is printable.
+    if let Ok(main_worker::ToMain::TunnelState(state)) = ipc::decode(data) {
+        if let Ok(d) = crate::session_desc::describe(&state) {
+            assert!(d
+                .tls
+                .bytes()
+                .chain(d.dtls.bytes())
+                .all(|b| b.is_ascii_graphic()));
+        }
+    }
     // main's check of a worker's CONNECT, and the worker's cleaning always satisfying it.
     if let Ok(main_worker::ToMain::Connect(req)) = ipc::decode(data) {
         let _ = client_strings::check_request(&req);

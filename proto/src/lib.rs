@@ -48,6 +48,7 @@ pub mod otp_file;
 pub mod passwd;
 pub mod policy;
 pub mod radius;
+pub mod session_desc;
 
 /// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
 /// errors this way).

@@ -15,6 +15,23 @@ use rocserv_e2e::{bin, lab, Lab, Server, WAIT};
 /// A server whose workers are `flood-worker` in `mode`, and one TCP connection to it (main
 /// starts a "worker" for it). Returns the log line that matched `expect`.
 fn misbehave(mode: &str, expect: &str) -> String {
+    let (_lab, server, conn) = flooded(mode);
+    let line = server
+        .wait_for_log(expect, Duration::from_secs(10))
+        .expect("main killed the misbehaving worker");
+    assert!(line.contains("killing worker"), "{line}");
+    let deadline = Instant::now() + WAIT;
+    while let Some(pid) = server.workers().first().copied() {
+        assert!(Instant::now() < deadline, "worker {pid} still alive");
+        // Bounded poll of /proc: process exit has no signal we can wait on from here.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(conn);
+    server.log_text()
+}
+
+/// The server with `flood-worker` in `mode` and the connection that started one.
+fn flooded(mode: &str) -> (Lab, Server, TcpStream) {
     let lab = Lab::new();
     let dir = lab.dir.join("bin");
     std::fs::create_dir(&dir).unwrap();
@@ -37,18 +54,7 @@ fn misbehave(mode: &str, expect: &str) -> String {
     })
     .join()
     .unwrap();
-    let line = server
-        .wait_for_log(expect, Duration::from_secs(10))
-        .expect("main killed the misbehaving worker");
-    assert!(line.contains("killing worker"), "{line}");
-    let deadline = Instant::now() + WAIT;
-    while let Some(pid) = server.workers().first().copied() {
-        assert!(Instant::now() < deadline, "worker {pid} still alive");
-        // Bounded poll of /proc: process exit has no signal we can wait on from here.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(conn);
-    server.log_text()
+    (lab, server, conn)
 }
 
 #[test]
@@ -63,4 +69,43 @@ fn a_connect_with_a_newline_in_the_hostname_is_refused_by_main() {
     let log = misbehave("hostname", "CONNECT field hostname is not acceptable");
     // Refused before anything was done with it: sec-mod was never asked about the cookie.
     assert!(!log.contains("CONNECT refused"), "{log}");
+}
+
+/// State reports beyond main's budget are ignored with one log line, not fatal: the worker lives
+/// on and main still answers (a report is not worth a tunnel, but must not cost main more than
+/// a bounded amount of work and log).
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_flood_of_state_reports_is_ignored_with_one_line() {
+    let (lab, server, conn) = flooded("state");
+    server
+        .wait_for_log("too many state reports", Duration::from_secs(10))
+        .expect("main noticed the flood");
+    let worker = server.workers().first().copied().expect("worker alive");
+    // The flood is 10,000 messages; main has read them all once a new connection is served.
+    let probe = lab.cli.path();
+    std::thread::spawn(move || {
+        setns(
+            std::fs::File::open(probe).unwrap(),
+            CloneFlags::CLONE_NEWNET,
+        )
+        .unwrap();
+        let addr = SocketAddr::from((lab::SERVER_IP, 443));
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap()
+    })
+    .join()
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while server.workers().len() < 2 {
+        assert!(Instant::now() < deadline, "main stopped serving");
+        // Bounded poll of /proc: a worker's start has no signal we can wait on from here.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.log_text();
+    assert!(server.workers().contains(&worker), "{log}");
+    assert!(!log.contains("killing worker"), "{log}");
+    // One line per burst for each of the two workers at most.
+    let lines = log.matches("too many state reports").count();
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{log}");
+    drop(conn);
 }

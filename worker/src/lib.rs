@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocserv_proto::compress::Compressor;
-use rocserv_proto::ipc::main_worker::{CertLogin, ConnectRefusal, ToMain, ToWorker, WorkerStart};
+use rocserv_proto::ipc::main_worker::{
+    CertLogin, ConnectRefusal, ToMain, ToWorker, TunnelState, WorkerStart,
+};
 use rocserv_proto::ipc::CloseReason;
 use rustls::ProtocolVersion;
 use tokio::net::TcpStream;
@@ -284,6 +286,8 @@ async fn serve(
     }
     let cstp_compressor =
         cstp_compression.map(|a| Compressor::new(a, start.tunnel.compression.no_compress_limit));
+    // What main shows in occtl (code points; main checks them and makes the text).
+    let state = tunnel_state(tls.get_ref().1, cstp_compression, dtls_compression);
     let (tcp, conn) = tls.into_inner();
     let dtls = match (dtls_choice, grant.dtls_id, dtls_settings) {
         (Some(chosen), Some(id), Some(settings)) => {
@@ -315,9 +319,34 @@ async fn serve(
         dtls,
         &mut main,
         stats_every,
+        state,
     )
     .await;
     end_session(&main, summary.reason, summary.rx_bytes, summary.tx_bytes).await;
+}
+
+/// The TLS half of the tunnel's state report, and the compression negotiated at CONNECT; the
+/// DTLS half is filled in by the tunnel as it changes.
+fn tunnel_state(
+    conn: &rustls::ServerConnection,
+    cstp_compression: Option<rocserv_proto::compress::Algorithm>,
+    dtls_compression: Option<rocserv_proto::compress::Algorithm>,
+) -> TunnelState {
+    TunnelState {
+        tls_version: conn.protocol_version().map_or(0, u16::from),
+        tls_suite: conn
+            .negotiated_cipher_suite()
+            .map_or(0, |s| u16::from(s.suite())),
+        tls_group: conn
+            .negotiated_key_exchange_group()
+            .map(|g| u16::from(g.name())),
+        tls_signature: tls::remote_key::signed_scheme(),
+        dtls_suite: None,
+        dtls_flow: 0,
+        dtls_in_use: false,
+        cstp_compression,
+        dtls_compression,
+    }
 }
 
 async fn end_session(main: &MainChannel, reason: CloseReason, rx_bytes: u64, tx_bytes: u64) {

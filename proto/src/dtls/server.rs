@@ -168,6 +168,15 @@ impl Server {
         matches!(self.state, State::Established(_))
     }
 
+    /// The IANA code point of the established session's cipher suite (`None` before the
+    /// handshake completed): what the worker reports to main (`ToMain::TunnelState`).
+    pub fn established_suite(&self) -> Option<u16> {
+        match &self.state {
+            State::Established(s) => Some(s.suite.id()),
+            _ => None,
+        }
+    }
+
     /// The handshake failed for good or the channel was closed: drop this server.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)

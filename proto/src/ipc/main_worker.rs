@@ -205,6 +205,40 @@ pub enum ToMain {
         rx_bytes: u64,
         tx_bytes: u64,
     },
+    /// The tunnel's channels (what occtl shows): sent when the tunnel starts and then only
+    /// when something in it changed, at most one per [`TUNNEL_STATE_INTERVAL_MS`]. Code points,
+    /// not text: main checks each against the known ones and formats ocserv's text itself
+    /// (`crate::session_desc`).
+    TunnelState(TunnelState),
+}
+
+/// The least time between two [`ToMain::TunnelState`] reports of an honest worker (the first
+/// one goes out at once).
+pub const TUNNEL_STATE_INTERVAL_MS: u64 = 1000;
+
+/// A tunnel's channel state as the worker sees it. Every field is the worker's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelState {
+    /// The TLS (CSTP) session: IANA protocol version (0x0303 = TLS 1.2, 0x0304 = TLS 1.3),
+    /// cipher suite, key exchange group, and the signature scheme of the server's handshake
+    /// signature (`None` when none was made).
+    pub tls_version: u16,
+    pub tls_suite: u16,
+    pub tls_group: Option<u16>,
+    pub tls_signature: Option<u16>,
+    /// The IANA suite of the established DTLS session (it also tells PSK-NEGOTIATE from the
+    /// legacy modes and DTLS 1.2 from 0.9), `None` while no DTLS session is established.
+    pub dtls_suite: Option<u16>,
+    /// Which of main's UDP hand-overs (`ToWorker::Udp`, counted from 1; 0 = none) the
+    /// established DTLS session's socket came with: it changes when the client roams (a
+    /// completed handshake, an authenticated NAT rebinding). main knows each hand-over's client
+    /// address, so the worker only picks among addresses main itself saw.
+    pub dtls_flow: u32,
+    /// Packets for the client go over DTLS now (false: not yet, or fallen back to TLS).
+    pub dtls_in_use: bool,
+    /// Compression negotiated per channel at CONNECT.
+    pub cstp_compression: Option<crate::compress::Algorithm>,
+    pub dtls_compression: Option<crate::compress::Algorithm>,
 }
 
 /// The parts of a CONNECT request that main needs. All client-controlled.
@@ -383,6 +417,17 @@ mod tests {
         let link = Ipv6Link { prefix: 0, ..link };
         assert_eq!(link.remote_net(), Ipv6Addr::UNSPECIFIED);
         roundtrip(&ToMain::TunMtu { mtu: 1134 });
+        roundtrip(&ToMain::TunnelState(TunnelState {
+            tls_version: 0x0304,
+            tls_suite: 0x1302,
+            tls_group: Some(0x001d),
+            tls_signature: Some(0x0804),
+            dtls_suite: Some(0x00a9),
+            dtls_flow: 1,
+            dtls_in_use: true,
+            cstp_compression: Some(crate::compress::Algorithm::Lz4),
+            dtls_compression: None,
+        }));
         roundtrip(&ToMain::SessionEnd {
             reason: CloseReason::Temporary,
             rx_bytes: 1,

@@ -1,7 +1,8 @@
 //! A stand-in for `rocserv-worker` that behaves like a compromised one, on its main channel
 //! (fd 4), then stays alive. What it does is read from the file `mode` beside its binary:
 //! `stats` floods main with `Stats`; `hostname` sends a CONNECT whose host name carries a
-//! newline (a DNS record for a host-update script). Used by `tests/tests/worker_guard.rs`,
+//! newline (a DNS record for a host-update script); `state` floods main with `TunnelState`
+//! reports (ignored beyond main's budget, not fatal). Used by `tests/tests/worker_guard.rs`,
 //! which installs it as `rocserv-worker` beside copies of `rocserv` and `rocserv-sm`.
 #![allow(
     unsafe_code,
@@ -12,7 +13,7 @@ use std::os::fd::FromRawFd as _;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use rocserv_proto::ipc::main_worker::{ConnectRequest, ToMain};
+use rocserv_proto::ipc::main_worker::{ConnectRequest, ToMain, TunnelState};
 
 fn main() {
     // SAFETY: main starts every worker with its end of the main channel on fd 4 and nothing
@@ -35,6 +36,20 @@ fn main() {
                 dtls_overhead: None,
             }),
             1,
+        ),
+        "state" => (
+            ToMain::TunnelState(TunnelState {
+                tls_version: 0x0304,
+                tls_suite: 0x1302,
+                tls_group: Some(0x001D),
+                tls_signature: Some(0x0804),
+                dtls_suite: None,
+                dtls_flow: 0,
+                dtls_in_use: false,
+                cstp_compression: None,
+                dtls_compression: None,
+            }),
+            10_000,
         ),
         _ => (
             ToMain::Stats {

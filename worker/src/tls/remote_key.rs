@@ -2,6 +2,7 @@
 //! only the key's kind, picks a scheme the client offered, and asks sec-mod for the signature
 //! (`worker_secmod::ToSecMod::Sign`) with a blocking, time-bounded request.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use rocserv_proto::ipc::worker_secmod::{FromSecMod, ToSecMod};
@@ -10,6 +11,19 @@ use rustls::sign::{Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 
 use crate::ipc::SecModClient;
+
+/// The scheme of the last handshake signature sec-mod made for this process (a worker serves
+/// one connection), `0` before any: reported to main for occtl's `TLS ciphersuite`. rustls
+/// does not expose the scheme it used.
+static SIGNED: AtomicU32 = AtomicU32::new(0);
+
+/// The signature scheme of this connection's handshake, if the server signed one.
+pub fn signed_scheme() -> Option<u16> {
+    match SIGNED.load(Ordering::Relaxed) {
+        0 => None,
+        scheme => u16::try_from(scheme).ok(),
+    }
+}
 
 /// The proxy key.
 #[derive(Debug)]
@@ -86,7 +100,10 @@ impl Signer for RemoteSigner {
             vhost: self.vhost.clone(),
         };
         match self.secmod.request(&request) {
-            Ok(FromSecMod::Signature(signature)) => Ok(signature),
+            Ok(FromSecMod::Signature(signature)) => {
+                SIGNED.store(u32::from(u16::from(self.scheme)), Ordering::Relaxed);
+                Ok(signature)
+            }
             Ok(FromSecMod::SignFailed) => {
                 Err(rustls::Error::General("sec-mod refused to sign".into()))
             }

@@ -108,6 +108,8 @@ pub struct Dtls {
     cstp_override: bool,
     /// Whether packets went over DTLS at the last decision (for the log lines).
     was_active: bool,
+    /// main's hand-overs so far (`ToWorker::Udp`), to number each flow's socket.
+    flows: u32,
     rx: Box<[u8]>,
     /// Outgoing control record under construction.
     tx: Box<[u8]>,
@@ -159,6 +161,7 @@ impl Dtls {
             reported_mtu: u16::MAX,
             cstp_override: false,
             was_active: false,
+            flows: 0,
             rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
             tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
@@ -199,11 +202,13 @@ impl Dtls {
     /// it authenticates; anything else drops the socket. So a spoofed or replayed datagram cannot
     /// redirect the session (protocol.md §4.6, [`super::dtls_slots`]).
     pub fn new_flow(&mut self, fd: OwnedFd, mut first: Vec<u8>, ctx: &mut Ctx<'_>) -> Option<End> {
+        // Counted as main counts its hand-overs, used or not.
+        self.flows = self.flows.saturating_add(1);
         if self.setup.is_none() {
             log::warn!("main handed over a UDP flow although no DTLS was offered; closing it");
             return None;
         }
-        let socket = match DtlsSocket::adopt(fd) {
+        let socket = match DtlsSocket::adopt(fd, self.flows) {
             Ok(s) => s,
             Err(err) => {
                 log::error!("cannot use the UDP socket from main: {err}");
@@ -618,6 +623,23 @@ impl Dtls {
             self.was_active = active;
         }
         active
+    }
+
+    /// For main's view of the tunnel (`ToMain::TunnelState`): the established session's IANA
+    /// suite, which of main's hand-overs its socket came with (0: none), and whether packets
+    /// go over DTLS now.
+    pub fn state(&mut self, now: Instant) -> (Option<u16>, u32, bool) {
+        let suite = self
+            .slots
+            .session()
+            .filter(|_| self.established())
+            .and_then(Server::established_suite);
+        let flow = self
+            .slots
+            .current()
+            .filter(|_| suite.is_some())
+            .map_or(0, DtlsSocket::flow);
+        (suite, flow, self.active(now))
     }
 
     /// DATA arrived over CSTP: the client is not using DTLS right now.

@@ -25,6 +25,9 @@ use super::udp_mmsg::{self, Received, BURST};
 /// The socket and whether the reactor watches it.
 pub struct DtlsSocket {
     state: State,
+    /// Which of main's hand-overs this socket came with (1 = the first `ToWorker::Udp`): the
+    /// worker's state report names the session's, and main knows each one's client address.
+    flow: u32,
 }
 
 enum State {
@@ -38,7 +41,7 @@ enum State {
 impl DtlsSocket {
     /// Take main's socket, make it non-blocking (fcntl, not ioctl: the sandbox allows only the
     /// former) and register it with the reactor.
-    pub fn adopt(fd: OwnedFd) -> io::Result<Self> {
+    pub fn adopt(fd: OwnedFd, flow: u32) -> io::Result<Self> {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
         let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
@@ -47,7 +50,12 @@ impl DtlsSocket {
         let state = crate::fds::register_readable(socket)
             .map(State::Watched)
             .map_err(|err| err.into_parts().1)?;
-        Ok(Self { state })
+        Ok(Self { state, flow })
+    }
+
+    /// Which hand-over of main's this socket came with.
+    pub fn flow(&self) -> u32 {
+        self.flow
     }
 
     /// Whether the socket is out of epoll.
@@ -81,11 +89,16 @@ impl DtlsSocket {
 
     /// Take the socket out of epoll (a bulk flow: the pump reads it on a timer).
     pub fn rest(self) -> Self {
+        let flow = self.flow;
         match self.state {
             State::Watched(fd) => Self {
                 state: State::Resting(fd.into_inner()),
+                flow,
             },
-            resting @ State::Resting(_) => Self { state: resting },
+            resting @ State::Resting(_) => Self {
+                state: resting,
+                flow,
+            },
         }
     }
 
@@ -93,11 +106,13 @@ impl DtlsSocket {
     /// socket stays resting (and is still read on the pump's timer) and the error is returned for
     /// the log.
     pub fn watch(self) -> (Self, Option<io::Error>) {
+        let flow = self.flow;
         match self.state {
             State::Resting(socket) => match crate::fds::register_readable(socket) {
                 Ok(fd) => (
                     Self {
                         state: State::Watched(fd),
+                        flow,
                     },
                     None,
                 ),
@@ -106,12 +121,19 @@ impl DtlsSocket {
                     (
                         Self {
                             state: State::Resting(socket),
+                            flow,
                         },
                         Some(err),
                     )
                 }
             },
-            watched @ State::Watched(_) => (Self { state: watched }, None),
+            watched @ State::Watched(_) => (
+                Self {
+                    state: watched,
+                    flow,
+                },
+                None,
+            ),
         }
     }
 }
@@ -135,7 +157,7 @@ mod tests {
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         a.connect(b.local_addr().unwrap()).unwrap();
         b.connect(a.local_addr().unwrap()).unwrap();
-        (DtlsSocket::adopt(OwnedFd::from(a)).unwrap(), b)
+        (DtlsSocket::adopt(OwnedFd::from(a), 1).unwrap(), b)
     }
 
     fn read(socket: &DtlsSocket) -> io::Result<usize> {

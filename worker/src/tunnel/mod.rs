@@ -10,6 +10,7 @@ pub mod dtls_socket;
 pub mod path_mtu;
 pub mod pump;
 pub mod session;
+pub mod state_report;
 pub mod tun_io;
 pub mod udp_gso;
 pub mod udp_mmsg;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rocserv_proto::compress::{self, Compressor, COMPRESS_ROOM, MAX_DECOMPRESSED};
 use rocserv_proto::cstp::{self, Decoded, Frame, PacketType, HEADER_LEN, MAX_PAYLOAD};
-use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
+use rocserv_proto::ipc::main_worker::{ToMain, ToWorker, TunnelState};
 use rocserv_proto::ipc::CloseReason;
 use rustls::ServerConnection;
 use tokio::io::unix::AsyncFd;
@@ -34,6 +34,7 @@ use rocserv_proto::offload::VnetHdr;
 
 use super::dtls::{Ctx as DtlsCtx, Dtls};
 use super::session::{Action, End, Session, SessionTimers};
+use super::state_report::Reporter;
 use super::tun_io::{AckHold, TunWriter, READ_BUF};
 use crate::ipc::MainChannel;
 
@@ -92,6 +93,7 @@ pub async fn run(
     dtls: Dtls,
     main: &mut MainChannel,
     stats_every: Duration,
+    state: TunnelState,
 ) -> Summary {
     conn.set_buffer_limit(None);
     let tun = match crate::fds::register_tun(tun) {
@@ -124,6 +126,8 @@ pub async fn run(
         tx_bytes: 0,
         zip: cstp_compression.map(Zip::new),
         dtls,
+        state,
+        reporter: Reporter::default(),
     };
     let end = pump.event_loop(main, stats_every).await;
     log::info!("tunnel closed: {}", end.why);
@@ -177,6 +181,10 @@ struct Pump {
     zip: Option<Zip>,
     /// The DTLS channel (inert when not offered; see [`super::dtls`]).
     dtls: Dtls,
+    /// The channel state main shows in occtl: the TLS half fixed at start, the DTLS half
+    /// filled in from `dtls` before each report.
+    state: TunnelState,
+    reporter: Reporter,
 }
 
 /// Compression state and buffers of the CSTP channel (allocated once per tunnel).
@@ -370,7 +378,31 @@ impl Pump {
         let quiet = tokio::time::sleep_until(far);
         tokio::pin!(quiet);
         let mut quiet_armed = false;
+        // A state change held back by the reporter's pacing goes out when this fires.
+        let report = tokio::time::sleep_until(far);
+        tokio::pin!(report);
+        let mut report_armed = None;
         loop {
+            // occtl's view of the channels: at start, then on change (paced).
+            let now = Instant::now().into_std();
+            let (dtls_suite, dtls_flow, dtls_in_use) = self.dtls.state(now);
+            let current = TunnelState {
+                dtls_suite,
+                dtls_flow,
+                dtls_in_use,
+                ..self.state
+            };
+            if let Some(state) = self.reporter.due(current, now) {
+                if let Err(err) = main.send(&ToMain::TunnelState(state)).await {
+                    log::error!("main channel: {err}");
+                    return end_temporary("lost main");
+                }
+            }
+            let wake = self.reporter.wake_at(&current);
+            if wake != report_armed {
+                report.as_mut().reset(wake.map_or(far, Instant::from_std));
+                report_armed = wake;
+            }
             let next = [self.session.poll_timeout(), self.dtls.poll_timeout()]
                 .into_iter()
                 .flatten()
@@ -516,6 +548,7 @@ impl Pump {
                         return end;
                     }
                 }
+                () = &mut report, if report_armed.is_some() => report_armed = None,
                 _ = stats.tick() => {
                     let report = ToMain::Stats { rx_bytes: self.rx_bytes, tx_bytes: self.tx_bytes };
                     if let Err(err) = main.send(&report).await {
