@@ -64,6 +64,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logger;
 pub mod memory;
+pub mod metrics;
 pub mod net_priority;
 pub mod rate_limit;
 pub mod reload;
@@ -383,6 +384,24 @@ async fn start(
     if let Some(ctl) = &ctl {
         log::info!("occtl socket at {}", ctl.path().display());
     }
+    let metrics = match metrics::bind(&config) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!(
+                "cannot listen on metrics-listen {:?}: {e}",
+                config.metrics_listen
+            );
+            if let Some(path) = &pid_file {
+                let _ = std::fs::remove_file(path);
+            }
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+        log::info!("metrics at http://{addr}/metrics");
+    }
     match listener.local_addr() {
         Ok(addr) => log::info!("ready: listening on {addr} (tcp)"),
         Err(e) => log::info!("ready: listening on port {} (tcp) ({e})", config.tcp_port),
@@ -416,6 +435,8 @@ async fn start(
     }
     // Removes the socket file when dropped at the end of `start`.
     let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));
+    // Stops serving when dropped at the end of `start`.
+    let _metrics = metrics.map(|m| m.serve(Arc::clone(&shared)));
     let stop = server::run(shared, listener, secmod, pid_file).await;
     // Every worker is gone: so is every session's need for rules.
     if let Err(e) = firewall::reset().await {
