@@ -4,7 +4,9 @@
 //! bind the listening port, create tun devices, lease client addresses, spawn (fork+exec)
 //! sec-mod and one worker per connection, signal the processes it spawned. Never: open the
 //! server's private key (only sec-mod does; `--demo` *writes* a fresh one once), parse client
-//! HTTP or TLS (the worker does), trust what a worker says (worker messages are decoded as
+//! HTTP or TLS (the worker does; the one HTTP request head main reads is a scraper's on
+//! `metrics-listen`, 4 KiB at most, through the fuzzed `proto::http` parser; see [`metrics`]),
+//! trust what a worker says (worker messages are decoded as
 //! untrusted input; a malformed one gets that worker killed) or that it obeys (main enforces
 //! `Terminate` with a kill after a bounded wait, and the auth, idle and session timeouts itself;
 //! see [`conn`]).
@@ -28,7 +30,8 @@
 //! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`), and UDP
 //!    `udp-listen-host`/`listen-host` : `udp-port` when DTLS is configured (see [`udp`]).
 //! 7. Write the pid file (`-p` overrides `pid-file`).
-//! 8. Log `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
+//! 8. Bind the occtl socket and `metrics-listen` (if set; see [`metrics`]), then log
+//!    `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
 //!    in demo mode also print the openconnect command line and the password.
 //! 9. Serve: per accepted connection spawn a worker (see [`worker`]); SIGTERM/SIGINT stop the
 //!    server (workers and sec-mod get SIGTERM, the pid file is removed, exit 0); SIGHUP

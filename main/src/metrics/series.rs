@@ -43,7 +43,7 @@ pub fn gather(shared: &crate::state::Shared) -> Gathered {
 pub fn render(g: &Gathered) -> String {
     let mut e = Encoder::new();
     let s = &g.status;
-    let mut gauge = |e: &mut Encoder, name: &'static str, help: &str, v: u64| {
+    let gauge = |e: &mut Encoder, name: &'static str, help: &str, v: u64| {
         e.family(name, Kind::Gauge, help);
         e.sample(name, &[], v);
     };
@@ -95,7 +95,7 @@ pub fn render(g: &Gathered) -> String {
     e.sample("rocserv_sessions", &[("transport", "tls")], u64::try_from(tls).unwrap_or(u64::MAX));
 
     let c = &g.counters;
-    let mut counter = |e: &mut Encoder, name: &'static str, help: &str, v: u64| {
+    let counter = |e: &mut Encoder, name: &'static str, help: &str, v: u64| {
         e.family(name, Kind::Counter, help);
         e.sample(name, &[], v);
     };
