@@ -345,7 +345,9 @@ impl SecModClient {
 
     /// Requests to sec-mod waiting for their answer (`SessionOpen`): the metrics' queue depth.
     pub fn pending(&self) -> usize {
-        lock(&self.current().pending).as_ref().map_or(0, HashMap::len)
+        lock(&self.current().pending)
+            .as_ref()
+            .map_or(0, HashMap::len)
     }
 
     fn current(&self) -> Arc<Link> {

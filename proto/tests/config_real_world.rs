@@ -198,7 +198,10 @@ fn example_config_is_clean() {
     assert_eq!(all, Vec::<String>::new());
     assert!(parsed.config.auth.primary().is_some());
     // Metrics name users: the example keeps them on loopback (doc/security/metrics.md).
-    let metrics = parsed.config.metrics_listen.expect("metrics-listen in the example");
+    let metrics = parsed
+        .config
+        .metrics_listen
+        .expect("metrics-listen in the example");
     assert!(metrics.ip().is_loopback(), "{metrics}");
     // Only supported options appear in the example.
     for line in EXAMPLE.lines() {

@@ -61,16 +61,31 @@ fn scraped_with_curl_while_a_client_logs_in() {
 
     let doc = scrape(&lab.srv);
     assert_eq!(value(&doc, "vpn_active_sessions"), Some(0.0), "{doc}");
-    assert_eq!(value(&doc, "rocserv_auth_failures_total"), Some(0.0), "{doc}");
-    assert!(doc.contains("# TYPE rocserv_worker_spawn_seconds histogram"), "{doc}");
+    assert_eq!(
+        value(&doc, "rocserv_auth_failures_total"),
+        Some(0.0),
+        "{doc}"
+    );
+    assert!(
+        doc.contains("# TYPE rocserv_worker_spawn_seconds histogram"),
+        "{doc}"
+    );
 
     // A wrong password: the failure counter (ours and the criteo gauge) goes up.
     authenticate(&lab, "alice", "not-the-password").expect_err("wrong password refused");
     let doc = scrape_until(&lab.srv, WAIT, |d| {
         value(d, "rocserv_auth_failures_total") == Some(1.0)
     });
-    assert_eq!(value(&doc, "rocserv_auth_failures_total"), Some(1.0), "{doc}");
-    assert_eq!(value(&doc, "vpn_total_authentication_failures"), Some(1.0), "{doc}");
+    assert_eq!(
+        value(&doc, "rocserv_auth_failures_total"),
+        Some(1.0),
+        "{doc}"
+    );
+    assert_eq!(
+        value(&doc, "vpn_total_authentication_failures"),
+        Some(1.0),
+        "{doc}"
+    );
 
     let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
     let up = client.wait_up(WAIT).expect("tunnel up");
@@ -92,12 +107,21 @@ fn scraped_with_curl_while_a_client_logs_in() {
         "{line}"
     );
     // The pings went through: the client sent bytes.
-    assert!(line.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0, "{line}");
+    assert!(
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0,
+        "{line}"
+    );
     let dtls = value(&doc, "rocserv_sessions{transport=\"dtls\"}").unwrap();
     let tls = value(&doc, "rocserv_sessions{transport=\"tls\"}").unwrap();
     assert_eq!(dtls + tls, 1.0, "{doc}");
-    assert!(value(&doc, "rocserv_worker_spawn_seconds_count").unwrap() >= 2.0, "{doc}");
-    assert!(value(&doc, "rocserv_secmod_request_seconds_count").unwrap() >= 1.0, "{doc}");
+    assert!(
+        value(&doc, "rocserv_worker_spawn_seconds_count").unwrap() >= 2.0,
+        "{doc}"
+    );
+    assert!(
+        value(&doc, "rocserv_secmod_request_seconds_count").unwrap() >= 1.0,
+        "{doc}"
+    );
 
     // Strict: nothing but GET /metrics.
     assert_eq!(curl(&lab.srv, &[], "/").0, "404");
@@ -108,7 +132,9 @@ fn scraped_with_curl_while_a_client_logs_in() {
     server
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
-    let doc = scrape_until(&lab.srv, WAIT, |d| value(d, "vpn_active_sessions") == Some(0.0));
+    let doc = scrape_until(&lab.srv, WAIT, |d| {
+        value(d, "vpn_active_sessions") == Some(0.0)
+    });
     assert_eq!(value(&doc, "vpn_active_sessions"), Some(0.0), "{doc}");
     assert!(!doc.contains("username=\"alice\""), "{doc}");
 }
@@ -128,5 +154,9 @@ fn off_by_default() {
         &format!("http://{LISTEN}/metrics"),
     ]);
     assert!(!ok, "something answered on {LISTEN}:\n{out}");
-    assert!(!server.log_text().contains("metrics at"), "{}", server.log_text());
+    assert!(
+        !server.log_text().contains("metrics at"),
+        "{}",
+        server.log_text()
+    );
 }

@@ -156,11 +156,10 @@ async fn scrape(mut stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
     };
     let response = match routed? {
         Route::Metrics => {
-            let body = tokio::task::spawn_blocking(move || {
-                series::render(&series::gather(&shared))
-            })
-            .await
-            .map_err(std::io::Error::other)?;
+            let body =
+                tokio::task::spawn_blocking(move || series::render(&series::gather(&shared)))
+                    .await
+                    .map_err(std::io::Error::other)?;
             Response::new(200, "OK")
                 .header("Content-Type", text::CONTENT_TYPE)
                 .body(body)
@@ -207,12 +206,24 @@ mod tests {
             ask("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n"),
             Some(Route::Metrics)
         );
-        assert_eq!(ask("GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Some(Route::Metrics));
+        assert_eq!(
+            ask("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+            Some(Route::Metrics)
+        );
         assert_eq!(ask("GET / HTTP/1.1\r\n\r\n"), Some(Route::NotFound));
         assert_eq!(ask("GET /metricsx HTTP/1.1\r\n\r\n"), Some(Route::NotFound));
-        assert_eq!(ask("GET /metrics/../x HTTP/1.1\r\n\r\n"), Some(Route::NotFound));
-        assert_eq!(ask("POST /metrics HTTP/1.1\r\n\r\n"), Some(Route::MethodNotAllowed));
-        assert_eq!(ask("HEAD /metrics HTTP/1.1\r\n\r\n"), Some(Route::MethodNotAllowed));
+        assert_eq!(
+            ask("GET /metrics/../x HTTP/1.1\r\n\r\n"),
+            Some(Route::NotFound)
+        );
+        assert_eq!(
+            ask("POST /metrics HTTP/1.1\r\n\r\n"),
+            Some(Route::MethodNotAllowed)
+        );
+        assert_eq!(
+            ask("HEAD /metrics HTTP/1.1\r\n\r\n"),
+            Some(Route::MethodNotAllowed)
+        );
         assert_eq!(
             ask("GET /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
             Some(Route::BadRequest)

@@ -49,17 +49,72 @@ pub fn render(g: &Gathered) -> String {
     };
 
     // criteo/ocserv-exporter's server series (gauges there, from `occtl show status`).
-    gauge(&mut e, "vpn_start_time_seconds", "Start time of the server since unix epoch in seconds.", s.up_since);
-    gauge(&mut e, "vpn_active_sessions", "Current number of users connected.", u64::from(s.active_sessions));
-    gauge(&mut e, "vpn_handled_sessions", "Total number of sessions handled since the server is up.", s.total_sessions);
-    gauge(&mut e, "vpn_sessions_handled", "Total number of sessions handled since last stats reset.", s.total_sessions);
-    gauge(&mut e, "vpn_ips_banned", "Number of IPs banned now.", u64::from(s.banned_ips));
-    gauge(&mut e, "vpn_total_authentication_failures", "Total number of authentication failures since the server is up.", s.total_auth_failures);
-    gauge(&mut e, "vpn_authentication_failures", "Total number of authentication failures since last stats reset.", s.total_auth_failures);
-    gauge(&mut e, "vpn_average_session_time_seconds", "Average session time in seconds of the ended sessions.", s.avg_session_time);
-    gauge(&mut e, "vpn_max_session_time_seconds", "Longest session time in seconds of the ended sessions.", s.max_session_time);
-    gauge(&mut e, "vpn_rx_bytes", "Bytes received from clients by the ended sessions.", s.rx_bytes);
-    gauge(&mut e, "vpn_tx_bytes", "Bytes sent to clients by the ended sessions.", s.tx_bytes);
+    gauge(
+        &mut e,
+        "vpn_start_time_seconds",
+        "Start time of the server since unix epoch in seconds.",
+        s.up_since,
+    );
+    gauge(
+        &mut e,
+        "vpn_active_sessions",
+        "Current number of users connected.",
+        u64::from(s.active_sessions),
+    );
+    gauge(
+        &mut e,
+        "vpn_handled_sessions",
+        "Total number of sessions handled since the server is up.",
+        s.total_sessions,
+    );
+    gauge(
+        &mut e,
+        "vpn_sessions_handled",
+        "Total number of sessions handled since last stats reset.",
+        s.total_sessions,
+    );
+    gauge(
+        &mut e,
+        "vpn_ips_banned",
+        "Number of IPs banned now.",
+        u64::from(s.banned_ips),
+    );
+    gauge(
+        &mut e,
+        "vpn_total_authentication_failures",
+        "Total number of authentication failures since the server is up.",
+        s.total_auth_failures,
+    );
+    gauge(
+        &mut e,
+        "vpn_authentication_failures",
+        "Total number of authentication failures since last stats reset.",
+        s.total_auth_failures,
+    );
+    gauge(
+        &mut e,
+        "vpn_average_session_time_seconds",
+        "Average session time in seconds of the ended sessions.",
+        s.avg_session_time,
+    );
+    gauge(
+        &mut e,
+        "vpn_max_session_time_seconds",
+        "Longest session time in seconds of the ended sessions.",
+        s.max_session_time,
+    );
+    gauge(
+        &mut e,
+        "vpn_rx_bytes",
+        "Bytes received from clients by the ended sessions.",
+        s.rx_bytes,
+    );
+    gauge(
+        &mut e,
+        "vpn_tx_bytes",
+        "Bytes sent to clients by the ended sessions.",
+        s.tx_bytes,
+    );
 
     // criteo/ocserv-exporter's per-session series, same labels.
     let labelled = |u: &UserInfo| -> [(&'static str, String); 6] {
@@ -67,15 +122,33 @@ pub fn render(g: &Gathered) -> String {
             ("username", u.username.clone()),
             ("remote_ip", u.remote_ip.to_string()),
             ("mtu", u.mtu.map_or_else(String::new, |m| m.to_string())),
-            ("vpn_ipv4", u.ipv4.map_or_else(String::new, |a| a.to_string())),
-            ("vpn_ipv6", u.ipv6.map_or_else(String::new, |a| a.to_string())),
+            (
+                "vpn_ipv4",
+                u.ipv4.map_or_else(String::new, |a| a.to_string()),
+            ),
+            (
+                "vpn_ipv6",
+                u.ipv6.map_or_else(String::new, |a| a.to_string()),
+            ),
             ("device", u.device.clone()),
         ]
     };
     let per_user: [(&'static str, &str, fn(&UserInfo) -> u64); 3] = [
-        ("vpn_user_rx_bytes", "Bytes received from the client by this session.", |u| u.rx_bytes),
-        ("vpn_user_tx_bytes", "Bytes sent to the client by this session.", |u| u.tx_bytes),
-        ("vpn_user_start_time_seconds", "Start time of the session since unix epoch in seconds.", |u| u.connected_at),
+        (
+            "vpn_user_rx_bytes",
+            "Bytes received from the client by this session.",
+            |u| u.rx_bytes,
+        ),
+        (
+            "vpn_user_tx_bytes",
+            "Bytes sent to the client by this session.",
+            |u| u.tx_bytes,
+        ),
+        (
+            "vpn_user_start_time_seconds",
+            "Start time of the session since unix epoch in seconds.",
+            |u| u.connected_at,
+        ),
     ];
     for (name, help, value) in per_user {
         e.family(name, Kind::Gauge, help);
@@ -91,28 +164,83 @@ pub fn render(g: &Gathered) -> String {
     let dtls = g.users.iter().filter(|u| u.dtls_in_use).count();
     let tls = g.users.len().saturating_sub(dtls);
     e.family("rocserv_sessions", Kind::Gauge, "Tunnels up now, by the channel carrying their data: DTLS (UDP) or TLS (TCP only, or fallen back).");
-    e.sample("rocserv_sessions", &[("transport", "dtls")], u64::try_from(dtls).unwrap_or(u64::MAX));
-    e.sample("rocserv_sessions", &[("transport", "tls")], u64::try_from(tls).unwrap_or(u64::MAX));
+    e.sample(
+        "rocserv_sessions",
+        &[("transport", "dtls")],
+        u64::try_from(dtls).unwrap_or(u64::MAX),
+    );
+    e.sample(
+        "rocserv_sessions",
+        &[("transport", "tls")],
+        u64::try_from(tls).unwrap_or(u64::MAX),
+    );
 
     let c = &g.counters;
     let counter = |e: &mut Encoder, name: &'static str, help: &str, v: u64| {
         e.family(name, Kind::Counter, help);
         e.sample(name, &[], v);
     };
-    counter(&mut e, "rocserv_connections_accepted_total", "TCP connections given to a worker, each one TLS handshake attempt.", c.connections);
-    counter(&mut e, "rocserv_connections_rejected_total", "TCP connections closed at accept: banned address, max-clients, pre-auth caps.", c.rejected);
-    counter(&mut e, "rocserv_logins_total", "Tunnels granted (a CONNECT with a valid cookie passed every check).", c.sessions);
-    counter(&mut e, "rocserv_auth_failures_total", "Failed authentication attempts reported by sec-mod.", c.auth_failures);
-    counter(&mut e, "rocserv_reloads_total", "Successful configuration reloads.", c.reloads);
-    e.family("rocserv_uptime_seconds", Kind::Gauge, "Seconds since the server started.");
+    counter(
+        &mut e,
+        "rocserv_connections_accepted_total",
+        "TCP connections given to a worker, each one TLS handshake attempt.",
+        c.connections,
+    );
+    counter(
+        &mut e,
+        "rocserv_connections_rejected_total",
+        "TCP connections closed at accept: banned address, max-clients, pre-auth caps.",
+        c.rejected,
+    );
+    counter(
+        &mut e,
+        "rocserv_logins_total",
+        "Tunnels granted (a CONNECT with a valid cookie passed every check).",
+        c.sessions,
+    );
+    counter(
+        &mut e,
+        "rocserv_auth_failures_total",
+        "Failed authentication attempts reported by sec-mod.",
+        c.auth_failures,
+    );
+    counter(
+        &mut e,
+        "rocserv_reloads_total",
+        "Successful configuration reloads.",
+        c.reloads,
+    );
+    e.family(
+        "rocserv_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since the server started.",
+    );
     e.sample("rocserv_uptime_seconds", &[], c.uptime.as_secs());
 
-    e.family("rocserv_secmod_pending_requests", Kind::Gauge, "Requests from main to sec-mod waiting for their answer.");
+    e.family(
+        "rocserv_secmod_pending_requests",
+        Kind::Gauge,
+        "Requests from main to sec-mod waiting for their answer.",
+    );
     e.sample("rocserv_secmod_pending_requests", &[], g.secmod_pending);
     let h = &g.secmod_request;
-    e.histogram("rocserv_secmod_request_seconds", "Round trip of main's requests to sec-mod (session open at CONNECT).", &[], &h.cumulative, h.sum_secs, h.count);
+    e.histogram(
+        "rocserv_secmod_request_seconds",
+        "Round trip of main's requests to sec-mod (session open at CONNECT).",
+        &[],
+        &h.cumulative,
+        h.sum_secs,
+        h.count,
+    );
     let h = &g.worker_spawn;
-    e.histogram("rocserv_worker_spawn_seconds", "Time to start a worker: socket pairs, sec-mod told, fork and exec.", &[], &h.cumulative, h.sum_secs, h.count);
+    e.histogram(
+        "rocserv_worker_spawn_seconds",
+        "Time to start a worker: socket pairs, sec-mod told, fork and exec.",
+        &[],
+        &h.cumulative,
+        h.sum_secs,
+        h.count,
+    );
     e.finish()
 }
 
@@ -175,7 +303,9 @@ mod tests {
     fn gathered(users: Vec<UserInfo>) -> Gathered {
         let counters = Counters::default();
         Counters::add(&counters.auth_failures, 3);
-        counters.worker_spawn.observe(std::time::Duration::from_millis(3));
+        counters
+            .worker_spawn
+            .observe(std::time::Duration::from_millis(3));
         Gathered {
             status: ServerStatus {
                 server_pid: 1,
@@ -236,7 +366,10 @@ mod tests {
                 current = name;
             } else if !line.starts_with("# HELP ") {
                 let name = line.split(['{', ' ']).next().unwrap();
-                assert!(name.starts_with(current.as_str()), "{line} outside {current}");
+                assert!(
+                    name.starts_with(current.as_str()),
+                    "{line} outside {current}"
+                );
                 assert!(
                     name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                         && !name.starts_with(|c: char| c.is_ascii_digit()),

@@ -204,7 +204,11 @@ mod tests {
         let evil = "x\"} 1\nvpn_active_sessions 999\n# TYPE \\";
         let mut e = Encoder::new();
         e.family("vpn_user_rx_bytes", Kind::Gauge, "Bytes.");
-        e.sample("vpn_user_rx_bytes", &[("username", evil), ("device", "vpns0")], 5u64);
+        e.sample(
+            "vpn_user_rx_bytes",
+            &[("username", evil), ("device", "vpns0")],
+            5u64,
+        );
         let doc = e.finish();
         let lines: Vec<&str> = doc.lines().collect();
         assert_eq!(lines.len(), 3, "{doc}");
@@ -237,7 +241,11 @@ mod tests {
     #[test]
     fn families_and_samples() {
         let mut e = Encoder::new();
-        e.family("vpn_active_sessions", Kind::Gauge, "Current number of users connected.");
+        e.family(
+            "vpn_active_sessions",
+            Kind::Gauge,
+            "Current number of users connected.",
+        );
         e.sample("vpn_active_sessions", &[], 3u32);
         e.family("rocserv_x", Kind::Counter, "Line one\nback\\slash");
         e.sample("rocserv_x_total", &[("a", "1"), ("b", "")], 0.25);
