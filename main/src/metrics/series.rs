@@ -8,6 +8,9 @@ use rocserv_proto::ipc::ctl::{ServerStatus, UserInfo};
 use super::text::{Encoder, Kind};
 use crate::counters::{HistogramSnapshot, Snapshot};
 
+/// A per-session family: name, help, value.
+type PerUser = (&'static str, &'static str, fn(&UserInfo) -> u64);
+
 /// Everything one scrape reports, gathered first so that rendering is pure.
 #[derive(Debug, Clone)]
 pub struct Gathered {
@@ -133,7 +136,7 @@ pub fn render(g: &Gathered) -> String {
             ("device", u.device.clone()),
         ]
     };
-    let per_user: [(&'static str, &str, fn(&UserInfo) -> u64); 3] = [
+    let per_user: [PerUser; 3] = [
         (
             "vpn_user_rx_bytes",
             "Bytes received from the client by this session.",
