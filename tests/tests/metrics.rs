@@ -160,3 +160,31 @@ fn off_by_default() {
         server.log_text()
     );
 }
+
+/// With DTLS up, the session counts under `transport="dtls"` (the worker's state report,
+/// `UserInfo.dtls_in_use`).
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_dtls_session_counts_as_dtls() {
+    let lab = Lab::new();
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[("metrics-listen", LISTEN), ("udp-port", "443")]),
+    );
+    server
+        .wait_for_log(&format!("metrics at http://{LISTEN}/metrics"), WAIT)
+        .expect("metrics listener announced");
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    client
+        .wait_for_output("Established DTLS connection", WAIT)
+        .expect("DTLS established");
+    let dtls = "rocserv_sessions{transport=\"dtls\"}";
+    let doc = scrape_until(&lab.srv, WAIT, |d| value(d, dtls) == Some(1.0));
+    assert_eq!(value(&doc, dtls), Some(1.0), "{doc}");
+    assert_eq!(
+        value(&doc, "rocserv_sessions{transport=\"tls\"}"),
+        Some(0.0),
+        "{doc}"
+    );
+}
