@@ -69,11 +69,13 @@ pub async fn handle(
     dtls: DtlsRoute,
 ) -> Result<Outcome, ipc::ChannelError> {
     let mut outcome = Outcome::default();
-    let grant = match shared
+    let asked = std::time::Instant::now();
+    let answer = shared
         .secmod
         .session_open(worker, peer.ip(), req.cookie.clone())
-        .await
-    {
+        .await;
+    shared.counters.secmod_request.observe(asked.elapsed());
+    let grant = match answer {
         Ok(Ok(grant)) => grant,
         Ok(Err(SessionRefusal::PolicyFile)) => {
             // sec-mod logged the file and line; the client hears a server error, as for any

@@ -396,7 +396,7 @@ fn bans(shared: &Shared, points: bool) -> Vec<BanInfo> {
         .collect()
 }
 
-fn status(shared: &Shared) -> ServerStatus {
+pub(crate) fn status(shared: &Shared) -> ServerStatus {
     let totals = shared.conns.tunnels.totals();
     let counters = shared.counters.snapshot();
     let closed = totals.sessions_closed;
@@ -419,7 +419,7 @@ fn status(shared: &Shared) -> ServerStatus {
     }
 }
 
-fn user_info(t: &Tunnel) -> UserInfo {
+pub(crate) fn user_info(t: &Tunnel) -> UserInfo {
     let g = &t.granted;
     let policy = &g.policy;
     // The tun device's counters are exact and current (ocserv reads them over netlink too);

@@ -4,7 +4,9 @@
 //! bind the listening port, create tun devices, lease client addresses, spawn (fork+exec)
 //! sec-mod and one worker per connection, signal the processes it spawned. Never: open the
 //! server's private key (only sec-mod does; `--demo` *writes* a fresh one once), parse client
-//! HTTP or TLS (the worker does), trust what a worker says (worker messages are decoded as
+//! HTTP or TLS (the worker does; the one HTTP request head main reads is a scraper's on
+//! `metrics-listen`, 4 KiB at most, through the fuzzed `proto::http` parser; see [`metrics`]),
+//! trust what a worker says (worker messages are decoded as
 //! untrusted input; a malformed one gets that worker killed) or that it obeys (main enforces
 //! `Terminate` with a kill after a bounded wait, and the auth, idle and session timeouts itself;
 //! see [`conn`]).
@@ -28,7 +30,8 @@
 //! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`), and UDP
 //!    `udp-listen-host`/`listen-host` : `udp-port` when DTLS is configured (see [`udp`]).
 //! 7. Write the pid file (`-p` overrides `pid-file`).
-//! 8. Log `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
+//! 8. Bind the occtl socket and `metrics-listen` (if set; see [`metrics`]), then log
+//!    `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
 //!    in demo mode also print the openconnect command line and the password.
 //! 9. Serve: per accepted connection spawn a worker (see [`worker`]); SIGTERM/SIGINT stop the
 //!    server (workers and sec-mod get SIGTERM, the pid file is removed, exit 0); SIGHUP
@@ -64,6 +67,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logger;
 pub mod memory;
+pub mod metrics;
 pub mod net_priority;
 pub mod rate_limit;
 pub mod reload;
@@ -383,6 +387,24 @@ async fn start(
     if let Some(ctl) = &ctl {
         log::info!("occtl socket at {}", ctl.path().display());
     }
+    let metrics = match metrics::bind(&config) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!(
+                "cannot listen on metrics-listen {:?}: {e}",
+                config.metrics_listen
+            );
+            if let Some(path) = &pid_file {
+                let _ = std::fs::remove_file(path);
+            }
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(addr) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+        log::info!("metrics at http://{addr}/metrics");
+    }
     match listener.local_addr() {
         Ok(addr) => log::info!("ready: listening on {addr} (tcp)"),
         Err(e) => log::info!("ready: listening on port {} (tcp) ({e})", config.tcp_port),
@@ -416,6 +438,8 @@ async fn start(
     }
     // Removes the socket file when dropped at the end of `start`.
     let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));
+    // Stops serving when dropped at the end of `start`.
+    let _metrics = metrics.map(|m| m.serve(Arc::clone(&shared)));
     let stop = server::run(shared, listener, secmod, pid_file).await;
     // Every worker is gone: so is every session's need for rules.
     if let Err(e) = firewall::reset().await {

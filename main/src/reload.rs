@@ -127,6 +127,7 @@ pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
         policy_files => "config-per-user/config-per-group/default-user-config/default-group-config",
         auto_select_group => "auto-select-group",
         session_db => "session-db",
+        metrics_listen => "metrics-listen",
     );
     // sec-mod holds each vhost's key and auth method, main its pool: adding or removing a
     // section needs a restart, and inside each section the same options are fixed.

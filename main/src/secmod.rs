@@ -343,6 +343,13 @@ impl SecModClient {
         self.pid.load(Ordering::Relaxed)
     }
 
+    /// Requests to sec-mod waiting for their answer (`SessionOpen`): the metrics' queue depth.
+    pub fn pending(&self) -> usize {
+        lock(&self.current().pending)
+            .as_ref()
+            .map_or(0, HashMap::len)
+    }
+
     fn current(&self) -> Arc<Link> {
         Arc::clone(&lock(&self.link))
     }

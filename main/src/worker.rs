@@ -56,10 +56,16 @@ pub async fn serve(
         .try_clone()
         .map_err(|e| log::warn!("{peer}: cannot keep the client socket for net-priority: {e}"))
         .ok();
-    let (main_sock, mut child) = match spawn(&shared, id, client, peer).await {
+    let spawning = Instant::now();
+    // The error is not `Send`: made a string before the next await.
+    let spawned = spawn(&shared, id, client, peer)
+        .await
+        .map_err(|e| crate::error_chain(&*e));
+    shared.counters.worker_spawn.observe(spawning.elapsed());
+    let (main_sock, mut child) = match spawned {
         Ok(pair) => pair,
         Err(e) => {
-            log::error!("{peer}: cannot start a worker: {}", crate::error_chain(&*e));
+            log::error!("{peer}: cannot start a worker: {e}");
             conn.release(None, 0, 0);
             return;
         }

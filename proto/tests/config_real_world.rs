@@ -197,6 +197,12 @@ fn example_config_is_clean() {
     let all: Vec<String> = parsed.diagnostics.iter().map(ToString::to_string).collect();
     assert_eq!(all, Vec::<String>::new());
     assert!(parsed.config.auth.primary().is_some());
+    // Metrics name users: the example keeps them on loopback (doc/security/metrics.md).
+    let metrics = parsed
+        .config
+        .metrics_listen
+        .expect("metrics-listen in the example");
+    assert!(metrics.ip().is_loopback(), "{metrics}");
     // Only supported options appear in the example.
     for line in EXAMPLE.lines() {
         let line = line.trim();

@@ -771,3 +771,25 @@ fn bandwidth_limits_and_net_priority() {
         );
     }
 }
+
+#[test]
+fn metrics_listen_is_an_address_and_port() {
+    assert_eq!(ok("").metrics_listen, None);
+    assert_eq!(
+        ok("metrics-listen = 127.0.0.1:9616").metrics_listen,
+        Some("127.0.0.1:9616".parse().unwrap())
+    );
+    assert_eq!(
+        ok("metrics-listen = [::1]:9616").metrics_listen,
+        Some("[::1]:9616".parse().unwrap())
+    );
+    for bad in ["localhost:9616", "127.0.0.1", "9616", "127.0.0.1:99999"] {
+        assert_eq!(
+            one(&format!("metrics-listen = {bad}")),
+            format!(
+                "t.conf:5: error: metrics-listen: expected ADDRESS:PORT (e.g. 127.0.0.1:9616, \
+                 [::1]:9616), found `{bad}`"
+            )
+        );
+    }
+}

@@ -298,6 +298,14 @@ pub(crate) fn supported(
         "occtl-socket-file" => c.occtl_socket_file = Some(values::absolute_path(v)?),
         // Relative: to the directory rocserv was started in (main makes it absolute at start).
         "pid-file" => c.pid_file = Some(values::file_name(v)?),
+        "metrics-listen" => {
+            c.metrics_listen = Some(v.parse().map_err(|_| {
+                format!(
+                    "expected ADDRESS:PORT (e.g. 127.0.0.1:9616, [::1]:9616), found {}",
+                    quote(v)
+                )
+            })?)
+        }
         "session-db" => {
             c.session_db = match v {
                 "none" => None,

@@ -438,6 +438,8 @@ pub struct Config {
     pub crl: Option<PathBuf>,
     pub cert_user_oid: Option<CertField>,
     pub cert_group_oid: Option<CertField>,
+    /// `metrics-listen` (ours): where main serves Prometheus metrics; `None` = off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
@@ -568,6 +570,7 @@ impl Default for Config {
             crl: None,
             cert_user_oid: None,
             cert_group_oid: None,
+            metrics_listen: None,
         }
     }
 }

@@ -300,6 +300,7 @@ static OPTIONS: &[OptionSpec] = &[
     yes_but("max-pre-auth-per-ip", G, "Most connections not logged in yet from one client address (IPv6: one /64); 0 = no limit.", "rocserv only (ocserv has no such option): default 32; raise it for many users behind one NAT address."),
     yes("max-same-clients", V, "Most sessions of one user at once; 0 = no limit."),
     yes_but("max-session-time-per-day", U, "Not an ocserv option.", "rocserv only, per-user/per-group files: seconds a user may be connected per UTC day, all their tunnels added up (0 = no limit; the user's file over the group's). Needs `session-db`. Checked at CONNECT (refused, logged) and at each traffic report (`stats-report-time`): the tunnel is ended with the reason in the log. See \"Session records and quotas\" below."),
+    yes_but("metrics-listen", G, "Not an ocserv option.", "rocserv only: `ADDRESS:PORT` where main serves Prometheus metrics over plain HTTP (`GET /metrics` only); off by default. Per-user series name users and their addresses: keep it on loopback or a management network. Fixed at start (a reload keeps the running value). See doc/metrics.md and doc/security/metrics.md."),
     alias("min-reauth-time", "ban-time", false, G),
     yes("mobile-dpd", V, "Dead peer detection interval for mobile clients; 0 = same as `dpd`."),
     yes("mobile-idle-timeout", V, "`idle-timeout` for mobile clients; unset = `idle-timeout`, 0 = never."),
