@@ -76,10 +76,8 @@ fn objects(text: &str) -> Vec<Object> {
                 out.push(std::mem::take(&mut cur));
             }
             cur.push((key.to_owned(), kind));
-        } else if line.trim_start().starts_with('}') || line == "  {" {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
+        } else if (line.trim_start().starts_with('}') || line == "  {") && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
         }
     }
     if !cur.is_empty() {
@@ -507,4 +505,43 @@ fn iroutes_table_is_ocservs() {
         ..crate::json_tests::user()
     };
     assert_eq!(crate::commands::iroutes_table(&[u]), theirs);
+}
+
+#[test]
+fn user_text_has_ocservs_lines() {
+    // The keys on each line (`Username: u   Groupname: g` -> `Username|Groupname`); an empty
+    // line is ocserv's separator.
+    let shape = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("\t\t"))
+            .map(|l| {
+                // Drop the human ages `(    4s)`, whose blanks are not separators.
+                let l = l.split(" (").next().unwrap_or_default();
+                l.split("   ")
+                    .map(|p| p.trim().split(':').next().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    };
+    let u = UserInfo {
+        restricted_to_ports: vec![],
+        nbns: vec!["192.168.98.2".into()],
+        split_dns_domains: vec!["corp.test".into()],
+        no_routes: vec!["192.168.98.128/255.255.255.128".into()],
+        ..rich_user()
+    };
+    let ours: Vec<String> = shape(&render::user(&u, NOW).text())
+        .into_iter()
+        // Lines of newer ocserv versions, of members empty in the sample, and ours.
+        .filter(|l| {
+            let first = l.split('|').next().unwrap_or_default();
+            !user_allowed().contains(&first)
+        })
+        .collect();
+    let theirs: Vec<String> = shape(&sample("show-user.txt"))
+        .into_iter()
+        .map(|l| l.replace("Limit RX|TX", "Limit RX|Limit TX"))
+        .collect();
+    assert_eq!(ours, theirs);
 }
