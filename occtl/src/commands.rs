@@ -269,6 +269,14 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         "show iroutes" => Ok(Command::Iroutes),
         "show sessions all" | "show cookies all" => Ok(Command::Sessions(SessionFilter::All)),
         "show sessions valid" | "show cookies valid" => Ok(Command::Sessions(SessionFilter::Valid)),
+        // ocserv looks up a session whose ID starts with `all` / `valid`; our session IDs are
+        // hex digits, which those words never start, so they list the sessions instead.
+        "show session" if arg.eq_ignore_ascii_case("all") => {
+            Ok(Command::Sessions(SessionFilter::All))
+        }
+        "show session" if arg.eq_ignore_ascii_case("valid") => {
+            Ok(Command::Sessions(SessionFilter::Valid))
+        }
         "show session" => Ok(Command::Sessions(SessionFilter::Prefix(needed()?))),
         "show user" => Ok(Command::User(needed()?)),
         "show id" => Ok(Command::Id(id()?)),
@@ -554,6 +562,18 @@ pub(crate) fn iroutes_table(users: &[rocserv_proto::ipc::ctl::UserInfo]) -> Stri
 
 /// `show events`: one user array (JSON) or one line (text) per event, until the server goes.
 fn events(conn: &mut Conn, opts: Options, out: &mut dyn Write) -> Result<u8, ClientError> {
+    // As ocserv: first the users connected now (as `show users`), then the prompt, then one
+    // object (JSON) or line (text) per event; `q` on stdin ends it.
+    let users = conn.users(CtlRequest::Users(UserFilter::All))?;
+    let listing = if opts.json {
+        let records: Vec<Record> = users.iter().map(|u| render::user(u, now())).collect();
+        json_array(&records, true)
+    } else {
+        render::users_table(&users, now())
+    };
+    let _ = write!(out, "{listing}\nPress 'q' or CTRL+C to quit\n\n");
+    let _ = out.flush();
+    quit_on_q();
     conn.send(&CtlRequest::Events)?;
     conn.no_timeout()?;
     loop {
@@ -576,6 +596,21 @@ fn events(conn: &mut Conn, opts: Options, out: &mut dyn Write) -> Result<u8, Cli
             return Ok(EXIT_OK);
         }
     }
+}
+
+/// Ends the process when `q` is read on stdin (ocserv's way out of `show events`); at the end
+/// of stdin the thread just ends.
+fn quit_on_q() {
+    std::thread::spawn(|| {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdin.read(&mut byte) {
+            if byte[0] == b'q' || byte[0] == b'Q' {
+                std::process::exit(i32::from(EXIT_OK));
+            }
+        }
+    });
 }
 
 pub(crate) use rocserv_proto::error_chain;
@@ -605,9 +640,12 @@ mod tests {
             ("show ip bans", bans.clone()),
             ("show ip ban points", points.clone()), // seen
             ("show ip ban points extra", points),
-            ("show session all", session("all")), // seen: the session "all"
-            ("show sessions all", all.clone()),   // seen
-            ("show sessions", session("s")),      // seen: `show session s`
+            // seen: ocserv looks up the session "all"; ours are hex, so: the list
+            ("show session all", all.clone()),
+            ("show session valid", valid.clone()),
+            ("show session 0a1b", session("0a1b")),
+            ("show sessions all", all.clone()), // seen
+            ("show sessions", session("s")),    // seen: `show session s`
             ("show sessions valid", valid.clone()),
             ("show sessionsvalid", session("svalid")),
             ("show cookies all", all.clone()), // seen
