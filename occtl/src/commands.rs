@@ -39,6 +39,9 @@ const fn spec(name: &'static str, arg: Option<&'static str>, help: &'static str)
     }
 }
 
+/// ocserv's command table, in ocserv's order: the order decides which entry a line runs (see
+/// [`parse`]), e.g. `show users` must come before `show user` and `show ip bans` before
+/// `show ip ban points`. `show history` is ours; no ocserv entry is a prefix of it or it of one.
 pub(crate) const COMMANDS: &[Spec] = &[
     spec(
         "disconnect user",
@@ -104,6 +107,7 @@ pub(crate) const COMMANDS: &[Spec] = &[
         "Print the last 100 sessions (of NAME) from the session database",
     ),
     spec("stop", Some("now"), "Stop the server"),
+    spec("reset", None, "Reset the terminal (no-op)"),
     spec("help", Some("or ?"), "Print this help"),
     spec("exit", None, "Leave this shell"),
     Spec {
@@ -152,86 +156,140 @@ pub(crate) enum Command {
     Unban(IpAddr),
     Reload,
     Stop,
+    /// `reset`: ocserv resets the terminal; nothing to do here.
+    Reset,
     Help,
     Exit,
 }
 
-/// Parse `line` (words are matched case-insensitively, extra blanks ignored).
-pub(crate) fn parse(line: &str) -> Result<Command, String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let best = COMMANDS
+/// The line as ocserv's occtl compares it: blanks trimmed at both ends and every run of
+/// blanks shortened to its first character (so a TAB stays a TAB and does not match a space).
+fn squeeze(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut prev_blank = false;
+    for c in line.trim().chars() {
+        let blank = c.is_ascii_whitespace();
+        if !(blank && prev_blank) {
+            out.push(c);
+        }
+        prev_blank = blank;
+    }
+    out
+}
+
+/// The table entry a line runs, and the rest of the line (its argument).
+///
+/// ocserv's rule (src/occtl/occtl.c `check_cmd`, observed with ocserv 1.1.6's occtl, see
+/// tests/ocserv-samples/matching.txt): the first entry, in table order, whose whole name starts
+/// the squeezed line (ASCII case-insensitively, character by character, not word by word)
+/// runs; whatever follows it, blanks skipped, is the argument, which the commands without an
+/// argument ignore. So `show ip bans points` is `show ip bans`, `show usersfoo` is
+/// `show users`, `show session all` is `show session` of the session `all`, `show sessions` is
+/// `show session s`, and abbreviations (`sh users`, `show us`) match nothing.
+pub(crate) fn lookup(line: &str) -> Option<(&'static Spec, String)> {
+    let line = squeeze(line);
+    COMMANDS.iter().find_map(|c| {
+        let head = line.get(..c.name.len())?;
+        if !head.eq_ignore_ascii_case(c.name) {
+            return None;
+        }
+        let rest = line.get(c.name.len()..).unwrap_or_default();
+        Some((c, rest.trim_start().to_owned()))
+    })
+}
+
+/// The commands whose names start with `line` (ocserv lists them when a line matches none).
+pub(crate) fn candidates(line: &str) -> Vec<&'static Spec> {
+    let typed = squeeze(line.trim_end_matches(|c: char| c == '?' || c.is_ascii_whitespace()));
+    COMMANDS
         .iter()
+        .filter(|c| c.shown)
         .filter(|c| {
-            let name: Vec<&str> = c.name.split(' ').collect();
-            words.len() >= name.len()
-                && name
-                    .iter()
-                    .zip(&words)
-                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
+            let n = typed.len().min(c.name.len());
+            matches!((c.name.get(..n), typed.get(..n)), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
         })
-        .max_by_key(|c| c.name.split(' ').count())
-        .ok_or_else(|| format!("unknown command: {}", line.trim()))?;
-    let args: Vec<&str> = words
-        .get(best.name.split(' ').count()..)
-        .unwrap_or_default()
-        .to_vec();
-    let arg = || -> Result<String, String> {
-        match args.as_slice() {
-            [one] => Ok((*one).to_owned()),
-            _ => Err(format!(
+        .collect()
+}
+
+/// `atoi` as ocserv applies it to an ID: leading digits, the rest ignored; 0 means none.
+fn leading_number(arg: &str) -> Option<u64> {
+    let digits: String = arg
+        .trim_start()
+        .trim_start_matches('+')
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+/// Parse `line` into a command (see [`lookup`] for how the entry is chosen).
+pub(crate) fn parse(line: &str) -> Result<Command, String> {
+    let Some((spec, arg)) = lookup(line) else {
+        let near: Vec<String> = candidates(line)
+            .iter()
+            .map(|c| format!(" {} {}", c.name, c.arg.unwrap_or_default()))
+            .collect();
+        if near.is_empty() || line.trim().is_empty() {
+            return Err(format!("unknown command: {}", line.trim()));
+        }
+        return Err(near.join("\n"));
+    };
+    // An argument that is missing or `?` asks for help, as in ocserv.
+    let needed = || -> Result<String, String> {
+        if arg.is_empty() || arg == "?" {
+            Err(format!(
                 "usage: {} {}",
-                best.name,
-                best.arg.unwrap_or_default()
-            )),
+                spec.name,
+                spec.arg.unwrap_or_default()
+            ))
+        } else {
+            Ok(arg.clone())
         }
     };
     let id = || -> Result<u64, String> {
-        arg()?
-            .parse()
-            .map_err(|_| format!("'{}' is not a connection ID", args.join(" ")))
+        leading_number(&needed()?).ok_or_else(|| format!("'{arg}' is not a connection ID"))
     };
-    let none = |cmd: Command| -> Result<Command, String> {
-        if args.is_empty() {
-            Ok(cmd)
-        } else {
-            Err(format!("{} takes no argument", best.name))
-        }
-    };
-    match best.name {
-        "disconnect user" => Ok(Command::Disconnect(UserFilter::Name(arg()?))),
+    match spec.name {
+        "disconnect user" => Ok(Command::Disconnect(UserFilter::Name(needed()?))),
         "disconnect id" => Ok(Command::Disconnect(UserFilter::Id(id()?))),
-        "terminate user" => Ok(Command::Terminate(Target::User(arg()?))),
+        "terminate user" => Ok(Command::Terminate(Target::User(needed()?))),
         "terminate id" => Ok(Command::Terminate(Target::Id(id()?))),
-        "terminate session" => Ok(Command::Terminate(Target::Session(arg()?))),
+        "terminate session" => Ok(Command::Terminate(Target::Session(needed()?))),
         "unban ip" => {
-            let text = arg()?;
+            let text = needed()?;
             text.parse()
                 .map(Command::Unban)
                 .map_err(|_| format!("'{text}' is not an IP address"))
         }
-        "reload" => none(Command::Reload),
-        "show status" => none(Command::Status),
-        "show users" => none(Command::Users),
-        "show ip bans" => none(Command::Bans { points: false }),
-        "show ip ban points" => none(Command::Bans { points: true }),
-        "show iroutes" => none(Command::Iroutes),
-        "show sessions all" | "show cookies all" => none(Command::Sessions(SessionFilter::All)),
-        "show sessions valid" | "show cookies valid" => {
-            none(Command::Sessions(SessionFilter::Valid))
+        "reload" => Ok(Command::Reload),
+        "show status" => Ok(Command::Status),
+        "show users" => Ok(Command::Users),
+        "show ip bans" => Ok(Command::Bans { points: false }),
+        "show ip ban points" => Ok(Command::Bans { points: true }),
+        "show iroutes" => Ok(Command::Iroutes),
+        "show sessions all" | "show cookies all" => Ok(Command::Sessions(SessionFilter::All)),
+        "show sessions valid" | "show cookies valid" => Ok(Command::Sessions(SessionFilter::Valid)),
+        // ocserv looks up a session whose ID starts with `all` / `valid`; our session IDs are
+        // hex digits, which those words never start, so they list the sessions instead.
+        "show session" if arg.eq_ignore_ascii_case("all") => {
+            Ok(Command::Sessions(SessionFilter::All))
         }
-        "show session" => Ok(Command::Sessions(SessionFilter::Prefix(arg()?))),
-        "show user" => Ok(Command::User(arg()?)),
+        "show session" if arg.eq_ignore_ascii_case("valid") => {
+            Ok(Command::Sessions(SessionFilter::Valid))
+        }
+        "show session" => Ok(Command::Sessions(SessionFilter::Prefix(needed()?))),
+        "show user" => Ok(Command::User(needed()?)),
         "show id" => Ok(Command::Id(id()?)),
-        "show events" => none(Command::Events),
-        "show history" => match args.as_slice() {
+        "show events" => Ok(Command::Events),
+        // Ours: the one word after it is a user name.
+        "show history" => match arg.split_whitespace().collect::<Vec<_>>().as_slice() {
             [] => Ok(Command::History(None)),
             [name] => Ok(Command::History(Some((*name).to_owned()))),
             _ => Err("usage: show history [NAME]".to_owned()),
         },
-        "stop" => match args.as_slice() {
-            ["now"] => Ok(Command::Stop),
-            _ => Err("usage: stop now".to_owned()),
-        },
+        // ocserv's `stop` ignores its argument: `stop` alone stops the server too.
+        "stop" => Ok(Command::Stop),
+        "reset" => Ok(Command::Reset),
         "help" | "?" => Ok(Command::Help),
         _ => Ok(Command::Exit),
     }
@@ -386,67 +444,83 @@ fn execute(
         }
         Command::Disconnect(filter) => {
             let done = conn.action(CtlRequest::Disconnect(filter.clone()))?;
-            let (code, text) = match (filter, done) {
-                (UserFilter::Name(n), true) => (EXIT_OK, format!("user '{n}' was disconnected")),
-                (UserFilter::Name(n), false) => {
-                    (EXIT_ERROR, format!("could not disconnect user '{n}'"))
-                }
-                (UserFilter::Id(id), true) => {
-                    (EXIT_OK, format!("connection ID '{id}' was disconnected"))
-                }
-                (UserFilter::Id(id), false) => {
-                    (EXIT_ERROR, format!("could not disconnect ID '{id}'"))
-                }
-                (UserFilter::All, _) => (EXIT_ERROR, "nothing to disconnect".to_owned()),
-            };
-            let _ = writeln!(out, "{text}");
-            return Ok(code);
+            return Ok(say(out, cmd, done));
         }
         Command::Terminate(target) => {
             let done = conn.action(CtlRequest::Terminate(target.clone()))?;
-            let what = match target {
-                Target::User(n) => format!("user '{n}'"),
-                Target::Id(id) => format!("connection ID '{id}'"),
-                Target::Session(s) => format!("session '{s}'"),
-            };
-            if done {
-                let _ = writeln!(out, "{what} was terminated");
-                return Ok(EXIT_OK);
-            }
-            let _ = writeln!(out, "could not terminate {what}");
-            return Ok(if matches!(target, Target::Session(_)) {
-                EXIT_NOT_FOUND
-            } else {
-                EXIT_ERROR
-            });
+            return Ok(say(out, cmd, done));
         }
         Command::Unban(ip) => {
             let done = conn.action(CtlRequest::Unban(*ip))?;
-            let text = if done {
-                format!("IP '{ip}' was unbanned")
-            } else {
-                format!("could not unban IP '{ip}'")
-            };
-            let _ = writeln!(out, "{text}");
-            return Ok(if done { EXIT_OK } else { EXIT_ERROR });
+            return Ok(say(out, cmd, done));
         }
         Command::Reload => match conn.action(CtlRequest::Reload) {
-            Ok(true) => "Server scheduled to reload\n".to_owned(),
-            Ok(false) | Err(ClientError::Refused(_)) => {
-                let _ = writeln!(out, "Error scheduling reload");
-                return Ok(EXIT_ERROR);
-            }
+            Ok(done) => return Ok(say(out, cmd, done)),
+            Err(ClientError::Refused(_)) => return Ok(say(out, cmd, false)),
             Err(e) => return Err(e),
         },
         Command::Stop => {
-            conn.action(CtlRequest::Stop)?;
-            "Server scheduled to stop\n".to_owned()
+            let done = conn.action(CtlRequest::Stop)?;
+            return Ok(say(out, cmd, done));
         }
         Command::Help => help(false),
-        Command::Exit => String::new(),
+        Command::Reset | Command::Exit => String::new(),
     };
     let _ = write!(out, "{text}");
     Ok(EXIT_OK)
+}
+
+fn say(out: &mut dyn Write, cmd: &Command, done: bool) -> u8 {
+    let (code, text) = action_text(cmd, done);
+    let _ = writeln!(out, "{text}");
+    code
+}
+
+/// What an action command prints (the same with `-j`: ocserv prints these as plain text) and
+/// its exit status; ocserv's wording (tests/ocserv-samples, and ocserv 1.4+ for `terminate`).
+pub(crate) fn action_text(cmd: &Command, done: bool) -> (u8, String) {
+    let code = if done { EXIT_OK } else { EXIT_ERROR };
+    let text = match (cmd, done) {
+        (Command::Disconnect(UserFilter::Name(n)), true) => format!("user '{n}' was disconnected"),
+        (Command::Disconnect(UserFilter::Name(n)), false) => {
+            format!("could not disconnect user '{n}'")
+        }
+        (Command::Disconnect(UserFilter::Id(id)), true) => {
+            format!("connection ID '{id}' was disconnected")
+        }
+        (Command::Disconnect(UserFilter::Id(id)), false) => {
+            format!("could not disconnect ID '{id}'")
+        }
+        (Command::Terminate(Target::User(n)), true) => {
+            format!("user '{n}' was terminated (session invalidated)")
+        }
+        (Command::Terminate(Target::User(n)), false) => format!("could not terminate user '{n}'"),
+        (Command::Terminate(Target::Id(id)), true) => {
+            format!("connection ID '{id}' was terminated (session invalidated)")
+        }
+        (Command::Terminate(Target::Id(id)), false) => format!("could not terminate ID '{id}'"),
+        (Command::Terminate(Target::Session(sid)), true) => {
+            format!("session '{}' was terminated", short(sid))
+        }
+        (Command::Terminate(Target::Session(sid)), false) => {
+            return (
+                EXIT_NOT_FOUND,
+                format!("could not terminate session '{}'", short(sid)),
+            );
+        }
+        (Command::Unban(ip), true) => format!("IP '{ip}' was unbanned"),
+        (Command::Unban(ip), false) => format!("could not unban IP '{ip}'"),
+        (Command::Reload, true) => "Server scheduled to reload".to_owned(),
+        (Command::Reload, false) => "Error scheduling reload".to_owned(),
+        (Command::Stop, true) => "Server scheduled to stop".to_owned(),
+        (Command::Stop, false) => "Error scheduling server stop".to_owned(),
+        _ => return (EXIT_ERROR, "nothing to do".to_owned()),
+    };
+    (code, text)
+}
+
+fn short(session: &str) -> String {
+    session.chars().take(6).collect()
 }
 
 /// Records as a JSON array, or as text blocks separated by blank lines.
@@ -466,7 +540,7 @@ fn status_text(record: &Record, json: bool) -> String {
     }
 }
 
-fn iroutes_table(users: &[rocserv_proto::ipc::ctl::UserInfo]) -> String {
+pub(crate) fn iroutes_table(users: &[rocserv_proto::ipc::ctl::UserInfo]) -> String {
     let mut out = String::new();
     for (i, u) in users.iter().enumerate() {
         if i == 0 {
@@ -488,6 +562,18 @@ fn iroutes_table(users: &[rocserv_proto::ipc::ctl::UserInfo]) -> String {
 
 /// `show events`: one user array (JSON) or one line (text) per event, until the server goes.
 fn events(conn: &mut Conn, opts: Options, out: &mut dyn Write) -> Result<u8, ClientError> {
+    // As ocserv: first the users connected now (as `show users`), then the prompt, then one
+    // object (JSON) or line (text) per event; `q` on stdin ends it.
+    let users = conn.users(CtlRequest::Users(UserFilter::All))?;
+    let listing = if opts.json {
+        let records: Vec<Record> = users.iter().map(|u| render::user(u, now())).collect();
+        json_array(&records, true)
+    } else {
+        render::users_table(&users, now())
+    };
+    let _ = write!(out, "{listing}\nPress 'q' or CTRL+C to quit\n\n");
+    let _ = out.flush();
+    quit_on_q();
     conn.send(&CtlRequest::Events)?;
     conn.no_timeout()?;
     loop {
@@ -512,4 +598,134 @@ fn events(conn: &mut Conn, opts: Options, out: &mut dyn Write) -> Result<u8, Cli
     }
 }
 
+/// Ends the process when `q` is read on stdin (ocserv's way out of `show events`); at the end
+/// of stdin the thread just ends.
+fn quit_on_q() {
+    std::thread::spawn(|| {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdin.read(&mut byte) {
+            if byte[0] == b'q' || byte[0] == b'Q' {
+                std::process::exit(i32::from(EXIT_OK));
+            }
+        }
+    });
+}
+
 pub(crate) use rocserv_proto::error_chain;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: &str) -> Command {
+        Command::User(n.to_owned())
+    }
+
+    fn session(p: &str) -> Command {
+        Command::Sessions(SessionFilter::Prefix(p.to_owned()))
+    }
+
+    /// Inputs and what ocserv's occtl runs for them (tests/ocserv-samples/matching.txt shows
+    /// ocserv 1.1.6's occtl doing the ones marked "seen"; the others follow the same rule).
+    #[test]
+    fn lines_run_what_ocservs_occtl_runs() {
+        let bans = Command::Bans { points: false };
+        let points = Command::Bans { points: true };
+        let all = Command::Sessions(SessionFilter::All);
+        let valid = Command::Sessions(SessionFilter::Valid);
+        let table: Vec<(&str, Command)> = vec![
+            ("show ip bans points", bans.clone()), // seen: panels send this
+            ("show ip bans", bans.clone()),
+            ("show ip ban points", points.clone()), // seen
+            ("show ip ban points extra", points),
+            // seen: ocserv looks up the session "all"; ours are hex, so: the list
+            ("show session all", all.clone()),
+            ("show session valid", valid.clone()),
+            ("show session 0a1b", session("0a1b")),
+            ("show sessions all", all.clone()), // seen
+            ("show sessions", session("s")),    // seen: `show session s`
+            ("show sessions valid", valid.clone()),
+            ("show sessionsvalid", session("svalid")),
+            ("show cookies all", all.clone()), // seen
+            ("show cookies valid", valid),
+            ("show users", Command::Users),             // seen
+            ("show usersfoo", Command::Users),          // seen
+            ("show users extra words", Command::Users), // seen
+            ("SHOW USERS", Command::Users),             // seen
+            ("  show   users  ", Command::Users),       // seen
+            ("show user alice", user("alice")),
+            ("show useralice", user("alice")),
+            ("show user alice bob", user("alice bob")),
+            ("show user  alice", user("alice")),
+            ("show status now", Command::Status), // seen
+            ("show iroutes x", Command::Iroutes), // seen
+            ("show id 12", Command::Id(12)),
+            ("show id 12abc", Command::Id(12)),
+            ("show id12", Command::Id(12)),
+            ("show events", Command::Events),
+            (
+                "disconnect user bob",
+                Command::Disconnect(UserFilter::Name("bob".into())),
+            ),
+            ("disconnect id 7", Command::Disconnect(UserFilter::Id(7))),
+            (
+                "terminate session abc",
+                Command::Terminate(Target::Session("abc".into())),
+            ),
+            (
+                "unban ip 10.0.0.1",
+                Command::Unban("10.0.0.1".parse().unwrap()),
+            ),
+            ("reload", Command::Reload), // seen
+            ("reloadx", Command::Reload),
+            ("stop now", Command::Stop),
+            ("stop", Command::Stop), // ocserv ignores the argument of stop
+            ("help", Command::Help), // seen
+            ("?", Command::Help),
+            ("exit", Command::Exit),
+            ("quit", Command::Exit),
+            ("reset", Command::Reset),
+            ("show history", Command::History(None)),
+            ("show history bob", Command::History(Some("bob".into()))),
+        ];
+        for (line, want) in table {
+            assert_eq!(parse(line), Ok(want), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn lines_ocservs_occtl_refuses() {
+        for line in [
+            "sh users",    // seen: no abbreviations
+            "show us",     // seen: lists show users and show user instead
+            "show",        // seen
+            "show iroute", // seen
+            "nosuch",      // seen
+            "show\tusers",
+            "show user", // seen: exits 1 with help
+            "show user ?",
+            "show idle", // seen: atoi("le") is 0
+            "show id",
+            "unban ip x",
+            "",
+        ] {
+            assert!(parse(line).is_err(), "{line:?} -> {:?}", parse(line));
+        }
+        let near = parse("show us").unwrap_err();
+        assert!(
+            near.contains("show users") && near.contains("show user [NAME]"),
+            "{near}"
+        );
+        assert!(parse("nosuch").unwrap_err().starts_with("unknown command"));
+    }
+
+    #[test]
+    fn ocservs_order_is_kept() {
+        let pos = |n: &str| COMMANDS.iter().position(|c| c.name == n).unwrap();
+        assert!(pos("show users") < pos("show user"));
+        assert!(pos("show ip bans") < pos("show ip ban points"));
+        assert!(pos("show sessions all") < pos("show session"));
+    }
+}

@@ -32,6 +32,8 @@ const USER_KEYS: &[&str] = &[
     "DPD",
     "KeepAlive",
     "Hostname",
+    "Connected at",
+    "_Connected at",
     "Last connected at",
     "_Last connected at",
     "Session started at",
@@ -55,6 +57,7 @@ const USER_KEYS: &[&str] = &[
     "Device ID",
     "Device platform",
     "MAC addresses",
+    "UDP peer",
 ];
 
 /// §7.3 without `--debug`.
@@ -71,6 +74,9 @@ const STATUS_KEYS: &[&str] = &[
     "Total sessions",
     "Total authentication failures",
     "IPs in ban list",
+    "Last stats reset",
+    "_Last stats reset",
+    "raw_last_stats_reset",
     "Sessions handled",
     "Timed out sessions",
     "Timed out (idle) sessions",
@@ -110,7 +116,7 @@ const SESSION_KEYS: &[&str] = &[
     "in_use",
 ];
 
-fn user() -> UserInfo {
+pub(crate) fn user() -> UserInfo {
     UserInfo {
         id: 8063,
         username: "test".into(),
@@ -461,11 +467,13 @@ fn command_lines_parse_like_occtl() {
         Ok(Command::Terminate(Target::Session("ab".into())))
     );
     assert!(parse("unban ip not-an-ip").is_err());
-    assert!(parse("stop").is_err());
+    // ocserv's stop ignores its argument.
+    assert_eq!(parse("stop"), Ok(Command::Stop));
     assert_eq!(parse("stop now"), Ok(Command::Stop));
     assert_eq!(parse("?"), Ok(Command::Help));
     assert!(parse("show").is_err());
-    assert!(parse("show users extra").is_err());
+    // ocserv ignores what follows a command without an argument.
+    assert_eq!(parse("show users extra"), Ok(Command::Users));
     assert!(parse("frobnicate").is_err());
 }
 

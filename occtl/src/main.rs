@@ -17,6 +17,8 @@ mod json_tests;
 mod localtime;
 mod output;
 mod render;
+#[cfg(test)]
+mod sample_tests;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,7 +92,9 @@ fn one_command(socket: &std::path::Path, line: &str, opts: Options) -> u8 {
         Ok(c) => c,
         Err(why) => {
             eprintln!("{why}");
-            eprintln!("use help or '?' to get a list of the available commands");
+            if why.starts_with("unknown command") {
+                eprintln!("use help or '?' to get a list of the available commands");
+            }
             return EXIT_ERROR;
         }
     };
@@ -99,7 +103,7 @@ fn one_command(socket: &std::path::Path, line: &str, opts: Options) -> u8 {
             print!("{}", commands::help(false));
             return EXIT_OK;
         }
-        Command::Exit => return EXIT_OK,
+        Command::Exit | Command::Reset => return EXIT_OK,
         _ => {}
     }
     let mut conn = match Conn::connect(socket) {

@@ -14,44 +14,80 @@ pub(crate) enum Value {
     List(Vec<String>),
     /// A value with a human companion: JSON gets `Key` and `_Key`, text `Key: v (extra)`.
     WithHuman(String, String),
+    /// Text only: a line printed as it is (ocserv's `General info:` headings), or an empty
+    /// line when empty (ocserv's separators).
+    Line(String),
 }
 
-/// Where a member appears.
+/// How a member appears in the text block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shown {
-    Both,
-    JsonOnly,
+enum Text {
+    /// On its own `\tKey: value` line.
+    Line,
+    /// After the previous member on the same line, three blanks apart, as ocserv prints its
+    /// pairs (`Username: u   Groupname: g`).
+    SameLine,
+    Hidden,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    key: &'static str,
+    value: Value,
+    json: bool,
+    text: Text,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Record {
-    members: Vec<(&'static str, Value, Shown)>,
+    members: Vec<Member>,
 }
 
 impl Record {
-    /// A string member; omitted when empty (as ocserv does).
-    pub(crate) fn str(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
-        let value = value.into();
-        if !value.is_empty() {
-            self.members.push((key, Value::Str(value), Shown::Both));
-        }
+    fn push(&mut self, key: &'static str, value: Value, json: bool, text: Text) -> &mut Self {
+        self.members.push(Member {
+            key,
+            value,
+            json,
+            text,
+        });
         self
     }
 
+    /// A string member; omitted when empty (as ocserv does).
+    pub(crate) fn str(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
+        let value = value.into();
+        if value.is_empty() {
+            return self;
+        }
+        self.push(key, Value::Str(value), true, Text::Line)
+    }
+
+    /// A string member that ocserv's text prints on the line of the previous member.
+    pub(crate) fn pair(&mut self, key: &'static str, value: impl Into<String>) -> &mut Self {
+        let value = value.into();
+        if value.is_empty() {
+            return self;
+        }
+        self.push(key, Value::Str(value), true, Text::SameLine)
+    }
+
     pub(crate) fn num(&mut self, key: &'static str, value: u64) -> &mut Self {
-        self.members.push((key, Value::Num(value), Shown::Both));
-        self
+        self.push(key, Value::Num(value), true, Text::Line)
     }
 
     /// A number only JSON consumers see (`raw_*` members).
     pub(crate) fn raw(&mut self, key: &'static str, value: u64) -> &mut Self {
-        self.members.push((key, Value::Num(value), Shown::JsonOnly));
-        self
+        self.push(key, Value::Num(value), true, Text::Hidden)
     }
 
     pub(crate) fn list(&mut self, key: &'static str, value: Vec<String>) -> &mut Self {
-        self.members.push((key, Value::List(value), Shown::Both));
-        self
+        self.push(key, Value::List(value), true, Text::Line)
+    }
+
+    /// A list only JSON consumers see (the text prints it its own way).
+    pub(crate) fn json_only_list(&mut self, key: &'static str, value: Vec<String>) -> &mut Self {
+        self.push(key, Value::List(value), true, Text::Hidden)
     }
 
     pub(crate) fn with_human(
@@ -61,11 +97,10 @@ impl Record {
         human: impl Into<String>,
     ) -> &mut Self {
         let value = value.into();
-        if !value.is_empty() {
-            self.members
-                .push((key, Value::WithHuman(value, human.into()), Shown::Both));
+        if value.is_empty() {
+            return self;
         }
-        self
+        self.push(key, Value::WithHuman(value, human.into()), true, Text::Line)
     }
 
     pub(crate) fn json_only_str(
@@ -74,16 +109,42 @@ impl Record {
         value: impl Into<String>,
     ) -> &mut Self {
         let value = value.into();
-        if !value.is_empty() {
-            self.members.push((key, Value::Str(value), Shown::JsonOnly));
+        if value.is_empty() {
+            return self;
         }
-        self
+        self.push(key, Value::Str(value), true, Text::Hidden)
+    }
+
+    /// A `\tKey: value` line only the text shows; `same_line` appends it to the previous one.
+    pub(crate) fn text_only(
+        &mut self,
+        key: &'static str,
+        value: impl Into<String>,
+        same_line: bool,
+    ) -> &mut Self {
+        let text = if same_line {
+            Text::SameLine
+        } else {
+            Text::Line
+        };
+        self.push(key, Value::Str(value.into()), false, text)
+    }
+
+    /// A text-only line printed as it is; empty: an empty line.
+    pub(crate) fn text_line(&mut self, line: impl Into<String>) -> &mut Self {
+        self.push("", Value::Line(line.into()), false, Text::Line)
     }
 
     /// The JSON object, indented like ocserv (two spaces before the braces).
     pub(crate) fn json(&self) -> String {
         let mut lines: Vec<String> = Vec::with_capacity(self.members.len());
-        for (key, value, _) in &self.members {
+        for Member {
+            key, value, json, ..
+        } in &self.members
+        {
+            if !json {
+                continue;
+            }
             match value {
                 Value::Str(s) => lines.push(format!("    {}:  {}", quote(key), quote(s))),
                 Value::Num(n) => lines.push(format!("    {}:  {n}", quote(key))),
@@ -95,39 +156,58 @@ impl Record {
                     lines.push(format!("    {}:  {}", quote(key), quote(v)));
                     lines.push(format!("    {}:  {}", quote(&format!("_{key}")), quote(h)));
                 }
+                Value::Line(_) => {}
             }
         }
         format!("  {{\n{}\n  }}", lines.join(",\n"))
     }
 
-    /// The text block: one `\tKey: value` line per member, lists one item per line.
+    /// The text block: one `\tKey: value` line per member (pairs on one line), lists one
+    /// item per line.
     pub(crate) fn text(&self) -> String {
-        let mut out = String::new();
-        for (key, value, shown) in &self.members {
-            if *shown == Shown::JsonOnly {
+        let mut lines: Vec<String> = Vec::new();
+        // Whether the last line is a member line a pair may be appended to.
+        let mut open = false;
+        for Member {
+            key, value, text, ..
+        } in &self.members
+        {
+            if *text == Text::Hidden {
                 continue;
             }
-            match value {
-                Value::Str(s) => {
-                    let _ = writeln!(out, "\t{key}: {}", printable(s));
-                }
-                Value::Num(n) => {
-                    let _ = writeln!(out, "\t{key}: {n}");
+            let shown = match value {
+                Value::Str(s) => printable(s).into_owned(),
+                Value::Num(n) => n.to_string(),
+                Value::WithHuman(v, h) => format!("{} ({})", printable(v), printable(h)),
+                Value::Line(l) => {
+                    lines.push(printable(l).into_owned());
+                    open = false;
+                    continue;
                 }
                 Value::List(items) => {
                     for (i, item) in items.iter().enumerate() {
                         let item = printable(item);
                         if i == 0 {
-                            let _ = writeln!(out, "\t{key}: {item}");
+                            lines.push(format!("\t{key}: {item}"));
                         } else {
-                            let _ = writeln!(out, "\t\t{item}");
+                            lines.push(format!("\t\t{item}"));
                         }
                     }
+                    open = false;
+                    continue;
                 }
-                Value::WithHuman(v, h) => {
-                    let _ = writeln!(out, "\t{key}: {} ({})", printable(v), printable(h));
+            };
+            match lines.last_mut() {
+                Some(last) if open && *text == Text::SameLine => {
+                    let _ = write!(last, "   {key}: {shown}");
                 }
+                _ => lines.push(format!("\t{key}: {shown}")),
             }
+            open = true;
+        }
+        let mut out = lines.join("\n");
+        if !lines.is_empty() {
+            out.push('\n');
         }
         out
     }
@@ -227,7 +307,21 @@ mod tests {
         r.num("ID", 7)
             .raw("raw_x", 1)
             .list("Routes", vec!["a".into(), "b".into()])
-            .with_human("Up since", "d", "h");
-        assert_eq!(r.text(), "\tID: 7\n\tRoutes: a\n\t\tb\n\tUp since: d (h)\n");
+            .with_human("Up since", "d", "h")
+            .str("Username", "u")
+            .pair("Groupname", "g")
+            .text_line("")
+            .pair("Alone", "a")
+            .text_only(
+                "Average bandwidth RX",
+                "1 bytes/sec  TX: 2 bytes/sec",
+                false,
+            );
+        assert_eq!(
+            r.text(),
+            "\tID: 7\n\tRoutes: a\n\t\tb\n\tUp since: d (h)\n\tUsername: u   Groupname: g\n\n\
+             \tAlone: a\n\tAverage bandwidth RX: 1 bytes/sec  TX: 2 bytes/sec\n"
+        );
+        assert!(!r.json().contains("Average bandwidth"));
     }
 }

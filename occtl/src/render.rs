@@ -25,46 +25,70 @@ fn short(session: &str) -> String {
     session.chars().take(6).collect()
 }
 
-/// The user object (`show users`/`user`/`id`/`events`).
+/// The user object (`show users`/`user`/`id`/`events`): ocserv's members in ocserv's order
+/// (tests/ocserv-samples, and the newer members of ocserv 1.4.1+), then ours.
 pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
     let mut r = Record::default();
     r.num("ID", u.id)
         .str("Username", or_none(&u.username))
-        .str("Groupname", or_none(&u.groupname))
+        .pair("Groupname", or_none(&u.groupname))
         .str("State", "connected")
         .str("vhost", "default")
         .str("Device", u.device.clone())
-        .str("MTU", u.mtu.map(|m| m.to_string()).unwrap_or_default())
+        .pair("MTU", u.mtu.map(|m| m.to_string()).unwrap_or_default())
         .str("Remote IP", u.remote_ip.to_string())
-        .str("Location", "unknown")
+        .pair("Location", "unknown")
         .str("Local Device IP", u.local_device_ip.to_string());
     if let (Some(ip), Some(ptp)) = (u.ipv4, u.ptp_ipv4) {
         r.str("IPv4", ip.to_string())
-            .str("P-t-P IPv4", ptp.to_string());
+            .pair("P-t-P IPv4", ptp.to_string());
     }
     if let (Some(ip), Some(ptp)) = (u.ipv6, u.ptp_ipv6) {
         r.str("IPv6", ip.to_string())
-            .str("P-t-P IPv6", ptp.to_string());
+            .pair("P-t-P IPv6", ptp.to_string());
     }
     let up = u64::try_from(since(now, u.connected_at)).unwrap_or(0);
     r.str("User-Agent", u.user_agent.clone());
-    // ocserv prints the limits only when set; with both it pairs them as `Limit RX` and `TX`,
-    // a key its JSON repeats below: both are `Limit ...` here.
+    // Only the limits that are set. ocserv up to 1.2.3 named the second of the pair `TX`, a key
+    // its JSON repeats below; we print the later `Limit TX` (no duplicate keys).
     if u.rx_limit_per_sec > 0 {
         r.str("Limit RX", bytes(u.rx_limit_per_sec, "/sec"));
     }
     if u.tx_limit_per_sec > 0 {
-        r.str("Limit TX", bytes(u.tx_limit_per_sec, "/sec"));
+        r.pair("Limit TX", bytes(u.tx_limit_per_sec, "/sec"));
     }
-    r.str("RX", u.rx_bytes.to_string())
-        .str("TX", u.tx_bytes.to_string())
-        .str("_RX", bytes(u.rx_bytes, ""))
-        .str("_TX", bytes(u.tx_bytes, ""))
-        .str("Average RX", rate(u.rx_bytes, up))
-        .str("Average TX", rate(u.tx_bytes, up))
+    // JSON: the counters as strings of digits, then human forms; text: two lines of their own.
+    r.json_only_str("RX", u.rx_bytes.to_string())
+        .json_only_str("TX", u.tx_bytes.to_string())
+        .json_only_str("_RX", bytes(u.rx_bytes, ""))
+        .json_only_str("_TX", bytes(u.tx_bytes, ""))
+        .json_only_str("Average RX", rate(u.rx_bytes, up))
+        .json_only_str("Average TX", rate(u.tx_bytes, up))
+        .text_only(
+            "RX",
+            format!("{} ({})", u.rx_bytes, bytes(u.rx_bytes, "")),
+            false,
+        )
+        .text_only(
+            "TX",
+            format!("{} ({})", u.tx_bytes, bytes(u.tx_bytes, "")),
+            true,
+        )
+        .text_only(
+            "Average bandwidth RX",
+            format!("{}  TX: {}", rate(u.rx_bytes, up), rate(u.tx_bytes, up)),
+            false,
+        )
         .str("DPD", u.dpd_secs.to_string())
-        .str("KeepAlive", u.keepalive_secs.to_string())
+        .pair("KeepAlive", u.keepalive_secs.to_string())
         .str("Hostname", u.hostname.clone())
+        // ocserv up to 1.4.0 printed the connection's start as `Connected at`; 1.4.1 renamed it
+        // `Last connected at` and added `Session started at`. Tools read either: both are here.
+        .with_human(
+            "Connected at",
+            date(u.connected_at),
+            age(since(now, u.connected_at)),
+        )
         .with_human(
             "Last connected at",
             date(u.connected_at),
@@ -82,7 +106,8 @@ pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
         .str("TLS ciphersuite", u.tls_ciphersuite.clone())
         .str("DTLS cipher", u.dtls_cipher.clone())
         .str("CSTP compression", u.cstp_compression.clone())
-        .str("DTLS compression", u.dtls_compression.clone())
+        .pair("DTLS compression", u.dtls_compression.clone())
+        .text_line("")
         .list("DNS", u.dns.clone())
         .list("NBNS", u.nbns.clone())
         .list("Split-DNS-Domains", u.split_dns_domains.clone());
@@ -103,11 +128,26 @@ pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
                 "False"
             },
         )
-        .list("Restricted to ports", u.restricted_to_ports.clone())
-        // Ours, after every ocserv member so that ocserv's keys and order stay as they are.
-        .str("Device ID", u.device_id.clone())
+        .json_only_list("Restricted to ports", u.restricted_to_ports.clone());
+    // ocserv's text prints the ports on one line, and an empty line when there are none.
+    if u.restricted_to_ports.is_empty() {
+        r.text_line("");
+    } else {
+        r.text_only(
+            "Restricted to ports",
+            u.restricted_to_ports.join(", "),
+            false,
+        );
+    }
+    // Ours, after every ocserv member so that ocserv's keys and order stay as they are
+    // (the list: doc/config.md, "occtl").
+    r.str("Device ID", u.device_id.clone())
         .str("Device platform", u.device_platform.clone())
-        .list("MAC addresses", u.macs.clone());
+        .list("MAC addresses", u.macs.clone())
+        .str(
+            "UDP peer",
+            u.udp_peer.map(|a| a.to_string()).unwrap_or_default(),
+        );
     r
 }
 
@@ -148,7 +188,7 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
 
 /// The `dtls-cipher` column as ocserv's occtl prints it: the cipher part of the description,
 /// without its `(DTLS1.2)-(PSK)-` / `(DTLS0.9)-(RSA)-` head; anything else is `(no-dtls)`.
-fn table_cipher(desc: &str) -> &str {
+pub(crate) fn table_cipher(desc: &str) -> &str {
     const HEAD: usize = "(DTLS1.2)-(PSK)-".len();
     let known =
         desc.starts_with("(DTLS") && matches!(desc.get(8..HEAD), Some(")-(RSA)-" | ")-(PSK)-"));
@@ -231,10 +271,11 @@ pub(crate) fn sessions_table(sessions: &[SessionInfo], now: u64) -> String {
         "session", "user", "vhost", "ip", "user agent", "created", "status"
     );
     for s in sessions {
+        // ocserv cuts the session to 6 and the user agent to 24 characters without padding.
         let agent: String = printable(&s.user_agent).chars().take(24).collect();
         let _ = writeln!(
             out,
-            "{:>6} {:>8} {:>8} {:>14} {:>24} {:>8} {:>8}",
+            "{} {:>8} {:>8} {:>14} {} {:>8} {:>8}",
             printable(&short(&s.session)),
             printable(&or_none(&s.username)),
             "default",
@@ -286,10 +327,16 @@ pub(crate) fn bans_table(bans: &[BanInfo], points: bool, now: u64) -> String {
     out
 }
 
-/// `show status` (protocol.md §7.3). `debug` adds the `--debug` members.
+/// `show status` (protocol.md §7.3). `debug` adds the `--debug` members. ocserv's latency
+/// members (`Median latency`, `STDEV latency`) are left out, as ocserv leaves them out when its
+/// server sends no latency samples.
 pub(crate) fn status(s: &ServerStatus, now: u64, debug: bool) -> Record {
     let mut r = Record::default();
-    r.str("Status", "online")
+    r.text_line("Note: the printed statistics are not real-time; session time")
+        .text_line("as well as RX and TX data are updated on user disconnect")
+        .text_line("")
+        .text_line("General info:")
+        .str("Status", "online")
         .num("Server PID", u64::from(s.server_pid))
         .num("Sec-mod PID", u64::from(s.secmod_pid))
         .num("Sec-mod instance count", 1)
@@ -303,7 +350,16 @@ pub(crate) fn status(s: &ServerStatus, now: u64, debug: bool) -> Record {
     if debug {
         r.num("Sec-mod client entries", 0).num("TLS DB entries", 0);
     }
-    r.num("Sessions handled", s.total_sessions)
+    // The statistics are counted from the start (never reset), so the period starts then.
+    r.text_line("")
+        .text_line("Current stats period:")
+        .with_human(
+            "Last stats reset",
+            date(s.up_since),
+            age(since(now, s.up_since)),
+        )
+        .raw("raw_last_stats_reset", s.up_since)
+        .num("Sessions handled", s.total_sessions)
         .num("Timed out sessions", 0)
         .num("Timed out (idle) sessions", 0)
         .num("Closed due to error sessions", 0)

@@ -81,8 +81,36 @@ fn show_users_counts_traffic_and_disconnect_ends_the_session() {
     json(&socket, &["show", "iroutes"]);
     json(&socket, &["show", "ip", "bans"]);
     json(&socket, &["show", "ip", "ban", "points"]);
+    // ocserv's matching: panels send `show ip bans points` (= `show ip bans`); trailing words
+    // are ignored; `show session all` lists (our session IDs never start with `all`).
+    assert_eq!(
+        json(&socket, &["show", "ip", "bans", "points"]),
+        json(&socket, &["show", "ip", "bans"])
+    );
+    assert_eq!(json(&socket, &["show", "session", "all"]), sessions);
+    assert_eq!(
+        json(&socket, &["show", "status", "now"])["Status"],
+        "online"
+    );
     let text = occtl(&socket, &["show", "users"]);
     assert!(text.stdout.contains("alice"), "{}", text.stdout);
+    // ocserv's table header, and its `since` column of 7 characters.
+    assert!(
+        text.stdout.starts_with(
+            "      id     user    vhost             ip         vpn-ip device   since    dtls-cipher    status\n"
+        ),
+        "{}",
+        text.stdout
+    );
+    let status = occtl(&socket, &["show", "status"]);
+    assert!(
+        status
+            .stdout
+            .contains("\nGeneral info:\n\tStatus: online\n"),
+        "{}",
+        status.stdout
+    );
+    assert!(occtl(&socket, &["sh", "users"]).code == Some(1));
 
     let missing = occtl(&socket, &["-j", "show", "user", "nobody"]);
     assert_eq!(missing.code, Some(2));
