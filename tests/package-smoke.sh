@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Debian package's smoke test: build it (dist/debian/build-deb.sh; the dev profile by
 # default, whose binaries the suite already built: PACKAGE_PROFILE=release for the shipped
-# build), install it with apt-get (which also removes ocserv: the package conflicts with it),
-# and run tests/tests/package.rs against the INSTALLED binaries at their installed paths: a
+# build), install it with apt-get (after removing ocserv, its user and group, as on a machine
+# that never had them: the package conflicts with ocserv and its postinst creates the user), and
+# run tests/tests/package.rs against the INSTALLED binaries at their installed paths: a
 # real openconnect login through the installed rocserv, rocserv-sm, rocserv-worker, ocpasswd
 # and occtl.
 #
@@ -21,9 +22,14 @@ if [ "${1:-}" = --inside ]; then
         mount -t overlay rocserv-pkg \
             -o "lowerdir=/$d,upperdir=$scratch/$d/upper,workdir=$scratch/$d/work" "/$d"
     done
-    # No network: every dependency is already installed (the build machine linked against
-    # them), so apt only resolves, removes ocserv if present, and installs the file.
-    apt-get install -y --no-install-recommends --no-download \
+    # As on a machine that never had ocserv: no ocserv package, user or group, so that
+    # postinst's creation of the `ocserv` user (the example's run-as-user) is what is tested.
+    if dpkg -s ocserv >/dev/null 2>&1; then dpkg --remove ocserv; fi
+    if getent passwd ocserv >/dev/null; then deluser --quiet --system ocserv; fi
+    if getent group ocserv >/dev/null; then delgroup --quiet --system ocserv; fi
+    # Every dependency is already installed (the build machine linked against them), so apt
+    # downloads nothing: it resolves and installs the file.
+    apt-get install -y --no-install-recommends \
         -o Dpkg::Options::=--force-confnew "$deb"
     dpkg -s rocserv | grep -E '^(Status|Version|Depends):'
     ROCSERV_PACKAGE_SMOKE=1 cargo test -p rocserv-e2e --test package --locked -- \

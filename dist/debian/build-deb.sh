@@ -23,8 +23,9 @@ dev) bindir=target/debug ;;
 *) echo "build-deb.sh: profile must be release or dev" >&2; exit 2 ;;
 esac
 
-cargo build --locked --profile "$profile" \
-    -p rocserv-main -p rocserv-sec-mod -p rocserv-worker -p occtl -p rocserv-mangen >&2
+# The same set as tests/run-all.sh builds (--workspace --bins): a subset with -p would unify
+# features differently (nix, tokio) and recompile half the workspace in CI.
+cargo build --locked --profile "$profile" --workspace --bins >&2
 
 version=$(cargo metadata --format-version 1 --no-deps --locked |
     sed -n 's/.*"name":"rocserv-main","version":"\([^"]*\)".*/\1/p')
@@ -105,5 +106,8 @@ sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@SIZE@|$size|" \
 
 mkdir -p "$out"
 deb="$out/rocserv_${version}_${arch}.deb"
-dpkg-deb --root-owner-group --build "$root" "$deb" >&2
+# xz (the default) takes minutes over the unstripped debug binaries; gzip -1 takes seconds.
+compress=()
+[ "$profile" = dev ] && compress=(-Zgzip -z1)
+dpkg-deb --root-owner-group "${compress[@]}" --build "$root" "$deb" >&2
 echo "$deb"

@@ -75,8 +75,13 @@ fn installed_package_serves_a_login() {
     }
     let occtl_page = run("zcat", &["/usr/share/man/man8/occtl.8.gz"]);
     assert!(occtl_page.contains("show users"), "{occtl_page}");
-    // postinst made the user the example configuration runs workers as.
-    run("getent", &["passwd", "ocserv"]);
+    // postinst made the user the example configuration runs workers as (package-smoke.sh
+    // removed any earlier one before installing).
+    let ocserv_uid = run("getent", &["passwd", "ocserv"])
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .to_owned();
 
     let lab = Lab::new();
     let passwd = lab.dir.join("installed-ocpasswd");
@@ -88,13 +93,19 @@ fn installed_package_serves_a_login() {
             ("auth", format!("\"plain[passwd={}]\"", passwd.display())),
             ("server-cert", lab.pki.cert.display().to_string()),
             ("server-key", lab.pki.key.display().to_string()),
-            ("pid-file", lab.dir.join("rocserv.pid").display().to_string()),
+            (
+                "pid-file",
+                lab.dir.join("rocserv.pid").display().to_string(),
+            ),
             (
                 "socket-file",
                 lab.dir.join("rocserv.socket").display().to_string(),
             ),
             ("occtl-socket-file", occtl_socket.display().to_string()),
-            ("session-db", lab.dir.join("sessions.db").display().to_string()),
+            (
+                "session-db",
+                lab.dir.join("sessions.db").display().to_string(),
+            ),
             ("ipv4-network", lab::POOL.into()),
             ("dns", lab::VPN_SERVER_IP.to_string()),
             ("route", lab::POOL.into()),
@@ -116,8 +127,18 @@ fn installed_package_serves_a_login() {
     assert_eq!(workers.len(), 1, "{}", server.log_text());
     let exe = std::fs::read_link(format!("/proc/{}/exe", workers[0])).unwrap();
     assert_eq!(exe, Path::new(LIBEXEC).join("rocserv-worker"));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", workers[0])).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid.split_whitespace().nth(1),
+        Some(ocserv_uid.as_str()),
+        "{uid}"
+    );
 
-    let users = run(OCCTL, &["-s", occtl_socket.to_str().unwrap(), "-j", "show", "users"]);
+    let users = run(
+        OCCTL,
+        &["-s", occtl_socket.to_str().unwrap(), "-j", "show", "users"],
+    );
     assert!(users.contains("\"alice\""), "{users}");
     drop(client);
     server

@@ -36,7 +36,7 @@ fn run(outdir: &Path, occtl: &Path) -> Result<(), String> {
         &format!(
             ".SH FILES\n.TP\n{}\nThe configuration file (ocserv's format; see /usr/share/doc/rocserv).\n\
              .TP\n/usr/libexec/rocserv/\nrocserv-sm and rocserv-worker, which rocserv starts from the directory it runs from.\n\
-             .SH SEE ALSO\n.BR occtl (8),\n.BR ocpasswd (8),\n.BR ocserv (8)\n",
+             .SH SEE ALSO\n.BR occtl (8),\n.BR ocpasswd (8)\n",
             rocserv_main::cli::DEFAULT_CONFIG
         ),
     )?;
@@ -133,7 +133,7 @@ fn occtl_page(help: &str, version: &str) -> Result<Vec<u8>, String> {
         ".TH occtl {SECTION} \"\" \"rocserv {version}\" \"System Administration\"\n\
          .SH NAME\nocctl \\- control a running rocserv (ocserv's occtl commands and output)\n\
          .SH SYNOPSIS\n\\fBocctl\\fR [\\fIOPTIONS\\fR] [\\fICOMMAND\\fR]\n\
-         .SH NOTES\nWithout a command, occtl is an interactive shell with history and \
+         .SH DESCRIPTION\nWithout a command, occtl is an interactive shell with history and \
          completion. Commands may be abbreviated to a unique prefix, as with ocserv's occtl. \
          It talks only to the server's occtl socket (occtl\\-socket\\-file, which requires \
          use\\-occtl = true), which only root may use.\n\
@@ -174,8 +174,14 @@ mod tests {
                     Available Commands\n show status              Print the server's status\n";
         let page = String::from_utf8(occtl_page(help, "0.1.0").unwrap()).unwrap();
         assert!(page.starts_with(".TH occtl 8 "), "{page}");
-        assert!(page.contains("\\fB\\-j \\-\\-json\\fR\nJSON output\n"), "{page}");
-        assert!(page.contains("\\fBshow status\\fR\nPrint the server's status\n"), "{page}");
+        assert!(
+            page.contains("\\fB\\-j \\-\\-json\\fR\nJSON output\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("\\fBshow status\\fR\nPrint the server's status\n"),
+            "{page}"
+        );
         assert!(occtl_page("occtl\n\nAvailable Commands\n", "0").is_err());
     }
 
