@@ -57,16 +57,20 @@ install -d "$root/usr/share/man/man8"
 gzip -9n "$root"/usr/share/man/man8/*.8
 
 # Whatever units dist/systemd/ holds (none is fine).
-units=""
+units="" services=""
 if [ -d dist/systemd ]; then
     for unit in dist/systemd/*; do
         [ -f "$unit" ] || continue
         install -D -m 0644 "$unit" "$root/lib/systemd/system/$(basename "$unit")"
         # Templates (foo@.service) cannot be stopped or restarted by that name.
-        case "$unit" in *@.*) ;; *) units="$units $(basename "$unit")" ;; esac
+        case "$unit" in
+        *@.*) ;;
+        *.service) units="$units $(basename "$unit")" services="$services $(basename "$unit")" ;;
+        *) units="$units $(basename "$unit")" ;;
+        esac
     done
 fi
-units="${units# }"
+units="${units# }" services="${services# }"
 
 # Configuration: the example at the path rocserv reads by default, and PAM's service file
 # (service name `ocserv`, as ocserv's). Both conffiles.
@@ -81,7 +85,7 @@ install -m 0644 README.md doc/config.md doc/packaging.md "$doc/"
 install -m 0644 ocserv.conf.example "$doc/examples/ocserv.conf"
 
 for script in postinst prerm postrm; do
-    sed "s|@UNITS@|$units|g" "dist/debian/$script" >"$root/DEBIAN/$script"
+    sed -e "s|@UNITS@|$units|g" -e "s|@SERVICES@|$services|g" "dist/debian/$script" >"$root/DEBIAN/$script"
     chmod 0755 "$root/DEBIAN/$script"
 done
 
