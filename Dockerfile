@@ -14,6 +14,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libpam0g-dev dpkg-dev binutils \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY rust-toolchain.toml .
+# rustup >= 1.28 installs the pinned toolchain on request only.
+RUN rustup toolchain install
 COPY . .
 RUN dist/debian/build-deb.sh --profile release --out /out
 
