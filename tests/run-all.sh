@@ -3,7 +3,7 @@
 # the purity of proto, unit tests with vectors and fuzz-corpus replay, every fuzz target run for
 # FUZZ_SECONDS (default 15 s each, ~3 min in all, under AddressSanitizer on stable through
 # RUSTC_BOOTSTRAP=1: tests/fuzz.sh), then (as root) the end-to-end tests with the real
-# openconnect in network namespaces.
+# openconnect in network namespaces, and the Debian package's smoke test (tests/package-smoke.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "run-all.sh: run it as root, e.g. sudo tests/run-all.sh" >&2
     exit 1
 fi
-for tool in openconnect ip tc ping nft iperf3 gnutls-cli curl cc cargo-fuzz freeradius; do
+for tool in openconnect ip tc ping nft iperf3 gnutls-cli curl cc cargo-fuzz freeradius dpkg-deb dpkg-shlibdeps apt-get unshare; do
     command -v "$tool" >/dev/null || { echo "run-all.sh: $tool is missing (see .ci/run for the packages)" >&2; exit 1; }
 done
 
@@ -48,4 +48,10 @@ fi
 # One at a time: several tests assert latency bounds (a slow connect-script must not stall
 # another user's pings by 50 ms) that two tests sharing the 2 cores could blur.
 step "end-to-end tests with the real openconnect"
-cargo test -p rocserv-e2e --locked -- --include-ignored --test-threads=1
+cargo test -p rocserv-e2e --locked -- --include-ignored --test-threads=1 \
+    --skip installed_package_serves_a_login
+
+# Builds the .deb from the binaries above, installs it on throw-away overlays in a private mount
+# namespace (the machine is left as it was) and logs in through the installed binaries.
+step "Debian package: build, install, smoke test with the real openconnect"
+tests/package-smoke.sh

@@ -33,6 +33,7 @@ pub mod keys;
 pub mod listing;
 pub mod logger;
 pub mod memory;
+pub mod ocpasswd_cli;
 pub mod peers;
 pub mod radius_acct;
 pub mod radius_client;

@@ -20,40 +20,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Parser};
+use clap::Parser;
 use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::passwd::{parse_group_list, Entry, PasswdFile};
 use rocserv_sec_mod::auth::crypt::{hash_sha256, SALT_LEN};
-
-const DEFAULT_FILE: &str = "/etc/ocserv/ocpasswd";
-
-/// OpenConnect VPN server plain password file handling program.
-#[derive(Parser, Debug)]
-#[command(
-    name = "ocpasswd",
-    version,
-    about = "OpenConnect server password utility",
-    group(ArgGroup::new("action").args(["delete", "lock", "unlock"]))
-)]
-struct Args {
-    /// Password file
-    #[arg(short = 'c', long = "passwd", value_name = "FILE", default_value = DEFAULT_FILE)]
-    passwd: PathBuf,
-    /// User's group name(s), comma separated
-    #[arg(short = 'g', long = "groupname", value_name = "GROUPS")]
-    groupname: Option<String>,
-    /// Delete user
-    #[arg(short = 'd', long)]
-    delete: bool,
-    /// Lock user
-    #[arg(short = 'l', long)]
-    lock: bool,
-    /// Unlock user
-    #[arg(short = 'u', long)]
-    unlock: bool,
-    /// The user to add, change, lock, unlock or delete
-    username: String,
-}
+use rocserv_sec_mod::ocpasswd_cli::Args;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
