@@ -195,7 +195,9 @@ pub fn run(cli: Cli) -> ExitCode {
         .map(|p| std::path::absolute(&p).unwrap_or(p));
     // What SIGHUP / occtl `reload` re-read (nothing in demo mode), and `-d`, which wins.
     let source = (demo.is_none().then(|| cli.config.clone()), cli.debug);
-    runtime.block_on(start(config, prepared, level, pid_file, demo, source, systemd))
+    runtime.block_on(start(
+        config, prepared, level, pid_file, demo, source, systemd,
+    ))
 }
 
 /// A configuration file after parsing.

@@ -71,7 +71,12 @@ pub fn take_environment() -> Environment {
     let var = |name: &str| std::env::var(name).ok();
     let (pid, fds) = (var("LISTEN_PID"), var("LISTEN_FDS"));
     let notify = std::env::var_os("NOTIFY_SOCKET");
-    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET"] {
+    for name in [
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "NOTIFY_SOCKET",
+    ] {
         std::env::remove_var(name);
     }
     let listen = match listen_count(pid.as_deref(), fds.as_deref(), std::process::id()) {
@@ -178,7 +183,14 @@ pub fn assign(passed: &[Passed], wanted: &Wanted) -> Result<(usize, Option<usize
                 if let Some(first) = tcp {
                     return Err(Mismatch::TwoTcp(fd(first), fd(i)));
                 }
-                check(fd(i), *addr, wanted.tcp_port, wanted.tcp_host, "tcp-port", "listen-host")?;
+                check(
+                    fd(i),
+                    *addr,
+                    wanted.tcp_port,
+                    wanted.tcp_host,
+                    "tcp-port",
+                    "listen-host",
+                )?;
                 tcp = Some(i);
             }
             Passed::Udp(addr) => {
@@ -278,14 +290,16 @@ pub struct Notifier {
 
 impl Notifier {
     fn new(name: Option<&std::ffi::OsStr>) -> Self {
-        use std::os::unix::ffi::OsStrExt as _;
         use std::os::linux::net::SocketAddrExt as _;
+        use std::os::unix::ffi::OsStrExt as _;
         let Some(name) = name.filter(|n| !n.is_empty()) else {
             return Self::default();
         };
         let bytes = name.as_bytes();
         let addr = match bytes.strip_prefix(b"@") {
-            Some(abstract_name) => std::os::unix::net::SocketAddr::from_abstract_name(abstract_name),
+            Some(abstract_name) => {
+                std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            }
             None => std::os::unix::net::SocketAddr::from_pathname(std::path::Path::new(name)),
         };
         let target = match (UnixDatagram::unbound(), addr) {
@@ -431,12 +445,20 @@ mod tests {
         let wrong_port = [Passed::TcpListener(a("10.0.0.1:8443")), ok[1]];
         assert!(matches!(
             assign(&wrong_port, &w),
-            Err(Mismatch::Differs { fd: 3, option: "tcp-port", .. })
+            Err(Mismatch::Differs {
+                fd: 3,
+                option: "tcp-port",
+                ..
+            })
         ));
         let wrong_host = [ok[0], Passed::Udp(a("10.0.0.2:4443"))];
         assert!(matches!(
             assign(&wrong_host, &w),
-            Err(Mismatch::Differs { fd: 4, option: "udp-listen-host", .. })
+            Err(Mismatch::Differs {
+                fd: 4,
+                option: "udp-listen-host",
+                ..
+            })
         ));
     }
 
@@ -448,14 +470,20 @@ mod tests {
         assert_eq!(assign(&[tcp], &BOTH), Err(Mismatch::NoUdp(443)));
         assert_eq!(assign(&[tcp, tcp], &BOTH), Err(Mismatch::TwoTcp(3, 4)));
         assert_eq!(assign(&[tcp, udp, udp], &BOTH), Err(Mismatch::TwoUdp(4, 5)));
-        assert_eq!(assign(&[tcp, Passed::Other], &BOTH), Err(Mismatch::NotInternet(4)));
+        assert_eq!(
+            assign(&[tcp, Passed::Other], &BOTH),
+            Err(Mismatch::NotInternet(4))
+        );
         assert_eq!(
             assign(&[Passed::TcpNotListening], &BOTH),
             Err(Mismatch::NotListening(3))
         );
         let tcp_only = Wanted { udp: None, ..BOTH };
         assert_eq!(assign(&[tcp], &tcp_only), Ok((0, None)));
-        assert_eq!(assign(&[tcp, udp], &tcp_only), Err(Mismatch::UnwantedUdp(4)));
+        assert_eq!(
+            assign(&[tcp, udp], &tcp_only),
+            Err(Mismatch::UnwantedUdp(4))
+        );
     }
 
     #[test]
@@ -466,7 +494,7 @@ mod tests {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = u.local_addr().unwrap();
         assert_eq!(describe(&OwnedFd::from(u)), Passed::Udp(addr));
-        let (x, _y) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        let (x, _y) = UnixDatagram::pair().unwrap();
         assert_eq!(describe(&OwnedFd::from(x)), Passed::Other);
     }
 

@@ -85,7 +85,10 @@ fn queue(record: Record) {
 /// Copy `src` into the fixed-size C field `dst`, truncated, NUL-padded (utmp fields need no
 /// terminating NUL when full).
 fn fill(dst: &mut [libc::c_char], src: &[u8]) {
-    for (d, s) in dst.iter_mut().zip(src.iter().chain(std::iter::repeat(&0u8))) {
+    for (d, s) in dst
+        .iter_mut()
+        .zip(src.iter().chain(std::iter::repeat(&0u8)))
+    {
         *d = *s as libc::c_char;
     }
 }
@@ -121,14 +124,18 @@ pub fn entry(r: &Record) -> libc::utmpx {
             }
         }
     }
-    let since = r
-        .at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since =
+        r.at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
     // 32-bit fields on x86-64 glibc (for compatibility with 32-bit programs).
     e.ut_tv.tv_sec = since.as_secs().try_into().unwrap_or_default();
     e.ut_tv.tv_usec = since.subsec_micros().try_into().unwrap_or_default();
     e
+}
+
+// glibc's (utmpx.h); the libc crate does not bind it.
+extern "C" {
+    fn updwtmpx(wtmpx_file: *const libc::c_char, utmpx: *const libc::utmpx);
 }
 
 /// The system's wtmp (glibc's _PATH_WTMP).
@@ -152,7 +159,7 @@ fn write(r: &Record) {
         );
     }
     // SAFETY: a NUL-terminated path and a valid entry; updwtmpx appends one record.
-    unsafe { libc::updwtmpx(WTMP.as_ptr(), &e) };
+    unsafe { updwtmpx(WTMP.as_ptr(), &e) };
 }
 
 #[cfg(test)]

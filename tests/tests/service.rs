@@ -139,7 +139,9 @@ fn socket_activated_tcp_and_udp_carry_a_dtls_login() {
     let fds = seen.lines().find(|l| l.starts_with("FDS ")).unwrap();
     // 0, 1, 2 and the directory ls reads: nothing from main.
     assert!(
-        fds.split_whitespace().skip(1).all(|fd| fd.parse::<u32>().unwrap() <= 3),
+        fds.split_whitespace()
+            .skip(1)
+            .all(|fd| fd.parse::<u32>().unwrap() <= 3),
         "the script inherited descriptors: {fds}"
     );
     let open: Vec<String> = fds.split_whitespace().skip(1).map(str::to_owned).collect();
@@ -209,7 +211,10 @@ fn readiness_stopping_and_drain() {
         .wait_for_log("termination request received; waiting 2500 ms", WAIT)
         .expect("drain logged");
     // Draining: the port refuses new connections, the tunnel still carries traffic.
-    assert!(!tcp_connects(&lab, 443), "a connection was accepted while draining");
+    assert!(
+        !tcp_connects(&lab, 443),
+        "a connection was accepted while draining"
+    );
     ping_ok(&lab, 2);
     assert!(
         asked.elapsed() < drain,
@@ -238,7 +243,10 @@ fn listen_netns_opens_the_sockets_there() {
     let conf = lab.config(&[("udp-port", "443"), ("listen-netns", &lab.srv.name)]);
     let server = Server::start(&home, &conf);
     server
-        .wait_for_log(&format!("listening in network namespace {}", lab.srv.name), WAIT)
+        .wait_for_log(
+            &format!("listening in network namespace {}", lab.srv.name),
+            WAIT,
+        )
         .expect("netns named");
     let mut client = alice(&lab);
     client
@@ -249,9 +257,16 @@ fn listen_netns_opens_the_sockets_there() {
     // The listening sockets are in the lab's namespace, none in rocserv's own; the tun device
     // is in rocserv's own.
     let listening = lab.srv.exec_ok(&["ss", "-Hltun", "sport", "= :443"]);
-    assert_eq!(listening.lines().count(), 2, "tcp and udp expected:\n{listening}");
+    assert_eq!(
+        listening.lines().count(),
+        2,
+        "tcp and udp expected:\n{listening}"
+    );
     let own = home.exec_ok(&["ss", "-Hltun", "sport", "= :443"]);
-    assert!(own.trim().is_empty(), "listening in rocserv's own namespace:\n{own}");
+    assert!(
+        own.trim().is_empty(),
+        "listening in rocserv's own namespace:\n{own}"
+    );
     let links = home.exec_ok(&["ip", "-o", "link"]);
     assert!(links.contains("vpns"), "{links}");
     drop(client);
@@ -303,7 +318,10 @@ fn use_utmp_records_the_tunnel() {
         std::thread::sleep(Duration::from_millis(50));
     };
     // [7] [pid] [id] [user] [line] [host] [addr] [time]
-    assert!(record.contains(&format!("[{worker:05}]")) || record.contains(&format!("[{worker}]")), "{record}");
+    assert!(
+        record.contains(&format!("[{worker:05}]")) || record.contains(&format!("[{worker}]")),
+        "{record}"
+    );
     assert!(record.contains("[alice"), "{record}");
     // The server's tun device (`device = vpns` in the lab).
     assert!(record.contains("[vpns"), "{record}");
@@ -313,13 +331,17 @@ fn use_utmp_records_the_tunnel() {
     let deadline = Instant::now() + WAIT;
     loop {
         let text = dump(&utmp);
-        if text.lines().any(|l| l.starts_with("[8]")) && !text.lines().any(|l| l.starts_with("[7]")) {
+        if text.lines().any(|l| l.starts_with("[8]")) && !text.lines().any(|l| l.starts_with("[7]"))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no DEAD_PROCESS record:\n{text}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(dump(&wtmp).lines().filter(|l| l.starts_with("[8]")).count(), 1);
+    assert_eq!(
+        dump(&wtmp).lines().filter(|l| l.starts_with("[8]")).count(),
+        1
+    );
 }
 
 #[test]
@@ -347,9 +369,6 @@ fn unit_files_pass_systemd_analyze_verify() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{stderr}");
     // Unknown keys are only warnings: none may be about our files.
-    let ours: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("rocserv."))
-        .collect();
+    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("rocserv.")).collect();
     assert!(ours.is_empty(), "{}", ours.join("\n"));
 }

@@ -130,7 +130,6 @@ const PER_FILE: &str = "Read by sec-mod at each CONNECT (an edit applies to the 
     line naming file and line (ocserv skips unknown options); so do an unreadable file and a \
     user or group name containing `/` or NUL or equal to `.` or `..`. See \
     \"Per-user and per-group files\" below.";
-const ZERO: &[&str] = &["0"];
 const NONE: &[&str] = &[];
 
 const fn yes(name: &'static str, scope: Scope, meaning: &'static str) -> OptionSpec {
