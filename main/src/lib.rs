@@ -27,14 +27,18 @@
 //!    Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
 //!    SIGTERM when main dies), send `Start`, wait up to 10 s for `Ready{key}`; `StartFailed`
 //!    or silence exits with status 1.
-//! 6. Bind TCP `listen-host:tcp-port` (default `[::]`, dual-stack, else `0.0.0.0`), and UDP
-//!    `udp-listen-host`/`listen-host` : `udp-port` when DTLS is configured (see [`udp`]).
+//! 6. Take the TCP and UDP sockets systemd passed (`LISTEN_FDS`, checked against the
+//!    configuration, see [`service`]), or bind TCP `listen-host:tcp-port` (default `[::]`,
+//!    dual-stack, else `0.0.0.0`), and UDP `udp-listen-host`/`listen-host` : `udp-port` when
+//!    DTLS is configured (see [`udp`]), inside `listen-netns` when set.
 //! 7. Write the pid file (`-p` overrides `pid-file`).
-//! 8. Bind the occtl socket and `metrics-listen` (if set; see [`metrics`]), then log
-//!    `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for);
-//!    in demo mode also print the openconnect command line and the password.
+//! 8. Bind the occtl socket and `metrics-listen` (if set; see [`metrics`]), log
+//!    `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for) and send
+//!    `READY=1` to `NOTIFY_SOCKET` ([`service::Notifier`]); in demo mode also print the
+//!    openconnect command line and the password.
 //! 9. Serve: per accepted connection spawn a worker (see [`worker`]); SIGTERM/SIGINT stop the
-//!    server (workers and sec-mod get SIGTERM, the pid file is removed, exit 0); SIGHUP
+//!    server (after the `server-drain-ms` drain, see [`server`]: workers and sec-mod get
+//!    SIGTERM, the pid file is removed, exit 0); SIGHUP
 //!    reloads the configuration for new connections (see [`reload`]); sec-mod dying stops the
 //!    server with status 1.
 //!
@@ -46,7 +50,8 @@
 //! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so:
 //! sec-mod logs only to stderr, so a detached daemon would lose its lines, and
 //! PR_SET_PDEATHSIG ties sec-mod to the thread that spawned it, so forking after sec-mod starts
-//! would kill it. Run it under systemd (`Type=simple`) or another supervisor.
+//! would kill it. Run it under systemd (`Type=notify`, dist/systemd/rocserv.service) or another
+//! supervisor.
 
 pub mod auth_hook;
 pub mod ban;
@@ -75,6 +80,7 @@ pub mod rtnetlink;
 pub mod scripts;
 pub mod secmod;
 pub mod server;
+pub mod service;
 pub mod session_deadline;
 pub mod settings;
 pub mod spawn;
@@ -87,6 +93,7 @@ pub mod tun_stats;
 pub mod tunnel_state;
 pub mod tunnels;
 pub mod udp;
+pub mod utmp;
 pub mod worker;
 pub mod worker_guard;
 pub mod worker_log;
@@ -102,6 +109,8 @@ use crate::settings::{Findings, Prepared};
 
 /// The whole program after argument parsing.
 pub fn run(cli: Cli) -> ExitCode {
+    // First: the environment may be changed only while we have one thread.
+    let systemd = service::take_environment();
     memory::tune();
     logger::init(cli.debug.unwrap_or(1));
     let mut config_errors = false;
@@ -190,7 +199,9 @@ pub fn run(cli: Cli) -> ExitCode {
         .map(|p| std::path::absolute(&p).unwrap_or(p));
     // What SIGHUP / occtl `reload` re-read (nothing in demo mode), and `-d`, which wins.
     let source = (demo.is_none().then(|| cli.config.clone()), cli.debug);
-    runtime.block_on(start(config, prepared, level, pid_file, demo, source))
+    runtime.block_on(start(
+        config, prepared, level, pid_file, demo, source, systemd,
+    ))
 }
 
 /// A configuration file after parsing.
@@ -319,7 +330,10 @@ async fn start(
     pid_file: Option<std::path::PathBuf>,
     demo: Option<demo::Demo>,
     source: (Option<std::path::PathBuf>, Option<u8>),
+    systemd: service::Environment,
 ) -> ExitCode {
+    let notifier = systemd.notifier;
+    notifier.status("starting sec-mod");
     // Before any CONNECT: rules a killed main left behind go (their devices are gone).
     reset_firewall(&config).await;
     let started = match secmod::start(prepared.secmod.clone(), level).await {
@@ -339,10 +353,29 @@ async fn start(
         let _ = secmod_child.start_kill();
         return ExitCode::FAILURE;
     }
-    let listener = match server::bind(&config).await {
+    let netns = match config.listen_netns.as_deref().map(service::Netns::open) {
+        None => None,
+        Some(Ok(ns)) => Some(ns),
+        Some(Err(e)) => {
+            log::error!("listen-netns: cannot open the namespace: {e}");
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    let (listener, udp) = match listeners(&config, systemd.listen, netns.as_ref()) {
+        Ok(both) => both,
+        Err(e) => {
+            log::error!("{e}");
+            let _ = secmod_child.start_kill();
+            let _ = secmod_child.wait().await;
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            log::error!("cannot listen on port {}: {e}", config.tcp_port);
+            log::error!("cannot serve the TCP listener: {e}");
             let _ = secmod_child.start_kill();
             let _ = secmod_child.wait().await;
             return ExitCode::FAILURE;
@@ -356,18 +389,6 @@ async fn start(
             return ExitCode::FAILURE;
         }
     }
-    let udp = match udp::bind_shared(&config) {
-        Ok(udp) => udp,
-        Err(e) => {
-            log::error!("cannot listen on UDP port {:?}: {e}", config.udp_port);
-            if let Some(path) = &pid_file {
-                let _ = std::fs::remove_file(path);
-            }
-            let _ = secmod_child.start_kill();
-            let _ = secmod_child.wait().await;
-            return ExitCode::FAILURE;
-        }
-    };
     if let Some(addr) = udp.as_ref().and_then(|u| u.local_addr().ok()) {
         log::info!("listening on {addr} (udp, DTLS)");
     }
@@ -405,10 +426,10 @@ async fn start(
     if let Some(addr) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
         log::info!("metrics at http://{addr}/metrics");
     }
-    match listener.local_addr() {
-        Ok(addr) => log::info!("ready: listening on {addr} (tcp)"),
-        Err(e) => log::info!("ready: listening on port {} (tcp) ({e})", config.tcp_port),
-    }
+    let ready = match listener.local_addr() {
+        Ok(addr) => format!("ready: listening on {addr} (tcp)"),
+        Err(e) => format!("ready: listening on port {} (tcp) ({e})", config.tcp_port),
+    };
     if let Some(demo) = &demo {
         println!("{}", demo::instructions(demo));
     }
@@ -431,8 +452,16 @@ async fn start(
     ));
     shared.live.set_source(source.0, source.1);
     if let Some(udp) = udp {
+        let netns = match netns.as_ref().map(service::Netns::try_clone).transpose() {
+            Ok(ns) => ns,
+            Err(e) => {
+                log::error!("listen-netns: {e}");
+                secmod.stop().await;
+                return ExitCode::FAILURE;
+            }
+        };
         // Runs until the process exits.
-        if let Err(e) = udp::spawn(Arc::clone(&shared), udp) {
+        if let Err(e) = udp::spawn(Arc::clone(&shared), udp, netns) {
             log::error!("cannot start the UDP thread: {e}");
         }
     }
@@ -440,7 +469,10 @@ async fn start(
     let _ctl = ctl.map(|ctl| ctl.serve(Arc::clone(&shared)));
     // Stops serving when dropped at the end of `start`.
     let _metrics = metrics.map(|m| m.serve(Arc::clone(&shared)));
-    let stop = server::run(shared, listener, secmod, pid_file).await;
+    // Only now: sec-mod is up, every socket open, occtl answers.
+    log::info!("{ready}");
+    notifier.ready(&ready);
+    let stop = server::run(shared, listener, secmod, pid_file, &notifier).await;
     // Every worker is gone: so is every session's need for rules.
     if let Err(e) = firewall::reset().await {
         log::debug!(
@@ -457,6 +489,53 @@ async fn start(
         server::Stop::Failure => {
             log::error!("rocserv stopped after a failure");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The TCP listener and the DTLS socket (when `udp-port` is set): those systemd passed
+/// (`LISTEN_FDS`), else bound here, inside `listen-netns` when set.
+fn listeners(
+    config: &Config,
+    passed: Option<Result<Vec<std::os::fd::OwnedFd>, service::ListenError>>,
+    netns: Option<&service::Netns>,
+) -> Result<(std::net::TcpListener, Option<std::net::UdpSocket>), String> {
+    if let Some(passed) = passed {
+        let fds = passed.map_err(|e| format!("socket activation: {e}"))?;
+        let count = fds.len();
+        let (tcp, udp) = service::split(fds, &service::Wanted::from_config(config))
+            .map_err(|e| format!("socket activation: {e}"))?;
+        tcp.set_nonblocking(true)
+            .map_err(|e| format!("socket activation: TCP socket: {e}"))?;
+        let udp = udp
+            .map(udp::adopt_shared)
+            .transpose()
+            .map_err(|e| format!("socket activation: UDP socket: {e}"))?;
+        log::info!("listening on {count} sockets passed by systemd");
+        return Ok((tcp, udp));
+    }
+    let bind_both = || -> Result<_, String> {
+        let tcp = server::bind(config)
+            .map_err(|e| format!("cannot listen on port {}: {e}", config.tcp_port))?;
+        let udp = udp::bind_shared(config)
+            .map_err(|e| format!("cannot listen on UDP port {:?}: {e}", config.udp_port))?;
+        Ok((tcp, udp))
+    };
+    match netns {
+        None => bind_both(),
+        Some(ns) => {
+            let mut inner = None;
+            ns.within(|| {
+                inner = Some(bind_both());
+                Ok(())
+            })
+            .map_err(|e| format!("listen-netns: {e}"))?;
+            let (tcp, udp) = inner.unwrap_or_else(|| Err("listen-netns: nothing bound".into()))?;
+            log::info!(
+                "listening in network namespace {}",
+                config.listen_netns.as_deref().unwrap_or_default()
+            );
+            Ok((tcp, udp))
         }
     }
 }

@@ -87,6 +87,9 @@ pub async fn grant(
         info.device
     );
     Counters::add(&shared.counters.sessions, 1);
+    if admitted.config.use_utmp {
+        crate::utmp::login(info.id, &info.device, &info.username, info.ip_real);
+    }
     admitted.granted = Some((info, Instant::now()));
     true
 }
@@ -122,6 +125,9 @@ pub async fn ended(shared: &Shared, admitted: Admitted, rx: u64, tx: u64) {
     let Some((info, started)) = admitted.granted else {
         return;
     };
+    if admitted.config.use_utmp {
+        crate::utmp::logout(info.id, &info.device);
+    }
     Counters::add(&shared.counters.rx_bytes, rx);
     Counters::add(&shared.counters.tx_bytes, tx);
     let Some(script) = &admitted.config.disconnect_script else {

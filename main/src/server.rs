@@ -23,21 +23,34 @@ use crate::state::Shared;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Bind `listen-host:tcp-port`; without `listen-host`, `[::]` (dual-stack) if the system has
-/// IPv6, else `0.0.0.0`.
-pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
+/// IPv6, else `0.0.0.0`. Synchronous (socket, bind, listen), so that it can run inside
+/// `listen-netns` ([`crate::service::Netns::within`]) without an await in between.
+pub fn bind(config: &Config) -> std::io::Result<std::net::TcpListener> {
     let port = config.tcp_port;
     match config.listen_host {
-        Some(host) => TcpListener::bind(SocketAddr::new(host, port)).await,
-        None => match TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))
-            .await
-        {
+        Some(host) => listen(SocketAddr::new(host, port)),
+        None => match listen(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)) {
             Ok(l) => Ok(l),
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
-                TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)).await
+                listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
             }
             Err(e) => Err(e),
         },
     }
+}
+
+/// What tokio's `TcpListener::bind` does (SO_REUSEADDR, backlog 1024), non-blocking.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM.cloexec(),
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Why the server stopped.
@@ -49,18 +62,32 @@ pub enum Stop {
     Failure,
 }
 
+/// Longest `server-drain-ms` honoured, whatever the configuration says (a supervisor's stop
+/// timeout should be longer still).
+const MAX_DRAIN: Duration = Duration::from_secs(24 * 3600);
+
 /// Accept connections until a signal or a fatal error, then shut everything down.
 pub async fn run(
     shared: Arc<Shared>,
     listener: TcpListener,
     mut secmod: Supervisor,
     pid_file: Option<PathBuf>,
+    notifier: &crate::service::Notifier,
 ) -> Stop {
     // Bandwidth shapers' devices a killed predecessor left (none exist for a live tunnel yet).
     crate::rate_limit::remove_stale();
     let mut workers = JoinSet::new();
     let mut next_id = 0u64;
-    let stop = match accept_loop(&shared, &listener, &mut secmod, &mut workers, &mut next_id).await
+    let mut listener = Some(listener);
+    let stop = match accept_loop(
+        &shared,
+        &mut listener,
+        &mut secmod,
+        &mut workers,
+        &mut next_id,
+        notifier,
+    )
+    .await
     {
         Ok(stop) => stop,
         Err(e) => {
@@ -69,6 +96,8 @@ pub async fn run(
         }
     };
     drop(listener);
+    // Said already when a drain began; saying it twice changes nothing for systemd.
+    notifier.stopping("stopping: ending the tunnels");
     shutdown(&shared, secmod, workers).await;
     if let Some(path) = pid_file {
         if let Err(e) = std::fs::remove_file(&path) {
@@ -78,13 +107,55 @@ pub async fn run(
     stop
 }
 
+/// A stop request (signal or occtl): `Some` = stop now; `None` = `server-drain-ms` began (the
+/// listener is closed, systemd told, the tunnels stay until `drain` passes). A request during
+/// the drain ends it.
+fn stop_requested(
+    shared: &Shared,
+    why: &str,
+    listener: &mut Option<TcpListener>,
+    drain: &mut Option<tokio::time::Instant>,
+    notifier: &crate::service::Notifier,
+) -> Option<Stop> {
+    if drain.is_some() {
+        log::info!("{why}: ending the drain early; shutting down");
+        return Some(Stop::Signal);
+    }
+    let ms = shared.live.get().server_drain_ms;
+    if ms == 0 {
+        log::info!("{why}: shutting down");
+        return Some(Stop::Signal);
+    }
+    let wait = Duration::from_millis(u64::from(ms)).min(MAX_DRAIN);
+    // Closing our listener makes the port refuse connections (unless systemd holds it: socket
+    // activation), which is what load balancers' health checks see.
+    *listener = None;
+    log::info!("{why}: termination request received; stopping new connections");
+    log::info!("termination request received; waiting {ms} ms");
+    notifier.stopping(&format!("draining: tunnels end in {ms} ms"));
+    *drain = Some(tokio::time::Instant::now() + wait);
+    None
+}
+
+/// `listener.accept()`, or never when the listener is closed (draining).
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn accept_loop(
     shared: &Arc<Shared>,
-    listener: &TcpListener,
+    listener: &mut Option<TcpListener>,
     secmod: &mut Supervisor,
     workers: &mut JoinSet<()>,
     next_id: &mut u64,
+    notifier: &crate::service::Notifier,
 ) -> std::io::Result<Stop> {
+    let mut drain: Option<tokio::time::Instant> = None;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -115,7 +186,7 @@ async fn accept_loop(
     loop {
         let paused = pacer.paused_until(std::time::Instant::now());
         tokio::select! {
-            accepted = listener.accept(), if paused.is_none() => match accepted {
+            accepted = accept_on(listener.as_ref()), if paused.is_none() && listener.is_some() => match accepted {
                 Ok((stream, peer)) => {
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     let config = shared.live.get();
@@ -164,9 +235,13 @@ async fn accept_loop(
                 }
             },
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
-            _ = sigterm.recv() => { log::info!("SIGTERM: shutting down"); return Ok(Stop::Signal) }
-            _ = sigint.recv() => { log::info!("SIGINT: shutting down"); return Ok(Stop::Signal) }
-            () = shared.stop.notified() => { log::info!("occtl stop: shutting down"); return Ok(Stop::Signal) }
+            _ = sigterm.recv() => if let Some(stop) = stop_requested(shared, "SIGTERM", listener, &mut drain, notifier) { return Ok(stop) },
+            _ = sigint.recv() => if let Some(stop) = stop_requested(shared, "SIGINT", listener, &mut drain, notifier) { return Ok(stop) },
+            () = shared.stop.notified() => if let Some(stop) = stop_requested(shared, "occtl stop", listener, &mut drain, notifier) { return Ok(stop) },
+            () = tokio::time::sleep_until(drain.unwrap_or_else(tokio::time::Instant::now)), if drain.is_some() => {
+                log::info!("drain time over: shutting down");
+                return Ok(Stop::Signal);
+            }
             // rate-limit-ms: accepting resumes here.
             () = tokio::time::sleep_until(paused.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)), if paused.is_some() => {}
             _ = sighup.recv() => {

@@ -88,13 +88,24 @@ pub fn bind_shared(config: &Config) -> std::io::Result<Option<std::net::UdpSocke
 /// Serve the shared socket on a thread of its own ("rocserv-udp", with its own single-threaded
 /// runtime) for the life of the process. Nothing on it may spawn a child process: a child's
 /// death signal follows the thread that forked it ([`crate::spawn`]).
+///
+/// With `listen-netns` the thread moves into that namespace first, for good: the connected
+/// per-client sockets it makes must share the listening socket's namespace (and port).
 pub fn spawn(
     shared: Arc<Shared>,
     socket: std::net::UdpSocket,
+    netns: Option<crate::service::Netns>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("rocserv-udp".into())
         .spawn(move || {
+            if let Some(netns) = netns {
+                if let Err(e) = netns.enter() {
+                    return log::error!(
+                        "cannot enter listen-netns for the UDP thread ({e}); DTLS is off"
+                    );
+                }
+            }
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -116,7 +127,20 @@ pub fn spawn(
 /// (which should not happen to root) it still works, with a warning: the demultiplexer drops
 /// the same datagrams, at a higher cost.
 fn shared_socket(addr: SocketAddr) -> std::io::Result<OwnedFd> {
-    let fd = port_socket(addr)?;
+    prepare_shared(port_socket(addr)?)
+}
+
+/// A UDP socket systemd passed (socket activation) made what [`shared_socket`] makes:
+/// non-blocking and with SO_REUSEPORT, without which no connected per-client socket could be
+/// bound to its port (`ReusePort=yes` in the socket unit does it too).
+pub fn adopt_shared(fd: OwnedFd) -> std::io::Result<std::net::UdpSocket> {
+    socket2::SockRef::from(&fd).set_nonblocking(true)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    Ok(std::net::UdpSocket::from(prepare_shared(fd)?))
+}
+
+/// The destination of each datagram requested, the filter attached, the buffer enlarged.
+fn prepare_shared(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     request_destination(&fd)?;
     let program: Vec<socket2::SockFilter> = filter::socket_filter(UDP_HEADER)
         .iter()

@@ -139,6 +139,9 @@ impl Lab {
             ("keepalive".into(), "32400".into()),
             ("dpd".into(), "90".into()),
             ("default-domain".into(), "vpn.test".into()),
+            // ocserv's default is on; tests must not write the host's utmp (tests/tests/service.rs
+            // points it at files of its own).
+            ("use-utmp".into(), "false".into()),
             // Each lab keeps its session records to itself (the default is in /var/lib).
             (
                 "session-db".into(),

@@ -41,6 +41,19 @@ impl Server {
         Self::spawn_binary(ns, conf, &crate::bin("rocserv"))
     }
 
+    /// Start `cmd` (which must end up exec'ing rocserv, so that its pid is main's: e.g.
+    /// `ip netns exec` + `systemd-socket-activate`), capturing its output, without waiting.
+    pub fn spawn_command(mut cmd: std::process::Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rocserv");
+        let log = Output::capture(&mut child, "server");
+        Self { child, log }
+    }
+
     fn spawn_binary(ns: &Netns, conf: &Path, binary: &Path) -> Self {
         let mut child = ns
             .command(binary.to_str().expect("utf-8 path"))

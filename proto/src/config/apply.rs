@@ -259,6 +259,10 @@ pub(crate) fn supported(
         "crl" => c.crl = Some(values::absolute_path(v)?),
         "cert-user-oid" => c.cert_user_oid = Some(auth::cert_field(v)?),
         "cert-group-oid" => c.cert_group_oid = Some(auth::cert_field(v)?),
+        "listen-netns" => c.listen_netns = Some(values::netns_name(v)?),
+        // Longer than a day would only postpone shutdown past any supervisor's patience.
+        "server-drain-ms" => c.server_drain_ms = values::number(v, 0, 86_400_000)?,
+        "use-utmp" => c.use_utmp = values::boolean(v)?,
         "always-require-cert" => {
             sink.warning(line, Some(name), "old option; use `cisco-client-compat`");
             if !values::boolean(v)? {

@@ -440,6 +440,14 @@ pub struct Config {
     pub cert_group_oid: Option<CertField>,
     /// `metrics-listen` (ours): where main serves Prometheus metrics; `None` = off.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `listen-netns`: the network namespace (a name under /run/netns) the TCP and UDP
+    /// listening sockets are opened in; everything else stays in main's own namespace.
+    pub listen_netns: Option<String>,
+    /// `server-drain-ms`: at shutdown, how long main keeps the tunnels up after it stopped
+    /// accepting (load balancers see the port close first). 0 = no drain.
+    pub server_drain_ms: u32,
+    /// `use-utmp`: record each tunnel in utmp and wtmp (ocserv's default: on).
+    pub use_utmp: bool,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
@@ -571,6 +579,9 @@ impl Default for Config {
             cert_user_oid: None,
             cert_group_oid: None,
             metrics_listen: None,
+            listen_netns: None,
+            server_drain_ms: 0,
+            use_utmp: true,
         }
     }
 }

@@ -130,7 +130,6 @@ const PER_FILE: &str = "Read by sec-mod at each CONNECT (an edit applies to the 
     line naming file and line (ocserv skips unknown options); so do an unreadable file and a \
     user or group name containing `/` or NUL or equal to `.` or `..`. See \
     \"Per-user and per-group files\" below.";
-const ZERO: &[&str] = &["0"];
 const NONE: &[&str] = &[];
 
 const fn yes(name: &'static str, scope: Scope, meaning: &'static str) -> OptionSpec {
@@ -289,7 +288,7 @@ static OPTIONS: &[OptionSpec] = &[
     spec("listen-clear-file", G, Status::Removed { error: true }, "Unix socket for TLS terminated elsewhere.", "removed in ocserv 1.1.2, which refuses it too"),
     yes_but("listen-host", G, "Address to listen on (default: all).", "An IP address; host names are not resolved."),
     later_unless("listen-host-is-dyndns", V, FALSE, "The server address may change: ask clients to resolve again on reconnect."),
-    later("listen-netns", G, "Network namespace to open the listening sockets in."),
+    yes_but("listen-netns", G, "Network namespace to open the listening sockets in.", "A name under /run/netns (as `ip netns add` makes). The TCP and UDP listening sockets, and the per-client UDP sockets main hands to workers, are opened there; tun devices, scripts, sec-mod and the occtl socket stay in the namespace rocserv was started in (as ocserv). With sockets from systemd (`LISTEN_FDS`) only the per-client UDP sockets are opened there (as ocserv); give the socket unit the same namespace (`NetworkNamespacePath=`)."),
     refused("listen-proxy-proto", G, FALSE, "Expect the PROXY protocol header from a load balancer.",
         "the header would be read as TLS and every connection would fail."),
     yes_but("log-level", G, "Verbosity 0-9 (1 basic, 2 info, 3 debug, 4 http, 8 sensitive, 9 TLS).", "Default 1 (ocserv: 2)."),
@@ -339,7 +338,7 @@ static OPTIONS: &[OptionSpec] = &[
     many(yes_but("select-group", V, "Group the user may choose at login (`name[Label]`).", "A name with a control character, `[`, `]`, `/`, `:` or `,` is an error, and so are more than 128 lines or a label over 255 bytes. As in ocserv a user may still ask for a group not listed, and gets it only if they are in it.")),
     yes_but("select-group-by-url", V, "Choose the group from the URL path.", "`/NAME?query` asks for `NAME` (ocserv takes the query too); also taken from the path of Cisco's `<group-access>` URL when the POST goes to `/`. Implied by `cisco-client-compat`, as in ocserv 1.5."),
     many(yes_but("server-cert", V, "Server certificate (chain) file; several pairs allowed.", "PEM files only; a second pair is ignored with a warning.")),
-    later_unless("server-drain-ms", G, ZERO, "Delay before closing listeners at shutdown, for load balancers."),
+    yes_but("server-drain-ms", G, "Delay before closing listeners at shutdown, for load balancers.", "On SIGTERM/SIGINT/`occtl stop` main closes the TCP listener at once, tells systemd `STOPPING=1`, keeps the tunnels (and the DTLS port, so that roaming clients keep theirs) for this long, then ends them. A second signal ends the drain early. At most 86400000."),
     many(yes_but("server-key", V, "Private key of the preceding `server-cert`.", "PEM file only (no PKCS #11 / TPM URLs).")),
     later("server-stats-reset-time", G, "Period after which occtl's statistics restart."),
     spec("session-control", G, Status::Removed { error: false }, "Old session-control switch.", "deprecated; ocserv ignores it too"),
@@ -365,7 +364,7 @@ static OPTIONS: &[OptionSpec] = &[
     alias("use-dbus", "use-occtl", false, G),
     yes("use-occtl", G, "Serve the occtl control socket."),
     alias("use-seccomp", "isolate-workers", true, G),
-    later_unless("use-utmp", G, FALSE, "Record clients in utmp."),
+    yes_but("use-utmp", G, "Record clients in utmp.", "On by default, as in ocserv: main writes a USER_PROCESS record (line = tun device, user, host = client IP, pid = worker) into utmp and wtmp when the tunnel is granted and a DEAD_PROCESS record when it ends; a failure to write is logged at debug level and changes nothing else."),
     yes_but("user-profile", V, "AnyConnect XML profile offered to clients.",
         "Absolute path; main reads it at start and at reload (an unreadable file or one over 32 KiB is an error) and hands it to the workers. Served as `/profiles/NAME` (NAME = the file name) only on the connection that just logged in, where openconnect `-x` fetches it; ocserv also serves it to a new connection that shows a valid cookie. Only in the main file (not per user or group)."),
 ];

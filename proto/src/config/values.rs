@@ -219,6 +219,24 @@ pub(crate) fn name(v: &str, max_len: usize) -> Result<String, Bad> {
     }
 }
 
+/// `listen-netns`: a name `ip netns add` makes under /run/netns, used as one path component
+/// there: no `/`, no NUL, not `.` or `..`, at most 255 bytes (NAME_MAX).
+pub(crate) fn netns_name(v: &str) -> Result<String, Bad> {
+    let ok = !v.is_empty()
+        && v.len() <= 255
+        && v != "."
+        && v != ".."
+        && !v.bytes().any(|b| b == b'/' || b.is_ascii_control());
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(expected(
+            "a network namespace name (a file name under /run/netns)",
+            v,
+        ))
+    }
+}
+
 /// A group name as the password file or the system's group database spells it: no control
 /// character, no `[`/`]` (they delimit labels) and no `/` (it names a per-group file).
 pub(crate) fn group_name(v: &str) -> Result<String, Bad> {
