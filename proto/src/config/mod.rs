@@ -440,6 +440,10 @@ pub struct Config {
     pub cert_group_oid: Option<CertField>,
     /// `metrics-listen` (ours): where main serves Prometheus metrics; `None` = off.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `key-pin`: opens an encrypted `server-key` (sec-mod decrypts it).
+    pub key_pin: Option<Secret>,
+    /// `pin-file`: a file whose first line is that PIN (read by sec-mod; `key-pin` wins).
+    pub pin_file: Option<PathBuf>,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
@@ -571,6 +575,8 @@ impl Default for Config {
             cert_user_oid: None,
             cert_group_oid: None,
             metrics_listen: None,
+            key_pin: None,
+            pin_file: None,
         }
     }
 }

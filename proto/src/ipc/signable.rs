@@ -39,6 +39,11 @@ pub mod scheme {
     pub const RSA_PSS_SHA384: u16 = 0x0805;
     pub const RSA_PSS_SHA512: u16 = 0x0806;
     pub const ED25519: u16 = 0x0807;
+    pub const ECDSA_NISTP521_SHA512: u16 = 0x0603;
+    /// rsa_pss_pss_*: an id-RSASSA-PSS key (RFC 8446 §4.2.3).
+    pub const RSA_PSS_PSS_SHA256: u16 = 0x0809;
+    pub const RSA_PSS_PSS_SHA384: u16 = 0x080a;
+    pub const RSA_PSS_PSS_SHA512: u16 = 0x080b;
 }
 
 /// A key exchange group a TLS 1.2 `ServerKeyExchange` may name.
@@ -153,7 +158,11 @@ pub fn check(scheme: u16, message: &[u8]) -> Result<Signable<'_>, SignableError>
         | scheme::RSA_PSS_SHA256
         | scheme::RSA_PSS_SHA384
         | scheme::RSA_PSS_SHA512
-        | scheme::ED25519 => true,
+        | scheme::ED25519
+        | scheme::ECDSA_NISTP521_SHA512
+        | scheme::RSA_PSS_PSS_SHA256
+        | scheme::RSA_PSS_PSS_SHA384
+        | scheme::RSA_PSS_PSS_SHA512 => true,
         other => return Err(SignableError::Scheme(other)),
     };
     if let Some(transcript_hash) = tls13_content(message) {
