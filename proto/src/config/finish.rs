@@ -161,7 +161,6 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
 /// Lines of the options the certificate checks name.
 struct Lines {
     auth: usize,
-    cert_group_oid: Option<usize>,
 }
 
 fn section_lines(section: &Section) -> Lines {
@@ -170,7 +169,6 @@ fn section_lines(section: &Section) -> Lines {
             .seen_at("auth")
             .or_else(|| section.seen_at("enable-auth"))
             .unwrap_or(0),
-        cert_group_oid: section.seen_at("cert-group-oid"),
     }
 }
 
