@@ -248,6 +248,8 @@ mod tests {
     #[test]
     fn tls13_certificate_verify() {
         for (scheme, len) in [
+            (scheme::ECDSA_NISTP521_SHA512, 48),
+            (scheme::RSA_PSS_PSS_SHA256, 32),
             (scheme::ECDSA_NISTP256_SHA256, 32),
             (scheme::RSA_PSS_SHA256, 48),
             (scheme::ED25519, 32),
@@ -350,8 +352,9 @@ mod tests {
         for m in [&b""[..], b"transcript", &[0; 64], &[0x20; 200], &[0; 4096]] {
             assert!(check(0x0403, m).is_err(), "{m:?}");
         }
-        // SHA-1 and unknown schemes are refused even for well-formed content.
-        for scheme in [0x0201, 0x0203, 0x0808, 0x0809, 0xffff] {
+        // SHA-1 and unknown schemes are refused even for well-formed content (0x080c: the
+        // next rsa_pss_pss code point after those P-521/RSA-PSS keys use).
+        for scheme in [0x0201, 0x0203, 0x0808, 0x080c, 0xffff] {
             assert_eq!(check(scheme, &cv(32)), Err(SignableError::Scheme(scheme)));
             assert_eq!(
                 check(scheme, &ske(0x001d, &[9; 32])),
