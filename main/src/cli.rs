@@ -103,7 +103,10 @@ mod tests {
             let text = err.to_string();
             let first = text.lines().next().unwrap();
             assert_eq!(first, format!("rocserv {}", env!("CARGO_PKG_VERSION")));
-            assert!(first[8..].split('.').all(|n| n.parse::<u32>().is_ok()), "{first}");
+            assert!(
+                first[8..].split('.').all(|n| n.parse::<u32>().is_ok()),
+                "{first}"
+            );
         }
     }
 

@@ -948,16 +948,18 @@ mod tests {
             .iter()
             .find(|w| w.starts_with("run-as-user: root"))
             .expect("a warning");
-        assert!(
-            locate("t.conf", &config, "warning", warning).starts_with("t.conf:1: warning: run-as-user: root"),
-        );
+        assert!(locate("t.conf", &config, "warning", warning)
+            .starts_with("t.conf:1: warning: run-as-user: root"),);
         let config = Config {
             isolate_workers: false,
             ..config
         };
         let mut findings = Findings::default();
         assert!(resolve_sandbox(&config, &mut findings).is_none());
-        assert!(findings.errors.iter().any(|e| e.contains("isolate-workers")));
+        assert!(findings
+            .errors
+            .iter()
+            .any(|e| e.contains("isolate-workers")));
     }
 
     #[test]

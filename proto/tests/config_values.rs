@@ -432,11 +432,17 @@ fn certificate_settings_and_chains() {
         assert_eq!(messages(&parse(&text, "t.conf")).first().map(String::as_str), Some(want), "{text}");
     }
     // One message per problem: a bad cert-user-oid is not also a missing one.
-    let p = parse(&format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = uid\n"), "t.conf");
+    let p = parse(
+        &format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = uid\n"),
+        "t.conf",
+    );
     assert_eq!(messages(&p).len(), 1, "{:?}", messages(&p));
     // Without a `certificate` method ocserv reads neither OID: whatever they say, no message
     // (a warning must mean the file behaves differently here).
-    for extra in ["cert-user-oid = 0.9.2342.19200300.100.1.1\ncert-group-oid = 2.5.4.11\n", "cert-user-oid = uid\ncert-group-oid = ou\n"] {
+    for extra in [
+        "cert-user-oid = 0.9.2342.19200300.100.1.1\ncert-group-oid = 2.5.4.11\n",
+        "cert-user-oid = uid\ncert-group-oid = ou\n",
+    ] {
         let p = parse(&format!("auth = pam\n{base}{extra}"), "t.conf");
         assert_eq!(messages(&p), Vec::<String>::new(), "{extra}");
     }
@@ -455,10 +461,16 @@ fn camouflage_settings_while_camouflage_is_off() {
         let p = parse(&format!("{base}{extra}"), "t.conf");
         assert_eq!(messages(&p), Vec::<String>::new(), "{extra}");
     }
-    let p = parse(&format!("{base}camouflage = true\ncamouflage_secret = \"my secret key\"\n"), "t.conf");
+    let p = parse(
+        &format!("{base}camouflage = true\ncamouflage_secret = \"my secret key\"\n"),
+        "t.conf",
+    );
     let m = messages(&p);
     assert_eq!(m.len(), 1, "{m:?}");
-    assert!(m[0].starts_with("t.conf:6: error: camouflage_secret:"), "{m:?}");
+    assert!(
+        m[0].starts_with("t.conf:6: error: camouflage_secret:"),
+        "{m:?}"
+    );
 }
 
 #[test]

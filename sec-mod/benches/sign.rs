@@ -35,10 +35,20 @@ fn data(name: &str) -> Vec<u8> {
 
 /// (label, key file, certificate file, scheme)
 const KEYS: &[(&str, &str, &str, u16)] = &[
-    ("rsa2048_pss", "os-rsa2048-p8.key", "os-rsa2048-p8.crt", 0x0804),
+    (
+        "rsa2048_pss",
+        "os-rsa2048-p8.key",
+        "os-rsa2048-p8.crt",
+        0x0804,
+    ),
     ("rsa2432_pss", "ct-rsa2432.key", "ct-rsa2432.crt", 0x0804),
     ("rsa3072_pss", "ct-rsa3072.key", "ct-rsa3072.crt", 0x0804),
-    ("rsa4096_pss", "os-rsa4096-pkcs1.key", "os-rsa4096-pkcs1.crt", 0x0804),
+    (
+        "rsa4096_pss",
+        "os-rsa4096-pkcs1.key",
+        "os-rsa4096-pkcs1.crt",
+        0x0804,
+    ),
     ("rsapss2048", "ct-rsapss.key", "ct-rsapss.crt", 0x0809),
     ("p256", "ct-p256.key", "ct-p256.crt", 0x0403),
     ("p384", "ct-p384.key", "ct-p384.crt", 0x0503),

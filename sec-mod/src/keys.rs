@@ -62,7 +62,10 @@ pub enum KeyError {
 enum Signer {
     /// `pss_only`: an id-RSASSA-PSS key (RFC 4055), which TLS may use only with the
     /// rsa_pss_pss_* schemes (RFC 8446 §4.2.3).
-    Rsa { key: RsaKeyPair, pss_only: bool },
+    Rsa {
+        key: RsaKeyPair,
+        pss_only: bool,
+    },
     /// The key and its curve (`EcdsaP256`, `EcdsaP384` or `EcdsaP521`).
     Ecdsa(EcdsaKeyPair, KeyKind),
     Ed25519(Ed25519KeyPair),
@@ -77,7 +80,9 @@ pub struct ServerKey {
 
 impl std::fmt::Debug for ServerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerKey").field("kind", &self.kind).finish()
+        f.debug_struct("ServerKey")
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -310,10 +315,9 @@ fn decrypt(der: &[u8], pin: &str) -> Result<Vec<u8>, KeyError> {
         Aes::Aes192 => &aws_lc_rs::cipher::AES_192,
         Aes::Aes256 => &aws_lc_rs::cipher::AES_256,
     };
-    let iv: [u8; 16] = p
-        .iv
-        .try_into()
-        .map_err(|_| KeyError::Encryption(EncryptionError::Malformed))?;
+    let iv: [u8; 16] =
+        p.iv.try_into()
+            .map_err(|_| KeyError::Encryption(EncryptionError::Malformed))?;
     let cipher = UnboundCipherKey::new(alg, key)
         .and_then(PaddedBlockDecryptingKey::cbc_pkcs7)
         .map_err(|_| KeyError::Encryption(EncryptionError::Unsupported));

@@ -59,9 +59,14 @@ fn check(key_file: &str, cert_file: &str, pin: Option<&str>, kind: KeyKind) {
         assert!(verifies(&cert, scheme, &sig), "{key_file} {scheme:#06x}");
     }
     // Nothing outside the kind's schemes (a PSS-only key never signs PKCS#1 or rsae).
-    for scheme in [0x0401, 0x0403, 0x0503, 0x0603, 0x0804, 0x0807, 0x0809, 0x0201] {
+    for scheme in [
+        0x0401, 0x0403, 0x0503, 0x0603, 0x0804, 0x0807, 0x0809, 0x0201,
+    ] {
         if !schemes(kind).contains(&scheme) {
-            assert!(key.sign(scheme, MESSAGE).is_none(), "{key_file} {scheme:#06x}");
+            assert!(
+                key.sign(scheme, MESSAGE).is_none(),
+                "{key_file} {scheme:#06x}"
+            );
         }
     }
 }
@@ -76,16 +81,36 @@ fn certtool_keys() {
     check("ct-p521.key", "ct-p521.crt", None, KeyKind::EcdsaP521);
     check("ct-rsapss.key", "ct-rsapss.crt", None, KeyKind::RsaPss);
     check("ct-ed25519.key", "ct-ed25519.crt", None, KeyKind::Ed25519);
-    check("ct-p384-enc.key", "ct-p384.crt", Some("secret-pin"), KeyKind::EcdsaP384);
+    check(
+        "ct-p384-enc.key",
+        "ct-p384.crt",
+        Some("secret-pin"),
+        KeyKind::EcdsaP384,
+    );
 }
 
 #[test]
 fn openssl_keys() {
     check("os-rsa2048-p8.key", "os-rsa2048-p8.crt", None, KeyKind::Rsa);
-    check("os-rsa4096-pkcs1.key", "os-rsa4096-pkcs1.crt", None, KeyKind::Rsa);
-    check("os-p521-sec1.key", "os-p521-sec1.crt", None, KeyKind::EcdsaP521);
+    check(
+        "os-rsa4096-pkcs1.key",
+        "os-rsa4096-pkcs1.crt",
+        None,
+        KeyKind::Rsa,
+    );
+    check(
+        "os-p521-sec1.key",
+        "os-p521-sec1.crt",
+        None,
+        KeyKind::EcdsaP521,
+    );
     check("os-rsapss.key", "os-rsapss.crt", None, KeyKind::RsaPss);
-    check("os-p256-enc.key", "os-p256-enc.crt", Some("secret-pin"), KeyKind::EcdsaP256);
+    check(
+        "os-p256-enc.key",
+        "os-p256-enc.crt",
+        Some("secret-pin"),
+        KeyKind::EcdsaP256,
+    );
 }
 
 #[test]

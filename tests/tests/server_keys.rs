@@ -55,11 +55,19 @@ fn openssl(dir: &Path, name: &str, args: &[&str], pass: Option<&str>) -> (PathBu
         .arg(&key)
         .args(&args[1..]));
     let mut req = Command::new("openssl");
-    req.args(["req", "-new", "-x509", "-days", "30", "-subj", "/CN=vpn.test"])
-        .arg("-key")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert);
+    req.args([
+        "req",
+        "-new",
+        "-x509",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=vpn.test",
+    ])
+    .arg("-key")
+    .arg(&key)
+    .arg("-out")
+    .arg(&cert);
     if let Some(pass) = pass {
         req.args(["-passin", &format!("pass:{pass}")]);
     }
@@ -93,7 +101,10 @@ fn login_with(lab: &Lab, label: &str, key: &Path, cert: &Path, extra: &[(&str, &
     };
     let mut client = Client::start(lab, &opts);
     if let Err(e) = client.wait_up(WAIT) {
-        panic!("{label}: no tunnel: {e}\nserver log:\n{}", server.log_text());
+        panic!(
+            "{label}: no tunnel: {e}\nserver log:\n{}",
+            server.log_text()
+        );
     }
     drop(client);
     drop(server);
@@ -148,9 +159,30 @@ fn openssl_keys_log_in() {
     std::fs::create_dir_all(&dir).unwrap();
     let cases: &[(&str, &[&str])] = &[
         ("rsa-4096-pkcs1", &["genrsa", "-traditional", "4096"]),
-        ("rsa-2432-pkcs8", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2432"]),
-        ("p521-sec1", &["ecparam", "-name", "secp521r1", "-genkey", "-noout"]),
-        ("rsa-pss", &["genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048"]),
+        (
+            "rsa-2432-pkcs8",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2432",
+            ],
+        ),
+        (
+            "p521-sec1",
+            &["ecparam", "-name", "secp521r1", "-genkey", "-noout"],
+        ),
+        (
+            "rsa-pss",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA-PSS",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ],
+        ),
     ];
     for (name, args) in cases {
         let (key, cert) = openssl(&dir, name, args, None);
@@ -160,12 +192,24 @@ fn openssl_keys_log_in() {
         &dir,
         "p384-enc",
         &[
-            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-aes256",
-            "-pass", "pass:s3cret",
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-aes256",
+            "-pass",
+            "pass:s3cret",
         ],
         Some("s3cret"),
     );
-    login_with(&lab, "encrypted p384", &key, &cert, &[("key-pin", "s3cret")]);
+    login_with(
+        &lab,
+        "encrypted p384",
+        &key,
+        &cert,
+        &[("key-pin", "s3cret")],
+    );
 }
 
 #[test]
@@ -178,8 +222,14 @@ fn wrong_pin_is_refused_naming_the_key_file() {
         &dir,
         "enc",
         &[
-            "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes256",
-            "-pass", "pass:right",
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-aes256",
+            "-pass",
+            "pass:right",
         ],
         Some("right"),
     );

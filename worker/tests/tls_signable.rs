@@ -287,10 +287,30 @@ fn p521_and_rsa_pss_keys_ask_their_schemes() {
         S::Unknown(0x0809),
         S::Unknown(0x080b),
     ];
-    let cases: [(KeyKind, &'static rustls::SupportedProtocolVersion, SupportedCipherSuite, u16); 3] = [
-        (KeyKind::EcdsaP521, &rustls::version::TLS13, TLS13_AES_256_GCM_SHA384, 0x0603),
-        (KeyKind::EcdsaP521, &rustls::version::TLS12, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, 0x0603),
-        (KeyKind::RsaPss, &rustls::version::TLS13, TLS13_AES_128_GCM_SHA256, 0x0809),
+    let cases: [(
+        KeyKind,
+        &'static rustls::SupportedProtocolVersion,
+        SupportedCipherSuite,
+        u16,
+    ); 3] = [
+        (
+            KeyKind::EcdsaP521,
+            &rustls::version::TLS13,
+            TLS13_AES_256_GCM_SHA384,
+            0x0603,
+        ),
+        (
+            KeyKind::EcdsaP521,
+            &rustls::version::TLS12,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            0x0603,
+        ),
+        (
+            KeyKind::RsaPss,
+            &rustls::version::TLS13,
+            TLS13_AES_128_GCM_SHA256,
+            0x0809,
+        ),
     ];
     for (key, version, suite, scheme) in cases {
         let tls = TlsSettings {

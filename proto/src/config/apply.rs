@@ -463,12 +463,10 @@ pub(crate) fn supported(
         }
         "expose-iroutes" => c.expose_iroutes = values::boolean(v)?,
         "camouflage" => c.camouflage_on = values::boolean(v)?,
-        "camouflage_secret" => {
-            match values::camouflage_secret(v) {
-                Ok(secret) => c.camouflage_secret = Some(super::Secret(secret)),
-                Err(e) => s.unused_bad.push((line, "camouflage_secret", e)),
-            }
-        }
+        "camouflage_secret" => match values::camouflage_secret(v) {
+            Ok(secret) => c.camouflage_secret = Some(super::Secret(secret)),
+            Err(e) => s.unused_bad.push((line, "camouflage_secret", e)),
+        },
         "camouflage_realm" => match values::camouflage_realm(v) {
             Ok(realm) => c.camouflage_realm = realm,
             Err(e) => s.unused_bad.push((line, "camouflage_realm", e)),

@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(first(KeyKind::Ed25519), None);
         assert_eq!(first(KeyKind::EcdsaP521), None);
         assert_eq!(first(KeyKind::RsaPss), None);
-        let pss = [SignatureScheme::RSA_PSS_SHA256, SignatureScheme::Unknown(0x0809)];
+        let pss = [
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::Unknown(0x0809),
+        ];
         let pick = schemes(KeyKind::RsaPss).iter().find(|s| pss.contains(s));
         assert_eq!(pick, Some(&SignatureScheme::Unknown(0x0809)));
     }
