@@ -109,9 +109,12 @@ pub(crate) fn pem_sections(text: &[u8]) -> Result<Vec<Pem>, FormatError> {
     Ok(out)
 }
 
+/// (algorithm OID, algorithm parameters, key bytes) of a key structure.
+pub(crate) type Parts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// A PKCS#8 PrivateKeyInfo's algorithm OID, its parameters (DER, possibly empty) and the
 /// private key octets (RFC 5958 §2).
-pub(crate) fn pkcs8_parts(der: &[u8]) -> Result<(&[u8], &[u8], &[u8]), FormatError> {
+pub(crate) fn pkcs8_parts(der: &[u8]) -> Result<Parts<'_>, FormatError> {
     let bad = || FormatError::Der("PKCS#8 private key");
     let mut outer = Reader::new(seq(der).ok_or_else(bad)?);
     outer.expect(0x02).ok_or_else(bad)?; // version
@@ -125,7 +128,7 @@ pub(crate) fn pkcs8_parts(der: &[u8]) -> Result<(&[u8], &[u8], &[u8]), FormatErr
 
 /// The public key of a certificate: algorithm OID, algorithm parameters (DER TLV, possibly
 /// empty) and the subjectPublicKey bits (RFC 5280 §4.1).
-pub(crate) fn cert_spki(der: &[u8]) -> Result<(&[u8], &[u8], &[u8]), FormatError> {
+pub(crate) fn cert_spki(der: &[u8]) -> Result<Parts<'_>, FormatError> {
     let bad = || FormatError::Der("certificate");
     let mut cert = Reader::new(seq(der).ok_or_else(bad)?);
     let mut tbs = Reader::new(cert.expect(0x30).ok_or_else(bad)?);

@@ -82,8 +82,10 @@ pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
     }
     // setuid() sets real, effective and saved ids, so this must fail now (boringtun
     // drop_privileges.rs does the same check). Done before seccomp: setuid is not on the list.
-    if policy.uid != 0 && setuid(Uid::from_raw(0)).is_ok()
-        || policy.uid != 0 && (getuid().is_root() || geteuid().is_root())
+    // A root worker (policy uid 0) stays uid 0 and was checked for capabilities instead.
+    let root_again = policy.uid != 0
+        && (setuid(Uid::from_raw(0)).is_ok() || getuid().is_root() || geteuid().is_root());
+    if root_again
         || getgid().as_raw() == 0 && policy.gid != 0
         || getegid().as_raw() == 0 && policy.gid != 0
     {
