@@ -1,4 +1,4 @@
-//! Handshake cost of sec-mod's signing provider (doc/decisions/0008-signing-provider.md): one
+//! Handshake cost of sec-mod's signing provider (doc/decisions/0009-signing-provider.md): one
 //! TLS 1.3 CertificateVerify signature per handshake, with aws-lc-rs (what `ServerKey` uses)
 //! and, for the keys ring can load, with ring (what sec-mod used before), for every key family.
 //! The workers' data path does not sign and stays on ring.

@@ -4,7 +4,7 @@
 //!
 //! Signing uses aws-lc-rs, not ring (the workers' TLS provider): ring signs only with RSA keys
 //! whose primes are multiples of 512 bits (so not certtool's 2432-bit keys), has no P-521, and
-//! reads no id-RSASSA-PSS key (doc/decisions/0008-signing-provider.md). The key formats are
+//! reads no id-RSASSA-PSS key (doc/decisions/0009-signing-provider.md). The key formats are
 //! read by the pure `keyfile` module.
 
 use std::path::Path;
