@@ -98,6 +98,15 @@ mod tests {
         for flag in ["-v", "--version"] {
             let err = parse(&[flag]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+            // Tools parse the first line as ocserv's (`ocserv 1.1.6`): NAME, one space,
+            // a dotted version.
+            let text = err.to_string();
+            let first = text.lines().next().unwrap();
+            assert_eq!(first, format!("rocserv {}", env!("CARGO_PKG_VERSION")));
+            assert!(
+                first[8..].split('.').all(|n| n.parse::<u32>().is_ok()),
+                "{first}"
+            );
         }
     }
 

@@ -451,12 +451,22 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
                     auth: Some(v.config.auth.clone()).filter(|a| !a.required.is_empty())?,
                     deny_roaming: v.config.policy.deny_roaming,
                     policy_files: v.config.policy_files.clone(),
+                    key_pin: key_pin(&v.config),
                 })
             })
             .collect::<Option<Vec<_>>>()?,
         auto_select_group: config.auto_select_group,
         session_db: config.session_db.clone(),
+        key_pin: key_pin(config),
     })
+}
+
+/// A section's `key-pin` / `pin-file`, for sec-mod.
+fn key_pin(config: &Config) -> rocserv_proto::ipc::main_secmod::KeyPin {
+    rocserv_proto::ipc::main_secmod::KeyPin {
+        pin: config.key_pin.clone(),
+        file: config.pin_file.clone(),
+    }
 }
 
 /// The worker's start message (without the per-connection fields' sockets). `profile` is the
@@ -642,7 +652,8 @@ const SHARED_NOBODY: &str = "workers run as `nobody`, a uid other services share
      --system --no-create-home --shell /usr/sbin/nologin rocserv`) and set `run-as-user`";
 
 /// `run-as-user` / `run-as-group` to numeric ids; `nobody` / `nogroup` when absent (with a
-/// warning). Workers must not stay root: they verify that `setuid(0)` fails after dropping.
+/// warning). Workers verify that `setuid(0)` fails after dropping; a root worker (`run-as-user =
+/// root`, warned about) instead verifies that it holds no capability.
 /// Warnings (logged at every start, and by `-t`): no seccomp (`isolate-workers = false`), and
 /// workers sharing the `nobody` uid with other services, which can then signal them.
 fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPolicy> {
@@ -683,10 +694,24 @@ fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPo
             None
         }
     };
+    // ocserv runs its workers as root when told to; so do we, but a root worker keeps no
+    // capability (worker/src/sandbox.rs drops them all, bounding set included, and locks
+    // the securebits) and, as ever, the seccomp allow-list, which has no open, kill or exec.
     if user.as_ref().is_some_and(|u| u.uid.is_root()) {
-        findings
-            .errors
-            .push("run-as-user: workers must not run as root".to_owned());
+        if config.isolate_workers {
+            findings.warnings.push(
+                "run-as-user: root: workers run as uid 0 (with no capability, in the seccomp \
+                 sandbox); a dedicated unprivileged user is safer"
+                    .to_owned(),
+            );
+        } else {
+            findings.errors.push(
+                "run-as-user: root with isolate-workers = false would leave a worker that \
+                 parses client bytes with every system call of uid 0; keep the sandbox or use \
+                 another user"
+                    .to_owned(),
+            );
+        }
     }
     let gid = match &config.run_as_group {
         Some(name) => match Group::from_name(name) {
@@ -717,7 +742,7 @@ fn resolve_sandbox(config: &Config, findings: &mut Findings) -> Option<SandboxPo
         }
     };
     let user = user?;
-    if user.uid.is_root() {
+    if user.uid.is_root() && !config.isolate_workers {
         return None;
     }
     Some(SandboxPolicy {
@@ -908,16 +933,33 @@ mod tests {
         );
     }
 
+    /// ocserv runs root workers when told to; so do we, with a warning on the option's line,
+    /// and only in the seccomp sandbox.
     #[test]
-    fn root_workers_are_refused() {
+    fn root_workers_run_sandboxed_with_a_warning() {
+        let text = "run-as-user = root\nrun-as-group = root\n";
+        let config = rocserv_proto::config::parse(text, "t.conf").config;
+        let mut findings = Findings::default();
+        let policy = resolve_sandbox(&config, &mut findings).expect("root is allowed");
+        assert_eq!((policy.uid, policy.gid, policy.seccomp), (0, 0, true));
+        assert!(findings.errors.is_empty(), "{:?}", findings.errors);
+        let warning = findings
+            .warnings
+            .iter()
+            .find(|w| w.starts_with("run-as-user: root"))
+            .expect("a warning");
+        assert!(locate("t.conf", &config, "warning", warning)
+            .starts_with("t.conf:1: warning: run-as-user: root"),);
         let config = Config {
-            run_as_user: Some("root".into()),
-            run_as_group: Some("root".into()),
-            ..Config::default()
+            isolate_workers: false,
+            ..config
         };
         let mut findings = Findings::default();
         assert!(resolve_sandbox(&config, &mut findings).is_none());
-        assert!(findings.errors.iter().any(|e| e.contains("root")));
+        assert!(findings
+            .errors
+            .iter()
+            .any(|e| e.contains("isolate-workers")));
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
                 None => return usage_error("-s needs a socket file"),
             },
             "-v" | "--version" => {
-                println!("occtl (rocserv) {}", env!("CARGO_PKG_VERSION"));
+                print!("{}", version_text());
                 return ExitCode::SUCCESS;
             }
             "-h" | "--help" => {
@@ -67,6 +67,15 @@ fn main() -> ExitCode {
         return ExitCode::from(interactive(&socket, opts));
     }
     ExitCode::from(one_command(&socket, &words.join(" "), opts))
+}
+
+/// `--version`: the first line in the shape of ocserv's occtl (`OpenConnect server control
+/// (occtl) version 1.1.6`), which scripts match with `version (\S+)`; then whose it is.
+fn version_text() -> String {
+    format!(
+        "OpenConnect server control (occtl) version {}\nrocserv's occtl, for rocserv's main process\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 fn usage() -> String {
@@ -206,5 +215,18 @@ fn interactive(socket: &std::path::Path, opts: Options) -> u8 {
                 last = EXIT_ERROR;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// The first line parses like ocserv's occtl's: `... version X.Y.Z`.
+    #[test]
+    fn version_line_parses_like_ocserv_occtl() {
+        let text = super::version_text();
+        let first = text.lines().next().unwrap_or_default();
+        assert!(first.starts_with("OpenConnect server control (occtl) version "));
+        let version = first.rsplit(' ').next().unwrap_or_default();
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
     }
 }

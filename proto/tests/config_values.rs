@@ -426,13 +426,51 @@ fn certificate_settings_and_chains() {
          "t.conf:5: error: enable-auth: only `certificate` can be an alternative method in rocserv (found `plain`); put password methods in `auth`"),
         (format!("auth = certificate\nauth = certificate\n{base}"),
          "t.conf:2: error: auth: `certificate` is given twice"),
-        (format!("auth = pam\n{base}cert-user-oid = uid\n"),
-         "t.conf:5: error: cert-user-oid: expected a dotted OID such as 0.9.2342.19200300.100.1.1 (UID) or 2.5.4.3 (CN), or `SAN(rfc822name)`, found `uid`"),
-        (format!("auth = pam\n{base}cert-group-oid = 2.5.4.11\n"),
-         "t.conf:5: warning: cert-group-oid: no `certificate` method: the group is not read from a certificate"),
+        (format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = uid\n"),
+         "t.conf:6: error: cert-user-oid: expected a dotted OID such as 0.9.2342.19200300.100.1.1 (UID) or 2.5.4.3 (CN), or `SAN(rfc822name)`, found `uid`"),
     ] {
         assert_eq!(messages(&parse(&text, "t.conf")).first().map(String::as_str), Some(want), "{text}");
     }
+    // One message per problem: a bad cert-user-oid is not also a missing one.
+    let p = parse(
+        &format!("auth = certificate\n{base}ca-cert = /ca\ncert-user-oid = uid\n"),
+        "t.conf",
+    );
+    assert_eq!(messages(&p).len(), 1, "{:?}", messages(&p));
+    // Without a `certificate` method ocserv reads neither OID: whatever they say, no message
+    // (a warning must mean the file behaves differently here).
+    for extra in [
+        "cert-user-oid = 0.9.2342.19200300.100.1.1\ncert-group-oid = 2.5.4.11\n",
+        "cert-user-oid = uid\ncert-group-oid = ou\n",
+    ] {
+        let p = parse(&format!("auth = pam\n{base}{extra}"), "t.conf");
+        assert_eq!(messages(&p), Vec::<String>::new(), "{extra}");
+    }
+}
+
+/// `camouflage_*` while camouflage is off change nothing, as in ocserv: no message, whatever
+/// their values; with camouflage on, a bad value is one error.
+#[test]
+fn camouflage_settings_while_camouflage_is_off() {
+    let base = "auth = pam\nserver-cert = /c\nserver-key = /k\nipv4-network = 10.0.0.0/8\n";
+    for extra in [
+        "camouflage = false\ncamouflage_secret = \"mysecretkey\"\ncamouflage_realm = \"Restricted Content\"\n",
+        "camouflage_secret = \"my secret key\"\ncamouflage_realm = \"a \\\"quoted\\\" realm\"\n",
+        "camouflage_secret = short\n",
+    ] {
+        let p = parse(&format!("{base}{extra}"), "t.conf");
+        assert_eq!(messages(&p), Vec::<String>::new(), "{extra}");
+    }
+    let p = parse(
+        &format!("{base}camouflage = true\ncamouflage_secret = \"my secret key\"\n"),
+        "t.conf",
+    );
+    let m = messages(&p);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(
+        m[0].starts_with("t.conf:6: error: camouflage_secret:"),
+        "{m:?}"
+    );
 }
 
 #[test]

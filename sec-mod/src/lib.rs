@@ -29,6 +29,7 @@ pub mod auth;
 pub mod device;
 pub mod fd;
 pub mod harden;
+pub mod keyfile;
 pub mod keys;
 pub mod listing;
 pub mod logger;

@@ -12,7 +12,8 @@ pub const DEFAULT_FILE: &str = "/etc/ocserv/ocpasswd";
 #[derive(Parser, Debug)]
 #[command(
     name = "ocpasswd",
-    version,
+    // `ocpasswd - 0.1.0`, the shape of ocserv's ocpasswd's first line (`ocpasswd - 1.1.6`).
+    version = concat!("- ", env!("CARGO_PKG_VERSION")),
     about = "OpenConnect server password utility",
     group(ArgGroup::new("action").args(["delete", "lock", "unlock"]))
 )]

@@ -11,7 +11,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rocserv_proto::config::{AcctMethod, AuthMethod, AuthPlan};
 use rocserv_proto::error_chain;
 use rocserv_proto::ipc::main_secmod::{
-    FromSecMod, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
+    FromSecMod, KeyPin, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
 };
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
 use rocserv_proto::policy::file::Locations;
@@ -180,6 +180,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
     let loaded = load_section(
         &config.server_key,
         &config.server_cert,
+        &config.key_pin,
         &config.auth,
         &rng,
         "",
@@ -190,7 +191,14 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
     let mut vhosts = Vec::with_capacity(config.vhosts.len());
     for v in &config.vhosts {
         let place = format!("[vhost:{}] ", v.name);
-        match load_section(&v.server_key, &v.server_cert, &v.auth, &rng, &place) {
+        match load_section(
+            &v.server_key,
+            &v.server_cert,
+            &v.key_pin,
+            &v.auth,
+            &rng,
+            &place,
+        ) {
             Ok((key, backend)) => vhosts.push(Vhost {
                 name: v.name.clone(),
                 key,
@@ -266,26 +274,53 @@ fn open_session_db(
 
 /// One section's key (checked against its certificate) and authentication backend; every
 /// problem is returned, each prefixed with `place` (`[vhost:NAME] `, empty for the default).
-fn load_section(
+pub(crate) fn load_section(
     key_path: &Path,
     cert_path: &Path,
+    key_pin: &KeyPin,
     plan: &AuthPlan,
     rng: &SystemRandom,
     place: &str,
 ) -> Result<(ServerKey, Box<dyn AuthBackend>), Vec<String>> {
-    let key = ServerKey::load_files(key_path, cert_path).map_err(|e| {
-        format!(
-            "{place}server key {} / certificate {}: {}",
-            key_path.display(),
-            cert_path.display(),
-            error_chain(&e)
-        )
-    });
+    let key = read_pin(key_pin)
+        .map_err(|e| format!("{place}{e}"))
+        .and_then(|pin| {
+            let loaded = ServerKey::load_files(key_path, cert_path, pin.as_deref());
+            if let Some(mut pin) = pin {
+                // Overwrite the PIN before its String is freed.
+                pin.replace_range(.., &"\0".repeat(pin.len()));
+                std::hint::black_box(&pin);
+            }
+            loaded.map_err(|e| {
+                format!(
+                    "{place}server key {} / certificate {}: {}",
+                    key_path.display(),
+                    cert_path.display(),
+                    error_chain(&e)
+                )
+            })
+        });
     let backend = plan_backend(plan, rng, place);
     match (key, backend) {
         (Ok(key), Ok(backend)) => Ok((key, backend)),
         (key, backend) => Err([key.err(), backend.err()].into_iter().flatten().collect()),
     }
+}
+
+/// The PIN of an encrypted key: `key-pin`, else the first line of `pin-file`, else none.
+fn read_pin(key_pin: &KeyPin) -> Result<Option<String>, String> {
+    if let Some(pin) = &key_pin.pin {
+        return Ok(Some(pin.0.clone()));
+    }
+    let Some(path) = &key_pin.file else {
+        return Ok(None);
+    };
+    let mut text = std::fs::read_to_string(path)
+        .map_err(|e| format!("pin-file {}: cannot read: {e}", path.display()))?;
+    let pin = text.lines().next().unwrap_or_default().to_owned();
+    text.replace_range(.., &"\0".repeat(text.len()));
+    std::hint::black_box(&text);
+    Ok(Some(pin))
 }
 
 /// The backend of a section's plan: its one method, or a [`Chain`] of the `auth` lines and

@@ -137,3 +137,15 @@ fn help_exits_0() {
         assert!(help.contains(flag), "{help}");
     }
 }
+
+/// `--version`: the first line in the shape of ocserv's ocpasswd's (`ocpasswd - 1.1.6`).
+#[test]
+fn version_line_parses_like_ocserv_ocpasswd() {
+    let out = ocpasswd(&["--version"], "");
+    ok(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some(&*format!("ocpasswd - {}", env!("CARGO_PKG_VERSION")))
+    );
+}

@@ -60,6 +60,7 @@ fn fixture() -> Fixture {
         vhosts: Vec::new(),
         auto_select_group: false,
         session_db: None,
+        key_pin: Default::default(),
     };
     Fixture {
         dir,
@@ -950,6 +951,7 @@ fn vhosts_sign_and_log_in_with_their_own_key_and_users() {
             per_user_dir: Some(f.dir.path().join("b-users")),
             ..Default::default()
         },
+        key_pin: Default::default(),
     });
     std::fs::create_dir_all(f.dir.path().join("b-users")).unwrap();
     f.dir.write("b-users/bob", "dpd = 7\n");
@@ -1050,6 +1052,7 @@ fn a_bad_vhost_key_fails_the_start() {
         auth: config.auth.clone(),
         deny_roaming: false,
         policy_files: Default::default(),
+        key_pin: Default::default(),
     });
     let (_main, child, answer) = start(&config);
     match answer {

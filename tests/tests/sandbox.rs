@@ -120,3 +120,40 @@ fn turning_the_sandbox_off_is_explicit_and_warned_about() {
         "isolate-workers = false must be what turns the filter off"
     );
 }
+
+/// `run-as-user = root` runs, as in ocserv, with a warning naming the file's line; the worker
+/// keeps uid 0 but no capability at all (bounding set included) and the seccomp filter.
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn root_worker_keeps_the_sandbox_and_no_capability() {
+    let lab = Lab::new();
+    let conf = lab.config(&[("run-as-user", "root"), ("run-as-group", "root")]);
+    let server = Server::start(&lab.srv, &conf);
+    let line = std::fs::read_to_string(&conf)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("run-as-user"))
+        .unwrap()
+        + 1;
+    server
+        .wait_for_log(
+            &format!("{}:{line}: warning: run-as-user: root", conf.display()),
+            WAIT,
+        )
+        .expect("warning naming the file and line");
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    client.wait_up(WAIT).expect("tunnel up");
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    let pid = workers[0];
+    let field = |key| procfs::status_field(pid, key).unwrap_or_else(|| panic!("{key}"));
+    assert!(field("Uid").split_whitespace().all(|id| id == "0"));
+    assert_eq!(field("Seccomp"), "2", "no seccomp filter");
+    assert_eq!(field("NoNewPrivs"), "1");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), "0000000000000000", "{set}");
+    }
+    // The tunnel works through the root worker.
+    let (ok, out) = lab.ping_through_tunnel(2);
+    assert!(ok, "{out}");
+}

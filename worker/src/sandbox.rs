@@ -42,6 +42,12 @@ pub enum SandboxError {
     /// After dropping, root could be regained or is still held.
     #[error("privileges were not dropped (uid {uid}, euid {euid}): refusing to serve")]
     StillPrivileged { uid: u32, euid: u32 },
+    /// A root worker could not drop its capabilities.
+    #[error("cannot drop the capabilities of a root worker")]
+    Capabilities(#[source] std::io::Error),
+    /// A root worker still holds capabilities after dropping them.
+    #[error("capabilities left after dropping (effective {effective:#x}, permitted {permitted:#x}): refusing to serve")]
+    StillCapable { effective: u64, permitted: u64 },
     /// PR_SET_NO_NEW_PRIVS failed.
     #[error("cannot set no_new_privs")]
     NoNewPrivs(#[source] nix::Error),
@@ -60,7 +66,9 @@ pub enum SandboxError {
 /// keep it. Either way, end up unable to become root again, with no_new_privs set and, when
 /// `policy.seccomp`, the allow-list installed.
 pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
-    if geteuid().is_root() {
+    if policy.uid == 0 && geteuid().is_root() {
+        stay_root_without_capabilities(policy)?;
+    } else if geteuid().is_root() {
         let gid = Gid::from_raw(policy.gid);
         let uid = Uid::from_raw(policy.uid);
         let drop_err = |source| SandboxError::Drop {
@@ -74,9 +82,10 @@ pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
     }
     // setuid() sets real, effective and saved ids, so this must fail now (boringtun
     // drop_privileges.rs does the same check). Done before seccomp: setuid is not on the list.
-    if setuid(Uid::from_raw(0)).is_ok()
-        || getuid().is_root()
-        || geteuid().is_root()
+    // A root worker (policy uid 0) stays uid 0 and was checked for capabilities instead.
+    let root_again = policy.uid != 0
+        && (setuid(Uid::from_raw(0)).is_ok() || getuid().is_root() || geteuid().is_root());
+    if root_again
         || getgid().as_raw() == 0 && policy.gid != 0
         || getegid().as_raw() == 0 && policy.gid != 0
     {
@@ -93,6 +102,33 @@ pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
         seccompiler::apply_filter_all_threads(&program).map_err(SandboxError::Apply)?;
     }
     Ok(())
+}
+
+/// `run-as-user = root` (ocserv allows it; main warns): keep uid 0, take the group, and drop
+/// every capability for good, then check that none is left. The seccomp allow-list (required
+/// with root: main refuses `isolate-workers = false` then) keeps uid 0 from root's files and
+/// processes.
+fn stay_root_without_capabilities(policy: &SandboxPolicy) -> Result<(), SandboxError> {
+    if !policy.seccomp {
+        return Err(SandboxError::StillPrivileged { uid: 0, euid: 0 });
+    }
+    let gid = Gid::from_raw(policy.gid);
+    let drop_err = |source| SandboxError::Drop {
+        uid: 0,
+        gid: policy.gid,
+        source,
+    };
+    setgroups(&[gid]).map_err(drop_err)?;
+    setgid(gid).map_err(drop_err)?;
+    crate::caps::drop_all().map_err(SandboxError::Capabilities)?;
+    match crate::caps::held() {
+        Ok((0, 0, 0, false)) => Ok(()),
+        Ok((effective, permitted, _, _)) => Err(SandboxError::StillCapable {
+            effective,
+            permitted,
+        }),
+        Err(e) => Err(SandboxError::Capabilities(e)),
+    }
 }
 
 /// Compile the allow-list for the running architecture, for the process `pid` (the only thread

@@ -93,16 +93,35 @@ fn first_flight(
     group: &'static dyn SupportedKxGroup,
     sni: &str,
 ) -> (Vec<Seen>, Vec<u8>) {
+    first_flight_offering(tls, version, suite, group, sni, None)
+}
+
+/// As [`first_flight`], the client offering `schemes` (signature_algorithms) instead of its
+/// provider's.
+fn first_flight_offering(
+    tls: &TlsSettings,
+    version: &'static rustls::SupportedProtocolVersion,
+    suite: SupportedCipherSuite,
+    group: &'static dyn SupportedKxGroup,
+    sni: &str,
+    schemes: Option<&[rustls::SignatureScheme]>,
+) -> (Vec<Seen>, Vec<u8>) {
     let (worker_end, secmod_end) = pair();
     let secmod = fake_secmod(secmod_end);
     let client_secmod = Arc::new(SecModClient::new(worker_end, Duration::from_secs(10)).unwrap());
     let server_config =
         rocserv_worker::tls::server_config(tls, Arc::clone(&client_secmod)).unwrap();
-    let client_provider = CryptoProvider {
+    let mut client_provider = CryptoProvider {
         cipher_suites: vec![suite],
         kx_groups: vec![group],
         ..provider::default_provider()
     };
+    if let Some(schemes) = schemes {
+        // Offered only: the handshake stops at the server's first flight, nothing verifies.
+        let any = &client_provider.signature_verification_algorithms.all[..1];
+        let mapping: Vec<_> = schemes.iter().map(|s| (*s, any)).collect();
+        client_provider.signature_verification_algorithms.mapping = Box::leak(mapping.into());
+    }
     let client_config = ClientConfig::builder_with_provider(Arc::new(client_provider))
         .with_protocol_versions(&[version])
         .unwrap()
@@ -252,5 +271,64 @@ fn provider_groups_are_all_known() {
             "{:?}",
             group.name()
         );
+    }
+}
+
+/// P-521 (TLS 1.3 and 1.2) and RSA-PSS-only keys (TLS 1.3, rsa_pss_pss_*), which sec-mod signs
+/// with aws-lc-rs: the worker asks for their schemes, one signature, a checked structure.
+#[test]
+fn p521_and_rsa_pss_keys_ask_their_schemes() {
+    use provider::cipher_suite::*;
+    use rustls::SignatureScheme as S;
+    let offered = [
+        S::ECDSA_NISTP256_SHA256,
+        S::ECDSA_NISTP521_SHA512,
+        S::RSA_PSS_SHA256,
+        S::Unknown(0x0809),
+        S::Unknown(0x080b),
+    ];
+    let cases: [(
+        KeyKind,
+        &'static rustls::SupportedProtocolVersion,
+        SupportedCipherSuite,
+        u16,
+    ); 3] = [
+        (
+            KeyKind::EcdsaP521,
+            &rustls::version::TLS13,
+            TLS13_AES_256_GCM_SHA384,
+            0x0603,
+        ),
+        (
+            KeyKind::EcdsaP521,
+            &rustls::version::TLS12,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            0x0603,
+        ),
+        (
+            KeyKind::RsaPss,
+            &rustls::version::TLS13,
+            TLS13_AES_128_GCM_SHA256,
+            0x0809,
+        ),
+    ];
+    for (key, version, suite, scheme) in cases {
+        let tls = TlsSettings {
+            cert_chain: vec![vec![0x30, 0x00]],
+            key,
+            tls12: true,
+            tls13: true,
+            vhosts: Vec::new(),
+        };
+        let (seen, _) = first_flight_offering(
+            &tls,
+            version,
+            suite,
+            provider::kx_group::X25519,
+            "vpn.test",
+            Some(&offered),
+        );
+        let _ = one_signable(&seen);
+        assert_eq!(seen[0].0, scheme, "{key:?} {version:?}");
     }
 }

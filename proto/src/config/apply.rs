@@ -35,6 +35,11 @@ pub(crate) struct Section {
     pub(crate) keys: usize,
     /// Options given in this section: replace what a vhost inherited, warn on repeats.
     pub(crate) seen: Vec<(&'static str, usize)>,
+    /// Bad values of options that change nothing unless their feature is on
+    /// (`cert-user-oid` / `cert-group-oid` without `certificate`, `camouflage_*` without
+    /// `camouflage = true`): (line, option, message), reported as errors only then, since
+    /// ocserv ignores them too.
+    pub(crate) unused_bad: Vec<(usize, &'static str, String)>,
 }
 
 impl Section {
@@ -51,6 +56,7 @@ impl Section {
             certs: 0,
             keys: 0,
             seen: Vec::new(),
+            unused_bad: Vec::new(),
         }
     }
 
@@ -63,6 +69,7 @@ impl Section {
         section.certs = 0;
         section.keys = 0;
         section.seen = Vec::new();
+        section.unused_bad = Vec::new();
         section
     }
 
@@ -257,8 +264,14 @@ pub(crate) fn supported(
             }
         }
         "crl" => c.crl = Some(values::absolute_path(v)?),
-        "cert-user-oid" => c.cert_user_oid = Some(auth::cert_field(v)?),
-        "cert-group-oid" => c.cert_group_oid = Some(auth::cert_field(v)?),
+        "cert-user-oid" => match auth::cert_field(v) {
+            Ok(field) => c.cert_user_oid = Some(field),
+            Err(e) => s.unused_bad.push((line, "cert-user-oid", e)),
+        },
+        "cert-group-oid" => match auth::cert_field(v) {
+            Ok(field) => c.cert_group_oid = Some(field),
+            Err(e) => s.unused_bad.push((line, "cert-group-oid", e)),
+        },
         "listen-netns" => c.listen_netns = Some(values::netns_name(v)?),
         // Longer than a day would only postpone shutdown past any supervisor's patience.
         "server-drain-ms" => c.server_drain_ms = values::number(v, 0, 86_400_000)?,
@@ -294,6 +307,8 @@ pub(crate) fn supported(
         "switch-to-tcp-timeout" => c.switch_to_tcp_timeout = values::seconds(v)?,
         "no-udp" => c.policy.no_udp = values::boolean(v)?,
         "try-mtu-discovery" => c.try_mtu_discovery = values::boolean(v)?,
+        "key-pin" => c.key_pin = Some(super::Secret(v.to_owned())),
+        "pin-file" => c.pin_file = Some(values::absolute_path(v)?),
         "run-as-user" => c.run_as_user = Some(values::name(v, 32)?),
         "run-as-group" => c.run_as_group = Some(values::name(v, 32)?),
         // ocserv takes it relative to `chroot-dir`; rocserv makes no such file, so any name is
@@ -452,10 +467,14 @@ pub(crate) fn supported(
         }
         "expose-iroutes" => c.expose_iroutes = values::boolean(v)?,
         "camouflage" => c.camouflage_on = values::boolean(v)?,
-        "camouflage_secret" => {
-            c.camouflage_secret = Some(super::Secret(values::camouflage_secret(v)?));
-        }
-        "camouflage_realm" => c.camouflage_realm = values::camouflage_realm(v)?,
+        "camouflage_secret" => match values::camouflage_secret(v) {
+            Ok(secret) => c.camouflage_secret = Some(super::Secret(secret)),
+            Err(e) => s.unused_bad.push((line, "camouflage_secret", e)),
+        },
+        "camouflage_realm" => match values::camouflage_realm(v) {
+            Ok(realm) => c.camouflage_realm = realm,
+            Err(e) => s.unused_bad.push((line, "camouflage_realm", e)),
+        },
         "connect-script" => c.connect_script = Some(values::absolute_path(v)?),
         "disconnect-script" => c.disconnect_script = Some(values::absolute_path(v)?),
         "host-update-script" => c.host_update_script = Some(values::absolute_path(v)?),

@@ -39,6 +39,7 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
         section.seen_at("camouflage_secret").unwrap_or(0),
     );
     let lines = section_lines(&section);
+    let unused_bad = section.unused_bad;
     let mut c = section.config;
     c.option_lines = section.seen.clone();
     if c.auth.required.is_empty() {
@@ -51,7 +52,27 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
             ),
         );
     }
-    cert_auth(&lines, &mut c, &place, sink);
+    // Bad values of options that matter only with their feature: errors then, silence
+    // otherwise (ocserv ignores them; a warning would say the file behaves differently here).
+    let in_use = |option: &str| {
+        if option.starts_with("cert-") {
+            c.auth.wants_certificate()
+        } else {
+            c.camouflage_on
+        }
+    };
+    let mut bad_options = Vec::new();
+    for (line, option, message) in &unused_bad {
+        if in_use(option) {
+            sink.error(*line, Some(option), format!("{place}{message}"));
+            bad_options.push(*option);
+        }
+    }
+    if !bad_options.contains(&"cert-user-oid") {
+        cert_auth(&lines, &mut c, &place, sink);
+    } else {
+        c.auth.cert = None;
+    }
     if c.server_cert.is_none() {
         sink.error(
             0,
@@ -118,7 +139,9 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
             ),
         );
     }
-    camouflage(&c, camouflage_lines, &place, sink);
+    if !bad_options.contains(&"camouflage_secret") {
+        camouflage(&c, camouflage_lines, &place, sink);
+    }
     if section.tls_priorities.is_none() {
         c.tls = implicit_tls(&c);
     }
@@ -138,7 +161,6 @@ fn complete(section: Section, sink: &mut Sink) -> Config {
 /// Lines of the options the certificate checks name.
 struct Lines {
     auth: usize,
-    cert_group_oid: Option<usize>,
 }
 
 fn section_lines(section: &Section) -> Lines {
@@ -147,7 +169,6 @@ fn section_lines(section: &Section) -> Lines {
             .seen_at("auth")
             .or_else(|| section.seen_at("enable-auth"))
             .unwrap_or(0),
-        cert_group_oid: section.seen_at("cert-group-oid"),
     }
 }
 
@@ -155,14 +176,8 @@ fn section_lines(section: &Section) -> Lines {
 /// certificate method without `ca-cert` or `cert-user-oid` is an error (nobody could log in).
 fn cert_auth(lines: &Lines, c: &mut Config, place: &str, sink: &mut Sink) {
     c.auth.cert = None;
+    // Without a `certificate` method ocserv reads neither OID either: nothing to say.
     if !c.auth.wants_certificate() {
-        if let (Some(line), Some(_)) = (lines.cert_group_oid, &c.cert_group_oid) {
-            sink.warning(
-                line,
-                Some("cert-group-oid"),
-                format!("{place}no `certificate` method: the group is not read from a certificate"),
-            );
-        }
         return;
     }
     let Some(ca_cert) = c.ca_cert.clone() else {

@@ -448,6 +448,10 @@ pub struct Config {
     pub server_drain_ms: u32,
     /// `use-utmp`: record each tunnel in utmp and wtmp (ocserv's default: on).
     pub use_utmp: bool,
+    /// `key-pin`: opens an encrypted `server-key` (sec-mod decrypts it).
+    pub key_pin: Option<Secret>,
+    /// `pin-file`: a file whose first line is that PIN (read by sec-mod; `key-pin` wins).
+    pub pin_file: Option<PathBuf>,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
@@ -582,6 +586,8 @@ impl Default for Config {
             listen_netns: None,
             server_drain_ms: 0,
             use_utmp: true,
+            key_pin: None,
+            pin_file: None,
         }
     }
 }

@@ -44,6 +44,16 @@ pub struct SecModConfig {
     pub auto_select_group: bool,
     /// `session-db` (ours): the SQLite file of session records and usage; `None`: none.
     pub session_db: Option<PathBuf>,
+    /// `key-pin` / `pin-file` of the default section: open an encrypted `server-key`.
+    pub key_pin: KeyPin,
+}
+
+/// How sec-mod gets the PIN of an encrypted key: `key-pin` as written, or `pin-file`, which
+/// sec-mod reads itself (its first line).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPin {
+    pub pin: Option<crate::config::Secret>,
+    pub file: Option<PathBuf>,
 }
 
 /// What sec-mod needs of one `[vhost:NAME]` section.
@@ -58,6 +68,8 @@ pub struct SecModVhost {
     pub deny_roaming: bool,
     /// Its per-user and per-group files (`config-per-user`, ...), read for its sessions.
     pub policy_files: crate::policy::file::Locations,
+    /// Its `key-pin` / `pin-file`.
+    pub key_pin: KeyPin,
 }
 
 /// main -> sec-mod.
@@ -391,9 +403,14 @@ mod tests {
                 },
                 deny_roaming: false,
                 policy_files: Default::default(),
+                key_pin: KeyPin::default(),
             }],
             auto_select_group: true,
             session_db: Some("/var/lib/rocserv/sessions.db".into()),
+            key_pin: KeyPin {
+                pin: Some(crate::config::Secret("1234".into())),
+                file: None,
+            },
         }));
         roundtrip(&FromSecMod::Ready {
             key: KeyKind::EcdsaP256,

@@ -90,6 +90,11 @@ pub enum KeyKind {
     EcdsaP384,
     /// Ed25519.
     Ed25519,
+    /// ECDSA on P-521.
+    EcdsaP521,
+    /// An RSA key for RSASSA-PSS only (an id-RSASSA-PSS key or certificate, RFC 4055): the
+    /// rsa_pss_pss_* schemes, which rustls offers in TLS 1.3 only.
+    RsaPss,
 }
 
 /// Why a tunnel connection ended; decides what happens to the session's cookie

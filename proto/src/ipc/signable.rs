@@ -39,6 +39,11 @@ pub mod scheme {
     pub const RSA_PSS_SHA384: u16 = 0x0805;
     pub const RSA_PSS_SHA512: u16 = 0x0806;
     pub const ED25519: u16 = 0x0807;
+    pub const ECDSA_NISTP521_SHA512: u16 = 0x0603;
+    /// rsa_pss_pss_*: an id-RSASSA-PSS key (RFC 8446 §4.2.3).
+    pub const RSA_PSS_PSS_SHA256: u16 = 0x0809;
+    pub const RSA_PSS_PSS_SHA384: u16 = 0x080a;
+    pub const RSA_PSS_PSS_SHA512: u16 = 0x080b;
 }
 
 /// A key exchange group a TLS 1.2 `ServerKeyExchange` may name.
@@ -153,7 +158,11 @@ pub fn check(scheme: u16, message: &[u8]) -> Result<Signable<'_>, SignableError>
         | scheme::RSA_PSS_SHA256
         | scheme::RSA_PSS_SHA384
         | scheme::RSA_PSS_SHA512
-        | scheme::ED25519 => true,
+        | scheme::ED25519
+        | scheme::ECDSA_NISTP521_SHA512
+        | scheme::RSA_PSS_PSS_SHA256
+        | scheme::RSA_PSS_PSS_SHA384
+        | scheme::RSA_PSS_PSS_SHA512 => true,
         other => return Err(SignableError::Scheme(other)),
     };
     if let Some(transcript_hash) = tls13_content(message) {
@@ -239,6 +248,8 @@ mod tests {
     #[test]
     fn tls13_certificate_verify() {
         for (scheme, len) in [
+            (scheme::ECDSA_NISTP521_SHA512, 48),
+            (scheme::RSA_PSS_PSS_SHA256, 32),
             (scheme::ECDSA_NISTP256_SHA256, 32),
             (scheme::RSA_PSS_SHA256, 48),
             (scheme::ED25519, 32),
@@ -341,8 +352,9 @@ mod tests {
         for m in [&b""[..], b"transcript", &[0; 64], &[0x20; 200], &[0; 4096]] {
             assert!(check(0x0403, m).is_err(), "{m:?}");
         }
-        // SHA-1 and unknown schemes are refused even for well-formed content.
-        for scheme in [0x0201, 0x0203, 0x0808, 0x0809, 0xffff] {
+        // SHA-1 and unknown schemes are refused even for well-formed content (0x080c: the
+        // next rsa_pss_pss code point after those P-521/RSA-PSS keys use).
+        for scheme in [0x0201, 0x0203, 0x0808, 0x080c, 0xffff] {
             assert_eq!(check(scheme, &cv(32)), Err(SignableError::Scheme(scheme)));
             assert_eq!(
                 check(scheme, &ske(0x001d, &[9; 32])),

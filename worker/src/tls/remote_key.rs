@@ -44,6 +44,13 @@ impl RemoteKey {
     }
 }
 
+/// rsa_pss_pss_sha256, _sha384, _sha512.
+static RSA_PSS_PSS: [SignatureScheme; 3] = [
+    SignatureScheme::Unknown(0x0809),
+    SignatureScheme::Unknown(0x080a),
+    SignatureScheme::Unknown(0x080b),
+];
+
 /// The schemes a key of `kind` can make, best first (RSA: PSS before PKCS#1 v1.5, longer hashes
 /// first, as rustls' own `RsaSigningKey` orders them).
 pub fn schemes(kind: KeyKind) -> &'static [SignatureScheme] {
@@ -59,6 +66,10 @@ pub fn schemes(kind: KeyKind) -> &'static [SignatureScheme] {
         KeyKind::EcdsaP256 => &[SignatureScheme::ECDSA_NISTP256_SHA256],
         KeyKind::EcdsaP384 => &[SignatureScheme::ECDSA_NISTP384_SHA384],
         KeyKind::Ed25519 => &[SignatureScheme::ED25519],
+        KeyKind::EcdsaP521 => &[SignatureScheme::ECDSA_NISTP521_SHA512],
+        // rsa_pss_pss_* (RFC 8446 §4.2.3), which rustls has no names for. SHA-256 first: a
+        // certificate whose PSS parameters name a hash names SHA-256 in practice (certtool).
+        KeyKind::RsaPss => &RSA_PSS_PSS,
     }
 }
 
@@ -77,8 +88,10 @@ impl SigningKey for RemoteKey {
 
     fn algorithm(&self) -> SignatureAlgorithm {
         match self.kind {
-            KeyKind::Rsa => SignatureAlgorithm::RSA,
-            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => SignatureAlgorithm::ECDSA,
+            KeyKind::Rsa | KeyKind::RsaPss => SignatureAlgorithm::RSA,
+            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::EcdsaP521 => {
+                SignatureAlgorithm::ECDSA
+            }
             KeyKind::Ed25519 => SignatureAlgorithm::ED25519,
         }
     }
@@ -140,5 +153,13 @@ mod tests {
         );
         assert_eq!(first(KeyKind::EcdsaP384), None);
         assert_eq!(first(KeyKind::Ed25519), None);
+        assert_eq!(first(KeyKind::EcdsaP521), None);
+        assert_eq!(first(KeyKind::RsaPss), None);
+        let pss = [
+            SignatureScheme::RSA_PSS_SHA256,
+            SignatureScheme::Unknown(0x0809),
+        ];
+        let pick = schemes(KeyKind::RsaPss).iter().find(|s| pss.contains(s));
+        assert_eq!(pick, Some(&SignatureScheme::Unknown(0x0809)));
     }
 }
