@@ -123,6 +123,10 @@ async fn accept_loop(
                     pacer.accepted(std::time::Instant::now(), interval);
                     // Banned addresses are dropped before TLS: no worker, one log line.
                     if shared.bans.check_connection(peer.ip()) {
+                        crate::logger::event(
+                            log::Level::Info,
+                            &rocserv_proto::logevent::Event::RejectedBanned { ip: peer.ip() },
+                        );
                         log::info!("{peer}: connection refused: banned address");
                         Counters::add(&shared.counters.rejected, 1);
                         continue;
@@ -164,9 +168,9 @@ async fn accept_loop(
                 }
             },
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
-            _ = sigterm.recv() => { log::info!("SIGTERM: shutting down"); return Ok(Stop::Signal) }
-            _ = sigint.recv() => { log::info!("SIGINT: shutting down"); return Ok(Stop::Signal) }
-            () = shared.stop.notified() => { log::info!("occtl stop: shutting down"); return Ok(Stop::Signal) }
+            _ = sigterm.recv() => { log::info!("SIGTERM: shutting down"); shutdown_line(); return Ok(Stop::Signal) }
+            _ = sigint.recv() => { log::info!("SIGINT: shutting down"); shutdown_line(); return Ok(Stop::Signal) }
+            () = shared.stop.notified() => { log::info!("occtl stop: shutting down"); shutdown_line(); return Ok(Stop::Signal) }
             // rate-limit-ms: accepting resumes here.
             () = tokio::time::sleep_until(paused.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)), if paused.is_some() => {}
             _ = sighup.recv() => {
@@ -238,4 +242,12 @@ fn terminate(pid: u32) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
     }
+}
+
+/// ocserv's shutdown line, which log-based tools watch for.
+fn shutdown_line() {
+    crate::logger::event(
+        log::Level::Info,
+        &rocserv_proto::logevent::Event::Shutdown,
+    );
 }

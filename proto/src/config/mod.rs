@@ -440,7 +440,38 @@ pub struct Config {
     pub cert_group_oid: Option<CertField>,
     /// `metrics-listen` (ours): where main serves Prometheus metrics; `None` = off.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `syslog-facility`: the facility code (RFC 3164 §4.1.1) of main's syslog lines; default
+    /// daemon (3), ocserv's.
+    pub syslog_facility: u8,
+    /// `log-format` (ours): `text` (ocserv's lines) or `json` (one JSON object per line).
+    pub log_format: LogFormat,
 }
+
+/// `log-format` (ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LogFormat {
+    /// ocserv's lines (doc/logs.md).
+    #[default]
+    Text,
+    /// One JSON object per line, stable keys (doc/logs.md).
+    Json,
+}
+
+/// The `syslog-facility` names rocserv accepts and their codes (RFC 3164 §4.1.1).
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("user", 1),
+    ("daemon", 3),
+    ("auth", 4),
+    ("authpriv", 10),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
 
 /// Where the session database is unless `session-db` says otherwise.
 pub const DEFAULT_SESSION_DB: &str = "/var/lib/rocserv/sessions.db";
@@ -571,6 +602,8 @@ impl Default for Config {
             cert_user_oid: None,
             cert_group_oid: None,
             metrics_listen: None,
+            syslog_facility: 3,
+            log_format: LogFormat::Text,
         }
     }
 }
