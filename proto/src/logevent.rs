@@ -143,7 +143,7 @@ impl Event<'_> {
             | Self::AuthFailed { user, .. }
             | Self::SessionInitiated { user, .. }
             | Self::SessionInvalidated { user, .. }
-            | Self::DtlsEstablished { user, .. } => Some(user),
+            | Self::DtlsEstablished { user, .. } => Some(*user),
             Self::Shutdown | Self::Banned { .. } | Self::RejectedBanned { .. } => None,
         }
     }
@@ -212,10 +212,10 @@ impl Event<'_> {
             | Self::LoggedIn { user, peer }
             | Self::ScriptRefused { user, peer }
             | Self::Disconnected { user, peer, .. } => {
-                format!("{} {message}", main_prefix(Some(user), Some(*peer)))
+                format!("{} {message}", main_prefix(Some(*user), Some(*peer)))
             }
             Self::AuthFailed { user, ip } | Self::DtlsEstablished { user, ip, .. } => {
-                format!("{} {message}", worker_prefix(Some(user), *ip))
+                format!("{} {message}", worker_prefix(Some(*user), *ip))
             }
             Self::SessionInitiated { .. } | Self::SessionInvalidated { .. } => {
                 format!("sec-mod: {message}")
@@ -303,8 +303,8 @@ pub fn escape_name(name: &str) -> String {
 }
 
 /// `s` as a JSON string literal (RFC 8259 §7): `"` and `\` escaped, every control character
-/// and DEL as `\u00XX`, and also U+2028/U+2029 (line separators to some readers), so a line
-/// holds exactly one JSON object whatever `s` holds.
+/// (C0, DEL, C1) as `\u00XX`, and also U+2028/U+2029 (line separators to some readers), so a
+/// line holds exactly one JSON object whatever `s` holds.
 pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');
@@ -315,7 +315,7 @@ pub fn json_string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
