@@ -380,7 +380,7 @@ impl BanTable {
 /// ocserv's ban line (`added IP 'IP' (with score N) to ban list, will be reset at: DATE`), with
 /// the ban's end in ctime's layout, UTC.
 fn log_banned(ip: IpAddr, score: u32, ban_time: Duration) {
-    let until = std::time::SystemTime::now()
+    let until = SystemTime::now()
         .checked_add(ban_time)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());

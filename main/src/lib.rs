@@ -129,7 +129,7 @@ pub fn run(cli: Cli) -> ExitCode {
     logger::set_facility(config.syslog_facility);
     // `-t` output stays text: its findings are for a person (FILE:LINE: severity: ...).
     logger::set_json(
-        config.log_format == rocserv_proto::config::LogFormat::Json && !cli.test_config,
+        config.log_format == config::LogFormat::Json && !cli.test_config,
     );
     if !cli.log_stderr && !cli.test_config {
         let also_stderr = cli.debug.is_some_and(|d| d > 0);
