@@ -128,9 +128,7 @@ pub fn run(cli: Cli) -> ExitCode {
     log::set_max_level(logger::filter_for(level));
     logger::set_facility(config.syslog_facility);
     // `-t` output stays text: its findings are for a person (FILE:LINE: severity: ...).
-    logger::set_json(
-        config.log_format == config::LogFormat::Json && !cli.test_config,
-    );
+    logger::set_json(config.log_format == config::LogFormat::Json && !cli.test_config);
     if !cli.log_stderr && !cli.test_config {
         let also_stderr = cli.debug.is_some_and(|d| d > 0);
         if let Err(e) = logger::use_syslog(Path::new(logger::SYSLOG_SOCKET), also_stderr) {

@@ -7,10 +7,10 @@
 //! delays that one client's CONNECT answer, never the accept loop or another worker's task
 //! (no lock is held across an await).
 
+use log::Level;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use log::Level;
 
 use rocserv_proto::config::Config;
 use rocserv_proto::ipc::main_secmod::SessionGrant;

@@ -16,9 +16,9 @@
 //! (`rocserv_proto::logevent`, doc/logs.md) through [`event`]. With `log-format = json` (ours)
 //! every line, on stderr and syslog alike, is one JSON object instead.
 
+use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -127,7 +127,13 @@ pub fn event(level: Level, event: &Event<'_>) {
 
 /// Log a line a worker wrote (already escaped, crate::worker_log) as that worker's:
 /// `rocserv[WORKER_PID]: worker[USER]: IP message`, `worker: IP message` before the login.
-pub fn worker_line(level: Level, worker_pid: u32, user: Option<&str>, peer: SocketAddr, text: &str) {
+pub fn worker_line(
+    level: Level,
+    worker_pid: u32,
+    user: Option<&str>,
+    peer: SocketAddr,
+    text: &str,
+) {
     if level > log::max_level() {
         return;
     }

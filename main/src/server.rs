@@ -246,8 +246,5 @@ fn terminate(pid: u32) {
 
 /// ocserv's shutdown line, which log-based tools watch for.
 fn shutdown_line() {
-    crate::logger::event(
-        log::Level::Info,
-        &rocserv_proto::logevent::Event::Shutdown,
-    );
+    crate::logger::event(log::Level::Info, &rocserv_proto::logevent::Event::Shutdown);
 }

@@ -90,10 +90,7 @@ mod tests {
         );
         assert_eq!(
             format(&line(b"<D> x\rrocserv[1]: banning 6.6.6.6")),
-            (
-                Level::Debug,
-                "x\\rrocserv[1]: banning 6.6.6.6".to_owned()
-            )
+            (Level::Debug, "x\\rrocserv[1]: banning 6.6.6.6".to_owned())
         );
         let cut = logline::Line {
             bytes: b"thread panicked".to_vec(),

@@ -102,7 +102,11 @@ pub enum Event<'a> {
     Shutdown,
     /// main: an address reached `max-ban-score`: `added IP 'IP' (with score N) to ban list,
     /// will be reset at: DATE` (DATE in ctime's layout, UTC).
-    Banned { ip: IpAddr, score: u32, until: &'a str },
+    Banned {
+        ip: IpAddr,
+        score: u32,
+        until: &'a str,
+    },
     /// main: `rejected connection from banned IP: IP`.
     RejectedBanned { ip: IpAddr },
 }
@@ -170,7 +174,10 @@ impl Event<'_> {
             Self::NewSession { .. } => "new user session".to_owned(),
             Self::LoggedIn { .. } => "user logged in".to_owned(),
             Self::ScriptRefused { user, .. } => {
-                format!("failed authentication attempt for user '{}'", escape_name(user))
+                format!(
+                    "failed authentication attempt for user '{}'",
+                    escape_name(user)
+                )
             }
             Self::Disconnected { reason, rx, tx, .. } => format!(
                 "user disconnected (reason: {}, rx: {rx}, tx: {tx})",
@@ -192,7 +199,9 @@ impl Event<'_> {
             Self::DtlsEstablished {
                 link_mtu, data_mtu, ..
             } => format!("DTLS handshake completed (link MTU: {link_mtu}, data MTU: {data_mtu})"),
-            Self::Shutdown => "termination request received; waiting for sessions to die".to_owned(),
+            Self::Shutdown => {
+                "termination request received; waiting for sessions to die".to_owned()
+            }
             Self::Banned { ip, score, until } => format!(
                 "added IP '{}' (with score {score}) to ban list, will be reset at: {until}",
                 canonical(*ip)
@@ -430,7 +439,10 @@ pub fn ctime(unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
     let rem = unix_secs % 86_400;
     let (y, m, d) = civil(i64::try_from(days).unwrap_or(0));
-    let weekday = DAYS.get(usize::try_from(days % 7).unwrap_or(0)).copied().unwrap_or("?");
+    let weekday = DAYS
+        .get(usize::try_from(days % 7).unwrap_or(0))
+        .copied()
+        .unwrap_or("?");
     let month = MONTHS
         .get(usize::try_from(m.saturating_sub(1)).unwrap_or(0))
         .copied()
@@ -555,7 +567,10 @@ mod tests {
         assert_eq!(main_prefix(None, Some(peer())), "main:10.99.0.2:38010");
         assert_eq!(main_prefix(Some(""), None), "main:");
         let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
-        assert_eq!(main_prefix(Some("a"), Some(v6)), "main[a]:[2001:db8::1]:443");
+        assert_eq!(
+            main_prefix(Some("a"), Some(v6)),
+            "main[a]:[2001:db8::1]:443"
+        );
         let mapped: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
         assert_eq!(main_prefix(None, Some(mapped)), "main:10.0.0.1:5");
         assert_eq!(
@@ -613,7 +628,9 @@ mod tests {
         // No control character survives into a JSON line.
         let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
         let line = json_text(head, Some(&all), None, &all);
-        assert!(!line.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
+        assert!(!line
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'));
     }
 
     #[test]

@@ -70,7 +70,10 @@ fn login_failures_and_disconnect_give_ocserv_lines_fail2ban_reads() {
         assert!(line.ends_with(&format!(" {needle}")), "{line}");
     }
     let line = server
-        .wait_for_log("sec-mod: initiating session for user 'bob' (session: ", WAIT)
+        .wait_for_log(
+            "sec-mod: initiating session for user 'bob' (session: ",
+            WAIT,
+        )
         .unwrap();
     assert!(line.starts_with("rocserv-sm["), "{line}");
     if client
@@ -100,7 +103,10 @@ fn login_failures_and_disconnect_give_ocserv_lines_fail2ban_reads() {
         "{line}"
     );
     server
-        .wait_for_log("sec-mod: invalidating session of user 'bob' (session: ", WAIT)
+        .wait_for_log(
+            "sec-mod: invalidating session of user 'bob' (session: ",
+            WAIT,
+        )
         .unwrap();
 
     // Three wrong passwords, then the injection attempt.
@@ -114,7 +120,10 @@ fn login_failures_and_disconnect_give_ocserv_lines_fail2ban_reads() {
     let evil = server
         .wait_for_log_after(before, "failed authentication for '", WAIT)
         .unwrap();
-    assert!(evil.contains(&format!("]: {ip} failed authentication for 'x\\x5d:")), "{evil}");
+    assert!(
+        evil.contains(&format!("]: {ip} failed authentication for 'x\\x5d:")),
+        "{evil}"
+    );
 
     let log = server.log_text();
     let alice = format!("]: worker[alice]: {ip} failed authentication for 'alice'");
@@ -136,10 +145,14 @@ fn json_log_format_gives_one_object_per_line() {
     let server = Server::start(&lab.srv, &conf);
     let mut client = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
     client.wait_up(WAIT).expect("login");
-    server.wait_for_log("\"event\":\"logged-in\"", WAIT).unwrap();
+    server
+        .wait_for_log("\"event\":\"logged-in\"", WAIT)
+        .unwrap();
     let (status, _) = run_to_exit(&lab, "a\"li\\ce", "wrong", WAIT);
     assert!(!status.expect("openconnect gives up").success());
-    server.wait_for_log("\"event\":\"auth-failed\"", WAIT).unwrap();
+    server
+        .wait_for_log("\"event\":\"auth-failed\"", WAIT)
+        .unwrap();
     client.signal(Signal::SIGINT);
     client.wait_exit(WAIT).expect("openconnect exits");
     server
@@ -176,7 +189,10 @@ fn json_log_format_gives_one_object_per_line() {
     assert!(login["port"].as_u64().is_some());
     assert_eq!(login["process"], "main");
     let failed = find("auth-failed");
-    assert_eq!(failed["user"], "a\"li\\ce", "the name is kept exactly, escaped");
+    assert_eq!(
+        failed["user"], "a\"li\\ce",
+        "the name is kept exactly, escaped"
+    );
     assert_eq!(failed["process"], "sec-mod");
     let gone = find("disconnected");
     assert_eq!(gone["reason"], "user disconnected");
