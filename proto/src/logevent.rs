@@ -402,6 +402,9 @@ fn json_common(
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
 /// `civil_from_days`, public domain algorithm).
+// Callers pass days of a u64 second count (< 2^64 / 86400 < 2^48): no step comes near i64's
+// range, and every divisor is a non-zero constant.
+#[allow(clippy::arithmetic_side_effects)]
 fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
