@@ -122,6 +122,8 @@ impl Bans {
             .collect();
         for ip in newly {
             self.update(ip, now, |e| e.banned_until = Some(now + policy.ban_time));
+            let score = self.entries.get(&ip).map_or(0, |e| e.score);
+            log_banned(ip, score, policy.ban_time);
             log::info!(
                 "banning {ip} for {} s (max-ban-score lowered)",
                 policy.ban_time.as_secs()
@@ -186,6 +188,7 @@ impl Bans {
             }
         });
         if let Some(score) = newly_banned {
+            log_banned(key, score, policy.ban_time);
             log::info!(
                 "banning {key} for {} s (score {score} >= max-ban-score {})",
                 policy.ban_time.as_secs(),
@@ -372,6 +375,24 @@ impl BanTable {
         }
         found
     }
+}
+
+/// ocserv's ban line (`added IP 'IP' (with score N) to ban list, will be reset at: DATE`), with
+/// the ban's end in ctime's layout, UTC.
+fn log_banned(ip: IpAddr, score: u32, ban_time: Duration) {
+    let until = SystemTime::now()
+        .checked_add(ban_time)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let until = rocserv_proto::logevent::ctime(until);
+    crate::logger::event(
+        log::Level::Info,
+        &rocserv_proto::logevent::Event::Banned {
+            ip,
+            score,
+            until: &until,
+        },
+    );
 }
 
 #[cfg(test)]

@@ -135,6 +135,9 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let level = cli.debug.unwrap_or(config.log_level).min(9);
     log::set_max_level(logger::filter_for(level));
+    logger::set_facility(config.syslog_facility);
+    // `-t` output stays text: its findings are for a person (FILE:LINE: severity: ...).
+    logger::set_json(config.log_format == config::LogFormat::Json && !cli.test_config);
     if !cli.log_stderr && !cli.test_config {
         let also_stderr = cli.debug.is_some_and(|d| d > 0);
         if let Err(e) = logger::use_syslog(Path::new(logger::SYSLOG_SOCKET), also_stderr) {

@@ -7,12 +7,14 @@
 //! delays that one client's CONNECT answer, never the accept loop or another worker's task
 //! (no lock is held across an await).
 
+use log::Level;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rocserv_proto::config::Config;
 use rocserv_proto::ipc::main_secmod::SessionGrant;
+use rocserv_proto::logevent::Event;
 
 use crate::conn::Conn;
 use crate::counters::Counters;
@@ -67,10 +69,13 @@ pub async fn grant(
     info: SessionInfo,
     peer: SocketAddr,
 ) -> bool {
+    let user = info.username.clone();
+    crate::logger::event(Level::Info, &Event::NewSession { user: &user, peer });
     if let Some(script) = admitted.config.connect_script.clone() {
         let env = scripts::environment(Kind::Connect, &info, None);
         let label = format!("user {}", info.username);
         if let Err(e) = scripts::run(Kind::Connect, &script, env, &label, SCRIPT_TIMEOUT).await {
+            crate::logger::event(Level::Info, &Event::ScriptRefused { user: &user, peer });
             log::info!(
                 "{peer}: CONNECT of {} refused: connect-script {}: {}",
                 info.username,
@@ -80,6 +85,7 @@ pub async fn grant(
             return false;
         }
     }
+    crate::logger::event(Level::Info, &Event::LoggedIn { user: &user, peer });
     log::info!(
         "{peer}: session started: user {}, vpn-ip {}, device {}",
         info.username,

@@ -8,19 +8,32 @@
 //! with `--log-stderr`, or when `/dev/log` cannot be reached. Syslog datagrams are RFC 3164
 //! style without timestamp and host name (`<PRI>rocserv[PID]: message`; the local syslog
 //! daemon stamps them), sent non-blocking: a stalled syslog daemon loses lines rather than
-//! stalling main. Workers and sec-mod keep logging to the inherited stderr.
+//! stalling main. The facility is `syslog-facility` (default daemon). Workers and sec-mod
+//! keep logging to the inherited stderr; a worker's stderr is a pipe main relays
+//! (crate::worker_log), tagged with the worker's PID as ocserv's worker lines are.
+//!
+//! Session events tools parse are written in ocserv's wording and shape
+//! (`rocserv_proto::logevent`, doc/logs.md) through [`event`]. With `log-format = json` (ours)
+//! every line, on stderr and syslog alike, is one JSON object instead.
 
+use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use rocserv_proto::logevent::{self, Event, JsonHead, Process};
 
 /// The local syslog socket.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
-/// syslog facility `daemon` (RFC 3164 §4.1.1).
-const FACILITY_DAEMON: u8 = 3;
+/// syslog facility `daemon` (RFC 3164 §4.1.1), ocserv's.
+pub const FACILITY_DAEMON: u8 = 3;
+
+/// The facility of syslog datagrams (`syslog-facility`).
+static FACILITY: AtomicU8 = AtomicU8::new(FACILITY_DAEMON);
+/// `log-format = json`: one JSON object per line.
+static JSON: AtomicBool = AtomicBool::new(false);
 
 /// The syslog socket once [`use_syslog`] connected it.
 static SYSLOG: Mutex<Option<UnixDatagram>> = Mutex::new(None);
@@ -32,15 +45,111 @@ struct StderrLogger {
 }
 
 /// `<PRI>rocserv[PID]: message` (RFC 3164 without TIMESTAMP and HOSTNAME).
-pub fn syslog_line(level: Level, pid: u32, message: &str) -> String {
-    let severity: u8 = match level {
+pub fn syslog_line(facility: u8, level: Level, pid: u32, message: &str) -> String {
+    let pri = u16::from(facility) * 8 + u16::from(severity(level));
+    format!("<{pri}>rocserv[{pid}]: {message}")
+}
+
+/// The syslog severity of a level (RFC 3164 §4.1.1).
+fn severity(level: Level) -> u8 {
+    match level {
         Level::Error => 3,
         Level::Warn => 4,
         Level::Info => 6,
         Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// Use `facility` (a code of RFC 3164 §4.1.1, from `syslog-facility`) for syslog lines.
+pub fn set_facility(facility: u8) {
+    FACILITY.store(facility, Ordering::Relaxed);
+}
+
+/// `log-format = json`: write every line as one JSON object.
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// Whether lines are JSON objects (`log-format = json`).
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}
+
+fn now_rfc3339() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    logevent::rfc3339(millis)
+}
+
+/// Write one finished line (`message`, without tag) as process `pid` to syslog and/or stderr.
+fn write(level: Level, pid: u32, message: &str) {
+    if let Some(sock) = rocserv_rt::lock(&SYSLOG).as_ref() {
+        // Non-blocking: a full socket buffer drops the line (see the module comment).
+        let facility = FACILITY.load(Ordering::Relaxed);
+        let _ = sock.send(syslog_line(facility, level, pid, message).as_bytes());
+    }
+    if STDERR.load(Ordering::Relaxed) {
+        rocserv_rt::logger::write_stderr(&format!("rocserv[{pid}]: {message}\n"));
+    }
+}
+
+/// Log an event tools parse, in ocserv's shape (or as JSON), at `level`.
+pub fn event(level: Level, event: &Event<'_>) {
+    if level > log::max_level() {
+        return;
+    }
+    let pid = std::process::id();
+    let text = if json() {
+        let time = now_rfc3339();
+        let head = JsonHead {
+            time: &time,
+            process: Process::Main,
+            pid,
+            level: level_name(level),
+        };
+        logevent::json_event(head, event)
+    } else {
+        event.line()
     };
-    let pri = u16::from(FACILITY_DAEMON) * 8 + u16::from(severity);
-    format!("<{pri}>rocserv[{pid}]: {message}")
+    write(level, pid, &text);
+}
+
+/// Log a line a worker wrote (already escaped, crate::worker_log) as that worker's:
+/// `rocserv[WORKER_PID]: worker[USER]: IP message`, `worker: IP message` before the login.
+pub fn worker_line(
+    level: Level,
+    worker_pid: u32,
+    user: Option<&str>,
+    peer: SocketAddr,
+    text: &str,
+) {
+    if level > log::max_level() {
+        return;
+    }
+    let line = if json() {
+        let time = now_rfc3339();
+        let head = JsonHead {
+            time: &time,
+            process: Process::Worker,
+            pid: worker_pid,
+            level: level_name(level),
+        };
+        logevent::json_text(head, user, Some((peer.ip(), Some(peer.port()))), text)
+    } else {
+        format!("{} {text}", logevent::worker_prefix(user, peer.ip()))
+    };
+    write(level, worker_pid, &line);
 }
 
 /// Send log lines to the syslog socket at `path` (normally [`SYSLOG_SOCKET`]); stderr gets
@@ -64,13 +173,19 @@ impl Log for StderrLogger {
             return;
         }
         let message = record.args().to_string();
-        if let Some(sock) = rocserv_rt::lock(&SYSLOG).as_ref() {
-            // Non-blocking: a full socket buffer drops the line (see the module comment).
-            let _ = sock.send(syslog_line(record.level(), self.pid, &message).as_bytes());
-        }
-        if STDERR.load(Ordering::Relaxed) {
-            rocserv_rt::logger::write_stderr(&format!("rocserv[{}]: {message}\n", self.pid));
-        }
+        let text = if json() {
+            let time = now_rfc3339();
+            let head = JsonHead {
+                time: &time,
+                process: Process::Main,
+                pid: self.pid,
+                level: level_name(record.level()),
+            };
+            logevent::json_text(head, None, None, &message)
+        } else {
+            message
+        };
+        write(record.level(), self.pid, &text);
     }
 
     fn flush(&self) {}
@@ -101,14 +216,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn syslog_lines_are_rfc3164_daemon() {
-        assert_eq!(syslog_line(Level::Error, 7, "x"), "<27>rocserv[7]: x");
-        assert_eq!(syslog_line(Level::Warn, 7, "x"), "<28>rocserv[7]: x");
+    fn syslog_lines_are_rfc3164_with_the_facility() {
+        let d = FACILITY_DAEMON;
+        assert_eq!(syslog_line(d, Level::Error, 7, "x"), "<27>rocserv[7]: x");
+        assert_eq!(syslog_line(d, Level::Warn, 7, "x"), "<28>rocserv[7]: x");
         assert_eq!(
-            syslog_line(Level::Info, 7, "ready"),
+            syslog_line(d, Level::Info, 7, "ready"),
             "<30>rocserv[7]: ready"
         );
-        assert_eq!(syslog_line(Level::Trace, 7, "x"), "<31>rocserv[7]: x");
+        assert_eq!(syslog_line(d, Level::Trace, 7, "x"), "<31>rocserv[7]: x");
+        // authpriv (10) and local7 (23), RFC 3164 §4.1.1.
+        assert_eq!(syslog_line(10, Level::Info, 7, "x"), "<86>rocserv[7]: x");
+        assert_eq!(syslog_line(23, Level::Error, 7, "x"), "<187>rocserv[7]: x");
     }
 
     #[test]

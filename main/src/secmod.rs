@@ -243,6 +243,9 @@ fn spawn_secmod(fd: &OwnedFd, log_level: u8) -> Result<Child, SecModError> {
         .env_clear()
         .stdin(Stdio::null())
         .kill_on_drop(false);
+    if crate::logger::json() {
+        cmd.arg("--log-json");
+    }
     crate::spawn::inherit_fds(&mut cmd, [fd.as_raw_fd()]);
     cmd.spawn().map_err(|source| SecModError::Spawn {
         path: path.display().to_string(),

@@ -119,11 +119,13 @@ fn stop_requested(
 ) -> Option<Stop> {
     if drain.is_some() {
         log::info!("{why}: ending the drain early; shutting down");
+        shutdown_line();
         return Some(Stop::Signal);
     }
     let ms = shared.live.get().server_drain_ms;
     if ms == 0 {
         log::info!("{why}: shutting down");
+        shutdown_line();
         return Some(Stop::Signal);
     }
     let wait = Duration::from_millis(u64::from(ms)).min(MAX_DRAIN);
@@ -194,6 +196,10 @@ async fn accept_loop(
                     pacer.accepted(std::time::Instant::now(), interval);
                     // Banned addresses are dropped before TLS: no worker, one log line.
                     if shared.bans.check_connection(peer.ip()) {
+                        crate::logger::event(
+                            log::Level::Info,
+                            &rocserv_proto::logevent::Event::RejectedBanned { ip: peer.ip() },
+                        );
                         log::info!("{peer}: connection refused: banned address");
                         Counters::add(&shared.counters.rejected, 1);
                         continue;
@@ -240,6 +246,7 @@ async fn accept_loop(
             () = shared.stop.notified() => if let Some(stop) = stop_requested(shared, "occtl stop", listener, &mut drain, notifier) { return Ok(stop) },
             () = tokio::time::sleep_until(drain.unwrap_or_else(tokio::time::Instant::now)), if drain.is_some() => {
                 log::info!("drain time over: shutting down");
+                shutdown_line();
                 return Ok(Stop::Signal);
             }
             // rate-limit-ms: accepting resumes here.
@@ -313,4 +320,9 @@ fn terminate(pid: u32) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
     }
+}
+
+/// ocserv's shutdown line, which log-based tools watch for.
+fn shutdown_line() {
+    crate::logger::event(log::Level::Info, &rocserv_proto::logevent::Event::Shutdown);
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rocserv_proto::ipc::main_secmod::{EndCause, TunnelEnd};
 use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::{CloseReason, WorkerId, MAX_MESSAGE};
+use rocserv_proto::logevent::{DisconnectReason, Event};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_seqpacket::UnixSeqpacket;
@@ -56,9 +57,12 @@ pub async fn serve(
         .try_clone()
         .map_err(|e| log::warn!("{peer}: cannot keep the client socket for net-priority: {e}"))
         .ok();
+    // The user name, once the CONNECT is granted: the worker's relayed log lines carry it
+    // (`worker[USER]: IP ...`, as ocserv's).
+    let log_user = Arc::new(std::sync::OnceLock::new());
     let spawning = Instant::now();
     // The error is not `Send`: made a string before the next await.
-    let spawned = spawn(&shared, id, client, peer)
+    let spawned = spawn(&shared, id, client, peer, log_user.clone())
         .await
         .map_err(|e| crate::error_chain(&*e));
     shared.counters.worker_spawn.observe(spawning.elapsed());
@@ -92,6 +96,7 @@ pub async fn serve(
     let mut run = Run::new(conn, stops, pid, local, pre_auth_until);
     run.client_socket = client_socket;
     run.compression = start.tunnel.compression.enabled;
+    run.log_user = log_user;
     if let Err(e) = ipc::send(&main_sock, &ToWorker::Start(Box::new(start)), &[]).await {
         log::error!(
             "{peer}: cannot send Start to the worker: {}",
@@ -183,6 +188,8 @@ struct Run {
     state_gate: crate::tunnel_state::StateGate,
     /// `compression` was on when the worker started: it may report compression.
     compression: bool,
+    /// The granted user's name for the worker's relayed log lines (crate::worker_log).
+    log_user: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Run {
@@ -214,6 +221,7 @@ impl Run {
             client_socket: None,
             state_gate: crate::tunnel_state::StateGate::new(Instant::now()),
             compression: false,
+            log_user: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -455,6 +463,9 @@ impl Run {
                                 udp_peer: None,
                             });
                         }
+                        if let Some(grant) = &outcome.grant {
+                            let _ = self.log_user.set(grant.username.clone());
+                        }
                         self.outcome = Some(outcome);
                     }
                     Err(_) => return Err("socket failed while answering CONNECT"),
@@ -688,6 +699,16 @@ impl Run {
             }
         }
         let ip = address.map_or_else(|| "none".to_owned(), |a| a.to_string());
+        crate::logger::event(
+            log::Level::Info,
+            &Event::Disconnected {
+                user: &grant.username,
+                peer,
+                reason: ocserv_reason(end_cause(self.stop, self.end)),
+                rx: self.rx,
+                tx: self.tx,
+            },
+        );
         log::info!(
             "{peer}: session ended: user {}, vpn-ip {ip}, device {}, rx {} bytes, tx {} bytes, duration {} s, reason: {reason}, worker {status}",
             grant.username,
@@ -700,6 +721,21 @@ impl Run {
         if let Some(admitted) = admitted {
             crate::lifecycle::ended(shared, admitted, self.rx, self.tx).await;
         }
+    }
+}
+
+/// The `reason:` of ocserv's `user disconnected` line for how the tunnel ended (ocserv words
+/// an administrator's disconnect `server disconnected`, seen with occtl against 1.1.6).
+fn ocserv_reason(cause: EndCause) -> DisconnectReason {
+    match cause {
+        EndCause::UserRequest => DisconnectReason::UserDisconnected,
+        EndCause::LostCarrier | EndCause::Takeover => DisconnectReason::ClientDisconnected,
+        EndCause::IdleTimeout => DisconnectReason::IdleTimeout,
+        EndCause::SessionTimeout => DisconnectReason::SessionTimeout,
+        EndCause::AdminReset | EndCause::Policy | EndCause::ServerShutdown => {
+            DisconnectReason::ServerDisconnected
+        }
+        EndCause::Violation => DisconnectReason::Error,
     }
 }
 
@@ -751,6 +787,7 @@ async fn spawn(
     id: WorkerId,
     client: OwnedFd,
     peer: SocketAddr,
+    log_user: Arc<std::sync::OnceLock<String>>,
 ) -> Result<(UnixSeqpacket, Child), Box<dyn std::error::Error>> {
     let (main_sock, worker_main) = ipc::pair()?;
     let (secmod_end, worker_secmod) = ipc::child_pair()?;
@@ -778,7 +815,7 @@ async fn spawn(
         .spawn()
         .map_err(|e| format!("cannot execute {}: {e}", path.display()))?;
     if let (Some(stderr), Some(pid)) = (child.stderr.take(), child.id()) {
-        tokio::spawn(crate::worker_log::relay(stderr, pid, peer));
+        tokio::spawn(crate::worker_log::relay(stderr, pid, peer, log_user));
     }
     Ok((main_sock, child))
 }

@@ -41,6 +41,7 @@ pub mod dtls;
 pub mod fuzzing;
 pub mod http;
 pub mod ipc;
+pub mod logevent;
 pub mod logline;
 pub mod mtu;
 pub mod offload;

@@ -1,6 +1,6 @@
 //! `rocserv-sm`: the security module process. Runs as root; the only process that opens the
 //! server key and the password file (see the library's crate documentation for the contract).
-//! Usage: `rocserv-sm [--log-level N]`, with its socket to main on fd 3.
+//! Usage: `rocserv-sm [--log-level N] [--log-json]`, with its socket to main on fd 3.
 
 use std::process::ExitCode;
 
@@ -14,15 +14,15 @@ const MAX_BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
     memory::tune();
-    let level = match parse_args(std::env::args().skip(1)) {
-        Ok(level) => level,
+    let (level, json) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
         Err(msg) => {
-            logger::init(PROGRAM, 1);
-            log::error!("{msg}; usage: {PROGRAM} [--log-level N]");
+            logger::init(PROGRAM, 1, false);
+            log::error!("{msg}; usage: {PROGRAM} [--log-level N] [--log-json]");
             return ExitCode::FAILURE;
         }
     };
-    logger::init(PROGRAM, level);
+    logger::init(PROGRAM, level, json);
     // Before the runtime starts its threads and before the key is read.
     if let Err(e) = harden::apply() {
         let cause = std::error::Error::source(&e)
@@ -64,10 +64,16 @@ fn run() -> Result<server::Outcome, String> {
     outcome
 }
 
-/// `--log-level N` or `--log-level=N` (0..=9); nothing else.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<u8, String> {
+/// `--log-level N` or `--log-level=N` (0..=9), and `--log-json` (main's `log-format = json`);
+/// nothing else.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(u8, bool), String> {
     let mut level = 1;
+    let mut json = false;
     while let Some(arg) = args.next() {
+        if arg == "--log-json" {
+            json = true;
+            continue;
+        }
         let value = match arg.strip_prefix("--log-level") {
             Some("") => args.next().ok_or("--log-level needs a value")?,
             Some(rest) if rest.starts_with('=') => rest.trim_start_matches('=').to_owned(),
@@ -79,25 +85,26 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<u8, String> {
             .filter(|l| *l <= 9)
             .ok_or_else(|| format!("--log-level must be 0..=9, not {value:?}"))?;
     }
-    Ok(level)
+    Ok((level, json))
 }
 
 #[cfg(test)]
 mod tests {
     use super::parse_args;
 
-    fn args(a: &[&str]) -> Result<u8, String> {
+    fn args(a: &[&str]) -> Result<(u8, bool), String> {
         parse_args(a.iter().map(|s| s.to_string()))
     }
 
     #[test]
     fn log_level_argument() {
-        assert_eq!(args(&[]), Ok(1));
-        assert_eq!(args(&["--log-level", "3"]), Ok(3));
-        assert_eq!(args(&["--log-level=9"]), Ok(9));
+        assert_eq!(args(&[]), Ok((1, false)));
+        assert_eq!(args(&["--log-level", "3"]), Ok((3, false)));
+        assert_eq!(args(&["--log-level=9", "--log-json"]), Ok((9, true)));
         assert!(args(&["--log-level", "10"]).is_err());
         assert!(args(&["--log-level"]).is_err());
         assert!(args(&["-d", "3"]).is_err());
         assert!(args(&["--log-levelx"]).is_err());
+        assert!(args(&["--log-jsonx"]).is_err());
     }
 }

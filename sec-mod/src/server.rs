@@ -14,6 +14,7 @@ use rocserv_proto::ipc::main_secmod::{
     FromSecMod, KeyPin, SecModConfig, SessionGrant, SessionRefusal, ToSecMod,
 };
 use rocserv_proto::ipc::{self, WorkerId, MAX_MESSAGE};
+use rocserv_proto::logevent::Event;
 use rocserv_proto::policy::file::Locations;
 use rocserv_proto::policy::quota::Limits;
 use rocserv_proto::policy::Overrides;
@@ -571,12 +572,21 @@ async fn handle(
             tokio::spawn(async move {
                 let result = open_session(&shared, worker, peer, &cookie).await;
                 match &result {
-                    Ok(grant) => log::info!(
-                        "session {} opened by worker {} (user '{}')",
-                        grant.sid,
-                        worker.0,
-                        grant.username.escape_debug()
-                    ),
+                    Ok(grant) => {
+                        crate::logger::event(
+                            log::Level::Info,
+                            &Event::SessionInitiated {
+                                user: &grant.username,
+                                session: &grant.sid.to_string(),
+                            },
+                        );
+                        log::info!(
+                            "session {} opened by worker {} (user '{}')",
+                            grant.sid,
+                            worker.0,
+                            grant.username.escape_debug()
+                        );
+                    }
                     Err(refusal) => {
                         log::info!("worker {}: cookie refused ({refusal:?})", worker.0)
                     }
@@ -616,12 +626,22 @@ async fn handle(
             if let Some((worker, end)) = end {
                 shared.accounting.stopped(sid, worker, end);
             }
+            let user = shared.sessions().describe(sid).map(|s| s.username);
             let closed = shared
                 .sessions()
                 .close(sid, reason, std::time::Instant::now());
             match closed {
                 Closed::Deleted => {
                     shared.origins().forget(sid);
+                    if let Some(user) = &user {
+                        crate::logger::event(
+                            log::Level::Info,
+                            &Event::SessionInvalidated {
+                                user,
+                                session: &sid.to_string(),
+                            },
+                        );
+                    }
                     log::info!("session {sid} closed ({reason:?}); cookie deleted")
                 }
                 Closed::StillActive => {

@@ -468,6 +468,14 @@ impl Link {
         self.shared
             .bans
             .add(self.peer.ip(), self.shared.ban_points_wrong_password);
+        // ocserv's line for fail2ban and exporters, at its priority (err).
+        crate::logger::event(
+            log::Level::Error,
+            &rocserv_proto::logevent::Event::AuthFailed {
+                user: username,
+                ip: self.peer.ip(),
+            },
+        );
         log::info!(
             "{} worker {}: {}login failed for user '{}' via {}: {why} (attempt {}/{MAX_ATTEMPTS})",
             self.peer,

@@ -49,18 +49,21 @@ fn a_worker_cannot_forge_main_log_lines() {
     .join()
     .unwrap();
 
-    let prefix = format!(" {}:", lab::CLIENT_IP);
+    // ocserv's worker shape, tagged with the worker's PID (not main's): `rocserv[WPID]:
+    // worker: IP message` (no user before a login).
+    let prefix = format!("]: worker: {} ", lab::CLIENT_IP);
     let hello = server
         .wait_for_log("hello from the fake worker", WAIT)
         .unwrap();
     assert!(
-        hello.starts_with(&format!("rocserv[{}]: worker[", server.pid()))
-            && hello.contains(&prefix),
+        hello.starts_with("rocserv[")
+            && !hello.starts_with(&format!("rocserv[{}]:", server.pid()))
+            && hello.contains(&format!("{prefix}hello from the fake worker")),
         "{hello}"
     );
     let forged = server.wait_for_log("(forged)", WAIT).unwrap();
     assert!(
-        forged.contains("]: worker["),
+        forged.contains(&format!("{prefix}rocserv[1]: banning")),
         "forged line not prefixed: {forged:?}"
     );
     let cr = server.wait_for_log("cr forged", WAIT).unwrap();

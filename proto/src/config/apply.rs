@@ -398,6 +398,25 @@ pub(crate) fn supported(
                 }
             }
         }
+        "syslog-facility" => {
+            let name = values::unquote(v).to_ascii_lowercase();
+            c.syslog_facility = super::SYSLOG_FACILITIES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, code)| *code)
+                .ok_or_else(|| {
+                    let names: Vec<&str> =
+                        super::SYSLOG_FACILITIES.iter().map(|(n, _)| *n).collect();
+                    format!("expected one of {}, found {}", names.join(", "), quote(v))
+                })?;
+        }
+        "log-format" => {
+            c.log_format = match values::unquote(v) {
+                "text" => super::LogFormat::Text,
+                "json" => super::LogFormat::Json,
+                _ => return Err(format!("expected `text` or `json`, found {}", quote(v))),
+            }
+        }
         "log-level" => {
             c.log_level = u8::try_from(values::number(v, 0, 9)?).unwrap_or(u8::MAX);
         }

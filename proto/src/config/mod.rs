@@ -452,7 +452,38 @@ pub struct Config {
     pub key_pin: Option<Secret>,
     /// `pin-file`: a file whose first line is that PIN (read by sec-mod; `key-pin` wins).
     pub pin_file: Option<PathBuf>,
+    /// `syslog-facility`: the facility code (RFC 3164 §4.1.1) of main's syslog lines; default
+    /// daemon (3), ocserv's.
+    pub syslog_facility: u8,
+    /// `log-format` (ours): `text` (ocserv's lines) or `json` (one JSON object per line).
+    pub log_format: LogFormat,
 }
+
+/// `log-format` (ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LogFormat {
+    /// ocserv's lines (doc/logs.md).
+    #[default]
+    Text,
+    /// One JSON object per line, stable keys (doc/logs.md).
+    Json,
+}
+
+/// The `syslog-facility` names rocserv accepts and their codes (RFC 3164 §4.1.1).
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("user", 1),
+    ("daemon", 3),
+    ("auth", 4),
+    ("authpriv", 10),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
 
 /// Where the session database is unless `session-db` says otherwise.
 pub const DEFAULT_SESSION_DB: &str = "/var/lib/rocserv/sessions.db";
@@ -588,6 +619,8 @@ impl Default for Config {
             use_utmp: true,
             key_pin: None,
             pin_file: None,
+            syslog_facility: 3,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -397,6 +397,13 @@ impl Dtls {
                         } else {
                             log::info!("DTLS established: {suite}");
                         }
+                        // ocserv's wording, which tools watch for; main's relay puts
+                        // `worker[USER]: IP ` before it.
+                        log::info!(
+                            "DTLS handshake completed (link MTU: {}, data MTU: {})",
+                            pmtu.link_mtu(),
+                            pmtu.data_mtu()
+                        );
                         *last_rx = now;
                         dpd.on_record(now);
                         *cstp_override = false;

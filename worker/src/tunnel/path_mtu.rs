@@ -68,6 +68,11 @@ impl PathMtu {
         }
     }
 
+    /// The link MTU that goes with [`Self::data_mtu`] (data plus overhead).
+    pub fn link_mtu(&self) -> u16 {
+        self.data_mtu().saturating_add(self.overhead)
+    }
+
     /// Whether discovery is on (DF set, EMSGSIZE handled here).
     pub fn discovery(&self) -> bool {
         self.discovery
