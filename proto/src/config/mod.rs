@@ -448,6 +448,15 @@ pub struct Config {
     pub server_drain_ms: u32,
     /// `use-utmp`: record each tunnel in utmp and wtmp (ocserv's default: on).
     pub use_utmp: bool,
+    /// `listen-proxy-proto`: every TCP connection starts with a PROXY protocol header from a
+    /// load balancer, which main reads before anything else (`proxy_proto`).
+    pub listen_proxy_proto: bool,
+    /// `output-buffer`: the client's TCP send buffer, in packets of the tunnel's MTU; 0 = the
+    /// system's (autotuned) buffer.
+    pub output_buffer: u32,
+    /// `server-stats-reset-time`: seconds after which occtl's `show status` period counters
+    /// restart; 0 = never. Default a week, as ocserv.
+    pub server_stats_reset_time: u32,
 }
 
 /// Where the session database is unless `session-db` says otherwise.
@@ -582,6 +591,9 @@ impl Default for Config {
             listen_netns: None,
             server_drain_ms: 0,
             use_utmp: true,
+            listen_proxy_proto: false,
+            output_buffer: 0,
+            server_stats_reset_time: 7 * 24 * 3600,
         }
     }
 }
