@@ -137,9 +137,9 @@ fn parse_v1(data: &[u8]) -> Result<Parsed, Error> {
     let Some(end) = window.iter().position(|&b| b == b'\n' || b == b'\r') else {
         return need_more_v1(data.len(), 2);
     };
-    match window.get(end..end.saturating_add(2)) {
-        Some(b"\r\n") => {}
-        Some([b'\r']) => return need_more_v1(data.len(), 1),
+    match (window.get(end), window.get(end.saturating_add(1))) {
+        (Some(b'\r'), Some(b'\n')) => {}
+        (Some(b'\r'), None) => return need_more_v1(data.len(), 1),
         _ => return Err(Error::V1Malformed("lone CR or LF")),
     }
     let line = window
