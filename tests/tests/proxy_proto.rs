@@ -89,9 +89,9 @@ fn config(lab: &Lab, socket: &Path) -> std::path::PathBuf {
     ])
 }
 
-/// The addresses `occtl -j show ip bans points` lists.
+/// The addresses `occtl -j show ip ban points` lists.
 fn scored(socket: &Path) -> Vec<String> {
-    json(socket, &["show", "ip", "bans", "points"])
+    json(socket, &["show", "ip", "ban", "points"])
         .as_array()
         .unwrap()
         .iter()
