@@ -412,7 +412,11 @@ pub(crate) fn status(shared: &Shared) -> ServerStatus {
         banned_ips: u32::try_from(shared.bans.bans().len()).unwrap_or(u32::MAX),
         avg_auth_time: 0,
         max_auth_time: 0,
-        avg_session_time: period.ended.session_secs_sum.checked_div(closed).unwrap_or(0),
+        avg_session_time: period
+            .ended
+            .session_secs_sum
+            .checked_div(closed)
+            .unwrap_or(0),
         max_session_time: period.ended.session_secs_max,
         min_mtu: totals.min_mtu,
         max_mtu: totals.max_mtu,

@@ -177,16 +177,25 @@ mod tests {
         check.extend_from_slice(&[0x20, 0, 0, 0]);
         balancer.write_all(&check).await.unwrap();
         let got = read(&mut server, peer, local).await.unwrap();
-        assert_eq!((got.peer, got.local, got.local_command), (peer, local, true));
+        assert_eq!(
+            (got.peer, got.local, got.local_command),
+            (peer, local, true)
+        );
     }
 
     #[tokio::test]
     async fn a_tls_client_or_a_cut_header_is_refused() {
         let (mut client, mut server) = pair().await;
         let (peer, local) = (server.peer_addr().unwrap(), server.local_addr().unwrap());
-        client.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.unwrap();
+        client
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+            .await
+            .unwrap();
         let err = read(&mut server, peer, local).await.unwrap_err();
-        assert!(matches!(err, ReadError::Header(proxy_proto::Error::Missing)), "{err}");
+        assert!(
+            matches!(err, ReadError::Header(proxy_proto::Error::Missing)),
+            "{err}"
+        );
 
         let (mut balancer, mut server) = pair().await;
         balancer.write_all(b"PROXY TCP4 192.0.2.9").await.unwrap();
@@ -200,7 +209,9 @@ mod tests {
         let (_quiet, mut server) = pair().await;
         let (peer, local) = (server.peer_addr().unwrap(), server.local_addr().unwrap());
         let limit = Duration::from_millis(50);
-        let err = read_within(&mut server, peer, local, limit).await.unwrap_err();
+        let err = read_within(&mut server, peer, local, limit)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ReadError::Timeout), "{err}");
     }
 }

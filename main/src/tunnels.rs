@@ -348,12 +348,18 @@ mod tests {
         reg.auth_failed();
         reg.set_period_length(3600);
         let p = reg.period();
-        assert_eq!((p.ended.sessions_closed, p.ended.rx, p.auth_failures), (1, 10, 2));
+        assert_eq!(
+            (p.ended.sessions_closed, p.ended.rx, p.auth_failures),
+            (1, 10, 2)
+        );
 
         let mut period = p;
         let hour = std::time::Duration::from_secs(3600);
         // Not yet, and never with 0, and not when the clock went back.
-        assert_eq!(period.roll(3600, start + hour - std::time::Duration::from_secs(1)), None);
+        assert_eq!(
+            period.roll(3600, start + hour - std::time::Duration::from_secs(1)),
+            None
+        );
         assert_eq!(period.roll(0, start + hour * 1000), None);
         assert_eq!(period.roll(3600, start - hour), None);
         let ended = period.roll(3600, start + hour).unwrap();

@@ -349,7 +349,10 @@ fn show_status_json() {
     assert_eq!(v["RX"], "5.0 MB");
     assert_eq!(v["raw_rx"], 5_000_000);
     assert_eq!(v["raw_last_stats_reset"], NOW - 5);
-    assert_eq!((v["Total sessions"].clone(), v["Sessions handled"].clone()), (3.into(), 2.into()));
+    assert_eq!(
+        (v["Total sessions"].clone(), v["Sessions handled"].clone()),
+        (3.into(), 2.into())
+    );
     let debug = parse(&render::status(&s, NOW, true).json());
     assert!(keys(&debug).contains(&"TLS DB entries".to_owned()));
     let quiet = ServerStatus {

@@ -176,14 +176,8 @@ fn v1_line(line: &[u8]) -> Result<Header, Error> {
         return Err(Error::V1Malformed("extra field"));
     }
     let (src, dst) = match proto {
-        "TCP4" => (
-            IpAddr::V4(v1_ipv4(src)?),
-            IpAddr::V4(v1_ipv4(dst)?),
-        ),
-        "TCP6" => (
-            IpAddr::V6(v1_ipv6(src)?),
-            IpAddr::V6(v1_ipv6(dst)?),
-        ),
+        "TCP4" => (IpAddr::V4(v1_ipv4(src)?), IpAddr::V4(v1_ipv4(dst)?)),
+        "TCP6" => (IpAddr::V6(v1_ipv6(src)?), IpAddr::V6(v1_ipv6(dst)?)),
         _ => return Err(Error::V1Malformed("protocol is not TCP4, TCP6 or UNKNOWN")),
     };
     Ok(Header::Proxied {
@@ -195,7 +189,8 @@ fn v1_line(line: &[u8]) -> Result<Header, Error> {
 
 /// Dotted quad without leading zeros (§2.1; std's parser refuses them too).
 fn v1_ipv4(s: &str) -> Result<Ipv4Addr, Error> {
-    s.parse().map_err(|_| Error::V1Malformed("bad IPv4 address"))
+    s.parse()
+        .map_err(|_| Error::V1Malformed("bad IPv4 address"))
 }
 
 /// Hex groups and at most one `::`; a dotted tail is not in the spec's format.
@@ -203,7 +198,8 @@ fn v1_ipv6(s: &str) -> Result<Ipv6Addr, Error> {
     if !s.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
         return Err(Error::V1Malformed("bad IPv6 address"));
     }
-    s.parse().map_err(|_| Error::V1Malformed("bad IPv6 address"))
+    s.parse()
+        .map_err(|_| Error::V1Malformed("bad IPv6 address"))
 }
 
 /// A decimal port, 0..=65535, no sign, no leading zero (§2.1).
@@ -395,7 +391,10 @@ mod tests {
         prefixes_ask_within(data, len);
         // §2.1's longest TCP4 and TCP6 lines (56 and 104 bytes).
         let max4 = b"PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n";
-        assert_eq!(complete(max4), (v1("255.255.255.255:65535", "255.255.255.255:65535"), 56));
+        assert_eq!(
+            complete(max4),
+            (v1("255.255.255.255:65535", "255.255.255.255:65535"), 56)
+        );
         let f = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
         let max6 = format!("PROXY TCP6 {f} {f} 65535 65535\r\n");
         let (h, len) = complete(max6.as_bytes());
@@ -430,24 +429,24 @@ mod tests {
     #[test]
     fn v1_malformed_lines_are_refused() {
         for bad in [
-            &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"[..],       // lone LF
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX",            // lone CR
-            b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",          // two spaces
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",             // missing port
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",         // extra field
-            b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n",          // leading zero (octal?)
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",          // leading zero in a port
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n",          // sign
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n",       // port range
-            b"PROXY TCP4 ::1 ::1 1 2\r\n",                   // TCP4 with IPv6: family mismatch
-            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",           // TCP6 with IPv4: family mismatch
-            b"PROXY TCP6 ::1 5.6.7.8 1 2\r\n",               // mixed families
-            b"PROXY TCP6 ::ffff:1.2.3.4 ::1 1 2\r\n",        // dotted tail: not the spec's format
-            b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",           // no such protocol
-            b"PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n",           // case
+            &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"[..],  // lone LF
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX",      // lone CR
+            b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n",    // two spaces
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",       // missing port
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 3\r\n",   // extra field
+            b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n",    // leading zero (octal?)
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",    // leading zero in a port
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n",    // sign
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n", // port range
+            b"PROXY TCP4 ::1 ::1 1 2\r\n",             // TCP4 with IPv6: family mismatch
+            b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",     // TCP6 with IPv4: family mismatch
+            b"PROXY TCP6 ::1 5.6.7.8 1 2\r\n",         // mixed families
+            b"PROXY TCP6 ::ffff:1.2.3.4 ::1 1 2\r\n",  // dotted tail: not the spec's format
+            b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n",     // no such protocol
+            b"PROXY tcp4 1.2.3.4 5.6.7.8 1 2\r\n",     // case
             b"PROXY \r\n",
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n",          // trailing space
-            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 \xff\r\n",        // not ASCII
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 \r\n", // trailing space
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 \xff\r\n", // not ASCII
         ] {
             assert!(
                 matches!(parse(bad), Err(Error::V1Malformed(_))),
@@ -556,14 +555,32 @@ mod tests {
         // IPv6 announced with IPv4's 12 bytes; IPv4 with 11: clean refusals, not short reads.
         let mut d = v2_inet(&[]);
         d[13] = 0x21;
-        assert_eq!(parse(&d), Err(Error::V2Short { family: 0x21, len: 12 }));
+        assert_eq!(
+            parse(&d),
+            Err(Error::V2Short {
+                family: 0x21,
+                len: 12
+            })
+        );
         let mut d = v2_inet(&[]);
         d[15] = 11;
         d.pop();
-        assert_eq!(parse(&d), Err(Error::V2Short { family: 0x11, len: 11 }));
+        assert_eq!(
+            parse(&d),
+            Err(Error::V2Short {
+                family: 0x11,
+                len: 11
+            })
+        );
         let mut d = V2_SIGNATURE.to_vec();
         d.extend_from_slice(&[0x21, 0x11, 0, 0]);
-        assert_eq!(parse(&d), Err(Error::V2Short { family: 0x11, len: 0 }));
+        assert_eq!(
+            parse(&d),
+            Err(Error::V2Short {
+                family: 0x11,
+                len: 0
+            })
+        );
     }
 
     #[test]

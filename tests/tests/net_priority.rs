@@ -80,9 +80,7 @@ fn net_priority_is_set_on_the_clients_tcp_and_udp_sockets() {
 
 /// The send buffer (`tb` in `ss -m`) of the server's TCP sockets on port 443.
 fn send_buffers(srv: &Netns) -> Vec<u64> {
-    let out = srv.exec_ok(&[
-        "ss", "-tmnH", "state", "established", "sport", "=", ":443",
-    ]);
+    let out = srv.exec_ok(&["ss", "-tmnH", "state", "established", "sport", "=", ":443"]);
     out.split(|c: char| c == ',' || c == '(' || c == ')' || c.is_whitespace())
         .filter_map(|f| f.strip_prefix("tb"))
         .map(|v| v.parse().unwrap())

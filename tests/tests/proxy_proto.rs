@@ -57,8 +57,16 @@ impl Haproxy {
         let log = Output::capture(&mut child, "haproxy");
         let until = Instant::now() + WAIT;
         while !listening(&lab.srv, 443) {
-            assert!(Instant::now() < until, "haproxy does not listen:\n{}", log.text());
-            assert!(child.try_wait().unwrap().is_none(), "haproxy exited:\n{}", log.text());
+            assert!(
+                Instant::now() < until,
+                "haproxy does not listen:\n{}",
+                log.text()
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "haproxy exited:\n{}",
+                log.text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self { child, _log: log }
@@ -74,7 +82,9 @@ impl Drop for Haproxy {
 
 fn listening(ns: &Netns, port: u16) -> bool {
     let sport = format!(":{port}");
-    !ns.exec_ok(&["ss", "-ltnH", "sport", "=", &sport]).trim().is_empty()
+    !ns.exec_ok(&["ss", "-ltnH", "sport", "=", &sport])
+        .trim()
+        .is_empty()
 }
 
 fn config(lab: &Lab, socket: &Path) -> std::path::PathBuf {
@@ -122,7 +132,11 @@ fn proxy_v2_names_the_client_for_occtl_logs_and_bans() {
         .expect("refusal logged");
     assert!(line.contains(&format!("{client_ip}:")), "{line}");
     assert!(
-        !server.log_text().lines().skip(before).any(|l| l.contains("started as pid")),
+        !server
+            .log_text()
+            .lines()
+            .skip(before)
+            .any(|l| l.contains("started as pid")),
         "a worker was spawned for a connection without a header"
     );
 
@@ -146,14 +160,23 @@ fn proxy_v2_names_the_client_for_occtl_logs_and_bans() {
     let mut runs = 0;
     while !server.log_text().contains(&format!("banning {client_ip}")) {
         runs += 1;
-        assert!(runs <= 4, "not banned after {runs} runs:\n{}", server.log_text());
+        assert!(
+            runs <= 4,
+            "not banned after {runs} runs:\n{}",
+            server.log_text()
+        );
         let (status, out) = run_to_exit(&lab, "alice", "wrong1\nwrong2\nwrong3", WAIT);
         assert!(!status.expect("client exits").success(), "{out}");
     }
-    assert!(!server.log_text().contains(&format!("banning {balancer_ip}")));
+    assert!(!server
+        .log_text()
+        .contains(&format!("banning {balancer_ip}")));
     let scores = scored(&socket);
     assert!(scores.contains(&client_ip), "{scores:?}");
-    assert!(!scores.contains(&balancer_ip), "the balancer was charged: {scores:?}");
+    assert!(
+        !scores.contains(&balancer_ip),
+        "the balancer was charged: {scores:?}"
+    );
     let bans = json(&socket, &["show", "ip", "bans"]);
     assert_eq!(bans.as_array().unwrap().len(), 1, "{bans}");
     assert_eq!(bans[0]["IP"], client_ip.as_str(), "{bans}");
@@ -189,5 +212,8 @@ fn proxy_v1_names_the_client_too() {
     assert!(!status.expect("client exits").success());
     let scores = scored(&socket);
     assert!(scores.contains(&client_ip), "{scores:?}");
-    assert!(!scores.contains(&balancer_ip), "the balancer was charged: {scores:?}");
+    assert!(
+        !scores.contains(&balancer_ip),
+        "the balancer was charged: {scores:?}"
+    );
 }

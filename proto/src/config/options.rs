@@ -180,7 +180,10 @@ const fn later_unless(
     spec(name, scope, Status::NotYet { quiet }, meaning, "")
 }
 
-#[allow(dead_code, reason = "no option is refused today; kept for the next one")]
+#[allow(
+    dead_code,
+    reason = "no option is refused today; kept for the next one"
+)]
 const fn refused(
     name: &'static str,
     scope: Scope,
