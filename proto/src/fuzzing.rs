@@ -626,10 +626,11 @@ pub fn proxy_header(data: &[u8]) {
         Ok(Parsed::Complete { header, len })
     );
     for cut in 0..len {
-        match proxy_proto::parse(own.get(..cut).unwrap_or_default()) {
-            Ok(Parsed::NeedMore(n)) => assert!(n >= 1 && cut.saturating_add(n) <= len),
-            other => panic!("prefix {cut} of a {len}-byte header: {other:?}"),
-        }
+        let asked = proxy_proto::parse(own.get(..cut).unwrap_or_default());
+        assert!(
+            matches!(asked, Ok(Parsed::NeedMore(n)) if n >= 1 && cut.saturating_add(n) <= len),
+            "prefix {cut} of a {len}-byte header: {asked:?}"
+        );
     }
     match header {
         Header::Proxied {

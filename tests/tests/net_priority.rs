@@ -100,7 +100,7 @@ fn output_buffer_sets_the_clients_tcp_send_buffer() {
     assert_eq!(buffers.len(), 1, "{buffers:?}");
     let tb = buffers[0];
     assert!(
-        tb % 80 == 0 && (2 * 40 * 1280..=2 * 40 * 1500).contains(&tb),
+        tb.is_multiple_of(80) && (2 * 40 * 1280..=2 * 40 * 1500).contains(&tb),
         "send buffer {tb} is not 2 x 40 x MTU"
     );
 }
