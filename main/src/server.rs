@@ -138,9 +138,7 @@ fn stop_requested(
 }
 
 /// `listener.accept()`, or never when the listener is closed (draining).
-async fn accept_on(
-    listener: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
     match listener {
         Some(l) => l.accept().await,
         None => std::future::pending().await,
