@@ -338,6 +338,11 @@ impl BanTable {
         self.lock().connection(ip, Instant::now())
     }
 
+    /// Whether `ip` is banned, charging nothing (a load balancer's own health check).
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        self.lock().is_banned(ip, Instant::now())
+    }
+
     /// sec-mod reported a wrong password from `ip`.
     pub fn add_points(&self, ip: IpAddr, points: u32) {
         self.lock().add(ip, points, Instant::now());

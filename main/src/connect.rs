@@ -56,6 +56,9 @@ pub struct Outcome {
     pub accounted: bool,
     /// A DTLS id was handed out: the worker may report a DTLS session.
     pub dtls_offered: bool,
+    /// `output-buffer` of the session's section, in bytes (MTU x packets): the client's TCP
+    /// send buffer, set by the worker task on main's copy of the socket.
+    pub send_buffer: Option<usize>,
 }
 
 /// Serve one `Connect`. Errors are only those of the socket to the worker.
@@ -171,6 +174,11 @@ pub async fn handle(
         outer_ipv6: peer.is_ipv6(),
         assigns_ipv6: ipv6.is_some(),
         dtls_overhead: dtls_id.and(dtls_overhead),
+    });
+    // output-buffer: packets of the link MTU, as ocserv (worker-vpn.c sets SO_SNDBUF on the
+    // TCP socket after CONNECT).
+    outcome.send_buffer = (section.output_buffer > 0).then(|| {
+        usize::from(mtu.base).saturating_mul(usize::try_from(section.output_buffer).unwrap_or(0))
     });
     // IPv6 needs links of at least 1280 bytes (RFC 8200 §5; ocserv drops IPv6 below it too).
     if ipv6.is_some() && mtu.data < IPV6_MIN_MTU {

@@ -399,23 +399,32 @@ fn bans(shared: &Shared, points: bool) -> Vec<BanInfo> {
 pub(crate) fn status(shared: &Shared) -> ServerStatus {
     let totals = shared.conns.tunnels.totals();
     let counters = shared.counters.snapshot();
-    let closed = totals.sessions_closed;
+    // ocserv's "current stats period": what restarts every server-stats-reset-time.
+    let period = shared.conns.tunnels.period();
+    let closed = period.ended.sessions_closed;
     ServerStatus {
         server_pid: std::process::id(),
         secmod_pid: shared.secmod.pid(),
         up_since: unix(counters.started_at),
         active_sessions: u32::try_from(shared.conns.tunnels.snapshot().len()).unwrap_or(u32::MAX),
-        total_sessions: closed,
+        total_sessions: totals.sessions_closed,
         total_auth_failures: counters.auth_failures,
         banned_ips: u32::try_from(shared.bans.bans().len()).unwrap_or(u32::MAX),
         avg_auth_time: 0,
         max_auth_time: 0,
-        avg_session_time: totals.session_secs_sum.checked_div(closed).unwrap_or(0),
-        max_session_time: totals.session_secs_max,
+        avg_session_time: period
+            .ended
+            .session_secs_sum
+            .checked_div(closed)
+            .unwrap_or(0),
+        max_session_time: period.ended.session_secs_max,
         min_mtu: totals.min_mtu,
         max_mtu: totals.max_mtu,
-        rx_bytes: totals.rx,
-        tx_bytes: totals.tx,
+        rx_bytes: period.ended.rx,
+        tx_bytes: period.ended.tx,
+        last_stats_reset: unix(period.since),
+        sessions_handled: closed,
+        auth_failures: period.auth_failures,
     }
 }
 

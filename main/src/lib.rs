@@ -74,6 +74,7 @@ pub mod logger;
 pub mod memory;
 pub mod metrics;
 pub mod net_priority;
+pub mod proxy_header;
 pub mod rate_limit;
 pub mod reload;
 pub mod rtnetlink;

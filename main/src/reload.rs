@@ -128,6 +128,8 @@ pub fn keep_fixed(old: &Config, new: &mut Config) -> Vec<&'static str> {
         auto_select_group => "auto-select-group",
         session_db => "session-db",
         metrics_listen => "metrics-listen",
+        listen_proxy_proto => "listen-proxy-proto",
+        server_stats_reset_time => "server-stats-reset-time",
     );
     // sec-mod holds each vhost's key and auth method, main its pool: adding or removing a
     // section needs a restart, and inside each section the same options are fixed.

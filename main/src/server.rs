@@ -10,7 +10,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rocserv_proto::config::Config;
 use rocserv_proto::ipc::WorkerId;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
@@ -140,9 +140,7 @@ fn stop_requested(
 }
 
 /// `listener.accept()`, or never when the listener is closed (draining).
-async fn accept_on(
-    listener: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
     match listener {
         Some(l) => l.accept().await,
         None => std::future::pending().await,
@@ -168,6 +166,7 @@ async fn accept_loop(
         |peer, points| {
             // protocol.md §1.8: sec-mod reports each wrong password with its points.
             Counters::add(&shared.counters.auth_failures, 1);
+            shared.conns.tunnels.auth_failed();
             shared.bans.add_points(peer.to_canonical(), points);
         },
         |sid, why| {
@@ -185,6 +184,15 @@ async fn accept_loop(
     tokio::pin!(secmod_reader);
     let mut pacer = Pacer::default();
     let mut refusals = Refusals::default();
+    // listen-proxy-proto (fixed at start): connections whose header is being read, and the
+    // log pacing of the ones refused for their header.
+    let proxied = shared.config.listen_proxy_proto;
+    shared
+        .conns
+        .tunnels
+        .set_period_length(shared.config.server_stats_reset_time);
+    let mut headers = JoinSet::new();
+    let mut header_refusals = Refusals::default();
     loop {
         let paused = pacer.paused_until(std::time::Instant::now());
         tokio::select! {
@@ -193,46 +201,30 @@ async fn accept_loop(
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     let config = shared.live.get();
                     let interval = Duration::from_millis(u64::from(config.rate_limit_ms));
-                    pacer.accepted(std::time::Instant::now(), interval);
-                    // Banned addresses are dropped before TLS: no worker, one log line.
-                    if shared.bans.check_connection(peer.ip()) {
-                        crate::logger::event(
-                            log::Level::Info,
-                            &rocserv_proto::logevent::Event::RejectedBanned { ip: peer.ip() },
-                        );
-                        log::info!("{peer}: connection refused: banned address");
+                    let now = std::time::Instant::now();
+                    pacer.accepted(now, interval);
+                    if !proxied {
+                        admit(shared, workers, next_id, &mut refusals, stream, Arrival::direct(peer));
+                        continue;
+                    }
+                    // listen-proxy-proto: `peer` is the balancer. Its header names the client;
+                    // read on a task of its own, bounded in time and in number, so a slow or
+                    // silent balancer connection never holds up this loop.
+                    let cap = match usize::try_from(config.max_pre_auth_clients) {
+                        Ok(0) | Err(_) => crate::proxy_header::DEFAULT_IN_FLIGHT,
+                        Ok(n) => n,
+                    };
+                    if headers.len() >= cap {
+                        header_refusals.refused(peer, "too many PROXY protocol headers being read", now);
                         Counters::add(&shared.counters.rejected, 1);
                         continue;
                     }
-                    // Reserved before the spawn: max-clients and the pre-auth caps are checked
-                    // and counted in one step.
-                    *next_id += 1;
-                    let id = WorkerId(*next_id);
-                    let limits = crate::conn::Limits::from_config(&config);
-                    let (conn, stops) = match crate::conn::reserve(&shared.conns, id, peer.ip(), limits) {
-                        Ok(reserved) => reserved,
-                        Err(why) => {
-                            refusals.refused(peer, why, std::time::Instant::now());
-                            Counters::add(&shared.counters.rejected, 1);
-                            continue;
-                        }
-                    };
-                    let local = match stream.local_addr() {
-                        Ok(a) => a,
-                        Err(e) => {
-                            log::warn!("{peer}: connection lost before it was served: {e}");
-                            continue;
-                        }
-                    };
-                    let fd: OwnedFd = match stream.into_std() {
-                        Ok(s) => s.into(),
-                        Err(e) => {
-                            log::warn!("{peer}: cannot take the connection: {e}");
-                            continue;
-                        }
-                    };
-                    Counters::add(&shared.counters.connections, 1);
-                    workers.spawn(crate::worker::serve(Arc::clone(shared), conn, stops, fd, peer, local));
+                    let Ok(local) = stream.local_addr() else { continue };
+                    headers.spawn(async move {
+                        let mut stream = stream;
+                        let read = crate::proxy_header::read(&mut stream, peer, local).await;
+                        (stream, peer, read)
+                    });
                 }
                 // EMFILE and friends: log and keep serving, but do not spin.
                 Err(e) => {
@@ -241,6 +233,17 @@ async fn accept_loop(
                 }
             },
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            Some(read) = headers.join_next(), if !headers.is_empty() => match read {
+                Ok((stream, _, Ok(ends))) => {
+                    let arrival = Arrival { peer: ends.peer, local: Some(ends.local), health_check: ends.local_command };
+                    admit(shared, workers, next_id, &mut refusals, stream, arrival);
+                }
+                Ok((_, balancer, Err(e))) => {
+                    header_refusals.refused(balancer, e, std::time::Instant::now());
+                    Counters::add(&shared.counters.rejected, 1);
+                }
+                Err(e) => log::warn!("a PROXY protocol header task failed: {e}"),
+            },
             _ = sigterm.recv() => if let Some(stop) = stop_requested(shared, "SIGTERM", listener, &mut drain, notifier) { return Ok(stop) },
             _ = sigint.recv() => if let Some(stop) = stop_requested(shared, "SIGINT", listener, &mut drain, notifier) { return Ok(stop) },
             () = shared.stop.notified() => if let Some(stop) = stop_requested(shared, "occtl stop", listener, &mut drain, notifier) { return Ok(stop) },
@@ -265,6 +268,92 @@ async fn accept_loop(
     }
 }
 
+/// Where an accepted connection comes from, once known.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    /// The client (with `listen-proxy-proto`: the one the header names).
+    peer: SocketAddr,
+    /// The address the client reached, when a PROXY header said (else the socket's).
+    local: Option<SocketAddr>,
+    /// A PROXY v2 `LOCAL` connection (the balancer's health check): no ban points.
+    health_check: bool,
+}
+
+impl Arrival {
+    fn direct(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            local: None,
+            health_check: false,
+        }
+    }
+}
+
+/// Admit one connection from `arrival.peer`: drop it if banned or over a cap, else reserve
+/// its record and spawn its worker task.
+fn admit(
+    shared: &Arc<Shared>,
+    workers: &mut JoinSet<()>,
+    next_id: &mut u64,
+    refusals: &mut Refusals,
+    stream: TcpStream,
+    arrival: Arrival,
+) {
+    let peer = arrival.peer;
+    let config = shared.live.get();
+    // Banned addresses are dropped before TLS: no worker, one log line.
+    let banned = if arrival.health_check {
+        shared.bans.is_banned(peer.ip())
+    } else {
+        shared.bans.check_connection(peer.ip())
+    };
+    if banned {
+        crate::logger::event(
+            log::Level::Info,
+            &rocserv_proto::logevent::Event::RejectedBanned { ip: peer.ip() },
+        );
+        log::info!("{peer}: connection refused: banned address");
+        Counters::add(&shared.counters.rejected, 1);
+        return;
+    }
+    // Reserved before the spawn: max-clients and the pre-auth caps are checked and counted in
+    // one step.
+    *next_id += 1;
+    let id = WorkerId(*next_id);
+    let limits = crate::conn::Limits::from_config(&config);
+    let (conn, stops) = match crate::conn::reserve(&shared.conns, id, peer.ip(), limits) {
+        Ok(reserved) => reserved,
+        Err(why) => {
+            refusals.refused(peer, why, std::time::Instant::now());
+            Counters::add(&shared.counters.rejected, 1);
+            return;
+        }
+    };
+    let local = match arrival.local.map_or_else(|| stream.local_addr(), Ok) {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("{peer}: connection lost before it was served: {e}");
+            return;
+        }
+    };
+    let fd: OwnedFd = match stream.into_std() {
+        Ok(s) => s.into(),
+        Err(e) => {
+            log::warn!("{peer}: cannot take the connection: {e}");
+            return;
+        }
+    };
+    Counters::add(&shared.counters.connections, 1);
+    workers.spawn(crate::worker::serve(
+        Arc::clone(shared),
+        conn,
+        stops,
+        fd,
+        peer,
+        local,
+    ));
+}
+
 /// At most one "connection refused" line per second for the admission caps: a flood of
 /// connections must not become a flood of log lines.
 #[derive(Debug, Default)]
@@ -276,7 +365,7 @@ struct Refusals {
 impl Refusals {
     const EVERY: Duration = Duration::from_secs(1);
 
-    fn refused(&mut self, peer: SocketAddr, why: crate::conn::Refused, now: std::time::Instant) {
+    fn refused(&mut self, peer: SocketAddr, why: impl std::fmt::Display, now: std::time::Instant) {
         if self
             .last_log
             .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY)

@@ -84,11 +84,57 @@ pub struct Totals {
     pub max_mtu: u16,
 }
 
+impl Totals {
+    /// A tunnel of `secs` seconds ended, having moved `rx` and `tx` bytes.
+    fn ended(&mut self, rx: u64, tx: u64, secs: u64) {
+        self.sessions_closed = self.sessions_closed.saturating_add(1);
+        self.rx = self.rx.saturating_add(rx);
+        self.tx = self.tx.saturating_add(tx);
+        self.session_secs_sum = self.session_secs_sum.saturating_add(secs);
+        self.session_secs_max = self.session_secs_max.max(secs);
+    }
+}
+
+/// The counters of ocserv's "current stats period" (`show status`: sessions handled,
+/// authentication failures, session times, RX/TX), which restart every
+/// `server-stats-reset-time`; the totals since start do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// When this period started.
+    pub since: SystemTime,
+    /// Of the tunnels that ended in it (the MTU range is left at 0: it is the server's).
+    pub ended: Totals,
+    pub auth_failures: u64,
+}
+
+impl Period {
+    pub fn new(since: SystemTime) -> Self {
+        Self {
+            since,
+            ended: Totals::default(),
+            auth_failures: 0,
+        }
+    }
+
+    /// At `now`, with periods of `every` seconds (0 = one period forever): start a new period
+    /// if this one is over, and return the one that ended. A clock set back starts none.
+    pub fn roll(&mut self, every: u32, now: SystemTime) -> Option<Period> {
+        let age = now.duration_since(self.since).ok()?;
+        if every == 0 || age.as_secs() < u64::from(every) {
+            return None;
+        }
+        Some(std::mem::replace(self, Self::new(now)))
+    }
+}
+
 /// The registry (one per server, inside `state::Shared`).
 #[derive(Debug)]
 pub struct Registry {
     live: Mutex<HashMap<WorkerId, Tunnel>>,
     totals: Mutex<Totals>,
+    period: Mutex<Period>,
+    /// `server-stats-reset-time` (fixed at start).
+    reset_every: std::sync::atomic::AtomicU32,
     events: broadcast::Sender<Event>,
 }
 
@@ -97,6 +143,8 @@ impl Default for Registry {
         Self {
             live: Mutex::new(HashMap::new()),
             totals: Mutex::new(Totals::default()),
+            period: Mutex::new(Period::new(SystemTime::now())),
+            reset_every: std::sync::atomic::AtomicU32::new(7 * 24 * 3600),
             events: broadcast::Sender::new(EVENT_BACKLOG),
         }
     }
@@ -165,14 +213,9 @@ impl Registry {
         let secs = SystemTime::now()
             .duration_since(tunnel.connected_at)
             .map_or(0, |d| d.as_secs());
-        {
-            let mut totals = lock(&self.totals);
-            totals.sessions_closed = totals.sessions_closed.saturating_add(1);
-            totals.rx = totals.rx.saturating_add(rx);
-            totals.tx = totals.tx.saturating_add(tx);
-            totals.session_secs_sum = totals.session_secs_sum.saturating_add(secs);
-            totals.session_secs_max = totals.session_secs_max.max(secs);
-        }
+        lock(&self.totals).ended(rx, tx, secs);
+        // As ocserv: a session that ends after the period's time opens the next period.
+        self.roll(&mut lock(&self.period)).ended.ended(rx, tx, secs);
         let _ = self.events.send(Event {
             connected: false,
             tunnel,
@@ -188,6 +231,42 @@ impl Registry {
 
     pub fn totals(&self) -> Totals {
         *lock(&self.totals)
+    }
+
+    /// A failed login, for the current period.
+    pub fn auth_failed(&self) {
+        let mut period = lock(&self.period);
+        period.auth_failures = period.auth_failures.saturating_add(1);
+    }
+
+    /// `server-stats-reset-time`, from the configuration main started with.
+    pub fn set_period_length(&self, secs: u32) {
+        self.reset_every
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The current period, after starting a new one if its time passed (ocserv checks only
+    /// when a session ends; we also check when occtl asks, so `show status` never shows a
+    /// period longer than the setting).
+    pub fn period(&self) -> Period {
+        *self.roll(&mut lock(&self.period))
+    }
+
+    /// Start a new period if the current one's time passed, logging the one that ended (as
+    /// ocserv does).
+    fn roll<'a>(&self, period: &'a mut Period) -> &'a mut Period {
+        let every = self.reset_every.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(ended) = period.roll(every, SystemTime::now()) {
+            log::info!(
+                "resetting stats counters: {} sessions handled, {} authentication failures, \
+                 {} bytes in, {} bytes out since the last reset",
+                ended.ended.sessions_closed,
+                ended.auth_failures,
+                ended.ended.rx,
+                ended.ended.tx
+            );
+        }
+        period
     }
 
     /// Subscribe to connect/disconnect events.
@@ -257,5 +336,36 @@ mod tests {
             .map(|e| (e.connected, e.tunnel.worker.0))
             .collect();
         assert_eq!(seen, [(true, 2), (true, 1), (false, 1)]);
+    }
+
+    #[test]
+    fn the_period_restarts_after_its_time_and_the_totals_do_not() {
+        let reg = Registry::default();
+        let start = lock(&reg.period).since;
+        reg.insert(tunnel(1, 1400));
+        reg.remove(WorkerId(1), 10, 20);
+        reg.auth_failed();
+        reg.auth_failed();
+        reg.set_period_length(3600);
+        let p = reg.period();
+        assert_eq!(
+            (p.ended.sessions_closed, p.ended.rx, p.auth_failures),
+            (1, 10, 2)
+        );
+
+        let mut period = p;
+        let hour = std::time::Duration::from_secs(3600);
+        // Not yet, and never with 0, and not when the clock went back.
+        assert_eq!(
+            period.roll(3600, start + hour - std::time::Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(period.roll(0, start + hour * 1000), None);
+        assert_eq!(period.roll(3600, start - hour), None);
+        let ended = period.roll(3600, start + hour).unwrap();
+        assert_eq!(ended.auth_failures, 2);
+        assert_eq!(period, Period::new(start + hour));
+        // The totals since start keep counting.
+        assert_eq!(reg.totals().sessions_closed, 1);
     }
 }

@@ -447,6 +447,18 @@ impl Run {
                                 log::warn!("{peer}: cannot set net-priority {priority:?}: {e}");
                             }
                         }
+                        if let (Some(bytes), Some(socket)) = (outcome.send_buffer, &client_socket) {
+                            // output-buffer: a small buffer keeps latency low; it also turns
+                            // off the kernel's send buffer autotuning for this socket.
+                            let set = nix::sys::socket::setsockopt(
+                                socket,
+                                nix::sys::socket::sockopt::SndBuf,
+                                &bytes,
+                            );
+                            if let Err(e) = set {
+                                log::warn!("{peer}: cannot set output-buffer ({bytes} bytes): {e}");
+                            }
+                        }
                         if let Some(granted) = outcome.granted.take() {
                             self.granted(&outcome);
                             self.granted_mtu = Some(granted.mtu);

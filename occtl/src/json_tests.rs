@@ -336,6 +336,9 @@ fn show_status_json() {
         max_mtu: 1434,
         rx_bytes: 5_000_000,
         tx_bytes: 10,
+        last_stats_reset: NOW - 5,
+        sessions_handled: 2,
+        auth_failures: 0,
     };
     let text = format!("{}\n", render::status(&s, NOW, false).json());
     no_duplicate_keys(&text);
@@ -345,6 +348,11 @@ fn show_status_json() {
     assert_eq!(v["uptime"], 7);
     assert_eq!(v["RX"], "5.0 MB");
     assert_eq!(v["raw_rx"], 5_000_000);
+    assert_eq!(v["raw_last_stats_reset"], NOW - 5);
+    assert_eq!(
+        (v["Total sessions"].clone(), v["Sessions handled"].clone()),
+        (3.into(), 2.into())
+    );
     let debug = parse(&render::status(&s, NOW, true).json());
     assert!(keys(&debug).contains(&"TLS DB entries".to_owned()));
     let quiet = ServerStatus {

@@ -350,20 +350,20 @@ pub(crate) fn status(s: &ServerStatus, now: u64, debug: bool) -> Record {
     if debug {
         r.num("Sec-mod client entries", 0).num("TLS DB entries", 0);
     }
-    // The statistics are counted from the start (never reset), so the period starts then.
+    // ocserv's "Current stats period" (server-stats-reset-time).
     r.text_line("")
         .text_line("Current stats period:")
         .with_human(
             "Last stats reset",
-            date(s.up_since),
-            age(since(now, s.up_since)),
+            date(s.last_stats_reset),
+            age(since(now, s.last_stats_reset)),
         )
-        .raw("raw_last_stats_reset", s.up_since)
-        .num("Sessions handled", s.total_sessions)
+        .raw("raw_last_stats_reset", s.last_stats_reset)
+        .num("Sessions handled", s.sessions_handled)
         .num("Timed out sessions", 0)
         .num("Timed out (idle) sessions", 0)
         .num("Closed due to error sessions", 0)
-        .num("Authentication failures", s.total_auth_failures)
+        .num("Authentication failures", s.auth_failures)
         .str("Average auth time", duration(s.avg_auth_time))
         .raw("raw_avg_auth_time", s.avg_auth_time)
         .str("Max auth time", duration(s.max_auth_time))

@@ -230,6 +230,9 @@ fn status_has_ocservs_keys_and_types() {
         max_mtu: 0,
         rx_bytes: 1,
         tx_bytes: 2,
+        last_stats_reset: NOW - 60,
+        sessions_handled: 3,
+        auth_failures: 1,
     };
     for (file, debug) in [
         ("show-status.json", false),
@@ -261,6 +264,9 @@ fn status_text_has_ocservs_layout() {
         max_mtu: 0,
         rx_bytes: 0,
         tx_bytes: 0,
+        last_stats_reset: NOW - 3600,
+        sessions_handled: 0,
+        auth_failures: 0,
     };
     // Lines up to the first ':' (the values differ), latency lines left out.
     let shape = |t: &str| -> Vec<String> {

@@ -606,3 +606,49 @@ pub fn radius_conf(data: &[u8]) {
         }
     }
 }
+
+/// `proxy_header`: `data` as the start of a `listen-proxy-proto` connection. A complete header
+/// is within the bounds and does not depend on what follows it; every shorter prefix asks for
+/// more, never past the header's end (so main's exact reads never eat the client's TLS bytes);
+/// an encoded v2 header of the addresses found reads back to them.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy_proto::{self, Header, Parsed, Version};
+    let Ok(Parsed::Complete { header, len }) = proxy_proto::parse(data) else {
+        if let Ok(Parsed::NeedMore(n)) = proxy_proto::parse(data) {
+            assert!(n >= 1 && data.len().saturating_add(n) <= proxy_proto::MAX_HEADER);
+        }
+        return;
+    };
+    assert!(len <= data.len() && len <= proxy_proto::MAX_HEADER);
+    let own = data.get(..len).unwrap_or_default();
+    assert_eq!(
+        proxy_proto::parse(own),
+        Ok(Parsed::Complete { header, len })
+    );
+    for cut in 0..len {
+        let asked = proxy_proto::parse(own.get(..cut).unwrap_or_default());
+        assert!(
+            matches!(asked, Ok(Parsed::NeedMore(n)) if n >= 1 && cut.saturating_add(n) <= len),
+            "prefix {cut} of a {len}-byte header: {asked:?}"
+        );
+    }
+    match header {
+        Header::Proxied {
+            version,
+            source,
+            destination,
+        } => {
+            if version == Version::V1 {
+                assert!(len <= proxy_proto::V1_MAX);
+            }
+            let again = proxy_proto::encode_v2(source, destination, &[]);
+            let again = again.unwrap_or_default();
+            assert!(matches!(
+                proxy_proto::parse(&again),
+                Ok(Parsed::Complete { header: Header::Proxied { source: s, destination: d, .. }, .. })
+                    if s == source && d == destination
+            ));
+        }
+        Header::Local => {}
+    }
+}

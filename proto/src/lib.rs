@@ -23,6 +23,7 @@
 //! | [`client_strings`] | worker; main              | CONNECT headers; main: a possibly compromised worker |
 //! | [`offload`] | worker (sandboxed)         | the tun device (the kernel), and decrypted client packets |
 //! | [`logline`] | main                       | a worker's stderr pipe; the worker may be compromised |
+//! | [`proxy_proto`] | main (ROOT)            | the load balancer (`listen-proxy-proto`), before any worker |
 #![cfg_attr(
     not(test),
     warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
@@ -48,6 +49,7 @@ pub mod offload;
 pub mod otp_file;
 pub mod passwd;
 pub mod policy;
+pub mod proxy_proto;
 pub mod radius;
 pub mod session_desc;
 

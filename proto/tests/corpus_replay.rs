@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("passwd", fuzzing::passwd),
     ("otp_file", fuzzing::otp_file),
     ("worker_log", fuzzing::worker_log),
+    ("proxy_header", fuzzing::proxy_header),
     ("ipc", fuzzing::ipc),
     ("lzs_decompress", fuzzing::lzs_decompress),
     ("lzs_roundtrip", fuzzing::lzs_roundtrip),
@@ -215,6 +216,11 @@ fn sign_content_corpus() {
 #[test]
 fn worker_log_corpus() {
     assert!(run_target("worker_log") >= 3);
+}
+
+#[test]
+fn proxy_header_corpus() {
+    assert!(run_target("proxy_header") >= 8);
 }
 
 #[test]

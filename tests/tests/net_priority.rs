@@ -77,3 +77,30 @@ fn net_priority_is_set_on_the_clients_tcp_and_udp_sockets() {
     assert_all(&established(&lab.srv, "tcp"), "class_id:0x5", "TCP");
     assert_all(&established(&lab.srv, "udp"), "class_id:0x5", "UDP");
 }
+
+/// The send buffer (`tb` in `ss -m`) of the server's TCP sockets on port 443.
+fn send_buffers(srv: &Netns) -> Vec<u64> {
+    let out = srv.exec_ok(&["ss", "-tmnH", "state", "established", "sport", "=", ":443"]);
+    out.split(|c: char| c == ',' || c == '(' || c == ')' || c.is_whitespace())
+        .filter_map(|f| f.strip_prefix("tb"))
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn output_buffer_sets_the_clients_tcp_send_buffer() {
+    let lab = Lab::new();
+    let conf = lab.config(&[("output-buffer", "40")]);
+    let _server = Server::start(&lab.srv, &conf);
+    let mut alice = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    alice.wait_up(WAIT).expect("tunnel up");
+    // 40 packets of the link MTU (1280..=1500 here); the kernel doubles SO_SNDBUF.
+    let buffers = send_buffers(&lab.srv);
+    assert_eq!(buffers.len(), 1, "{buffers:?}");
+    let tb = buffers[0];
+    assert!(
+        tb.is_multiple_of(80) && (2 * 40 * 1280..=2 * 40 * 1500).contains(&tb),
+        "send buffer {tb} is not 2 x 40 x MTU"
+    );
+}

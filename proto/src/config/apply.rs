@@ -533,6 +533,10 @@ pub(crate) fn supported(
         "default-select-group" => c.default_select_group = Some(values::group_name(v)?),
         "select-group-by-url" => c.select_group_by_url = values::boolean(v)?,
         "rate-limit-ms" => c.rate_limit_ms = values::number(v, 0, 3_600_000)?,
+        "listen-proxy-proto" => c.listen_proxy_proto = values::boolean(v)?,
+        // Packets of MTU size; bounded so that MTU x packets fits an int for SO_SNDBUF.
+        "output-buffer" => c.output_buffer = values::number(v, 0, 65_536)?,
+        "server-stats-reset-time" => c.server_stats_reset_time = values::seconds(v)?,
         "stats-report-time" => c.policy.stats_report_time = values::seconds(v)?,
         "rx-data-per-sec" => c.policy.rx_data_per_sec = values::data_per_sec(v)?,
         "tx-data-per-sec" => c.policy.tx_data_per_sec = values::data_per_sec(v)?,

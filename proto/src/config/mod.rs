@@ -457,6 +457,15 @@ pub struct Config {
     pub syslog_facility: u8,
     /// `log-format` (ours): `text` (ocserv's lines) or `json` (one JSON object per line).
     pub log_format: LogFormat,
+    /// `listen-proxy-proto`: every TCP connection starts with a PROXY protocol header from a
+    /// load balancer, which main reads before anything else (`proxy_proto`).
+    pub listen_proxy_proto: bool,
+    /// `output-buffer`: the client's TCP send buffer, in packets of the tunnel's MTU; 0 = the
+    /// system's (autotuned) buffer.
+    pub output_buffer: u32,
+    /// `server-stats-reset-time`: seconds after which occtl's `show status` period counters
+    /// restart; 0 = never. Default a week, as ocserv.
+    pub server_stats_reset_time: u32,
 }
 
 /// `log-format` (ours).
@@ -621,6 +630,9 @@ impl Default for Config {
             pin_file: None,
             syslog_facility: 3,
             log_format: LogFormat::Text,
+            listen_proxy_proto: false,
+            output_buffer: 0,
+            server_stats_reset_time: 7 * 24 * 3600,
         }
     }
 }

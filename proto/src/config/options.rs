@@ -180,6 +180,10 @@ const fn later_unless(
     spec(name, scope, Status::NotYet { quiet }, meaning, "")
 }
 
+#[allow(
+    dead_code,
+    reason = "no option is refused today; kept for the next one"
+)]
 const fn refused(
     name: &'static str,
     scope: Scope,
@@ -289,8 +293,8 @@ static OPTIONS: &[OptionSpec] = &[
     yes_but("listen-host", G, "Address to listen on (default: all).", "An IP address; host names are not resolved."),
     later_unless("listen-host-is-dyndns", V, FALSE, "The server address may change: ask clients to resolve again on reconnect."),
     yes_but("listen-netns", G, "Network namespace to open the listening sockets in.", "A name under /run/netns (as `ip netns add` makes). The TCP and UDP listening sockets, and the per-client UDP sockets main hands to workers, are opened there; tun devices, scripts, sec-mod and the occtl socket stay in the namespace rocserv was started in (as ocserv). With sockets from systemd (`LISTEN_FDS`) only the per-client UDP sockets are opened there (as ocserv); give the socket unit the same namespace (`NetworkNamespacePath=`)."),
-    refused("listen-proxy-proto", G, FALSE, "Expect the PROXY protocol header from a load balancer.",
-        "the header would be read as TLS and every connection would fail."),
+    yes_but("listen-proxy-proto", G, "Expect the PROXY protocol header from a load balancer.",
+        "Read by main (never by the worker) before a worker is spawned, within 10 s, on its own task: versions 1 and 2, TCP over IPv4/IPv6; the client's address it names is used for bans, per-address limits, logs, occtl, scripts and `deny-roaming`. Refused: a connection without a header, v1 `UNKNOWN`, v2 `PROXY` without a TCP address (ocserv keeps the balancer's address for some of these); v2 `LOCAL` (health checks) keeps the balancer's address and costs no ban points. TCP only: DTLS is matched by its session id. Only the balancer may reach the port (doc/security/proxy.md)."),
     yes_but("log-format", G, "Not an ocserv option.", "rocserv only: `text` (default: ocserv's line shapes, doc/logs.md) or `json`: every line of main, its workers and sec-mod, on stderr and syslog alike, is one JSON object with stable keys (`time`, `process`, `pid`, `level`, `event`, `user`, `ip`, `port`, `message`, then the event's own), for log pipelines. Read at startup. See doc/logs.md."),
     yes_but("log-level", G, "Verbosity 0-9 (1 basic, 2 info, 3 debug, 4 http, 8 sensitive, 9 TLS).", "Default 1 (ocserv: 2)."),
     yes_but("match-tls-dtls-ciphers", V, "Require the DTLS cipher to be the one of the TLS channel.", "Restricts the legacy suite choice to the TLS channel's AES key size; PSK-NEGOTIATE picks its own AES-GCM suite."),
@@ -312,7 +316,7 @@ static OPTIONS: &[OptionSpec] = &[
     yes("no-udp", V, "Disable DTLS: tunnel over TLS only."),
     yes("occtl-socket-file", G, "Unix socket for occtl."),
     later("ocsp-response", V, "Stapled OCSP response for the server certificate."),
-    later("output-buffer", V, "Packets (of MTU size) queued towards a client."),
+    yes_but("output-buffer", V, "Packets (of MTU size) queued towards a client.", "Set by main as the client's TCP socket send buffer (SO_SNDBUF = link MTU x value) when the tunnel is granted, as ocserv does; the DTLS socket keeps rocserv's 1 MiB buffer (ocserv sets min(2048, MTU x value) bytes there, which the kernel raises to its minimum). 0 or unset: the system's autotuned buffer."),
     yes("persistent-cookies", V, "Keep cookies valid after the user logs out, until they expire."),
     yes_but("pid-file", G, "Where the main process writes its PID.", "A relative name is relative to the directory rocserv was started in."),
     yes_but("pin-file", V, "File holding the PIN of the server key.", "Its first line is the PIN of an encrypted `server-key` (read by sec-mod at start); see `key-pin`."),
@@ -341,7 +345,7 @@ static OPTIONS: &[OptionSpec] = &[
     many(yes_but("server-cert", V, "Server certificate (chain) file; several pairs allowed.", "PEM files only; a second pair is ignored with a warning.")),
     yes_but("server-drain-ms", G, "Delay before closing listeners at shutdown, for load balancers.", "On SIGTERM/SIGINT/`occtl stop` main closes the TCP listener at once, tells systemd `STOPPING=1`, keeps the tunnels (and the DTLS port, so that roaming clients keep theirs) for this long, then ends them. A second signal ends the drain early. At most 86400000."),
     many(yes_but("server-key", V, "Private key of the preceding `server-cert`.", "PEM file only (no PKCS #11 / TPM URLs): RSA 2048 to 8192 bits of any size (certtool's 2432 and 3072 too), RSA-PSS (TLS 1.3 only), ECDSA P-256/P-384/P-521, Ed25519; PKCS#1, PKCS#8 or SEC1, with or without certtool's text before the PEM block; encrypted with `key-pin` / `pin-file`. See doc/security/keys.md.")),
-    later("server-stats-reset-time", G, "Period after which occtl's statistics restart."),
+    yes_but("server-stats-reset-time", G, "Period after which occtl's statistics restart.", "Default 604800 (a week), 0 = never, as ocserv; the period counters of `occtl show status` (sessions handled, authentication failures, session times, RX/TX) restart when a session ends or occtl asks after the period (ocserv: only when a session ends), with one log line; the totals do not. Not changed by a reload."),
     spec("session-control", G, Status::Removed { error: false }, "Old session-control switch.", "deprecated; ocserv ignores it too"),
     yes_but("session-db", G, "Not an ocserv option.", "rocserv only: the SQLite file where sec-mod records every session (user, group, device, addresses, bytes, duration, end reason) and each user's daily usage for `max-session-time-per-day` and `traffic-quota`; default `/var/lib/rocserv/sessions.db` (directory created, mode 0700), `none` = no records and no quotas. Read by `occtl show history`. See \"Session records and quotas\" below."),
     yes_but("session-timeout", V, "Seconds a session may last before re-authentication; 0 or unset = forever.", "Counted from the login across cookie reconnects, as ocserv (whose bug #599 restarted it); `X-CSTP-Session-Timeout-Remaining` says what is left; enforced by main too (the worker is terminated, then killed, a few seconds after)."),

@@ -132,9 +132,15 @@ pub struct ServerStatus {
     pub max_session_time: u64,
     pub min_mtu: u16,
     pub max_mtu: u16,
-    /// Bytes of ended tunnels (from and to the clients).
+    /// Bytes of ended tunnels (from and to the clients), in the current stats period.
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Unix time the current stats period started (`server-stats-reset-time`).
+    pub last_stats_reset: u64,
+    /// Tunnels that ended and failed logins in the current stats period (the `total_*`
+    /// members count since start).
+    pub sessions_handled: u64,
+    pub auth_failures: u64,
 }
 
 /// One connection with a tunnel (protocol.md §7.2 user object).
