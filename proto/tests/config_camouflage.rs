@@ -62,10 +62,12 @@ fn bad_secrets_and_realms_are_refused_without_echoing_the_secret() {
         assert!(bare.is_empty() || !all.contains(bare), "{all}");
     }
     let long = "x".repeat(257);
-    let p = with_base(&format!("camouflage_secret = {long}\n"));
+    let p = with_base(&format!("camouflage = true\ncamouflage_secret = {long}\n"));
     assert!(messages(&p)[0].contains("expected 1 to 256 characters"));
     for realm in ["a\\\\b", "a\u{7}b"] {
-        let p = with_base(&format!("camouflage_realm = \"{realm}\"\n"));
+        let p = with_base(&format!(
+            "camouflage = true\ncamouflage_secret = s3cret\ncamouflage_realm = \"{realm}\"\n"
+        ));
         assert!(
             messages(&p)[0].contains("error: camouflage_realm"),
             "{realm:?}: {:?}",
