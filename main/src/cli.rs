@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long = "log-stderr")]
     pub log_stderr: bool,
 
+    /// The syslog socket (ours; default /dev/log), e.g. for a chroot or container whose
+    /// syslog daemon listens elsewhere.
+    #[arg(long = "syslog-socket", value_name = "PATH", default_value = crate::logger::SYSLOG_SOCKET)]
+    pub syslog_socket: PathBuf,
+
     /// Start a demo server without a configuration file: self-signed certificate and a user
     /// `demo` with a random password, in /var/lib/rocserv-demo.
     #[arg(long = "demo", conflicts_with = "config")]
@@ -62,6 +67,7 @@ mod tests {
         assert!(!cli.foreground && !cli.test_config && !cli.demo);
         assert_eq!(cli.debug, None);
         assert_eq!(cli.pid_file, None);
+        assert_eq!(cli.syslog_socket, PathBuf::from("/dev/log"));
     }
 
     #[test]

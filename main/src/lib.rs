@@ -80,6 +80,7 @@ pub mod reload;
 pub mod rtnetlink;
 pub mod scripts;
 pub mod secmod;
+pub mod secmod_log;
 pub mod server;
 pub mod service;
 pub mod session_deadline;
@@ -141,10 +142,10 @@ pub fn run(cli: Cli) -> ExitCode {
     logger::set_json(config.log_format == config::LogFormat::Json && !cli.test_config);
     if !cli.log_stderr && !cli.test_config {
         let also_stderr = cli.debug.is_some_and(|d| d > 0);
-        if let Err(e) = logger::use_syslog(Path::new(logger::SYSLOG_SOCKET), also_stderr) {
+        if let Err(e) = logger::use_syslog(&cli.syslog_socket, also_stderr) {
             log::info!(
                 "syslog unavailable ({}: {e}); logging to stderr",
-                logger::SYSLOG_SOCKET
+                cli.syslog_socket.display()
             );
         }
     }

@@ -9,8 +9,10 @@
 //! style without timestamp and host name (`<PRI>rocserv[PID]: message`; the local syslog
 //! daemon stamps them), sent non-blocking: a stalled syslog daemon loses lines rather than
 //! stalling main. The facility is `syslog-facility` (default daemon). Workers and sec-mod
-//! keep logging to the inherited stderr; a worker's stderr is a pipe main relays
-//! (crate::worker_log), tagged with the worker's PID as ocserv's worker lines are.
+//! write to their stderr, a pipe main relays: a worker's (crate::worker_log) tagged with the
+//! worker's PID as ocserv's worker lines are, sec-mod's (crate::secmod_log) as
+//! `rocserv-sm[PID]: ` (so that under systemd its failed logins reach syslog and the journal
+//! with their own tag, which fail2ban reads, not nested in the service's stderr stream).
 //!
 //! Session events tools parse are written in ocserv's wording and shape
 //! (`rocserv_proto::logevent`, doc/logs.md) through [`event`]. With `log-format = json` (ours)
@@ -44,10 +46,15 @@ struct StderrLogger {
     pid: u32,
 }
 
-/// `<PRI>rocserv[PID]: message` (RFC 3164 without TIMESTAMP and HOSTNAME).
-pub fn syslog_line(facility: u8, level: Level, pid: u32, message: &str) -> String {
+/// main's and the workers' syslog tag (ocserv's is `ocserv`).
+pub const PROGRAM: &str = "rocserv";
+/// sec-mod's tag: fail2ban's `journalmatch` selects it as `SYSLOG_IDENTIFIER=rocserv-sm`.
+pub const SECMOD_PROGRAM: &str = "rocserv-sm";
+
+/// `<PRI>PROGRAM[PID]: message` (RFC 3164 without TIMESTAMP and HOSTNAME).
+pub fn syslog_line(facility: u8, level: Level, program: &str, pid: u32, message: &str) -> String {
     let pri = u16::from(facility) * 8 + u16::from(severity(level));
-    format!("<{pri}>rocserv[{pid}]: {message}")
+    format!("<{pri}>{program}[{pid}]: {message}")
 }
 
 /// The syslog severity of a level (RFC 3164 §4.1.1).
@@ -94,14 +101,28 @@ fn now_rfc3339() -> String {
 
 /// Write one finished line (`message`, without tag) as process `pid` to syslog and/or stderr.
 fn write(level: Level, pid: u32, message: &str) {
+    write_as(level, PROGRAM, pid, message);
+}
+
+/// [`write`] under the tag `program[pid]`.
+fn write_as(level: Level, program: &str, pid: u32, message: &str) {
     if let Some(sock) = rocserv_rt::lock(&SYSLOG).as_ref() {
         // Non-blocking: a full socket buffer drops the line (see the module comment).
         let facility = FACILITY.load(Ordering::Relaxed);
-        let _ = sock.send(syslog_line(facility, level, pid, message).as_bytes());
+        let _ = sock.send(syslog_line(facility, level, program, pid, message).as_bytes());
     }
     if STDERR.load(Ordering::Relaxed) {
-        rocserv_rt::logger::write_stderr(&format!("rocserv[{pid}]: {message}\n"));
+        rocserv_rt::logger::write_stderr(&format!("{program}[{pid}]: {message}\n"));
     }
+}
+
+/// Log a line sec-mod wrote (already made safe, crate::secmod_log) under its own tag,
+/// `rocserv-sm[SECMOD_PID]: message`, where main's lines go.
+pub fn secmod_line(level: Level, secmod_pid: u32, text: &str) {
+    if level > log::max_level() {
+        return;
+    }
+    write_as(level, SECMOD_PROGRAM, secmod_pid, text);
 }
 
 /// Log an event tools parse, in ocserv's shape (or as JSON), at `level`.
@@ -218,16 +239,35 @@ mod tests {
     #[test]
     fn syslog_lines_are_rfc3164_with_the_facility() {
         let d = FACILITY_DAEMON;
-        assert_eq!(syslog_line(d, Level::Error, 7, "x"), "<27>rocserv[7]: x");
-        assert_eq!(syslog_line(d, Level::Warn, 7, "x"), "<28>rocserv[7]: x");
         assert_eq!(
-            syslog_line(d, Level::Info, 7, "ready"),
+            syslog_line(d, Level::Error, PROGRAM, 7, "x"),
+            "<27>rocserv[7]: x"
+        );
+        assert_eq!(
+            syslog_line(d, Level::Warn, PROGRAM, 7, "x"),
+            "<28>rocserv[7]: x"
+        );
+        assert_eq!(
+            syslog_line(d, Level::Info, PROGRAM, 7, "ready"),
             "<30>rocserv[7]: ready"
         );
-        assert_eq!(syslog_line(d, Level::Trace, 7, "x"), "<31>rocserv[7]: x");
+        assert_eq!(
+            syslog_line(d, Level::Trace, PROGRAM, 7, "x"),
+            "<31>rocserv[7]: x"
+        );
         // authpriv (10) and local7 (23), RFC 3164 §4.1.1.
-        assert_eq!(syslog_line(10, Level::Info, 7, "x"), "<86>rocserv[7]: x");
-        assert_eq!(syslog_line(23, Level::Error, 7, "x"), "<187>rocserv[7]: x");
+        assert_eq!(
+            syslog_line(10, Level::Info, PROGRAM, 7, "x"),
+            "<86>rocserv[7]: x"
+        );
+        assert_eq!(
+            syslog_line(23, Level::Error, PROGRAM, 7, "x"),
+            "<187>rocserv[7]: x"
+        );
+        assert_eq!(
+            syslog_line(d, Level::Warn, SECMOD_PROGRAM, 8, "x"),
+            "<28>rocserv-sm[8]: x"
+        );
     }
 
     #[test]

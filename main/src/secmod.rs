@@ -100,7 +100,7 @@ async fn launch(
     log_level: u8,
 ) -> Result<(UnixSeqpacket, Keys, Child), SecModError> {
     let (sock, theirs) = ipc::pair()?;
-    let child = spawn_secmod(&theirs, log_level)?;
+    let child = spawn_secmod(&theirs, log_level, config.check_only)?;
     drop(theirs);
     match handshake(&sock, config).await {
         Ok(ready) => Ok((sock, ready, child)),
@@ -232,7 +232,10 @@ pub fn sibling_binary(name: &str) -> std::io::Result<std::path::PathBuf> {
     Ok(dir.join(name))
 }
 
-fn spawn_secmod(fd: &OwnedFd, log_level: u8) -> Result<Child, SecModError> {
+/// sec-mod's stderr is a pipe main relays (crate::secmod_log); for `rocserv -t`
+/// (`check_only`) it goes nowhere: the check's problems come back in `StartFailed`, and its
+/// output is only the findings.
+fn spawn_secmod(fd: &OwnedFd, log_level: u8, check_only: bool) -> Result<Child, SecModError> {
     let path = sibling_binary("rocserv-sm").map_err(|source| SecModError::Spawn {
         path: "rocserv-sm".to_owned(),
         source,
@@ -242,15 +245,25 @@ fn spawn_secmod(fd: &OwnedFd, log_level: u8) -> Result<Child, SecModError> {
         .arg(log_level.to_string())
         .env_clear()
         .stdin(Stdio::null())
+        .stderr(if check_only {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .kill_on_drop(false);
     if crate::logger::json() {
         cmd.arg("--log-json");
     }
     crate::spawn::inherit_fds(&mut cmd, [fd.as_raw_fd()]);
-    cmd.spawn().map_err(|source| SecModError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| SecModError::Spawn {
         path: path.display().to_string(),
         source,
-    })
+    })?;
+    if let Some(pipe) = child.stderr.take() {
+        let pid = child.id().unwrap_or(0);
+        tokio::spawn(crate::secmod_log::relay(pipe, pid));
+    }
+    Ok(child)
 }
 
 /// The default section's key kind, each vhost's, and `auto-select-group`'s list.

@@ -1,20 +1,20 @@
-//! The `log` backend: one line per record on stderr, `rocserv-sm[PID]: message`
-//! (`rocserv_rt::logger`), or one JSON object per line with `--log-format json` (main passes
-//! it for `log-format = json`). The level comes from `--log-level N` (ocserv's `-d` scale, 1 =
-//! normal). Session events tools parse go through [`event`], in ocserv's wording and shape
-//! (`rocserv_proto::logevent`, doc/logs.md).
+//! The `log` backend: one line per record on stderr, which is a pipe main reads and relays
+//! through its own logger (syslog and/or stderr) as `rocserv-sm[PID]: message`
+//! (main/src/secmod_log.rs). Each line starts with its severity tag (`<I> `,
+//! `rocserv_proto::logline`) so that main keeps the level; the text is ocserv's, or one JSON
+//! object per line with `--log-json` (main passes it for `log-format = json`). The level comes
+//! from `--log-level N` (ocserv's `-d` scale, 1 = normal). Session events tools parse go
+//! through [`event`], in ocserv's wording and shape (`rocserv_proto::logevent`, doc/logs.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use rocserv_proto::logevent::{self, Event, JsonHead, Process};
+use rocserv_proto::logline::Severity;
 use rocserv_rt::logger::{Prefix, StderrLogger};
 
-/// `--log-format json`.
+/// `--log-json`.
 static JSON: AtomicBool = AtomicBool::new(false);
-/// `PROGRAM[PID]: `, the tag of text lines.
-static TAG: OnceLock<String> = OnceLock::new();
 
 /// Map ocserv's debug level to a `log` filter: 0 warnings only, 1-2 normal, 3-8 debug, 9 trace.
 pub fn level_filter(level: u8) -> LevelFilter {
@@ -34,6 +34,18 @@ fn level_name(level: Level) -> &'static str {
         Level::Debug => "debug",
         Level::Trace => "trace",
     }
+}
+
+/// The tag main reads the level from (proto::logline).
+fn tag(level: Level) -> &'static str {
+    match level {
+        Level::Error => Severity::Error,
+        Level::Warn => Severity::Warn,
+        Level::Info => Severity::Info,
+        Level::Debug => Severity::Debug,
+        Level::Trace => Severity::Trace,
+    }
+    .tag()
 }
 
 fn head_time() -> String {
@@ -68,20 +80,19 @@ impl Log for SecModLogger {
             level: level_name(record.level()),
         };
         let line = logevent::json_text(head, None, None, &record.args().to_string());
-        rocserv_rt::logger::write_stderr(&format!("{line}\n"));
+        rocserv_rt::logger::write_stderr(&format!("{}{line}\n", tag(record.level())));
     }
 
     fn flush(&self) {}
 }
 
-/// Install the logger (once per process; a second call is ignored).
-pub fn init(program: &str, level: u8, json: bool) {
-    let tag = format!("{program}[{}]: ", std::process::id());
-    let _ = TAG.set(tag.clone());
+/// Install the logger (once per process; a second call is ignored). Main adds the
+/// `rocserv-sm[PID]: ` tag when it relays the lines.
+pub fn init(level: u8, json: bool) {
     JSON.store(json, Ordering::Relaxed);
     let logger = SecModLogger {
         text: StderrLogger {
-            prefix: Prefix::Text(tag),
+            prefix: Prefix::SeverityTag,
             quiet_libraries: false,
         },
     };
@@ -91,7 +102,7 @@ pub fn init(program: &str, level: u8, json: bool) {
     }
 }
 
-/// The line for an event: `rocserv-sm[PID]: ` and ocserv's text, or a JSON object.
+/// The line for an event: the severity tag and ocserv's text, or a JSON object.
 pub fn event_line(level: Level, event: &Event<'_>, json: bool, time: &str) -> String {
     if json {
         let head = JsonHead {
@@ -100,10 +111,9 @@ pub fn event_line(level: Level, event: &Event<'_>, json: bool, time: &str) -> St
             pid: std::process::id(),
             level: level_name(level),
         };
-        format!("{}\n", logevent::json_event(head, event))
+        format!("{}{}\n", tag(level), logevent::json_event(head, event))
     } else {
-        let tag = TAG.get().map_or("rocserv-sm: ", String::as_str);
-        format!("{tag}{}\n", event.line())
+        format!("{}{}\n", tag(level), event.line())
     }
 }
 

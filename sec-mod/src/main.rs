@@ -17,12 +17,12 @@ fn main() -> ExitCode {
     let (level, json) = match parse_args(std::env::args().skip(1)) {
         Ok(parsed) => parsed,
         Err(msg) => {
-            logger::init(PROGRAM, 1, false);
+            logger::init(1, false);
             log::error!("{msg}; usage: {PROGRAM} [--log-level N] [--log-json]");
             return ExitCode::FAILURE;
         }
     };
-    logger::init(PROGRAM, level, json);
+    logger::init(level, json);
     // Before the runtime starts its threads and before the key is read.
     if let Err(e) = harden::apply() {
         let cause = std::error::Error::source(&e)

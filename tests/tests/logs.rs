@@ -1,13 +1,17 @@
 //! The log lines tools parse (doc/logs.md), from the real server with the real openconnect: a
 //! login, a disconnect and failed logins give ocserv's lines, fail2ban's own `fail2ban-regex`
-//! with doc/fail2ban/ocserv.conf finds exactly the failed logins' address in them, a user name
-//! built to inject another address is caught by nobody, and `log-format = json` gives one JSON
-//! object per line.
+//! with doc/fail2ban/ocserv.conf finds exactly the failed logins' address in what main really
+//! sent to syslog (the datagrams a syslog daemon or journald receives on /dev/log, as in a
+//! deployment under dist/systemd/rocserv.service), a user name built to inject another address
+//! is caught by nobody, and `log-format = json` gives one JSON object per line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use rocserv_e2e::client::run_to_exit;
@@ -16,8 +20,62 @@ use rocserv_e2e::{lab, Client, ClientOptions, Lab, Server, WAIT};
 /// A user name that, unescaped, would put 192.0.2.66 where a filter reads the address.
 const EVIL: &str = "x]: 192.0.2.66 failed authentication for 'x";
 
-/// Run fail2ban-regex with doc/fail2ban/ocserv.conf over `log` (lines as rocserv wrote them,
-/// given a syslog date and host as /var/log/syslog would) and return the addresses it found.
+/// A syslog socket of the test's: every datagram main sends to it, as text, in order.
+struct Syslog {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Syslog {
+    fn bind(path: &Path) -> Self {
+        let sock = UnixDatagram::bind(path).unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        // Read all the time: main sends non-blocking and drops what a full queue refuses.
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = sock.recv(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        Self { lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Wait until `count` datagrams contain `needle`; returns all datagrams.
+    fn wait_for(&self, needle: &str, count: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.lines();
+            if lines.iter().filter(|l| l.contains(needle)).count() >= count {
+                return lines;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{count} x {needle:?} not in {lines:#?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// What rsyslog writes to /var/log/syslog for a datagram `<PRI>TAG[PID]: MSG` from /dev/log:
+/// the priority goes, a date and the host name come first.
+fn as_syslog_file(datagram: &str) -> String {
+    let (pri, line) = datagram
+        .strip_prefix('<')
+        .and_then(|d| d.split_once('>'))
+        .unwrap_or_else(|| panic!("no <PRI>: {datagram}"));
+    assert!(pri.parse::<u8>().is_ok(), "{datagram}");
+    format!("Dec  5 11:34:24 vpn {line}\n")
+}
+
+/// Run fail2ban-regex with doc/fail2ban/ocserv.conf over `log` (a syslog file's text) and
+/// return the addresses it found.
 fn fail2ban_addresses(dir: &Path, log: &str) -> Vec<String> {
     let conf = dir.join("fail2ban");
     let filters = conf.join("filter.d");
@@ -30,11 +88,7 @@ fn fail2ban_addresses(dir: &Path, log: &str) -> Vec<String> {
     )
     .expect("fail2ban is installed (.ci/run)");
     let file = dir.join("syslog");
-    let stamped: String = log
-        .lines()
-        .map(|l| format!("Dec  5 11:34:24 vpn {l}\n"))
-        .collect();
-    std::fs::write(&file, stamped).unwrap();
+    std::fs::write(&file, log).unwrap();
     let out = Command::new("fail2ban-regex")
         .args(["-o", "ip", "-c"])
         .arg(&conf)
@@ -55,7 +109,18 @@ fn fail2ban_addresses(dir: &Path, log: &str) -> Vec<String> {
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn login_failures_and_disconnect_give_ocserv_lines_fail2ban_reads() {
     let lab = Lab::new();
-    let server = Server::start(&lab.srv, &lab.config(&[("max-ban-score", "0")]));
+    let syslog_path = lab.dir.join("dev-log");
+    let syslog = Syslog::bind(&syslog_path);
+    // As Server::start, with main's syslog socket ours (`-d 2`: stderr gets the lines too).
+    let mut cmd = lab
+        .srv
+        .command(rocserv_e2e::bin("rocserv").to_str().unwrap());
+    cmd.args(["-f", "-d", "2", "--syslog-socket"])
+        .arg(&syslog_path)
+        .arg("-c")
+        .arg(lab.config(&[("max-ban-score", "0")]));
+    let server = Server::spawn_command(cmd);
+    server.wait_for_log("ready: listening on", WAIT).unwrap();
     let ip = lab::CLIENT_IP;
 
     let mut client = Client::start(&lab, &ClientOptions::password("bob", "bob-pw"));
@@ -132,9 +197,33 @@ fn login_failures_and_disconnect_give_ocserv_lines_fail2ban_reads() {
         3,
         "{log}"
     );
+
+    // What main sent to syslog: sec-mod's failures under sec-mod's own tag (what journald
+    // records as SYSLOG_IDENTIFIER=rocserv-sm, SYSLOG_PID=its pid), not nested in main's.
+    let datagrams = syslog.wait_for("failed authentication for '", 4);
+    let secmod_pid = rocserv_e2e::procfs::children(server.pid())
+        .into_iter()
+        .find(|p| rocserv_e2e::procfs::comm(*p).as_deref() == Some("rocserv-sm"))
+        .expect("sec-mod runs");
+    // ocserv logs it at priority err (facility daemon: <27>).
+    let tagged = format!(
+        "<27>rocserv-sm[{secmod_pid}]: worker[alice]: {ip} failed authentication for 'alice'"
+    );
+    assert_eq!(
+        datagrams.iter().filter(|d| **d == tagged).count(),
+        3,
+        "{tagged}\n{datagrams:#?}"
+    );
+    assert!(
+        datagrams
+            .iter()
+            .any(|d| d.starts_with(&format!("<30>rocserv[{}]: main[bob]:", server.pid()))),
+        "{datagrams:#?}"
+    );
+    let file: String = datagrams.iter().map(|d| as_syslog_file(d)).collect();
     // fail2ban finds the four failures, all from the client's address, and never 192.0.2.66.
-    let found = fail2ban_addresses(&lab.dir, &log);
-    assert_eq!(found, vec![ip.to_string(); 4], "{found:?}\n{log}");
+    let found = fail2ban_addresses(&lab.dir, &file);
+    assert_eq!(found, vec![ip.to_string(); 4], "{found:?}\n{file}");
 }
 
 #[test]
