@@ -45,7 +45,8 @@
 //! **Logs.** main logs to syslog (facility daemon) unless `--log-stderr`, and to stderr too
 //! with `-d N` (N > 0), as ocserv does; see [`logger`]. A worker's stderr is a pipe main reads:
 //! its lines reach main's log escaped and prefixed `worker[PID] PEER:` (see [`worker_log`]).
-//! sec-mod logs to the inherited stderr.
+//! sec-mod's stderr is a pipe too: its lines reach main's log as `rocserv-sm[PID]: ` lines
+//! (see [`secmod_log`]).
 //!
 //! **No daemon mode.** rocserv stays in the foreground even without `-f` and says so:
 //! sec-mod logs only to stderr, so a detached daemon would lose its lines, and

@@ -1,8 +1,8 @@
 //! The stderr half of every process's logger: one line per record, written with one `write`.
 //!
-//! sec-mod and main's stderr copy share one stderr (sec-mod inherits main's); a worker's stderr
-//! is a pipe that main reads line by line (main/src/worker_log.rs). One `write` per line keeps
-//! lines of processes and threads sharing a stderr whole.
+//! sec-mod's and a worker's stderr are pipes that main reads line by line
+//! (main/src/secmod_log.rs, main/src/worker_log.rs). One `write` per line keeps lines of
+//! threads sharing a stderr whole.
 
 use std::io::Write as _;
 
