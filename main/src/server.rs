@@ -301,18 +301,14 @@ fn admit(
 ) {
     let peer = arrival.peer;
     let config = shared.live.get();
-    // Banned addresses are dropped before TLS: no worker, one log line.
+    // Banned addresses are dropped before TLS: no worker, ocserv's one event line (paced).
     let banned = if arrival.health_check {
         shared.bans.is_banned(peer.ip())
     } else {
         shared.bans.check_connection(peer.ip())
     };
     if banned {
-        crate::logger::event(
-            log::Level::Info,
-            &rocserv_proto::logevent::Event::RejectedBanned { ip: peer.ip() },
-        );
-        log::info!("{peer}: connection refused: banned address");
+        refusals.banned(peer, std::time::Instant::now());
         Counters::add(&shared.counters.rejected, 1);
         return;
     }
@@ -354,34 +350,62 @@ fn admit(
     ));
 }
 
-/// At most one "connection refused" line per second for the admission caps: a flood of
-/// connections must not become a flood of log lines.
+/// At most one "connection refused" line per second for the admission caps, and one for banned
+/// addresses: a flood of connections must not become a flood of log lines.
 #[derive(Debug, Default)]
 struct Refusals {
+    caps: LinePacer,
+    banned: LinePacer,
+}
+
+#[derive(Debug, Default)]
+struct LinePacer {
     last_log: Option<std::time::Instant>,
     unlogged: u64,
 }
 
-impl Refusals {
+impl LinePacer {
     const EVERY: Duration = Duration::from_secs(1);
 
-    fn refused(&mut self, peer: SocketAddr, why: impl std::fmt::Display, now: std::time::Instant) {
+    /// `Some(lines not logged since the last one)` when a line is due at `now`.
+    fn due(&mut self, now: std::time::Instant) -> Option<u64> {
         if self
             .last_log
             .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY)
         {
             self.unlogged = self.unlogged.saturating_add(1);
-            return;
-        }
-        let more = std::mem::take(&mut self.unlogged);
-        if more > 0 {
-            log::warn!(
-                "{peer}: connection refused: {why} ({more} more refused since the last such line)"
-            );
-        } else {
-            log::warn!("{peer}: connection refused: {why}");
+            return None;
         }
         self.last_log = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+impl Refusals {
+    fn refused(&mut self, peer: SocketAddr, why: impl std::fmt::Display, now: std::time::Instant) {
+        match self.caps.due(now) {
+            None => {}
+            Some(0) => log::warn!("{peer}: connection refused: {why}"),
+            Some(more) => log::warn!(
+                "{peer}: connection refused: {why} ({more} more refused since the last such line)"
+            ),
+        }
+    }
+
+    /// A banned address connected: ocserv's event line (what log watchers match).
+    fn banned(&mut self, peer: SocketAddr, now: std::time::Instant) {
+        let Some(more) = self.banned.due(now) else {
+            return;
+        };
+        crate::logger::event(
+            log::Level::Info,
+            &rocserv_proto::logevent::Event::RejectedBanned { ip: peer.ip() },
+        );
+        if more > 0 {
+            log::info!(
+                "{more} more connections from banned addresses refused since the last such line"
+            );
+        }
     }
 }
 
@@ -414,4 +438,20 @@ fn terminate(pid: u32) {
 /// ocserv's shutdown line, which log-based tools watch for.
 fn shutdown_line() {
     crate::logger::event(log::Level::Info, &rocserv_proto::logevent::Event::Shutdown);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_lines_are_paced_and_count_the_skipped_ones() {
+        let t0 = std::time::Instant::now();
+        let mut p = LinePacer::default();
+        assert_eq!(p.due(t0), Some(0));
+        assert_eq!(p.due(t0), None);
+        assert_eq!(p.due(t0 + Duration::from_millis(999)), None);
+        assert_eq!(p.due(t0 + Duration::from_secs(1)), Some(2));
+        assert_eq!(p.due(t0 + Duration::from_secs(3)), Some(0));
+    }
 }

@@ -2,9 +2,9 @@
 //! channels). The worker may be compromised, so a report is hostile input:
 //!
 //! - Rate: its own token bucket; an honest worker sends at most one per
-//!   `TUNNEL_STATE_INTERVAL_MS`. Reports over the budget are ignored (the last accepted one
-//!   stays), with one log line per burst: a report is not worth killing a tunnel for, but it
-//!   must not cost main more than a bounded amount of work or log.
+//!   `TUNNEL_STATE_INTERVAL_MS`. A few reports over the budget are ignored (the last accepted
+//!   one stays), with one log line per burst; a flood beyond that is a violation of
+//!   `crate::worker_guard` (hard bucket) and the worker is killed.
 //! - Content: code points only, each checked against the known values and formatted by main
 //!   (`rocserv_proto::session_desc`); compression only where this server negotiates it, DTLS
 //!   only when it was offered, the UDP flow only one main handed over. A bad report is ignored

@@ -717,16 +717,16 @@ impl Run {
                 user: &grant.username,
                 peer,
                 reason: ocserv_reason(end_cause(self.stop, self.end)),
-                rx: self.rx,
-                tx: self.tx,
+                // The accounted values (also what sec-mod's accounting got), not only the
+                // worker's word: a compromised worker cannot hide traffic from the log.
+                rx,
+                tx,
             },
         );
         log::info!(
-            "{peer}: session ended: user {}, vpn-ip {ip}, device {}, rx {} bytes, tx {} bytes, duration {} s, reason: {reason}, worker {status}",
+            "{peer}: session ended: user {}, vpn-ip {ip}, device {}, rx {rx} bytes, tx {tx} bytes, duration {} s, reason: {reason}, worker {status}",
             grant.username,
             tun_name.as_deref().unwrap_or("none"),
-            self.rx,
-            self.tx,
             crate::lifecycle::duration_secs(started),
         );
         // After the release: a takeover never waits for this connection's disconnect-script.

@@ -4,7 +4,9 @@
 //! - Rate: one token bucket per message kind. `Stats` comes every `stats-report-time` (>= 1 s),
 //!   `TunMtu` a handful of times while path MTU discovery searches; each `TunMtu` costs an
 //!   RTNL-locked netlink call in main, so a flood is a denial of service for every user. A
-//!   worker over its budget is killed.
+//!   worker over its budget is killed. `TunnelState` has a soft gate in `crate::tunnel_state`
+//!   (excess reports ignored, one log line) and here a hard bucket well above an honest
+//!   worker's one a second: past it, the flood itself is the violation.
 //! - Content: a `Connect`'s strings go into root-run scripts and occtl, so they must pass the
 //!   same `client_strings` rules the worker cleans them with.
 //!
@@ -87,6 +89,8 @@ pub struct WorkerGuard {
     tun_mtu: TokenBucket,
     /// `Connect` and `SessionEnd` come once each; a few spare for a confused but honest worker.
     once: TokenBucket,
+    /// The hard limit of `TunnelState` (the soft one is `crate::tunnel_state::StateGate`).
+    tunnel_state: TokenBucket,
 }
 
 impl WorkerGuard {
@@ -97,6 +101,9 @@ impl WorkerGuard {
             // A path MTU search from 1500 to 576 takes about ten steps; later changes are rare.
             tun_mtu: TokenBucket::new(20, Duration::from_secs(2), now),
             once: TokenBucket::new(4, Duration::from_secs(60), now),
+            // An honest worker sends at most one a second (`TUNNEL_STATE_INTERVAL_MS`); five
+            // times that, with a burst, is never reached without a flood.
+            tunnel_state: TokenBucket::new(20, Duration::from_millis(200), now),
         }
     }
 
@@ -110,8 +117,8 @@ impl WorkerGuard {
             ToMain::SessionEnd { .. } => (&mut self.once, "Connect/SessionEnd"),
             ToMain::Stats { .. } => (&mut self.stats, "Stats"),
             ToMain::TunMtu { .. } => (&mut self.tun_mtu, "TunMtu"),
-            // Paced and checked by `crate::tunnel_state`: excess ones are ignored, not fatal.
-            ToMain::TunnelState(_) => return Ok(()),
+            // Also paced and checked by `crate::tunnel_state` (a few excess ones are ignored).
+            ToMain::TunnelState(_) => (&mut self.tunnel_state, "TunnelState"),
         };
         if bucket.take(now) {
             Ok(())
@@ -190,6 +197,42 @@ mod tests {
             tx_bytes: 0,
         };
         assert!((0..100).any(|_| g.check(&stats, t0).is_err()));
+    }
+
+    fn state() -> ToMain {
+        ToMain::TunnelState(rocserv_proto::ipc::main_worker::TunnelState {
+            tls_version: 0x0304,
+            tls_suite: 0x1302,
+            tls_group: Some(0x001D),
+            tls_signature: Some(0x0804),
+            dtls_suite: None,
+            dtls_flow: 0,
+            dtls_in_use: false,
+            cstp_compression: None,
+            dtls_compression: None,
+        })
+    }
+
+    #[test]
+    fn a_tunnel_state_flood_is_a_violation() {
+        let t0 = Instant::now();
+        let mut g = WorkerGuard::new(t0);
+        let refused = (0..1000).position(|_| g.check(&state(), t0).is_err());
+        assert_eq!(refused, Some(20));
+        assert_eq!(g.check(&state(), t0), Err(Violation::Rate("TunnelState")));
+    }
+
+    #[test]
+    fn honest_tunnel_state_reports_pass() {
+        let t0 = Instant::now();
+        let mut g = WorkerGuard::new(t0);
+        // A burst at start (TLS, DTLS up, a fallback), then one a second for an hour.
+        for _ in 0..5 {
+            assert_eq!(g.check(&state(), t0), Ok(()));
+        }
+        for s in 1..3600 {
+            assert_eq!(g.check(&state(), t0 + SEC * s), Ok(()));
+        }
     }
 
     #[test]

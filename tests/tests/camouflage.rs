@@ -186,7 +186,7 @@ fn a_scanner_hammering_the_camouflage_is_banned() {
         "{answered} probes answered before the ban"
     );
     server
-        .wait_for_log("connection refused: banned address", WAIT)
+        .wait_for_log("rejected connection from banned IP", WAIT)
         .unwrap();
     let (ok, answer) = curl(&lab, &[], &format!("/?{SECRET}"));
     assert!(!ok, "a banned address got an answer: {answer}");

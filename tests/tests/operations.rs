@@ -243,7 +243,7 @@ fn wrong_passwords_ban_the_address_until_unbanned() {
     let refused = authenticate(&lab, "alice", "alice-pw");
     assert!(refused.is_err(), "a banned address logged in");
     server
-        .wait_for_log_after(before, "connection refused: banned address", WAIT)
+        .wait_for_log_after(before, "rejected connection from banned IP", WAIT)
         .expect("refusal logged");
     assert!(
         !server

@@ -110,6 +110,8 @@ fn installed_package_serves_a_login() {
             ("dns", lab::VPN_SERVER_IP.to_string()),
             ("route", lab::POOL.into()),
             ("no-route", String::new()),
+            // Default on: the host's /run/utmp and /var/log/wtmp are not the test's to write.
+            ("use-utmp", "false".into()),
         ],
     );
     let conf_str = conf.to_str().unwrap();

@@ -74,7 +74,7 @@ pub fn render(g: &Gathered) -> String {
         &mut e,
         "vpn_sessions_handled",
         "Total number of sessions handled since last stats reset.",
-        s.total_sessions,
+        s.sessions_handled,
     );
     gauge(
         &mut e,
@@ -92,30 +92,30 @@ pub fn render(g: &Gathered) -> String {
         &mut e,
         "vpn_authentication_failures",
         "Total number of authentication failures since last stats reset.",
-        s.total_auth_failures,
+        s.auth_failures,
     );
     gauge(
         &mut e,
         "vpn_average_session_time_seconds",
-        "Average session time in seconds of the ended sessions.",
+        "Average session time in seconds of the sessions ended since last stats reset.",
         s.avg_session_time,
     );
     gauge(
         &mut e,
         "vpn_max_session_time_seconds",
-        "Longest session time in seconds of the ended sessions.",
+        "Longest session time in seconds of the sessions ended since last stats reset.",
         s.max_session_time,
     );
     gauge(
         &mut e,
         "vpn_rx_bytes",
-        "Bytes received from clients by the ended sessions.",
+        "Bytes received from clients by the sessions ended since last stats reset.",
         s.rx_bytes,
     );
     gauge(
         &mut e,
         "vpn_tx_bytes",
-        "Bytes sent to clients by the ended sessions.",
+        "Bytes sent to clients by the sessions ended since last stats reset.",
         s.tx_bytes,
     );
 
@@ -315,20 +315,22 @@ mod tests {
                 secmod_pid: 2,
                 up_since: 1_700_000_000,
                 active_sessions: u32::try_from(users.len()).unwrap(),
-                total_sessions: 0,
+                total_sessions: 40,
                 total_auth_failures: 3,
                 banned_ips: 0,
                 avg_auth_time: 0,
                 max_auth_time: 0,
-                avg_session_time: 0,
-                max_session_time: 0,
+                avg_session_time: 30,
+                max_session_time: 50,
                 min_mtu: 0,
                 max_mtu: 0,
-                rx_bytes: 0,
-                tx_bytes: 0,
+                rx_bytes: 700,
+                tx_bytes: 800,
                 last_stats_reset: 1_700_000_000,
-                sessions_handled: 0,
-                auth_failures: 3,
+                // The current stats period (server-stats-reset-time) is shorter than the
+                // server's life: these differ from the `total_*` members.
+                sessions_handled: 4,
+                auth_failures: 1,
             },
             users,
             counters: counters.snapshot(),
@@ -344,6 +346,14 @@ mod tests {
         let has = |line: &str| doc.lines().any(|l| l == line);
         assert!(has("vpn_active_sessions 2"), "{doc}");
         assert!(has("vpn_total_authentication_failures 3"));
+        // Since start vs the current stats period.
+        assert!(has("vpn_handled_sessions 40"), "{doc}");
+        assert!(has("vpn_sessions_handled 4"), "{doc}");
+        assert!(has("vpn_authentication_failures 1"), "{doc}");
+        assert!(has("vpn_average_session_time_seconds 30"));
+        assert!(has("vpn_max_session_time_seconds 50"));
+        assert!(has("vpn_rx_bytes 700"));
+        assert!(has("vpn_tx_bytes 800"));
         assert!(has("rocserv_auth_failures_total 3"));
         assert!(has(
             r#"vpn_user_rx_bytes{username="alice",remote_ip="192.0.2.9",mtu="1400",vpn_ipv4="10.10.0.2",vpn_ipv6="",device="vpns0"} 1234"#

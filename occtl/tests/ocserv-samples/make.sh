@@ -119,6 +119,8 @@ route = 192.168.98.0/255.255.255.0
 config-per-user = $W/users/
 cisco-client-compat = true
 dtls-legacy = true
+# Default on in ocserv 1.1.6: it would write the host's utmp/wtmp.
+use-utmp = false
 CONF
 
 # occtl runs in the server's namespace: it reads the RX/TX counters of the tun devices there.

@@ -2,7 +2,7 @@
 //! (fd 4), then stays alive. What it does is read from the file `mode` beside its binary:
 //! `stats` floods main with `Stats`; `hostname` sends a CONNECT whose host name carries a
 //! newline (a DNS record for a host-update script); `state` floods main with `TunnelState`
-//! reports (ignored beyond main's budget, not fatal). Used by `tests/tests/worker_guard.rs`,
+//! reports (main kills it, as for `stats`). Used by `tests/tests/worker_guard.rs`,
 //! which installs it as `rocserv-worker` beside copies of `rocserv` and `rocserv-sm`.
 #![allow(
     unsafe_code,
