@@ -82,16 +82,6 @@ pub fn json() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Error => "error",
-        Level::Warn => "warning",
-        Level::Info => "info",
-        Level::Debug => "debug",
-        Level::Trace => "trace",
-    }
-}
-
 fn now_rfc3339() -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -137,7 +127,7 @@ pub fn event(level: Level, event: &Event<'_>) {
             time: &time,
             process: Process::Main,
             pid,
-            level: level_name(level),
+            level: rocserv_rt::logger::level_name(level),
         };
         logevent::json_event(head, event)
     } else {
@@ -164,7 +154,7 @@ pub fn worker_line(
             time: &time,
             process: Process::Worker,
             pid: worker_pid,
-            level: level_name(level),
+            level: rocserv_rt::logger::level_name(level),
         };
         logevent::json_text(head, user, Some((peer.ip(), Some(peer.port()))), text)
     } else {
@@ -200,7 +190,7 @@ impl Log for StderrLogger {
                 time: &time,
                 process: Process::Main,
                 pid: self.pid,
-                level: level_name(record.level()),
+                level: rocserv_rt::logger::level_name(record.level()),
             };
             logevent::json_text(head, None, None, &message)
         } else {

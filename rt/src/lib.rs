@@ -5,6 +5,7 @@
 //! process no power it did not have, so the worker may link it as well as sec-mod. Anything
 //! secret or specific to one process's privileges stays in that process's crate.
 
+pub mod caps;
 pub mod ipc;
 pub mod logger;
 pub mod policy_files;

@@ -15,6 +15,18 @@ pub fn write_stderr(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// The level's name in JSON log lines (`log-format = json`) of every process.
+pub fn level_name(level: log::Level) -> &'static str {
+    use log::Level;
+    match level {
+        Level::Error => "error",
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}
+
 /// What starts each line.
 #[derive(Debug, Clone)]
 pub enum Prefix {

@@ -208,23 +208,6 @@ fn filter(list: &[libc::c_long], action: SeccompAction) -> Result<BpfProgram, Ha
     BpfProgram::try_from(filter).map_err(HardenError::Build)
 }
 
-/// `_LINUX_CAPABILITY_VERSION_3` (linux/capability.h): two 32-bit words per set.
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 fn drop_capabilities() -> Result<(), HardenError> {
     let keep = kept_mask();
     // SAFETY: geteuid cannot fail.
@@ -232,58 +215,14 @@ fn drop_capabilities() -> Result<(), HardenError> {
     // The bounding set limits what an exec (or a setuid transition) could give back. Changing
     // it needs CAP_SETPCAP, which only root has; a non-root sec-mod (tests) holds nothing to drop.
     if root {
-        for cap in 0..64u32 {
-            if keep & (1 << cap) != 0 {
-                continue;
-            }
-            // SAFETY: prctl with integer arguments only.
-            let in_set =
-                unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-            if in_set < 0 {
-                // EINVAL: past the kernel's last capability.
-                break;
-            }
-            if in_set == 0 {
-                continue;
-            }
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-                return Err(HardenError::Bounding {
-                    cap,
-                    source: std::io::Error::last_os_error(),
-                });
-            }
-        }
+        rocserv_rt::caps::drop_bounding_set(keep)
+            .map_err(|(cap, source)| HardenError::Bounding { cap, source })?;
     }
-    // Ambient capabilities would survive an exec; EINVAL on kernels without them is fine.
-    // SAFETY: prctl with integer arguments only.
-    let _ = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    let mut header = CapHeader {
-        version: CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and data are valid for the kernel's version-3 layout (two data words).
-    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
-        return Err(HardenError::Capset(std::io::Error::last_os_error()));
-    }
-    for (i, word) in data.iter_mut().enumerate() {
-        let keep_word = (keep >> (32 * i)) as u32;
-        word.permitted &= keep_word;
-        word.effective = word.permitted;
-        word.inheritable = 0;
-    }
-    // SAFETY: as above; capset only lowers sets here.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
-        return Err(HardenError::Capset(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    rocserv_rt::caps::clear_ambient_set();
+    let mut sets = rocserv_rt::caps::get().map_err(HardenError::Capset)?;
+    sets.permitted &= keep;
+    sets.effective = sets.permitted;
+    sets.inheritable = 0;
+    // capset only lowers sets here.
+    rocserv_rt::caps::set(sets).map_err(HardenError::Capset)
 }

@@ -26,16 +26,6 @@ pub fn level_filter(level: u8) -> LevelFilter {
     }
 }
 
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Error => "error",
-        Level::Warn => "warning",
-        Level::Info => "info",
-        Level::Debug => "debug",
-        Level::Trace => "trace",
-    }
-}
-
 /// The tag main reads the level from (proto::logline).
 fn tag(level: Level) -> &'static str {
     match level {
@@ -77,7 +67,7 @@ impl Log for SecModLogger {
             time: &time,
             process: Process::SecMod,
             pid: std::process::id(),
-            level: level_name(record.level()),
+            level: rocserv_rt::logger::level_name(record.level()),
         };
         let line = logevent::json_text(head, None, None, &record.args().to_string());
         rocserv_rt::logger::write_stderr(&format!("{}{line}\n", tag(record.level())));
@@ -109,7 +99,7 @@ pub fn event_line(level: Level, event: &Event<'_>, json: bool, time: &str) -> St
             time,
             process: Process::SecMod,
             pid: std::process::id(),
-            level: level_name(level),
+            level: rocserv_rt::logger::level_name(level),
         };
         format!("{}{}\n", tag(level), logevent::json_event(head, event))
     } else {
