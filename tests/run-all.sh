@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "run-all.sh: run it as root, e.g. sudo tests/run-all.sh" >&2
     exit 1
 fi
-for tool in openconnect ip tc ping nft iperf3 gnutls-cli certtool openssl curl cc cargo-fuzz freeradius dpkg-deb dpkg-shlibdeps apt-get systemd-socket-activate systemd-analyze unshare utmpdump ss fail2ban-regex haproxy; do
+for tool in openconnect ip tc ping nft iperf3 gnutls-cli certtool openssl curl cc cargo-fuzz freeradius dpkg-deb dpkg-shlibdeps apt-get systemd-socket-activate systemd-analyze unshare utmpdump ss fail2ban-regex haproxy redis-server redis-cli; do
     command -v "$tool" >/dev/null || { echo "run-all.sh: $tool is missing (see .ci/run for the packages)" >&2; exit 1; }
 done
 

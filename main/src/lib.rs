@@ -58,6 +58,7 @@ pub mod auth_hook;
 pub mod ban;
 pub mod bounded_lines;
 pub mod cli;
+pub mod cluster;
 pub mod conn;
 pub mod connect;
 pub mod counters;
@@ -457,6 +458,7 @@ async fn start(
         started.client,
     ));
     shared.live.set_source(source.0, source.1);
+    cluster::spawn(&shared);
     if let Some(udp) = udp {
         let netns = match netns.as_ref().map(service::Netns::try_clone).transpose() {
             Ok(ns) => ns,

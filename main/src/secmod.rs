@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rocserv_proto::ipc::cluster::{ClusterAnswer, ClusterQuery, FromCluster, ToCluster};
 use rocserv_proto::ipc::main_secmod::{
     AuthHookOutcome, FromSecMod, SecModConfig, SessionGrant, SessionRecord, SessionRefusal,
     SessionSummary, ToSecMod, TunnelEnd, TunnelFacts,
@@ -288,7 +289,9 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, S
             | FromSecMod::History { .. }
             | FromSecMod::BanPoints { .. }
             | FromSecMod::EndSession { .. }
-            | FromSecMod::RunAuthHook(_),
+            | FromSecMod::RunAuthHook(_)
+            | FromSecMod::Cluster(_)
+            | FromSecMod::ClusterAnswer { .. },
         ) => Err(SecModError::Unexpected),
         None => Err(SecModError::Exited),
     }
@@ -308,6 +311,10 @@ pub struct SecModClient {
     request_timeout: Duration,
     /// Runs the `script` method's hooks for sec-mod ([`Self::set_hooks`]).
     hooks: std::sync::OnceLock<Arc<crate::auth_hook::Runner>>,
+    /// Where sec-mod's cluster notices go ([`Self::set_cluster_sink`]; `crate::cluster`).
+    cluster_sink: std::sync::OnceLock<mpsc::UnboundedSender<FromCluster>>,
+    /// Numbers the cluster queries.
+    next_query: std::sync::atomic::AtomicU64,
 }
 
 /// The socket to one sec-mod process and the requests waiting on it.
@@ -319,6 +326,8 @@ struct Link {
     list_pages: Mutex<Option<ListPages>>,
     /// The pages of the `History` being answered (occtl `show history`).
     history_pages: Mutex<Option<HistoryPages>>,
+    /// Cluster queries waiting for their answer, by id.
+    queries: Mutex<Option<HashMap<u64, oneshot::Sender<ClusterAnswer>>>>,
 }
 
 type ListPages = mpsc::UnboundedSender<(Vec<SessionSummary>, bool)>;
@@ -330,6 +339,7 @@ impl Link {
         *lock(&self.pending) = None;
         *lock(&self.list_pages) = None;
         *lock(&self.history_pages) = None;
+        *lock(&self.queries) = None;
     }
 }
 
@@ -341,17 +351,59 @@ impl SecModClient {
                 pending: Mutex::new(Some(HashMap::new())),
                 list_pages: Mutex::new(None),
                 history_pages: Mutex::new(None),
+                queries: Mutex::new(Some(HashMap::new())),
             })),
             listing: tokio::sync::Mutex::new(()),
             pid: AtomicU32::new(pid),
             request_timeout,
             hooks: std::sync::OnceLock::new(),
+            cluster_sink: std::sync::OnceLock::new(),
+            next_query: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
     /// The hooks main may run when sec-mod asks (set once, at start).
     pub fn set_hooks(&self, runner: Arc<crate::auth_hook::Runner>) {
         let _ = self.hooks.set(runner);
+    }
+
+    /// Where sec-mod's cluster notices go (set once, at start, when `cluster-store` is set).
+    pub fn set_cluster_sink(&self, sink: mpsc::UnboundedSender<FromCluster>) {
+        let _ = self.cluster_sink.set(sink);
+    }
+
+    /// Send sec-mod a cluster notice.
+    pub async fn cluster_notice(&self, notice: ToCluster) -> Result<(), SecModError> {
+        ipc::send(&self.current().sock, &ToSecMod::Cluster(notice), &[]).await?;
+        Ok(())
+    }
+
+    /// Ask sec-mod a cluster question and wait for the answer (bounded by the request
+    /// timeout).
+    pub async fn cluster_query(&self, query: ClusterQuery) -> Result<ClusterAnswer, SecModError> {
+        let link = self.current();
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match lock(&link.queries).as_mut() {
+            Some(waiting) => waiting.insert(id, tx),
+            None => return Err(SecModError::Exited),
+        };
+        let forget = || {
+            if let Some(waiting) = lock(&link.queries).as_mut() {
+                waiting.remove(&id);
+            }
+        };
+        if let Err(e) = ipc::send(&link.sock, &ToSecMod::ClusterQuery { id, query }, &[]).await {
+            forget();
+            return Err(e.into());
+        }
+        let answer = tokio::time::timeout(self.request_timeout, rx).await;
+        forget();
+        match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_closed)) => Err(SecModError::Exited),
+            Err(_elapsed) => Err(SecModError::Timeout(self.request_timeout)),
+        }
     }
 
     /// sec-mod's process id (`show status`).
@@ -377,6 +429,7 @@ impl SecModClient {
             pending: Mutex::new(Some(HashMap::new())),
             list_pages: Mutex::new(None),
             history_pages: Mutex::new(None),
+            queries: Mutex::new(Some(HashMap::new())),
         });
         let old = std::mem::replace(&mut *lock(&self.link), new);
         old.close();
@@ -632,6 +685,20 @@ impl SecModClient {
                             log::warn!("cannot report auth hook run {id} to sec-mod: {e}");
                         }
                     });
+                }
+                Ok(Some(FromSecMod::Cluster(notice))) => match self.cluster_sink.get() {
+                    Some(sink) => {
+                        let _ = sink.send(notice);
+                    }
+                    None => log::debug!("cluster notice without a cluster: {notice:?}"),
+                },
+                Ok(Some(FromSecMod::ClusterAnswer { id, answer })) => {
+                    match lock(&link.queries).as_mut().and_then(|q| q.remove(&id)) {
+                        Some(tx) => {
+                            let _ = tx.send(answer);
+                        }
+                        None => log::debug!("late cluster answer {id}"),
+                    }
                 }
                 Ok(Some(FromSecMod::Ready { .. } | FromSecMod::StartFailed { .. })) => {
                     break SecModError::Unexpected

@@ -2,6 +2,7 @@
 //! identity, the public certificate chain, sec-mod's start message and the per-worker settings.
 //! Every problem is collected (not just the first) so that `rocserv -t` can list them all.
 
+use rocserv_proto::ipc::cluster::ClusterSettings;
 use std::path::Path;
 
 use nix::unistd::{Group, User};
@@ -458,7 +459,42 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
         auto_select_group: config.auto_select_group,
         session_db: config.session_db.clone(),
         key_pin: key_pin(config),
+        cluster: config.cluster_store.clone().map(|store| ClusterSettings {
+            store,
+            node: config
+                .cluster_node
+                .clone()
+                .unwrap_or_else(default_node_name),
+            auth_file: config.cluster_store_auth_file.clone(),
+            ca_cert: config.cluster_store_ca_cert.clone(),
+        }),
     })
+}
+
+/// `cluster-node`'s default: the host name up to its first dot, with anything a node name
+/// cannot hold replaced by `-` (`rocserv` when there is no host name).
+pub fn default_node_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let short = host.split('.').next().unwrap_or_default();
+    let name: String = short
+        .chars()
+        .take(rocserv_proto::cluster::MAX_NODE_NAME)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if rocserv_proto::cluster::valid_node_name(&name) {
+        name
+    } else {
+        "rocserv".to_owned()
+    }
 }
 
 /// A section's `key-pin` / `pin-file`, for sec-mod.

@@ -34,6 +34,8 @@ pub struct Shared {
     pub bans: crate::ban::BanTable,
     /// Server-wide counters (occtl `show status`).
     pub counters: crate::counters::Counters,
+    /// `cluster-store` (ours): this node's part of the cluster; `None`: a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Where the UDP flow of one DTLS id goes: the worker task that serves its tunnel.
@@ -79,6 +81,14 @@ impl Shared {
             live,
             bans: crate::ban::BanTable::new(crate::ban::BanPolicy::from_config(&config)),
             counters: crate::counters::Counters::default(),
+            cluster: config.cluster_store.as_ref().map(|_| {
+                Arc::new(crate::cluster::Cluster::new(
+                    config
+                        .cluster_node
+                        .clone()
+                        .unwrap_or_else(crate::settings::default_node_name),
+                ))
+            }),
             config,
         }
     }

@@ -329,6 +329,22 @@ pub fn ipc(data: &[u8]) {
     round_trip::<main_worker::ToWorker>(data);
     round_trip::<worker_secmod::ToSecMod>(data);
     round_trip::<worker_secmod::FromSecMod>(data);
+    // What a node reads from the store's pub/sub channel (any bytes: a shared store may carry
+    // anything): the bounded decoder, then the round trip.
+    if let Ok(msg) = crate::cluster::bus::BusMessage::decode(data) {
+        let bytes = msg.encode();
+        assert!(
+            bytes.is_ok(),
+            "decoded bus message does not re-encode: {msg:?}"
+        );
+        if let Ok(bytes) = bytes {
+            let again = crate::cluster::bus::BusMessage::decode(&bytes);
+            assert!(
+                matches!(&again, Ok(m) if *m == msg),
+                "{msg:?} became {again:?}"
+            );
+        }
+    }
     // main's check of a worker's state report: any values, no panic; accepted text is printable.
     if let Ok(main_worker::ToMain::TunnelState(state)) = ipc::decode(data) {
         if let Ok(d) = crate::session_desc::describe(&state) {

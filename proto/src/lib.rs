@@ -33,6 +33,7 @@ pub mod auth_hook;
 pub mod auth_xml;
 pub mod cert_fields;
 pub mod client_strings;
+pub mod cluster;
 pub mod compress;
 pub mod config;
 pub mod connect;

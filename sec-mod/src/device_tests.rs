@@ -69,6 +69,7 @@ fn shared(backend: Accepts, policy_files: Locations) -> Arc<Shared> {
         vhosts: Vec::new(),
         accounting: Default::default(),
         session_db: None,
+        cluster: None,
     })
 }
 

@@ -26,6 +26,7 @@
 
 pub mod accounting;
 pub mod auth;
+pub mod cluster;
 pub mod device;
 pub mod fd;
 pub mod harden;

@@ -78,6 +78,7 @@ fn shared(backend: Box<dyn AuthBackend>) -> Arc<Shared> {
         vhosts: Vec::new(),
         accounting: Default::default(),
         session_db: None,
+        cluster: None,
     })
 }
 

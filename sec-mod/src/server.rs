@@ -76,7 +76,21 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         )
         .await;
     };
-    let shared = match start(&config) {
+    // The cluster link first: its files (credentials, CA) are checked by `rocserv -t` too; its
+    // tasks start only for a real run.
+    let (cluster, mut cluster_events) = match &config.cluster {
+        None => (None, None),
+        Some(settings) if config.check_only => match crate::cluster::Store::new(settings) {
+            Ok(_) => (None, None),
+            Err(reason) => return fail_start(&sock, reason, true).await,
+        },
+        Some(settings) => match crate::cluster::Cluster::start(settings) {
+            Ok((cluster, events)) => (Some(cluster), Some(events)),
+            Err(reason) => return fail_start(&sock, reason, false).await,
+        },
+    };
+    let mut store_state = cluster.as_ref().map(|c| c.store.watch());
+    let shared = match start_with_cluster(&config, cluster) {
         Ok(shared) => Arc::new(shared),
         // `rocserv -t` prints the problems itself, one line each: no second copy in the log.
         Err(reason) => return fail_start(&sock, reason, config.check_only).await,
@@ -156,6 +170,17 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
                     send(&sock, &FromSecMod::BanPoints { peer, points }).await?;
                 }
             }
+            Some(event) = next_cluster_event(&mut cluster_events) => {
+                if let Some(cluster) = &shared.cluster {
+                    crate::cluster::on_event(&shared, cluster, event);
+                }
+            }
+            Some(up) = next_store_state(&mut store_state) => {
+                send(&sock, &crate::cluster::state_notice(up)).await?;
+                if let (true, Some(cluster)) = (up, &shared.cluster) {
+                    tokio::spawn(crate::cluster::resync(Arc::clone(&shared), Arc::clone(cluster)));
+                }
+            }
             () = HOOK_RUNS.ready.notified() => {
                 for run in HOOK_RUNS.take() {
                     log::debug!("asking main to run auth hook {} (run {})", run.path.display(), run.id);
@@ -175,6 +200,14 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
 /// Load everything `config` names; the error is the `StartFailed` reason. Every problem is
 /// reported at once (`rocserv -t` must list them all), joined by "; ".
 pub fn start(config: &SecModConfig) -> Result<Shared, String> {
+    start_with_cluster(config, None)
+}
+
+/// [`start`], with the cluster link made by the caller (which owns its event receiver).
+fn start_with_cluster(
+    config: &SecModConfig,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+) -> Result<Shared, String> {
     let mut problems = Vec::new();
     let rng = SystemRandom::new();
     HOOK_RUNS.set_auth_timeout(Duration::from_secs(config.auth_timeout_secs.max(1)));
@@ -253,6 +286,7 @@ pub fn start(config: &SecModConfig) -> Result<Shared, String> {
         vhosts,
         accounting: Accounting::new(sinks, ends),
         session_db,
+        cluster,
     })
 }
 
@@ -654,6 +688,34 @@ async fn handle(
             }
         }
         ToSecMod::AuthHookDone { id, outcome } => HOOK_RUNS.done(id, outcome),
+        ToSecMod::Cluster(notice) => match &shared.cluster {
+            Some(cluster) => {
+                tokio::spawn(crate::cluster::on_notice(
+                    Arc::clone(shared),
+                    Arc::clone(cluster),
+                    notice,
+                ));
+            }
+            None => log::debug!("cluster notice without cluster-store: {notice:?}"),
+        },
+        ToSecMod::ClusterQuery { id, query } => match &shared.cluster {
+            // Off the loop: a store round trip may take up to its timeout.
+            Some(cluster) => {
+                tokio::spawn(crate::cluster::on_query(
+                    Arc::clone(shared),
+                    Arc::clone(cluster),
+                    id,
+                    query,
+                    out.clone(),
+                ));
+            }
+            None => {
+                let answer = ipc::cluster::ClusterAnswer::Unavailable {
+                    why: "no cluster-store".to_owned(),
+                };
+                send(sock, &FromSecMod::ClusterAnswer { id, answer }).await?;
+            }
+        },
         ToSecMod::ListSessions => {
             let rows = crate::listing::summaries(&shared.sessions());
             let pages = ipc::ctl::pages(rows, ipc::ctl::PAGE_BUDGET);
@@ -898,6 +960,33 @@ fn section_of(shared: &Shared, cookie: &str) -> (bool, Locations) {
 fn roaming_allowed(shared: &Shared, peer: IpAddr, cookie: &str) -> bool {
     let sid = shared.sessions().sid_of(cookie);
     sid.is_none_or(|sid| shared.origins().same_origin(peer, sid))
+}
+
+/// The next event of the cluster tasks; never ready without a cluster.
+async fn next_cluster_event(
+    events: &mut Option<mpsc::UnboundedReceiver<crate::cluster::Event>>,
+) -> Option<crate::cluster::Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The store's state after its next change; never ready without a cluster.
+async fn next_store_state(
+    state: &mut Option<tokio::sync::watch::Receiver<Option<bool>>>,
+) -> Option<bool> {
+    let Some(rx) = state else {
+        return std::future::pending().await;
+    };
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if let Some(up) = *rx.borrow_and_update() {
+            return Some(up);
+        }
+    }
 }
 
 /// Receive one message and the fds beside it; `None` at end of stream.

@@ -55,6 +55,8 @@ pub struct Shared {
     pub accounting: crate::accounting::Accounting,
     /// `session-db` (ours): records, usage and quotas; `None` when off.
     pub session_db: Option<crate::session_db::SessionDb>,
+    /// `cluster-store` (ours): the shared store and the other nodes; `None`: a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// One `[vhost:NAME]` section's key and authentication backend.

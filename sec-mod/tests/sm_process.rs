@@ -61,6 +61,7 @@ fn fixture() -> Fixture {
         auto_select_group: false,
         session_db: None,
         key_pin: Default::default(),
+        cluster: None,
     };
     Fixture {
         dir,

@@ -229,6 +229,11 @@ impl Drop for Client {
 
 /// Run openconnect `--authenticate` and return the cookie it printed.
 pub fn authenticate(lab: &Lab, user: &str, password: &str) -> Result<String, String> {
+    authenticate_at(lab, &lab.url(), user, password)
+}
+
+/// [`authenticate`] against the server at `url` (e.g. a cluster node's).
+pub fn authenticate_at(lab: &Lab, url: &str, user: &str, password: &str) -> Result<String, String> {
     let mut cmd = lab.cli.command("openconnect");
     cmd.args([
         "--protocol=anyconnect",
@@ -239,7 +244,7 @@ pub fn authenticate(lab: &Lab, user: &str, password: &str) -> Result<String, Str
         "--authenticate",
     ])
     .arg(format!("--user={user}"))
-    .arg(lab.url());
+    .arg(url);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -18,6 +18,7 @@
 )]
 
 pub mod client;
+pub mod cluster;
 pub mod lab;
 pub mod netns;
 pub mod occtl;

@@ -325,6 +325,26 @@ pub(crate) fn supported(
                 )
             })?)
         }
+        "cluster-store" => {
+            c.cluster_store = Some(
+                crate::cluster::StoreUrl::parse(v)
+                    .map_err(|e| format!("{e}, found {}", quote(v)))?,
+            )
+        }
+        "cluster-node" => {
+            if !crate::cluster::valid_node_name(v) {
+                return Err(format!(
+                    "expected 1-{} of A-Z a-z 0-9 . _ -, found {}",
+                    crate::cluster::MAX_NODE_NAME,
+                    quote(v)
+                ));
+            }
+            c.cluster_node = Some(v.to_owned())
+        }
+        "cluster-store-auth-file" => c.cluster_store_auth_file = Some(values::absolute_path(v)?),
+        "cluster-store-ca-cert" => c.cluster_store_ca_cert = Some(values::absolute_path(v)?),
+        "cluster-route-add-cmd" => c.cluster_route_add_cmd = Some(v.to_owned()),
+        "cluster-route-del-cmd" => c.cluster_route_del_cmd = Some(v.to_owned()),
         "session-db" => {
             c.session_db = match v {
                 "none" => None,

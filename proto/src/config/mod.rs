@@ -466,6 +466,22 @@ pub struct Config {
     /// `server-stats-reset-time`: seconds after which occtl's `show status` period counters
     /// restart; 0 = never. Default a week, as ocserv.
     pub server_stats_reset_time: u32,
+    /// `cluster-store` (ours, doc/cluster.md): the Valkey/Redis store the nodes share
+    /// sessions, bans and address leases through; `None` = a single node, nothing shared.
+    pub cluster_store: Option<crate::cluster::StoreUrl>,
+    /// `cluster-node` (ours): this node's name in the store and in occtl; `None` = the host
+    /// name (main fills it in at start).
+    pub cluster_node: Option<String>,
+    /// `cluster-store-auth-file` (ours): a file whose first line is `PASSWORD` or
+    /// `USER:PASSWORD` for the store (read by sec-mod; never on a command line).
+    pub cluster_store_auth_file: Option<PathBuf>,
+    /// `cluster-store-ca-cert` (ours): the CA file a `rediss://` store's certificate is checked
+    /// against; `None` = the system's roots.
+    pub cluster_store_ca_cert: Option<PathBuf>,
+    /// `cluster-route-add-cmd` / `cluster-route-del-cmd` (ours): run by main when this node
+    /// starts / stops serving a VPN address, so a routing daemon can move the /32.
+    pub cluster_route_add_cmd: Option<String>,
+    pub cluster_route_del_cmd: Option<String>,
 }
 
 /// `log-format` (ours).
@@ -633,6 +649,12 @@ impl Default for Config {
             listen_proxy_proto: false,
             output_buffer: 0,
             server_stats_reset_time: 7 * 24 * 3600,
+            cluster_store: None,
+            cluster_node: None,
+            cluster_store_auth_file: None,
+            cluster_store_ca_cert: None,
+            cluster_route_add_cmd: None,
+            cluster_route_del_cmd: None,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct SecModConfig {
     pub session_db: Option<PathBuf>,
     /// `key-pin` / `pin-file` of the default section: open an encrypted `server-key`.
     pub key_pin: KeyPin,
+    /// `cluster-store` and friends (ours, doc/cluster.md); `None`: a single node.
+    pub cluster: Option<super::cluster::ClusterSettings>,
 }
 
 /// How sec-mod gets the PIN of an encrypted key: `key-pin` as written, or `pin-file`, which
@@ -123,6 +125,13 @@ pub enum ToSecMod {
     History { user: Option<String>, limit: u32 },
     /// The end of the hook run [`FromSecMod::RunAuthHook`] `id` asked for.
     AuthHookDone { id: u64, outcome: AuthHookOutcome },
+    /// A cluster notice (only with `cluster-store`).
+    Cluster(super::cluster::ToCluster),
+    /// A cluster question; answered with [`FromSecMod::ClusterAnswer`] with the same `id`.
+    ClusterQuery {
+        id: u64,
+        query: super::cluster::ClusterQuery,
+    },
 }
 
 /// sec-mod -> main.
@@ -168,6 +177,13 @@ pub enum FromSecMod {
     /// runs it in the background and answers with [`ToSecMod::AuthHookDone`]. main runs only a
     /// path of the `script` methods it configured itself, with their user and timeout.
     RunAuthHook(Box<AuthHookRun>),
+    /// A cluster notice (only with `cluster-store`).
+    Cluster(super::cluster::FromCluster),
+    /// The answer to [`ToSecMod::ClusterQuery`] `id`.
+    ClusterAnswer {
+        id: u64,
+        answer: super::cluster::ClusterAnswer,
+    },
 }
 
 /// Most records [`ToSecMod::History`] returns.
@@ -411,6 +427,12 @@ mod tests {
                 pin: Some(crate::config::Secret("1234".into())),
                 file: None,
             },
+            cluster: Some(super::super::cluster::ClusterSettings {
+                store: crate::cluster::StoreUrl::parse("redis://10.0.0.5").unwrap(),
+                node: "vpn-a".into(),
+                auth_file: None,
+                ca_cert: None,
+            }),
         }));
         roundtrip(&FromSecMod::Ready {
             key: KeyKind::EcdsaP256,

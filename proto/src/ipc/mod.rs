@@ -16,6 +16,7 @@
 //! | worker <-> sec-mod  | [`worker_secmod`] | none                                    |
 //! | occtl <-> main      | [`ctl`]           | none (a listening socket, not a pair)   |
 
+pub mod cluster;
 pub mod ctl;
 pub mod main_secmod;
 pub mod main_worker;

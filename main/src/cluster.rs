@@ -1,0 +1,61 @@
+//! main's side of the cluster (`cluster-store`, ours; doc/cluster.md). main never talks to the
+//! store: sec-mod does, and main reaches it and the other nodes through the cluster messages
+//! of `rocserv_proto::ipc::cluster` ([`crate::secmod::SecModClient::cluster_query`] and
+//! `cluster_notice`). sec-mod's notices arrive here, on a task of their own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rocserv_proto::ipc::cluster::FromCluster;
+use tokio::sync::mpsc;
+
+use crate::state::Shared;
+
+/// What main knows of the cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// This node's name (`cluster-node` or the host name).
+    pub node: String,
+    /// Whether sec-mod last said the store was reachable.
+    store_up: AtomicBool,
+}
+
+impl Cluster {
+    pub fn new(node: String) -> Self {
+        Self {
+            node,
+            store_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the store is reachable (as sec-mod last reported).
+    pub fn store_up(&self) -> bool {
+        self.store_up.load(Ordering::Relaxed)
+    }
+}
+
+/// Route sec-mod's cluster notices to [`on_notice`] (when `cluster-store` is set).
+pub fn spawn(shared: &Arc<Shared>) {
+    if shared.cluster.is_none() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.secmod.set_cluster_sink(tx);
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        while let Some(notice) = rx.recv().await {
+            on_notice(&shared, notice);
+        }
+    });
+}
+
+/// One notice from sec-mod.
+fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
+    let Some(cluster) = &shared.cluster else {
+        return;
+    };
+    match notice {
+        // sec-mod logged the change; main only keeps it (health, occtl, metrics).
+        FromCluster::StoreState { up } => cluster.store_up.store(up, Ordering::Relaxed),
+    }
+}
