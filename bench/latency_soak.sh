@@ -30,6 +30,13 @@
 # Env: RUNS [3], DURATION [60] seconds per ping phase, INTERVAL [0.01], MODES ["dtls tls"],
 #      LOADS ["idle down up"], STATE [/tmp/latsoak-bench], SHARED_BENCH.
 #      SHORT=1: a smoke check (RUNS=1, DURATION=5).
+#      AFTER_CONNECT: a command run with the server's name and the mode once both users are up
+#      (for experiments, e.g. changing the scheduling of the server's processes).
+#      TRACE=1: tcpdump (needs the tcpdump package) in the server namespace during each ping
+#      phase, and latency_split.py tells how much of each RTT the server spent: in (client's
+#      datagram/segment on the veth -> echo request into the tun), out (echo reply from the tun ->
+#      datagram/segment on the veth), server (both plus the kernel's echo). Appended to RUN lines;
+#      the capture costs CPU, so take the RTT figures from runs without it.
 #
 # Per-run lines:  RUN run=.. server=.. mode=.. load=.. p50_ms=.. p99_ms=.. p999_ms=.. max_ms=..
 #                 lost=.. sent=.. bulk_mbps=..
@@ -134,6 +141,7 @@ for run in $(seq 1 "$RUNS"); do
             # route and binds iperf3 to its own tun (SO_BINDTODEVICE)
             v=$(IFNAME=lat-v WAIT_DTLS=$wd QUIET=1 "$H/connect.sh" test1 "${extra[@]}") || { echo "$name $mode: victim: $v" >&2; exit 1; }
             b=$(IFNAME=lat-b ROUTE="" WAIT_DTLS=$wd QUIET=1 "$H/connect.sh" test2 "${extra[@]}") || { echo "$name $mode: bulk: $b" >&2; exit 1; }
+            [ -n "${AFTER_CONNECT:-}" ] && $AFTER_CONNECT "$name" "$mode"
             for load in $LOADS; do
                 f="$STATE/ping-$run-$name-$mode-$load.txt"
                 bpid= mbps=0
@@ -145,13 +153,30 @@ for run in $(seq 1 "$RUNS"); do
                     sleep 1 # let the transfer ramp up before the first ping
                 fi
                 cnt=$(awk -v d="$DURATION" -v i="$INTERVAL" 'BEGIN { printf "%d", d / i }')
+                tpid=
+                if [ "${TRACE:-0}" = 1 ]; then
+                    # the victim's client ports (its CSTP connection and DTLS socket)
+                    vp=$(cat "$STATE/oc-test1.pid")
+                    ports=$(ip netns exec "$CLI_NS" ss -Hntup state all '( dport = :443 )' | awk -v p="pid=$vp," '
+                        index($0, p) { n = split($5, a, ":"); printf "%s%s", s, a[n]; s = "," }')
+                    pf=""; for pt in ${ports//,/ }; do pf+="${pf:+ or }port $pt"; done
+                    ip netns exec "$SRV_NS" tcpdump -i any -tt -n -s 128 -B 8192 \
+                        "icmp or ($pf)" > "$f.cap" 2>/dev/null &
+                    tpid=$!
+                    sleep 0.5
+                fi
                 ip netns exec "$CLI_NS" ping -n -D -O -i "$INTERVAL" -c "$cnt" -W 1 "$VPN_SRV_IP" > "$f" 2>&1
+                split=
+                if [ -n "$tpid" ]; then
+                    sleep 0.2; kill -INT "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+                    split=" $("$HERE/latency_split.py" "$f.cap" "$ports")"
+                fi
                 if [ -n "$bpid" ]; then
                     wait "$bpid"
                     mbps=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' "$STATE/iperf.json" 2>/dev/null || echo NA)
                 fi
                 read -r p50 p99 p999 mx n <<< "$(stats "$f")"
-                echo "RUN run=$run server=$name mode=$mode load=$load p50_ms=$p50 p99_ms=$p99 p999_ms=$p999 max_ms=$mx lost=$(( cnt - n )) sent=$cnt bulk_mbps=$mbps" | tee -a "$RESULTS"
+                echo "RUN run=$run server=$name mode=$mode load=$load p50_ms=$p50 p99_ms=$p99 p999_ms=$p999 max_ms=$mx lost=$(( cnt - n )) sent=$cnt bulk_mbps=$mbps$split" | tee -a "$RESULTS"
             done
             [ "$mode" = dtls ] && ! grep -q "Established DTLS" "$STATE/oc-test1.log" && echo "WARNING: $name: victim without DTLS" >&2
             "$H/disconnect.sh" test1 test2 >/dev/null 2>&1

@@ -96,6 +96,7 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     let _guard = runtime.enter();
     let client = TcpStream::from_std(client).map_err(|e| WorkerError::Socket("client", e))?;
     let main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
+    tunnel::sched_slice::init();
     sandbox::enter(&start.sandbox)?;
     log::debug!("sandboxed (seccomp: {})", start.sandbox.seccomp);
 

@@ -211,6 +211,12 @@ fn arg_rules(pid: u32) -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, seccompi
                 sockopt(libc::IPPROTO_IPV6, libc::IPV6_MTU)?,
             ],
         ),
+        // The worker's own scheduling slice (tunnel/sched_slice.rs): pid 0 (itself), flags 0.
+        // Another process (another user's worker) cannot be named.
+        (
+            libc::SYS_sched_setattr,
+            vec![SeccompRule::new(vec![eq(0, 0)?, eq(2, 0)?])?],
+        ),
         // send() on connected sockets: sendto(fd, buf, len, flags, NULL, 0).
         (
             libc::SYS_sendto,
@@ -231,7 +237,8 @@ const ARCH_ALLOWED: &[libc::c_long] = &[libc::SYS_epoll_wait, libc::SYS_poll];
 const ARCH_ALLOWED: &[libc::c_long] = &[];
 
 /// Every syscall the worker makes after [`enter`] with any arguments; `sendto`, `fcntl`,
-/// `setsockopt`, `getsockopt` and `tgkill` are allowed with some arguments only ([`arg_rules`]).
+/// `setsockopt`, `getsockopt`, `sched_setattr` and `tgkill` are allowed with some arguments only
+/// ([`arg_rules`]).
 const ALLOWED: &[libc::c_long] = &[
     // The event loop (tokio current-thread runtime: epoll + eventfd wake-ups).
     libc::SYS_epoll_ctl,

@@ -33,6 +33,8 @@ use rocserv_proto::offload::segment::Segments;
 use rocserv_proto::offload::VnetHdr;
 
 use super::dtls::{Ctx as DtlsCtx, Dtls};
+use super::moderation::{Class, Moderation};
+use super::sched_slice;
 use super::session::{Action, End, Session, SessionTimers};
 use super::state_report::Reporter;
 use super::tun_io::{AckHold, TunWriter, READ_BUF};
@@ -48,28 +50,8 @@ const RX_BUF: usize = 64 * 1024;
 /// Event-loop turns a joined packet for the tun device may wait while other events keep the
 /// worker busy.
 const MAX_HELD_TURNS: u32 = 2;
-/// Receive moderation, as network cards do it: a read that found at least this many datagrams
-/// means a bulk flow; the worker then takes the DTLS socket out of epoll (arrivals would wake it
-/// anyway: [`super::dtls_socket`]) and reads it every [`MODERATION`], so one wake-up serves many
-/// datagrams and the joined tun writes grow. A read that finds fewer puts the socket back, so
-/// sparse traffic (pings, interactive sessions) never waits.
-const MODERATE_AT: usize = 8;
-/// How long datagrams gather in a bulk flow (tokio's timer rounds up to its 1 ms tick; 1 Gbit/s
-/// queues ~170 KiB meanwhile, well inside the 1 MiB socket buffer main gives each client).
-const MODERATION: Duration = Duration::from_micros(500);
 /// How long the goodbye (DISCONNECT, close_notify) may take to leave.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-
-/// After a read of the DTLS socket: how long the next datagrams may gather (receive moderation),
-/// or `None` to watch the socket again. `drained` is what [`Dtls::on_readable`] returns: `None`
-/// means more are waiting, to be read as soon as the other event sources had a turn.
-fn moderation(drained: Option<usize>) -> Option<Duration> {
-    match drained {
-        None => Some(Duration::ZERO),
-        Some(n) if n >= MODERATE_AT => Some(MODERATION),
-        Some(_) => None,
-    }
-}
 
 /// How a tunnel ended, for `ToMain::SessionEnd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +110,11 @@ pub async fn run(
         dtls,
         state,
         reporter: Reporter::default(),
+        moderation: Moderation::new(),
+        class_failed: false,
     };
+    // A sparse flow's packet should not wait for the CPU: interactive until a flow is bulk.
+    pump.set_class(Some(Class::Interactive));
     let end = pump.event_loop(main, stats_every).await;
     log::info!("tunnel closed: {}", end.why);
     log::info!(
@@ -185,6 +171,10 @@ struct Pump {
     /// filled in from `dtls` before each report.
     state: TunnelState,
     reporter: Reporter,
+    /// Receive moderation and the CPU class ([`super::moderation`]).
+    moderation: Moderation,
+    /// The CPU class could not be set: not tried again.
+    class_failed: bool,
 }
 
 /// Compression state and buffers of the CSTP channel (allocated once per tunnel).
@@ -373,7 +363,7 @@ impl Pump {
         tokio::pin!(sleep);
         let mut armed = None;
         let mut held = 0u32;
-        // Receive moderation (see MODERATE_AT): while armed, the DTLS socket rests out of epoll
+        // Receive moderation (super::moderation): while armed, the DTLS socket rests out of epoll
         // and is read when `quiet` fires.
         let quiet = tokio::time::sleep_until(far);
         tokio::pin!(quiet);
@@ -543,7 +533,10 @@ impl Pump {
                     if over_dtls {
                         self.dtls.flush();
                     }
-                    self.session.handle_tun(Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    let class = self.moderation.after_tun_read(moved, now);
+                    self.set_class(class);
+                    self.session.handle_tun(now);
                     if let Some(end) = self.flush() {
                         return end;
                     }
@@ -594,7 +587,11 @@ impl Pump {
             tun_out: &mut self.tun_out,
             rx_bytes: &mut self.rx_bytes,
         };
-        let pause = moderation(self.dtls.on_readable(&mut ctx)?);
+        let drained = self.dtls.on_readable(&mut ctx)?;
+        let (pause, class) = self
+            .moderation
+            .after_dtls_read(drained, Instant::now().into_std());
+        self.set_class(class);
         // Both calls are no-ops in the state asked for (a roaming hand-over may have brought a
         // new, watched socket meanwhile).
         if pause.is_some() {
@@ -605,6 +602,18 @@ impl Pump {
         Ok(pause)
     }
 
+    /// Apply a change of the CPU class ([`super::moderation`]); after a failure, never again.
+    fn set_class(&mut self, change: Option<Class>) {
+        let Some(class) = change else { return };
+        if self.class_failed {
+            return;
+        }
+        if let Err(err) = sched_slice::apply(class) {
+            log::debug!("cannot set the scheduling slice: {err}");
+            self.class_failed = true;
+        }
+    }
+
     /// One socket read, fed through rustls; complete frames are acted on.
     fn on_net_readable(&mut self) -> Option<End> {
         let n = match self.tcp.try_read(&mut self.net_in) {
@@ -613,6 +622,8 @@ impl Pump {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
             Err(err) => return Some(log_io(err.to_string())),
         };
+        let class = self.moderation.after_tls_read(n, Instant::now().into_std());
+        self.set_class(class);
         // Taken out for the loop so that frames can be handled with `&mut self`; put back below
         // (moving a Box, no allocation).
         let net_in = std::mem::take(&mut self.net_in);
