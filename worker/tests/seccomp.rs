@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use rocserv_proto::ipc::main_worker::SandboxPolicy;
 use rocserv_worker::sandbox;
-use rocserv_worker::tunnel::udp_pmtu;
+use rocserv_worker::tunnel::moderation::Class;
+use rocserv_worker::tunnel::{sched_slice, udp_pmtu};
 
 const CASE: &str = "SECCOMP_CASE";
 /// The pid a forbidden signal is aimed at (the parent: signal 0 only, so nothing is delivered).
@@ -58,6 +59,8 @@ const CASES: &[(&str, Expect)] = &[
     ("setsockopt_tclass", Expect::Sigsys),
     ("getsockopt_peercred", Expect::Sigsys),
     ("sendto_with_destination", Expect::Sigsys),
+    ("sched_setattr_other_process", Expect::Sigsys),
+    ("sched_setattr_with_flags", Expect::Sigsys),
     ("thread_started_before_the_filter", Expect::Sigsys),
     ("thread_started_after_the_filter", Expect::Sigsys),
     ("tgkill_own_thread", Expect::Works),
@@ -66,6 +69,7 @@ const CASES: &[(&str, Expect)] = &[
     ("path_mtu_options", Expect::Works),
     ("send_on_connected_socket", Expect::Works),
     ("drop_a_socket", Expect::Works),
+    ("own_scheduling_slice", Expect::Works),
 ];
 
 fn main() -> ExitCode {
@@ -147,6 +151,12 @@ fn child(case: &str) -> ! {
         });
     }
 
+    // As the worker does: policy and nice are read before the filter.
+    sched_slice::init();
+    // A `struct sched_attr` (SCHED_ATTR_SIZE_VER0) for the forbidden calls: the default slice.
+    let mut attr = [0u32; 12];
+    attr[0] = 48;
+    let attr = std::ptr::from_mut(&mut attr) as i64;
     let (uid, gid) = if nix::unistd::geteuid().is_root() {
         (65534, 65534)
     } else {
@@ -266,6 +276,14 @@ fn child(case: &str) -> ! {
             udp.send(b"x").is_ok()
                 && nix::sys::socket::send(fd, b"y", nix::sys::socket::MsgFlags::empty()).is_ok()
         }
+        "sched_setattr_other_process" => {
+            syscall3(libc::SYS_sched_setattr, target.into(), attr, 0) >= -1
+        }
+        "sched_setattr_with_flags" => syscall3(libc::SYS_sched_setattr, 0, attr, 1) >= -1,
+        "own_scheduling_slice" => {
+            sched_slice::apply(Class::Interactive).is_ok()
+                && sched_slice::apply(Class::Bulk).is_ok()
+        }
         // Closing goes through std's OwnedFd::drop, which checks the descriptor first.
         "drop_a_socket" => {
             drop(udp);
@@ -285,7 +303,8 @@ fn path_mtu_options(socket: &UdpSocket) -> bool {
 }
 
 fn syscall3(nr: libc::c_long, a: i64, b: i64, c: i64) -> libc::c_long {
-    // SAFETY: the calls used here take integers only (no pointers).
+    // SAFETY: the calls used here take integers, or a pointer to a live buffer of the size the
+    // kernel reads (`attr` in `child`).
     unsafe { libc::syscall(nr, a, b, c) }
 }
 
