@@ -28,7 +28,8 @@
 # run beside the shared bench. Traffic stays inside those two namespaces.
 #
 # Env: RUNS [3], DURATION [60] seconds per ping phase, INTERVAL [0.01], MODES ["dtls tls"],
-#      LOADS ["idle down up"], STATE [/tmp/latsoak-bench], SHARED_BENCH.
+#      LOADS ["idle down up"], STATE [/tmp/latsoak-bench], SHARED_BENCH, LAT_SRV_NS and
+#      LAT_CLI_NS [lat-srv, lat-cli] (two sittings at once need other names and another STATE).
 #      SHORT=1: a smoke check (RUNS=1, DURATION=5).
 #      AFTER_CONNECT: a command run with the server's name and the mode once both users are up
 #      (for experiments, e.g. changing the scheduling of the server's processes).
@@ -54,7 +55,7 @@ INTERVAL=${INTERVAL:-0.01}
 MODES=${MODES:-dtls tls}
 LOADS=${LOADS:-idle down up}
 export STATE=${STATE:-/tmp/latsoak-bench}
-export SRV_NS=lat-srv CLI_NS=lat-cli
+export SRV_NS=${LAT_SRV_NS:-lat-srv} CLI_NS=${LAT_CLI_NS:-lat-cli}
 VPN_SRV_IP=192.168.99.1
 PORT=5201
 
