@@ -42,7 +42,8 @@
 # Per-run lines:  RUN run=.. server=.. mode=.. load=.. p50_ms=.. p99_ms=.. p999_ms=.. max_ms=..
 #                 lost=.. sent=.. bulk_mbps=..
 # Last lines:     SOAK server=.. mode=.. load=.. p50_ms=.. p99_ms=.. p999_ms=.. max_ms=.. lost=..
-#                 bulk_mbps=..   (medians over RUNS)
+#                 bulk_mbps=.. [server_p50_ms=.. server_p99_ms=.. server_p999_ms=.. server_max_ms=..
+#                 with TRACE=1]   (medians over RUNS)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -190,7 +191,9 @@ for name in "${NAMES[@]}"; do
     for mode in $MODES; do
         for load in $LOADS; do
             line="SOAK server=$name mode=$mode load=$load"
-            for k in p50_ms p99_ms p999_ms max_ms lost bulk_mbps; do
+            keys="p50_ms p99_ms p999_ms max_ms lost bulk_mbps"
+            [ "${TRACE:-0}" = 1 ] && keys+=" server_p50_ms server_p99_ms server_p999_ms server_max_ms"
+            for k in $keys; do
                 m=$(awk -v s="server=$name" -v mo="mode=$mode" -v l="load=$load" -v k="$k" \
                     '$3==s && $4==mo && $5==l { for (i=6;i<=NF;i++) { split($i,a,"="); if (a[1]==k) print a[2] } }' "$RESULTS" | median)
                 line+=" $k=$m"
