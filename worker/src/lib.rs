@@ -311,9 +311,6 @@ async fn serve(
         0 => 60,
         n => n.into(),
     });
-    // The login is over: what it left resident (freed heap pages, the handshake's deep stack)
-    // goes back before the tunnel idles for hours.
-    memory::release();
     let summary = tunnel::run(
         tcp,
         conn,

@@ -404,8 +404,6 @@ impl Dtls {
                             pmtu.link_mtu(),
                             pmtu.data_mtu()
                         );
-                        // The handshake's freed memory and stack go back (see memory.rs).
-                        crate::memory::release();
                         *last_rx = now;
                         dpd.on_record(now);
                         *cstp_override = false;
