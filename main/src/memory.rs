@@ -19,3 +19,14 @@ pub fn tune() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
+
+/// Give freed memory back to the kernel every [`rocserv_rt::memory::TRIM_EVERY`], for as long
+/// as the runtime runs (spawn it once): what a burst of logins freed stays resident otherwise.
+pub async fn trimmer() {
+    let mut every = tokio::time::interval(rocserv_rt::memory::TRIM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        rocserv_rt::memory::trim();
+    }
+}

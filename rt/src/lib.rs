@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod ipc;
 pub mod logger;
+pub mod memory;
 pub mod policy_files;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

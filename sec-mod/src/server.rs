@@ -95,6 +95,9 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         // `rocserv -t` prints the problems itself, one line each: no second copy in the log.
         Err(reason) => return fail_start(&sock, reason, config.check_only).await,
     };
+    if !config.check_only {
+        tokio::spawn(crate::memory::trimmer());
+    }
     let groups = if config.auto_select_group {
         // The groups come from the password method (with `auth = certificate` first, the
         // second line's).
