@@ -48,6 +48,8 @@ pub struct Cluster {
     /// `cluster-node`.
     pub node: String,
     pub store: Store,
+    /// [`resync`]: one run at a time.
+    resyncing: std::sync::Mutex<Resync>,
 }
 
 impl Cluster {
@@ -60,6 +62,7 @@ impl Cluster {
         let cluster = Arc::new(Self {
             node: settings.node.clone(),
             store,
+            resyncing: std::sync::Mutex::new(Resync::default()),
         });
         let (events, rx) = mpsc::unbounded_channel();
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
@@ -140,19 +143,15 @@ pub fn unix_ms() -> u64 {
 /// Renew this node's heartbeat key every [`HEARTBEAT`]; this is also what notices the store
 /// coming back when nothing else is asked of it.
 async fn heartbeat(cluster: Arc<Cluster>) {
-    let key = keys::node(&cluster.node);
-    let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
     let mut every = tokio::time::interval(HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let set = redis::cmd("SET")
-            .arg(&key)
-            .arg(unix_ms())
-            .arg("PX")
-            .arg(ttl)
-            .clone();
-        if let Err(e) = cluster.store.cmd::<()>("heartbeat", &set).await {
+        if let Err(e) = cluster
+            .store
+            .probe::<()>("heartbeat", &heartbeat_cmd(&cluster))
+            .await
+        {
             log::debug!("cluster heartbeat: {e}");
         }
     }
@@ -212,11 +211,96 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
     }
 }
 
+/// Longest one area's re-assertion may take in [`resync`]; its store commands are bounded
+/// each, this bounds how many it makes.
+pub const RESYNC_AREA_BOUND: Duration = Duration::from_secs(10);
+/// Most runs one [`resync`] call makes back to back (the store came back again meanwhile).
+const RESYNC_ROUNDS: usize = 3;
+
+/// Whether a [`resync`] runs, and whether another was asked for meanwhile.
+#[derive(Debug, Default)]
+struct Resync {
+    running: bool,
+    again: bool,
+}
+
 /// The store came back (or was reached for the first time): write again what this node holds,
 /// since asynchronous replication or a restarted store may have lost it (doc/cluster.md
-/// "Failure"). Runs on a task of its own.
+/// "Failure"). Runs on a task of its own; never two at once: a call while one runs (a
+/// flapping store) makes the running one go round once more instead, at most
+/// [`RESYNC_ROUNDS`] times, and each area is bounded by [`RESYNC_AREA_BOUND`].
 pub async fn resync(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let _ = (shared, cluster);
+    {
+        let mut state = lock_resync(&cluster);
+        if state.running {
+            state.again = true;
+            return;
+        }
+        state.running = true;
+        state.again = false;
+    }
+    for round in 1..=RESYNC_ROUNDS {
+        let started = std::time::Instant::now();
+        resync_areas(&shared, &cluster).await;
+        log::info!(
+            "cluster store {}: this node's state written again in {} ms",
+            cluster.store.url(),
+            started.elapsed().as_millis()
+        );
+        let mut state = lock_resync(&cluster);
+        if !state.again || round == RESYNC_ROUNDS {
+            // A request that comes after this is served by a run of its own.
+            state.running = false;
+            state.again = false;
+            return;
+        }
+        state.again = false;
+    }
+}
+
+fn lock_resync(cluster: &Cluster) -> std::sync::MutexGuard<'_, Resync> {
+    // The guarded state is two flags, valid whatever a panicking holder did.
+    cluster
+        .resyncing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What each area writes again when the store is back: ONE line per area, each an `async fn
+/// (&Arc<Shared>, &Arc<Cluster>) -> Result<(), StoreError>` in that area's submodule, run in
+/// turn, each bounded by [`RESYNC_AREA_BOUND`] (a down store makes them fail at once).
+async fn resync_areas(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
+    area("heartbeat", heartbeat_now(shared, cluster)).await;
+}
+
+/// Run one area's re-assertion within its bound; its failure is logged, never fatal.
+async fn area(name: &str, work: impl std::future::Future<Output = Result<(), StoreError>>) {
+    match tokio::time::timeout(RESYNC_AREA_BOUND, work).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::warn!("cluster resync of {name}: {e}"),
+        Err(_) => log::warn!(
+            "cluster resync of {name}: not done within {RESYNC_AREA_BOUND:?}; \
+             the next return of the store tries again"
+        ),
+    }
+}
+
+/// This node's heartbeat key at once, rather than at the next tick.
+async fn heartbeat_now(_shared: &Arc<Shared>, cluster: &Arc<Cluster>) -> Result<(), StoreError> {
+    cluster
+        .store
+        .cmd::<()>("heartbeat", &heartbeat_cmd(cluster))
+        .await
+}
+
+fn heartbeat_cmd(cluster: &Cluster) -> redis::Cmd {
+    let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+    redis::cmd("SET")
+        .arg(keys::node(&cluster.node))
+        .arg(unix_ms())
+        .arg("PX")
+        .arg(ttl)
+        .clone()
 }
 
 /// A notice from main.
