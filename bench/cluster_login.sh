@@ -120,7 +120,7 @@ server_cpu_ns() {
     echo "$sum"
 }
 median() { sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else printf "%.6f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
-p90() { sort -g | awk '{a[NR]=$1} END{ i=int(0.9*NR+0.999999); if(i<1)i=1; print a[i] }'; }
+p90() { sort -g | awk '{a[NR]=$1} END{ i=int(0.9*NR+0.999999); if(i<1)i=1; printf "%.6f\n", a[i] }'; }
 
 login() {
     echo pw | ip netns exec "$CLI" openconnect --protocol=anyconnect --non-inter \

@@ -33,6 +33,29 @@ fn pings(cl: &ClusterLab, when: &str) {
     assert!(ok, "pings through the tunnel {when}:\n{out}");
 }
 
+const METRICS: &str = "127.0.0.1:9617";
+
+/// Scrape node A's metrics until `line` is one of its lines (main learns the store's state
+/// from sec-mod on a task of its own), bounded by [`WAIT`].
+fn metrics_show(cl: &ClusterLab, a: &Server, line: &str) {
+    let url = format!("http://{METRICS}/metrics");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, doc) = cl
+            .ns(Node::A)
+            .exec(&["curl", "-sS", "--max-time", "5", &url]);
+        if doc.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {line:?} in:\n{doc}\nserver log:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// One `--authenticate` login on node A; its duration.
 fn timed_login(cl: &ClusterLab) -> Duration {
     let started = Instant::now();
@@ -49,11 +72,16 @@ fn the_store_goes_and_comes_back() {
     cl.start_store();
     let a = Server::start(
         cl.ns(Node::A),
-        &cl.config(Node::A, &[("max-ban-score", "0")]),
+        &cl.config(
+            Node::A,
+            &[("max-ban-score", "0"), ("metrics-listen", METRICS)],
+        ),
     );
     a.wait_for_log(REACHABLE, WAIT)
         .expect("node A reaches the store");
     cl.wait_heartbeat(Node::A, WAIT).unwrap();
+    metrics_show(&cl, &a, r#"rocserv_cluster_info{node="node-a"} 1"#);
+    metrics_show(&cl, &a, "rocserv_cluster_store_up 1");
     let _client = tunnel(&cl);
     pings(&cl, "before the store stops");
 
@@ -62,6 +90,7 @@ fn the_store_goes_and_comes_back() {
     a.wait_for_log_after(mark, UNREACHABLE, WAIT)
         .expect("the lost store is logged");
     pings(&cl, "while the store is down");
+    metrics_show(&cl, &a, "rocserv_cluster_store_up 0");
     for _ in 0..2 {
         timed_login(&cl);
     }
@@ -73,6 +102,7 @@ fn the_store_goes_and_comes_back() {
         .expect("the store's return is logged");
     cl.wait_heartbeat(Node::A, WAIT)
         .expect("the heartbeat key reappears");
+    metrics_show(&cl, &a, "rocserv_cluster_store_up 1");
     a.wait_for_log_after(mark, "state written again", WAIT)
         .expect("the node resynchronises");
     pings(&cl, "after the store is back");
