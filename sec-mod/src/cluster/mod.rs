@@ -178,25 +178,50 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
                 continue;
             }
         };
-        if let Err(e) = pubsub.subscribe(keys::BUS).await {
-            log::debug!("cluster bus: cannot subscribe: {e}");
-            tokio::time::sleep(RESUBSCRIBE).await;
-            continue;
-        }
-        log::debug!("cluster bus: subscribed");
-        let mut stream = pubsub.on_message();
-        while let Some(msg) = stream.next().await {
-            match BusMessage::decode(msg.get_payload_bytes()) {
-                Ok(m) if m.from == cluster.node => {}
-                Ok(m) => {
-                    if events.send(Event::Bus(m)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => log::debug!("cluster bus: skipped a message: {e}"),
+        match tokio::time::timeout(store::COMMAND_TIMEOUT, pubsub.subscribe(keys::BUS)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                log::debug!("cluster bus: cannot subscribe: {e}");
+                tokio::time::sleep(RESUBSCRIBE).await;
+                continue;
+            }
+            Err(_) => {
+                log::debug!("cluster bus: no answer to SUBSCRIBE");
+                tokio::time::sleep(RESUBSCRIBE).await;
+                continue;
             }
         }
-        log::debug!("cluster bus: connection lost");
+        log::debug!("cluster bus: subscribed");
+        // A store the command link finds down may have left this connection half-open (a
+        // partition sends no RST): open a fresh one rather than wait on it for ever.
+        let mut state = cluster.store.watch();
+        state.mark_unchanged();
+        let mut stream = pubsub.on_message();
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    match BusMessage::decode(msg.get_payload_bytes()) {
+                        Ok(m) if m.from == cluster.node => {}
+                        Ok(m) => {
+                            if events.send(Event::Bus(m)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => log::debug!("cluster bus: skipped a message: {e}"),
+                    }
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *state.borrow_and_update() == Some(false) {
+                        break;
+                    }
+                }
+            }
+        }
+        log::debug!("cluster bus: connection lost or store down; reopening");
         tokio::time::sleep(RESUBSCRIBE).await;
     }
 }
