@@ -242,11 +242,36 @@ pub const RESYNC_AREA_BOUND: Duration = Duration::from_secs(10);
 /// Most runs one [`resync`] call makes back to back (the store came back again meanwhile).
 const RESYNC_ROUNDS: usize = 3;
 
-/// Whether a [`resync`] runs, and whether another was asked for meanwhile.
+/// Whether a [`resync`] runs, and whether another was asked for meanwhile (sans-IO).
 #[derive(Debug, Default)]
 struct Resync {
     running: bool,
     again: bool,
+}
+
+impl Resync {
+    /// A resync is asked for: whether the caller runs it (else the running one goes round
+    /// once more).
+    fn begin(&mut self) -> bool {
+        if self.running {
+            self.again = true;
+            return false;
+        }
+        self.running = true;
+        self.again = false;
+        true
+    }
+
+    /// Round `round` (from 1) is done: whether to go round once more.
+    fn round_done(&mut self, round: usize) -> bool {
+        let again = self.again && round < RESYNC_ROUNDS;
+        self.again = false;
+        if !again {
+            // A request after this is served by a run of its own.
+            self.running = false;
+        }
+        again
+    }
 }
 
 /// The store came back (or was reached for the first time): write again what this node holds,
@@ -255,14 +280,8 @@ struct Resync {
 /// flapping store) makes the running one go round once more instead, at most
 /// [`RESYNC_ROUNDS`] times, and each area is bounded by [`RESYNC_AREA_BOUND`].
 pub async fn resync(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    {
-        let mut state = lock_resync(&cluster);
-        if state.running {
-            state.again = true;
-            return;
-        }
-        state.running = true;
-        state.again = false;
+    if !lock_resync(&cluster).begin() {
+        return;
     }
     for round in 1..=RESYNC_ROUNDS {
         let started = std::time::Instant::now();
@@ -272,14 +291,9 @@ pub async fn resync(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             cluster.store.url(),
             started.elapsed().as_millis()
         );
-        let mut state = lock_resync(&cluster);
-        if !state.again || round == RESYNC_ROUNDS {
-            // A request that comes after this is served by a run of its own.
-            state.running = false;
-            state.again = false;
+        if !lock_resync(&cluster).round_done(round) {
             return;
         }
-        state.again = false;
     }
 }
 
@@ -365,4 +379,38 @@ pub async fn on_query(
 /// What main hears when the store's state changes.
 pub fn state_notice(up: bool) -> FromSecMod {
     FromSecMod::Cluster(FromCluster::StoreState { up })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Resync, RESYNC_ROUNDS};
+
+    #[test]
+    fn one_resync_at_a_time() {
+        let mut r = Resync::default();
+        assert!(r.begin(), "the first request runs");
+        assert!(!r.begin(), "a second while it runs does not start another");
+        assert!(!r.begin());
+        assert!(
+            r.round_done(1),
+            "but makes the running one go round once more"
+        );
+        assert!(!r.begin());
+        assert!(r.round_done(2));
+        assert!(!r.round_done(3), "nothing asked meanwhile: done");
+        assert!(r.begin(), "a later request runs again");
+    }
+
+    #[test]
+    fn a_flapping_store_is_bounded() {
+        let mut r = Resync::default();
+        assert!(r.begin());
+        for round in 1..RESYNC_ROUNDS {
+            assert!(!r.begin());
+            assert!(r.round_done(round));
+        }
+        assert!(!r.begin());
+        assert!(!r.round_done(RESYNC_ROUNDS), "at most RESYNC_ROUNDS rounds");
+        assert!(r.begin(), "free for the next return of the store");
+    }
 }
