@@ -84,6 +84,9 @@ pub struct ClusterLab {
     /// The store's namespace.
     pub store_ns: Netns,
     redis: Option<Child>,
+    /// Extra `redis-cli` arguments (`--tls`, credentials) for a store started with
+    /// [`Self::start_store_with`].
+    cli_extra: Vec<String>,
 }
 
 impl ClusterLab {
@@ -114,6 +117,7 @@ impl ClusterLab {
             b,
             store_ns,
             redis: None,
+            cli_extra: Vec::new(),
         }
     }
 
@@ -172,7 +176,14 @@ impl ClusterLab {
 
     /// Start the store (`redis-server`, no persistence) and wait until it answers.
     pub fn start_store(&mut self) {
+        self.start_store_with(&[], &[]);
+    }
+
+    /// [`Self::start_store`] with extra `redis-server` arguments (TLS, `--requirepass`,
+    /// `--user`) and the `redis-cli` arguments that reach it then.
+    pub fn start_store_with(&mut self, server_args: &[String], cli_args: &[String]) {
         assert!(self.redis.is_none(), "the store is already running");
+        self.cli_extra = cli_args.to_vec();
         let bind = format!("{STORE_A_IP} {STORE_B_IP}");
         let child = self
             .store_ns
@@ -195,6 +206,7 @@ impl ClusterLab {
             ])
             .arg("--dir")
             .arg(&self.lab.dir)
+            .args(server_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -228,8 +240,101 @@ impl ClusterLab {
         let host = STORE_A_IP.to_string();
         let port = STORE_PORT.to_string();
         let mut argv = vec!["redis-cli", "-h", &host, "-p", &port, "--no-raw"];
+        argv.extend(self.cli_extra.iter().map(String::as_str));
         argv.extend_from_slice(args);
         self.store_ns.exec(&argv)
+    }
+}
+
+impl ClusterLab {
+    /// The store's PID (the redis-server this lab started).
+    pub fn store_pid(&self) -> u32 {
+        self.redis.as_ref().expect("the store runs").id()
+    }
+
+    /// Freeze the store (SIGSTOP): its sockets stay open, nothing answers.
+    pub fn pause_store(&self) {
+        self.signal_store("-STOP");
+    }
+
+    /// Thaw it (SIGCONT).
+    pub fn resume_store(&self) {
+        self.signal_store("-CONT");
+    }
+
+    fn signal_store(&self, signal: &str) {
+        let pid = self.store_pid().to_string();
+        let ok = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {signal} {pid}");
+    }
+
+    /// Wait until the heartbeat key of `node` exists in the store.
+    pub fn wait_heartbeat(&self, node: Node, timeout: Duration) -> Result<(), String> {
+        let key = format!("rocserv:node:{}", node.name());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, out) = self.redis_cli(&["EXISTS", &key]);
+            if out.contains("(integer) 1") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{key} missing: {out}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A TLS store: a CA and a certificate for the store's two addresses, written to the lab
+    /// directory. Returns the CA file and the server arguments for a `--tls-port` of
+    /// [`STORE_PORT`] + 1 beside the plain port (which [`Self::redis_cli`] keeps using).
+    pub fn store_tls(&self) -> (PathBuf, Vec<String>) {
+        let dir = &self.lab.dir;
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "store test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let params =
+            rcgen::CertificateParams::new(vec![STORE_A_IP.to_string(), STORE_B_IP.to_string()])
+                .expect("params");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("store cert");
+        let (ca_path, cert_path, key_path) = (
+            dir.join("store-ca.pem"),
+            dir.join("store-cert.pem"),
+            dir.join("store-key.pem"),
+        );
+        std::fs::write(&ca_path, ca_cert.pem()).expect("write CA");
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        let server = vec![
+            "--tls-port".to_owned(),
+            (STORE_PORT + 1).to_string(),
+            "--tls-cert-file".to_owned(),
+            cert_path.display().to_string(),
+            "--tls-key-file".to_owned(),
+            key_path.display().to_string(),
+            "--tls-ca-cert-file".to_owned(),
+            ca_path.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        (ca_path, server)
+    }
+
+    /// The `rediss://` URL of the TLS port of [`Self::store_tls`] for node `node`.
+    pub fn store_tls_url(&self, node: Node) -> String {
+        format!("rediss://{}:{}/0", node.store_ip(), STORE_PORT + 1)
     }
 }
 

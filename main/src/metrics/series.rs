@@ -20,6 +20,8 @@ pub struct Gathered {
     pub worker_spawn: HistogramSnapshot,
     pub secmod_request: HistogramSnapshot,
     pub secmod_pending: u64,
+    /// `cluster-store` (ours): this node's name and whether sec-mod last found the store.
+    pub cluster: Option<(String, bool)>,
 }
 
 /// Gather from the live server. Reads each tunnel's device counters from sysfs (as occtl
@@ -39,6 +41,10 @@ pub fn gather(shared: &crate::state::Shared) -> Gathered {
         worker_spawn: shared.counters.worker_spawn.snapshot(),
         secmod_request: shared.counters.secmod_request.snapshot(),
         secmod_pending: u64::try_from(shared.secmod.pending()).unwrap_or(u64::MAX),
+        cluster: shared
+            .cluster
+            .as_ref()
+            .map(|c| (c.node.clone(), c.store_up())),
     }
 }
 
@@ -244,6 +250,20 @@ pub fn render(g: &Gathered) -> String {
         h.sum_secs,
         h.count,
     );
+    if let Some((node, up)) = &g.cluster {
+        e.family(
+            "rocserv_cluster_info",
+            Kind::Gauge,
+            "Always 1: this node's cluster-node name as a label (cluster-store set).",
+        );
+        e.sample("rocserv_cluster_info", &[("node", node)], 1u64);
+        e.family(
+            "rocserv_cluster_store_up",
+            Kind::Gauge,
+            "1 while the cluster store answers; 0: this node works alone.",
+        );
+        e.sample("rocserv_cluster_store_up", &[], u64::from(*up));
+    }
     e.finish()
 }
 
@@ -337,6 +357,7 @@ mod tests {
             worker_spawn: counters.worker_spawn.snapshot(),
             secmod_request: counters.secmod_request.snapshot(),
             secmod_pending: 1,
+            cluster: None,
         }
     }
 
@@ -366,6 +387,21 @@ mod tests {
         assert!(has(r#"rocserv_worker_spawn_seconds_bucket{le="0.005"} 1"#));
         assert!(has("rocserv_worker_spawn_seconds_count 1"));
         assert!(has("rocserv_secmod_pending_requests 1"));
+        assert!(!doc.contains("rocserv_cluster"), "no cluster series alone");
+    }
+
+    #[test]
+    fn the_cluster_series() {
+        let mut g = gathered(Vec::new());
+        g.cluster = Some(("node-a".to_owned(), false));
+        let doc = render(&g);
+        let has = |line: &str| doc.lines().any(|l| l == line);
+        assert!(has(r#"rocserv_cluster_info{node="node-a"} 1"#), "{doc}");
+        assert!(has("rocserv_cluster_store_up 0"), "{doc}");
+        g.cluster = Some(("node-a".to_owned(), true));
+        assert!(render(&g)
+            .lines()
+            .any(|l| l == "rocserv_cluster_store_up 1"));
     }
 
     /// Every family appears once, each sample belongs to the family above it, and every name

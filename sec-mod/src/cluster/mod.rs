@@ -48,6 +48,8 @@ pub struct Cluster {
     /// `cluster-node`.
     pub node: String,
     pub store: Store,
+    /// [`resync`]: one run at a time.
+    resyncing: std::sync::Mutex<Resync>,
 }
 
 impl Cluster {
@@ -60,6 +62,7 @@ impl Cluster {
         let cluster = Arc::new(Self {
             node: settings.node.clone(),
             store,
+            resyncing: std::sync::Mutex::new(Resync::default()),
         });
         let (events, rx) = mpsc::unbounded_channel();
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
@@ -140,19 +143,15 @@ pub fn unix_ms() -> u64 {
 /// Renew this node's heartbeat key every [`HEARTBEAT`]; this is also what notices the store
 /// coming back when nothing else is asked of it.
 async fn heartbeat(cluster: Arc<Cluster>) {
-    let key = keys::node(&cluster.node);
-    let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
     let mut every = tokio::time::interval(HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let set = redis::cmd("SET")
-            .arg(&key)
-            .arg(unix_ms())
-            .arg("PX")
-            .arg(ttl)
-            .clone();
-        if let Err(e) = cluster.store.cmd::<()>("heartbeat", &set).await {
+        if let Err(e) = cluster
+            .store
+            .probe::<()>("heartbeat", &heartbeat_cmd(&cluster))
+            .await
+        {
             log::debug!("cluster heartbeat: {e}");
         }
     }
@@ -179,25 +178,50 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
                 continue;
             }
         };
-        if let Err(e) = pubsub.subscribe(keys::BUS).await {
-            log::debug!("cluster bus: cannot subscribe: {e}");
-            tokio::time::sleep(RESUBSCRIBE).await;
-            continue;
-        }
-        log::debug!("cluster bus: subscribed");
-        let mut stream = pubsub.on_message();
-        while let Some(msg) = stream.next().await {
-            match BusMessage::decode(msg.get_payload_bytes()) {
-                Ok(m) if m.from == cluster.node => {}
-                Ok(m) => {
-                    if events.send(Event::Bus(m)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => log::debug!("cluster bus: skipped a message: {e}"),
+        match tokio::time::timeout(store::COMMAND_TIMEOUT, pubsub.subscribe(keys::BUS)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                log::debug!("cluster bus: cannot subscribe: {e}");
+                tokio::time::sleep(RESUBSCRIBE).await;
+                continue;
+            }
+            Err(_) => {
+                log::debug!("cluster bus: no answer to SUBSCRIBE");
+                tokio::time::sleep(RESUBSCRIBE).await;
+                continue;
             }
         }
-        log::debug!("cluster bus: connection lost");
+        log::debug!("cluster bus: subscribed");
+        // A store the command link finds down may have left this connection half-open (a
+        // partition sends no RST): open a fresh one rather than wait on it for ever.
+        let mut state = cluster.store.watch();
+        state.mark_unchanged();
+        let mut stream = pubsub.on_message();
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    match BusMessage::decode(msg.get_payload_bytes()) {
+                        Ok(m) if m.from == cluster.node => {}
+                        Ok(m) => {
+                            if events.send(Event::Bus(m)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => log::debug!("cluster bus: skipped a message: {e}"),
+                    }
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *state.borrow_and_update() == Some(false) {
+                        break;
+                    }
+                }
+            }
+        }
+        log::debug!("cluster bus: connection lost or store down; reopening");
         tokio::time::sleep(RESUBSCRIBE).await;
     }
 }
@@ -212,11 +236,110 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
     }
 }
 
+/// Longest one area's re-assertion may take in [`resync`]; its store commands are bounded
+/// each, this bounds how many it makes.
+pub const RESYNC_AREA_BOUND: Duration = Duration::from_secs(10);
+/// Most runs one [`resync`] call makes back to back (the store came back again meanwhile).
+const RESYNC_ROUNDS: usize = 3;
+
+/// Whether a [`resync`] runs, and whether another was asked for meanwhile (sans-IO).
+#[derive(Debug, Default)]
+struct Resync {
+    running: bool,
+    again: bool,
+}
+
+impl Resync {
+    /// A resync is asked for: whether the caller runs it (else the running one goes round
+    /// once more).
+    fn begin(&mut self) -> bool {
+        if self.running {
+            self.again = true;
+            return false;
+        }
+        self.running = true;
+        self.again = false;
+        true
+    }
+
+    /// Round `round` (from 1) is done: whether to go round once more.
+    fn round_done(&mut self, round: usize) -> bool {
+        let again = self.again && round < RESYNC_ROUNDS;
+        self.again = false;
+        if !again {
+            // A request after this is served by a run of its own.
+            self.running = false;
+        }
+        again
+    }
+}
+
 /// The store came back (or was reached for the first time): write again what this node holds,
 /// since asynchronous replication or a restarted store may have lost it (doc/cluster.md
-/// "Failure"). Runs on a task of its own.
+/// "Failure"). Runs on a task of its own; never two at once: a call while one runs (a
+/// flapping store) makes the running one go round once more instead, at most
+/// [`RESYNC_ROUNDS`] times, and each area is bounded by [`RESYNC_AREA_BOUND`].
 pub async fn resync(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let _ = (shared, cluster);
+    if !lock_resync(&cluster).begin() {
+        return;
+    }
+    for round in 1..=RESYNC_ROUNDS {
+        let started = std::time::Instant::now();
+        resync_areas(&shared, &cluster).await;
+        log::info!(
+            "cluster store {}: this node's state written again in {} ms",
+            cluster.store.url(),
+            started.elapsed().as_millis()
+        );
+        if !lock_resync(&cluster).round_done(round) {
+            return;
+        }
+    }
+}
+
+fn lock_resync(cluster: &Cluster) -> std::sync::MutexGuard<'_, Resync> {
+    // The guarded state is two flags, valid whatever a panicking holder did.
+    cluster
+        .resyncing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What each area writes again when the store is back: ONE line per area, each an `async fn
+/// (&Arc<Shared>, &Arc<Cluster>) -> Result<(), StoreError>` in that area's submodule, run in
+/// turn, each bounded by [`RESYNC_AREA_BOUND`] (a down store makes them fail at once).
+async fn resync_areas(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
+    area("heartbeat", heartbeat_now(shared, cluster)).await;
+}
+
+/// Run one area's re-assertion within its bound; its failure is logged, never fatal.
+async fn area(name: &str, work: impl std::future::Future<Output = Result<(), StoreError>>) {
+    match tokio::time::timeout(RESYNC_AREA_BOUND, work).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::warn!("cluster resync of {name}: {e}"),
+        Err(_) => log::warn!(
+            "cluster resync of {name}: not done within {RESYNC_AREA_BOUND:?}; \
+             the next return of the store tries again"
+        ),
+    }
+}
+
+/// This node's heartbeat key at once, rather than at the next tick.
+async fn heartbeat_now(_shared: &Arc<Shared>, cluster: &Arc<Cluster>) -> Result<(), StoreError> {
+    cluster
+        .store
+        .cmd::<()>("heartbeat", &heartbeat_cmd(cluster))
+        .await
+}
+
+fn heartbeat_cmd(cluster: &Cluster) -> redis::Cmd {
+    let ttl = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+    redis::cmd("SET")
+        .arg(keys::node(&cluster.node))
+        .arg(unix_ms())
+        .arg("PX")
+        .arg(ttl)
+        .clone()
 }
 
 /// A notice from main.
@@ -256,4 +379,38 @@ pub async fn on_query(
 /// What main hears when the store's state changes.
 pub fn state_notice(up: bool) -> FromSecMod {
     FromSecMod::Cluster(FromCluster::StoreState { up })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Resync, RESYNC_ROUNDS};
+
+    #[test]
+    fn one_resync_at_a_time() {
+        let mut r = Resync::default();
+        assert!(r.begin(), "the first request runs");
+        assert!(!r.begin(), "a second while it runs does not start another");
+        assert!(!r.begin());
+        assert!(
+            r.round_done(1),
+            "but makes the running one go round once more"
+        );
+        assert!(!r.begin());
+        assert!(r.round_done(2));
+        assert!(!r.round_done(3), "nothing asked meanwhile: done");
+        assert!(r.begin(), "a later request runs again");
+    }
+
+    #[test]
+    fn a_flapping_store_is_bounded() {
+        let mut r = Resync::default();
+        assert!(r.begin());
+        for round in 1..RESYNC_ROUNDS {
+            assert!(!r.begin());
+            assert!(r.round_done(round));
+        }
+        assert!(!r.begin());
+        assert!(!r.round_done(RESYNC_ROUNDS), "at most RESYNC_ROUNDS rounds");
+        assert!(r.begin(), "free for the next return of the store");
+    }
 }

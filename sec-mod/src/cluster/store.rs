@@ -1,6 +1,12 @@
 //! The link to the store: one multiplexed connection (redis-rs `ConnectionManager`, which
 //! reconnects by itself) for commands, every command bounded by [`COMMAND_TIMEOUT`], and the
 //! store's state (up/down), logged once per change.
+//!
+//! The state is also a circuit breaker ([`Breaker`]): while the store is known down, a command
+//! fails at once ([`StoreError::Down`]) instead of waiting up to [`COMMAND_TIMEOUT`], so a
+//! login or CONNECT on a node whose store is gone costs what it costs without a store. Only
+//! probes ([`Store::probe`]: the heartbeat) still try, and the first one that succeeds closes
+//! the breaker again.
 
 use std::time::Duration;
 
@@ -25,9 +31,43 @@ pub enum StoreError {
     Refused { what: &'static str, why: String },
 }
 
+/// What one attempt at the store came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The store answered (even with an error of its own: it is there).
+    Reached,
+    /// No connection, or no answer in time.
+    Unreachable,
+}
+
+/// The circuit breaker's rules, sans-IO: the state is the store's last known reachability
+/// (`None` before the first attempt, which is let through like any while the state is unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Breaker {
+    pub up: Option<bool>,
+}
+
+impl Breaker {
+    /// Whether an attempt may go to the store: a probe always; anything else unless the store
+    /// is known down (then it fails at once).
+    pub fn admits(self, probe: bool) -> bool {
+        probe || self.up != Some(false)
+    }
+
+    /// The state after `outcome`; `Some(up)` when it changed (to log and tell main once).
+    pub fn record(&mut self, outcome: Outcome) -> Option<bool> {
+        let up = outcome == Outcome::Reached;
+        (self.up.replace(up) != Some(up)).then_some(up)
+    }
+}
+
 /// The command link.
 pub struct Store {
     url: StoreUrl,
+    /// What to name in the "unreachable" line when the store refuses our credentials or its
+    /// certificate does not verify: the option to look at (with its file).
+    auth_hint: Option<String>,
+    ca_hint: Option<String>,
     client: redis::Client,
     conn: ConnectionManager,
     /// Up or down (`None` until the first command): sec-mod's loop tells main and
@@ -86,6 +126,15 @@ impl Store {
             .map_err(|e| format!("cluster-store {url}: {e}"))?;
         Ok(Self {
             url: url.clone(),
+            auth_hint: settings
+                .auth_file
+                .as_ref()
+                .map(|p| format!("cluster-store-auth-file {}", p.display())),
+            ca_hint: settings
+                .ca_cert
+                .as_ref()
+                .filter(|_| url.tls)
+                .map(|p| format!("cluster-store-ca-cert {}", p.display())),
             client,
             conn,
             up: tokio::sync::watch::Sender::new(None),
@@ -113,7 +162,28 @@ impl Store {
     }
 
     /// Run one command, bounded by [`COMMAND_TIMEOUT`]. `what` names it in errors and logs.
+    /// Fails at once while the store is known down (see [`Breaker`]).
     pub async fn cmd<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.admit(what, false)?;
+        self.send(what, cmd).await
+    }
+
+    /// Run one command even while the store is known down (the heartbeat): this is what finds
+    /// the store back and closes the breaker.
+    pub async fn probe<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.admit(what, true)?;
+        self.send(what, cmd).await
+    }
+
+    async fn send<T: FromRedisValue>(
         &self,
         what: &'static str,
         cmd: &redis::Cmd,
@@ -129,6 +199,7 @@ impl Store {
         what: &'static str,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
+        self.admit(what, false)?;
         let mut conn = self.conn.clone();
         let answer = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<T>(&mut conn)).await;
         self.judge(what, answer)
@@ -140,10 +211,23 @@ impl Store {
         what: &'static str,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
+        self.admit(what, false)?;
         let mut conn = self.conn.clone();
         let answer =
             tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await;
         self.judge(what, answer)
+    }
+
+    /// The breaker's verdict for one attempt.
+    fn admit(&self, what: &'static str, probe: bool) -> Result<(), StoreError> {
+        let breaker = Breaker {
+            up: *self.up.borrow(),
+        };
+        if breaker.admits(probe) {
+            Ok(())
+        } else {
+            Err(StoreError::Down(format!("{what}: the store is down")))
+        }
     }
 
     fn judge<T>(
@@ -157,7 +241,7 @@ impl Store {
                 Ok(value)
             }
             Ok(Err(e)) if is_connection_error(&e) => {
-                let why = e.to_string();
+                let why = self.explain(&e);
                 self.set_up(false, Some(&why));
                 Err(StoreError::Down(why))
             }
@@ -173,12 +257,44 @@ impl Store {
         }
     }
 
+    /// `e`, with the option to check when it is about our credentials or the store's
+    /// certificate (the one line an admin reads must say where to look).
+    fn explain(&self, e: &redis::RedisError) -> String {
+        let text = e.to_string();
+        let hint = match problem(e) {
+            Problem::Credentials => Some(self.auth_hint.as_deref().map_or_else(
+                || "the store wants credentials: set cluster-store-auth-file".to_owned(),
+                |h| format!("check {h}"),
+            )),
+            Problem::Certificate => Some(self.ca_hint.as_deref().map_or_else(
+                || {
+                    "its certificate does not verify against the system's roots: \
+                    set cluster-store-ca-cert"
+                        .to_owned()
+                },
+                |h| format!("check {h}"),
+            )),
+            Problem::Other => None,
+        };
+        match hint {
+            Some(hint) => format!("{text}; {hint}"),
+            None => text,
+        }
+    }
+
     /// Record the store's state; returns whether it changed. A change is logged here, once.
     pub fn set_up(&self, up: bool, why: Option<&str>) -> bool {
-        if !self
-            .up
-            .send_if_modified(|state| state.replace(up) != Some(up))
-        {
+        let outcome = if up {
+            Outcome::Reached
+        } else {
+            Outcome::Unreachable
+        };
+        if !self.up.send_if_modified(|state| {
+            let mut breaker = Breaker { up: *state };
+            let changed = breaker.record(outcome).is_some();
+            *state = breaker.up;
+            changed
+        }) {
             return false;
         }
         if up {
@@ -198,11 +314,144 @@ impl Store {
     }
 }
 
-/// Whether `e` means "no usable connection" (as opposed to the store refusing a command).
+/// What an error says about our configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    Credentials,
+    Certificate,
+    Other,
+}
+
+fn problem(e: &redis::RedisError) -> Problem {
+    let text = e.to_string();
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || refused_credentials(e) {
+        Problem::Credentials
+    } else if text.contains("certificate") || text.contains("Certificate") {
+        Problem::Certificate
+    } else {
+        Problem::Other
+    }
+}
+
+/// The store says we are not (or wrongly) authenticated: `NOAUTH` (a password is required)
+/// or `WRONGPASS`, the error codes of Redis and Valkey.
+fn refused_credentials(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+}
+
+/// Whether `e` means "no usable connection" (as opposed to the store refusing a command). A
+/// store that refuses our credentials is as unusable as an absent one.
 fn is_connection_error(e: &redis::RedisError) -> bool {
-    e.is_io_error()
+    refused_credentials(e)
+        || e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_unrecoverable_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Breaker, Outcome};
+
+    #[test]
+    fn unknown_admits_everything() {
+        let b = Breaker::default();
+        assert!(b.admits(false));
+        assert!(b.admits(true));
+    }
+
+    #[test]
+    fn down_refuses_commands_but_not_probes() {
+        let mut b = Breaker::default();
+        assert_eq!(b.record(Outcome::Unreachable), Some(false));
+        assert!(!b.admits(false), "a command while down fails at once");
+        assert!(b.admits(true), "the heartbeat still probes");
+    }
+
+    #[test]
+    fn a_probe_that_reaches_the_store_closes_the_breaker() {
+        let mut b = Breaker::default();
+        b.record(Outcome::Unreachable);
+        assert_eq!(b.record(Outcome::Reached), Some(true));
+        assert!(b.admits(false));
+    }
+
+    #[test]
+    fn each_change_is_reported_once() {
+        let mut b = Breaker::default();
+        assert_eq!(b.record(Outcome::Reached), Some(true));
+        assert_eq!(b.record(Outcome::Reached), None);
+        assert_eq!(b.record(Outcome::Unreachable), Some(false));
+        assert_eq!(b.record(Outcome::Unreachable), None);
+        assert_eq!(b.record(Outcome::Unreachable), None);
+        assert_eq!(b.record(Outcome::Reached), Some(true));
+    }
+
+    #[test]
+    fn one_failure_opens_it() {
+        // Each failed attempt costs up to COMMAND_TIMEOUT to someone's login: the first one
+        // is enough to know.
+        let mut b = Breaker { up: Some(true) };
+        b.record(Outcome::Unreachable);
+        assert!(!b.admits(false));
+    }
+
+    /// A store that accepts connections and never answers (a frozen redis-server): the first
+    /// command waits its bound, the next ones fail at once; a probe still tries.
+    #[tokio::test]
+    async fn a_hung_store_costs_one_timeout_then_nothing() {
+        use std::time::{Duration, Instant};
+
+        use rocserv_proto::cluster::StoreUrl;
+        use rocserv_proto::ipc::cluster::ClusterSettings;
+
+        use super::{Store, StoreError, COMMAND_TIMEOUT};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accept and hold the connections without a word.
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                conns.push(conn);
+            }
+        });
+        let store = Store::new(&ClusterSettings {
+            store: StoreUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port,
+                db: 0,
+            },
+            node: "n".into(),
+            auth_file: None,
+            ca_cert: None,
+        })
+        .unwrap();
+        let ping = redis::cmd("PING");
+        let started = Instant::now();
+        let first = store.cmd::<String>("PING", &ping).await;
+        assert!(matches!(first, Err(StoreError::Down(_))), "{first:?}");
+        assert!(started.elapsed() >= COMMAND_TIMEOUT / 2);
+        assert!(!store.is_up());
+        for _ in 0..5 {
+            let started = Instant::now();
+            let next = store.cmd::<String>("PING", &ping).await;
+            assert!(matches!(next, Err(StoreError::Down(_))), "{next:?}");
+            assert!(
+                started.elapsed() < Duration::from_millis(100),
+                "a command while the store is known down must fail at once, took {:?}",
+                started.elapsed()
+            );
+        }
+        let started = Instant::now();
+        let probe = store.probe::<String>("PING", &ping).await;
+        assert!(probe.is_err());
+        assert!(
+            started.elapsed() >= COMMAND_TIMEOUT / 2,
+            "a probe goes to the store"
+        );
+        held.abort();
+    }
 }
