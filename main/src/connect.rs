@@ -243,7 +243,7 @@ pub async fn handle(
     // cluster-route-add-cmd / -del-cmd (ours, doc/cluster.md "Addresses"): this node serves
     // the address now, so a routing daemon can move its /32 here. In the background (never
     // awaited); the removal runs at release, before a takeover's addition.
-    if let Some((_, remote, _)) = ipv4 {
+    if let (Some((_, remote, _)), true) = (ipv4, shared.cluster.is_some()) {
         let net = IpNet {
             addr: std::net::IpAddr::V4(remote),
             prefix: 32,

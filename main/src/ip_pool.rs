@@ -306,6 +306,12 @@ impl IpPool {
         if !req.fits(addr) {
             return Err(LeaseError::Taken(addr));
         }
+        // Another connection of the session still uses its address (see `plan`).
+        if let Some(own) = self.by_sid.get(&sid).and_then(|a| self.leases.get(a)) {
+            if own.state == LeaseState::Active && own.worker != worker {
+                return Err(LeaseError::InUse);
+            }
+        }
         if let Some(lease) = self.leases.get_mut(&addr) {
             if lease.sid == sid {
                 if lease.state == LeaseState::Active && lease.worker != worker {
@@ -922,6 +928,65 @@ mod tests {
             .unwrap();
         assert_eq!(c.remote, Ipv4Addr::new(10, 77, 0, 9));
         assert_eq!(p.held(), 1);
+    }
+
+    #[test]
+    fn plan_skips_addresses_held_elsewhere_and_take_checks_again() {
+        let mut p = IpPool::new(false);
+        let now = Instant::now();
+        let req = request("10.77.0.0", 29); // .2 to .6
+        let skip: HashSet<Ipv4Addr> = [Ipv4Addr::new(10, 77, 0, 2)].into();
+        let plan = p
+            .plan(&req, SessionId(1), WorkerId(1), "alice", now, &skip, 3)
+            .unwrap();
+        let want: Vec<_> = (3..=5).map(|h| Ipv4Addr::new(10, 77, 0, h)).collect();
+        assert_eq!(plan, Plan::Pool(want));
+        // Nothing is taken by planning.
+        assert_eq!(p.held(), 0);
+        // The cluster gave .4: taken here.
+        let a = Ipv4Addr::new(10, 77, 0, 4);
+        let g = p
+            .take(&req, SessionId(1), WorkerId(1), "alice", a, now)
+            .unwrap();
+        assert_eq!(g.remote, a);
+        assert_eq!(
+            p.plan(&req, SessionId(1), WorkerId(1), "alice", now, &skip, 3),
+            Ok(Plan::Own(a))
+        );
+        // Another session cannot take it here, whatever the store says.
+        assert_eq!(
+            p.take(&req, SessionId(2), WorkerId(2), "bob", a, now),
+            Err(LeaseError::Taken(a))
+        );
+        // An address outside the session's network is refused.
+        let out = Ipv4Addr::new(10, 99, 0, 9);
+        assert_eq!(
+            p.take(&req, SessionId(2), WorkerId(2), "bob", out, now),
+            Err(LeaseError::Taken(out))
+        );
+        // The session's own address held elsewhere now (in `skip`): given back, others offered.
+        let skip: HashSet<Ipv4Addr> = [a].into();
+        let plan = p
+            .plan(&req, SessionId(1), WorkerId(1), "alice", now, &skip, 1)
+            .unwrap();
+        assert_eq!(plan, Plan::Pool(vec![Ipv4Addr::new(10, 77, 0, 2)]));
+        assert_eq!(p.held(), 0);
+        // A session that moves to the address the store holds for it gives its old one back.
+        let b = Ipv4Addr::new(10, 77, 0, 5);
+        p.take(&req, SessionId(3), WorkerId(3), "carol", a, now)
+            .unwrap();
+        p.take(&req, SessionId(3), WorkerId(4), "carol", b, now)
+            .unwrap_err();
+        p.release(
+            SessionId(3),
+            WorkerId(3),
+            Some(now + Duration::from_secs(60)),
+        );
+        p.take(&req, SessionId(3), WorkerId(4), "carol", b, now)
+            .unwrap();
+        assert_eq!(p.holder(a), None);
+        assert_eq!(p.holder(b), Some("carol"));
+        assert_eq!(p.active().len(), 1);
     }
 
     #[test]
