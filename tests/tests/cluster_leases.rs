@@ -2,6 +2,7 @@
 //! per pool in the store, `explicit-ipv4` refused to another user on another node, the
 //! `cluster-route-add-cmd`/`-del-cmd` hooks, node-local leasing without the store and how the
 //! nodes settle a duplicate when it comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -233,7 +233,7 @@ fn parse_claim(words: &[String], candidates: &[Ipv4Addr]) -> Option<AddressClaim
 
 /// Triples (address among `known`, node name, user name of bounded length).
 fn parse_taken(words: &[String], known: &[Ipv4Addr]) -> Option<Vec<AddressTaken>> {
-    if words.len() % 3 != 0 || words.len() / 3 > known.len() {
+    if !words.len().is_multiple_of(3) || words.len() / 3 > known.len() {
         return None;
     }
     words
