@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use rocserv_e2e::client::{authenticate_at, Client, ClientOptions};
 use rocserv_e2e::cluster::{ClusterLab, Node};
 use rocserv_e2e::server::Server;
@@ -223,4 +224,49 @@ fn reconnect_on_b_keeps_the_address() {
         "the address follows the session"
     );
     drop((on_b, bob));
+}
+
+/// On one node with the store: the tunnel's end turns the record into a reservation for the
+/// session (`r`), and a reconnect with the cookie gets the address back and makes it live again.
+#[test]
+fn a_reconnect_on_the_same_node_keeps_the_address_and_the_record() {
+    let mut cl = ClusterLab::new();
+    cl.start_store();
+    let a = Server::start(
+        cl.ns(Node::A),
+        &cl.config(Node::A, &[("max-ban-score", "0")]),
+    );
+    wait_store(&[&a]);
+    let cookie = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("cookie");
+    let opts = ClientOptions {
+        url: Some(Node::A.url()),
+        ..ClientOptions::cookie(&cookie)
+    };
+    let mut first = Client::start(&cl.lab, &opts);
+    let up = first.wait_up(WAIT).expect("alice up");
+    let key = format!("rocserv:lease4:{}", up.address);
+    let record = || cl.redis_cli(&["GET", &key]).1;
+    assert!(record().contains(" a alice"), "live record: {}", record());
+    // SIGHUP: openconnect disconnects without logging out (the session stays).
+    first.signal(Signal::SIGHUP);
+    first.wait_exit(WAIT).expect("client exits on SIGHUP");
+    eventually("the record becomes a reservation", || {
+        record().contains(" r alice")
+    });
+    let (_, ttl) = cl.redis_cli(&["PTTL", &key]);
+    let ttl: i64 = ttl.trim().trim_start_matches("(integer) ").parse().unwrap();
+    assert!(
+        ttl > 200_000,
+        "kept for cookie-timeout (300 s) + 15 s: {ttl} ms"
+    );
+    let mut second = Client::start(&cl.lab, &opts);
+    let again = second.wait_up(WAIT).expect("alice up again");
+    assert_eq!(again.address, up.address);
+    eventually("the record is live again", || record().contains(" a alice"));
+    // A logout ends the session: the record goes.
+    second.signal(Signal::SIGINT);
+    second.wait_exit(WAIT).expect("client exits on SIGINT");
+    eventually("the record is deleted at logout", || {
+        !record().contains("alice")
+    });
 }
