@@ -18,6 +18,8 @@ pub struct Cluster {
     pub node: String,
     /// Whether sec-mod last said the store was reachable.
     store_up: AtomicBool,
+    /// Address leases across the nodes ([`crate::cluster_leases`]).
+    pub leases: crate::cluster_leases::Remote,
 }
 
 impl Cluster {
@@ -25,6 +27,7 @@ impl Cluster {
         Self {
             node,
             store_up: AtomicBool::new(false),
+            leases: crate::cluster_leases::Remote::default(),
         }
     }
 
@@ -56,6 +59,11 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
     };
     match notice {
         // sec-mod logged the change; main only keeps it (health, occtl, metrics).
-        FromCluster::StoreState { up } => cluster.store_up.store(up, Ordering::Relaxed),
+        FromCluster::StoreState { up } => {
+            cluster.store_up.store(up, Ordering::Relaxed);
+            if up {
+                cluster.leases.store_back();
+            }
+        }
     }
 }

@@ -22,11 +22,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::config::{Config, IpNet};
+use rocserv_proto::ipc::cluster::AddressHold;
 use rocserv_proto::ipc::{SessionId, WorkerId};
 use tokio::sync::{mpsc, watch};
 
 use crate::ip6_pool::{Ip6Leases, Lease6Error};
-use crate::ip_pool::{Grant, IpPool, LeaseError, LeaseRequest};
+use crate::ip_pool::{Grant, IpPool, LeaseError, LeaseRequest, Plan};
 use crate::iroutes::{Commands, Job};
 use crate::limits::Users;
 use crate::secmod::SecModClient;
@@ -127,6 +128,9 @@ pub struct Connections {
     pub tunnels: Registry,
     /// IPv6 leases of every pool (global, group and user `ipv6-network`s).
     ip6: Mutex<Ip6Leases>,
+    /// The queue of `cluster-route-add-cmd`/`-del-cmd` (its own task, in order: the removal
+    /// of an ending connection runs before the addition of the one that takes over).
+    cluster_routes: mpsc::UnboundedSender<Job>,
 }
 
 #[derive(Debug, Default)]
@@ -172,9 +176,11 @@ impl Connections {
     /// the jobs wait in [`Self::take_route_queue`].
     pub fn new(pool: IpPool) -> Self {
         let (route_jobs, queue) = mpsc::unbounded_channel();
+        let (cluster_routes, cluster_queue) = mpsc::unbounded_channel();
         let queue = match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(crate::iroutes::run(queue));
+                rt.spawn(crate::iroutes::run(cluster_queue));
                 None
             }
             Err(_) => Some(queue),
@@ -187,6 +193,7 @@ impl Connections {
             file_iroutes: Mutex::new(Vec::new()),
             tunnels: Registry::default(),
             ip6: Mutex::new(Ip6Leases::new(ip6_seed())),
+            cluster_routes,
         }
     }
 
@@ -364,6 +371,10 @@ struct Holds {
     secmod: Option<(SessionId, Arc<SecModClient>)>,
     /// Access rules on its tun device (`restrict-user-to-*`), taken out on release.
     firewall: Option<crate::firewall::Installed>,
+    /// Its address lease in the cluster store (released there too).
+    shared_lease: Option<(AddressHold, Arc<SecModClient>)>,
+    /// `cluster-route-del-cmd` for its address on its device (run at release).
+    cluster_route_del: Option<Vec<String>>,
 }
 
 /// One live connection: owns what main holds for it (see the module doc).
@@ -469,6 +480,51 @@ impl Conn {
             .lease(req, sid, self.worker, user, Instant::now())?;
         self.holds.lease = Some(sid);
         Ok(grant)
+    }
+
+    /// The addresses an address lease for session `sid` may get ([`IpPool::plan`]), skipping
+    /// those held on other nodes.
+    pub fn plan_lease(
+        &mut self,
+        req: &LeaseRequest,
+        sid: SessionId,
+        user: &str,
+        skip: &std::collections::HashSet<std::net::Ipv4Addr>,
+        max: usize,
+    ) -> Result<Plan, LeaseError> {
+        self.conns
+            .pool()
+            .plan(req, sid, self.worker, user, Instant::now(), skip, max)
+    }
+
+    /// Take `addr` (the cluster granted it) as the lease of session `sid` ([`IpPool::take`]).
+    pub fn take_lease(
+        &mut self,
+        req: &LeaseRequest,
+        sid: SessionId,
+        user: &str,
+        addr: std::net::Ipv4Addr,
+    ) -> Result<Grant, LeaseError> {
+        let grant = self
+            .conns
+            .pool()
+            .take(req, sid, self.worker, user, addr, Instant::now())?;
+        self.holds.lease = Some(sid);
+        Ok(grant)
+    }
+
+    /// The lease is recorded in the cluster store too: released there at release.
+    pub fn shared_lease(&mut self, hold: AddressHold, secmod: Arc<SecModClient>) {
+        self.holds.shared_lease = Some((hold, secmod));
+    }
+
+    /// This node serves the connection's address now: run `add` (in the background, after any
+    /// removal queued before it) and `del` at release.
+    pub fn cluster_route(&mut self, add: Option<Vec<String>>, del: Option<Vec<String>>) {
+        if let Some(argv) = add {
+            let _ = self.conns.cluster_routes.send(Job { argv, done: None });
+        }
+        self.holds.cluster_route_del = del;
     }
 
     /// Add the iroutes `nets` (`cmds`, built for this connection's device): `false` (logged by
@@ -583,6 +639,12 @@ impl Conn {
         }
         if let Some(sid) = holds.lease {
             self.conns.pool().release(sid, worker, keep_until);
+        }
+        if let Some(argv) = holds.cluster_route_del {
+            let _ = self.conns.cluster_routes.send(Job { argv, done: None });
+        }
+        if let Some((hold, secmod)) = holds.shared_lease {
+            crate::cluster_leases::release(hold, secmod, keep_until);
         }
         if let Some(sid) = holds.lease6 {
             self.conns.ip6().release(sid, worker, keep_until);

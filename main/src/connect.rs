@@ -133,9 +133,12 @@ pub async fn handle(
     // its fixed `explicit-ipv4`.
     let ipv4 = match policy.ipv4_network {
         None => None,
-        Some(_) => match LeaseRequest::from_policy(&policy)
-            .and_then(|req| conn.lease(&req, grant.sid, &grant.username))
-        {
+        Some(_) => match match LeaseRequest::from_policy(&policy) {
+            Ok(req) => {
+                crate::cluster_leases::lease(shared, conn, &req, grant.sid, &grant.username).await
+            }
+            Err(e) => Err(e),
+        } {
             Ok(g) => Some((g.local, g.remote, g.netmask)),
             Err(why) => {
                 log::error!("{peer}: CONNECT of {} refused: {why}", grant.username);
@@ -236,6 +239,19 @@ pub async fn handle(
             );
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
         }
+    }
+    // cluster-route-add-cmd / -del-cmd (ours, doc/cluster.md "Addresses"): this node serves
+    // the address now, so a routing daemon can move its /32 here. In the background (never
+    // awaited); the removal runs at release, before a takeover's addition.
+    if let (Some((_, remote, _)), true) = (ipv4, shared.cluster.is_some()) {
+        let net = IpNet {
+            addr: std::net::IpAddr::V4(remote),
+            prefix: 32,
+        };
+        let argv = |c: &rocserv_proto::config::route_cmd::RouteCmd| c.argv(&net, &device.name);
+        let add = config.cluster_route_add_cmd.as_ref().map(argv);
+        let del = config.cluster_route_del_cmd.as_ref().map(argv);
+        conn.cluster_route(add, del);
     }
     // Bandwidth limits, in the kernel before the worker holds the device (a limit that cannot
     // be installed refuses the CONNECT: it would be no limit at all). No limit, no work.

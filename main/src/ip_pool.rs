@@ -16,7 +16,7 @@
 //! name within the pool's network, so even a new login of the same user usually gets the same
 //! address (ocserv src/ip-lease.c does the same with its own hash).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -48,6 +48,9 @@ pub enum LeaseError {
     /// `explicit-ipv4`: the fixed address is held by another session.
     #[error("the fixed address {addr} (explicit-ipv4) is in use by a session of {holder}")]
     FixedInUse { addr: Ipv4Addr, holder: String },
+    /// The address is held by another session (here, or on another node of the cluster).
+    #[error("the address {0} is held by another session")]
+    Taken(Ipv4Addr),
     /// `explicit-ipv4` names the network, broadcast or server address of the network.
     #[error("the fixed address {0} (explicit-ipv4) is the network's own address, not a host's")]
     FixedInvalid(Ipv4Addr),
@@ -139,12 +142,23 @@ impl LeaseRequest {
     }
 
     /// Whether `addr` is what this request may get.
-    fn fits(&self, addr: Ipv4Addr) -> bool {
+    pub fn fits(&self, addr: Ipv4Addr) -> bool {
         match self.fixed {
             Some(fixed) => addr == fixed,
             None => self.range.leasable(addr),
         }
     }
+}
+
+/// What [`IpPool::plan`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The session's own address (a reconnect).
+    Own(Ipv4Addr),
+    /// Its `explicit-ipv4`.
+    Fixed(Ipv4Addr),
+    /// Candidates of the pool, best first (never empty).
+    Pool(Vec<Ipv4Addr>),
 }
 
 /// A granted lease: both ends of the point-to-point link and the pool's netmask.
@@ -204,38 +218,130 @@ impl IpPool {
         username: &str,
         now: Instant,
     ) -> Result<Grant, LeaseError> {
-        let grant = |remote| Grant {
-            local: req.range.server_address(),
-            remote,
-            netmask: req.range.netmask(),
+        let addr = match self.plan(req, sid, worker, username, now, &HashSet::new(), 1)? {
+            Plan::Own(a) | Plan::Fixed(a) => a,
+            Plan::Pool(c) => c.first().copied().ok_or(LeaseError::Exhausted)?,
         };
+        self.take(req, sid, worker, username, addr, now)
+    }
+
+    /// The addresses [`Self::lease`] would choose from, in its order of preference, without
+    /// taking one (the cluster decides which of them is free on every node, then
+    /// [`Self::take`]): the session's own, or its fixed one, or up to `max` candidates of the
+    /// pool that are free here and not in `skip` (held on another node). The session's own
+    /// address is given back when it no longer fits or is in `skip`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan(
+        &mut self,
+        req: &LeaseRequest,
+        sid: SessionId,
+        worker: WorkerId,
+        username: &str,
+        now: Instant,
+        skip: &HashSet<Ipv4Addr>,
+        max: usize,
+    ) -> Result<Plan, LeaseError> {
         if let Some(addr) = self.by_sid.get(&sid).copied() {
-            if let Some(lease) = self.leases.get_mut(&addr) {
+            if let Some(lease) = self.leases.get(&addr) {
                 if lease.state == LeaseState::Active && lease.worker != worker {
                     return Err(LeaseError::InUse);
                 }
-                if req.fits(addr) {
-                    lease.state = LeaseState::Active;
-                    lease.worker = worker;
-                    return Ok(grant(addr));
+                if req.fits(addr) && !skip.contains(&addr) {
+                    return Ok(Plan::Own(addr));
                 }
-                // The session's pool or fixed address changed (its files were edited): the
-                // old address goes back.
+                // The session's pool or fixed address changed (its files were edited), or
+                // another node gave the address away: the old address goes back.
                 self.leases.remove(&addr);
             }
             self.by_sid.remove(&sid);
         }
-        let addr = match req.fixed {
-            Some(fixed) => self.fixed(&req.range, fixed, username, now)?,
-            None => self
-                .free_address(&req.range, username)
-                .or_else(|| self.reclaim(&req.range, now))
-                .ok_or(LeaseError::Exhausted)?,
-        };
+        if let Some(fixed) = req.fixed {
+            return self
+                .fixed(&req.range, fixed, username, now)
+                .map(Plan::Fixed);
+        }
+        let mut candidates: Vec<Ipv4Addr> = self
+            .free_addresses(&req.range, username)
+            .filter(|a| !skip.contains(a))
+            .take(max)
+            .collect();
+        if candidates.len() < max {
+            let mut expired: Vec<(Instant, Ipv4Addr)> = self
+                .leases
+                .iter()
+                .filter(|(addr, _)| req.range.leasable(**addr) && !skip.contains(*addr))
+                .filter_map(|(addr, lease)| match lease.state {
+                    LeaseState::Reserved { until } if until <= now => Some((until, *addr)),
+                    LeaseState::Reserved { .. } | LeaseState::Active => None,
+                })
+                .collect();
+            expired.sort();
+            candidates.extend(
+                expired
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .filter(|a| !candidates.contains(a))
+                    .take(max - candidates.len())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if candidates.is_empty() {
+            return Err(LeaseError::Exhausted);
+        }
+        Ok(Plan::Pool(candidates))
+    }
+
+    /// Give `addr` (chosen by [`Self::plan`], or the session's address on another node) to
+    /// connection `worker` of session `sid`, if it may still have it here: free, the session's
+    /// own, a reservation of the same user or an expired one.
+    pub fn take(
+        &mut self,
+        req: &LeaseRequest,
+        sid: SessionId,
+        worker: WorkerId,
+        username: &str,
+        addr: Ipv4Addr,
+        now: Instant,
+    ) -> Result<Grant, LeaseError> {
+        if !req.fits(addr) {
+            return Err(LeaseError::Taken(addr));
+        }
+        // Another connection of the session still uses its address (see `plan`).
+        if let Some(own) = self.by_sid.get(&sid).and_then(|a| self.leases.get(a)) {
+            if own.state == LeaseState::Active && own.worker != worker {
+                return Err(LeaseError::InUse);
+            }
+        }
+        if let Some(lease) = self.leases.get_mut(&addr) {
+            if lease.sid == sid {
+                if lease.state == LeaseState::Active && lease.worker != worker {
+                    return Err(LeaseError::InUse);
+                }
+            } else {
+                let may = match lease.state {
+                    LeaseState::Reserved { until } => lease.username == username || until <= now,
+                    LeaseState::Active => false,
+                };
+                if !may {
+                    return Err(match req.fixed {
+                        Some(_) => LeaseError::FixedInUse {
+                            addr,
+                            holder: lease.username.clone(),
+                        },
+                        None => LeaseError::Taken(addr),
+                    });
+                }
+            }
+        }
         // Taking back the user's own reservation (or an expired one): forget the session that
-        // held it.
+        // held it. A session that held another address here gives it back.
         if let Some(old) = self.leases.get(&addr) {
             self.by_sid.remove(&old.sid);
+        }
+        if let Some(old) = self.by_sid.remove(&sid) {
+            if old != addr {
+                self.leases.remove(&old);
+            }
         }
         self.leases.insert(
             addr,
@@ -247,7 +353,29 @@ impl IpPool {
             },
         );
         self.by_sid.insert(sid, addr);
-        Ok(grant(addr))
+        Ok(Grant {
+            local: req.range.server_address(),
+            remote: addr,
+            netmask: req.range.netmask(),
+        })
+    }
+
+    /// The live leases (address, session, connection, user): what this node renews in the
+    /// cluster store.
+    pub fn active(&self) -> Vec<(Ipv4Addr, SessionId, WorkerId, String)> {
+        self.leases
+            .iter()
+            .filter(|(_, l)| l.state == LeaseState::Active)
+            .map(|(a, l)| (*a, l.sid, l.worker, l.username.clone()))
+            .collect()
+    }
+
+    /// The connection holding `addr` live, if one does.
+    pub fn active_worker(&self, addr: Ipv4Addr) -> Option<WorkerId> {
+        self.leases
+            .get(&addr)
+            .filter(|l| l.state == LeaseState::Active)
+            .map(|l| l.worker)
     }
 
     /// `explicit-ipv4`: free, or reserved for an earlier session of the same user, or reserved
@@ -314,8 +442,13 @@ impl IpPool {
     /// in use) for an earlier session of the same user. A new login of a user whose worker died
     /// thus gets the same address back instead of a second one (the issue's "kill -9 frees its
     /// address").
-    fn free_address(&self, range: &Range, username: &str) -> Option<Ipv4Addr> {
+    fn free_addresses<'a>(
+        &'a self,
+        range: &Range,
+        username: &'a str,
+    ) -> impl Iterator<Item = Ipv4Addr> + 'a {
         let size = range.size();
+        let first = range.first();
         let start = if self.predictable {
             fnv1a(username.as_bytes()) % size
         } else {
@@ -323,33 +456,16 @@ impl IpPool {
         };
         // u64: start + i may exceed u32 for a very large network.
         (0..u64::from(size))
-            .map(|i| {
+            .map(move |i| {
                 let offset = (u64::from(start) + i) % u64::from(size);
-                Ipv4Addr::from(range.first() + offset as u32)
+                Ipv4Addr::from(first + offset as u32)
             })
-            .find(|addr| match self.leases.get(addr) {
+            .filter(move |addr| match self.leases.get(addr) {
                 None => true,
                 Some(lease) => {
                     matches!(lease.state, LeaseState::Reserved { .. }) && lease.username == username
                 }
             })
-    }
-
-    /// Take back the reservation in `range` that expired first, if any has expired.
-    fn reclaim(&mut self, range: &Range, now: Instant) -> Option<Ipv4Addr> {
-        let (addr, sid) = self
-            .leases
-            .iter()
-            .filter(|(addr, _)| range.leasable(**addr))
-            .filter_map(|(addr, lease)| match lease.state {
-                LeaseState::Reserved { until } if until <= now => Some((until, *addr, lease.sid)),
-                LeaseState::Reserved { .. } | LeaseState::Active => None,
-            })
-            .min_by_key(|(until, _, _)| *until)
-            .map(|(_, addr, sid)| (addr, sid))?;
-        self.leases.remove(&addr);
-        self.by_sid.remove(&sid);
-        Some(addr)
     }
 }
 
@@ -812,6 +928,65 @@ mod tests {
             .unwrap();
         assert_eq!(c.remote, Ipv4Addr::new(10, 77, 0, 9));
         assert_eq!(p.held(), 1);
+    }
+
+    #[test]
+    fn plan_skips_addresses_held_elsewhere_and_take_checks_again() {
+        let mut p = IpPool::new(false);
+        let now = Instant::now();
+        let req = request("10.77.0.0", 29); // .2 to .6
+        let skip: HashSet<Ipv4Addr> = [Ipv4Addr::new(10, 77, 0, 2)].into();
+        let plan = p
+            .plan(&req, SessionId(1), WorkerId(1), "alice", now, &skip, 3)
+            .unwrap();
+        let want: Vec<_> = (3..=5).map(|h| Ipv4Addr::new(10, 77, 0, h)).collect();
+        assert_eq!(plan, Plan::Pool(want));
+        // Nothing is taken by planning.
+        assert_eq!(p.held(), 0);
+        // The cluster gave .4: taken here.
+        let a = Ipv4Addr::new(10, 77, 0, 4);
+        let g = p
+            .take(&req, SessionId(1), WorkerId(1), "alice", a, now)
+            .unwrap();
+        assert_eq!(g.remote, a);
+        assert_eq!(
+            p.plan(&req, SessionId(1), WorkerId(1), "alice", now, &skip, 3),
+            Ok(Plan::Own(a))
+        );
+        // Another session cannot take it here, whatever the store says.
+        assert_eq!(
+            p.take(&req, SessionId(2), WorkerId(2), "bob", a, now),
+            Err(LeaseError::Taken(a))
+        );
+        // An address outside the session's network is refused.
+        let out = Ipv4Addr::new(10, 99, 0, 9);
+        assert_eq!(
+            p.take(&req, SessionId(2), WorkerId(2), "bob", out, now),
+            Err(LeaseError::Taken(out))
+        );
+        // The session's own address held elsewhere now (in `skip`): given back, others offered.
+        let skip: HashSet<Ipv4Addr> = [a].into();
+        let plan = p
+            .plan(&req, SessionId(1), WorkerId(1), "alice", now, &skip, 1)
+            .unwrap();
+        assert_eq!(plan, Plan::Pool(vec![Ipv4Addr::new(10, 77, 0, 2)]));
+        assert_eq!(p.held(), 0);
+        // A session that moves to the address the store holds for it gives its old one back.
+        let b = Ipv4Addr::new(10, 77, 0, 5);
+        p.take(&req, SessionId(3), WorkerId(3), "carol", a, now)
+            .unwrap();
+        p.take(&req, SessionId(3), WorkerId(4), "carol", b, now)
+            .unwrap_err();
+        p.release(
+            SessionId(3),
+            WorkerId(3),
+            Some(now + Duration::from_secs(60)),
+        );
+        p.take(&req, SessionId(3), WorkerId(4), "carol", b, now)
+            .unwrap();
+        assert_eq!(p.holder(a), None);
+        assert_eq!(p.holder(b), Some("carol"));
+        assert_eq!(p.active().len(), 1);
     }
 
     #[test]

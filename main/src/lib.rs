@@ -59,6 +59,7 @@ pub mod ban;
 pub mod bounded_lines;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_leases;
 pub mod conn;
 pub mod connect;
 pub mod counters;
@@ -466,6 +467,7 @@ async fn start(
     shared.live.set_source(source.0, source.1);
     cluster::spawn(&shared);
     tokio::spawn(memory::trimmer());
+    cluster_leases::spawn(&shared);
     if let Some(udp) = udp {
         let netns = match netns.as_ref().map(service::Netns::try_clone).transpose() {
             Ok(ns) => ns,

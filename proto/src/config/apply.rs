@@ -343,8 +343,14 @@ pub(crate) fn supported(
         }
         "cluster-store-auth-file" => c.cluster_store_auth_file = Some(values::absolute_path(v)?),
         "cluster-store-ca-cert" => c.cluster_store_ca_cert = Some(values::absolute_path(v)?),
-        "cluster-route-add-cmd" => c.cluster_route_add_cmd = Some(v.to_owned()),
-        "cluster-route-del-cmd" => c.cluster_route_del_cmd = Some(v.to_owned()),
+        "cluster-route-add-cmd" => {
+            c.cluster_route_add_cmd =
+                Some(route_cmd::RouteCmd::parse(v).map_err(|e| e.to_string())?)
+        }
+        "cluster-route-del-cmd" => {
+            c.cluster_route_del_cmd =
+                Some(route_cmd::RouteCmd::parse(v).map_err(|e| e.to_string())?)
+        }
         "session-db" => {
             c.session_db = match v {
                 "none" => None,

@@ -480,8 +480,8 @@ pub struct Config {
     pub cluster_store_ca_cert: Option<PathBuf>,
     /// `cluster-route-add-cmd` / `cluster-route-del-cmd` (ours): run by main when this node
     /// starts / stops serving a VPN address, so a routing daemon can move the /32.
-    pub cluster_route_add_cmd: Option<String>,
-    pub cluster_route_del_cmd: Option<String>,
+    pub cluster_route_add_cmd: Option<route_cmd::RouteCmd>,
+    pub cluster_route_del_cmd: Option<route_cmd::RouteCmd>,
 }
 
 /// `log-format` (ours).

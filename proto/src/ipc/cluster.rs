@@ -27,6 +27,59 @@ pub enum ToCluster {
     /// main is draining (`server-drain-ms`, shutdown): sec-mod marks the node as leaving, so
     /// that the other nodes stop counting on it.
     Draining,
+    /// Connection `tag` of session `sid` stopped serving `addr` (leases, doc/cluster.md
+    /// "Addresses"): keep it for the session `keep_ms` more (its reconnect, anywhere), or free
+    /// it now (0). Nothing happens unless the store's record is still this connection's.
+    ReleaseAddress(AddressRelease),
+}
+
+/// An IPv4 lease as the store knows it: who holds it, from which connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressHold {
+    pub addr: std::net::Ipv4Addr,
+    pub sid: crate::ipc::SessionId,
+    /// The connection (main's worker id) on this node: a late release of an older connection
+    /// of the same session cannot touch a newer one's record.
+    pub worker: u64,
+    pub user: String,
+}
+
+/// See [`ToCluster::ReleaseAddress`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressRelease {
+    pub hold: AddressHold,
+    pub keep_ms: u64,
+}
+
+/// Claim one of `candidates` (in order) for connection `worker` of session `sid` of `user`,
+/// unless the session already holds an address in the store (a reconnect from another node:
+/// that one is answered). The record lives `ttl_ms` unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressClaim {
+    pub sid: crate::ipc::SessionId,
+    pub worker: u64,
+    pub user: String,
+    pub candidates: Vec<std::net::Ipv4Addr>,
+    pub ttl_ms: u64,
+}
+
+/// The answer to [`ClusterQuery::ClaimAddress`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AddressClaimed {
+    /// The session's own address in the store (it held one, on this or another node).
+    Previous(std::net::Ipv4Addr),
+    /// The first free candidate.
+    Claimed(std::net::Ipv4Addr),
+    /// Every candidate is held by another session: on which node, by which user.
+    Taken(Vec<AddressTaken>),
+}
+
+/// A candidate another session holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressTaken {
+    pub addr: std::net::Ipv4Addr,
+    pub node: String,
+    pub user: String,
 }
 
 /// sec-mod -> main, one-way.
@@ -42,6 +95,14 @@ pub enum FromCluster {
 pub enum ClusterQuery {
     /// The store's state and the nodes it knows (occtl `show status`, health).
     Status,
+    /// Claim an IPv4 address in the shared lease space (CONNECT).
+    ClaimAddress(AddressClaim),
+    /// Renew (or write again, after the store lost them) this node's live leases, each for
+    /// `ttl_ms`; the answer lists those another session holds now.
+    RenewAddresses {
+        holds: Vec<AddressHold>,
+        ttl_ms: u64,
+    },
 }
 
 /// sec-mod -> main: the answer to the [`ClusterQuery`] with the same id.
@@ -52,6 +113,11 @@ pub enum ClusterAnswer {
     Unavailable {
         why: String,
     },
+    AddressClaim(AddressClaimed),
+    /// The leases of [`ClusterQuery::RenewAddresses`] that another connection holds in the
+    /// store (given out elsewhere while this node could not reach the store, or taken over by
+    /// a reconnect of the session on another node).
+    AddressesLost(Vec<AddressTaken>),
 }
 
 /// The cluster as sec-mod sees it.
@@ -85,6 +151,39 @@ mod tests {
             store_up: true,
             nodes: vec!["a".into(), "b".into()],
         }));
+        let hold = AddressHold {
+            addr: "10.0.0.2".parse().unwrap(),
+            sid: crate::ipc::SessionId(7),
+            worker: 3,
+            user: "alice".into(),
+        };
+        roundtrip(&ToCluster::ReleaseAddress(AddressRelease {
+            hold: hold.clone(),
+            keep_ms: 315_000,
+        }));
+        roundtrip(&ClusterQuery::ClaimAddress(AddressClaim {
+            sid: crate::ipc::SessionId(7),
+            worker: 3,
+            user: "alice".into(),
+            candidates: vec!["10.0.0.2".parse().unwrap()],
+            ttl_ms: 1000,
+        }));
+        roundtrip(&ClusterQuery::RenewAddresses {
+            holds: vec![hold],
+            ttl_ms: 1000,
+        });
+        let taken = AddressTaken {
+            addr: "10.0.0.2".parse().unwrap(),
+            node: "b".into(),
+            user: "bob".into(),
+        };
+        roundtrip(&ClusterAnswer::AddressClaim(AddressClaimed::Taken(vec![
+            taken.clone(),
+        ])));
+        roundtrip(&ClusterAnswer::AddressClaim(AddressClaimed::Previous(
+            "10.0.0.3".parse().unwrap(),
+        )));
+        roundtrip(&ClusterAnswer::AddressesLost(vec![taken]));
         roundtrip(&ClusterAnswer::Unavailable {
             why: "timeout".into(),
         });

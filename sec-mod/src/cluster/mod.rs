@@ -8,6 +8,7 @@
 //! and when the store comes back [`resync`] writes what this node holds again.
 
 pub mod keys;
+pub mod leases;
 pub mod store;
 
 use std::sync::Arc;
@@ -351,6 +352,7 @@ pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToClu
                 log::warn!("cluster: cannot tell the other nodes that this one leaves: {e}");
             }
         }
+        ToCluster::ReleaseAddress(r) => leases::release(&cluster, r).await,
     }
 }
 
@@ -372,6 +374,10 @@ pub async fn on_query(
             }),
             Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
         },
+        ClusterQuery::ClaimAddress(c) => leases::claim(&cluster, c).await,
+        ClusterQuery::RenewAddresses { holds, ttl_ms } => {
+            leases::renew(&cluster, &holds, ttl_ms).await
+        }
     };
     let _ = out.send(vec![FromSecMod::ClusterAnswer { id, answer }]);
 }
