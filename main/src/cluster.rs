@@ -3,6 +3,8 @@
 //! of `rocserv_proto::ipc::cluster` ([`crate::secmod::SecModClient::cluster_query`] and
 //! `cluster_notice`). sec-mod's notices arrive here, on a task of their own.
 
+pub mod sessions;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -57,5 +59,6 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
     match notice {
         // sec-mod logged the change; main only keeps it (health, occtl, metrics).
         FromCluster::StoreState { up } => cluster.store_up.store(up, Ordering::Relaxed),
+        FromCluster::EndTunnel { sid } => sessions::end_tunnel(shared, sid),
     }
 }

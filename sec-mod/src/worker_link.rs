@@ -407,7 +407,13 @@ impl Link {
                 if let Err(step) = self.device_binding(&username, &granted, &open.facts).await {
                     return step;
                 }
-                self.complete(&username, granted, &open.facts)
+                let step = self.complete(&username, granted, &open.facts);
+                // `cluster-store`: the record is in the store before the cookie is handed
+                // out, so any node accepts it at once (bounded by the store's timeout).
+                if let (AuthStep::Complete { sid, .. }, Some(cluster)) = (&step, &self.shared.cluster) {
+                    crate::cluster::sessions::issued(&self.shared, cluster, *sid).await;
+                }
+                step
             }
             Event::Done(Verdict::Rejected(reason)) => {
                 let group = open.group.as_deref().unwrap_or("");

@@ -8,6 +8,7 @@
 //! and when the store comes back [`resync`] writes what this node holds again.
 
 pub mod keys;
+pub mod sessions;
 pub mod store;
 
 use std::sync::Arc;
@@ -208,6 +209,13 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
+            BusBody::Takeover { node, sid } if node == cluster.node => {
+                sessions::taken_over(rocserv_proto::ipc::SessionId(sid))
+            }
+            BusBody::Takeover { .. } => {}
+            BusBody::SessionDeleted { cookie_sha256 } => {
+                sessions::deleted_elsewhere(shared, cookie_sha256)
+            }
         },
     }
 }
@@ -216,7 +224,7 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
 /// since asynchronous replication or a restarted store may have lost it (doc/cluster.md
 /// "Failure"). Runs on a task of its own.
 pub async fn resync(shared: Arc<Shared>, cluster: Arc<Cluster>) {
-    let _ = (shared, cluster);
+    sessions::resync(&shared, &cluster).await;
 }
 
 /// A notice from main.
