@@ -640,7 +640,9 @@ async fn handle(
             };
             if let Some(cluster) = &shared.cluster {
                 let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
-                tokio::spawn(crate::cluster::sessions::started(shared, cluster, sid, worker));
+                tokio::spawn(crate::cluster::sessions::started(
+                    shared, cluster, sid, worker,
+                ));
             }
             shared.accounting.started(crate::accounting::Record {
                 sid,

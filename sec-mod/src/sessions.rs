@@ -399,7 +399,10 @@ impl Sessions {
     /// another session with the same id or cookie.
     pub fn import(&mut self, imported: Imported, now: Instant) -> Result<(), IssueError> {
         let key = CookieKey(imported.cookie_sha256);
-        match (self.by_cookie.get(&key), self.by_sid.contains_key(&imported.sid)) {
+        match (
+            self.by_cookie.get(&key),
+            self.by_sid.contains_key(&imported.sid),
+        ) {
             (Some(sid), _) if *sid == imported.sid => return Ok(()),
             (None, false) => {}
             _ => return Err(IssueError::Collision),
@@ -734,10 +737,7 @@ mod tests {
         b.import(exported.clone(), t0 + secs(41)).unwrap();
         let mut clash = exported.clone();
         clash.cookie_sha256 = [9; 32];
-        assert_eq!(
-            b.import(clash, t0 + secs(41)),
-            Err(IssueError::Collision)
-        );
+        assert_eq!(b.import(clash, t0 + secs(41)), Err(IssueError::Collision));
         let grant = b.open(&c.cookie, t0 + secs(50)).unwrap();
         assert_eq!((grant.sid, grant.age_ms), (c.sid, 50_000));
         assert_eq!(grant.username, "alice");

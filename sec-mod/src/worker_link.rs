@@ -410,7 +410,9 @@ impl Link {
                 let step = self.complete(&username, granted, &open.facts);
                 // `cluster-store`: the record is in the store before the cookie is handed
                 // out, so any node accepts it at once (bounded by the store's timeout).
-                if let (AuthStep::Complete { sid, .. }, Some(cluster)) = (&step, &self.shared.cluster) {
+                if let (AuthStep::Complete { sid, .. }, Some(cluster)) =
+                    (&step, &self.shared.cluster)
+                {
                     crate::cluster::sessions::issued(&self.shared, cluster, *sid).await;
                 }
                 step

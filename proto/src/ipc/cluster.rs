@@ -38,9 +38,7 @@ pub enum FromCluster {
     /// End the tunnel of session `sid` here (cause `EndCause::Takeover`): another node took
     /// the session's claim (doc/cluster.md "Sessions and cookies"). main ignores it when no
     /// tunnel of `sid` is live.
-    EndTunnel {
-        sid: crate::ipc::SessionId,
-    },
+    EndTunnel { sid: crate::ipc::SessionId },
 }
 
 /// main -> sec-mod: a question main waits for (bounded by its sec-mod request timeout).

@@ -23,10 +23,10 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::cluster::bus::BusBody;
+use rocserv_proto::cluster::session::{Record, RECORD_VERSION};
 use rocserv_proto::ipc::cluster::FromCluster;
 use rocserv_proto::ipc::main_secmod::FromSecMod;
 use rocserv_proto::ipc::{SessionId, WorkerId};
-use rocserv_proto::cluster::session::{Record, RECORD_VERSION};
 use tokio::sync::mpsc;
 
 use super::{keys, unix_ms, Cluster};
@@ -183,7 +183,11 @@ pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str) {
     }
     let hash = crate::sessions::cookie_sha256(cookie);
     let cmd = redis::cmd("GET").arg(session_key(&hash)).clone();
-    let bytes = match cluster.store.cmd::<Option<Vec<u8>>>("GET session", &cmd).await {
+    let bytes = match cluster
+        .store
+        .cmd::<Option<Vec<u8>>>("GET session", &cmd)
+        .await
+    {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return,
         Err(e) => {
@@ -226,7 +230,11 @@ pub async fn live_elsewhere(cluster: &Cluster, user: &str, sid: SessionId) -> u3
         .arg(0)
         .arg(MAX_LIVE_READ)
         .clone();
-    let members = match cluster.store.cmd::<Vec<String>>("ZRANGEBYSCORE", &cmd).await {
+    let members = match cluster
+        .store
+        .cmd::<Vec<String>>("ZRANGEBYSCORE", &cmd)
+        .await
+    {
         Ok(m) => m,
         Err(e) => {
             log::warn!("cluster: cannot count the user's tunnels on other nodes: {e}");
@@ -310,7 +318,11 @@ pub async fn started(shared: Arc<Shared>, cluster: Arc<Cluster>, sid: SessionId,
         .arg(ms(CLAIM_TTL))
         .arg(unix_ms())
         .arg(format!("{:016x}", sid.0));
-    let old = match cluster.store.script::<Option<String>>("claim", invocation).await {
+    let old = match cluster
+        .store
+        .script::<Option<String>>("claim", invocation)
+        .await
+    {
         Ok(old) => old,
         Err(e) => {
             log::warn!("cluster: session {sid}: claim not taken: {e}");
@@ -403,8 +415,7 @@ async fn renew(shared: Arc<Shared>, cluster: Arc<Cluster>) {
         if down(&cluster) {
             continue;
         }
-        let claims: Vec<(SessionId, Held)> =
-            held().iter().map(|(s, h)| (*s, h.clone())).collect();
+        let claims: Vec<(SessionId, Held)> = held().iter().map(|(s, h)| (*s, h.clone())).collect();
         let lifetime = ms(shared.sessions().idle_lifetime()).saturating_add(ms(CLAIM_TTL));
         let script = redis::Script::new(RENEW);
         for (sid, h) in claims {
