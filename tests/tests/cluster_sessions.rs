@@ -1,5 +1,6 @@
 //! Sessions and cookies across the cluster (doc/cluster.md "Sessions and cookies"): two nodes,
 //! one store the test starts, the real openconnect.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::time::{Duration, Instant};
 
@@ -283,4 +284,36 @@ fn a_graceful_shutdown_leaves_sessions_resumable() {
     on_b.wait_up(WAIT).expect("the cookie opens on B");
     on_b.signal(Signal::SIGKILL);
     let _ = on_b.wait_exit(WAIT);
+}
+
+/// A session opened on A, then on B, and ended there by a user disconnect is dead on A too
+/// (A still had its own idle copy: B's delete reaches it over the bus).
+#[test]
+fn a_session_deleted_on_b_is_dead_on_a_too() {
+    let mut cl = ClusterLab::new();
+    let (a, b) = two_nodes(&mut cl, &[NO_BANS]);
+    let cookie = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("login");
+    let mut on_a = with_cookie(&cl, Node::A, &cookie);
+    on_a.wait_up(WAIT).expect("tunnel on A");
+    // Leave A without a BYE: the cookie stays valid there.
+    let before = a.log_len();
+    on_a.signal(Signal::SIGKILL);
+    let _ = on_a.wait_exit(WAIT);
+    a.wait_for_log_after(before, "cookie kept for reconnects", WAIT)
+        .expect("A keeps the session");
+    let mut on_b = with_cookie(&cl, Node::B, &cookie);
+    on_b.wait_up(WAIT).expect("tunnel on B");
+    let before_a = a.log_len();
+    on_b.signal(Signal::SIGINT);
+    on_b.wait_exit(WAIT).expect("client exits on SIGINT");
+    b.wait_for_log("user disconnect", WAIT)
+        .expect("B saw the user disconnect");
+    a.wait_for_log_after(before_a, "deleted on another node", WAIT)
+        .expect("A dropped its copy");
+    let mut again = with_cookie(&cl, Node::A, &cookie);
+    assert!(
+        again.wait_up(WAIT).is_err(),
+        "the deleted cookie opened on A"
+    );
+    let _ = again.wait_exit(WAIT);
 }
