@@ -317,3 +317,29 @@ fn a_session_deleted_on_b_is_dead_on_a_too() {
     );
     let _ = again.wait_exit(WAIT);
 }
+
+/// A session issued while the store was down is local to its node, and written to the store
+/// when it is back (resync): then its cookie opens on the other node.
+#[test]
+fn a_session_issued_while_the_store_is_down_is_written_on_resync() {
+    let mut cl = ClusterLab::new();
+    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, &[NO_BANS]));
+    a.wait_for_log("unreachable", WAIT)
+        .expect("A starts without its store");
+    let cookie = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw")
+        .expect("a login works without the store");
+    cl.start_store();
+    wait_keys(
+        &cl,
+        "rocserv:session:*",
+        |k| k.contains("rocserv:session:"),
+        "A writes its session when the store is back",
+    );
+    let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, &[NO_BANS]));
+    b.wait_for_log("cluster store redis://", WAIT)
+        .expect("B reaches the store");
+    let mut on_b = with_cookie(&cl, Node::B, &cookie);
+    on_b.wait_up(WAIT).expect("the cookie opens on B");
+    on_b.signal(Signal::SIGKILL);
+    let _ = on_b.wait_exit(WAIT);
+}
