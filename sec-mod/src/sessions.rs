@@ -49,6 +49,8 @@ pub struct Issued {
     pub sid: SessionId,
     /// The user's oldest idle session, deleted to stay within [`MAX_SESSIONS_PER_USER`].
     pub evicted: Option<SessionId>,
+    /// The SHA-256 of the evicted session's cookie (its record in the cluster store).
+    pub evicted_sha256: Option<[u8; 32]>,
 }
 
 /// Why [`Sessions::issue`] created nothing.
@@ -194,12 +196,13 @@ impl Sessions {
                 oldest_idle = Some((s.created, *id));
             }
         }
-        let evicted = if held >= MAX_SESSIONS_PER_USER {
+        let (evicted, evicted_sha256) = if held >= MAX_SESSIONS_PER_USER {
             let (_, old) = oldest_idle.ok_or(IssueError::TooMany)?;
+            let hash = self.cookie_sha256_of(old);
             self.remove(old);
-            Some(old)
+            (Some(old), hash)
         } else {
-            None
+            (None, None)
         };
         self.by_cookie.insert(key, sid);
         self.by_sid.insert(
@@ -222,6 +225,7 @@ impl Sessions {
             cookie,
             sid,
             evicted,
+            evicted_sha256,
         })
     }
 
@@ -705,6 +709,7 @@ mod tests {
         t.open(&issued[1].cookie, t0).unwrap();
         let next = t.issue("u", "", seed(n + 1), t0 + secs(100)).unwrap();
         assert_eq!(next.evicted, Some(issued[2].sid));
+        assert_eq!(next.evicted_sha256, Some(cookie_sha256(&issued[2].cookie)));
         assert_eq!(
             t.open(&issued[2].cookie, t0),
             Err(SessionRefusal::UnknownCookie)

@@ -545,6 +545,13 @@ impl Link {
                 },
             );
             if let Some(old) = issued.evicted {
+                if let (Some(cluster), Some(hash)) = (&self.shared.cluster, issued.evicted_sha256) {
+                    tokio::spawn(crate::cluster::sessions::evicted(
+                        Arc::clone(cluster),
+                        old,
+                        hash,
+                    ));
+                }
                 self.shared.origins().forget(old);
                 log::info!(
                     "session {old} of '{}' evicted: too many sessions",

@@ -405,6 +405,38 @@ pub async fn closed(
     }
 }
 
+/// Delete a record unless a tunnel (anywhere) holds the session's claim: 1 if deleted.
+/// KEYS: claim, record.
+const DELETE_IDLE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return redis.call('DEL', KEYS[2])
+";
+
+/// This node evicted session `sid` (the user's per-node cap of sessions): its cookie dies in
+/// the store and on the other nodes too, unless a tunnel elsewhere uses it.
+pub async fn evicted(cluster: Arc<Cluster>, sid: SessionId, cookie_sha256: [u8; 32]) {
+    if down(&cluster) {
+        return;
+    }
+    let script = redis::Script::new(DELETE_IDLE);
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(claim_key(sid))
+        .key(session_key(&cookie_sha256));
+    match cluster.store.script::<u8>("evict", invocation).await {
+        Ok(1) => {
+            if let Err(e) = cluster
+                .publish(BusBody::SessionDeleted { cookie_sha256 })
+                .await
+            {
+                log::warn!("cluster: cannot tell the other nodes session {sid} was evicted: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("cluster: evicted session {sid} not deleted from the store: {e}"),
+    }
+}
+
 /// Renew this node's claims every [`CLAIM_RENEW`]; end the tunnels whose claim another node
 /// took.
 async fn renew(shared: Arc<Shared>, cluster: Arc<Cluster>) {
