@@ -3,6 +3,8 @@
 //! of `rocserv_proto::ipc::cluster` ([`crate::secmod::SecModClient::cluster_query`] and
 //! `cluster_notice`). sec-mod's notices arrive here, on a task of their own.
 
+pub mod sessions;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -65,5 +67,6 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
                 cluster.leases.store_back();
             }
         }
+        FromCluster::EndTunnel { sid } => sessions::end_tunnel(shared, sid),
     }
 }

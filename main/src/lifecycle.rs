@@ -48,7 +48,21 @@ pub fn admit(
     config: Arc<Config>,
 ) -> Option<Admitted> {
     let max = policy.max_same_clients;
-    if !conn.admit_user(&grant.username, grant.sid, max) {
+    // `cluster-store`: the user's tunnels on other nodes count too (sec-mod read them).
+    let local_max = match max.checked_sub(grant.cluster_live) {
+        _ if max == 0 => 0,
+        Some(left) if left > 0 => left,
+        _ => {
+            log::info!(
+                "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached on the cluster \
+                 ({} on other nodes)",
+                grant.username,
+                grant.cluster_live
+            );
+            return None;
+        }
+    };
+    if !conn.admit_user(&grant.username, grant.sid, local_max) {
         log::info!(
             "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached",
             grant.username

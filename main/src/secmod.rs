@@ -760,6 +760,7 @@ mod tests {
             vhost: None,
             facts: Default::default(),
             cert_subject: None,
+            cluster_live: 0,
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),

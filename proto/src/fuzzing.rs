@@ -345,6 +345,19 @@ pub fn ipc(data: &[u8]) {
             );
         }
     }
+    // A session record read from the store (`cluster::session`): checked decode, round trip.
+    {
+        use crate::cluster::session::Record;
+        if let Ok(r) = Record::decode(data, u64::MAX, &["vpn.example.com"]) {
+            let again = r
+                .encode()
+                .map(|b| Record::decode(&b, u64::MAX, &["vpn.example.com"]));
+            assert!(
+                matches!(&again, Ok(Ok(x)) if *x == r),
+                "{r:?} became {again:?}"
+            );
+        }
+    }
     // main's check of a worker's state report: any values, no panic; accepted text is printable.
     if let Ok(main_worker::ToMain::TunnelState(state)) = ipc::decode(data) {
         if let Ok(d) = crate::session_desc::describe(&state) {

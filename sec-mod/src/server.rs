@@ -144,6 +144,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
     let mut purge = tokio::time::interval(PURGE_EVERY);
     // Bounded by main's requests (each SessionOpen or History gets one batch).
     let (out, mut outbox) = mpsc::unbounded_channel::<Vec<FromSecMod>>();
+    crate::cluster::sessions::start(&shared, out.clone());
     loop {
         tokio::select! {
             received = receive(&sock, &mut buf, &mut cmsg) => {
@@ -640,6 +641,12 @@ async fn handle(
                 log::warn!("start of a tunnel of unknown session {sid}; not accounted");
                 return Ok(());
             };
+            if let Some(cluster) = &shared.cluster {
+                let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
+                tokio::spawn(crate::cluster::sessions::started(
+                    shared, cluster, sid, worker,
+                ));
+            }
             shared.accounting.started(crate::accounting::Record {
                 sid,
                 worker,
@@ -664,9 +671,21 @@ async fn handle(
                 shared.accounting.stopped(sid, worker, end);
             }
             let user = shared.sessions().describe(sid).map(|s| s.username);
+            let cookie_sha256 = shared.sessions().cookie_sha256_of(sid);
             let closed = shared
                 .sessions()
                 .close(sid, reason, std::time::Instant::now());
+            if let Some(cluster) = &shared.cluster {
+                tokio::spawn(crate::cluster::sessions::closed(
+                    Arc::clone(shared),
+                    Arc::clone(cluster),
+                    sid,
+                    end.map(|(worker, _)| worker),
+                    closed == Closed::Deleted,
+                    cookie_sha256,
+                    user.clone(),
+                ));
+            }
             match closed {
                 Closed::Deleted => {
                     shared.origins().forget(sid);
@@ -790,6 +809,10 @@ async fn open_session(
     peer: IpAddr,
     cookie: &str,
 ) -> Result<SessionGrant, SessionRefusal> {
+    // `cluster-store`: a cookie another node issued becomes a session of this table first.
+    if let Some(cluster) = &shared.cluster {
+        crate::cluster::sessions::import(shared, cluster, cookie).await;
+    }
     let now = std::time::Instant::now();
     let mut overrides = Overrides::default();
     // The session's section (vhost) decides, unless the user's or group's file does; the
@@ -898,10 +921,16 @@ async fn open_session(
     let limits = Limits::of(&overrides);
     // Bound first: the table's lock must not be held across the await.
     let user = shared.sessions().peek(cookie, now).map(|(user, _)| user);
+    let mut cluster_live = 0;
     if let Some(user) = user {
         check_quota(shared, worker, &user, limits).await?;
+        let sid = shared.sessions().sid_of(cookie);
+        if let (Some(cluster), Some(sid)) = (&shared.cluster, sid) {
+            cluster_live = crate::cluster::sessions::live_elsewhere(cluster, &user, sid).await;
+        }
     }
     let mut grant = shared.sessions().open(cookie, now)?;
+    grant.cluster_live = cluster_live;
     grant.overrides = overrides;
     shared.sessions().set_limits(grant.sid, limits);
     Ok(grant)

@@ -49,6 +49,8 @@ pub struct Issued {
     pub sid: SessionId,
     /// The user's oldest idle session, deleted to stay within [`MAX_SESSIONS_PER_USER`].
     pub evicted: Option<SessionId>,
+    /// The SHA-256 of the evicted session's cookie (its record in the cluster store).
+    pub evicted_sha256: Option<[u8; 32]>,
 }
 
 /// Why [`Sessions::issue`] created nothing.
@@ -112,6 +114,20 @@ pub struct LoginFacts {
     pub cert_subject: Option<String>,
     /// What the auth backend granted (`Overrides::auth`).
     pub policy: Option<Box<rocserv_proto::policy::file::PolicyFile>>,
+}
+
+/// A session as another node (or this one, for the store) describes it
+/// ([`Sessions::import`], [`Sessions::export`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub cookie_sha256: [u8; 32],
+    pub sid: SessionId,
+    pub username: String,
+    pub group: String,
+    pub vhost: Option<String>,
+    pub login: LoginFacts,
+    /// Time since the login (session-timeout counts from it).
+    pub age: Duration,
 }
 
 /// A session's owner and login ([`Sessions::describe`]).
@@ -180,12 +196,13 @@ impl Sessions {
                 oldest_idle = Some((s.created, *id));
             }
         }
-        let evicted = if held >= MAX_SESSIONS_PER_USER {
+        let (evicted, evicted_sha256) = if held >= MAX_SESSIONS_PER_USER {
             let (_, old) = oldest_idle.ok_or(IssueError::TooMany)?;
+            let hash = self.cookie_sha256_of(old);
             self.remove(old);
-            Some(old)
+            (Some(old), hash)
         } else {
-            None
+            (None, None)
         };
         self.by_cookie.insert(key, sid);
         self.by_sid.insert(
@@ -208,6 +225,7 @@ impl Sessions {
             cookie,
             sid,
             evicted,
+            evicted_sha256,
         })
     }
 
@@ -262,6 +280,7 @@ impl Sessions {
             vhost: session.vhost.clone(),
             facts: Box::new(session.login.facts.clone()),
             cert_subject: session.login.cert_subject.clone(),
+            cluster_live: 0,
         })
     }
 
@@ -373,6 +392,90 @@ impl Sessions {
             .collect()
     }
 
+    /// The SHA-256 of the cookie of session `sid` (its key in the cluster store).
+    pub fn cookie_sha256_of(&self, sid: SessionId) -> Option<[u8; 32]> {
+        self.by_sid.get(&sid).map(|s| s.cookie.0)
+    }
+
+    /// Take in a session another node issued (`cluster-store`): its cookie's hash, its id (the
+    /// same on every node) and its login, created `age` before `now`. It starts idle, as after
+    /// a login here; the CONNECT that asked opens it next. `Collision` when this table holds
+    /// another session with the same id or cookie.
+    pub fn import(&mut self, imported: Imported, now: Instant) -> Result<(), IssueError> {
+        let key = CookieKey(imported.cookie_sha256);
+        match (
+            self.by_cookie.get(&key),
+            self.by_sid.contains_key(&imported.sid),
+        ) {
+            (Some(sid), _) if *sid == imported.sid => return Ok(()),
+            (None, false) => {}
+            _ => return Err(IssueError::Collision),
+        }
+        self.by_cookie.insert(key, imported.sid);
+        self.by_sid.insert(
+            imported.sid,
+            Session {
+                cookie: key,
+                username: imported.username,
+                group: imported.group,
+                state: State::Idle {
+                    expires: self.expiry(now),
+                },
+                created: now.checked_sub(imported.age).unwrap_or(now),
+                opened: false,
+                vhost: imported.vhost,
+                login: imported.login,
+                limits: Limits::default(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Drop the session whose cookie hashes to `cookie_sha256` unless a tunnel here uses it
+    /// (another node deleted it); its id, if dropped.
+    pub fn forget(&mut self, cookie_sha256: [u8; 32]) -> Option<SessionId> {
+        let sid = *self.by_cookie.get(&CookieKey(cookie_sha256))?;
+        let idle = matches!(self.by_sid.get(&sid)?.state, State::Idle { .. });
+        idle.then(|| {
+            self.remove(sid);
+            sid
+        })
+    }
+
+    /// Every live session with its login and how long its cookie stays valid if no tunnel
+    /// uses it again (`cluster-store` resync writes them again).
+    pub fn export(&self, now: Instant) -> Vec<(Imported, Duration)> {
+        self.by_sid
+            .keys()
+            .filter_map(|sid| self.export_one(*sid, now))
+            .collect()
+    }
+
+    /// [`Self::export`] of one session, if it is live.
+    pub fn export_one(&self, sid: SessionId, now: Instant) -> Option<(Imported, Duration)> {
+        let s = self.by_sid.get(&sid)?;
+        let left = match s.state {
+            State::Idle { expires } if expires <= now => return None,
+            State::Idle { expires } => expires.saturating_duration_since(now),
+            State::Active { .. } => self.idle_lifetime(),
+        };
+        let imported = Imported {
+            cookie_sha256: s.cookie.0,
+            sid,
+            username: s.username.clone(),
+            group: s.group.clone(),
+            vhost: s.vhost.clone(),
+            login: s.login.clone(),
+            age: now.saturating_duration_since(s.created),
+        };
+        Some((imported, left))
+    }
+
+    /// How long a cookie stays valid after its last tunnel ended (`cookie-timeout` + slack).
+    pub fn idle_lifetime(&self) -> Duration {
+        self.policy.cookie_timeout + COOKIE_SLACK
+    }
+
     /// Number of sessions in the table.
     pub fn len(&self) -> usize {
         self.by_sid.len()
@@ -391,6 +494,11 @@ impl Sessions {
             self.by_cookie.remove(&session.cookie);
         }
     }
+}
+
+/// The SHA-256 of a cookie: the table's key, and the cluster store's.
+pub fn cookie_sha256(cookie: &str) -> [u8; 32] {
+    CookieKey::of(cookie).0
 }
 
 impl CookieKey {
@@ -601,6 +709,7 @@ mod tests {
         t.open(&issued[1].cookie, t0).unwrap();
         let next = t.issue("u", "", seed(n + 1), t0 + secs(100)).unwrap();
         assert_eq!(next.evicted, Some(issued[2].sid));
+        assert_eq!(next.evicted_sha256, Some(cookie_sha256(&issued[2].cookie)));
         assert_eq!(
             t.open(&issued[2].cookie, t0),
             Err(SessionRefusal::UnknownCookie)
@@ -617,6 +726,31 @@ mod tests {
             Err(IssueError::TooMany)
         );
         assert_eq!(t.len(), MAX_SESSIONS_PER_USER + 1);
+    }
+
+    #[test]
+    fn an_imported_session_keeps_its_id_and_age() {
+        let t0 = Instant::now() + secs(100);
+        let mut a = table(false);
+        let c = a.issue("alice", "g", seed(1), t0).unwrap();
+        let (exported, left) = a.export(t0 + secs(40)).pop().unwrap();
+        assert_eq!(exported.age, secs(40));
+        assert_eq!(left, TIMEOUT + COOKIE_SLACK - secs(40));
+        let mut b = table(false);
+        b.import(exported.clone(), t0 + secs(40)).unwrap();
+        // Again: nothing changes; another session with the same id: refused.
+        b.import(exported.clone(), t0 + secs(41)).unwrap();
+        let mut clash = exported.clone();
+        clash.cookie_sha256 = [9; 32];
+        assert_eq!(b.import(clash, t0 + secs(41)), Err(IssueError::Collision));
+        let grant = b.open(&c.cookie, t0 + secs(50)).unwrap();
+        assert_eq!((grant.sid, grant.age_ms), (c.sid, 50_000));
+        assert_eq!(grant.username, "alice");
+        // Active here: another node's delete does not drop it; idle: it does.
+        assert_eq!(b.forget(exported.cookie_sha256), None);
+        b.close(c.sid, CloseReason::Temporary, t0 + secs(51));
+        assert_eq!(b.forget(exported.cookie_sha256), Some(c.sid));
+        assert_eq!(b.open(&c.cookie, t0), Err(SessionRefusal::UnknownCookie));
     }
 
     #[test]

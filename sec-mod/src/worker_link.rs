@@ -407,7 +407,15 @@ impl Link {
                 if let Err(step) = self.device_binding(&username, &granted, &open.facts).await {
                     return step;
                 }
-                self.complete(&username, granted, &open.facts)
+                let step = self.complete(&username, granted, &open.facts);
+                // `cluster-store`: the record is in the store before the cookie is handed
+                // out, so any node accepts it at once (bounded by the store's timeout).
+                if let (AuthStep::Complete { sid, .. }, Some(cluster)) =
+                    (&step, &self.shared.cluster)
+                {
+                    crate::cluster::sessions::issued(&self.shared, cluster, *sid).await;
+                }
+                step
             }
             Event::Done(Verdict::Rejected(reason)) => {
                 let group = open.group.as_deref().unwrap_or("");
@@ -537,6 +545,13 @@ impl Link {
                 },
             );
             if let Some(old) = issued.evicted {
+                if let (Some(cluster), Some(hash)) = (&self.shared.cluster, issued.evicted_sha256) {
+                    tokio::spawn(crate::cluster::sessions::evicted(
+                        Arc::clone(cluster),
+                        old,
+                        hash,
+                    ));
+                }
                 self.shared.origins().forget(old);
                 log::info!(
                     "session {old} of '{}' evicted: too many sessions",

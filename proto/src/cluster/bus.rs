@@ -27,6 +27,13 @@ pub enum BusBody {
     /// The node is draining or shutting down: its tunnels will end and their sessions stay
     /// resumable elsewhere.
     Leaving,
+    /// `node` (the addressee) must end its tunnel of session `sid`: the sender took the
+    /// session's claim (a CONNECT with its cookie arrived there). Also re-checked by the
+    /// owner's claim renewal, so a lost message only delays the end by one renewal.
+    Takeover { node: String, sid: u64 },
+    /// The session whose cookie hashes to `cookie_sha256` was deleted (user disconnect,
+    /// terminate): every node drops its copy, so the cookie is dead everywhere.
+    SessionDeleted { cookie_sha256: [u8; 32] },
 }
 
 /// Why a bus payload was not accepted.
@@ -66,6 +73,21 @@ mod tests {
             body: BusBody::Leaving,
         };
         assert_eq!(BusMessage::decode(&m.encode().unwrap()).unwrap(), m);
+        for body in [
+            BusBody::Takeover {
+                node: "b".into(),
+                sid: 7,
+            },
+            BusBody::SessionDeleted {
+                cookie_sha256: [3; 32],
+            },
+        ] {
+            let m = BusMessage {
+                from: "a".into(),
+                body,
+            };
+            assert_eq!(BusMessage::decode(&m.encode().unwrap()).unwrap(), m);
+        }
         assert!(BusMessage::decode(b"\xff\xff\xff\xff\xff").is_err());
         assert!(BusMessage::decode(&[]).is_err());
         assert!(BusMessage::decode(&vec![0u8; MAX_BUS_MESSAGE + 1]).is_err());

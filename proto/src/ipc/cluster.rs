@@ -88,6 +88,10 @@ pub enum FromCluster {
     /// The store became reachable (`up`) or unreachable; sent at each change (logged once by
     /// sec-mod). While it is down the node works alone (doc/cluster.md "Failure").
     StoreState { up: bool },
+    /// End the tunnel of session `sid` here (cause `EndCause::Takeover`): another node took
+    /// the session's claim (doc/cluster.md "Sessions and cookies"). main ignores it when no
+    /// tunnel of `sid` is live.
+    EndTunnel { sid: crate::ipc::SessionId },
 }
 
 /// main -> sec-mod: a question main waits for (bounded by its sec-mod request timeout).
@@ -145,6 +149,9 @@ mod tests {
         });
         roundtrip(&ToCluster::Draining);
         roundtrip(&FromCluster::StoreState { up: true });
+        roundtrip(&FromCluster::EndTunnel {
+            sid: crate::ipc::SessionId(7),
+        });
         roundtrip(&ClusterQuery::Status);
         roundtrip(&ClusterAnswer::Status(ClusterStatus {
             node: "a".into(),

@@ -9,6 +9,7 @@
 
 pub mod keys;
 pub mod leases;
+pub mod sessions;
 pub mod store;
 
 use std::sync::Arc;
@@ -233,6 +234,13 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
+            BusBody::Takeover { node, sid } if node == cluster.node => {
+                sessions::taken_over(rocserv_proto::ipc::SessionId(sid))
+            }
+            BusBody::Takeover { .. } => {}
+            BusBody::SessionDeleted { cookie_sha256 } => {
+                sessions::deleted_elsewhere(shared, cookie_sha256)
+            }
         },
     }
 }
@@ -311,6 +319,11 @@ fn lock_resync(cluster: &Cluster) -> std::sync::MutexGuard<'_, Resync> {
 /// turn, each bounded by [`RESYNC_AREA_BOUND`] (a down store makes them fail at once).
 async fn resync_areas(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
     area("heartbeat", heartbeat_now(shared, cluster)).await;
+    area("sessions", async {
+        sessions::resync(shared, cluster).await;
+        Ok(())
+    })
+    .await;
 }
 
 /// Run one area's re-assertion within its bound; its failure is logged, never fatal.
