@@ -41,6 +41,7 @@ pub fn spawn(shared: &Arc<Shared>) {
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.secmod.set_cluster_sink(tx);
+    crate::ban_cluster::spawn(shared);
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         while let Some(notice) = rx.recv().await {
@@ -56,6 +57,14 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
     };
     match notice {
         // sec-mod logged the change; main only keeps it (health, occtl, metrics).
-        FromCluster::StoreState { up } => cluster.store_up.store(up, Ordering::Relaxed),
+        FromCluster::StoreState { up } => {
+            cluster.store_up.store(up, Ordering::Relaxed);
+            if up {
+                crate::ban_cluster::resync(shared);
+            }
+        }
+        FromCluster::BanPoints(points) => crate::ban_cluster::on_points(shared, &points),
+        FromCluster::Banned(bans) => crate::ban_cluster::on_banned(shared, &bans),
+        FromCluster::Unban(ip) => crate::ban_cluster::on_unban(shared, ip),
     }
 }

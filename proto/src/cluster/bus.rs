@@ -27,6 +27,13 @@ pub enum BusBody {
     /// The node is draining or shutting down: its tunnels will end and their sessions stay
     /// resumable elsewhere.
     Leaving,
+    /// Ban points the sender charged (coalesced per address; at most
+    /// [`super::bans::MAX_PER_MESSAGE`]): the receivers add them without passing them on.
+    BanPoints(Vec<super::bans::BanPoints>),
+    /// Bans the sender started (or re-asserts on resync); also in `rocserv:ban:IP` keys.
+    Banned(Vec<super::bans::BanRecord>),
+    /// occtl `unban ip` on the sender: the ban and score of this address end everywhere.
+    Unban(std::net::IpAddr),
 }
 
 /// Why a bus payload was not accepted.
@@ -34,11 +41,23 @@ pub enum BusBody {
 pub enum BusError {
     #[error("bus message of {0} bytes exceeds {MAX_BUS_MESSAGE}")]
     TooLarge(usize),
+    #[error("bus message with more entries than a node sends")]
+    OutOfBounds,
     #[error("malformed bus message")]
     Malformed(#[from] crate::ipc::IpcError),
 }
 
 impl BusMessage {
+    /// Whether the body is within the bounds every receiver checks (a node sends nothing
+    /// bigger; anything bigger came from elsewhere), checked by [`Self::decode`].
+    pub fn within_bounds(&self) -> bool {
+        match &self.body {
+            BusBody::BanPoints(p) => p.len() <= super::bans::MAX_PER_MESSAGE,
+            BusBody::Banned(b) => b.len() <= super::bans::MAX_PER_MESSAGE,
+            BusBody::Leaving | BusBody::Unban(_) => true,
+        }
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, BusError> {
         let bytes = crate::ipc::encode(self)?;
         if bytes.len() > MAX_BUS_MESSAGE {
@@ -51,7 +70,11 @@ impl BusMessage {
         if bytes.len() > MAX_BUS_MESSAGE {
             return Err(BusError::TooLarge(bytes.len()));
         }
-        Ok(crate::ipc::decode(bytes)?)
+        let msg: Self = crate::ipc::decode(bytes)?;
+        if !msg.within_bounds() {
+            return Err(BusError::OutOfBounds);
+        }
+        Ok(msg)
     }
 }
 

@@ -27,6 +27,14 @@ pub enum ToCluster {
     /// main is draining (`server-drain-ms`, shutdown): sec-mod marks the node as leaving, so
     /// that the other nodes stop counting on it.
     Draining,
+    /// Ban points main charged, coalesced per address (at most
+    /// [`crate::cluster::bans::MAX_PER_MESSAGE`]): published to the other nodes.
+    BanPoints(Vec<crate::cluster::bans::BanPoints>),
+    /// Bans main started, or all its running bans again after the store came back: written as
+    /// `rocserv:ban:IP` keys with their time left as TTL, and published.
+    Banned(Vec<crate::cluster::bans::BanRecord>),
+    /// occtl `unban ip`: delete the key and tell the other nodes.
+    Unban(std::net::IpAddr),
 }
 
 /// sec-mod -> main, one-way.
@@ -35,6 +43,12 @@ pub enum FromCluster {
     /// The store became reachable (`up`) or unreachable; sent at each change (logged once by
     /// sec-mod). While it is down the node works alone (doc/cluster.md "Failure").
     StoreState { up: bool },
+    /// Another node's ban points: add them, do not pass them on.
+    BanPoints(Vec<crate::cluster::bans::BanPoints>),
+    /// Another node's bans: apply them, do not pass them on.
+    Banned(Vec<crate::cluster::bans::BanRecord>),
+    /// Another node's occtl `unban ip`.
+    Unban(std::net::IpAddr),
 }
 
 /// main -> sec-mod: a question main waits for (bounded by its sec-mod request timeout).
@@ -42,6 +56,8 @@ pub enum FromCluster {
 pub enum ClusterQuery {
     /// The store's state and the nodes it knows (occtl `show status`, health).
     Status,
+    /// Every running ban in the store (on start and each time the store comes back).
+    Bans,
 }
 
 /// sec-mod -> main: the answer to the [`ClusterQuery`] with the same id.
@@ -52,6 +68,8 @@ pub enum ClusterAnswer {
     Unavailable {
         why: String,
     },
+    /// The answer to [`ClusterQuery::Bans`]: at most [`crate::cluster::bans::MAX_READ`].
+    Bans(Vec<crate::cluster::bans::BanRecord>),
 }
 
 /// The cluster as sec-mod sees it.
@@ -88,5 +106,22 @@ mod tests {
         roundtrip(&ClusterAnswer::Unavailable {
             why: "timeout".into(),
         });
+        let ban = crate::cluster::bans::BanRecord {
+            ip: "2001:db8::".parse().unwrap(),
+            score: 80,
+            remaining_ms: 1,
+        };
+        let points = crate::cluster::bans::BanPoints {
+            ip: "192.0.2.1".parse().unwrap(),
+            points: 10,
+        };
+        roundtrip(&ToCluster::BanPoints(vec![points]));
+        roundtrip(&ToCluster::Banned(vec![ban]));
+        roundtrip(&ToCluster::Unban(ban.ip));
+        roundtrip(&FromCluster::BanPoints(vec![points]));
+        roundtrip(&FromCluster::Banned(vec![ban]));
+        roundtrip(&FromCluster::Unban(ban.ip));
+        roundtrip(&ClusterQuery::Bans);
+        roundtrip(&ClusterAnswer::Bans(vec![ban]));
     }
 }

@@ -7,6 +7,7 @@
 //! bounded ([`store::COMMAND_TIMEOUT`]), a down store is logged once and the node works alone,
 //! and when the store comes back [`resync`] writes what this node holds again.
 
+pub mod bans;
 pub mod keys;
 pub mod store;
 
@@ -48,6 +49,47 @@ pub struct Cluster {
     /// `cluster-node`.
     pub node: String,
     pub store: Store,
+    /// Notices for main from the cluster's tasks, sent by sec-mod's loop.
+    pub to_main: ToMain,
+}
+
+/// Most notices waiting for sec-mod's loop; beyond, new ones are dropped with a log line
+/// (what they carry is also in the store, or harmless to lose: doc/cluster.md "Guarantees").
+const MAX_TO_MAIN: usize = 1024;
+
+/// A bounded queue of notices for main ([`Cluster::to_main`]).
+#[derive(Debug, Default)]
+pub struct ToMain {
+    pending: std::sync::Mutex<std::collections::VecDeque<FromCluster>>,
+    /// Wakes sec-mod's loop when a notice was queued.
+    pub ready: tokio::sync::Notify,
+}
+
+impl ToMain {
+    pub fn push(&self, notice: FromCluster) {
+        {
+            let mut pending = rocserv_rt::lock(&self.pending);
+            if pending.len() >= MAX_TO_MAIN {
+                log::warn!("cluster: {MAX_TO_MAIN} notices wait for main; one dropped");
+                return;
+            }
+            pending.push_back(notice);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Everything queued so far, oldest first.
+    pub fn take(&self) -> Vec<FromCluster> {
+        rocserv_rt::lock(&self.pending).drain(..).collect()
+    }
+}
+
+/// Wait for notices for main (never, on a single node).
+pub async fn to_main_ready(cluster: Option<&Arc<Cluster>>) {
+    match cluster {
+        Some(c) => c.to_main.ready.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Cluster {
@@ -60,6 +102,7 @@ impl Cluster {
         let cluster = Arc::new(Self {
             node: settings.node.clone(),
             store,
+            to_main: ToMain::default(),
         });
         let (events, rx) = mpsc::unbounded_channel();
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
@@ -204,10 +247,13 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
 
 /// sec-mod's loop got [`Event`] `event`.
 pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
-    let _ = (shared, cluster);
+    let _ = shared;
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
+            body @ (BusBody::BanPoints(_) | BusBody::Banned(_) | BusBody::Unban(_)) => {
+                bans::on_bus(cluster, &msg.from, body)
+            }
         },
     }
 }
@@ -228,6 +274,9 @@ pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToClu
                 log::warn!("cluster: cannot tell the other nodes that this one leaves: {e}");
             }
         }
+        ToCluster::BanPoints(points) => bans::points(&cluster, points).await,
+        ToCluster::Banned(list) => bans::banned(&cluster, list).await,
+        ToCluster::Unban(ip) => bans::unban(&cluster, ip).await,
     }
 }
 
@@ -247,6 +296,10 @@ pub async fn on_query(
                 store_up: true,
                 nodes,
             }),
+            Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
+        },
+        ClusterQuery::Bans => match bans::read_all(&cluster).await {
+            Ok(list) => ClusterAnswer::Bans(list),
             Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
         },
     };
