@@ -184,9 +184,12 @@ fn health_fails_as_soon_as_the_drain_starts() {
         let (ok, out) = cl.ns(Node::A).exec(&argv);
         assert!(ok, "curl /health: {out}");
         let (body, status) = out.trim_end().rsplit_once('\n').unwrap();
-        (status.to_owned(), body.to_owned())
+        (status.to_owned(), body.trim_end().to_owned())
     };
-    assert_eq!(health(), ("200".into(), "ok\nstore up".into()));
+    // main hears the store's state from sec-mod just after sec-mod logs it.
+    wait_until("health says the store is up", || {
+        health() == ("200".into(), "ok\nstore up".into())
+    });
     let tcp_open = || {
         cl.lab
             .cli
