@@ -219,3 +219,28 @@ fn health_fails_as_soon_as_the_drain_starts() {
         "node A exited before its drain ended"
     );
 }
+
+/// A store that restarts empty gets the ban back: the node that holds it writes it again when
+/// the store is reachable again ("a lost ban is never unbanned forever").
+#[test]
+#[ignore = "needs root, network namespaces, redis-server and openconnect: run by tests/run-all.sh"]
+fn a_ban_the_store_lost_is_written_again() {
+    let mut cl = ClusterLab::new();
+    cl.start_store();
+    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, BANS));
+    joined(&a);
+    earn_a_ban_on_a(&cl, &a);
+    let key = format!("rocserv:ban:{}", client_ip());
+    wait_until("the ban key is written", || {
+        cl.redis_cli(&["EXISTS", &key]).1.contains('1')
+    });
+    cl.stop_store();
+    a.wait_for_log("unreachable", WAIT)
+        .expect("node A notices the store is gone");
+    cl.start_store();
+    assert!(cl.redis_cli(&["EXISTS", &key]).1.contains('0'));
+    wait_until("node A writes its ban again", || {
+        cl.redis_cli(&["EXISTS", &key]).1.contains('1')
+    });
+    assert!(lists_ban(&cl, Node::A));
+}
