@@ -89,6 +89,17 @@ fn earn_a_ban_on_a(cl: &ClusterLab, a: &Server) {
         .expect("node A bans after wrong passwords");
 }
 
+/// Wait until `n` nodes listen on the bus (pub/sub is fire-and-forget: a message published
+/// before a node subscribed never reaches it).
+fn subscribed(cl: &ClusterLab, n: usize) {
+    wait_until("the nodes subscribe to the bus", || {
+        let (_, out) = cl.redis_cli(&["PUBSUB", "NUMSUB", "rocserv:bus"]);
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix("2) (integer) "))
+            .any(|count| count.parse::<usize>().is_ok_and(|c| c >= n))
+    });
+}
+
 fn joined(server: &Server) {
     server
         .wait_for_log("reachable: sessions, bans and leases are shared", WAIT)
@@ -104,6 +115,7 @@ fn a_ban_on_one_node_refuses_the_address_on_the_other_until_unbanned() {
     let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, BANS));
     joined(&a);
     joined(&b);
+    subscribed(&cl, 2);
     route_a_address_to_b(&cl);
     assert!(answered(&cl, Node::B), "node B answers before any ban");
 
@@ -170,6 +182,7 @@ fn health_fails_as_soon_as_the_drain_starts() {
     let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, &[]));
     joined(&a);
     joined(&b);
+    subscribed(&cl, 2);
     let health = || {
         let url = format!("http://{LISTEN}/health");
         let argv = [
