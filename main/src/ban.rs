@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use rocserv_proto::cluster::bans::{BanPoints, BanRecord};
 use rocserv_proto::config::Config;
 
 /// Entries kept at most. When the table is full, a new address evicts the entry with the lowest
@@ -90,6 +91,20 @@ pub struct Bans {
     /// The entries in eviction order (kept in step with `entries`).
     order: BTreeSet<Rank>,
     next_cleanup: Option<Instant>,
+    /// With a cluster: what this node charged and banned since the last flush, for the other
+    /// nodes (doc/cluster.md "Bans"); `None` on a single node.
+    outgoing: Option<Outgoing>,
+}
+
+/// Most addresses waiting to be told to the other nodes; beyond, new addresses' points stay
+/// local (their bans are still told: those have their own, equal bound).
+const MAX_OUTGOING: usize = 4096;
+
+/// Points and bans not yet told to the other nodes, coalesced per address.
+#[derive(Debug, Default)]
+struct Outgoing {
+    points: HashMap<IpAddr, u32>,
+    bans: HashMap<IpAddr, (u32, Instant)>,
 }
 
 impl Bans {
@@ -99,7 +114,93 @@ impl Bans {
             entries: HashMap::new(),
             order: BTreeSet::new(),
             next_cleanup: None,
+            outgoing: None,
         }
+    }
+
+    /// Keep what this node charges and bans for the other nodes ([`Self::take_outgoing`]).
+    pub fn share(&mut self) {
+        self.outgoing.get_or_insert_with(Outgoing::default);
+    }
+
+    fn queue_ban(&mut self, ip: IpAddr, score: u32, until: Instant) {
+        if let Some(out) = &mut self.outgoing {
+            if out.bans.len() < MAX_OUTGOING || out.bans.contains_key(&ip) {
+                out.bans.insert(ip, (score, until));
+            }
+        }
+    }
+
+    /// What to tell the other nodes now: points per address, and bans with their time left.
+    pub fn take_outgoing(&mut self, now: Instant) -> (Vec<BanPoints>, Vec<BanRecord>) {
+        let Some(out) = &mut self.outgoing else {
+            return (Vec::new(), Vec::new());
+        };
+        let points = out
+            .points
+            .drain()
+            .map(|(ip, points)| BanPoints { ip, points })
+            .collect();
+        let bans = out
+            .bans
+            .drain()
+            .filter_map(|(ip, (score, until))| record(ip, score, until, now))
+            .collect();
+        (points, bans)
+    }
+
+    /// Another node banned `ip` (bus or store): ban it here for the time left, at most this
+    /// node's `ban-time` (a store writer cannot ban for longer), without telling anyone. A ban
+    /// running here is kept as it is. True if this started a ban.
+    pub fn apply_remote_ban(&mut self, ban: &BanRecord, now: Instant) -> bool {
+        if !self.enabled() || ban.ip.is_loopback() || ban.ip.to_canonical().is_loopback() {
+            return false;
+        }
+        let key = key(ban.ip);
+        if self.is_banned(key, now) {
+            return false;
+        }
+        let remaining = Duration::from_millis(ban.remaining_ms).min(self.policy.ban_time);
+        if remaining.is_zero() {
+            return false;
+        }
+        self.ensure_entry(key, now);
+        self.update(key, now, |e| {
+            e.score = e.score.max(ban.score);
+            e.since = now;
+            e.banned_until = Some(now + remaining);
+        });
+        log::info!(
+            "banning {key} for {} s (banned by another node of the cluster)",
+            remaining.as_secs()
+        );
+        true
+    }
+
+    /// Create `key`'s entry if it has none, evicting one when the table is full.
+    fn ensure_entry(&mut self, key: IpAddr, now: Instant) {
+        if self.entries.contains_key(&key) {
+            return;
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            self.evict_one();
+        }
+        let entry = Entry {
+            score: 0,
+            since: now,
+            banned_until: None,
+            last: now,
+        };
+        self.order.insert(rank(key, &entry));
+        self.entries.insert(key, entry);
+    }
+
+    /// Running bans as records for the store (re-asserted when it comes back).
+    pub fn records(&self, now: Instant) -> Vec<BanRecord> {
+        self.banned(now)
+            .into_iter()
+            .filter_map(|b| record(b.ip, b.score, b.expires, now))
+            .collect()
     }
 
     /// New settings after a reload. Scores are kept, and so are running bans (a higher
@@ -123,6 +224,7 @@ impl Bans {
         for ip in newly {
             self.update(ip, now, |e| e.banned_until = Some(now + policy.ban_time));
             let score = self.entries.get(&ip).map_or(0, |e| e.score);
+            self.queue_ban(ip, score, now + policy.ban_time);
             log_banned(ip, score, policy.ban_time);
             log::info!(
                 "banning {ip} for {} s (max-ban-score lowered)",
@@ -146,27 +248,45 @@ impl Bans {
         self.order.insert(rank(ip, entry));
     }
 
-    /// Add `points` to `ip`'s score; returns true if `ip` is banned afterwards.
+    /// Add `points` this node charged to `ip`'s score (told to the other nodes, with a ban it
+    /// starts); returns true if `ip` is banned afterwards.
     pub fn add(&mut self, ip: IpAddr, points: u32, now: Instant) -> bool {
         if !self.enabled() || ip.is_loopback() {
             return false;
         }
-        self.maybe_cleanup(now);
         let key = key(ip);
-        let policy = self.policy;
-        if !self.entries.contains_key(&key) {
-            if self.entries.len() >= MAX_ENTRIES {
-                self.evict_one();
+        // A banned address knocking is not news: its score starts over when the ban ends.
+        let banned = self.is_banned(key, now);
+        if let Some(out) = &mut self.outgoing {
+            if points > 0
+                && !banned
+                && (out.points.len() < MAX_OUTGOING || out.points.contains_key(&key))
+            {
+                let sum = out.points.entry(key).or_insert(0);
+                *sum = sum.saturating_add(points);
             }
-            let entry = Entry {
-                score: 0,
-                since: now,
-                banned_until: None,
-                last: now,
-            };
-            self.order.insert(rank(key, &entry));
-            self.entries.insert(key, entry);
         }
+        if let Some((score, until)) = self.charge(key, points, now) {
+            self.queue_ban(key, score, until);
+        }
+        self.is_banned(key, now)
+    }
+
+    /// Add points another node charged to `ip` (not told again); true if banned afterwards.
+    pub fn add_remote(&mut self, ip: IpAddr, points: u32, now: Instant) -> bool {
+        if !self.enabled() || ip.is_loopback() || ip.to_canonical().is_loopback() {
+            return false;
+        }
+        let key = key(ip);
+        self.charge(key, points, now);
+        self.is_banned(key, now)
+    }
+
+    /// Add `points` to `key`'s score; `Some((score, until))` if this started a ban.
+    fn charge(&mut self, key: IpAddr, points: u32, now: Instant) -> Option<(u32, Instant)> {
+        self.maybe_cleanup(now);
+        let policy = self.policy;
+        self.ensure_entry(key, now);
         let mut newly_banned = None;
         self.update(key, now, |entry| {
             let starts_over = match entry.banned_until {
@@ -187,15 +307,14 @@ impl Bans {
                 newly_banned = Some(entry.score);
             }
         });
-        if let Some(score) = newly_banned {
-            log_banned(key, score, policy.ban_time);
-            log::info!(
-                "banning {key} for {} s (score {score} >= max-ban-score {})",
-                policy.ban_time.as_secs(),
-                policy.max_score
-            );
-        }
-        self.is_banned(key, now)
+        let score = newly_banned?;
+        log_banned(key, score, policy.ban_time);
+        log::info!(
+            "banning {key} for {} s (score {score} >= max-ban-score {})",
+            policy.ban_time.as_secs(),
+            policy.max_score
+        );
+        Some((score, now + policy.ban_time))
     }
 
     /// Make room for one entry: drop the first in eviction order.
@@ -289,8 +408,18 @@ impl Bans {
     }
 }
 
+/// A ban ending at `until` as a record with its time left; `None` if it is over.
+fn record(ip: IpAddr, score: u32, until: Instant, now: Instant) -> Option<BanRecord> {
+    let left = until.checked_duration_since(now).filter(|d| !d.is_zero())?;
+    Some(BanRecord {
+        ip,
+        score,
+        remaining_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
 /// The address a score is kept under: IPv6 per /64.
-fn key(ip: IpAddr) -> IpAddr {
+pub fn key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let [a, b, c, d, ..] = v6.segments();
@@ -304,6 +433,8 @@ fn key(ip: IpAddr) -> IpAddr {
 #[derive(Debug)]
 pub struct BanTable {
     inner: Mutex<Bans>,
+    /// Wakes the task that tells the other nodes (crate::ban_cluster) when there is news.
+    pub outgoing: tokio::sync::Notify,
 }
 
 /// One banned address for occtl, with wall-clock expiry.
@@ -321,6 +452,39 @@ impl BanTable {
     pub fn new(policy: BanPolicy) -> Self {
         Self {
             inner: Mutex::new(Bans::new(policy)),
+            outgoing: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// With a cluster: keep what this node charges and bans for the other nodes.
+    pub fn share(&self) {
+        self.lock().share();
+    }
+
+    /// The news for the other nodes since the last call.
+    pub fn take_outgoing(&self) -> (Vec<BanPoints>, Vec<BanRecord>) {
+        self.lock().take_outgoing(Instant::now())
+    }
+
+    /// Another node charged `points` to `ip`.
+    pub fn add_remote_points(&self, ip: IpAddr, points: u32) {
+        self.lock().add_remote(ip, points, Instant::now());
+    }
+
+    /// Another node (or the store) says `ban` runs.
+    pub fn apply_remote_ban(&self, ban: &BanRecord) {
+        self.lock().apply_remote_ban(ban, Instant::now());
+    }
+
+    /// Running bans, for the store.
+    pub fn records(&self) -> Vec<BanRecord> {
+        self.lock().records(Instant::now())
+    }
+
+    /// Another node's occtl `unban ip`.
+    pub fn unban_remote(&self, ip: IpAddr) {
+        if self.lock().unban(ip) {
+            log::info!("unbanned {ip} (occtl unban ip on another node)");
         }
     }
 
@@ -331,11 +495,14 @@ impl BanTable {
 
     pub fn set_policy(&self, policy: BanPolicy) {
         self.lock().set_policy(policy, Instant::now());
+        self.outgoing.notify_one();
     }
 
     /// A new connection from `ip`; true = banned, drop it.
     pub fn check_connection(&self, ip: IpAddr) -> bool {
-        self.lock().connection(ip, Instant::now())
+        let banned = self.lock().connection(ip, Instant::now());
+        self.outgoing.notify_one();
+        banned
     }
 
     /// Whether `ip` is banned, charging nothing (a load balancer's own health check).
@@ -346,6 +513,7 @@ impl BanTable {
     /// sec-mod reported a wrong password from `ip`.
     pub fn add_points(&self, ip: IpAddr, points: u32) {
         self.lock().add(ip, points, Instant::now());
+        self.outgoing.notify_one();
     }
 
     /// Banned addresses now (occtl `show ip bans`).
@@ -601,5 +769,125 @@ mod tests {
             .entries
             .contains_key(&IpAddr::V4((0x0a00_0000 + MAX_ENTRIES as u32 - 1).into())));
         assert_eq!(b.entries.len(), b.order.len());
+    }
+
+    #[test]
+    fn shared_points_and_bans_are_coalesced_and_remote_ones_not_passed_on() {
+        let t0 = Instant::now();
+        let mut b = Bans::new(policy());
+        let a = ip("192.0.2.1");
+        // A single node keeps nothing for anyone.
+        b.add(a, 10, t0);
+        assert_eq!(b.take_outgoing(t0), (vec![], vec![]));
+        b.share();
+        for _ in 0..5 {
+            b.add(a, 10, t0);
+        }
+        b.add(ip("2001:db8:1:2::5"), 3, t0);
+        b.add(ip("127.0.0.1"), 3, t0);
+        let (mut points, bans) = b.take_outgoing(t0);
+        points.sort_by_key(|p| p.ip);
+        assert_eq!(
+            points,
+            [
+                BanPoints { ip: a, points: 50 },
+                BanPoints {
+                    ip: ip("2001:db8:1:2::"),
+                    points: 3
+                }
+            ]
+        );
+        assert!(bans.is_empty());
+        // Reaching max-ban-score: the ban is news, with its time left.
+        assert!(b.add(a, 20, t0));
+        let (_, bans) = b.take_outgoing(t0 + secs(100));
+        assert_eq!(
+            bans,
+            [BanRecord {
+                ip: a,
+                score: 80,
+                remaining_ms: 200_000
+            }]
+        );
+        // Knocking while banned is not news.
+        b.add(a, 10, t0 + secs(101));
+        assert_eq!(b.take_outgoing(t0 + secs(101)), (vec![], vec![]));
+        // Another node's points and bans count here but are not passed on.
+        let c = ip("198.51.100.4");
+        assert!(!b.add_remote(c, 70, t0));
+        assert!(b.add_remote(c, 10, t0));
+        let d = ip("198.51.100.5");
+        assert!(b.apply_remote_ban(
+            &BanRecord {
+                ip: d,
+                score: 90,
+                remaining_ms: 5_000
+            },
+            t0
+        ));
+        assert_eq!(b.take_outgoing(t0), (vec![], vec![]));
+        assert!(b.is_banned(d, t0 + secs(4)));
+        assert!(!b.is_banned(d, t0 + secs(5)));
+        assert_eq!(b.records(t0).len(), 3);
+    }
+
+    #[test]
+    fn a_remote_ban_is_bounded() {
+        let t0 = Instant::now();
+        let mut b = Bans::new(policy());
+        let a = ip("192.0.2.1");
+        // Longer than ban-time (a hostile store writer): ban-time.
+        assert!(b.apply_remote_ban(
+            &BanRecord {
+                ip: a,
+                score: 1,
+                remaining_ms: u64::MAX
+            },
+            t0
+        ));
+        assert!(b.is_banned(a, t0 + secs(299)));
+        assert!(!b.is_banned(a, t0 + secs(300)));
+        // A running ban is kept as it is.
+        assert!(!b.apply_remote_ban(
+            &BanRecord {
+                ip: a,
+                score: 1,
+                remaining_ms: 1
+            },
+            t0
+        ));
+        // Loopback never; bans off, never.
+        for lo in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(!b.apply_remote_ban(
+                &BanRecord {
+                    ip: ip(lo),
+                    score: 1,
+                    remaining_ms: 9000
+                },
+                t0
+            ));
+            assert!(!b.add_remote(ip(lo), 1000, t0));
+        }
+        let mut off = Bans::new(BanPolicy {
+            max_score: 0,
+            ..policy()
+        });
+        assert!(!off.apply_remote_ban(
+            &BanRecord {
+                ip: a,
+                score: 1,
+                remaining_ms: 9000
+            },
+            t0
+        ));
+        // Over: nothing.
+        assert!(!b.apply_remote_ban(
+            &BanRecord {
+                ip: ip("192.0.2.2"),
+                score: 1,
+                remaining_ms: 0
+            },
+            t0
+        ));
     }
 }

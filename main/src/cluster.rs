@@ -46,6 +46,7 @@ pub fn spawn(shared: &Arc<Shared>) {
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.secmod.set_cluster_sink(tx);
+    crate::ban_cluster::spawn(shared);
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         while let Some(notice) = rx.recv().await {
@@ -65,8 +66,12 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
             cluster.store_up.store(up, Ordering::Relaxed);
             if up {
                 cluster.leases.store_back();
+                crate::ban_cluster::resync(shared);
             }
         }
         FromCluster::EndTunnel { sid } => sessions::end_tunnel(shared, sid),
+        FromCluster::BanPoints(points) => crate::ban_cluster::on_points(shared, &points),
+        FromCluster::Banned(bans) => crate::ban_cluster::on_banned(shared, &bans),
+        FromCluster::Unban(ip) => crate::ban_cluster::on_unban(shared, ip),
     }
 }

@@ -197,6 +197,7 @@ async fn answer(
             ipc::send(sock, &CtlResponse::Done(done), &[]).await
         }
         CtlRequest::Unban(ip) => {
+            crate::ban_cluster::unban(shared, ip).await;
             let done = if shared.bans.unban(ip) {
                 Outcome::Ok(1)
             } else {

@@ -56,6 +56,7 @@
 
 pub mod auth_hook;
 pub mod ban;
+pub mod ban_cluster;
 pub mod bounded_lines;
 pub mod cli;
 pub mod cluster;

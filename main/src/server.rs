@@ -132,6 +132,19 @@ fn stop_requested(
     // Closing our listener makes the port refuse connections (unless systemd holds it: socket
     // activation), which is what load balancers' health checks see.
     *listener = None;
+    // Balancers polling `GET /health` stop sending new clients; the other nodes hear it too.
+    shared
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if shared.cluster.is_some() {
+        let secmod = Arc::clone(&shared.secmod);
+        tokio::spawn(async move {
+            use rocserv_proto::ipc::cluster::ToCluster;
+            if let Err(e) = secmod.cluster_notice(ToCluster::Draining).await {
+                log::warn!("cluster: cannot tell sec-mod that this node drains: {e}");
+            }
+        });
+    }
     log::info!("{why}: termination request received; stopping new connections");
     log::info!("termination request received; waiting {ms} ms");
     notifier.stopping(&format!("draining: tunnels end in {ms} ms"));

@@ -36,6 +36,8 @@ pub struct Shared {
     pub counters: crate::counters::Counters,
     /// `cluster-store` (ours): this node's part of the cluster; `None`: a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// `server-drain-ms` began: `GET /health` answers 503 (crate::metrics).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Where the UDP flow of one DTLS id goes: the worker task that serves its tunnel.
@@ -90,6 +92,7 @@ impl Shared {
                 ))
             }),
             config,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

@@ -358,6 +358,10 @@ pub fn ipc(data: &[u8]) {
             );
         }
     }
+    // A ban key and value read back from the store (any bytes): no panic.
+    if let Ok(key) = std::str::from_utf8(data) {
+        let _ = crate::cluster::bans::parse_stored(key, Some(data), 1);
+    }
     // main's check of a worker's state report: any values, no panic; accepted text is printable.
     if let Ok(main_worker::ToMain::TunnelState(state)) = ipc::decode(data) {
         if let Ok(d) = crate::session_desc::describe(&state) {

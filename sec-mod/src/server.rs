@@ -179,6 +179,13 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
                     crate::cluster::on_event(&shared, cluster, event);
                 }
             }
+            () = crate::cluster::to_main_ready(shared.cluster.as_ref()) => {
+                if let Some(cluster) = &shared.cluster {
+                    for notice in cluster.to_main.take() {
+                        send(&sock, &FromSecMod::Cluster(notice)).await?;
+                    }
+                }
+            }
             Some(up) = next_store_state(&mut store_state) => {
                 send(&sock, &crate::cluster::state_notice(up)).await?;
                 if let (true, Some(cluster)) = (up, &shared.cluster) {

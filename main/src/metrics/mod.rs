@@ -6,8 +6,12 @@
 //! head and writes the answer. Gathering (a copy of the tunnel registry, sysfs reads of each
 //! device's counters, as occtl `show users`) and encoding run on tokio's blocking pool.
 //! Strict and bounded, since anything that reaches the port may send anything:
-//! - `GET /metrics` only (a query string is ignored); other methods 405, other paths 404, a
-//!   request with a body or anything httparse refuses 400;
+//! - `GET /metrics` and `GET /health` only (a query string is ignored); other methods 405,
+//!   other paths 404, a request with a body or anything httparse refuses 400;
+//! - `/health` is for load balancers (doc/cluster.md "Drain and health"): `200 ok` while the
+//!   node takes new clients, `503 draining` from the start of a `server-drain-ms` drain; with
+//!   a cluster the body also says `store up` or `store down` (a down store does not fail it:
+//!   the node still serves, alone);
 //! - the head is parsed by `rocserv_proto::http::parse_request_head` (sans-IO, fuzzed:
 //!   `http_head`), capped here at [`MAX_REQUEST`] bytes (431 above);
 //! - [`MAX_SCRAPES`] connections at once, more are closed at accept; the head must arrive
@@ -114,6 +118,7 @@ impl Bound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Metrics,
+    Health,
     NotFound,
     MethodNotAllowed,
     BadRequest,
@@ -131,6 +136,8 @@ pub fn route(head: &RequestHead) -> Route {
     let path = head.target.split('?').next().unwrap_or_default();
     if path == "/metrics" {
         Route::Metrics
+    } else if path == "/health" {
+        Route::Health
     } else {
         Route::NotFound
     }
@@ -164,6 +171,13 @@ async fn scrape(mut stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
                 .header("Content-Type", text::CONTENT_TYPE)
                 .body(body)
         }
+        Route::Health => {
+            let (status, reason, body) = health(&shared);
+            Response::new(status, reason)
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .header("Cache-Control", "no-store")
+                .body(body.into_bytes())
+        }
         Route::NotFound => Response::new(404, "Not Found"),
         Route::MethodNotAllowed => Response::new(405, "Method Not Allowed").header("Allow", "GET"),
         Route::BadRequest => Response::new(400, "Bad Request"),
@@ -173,6 +187,28 @@ async fn scrape(mut stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
     response.header("Connection", "close").encode(&mut out);
     stream.write_all(&out).await?;
     stream.shutdown().await
+}
+
+/// The health answer: status, reason and body.
+pub fn health(shared: &Shared) -> (u16, &'static str, String) {
+    let draining = shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+    let store = shared.cluster.as_ref().map(|c| c.store_up());
+    health_answer(draining, store)
+}
+
+/// [`health`] without the state (unit-tested).
+pub fn health_answer(draining: bool, store_up: Option<bool>) -> (u16, &'static str, String) {
+    let (status, reason, word) = if draining {
+        (503, "Service Unavailable", "draining")
+    } else {
+        (200, "OK", "ok")
+    };
+    let body = match store_up {
+        None => format!("{word}\n"),
+        Some(true) => format!("{word}\nstore up\n"),
+        Some(false) => format!("{word}\nstore down\n"),
+    };
+    (status, reason, body)
 }
 
 /// Read until the head is complete, refused, or [`MAX_REQUEST`] bytes long.
@@ -233,6 +269,25 @@ mod tests {
             Some(Route::BadRequest)
         );
         assert_eq!(ask("\x16\x03\x01\x02\x00"), Some(Route::BadRequest));
+        assert_eq!(ask("GET /health HTTP/1.1\r\n\r\n"), Some(Route::Health));
+        assert_eq!(ask("GET /health?x HTTP/1.0\r\n\r\n"), Some(Route::Health));
+        assert_eq!(
+            ask("POST /health HTTP/1.1\r\n\r\n"),
+            Some(Route::MethodNotAllowed)
+        );
+    }
+
+    #[test]
+    fn health_fails_only_when_draining() {
+        assert_eq!(health_answer(false, None), (200, "OK", "ok\n".into()));
+        assert_eq!(
+            health_answer(false, Some(false)),
+            (200, "OK", "ok\nstore down\n".into())
+        );
+        assert_eq!(
+            health_answer(true, Some(true)),
+            (503, "Service Unavailable", "draining\nstore up\n".into())
+        );
     }
 
     #[test]

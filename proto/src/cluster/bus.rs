@@ -34,6 +34,13 @@ pub enum BusBody {
     /// The session whose cookie hashes to `cookie_sha256` was deleted (user disconnect,
     /// terminate): every node drops its copy, so the cookie is dead everywhere.
     SessionDeleted { cookie_sha256: [u8; 32] },
+    /// Ban points the sender charged (coalesced per address; at most
+    /// [`super::bans::MAX_PER_MESSAGE`]): the receivers add them without passing them on.
+    BanPoints(Vec<super::bans::BanPoints>),
+    /// Bans the sender started (or re-asserts on resync); also in `rocserv:ban:IP` keys.
+    Banned(Vec<super::bans::BanRecord>),
+    /// occtl `unban ip` on the sender: the ban and score of this address end everywhere.
+    Unban(std::net::IpAddr),
 }
 
 /// Why a bus payload was not accepted.
@@ -41,11 +48,24 @@ pub enum BusBody {
 pub enum BusError {
     #[error("bus message of {0} bytes exceeds {MAX_BUS_MESSAGE}")]
     TooLarge(usize),
+    #[error("bus message with more entries than a node sends")]
+    OutOfBounds,
     #[error("malformed bus message")]
     Malformed(#[from] crate::ipc::IpcError),
 }
 
 impl BusMessage {
+    /// Whether the body is within the bounds every receiver checks (a node sends nothing
+    /// bigger; anything bigger came from elsewhere), checked by [`Self::decode`].
+    pub fn within_bounds(&self) -> bool {
+        match &self.body {
+            BusBody::BanPoints(p) => p.len() <= super::bans::MAX_PER_MESSAGE,
+            BusBody::Banned(b) => b.len() <= super::bans::MAX_PER_MESSAGE,
+            BusBody::Takeover { node, .. } => super::valid_node_name(node),
+            BusBody::Leaving | BusBody::Unban(_) | BusBody::SessionDeleted { .. } => true,
+        }
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, BusError> {
         let bytes = crate::ipc::encode(self)?;
         if bytes.len() > MAX_BUS_MESSAGE {
@@ -58,7 +78,11 @@ impl BusMessage {
         if bytes.len() > MAX_BUS_MESSAGE {
             return Err(BusError::TooLarge(bytes.len()));
         }
-        Ok(crate::ipc::decode(bytes)?)
+        let msg: Self = crate::ipc::decode(bytes)?;
+        if !msg.within_bounds() {
+            return Err(BusError::OutOfBounds);
+        }
+        Ok(msg)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the messages the nodes exchange ([`bus`]). Sans-IO: parsing and checking only; sec-mod
 //! opens the connection.
 
+pub mod bans;
 pub mod bus;
 pub mod session;
 

@@ -31,6 +31,14 @@ pub enum ToCluster {
     /// "Addresses"): keep it for the session `keep_ms` more (its reconnect, anywhere), or free
     /// it now (0). Nothing happens unless the store's record is still this connection's.
     ReleaseAddress(AddressRelease),
+    /// Ban points main charged, coalesced per address (at most
+    /// [`crate::cluster::bans::MAX_PER_MESSAGE`]): published to the other nodes.
+    BanPoints(Vec<crate::cluster::bans::BanPoints>),
+    /// Bans main started, or all its running bans again after the store came back: written as
+    /// `rocserv:ban:IP` keys with their time left as TTL, and published.
+    Banned(Vec<crate::cluster::bans::BanRecord>),
+    /// occtl `unban ip`: delete the key and tell the other nodes.
+    Unban(std::net::IpAddr),
 }
 
 /// An IPv4 lease as the store knows it: who holds it, from which connection.
@@ -92,6 +100,12 @@ pub enum FromCluster {
     /// the session's claim (doc/cluster.md "Sessions and cookies"). main ignores it when no
     /// tunnel of `sid` is live.
     EndTunnel { sid: crate::ipc::SessionId },
+    /// Another node's ban points: add them, do not pass them on.
+    BanPoints(Vec<crate::cluster::bans::BanPoints>),
+    /// Another node's bans: apply them, do not pass them on.
+    Banned(Vec<crate::cluster::bans::BanRecord>),
+    /// Another node's occtl `unban ip`.
+    Unban(std::net::IpAddr),
 }
 
 /// main -> sec-mod: a question main waits for (bounded by its sec-mod request timeout).
@@ -107,6 +121,8 @@ pub enum ClusterQuery {
         holds: Vec<AddressHold>,
         ttl_ms: u64,
     },
+    /// Every running ban in the store (on start and each time the store comes back).
+    Bans,
 }
 
 /// sec-mod -> main: the answer to the [`ClusterQuery`] with the same id.
@@ -122,6 +138,8 @@ pub enum ClusterAnswer {
     /// store (given out elsewhere while this node could not reach the store, or taken over by
     /// a reconnect of the session on another node).
     AddressesLost(Vec<AddressTaken>),
+    /// The answer to [`ClusterQuery::Bans`]: at most [`crate::cluster::bans::MAX_READ`].
+    Bans(Vec<crate::cluster::bans::BanRecord>),
 }
 
 /// The cluster as sec-mod sees it.
@@ -194,5 +212,22 @@ mod tests {
         roundtrip(&ClusterAnswer::Unavailable {
             why: "timeout".into(),
         });
+        let ban = crate::cluster::bans::BanRecord {
+            ip: "2001:db8::".parse().unwrap(),
+            score: 80,
+            remaining_ms: 1,
+        };
+        let points = crate::cluster::bans::BanPoints {
+            ip: "192.0.2.1".parse().unwrap(),
+            points: 10,
+        };
+        roundtrip(&ToCluster::BanPoints(vec![points]));
+        roundtrip(&ToCluster::Banned(vec![ban]));
+        roundtrip(&ToCluster::Unban(ban.ip));
+        roundtrip(&FromCluster::BanPoints(vec![points]));
+        roundtrip(&FromCluster::Banned(vec![ban]));
+        roundtrip(&FromCluster::Unban(ban.ip));
+        roundtrip(&ClusterQuery::Bans);
+        roundtrip(&ClusterAnswer::Bans(vec![ban]));
     }
 }

@@ -7,6 +7,7 @@
 //! bounded ([`store::COMMAND_TIMEOUT`]), a down store is logged once and the node works alone,
 //! and when the store comes back [`resync`] writes what this node holds again.
 
+pub mod bans;
 pub mod keys;
 pub mod leases;
 pub mod sessions;
@@ -52,6 +53,47 @@ pub struct Cluster {
     pub store: Store,
     /// [`resync`]: one run at a time.
     resyncing: std::sync::Mutex<Resync>,
+    /// Notices for main from the cluster's tasks, sent by sec-mod's loop.
+    pub to_main: ToMain,
+}
+
+/// Most notices waiting for sec-mod's loop; beyond, new ones are dropped with a log line
+/// (what they carry is also in the store, or harmless to lose: doc/cluster.md "Guarantees").
+const MAX_TO_MAIN: usize = 1024;
+
+/// A bounded queue of notices for main ([`Cluster::to_main`]).
+#[derive(Debug, Default)]
+pub struct ToMain {
+    pending: std::sync::Mutex<std::collections::VecDeque<FromCluster>>,
+    /// Wakes sec-mod's loop when a notice was queued.
+    pub ready: tokio::sync::Notify,
+}
+
+impl ToMain {
+    pub fn push(&self, notice: FromCluster) {
+        {
+            let mut pending = rocserv_rt::lock(&self.pending);
+            if pending.len() >= MAX_TO_MAIN {
+                log::warn!("cluster: {MAX_TO_MAIN} notices wait for main; one dropped");
+                return;
+            }
+            pending.push_back(notice);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Everything queued so far, oldest first.
+    pub fn take(&self) -> Vec<FromCluster> {
+        rocserv_rt::lock(&self.pending).drain(..).collect()
+    }
+}
+
+/// Wait for notices for main (never, on a single node).
+pub async fn to_main_ready(cluster: Option<&Arc<Cluster>>) {
+    match cluster {
+        Some(c) => c.to_main.ready.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Cluster {
@@ -65,6 +107,7 @@ impl Cluster {
             node: settings.node.clone(),
             store,
             resyncing: std::sync::Mutex::new(Resync::default()),
+            to_main: ToMain::default(),
         });
         let (events, rx) = mpsc::unbounded_channel();
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
@@ -230,7 +273,7 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
 
 /// sec-mod's loop got [`Event`] `event`.
 pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
-    let _ = (shared, cluster);
+    let _ = shared;
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
@@ -240,6 +283,9 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
             BusBody::Takeover { .. } => {}
             BusBody::SessionDeleted { cookie_sha256 } => {
                 sessions::deleted_elsewhere(shared, cookie_sha256)
+            }
+            body @ (BusBody::BanPoints(_) | BusBody::Banned(_) | BusBody::Unban(_)) => {
+                bans::on_bus(cluster, &msg.from, body)
             }
         },
     }
@@ -366,6 +412,9 @@ pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToClu
             }
         }
         ToCluster::ReleaseAddress(r) => leases::release(&cluster, r).await,
+        ToCluster::BanPoints(points) => bans::points(&cluster, points).await,
+        ToCluster::Banned(list) => bans::banned(&cluster, list).await,
+        ToCluster::Unban(ip) => bans::unban(&cluster, ip).await,
     }
 }
 
@@ -391,6 +440,10 @@ pub async fn on_query(
         ClusterQuery::RenewAddresses { holds, ttl_ms } => {
             leases::renew(&cluster, &holds, ttl_ms).await
         }
+        ClusterQuery::Bans => match bans::read_all(&cluster).await {
+            Ok(list) => ClusterAnswer::Bans(list),
+            Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
+        },
     };
     let _ = out.send(vec![FromSecMod::ClusterAnswer { id, answer }]);
 }
