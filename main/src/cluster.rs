@@ -41,6 +41,7 @@ pub fn spawn(shared: &Arc<Shared>) {
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.secmod.set_cluster_sink(tx);
+    crate::cluster_view::spawn(shared);
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         while let Some(notice) = rx.recv().await {
@@ -57,5 +58,8 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
     match notice {
         // sec-mod logged the change; main only keeps it (health, occtl, metrics).
         FromCluster::StoreState { up } => cluster.store_up.store(up, Ordering::Relaxed),
+        FromCluster::End { target, terminate } => {
+            crate::cluster_view::on_end(shared, target, terminate)
+        }
     }
 }

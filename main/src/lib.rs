@@ -59,6 +59,7 @@ pub mod ban;
 pub mod bounded_lines;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_view;
 pub mod conn;
 pub mod connect;
 pub mod counters;

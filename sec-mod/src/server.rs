@@ -175,7 +175,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
             }
             Some(event) = next_cluster_event(&mut cluster_events) => {
                 if let Some(cluster) = &shared.cluster {
-                    crate::cluster::on_event(&shared, cluster, event);
+                    crate::cluster::on_event(&shared, cluster, event, &out);
                 }
             }
             Some(up) = next_store_state(&mut store_state) => {

@@ -300,6 +300,7 @@ mod tests {
             macs: Vec::new(),
             dtls_in_use: false,
             udp_peer: None,
+            node: String::new(),
         }
     }
 
@@ -331,6 +332,7 @@ mod tests {
                 // server's life: these differ from the `total_*` members.
                 sessions_handled: 4,
                 auth_failures: 1,
+                cluster: None,
             },
             users,
             counters: counters.snapshot(),

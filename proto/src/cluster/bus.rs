@@ -27,6 +27,12 @@ pub enum BusBody {
     /// The node is draining or shutting down: its tunnels will end and their sessions stay
     /// resumable elsewhere.
     Leaving,
+    /// An occtl `disconnect`/`terminate` on the sending node: each node ends what `target`
+    /// names among its own tunnels (a `NodeId` only on that node).
+    End {
+        target: crate::ipc::ctl::Target,
+        terminate: bool,
+    },
 }
 
 /// Why a bus payload was not accepted.

@@ -3,6 +3,7 @@
 //! opens the connection.
 
 pub mod bus;
+pub mod view;
 
 use std::fmt;
 

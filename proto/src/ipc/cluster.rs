@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::StoreUrl;
+use crate::ipc::ctl::{SessionInfo, Target, UserFilter, UserInfo};
 
 /// What sec-mod needs to reach the store ([`super::main_secmod::SecModConfig::cluster`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,16 @@ pub enum ToCluster {
     /// main is draining (`server-drain-ms`, shutdown): sec-mod marks the node as leaving, so
     /// that the other nodes stop counting on it.
     Draining,
+    /// One page of this node's rows for the other nodes' occtl (doc/cluster.md "One view"):
+    /// pages `0..count` of generation `generation` (main numbers them; a newer generation
+    /// replaces an unfinished older one). sec-mod writes the whole set once every page is in.
+    ViewPage {
+        generation: u64,
+        index: u32,
+        count: u32,
+        users: Vec<UserInfo>,
+        sessions: Vec<SessionInfo>,
+    },
 }
 
 /// sec-mod -> main, one-way.
@@ -35,6 +46,10 @@ pub enum FromCluster {
     /// The store became reachable (`up`) or unreachable; sent at each change (logged once by
     /// sec-mod). While it is down the node works alone (doc/cluster.md "Failure").
     StoreState { up: bool },
+    /// Another node's occtl asked to end tunnels (`disconnect`, `terminate`): main acts as for
+    /// a local occtl command, on this node only (the target was checked by sec-mod: a name,
+    /// a session prefix, or this node's `NodeId`).
+    End { target: Target, terminate: bool },
 }
 
 /// main -> sec-mod: a question main waits for (bounded by its sec-mod request timeout).
@@ -42,6 +57,14 @@ pub enum FromCluster {
 pub enum ClusterQuery {
     /// The store's state and the nodes it knows (occtl `show status`, health).
     Status,
+    /// The other nodes' connected users matching `filter` (their stored rows), from row
+    /// `from` on: one page per answer (occtl `show users|user|id` on a cluster).
+    ViewUsers { filter: UserFilter, from: u32 },
+    /// The other nodes' sessions, from row `from` on (occtl `show sessions`).
+    ViewSessions { from: u32 },
+    /// Tell the nodes to end what `target` names (occtl `disconnect`/`terminate`); the
+    /// answer names the nodes whose listed tunnels matched.
+    End { target: Target, terminate: bool },
 }
 
 /// sec-mod -> main: the answer to the [`ClusterQuery`] with the same id.
@@ -51,6 +74,19 @@ pub enum ClusterAnswer {
     /// The store could not answer (down, timed out): main falls back to its own view.
     Unavailable {
         why: String,
+    },
+    /// A page of [`ClusterQuery::ViewUsers`]; `next` = the `from` of the next page.
+    ViewUsers {
+        users: Vec<UserInfo>,
+        next: Option<u32>,
+    },
+    ViewSessions {
+        sessions: Vec<SessionInfo>,
+        next: Option<u32>,
+    },
+    /// [`ClusterQuery::End`] was published; these nodes listed matching tunnels (sorted).
+    Ended {
+        nodes: Vec<String>,
     },
 }
 
@@ -87,6 +123,24 @@ mod tests {
         }));
         roundtrip(&ClusterAnswer::Unavailable {
             why: "timeout".into(),
+        });
+        roundtrip(&ClusterQuery::ViewUsers {
+            filter: UserFilter::NodeId {
+                node: "a".into(),
+                id: 7,
+            },
+            from: 3,
+        });
+        roundtrip(&ClusterQuery::End {
+            target: Target::User("alice".into()),
+            terminate: true,
+        });
+        roundtrip(&FromCluster::End {
+            target: Target::Session("ab".into()),
+            terminate: false,
+        });
+        roundtrip(&ClusterAnswer::Ended {
+            nodes: vec!["b".into()],
         });
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod keys;
 pub mod store;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -203,11 +204,19 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
 }
 
 /// sec-mod's loop got [`Event`] `event`.
-pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
+pub fn on_event(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    event: Event,
+    out: &mpsc::UnboundedSender<Vec<FromSecMod>>,
+) {
     let _ = (shared, cluster);
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
+            BusBody::End { target, terminate } => {
+                view::on_end(cluster, &msg.from, target, terminate, out)
+            }
         },
     }
 }
@@ -228,6 +237,13 @@ pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToClu
                 log::warn!("cluster: cannot tell the other nodes that this one leaves: {e}");
             }
         }
+        ToCluster::ViewPage {
+            generation,
+            index,
+            count,
+            users,
+            sessions,
+        } => view::on_page(cluster, generation, index, count, users, sessions).await,
     }
 }
 
@@ -249,6 +265,9 @@ pub async fn on_query(
             }),
             Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
         },
+        ClusterQuery::ViewUsers { filter, from } => view::users(&cluster, &filter, from).await,
+        ClusterQuery::ViewSessions { from } => view::sessions(&cluster, from).await,
+        ClusterQuery::End { target, terminate } => view::end(&cluster, target, terminate).await,
     };
     let _ = out.send(vec![FromSecMod::ClusterAnswer { id, answer }]);
 }
