@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocserv_proto::config::{Config, Route};
+use rocserv_proto::ipc::cluster::{ClusterAnswer, ClusterQuery, ClusterStatus};
 use rocserv_proto::ipc::ctl::{
     self, BanInfo, CtlRequest, CtlResponse, Outcome, ServerStatus, SessionFilter, SessionInfo,
     Target, UserFilter, UserInfo,
 };
-use rocserv_proto::ipc::cluster::{ClusterAnswer, ClusterQuery, ClusterStatus};
 use rocserv_proto::ipc::{CloseReason, SessionId, MAX_MESSAGE};
 use rocserv_proto::policy::ports::PortRules;
 use serde::Serialize;
@@ -385,14 +385,16 @@ async fn remote_sessions(shared: &Shared) -> Vec<SessionInfo> {
 /// `show status`'s cluster part: `None` without `cluster-store`.
 async fn cluster_status(shared: &Shared) -> Option<ClusterStatus> {
     let cluster = shared.cluster.as_ref()?;
-    Some(match shared.secmod.cluster_query(ClusterQuery::Status).await {
-        Ok(ClusterAnswer::Status(s)) => s,
-        _ => ClusterStatus {
-            node: cluster.node.clone(),
-            store_up: false,
-            nodes: Vec::new(),
+    Some(
+        match shared.secmod.cluster_query(ClusterQuery::Status).await {
+            Ok(ClusterAnswer::Status(s)) => s,
+            _ => ClusterStatus {
+                node: cluster.node.clone(),
+                store_up: false,
+                nodes: Vec::new(),
+            },
         },
-    })
+    )
 }
 
 /// What `disconnect` names on other nodes (a bare id is this node's).

@@ -252,8 +252,8 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         leading_number(&needed()?).ok_or_else(|| format!("'{arg}' is not a connection ID"))
     };
     // Ours: `ID@NODE` names the connection ID of a cluster node (IDs are per node).
-    let at = rocserv_proto::cluster::view::parse_node_id(&arg)
-        .map(|(id, node)| (node.to_owned(), id));
+    let at =
+        rocserv_proto::cluster::view::parse_node_id(&arg).map(|(id, node)| (node.to_owned(), id));
     match spec.name {
         "disconnect user" => Ok(Command::Disconnect(UserFilter::Name(needed()?))),
         "disconnect id" => match at {

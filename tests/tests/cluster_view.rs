@@ -51,14 +51,24 @@ fn occtl_on_b_lists_and_disconnects_the_user_on_a() {
     let id = on_a[0]["ID"].as_u64().expect("numeric ID");
 
     // B lists A's row: ocserv's keys and values, plus Node.
-    let on_b = users_until(&sock_b, |rows| rows.iter().any(|r| r["Username"] == "alice"));
+    let on_b = users_until(&sock_b, |rows| {
+        rows.iter().any(|r| r["Username"] == "alice")
+    });
     assert_eq!(on_b.len(), 1, "{on_b:?}");
     let row = &on_b[0];
     assert_eq!(row["Node"], "node-a");
     assert_eq!(row["ID"].as_u64(), Some(id));
     assert_eq!(row["State"], "connected");
     assert_eq!(row["IPv4"].as_str(), Some(up.address.as_str()));
-    for key in ["Groupname", "Device", "Remote IP", "User-Agent", "Session", "RX", "TX"] {
+    for key in [
+        "Groupname",
+        "Device",
+        "Remote IP",
+        "User-Agent",
+        "Session",
+        "RX",
+        "TX",
+    ] {
         assert!(row.get(key).is_some(), "{key} missing: {row}");
     }
 
@@ -80,19 +90,26 @@ fn occtl_on_b_lists_and_disconnects_the_user_on_a() {
     let deadline = Instant::now() + WAIT;
     loop {
         let sessions = json(&sock_b, &["show", "sessions", "all"]);
-        let found = sessions
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["Username"] == "alice" && s["Node"] == "node-a"));
+        let found = sessions.as_array().is_some_and(|s| {
+            s.iter()
+                .any(|s| s["Username"] == "alice" && s["Node"] == "node-a")
+        });
         if found {
             break;
         }
-        assert!(Instant::now() < deadline, "show sessions all on B: {sessions}");
+        assert!(
+            Instant::now() < deadline,
+            "show sessions all on B: {sessions}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let status = json(&sock_b, &["show", "status"]);
     assert_eq!(status["Node"], "node-b", "{status}");
     assert_eq!(status["Cluster store"], "up", "{status}");
-    let nodes = status["Cluster nodes"].as_array().cloned().unwrap_or_default();
+    let nodes = status["Cluster nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         nodes.contains(&"node-a".into()) && nodes.contains(&"node-b".into()),
         "{status}"
@@ -107,14 +124,19 @@ fn occtl_on_b_lists_and_disconnects_the_user_on_a() {
         "{}",
         kicked.stdout
     );
-    let status = client.wait_exit(WAIT).expect("the client on A is disconnected");
+    let status = client
+        .wait_exit(WAIT)
+        .expect("the client on A is disconnected");
     assert!(!status.success());
     a.wait_for_log("session ended", WAIT)
         .expect("A logged the end");
     users_until(&sock_b, <[Value]>::is_empty);
     users_until(&sock_a, <[Value]>::is_empty);
     // Nothing left anywhere: B says so as ocserv would.
-    assert_eq!(occtl(&sock_b, &["disconnect", "user", "alice"]).code, Some(1));
+    assert_eq!(
+        occtl(&sock_b, &["disconnect", "user", "alice"]).code,
+        Some(1)
+    );
 }
 
 /// `disconnect id ID@NODE` reaches that node only.
@@ -146,7 +168,9 @@ fn disconnect_id_at_node_reaches_that_node() {
     let kicked = occtl(&sock_b, &["disconnect", "id", &format!("{id}@node-a")]);
     assert_eq!(kicked.code, Some(0), "{}{}", kicked.stdout, kicked.stderr);
     assert!(kicked.stdout.contains("node-a"), "{}", kicked.stdout);
-    client.wait_exit(WAIT).expect("the client on A is disconnected");
+    client
+        .wait_exit(WAIT)
+        .expect("the client on A is disconnected");
 }
 
 /// Without `cluster-store` the rows carry no `Node` and the table is ocserv's.

@@ -52,7 +52,10 @@ pub enum UserFilter {
     Id(u64),
     /// The connection `id` on the cluster node `node` (occtl `ID@NODE`, ours: a worker's
     /// process id is unique on its node only; doc/cluster.md "One view").
-    NodeId { node: String, id: u64 },
+    NodeId {
+        node: String,
+        id: u64,
+    },
 }
 
 /// Which sessions (cookies) `show sessions` lists.
@@ -74,7 +77,10 @@ pub enum Target {
     /// A session id or a unique prefix of one.
     Session(String),
     /// The connection `id` on the cluster node `node` (occtl `ID@NODE`, ours).
-    NodeId { node: String, id: u64 },
+    NodeId {
+        node: String,
+        id: u64,
+    },
 }
 
 /// main -> occtl.
