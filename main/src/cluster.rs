@@ -47,6 +47,7 @@ pub fn spawn(shared: &Arc<Shared>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared.secmod.set_cluster_sink(tx);
     crate::ban_cluster::spawn(shared);
+    crate::cluster_view::spawn(shared);
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         while let Some(notice) = rx.recv().await {
@@ -73,5 +74,8 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
         FromCluster::BanPoints(points) => crate::ban_cluster::on_points(shared, &points),
         FromCluster::Banned(bans) => crate::ban_cluster::on_banned(shared, &bans),
         FromCluster::Unban(ip) => crate::ban_cluster::on_unban(shared, ip),
+        FromCluster::End { target, terminate } => {
+            crate::cluster_view::on_end(shared, target, terminate)
+        }
     }
 }

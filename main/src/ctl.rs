@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocserv_proto::config::{Config, Route};
+use rocserv_proto::ipc::cluster::{ClusterAnswer, ClusterQuery, ClusterStatus};
 use rocserv_proto::ipc::ctl::{
     self, BanInfo, CtlRequest, CtlResponse, Outcome, ServerStatus, SessionFilter, SessionInfo,
     Target, UserFilter, UserInfo,
@@ -147,11 +148,13 @@ async fn answer(
 ) -> Result<(), ChannelError> {
     match request {
         CtlRequest::Status => {
-            let status = CtlResponse::Status(Box::new(status(shared)));
-            ipc::send(sock, &status, &[]).await
+            let mut status = status(shared);
+            status.cluster = cluster_status(shared).await;
+            ipc::send(sock, &CtlResponse::Status(Box::new(status)), &[]).await
         }
         CtlRequest::Users(filter) => {
-            let users: Vec<UserInfo> = matching(shared, &filter).iter().map(user_info).collect();
+            let mut users = local_users(shared, &filter);
+            users.extend(remote_users(shared, &filter).await);
             send_pages(sock, users, |users, more| CtlResponse::Users {
                 users,
                 more,
@@ -188,11 +191,23 @@ async fn answer(
         }
         CtlRequest::Disconnect(filter) => {
             let done = kick(shared, &matching(shared, &filter));
+            let done = match disconnect_target(&filter) {
+                Some(target) => forward(shared, target, false, done).await,
+                None => done,
+            };
             log::info!("occtl: disconnect {filter:?}: {done:?}");
             ipc::send(sock, &CtlResponse::Done(done), &[]).await
         }
         CtlRequest::Terminate(target) => {
-            let done = terminate(shared, &target).await;
+            let local = match this_node(shared) {
+                Some(node) => rocserv_proto::cluster::view::local_target(&target, node),
+                None => Some(target.clone()),
+            };
+            let done = match &local {
+                Some(t) => terminate(shared, t).await,
+                None => Outcome::NotFound,
+            };
+            let done = forward(shared, target.clone(), true, done).await;
             log::info!("occtl: terminate {target:?}: {done:?}");
             ipc::send(sock, &CtlResponse::Done(done), &[]).await
         }
@@ -233,9 +248,11 @@ async fn events(
         tokio::select! {
             event = rx.recv() => match event {
                 Ok(event) => {
+                    let mut user = user_info(&event.tunnel);
+                    user.node = this_node(shared).unwrap_or_default().to_owned();
                     let msg = CtlResponse::Event {
                         connected: event.connected,
-                        user: Box::new(user_info(&event.tunnel)),
+                        user: Box::new(user),
                     };
                     ipc::send(sock, &msg, &[]).await?;
                 }
@@ -267,8 +284,187 @@ fn matching(shared: &Shared, filter: &UserFilter) -> Vec<Tunnel> {
         UserFilter::All => true,
         UserFilter::Name(name) => t.granted.username == *name,
         UserFilter::Id(id) => u64::from(t.pid) == *id,
+        UserFilter::NodeId { node, id } => {
+            this_node(shared) == Some(node.as_str()) && u64::from(t.pid) == *id
+        }
     });
     all
+}
+
+/// This node's name when `cluster-store` is set.
+fn this_node(shared: &Shared) -> Option<&str> {
+    shared.cluster.as_ref().map(|c| c.node.as_str())
+}
+
+/// Most pages of other nodes' rows one listing reads (bounds the loop; each page is one
+/// sec-mod round trip under its request timeout).
+const MAX_REMOTE_PAGES: usize = 1000;
+
+/// This node's connected users matching `filter`, each with this node's name (cluster).
+pub(crate) fn local_users(shared: &Shared, filter: &UserFilter) -> Vec<UserInfo> {
+    let node = this_node(shared).unwrap_or_default();
+    matching(shared, filter)
+        .iter()
+        .map(|t| {
+            let mut u = user_info(t);
+            u.node = node.to_owned();
+            u
+        })
+        .collect()
+}
+
+/// The other nodes' users matching `filter`, as they last stored them (none without a
+/// cluster, or while the store is unreachable: the listing is then this node's).
+async fn remote_users(shared: &Shared, filter: &UserFilter) -> Vec<UserInfo> {
+    let Some(node) = this_node(shared) else {
+        return Vec::new();
+    };
+    if matches!(filter, UserFilter::NodeId { node: n, .. } if n == node) {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    let mut from = 0;
+    for _ in 0..MAX_REMOTE_PAGES {
+        let query = ClusterQuery::ViewUsers {
+            filter: filter.clone(),
+            from,
+        };
+        match shared.secmod.cluster_query(query).await {
+            Ok(ClusterAnswer::ViewUsers { users, next }) => {
+                rows.extend(users);
+                match next {
+                    Some(n) if n > from => from = n,
+                    _ => break,
+                }
+            }
+            Ok(other) => {
+                log::debug!("occtl: the other nodes' users are not listed: {other:?}");
+                break;
+            }
+            Err(e) => {
+                log::debug!("occtl: the other nodes' users are not listed: {e}");
+                break;
+            }
+        }
+    }
+    rows
+}
+
+/// The other nodes' sessions, as they last stored them.
+async fn remote_sessions(shared: &Shared) -> Vec<SessionInfo> {
+    if this_node(shared).is_none() {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    let mut from = 0;
+    for _ in 0..MAX_REMOTE_PAGES {
+        match shared
+            .secmod
+            .cluster_query(ClusterQuery::ViewSessions { from })
+            .await
+        {
+            Ok(ClusterAnswer::ViewSessions { sessions, next }) => {
+                rows.extend(sessions);
+                match next {
+                    Some(n) if n > from => from = n,
+                    _ => break,
+                }
+            }
+            Ok(other) => {
+                log::debug!("occtl: the other nodes' sessions are not listed: {other:?}");
+                break;
+            }
+            Err(e) => {
+                log::debug!("occtl: the other nodes' sessions are not listed: {e}");
+                break;
+            }
+        }
+    }
+    rows
+}
+
+/// `show status`'s cluster part: `None` without `cluster-store`.
+async fn cluster_status(shared: &Shared) -> Option<ClusterStatus> {
+    let cluster = shared.cluster.as_ref()?;
+    Some(
+        match shared.secmod.cluster_query(ClusterQuery::Status).await {
+            Ok(ClusterAnswer::Status(s)) => s,
+            _ => ClusterStatus {
+                node: cluster.node.clone(),
+                store_up: false,
+                nodes: Vec::new(),
+            },
+        },
+    )
+}
+
+/// What `disconnect` names on other nodes (a bare id is this node's).
+fn disconnect_target(filter: &UserFilter) -> Option<Target> {
+    match filter {
+        UserFilter::Name(n) => Some(Target::User(n.clone())),
+        UserFilter::NodeId { node, id } => Some(Target::NodeId {
+            node: node.clone(),
+            id: *id,
+        }),
+        UserFilter::All | UserFilter::Id(_) => None,
+    }
+}
+
+/// With a cluster, tell the other nodes to end `target` too (doc/cluster.md "One view");
+/// `local` is what this node did. The answer names the nodes that listed matching tunnels;
+/// without a cluster, or when none did, it is `local` unchanged.
+async fn forward(shared: &Shared, target: Target, terminate: bool, local: Outcome) -> Outcome {
+    let Some(node) = this_node(shared) else {
+        return local;
+    };
+    if !rocserv_proto::cluster::view::reaches_others(&target, node) {
+        return local;
+    }
+    let nodes = match shared
+        .secmod
+        .cluster_query(ClusterQuery::End { target, terminate })
+        .await
+    {
+        Ok(ClusterAnswer::Ended { nodes }) => nodes,
+        Ok(other) => {
+            log::warn!("occtl: the other nodes were not told: {other:?}");
+            return local;
+        }
+        Err(e) => {
+            log::warn!("occtl: the other nodes were not told: {e}");
+            return local;
+        }
+    };
+    if nodes.is_empty() {
+        return local;
+    }
+    let here = match local {
+        Outcome::Ok(n) => n,
+        Outcome::Cluster { local, .. } => local,
+        Outcome::NotFound | Outcome::Failed(_) => 0,
+    };
+    Outcome::Cluster { local: here, nodes }
+}
+
+/// Another node's order (`crate::cluster_view::on_end`): end `target` here only, as a local
+/// occtl command would.
+pub(crate) async fn end_here(shared: &Shared, target: &Target, invalidate: bool) -> Outcome {
+    if invalidate {
+        return terminate(shared, target).await;
+    }
+    let tunnels = match target {
+        Target::User(n) => matching(shared, &UserFilter::Name(n.clone())),
+        Target::Id(id) => matching(shared, &UserFilter::Id(*id)),
+        Target::Session(p) if !p.is_empty() => shared
+            .conns
+            .tunnels
+            .snapshot()
+            .into_iter()
+            .filter(|t| t.granted.sid.to_string().starts_with(p.as_str()))
+            .collect(),
+        Target::Session(_) | Target::NodeId { .. } => Vec::new(),
+    };
+    kick(shared, &tunnels)
 }
 
 /// End each tunnel's connection: `Terminate`, then SIGKILL if the worker does not obey within
@@ -304,6 +500,8 @@ async fn terminate(shared: &Shared, target: &Target) -> Outcome {
             let sids = tunnels.iter().map(|t| t.granted.sid).collect();
             (tunnels, sids)
         }
+        // Narrowed to this node by the caller (`view::local_target`).
+        Target::NodeId { .. } => return Outcome::NotFound,
         Target::Session(prefix) => {
             let sids: Vec<SessionId> = listed
                 .iter()
@@ -339,7 +537,27 @@ async fn terminate(shared: &Shared, target: &Target) -> Outcome {
     Outcome::Ok(u32::try_from(sids.len().max(tunnels.len())).unwrap_or(u32::MAX))
 }
 
+/// `show sessions`: this node's, then (cluster) the other nodes' that this node does not list.
 async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<Vec<SessionInfo>, String> {
+    let mut rows = local_sessions(shared, filter).await?;
+    for s in remote_sessions(shared).await {
+        let wanted = match filter {
+            SessionFilter::All | SessionFilter::Valid => true,
+            SessionFilter::Prefix(p) => s.session.starts_with(p.as_str()),
+        };
+        if wanted && !rows.iter().any(|r| r.session == s.session) {
+            rows.push(s);
+        }
+    }
+    Ok(rows)
+}
+
+/// This node's sessions (sec-mod's), each with this node's name (cluster).
+pub(crate) async fn local_sessions(
+    shared: &Shared,
+    filter: &SessionFilter,
+) -> Result<Vec<SessionInfo>, String> {
+    let node = this_node(shared).unwrap_or_default().to_owned();
     let mut listed = shared
         .secmod
         .list_sessions()
@@ -362,6 +580,7 @@ async fn sessions(shared: &Shared, filter: &SessionFilter) -> Result<Vec<Session
                 session_is_open: s.opened,
                 tls_auth_ok: false,
                 in_use: s.in_use,
+                node: node.clone(),
             }
         })
         // Every session sec-mod holds completed authentication, so `valid` = `all`.
@@ -426,6 +645,7 @@ pub(crate) fn status(shared: &Shared) -> ServerStatus {
         last_stats_reset: unix(period.since),
         sessions_handled: closed,
         auth_failures: period.auth_failures,
+        cluster: None,
     }
 }
 
@@ -494,6 +714,7 @@ pub(crate) fn user_info(t: &Tunnel) -> UserInfo {
         macs: g.macs.clone(),
         dtls_in_use: channels.is_some_and(|c| c.dtls_in_use),
         udp_peer: t.udp_peer,
+        node: String::new(),
     }
 }
 

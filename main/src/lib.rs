@@ -61,6 +61,7 @@ pub mod bounded_lines;
 pub mod cli;
 pub mod cluster;
 pub mod cluster_leases;
+pub mod cluster_view;
 pub mod conn;
 pub mod connect;
 pub mod counters;

@@ -168,10 +168,20 @@ impl Conn {
 
     /// An action; `Ok(true)` = done, `Ok(false)` = nothing matched.
     pub(crate) fn action(&mut self, request: CtlRequest) -> Result<bool, ClientError> {
+        self.action_nodes(request).map(|(done, _)| done)
+    }
+
+    /// [`Self::action`], and the other cluster nodes that were told to act (none on a single
+    /// node).
+    pub(crate) fn action_nodes(
+        &mut self,
+        request: CtlRequest,
+    ) -> Result<(bool, Vec<String>), ClientError> {
         self.send(&request)?;
         match self.recv()? {
-            CtlResponse::Done(Outcome::Ok(_)) => Ok(true),
-            CtlResponse::Done(Outcome::NotFound) => Ok(false),
+            CtlResponse::Done(Outcome::Ok(_)) => Ok((true, Vec::new())),
+            CtlResponse::Done(Outcome::NotFound) => Ok((false, Vec::new())),
+            CtlResponse::Done(Outcome::Cluster { nodes, .. }) => Ok((true, nodes)),
             _ => Err(ClientError::Unexpected),
         }
     }

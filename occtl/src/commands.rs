@@ -143,6 +143,8 @@ pub(crate) enum Command {
     Users,
     User(String),
     Id(u64),
+    /// `show id ID@NODE` (ours, cluster).
+    IdAt(String, u64),
     Iroutes,
     Sessions(SessionFilter),
     Bans {
@@ -249,11 +251,20 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
     let id = || -> Result<u64, String> {
         leading_number(&needed()?).ok_or_else(|| format!("'{arg}' is not a connection ID"))
     };
+    // Ours: `ID@NODE` names the connection ID of a cluster node (IDs are per node).
+    let at =
+        rocserv_proto::cluster::view::parse_node_id(&arg).map(|(id, node)| (node.to_owned(), id));
     match spec.name {
         "disconnect user" => Ok(Command::Disconnect(UserFilter::Name(needed()?))),
-        "disconnect id" => Ok(Command::Disconnect(UserFilter::Id(id()?))),
+        "disconnect id" => match at {
+            Some((node, id)) => Ok(Command::Disconnect(UserFilter::NodeId { node, id })),
+            None => Ok(Command::Disconnect(UserFilter::Id(id()?))),
+        },
         "terminate user" => Ok(Command::Terminate(Target::User(needed()?))),
-        "terminate id" => Ok(Command::Terminate(Target::Id(id()?))),
+        "terminate id" => match at {
+            Some((node, id)) => Ok(Command::Terminate(Target::NodeId { node, id })),
+            None => Ok(Command::Terminate(Target::Id(id()?))),
+        },
         "terminate session" => Ok(Command::Terminate(Target::Session(needed()?))),
         "unban ip" => {
             let text = needed()?;
@@ -279,7 +290,10 @@ pub(crate) fn parse(line: &str) -> Result<Command, String> {
         }
         "show session" => Ok(Command::Sessions(SessionFilter::Prefix(needed()?))),
         "show user" => Ok(Command::User(needed()?)),
-        "show id" => Ok(Command::Id(id()?)),
+        "show id" => match at {
+            Some((node, id)) => Ok(Command::IdAt(node, id)),
+            None => Ok(Command::Id(id()?)),
+        },
         "show events" => Ok(Command::Events),
         // Ours: the one word after it is a user name.
         "show history" => match arg.split_whitespace().collect::<Vec<_>>().as_slice() {
@@ -368,10 +382,14 @@ fn execute(
                 render::users_table(&users, now)
             }
         }
-        Command::User(_) | Command::Id(_) => {
+        Command::User(_) | Command::Id(_) | Command::IdAt(..) => {
             let filter = match cmd {
                 Command::User(name) => UserFilter::Name(name.clone()),
                 Command::Id(id) => UserFilter::Id(*id),
+                Command::IdAt(node, id) => UserFilter::NodeId {
+                    node: node.clone(),
+                    id: *id,
+                },
                 _ => UserFilter::All,
             };
             let users = conn.users(CtlRequest::Users(filter))?;
@@ -443,12 +461,12 @@ fn execute(
             }
         }
         Command::Disconnect(filter) => {
-            let done = conn.action(CtlRequest::Disconnect(filter.clone()))?;
-            return Ok(say(out, cmd, done));
+            let (done, nodes) = conn.action_nodes(CtlRequest::Disconnect(filter.clone()))?;
+            return Ok(say_nodes(out, cmd, done, &nodes));
         }
         Command::Terminate(target) => {
-            let done = conn.action(CtlRequest::Terminate(target.clone()))?;
-            return Ok(say(out, cmd, done));
+            let (done, nodes) = conn.action_nodes(CtlRequest::Terminate(target.clone()))?;
+            return Ok(say_nodes(out, cmd, done, &nodes));
         }
         Command::Unban(ip) => {
             let done = conn.action(CtlRequest::Unban(*ip))?;
@@ -471,9 +489,27 @@ fn execute(
 }
 
 fn say(out: &mut dyn Write, cmd: &Command, done: bool) -> u8 {
+    say_nodes(out, cmd, done, &[])
+}
+
+/// [`action_text`], and on a cluster a second line naming the other nodes that were told to
+/// act (ours: a single node prints ocserv's one line).
+fn say_nodes(out: &mut dyn Write, cmd: &Command, done: bool, nodes: &[String]) -> u8 {
     let (code, text) = action_text(cmd, done);
     let _ = writeln!(out, "{text}");
+    if !nodes.is_empty() {
+        let _ = writeln!(out, "{}", nodes_text(nodes));
+    }
     code
+}
+
+/// The second line of a cluster's `disconnect`/`terminate`.
+pub(crate) fn nodes_text(nodes: &[String]) -> String {
+    let nodes: Vec<String> = nodes
+        .iter()
+        .map(|n| crate::output::printable(n).into_owned())
+        .collect();
+    format!("sent to cluster node(s): {}", nodes.join(", "))
 }
 
 /// What an action command prints (the same with `-j`: ocserv prints these as plain text) and
@@ -490,6 +526,18 @@ pub(crate) fn action_text(cmd: &Command, done: bool) -> (u8, String) {
         }
         (Command::Disconnect(UserFilter::Id(id)), false) => {
             format!("could not disconnect ID '{id}'")
+        }
+        (Command::Disconnect(UserFilter::NodeId { node, id }), true) => {
+            format!("connection ID '{id}@{node}' was disconnected")
+        }
+        (Command::Disconnect(UserFilter::NodeId { node, id }), false) => {
+            format!("could not disconnect ID '{id}@{node}'")
+        }
+        (Command::Terminate(Target::NodeId { node, id }), true) => {
+            format!("connection ID '{id}@{node}' was terminated (session invalidated)")
+        }
+        (Command::Terminate(Target::NodeId { node, id }), false) => {
+            format!("could not terminate ID '{id}@{node}'")
         }
         (Command::Terminate(Target::User(n)), true) => {
             format!("user '{n}' was terminated (session invalidated)")

@@ -157,6 +157,7 @@ pub(crate) fn user() -> UserInfo {
         macs: vec!["00:0c:29:5e:1a:9b".into(), "02:00:00:00:00:01".into()],
         dtls_in_use: true,
         udp_peer: Some("10.231.0.2:40000".parse().unwrap()),
+        node: String::new(),
     }
 }
 
@@ -339,6 +340,7 @@ fn show_status_json() {
         last_stats_reset: NOW - 5,
         sessions_handled: 2,
         auth_failures: 0,
+        cluster: None,
     };
     let text = format!("{}\n", render::status(&s, NOW, false).json());
     no_duplicate_keys(&text);
@@ -376,6 +378,7 @@ fn show_sessions_json() {
         session_is_open: true,
         tls_auth_ok: false,
         in_use: 0,
+        node: String::new(),
     };
     let records = [render::session(&s, true), render::session(&s, true)];
     let text = json_array(&records, true);

@@ -147,7 +147,9 @@ pub(crate) fn user(u: &UserInfo, now: u64) -> Record {
         .str(
             "UDP peer",
             u.udp_peer.map(|a| a.to_string()).unwrap_or_default(),
-        );
+        )
+        // The cluster node holding the tunnel; only with `cluster-store` (empty otherwise).
+        .str("Node", u.node.clone());
     r
 }
 
@@ -157,11 +159,15 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
     if users.is_empty() {
         return out;
     }
-    let _ = writeln!(
+    // A cluster's listing (every row then names its node) gets a last column for the node;
+    // a single node's table is ocserv's.
+    let cluster = users.iter().any(|u| !u.node.is_empty());
+    let _ = write!(
         out,
         "{:>8} {:>8} {:>8} {:>14} {:>14} {:>6} {:>7} {:>14} {:>9}",
         "id", "user", "vhost", "ip", "vpn-ip", "device", "since", "dtls-cipher", "status"
     );
+    let _ = writeln!(out, "{}", node_cell(cluster, "node"));
     for u in users {
         // Fallen back to TLS counts as no DTLS: the column says what carries the data now.
         let dtls = if u.dtls_in_use {
@@ -169,7 +175,7 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
         } else {
             "(no-dtls)"
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:>8} {:>8} {:>8} {:>14} {:>14} {:>6} {} {:>14} {:>9}",
             u.id,
@@ -182,8 +188,18 @@ pub(crate) fn users_table(users: &[UserInfo], now: u64) -> String {
             printable(dtls),
             "connected"
         );
+        let _ = writeln!(out, "{}", node_cell(cluster, &u.node));
     }
     out
+}
+
+/// The node column of a cluster's tables (nothing on a single node).
+fn node_cell(cluster: bool, text: &str) -> String {
+    if cluster {
+        format!(" {:>10}", printable(text))
+    } else {
+        String::new()
+    }
 }
 
 /// The `dtls-cipher` column as ocserv's occtl prints it: the cipher part of the description,
@@ -248,6 +264,8 @@ pub(crate) fn session(s: &SessionInfo, json: bool) -> Record {
             .str("Activated", true_false(s.session_is_open))
             .str("Certificate auth", true_false(s.tls_auth_ok));
     }
+    // Ours: the node that listed it (cluster only).
+    r.str("Node", s.node.clone());
     r
 }
 
@@ -265,15 +283,17 @@ pub(crate) fn sessions_table(sessions: &[SessionInfo], now: u64) -> String {
     if sessions.is_empty() {
         return out;
     }
-    let _ = writeln!(
+    let cluster = sessions.iter().any(|s| !s.node.is_empty());
+    let _ = write!(
         out,
         "{:>6} {:>8} {:>8} {:>14} {:>24} {:>8} {:>8}",
         "session", "user", "vhost", "ip", "user agent", "created", "status"
     );
+    let _ = writeln!(out, "{}", node_cell(cluster, "node"));
     for s in sessions {
         // ocserv cuts the session to 6 and the user agent to 24 characters without padding.
         let agent: String = printable(&s.user_agent).chars().take(24).collect();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{} {:>8} {:>8} {:>14} {} {:>8} {:>8}",
             printable(&short(&s.session)),
@@ -284,6 +304,7 @@ pub(crate) fn sessions_table(sessions: &[SessionInfo], now: u64) -> String {
             age(since(now, s.created)),
             "authenticated"
         );
+        let _ = writeln!(out, "{}", node_cell(cluster, &s.node));
     }
     out
 }
@@ -382,6 +403,14 @@ pub(crate) fn status(s: &ServerStatus, now: u64, debug: bool) -> Record {
         .raw("raw_rx", s.rx_bytes)
         .str("TX", bytes(s.tx_bytes, ""))
         .raw("raw_tx", s.tx_bytes);
+    // Ours, with `cluster-store` only: after every ocserv member.
+    if let Some(c) = &s.cluster {
+        r.text_line("")
+            .text_line("Cluster:")
+            .str("Node", c.node.clone())
+            .str("Cluster store", if c.store_up { "up" } else { "down" })
+            .list("Cluster nodes", c.nodes.clone());
+    }
     r
 }
 

@@ -32,7 +32,13 @@ const NEWER_OCSERV: &[&str] = &[
 const EMPTY_IN_SAMPLE: &[&str] = &["Hostname", "CSTP compression", "DTLS compression"];
 
 /// rocserv's own keys, after all of ocserv's (doc/config.md, "occtl").
-const OURS: &[&str] = &["Device ID", "Device platform", "MAC addresses", "UDP peer"];
+const OURS: &[&str] = &[
+    "Device ID",
+    "Device platform",
+    "MAC addresses",
+    "UDP peer",
+    "Node",
+];
 
 /// ocserv keys we leave out: ocserv prints them only when its server measures latency.
 const NOT_PRINTED_BY_US: &[&str] = &[
@@ -233,6 +239,7 @@ fn status_has_ocservs_keys_and_types() {
         last_stats_reset: NOW - 60,
         sessions_handled: 3,
         auth_failures: 1,
+        cluster: None,
     };
     for (file, debug) in [
         ("show-status.json", false),
@@ -267,6 +274,7 @@ fn status_text_has_ocservs_layout() {
         last_stats_reset: NOW - 3600,
         sessions_handled: 0,
         auth_failures: 0,
+        cluster: None,
     };
     // Lines up to the first ':' (the values differ), latency lines left out.
     let shape = |t: &str| -> Vec<String> {
@@ -293,6 +301,7 @@ fn session_info(sid: &str, user: &str) -> SessionInfo {
         session_is_open: true,
         tls_auth_ok: false,
         in_use: 1,
+        node: String::new(),
     }
 }
 

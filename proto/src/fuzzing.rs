@@ -362,6 +362,17 @@ pub fn ipc(data: &[u8]) {
     if let Ok(key) = std::str::from_utf8(data) {
         let _ = crate::cluster::bans::parse_stored(key, Some(data), 1);
     }
+    // A node's rows as another node reads them from the store (`cluster::view`): the bounded
+    // decoder, then the round trip (the decoder stamps the key's node name on every row).
+    if let Ok(view) = crate::cluster::view::NodeView::decode(data, "fuzz") {
+        if let Ok(bytes) = view.encode() {
+            let again = crate::cluster::view::NodeView::decode(&bytes, "fuzz");
+            assert!(
+                matches!(&again, Ok(v) if *v == view),
+                "{view:?} became {again:?}"
+            );
+        }
+    }
     // main's check of a worker's state report: any values, no panic; accepted text is printable.
     if let Ok(main_worker::ToMain::TunnelState(state)) = ipc::decode(data) {
         if let Ok(d) = crate::session_desc::describe(&state) {

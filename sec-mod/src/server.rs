@@ -176,7 +176,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
             }
             Some(event) = next_cluster_event(&mut cluster_events) => {
                 if let Some(cluster) = &shared.cluster {
-                    crate::cluster::on_event(&shared, cluster, event);
+                    crate::cluster::on_event(&shared, cluster, event, &out);
                 }
             }
             () = crate::cluster::to_main_ready(shared.cluster.as_ref()) => {

@@ -320,6 +320,7 @@ mod tests {
             macs: Vec::new(),
             dtls_in_use: false,
             udp_peer: None,
+            node: String::new(),
         }
     }
 
@@ -351,6 +352,7 @@ mod tests {
                 // server's life: these differ from the `total_*` members.
                 sessions_handled: 4,
                 auth_failures: 1,
+                cluster: None,
             },
             users,
             counters: counters.snapshot(),

@@ -41,6 +41,12 @@ pub enum BusBody {
     Banned(Vec<super::bans::BanRecord>),
     /// occtl `unban ip` on the sender: the ban and score of this address end everywhere.
     Unban(std::net::IpAddr),
+    /// An occtl `disconnect`/`terminate` on the sending node: each node ends what `target`
+    /// names among its own tunnels (a `NodeId` only on that node).
+    End {
+        target: crate::ipc::ctl::Target,
+        terminate: bool,
+    },
 }
 
 /// Why a bus payload was not accepted.
@@ -62,7 +68,10 @@ impl BusMessage {
             BusBody::BanPoints(p) => p.len() <= super::bans::MAX_PER_MESSAGE,
             BusBody::Banned(b) => b.len() <= super::bans::MAX_PER_MESSAGE,
             BusBody::Takeover { node, .. } => super::valid_node_name(node),
-            BusBody::Leaving | BusBody::Unban(_) | BusBody::SessionDeleted { .. } => true,
+            BusBody::Leaving
+            | BusBody::Unban(_)
+            | BusBody::SessionDeleted { .. }
+            | BusBody::End { .. } => true,
         }
     }
 

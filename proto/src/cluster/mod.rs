@@ -5,6 +5,7 @@
 pub mod bans;
 pub mod bus;
 pub mod session;
+pub mod view;
 
 use std::fmt;
 

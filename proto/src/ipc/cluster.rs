@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::StoreUrl;
+use crate::ipc::ctl::{SessionInfo, Target, UserFilter, UserInfo};
 
 /// What sec-mod needs to reach the store ([`super::main_secmod::SecModConfig::cluster`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,16 @@ pub enum ToCluster {
     Banned(Vec<crate::cluster::bans::BanRecord>),
     /// occtl `unban ip`: delete the key and tell the other nodes.
     Unban(std::net::IpAddr),
+    /// One page of this node's rows for the other nodes' occtl (doc/cluster.md "One view"):
+    /// pages `0..count` of generation `generation` (main numbers them; a newer generation
+    /// replaces an unfinished older one). sec-mod writes the whole set once every page is in.
+    ViewPage {
+        generation: u64,
+        index: u32,
+        count: u32,
+        users: Vec<UserInfo>,
+        sessions: Vec<SessionInfo>,
+    },
 }
 
 /// An IPv4 lease as the store knows it: who holds it, from which connection.
@@ -106,6 +117,10 @@ pub enum FromCluster {
     Banned(Vec<crate::cluster::bans::BanRecord>),
     /// Another node's occtl `unban ip`.
     Unban(std::net::IpAddr),
+    /// Another node's occtl asked to end tunnels (`disconnect`, `terminate`): main acts as for
+    /// a local occtl command, on this node only (the target was checked by sec-mod: a name,
+    /// a session prefix, or this node's `NodeId`).
+    End { target: Target, terminate: bool },
 }
 
 /// main -> sec-mod: a question main waits for (bounded by its sec-mod request timeout).
@@ -123,6 +138,14 @@ pub enum ClusterQuery {
     },
     /// Every running ban in the store (on start and each time the store comes back).
     Bans,
+    /// The other nodes' connected users matching `filter` (their stored rows), from row
+    /// `from` on: one page per answer (occtl `show users|user|id` on a cluster).
+    ViewUsers { filter: UserFilter, from: u32 },
+    /// The other nodes' sessions, from row `from` on (occtl `show sessions`).
+    ViewSessions { from: u32 },
+    /// Tell the nodes to end what `target` names (occtl `disconnect`/`terminate`); the
+    /// answer names the nodes whose listed tunnels matched.
+    End { target: Target, terminate: bool },
 }
 
 /// sec-mod -> main: the answer to the [`ClusterQuery`] with the same id.
@@ -140,6 +163,19 @@ pub enum ClusterAnswer {
     AddressesLost(Vec<AddressTaken>),
     /// The answer to [`ClusterQuery::Bans`]: at most [`crate::cluster::bans::MAX_READ`].
     Bans(Vec<crate::cluster::bans::BanRecord>),
+    /// A page of [`ClusterQuery::ViewUsers`]; `next` = the `from` of the next page.
+    ViewUsers {
+        users: Vec<UserInfo>,
+        next: Option<u32>,
+    },
+    ViewSessions {
+        sessions: Vec<SessionInfo>,
+        next: Option<u32>,
+    },
+    /// [`ClusterQuery::End`] was published; these nodes listed matching tunnels (sorted).
+    Ended {
+        nodes: Vec<String>,
+    },
 }
 
 /// The cluster as sec-mod sees it.
@@ -229,5 +265,23 @@ mod tests {
         roundtrip(&FromCluster::Unban(ban.ip));
         roundtrip(&ClusterQuery::Bans);
         roundtrip(&ClusterAnswer::Bans(vec![ban]));
+        roundtrip(&ClusterQuery::ViewUsers {
+            filter: UserFilter::NodeId {
+                node: "a".into(),
+                id: 7,
+            },
+            from: 3,
+        });
+        roundtrip(&ClusterQuery::End {
+            target: Target::User("alice".into()),
+            terminate: true,
+        });
+        roundtrip(&FromCluster::End {
+            target: Target::Session("ab".into()),
+            terminate: false,
+        });
+        roundtrip(&ClusterAnswer::Ended {
+            nodes: vec!["b".into()],
+        });
     }
 }

@@ -50,6 +50,12 @@ pub enum UserFilter {
     Name(String),
     /// By connection id (occtl's `ID`).
     Id(u64),
+    /// The connection `id` on the cluster node `node` (occtl `ID@NODE`, ours: a worker's
+    /// process id is unique on its node only; doc/cluster.md "One view").
+    NodeId {
+        node: String,
+        id: u64,
+    },
 }
 
 /// Which sessions (cookies) `show sessions` lists.
@@ -70,6 +76,11 @@ pub enum Target {
     Id(u64),
     /// A session id or a unique prefix of one.
     Session(String),
+    /// The connection `id` on the cluster node `node` (occtl `ID@NODE`, ours).
+    NodeId {
+        node: String,
+        id: u64,
+    },
 }
 
 /// main -> occtl.
@@ -112,6 +123,10 @@ pub enum Outcome {
     NotFound,
     /// The server does not implement this yet or could not do it.
     Failed(String),
+    /// Cluster (ours): `local` connections or sessions touched on this node, and the other
+    /// nodes whose listed tunnels matched and that were told to act (sorted). Sent only when
+    /// `nodes` is not empty, so a single node answers as before.
+    Cluster { local: u32, nodes: Vec<String> },
 }
 
 /// `show status` (protocol.md §7.3). Times are unix seconds, durations seconds.
@@ -141,6 +156,8 @@ pub struct ServerStatus {
     /// members count since start).
     pub sessions_handled: u64,
     pub auth_failures: u64,
+    /// With `cluster-store` (ours): this node, the store's state and the live nodes.
+    pub cluster: Option<super::cluster::ClusterStatus>,
 }
 
 /// One connection with a tunnel (protocol.md §7.2 user object).
@@ -202,6 +219,8 @@ pub struct UserInfo {
     /// The client's current UDP address (it changes when the client roams); main's own
     /// knowledge (it hands each UDP flow to the worker), never the worker's word.
     pub udp_peer: Option<SocketAddr>,
+    /// The cluster node holding this tunnel (ours, `Node`); empty without `cluster-store`.
+    pub node: String,
 }
 
 /// One session (cookie) sec-mod knows (protocol.md §7.4).
@@ -221,6 +240,8 @@ pub struct SessionInfo {
     pub tls_auth_ok: bool,
     /// Tunnels using it right now.
     pub in_use: u32,
+    /// The cluster node that listed it (ours, `Node`); empty without `cluster-store`.
+    pub node: String,
 }
 
 /// One address with ban points (protocol.md §7.5).
@@ -305,6 +326,7 @@ mod tests {
             macs: vec!["00:0c:29:5e:1a:9b".into()],
             dtls_in_use: true,
             udp_peer: Some("10.0.0.2:40000".parse().unwrap()),
+            node: "node-a".into(),
         }
     }
 

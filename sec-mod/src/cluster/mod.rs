@@ -12,6 +12,7 @@ pub mod keys;
 pub mod leases;
 pub mod sessions;
 pub mod store;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -272,8 +273,13 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
 }
 
 /// sec-mod's loop got [`Event`] `event`.
-pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
-    let _ = shared;
+pub fn on_event(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    event: Event,
+    out: &mpsc::UnboundedSender<Vec<FromSecMod>>,
+) {
+    let _ = (shared, cluster);
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
@@ -286,6 +292,9 @@ pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
             }
             body @ (BusBody::BanPoints(_) | BusBody::Banned(_) | BusBody::Unban(_)) => {
                 bans::on_bus(cluster, &msg.from, body)
+            }
+            BusBody::End { target, terminate } => {
+                view::on_end(cluster, &msg.from, target, terminate, out)
             }
         },
     }
@@ -415,6 +424,13 @@ pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToClu
         ToCluster::BanPoints(points) => bans::points(&cluster, points).await,
         ToCluster::Banned(list) => bans::banned(&cluster, list).await,
         ToCluster::Unban(ip) => bans::unban(&cluster, ip).await,
+        ToCluster::ViewPage {
+            generation,
+            index,
+            count,
+            users,
+            sessions,
+        } => view::on_page(cluster, generation, index, count, users, sessions).await,
     }
 }
 
@@ -444,6 +460,9 @@ pub async fn on_query(
             Ok(list) => ClusterAnswer::Bans(list),
             Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
         },
+        ClusterQuery::ViewUsers { filter, from } => view::users(&cluster, &filter, from).await,
+        ClusterQuery::ViewSessions { from } => view::sessions(&cluster, from).await,
+        ClusterQuery::End { target, terminate } => view::end(&cluster, target, terminate).await,
     };
     let _ = out.send(vec![FromSecMod::ClusterAnswer { id, answer }]);
 }
