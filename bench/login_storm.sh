@@ -29,8 +29,8 @@
 #
 # Knobs: N [50], RUNS [3] (medians over the runs), CONTROL [5] s, PING_MS [10], TIMEOUT [120] s
 # per storm, STATE [/tmp/loginstorm-bench], SHARED_BENCH, EXTRA_CONF (lines appended to the
-# config). For a rocserv command the config also gets `max-pre-auth-per-ip = 0`: the storm comes
-# from one address, as the shared bench's (see doc/decisions/0011-login-path.md). SHORT=1: N=10,
+# config). For a rocserv command the config also gets ROCSERV_CONF [`max-pre-auth-per-ip = 0`]: the
+# storm comes from one address (see doc/decisions/0011-login-path.md). SHORT=1: N=10,
 # RUNS=1, CONTROL=2 (a smoke check, ~1 min).
 #
 # Per-run line:  RUN name=.. run=.. n=.. ok=.. secs=.. sessions_per_s=.. connect_p50_s=..
@@ -67,7 +67,9 @@ H="$STATE/harness"
 . "$H/lib.sh"
 NUSERS=$(( N + 1 > 200 ? N + 1 : 200 )) "$H/pki.sh" > "$STATE/pki.out" || { echo "pki.sh failed" >&2; exit 1; }
 sed -e "s#@BENCH@#$H#g" -e "s#/tmp/vpnbench#$STATE#g" "$H/ocserv.conf" > "$STATE/ocserv.conf"
-case "$TEMPLATE" in *rocserv*) echo "max-pre-auth-per-ip = 0" >> "$STATE/ocserv.conf" ;; esac
+case "$TEMPLATE" in
+    *rocserv*) printf '%s\n' "${ROCSERV_CONF-max-pre-auth-per-ip = 0}" >> "$STATE/ocserv.conf" ;;
+esac
 [ -n "${EXTRA_CONF:-}" ] && printf '%s\n' "$EXTRA_CONF" >> "$STATE/ocserv.conf"
 CMD=${TEMPLATE//\{conf\}/$STATE/ocserv.conf}
 
@@ -100,6 +102,31 @@ ping_start() {
     PING_PID=$!
 }
 ping_stop() { kill -INT "$PING_PID" 2>/dev/null; wait "$PING_PID" 2>/dev/null; PING_PID=; }
+# cpu_split: "main_user main_sys reaped_user reaped_sys others_user others_sys" in ticks: the
+# server's first process itself, its reaped children (exited workers, nft, scripts), and its
+# other live processes (sec-mod, live workers; ocserv's sec-mod too).
+cpu_split() {
+    local p st f mu=0 ms=0 ru=0 rs=0 ou=0 os=0
+    for p in $(server_pids); do
+        st=$(< "/proc/$p/stat") 2>/dev/null || continue
+        st=${st##*) }; read -r -a f <<< "$st"
+        if [ "$p" = "$SERVER_PID" ]; then
+            mu=${f[11]}; ms=${f[12]}; ru=${f[13]}; rs=${f[14]}
+        else
+            ou=$((ou + f[11] + f[13])); os=$((os + f[12] + f[14]))
+        fi
+    done
+    echo "$mu $ms $ru $rs $ou $os"
+}
+# split_per BEFORE AFTER N: the split's deltas in ms per login. Coarse (1 tick = 10 ms per
+# process), and a worker that exits in between moves from "others" to "reaped": read the sums.
+split_per() {
+    local a b
+    read -r -a a <<< "$1"; read -r -a b <<< "$2"
+    awk -v n="$3" -v hz="$HZ" -v d="$(( b[0]-a[0] )) $(( b[1]-a[1] )) $(( b[2]-a[2] )) $(( b[3]-a[3] )) $(( b[4]-a[4] )) $(( b[5]-a[5] ))" \
+        'BEGIN{ split(d, x, " "); if (n == 0) n = 1; f = 1000 / hz / n
+                printf "main_user_ms=%.2f main_sys_ms=%.2f reaped_user_ms=%.2f reaped_sys_ms=%.2f others_user_ms=%.2f others_sys_ms=%.2f", x[1]*f, x[2]*f, x[3]*f, x[4]*f, x[5]*f, x[6]*f }'
+}
 # ms_per CPU_NS_DELTA N
 ms_per() { awk -v d="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", d/1e6/n; else print "NA" }'; }
 
@@ -127,7 +154,13 @@ one_run() {
     # 2. the login storm
     local pids=() c0 c1 a0 a1 t0 t1 ok=0
     ping_start "$out/ping-storm.txt"; sleep 0.5
+    local perf_pid=
+    if [ "${PERF:-0}" = 1 ]; then
+        perf record -q -e cpu-clock -a -g -o "$out/perf-storm.data" > /dev/null 2>&1 &
+        perf_pid=$!; sleep 0.5
+    fi
     c0=$(cpu_ns_incl $(server_pids)); read -r _ a0 <<< "$(sys_cpu)"
+    local split0; split0=$(cpu_split)
     t0=$(now_us)
     for u in "${users[@]}"; do
         ROUTE="" TIMEOUT="$TIMEOUT" IFNAME="s-$u" "$H/connect.sh" "$u" > "$out/conc-$u.txt" 2>&1 &
@@ -136,6 +169,8 @@ one_run() {
     for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
     t1=$(now_us)
     read -r _ a1 <<< "$(sys_cpu)"; c1=$(cpu_ns_incl $(server_pids))
+    local split1; split1=$(cpu_split)
+    [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null; }
     sleep 0.5; ping_stop
     local secs rate p50 max cpu busy gap
     secs=$(fmt_us $(( t1 - t0 )))
@@ -153,7 +188,10 @@ one_run() {
     for p in $(server_pids); do
         [[ "$before" == *" $p "* ]] || kill+=("$p")
     done
-    for u in "${users[@]}"; do rm -f "$STATE/oc-$u.up"; done
+    # Only the clients that got in: a refused one (a cap) has no session to come back to.
+    local up=()
+    for u in "${users[@]}"; do grep -q '^UP' "$out/conc-$u.txt" && up+=("$u"); done
+    for u in "${up[@]}"; do rm -f "$STATE/oc-$u.up"; done
     ping_start "$out/ping-re.txt"; sleep 0.5
     c0=$(cpu_ns_incl $(server_pids))
     t0=$(now_us)
@@ -161,7 +199,7 @@ one_run() {
     deadline=$(( t0 + TIMEOUT * 1000000 ))
     while :; do
         left=0
-        for u in "${users[@]}"; do [ -e "$STATE/oc-$u.up" ] || left=$((left + 1)); done
+        for u in "${up[@]}"; do [ -e "$STATE/oc-$u.up" ] || left=$((left + 1)); done
         [ "$left" = 0 ] && break
         (( $(now_us) > deadline )) && break
         sleep 0.05
@@ -169,11 +207,12 @@ one_run() {
     t1=$(now_us)
     c1=$(cpu_ns_incl $(server_pids))
     sleep 0.5; ping_stop
-    re_ok=$(( N - left ))
+    re_ok=$(( ${#up[@]} - left ))
     back=$(fmt_us $(( t1 - t0 )))
     local re_cpu re_gap
     re_cpu=$(ms_per $(( c1 - c0 )) "$re_ok")
     re_gap=$(gap_ms "$out/ping-re.txt")
+    echo "SPLIT name=$NAME run=$run $(split_per "$split0" "$split1" "$ok")"
     echo "RUN name=$NAME run=$run n=$N ok=$ok secs=$secs sessions_per_s=$rate connect_p50_s=$p50 connect_max_s=$max cpu_ms_per_login=$cpu busy=${busy}% gap_ms=$gap killed=${#kill[@]} re_ok=$re_ok all_back_s=$back re_cpu_ms_per_session=$re_cpu re_gap_ms=$re_gap control_gap_ms=$control"
     stop_all
 }
