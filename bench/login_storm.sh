@@ -27,6 +27,8 @@
 #     server CPU per reconnect, the victim's largest gap during the storm;
 #  4. everybody disconnects, the server stops.
 #
+# PERF=1 samples the whole machine during the login storm (`perf record -a -g`,
+# $STATE/runN/perf-storm.data); bench/login_cpu_split.sh splits the CPU per process.
 # Knobs: N [50], RUNS [3] (medians over the runs), CONTROL [5] s, PING_MS [10], TIMEOUT [120] s
 # per storm, STATE [/tmp/loginstorm-bench], SHARED_BENCH, EXTRA_CONF (lines appended to the
 # config). For a rocserv command the config also gets ROCSERV_CONF [`max-pre-auth-per-ip = 0`]: the
@@ -59,7 +61,6 @@ PING_MS=${PING_MS:-10}
 TIMEOUT=${TIMEOUT:-120}
 export STATE=${STATE:-/tmp/loginstorm-bench}
 export SRV_NS=lst-srv CLI_NS=lst-cli
-HZ=$(getconf CLK_TCK)
 
 rm -rf "$STATE"; mkdir -p "$STATE/harness"
 cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
@@ -102,31 +103,6 @@ ping_start() {
     PING_PID=$!
 }
 ping_stop() { kill -INT "$PING_PID" 2>/dev/null; wait "$PING_PID" 2>/dev/null; PING_PID=; }
-# cpu_split: "main_user main_sys reaped_user reaped_sys others_user others_sys" in ticks: the
-# server's first process itself, its reaped children (exited workers, nft, scripts), and its
-# other live processes (sec-mod, live workers; ocserv's sec-mod too).
-cpu_split() {
-    local p st f mu=0 ms=0 ru=0 rs=0 ou=0 os=0
-    for p in $(server_pids); do
-        st=$(< "/proc/$p/stat") 2>/dev/null || continue
-        st=${st##*) }; read -r -a f <<< "$st"
-        if [ "$p" = "$SERVER_PID" ]; then
-            mu=${f[11]}; ms=${f[12]}; ru=${f[13]}; rs=${f[14]}
-        else
-            ou=$((ou + f[11] + f[13])); os=$((os + f[12] + f[14]))
-        fi
-    done
-    echo "$mu $ms $ru $rs $ou $os"
-}
-# split_per BEFORE AFTER N: the split's deltas in ms per login. Coarse (1 tick = 10 ms per
-# process), and a worker that exits in between moves from "others" to "reaped": read the sums.
-split_per() {
-    local a b
-    read -r -a a <<< "$1"; read -r -a b <<< "$2"
-    awk -v n="$3" -v hz="$HZ" -v d="$(( b[0]-a[0] )) $(( b[1]-a[1] )) $(( b[2]-a[2] )) $(( b[3]-a[3] )) $(( b[4]-a[4] )) $(( b[5]-a[5] ))" \
-        'BEGIN{ split(d, x, " "); if (n == 0) n = 1; f = 1000 / hz / n
-                printf "main_user_ms=%.2f main_sys_ms=%.2f reaped_user_ms=%.2f reaped_sys_ms=%.2f others_user_ms=%.2f others_sys_ms=%.2f", x[1]*f, x[2]*f, x[3]*f, x[4]*f, x[5]*f, x[6]*f }'
-}
 # ms_per CPU_NS_DELTA N
 ms_per() { awk -v d="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", d/1e6/n; else print "NA" }'; }
 
@@ -160,7 +136,6 @@ one_run() {
         perf_pid=$!; sleep 0.5
     fi
     c0=$(cpu_ns_incl $(server_pids)); read -r _ a0 <<< "$(sys_cpu)"
-    local split0; split0=$(cpu_split)
     t0=$(now_us)
     for u in "${users[@]}"; do
         ROUTE="" TIMEOUT="$TIMEOUT" IFNAME="s-$u" "$H/connect.sh" "$u" > "$out/conc-$u.txt" 2>&1 &
@@ -169,7 +144,6 @@ one_run() {
     for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
     t1=$(now_us)
     read -r _ a1 <<< "$(sys_cpu)"; c1=$(cpu_ns_incl $(server_pids))
-    local split1; split1=$(cpu_split)
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null; }
     sleep 0.5; ping_stop
     local secs rate p50 max cpu busy gap
@@ -212,7 +186,6 @@ one_run() {
     local re_cpu re_gap
     re_cpu=$(ms_per $(( c1 - c0 )) "$re_ok")
     re_gap=$(gap_ms "$out/ping-re.txt")
-    echo "SPLIT name=$NAME run=$run $(split_per "$split0" "$split1" "$ok")"
     echo "RUN name=$NAME run=$run n=$N ok=$ok secs=$secs sessions_per_s=$rate connect_p50_s=$p50 connect_max_s=$max cpu_ms_per_login=$cpu busy=${busy}% gap_ms=$gap killed=${#kill[@]} re_ok=$re_ok all_back_s=$back re_cpu_ms_per_session=$re_cpu re_gap_ms=$re_gap control_gap_ms=$control"
     stop_all
 }
