@@ -31,7 +31,6 @@ fn main() -> ExitCode {
         log::error!("cannot lock sec-mod down: {e}{cause}");
         return ExitCode::FAILURE;
     }
-    warm_up_rng();
     match run() {
         Ok(server::Outcome::Done) => ExitCode::SUCCESS,
         Ok(server::Outcome::StartFailed) => ExitCode::FAILURE,
@@ -39,23 +38,6 @@ fn main() -> ExitCode {
             log::error!("{msg}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// aws-lc seeds its random generator from CPU jitter the first time anything in the process asks
-/// for random bytes: ~40 ms of CPU here (doc/decisions/0011-login-path.md), and every other
-/// caller waits for it. Without this, that is the first handshake signature after each (re)start,
-/// on a runtime thread, at the head of a reconnect storm. On a thread of its own, so the start
-/// does not wait either; a failure here only means the first signature pays it.
-fn warm_up_rng() {
-    let spawned = std::thread::Builder::new()
-        .name("rng-warm-up".into())
-        .spawn(|| {
-            let mut bytes = [0u8; 16];
-            let _ = aws_lc_rs::rand::fill(&mut bytes);
-        });
-    if let Err(e) = spawned {
-        log::debug!("no thread to warm the random generator up: {e}");
     }
 }
 
