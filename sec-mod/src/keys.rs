@@ -58,6 +58,23 @@ pub enum KeyError {
     Mismatch,
 }
 
+/// aws-lc seeds its random generator from CPU jitter the first time anything in the process asks
+/// for random bytes: ~40 ms of CPU here (doc/decisions/0011-login-path.md), while every other
+/// caller waits. Left alone, that is the first handshake signature after each (re)start, on a
+/// runtime thread, at the head of a reconnect storm. Done on a thread of its own; if that thread
+/// cannot start, the first signature pays as before.
+pub fn warm_up_rng() {
+    let spawned = std::thread::Builder::new()
+        .name("rng-warm-up".into())
+        .spawn(|| {
+            let mut bytes = [0u8; 16];
+            let _ = aws_lc_rs::rand::fill(&mut bytes);
+        });
+    if let Err(e) = spawned {
+        log::debug!("no thread to warm the random generator up: {e}");
+    }
+}
+
 /// The key material, by algorithm.
 enum Signer {
     /// `pss_only`: an id-RSASSA-PSS key (RFC 4055), which TLS may use only with the

@@ -140,6 +140,9 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
     if config.check_only {
         return Ok(Outcome::Done);
     }
+    // After Ready, so that main's start (it listens once sec-mod is ready) does not share the
+    // CPU with it.
+    crate::keys::warm_up_rng();
 
     let mut purge = tokio::time::interval(PURGE_EVERY);
     // Bounded by main's requests (each SessionOpen or History gets one batch).
