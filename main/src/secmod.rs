@@ -299,6 +299,17 @@ async fn handshake(sock: &UnixSeqpacket, config: SecModConfig) -> Result<Keys, S
 
 type SessionAnswer = Result<SessionGrant, SessionRefusal>;
 
+/// Cluster notices kept until main's cluster task takes them ([`SecModClient::set_cluster_sink`]).
+const MAX_EARLY_NOTICES: usize = 1024;
+
+/// Where sec-mod's cluster notices go.
+#[derive(Debug)]
+enum ClusterSink {
+    /// Not yet set: kept, at most [`MAX_EARLY_NOTICES`].
+    Early(Vec<FromCluster>),
+    Set(mpsc::UnboundedSender<FromCluster>),
+}
+
 /// The channel to the running sec-mod, shared by all worker tasks; [`Supervisor`] swaps in a
 /// new link when sec-mod is restarted.
 #[derive(Debug)]
@@ -311,8 +322,10 @@ pub struct SecModClient {
     request_timeout: Duration,
     /// Runs the `script` method's hooks for sec-mod ([`Self::set_hooks`]).
     hooks: std::sync::OnceLock<Arc<crate::auth_hook::Runner>>,
-    /// Where sec-mod's cluster notices go ([`Self::set_cluster_sink`]; `crate::cluster`).
-    cluster_sink: std::sync::OnceLock<mpsc::UnboundedSender<FromCluster>>,
+    /// Where sec-mod's cluster notices go ([`Self::set_cluster_sink`]; `crate::cluster`), or
+    /// the notices that came before it was set (sec-mod reaches the store as soon as it is
+    /// ready, before main's state exists: its first `StoreState{up}` must not be lost).
+    cluster_sink: Mutex<ClusterSink>,
     /// Numbers the cluster queries.
     next_query: std::sync::atomic::AtomicU64,
 }
@@ -357,7 +370,7 @@ impl SecModClient {
             pid: AtomicU32::new(pid),
             request_timeout,
             hooks: std::sync::OnceLock::new(),
-            cluster_sink: std::sync::OnceLock::new(),
+            cluster_sink: Mutex::new(ClusterSink::Early(Vec::new())),
             next_query: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -368,8 +381,26 @@ impl SecModClient {
     }
 
     /// Where sec-mod's cluster notices go (set once, at start, when `cluster-store` is set).
+    /// The notices that arrived before go to it first, in order.
     pub fn set_cluster_sink(&self, sink: mpsc::UnboundedSender<FromCluster>) {
-        let _ = self.cluster_sink.set(sink);
+        let mut slot = lock(&self.cluster_sink);
+        if let ClusterSink::Early(early) = &mut *slot {
+            for notice in early.drain(..) {
+                let _ = sink.send(notice);
+            }
+        }
+        *slot = ClusterSink::Set(sink);
+    }
+
+    /// Route one cluster notice from sec-mod.
+    fn cluster_notice_in(&self, notice: FromCluster) {
+        match &mut *lock(&self.cluster_sink) {
+            ClusterSink::Set(sink) => {
+                let _ = sink.send(notice);
+            }
+            ClusterSink::Early(early) if early.len() < MAX_EARLY_NOTICES => early.push(notice),
+            ClusterSink::Early(_) => log::warn!("cluster notice dropped before main was ready"),
+        }
     }
 
     /// Send sec-mod a cluster notice.
@@ -686,12 +717,7 @@ impl SecModClient {
                         }
                     });
                 }
-                Ok(Some(FromSecMod::Cluster(notice))) => match self.cluster_sink.get() {
-                    Some(sink) => {
-                        let _ = sink.send(notice);
-                    }
-                    None => log::debug!("cluster notice without a cluster: {notice:?}"),
-                },
+                Ok(Some(FromSecMod::Cluster(notice))) => self.cluster_notice_in(notice),
                 Ok(Some(FromSecMod::ClusterAnswer { id, answer })) => {
                     match lock(&link.queries).as_mut().and_then(|q| q.remove(&id)) {
                         Some(tx) => {
@@ -735,6 +761,23 @@ mod tests {
     }
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// sec-mod reaches the store before main's cluster task exists: its first notice
+    /// (`StoreState{up}`, which starts the bans' and leases' resync) waits for the sink.
+    #[tokio::test]
+    async fn cluster_notices_before_the_sink_are_kept() {
+        let (client, _secmod) = client(Duration::from_secs(1));
+        let up = FromCluster::StoreState { up: true };
+        client.cluster_notice_in(up.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        client.set_cluster_sink(tx);
+        client.cluster_notice_in(FromCluster::StoreState { up: false });
+        assert_eq!(rx.try_recv().ok(), Some(up));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(FromCluster::StoreState { up: false })
+        );
+    }
 
     #[tokio::test]
     async fn a_grant_after_main_gave_up_is_closed_again() {
