@@ -44,6 +44,9 @@ done
 
 SRV=rocbl-srv CLI=rocbl-cli ST=rocbl-st
 SRV_IP=10.241.0.1 CLI_IP=10.241.0.2 ST_IP=10.242.0.1 SRV_ST_IP=10.242.0.2
+# One run at a time: cleanup deletes the fixed namespaces a second run would share.
+exec 9> /tmp/cluster_login.lock
+flock -n 9 || { echo "another cluster_login.sh is running" >&2; exit 1; }
 DIR=$(mktemp -d /tmp/rocbl.XXXXXX)
 PIDS=()
 

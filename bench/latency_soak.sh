@@ -71,7 +71,20 @@ for s in "$@"; do
 done
 for t in iperf3 jq ping; do command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 1; }; done
 
-rm -rf "$STATE"; mkdir -p "$STATE/harness"
+# One run at a time per namespace pair: cleanup kills every process in $SRV_NS and deletes
+# the namespaces, which a second run would share.
+exec 9> "/tmp/latency_soak.$SRV_NS.lock"
+flock -n 9 || { echo "another latency_soak.sh uses these namespaces" >&2; exit 1; }
+# STATE is removed and made again: only a directory under /tmp that this script made (marker).
+case $STATE in
+/tmp/*/* | /tmp/*..* | /tmp/) echo "STATE must be a plain /tmp/NAME directory" >&2; exit 1 ;;
+/tmp/?*) ;;
+*) echo "STATE must be under /tmp" >&2; exit 1 ;;
+esac
+if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ ! -e "$STATE/.latency_soak.sh" ]; }; then
+    echo "$STATE was not made by latency_soak.sh: refusing to remove it (remove it yourself or set another STATE)" >&2; exit 1
+fi
+rm -rf "$STATE"; mkdir -p "$STATE/harness"; : > "$STATE/.latency_soak.sh"
 cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
 H="$STATE/harness"
 . "$H/lib.sh"

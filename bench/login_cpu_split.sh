@@ -33,7 +33,20 @@ export STATE=${STATE:-/tmp/logincpu-bench}
 export SRV_NS=lcs-srv CLI_NS=lcs-cli
 command -v perf >/dev/null || { echo "needs perf (linux-perf)" >&2; exit 1; }
 
-rm -rf "$STATE"; mkdir -p "$STATE/harness"
+# One run at a time per namespace pair: cleanup kills every process in $SRV_NS and deletes
+# the namespaces, which a second run would share.
+exec 9> "/tmp/login_cpu_split.lock"
+flock -n 9 || { echo "another login_cpu_split.sh uses these namespaces" >&2; exit 1; }
+# STATE is removed and made again: only a directory under /tmp that this script made (marker).
+case $STATE in
+/tmp/*/* | /tmp/*..* | /tmp/) echo "STATE must be a plain /tmp/NAME directory" >&2; exit 1 ;;
+/tmp/?*) ;;
+*) echo "STATE must be under /tmp" >&2; exit 1 ;;
+esac
+if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ ! -e "$STATE/.login_cpu_split.sh" ]; }; then
+    echo "$STATE was not made by login_cpu_split.sh: refusing to remove it (remove it yourself or set another STATE)" >&2; exit 1
+fi
+rm -rf "$STATE"; mkdir -p "$STATE/harness"; : > "$STATE/.login_cpu_split.sh"
 cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
 H="$STATE/harness"
 . "$H/lib.sh"

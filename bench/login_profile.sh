@@ -30,7 +30,20 @@ export STATE=${STATE:-/tmp/loginprofile-bench}
 export SRV_NS=lpr-srv CLI_NS=lpr-cli
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
 
-rm -rf "$STATE"; mkdir -p "$STATE/harness" "$STATE/cg"
+# One run at a time per namespace pair: cleanup kills every process in $SRV_NS and deletes
+# the namespaces, which a second run would share.
+exec 9> "/tmp/login_profile.lock"
+flock -n 9 || { echo "another login_profile.sh uses these namespaces" >&2; exit 1; }
+# STATE is removed and made again: only a directory under /tmp that this script made (marker).
+case $STATE in
+/tmp/*/* | /tmp/*..* | /tmp/) echo "STATE must be a plain /tmp/NAME directory" >&2; exit 1 ;;
+/tmp/?*) ;;
+*) echo "STATE must be under /tmp" >&2; exit 1 ;;
+esac
+if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ ! -e "$STATE/.login_profile.sh" ]; }; then
+    echo "$STATE was not made by login_profile.sh: refusing to remove it (remove it yourself or set another STATE)" >&2; exit 1
+fi
+rm -rf "$STATE"; mkdir -p "$STATE/harness" "$STATE/cg"; : > "$STATE/.login_profile.sh"
 cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
 H="$STATE/harness"
 . "$H/lib.sh"

@@ -62,7 +62,20 @@ TIMEOUT=${TIMEOUT:-120}
 export STATE=${STATE:-/tmp/loginstorm-bench}
 export SRV_NS=lst-srv CLI_NS=lst-cli
 
-rm -rf "$STATE"; mkdir -p "$STATE/harness"
+# One run at a time per namespace pair: cleanup kills every process in $SRV_NS and deletes
+# the namespaces, which a second run would share.
+exec 9> "/tmp/login_storm.lock"
+flock -n 9 || { echo "another login_storm.sh uses these namespaces" >&2; exit 1; }
+# STATE is removed and made again: only a directory under /tmp that this script made (marker).
+case $STATE in
+/tmp/*/* | /tmp/*..* | /tmp/) echo "STATE must be a plain /tmp/NAME directory" >&2; exit 1 ;;
+/tmp/?*) ;;
+*) echo "STATE must be under /tmp" >&2; exit 1 ;;
+esac
+if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ ! -e "$STATE/.login_storm.sh" ]; }; then
+    echo "$STATE was not made by login_storm.sh: refusing to remove it (remove it yourself or set another STATE)" >&2; exit 1
+fi
+rm -rf "$STATE"; mkdir -p "$STATE/harness"; : > "$STATE/.login_storm.sh"
 cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
 H="$STATE/harness"
 . "$H/lib.sh"

@@ -17,8 +17,15 @@
 //! SO_REUSEPORT, buffer sizes, ...), `sendto` only without a destination address (on the DTLS
 //! socket a destination would send from the server's UDP address to anywhere). `sendmsg` cannot
 //! be held the same way: its destination (`msg_name`) is behind a pointer, which seccomp does not
-//! read (doc/security/worker-sandbox.md, residual risks). The filter is installed on every thread of
-//! the process at once (SECCOMP_FILTER_FLAG_TSYNC), and `clone` is not allowed afterwards.
+//! read (doc/security/worker-sandbox.md, residual risks). `sched_setattr` only on itself (pid 0)
+//! with flags 0, for the short scheduling slice of `tunnel/sched_slice.rs`; the `struct
+//! sched_attr` is behind a pointer too, so a compromised worker can set any slice up to the
+//! kernel's 100 ms clamp (later preemption of others on its CPU, the same CPU share), a
+//! `UTIL_CLAMP_MIN` (frequency boost), SCHED_BATCH/IDLE or a higher nice; RLIMIT_RTPRIO and
+//! RLIMIT_NICE are cleared first ([`clear_sched_limits`]) so real-time and lower nice are refused,
+//! and SCHED_DEADLINE needs CAP_SYS_NICE (doc/security/latency.md). The filter is installed on
+//! every thread of the process at once (SECCOMP_FILTER_FLAG_TSYNC), and `clone` is not allowed
+//! afterwards.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +55,9 @@ pub enum SandboxError {
     /// A root worker still holds capabilities after dropping them.
     #[error("capabilities left after dropping (effective {effective:#x}, permitted {permitted:#x}): refusing to serve")]
     StillCapable { effective: u64, permitted: u64 },
+    /// RLIMIT_RTPRIO or RLIMIT_NICE could not be set to 0.
+    #[error("cannot clear the scheduling limits")]
+    SchedLimits(#[source] std::io::Error),
     /// PR_SET_NO_NEW_PRIVS failed.
     #[error("cannot set no_new_privs")]
     NoNewPrivs(#[source] nix::Error),
@@ -94,12 +104,35 @@ pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
             euid: geteuid().as_raw(),
         });
     }
+    clear_sched_limits().map_err(SandboxError::SchedLimits)?;
     nix::sys::prctl::set_no_new_privs().map_err(SandboxError::NoNewPrivs)?;
     if policy.seccomp {
         let program = filter(std::process::id())?;
         // TSYNC: every thread of the process, not only the calling one (a thread started
         // earlier would otherwise keep running unfiltered).
         seccompiler::apply_filter_all_threads(&program).map_err(SandboxError::Apply)?;
+    }
+    Ok(())
+}
+
+/// Soft and hard RLIMIT_RTPRIO and RLIMIT_NICE to 0, before the filter (`prlimit64` is not on
+/// the list). The filter lets the worker `sched_setattr` itself, and the kernel grants an
+/// unprivileged task a real-time policy up to RLIMIT_RTPRIO and a lower nice value up to
+/// RLIMIT_NICE (sched_setattr(2), getrlimit(2)): main may inherit non-zero ones (limits.conf
+/// `rtprio`, systemd `LimitRTPRIO=`), with which a compromised worker could go SCHED_FIFO and
+/// starve its CPU. With both at 0 it can keep its own nice value or raise it, nothing more.
+#[allow(unsafe_code)]
+fn clear_sched_limits() -> std::io::Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    for resource in [libc::RLIMIT_RTPRIO, libc::RLIMIT_NICE] {
+        // SAFETY: a valid `rlimit` alive for the call; the kernel only reads it. Lowering a
+        // hard limit needs no privilege.
+        if unsafe { libc::setrlimit(resource, &zero) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     Ok(())
 }

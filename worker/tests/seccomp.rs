@@ -31,6 +31,8 @@ const F_SETSIG: libc::c_int = 10;
 /// Exit codes of a child that survived its call.
 const CALL_OK: i32 = 0;
 const CALL_FAILED: i32 = 3;
+/// The case could not set up what it needs (raising a hard rlimit needs CAP_SYS_RESOURCE).
+const SKIPPED: i32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -70,6 +72,10 @@ const CASES: &[(&str, Expect)] = &[
     ("send_on_connected_socket", Expect::Works),
     ("drop_a_socket", Expect::Works),
     ("own_scheduling_slice", Expect::Works),
+    // Inherited limits that would let an unprivileged task go real-time or lower its nice
+    // value: the sandbox clears them, so the allowed sched_setattr on itself is refused.
+    ("realtime_refused_despite_rlimit_rtprio", Expect::Works),
+    ("lower_nice_refused_despite_rlimit_nice", Expect::Works),
 ];
 
 fn main() -> ExitCode {
@@ -81,6 +87,10 @@ fn main() -> ExitCode {
     let mut failed = 0;
     for &(case, expect) in CASES {
         let status = run_child(case, port);
+        if status.code() == Some(SKIPPED) {
+            println!("test seccomp::{case} ... SKIPPED (cannot raise a hard rlimit here)");
+            continue;
+        }
         let ok = match expect {
             Expect::Sigsys => status.signal() == Some(libc::SIGSYS),
             Expect::Sigabrt => status.signal() == Some(libc::SIGABRT),
@@ -151,6 +161,26 @@ fn child(case: &str) -> ! {
         });
     }
 
+    // As if main had inherited generous limits (limits.conf rtprio, systemd LimitRTPRIO=).
+    let raise = match case {
+        "realtime_refused_despite_rlimit_rtprio" => Some((libc::RLIMIT_RTPRIO, 50)),
+        "lower_nice_refused_despite_rlimit_nice" => Some((libc::RLIMIT_NICE, 40)),
+        _ => None,
+    };
+    if let Some((resource, value)) = raise {
+        let limit = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: a valid rlimit alive for the call.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            // Raising a hard limit needs CAP_SYS_RESOURCE: without root the case proves nothing.
+            eprintln!("{case}: cannot raise the limit (not root?): skipped");
+            std::process::exit(SKIPPED);
+        }
+    }
+    // SAFETY: no pointers; 0 = the calling process.
+    let nice_before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     // As the worker does: policy and nice are read before the filter.
     sched_slice::init();
     // A `struct sched_attr` (SCHED_ATTR_SIZE_VER0) for the forbidden calls: the default slice.
@@ -284,6 +314,22 @@ fn child(case: &str) -> ! {
             sched_slice::apply(Class::Interactive).is_ok()
                 && sched_slice::apply(Class::Bulk).is_ok()
         }
+        "realtime_refused_despite_rlimit_rtprio" => {
+            // SCHED_FIFO priority 1.
+            let mut fifo = [0u32; 12];
+            fifo[0] = 48;
+            fifo[1] = 1;
+            fifo[5] = 1;
+            refused(std::ptr::from_mut(&mut fifo) as i64)
+        }
+        "lower_nice_refused_despite_rlimit_nice" => {
+            // SCHED_OTHER, nice one below the one read before the filter (getpriority is not
+            // allowed after it).
+            let mut lower = [0u32; 12];
+            lower[0] = 48;
+            lower[4] = (nice_before - 1).cast_unsigned();
+            refused(std::ptr::from_mut(&mut lower) as i64)
+        }
         // Closing goes through std's OwnedFd::drop, which checks the descriptor first.
         "drop_a_socket" => {
             drop(udp);
@@ -300,6 +346,16 @@ fn path_mtu_options(socket: &UdpSocket) -> bool {
     udp_pmtu::set_discovery(socket.as_fd(), true).is_ok()
         && udp_pmtu::path_mtu(socket.as_fd()).is_some()
         && udp_pmtu::set_discovery(socket.as_fd(), false).is_ok()
+}
+
+/// `sched_setattr(0, attr, 0)` fails with EPERM.
+fn refused(attr: i64) -> bool {
+    let rc = syscall3(libc::SYS_sched_setattr, 0, attr, 0);
+    let err = std::io::Error::last_os_error();
+    if rc == 0 {
+        eprintln!("sched_setattr succeeded");
+    }
+    rc == -1 && err.raw_os_error() == Some(libc::EPERM)
 }
 
 fn syscall3(nr: libc::c_long, a: i64, b: i64, c: i64) -> libc::c_long {

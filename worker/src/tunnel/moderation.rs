@@ -14,7 +14,14 @@
 //! worker runs [`Class::Interactive`] (short slice) while its traffic is sparse, and
 //! [`Class::Bulk`] (the default slice: fewer preemptions for the throughput) once a direction
 //! has been bulk for [`BULK_CLASS_AFTER`], back to interactive at the first sparse read of every
-//! bulk direction. The hold-down keeps a short burst (a web page) from switching at all.
+//! bulk direction (sparse by size and by rate). The hold-down keeps a short burst (a web page)
+//! from switching at all.
+//!
+//! For the class only, a direction is bulk also by rate: [`RATE_BULK`] units or more within a
+//! [`RATE_WINDOW`], whatever each read found. The client chooses how its datagrams are paced, so
+//! a fast flow sent one datagram per wake-up would otherwise keep the worker on the short slice
+//! (preempting at every packet). Voice and games (tens to a few hundred packets a second) stay
+//! below it. The pause is decided by the read size alone: a sparse read never waits.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +32,11 @@ pub const MODERATE_AT: usize = 8;
 pub const MODERATION: Duration = Duration::from_micros(500);
 /// A direction bulk for this long takes the worker out of the interactive class.
 pub const BULK_CLASS_AFTER: Duration = Duration::from_millis(50);
+/// Units (datagrams, packets, kilobytes of CSTP) within [`RATE_WINDOW`] that make a direction
+/// bulk for the class, whatever the size of each read (2000 a second).
+pub const RATE_BULK: usize = 20;
+/// The window [`RATE_BULK`] is counted in.
+pub const RATE_WINDOW: Duration = Duration::from_millis(10);
 /// CSTP bytes in one read of the TLS connection that count as one packet for [`MODERATE_AT`].
 const TLS_UNIT: usize = 1024;
 
@@ -52,7 +64,38 @@ pub enum Direction {
 #[derive(Debug)]
 pub struct Moderation {
     since: [Option<Instant>; 3],
+    rate: [Rate; 3],
     class: Class,
+}
+
+/// Units counted in fixed windows of [`RATE_WINDOW`], per direction.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rate {
+    /// Start of the current window and the units seen in it.
+    window: Option<(Instant, usize)>,
+    /// The window just before the current one (adjacent) reached [`RATE_BULK`].
+    fast_before: bool,
+}
+
+impl Rate {
+    /// Count `units` at `now`; whether the direction is fast.
+    fn count(&mut self, units: usize, now: Instant) -> bool {
+        let (start, seen) = match self.window {
+            Some((start, seen)) if now.saturating_duration_since(start) < RATE_WINDOW => {
+                (start, seen)
+            }
+            previous => {
+                // Only an adjacent window carries over: after a gap the flow starts slow.
+                self.fast_before = previous.is_some_and(|(start, seen)| {
+                    seen >= RATE_BULK && now.saturating_duration_since(start) < RATE_WINDOW * 2
+                });
+                (now, 0)
+            }
+        };
+        let seen = seen.saturating_add(units);
+        self.window = Some((start, seen));
+        self.fast_before || seen >= RATE_BULK
+    }
 }
 
 impl Default for Moderation {
@@ -66,6 +109,7 @@ impl Moderation {
     pub fn new() -> Self {
         Self {
             since: [None; 3],
+            rate: [Rate::default(); 3],
             class: Class::Interactive,
         }
     }
@@ -89,25 +133,41 @@ impl Moderation {
             Some(n) if n >= MODERATE_AT => Some(MODERATION),
             Some(_) => None,
         };
-        (pause, self.observe(Direction::DtlsIn, pause.is_some(), now))
+        // More waiting: at least a full read's worth.
+        let units = drained.unwrap_or(MODERATE_AT);
+        let class = self.observe(Direction::DtlsIn, pause.is_some(), units, now);
+        (pause, class)
     }
 
     /// After a read of the TLS connection that brought `bytes`.
     pub fn after_tls_read(&mut self, bytes: usize, now: Instant) -> Option<Class> {
-        self.observe(Direction::TlsIn, bytes / TLS_UNIT >= MODERATE_AT, now)
+        let units = bytes / TLS_UNIT;
+        self.observe(Direction::TlsIn, units >= MODERATE_AT, units.max(1), now)
     }
 
     /// After a wake-up that moved `packets` from the tun device towards the client.
     pub fn after_tun_read(&mut self, packets: usize, now: Instant) -> Option<Class> {
-        self.observe(Direction::TunIn, packets >= MODERATE_AT, now)
+        self.observe(Direction::TunIn, packets >= MODERATE_AT, packets, now)
     }
 
-    fn observe(&mut self, direction: Direction, bulk: bool, now: Instant) -> Option<Class> {
+    /// `full`: the read was a bulk one by its size; `units` it brought (counted for the rate).
+    fn observe(
+        &mut self,
+        direction: Direction,
+        full: bool,
+        units: usize,
+        now: Instant,
+    ) -> Option<Class> {
         let slot = match direction {
             Direction::DtlsIn => 0,
             Direction::TlsIn => 1,
             Direction::TunIn => 2,
         };
+        let fast = self
+            .rate
+            .get_mut(slot)
+            .is_some_and(|rate| rate.count(units, now));
+        let bulk = full || fast;
         if let Some(since) = self.since.get_mut(slot) {
             *since = match (*since, bulk) {
                 (_, false) => None,
@@ -145,15 +205,57 @@ mod tests {
     }
 
     #[test]
-    fn a_sparse_flow_is_never_held() {
+    fn a_sparse_read_is_never_held() {
         let mut m = Moderation::new();
         let t0 = Instant::now();
         for i in 0..100 {
             for n in [0, 1, 2, MODERATE_AT - 1] {
-                assert_eq!(m.after_dtls_read(Some(n), t0 + ms(i)), (None, None));
+                // 10 datagrams a millisecond: bulk by rate for the class, never paused.
+                assert_eq!(m.after_dtls_read(Some(n), t0 + ms(i)).0, None);
             }
         }
+    }
+
+    #[test]
+    fn a_steady_stream_of_lone_datagrams_is_bulk_by_rate() {
+        let mut m = Moderation::new();
+        let t0 = Instant::now();
+        let mut changes = Vec::new();
+        // One datagram every 50 us for 100 ms (20 000 a second), each read finding one.
+        for i in 0..2000u64 {
+            let (pause, class) = m.after_dtls_read(Some(1), t0 + Duration::from_micros(50 * i));
+            assert_eq!(pause, None);
+            changes.extend(class);
+        }
+        assert_eq!(changes, [Class::Bulk]);
+        assert_eq!(m.class(), Class::Bulk);
+        // The stream stops; a ping after a pause brings the short slice back.
+        assert_eq!(
+            m.after_dtls_read(Some(1), t0 + ms(200)),
+            (None, Some(Class::Interactive))
+        );
+    }
+
+    #[test]
+    fn pings_every_10_ms_stay_interactive() {
+        let mut m = Moderation::new();
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            assert_eq!(m.after_dtls_read(Some(1), t0 + ms(10 * i)), (None, None));
+            assert_eq!(m.after_tun_read(1, t0 + ms(10 * i + 1)), None);
+            assert_eq!(m.after_tls_read(100, t0 + ms(10 * i + 2)), None);
+        }
         assert_eq!(m.class(), Class::Interactive);
+    }
+
+    #[test]
+    fn a_fast_tun_flow_one_packet_per_wake_up_is_bulk_by_rate() {
+        let mut m = Moderation::new();
+        let t0 = Instant::now();
+        let changes: Vec<_> = (0..1000u64)
+            .filter_map(|i| m.after_tun_read(1, t0 + Duration::from_micros(100 * i)))
+            .collect();
+        assert_eq!(changes, [Class::Bulk]);
     }
 
     #[test]
@@ -185,7 +287,13 @@ mod tests {
             m.after_dtls_read(Some(32), t0 + BULK_CLASS_AFTER + ms(1)).1,
             None
         );
-        let (pause, class) = m.after_dtls_read(Some(1), t0 + BULK_CLASS_AFTER + ms(2));
+        // Right after the flood the rate still says bulk; the lone datagram after it has fallen
+        // (no full window in the last two) brings the short slice back.
+        assert_eq!(
+            m.after_dtls_read(Some(1), t0 + BULK_CLASS_AFTER + ms(2)),
+            (None, None)
+        );
+        let (pause, class) = m.after_dtls_read(Some(1), t0 + BULK_CLASS_AFTER + ms(25));
         assert_eq!((pause, class), (None, Some(Class::Interactive)));
         // A new burst starts the hold-down again.
         let t1 = t0 + ms(500);
@@ -218,8 +326,9 @@ mod tests {
         assert_eq!(m.after_tun_read(64, t0 + ms(60)), Some(Class::Bulk));
         assert_eq!(m.after_dtls_read(Some(1), t0 + ms(61)), (None, None));
         assert_eq!(m.class(), Class::Bulk);
-        // The download ends: the first sparse tun read.
-        assert_eq!(m.after_tun_read(1, t0 + ms(70)), Some(Class::Interactive));
+        // The download ends: the first sparse tun read once the rate has fallen too.
+        assert_eq!(m.after_tun_read(1, t0 + ms(70)), None);
+        assert_eq!(m.after_tun_read(1, t0 + ms(85)), Some(Class::Interactive));
     }
 
     #[test]

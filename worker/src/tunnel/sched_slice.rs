@@ -3,6 +3,10 @@
 //! [`super::moderation`] for when it changes. Only the calling process is touched (pid 0, which
 //! the sandbox's filter also enforces), its policy and nice value are kept, and nothing else
 //! changes: a shorter slice moves a task's deadline earlier, not its share of the CPU.
+//! The sandbox sets RLIMIT_NICE to 0, so only the start nice value (or a higher one) is
+//! accepted: that is all [`apply`] writes. If an administrator reniced the worker higher since,
+//! the write is a nice reduction and fails with EPERM; the pump logs it at debug level and stops
+//! changing the slice, and the worker keeps running on the one it had.
 // One syscall that neither libc nor nix wraps.
 #![allow(unsafe_code)]
 
