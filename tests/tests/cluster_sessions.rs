@@ -444,5 +444,8 @@ fn short_tunnels_leave_no_claim() {
     assert!(t.elapsed() < Duration::from_secs(10));
     std::thread::sleep(Duration::from_secs(6));
     let (_, keys) = cl.redis_cli(&["KEYS", "rocserv:claim:*"]);
-    assert!(!keys.contains("rocserv:"), "a renewal took a claim again: {keys}");
+    assert!(
+        !keys.contains("rocserv:"),
+        "a renewal took a claim again: {keys}"
+    );
 }
