@@ -147,7 +147,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
     let mut purge = tokio::time::interval(PURGE_EVERY);
     // Bounded by main's requests (each SessionOpen or History gets one batch).
     let (out, mut outbox) = mpsc::unbounded_channel::<Vec<FromSecMod>>();
-    crate::cluster::sessions::start(&shared, out.clone());
+    crate::cluster::sessions::start(&shared);
     loop {
         tokio::select! {
             received = receive(&sock, &mut buf, &mut cmsg) => {
@@ -652,10 +652,7 @@ async fn handle(
                 return Ok(());
             };
             if let Some(cluster) = &shared.cluster {
-                let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
-                tokio::spawn(crate::cluster::sessions::started(
-                    shared, cluster, sid, worker,
-                ));
+                crate::cluster::sessions::started(shared, cluster, sid, worker);
             }
             shared.accounting.started(crate::accounting::Record {
                 sid,
@@ -686,15 +683,14 @@ async fn handle(
                 .sessions()
                 .close(sid, reason, std::time::Instant::now());
             if let Some(cluster) = &shared.cluster {
-                tokio::spawn(crate::cluster::sessions::closed(
-                    Arc::clone(shared),
-                    Arc::clone(cluster),
+                crate::cluster::sessions::closed(
+                    shared,
+                    cluster,
                     sid,
                     end.map(|(worker, _)| worker),
                     closed == Closed::Deleted,
-                    cookie_sha256,
-                    user.clone(),
-                ));
+                    user.clone().zip(cookie_sha256),
+                );
             }
             match closed {
                 Closed::Deleted => {

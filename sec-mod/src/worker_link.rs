@@ -547,6 +547,7 @@ impl Link {
             if let Some(old) = issued.evicted {
                 if let (Some(cluster), Some(hash)) = (&self.shared.cluster, issued.evicted_sha256) {
                     tokio::spawn(crate::cluster::sessions::evicted(
+                        Arc::clone(&self.shared),
                         Arc::clone(cluster),
                         old,
                         hash,

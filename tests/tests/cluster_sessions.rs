@@ -343,3 +343,109 @@ fn a_session_issued_while_the_store_is_down_is_written_on_resync() {
     on_b.signal(Signal::SIGKILL);
     let _ = on_b.wait_exit(WAIT);
 }
+
+/// The record key of the one session in the store, and its tombstone key.
+fn record_and_tombstone(cl: &ClusterLab) -> (String, String) {
+    let keys = wait_keys(
+        cl,
+        "rocserv:session:*",
+        |k| k.contains("rocserv:session:"),
+        "the session is in the store",
+    );
+    let record = keys
+        .split(['"', ' ', '\n'])
+        .find(|k| k.starts_with("rocserv:session:"))
+        .unwrap()
+        .to_owned();
+    let gone = record.replace("rocserv:session:", "rocserv:gone:");
+    (record, gone)
+}
+
+/// A session deleted on another node while this one missed it (no bus message; cut off from
+/// the store) stays deleted: A's CONNECT checks the tombstone the delete left, and A's resync
+/// when the store comes back neither writes the record back nor keeps A's copy. The delete is
+/// what node B's release script writes (record deleted, `rocserv:gone:HEX` set), done here
+/// with redis-cli so that A surely missed it.
+#[test]
+fn a_session_deleted_elsewhere_does_not_come_back() {
+    let mut cl = ClusterLab::new();
+    cl.start_store();
+    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, &[NO_BANS]));
+    a.wait_for_log("cluster store redis://", WAIT)
+        .expect("A reaches the store");
+
+    // 1. A knows the cookie (its own idle session); another node deleted it.
+    let first = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("login");
+    let (record, gone) = record_and_tombstone(&cl);
+    cl.redis_cli(&["DEL", &record]);
+    cl.redis_cli(&["SET", &gone, "1", "PX", "600000"]);
+    let before = a.log_len();
+    let mut on_a = with_cookie(&cl, Node::A, &first);
+    assert!(
+        on_a.wait_up(WAIT).is_err(),
+        "a cookie deleted elsewhere opened on A"
+    );
+    let _ = on_a.wait_exit(WAIT);
+    a.wait_for_log_after(before, "cookie refused", WAIT)
+        .expect("A refused the deleted cookie");
+
+    // 2. The same while A is cut off from the store, then its resync.
+    let second = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("login");
+    let (record, gone) = record_and_tombstone(&cl);
+    cl.redis_cli(&["DEL", &record]);
+    cl.redis_cli(&["SET", &gone, "1", "PX", "600000"]);
+    let before = a.log_len();
+    cl.pause_store();
+    a.wait_for_log_after(before, "unreachable", WAIT)
+        .expect("A finds the store gone");
+    let before = a.log_len();
+    cl.resume_store();
+    a.wait_for_log_after(before, "state written again", WAIT)
+        .expect("A resyncs");
+    let (_, keys) = cl.redis_cli(&["KEYS", "rocserv:session:*"]);
+    assert!(
+        !keys.contains("rocserv:session:"),
+        "resync brought a deleted session back: {keys}"
+    );
+    let before = a.log_len();
+    let mut on_a = with_cookie(&cl, Node::A, &second);
+    assert!(
+        on_a.wait_up(WAIT).is_err(),
+        "a cookie deleted elsewhere opened on A after resync"
+    );
+    let _ = on_a.wait_exit(WAIT);
+    a.wait_for_log_after(before, "cookie refused", WAIT)
+        .expect("A refused the deleted cookie");
+}
+
+/// Very short tunnels leave no claim behind: each claim is gone at once, not renewed for ever.
+#[test]
+fn short_tunnels_leave_no_claim() {
+    let mut cl = ClusterLab::new();
+    cl.start_store();
+    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, &[NO_BANS]));
+    a.wait_for_log("cluster store redis://", WAIT)
+        .expect("A reaches the store");
+    let cookie = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("login");
+    for _ in 0..3 {
+        let mut c = with_cookie(&cl, Node::A, &cookie);
+        c.wait_up(WAIT).expect("tunnel on A");
+        c.signal(Signal::SIGKILL);
+        let _ = c.wait_exit(WAIT);
+    }
+    // Well within one renewal period of the claim's TTL: released, not left to expire.
+    let t = Instant::now();
+    wait_keys(
+        &cl,
+        "rocserv:claim:*",
+        |k| !k.contains("rocserv:"),
+        "no claim is left",
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, keys) = cl.redis_cli(&["KEYS", "rocserv:claim:*"]);
+    assert!(
+        !keys.contains("rocserv:"),
+        "a renewal took a claim again: {keys}"
+    );
+}

@@ -27,10 +27,12 @@ pub enum BusBody {
     /// The node is draining or shutting down: its tunnels will end and their sessions stay
     /// resumable elsewhere.
     Leaving,
-    /// `node` (the addressee) must end its tunnel of session `sid`: the sender took the
-    /// session's claim (a CONNECT with its cookie arrived there). Also re-checked by the
-    /// owner's claim renewal, so a lost message only delays the end by one renewal.
-    Takeover { node: String, sid: u64 },
+    /// `node` (the addressee) must end its tunnel of session `sid` served by its `worker`
+    /// (the claim's previous value): the sender took the session's claim (a CONNECT with its
+    /// cookie arrived there). A newer tunnel of the session on `node` (another worker) is
+    /// left alone. Also re-checked by the owner's claim renewal while the sender holds the
+    /// claim (doc/cluster.md "Sessions and cookies").
+    Takeover { node: String, sid: u64, worker: u64 },
     /// The session whose cookie hashes to `cookie_sha256` was deleted (user disconnect,
     /// terminate): every node drops its copy, so the cookie is dead everywhere.
     SessionDeleted { cookie_sha256: [u8; 32] },
@@ -110,6 +112,7 @@ mod tests {
             BusBody::Takeover {
                 node: "b".into(),
                 sid: 7,
+                worker: 9,
             },
             BusBody::SessionDeleted {
                 cookie_sha256: [3; 32],

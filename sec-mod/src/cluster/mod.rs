@@ -23,6 +23,7 @@ use rocserv_proto::ipc::cluster::{
     ClusterAnswer, ClusterQuery, ClusterSettings, ClusterStatus, FromCluster, ToCluster,
 };
 use rocserv_proto::ipc::main_secmod::FromSecMod;
+use rocserv_proto::ipc::{SessionId, WorkerId};
 use tokio::sync::mpsc;
 
 pub use store::{Store, StoreError};
@@ -56,6 +57,8 @@ pub struct Cluster {
     resyncing: std::sync::Mutex<Resync>,
     /// Notices for main from the cluster's tasks, sent by sec-mod's loop.
     pub to_main: ToMain,
+    /// The session claims this node holds (doc/cluster.md "Sessions and cookies").
+    pub claims: std::sync::Mutex<sessions::Claims>,
 }
 
 /// Most notices waiting for sec-mod's loop; beyond, new ones are dropped with a log line
@@ -109,6 +112,7 @@ impl Cluster {
             store,
             resyncing: std::sync::Mutex::new(Resync::default()),
             to_main: ToMain::default(),
+            claims: Default::default(),
         });
         let (events, rx) = mpsc::unbounded_channel();
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
@@ -283,8 +287,8 @@ pub fn on_event(
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
-            BusBody::Takeover { node, sid } if node == cluster.node => {
-                sessions::taken_over(rocserv_proto::ipc::SessionId(sid))
+            BusBody::Takeover { node, sid, worker } if node == cluster.node => {
+                sessions::taken_over(cluster, SessionId(sid), WorkerId(worker))
             }
             BusBody::Takeover { .. } => {}
             BusBody::SessionDeleted { cookie_sha256 } => {

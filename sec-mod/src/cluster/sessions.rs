@@ -19,15 +19,13 @@
 //! skipped while the store is known to be down.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocserv_proto::cluster::bus::BusBody;
 use rocserv_proto::cluster::session::{Record, RECORD_VERSION};
 use rocserv_proto::ipc::cluster::FromCluster;
-use rocserv_proto::ipc::main_secmod::FromSecMod;
 use rocserv_proto::ipc::{SessionId, WorkerId};
-use tokio::sync::mpsc;
 
 use super::{keys, unix_ms, Cluster};
 use crate::sessions::{Imported, LoginFacts};
@@ -39,6 +37,8 @@ pub const CLAIM_RENEW: Duration = Duration::from_secs(5);
 pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 /// Most sessions of one user read for `max-same-clients`.
 const MAX_LIVE_READ: usize = 1000;
+/// Sessions written back per store round trip on resync.
+const RESYNC_CHUNK: usize = 256;
 
 /// `rocserv:session:<hex>`: the record of the session whose cookie hashes to `sha256`.
 pub fn session_key(sha256: &[u8; 32]) -> String {
@@ -56,14 +56,26 @@ pub fn live_key(user: &str) -> String {
     format!("{}live:{}", keys::PREFIX, keys::hex(digest.as_ref()))
 }
 
+/// `rocserv:gone:<hex>`: the tombstone of a deleted session, so that no node (one cut off
+/// from the store while it was deleted, one that missed the bus) brings its cookie back.
+pub fn gone_key(sha256: &[u8; 32]) -> String {
+    format!("{}gone:{}", keys::PREFIX, keys::hex(sha256))
+}
+
 /// A claim's value: the owning node and worker.
 fn owner(node: &str, worker: WorkerId) -> String {
     format!("{node}/{}", worker.0)
 }
 
-/// The node of a claim's value.
+/// The node and worker of a claim's value.
+fn parse_owner(value: &str) -> Option<(&str, WorkerId)> {
+    let (node, worker) = value.rsplit_once('/')?;
+    Some((node, WorkerId(worker.parse().ok()?)))
+}
+
+#[cfg(test)]
 fn owner_node(value: &str) -> Option<&str> {
-    value.rsplit_once('/').map(|(node, _)| node)
+    parse_owner(value).map(|(node, _)| node)
 }
 
 /// The store's record of a session of this table.
@@ -99,21 +111,150 @@ fn imported_of(r: Record, cookie_sha256: [u8; 32], now_unix_ms: u64) -> Imported
     }
 }
 
-/// A claim this node holds.
-#[derive(Debug, Clone)]
+/// A claim this node holds (or is taking).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Held {
     worker: WorkerId,
     user: String,
     cookie_sha256: [u8; 32],
+    /// The CLAIM is on its way to the store: not renewed yet, and a close meanwhile is
+    /// deferred until it is done.
+    taking: bool,
 }
 
-/// The claims this node holds, by session (one sec-mod per process).
-static HELD: LazyLock<Mutex<HashMap<SessionId, Held>>> = LazyLock::new(Default::default);
-/// Where notices for main go (sec-mod's outbox), set by [`start`].
-static OUT: OnceLock<mpsc::UnboundedSender<Vec<FromSecMod>>> = OnceLock::new();
+/// What releasing a tunnel's claim needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    sid: SessionId,
+    /// main's worker of the tunnel; `None` when the session closed without one.
+    worker: Option<WorkerId>,
+    user: String,
+    cookie_sha256: [u8; 32],
+    /// The session is gone here: delete its record (and leave a tombstone).
+    deleted: bool,
+}
 
-fn held() -> std::sync::MutexGuard<'static, HashMap<SessionId, Held>> {
-    rocserv_rt::lock(&HELD)
+/// What a close means for the store (see [`Claims::close`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum OnClose {
+    /// Release now.
+    Release(Release),
+    /// The claim is being taken: the task taking it releases it when done.
+    Deferred,
+    /// A newer tunnel of this node holds the claim, or nothing is known: leave it.
+    Nothing,
+}
+
+/// The claims this node holds, by session (sans-IO). Changed only in sec-mod's `handle()`,
+/// which sees main's `SessionStarted` and `SessionClose` in order, and by the tasks that
+/// finish a CLAIM; the store calls run on tasks in any order, so a close that overtakes its
+/// tunnel's CLAIM is parked here and released by that task after the CLAIM.
+#[derive(Debug, Default)]
+pub struct Claims {
+    held: HashMap<SessionId, Held>,
+    /// Releases waiting for the CLAIM of the same (session, worker) to finish.
+    after_take: HashMap<(SessionId, WorkerId), Release>,
+}
+
+impl Claims {
+    /// A tunnel of `sid` served by `worker` started: its claim is being taken.
+    pub fn start(&mut self, sid: SessionId, worker: WorkerId, user: String, hash: [u8; 32]) {
+        self.held.insert(
+            sid,
+            Held {
+                worker,
+                user,
+                cookie_sha256: hash,
+                taking: true,
+            },
+        );
+    }
+
+    /// The CLAIM of (`sid`, `worker`) is done (or failed): the release to run now, if the
+    /// tunnel closed meanwhile.
+    pub fn taken(&mut self, sid: SessionId, worker: WorkerId) -> Option<Release> {
+        if let Some(h) = self.held.get_mut(&sid) {
+            if h.worker == worker {
+                h.taking = false;
+            }
+        }
+        self.after_take.remove(&(sid, worker))
+    }
+
+    /// A tunnel of `sid` ended (`worker`, if main said which), or the session closed
+    /// (`deleted`: it is gone here). `known` is the session's user and cookie hash as the
+    /// table had them, for a release of a claim this node does not hold.
+    pub fn close(
+        &mut self,
+        sid: SessionId,
+        worker: Option<WorkerId>,
+        deleted: bool,
+        known: Option<(String, [u8; 32])>,
+    ) -> OnClose {
+        let held = match (self.held.get(&sid), worker) {
+            (Some(h), Some(w)) if h.worker == w => self.held.remove(&sid),
+            // The session is gone here: no tunnel of it may stay claimed.
+            (Some(_), None) if deleted => self.held.remove(&sid),
+            (Some(_), _) => return OnClose::Nothing, // a newer tunnel of this node holds it
+            (None, _) => None,
+        };
+        let (user, cookie_sha256) = match (&held, known) {
+            (Some(h), _) => (h.user.clone(), h.cookie_sha256),
+            (None, Some(k)) => k,
+            (None, None) => return OnClose::Nothing,
+        };
+        let release = Release {
+            sid,
+            worker: worker.or(held.as_ref().map(|h| h.worker)),
+            user,
+            cookie_sha256,
+            deleted,
+        };
+        match held {
+            Some(h) if h.taking => {
+                self.after_take.insert((sid, h.worker), release);
+                OnClose::Deferred
+            }
+            _ => OnClose::Release(release),
+        }
+    }
+
+    /// Another node took the claim `sid` from `worker` here: whether this node's tunnel was
+    /// that one (end it). A late message about an older tunnel leaves a newer one alone.
+    pub fn taken_over(&mut self, sid: SessionId, worker: WorkerId) -> bool {
+        if self.held.get(&sid).is_some_and(|h| h.worker == worker) {
+            self.held.remove(&sid);
+            return true;
+        }
+        false
+    }
+
+    /// The claims to renew (those whose CLAIM is done).
+    fn to_renew(&self) -> Vec<(SessionId, Held)> {
+        self.held
+            .iter()
+            .filter(|(_, h)| !h.taking)
+            .map(|(s, h)| (*s, h.clone()))
+            .collect()
+    }
+
+    /// A renewal found `sid` held elsewhere: drop it if `worker` still holds it here.
+    fn lost(&mut self, sid: SessionId, worker: WorkerId) -> bool {
+        self.taken_over(sid, worker)
+    }
+
+    fn contains(&self, sid: SessionId) -> bool {
+        self.held.contains_key(&sid)
+    }
+
+    /// Drop claims of sessions the table no longer has (never renew a dead session).
+    fn retain(&mut self, alive: impl Fn(SessionId) -> bool) {
+        self.held.retain(|sid, _| alive(*sid));
+    }
+}
+
+fn claims(cluster: &Cluster) -> std::sync::MutexGuard<'_, Claims> {
+    rocserv_rt::lock(&cluster.claims)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -126,20 +267,15 @@ fn down(cluster: &Cluster) -> bool {
 }
 
 /// Ask main to end this node's tunnel of `sid` (another node holds its claim).
-fn end_here(sid: SessionId) {
-    if let Some(out) = OUT.get() {
-        let _ = out.send(vec![FromSecMod::Cluster(FromCluster::EndTunnel { sid })]);
-    }
+fn end_here(cluster: &Cluster, sid: SessionId) {
+    cluster.to_main.push(FromCluster::EndTunnel { sid });
 }
 
-/// Start the claim renewal; `out` reaches main. Once, when sec-mod's loop starts.
-pub fn start(shared: &Arc<Shared>, out: mpsc::UnboundedSender<Vec<FromSecMod>>) {
+/// Start the claim renewal. Once per [`Cluster`], when sec-mod's loop starts.
+pub fn start(shared: &Arc<Shared>) {
     let Some(cluster) = &shared.cluster else {
         return;
     };
-    if OUT.set(out).is_err() {
-        return;
-    }
     tokio::spawn(renew(Arc::clone(shared), Arc::clone(cluster)));
 }
 
@@ -174,27 +310,45 @@ async fn write(cluster: &Cluster, imported: &Imported, left: Duration) -> Result
         .map_err(|e| e.to_string())
 }
 
+/// Read a session's record unless its tombstone exists: the record (bulk), 1 (deleted), or
+/// nil (neither). KEYS: record, gone.
+const LOOKUP: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+return redis.call('GET', KEYS[1])
+";
+
 /// A CONNECT presents `cookie`: if this node's table does not know it, read its record from
-/// the store and import it (with its id and login time). Nothing when the store is down or
-/// has no such record: the table then refuses the cookie.
+/// the store and import it (with its id and login time); if the session was deleted on another
+/// node (its tombstone), drop this node's idle copy. One round trip; nothing when the store is
+/// down: the table then decides alone.
 pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str) {
-    if shared.sessions().sid_of(cookie).is_some() || down(cluster) {
+    if down(cluster) {
         return;
     }
+    let known = shared.sessions().sid_of(cookie).is_some();
     let hash = crate::sessions::cookie_sha256(cookie);
-    let cmd = redis::cmd("GET").arg(session_key(&hash)).clone();
+    let script = redis::Script::new(LOOKUP);
+    let mut invocation = script.prepare_invoke();
+    invocation.key(session_key(&hash)).key(gone_key(&hash));
     let bytes = match cluster
         .store
-        .cmd::<Option<Vec<u8>>>("GET session", &cmd)
+        .script::<redis::Value>("lookup session", invocation)
         .await
     {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return,
+        Ok(redis::Value::BulkString(bytes)) => bytes,
+        Ok(redis::Value::Int(1)) => {
+            deleted_elsewhere(shared, hash);
+            return;
+        }
+        Ok(_) => return,
         Err(e) => {
             log::warn!("cluster: cannot read a session record: {e}");
             return;
         }
     };
+    if known {
+        return;
+    }
     let now = unix_ms();
     let vhosts: Vec<&str> = shared.vhosts.iter().map(|v| v.name.as_str()).collect();
     let record = match Record::decode(&bytes, now, &vhosts) {
@@ -241,11 +395,11 @@ pub async fn live_elsewhere(cluster: &Cluster, user: &str, sid: SessionId) -> u3
             return 0;
         }
     };
-    let here = held();
+    let here = claims(cluster);
     let n = members
         .iter()
         .filter_map(|m| u64::from_str_radix(m, 16).ok().map(SessionId))
-        .filter(|s| *s != sid && !here.contains_key(s))
+        .filter(|s| *s != sid && !here.contains(*s))
         .count();
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -261,11 +415,13 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return old
 ";
 
-/// Renew a claim if still ours (re-take it if the store lost it): 1, or 0 if another owner
-/// holds it. KEYS: claim, live, record. ARGV: owner, ttl ms, now ms, member, record ttl ms.
+/// Renew a claim if this node still holds it (re-take it if the store lost it, or if another
+/// tunnel of this node wrote it: this node's claims table decides among its own tunnels): 1,
+/// or 0 if another node holds it. KEYS: claim, live, record. ARGV: owner, ttl ms, now ms,
+/// member, record ttl ms, 'node/'.
 const RENEW: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return 0 end
+if cur and cur ~= ARGV[1] and string.sub(cur, 1, #ARGV[6]) ~= ARGV[6] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -273,22 +429,34 @@ redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return 1
 ";
 
-/// Release a claim if still ours; then delete the record (ARGV[3] = 'del') or set its TTL
-/// (ARGV[3] = ms). A claim held by another node leaves everything alone (a takeover's old
-/// tunnel ending): 0. Without any claim (the tunnel never started, the store lost it) the
-/// record is still updated. KEYS: claim, live, record. ARGV: owner, member, what.
+/// Release a claim if still ours; then delete the record and leave its tombstone (ARGV[3] =
+/// 'del') or set its TTL (ARGV[3] = ms). A claim held by another node leaves everything alone
+/// (a takeover's old tunnel ending): 0. Without any claim (the tunnel never started, the store
+/// lost it) the record is still updated. KEYS: claim, live, record, gone. ARGV: owner, member,
+/// what, tombstone ttl ms.
 const RELEASE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
 if cur then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
-if ARGV[3] == 'del' then redis.call('DEL', KEYS[3]) else redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+if ARGV[3] == 'del' then
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+else
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
 return 1
 ";
 
-/// The tunnel of `sid` served by `worker` started: take the session's claim, telling the
-/// node that held it, if another, to end its tunnel. On a task of its own.
-pub async fn started(shared: Arc<Shared>, cluster: Arc<Cluster>, sid: SessionId, worker: WorkerId) {
+/// How long a tombstone stays: longer than any node's idle copy of the session can live.
+fn tombstone_ms(shared: &Shared) -> u64 {
+    ms(shared.sessions().idle_lifetime()).saturating_add(ms(CLAIM_TTL))
+}
+
+/// The tunnel of `sid` served by `worker` started: note the claim in this node's table, now
+/// and in order with main's other messages (sec-mod's `handle()`), then take it in the store
+/// on a task of its own.
+pub fn started(shared: &Arc<Shared>, cluster: &Arc<Cluster>, sid: SessionId, worker: WorkerId) {
     let Some((user, hash)) = ({
         let sessions = shared.sessions();
         sessions
@@ -298,22 +466,29 @@ pub async fn started(shared: Arc<Shared>, cluster: Arc<Cluster>, sid: SessionId,
     }) else {
         return;
     };
-    held().insert(
-        sid,
-        Held {
-            worker,
-            user: user.clone(),
-            cookie_sha256: hash,
-        },
-    );
-    if down(&cluster) {
+    claims(cluster).start(sid, worker, user.clone(), hash);
+    let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
+    tokio::spawn(async move {
+        take(&cluster, sid, worker, &user).await;
+        let release = claims(&cluster).taken(sid, worker);
+        if let Some(release) = release {
+            // The tunnel ended while its claim was being taken.
+            release_now(&shared, &cluster, release).await;
+        }
+    });
+}
+
+/// Take the claim of `sid` for `worker`, telling the node that held it, if another, to end
+/// its tunnel.
+async fn take(cluster: &Cluster, sid: SessionId, worker: WorkerId, user: &str) {
+    if down(cluster) {
         return;
     }
     let script = redis::Script::new(CLAIM);
     let mut invocation = script.prepare_invoke();
     invocation
         .key(claim_key(sid))
-        .key(live_key(&user))
+        .key(live_key(user))
         .arg(owner(&cluster.node, worker))
         .arg(ms(CLAIM_TTL))
         .arg(unix_ms())
@@ -329,7 +504,7 @@ pub async fn started(shared: Arc<Shared>, cluster: Arc<Cluster>, sid: SessionId,
             return;
         }
     };
-    let Some(node) = old.as_deref().and_then(owner_node) else {
+    let Some((node, old_worker)) = old.as_deref().and_then(parse_owner) else {
         return;
     };
     if node == cluster.node {
@@ -339,62 +514,60 @@ pub async fn started(shared: Arc<Shared>, cluster: Arc<Cluster>, sid: SessionId,
     let body = BusBody::Takeover {
         node: node.to_owned(),
         sid: sid.0,
+        worker: old_worker.0,
     };
     if let Err(e) = cluster.publish(body).await {
         log::warn!("cluster: cannot tell node {node} to end session {sid}: {e}");
     }
 }
 
-/// A tunnel of `sid` ended (`worker`, if main said which): release the claim if this tunnel
-/// held it, and delete the record (`deleted`: the session is gone here) or keep it for
-/// reconnects; a session another node took over is left alone. Called before the table's
-/// close, with the cookie's hash it had.
-pub async fn closed(
-    shared: Arc<Shared>,
-    cluster: Arc<Cluster>,
+/// A tunnel of `sid` ended (`worker`, if main said which), or the session closed: update
+/// this node's claims table now (in order with `started`), then release the claim if this
+/// tunnel held it and delete the record (`deleted`: the session is gone here; a tombstone
+/// stays) or keep it for reconnects, on a task. A session another node took over is left
+/// alone. Called before the table's close, with the user and cookie hash it had.
+pub fn closed(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
     sid: SessionId,
     worker: Option<WorkerId>,
     deleted: bool,
-    cookie_sha256: Option<[u8; 32]>,
-    user: Option<String>,
+    known: Option<(String, [u8; 32])>,
 ) {
-    let ours = {
-        let mut held = held();
-        match (held.get(&sid), worker) {
-            (Some(h), Some(w)) if h.worker == w => held.remove(&sid),
-            (Some(_), _) => return, // a newer tunnel of this node holds it
-            (None, _) => None,
-        }
+    let release = match claims(cluster).close(sid, worker, deleted, known) {
+        OnClose::Release(r) => r,
+        OnClose::Deferred | OnClose::Nothing => return,
     };
-    let (Some(hash), Some(user)) = (
-        ours.as_ref().map(|h| h.cookie_sha256).or(cookie_sha256),
-        ours.as_ref().map(|h| h.user.clone()).or(user),
-    ) else {
-        return;
-    };
-    if down(&cluster) {
+    let (shared, cluster) = (Arc::clone(shared), Arc::clone(cluster));
+    tokio::spawn(async move { release_now(&shared, &cluster, release).await });
+}
+
+async fn release_now(shared: &Shared, cluster: &Cluster, r: Release) {
+    if down(cluster) {
         return;
     }
-    let lifetime = ms(shared.sessions().idle_lifetime());
-    let what = if deleted {
+    let sid = r.sid;
+    let what = if r.deleted {
         "del".to_owned()
     } else {
-        lifetime.to_string()
+        ms(shared.sessions().idle_lifetime()).to_string()
     };
-    let w = worker.unwrap_or(WorkerId(u64::MAX));
+    let w = r.worker.unwrap_or(WorkerId(u64::MAX));
     let script = redis::Script::new(RELEASE);
     let mut invocation = script.prepare_invoke();
     invocation
         .key(claim_key(sid))
-        .key(live_key(&user))
-        .key(session_key(&hash))
+        .key(live_key(&r.user))
+        .key(session_key(&r.cookie_sha256))
+        .key(gone_key(&r.cookie_sha256))
         .arg(owner(&cluster.node, w))
         .arg(format!("{:016x}", sid.0))
-        .arg(what);
+        .arg(what)
+        .arg(tombstone_ms(shared));
     match cluster.store.script::<u8>("release", invocation).await {
-        Ok(1) if deleted => {
+        Ok(1) if r.deleted => {
             let body = BusBody::SessionDeleted {
-                cookie_sha256: hash,
+                cookie_sha256: r.cookie_sha256,
             };
             if let Err(e) = cluster.publish(body).await {
                 log::warn!("cluster: cannot tell the other nodes session {sid} ended: {e}");
@@ -405,16 +578,22 @@ pub async fn closed(
     }
 }
 
-/// Delete a record unless a tunnel (anywhere) holds the session's claim: 1 if deleted.
-/// KEYS: claim, record.
+/// Delete a record, leaving its tombstone, unless a tunnel (anywhere) holds the session's
+/// claim: 1 if deleted. KEYS: claim, record, gone. ARGV: tombstone ttl ms.
 const DELETE_IDLE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[1])
 return redis.call('DEL', KEYS[2])
 ";
 
 /// This node evicted session `sid` (the user's per-node cap of sessions): its cookie dies in
 /// the store and on the other nodes too, unless a tunnel elsewhere uses it.
-pub async fn evicted(cluster: Arc<Cluster>, sid: SessionId, cookie_sha256: [u8; 32]) {
+pub async fn evicted(
+    shared: Arc<Shared>,
+    cluster: Arc<Cluster>,
+    sid: SessionId,
+    cookie_sha256: [u8; 32],
+) {
     if down(&cluster) {
         return;
     }
@@ -422,7 +601,9 @@ pub async fn evicted(cluster: Arc<Cluster>, sid: SessionId, cookie_sha256: [u8; 
     let mut invocation = script.prepare_invoke();
     invocation
         .key(claim_key(sid))
-        .key(session_key(&cookie_sha256));
+        .key(session_key(&cookie_sha256))
+        .key(gone_key(&cookie_sha256))
+        .arg(tombstone_ms(&shared));
     match cluster.store.script::<u8>("evict", invocation).await {
         Ok(1) => {
             if let Err(e) = cluster
@@ -442,15 +623,21 @@ pub async fn evicted(cluster: Arc<Cluster>, sid: SessionId, cookie_sha256: [u8; 
 async fn renew(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let mut every = tokio::time::interval(CLAIM_RENEW);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mine = format!("{}/", cluster.node);
     loop {
         every.tick().await;
         if down(&cluster) {
             continue;
         }
-        let claims: Vec<(SessionId, Held)> = held().iter().map(|(s, h)| (*s, h.clone())).collect();
+        let claims_now = {
+            let mut c = claims(&cluster);
+            // A claim of a session the table no longer has must not be renewed for ever.
+            c.retain(|sid| shared.sessions().describe(sid).is_some());
+            c.to_renew()
+        };
         let lifetime = ms(shared.sessions().idle_lifetime()).saturating_add(ms(CLAIM_TTL));
         let script = redis::Script::new(RENEW);
-        for (sid, h) in claims {
+        for (sid, h) in claims_now {
             let mut invocation = script.prepare_invoke();
             invocation
                 .key(claim_key(sid))
@@ -460,18 +647,15 @@ async fn renew(shared: Arc<Shared>, cluster: Arc<Cluster>) {
                 .arg(ms(CLAIM_TTL))
                 .arg(unix_ms())
                 .arg(format!("{:016x}", sid.0))
-                .arg(lifetime);
+                .arg(lifetime)
+                .arg(&mine);
             match cluster.store.script::<u8>("renew", invocation).await {
                 Ok(1) => {}
                 Ok(_) => {
-                    let lost = {
-                        let mut held = held();
-                        let same = held.get(&sid).is_some_and(|x| x.worker == h.worker);
-                        same.then(|| held.remove(&sid)).is_some()
-                    };
+                    let lost = claims(&cluster).lost(sid, h.worker);
                     if lost {
                         log::info!("session {sid}: another node holds its claim; ending here");
-                        end_here(sid);
+                        end_here(&cluster, sid);
                     }
                 }
                 Err(e) => {
@@ -483,11 +667,13 @@ async fn renew(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     }
 }
 
-/// Another node took the claim of `sid` (bus `Takeover` addressed to this node).
-pub fn taken_over(sid: SessionId) {
-    if held().remove(&sid).is_some() {
+/// Another node took the claim of `sid` from this node's `worker` (bus `Takeover` addressed
+/// to this node). A late message about an older tunnel leaves the session's newer tunnel here
+/// alone.
+pub fn taken_over(cluster: &Cluster, sid: SessionId, worker: WorkerId) {
+    if claims(cluster).taken_over(sid, worker) {
         log::info!("session {sid}: taken over by another node; ending its tunnel here");
-        end_here(sid);
+        end_here(cluster, sid);
     }
 }
 
@@ -499,29 +685,68 @@ pub fn deleted_elsewhere(shared: &Shared, cookie_sha256: [u8; 32]) {
     }
 }
 
-/// The store is back: write every live session of this node again (the store may have lost
-/// them); the claims are re-taken by the next renewal.
+/// Write records back where neither the record nor its tombstone exists (SET NX PX); the
+/// 1-based pairs whose tombstone exists. KEYS: record, gone, record, gone, ...; ARGV: value,
+/// ttl ms, value, ttl ms, ...
+const RESYNC: &str = r"
+local gone = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    gone[#gone + 1] = (i + 1) / 2
+  else
+    redis.call('SET', KEYS[i], ARGV[i], 'NX', 'PX', ARGV[i + 1])
+  end
+end
+return gone
+";
+
+/// The store is back: write every live session of this node again where the store lost it
+/// ([`RESYNC_CHUNK`] per round trip), never over a session deleted meanwhile elsewhere (its
+/// tombstone: the copy here is dropped instead); the claims are re-taken by the next renewal.
 pub async fn resync(shared: &Shared, cluster: &Cluster) {
     let sessions = shared.sessions().export(Instant::now());
     let n = sessions.len();
-    for (imported, left) in sessions {
-        let exists = redis::cmd("EXISTS")
-            .arg(session_key(&imported.cookie_sha256))
-            .clone();
-        match cluster.store.cmd::<u8>("EXISTS", &exists).await {
-            Ok(0) => {}
-            Ok(_) => continue,
+    let now = unix_ms();
+    let script = redis::Script::new(RESYNC);
+    let mut dropped = 0;
+    let encoded: Vec<([u8; 32], Vec<u8>, Duration)> = sessions
+        .iter()
+        .filter_map(|(imported, left)| match record_of(imported, now).encode() {
+            Ok(bytes) => Some((imported.cookie_sha256, bytes, *left)),
+            Err(e) => {
+                log::warn!("cluster: session {} not written back: {e}", imported.sid);
+                None
+            }
+        })
+        .collect();
+    for chunk in encoded.chunks(RESYNC_CHUNK) {
+        let mut invocation = script.prepare_invoke();
+        for (hash, bytes, left) in chunk {
+            invocation
+                .key(session_key(hash))
+                .key(gone_key(hash))
+                .arg(bytes.as_slice())
+                .arg(ms(*left).max(1));
+        }
+        let gone = match cluster
+            .store
+            .script::<Vec<usize>>("resync sessions", invocation)
+            .await
+        {
+            Ok(g) => g,
             Err(e) => {
                 log::warn!("cluster: session resync stopped: {e}");
                 return;
             }
-        }
-        if let Err(e) = write(cluster, &imported, left).await {
-            log::warn!("cluster: session resync stopped: {e}");
-            return;
+        };
+        for i in gone {
+            if let Some((hash, _, _)) = i.checked_sub(1).and_then(|i| chunk.get(i)) {
+                deleted_elsewhere(shared, *hash);
+                dropped += 1;
+            }
         }
     }
-    log::debug!("cluster: {n} sessions checked in the store");
+    log::debug!("cluster: {n} sessions checked in the store, {dropped} deleted elsewhere");
 }
 
 #[cfg(test)]
@@ -567,5 +792,83 @@ mod tests {
         assert!(live_key("alice").starts_with("rocserv:live:"));
         assert!(!live_key("alice").contains("alice"));
         assert_eq!(owner_node(&owner("node-a", WorkerId(3))), Some("node-a"));
+    }
+
+    const S: SessionId = SessionId(7);
+    const W1: WorkerId = WorkerId(1);
+    const W2: WorkerId = WorkerId(2);
+
+    fn known() -> Option<(String, [u8; 32])> {
+        Some(("alice".into(), [5; 32]))
+    }
+
+    #[test]
+    fn a_close_before_the_claim_is_taken_releases_it_after_the_take() {
+        let mut c = Claims::default();
+        c.start(S, W1, "alice".into(), [5; 32]);
+        // The close overtakes the CLAIM task: nothing is released yet, nothing renewed.
+        assert_eq!(c.close(S, Some(W1), false, known()), OnClose::Deferred);
+        assert!(c.to_renew().is_empty());
+        assert!(!c.contains(S), "no claim of a closed tunnel is held");
+        // The CLAIM is done: its task releases it at once.
+        let r = c.taken(S, W1).expect("the release waits for the take");
+        assert_eq!((r.sid, r.worker, r.deleted), (S, Some(W1), false));
+        assert!(c.to_renew().is_empty(), "no claim left renewed");
+        assert_eq!(c.taken(S, W1), None);
+    }
+
+    #[test]
+    fn a_claim_taken_then_closed_is_released_and_not_renewed() {
+        let mut c = Claims::default();
+        c.start(S, W1, "alice".into(), [5; 32]);
+        assert!(c.to_renew().is_empty(), "not renewed while being taken");
+        assert_eq!(c.taken(S, W1), None);
+        assert_eq!(c.to_renew().len(), 1);
+        match c.close(S, Some(W1), true, None) {
+            OnClose::Release(r) => assert!(r.deleted && r.user == "alice"),
+            other => panic!("{other:?}"),
+        }
+        assert!(c.to_renew().is_empty());
+    }
+
+    #[test]
+    fn a_late_close_or_takeover_leaves_a_newer_tunnel_alone() {
+        let mut c = Claims::default();
+        c.start(S, W1, "alice".into(), [5; 32]);
+        assert_eq!(c.taken(S, W1), None);
+        c.start(S, W2, "alice".into(), [5; 32]);
+        assert_eq!(c.close(S, Some(W1), false, known()), OnClose::Nothing);
+        assert!(!c.taken_over(S, W1), "a Takeover of the old tunnel");
+        assert!(c.contains(S));
+        assert_eq!(c.taken(S, W2), None);
+        assert!(c.taken_over(S, W2), "a Takeover of this tunnel ends it");
+        assert!(!c.contains(S));
+    }
+
+    #[test]
+    fn a_deleted_session_keeps_no_claim() {
+        let mut c = Claims::default();
+        c.start(S, W1, "alice".into(), [5; 32]);
+        let _ = c.taken(S, W1);
+        // Closed without a tunnel (end: None) yet gone here: the claim goes too.
+        assert!(matches!(
+            c.close(S, None, true, known()),
+            OnClose::Release(_)
+        ));
+        assert!(!c.contains(S));
+        // Not deleted and no worker: the tunnel's own close decides.
+        c.start(S, W1, "alice".into(), [5; 32]);
+        assert_eq!(c.close(S, None, false, known()), OnClose::Nothing);
+        assert!(c.contains(S));
+        c.retain(|_| false);
+        assert!(!c.contains(S), "a session the table lost is not renewed");
+    }
+
+    #[test]
+    fn takeover_names_the_worker() {
+        assert_eq!(parse_owner("node-a/12"), Some(("node-a", WorkerId(12))));
+        assert_eq!(parse_owner("garbage"), None);
+        assert_eq!(parse_owner("a/x"), None);
+        assert!(gone_key(&[1; 32]).starts_with("rocserv:gone:"));
     }
 }
