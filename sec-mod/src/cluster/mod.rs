@@ -38,6 +38,9 @@ pub const NODE_TTL: Duration = Duration::from_secs(10);
 /// bounded even on a store full of other keys.
 pub const MAX_SCAN_ROUNDS: usize = 1000;
 pub const SCAN_COUNT: usize = 200;
+/// Most nodes [`Cluster::nodes`] lists: any store writer can add node keys, and the list
+/// goes to main in one message (256 names of at most 64 bytes: about 17 KiB).
+pub const MAX_NODES: usize = 256;
 /// Pause between two attempts to (re)open the pub/sub connection.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
 
@@ -151,6 +154,13 @@ impl Cluster {
             .collect();
         nodes.sort();
         nodes.dedup();
+        if nodes.len() > MAX_NODES {
+            log::warn!(
+                "cluster store: {} node keys; only the first {MAX_NODES} are listed",
+                nodes.len()
+            );
+            nodes.truncate(MAX_NODES);
+        }
         Ok(nodes)
     }
 
