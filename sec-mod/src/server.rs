@@ -179,7 +179,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
             }
             Some(event) = next_cluster_event(&mut cluster_events) => {
                 if let Some(cluster) = &shared.cluster {
-                    crate::cluster::on_event(&shared, cluster, event, &out);
+                    crate::cluster::on_event(&shared, cluster, event);
                 }
             }
             () = crate::cluster::to_main_ready(shared.cluster.as_ref()) => {
@@ -1002,7 +1002,7 @@ fn roaming_allowed(shared: &Shared, peer: IpAddr, cookie: &str) -> bool {
 
 /// The next event of the cluster tasks; never ready without a cluster.
 async fn next_cluster_event(
-    events: &mut Option<mpsc::UnboundedReceiver<crate::cluster::Event>>,
+    events: &mut Option<mpsc::Receiver<crate::cluster::Event>>,
 ) -> Option<crate::cluster::Event> {
     match events {
         Some(rx) => rx.recv().await,
