@@ -1123,11 +1123,10 @@ mod tests {
     #[test]
     fn other_oversized_cluster_messages_are_dropped_not_fatal() {
         let msg = FromSecMod::StartFailed {
-            reason: "x".repeat(ipc::MAX_MESSAGE + 1),
+            reason: "x".repeat(MAX_MESSAGE + 1),
         };
         assert_eq!(encode_or_fallback(&msg), None);
-        let small =
-            FromSecMod::Cluster(rocserv_proto::ipc::cluster::FromCluster::StoreState { up: true });
+        let small = FromSecMod::Cluster(ipc::cluster::FromCluster::StoreState { up: true });
         assert!(encode_or_fallback(&small).is_some());
     }
 }
