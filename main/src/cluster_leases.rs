@@ -236,6 +236,34 @@ pub fn spawn(shared: &Arc<Shared>) {
     });
 }
 
+/// Most leases one renewal query carries.
+const RENEW_CHUNK: usize = 256;
+/// Most bytes of user names one renewal query carries (with the rest of each hold, the query
+/// stays well under one IPC message, `rocserv_proto::ipc::MAX_MESSAGE`).
+const RENEW_CHUNK_BYTES: usize = 40 * 1024;
+
+/// Split this node's leases into renewal queries of at most [`RENEW_CHUNK`] leases and
+/// [`RENEW_CHUNK_BYTES`] of user names: one query for all of them would not fit in one message
+/// past about 1500 leases, and none would be renewed.
+fn renewal_chunks(holds: Vec<AddressHold>) -> Vec<Vec<AddressHold>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<AddressHold> = Vec::new();
+    let mut bytes = 0;
+    for h in holds {
+        let size = h.user.len();
+        if !chunk.is_empty() && (chunk.len() >= RENEW_CHUNK || bytes + size > RENEW_CHUNK_BYTES) {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(h);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 /// Renew (write again) every live lease of this node; end the tunnels whose address the store
 /// gives to another session.
 pub async fn renew(shared: &Shared) {
@@ -251,24 +279,22 @@ pub async fn renew(shared: &Shared) {
             user,
         })
         .collect();
-    if holds.is_empty() {
-        return;
+    let ttl_ms = ttl_ms(shared.config.cookie_timeout);
+    let mut lost = Vec::new();
+    for chunk in renewal_chunks(holds) {
+        let count = chunk.len();
+        let query = ClusterQuery::RenewAddresses {
+            holds: chunk,
+            ttl_ms,
+        };
+        // A failed chunk is not renewed this round: its records outlive it by the
+        // reservation time, and the next round (every RENEW) tries again.
+        match shared.secmod.cluster_query(query).await {
+            Ok(ClusterAnswer::AddressesLost(l)) => lost.extend(l),
+            Ok(other) => log::warn!("lease renewal of {count} addresses: {other:?}"),
+            Err(e) => log::warn!("lease renewal of {count} addresses: {e}"),
+        }
     }
-    let query = ClusterQuery::RenewAddresses {
-        holds,
-        ttl_ms: ttl_ms(shared.config.cookie_timeout),
-    };
-    let lost = match shared.secmod.cluster_query(query).await {
-        Ok(ClusterAnswer::AddressesLost(lost)) => lost,
-        Ok(other) => {
-            log::debug!("lease renewal: {other:?}");
-            return;
-        }
-        Err(e) => {
-            log::debug!("lease renewal: {e}");
-            return;
-        }
-    };
     for t in lost {
         let Some(worker) = shared.conns.pool().active_worker(t.addr) else {
             continue;
@@ -282,5 +308,52 @@ pub async fn renew(shared: &Shared) {
             t.node
         );
         shared.conns.terminate(worker, Stop::Takeover);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holds(n: u32, user_len: usize) -> Vec<AddressHold> {
+        (0..n)
+            .map(|i| AddressHold {
+                addr: Ipv4Addr::from(0x0a00_0000 + i),
+                sid: SessionId(u64::from(i)),
+                worker: u64::MAX - u64::from(i),
+                user: "u".repeat(user_len),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn renewals_go_in_chunks_that_each_fit_in_one_message() {
+        for (n, user_len) in [(0, 8), (1, 8), (256, 8), (257, 8), (3000, 8), (3000, 1024)] {
+            let all = holds(n, user_len);
+            let chunks = renewal_chunks(all.clone());
+            assert!(chunks
+                .iter()
+                .all(|c| !c.is_empty() && c.len() <= RENEW_CHUNK));
+            assert_eq!(chunks.concat(), all, "every lease once, in order");
+            for c in chunks {
+                let msg = rocserv_proto::ipc::main_secmod::ToSecMod::ClusterQuery {
+                    id: u64::MAX,
+                    query: ClusterQuery::RenewAddresses {
+                        holds: c,
+                        ttl_ms: u64::MAX,
+                    },
+                };
+                rocserv_proto::ipc::encode(&msg).expect("one chunk fits in one message");
+            }
+        }
+        // One query for all 3000 would not (what the chunks avoid).
+        let msg = rocserv_proto::ipc::main_secmod::ToSecMod::ClusterQuery {
+            id: 1,
+            query: ClusterQuery::RenewAddresses {
+                holds: holds(3000, 8),
+                ttl_ms: 1,
+            },
+        };
+        assert!(rocserv_proto::ipc::encode(&msg).is_err());
     }
 }

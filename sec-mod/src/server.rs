@@ -179,7 +179,7 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
             }
             Some(event) = next_cluster_event(&mut cluster_events) => {
                 if let Some(cluster) = &shared.cluster {
-                    crate::cluster::on_event(&shared, cluster, event, &out);
+                    crate::cluster::on_event(&shared, cluster, event);
                 }
             }
             () = crate::cluster::to_main_ready(shared.cluster.as_ref()) => {
@@ -1002,7 +1002,7 @@ fn roaming_allowed(shared: &Shared, peer: IpAddr, cookie: &str) -> bool {
 
 /// The next event of the cluster tasks; never ready without a cluster.
 async fn next_cluster_event(
-    events: &mut Option<mpsc::UnboundedReceiver<crate::cluster::Event>>,
+    events: &mut Option<mpsc::Receiver<crate::cluster::Event>>,
 ) -> Option<crate::cluster::Event> {
     match events {
         Some(rx) => rx.recv().await,
@@ -1050,7 +1050,83 @@ async fn receive(
     Ok(Some((msg, fds)))
 }
 
+/// Send `msg` to main. Only the socket failing is fatal: a message that cannot be encoded
+/// (too large: answers are built from the cluster store, which any store writer fills) is
+/// logged and dropped, or, for a cluster answer, replaced by `Unavailable` so that main's
+/// question is answered at once rather than timed out. sec-mod never exits over it (its
+/// session table, every idle cookie, would go with it).
 async fn send(sock: &UnixSeqpacket, msg: &FromSecMod) -> Result<(), ServerError> {
-    sock.send(&ipc::encode(msg)?).await?;
+    let Some(bytes) = encode_or_fallback(msg) else {
+        return Ok(());
+    };
+    sock.send(&bytes).await?;
     Ok(())
+}
+
+/// The bytes of `msg`, or of its small stand-in when it cannot be encoded (see [`send`]).
+fn encode_or_fallback(msg: &FromSecMod) -> Option<Vec<u8>> {
+    let e = match ipc::encode(msg) {
+        Ok(bytes) => return Some(bytes),
+        Err(e) => e,
+    };
+    let FromSecMod::ClusterAnswer { id, .. } = msg else {
+        log::error!("a message to main could not be encoded and was dropped: {e}");
+        return None;
+    };
+    log::error!("cluster answer {id} could not be encoded ({e}); main is told Unavailable");
+    let stand_in = FromSecMod::ClusterAnswer {
+        id: *id,
+        answer: ipc::cluster::ClusterAnswer::Unavailable {
+            why: "answer too large".to_owned(),
+        },
+    };
+    ipc::encode(&stand_in)
+        .map_err(|e| log::error!("cluster answer {id}: not even Unavailable encodes: {e}"))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocserv_proto::ipc::cluster::{ClusterAnswer, ClusterStatus};
+
+    #[test]
+    fn cluster_answer_too_large_becomes_unavailable() {
+        // What any store writer can cause: thousands of long node names.
+        let nodes: Vec<String> = (0..2000).map(|i| format!("{i:0>64}")).collect();
+        let msg = FromSecMod::ClusterAnswer {
+            id: 9,
+            answer: ClusterAnswer::Status(ClusterStatus {
+                node: "a".into(),
+                store_up: true,
+                nodes,
+            }),
+        };
+        assert!(
+            ipc::encode(&msg).is_err(),
+            "the test needs an oversized answer"
+        );
+        let bytes = encode_or_fallback(&msg).expect("a stand-in is sent");
+        let back: FromSecMod = ipc::decode(&bytes).unwrap();
+        assert!(
+            matches!(
+                back,
+                FromSecMod::ClusterAnswer {
+                    id: 9,
+                    answer: ClusterAnswer::Unavailable { .. }
+                }
+            ),
+            "{back:?}"
+        );
+    }
+
+    #[test]
+    fn other_oversized_cluster_messages_are_dropped_not_fatal() {
+        let msg = FromSecMod::StartFailed {
+            reason: "x".repeat(MAX_MESSAGE + 1),
+        };
+        assert_eq!(encode_or_fallback(&msg), None);
+        let small = FromSecMod::Cluster(ipc::cluster::FromCluster::StoreState { up: true });
+        assert!(encode_or_fallback(&small).is_some());
+    }
 }

@@ -198,3 +198,68 @@ fn a_single_node_prints_no_node() {
     let kicked = occtl(&socket, &["disconnect", "user", "alice"]);
     assert_eq!(kicked.stdout, "user 'alice' was disconnected\n");
 }
+
+/// The sec-mod process of `server` (named rocserv-sm).
+fn secmod_pid(server: &Server) -> u32 {
+    server
+        .processes()
+        .into_iter()
+        .find(|p| rocserv_e2e::procfs::comm(*p).as_deref() == Some("rocserv-sm"))
+        .expect("sec-mod runs")
+}
+
+/// Any store writer can fill the store with node and view keys: answers built from them are
+/// capped, and sec-mod never exits over one (its session table would go with it).
+#[test]
+#[ignore = "needs root, network namespaces, openconnect and redis-server: run by tests/run-all.sh"]
+fn store_junk_does_not_end_sec_mod() {
+    let mut cl = ClusterLab::new();
+    cl.start_store();
+    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, &[]));
+    let sock = cl.occtl_socket(Node::A);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = json(&sock, &["show", "status"]);
+        let listed = status["Cluster nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if listed.contains(&"node-a".into()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let secmod = secmod_pid(&a);
+
+    // 2000 node keys with 64-byte names (about 130 KiB of names: twice an IPC message), 100
+    // view keys of garbage and one of 20 MiB.
+    let (ok, out) = cl.redis_cli(&[
+        "EVAL",
+        "for i = 1, 2000 do \
+           redis.call('SET', 'rocserv:node:' .. string.rep('x', 58) .. string.format('%06d', i), \
+             '1', 'PX', 120000) \
+         end \
+         for i = 1, 100 do redis.call('SET', 'rocserv:view:v1:junk' .. i, 'garbage', 'PX', 120000) end \
+         redis.call('SET', 'rocserv:view:v1:big', string.rep('x', 20 * 1024 * 1024), 'PX', 120000) \
+         return 1",
+        "0",
+    ]);
+    assert!(ok, "{out}");
+
+    let status = json(&sock, &["show", "status"]);
+    assert_eq!(status["Cluster store"], "up", "{status}");
+    let listed = status["Cluster nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !listed.is_empty() && listed.len() <= 256,
+        "capped: {} nodes",
+        listed.len()
+    );
+    let users = occtl(&sock, &["show", "users"]);
+    assert_eq!(users.code, Some(0), "{}", users.stderr);
+    assert_eq!(secmod_pid(&a), secmod, "sec-mod was restarted");
+    assert!(rocserv_e2e::procfs::alive(secmod));
+}

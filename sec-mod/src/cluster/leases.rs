@@ -27,6 +27,9 @@ pub const MAX_CANDIDATES: usize = 64;
 const RENEW_CHUNK: usize = 256;
 /// Longest user name a record may carry back (longer: garbage).
 const MAX_USER: usize = 1024;
+/// Most bytes of lost addresses one renewal answer carries: it must fit in one IPC message
+/// ([`rocserv_proto::ipc::MAX_MESSAGE`], 64 KiB) whatever user names the store holds.
+const MAX_LOST_BYTES: usize = 48 * 1024;
 
 /// `rocserv:lease4:ADDR`.
 pub fn addr_key(addr: Ipv4Addr) -> String {
@@ -43,10 +46,12 @@ fn tag(cluster: &Cluster, worker: u64) -> String {
     format!("{}/{worker}", cluster.node)
 }
 
-/// Shared by the scripts: split a record; `nil` for anything else (overwritten as free).
+/// Shared by the scripts: split a record; `nil` for anything else (overwritten as free). The
+/// scripts read with `redis.pcall`: a key of another type (any store writer) is an error
+/// table here, treated as garbage, rather than failing the whole script.
 const PARSE: &str = r"
 local function parse(v)
-  if not v then return nil end
+  if type(v) ~= 'string' then return nil end
   return string.match(v, '^(%x+) (%S+) ([ar]) (.*)$')
 end
 local function node_of(t)
@@ -66,16 +71,16 @@ local function hold(key, addr)
   redis.call('SET', key, sid .. ' ' .. tag .. ' a ' .. user, 'PX', ttl)
   redis.call('SET', KEYS[1], addr, 'PX', ttl)
 end
-local prev = redis.call('GET', KEYS[1])
-if prev and string.match(prev, '^[0-9.]+$') then
+local prev = redis.pcall('GET', KEYS[1])
+if type(prev) == 'string' and string.match(prev, '^[0-9.]+$') then
   local key = ARGV[5] .. prev
-  local s = parse(redis.call('GET', key))
+  local s = parse(redis.pcall('GET', key))
   if s == sid then hold(key, prev) return {{'previous', prev}} end
 end
 local taken = {{'taken'}}
 for i = 2, #KEYS do
   local addr = ARGV[4 + i]
-  local s, t, st, u = parse(redis.call('GET', KEYS[i]))
+  local s, t, st, u = parse(redis.pcall('GET', KEYS[i]))
   if s == nil or s == sid or (st == 'r' and u == user) then
     hold(KEYS[i], addr)
     return {{'claimed', addr}}
@@ -100,7 +105,7 @@ local lost = {{}}
 for i = 1, #KEYS / 2 do
   local k, sk = KEYS[2 * i - 1], KEYS[2 * i]
   local sid, tag, user, addr = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1]
-  local s, t, st, u = parse(redis.call('GET', k))
+  local s, t, st, u = parse(redis.pcall('GET', k))
   if s == nil or (s == sid and t == tag) then
     redis.call('SET', k, sid .. ' ' .. tag .. ' a ' .. user, 'PX', ttl)
     redis.call('SET', sk, addr, 'PX', ttl)
@@ -120,9 +125,9 @@ return lost
 static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         "{PARSE}
-local s, t, st, u = parse(redis.call('GET', KEYS[1]))
+local s, t, st, u = parse(redis.pcall('GET', KEYS[1]))
 if s ~= ARGV[1] or t ~= ARGV[2] then return 0 end
-local own = redis.call('GET', KEYS[2]) == ARGV[4]
+local own = redis.pcall('GET', KEYS[2]) == ARGV[4]
 if tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[1], s .. ' ' .. t .. ' r ' .. u, 'PX', ARGV[3])
   if own then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
@@ -171,6 +176,8 @@ pub async fn claim(cluster: &Cluster, claim: AddressClaim) -> ClusterAnswer {
 /// [`rocserv_proto::ipc::cluster::ClusterQuery::RenewAddresses`].
 pub async fn renew(cluster: &Cluster, holds: &[AddressHold], ttl_ms: u64) -> ClusterAnswer {
     let mut lost = Vec::new();
+    let mut lost_bytes = 0usize;
+    let mut capped = 0usize;
     for chunk in holds.chunks(RENEW_CHUNK) {
         let mut inv = RENEW.prepare_invoke();
         inv.arg(ttl_ms.max(1));
@@ -187,7 +194,7 @@ pub async fn renew(cluster: &Cluster, holds: &[AddressHold], ttl_ms: u64) -> Clu
         };
         let known: Vec<Ipv4Addr> = chunk.iter().map(|h| h.addr).collect();
         match parse_taken(&words, &known) {
-            Some(t) => lost.extend(t),
+            Some(t) => capped += keep_within(&mut lost, &mut lost_bytes, t),
             None => {
                 log::warn!("cluster leases: the store answered a renewal with garbage");
                 return ClusterAnswer::Unavailable {
@@ -196,7 +203,31 @@ pub async fn renew(cluster: &Cluster, holds: &[AddressHold], ttl_ms: u64) -> Clu
             }
         }
     }
+    if capped > 0 {
+        // Their tunnels are still renewed; the next renewal reports them again.
+        log::warn!(
+            "cluster leases: {capped} lost addresses left out of this answer (too large); \
+             the next renewal reports them"
+        );
+    }
     ClusterAnswer::AddressesLost(lost)
+}
+
+/// Add `more` to `lost` while their encoded size (`bytes`, counted across calls) stays within
+/// [`MAX_LOST_BYTES`]; how many were left out.
+fn keep_within(lost: &mut Vec<AddressTaken>, bytes: &mut usize, more: Vec<AddressTaken>) -> usize {
+    let mut left_out = 0;
+    for taken in more {
+        // An upper bound (postcard: the address is 4 bytes, lengths are short varints).
+        let size = taken.node.len() + taken.user.len() + 16;
+        if *bytes + size > MAX_LOST_BYTES {
+            left_out += 1;
+        } else {
+            *bytes += size;
+            lost.push(taken);
+        }
+    }
+    left_out
 }
 
 /// [`rocserv_proto::ipc::cluster::ToCluster::ReleaseAddress`].
@@ -258,6 +289,28 @@ mod tests {
 
     fn words(s: &[&str]) -> Vec<String> {
         s.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_renewal_answer_with_long_users_fits_in_one_message() {
+        let taken = |i: u32| AddressTaken {
+            addr: Ipv4Addr::from(0x0a00_0000 + i),
+            node: "n".repeat(64),
+            user: "u".repeat(MAX_USER),
+        };
+        let (mut lost, mut bytes, mut left_out) = (Vec::new(), 0, 0);
+        // Several full chunks of the largest records the parser accepts.
+        for c in 0..4 {
+            let chunk = (0..256).map(|i| taken(c * 256 + i)).collect();
+            left_out += keep_within(&mut lost, &mut bytes, chunk);
+        }
+        assert!(left_out > 0 && !lost.is_empty());
+        assert_eq!(lost.len() + left_out, 4 * 256);
+        let msg = rocserv_proto::ipc::main_secmod::FromSecMod::ClusterAnswer {
+            id: u64::MAX,
+            answer: ClusterAnswer::AddressesLost(lost),
+        };
+        rocserv_proto::ipc::encode(&msg).expect("fits in one IPC message");
     }
 
     #[test]

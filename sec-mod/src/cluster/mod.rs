@@ -38,6 +38,11 @@ pub const NODE_TTL: Duration = Duration::from_secs(10);
 /// bounded even on a store full of other keys.
 pub const MAX_SCAN_ROUNDS: usize = 1000;
 pub const SCAN_COUNT: usize = 200;
+/// Most nodes [`Cluster::nodes`] lists: any store writer can add node keys, and the list
+/// goes to main in one message (256 names of at most 64 bytes: about 17 KiB).
+pub const MAX_NODES: usize = 256;
+/// Most bus messages waiting for sec-mod's loop; beyond, new ones are dropped with a log line.
+pub const MAX_EVENTS: usize = 4096;
 /// Pause between two attempts to (re)open the pub/sub connection.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
 
@@ -61,27 +66,54 @@ pub struct Cluster {
     pub claims: std::sync::Mutex<sessions::Claims>,
 }
 
-/// Most notices waiting for sec-mod's loop; beyond, new ones are dropped with a log line
-/// (what they carry is also in the store, or harmless to lose: doc/cluster.md "Guarantees").
-const MAX_TO_MAIN: usize = 1024;
+/// Most notices waiting for sec-mod's loop. Beyond, ban news is dropped (ban points first;
+/// what it carries is also in the store and re-read when the store comes back), with a log
+/// line; orders to end a tunnel (`EndTunnel`, `End`) are never dropped, only coalesced with an
+/// equal one already waiting (doc/cluster.md "Guarantees").
+pub const MAX_TO_MAIN: usize = 1024;
 
-/// A bounded queue of notices for main ([`Cluster::to_main`]).
+/// The one queue of unsolicited notices for main from the cluster code ([`Cluster::to_main`]);
+/// sec-mod's loop sends them. Answers to main's questions go their own way.
 #[derive(Debug, Default)]
 pub struct ToMain {
     pending: std::sync::Mutex<std::collections::VecDeque<FromCluster>>,
+    /// Notices dropped so far (for a rate-limited log line).
+    dropped: std::sync::atomic::AtomicU64,
     /// Wakes sec-mod's loop when a notice was queued.
     pub ready: tokio::sync::Notify,
 }
 
+/// Whether losing `notice` is harmless (the store holds it too).
+fn droppable(notice: &FromCluster) -> bool {
+    !matches!(
+        notice,
+        FromCluster::EndTunnel { .. } | FromCluster::End { .. } | FromCluster::StoreState { .. }
+    )
+}
+
 impl ToMain {
+    /// Queue `notice` for main (see [`MAX_TO_MAIN`] for what a full queue does).
     pub fn push(&self, notice: FromCluster) {
-        {
+        let dropped = {
             let mut pending = rocserv_rt::lock(&self.pending);
-            if pending.len() >= MAX_TO_MAIN {
-                log::warn!("cluster: {MAX_TO_MAIN} notices wait for main; one dropped");
+            if !droppable(&notice) && pending.contains(&notice) {
+                // The same order already waits: main acts on it once anyway.
                 return;
             }
-            pending.push_back(notice);
+            push_bounded(&mut pending, notice)
+        };
+        if let Some(kind) = dropped {
+            let n = self
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Rate-limited: the first, then one line per 1000.
+            if n.is_multiple_of(1000) {
+                log::warn!(
+                    "cluster: {MAX_TO_MAIN} notices wait for main; {kind} dropped ({} so far; \
+                     the store holds it, and it is read again when the store comes back)",
+                    n + 1
+                );
+            }
         }
         self.ready.notify_one();
     }
@@ -89,6 +121,45 @@ impl ToMain {
     /// Everything queued so far, oldest first.
     pub fn take(&self) -> Vec<FromCluster> {
         rocserv_rt::lock(&self.pending).drain(..).collect()
+    }
+}
+
+/// Queue `notice` within [`MAX_TO_MAIN`] where it can; what was dropped, if anything.
+fn push_bounded(
+    pending: &mut std::collections::VecDeque<FromCluster>,
+    notice: FromCluster,
+) -> Option<&'static str> {
+    if pending.len() < MAX_TO_MAIN {
+        pending.push_back(notice);
+        return None;
+    }
+    let points = |n: &FromCluster| matches!(n, FromCluster::BanPoints(_));
+    if points(&notice) {
+        return Some("ban points");
+    }
+    // Make room: the oldest ban points, else (for an order to end a tunnel) any ban news.
+    let victim = pending.iter().position(points).or_else(|| {
+        (!droppable(&notice))
+            .then(|| pending.iter().position(droppable))
+            .flatten()
+    });
+    match victim {
+        Some(i) => {
+            let what = if pending.get(i).is_some_and(points) {
+                "ban points"
+            } else {
+                "ban news"
+            };
+            pending.remove(i);
+            pending.push_back(notice);
+            Some(what)
+        }
+        // Only orders to end tunnels wait: one more is kept all the same.
+        None if !droppable(&notice) => {
+            pending.push_back(notice);
+            None
+        }
+        None => Some("ban news"),
     }
 }
 
@@ -103,9 +174,7 @@ pub async fn to_main_ready(cluster: Option<&Arc<Cluster>>) {
 impl Cluster {
     /// Build the link and start its tasks (heartbeat, subscriber). Needs the runtime. The
     /// store need not be reachable: the node starts alone and joins when it is.
-    pub fn start(
-        settings: &ClusterSettings,
-    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Event>), String> {
+    pub fn start(settings: &ClusterSettings) -> Result<(Arc<Self>, mpsc::Receiver<Event>), String> {
         let store = Store::new(settings)?;
         let cluster = Arc::new(Self {
             node: settings.node.clone(),
@@ -114,7 +183,7 @@ impl Cluster {
             to_main: ToMain::default(),
             claims: Default::default(),
         });
-        let (events, rx) = mpsc::unbounded_channel();
+        let (events, rx) = mpsc::channel(MAX_EVENTS);
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
         tokio::spawn(subscribe(Arc::clone(&cluster), events));
         log::info!(
@@ -151,11 +220,24 @@ impl Cluster {
             .collect();
         nodes.sort();
         nodes.dedup();
+        if nodes.len() > MAX_NODES {
+            log::warn!(
+                "cluster store: {} node keys; only the first {MAX_NODES} are listed",
+                nodes.len()
+            );
+            nodes.truncate(MAX_NODES);
+        }
         Ok(nodes)
     }
 
     /// Every key matching `pattern` (`SCAN`, never `KEYS`: the store stays responsive).
     pub async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        self.scan_at_most(pattern, usize::MAX).await
+    }
+
+    /// [`Cluster::scan`], stopping once `max` keys were found (a few more may come with the
+    /// last round; the caller truncates).
+    pub async fn scan_at_most(&self, pattern: &str, max: usize) -> Result<Vec<String>, StoreError> {
         let mut cursor: u64 = 0;
         let mut found = Vec::new();
         for _ in 0..MAX_SCAN_ROUNDS {
@@ -172,7 +254,7 @@ impl Cluster {
                 )
                 .await?;
             found.extend(batch);
-            if next == 0 {
+            if next == 0 || found.len() >= max {
                 return Ok(found);
             }
             cursor = next;
@@ -209,7 +291,8 @@ async fn heartbeat(cluster: Arc<Cluster>) {
 
 /// Keep a pub/sub connection subscribed to [`keys::BUS`], reopening it when it drops, and
 /// pass the other nodes' messages on.
-async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) {
+async fn subscribe(cluster: Arc<Cluster>, events: mpsc::Sender<Event>) {
+    let mut dropped: u64 = 0;
     loop {
         let opened = tokio::time::timeout(
             store::COMMAND_TIMEOUT,
@@ -253,11 +336,22 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
                     let Some(msg) = msg else { break };
                     match BusMessage::decode(msg.get_payload_bytes()) {
                         Ok(m) if m.from == cluster.node => {}
-                        Ok(m) => {
-                            if events.send(Event::Bus(m)).is_err() {
-                                return;
+                        Ok(m) => match events.try_send(Event::Bus(m)) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                // A publisher faster than sec-mod's loop: the bus is fire
+                                // and forget anyway (doc/cluster.md "Guarantees").
+                                if dropped.is_multiple_of(1000) {
+                                    log::warn!(
+                                        "cluster bus: {MAX_EVENTS} messages wait for sec-mod's \
+                                         loop; one dropped ({} so far)",
+                                        dropped + 1
+                                    );
+                                }
+                                dropped += 1;
                             }
-                        }
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        },
                         Err(e) => log::debug!("cluster bus: skipped a message: {e}"),
                     }
                 }
@@ -277,12 +371,7 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::UnboundedSender<Event>) 
 }
 
 /// sec-mod's loop got [`Event`] `event`.
-pub fn on_event(
-    shared: &Arc<Shared>,
-    cluster: &Arc<Cluster>,
-    event: Event,
-    out: &mpsc::UnboundedSender<Vec<FromSecMod>>,
-) {
+pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
     let _ = (shared, cluster);
     match event {
         Event::Bus(msg) => match msg.body {
@@ -298,7 +387,7 @@ pub fn on_event(
                 bans::on_bus(cluster, &msg.from, body)
             }
             BusBody::End { target, terminate } => {
-                view::on_end(cluster, &msg.from, target, terminate, out)
+                view::on_end(cluster, &msg.from, target, terminate)
             }
         },
     }
@@ -478,7 +567,66 @@ pub fn state_notice(up: bool) -> FromSecMod {
 
 #[cfg(test)]
 mod tests {
-    use super::{Resync, RESYNC_ROUNDS};
+    use super::{FromCluster, Resync, ToMain, MAX_TO_MAIN, RESYNC_ROUNDS};
+    use rocserv_proto::cluster::bans::BanPoints;
+    use rocserv_proto::ipc::ctl::Target;
+    use rocserv_proto::ipc::SessionId;
+
+    fn points(i: u8) -> FromCluster {
+        FromCluster::BanPoints(vec![BanPoints {
+            ip: std::net::IpAddr::from([10, 0, 0, i]),
+            points: 1,
+        }])
+    }
+
+    #[test]
+    fn to_main_never_drops_an_order_to_end_a_tunnel() {
+        let q = ToMain::default();
+        for i in 0..MAX_TO_MAIN {
+            q.push(points(u8::try_from(i % 250).unwrap()));
+        }
+        // Full of ban points: the orders take their room.
+        for sid in 0..10 {
+            q.push(FromCluster::EndTunnel {
+                sid: SessionId(sid),
+            });
+        }
+        q.push(FromCluster::End {
+            target: Target::User("bob".into()),
+            terminate: true,
+        });
+        // More ban news is dropped, not the orders.
+        q.push(points(1));
+        q.push(FromCluster::Unban(std::net::IpAddr::from([10, 0, 0, 1])));
+        let got = q.take();
+        assert_eq!(got.len(), MAX_TO_MAIN);
+        let ends = got
+            .iter()
+            .filter(|n| matches!(n, FromCluster::EndTunnel { .. } | FromCluster::End { .. }))
+            .count();
+        assert_eq!(ends, 11);
+        assert!(q.take().is_empty());
+
+        // Full of orders only: one more is still kept; an equal one is coalesced.
+        for sid in 0..u64::try_from(MAX_TO_MAIN).unwrap() {
+            q.push(FromCluster::EndTunnel {
+                sid: SessionId(sid),
+            });
+        }
+        q.push(FromCluster::EndTunnel { sid: SessionId(5) });
+        q.push(FromCluster::EndTunnel {
+            sid: SessionId(u64::MAX),
+        });
+        q.push(points(2));
+        let got = q.take();
+        assert_eq!(got.len(), MAX_TO_MAIN + 1);
+        assert_eq!(
+            got.last(),
+            Some(&FromCluster::EndTunnel {
+                sid: SessionId(u64::MAX)
+            })
+        );
+    }
 
     #[test]
     fn one_resync_at_a_time() {

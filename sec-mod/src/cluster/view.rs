@@ -6,15 +6,13 @@
 //! `disconnect`/`terminate` go out on the bus to the node that holds the tunnel.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rocserv_proto::cluster::bus::BusBody;
 use rocserv_proto::cluster::view::{self as rows, NodeView};
 use rocserv_proto::ipc::cluster::{ClusterAnswer, FromCluster};
 use rocserv_proto::ipc::ctl::{SessionInfo, Target, UserFilter, UserInfo};
-use rocserv_proto::ipc::main_secmod::FromSecMod;
-use tokio::sync::mpsc;
 
 use super::{keys, Cluster};
 
@@ -24,6 +22,27 @@ pub const VIEW_TTL: Duration = Duration::from_secs(10);
 const MAX_PAGES: u32 = 256;
 /// How long the other nodes' rows read for a listing's first page serve its next pages.
 const CACHE_FOR: Duration = Duration::from_secs(5);
+
+/// Most other nodes whose rows one listing reads (any store writer can add view keys).
+const MAX_NODES: usize = 64;
+/// Keys read per round trip.
+const READ_CHUNK: usize = 8;
+/// Most bytes of stored rows one listing reads, all nodes together.
+const MAX_READ: usize = 32 * 1024 * 1024;
+
+/// KEYS: view keys; the length of each value, -1 for a key of another type (read with
+/// `pcall`: one such key does not fail the others).
+static STRLENS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local r = {}
+for i, k in ipairs(KEYS) do
+  local n = redis.pcall('STRLEN', k)
+  if type(n) ~= 'number' then n = -1 end
+  r[i] = n
+end
+return r",
+    )
+});
 
 /// `rocserv:view:v1:NODE`: the rows of node NODE (`v1`: the encoding of [`NodeView`]; a node
 /// of another version skips keys it cannot decode, with a log line).
@@ -119,7 +138,7 @@ async fn others(cluster: &Cluster, fresh: bool) -> Result<Arc<Vec<NodeView>>, su
         }
     }
     let mut nodes: Vec<(String, String)> = cluster
-        .scan(PATTERN)
+        .scan_at_most(PATTERN, MAX_NODES + 1)
         .await?
         .into_iter()
         .filter_map(|k| {
@@ -130,14 +149,47 @@ async fn others(cluster: &Cluster, fresh: bool) -> Result<Arc<Vec<NodeView>>, su
         .collect();
     nodes.sort();
     nodes.dedup();
+    if nodes.len() > MAX_NODES {
+        log::warn!("cluster view: the rows of at most {MAX_NODES} other nodes are read");
+        nodes.truncate(MAX_NODES);
+    }
     let mut views = Vec::with_capacity(nodes.len());
-    if !nodes.is_empty() {
+    let mut total = 0usize;
+    for chunk in nodes.chunks(READ_CHUNK) {
+        // The sizes first: no reply larger than what is read below is ever buffered.
+        let mut inv = STRLENS.prepare_invoke();
+        for (_, k) in chunk {
+            inv.key(k);
+        }
+        let lens: Vec<i64> = cluster.store.script("STRLEN view", inv).await?;
         let mut mget = redis::cmd("MGET");
-        for (_, k) in &nodes {
+        let mut asked = Vec::new();
+        for ((node, k), len) in chunk.iter().zip(lens) {
+            let Ok(len) = usize::try_from(len) else {
+                log::warn!("cluster view: the key of node {node} is not a string; skipped");
+                continue;
+            };
+            if len == 0 {
+                // Expired since SCAN: the node is gone.
+                continue;
+            }
+            if len > rows::MAX_VIEW || total + len > MAX_READ {
+                log::warn!(
+                    "cluster view: the rows of node {node} ({len} bytes) are not read \
+                     (at most {} bytes per node, {MAX_READ} per listing)",
+                    rows::MAX_VIEW
+                );
+                continue;
+            }
+            total += len;
             mget.arg(k);
+            asked.push(node);
+        }
+        if asked.is_empty() {
+            continue;
         }
         let values: Vec<Option<Vec<u8>>> = cluster.store.cmd("MGET view", &mget).await?;
-        for ((node, _), value) in nodes.iter().zip(values) {
+        for (node, value) in asked.into_iter().zip(values) {
             // Expired between SCAN and MGET: the node is gone.
             let Some(bytes) = value else { continue };
             match NodeView::decode(&bytes, node) {
@@ -208,13 +260,7 @@ pub async fn end(cluster: &Cluster, target: Target, terminate: bool) -> ClusterA
 
 /// Another node's `End`: hand main what concerns this node (a plain `Id` names a connection
 /// of the sender's numbering and is ignored).
-pub fn on_end(
-    cluster: &Cluster,
-    from: &str,
-    target: Target,
-    terminate: bool,
-    out: &mpsc::UnboundedSender<Vec<FromSecMod>>,
-) {
+pub fn on_end(cluster: &Cluster, from: &str, target: Target, terminate: bool) {
     if matches!(target, Target::Id(_)) {
         log::warn!("cluster: node {from} sent an end order by bare id; ignored");
         return;
@@ -226,10 +272,10 @@ pub fn on_end(
         "cluster: node {from} asks to {} {local:?}",
         if terminate { "terminate" } else { "disconnect" }
     );
-    let _ = out.send(vec![FromSecMod::Cluster(FromCluster::End {
+    cluster.to_main.push(FromCluster::End {
         target: local,
         terminate,
-    })]);
+    });
 }
 
 #[cfg(test)]
