@@ -240,7 +240,7 @@ impl Run {
     /// server-terminated (its own `SessionEnd`, if any, is not believed).
     fn violation(&mut self, peer: SocketAddr, child: &mut Child, why: &str) {
         log::warn!("{peer}: killing worker {}: {why}", self.conn.worker().0);
-        self.stop = Some(Stop::Violation);
+        self.stop = after_violation(self.stop);
         let _ = child.start_kill();
     }
 
@@ -751,6 +751,16 @@ fn ocserv_reason(cause: EndCause) -> DisconnectReason {
     }
 }
 
+/// main's reason to stop a worker once it broke a rule. A superseded connection's session lives
+/// on in the newer connection: whatever the old worker does while it is being ended (its socket
+/// resets when it exits with main's `Terminate` unread) must not end that session too.
+fn after_violation(stop: Option<Stop>) -> Option<Stop> {
+    match stop {
+        Some(Stop::Takeover) => Some(Stop::Takeover),
+        _ => Some(Stop::Violation),
+    }
+}
+
 /// Why the tunnel ended, for accounting: main's reason, else the worker's word.
 fn end_cause(stop: Option<Stop>, end: Option<CloseReason>) -> EndCause {
     match stop {
@@ -852,6 +862,23 @@ mod tests {
         assert_eq!(acct.bytes((60_000, 10)), (60_000, 70_000));
         assert_eq!(Accounting::every(0), Duration::from_secs(60));
         assert_eq!(Accounting::every(5), Duration::from_secs(5));
+    }
+
+    /// Seen in the cluster tests: a takeover's old worker exited with `Terminate` unread, main's
+    /// read of its socket failed, and the session (live in the new connection) was deleted.
+    #[test]
+    fn a_taken_over_workers_last_error_keeps_the_session() {
+        let stop = after_violation(Some(Stop::Takeover));
+        assert_eq!(
+            close_reason(stop, None, false),
+            CloseReason::Temporary,
+            "the newer connection's cookie stays valid"
+        );
+        assert!(matches!(after_violation(None), Some(Stop::Violation)));
+        assert!(matches!(
+            after_violation(Some(Stop::IdleTimeout)),
+            Some(Stop::Violation)
+        ));
     }
 
     #[test]

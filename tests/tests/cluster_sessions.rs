@@ -63,7 +63,10 @@ fn a_cookie_of_node_a_works_on_node_b_and_takes_the_session_over() {
     let mut cl = ClusterLab::new();
     let (a, b) = two_nodes(&mut cl, &[NO_BANS]);
     let cookie = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("login");
-    let sid = login_sid(&a.log_text()).expect("A logs the session id");
+    let line = a
+        .wait_for_log("logged in via", WAIT)
+        .expect("A logs the login");
+    let sid = login_sid(&line).expect("A logs the session id");
     assert!(!sid.is_empty(), "no session id in A's log");
 
     // No cookie in the store, only its hash; the record is there before the cookie is out.
