@@ -272,13 +272,18 @@ impl Bans {
         self.is_banned(key, now)
     }
 
-    /// Add points another node charged to `ip` (not told again); true if banned afterwards.
+    /// Add points another node charged to `ip` (the points are not told again); true if banned
+    /// afterwards. A ban they start here is news like a local one: every node may reach
+    /// `max-ban-score` through the others' points, and then only this write puts the ban in the
+    /// store for a node that starts later (no loop: a running ban is not started again).
     pub fn add_remote(&mut self, ip: IpAddr, points: u32, now: Instant) -> bool {
         if !self.enabled() || ip.is_loopback() || ip.to_canonical().is_loopback() {
             return false;
         }
         let key = key(ip);
-        self.charge(key, points, now);
+        if let Some((score, until)) = self.charge(key, points, now) {
+            self.queue_ban(key, score, until);
+        }
         self.is_banned(key, now)
     }
 
@@ -468,7 +473,9 @@ impl BanTable {
 
     /// Another node charged `points` to `ip`.
     pub fn add_remote_points(&self, ip: IpAddr, points: u32) {
-        self.lock().add_remote(ip, points, Instant::now());
+        if self.lock().add_remote(ip, points, Instant::now()) {
+            self.outgoing.notify_one();
+        }
     }
 
     /// Another node (or the store) says `ban` runs.
@@ -812,10 +819,20 @@ mod tests {
         // Knocking while banned is not news.
         b.add(a, 10, t0 + secs(101));
         assert_eq!(b.take_outgoing(t0 + secs(101)), (vec![], vec![]));
-        // Another node's points and bans count here but are not passed on.
+        // Another node's points count here but are not passed on; a ban they start here is
+        // (so the store holds it even when every node got there through the others' points).
         let c = ip("198.51.100.4");
         assert!(!b.add_remote(c, 70, t0));
+        assert_eq!(b.take_outgoing(t0), (vec![], vec![]));
         assert!(b.add_remote(c, 10, t0));
+        let (points, bans) = b.take_outgoing(t0);
+        assert!(points.is_empty());
+        assert_eq!(bans.len(), 1);
+        assert_eq!(bans[0].ip, c);
+        // Knocking on that ban with more remote points is not news again.
+        assert!(b.add_remote(c, 10, t0));
+        assert_eq!(b.take_outgoing(t0), (vec![], vec![]));
+        // Another node's ban applies here and is not passed on.
         let d = ip("198.51.100.5");
         assert!(b.apply_remote_ban(
             &BanRecord {
