@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::lab::Lab;
 use crate::netns::{self, Netns};
+use crate::server::Server;
 
 /// Node B's address on the client's second link, and the client's.
 pub const NODE_B_IP: Ipv4Addr = Ipv4Addr::new(10, 232, 0, 1);
@@ -335,6 +336,53 @@ impl ClusterLab {
     /// The `rediss://` URL of the TLS port of [`Self::store_tls`] for node `node`.
     pub fn store_tls_url(&self, node: Node) -> String {
         format!("rediss://{}:{}/0", node.store_ip(), STORE_PORT + 1)
+    }
+
+    /// Start node A and node B with `overrides` (the store must be running) and wait until both
+    /// report the store reachable.
+    pub fn start_nodes(&self, overrides: &[(&str, &str)]) -> (Server, Server) {
+        let (a, b) = self.start_nodes_alone(overrides);
+        wait_joined(&a);
+        wait_joined(&b);
+        (a, b)
+    }
+
+    /// Start node A and node B with `overrides`, ready to serve, whether or not they reach the
+    /// store.
+    pub fn start_nodes_alone(&self, overrides: &[(&str, &str)]) -> (Server, Server) {
+        let a = Server::start(self.ns(Node::A), &self.config(Node::A, overrides));
+        let b = Server::start(self.ns(Node::B), &self.config(Node::B, overrides));
+        (a, b)
+    }
+
+    /// Wait until at least `n` connections listen on the bus channel (pub/sub is
+    /// fire-and-forget: a message published before a node subscribed never reaches it).
+    pub fn wait_bus_subscribers(&self, n: usize) {
+        eventually(&format!("{n} bus subscribers"), || {
+            let (_, out) = self.redis_cli(&["PUBSUB", "NUMSUB", "rocserv:bus"]);
+            out.lines()
+                .filter_map(|l| l.trim().strip_prefix("2) (integer) "))
+                .any(|count| count.parse::<usize>().is_ok_and(|c| c >= n))
+        });
+    }
+}
+
+/// Wait until `server` logs that it reached the store.
+pub fn wait_joined(server: &Server) {
+    server
+        .wait_for_log(
+            "reachable: sessions, bans and leases are shared",
+            crate::WAIT,
+        )
+        .expect("the node reached the store");
+}
+
+/// Poll `check` every 100 ms until it holds; fail naming `what` after [`crate::WAIT`].
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + crate::WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -9,10 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rocserv_e2e::client::authenticate_at;
-use rocserv_e2e::cluster::{ClusterLab, Node, CLIENT_B_IP};
+use rocserv_e2e::cluster::{eventually, wait_joined, ClusterLab, Node, CLIENT_B_IP};
 use rocserv_e2e::lab::CLIENT_IP;
 use rocserv_e2e::occtl::{json, occtl};
 use rocserv_e2e::server::Server;
@@ -68,14 +68,6 @@ fn lists_ban(cl: &ClusterLab, node: Node) -> bool {
     bans.to_string().contains(&format!("\"{}\"", client_ip()))
 }
 
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Wrong passwords on node A until A bans the client.
 fn earn_a_ban_on_a(cl: &ClusterLab, a: &Server) {
     for i in 0..4 {
@@ -89,23 +81,6 @@ fn earn_a_ban_on_a(cl: &ClusterLab, a: &Server) {
         .expect("node A bans after wrong passwords");
 }
 
-/// Wait until `n` nodes listen on the bus (pub/sub is fire-and-forget: a message published
-/// before a node subscribed never reaches it).
-fn subscribed(cl: &ClusterLab, n: usize) {
-    wait_until("the nodes subscribe to the bus", || {
-        let (_, out) = cl.redis_cli(&["PUBSUB", "NUMSUB", "rocserv:bus"]);
-        out.lines()
-            .filter_map(|l| l.trim().strip_prefix("2) (integer) "))
-            .any(|count| count.parse::<usize>().is_ok_and(|c| c >= n))
-    });
-}
-
-fn joined(server: &Server) {
-    server
-        .wait_for_log("reachable: sessions, bans and leases are shared", WAIT)
-        .expect("the node reached the store");
-}
-
 #[test]
 #[ignore = "needs root, network namespaces, redis-server, openconnect and curl: run by tests/run-all.sh"]
 fn a_ban_on_one_node_refuses_the_address_on_the_other_until_unbanned() {
@@ -113,15 +88,15 @@ fn a_ban_on_one_node_refuses_the_address_on_the_other_until_unbanned() {
     cl.start_store();
     let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, BANS));
     let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, BANS));
-    joined(&a);
-    joined(&b);
-    subscribed(&cl, 2);
+    wait_joined(&a);
+    wait_joined(&b);
+    cl.wait_bus_subscribers(2);
     route_a_address_to_b(&cl);
     assert!(answered(&cl, Node::B), "node B answers before any ban");
 
     earn_a_ban_on_a(&cl, &a);
     // Over the bus: node B lists the ban and drops the address's connections.
-    wait_until("node B lists the ban", || lists_ban(&cl, Node::B));
+    eventually("node B lists the ban", || lists_ban(&cl, Node::B));
     assert!(!answered(&cl, Node::B), "node B answered a banned address");
     b.wait_for_log("rejected connection from banned IP", WAIT)
         .expect("node B refused the banned address");
@@ -134,8 +109,8 @@ fn a_ban_on_one_node_refuses_the_address_on_the_other_until_unbanned() {
     // Unban on B: the key goes, A lifts the ban, a login on A works again.
     let ran = occtl(&cl.occtl_socket(Node::B), &["unban", "ip", &client_ip()]);
     assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
-    wait_until("node A lifts the ban", || !lists_ban(&cl, Node::A));
-    wait_until("the ban key is deleted", || {
+    eventually("node A lifts the ban", || !lists_ban(&cl, Node::A));
+    eventually("the ban key is deleted", || {
         cl.redis_cli(&["EXISTS", &key]).1.contains('0')
     });
     authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw")
@@ -149,17 +124,17 @@ fn a_node_started_after_the_ban_reads_it_from_the_store() {
     let mut cl = ClusterLab::new();
     cl.start_store();
     let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, BANS));
-    joined(&a);
+    wait_joined(&a);
     earn_a_ban_on_a(&cl, &a);
     let key = format!("rocserv:ban:{}", client_ip());
-    wait_until("the ban key is written", || {
+    eventually("the ban key is written", || {
         cl.redis_cli(&["EXISTS", &key]).1.contains('1')
     });
 
     let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, BANS));
-    joined(&b);
+    wait_joined(&b);
     route_a_address_to_b(&cl);
-    wait_until("node B reads the ban", || lists_ban(&cl, Node::B));
+    eventually("node B reads the ban", || lists_ban(&cl, Node::B));
     assert!(!answered(&cl, Node::B), "node B answered a banned address");
 }
 
@@ -180,9 +155,9 @@ fn health_fails_as_soon_as_the_drain_starts() {
         ),
     );
     let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, &[]));
-    joined(&a);
-    joined(&b);
-    subscribed(&cl, 2);
+    wait_joined(&a);
+    wait_joined(&b);
+    cl.wait_bus_subscribers(2);
     let health = || {
         let url = format!("http://{LISTEN}/health");
         let argv = [
@@ -200,7 +175,7 @@ fn health_fails_as_soon_as_the_drain_starts() {
         (status.to_owned(), body.trim_end().to_owned())
     };
     // main hears the store's state from sec-mod just after sec-mod logs it.
-    wait_until("health says the store is up", || {
+    eventually("health says the store is up", || {
         health() == ("200".into(), "ok\nstore up".into())
     });
     let tcp_open = || {
@@ -241,10 +216,10 @@ fn a_ban_the_store_lost_is_written_again() {
     let mut cl = ClusterLab::new();
     cl.start_store();
     let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, BANS));
-    joined(&a);
+    wait_joined(&a);
     earn_a_ban_on_a(&cl, &a);
     let key = format!("rocserv:ban:{}", client_ip());
-    wait_until("the ban key is written", || {
+    eventually("the ban key is written", || {
         cl.redis_cli(&["EXISTS", &key]).1.contains('1')
     });
     cl.stop_store();
@@ -252,7 +227,7 @@ fn a_ban_the_store_lost_is_written_again() {
         .expect("node A notices the store is gone");
     cl.start_store();
     assert!(cl.redis_cli(&["EXISTS", &key]).1.contains('0'));
-    wait_until("node A writes its ban again", || {
+    eventually("node A writes its ban again", || {
         cl.redis_cli(&["EXISTS", &key]).1.contains('1')
     });
     assert!(lists_ban(&cl, Node::A));

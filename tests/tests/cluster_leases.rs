@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use rocserv_e2e::client::{authenticate_at, Client, ClientOptions};
-use rocserv_e2e::cluster::{ClusterLab, Node};
+use rocserv_e2e::cluster::{eventually, wait_joined, ClusterLab, Node};
 use rocserv_e2e::server::Server;
 use rocserv_e2e::WAIT;
 
@@ -23,14 +23,6 @@ fn policy_dir(dir: &Path, name: &str, files: &[(&str, &str)]) -> String {
     d.display().to_string()
 }
 
-fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn login(cl: &ClusterLab, node: Node, user: &str) -> Client {
     Client::start(
         &cl.lab,
@@ -39,20 +31,6 @@ fn login(cl: &ClusterLab, node: Node, user: &str) -> Client {
             ..ClientOptions::password(user, &format!("{user}-pw"))
         },
     )
-}
-
-/// Both nodes started and in the store.
-fn start_nodes(cl: &ClusterLab, extra: &[(&str, &str)]) -> (Server, Server) {
-    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, extra));
-    let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, extra));
-    (a, b)
-}
-
-fn wait_store(servers: &[&Server]) {
-    for s in servers {
-        s.wait_for_log("reachable: sessions, bans and leases are shared", WAIT)
-            .expect("the node reached the store");
-    }
 }
 
 /// Without sharing, alice on A and bob on B would both get the pool's first address
@@ -86,7 +64,8 @@ fn one_lease_space_across_nodes_and_route_hooks() {
     ]);
     let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, &over_a));
     let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, &over_b));
-    wait_store(&[&a, &b]);
+    wait_joined(&a);
+    wait_joined(&b);
 
     let mut alice = login(&cl, Node::A, "alice");
     let up_a = alice.wait_up(WAIT).expect("alice up on A");
@@ -137,11 +116,7 @@ fn explicit_ipv4_held_on_a_is_refused_on_b() {
             ("bob", "explicit-ipv4 = 192.168.231.77\n"),
         ],
     );
-    let (a, b) = start_nodes(
-        &cl,
-        &[("config-per-user", users.as_str()), ("max-ban-score", "0")],
-    );
-    wait_store(&[&a, &b]);
+    let (_a, b) = cl.start_nodes(&[("config-per-user", users.as_str()), ("max-ban-score", "0")]);
     let mut alice = login(&cl, Node::A, "alice");
     let up = alice.wait_up(WAIT).expect("alice up on A");
     assert_eq!(up.address, "192.168.231.77");
@@ -165,7 +140,7 @@ fn explicit_ipv4_held_on_a_is_refused_on_b() {
 #[test]
 fn store_down_leases_node_local_then_a_duplicate_is_settled() {
     let mut cl = ClusterLab::new();
-    let (a, b) = start_nodes(&cl, &[("predictable-ips", "false"), ("max-ban-score", "0")]);
+    let (a, b) = cl.start_nodes_alone(&[("predictable-ips", "false"), ("max-ban-score", "0")]);
     let mut alice = login(&cl, Node::A, "alice");
     let up_a = alice
         .wait_up(WAIT)
@@ -203,8 +178,7 @@ fn store_down_leases_node_local_then_a_duplicate_is_settled() {
 fn reconnect_on_b_keeps_the_address() {
     let mut cl = ClusterLab::new();
     cl.start_store();
-    let (a, b) = start_nodes(&cl, &[("max-ban-score", "0")]);
-    wait_store(&[&a, &b]);
+    let (_a, _b) = cl.start_nodes(&[("max-ban-score", "0")]);
     // Another user first, so that the address is not simply the first one on B too.
     let mut bob = login(&cl, Node::B, "bob");
     bob.wait_up(WAIT).expect("bob up on B");
@@ -237,7 +211,7 @@ fn a_reconnect_on_the_same_node_keeps_the_address_and_the_record() {
         cl.ns(Node::A),
         &cl.config(Node::A, &[("max-ban-score", "0")]),
     );
-    wait_store(&[&a]);
+    wait_joined(&a);
     let cookie = authenticate_at(&cl.lab, &Node::A.url(), "alice", "alice-pw").expect("cookie");
     let opts = ClientOptions {
         url: Some(Node::A.url()),

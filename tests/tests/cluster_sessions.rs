@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rocserv_e2e::client::{authenticate_at, Client, ClientOptions};
-use rocserv_e2e::cluster::{ClusterLab, Node};
+use rocserv_e2e::cluster::{eventually, ClusterLab, Node};
 use rocserv_e2e::server::Server;
 use rocserv_e2e::WAIT;
 
@@ -16,13 +16,7 @@ const NO_BANS: (&str, &str) = ("max-ban-score", "0");
 
 fn two_nodes(cl: &mut ClusterLab, overrides: &[(&str, &str)]) -> (Server, Server) {
     cl.start_store();
-    let a = Server::start(cl.ns(Node::A), &cl.config(Node::A, overrides));
-    let b = Server::start(cl.ns(Node::B), &cl.config(Node::B, overrides));
-    for s in [&a, &b] {
-        s.wait_for_log("cluster store redis://", WAIT)
-            .expect("the node reaches the store");
-    }
-    (a, b)
+    cl.start_nodes(overrides)
 }
 
 fn with_cookie(cl: &ClusterLab, node: Node, cookie: &str) -> Client {
@@ -37,15 +31,12 @@ fn with_cookie(cl: &ClusterLab, node: Node, cookie: &str) -> Client {
 
 /// Poll the store until `pred` holds on `KEYS pattern`'s answer.
 fn wait_keys(cl: &ClusterLab, pattern: &str, pred: impl Fn(&str) -> bool, what: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, keys) = cl.redis_cli(&["KEYS", pattern]);
-        if pred(&keys) {
-            return keys;
-        }
-        assert!(Instant::now() < deadline, "{what}: KEYS {pattern} = {keys}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut keys = String::new();
+    eventually(&format!("{what} (KEYS {pattern})"), || {
+        keys = cl.redis_cli(&["KEYS", pattern]).1;
+        pred(&keys)
+    });
+    keys
 }
 
 /// The session id of the login line ("... logged in via ... (group 'G', session N)").

@@ -56,19 +56,6 @@ fn metrics_show(cl: &ClusterLab, a: &Server, line: &str) {
     }
 }
 
-/// Wait until `n` connections subscribe to the bus channel (the nodes' subscribers).
-fn bus_subscribers(cl: &ClusterLab, n: u32) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, out) = cl.redis_cli(&["PUBSUB", "NUMSUB", "rocserv:bus"]);
-        if out.contains(&format!("(integer) {n}")) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "bus subscribers: {out}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// One `--authenticate` login on node A; its duration.
 fn timed_login(cl: &ClusterLab) -> Duration {
     let started = Instant::now();
@@ -95,7 +82,7 @@ fn the_store_goes_and_comes_back() {
     cl.wait_heartbeat(Node::A, WAIT).unwrap();
     metrics_show(&cl, &a, r#"rocserv_cluster_info{node="node-a"} 1"#);
     metrics_show(&cl, &a, "rocserv_cluster_store_up 1");
-    bus_subscribers(&cl, 1);
+    cl.wait_bus_subscribers(1);
     let _client = tunnel(&cl);
     pings(&cl, "before the store stops");
 
@@ -117,7 +104,7 @@ fn the_store_goes_and_comes_back() {
     cl.wait_heartbeat(Node::A, WAIT)
         .expect("the heartbeat key reappears");
     metrics_show(&cl, &a, "rocserv_cluster_store_up 1");
-    bus_subscribers(&cl, 1);
+    cl.wait_bus_subscribers(1);
     a.wait_for_log_after(mark, "state written again", WAIT)
         .expect("the node resynchronises");
     pings(&cl, "after the store is back");
@@ -171,7 +158,7 @@ fn a_frozen_store_does_not_stall_logins() {
     a.wait_for_log_after(mark, REACHABLE, WAIT)
         .expect("the thawed store is found back");
     cl.wait_heartbeat(Node::A, WAIT).unwrap();
-    bus_subscribers(&cl, 1);
+    cl.wait_bus_subscribers(1);
     pings(&cl, "after the store thaws");
 }
 
