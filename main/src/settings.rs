@@ -473,7 +473,7 @@ pub fn secmod_config(config: &Config) -> Option<SecModConfig> {
 
 /// `cluster-node`'s default: the host name up to its first dot, with anything a node name
 /// cannot hold replaced by `-` (`rocserv` when there is no host name).
-pub fn default_node_name() -> String {
+fn default_node_name() -> String {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

@@ -71,6 +71,12 @@ impl Shared {
         let pool = crate::settings::ip_pool(&config);
         let live = crate::reload::Live::new(config.clone());
         live.set_profile(prepared.profile.clone());
+        // The node name sec-mod was given (settings::secmod_config chose it once).
+        let cluster = prepared
+            .secmod
+            .cluster
+            .as_ref()
+            .map(|c| Arc::new(crate::cluster::Cluster::new(c.node.clone())));
         let conns = Arc::new(Connections::new(pool));
         conns.set_file_iroutes(crate::iroutes::from_user_files(&config));
         Self {
@@ -83,14 +89,7 @@ impl Shared {
             live,
             bans: crate::ban::BanTable::new(crate::ban::BanPolicy::from_config(&config)),
             counters: crate::counters::Counters::default(),
-            cluster: config.cluster_store.as_ref().map(|_| {
-                Arc::new(crate::cluster::Cluster::new(
-                    config
-                        .cluster_node
-                        .clone()
-                        .unwrap_or_else(crate::settings::default_node_name),
-                ))
-            }),
+            cluster,
             config,
             draining: std::sync::atomic::AtomicBool::new(false),
         }

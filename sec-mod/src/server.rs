@@ -718,11 +718,7 @@ async fn handle(
         ToSecMod::AuthHookDone { id, outcome } => HOOK_RUNS.done(id, outcome),
         ToSecMod::Cluster(notice) => match &shared.cluster {
             Some(cluster) => {
-                tokio::spawn(crate::cluster::on_notice(
-                    Arc::clone(shared),
-                    Arc::clone(cluster),
-                    notice,
-                ));
+                tokio::spawn(crate::cluster::on_notice(Arc::clone(cluster), notice));
             }
             None => log::debug!("cluster notice without cluster-store: {notice:?}"),
         },
@@ -730,7 +726,6 @@ async fn handle(
             // Off the loop: a store round trip may take up to its timeout.
             Some(cluster) => {
                 tokio::spawn(crate::cluster::on_query(
-                    Arc::clone(shared),
                     Arc::clone(cluster),
                     id,
                     query,

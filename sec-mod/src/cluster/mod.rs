@@ -372,7 +372,6 @@ async fn subscribe(cluster: Arc<Cluster>, events: mpsc::Sender<Event>) {
 
 /// sec-mod's loop got [`Event`] `event`.
 pub fn on_event(shared: &Arc<Shared>, cluster: &Arc<Cluster>, event: Event) {
-    let _ = (shared, cluster);
     match event {
         Event::Bus(msg) => match msg.body {
             BusBody::Leaving => log::info!("cluster node {} is leaving", msg.from),
@@ -505,8 +504,7 @@ fn heartbeat_cmd(cluster: &Cluster) -> redis::Cmd {
 }
 
 /// A notice from main.
-pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToCluster) {
-    let _ = shared;
+pub async fn on_notice(cluster: Arc<Cluster>, notice: ToCluster) {
     match notice {
         ToCluster::Draining => {
             if let Err(e) = cluster.publish(BusBody::Leaving).await {
@@ -529,13 +527,11 @@ pub async fn on_notice(shared: Arc<Shared>, cluster: Arc<Cluster>, notice: ToClu
 
 /// Answer main's question; the answer goes out through sec-mod's outbox.
 pub async fn on_query(
-    shared: Arc<Shared>,
     cluster: Arc<Cluster>,
     id: u64,
     query: ClusterQuery,
     out: mpsc::UnboundedSender<Vec<FromSecMod>>,
 ) {
-    let _ = shared;
     let answer = match query {
         ClusterQuery::Status => match cluster.nodes().await {
             Ok(nodes) => ClusterAnswer::Status(ClusterStatus {
