@@ -14,7 +14,7 @@
 # shared bench. Users test1..test(N+1), password "pass" (the copy's ocpasswd is made that big).
 #
 # Per run:
-#  1. the victim (test1, the only tunnel with a route to 192.168.99.1) connects and pings the
+#  1. the victim (test1, the only tunnel with a route to the server's tunnel address) connects and pings the
 #     server through the tunnel every PING_MS; CONTROL seconds of that with nothing else going on
 #     give the control gap (largest time between two consecutive replies);
 #  2. login storm: N openconnect clients (test2..) start at once; sessions/s = N / time until
@@ -80,7 +80,21 @@ cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
 H="$STATE/harness"
 . "$H/lib.sh"
 NUSERS=$(( N + 1 > 200 ? N + 1 : 200 )) "$H/pki.sh" > "$STATE/pki.out" || { echo "pki.sh failed" >&2; exit 1; }
-sed -e "s#@BENCH@#$H#g" -e "s#/tmp/vpnbench#$STATE#g" "$H/ocserv.conf" > "$STATE/ocserv.conf"
+# The harness's pool is a /24: above 250 sessions both servers get a /21 (10.200.0.0, the
+# server's tunnel address 10.200.0.1, which the victim pings) from the same file.
+VPN_SRV=192.168.99.1
+if [ $((N + 1)) -gt 250 ]; then
+    VPN_SRV=10.200.0.1
+    sed -e "s#@BENCH@#$H#g" -e "s#/tmp/vpnbench#$STATE#g" \
+        -e 's#^ipv4-network.*#ipv4-network = 10.200.0.0#' \
+        -e 's#^ipv4-netmask.*#ipv4-netmask = 255.255.248.0#' \
+        -e 's#^route = .*#route = 10.200.0.0/255.255.248.0#' \
+        -e 's#^dns = .*#dns = 10.200.0.1#' \
+        -e 's#^max-clients.*#max-clients = 4096#' \
+        "$H/ocserv.conf" > "$STATE/ocserv.conf"
+else
+    sed -e "s#@BENCH@#$H#g" -e "s#/tmp/vpnbench#$STATE#g" "$H/ocserv.conf" > "$STATE/ocserv.conf"
+fi
 case "$TEMPLATE" in
     *rocserv*) printf '%s\n' "${ROCSERV_CONF-max-pre-auth-per-ip = 0}" >> "$STATE/ocserv.conf" ;;
 esac
@@ -112,7 +126,7 @@ gap_ms() {
 }
 ping_start() {
     ip netns exec "$CLI_NS" ping -D -n -i "$(awk -v m="$PING_MS" 'BEGIN{print m/1000}')" \
-        -W 1 192.168.99.1 > "$1" 2>&1 &
+        -W 1 "$VPN_SRV" > "$1" 2>&1 &
     PING_PID=$!
 }
 ping_stop() { kill -INT "$PING_PID" 2>/dev/null; wait "$PING_PID" 2>/dev/null; PING_PID=; }
@@ -135,7 +149,7 @@ one_run() {
     sleep 0.5
     local idle; idle=" $(server_pids | tr '\n' ' ') "
     # 1. the victim and the control
-    r=$(TIMEOUT=30 WAIT_DTLS=1 "$H/connect.sh" test1) || { echo "victim: $r" >&2; return 1; }
+    r=$(ROUTE="$VPN_SRV" TIMEOUT=30 WAIT_DTLS=1 "$H/connect.sh" test1) || { echo "victim: $r" >&2; return 1; }
     local before=" $(server_pids | tr '\n' ' ') "
     ping_start "$out/ping-control.txt"; sleep "$CONTROL"; ping_stop
     local control; control=$(gap_ms "$out/ping-control.txt")
