@@ -67,6 +67,7 @@ pub mod connect;
 pub mod counters;
 pub mod ctl;
 pub mod demo;
+pub mod fd_limit;
 pub mod firewall;
 pub mod handover_budget;
 pub mod ip6_pool;
@@ -188,6 +189,21 @@ pub fn run(cli: Cli) -> ExitCode {
             config_errors,
             level,
         ));
+    }
+    match fd_limit::raise() {
+        Ok(outcome) => {
+            if outcome.soft > outcome.soft_before {
+                log::debug!(
+                    "open-files limit raised from {} to {}",
+                    outcome.soft_before,
+                    outcome.soft
+                );
+            }
+            if let Some(w) = fd_limit::shortfall(&outcome, config.max_clients) {
+                findings.warnings.push(w);
+            }
+        }
+        Err(e) => log::warn!("cannot raise the open-files limit: {e}"),
     }
     for n in &findings.notes {
         log::info!("{}", settings::locate(&origin, &config, "note", n));
