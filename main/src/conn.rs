@@ -664,6 +664,7 @@ impl Conn {
             if let Some((user, sid)) = holds.user {
                 table.users.close(&user, sid);
             }
+            table.shrink();
         }
         // A takeover waiting for this connection may lease now.
         let _ = self.done.send(true);
@@ -695,6 +696,18 @@ fn ip6_seed() -> [u8; 32] {
         log::warn!("no randomness for the IPv6 lease seed; addresses are predictable");
     }
     seed
+}
+
+impl Table {
+    /// After a burst: the maps keep their largest size otherwise ([`rocserv_rt::memory::shrink_map`]).
+    fn shrink(&mut self) {
+        use rocserv_rt::memory::shrink_map;
+        shrink_map(&mut self.live);
+        shrink_map(&mut self.sessions);
+        shrink_map(&mut self.dtls);
+        shrink_map(&mut self.pre_auth_by_net);
+        shrink_map(&mut self.iroutes);
+    }
 }
 
 fn leave_pre_auth(table: &mut Table, worker: WorkerId) {
@@ -867,6 +880,44 @@ mod tests {
         assert_eq!(c.sessions_of("alice"), 1);
         assert_eq!(c.pool().holder(addr), Some("alice"));
         assert_eq!(c.len(), 1);
+    }
+
+    /// After a burst every per-connection record is gone and the tables shrank back.
+    #[test]
+    fn a_burst_leaves_no_record_and_small_tables() {
+        let c = conns();
+        let mut held = Vec::new();
+        for i in 0..1000u16 {
+            let worker = WorkerId(u64::from(i));
+            let [hi, lo] = i.to_be_bytes();
+            let peer = IpAddr::from([192, 0, hi, lo]);
+            let (mut a, s) = reserve(&c, worker, peer, OPEN).unwrap();
+            let sid = SessionId(u64::from(i));
+            assert!(a.claim_session(sid).is_none());
+            assert!(a.admit_user(&format!("u{}", i % 300), sid, 0));
+            let mut id = [0u8; 32];
+            id[..2].copy_from_slice(&[hi, lo]);
+            a.register_dtls(id, route(worker));
+            held.push((a, s));
+        }
+        let peak = c.lock().live.capacity();
+        assert!(peak >= 1000);
+        for (mut a, _s) in held {
+            a.release(None, 0, 0);
+        }
+        assert_eq!(c.sessions_of("u1"), 0);
+        let t = c.lock();
+        assert!(t.live.is_empty() && t.sessions.is_empty() && t.dtls.is_empty());
+        assert!(t.pre_auth_by_net.is_empty() && t.iroutes.is_empty());
+        assert_eq!(t.pre_auth_total, 0);
+        for cap in [
+            t.live.capacity(),
+            t.sessions.capacity(),
+            t.dtls.capacity(),
+            t.pre_auth_by_net.capacity(),
+        ] {
+            assert!(cap < peak / 8, "{cap} of {peak}");
+        }
     }
 
     #[test]

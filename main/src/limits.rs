@@ -47,6 +47,7 @@ impl Users {
         }
         if sessions.is_empty() {
             self.live.remove(user);
+            rocserv_rt::memory::shrink_map(&mut self.live);
         }
     }
 
