@@ -9,12 +9,6 @@
 
 /// Allocations of this size and above get their own anonymous mapping.
 const MMAP_THRESHOLD: libc::c_int = 32 * 1024;
-/// One malloc arena for all threads: main's second thread ("rocserv-udp", the DTLS
-/// demultiplexer; with `use-utmp` also "rocserv-utmp", and the blocking threads of reload and
-/// metrics) otherwise gets an arena of its own whose heap stays resident (176 kB PSS at start,
-/// smaps). They allocate little and rarely at once (each thread caches small chunks), so the
-/// shared lock costs nothing measurable.
-const ARENAS: libc::c_int = 1;
 
 /// Call once at start-up, before any other thread exists.
 pub fn tune() {
@@ -23,7 +17,6 @@ pub fn tune() {
     // checked.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
     }
 }
 

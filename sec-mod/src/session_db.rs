@@ -166,10 +166,12 @@ impl SessionDb {
         }
         let (queue, jobs) = std::sync::mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
+        // Closed until the first job: nothing may come for a long while after a start.
+        drop(conn);
         let owned = path.to_owned();
         std::thread::Builder::new()
             .name("session-db".into())
-            .spawn(move || Writer::new(conn, ends, owned).run(jobs, IDLE_CLOSE))
+            .spawn(move || Writer::new(None, ends, owned).run(jobs, IDLE_CLOSE))
             .map_err(DbError::Thread)?;
         log::info!("session-db: recording sessions in {}", path.display());
         Ok(Self { queue, dropped })
@@ -330,9 +332,9 @@ fn opened(conn: &Option<Connection>) -> rusqlite::Result<&Connection> {
 }
 
 impl Writer {
-    fn new(conn: Connection, ends: Arc<EndRequests>, path: PathBuf) -> Self {
+    fn new(conn: Option<Connection>, ends: Arc<EndRequests>, path: PathBuf) -> Self {
         Self {
-            conn: Some(conn),
+            conn,
             ends,
             path,
             live: HashMap::new(),
@@ -659,7 +661,7 @@ mod tests {
         let ends = Arc::new(EndRequests::default());
         let conn = open_file(&dir.join("db/sessions.db")).unwrap();
         let path = dir.join("db/sessions.db");
-        (Writer::new(conn, Arc::clone(&ends), path), ends)
+        (Writer::new(Some(conn), Arc::clone(&ends), path), ends)
     }
 
     fn tempdir() -> PathBuf {
