@@ -23,14 +23,16 @@
 //!    `ipv4-network`. Every problem is reported; any error exits with status 1. With `-t`, also
 //!    spawn sec-mod in check-only mode (key readable and matching the certificate, password
 //!    file readable), print every problem and exit (status 1 if there was any).
-//! 5. Delete the access rules table `inet rocserv` (what a killed main left; see [`firewall`]).
-//!    Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
+//! 5. Take the TCP and UDP sockets systemd passed (`LISTEN_FDS`, checked against the
+//!    configuration, see [`service`]), or bind and listen on TCP `listen-host:tcp-port` (default
+//!    `[::]`, dual-stack, else `0.0.0.0`), and UDP `udp-listen-host`/`listen-host` : `udp-port`
+//!    when DTLS is configured (see [`udp`]), inside `listen-netns` when set. Nothing is accepted
+//!    until step 9: a client arriving during the start waits in the kernel's backlog.
+//! 6. Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
 //!    SIGTERM when main dies), send `Start`, wait up to 10 s for `Ready{key}`; `StartFailed`
-//!    or silence exits with status 1.
-//! 6. Take the TCP and UDP sockets systemd passed (`LISTEN_FDS`, checked against the
-//!    configuration, see [`service`]), or bind TCP `listen-host:tcp-port` (default `[::]`,
-//!    dual-stack, else `0.0.0.0`), and UDP `udp-listen-host`/`listen-host` : `udp-port` when
-//!    DTLS is configured (see [`udp`]), inside `listen-netns` when set.
+//!    or silence exits with status 1 (the sockets close with the process). Meanwhile, on a task
+//!    of its own, delete the access rules table `inet rocserv` (what a killed main left; see
+//!    [`firewall`]: every session's rules wait for that reset).
 //! 7. Write the pid file (`-p` overrides `pid-file`).
 //! 8. Bind the occtl socket and `metrics-listen` (if set; see [`metrics`]), log
 //!    `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for) and send

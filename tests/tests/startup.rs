@@ -64,7 +64,10 @@ fn login_during_the_start_waits_in_the_backlog() {
         let login = s.spawn(|| authenticate(&lab, "alice", "alice-pw"));
         // The client is connected (the kernel accepted it into the backlog) and waits.
         std::thread::sleep(Duration::from_millis(500));
-        assert!(!login.is_finished(), "the login ended before sec-mod was up");
+        assert!(
+            !login.is_finished(),
+            "the login ended before sec-mod was up"
+        );
         feed(&fifo, &std::fs::read(&lab.pki.key).unwrap());
         server
             .wait_for_log("ready: listening on", WAIT)
@@ -97,5 +100,8 @@ fn failed_start_closes_the_early_listener() {
             "a login succeeded without sec-mod"
         );
     });
-    assert!(!listening(&lab), "the port still listens after the failed start");
+    assert!(
+        !listening(&lab),
+        "the port still listens after the failed start"
+    );
 }
