@@ -60,6 +60,14 @@ const NFT_PATHS: [&str; 3] = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
 /// What a rejected packet gets back.
 const REJECT: &str = "reject with icmpx admin-prohibited";
 
+/// Orders the changes: the start's [`spawn_start_reset`] holds it for writing until its `nft`
+/// finished, every [`install`] and [`remove`] takes it for reading first, [`reset`] at exit for
+/// writing. So the start need not wait for the reset (deleting the table waits ~10-40 ms for the
+/// kernel, an RCU grace period: it was the larger part of exec -> listening) and the reset still
+/// can never delete a new session's rules. tokio's lock is fair: a waiting writer is served
+/// before later readers.
+static ORDER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// The rules of one session, in place; [`remove`] takes them out.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Installed {
@@ -102,6 +110,7 @@ pub async fn install(
     let Some(script) = install_script(worker, ifindex, policy) else {
         return Ok(None);
     };
+    let _order = ORDER.read().await;
     run(&script).await?;
     Ok(Some(Installed { worker, ifindex }))
 }
@@ -119,6 +128,7 @@ pub fn remove(installed: Installed) {
         return;
     };
     rt.spawn(async move {
+        let _order = ORDER.read().await;
         match run(&script).await {
             Ok(()) => log::debug!(
                 "access rules of worker {} (ifindex {}) removed",
@@ -135,9 +145,29 @@ pub fn remove(installed: Installed) {
     });
 }
 
-/// Delete our table and everything in it (at start: what a killed main left; at exit).
+/// Delete our table and everything in it (at exit; at start: [`spawn_start_reset`]).
 pub async fn reset() -> Result<(), FirewallError> {
+    let _order = ORDER.write().await;
     run(&reset_script()).await
+}
+
+/// At start: delete what a killed main left, in a task of its own, and hand the outcome to
+/// `report`. The order lock is taken here, before the task runs, so that every later
+/// [`install`] or [`remove`] waits for the reset. Call it once, before the first connection
+/// is accepted.
+pub fn spawn_start_reset<F>(report: F)
+where
+    F: FnOnce(Result<(), FirewallError>) + Send + 'static,
+{
+    // Free at start (nothing else has run); were it not, the reset would simply queue.
+    let held = ORDER.try_write().ok();
+    tokio::spawn(async move {
+        let _order = match held {
+            Some(guard) => guard,
+            None => ORDER.write().await,
+        };
+        report(run(&reset_script()).await);
+    });
 }
 
 /// `add` then `delete` in one transaction: deletes the table whether or not it exists.

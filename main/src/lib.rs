@@ -23,14 +23,16 @@
 //!    `ipv4-network`. Every problem is reported; any error exits with status 1. With `-t`, also
 //!    spawn sec-mod in check-only mode (key readable and matching the certificate, password
 //!    file readable), print every problem and exit (status 1 if there was any).
-//! 5. Delete the access rules table `inet rocserv` (what a killed main left; see [`firewall`]).
-//!    Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
+//! 5. Take the TCP and UDP sockets systemd passed (`LISTEN_FDS`, checked against the
+//!    configuration, see [`service`]), or bind and listen on TCP `listen-host:tcp-port` (default
+//!    `[::]`, dual-stack, else `0.0.0.0`), and UDP `udp-listen-host`/`listen-host` : `udp-port`
+//!    when DTLS is configured (see [`udp`]), inside `listen-netns` when set. Nothing is accepted
+//!    until step 9: a client arriving during the start waits in the kernel's backlog.
+//! 6. Spawn sec-mod (`rocserv-sm` next to our executable, fd 3 = its socket, `--log-level N`,
 //!    SIGTERM when main dies), send `Start`, wait up to 10 s for `Ready{key}`; `StartFailed`
-//!    or silence exits with status 1.
-//! 6. Take the TCP and UDP sockets systemd passed (`LISTEN_FDS`, checked against the
-//!    configuration, see [`service`]), or bind TCP `listen-host:tcp-port` (default `[::]`,
-//!    dual-stack, else `0.0.0.0`), and UDP `udp-listen-host`/`listen-host` : `udp-port` when
-//!    DTLS is configured (see [`udp`]), inside `listen-netns` when set.
+//!    or silence exits with status 1 (the sockets close with the process). Meanwhile, on a task
+//!    of its own, delete the access rules table `inet rocserv` (what a killed main left; see
+//!    [`firewall`]: every session's rules wait for that reset).
 //! 7. Write the pid file (`-p` overrides `pid-file`).
 //! 8. Bind the occtl socket and `metrics-listen` (if set; see [`metrics`]), log
 //!    `ready: listening on <addr> (tcp)` (the readiness signal the e2e tests wait for) and send
@@ -359,16 +361,40 @@ async fn start(
     systemd: service::Environment,
 ) -> ExitCode {
     let notifier = systemd.notifier;
+    // The sockets first: a client arriving while sec-mod starts waits in the backlog (as
+    // with systemd's socket activation) instead of being refused, and exec -> listening is
+    // main's own start (doc/performance.md, "2026-12-05, session 9: start-up"). Nothing is
+    // accepted before sec-mod is ready; a start that fails below drops them (the process
+    // exits non-zero).
+    let netns = match config.listen_netns.as_deref().map(service::Netns::open) {
+        None => None,
+        Some(Ok(ns)) => Some(ns),
+        Some(Err(e)) => {
+            log::error!("listen-netns: cannot open the namespace: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (listener, udp) = match listeners(&config, systemd.listen, netns.as_ref()) {
+        Ok(both) => both,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("cannot serve the TCP listener: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     notifier.status("starting sec-mod");
-    // Before any CONNECT: rules a killed main left behind go (their devices are gone). nft
-    // runs while sec-mod starts: deleting the table waits for the kernel (an RCU grace
-    // period, 15-45 ms here), which used to be the larger part of the start-up time, and
-    // neither needs the other.
-    let (_, started) = tokio::join!(
-        reset_firewall(&config),
-        secmod::start(prepared.secmod.clone(), level)
-    );
-    let started = match started {
+    // Before any CONNECT: rules a killed main left behind go (their devices are gone). Off the
+    // start's path: deleting the table waits for the kernel (an RCU grace period, 10-40 ms
+    // here); the firewall's order lock makes every session's rules wait for it instead.
+    let restricts = firewall::restricts(&config.policy);
+    firewall::spawn_start_reset(move |outcome| report_reset(outcome, restricts));
+    let started = match secmod::start(prepared.secmod.clone(), level).await {
         Ok(s) => s,
         Err(e) => {
             log::error!("sec-mod: {}", error_chain(&e));
@@ -385,34 +411,6 @@ async fn start(
         let _ = secmod_child.start_kill();
         return ExitCode::FAILURE;
     }
-    let netns = match config.listen_netns.as_deref().map(service::Netns::open) {
-        None => None,
-        Some(Ok(ns)) => Some(ns),
-        Some(Err(e)) => {
-            log::error!("listen-netns: cannot open the namespace: {e}");
-            let _ = secmod_child.start_kill();
-            let _ = secmod_child.wait().await;
-            return ExitCode::FAILURE;
-        }
-    };
-    let (listener, udp) = match listeners(&config, systemd.listen, netns.as_ref()) {
-        Ok(both) => both,
-        Err(e) => {
-            log::error!("{e}");
-            let _ = secmod_child.start_kill();
-            let _ = secmod_child.wait().await;
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("cannot serve the TCP listener: {e}");
-            let _ = secmod_child.start_kill();
-            let _ = secmod_child.wait().await;
-            return ExitCode::FAILURE;
-        }
-    };
     if let Some(path) = &pid_file {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             log::error!("cannot write pid file {}: {e}", path.display());
@@ -575,12 +573,13 @@ fn listeners(
     }
 }
 
-/// Delete the access rules table ([`firewall`]). Without `nft` a server whose configuration
-/// restricts nobody runs as before; a restricted login is then refused (and says why).
-async fn reset_firewall(config: &Config) {
-    match firewall::reset().await {
+/// Log the start's reset of the access rules table ([`firewall::spawn_start_reset`]). Without
+/// `nft` a server whose configuration restricts nobody runs as before; a restricted login is
+/// then refused (and says why).
+fn report_reset(outcome: Result<(), firewall::FirewallError>, restricts: bool) {
+    match outcome {
         Ok(()) => log::debug!("access rules table inet {} reset", firewall::TABLE),
-        Err(e) if firewall::restricts(&config.policy) => log::error!(
+        Err(e) if restricts => log::error!(
             "cannot reset the access rules table inet {}: {}; restricted logins will be refused",
             firewall::TABLE,
             error_chain(&e)

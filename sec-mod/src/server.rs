@@ -76,6 +76,13 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
         )
         .await;
     };
+    // The first login's signature waits for aws-lc's seeding (~40 ms of CPU): start it now, on
+    // the other core, beside this start (key, password file, session records). Main listens
+    // before sec-mod starts, so it no longer shares the CPU with main's way to listening
+    // (doc/performance.md, "2026-12-05, session 9: start-up").
+    if !config.check_only {
+        crate::keys::warm_up_rng();
+    }
     // The cluster link first: its files (credentials, CA) are checked by `rocserv -t` too; its
     // tasks start only for a real run.
     let (cluster, mut cluster_events) = match &config.cluster {
@@ -140,9 +147,6 @@ pub async fn run(sock: UnixSeqpacket) -> Result<Outcome, ServerError> {
     if config.check_only {
         return Ok(Outcome::Done);
     }
-    // After Ready, so that main's start (it listens once sec-mod is ready) does not share the
-    // CPU with it.
-    crate::keys::warm_up_rng();
 
     let mut purge = tokio::time::interval(PURGE_EVERY);
     // Bounded by main's requests (each SessionOpen or History gets one batch).
