@@ -120,6 +120,7 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
         TlsAcceptor::from(tls_config),
     );
     if let Some(tunnel) = runtime.block_on(login) {
+        memory::release_stack_below();
         runtime.block_on(Box::pin(tunnel.run(&mut main)));
     }
     Ok(())

@@ -19,6 +19,34 @@ pub fn tune() {
     }
 }
 
+/// How far below the caller [`release_stack_below`] reaches: more than the login's deepest call
+/// chain, well inside the stack's reserved range (nothing else is mapped within the stack
+/// rlimit, at least 128 MiB, below the stack's top).
+const STACK_RELEASE: usize = 256 * 1024;
+
+/// Give back the stack pages below the caller's frame: the login's deep call chains (TLS
+/// handshake, tokio's `block_on`) touched them once; a page the tunnel reaches again comes back
+/// as a fresh zero page. Only on the main thread (whose stack has that reserved range; a thread's
+/// stack is a mapping of its own, possibly smaller than [`STACK_RELEASE`]) or a thread with a
+/// stack larger than it (the unit test's).
+#[inline(never)]
+pub fn release_stack_below() {
+    let marker = 0u8;
+    let here = std::ptr::addr_of!(marker) as usize;
+    let page = 4096;
+    // Skip this frame's page and the next two (the `madvise` call itself runs there).
+    let end = (here & !(page - 1)).saturating_sub(2 * page);
+    let start = end.saturating_sub(STACK_RELEASE);
+    // SAFETY: [start, end) lies below every live frame (this one and its callers are above
+    // `end`; this function calls nothing else that lives past the call), inside the part of
+    // the address space reserved for the stack: only dead stack pages or unmapped addresses
+    // (ENOMEM, ignored). MADV_DONTNEED on dead stack pages only drops their contents.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+    }
+    std::hint::black_box(&marker);
+}
+
 /// A zero-filled byte buffer in an anonymous mapping of its own, for the tunnel's send buffers.
 ///
 /// Below [`MMAP_THRESHOLD`] a `vec![0; n]` comes from the heap, and glibc's `calloc` clears a
@@ -130,6 +158,27 @@ mod tests {
         buf[16_383] = 2;
         assert_eq!((buf[0], buf[16_383]), (1, 2));
         assert!(format!("{buf:?}").contains("mapped: true"));
+    }
+
+    #[inline(never)]
+    fn deep(n: u32) -> u64 {
+        let buf = std::hint::black_box([n as u8; 4096]);
+        if n == 0 {
+            buf.iter().map(|b| u64::from(*b)).sum()
+        } else {
+            deep(n - 1) + u64::from(buf[7])
+        }
+    }
+
+    #[test]
+    fn releasing_the_stack_below_keeps_the_callers_frames() {
+        // Touch some stack below us first, then drop it: what our frames hold must survive.
+        let here = std::hint::black_box([0x5au8; 8192]);
+        assert_eq!(deep(16), (1..=16).sum::<u64>());
+        release_stack_below();
+        assert!(here.iter().all(|b| *b == 0x5a));
+        // The released pages come back (zeroed) when the stack grows again.
+        assert_eq!(deep(16), (1..=16).sum::<u64>());
     }
 
     #[test]
