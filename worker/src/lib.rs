@@ -102,16 +102,14 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
         .map_err(|e| WorkerError::Socket("runtime", e))?;
     let _guard = runtime.enter();
     let client = TcpStream::from_std(client).map_err(|e| WorkerError::Socket("client", e))?;
-    let main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
+    let mut main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
     tunnel::sched_slice::init();
     sandbox::enter(&start.sandbox)?;
     log::debug!("sandboxed (seccomp: {})", start.sandbox.seccomp);
 
-    let mut main = main;
     // One future per phase (doc/performance.md, "session 9: memory per idle worker"): the
-    // tunnel's future holds only what the tunnel needs, not also the login's state, and the
-    // login's is freed before the tunnel starts (one future for both was 27 kB of every idle
-    // worker's heap, tokio boxes futures that large).
+    // login's is freed before the tunnel starts, and the tunnel's holds a pointer to the pump
+    // (one future for both was 27 kB of every idle worker's heap: tokio boxes futures that large).
     let login = serve(
         start,
         client,
@@ -121,7 +119,17 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     );
     if let Some(tunnel) = runtime.block_on(login) {
         memory::release_stack_below();
-        runtime.block_on(Box::pin(tunnel.run(&mut main)));
+        let stats_every = tunnel.stats_every;
+        let summary = match tunnel.start() {
+            Ok(pump) => runtime.block_on(Box::pin(pump.run(&mut main, stats_every))),
+            Err(summary) => summary,
+        };
+        runtime.block_on(end_session(
+            &main,
+            summary.reason,
+            summary.rx_bytes,
+            summary.tx_bytes,
+        ));
     }
     Ok(())
 }
@@ -139,20 +147,16 @@ struct Tunnel {
 }
 
 impl Tunnel {
-    async fn run(self, main: &mut MainChannel) {
-        let summary = tunnel::run(
+    fn start(self) -> Result<Box<tunnel::Pump>, tunnel::Summary> {
+        tunnel::start(
             self.tcp,
             self.conn,
             self.tun,
             self.timers,
             self.cstp_compressor,
             self.dtls,
-            main,
-            self.stats_every,
             self.state,
         )
-        .await;
-        end_session(main, summary.reason, summary.rx_bytes, summary.tx_bytes).await;
     }
 }
 

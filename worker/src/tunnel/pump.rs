@@ -63,31 +63,31 @@ pub struct Summary {
     pub tx_bytes: u64,
 }
 
-/// Run the tunnel until it ends. `conn` is the TLS connection that carried the CONNECT (any
-/// bytes it already buffered are kept); `tun` is main's tun fd (already non-blocking).
-// The tunnel's parts, each handed over once; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
+/// Set the tunnel up; [`Pump::run`] runs it. `conn` is the TLS connection that carried the
+/// CONNECT (any bytes it already buffered are kept); `tun` is main's tun fd (already
+/// non-blocking). Needs the runtime entered (the tun device is registered with it). A plain
+/// function and a box: the future that runs the tunnel holds a pointer to the pump, not also
+/// the parts it was made of (that was 13 kB of future per idle worker; doc/performance.md,
+/// "session 9: memory per idle worker").
+pub fn start(
     tcp: TcpStream,
     mut conn: ServerConnection,
     tun: OwnedFd,
     timers: SessionTimers,
     cstp_compression: Option<Compressor>,
     dtls: Dtls,
-    main: &mut MainChannel,
-    stats_every: Duration,
     state: TunnelState,
-) -> Summary {
+) -> Result<Box<Pump>, Summary> {
     conn.set_buffer_limit(None);
     let tun = match crate::fds::register_tun(tun) {
         Ok(tun) => tun,
         Err(err) => {
             log::error!("cannot register the tun device: {err}");
-            return Summary {
+            return Err(Summary {
                 reason: CloseReason::Temporary,
                 rx_bytes: 0,
                 tx_bytes: 0,
-            };
+            });
         }
     };
     let mut pump = Pump {
@@ -116,30 +116,43 @@ pub async fn run(
     };
     // A sparse flow's packet should not wait for the CPU: interactive until a flow is bulk.
     pump.set_class(Some(Class::Interactive));
-    let end = pump.event_loop(main, stats_every).await;
-    log::info!("tunnel closed: {}", end.why);
-    log::info!(
-        "tun device: read {} packets in {} reads, wrote {} packets in {} writes; \
+    Ok(Box::new(pump))
+}
+
+impl Pump {
+    /// Run the tunnel until it ends.
+    pub async fn run(
+        mut self: Box<Self>,
+        main: &mut MainChannel,
+        stats_every: Duration,
+    ) -> Summary {
+        let pump = &mut *self;
+        let end = pump.event_loop(main, stats_every).await;
+        log::info!("tunnel closed: {}", end.why);
+        log::info!(
+            "tun device: read {} packets in {} reads, wrote {} packets in {} writes; \
          redundant ACKs dropped: {} read, {} to write",
-        pump.tun_packets.saturating_add(pump.ack_hold.dropped),
-        pump.tun_reads,
-        pump.tun_out.packets,
-        pump.tun_out.writes,
-        pump.ack_hold.dropped,
-        pump.tun_out.acks_dropped
-    );
-    if let Some(zip) = &pump.zip {
-        zip.log_summary();
-    }
-    pump.finish(end).await;
-    Summary {
-        reason: end.reason,
-        rx_bytes: pump.rx_bytes,
-        tx_bytes: pump.tx_bytes,
+            pump.tun_packets.saturating_add(pump.ack_hold.dropped),
+            pump.tun_reads,
+            pump.tun_out.packets,
+            pump.tun_out.writes,
+            pump.ack_hold.dropped,
+            pump.tun_out.acks_dropped
+        );
+        if let Some(zip) = &pump.zip {
+            zip.log_summary();
+        }
+        pump.finish(end).await;
+        Summary {
+            reason: end.reason,
+            rx_bytes: pump.rx_bytes,
+            tx_bytes: pump.tx_bytes,
+        }
     }
 }
 
-struct Pump {
+/// One established tunnel's sockets, buffers and state.
+pub struct Pump {
     tcp: TcpStream,
     conn: ServerConnection,
     tun: AsyncFd<File>,
