@@ -21,7 +21,10 @@
 # (max-same-clients = 0).
 #
 # Env: N [1000], PAR [20], IDLE [60], STARTS [5], STATE [/tmp/idle-bench], SHARED_BENCH, BIN_DIR,
-# HOLD [0] (seconds to keep the server up after the clients left, to inspect it by hand).
+# HOLD [0] (seconds to keep the server up after the clients left, to inspect it by hand),
+# NO_DTLS [0] (1: the clients run with --no-dtls, the tunnels are TLS only), SMAPS [0] (1: while
+# the sessions idle, the per-connection processes' memory per mapping, averaged over them, by
+# smaps_by_mapping.py, into $STATE/smaps-NAME.txt and printed).
 #
 # Last lines, one per server:
 #   IDLE server=.. n=.. up=..s start_ms=.. pss_start_kb=.. pss_up_kb=.. pss_per_session_kb=..
@@ -42,9 +45,9 @@ export SRV_NS=mem-srv CLI_NS=mem-cli
 HZ=$(getconf CLK_TCK)
 [ $# -gt 0 ] || set -- rocserv ocserv
 
-# One run at a time (fixed namespace names).
+# One run at a time (fixed namespace names): a second one waits.
 exec 9> /tmp/idle_sessions.lock
-flock -n 9 || { echo "another idle_sessions.sh is running" >&2; exit 1; }
+flock -n 9 || { echo "another idle_sessions.sh is running: waiting" >&2; flock 9; }
 rm -rf "$STATE"; mkdir -p "$STATE/harness"
 cp "$SHARED_BENCH"/*.sh "$SHARED_BENCH/ocserv.conf" "$STATE/harness/"
 H="$STATE/harness"
@@ -149,10 +152,12 @@ one_server() { # name template
     pss0=$(settle)
     t0=$(now_us)
     : > "$STATE/connect.out"
+    local wait_dtls=1 extra=()
+    [ "${NO_DTLS:-0}" = 1 ] && { wait_dtls=0; extra=(--no-dtls); }
     for i in $(seq 1 "$N"); do
         u=test$(( (i - 1) % 200 + 1 ))
-        ( IFNAME=oc$i ROUTE= WAIT_DTLS=1 TIMEOUT=120 SERVER=https://10.99.0.1:443/ \
-            "$H/connect.sh" "$u" >> "$STATE/connect.out" 2>&1; \
+        ( IFNAME=oc$i ROUTE= WAIT_DTLS=$wait_dtls TIMEOUT=120 SERVER=https://10.99.0.1:443/ \
+            "$H/connect.sh" "$u" "${extra[@]}" >> "$STATE/connect.out" 2>&1; \
             mv "$STATE/oc-$u.pid" "$STATE/c$i.pid" 2>/dev/null ) &
         waiters+=($!)
         running=$(( running + 1 ))
@@ -171,6 +176,15 @@ one_server() { # name template
     c0=$(cpu_ticks $srv)
     sleep "$IDLE"
     c1=$(cpu_ticks $srv)
+    if [ "${SMAPS:-0}" = 1 ]; then
+        # the per-connection processes: those of the most frequent command name
+        local comm workers
+        comm=$(for p in $srv; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c |
+            sort -rn | awk 'NR==1{print $2}')
+        workers=$(for p in $srv; do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$comm" ] && echo "$p"; done)
+        # shellcheck disable=SC2086
+        "$HERE/smaps_by_mapping.py" $workers | tee "$STATE/smaps-$name.txt"
+    fi
     stop_clients
     sleep 2
     pss2=$(settle)

@@ -41,6 +41,10 @@ use crate::ipc::{IpcChannelError, MainChannel, SecModClient};
 use crate::tunnel::dtls::Dtls;
 use crate::tunnel::SessionTimers;
 
+/// Readiness events taken per poll of the descriptors (the client's socket, the tun device, main,
+/// the DTLS sockets, tokio's own); more are taken at the next poll.
+const IO_EVENTS: usize = 64;
+
 /// How long sec-mod may take to answer one request (a PAM conversation included).
 const SECMOD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -91,36 +95,82 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     // the runtime (epoll, eventfd), fd flags.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // A worker polls a handful of descriptors: 1024 events (tokio's default) would be a
+        // 12 kB array in every worker's heap.
+        .max_io_events_per_tick(IO_EVENTS)
         .build()
         .map_err(|e| WorkerError::Socket("runtime", e))?;
     let _guard = runtime.enter();
     let client = TcpStream::from_std(client).map_err(|e| WorkerError::Socket("client", e))?;
-    let main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
+    let mut main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
     tunnel::sched_slice::init();
     sandbox::enter(&start.sandbox)?;
     log::debug!("sandboxed (seccomp: {})", start.sandbox.seccomp);
 
-    runtime.block_on(serve(
+    // One future per phase (doc/performance.md, "session 9: memory per idle worker"): the
+    // login's is freed before the tunnel starts, and the tunnel's holds a pointer to the pump
+    // (one future for both was 27 kB of every idle worker's heap: tokio boxes futures that large).
+    let login = serve(
         start,
         client,
-        main,
+        &mut main,
         secmod,
         TlsAcceptor::from(tls_config),
-    ));
+    );
+    if let Some(tunnel) = runtime.block_on(login) {
+        memory::release_stack_below();
+        let stats_every = tunnel.stats_every;
+        let summary = match tunnel.start() {
+            Ok(pump) => runtime.block_on(Box::pin(pump.run(&mut main, stats_every))),
+            Err(summary) => summary,
+        };
+        runtime.block_on(end_session(
+            &main,
+            summary.reason,
+            summary.rx_bytes,
+            summary.tx_bytes,
+        ));
+    }
     Ok(())
+}
+
+/// What the login phase hands to the tunnel phase.
+struct Tunnel {
+    tcp: TcpStream,
+    conn: rustls::ServerConnection,
+    tun: std::os::fd::OwnedFd,
+    timers: SessionTimers,
+    cstp_compressor: Option<Compressor>,
+    dtls: Dtls,
+    stats_every: Duration,
+    state: TunnelState,
+}
+
+impl Tunnel {
+    fn start(self) -> Result<Box<tunnel::Pump>, tunnel::Summary> {
+        tunnel::start(
+            self.tcp,
+            self.conn,
+            self.tun,
+            self.timers,
+            self.cstp_compressor,
+            self.dtls,
+            self.state,
+        )
+    }
 }
 
 pub use rocserv_proto::error_chain;
 
-/// One connection, from the TLS handshake to the end of the tunnel. Every failure is logged
-/// here, once.
+/// One connection, from the TLS handshake to the `200 CONNECTED`: the tunnel to run, if one was
+/// granted. Every failure is logged here, once.
 async fn serve(
     mut start: WorkerStart,
     client: TcpStream,
-    mut main: MainChannel,
+    main: &mut MainChannel,
     secmod: Arc<SecModClient>,
     acceptor: TlsAcceptor,
-) {
+) -> Option<Tunnel> {
     let now = Instant::now();
     let deadline = now + Duration::from_secs(start.auth.auth_timeout_secs);
     // `handshake-timeout`: a connection that does not get through TLS and its first request
@@ -132,8 +182,14 @@ async fn serve(
     };
     let mut tls = match timeout_at(timeouts.first_request_by, acceptor.accept(client)).await {
         Ok(Ok(tls)) => tls,
-        Ok(Err(err)) => return log::info!("TLS handshake failed: {err}"),
-        Err(_) => return log::info!("TLS handshake timed out"),
+        Ok(Err(err)) => {
+            log::info!("TLS handshake failed: {err}");
+            return None;
+        }
+        Err(_) => {
+            log::info!("TLS handshake timed out");
+            return None;
+        }
     };
     let banners = Banners {
         pre_login: start.auth.pre_login_banner.as_deref(),
@@ -190,9 +246,18 @@ async fn serve(
     );
     let connect = match timeout_at(deadline, phase).await {
         Ok(Ok(Outcome::Tunnel(connect))) => connect,
-        Ok(Ok(Outcome::Closed)) => return log::debug!("connection closed"),
-        Ok(Err(err)) => return log::info!("closing: {}", error_chain(&err)),
-        Err(_) => return log::info!("auth-timeout reached, closing"),
+        Ok(Ok(Outcome::Closed)) => {
+            log::debug!("connection closed");
+            return None;
+        }
+        Ok(Err(err)) => {
+            log::info!("closing: {}", error_chain(&err));
+            return None;
+        }
+        Err(_) => {
+            log::info!("auth-timeout reached, closing");
+            return None;
+        }
     };
     // The login phase is over: nothing after this point may reach the key's process
     // (doc/security/signing-oracle.md). sec-mod also ends its side once main asks it for the session.
@@ -207,14 +272,16 @@ async fn serve(
     let mut request = connect.request.clone();
     request.dtls_overhead = dtls_choice.as_ref().map(|c| c.overhead);
     if let Err(err) = main.send(&ToMain::Connect(request)).await {
-        return log::error!("asking main for the tunnel: {}", error_chain(&err));
+        log::error!("asking main for the tunnel: {}", error_chain(&err));
+        return None;
     }
     let (grant, tun) = match timeout_at(deadline, main.recv()).await {
         Ok(Ok((ToWorker::ConnectGranted(grant), Some(tun)))) => (grant, tun),
         Ok(Ok((ToWorker::ConnectGranted(_), None))) => {
             log::error!("main granted the tunnel without a tun device");
             let _ = http::write_response(&mut tls, &connect::unavailable("Server error")).await;
-            return end_session(&main, CloseReason::Temporary, 0, 0).await;
+            end_session(main, CloseReason::Temporary, 0, 0).await;
+            return None;
         }
         Ok(Ok((ToWorker::ConnectRefused(refusal), _))) => {
             let response = match refusal {
@@ -237,13 +304,20 @@ async fn serve(
                 }
             };
             let _ = http::write_response(&mut tls, &response).await;
-            return;
+            return None;
         }
         Ok(Ok((other @ (ToWorker::Start(_) | ToWorker::Terminate | ToWorker::Udp { .. }), _))) => {
-            return log::info!("main answered CONNECT with {other:?}, closing");
+            log::info!("main answered CONNECT with {other:?}, closing");
+            return None;
         }
-        Ok(Err(err)) => return log::error!("waiting for main: {}", error_chain(&err)),
-        Err(_) => return log::error!("main did not answer CONNECT in time"),
+        Ok(Err(err)) => {
+            log::error!("waiting for main: {}", error_chain(&err));
+            return None;
+        }
+        Err(_) => {
+            log::error!("main did not answer CONNECT in time");
+            return None;
+        }
     };
 
     let tls13 = tls.get_ref().1.protocol_version() == Some(ProtocolVersion::TLSv1_3);
@@ -253,7 +327,8 @@ async fn serve(
     // protocol.md §3.1: the head goes out (flushed) before the first frame.
     if let Err(err) = http::write_response(&mut tls, &response).await {
         log::info!("sending the CONNECT answer: {err}");
-        return end_session(&main, CloseReason::Temporary, 0, 0).await;
+        end_session(main, CloseReason::Temporary, 0, 0).await;
+        return None;
     }
     log::info!(
         "tunnel up: user '{}' session {} on {} as {}",
@@ -312,19 +387,16 @@ async fn serve(
         0 => 60,
         n => n.into(),
     });
-    let summary = tunnel::run(
+    Some(Tunnel {
         tcp,
         conn,
         tun,
         timers,
         cstp_compressor,
         dtls,
-        &mut main,
         stats_every,
         state,
-    )
-    .await;
-    end_session(&main, summary.reason, summary.rx_bytes, summary.tx_bytes).await;
+    })
 }
 
 /// The TLS half of the tunnel's state report, and the compression negotiated at CONNECT; the

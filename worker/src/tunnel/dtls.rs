@@ -46,6 +46,7 @@ use super::tun_io::TunWriter;
 use super::udp_gso::Batch;
 use super::udp_mmsg::{self, BURST};
 use super::udp_pmtu;
+use crate::memory::PageBuf;
 
 /// `recvmmsg` bursts read per wake-up before yielding to the other event sources.
 const RX_BURSTS: usize = 4;
@@ -72,10 +73,10 @@ struct Setup {
     switch_to_tcp: Option<Duration>,
     /// `X-DTLS-Content-Encoding` when negotiated (protocol.md §5.1): COMPRESSED records from the
     /// client are decoded into the buffer.
-    inflate: Option<(Algorithm, Box<[u8]>)>,
+    inflate: Option<(Algorithm, PageBuf)>,
     /// The same algorithm for what we send (packets above `no-compress-limit` that shrink),
     /// with the buffer a packet is compressed into before it goes back into the send slot.
-    deflate: Option<(Compressor, Box<[u8]>)>,
+    deflate: Option<(Compressor, PageBuf)>,
     /// Packets sent over DTLS (all, compressed) and compressed ones received: for the
     /// end-of-tunnel line.
     sent: u64,
@@ -111,8 +112,8 @@ pub struct Dtls {
     /// main's hand-overs so far (`ToWorker::Udp`), to number each flow's socket.
     flows: u32,
     rx: Box<[u8]>,
-    /// Outgoing control record under construction.
-    tx: Box<[u8]>,
+    /// Outgoing control record under construction (its own mapping: [`PageBuf`]).
+    tx: PageBuf,
     /// Outgoing tun packets, sealed in place, sent with UDP GSO.
     batch: Batch,
     /// Handshake datagrams the server queued.
@@ -140,8 +141,8 @@ impl Dtls {
             switch_to_tcp,
             inflate: compression
                 .as_ref()
-                .map(|c| (c.algorithm(), vec![0; MAX_DECOMPRESSED].into_boxed_slice())),
-            deflate: compression.map(|c| (c, vec![0; COMPRESS_ROOM].into_boxed_slice())),
+                .map(|c| (c.algorithm(), PageBuf::zeroed(MAX_DECOMPRESSED))),
+            deflate: compression.map(|c| (c, PageBuf::zeroed(COMPRESS_ROOM))),
             sent: 0,
             sent_compressed: 0,
             received_compressed: 0,
@@ -163,7 +164,7 @@ impl Dtls {
             was_active: false,
             flows: 0,
             rx: vec![0; size(RX_SLOT * BURST)].into_boxed_slice(),
-            tx: vec![0; size(MAX_PAYLOAD + RECORD_SLACK)].into_boxed_slice(),
+            tx: PageBuf::zeroed(size(MAX_PAYLOAD + RECORD_SLACK)),
             batch: Batch::new(size(MAX_PAYLOAD + RECORD_SLACK)),
             transmit: Vec::new(),
             rng: SystemRandom::new(),

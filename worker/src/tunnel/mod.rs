@@ -18,5 +18,5 @@ pub mod udp_gso;
 pub mod udp_mmsg;
 pub mod udp_pmtu;
 
-pub use pump::{run, Summary};
+pub use pump::{start, Pump, Summary};
 pub use session::SessionTimers;

@@ -39,6 +39,7 @@ use super::session::{Action, End, Session, SessionTimers};
 use super::state_report::Reporter;
 use super::tun_io::{AckHold, TunWriter, READ_BUF};
 use crate::ipc::MainChannel;
+use crate::memory::PageBuf;
 
 /// Packets moved from the tun device per wake-up before the batch is flushed (a read may hold
 /// many: see [`super::tun_io`]).
@@ -62,31 +63,31 @@ pub struct Summary {
     pub tx_bytes: u64,
 }
 
-/// Run the tunnel until it ends. `conn` is the TLS connection that carried the CONNECT (any
-/// bytes it already buffered are kept); `tun` is main's tun fd (already non-blocking).
-// The tunnel's parts, each handed over once; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
+/// Set the tunnel up; [`Pump::run`] runs it. `conn` is the TLS connection that carried the
+/// CONNECT (any bytes it already buffered are kept); `tun` is main's tun fd (already
+/// non-blocking). Needs the runtime entered (the tun device is registered with it). A plain
+/// function and a box: the future that runs the tunnel holds a pointer to the pump, not also
+/// the parts it was made of (that was 13 kB of future per idle worker; doc/performance.md,
+/// "session 9: memory per idle worker").
+pub fn start(
     tcp: TcpStream,
     mut conn: ServerConnection,
     tun: OwnedFd,
     timers: SessionTimers,
     cstp_compression: Option<Compressor>,
     dtls: Dtls,
-    main: &mut MainChannel,
-    stats_every: Duration,
     state: TunnelState,
-) -> Summary {
+) -> Result<Box<Pump>, Summary> {
     conn.set_buffer_limit(None);
     let tun = match crate::fds::register_tun(tun) {
         Ok(tun) => tun,
         Err(err) => {
             log::error!("cannot register the tun device: {err}");
-            return Summary {
+            return Err(Summary {
                 reason: CloseReason::Temporary,
                 rx_bytes: 0,
                 tx_bytes: 0,
-            };
+            });
         }
     };
     let mut pump = Pump {
@@ -97,13 +98,13 @@ pub async fn run(
         net_in: vec![0; NET_READ].into_boxed_slice(),
         rx: vec![0; RX_BUF].into_boxed_slice(),
         rx_len: 0,
-        tx: vec![0; HEADER_LEN + MAX_PAYLOAD].into_boxed_slice(),
+        tx: PageBuf::zeroed(HEADER_LEN + MAX_PAYLOAD),
         tun_in: vec![0; READ_BUF].into_boxed_slice(),
         tun_out: TunWriter::new(),
         ack_hold: AckHold::new(),
         tun_reads: 0,
         tun_packets: 0,
-        ctl: Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD),
+        ctl: Vec::new(),
         rx_bytes: 0,
         tx_bytes: 0,
         zip: cstp_compression.map(Zip::new),
@@ -115,30 +116,43 @@ pub async fn run(
     };
     // A sparse flow's packet should not wait for the CPU: interactive until a flow is bulk.
     pump.set_class(Some(Class::Interactive));
-    let end = pump.event_loop(main, stats_every).await;
-    log::info!("tunnel closed: {}", end.why);
-    log::info!(
-        "tun device: read {} packets in {} reads, wrote {} packets in {} writes; \
+    Ok(Box::new(pump))
+}
+
+impl Pump {
+    /// Run the tunnel until it ends.
+    pub async fn run(
+        mut self: Box<Self>,
+        main: &mut MainChannel,
+        stats_every: Duration,
+    ) -> Summary {
+        let pump = &mut *self;
+        let end = pump.event_loop(main, stats_every).await;
+        log::info!("tunnel closed: {}", end.why);
+        log::info!(
+            "tun device: read {} packets in {} reads, wrote {} packets in {} writes; \
          redundant ACKs dropped: {} read, {} to write",
-        pump.tun_packets.saturating_add(pump.ack_hold.dropped),
-        pump.tun_reads,
-        pump.tun_out.packets,
-        pump.tun_out.writes,
-        pump.ack_hold.dropped,
-        pump.tun_out.acks_dropped
-    );
-    if let Some(zip) = &pump.zip {
-        zip.log_summary();
-    }
-    pump.finish(end).await;
-    Summary {
-        reason: end.reason,
-        rx_bytes: pump.rx_bytes,
-        tx_bytes: pump.tx_bytes,
+            pump.tun_packets.saturating_add(pump.ack_hold.dropped),
+            pump.tun_reads,
+            pump.tun_out.packets,
+            pump.tun_out.writes,
+            pump.ack_hold.dropped,
+            pump.tun_out.acks_dropped
+        );
+        if let Some(zip) = &pump.zip {
+            zip.log_summary();
+        }
+        pump.finish(end).await;
+        Summary {
+            reason: end.reason,
+            rx_bytes: pump.rx_bytes,
+            tx_bytes: pump.tx_bytes,
+        }
     }
 }
 
-struct Pump {
+/// One established tunnel's sockets, buffers and state.
+pub struct Pump {
     tcp: TcpStream,
     conn: ServerConnection,
     tun: AsyncFd<File>,
@@ -148,8 +162,9 @@ struct Pump {
     /// Plaintext CSTP stream; `rx_len` bytes are valid (a partial frame at most after a pass).
     rx: Box<[u8]>,
     rx_len: usize,
-    /// One outgoing DATA frame: the packet is put right after the 8-byte header gap.
-    tx: Box<[u8]>,
+    /// One outgoing DATA frame: the packet is put right after the 8-byte header gap. Its own
+    /// mapping: an idle tunnel touches one page of it ([`PageBuf`]).
+    tx: PageBuf,
     /// One tun read (header and a packet of up to 64 KiB).
     tun_in: Box<[u8]>,
     /// Packets for the tun device, joined where possible.
@@ -159,7 +174,8 @@ struct Pump {
     /// Reads from the tun device and the packets they held (offloads make the latter larger).
     tun_reads: u64,
     tun_packets: u64,
-    /// Outgoing control frames (DPD, DISCONNECT).
+    /// Outgoing control frames (DPD, DISCONNECT): grows to the largest one sent (DPD answers
+    /// are usually a few bytes; 16 KiB reserved up front sat in every idle worker's heap).
     ctl: Vec<u8>,
     rx_bytes: u64,
     tx_bytes: u64,
@@ -180,10 +196,11 @@ struct Pump {
 /// Compression state and buffers of the CSTP channel (allocated once per tunnel).
 struct Zip {
     compressor: Compressor,
-    /// One outgoing COMPRESSED frame: header gap, then the compressed packet.
-    out: Box<[u8]>,
+    /// One outgoing COMPRESSED frame: header gap, then the compressed packet. This and
+    /// `inflated` are mappings of their own ([`PageBuf`]): an idle tunnel touches none of them.
+    out: PageBuf,
     /// One decompressed packet from the client.
-    inflated: Box<[u8]>,
+    inflated: PageBuf,
     /// Packets sent (all, and compressed) with their sizes before and after, and packets received
     /// compressed with their sizes on the wire and decoded: for the end-of-tunnel log line.
     sent: u64,
@@ -199,8 +216,8 @@ impl Zip {
     fn new(compressor: Compressor) -> Self {
         Self {
             compressor,
-            out: vec![0; HEADER_LEN + COMPRESS_ROOM].into_boxed_slice(),
-            inflated: vec![0; MAX_DECOMPRESSED].into_boxed_slice(),
+            out: PageBuf::zeroed(HEADER_LEN + COMPRESS_ROOM),
+            inflated: PageBuf::zeroed(MAX_DECOMPRESSED),
             sent: 0,
             sent_compressed: 0,
             sent_plain_bytes: 0,
