@@ -203,7 +203,12 @@ pub fn hash_sha256(password: &str, salt_bytes: &[u8; SALT_LEN]) -> String {
         .iter()
         .map(|b| char::from(SALT_ALPHABET[usize::from(b % 64)]))
         .collect();
-    let digest = sha_crypt(Id::Sha256, password.as_bytes(), salt.as_bytes(), ROUNDS_DEFAULT);
+    let digest = sha_crypt(
+        Id::Sha256,
+        password.as_bytes(),
+        salt.as_bytes(),
+        ROUNDS_DEFAULT,
+    );
     format!("$5${salt}${digest}")
 }
 
@@ -342,8 +347,14 @@ mod tests {
             let want5 = sha_crypt::sha256_crypt_b64(pw.as_bytes(), salt.as_bytes(), &p5).unwrap();
             let want6 = sha_crypt::sha512_crypt_b64(pw.as_bytes(), salt.as_bytes(), &p6).unwrap();
             let salt16 = &salt[..salt.len().min(SALT_MAX)];
-            assert_eq!(verify(&pw, &format!("$5$rounds={rounds}${salt16}${want5}")), Ok(true));
-            assert_eq!(verify(&pw, &format!("$6$rounds={rounds}${salt16}${want6}")), Ok(true));
+            assert_eq!(
+                verify(&pw, &format!("$5$rounds={rounds}${salt16}${want5}")),
+                Ok(true)
+            );
+            assert_eq!(
+                verify(&pw, &format!("$6$rounds={rounds}${salt16}${want6}")),
+                Ok(true)
+            );
             assert_eq!(
                 sha_crypt(Id::Sha512, pw.as_bytes(), salt.as_bytes(), rounds),
                 want6,
