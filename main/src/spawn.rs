@@ -7,7 +7,7 @@
 //! is why main runs a current-thread runtime: the spawning thread lives as long as main.
 #![allow(unsafe_code)]
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd as _, RawFd};
 
 /// First descriptor number a child inherits.
 const FIRST_CHILD_FD: RawFd = 3;
@@ -56,4 +56,267 @@ pub fn inherit_fds<const N: usize>(cmd: &mut tokio::process::Command, fds: [RawF
     unsafe {
         cmd.pre_exec(closure);
     }
+}
+
+/// A worker started by [`spawn_vfork`]: what main needs of `tokio::process::Child` (its pid,
+/// SIGKILL, an awaitable exit), over a pidfd.
+pub struct Spawned {
+    pid: libc::pid_t,
+    pidfd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    status: Option<std::process::ExitStatus>,
+}
+
+impl Spawned {
+    /// The process id until it has been reaped (as tokio's `Child::id`).
+    pub fn id(&self) -> Option<u32> {
+        match self.status {
+            Some(_) => None,
+            None => u32::try_from(self.pid).ok(),
+        }
+    }
+
+    /// Send SIGKILL (through the pidfd: never to a recycled pid). Nothing once reaped.
+    pub fn start_kill(&mut self) -> std::io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        // SAFETY: pidfd_send_signal with a pidfd we own, a signal number and no siginfo.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.get_ref().as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Wait for the exit and reap the process. Cancel-safe (a `select!` branch).
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt as _;
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            let mut guard = self.pidfd.readable().await?;
+            let mut raw = 0;
+            // SAFETY: waitpid on our own child with a valid out pointer. The pid cannot have
+            // been reused: it is ours until this call reaps it.
+            match unsafe { libc::waitpid(self.pid, &mut raw, libc::WNOHANG) } {
+                0 => guard.clear_ready(),
+                -1 => return Err(std::io::Error::last_os_error()),
+                _ => self.status = Some(std::process::ExitStatus::from_raw(raw)),
+            }
+        }
+    }
+}
+
+impl Drop for Spawned {
+    /// As `kill_on_drop(true)`: a worker whose task is dropped (shutdown) goes with it, and is
+    /// reaped on the runtime if one is still there.
+    fn drop(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        let _ = self.start_kill();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let pid = self.pid;
+            // The pidfd moves into the reaping task; ours is replaced by nothing useful.
+            if let Ok(fd) = self.pidfd.get_ref().try_clone() {
+                rt.spawn(async move {
+                    // SAFETY: the `AsyncFd` owns the clone until it is dropped (which
+                    // deregisters before closing); nothing else refers to that number.
+                    if let Ok(pidfd) = unsafe { tokio::io::unix::AsyncFd::register(fd) } {
+                        let mut orphan = Spawned {
+                            pid,
+                            pidfd,
+                            status: None,
+                        };
+                        let _ = orphan.wait().await;
+                        orphan
+                            .status
+                            .get_or_insert(std::process::ExitStatus::default());
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Start `path` with `args`, an empty environment, stdin on /dev/null, stderr on a new pipe
+/// (its read end, non-blocking, is returned), `fds[i]` on descriptor `3 + i` and nothing else
+/// of main's (everything main opens is close-on-exec).
+///
+/// `posix_spawn`: glibc starts the child with `clone(CLONE_VM | CLONE_VFORK)`, so main's
+/// memory is not copied (a fork of main and the copy's teardown at exec cost ~0.4 ms of CPU
+/// per login, doc/performance.md "session 9: login CPU"). What `inherit_fds` does between fork
+/// and exec moves: the descriptors into file actions, PR_SET_PDEATHSIG into the worker itself
+/// (`--main-pid`: it sets the signal first thing and exits if main is already gone).
+pub fn spawn_vfork<const N: usize>(
+    path: &std::path::Path,
+    args: &[&str],
+    fds: [RawFd; N],
+) -> std::io::Result<(Spawned, std::os::fd::OwnedFd)> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let nul = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(nul)?;
+    let c_args = std::iter::once(Ok(c_path.clone()))
+        .chain(args.iter().map(|a| CString::new(*a).map_err(nul)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut argv: Vec<*mut libc::c_char> = c_args.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    argv.push(std::ptr::null_mut());
+    let envp: [*mut libc::c_char; 1] = [std::ptr::null_mut()];
+    let dev_null = c"/dev/null";
+
+    let mut pipe = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two descriptors into the array on success.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just made and are owned here only.
+    let (err_read, err_write) =
+        unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
+    // Temporary numbers above every source and target, as in `inherit_fds`.
+    let temp_base = fds
+        .iter()
+        .copied()
+        .chain([
+            err_write.as_raw_fd(),
+            FIRST_CHILD_FD + N as RawFd,
+            TEMP_FD_FLOOR,
+        ])
+        .max()
+        .unwrap_or(TEMP_FD_FLOOR)
+        + 1;
+
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: the file actions and attributes are initialised before use and destroyed on
+    // every path; every pointer handed to posix_spawn (path, argv, envp, "/dev/null") lives
+    // until it returns. The child runs no code of ours before exec.
+    let rc = unsafe {
+        let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+        let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+        let rc = libc::posix_spawn_file_actions_init(actions.as_mut_ptr());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        let rc = libc::posix_spawnattr_init(attr.as_mut_ptr());
+        if rc != 0 {
+            libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        let a = actions.as_mut_ptr();
+        let mut rc =
+            libc::posix_spawn_file_actions_addopen(a, 0, dev_null.as_ptr(), libc::O_RDONLY, 0);
+        if rc == 0 {
+            rc = libc::posix_spawn_file_actions_adddup2(a, err_write.as_raw_fd(), 2);
+        }
+        for (i, fd) in (0..).zip(fds) {
+            if rc == 0 {
+                rc = libc::posix_spawn_file_actions_adddup2(a, fd, temp_base + i);
+            }
+        }
+        for i in 0..N as RawFd {
+            if rc == 0 {
+                rc = libc::posix_spawn_file_actions_adddup2(a, temp_base + i, FIRST_CHILD_FD + i);
+            }
+            if rc == 0 {
+                rc = libc::posix_spawn_file_actions_addclose(a, temp_base + i);
+            }
+        }
+        // As std's Command: an empty signal mask and SIGPIPE back to its default (main
+        // ignores it; the worker's runtime sets what it wants).
+        let at = attr.as_mut_ptr();
+        let mut empty = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut pipe_only = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(empty.as_mut_ptr());
+        libc::sigemptyset(pipe_only.as_mut_ptr());
+        libc::sigaddset(pipe_only.as_mut_ptr(), libc::SIGPIPE);
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigmask(at, empty.as_ptr());
+        }
+        if rc == 0 {
+            rc = libc::posix_spawnattr_setsigdefault(at, pipe_only.as_ptr());
+        }
+        if rc == 0 {
+            #[allow(clippy::cast_possible_truncation, reason = "the flags fit in a short")]
+            let flags =
+                (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short;
+            rc = libc::posix_spawnattr_setflags(at, flags);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                c_path.as_ptr(),
+                a,
+                at,
+                argv.as_ptr(),
+                envp.as_ptr(),
+            );
+        }
+        libc::posix_spawnattr_destroy(at);
+        libc::posix_spawn_file_actions_destroy(a);
+        rc
+    };
+    drop(err_write);
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: pidfd_open on the child just started; returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::PIDFD_NONBLOCK) };
+    let pidfd = match RawFd::try_from(pidfd) {
+        // SAFETY: a new descriptor owned here only.
+        Ok(fd) if fd >= 0 => unsafe { OwnedFd::from_raw_fd(fd) },
+        _ => {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: kill and reap our own child; waitpid with a null status pointer.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(err);
+        }
+    };
+    // SAFETY: the `AsyncFd` owns the pidfd until `Spawned` is dropped (deregistered before
+    // it is closed); nothing else refers to that number.
+    let pidfd = match unsafe { tokio::io::unix::AsyncFd::register(pidfd) } {
+        Ok(pidfd) => pidfd,
+        Err(err) => {
+            // SAFETY: kill and reap our own child; waitpid with a null status pointer.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(err.into());
+        }
+    };
+    let spawned = Spawned {
+        pid,
+        pidfd,
+        status: None,
+    };
+    set_nonblocking(&err_read)?;
+    Ok((spawned, err_read))
+}
+
+/// O_NONBLOCK on the pipe's read end, for tokio.
+fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,6 @@ use rocserv_proto::ipc::main_secmod::{EndCause, TunnelEnd};
 use rocserv_proto::ipc::main_worker::{ToMain, ToWorker};
 use rocserv_proto::ipc::{CloseReason, WorkerId, MAX_MESSAGE};
 use rocserv_proto::logevent::{DisconnectReason, Event};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_seqpacket::UnixSeqpacket;
 
@@ -24,6 +23,7 @@ use crate::connect::{self, Outcome};
 use crate::ipc;
 use crate::limits::IdleWatch;
 use crate::secmod::sibling_binary;
+use crate::spawn::Spawned as Child;
 use crate::state::{DtlsRoute, Shared, UdpHandover};
 
 /// After the worker closed its socket, how long it may take to exit before it is killed.
@@ -816,27 +816,22 @@ async fn spawn(
     shared.secmod.new_worker(id, peer, &secmod_end).await?;
     drop(secmod_end);
     let path = sibling_binary("rocserv-worker")?;
-    let mut cmd = Command::new(&path);
-    cmd.arg("--log-level")
-        .arg(shared.log_level.to_string())
-        .env_clear()
-        .stdin(Stdio::null())
-        // Its log goes through main (worker_log), never straight into main's stderr.
-        .stderr(Stdio::piped())
-        // If this task is dropped (shutdown), the worker goes with it.
-        .kill_on_drop(true);
-    crate::spawn::inherit_fds(
-        &mut cmd,
+    let level = shared.log_level.to_string();
+    let main_pid = std::process::id().to_string();
+    // Its log goes through main (worker_log), never straight into main's stderr; if this task
+    // is dropped (shutdown), the worker goes with it (`Spawned`'s drop).
+    let (child, stderr) = crate::spawn::spawn_vfork(
+        &path,
+        &["--log-level", &level, "--main-pid", &main_pid],
         [
             client.as_raw_fd(),
             worker_main.as_raw_fd(),
             worker_secmod.as_raw_fd(),
         ],
-    );
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot execute {}: {e}", path.display()))?;
-    if let (Some(stderr), Some(pid)) = (child.stderr.take(), child.id()) {
+    )
+    .map_err(|e| format!("cannot execute {}: {e}", path.display()))?;
+    if let Some(pid) = child.id() {
+        let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr)?;
         tokio::spawn(crate::worker_log::relay(stderr, pid, peer, log_user));
     }
     Ok((main_sock, child))

@@ -58,6 +58,9 @@ pub enum SandboxError {
     /// RLIMIT_RTPRIO or RLIMIT_NICE could not be set to 0.
     #[error("cannot clear the scheduling limits")]
     SchedLimits(#[source] std::io::Error),
+    /// PR_SET_PDEATHSIG failed, or main is gone already.
+    #[error("cannot tie the worker to main's life")]
+    DeathSignal(#[source] nix::Error),
     /// PR_SET_NO_NEW_PRIVS failed.
     #[error("cannot set no_new_privs")]
     NoNewPrivs(#[source] nix::Error),
@@ -76,6 +79,7 @@ pub enum SandboxError {
 /// keep it. Either way, end up unable to become root again, with no_new_privs set and, when
 /// `policy.seccomp`, the allow-list installed.
 pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
+    let parent = nix::unistd::getppid();
     if policy.uid == 0 && geteuid().is_root() {
         stay_root_without_capabilities(policy)?;
     } else if geteuid().is_root() {
@@ -103,6 +107,15 @@ pub fn enter(policy: &SandboxPolicy) -> Result<(), SandboxError> {
             uid: getuid().as_raw(),
             euid: geteuid().as_raw(),
         });
+    }
+    // The kernel clears the parent-death signal when the credentials change (prctl(2),
+    // PR_SET_PDEATHSIG; `commit_creds`), so the one armed at start is gone after the drop: arm
+    // it again, or a worker of a killed main that never reads its channel again lives on. If
+    // main died meanwhile we were reparented and the signal will never come: end.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .map_err(SandboxError::DeathSignal)?;
+    if nix::unistd::getppid() != parent {
+        return Err(SandboxError::DeathSignal(nix::Error::ESRCH));
     }
     clear_sched_limits().map_err(SandboxError::SchedLimits)?;
     nix::sys::prctl::set_no_new_privs().map_err(SandboxError::NoNewPrivs)?;
