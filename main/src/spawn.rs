@@ -1,4 +1,6 @@
-//! The one place with `unsafe`: what a child does between fork and exec.
+//! The one place with `unsafe`: starting children. sec-mod (once) is forked and runs
+//! `inherit_fds`'s closure before exec; workers (one per connection) are started with
+//! `posix_spawn` (`spawn_vfork`), which does not copy main, and arm the death signal themselves.
 //!
 //! A child gets its inherited descriptors on fixed numbers starting at 3 (sec-mod: 3 = its
 //! socket to main; worker: 3 = client TCP, 4 = main, 5 = sec-mod), every other descriptor of
