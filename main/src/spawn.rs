@@ -187,19 +187,11 @@ pub fn spawn_vfork<const N: usize>(
     // SAFETY: both descriptors were just made and are owned here only.
     let (err_read, err_write) =
         unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
-    // Temporary numbers above every source and target, as in `inherit_fds`.
-    let temp_base = fds
-        .iter()
-        .copied()
-        .chain([
-            err_write.as_raw_fd(),
-            FIRST_CHILD_FD + N as RawFd,
-            TEMP_FD_FLOOR,
-        ])
-        .max()
-        .unwrap_or(TEMP_FD_FLOOR)
-        + 1;
-
+    // Temporary numbers: the lowest from TEMP_FD_FLOOR up that are not a source (copied later)
+    // nor a target. The child's descriptor table is its own copy, so landing on a number main
+    // uses for something else only closes that (close-on-exec) copy; low numbers stay below
+    // RLIMIT_NOFILE whatever main's highest descriptor is.
+    let temps = temp_fds(&fds, err_write.as_raw_fd());
     let mut pid: libc::pid_t = 0;
     // SAFETY: the file actions and attributes are initialised before use and destroyed on
     // every path; every pointer handed to posix_spawn (path, argv, envp, "/dev/null") lives
@@ -217,22 +209,26 @@ pub fn spawn_vfork<const N: usize>(
             return Err(std::io::Error::from_raw_os_error(rc));
         }
         let a = actions.as_mut_ptr();
-        let mut rc =
-            libc::posix_spawn_file_actions_addopen(a, 0, dev_null.as_ptr(), libc::O_RDONLY, 0);
+        // Sources first (one may sit on 0-2 if main was started with those closed), then
+        // stdin and stderr, then the targets.
+        let mut rc = 0;
+        for (i, fd) in fds.into_iter().enumerate() {
+            if rc == 0 {
+                rc = libc::posix_spawn_file_actions_adddup2(a, fd, temps[i]);
+            }
+        }
         if rc == 0 {
             rc = libc::posix_spawn_file_actions_adddup2(a, err_write.as_raw_fd(), 2);
         }
-        for (i, fd) in (0..).zip(fds) {
-            if rc == 0 {
-                rc = libc::posix_spawn_file_actions_adddup2(a, fd, temp_base + i);
-            }
+        if rc == 0 {
+            rc = libc::posix_spawn_file_actions_addopen(a, 0, dev_null.as_ptr(), libc::O_RDONLY, 0);
         }
-        for i in 0..N as RawFd {
+        for (target, temp) in (FIRST_CHILD_FD..).zip(temps) {
             if rc == 0 {
-                rc = libc::posix_spawn_file_actions_adddup2(a, temp_base + i, FIRST_CHILD_FD + i);
+                rc = libc::posix_spawn_file_actions_adddup2(a, temp, target);
             }
             if rc == 0 {
-                rc = libc::posix_spawn_file_actions_addclose(a, temp_base + i);
+                rc = libc::posix_spawn_file_actions_addclose(a, temp);
             }
         }
         // As std's Command: an empty signal mask and SIGPIPE back to its default (main
@@ -310,6 +306,17 @@ pub fn spawn_vfork<const N: usize>(
     Ok((spawned, err_read))
 }
 
+/// `N` descriptor numbers from `TEMP_FD_FLOOR` up, none of them in `fds` nor `also` (see
+/// `spawn_vfork`).
+fn temp_fds<const N: usize>(fds: &[RawFd; N], also: RawFd) -> [RawFd; N] {
+    let mut temps = [0; N];
+    let mut free = (TEMP_FD_FLOOR..).filter(|n| !fds.contains(n) && *n != also);
+    for temp in &mut temps {
+        *temp = free.next().unwrap_or(RawFd::MAX);
+    }
+    temps
+}
+
 /// O_NONBLOCK on the pipe's read end, for tokio.
 fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> std::io::Result<()> {
     use std::os::fd::AsRawFd as _;
@@ -321,4 +328,16 @@ fn set_nonblocking(fd: &std::os::fd::OwnedFd) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_numbers_skip_the_sources_and_stay_low() {
+        assert_eq!(temp_fds(&[3, 4, 5], 6), [16, 17, 18]);
+        assert_eq!(temp_fds(&[17, 16, 900_000], 19), [18, 20, 21]);
+        assert_eq!(temp_fds(&[], 16), []);
+    }
 }
