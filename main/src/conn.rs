@@ -131,6 +131,9 @@ pub struct Connections {
     /// The queue of `cluster-route-add-cmd`/`-del-cmd` (its own task, in order: the removal
     /// of an ending connection runs before the addition of the one that takes over).
     cluster_routes: mpsc::UnboundedSender<Job>,
+    /// Told each time a connection stops counting as pre-auth (the accept loop waits on it
+    /// while `max-pre-auth-clients` is reached; one stored permit, so no wake-up is lost).
+    pre_auth_room: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +197,7 @@ impl Connections {
             tunnels: Registry::default(),
             ip6: Mutex::new(Ip6Leases::new(ip6_seed())),
             cluster_routes,
+            pre_auth_room: tokio::sync::Notify::new(),
         }
     }
 
@@ -262,6 +266,18 @@ impl Connections {
     /// Connections not logged in yet.
     pub fn pre_auth(&self) -> u32 {
         self.lock().pre_auth_total
+    }
+
+    /// Whether `max-pre-auth-clients` (`limit`, 0 = none) is reached: the accept loop then leaves
+    /// new connections in the listen backlog instead of refusing them.
+    pub fn pre_auth_full(&self, limit: u32) -> bool {
+        limit > 0 && self.pre_auth() >= limit
+    }
+
+    /// Completes once a connection stopped counting as pre-auth since the last call (or now,
+    /// if one did already).
+    pub async fn pre_auth_room(&self) {
+        self.pre_auth_room.notified().await;
     }
 
     /// Process ids of every live worker (0 = not spawned yet).
@@ -430,7 +446,9 @@ impl Conn {
     /// Logged in (its CONNECT is granted): it no longer counts against the pre-auth caps.
     pub fn logged_in(&self) {
         let mut table = self.conns.lock();
-        leave_pre_auth(&mut table, self.worker);
+        if leave_pre_auth(&mut table, self.worker) {
+            self.conns.pre_auth_room.notify_one();
+        }
     }
 
     /// Whether the connection still counts as not logged in.
@@ -651,7 +669,9 @@ impl Conn {
         }
         {
             let mut table = self.conns.lock();
-            leave_pre_auth(&mut table, worker);
+            if leave_pre_auth(&mut table, worker) {
+                self.conns.pre_auth_room.notify_one();
+            }
             table.live.remove(&worker);
             if let Some(sid) = holds.session {
                 if table.sessions.get(&sid) == Some(&worker) {
@@ -710,9 +730,10 @@ impl Table {
     }
 }
 
-fn leave_pre_auth(table: &mut Table, worker: WorkerId) {
+/// `true` when `worker` counted as pre-auth until now.
+fn leave_pre_auth(table: &mut Table, worker: WorkerId) -> bool {
     let Some(net) = table.live.get_mut(&worker).and_then(|e| e.pre_auth.take()) else {
-        return;
+        return false;
     };
     table.pre_auth_total = table.pre_auth_total.saturating_sub(1);
     if let Some(n) = table.pre_auth_by_net.get_mut(&net) {
@@ -721,6 +742,7 @@ fn leave_pre_auth(table: &mut Table, worker: WorkerId) {
             table.pre_auth_by_net.remove(&net);
         }
     }
+    true
 }
 
 fn forget_dtls(table: &mut Table, id: &[u8; 32], worker: WorkerId) {

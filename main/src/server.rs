@@ -208,8 +208,15 @@ async fn accept_loop(
     let mut header_refusals = Refusals::default();
     loop {
         let paused = pacer.paused_until(std::time::Instant::now());
+        // max-pre-auth-clients reached: new clients wait in the listen backlog (a login storm
+        // larger than the cap is served as slots free) instead of being closed at accept.
+        // Without a PROXY header to read, nothing is learnt by accepting first.
+        let full = !proxied
+            && shared
+                .conns
+                .pre_auth_full(shared.live.get().max_pre_auth_clients);
         tokio::select! {
-            accepted = accept_on(listener.as_ref()), if paused.is_none() && listener.is_some() => match accepted {
+            accepted = accept_on(listener.as_ref()), if paused.is_none() && listener.is_some() && !full => match accepted {
                 Ok((stream, peer)) => {
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     let config = shared.live.get();
@@ -246,6 +253,10 @@ async fn accept_loop(
                 }
             },
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            // A pre-auth slot freed (a login, or a connection gone); a reload may also have
+            // raised the cap, hence the periodic look.
+            () = shared.conns.pre_auth_room(), if full => {}
+            () = tokio::time::sleep(Duration::from_secs(1)), if full => {}
             Some(read) = headers.join_next(), if !headers.is_empty() => match read {
                 Ok((stream, _, Ok(ends))) => {
                     let arrival = Arrival { peer: ends.peer, local: Some(ends.local), health_check: ends.local_command };

@@ -271,13 +271,22 @@ pub fn cert_fields(data: &[u8]) {
     }
 }
 
-/// `passwd`: parse `data` as an ocpasswd file when it is UTF-8; a file that parses writes back
-/// to text that parses to the same entries.
+/// `passwd`: parse `data` as an ocpasswd file when it is UTF-8, and each entry's crypt hash field;
+/// a file that parses writes back to text that parses to the same entries.
 pub fn passwd(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let entries = passwd::parse(text);
+    // Each entry's hash field, as sec-mod reads it before computing the digest.
+    for entry in entries.iter().flatten() {
+        if let Ok(h) = crate::crypt_hash::CryptHash::parse(&entry.hash) {
+            assert!(
+                (crate::crypt_hash::ROUNDS_MIN..=crate::crypt_hash::ROUNDS_MAX).contains(&h.rounds)
+            );
+            assert!(!h.digest.is_empty() && !h.digest.contains('$') && !h.salt.contains('$'));
+        }
+    }
     if let Ok(file) = passwd::PasswdFile::parse(text) {
         assert_eq!(Ok(file.clone().into_entries()), entries);
         if let Ok(written) = file.to_text() {

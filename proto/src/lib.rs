@@ -37,6 +37,7 @@ pub mod cluster;
 pub mod compress;
 pub mod config;
 pub mod connect;
+pub mod crypt_hash;
 pub mod cstp;
 pub mod dtls;
 #[doc(hidden)]

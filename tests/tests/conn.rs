@@ -351,3 +351,63 @@ fn a_killed_mains_workers_get_sigterm() {
     kill(Pid::from_raw(worker as i32), Signal::SIGKILL).expect("kill -9 the frozen worker");
     assert!(pending, "no SIGTERM for the worker of a killed main");
 }
+
+/// At `max-pre-auth-clients`, a new client waits in the listen backlog and is served once a
+/// slot frees, instead of being closed at accept (which makes openconnect give up: a login
+/// storm larger than the cap lost its tail that way).
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn a_login_beyond_max_pre_auth_clients_waits_for_a_free_slot() {
+    let lab = Lab::new();
+    let server = Server::start(
+        &lab.srv,
+        &lab.config(&[("max-pre-auth-clients", "2"), ("max-ban-score", "0")]),
+    );
+    // Two connections that never send a byte hold both slots (from the client namespace).
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let ns = lab.cli.path();
+    let holders = std::thread::spawn(move || {
+        setns(std::fs::File::open(ns).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
+        let held: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect((SERVER_IP, 443)).unwrap())
+            .collect();
+        opened_tx.send(()).unwrap();
+        let _ = close_rx.recv_timeout(Duration::from_secs(120));
+        drop(held);
+    });
+    opened_rx.recv_timeout(WAIT).expect("holders connected");
+    let deadline = Instant::now() + WAIT;
+    while server.workers().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the two holders never got workers"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    // While both slots are held the login cannot proceed, and must not be refused either.
+    let early = client.wait_up(Duration::from_secs(2));
+    assert!(
+        early.is_err(),
+        "logged in while both pre-auth slots were held"
+    );
+    assert_eq!(
+        server.workers().len(),
+        2,
+        "a worker was started beyond max-pre-auth-clients"
+    );
+    assert!(
+        !server
+            .log_text()
+            .contains("max-pre-auth-clients (2) reached"),
+        "the waiting client was refused:\n{}",
+        server.log_text()
+    );
+    close_tx.send(()).unwrap();
+    holders.join().unwrap();
+    client
+        .wait_up(WAIT)
+        .expect("the waiting client logs in once the slots free");
+}

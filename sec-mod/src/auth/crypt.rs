@@ -7,13 +7,9 @@
 //! (doc/performance.md, "2026-12-05, session 9: login CPU"). Step numbers below are the spec's.
 
 use ring::digest::{Algorithm, Context, SHA256, SHA512};
+pub use rocserv_proto::crypt_hash::CryptError;
+use rocserv_proto::crypt_hash::{CryptHash as Parsed, Scheme as Id, ROUNDS_DEFAULT};
 
-/// Rounds when the hash names none (spec: 5000).
-const ROUNDS_DEFAULT: usize = 5_000;
-/// Fewer rounds than this are raised to it (spec).
-const ROUNDS_MIN: usize = 1_000;
-/// More rounds than this are lowered to it (spec).
-const ROUNDS_MAX: usize = 999_999_999;
 /// Only the first 16 salt bytes count (spec).
 const SALT_MAX: usize = 16;
 /// crypt(3)'s base-64 alphabet (not RFC 4648's).
@@ -25,20 +21,9 @@ const SALT_ALPHABET: &[u8; 64] =
 /// ocpasswd's salt length (ocserv src/ocpasswd/ocpasswd.c `SALT_SIZE`).
 pub const SALT_LEN: usize = 16;
 
-/// Why a hash could not be checked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CryptError {
-    /// Not a `$5$` or `$6$` hash (MD5 `$1$`, DES, yescrypt... are not supported).
-    #[error("unsupported hash type (only $5$ and $6$ are supported)")]
-    Unsupported,
-    /// A `$5$`/`$6$` string that does not have the `$id$[rounds=N$]salt$hash` shape.
-    #[error("malformed crypt hash")]
-    Malformed,
-}
-
 /// Whether `password` matches `hash`. The final comparison takes constant time.
 pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
-    let parsed = Parsed::new(hash)?;
+    let parsed = Parsed::parse(hash)?;
     let computed = compute(password, &parsed)?;
     Ok(constant_time_eq(
         computed.as_bytes(),
@@ -50,7 +35,7 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
 /// throw the result away: an unknown user must cost what a known one does. `false` when
 /// `like` is not a hash we can compute.
 pub fn burn(password: &str, like: &str) -> bool {
-    Parsed::new(like)
+    Parsed::parse(like)
         .and_then(|parsed| compute(password, &parsed))
         .map(std::hint::black_box)
         .is_ok()
@@ -67,7 +52,7 @@ thread_local! {
 fn compute(password: &str, parsed: &Parsed<'_>) -> Result<String, CryptError> {
     #[cfg(test)]
     COMPUTED.with(|c| {
-        let id = match parsed.id {
+        let id = match parsed.scheme {
             Id::Sha256 => 5,
             Id::Sha512 => 6,
         };
@@ -76,7 +61,7 @@ fn compute(password: &str, parsed: &Parsed<'_>) -> Result<String, CryptError> {
     // The parser only accepts what `$id$[rounds=N$]salt$hash` allows; the salt may be anything
     // up to the next `$`, of which the first 16 bytes count.
     Ok(sha_crypt(
-        parsed.id,
+        parsed.scheme,
         password.as_bytes(),
         parsed.salt.as_bytes(),
         parsed.rounds,
@@ -214,52 +199,6 @@ pub fn hash_sha256(password: &str, salt_bytes: &[u8; SALT_LEN]) -> String {
     format!("$5${salt}${digest}")
 }
 
-#[derive(Clone, Copy)]
-enum Id {
-    Sha256,
-    Sha512,
-}
-
-struct Parsed<'a> {
-    id: Id,
-    rounds: usize,
-    salt: &'a str,
-    digest: &'a str,
-}
-
-impl<'a> Parsed<'a> {
-    fn new(hash: &'a str) -> Result<Self, CryptError> {
-        let (id, rest) = if let Some(rest) = hash.strip_prefix("$5$") {
-            (Id::Sha256, rest)
-        } else if let Some(rest) = hash.strip_prefix("$6$") {
-            (Id::Sha512, rest)
-        } else {
-            return Err(CryptError::Unsupported);
-        };
-        let mut parts = rest.split('$');
-        let mut first = parts.next().ok_or(CryptError::Malformed)?;
-        let mut rounds = ROUNDS_DEFAULT;
-        if let Some(n) = first.strip_prefix("rounds=") {
-            // glibc clamps out-of-range round counts instead of rejecting them.
-            let n: u64 = n.parse().map_err(|_| CryptError::Malformed)?;
-            rounds = usize::try_from(n)
-                .unwrap_or(ROUNDS_MAX)
-                .clamp(ROUNDS_MIN, ROUNDS_MAX);
-            first = parts.next().ok_or(CryptError::Malformed)?;
-        }
-        let digest = parts.next().ok_or(CryptError::Malformed)?;
-        if parts.next().is_some() || digest.is_empty() {
-            return Err(CryptError::Malformed);
-        }
-        Ok(Self {
-            id,
-            rounds,
-            salt: first,
-            digest,
-        })
-    }
-}
-
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -271,6 +210,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rocserv_proto::crypt_hash::ROUNDS_MIN;
 
     // Made with `openssl passwd -5 / -6 -salt ...` (the same strings as in
     // proto/tests/vectors/passwd/ocpasswd.txt).
