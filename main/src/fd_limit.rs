@@ -1,11 +1,11 @@
-//! The open-files limit of main: raised to its hard limit at start.
+//! The open-files limit of main: raised towards its hard limit at start.
 //!
 //! main holds about three descriptors per client besides its listeners (measured: 90 more with
 //! 30 clients up than idle). systemd starts services with a soft limit of 1024
 //! (and a hard limit of 524288 since systemd 240), so without this a node under systemd would
-//! refuse new clients with EMFILE at around 330 sessions. Raising the soft limit up to the hard
-//! one is what systemd.exec(5) ("LimitNOFILE=") asks of programs that need many descriptors; the
-//! hard limit stays the administrator's.
+//! refuse new clients with EMFILE at around 330 sessions. Raising the soft limit towards the
+//! hard one is what systemd.exec(5) ("LimitNOFILE=") asks of programs that need many
+//! descriptors; the hard limit stays the administrator's.
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
@@ -46,13 +46,25 @@ pub fn shortfall(outcome: &Outcome, max_clients: u32) -> Option<String> {
     })
 }
 
-/// Raise the soft open-files limit to the hard limit. Children (workers, scripts) inherit it.
-pub fn raise() -> nix::Result<Outcome> {
+/// What the soft limit is raised to without a larger `max-clients`: ~16000 clients. Not the hard
+/// limit itself, which may be ~10^9 (`LimitNOFILE=infinity`, containers): children inherit the
+/// soft limit, and a script that closes every descriptor up to it would spin for minutes.
+const USUAL_CEILING: u64 = 65_536;
+
+/// The soft limit to ask for: enough for `max_clients` (at least [`USUAL_CEILING`]), never
+/// below what we were given nor above the hard limit.
+pub fn target(soft_before: u64, hard: u64, max_clients: u32) -> u64 {
+    let want = needed(max_clients).unwrap_or(0).max(USUAL_CEILING);
+    want.max(soft_before).min(hard)
+}
+
+/// Raise the soft open-files limit towards the hard limit ([`target`]). Children (workers,
+/// scripts) inherit it.
+pub fn raise(max_clients: u32) -> nix::Result<Outcome> {
     let (soft_before, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    let mut soft = soft_before;
-    if soft_before < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-        soft = hard;
+    let soft = target(soft_before, hard, max_clients);
+    if soft != soft_before {
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?;
     }
     Ok(Outcome {
         soft_before,
@@ -64,6 +76,14 @@ pub fn raise() -> nix::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_is_bounded_by_the_hard_limit_and_a_usual_ceiling() {
+        assert_eq!(target(1024, 524_288, 0), 65_536);
+        assert_eq!(target(1024, 4096, 0), 4096);
+        assert_eq!(target(1024, 1 << 30, 100_000), 400_128);
+        assert_eq!(target(200_000, 1 << 30, 0), 200_000);
+    }
 
     #[test]
     fn no_max_clients_needs_nothing_particular() {

@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> ExitCode {
             level,
         ));
     }
-    match fd_limit::raise() {
+    match fd_limit::raise(config.max_clients) {
         Ok(outcome) => {
             if outcome.soft > outcome.soft_before {
                 log::debug!(

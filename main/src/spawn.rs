@@ -223,6 +223,11 @@ pub fn spawn_vfork<const N: usize>(
         if rc == 0 {
             rc = libc::posix_spawn_file_actions_addopen(a, 0, dev_null.as_ptr(), libc::O_RDONLY, 0);
         }
+        // Not main's stdout: a worker writing there would put unprefixed lines in main's log
+        // stream; everything it says goes through the stderr relay.
+        if rc == 0 {
+            rc = libc::posix_spawn_file_actions_addopen(a, 1, dev_null.as_ptr(), libc::O_WRONLY, 0);
+        }
         for (target, temp) in (FIRST_CHILD_FD..).zip(temps) {
             if rc == 0 {
                 rc = libc::posix_spawn_file_actions_adddup2(a, temp, target);

@@ -107,6 +107,9 @@ pub async fn serve(
         run.serve(&shared, id, peer, &main_sock, &mut child).await;
     }
     let status = child.wait().await;
+    // Reaped: its pid may be reused from now on, so nobody may signal it by number any more
+    // (the shutdown's SIGTERM to every live connection skips 0).
+    run.conn.spawned(0);
     // The worker is gone: the client's connection must close now, not when we are done.
     run.client_socket = None;
     run.drain(&main_sock).await;

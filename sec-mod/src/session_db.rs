@@ -349,8 +349,12 @@ impl Writer {
             let job = if self.conn.is_some() {
                 match jobs.recv_timeout(idle) {
                     Ok(job) => job,
+                    // Only with no tunnel live: a live one's later events need its row, and a
+                    // failed reopen must not lose them.
                     Err(RecvTimeoutError::Timeout) => {
-                        self.close();
+                        if self.live.is_empty() {
+                            self.close();
+                        }
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -366,12 +370,10 @@ impl Writer {
     }
 
     /// Close the connection (WAL: the last one to close checkpoints and removes the -wal file)
-    /// and give what it held back to the allocator; the tunnels' state stays.
+    /// and give what it held back to the allocator. Called only with no tunnel live.
     fn close(&mut self) {
         self.conn = None;
-        if self.live.is_empty() {
-            self.live = HashMap::new();
-        }
+        self.live = HashMap::new();
     }
 
     fn job(&mut self, job: Job, now: u64) {
@@ -840,7 +842,7 @@ mod tests {
     }
 
     #[test]
-    fn the_connection_closes_when_idle_and_reopens_for_the_next_job() {
+    fn the_connection_closes_when_idle_with_no_tunnel_and_reopens_for_the_next_job() {
         let dir = tempdir();
         let (w, _) = writer(&dir);
         let (queue, jobs) = std::sync::mpsc::sync_channel(QUEUE);
@@ -855,15 +857,12 @@ mod tests {
         let r = record(1, "alice", Limits::default());
         db.event(&Event::Started(Arc::clone(&r)));
         assert_eq!(rt.block_on(db.history(None, 10)).unwrap().len(), 1);
-        // Open in WAL mode: the -wal file exists until the last connection closes.
+        // Open in WAL mode: the -wal file exists until the last connection closes. A live
+        // tunnel keeps it open past the idle time (its later events need the row).
         let wal = dir.join("db/sessions.db-wal");
         assert!(wal.exists());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while wal.exists() {
-            assert!(std::time::Instant::now() < deadline, "never closed");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The tunnel's state outlived the connection: its end is recorded after the reopen.
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(wal.exists(), "closed while a tunnel was live");
         let end = TunnelEnd {
             rx: 1,
             tx: 2,
@@ -871,6 +870,12 @@ mod tests {
             cause: EndCause::UserRequest,
         };
         db.event(&Event::Stopped { record: r, end });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while wal.exists() {
+            assert!(std::time::Instant::now() < deadline, "never closed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The next job reopens it.
         let h = rt.block_on(db.history(None, 10)).unwrap();
         assert_eq!((h.len(), h[0].rx, h[0].tx), (1, 1, 2));
         assert!(h[0].ended.is_some());

@@ -49,6 +49,20 @@ fn wait_no_workers(server: &Server) {
 fn garbage_plain_http_and_silence_leave_nothing_behind() {
     let lab = Lab::new();
     let server = Server::start(&lab.srv, &lab.config(&[("auth-timeout", "3")]));
+    // main + sec-mod, once the start's nft table reset (run beside the start, off its path) is
+    // done.
+    let deadline = Instant::now() + WAIT;
+    while server
+        .processes()
+        .iter()
+        .any(|p| rocserv_e2e::procfs::comm(*p).as_deref() == Some("nft"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the start's nft reset never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let baseline = server.processes().len();
 
     let mut x: u32 = 7;

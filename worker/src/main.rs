@@ -54,7 +54,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(u8, Option<u32>
                 let pid = value
                     .parse::<u32>()
                     .ok()
-                    .filter(|p| *p > 1)
+                    // 1 too: main is PID 1 in a container without an init (our Dockerfile).
+                    .filter(|p| *p >= 1)
                     .ok_or_else(|| format!("bad --main-pid {value:?}"))?;
                 main_pid = Some(pid);
             }
