@@ -64,3 +64,28 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(u8, Option<u32>
     }
     Ok((level, main_pid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    fn args(list: &[&str]) -> impl Iterator<Item = String> {
+        list.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn main_pid_one_is_accepted() {
+        // main is PID 1 in a container without an init (the Dockerfile's entrypoint).
+        assert_eq!(parse_args(args(&["--main-pid", "1"])), Ok((1, Some(1))));
+        assert_eq!(
+            parse_args(args(&["--log-level", "3", "--main-pid", "4242"])),
+            Ok((3, Some(4242)))
+        );
+        assert!(parse_args(args(&["--main-pid", "0"])).is_err());
+        assert!(parse_args(args(&["--main-pid", "x"])).is_err());
+        assert!(parse_args(args(&["--main-pid"])).is_err());
+    }
+}
