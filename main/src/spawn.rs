@@ -64,7 +64,8 @@ pub fn inherit_fds<const N: usize>(cmd: &mut tokio::process::Command, fds: [RawF
 /// SIGKILL, an awaitable exit), over a pidfd.
 pub struct Spawned {
     pid: libc::pid_t,
-    pidfd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    /// Taken only by `drop`, which hands it to the reaping task.
+    pidfd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
     status: Option<std::process::ExitStatus>,
 }
 
@@ -79,14 +80,14 @@ impl Spawned {
 
     /// Send SIGKILL (through the pidfd: never to a recycled pid). Nothing once reaped.
     pub fn start_kill(&mut self) -> std::io::Result<()> {
-        if self.status.is_some() {
+        let Some(pidfd) = self.pidfd.as_ref().filter(|_| self.status.is_none()) else {
             return Ok(());
-        }
+        };
         // SAFETY: pidfd_send_signal with a pidfd we own, a signal number and no siginfo.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                self.pidfd.get_ref().as_raw_fd(),
+                pidfd.get_ref().as_raw_fd(),
                 libc::SIGKILL,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
@@ -106,7 +107,10 @@ impl Spawned {
             if let Some(status) = self.status {
                 return Ok(status);
             }
-            let mut guard = self.pidfd.readable().await?;
+            let Some(pidfd) = &self.pidfd else {
+                return Err(std::io::ErrorKind::NotFound.into());
+            };
+            let mut guard = pidfd.readable().await?;
             let mut raw = 0;
             // SAFETY: waitpid on our own child with a valid out pointer. The pid cannot have
             // been reused: it is ours until this call reaps it.
@@ -127,26 +131,20 @@ impl Drop for Spawned {
             return;
         }
         let _ = self.start_kill();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        // The pidfd moves into a task that reaps the child (no descriptor is duplicated: this
+        // also works when main is out of descriptors).
+        if let (Ok(rt), Some(pidfd)) = (tokio::runtime::Handle::try_current(), self.pidfd.take()) {
             let pid = self.pid;
-            // The pidfd moves into the reaping task; ours is replaced by nothing useful.
-            if let Ok(fd) = self.pidfd.get_ref().try_clone() {
-                rt.spawn(async move {
-                    // SAFETY: the `AsyncFd` owns the clone until it is dropped (which
-                    // deregisters before closing); nothing else refers to that number.
-                    if let Ok(pidfd) = unsafe { tokio::io::unix::AsyncFd::register(fd) } {
-                        let mut orphan = Spawned {
-                            pid,
-                            pidfd,
-                            status: None,
-                        };
-                        let _ = orphan.wait().await;
-                        orphan
-                            .status
-                            .get_or_insert(std::process::ExitStatus::default());
-                    }
-                });
-            }
+            rt.spawn(async move {
+                let mut orphan = Spawned {
+                    pid,
+                    pidfd: Some(pidfd),
+                    status: None,
+                };
+                let _ = orphan.wait().await;
+                // Reaped, or its wait failed: either way the orphan's own drop does nothing.
+                orphan.pidfd = None;
+            });
         }
     }
 }
@@ -281,11 +279,7 @@ pub fn spawn_vfork<const N: usize>(
         Ok(fd) if fd >= 0 => unsafe { OwnedFd::from_raw_fd(fd) },
         _ => {
             let err = std::io::Error::last_os_error();
-            // SAFETY: kill and reap our own child; waitpid with a null status pointer.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            kill_and_reap(pid);
             return Err(err);
         }
     };
@@ -294,21 +288,28 @@ pub fn spawn_vfork<const N: usize>(
     let pidfd = match unsafe { tokio::io::unix::AsyncFd::register(pidfd) } {
         Ok(pidfd) => pidfd,
         Err(err) => {
-            // SAFETY: kill and reap our own child; waitpid with a null status pointer.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            kill_and_reap(pid);
             return Err(err.into());
         }
     };
     let spawned = Spawned {
         pid,
-        pidfd,
+        pidfd: Some(pidfd),
         status: None,
     };
     set_nonblocking(&err_read)?;
     Ok((spawned, err_read))
+}
+
+/// A child just started whose watch could not be set up: kill it and wait for it (unreaped, no
+/// one else could).
+fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: kill and reap our own child, not reaped yet (its pid cannot have been reused);
+    // waitpid with a null status pointer.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
 }
 
 /// `N` descriptor numbers from `TEMP_FD_FLOOR` up, none of them in `fds` nor `also` (see

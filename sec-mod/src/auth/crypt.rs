@@ -8,7 +8,7 @@
 
 use ring::digest::{Algorithm, Context, SHA256, SHA512};
 pub use rocserv_proto::crypt_hash::CryptError;
-use rocserv_proto::crypt_hash::{CryptHash as Parsed, Scheme as Id, ROUNDS_DEFAULT};
+use rocserv_proto::crypt_hash::{CryptHash, Scheme, ROUNDS_DEFAULT};
 
 /// Only the first 16 salt bytes count (spec).
 const SALT_MAX: usize = 16;
@@ -23,8 +23,8 @@ pub const SALT_LEN: usize = 16;
 
 /// Whether `password` matches `hash`. The final comparison takes constant time.
 pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
-    let parsed = Parsed::parse(hash)?;
-    let computed = compute(password, &parsed)?;
+    let parsed = CryptHash::parse(hash)?;
+    let computed = compute(password, &parsed);
     Ok(constant_time_eq(
         computed.as_bytes(),
         parsed.digest.as_bytes(),
@@ -35,9 +35,8 @@ pub fn verify(password: &str, hash: &str) -> Result<bool, CryptError> {
 /// throw the result away: an unknown user must cost what a known one does. `false` when
 /// `like` is not a hash we can compute.
 pub fn burn(password: &str, like: &str) -> bool {
-    Parsed::parse(like)
-        .and_then(|parsed| compute(password, &parsed))
-        .map(std::hint::black_box)
+    CryptHash::parse(like)
+        .map(|parsed| std::hint::black_box(compute(password, &parsed)))
         .is_ok()
 }
 
@@ -49,31 +48,31 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn compute(password: &str, parsed: &Parsed<'_>) -> Result<String, CryptError> {
+fn compute(password: &str, parsed: &CryptHash<'_>) -> String {
     #[cfg(test)]
     COMPUTED.with(|c| {
         let id = match parsed.scheme {
-            Id::Sha256 => 5,
-            Id::Sha512 => 6,
+            Scheme::Sha256 => 5,
+            Scheme::Sha512 => 6,
         };
         c.borrow_mut().push((id, parsed.rounds));
     });
     // The parser only accepts what `$id$[rounds=N$]salt$hash` allows; the salt may be anything
     // up to the next `$`, of which the first 16 bytes count.
-    Ok(sha_crypt(
+    sha_crypt(
         parsed.scheme,
         password.as_bytes(),
         parsed.salt.as_bytes(),
         parsed.rounds,
-    ))
+    )
 }
 
 /// The spec's digest of `password` with `salt` and `rounds` (already clamped), in crypt's
 /// base 64: the part of the hash string after the last `$`.
-fn sha_crypt(id: Id, password: &[u8], salt: &[u8], rounds: usize) -> String {
+fn sha_crypt(id: Scheme, password: &[u8], salt: &[u8], rounds: usize) -> String {
     let alg: &'static Algorithm = match id {
-        Id::Sha256 => &SHA256,
-        Id::Sha512 => &SHA512,
+        Scheme::Sha256 => &SHA256,
+        Scheme::Sha512 => &SHA512,
     };
     let salt = &salt[..salt.len().min(SALT_MAX)];
     // Steps 4-8: B = H(password, salt, password).
@@ -151,7 +150,7 @@ fn repeat_to(digest: &[u8], len: usize) -> Vec<u8> {
 
 /// Step 22: the digest's bytes in the spec's order, three at a time into four characters, the
 /// first byte of each triple the most significant.
-fn encode(id: Id, c: &[u8]) -> String {
+fn encode(id: Scheme, c: &[u8]) -> String {
     let mut out = String::with_capacity(86);
     let mut put = |b2: u8, b1: u8, b0: u8, n: usize| {
         let mut w = u32::from(b2) << 16 | u32::from(b1) << 8 | u32::from(b0);
@@ -164,22 +163,22 @@ fn encode(id: Id, c: &[u8]) -> String {
     // rotated by k % 3 (one way for SHA-256, the other for SHA-512); the last one or two bytes
     // go alone.
     let (t, triples) = match id {
-        Id::Sha256 => (10, 10),
-        Id::Sha512 => (21, 21),
+        Scheme::Sha256 => (10, 10),
+        Scheme::Sha512 => (21, 21),
     };
     for k in 0..triples {
         let (x, y, z) = (c[k], c[k + t], c[k + 2 * t]);
         match (id, k % 3) {
             (_, 0) => put(x, y, z, 4),
-            (Id::Sha256, 1) => put(z, x, y, 4),
-            (Id::Sha256, _) => put(y, z, x, 4),
-            (Id::Sha512, 1) => put(y, z, x, 4),
-            (Id::Sha512, _) => put(z, x, y, 4),
+            (Scheme::Sha256, 1) => put(z, x, y, 4),
+            (Scheme::Sha256, _) => put(y, z, x, 4),
+            (Scheme::Sha512, 1) => put(y, z, x, 4),
+            (Scheme::Sha512, _) => put(z, x, y, 4),
         }
     }
     match id {
-        Id::Sha256 => put(0, c[31], c[30], 3),
-        Id::Sha512 => put(0, 0, c[63], 2),
+        Scheme::Sha256 => put(0, c[31], c[30], 3),
+        Scheme::Sha512 => put(0, 0, c[63], 2),
     }
     out
 }
@@ -191,7 +190,7 @@ pub fn hash_sha256(password: &str, salt_bytes: &[u8; SALT_LEN]) -> String {
         .map(|b| char::from(SALT_ALPHABET[usize::from(b % 64)]))
         .collect();
     let digest = sha_crypt(
-        Id::Sha256,
+        Scheme::Sha256,
         password.as_bytes(),
         salt.as_bytes(),
         ROUNDS_DEFAULT,
@@ -298,7 +297,7 @@ mod tests {
                 Ok(true)
             );
             assert_eq!(
-                sha_crypt(Id::Sha512, pw.as_bytes(), salt.as_bytes(), rounds),
+                sha_crypt(Scheme::Sha512, pw.as_bytes(), salt.as_bytes(), rounds),
                 want6,
                 "pw {pw_len} salt {salt_len}"
             );
