@@ -246,6 +246,11 @@ fn spawn_secmod(fd: &OwnedFd, log_level: u8, check_only: bool) -> Result<Child, 
         .arg(log_level.to_string())
         .env_clear()
         .stdin(Stdio::null())
+        // A group of its own: a terminal's Ctrl-C (SIGINT to the foreground process group) is
+        // for main, which stops sec-mod as part of its shutdown. In main's group sec-mod died
+        // of it first, and main restarted it while shutting down. The parent-death signal still
+        // ends it if main is killed.
+        .process_group(0)
         .stderr(if check_only {
             Stdio::null()
         } else {

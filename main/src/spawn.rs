@@ -250,8 +250,12 @@ pub fn spawn_vfork<const N: usize>(
         }
         if rc == 0 {
             #[allow(clippy::cast_possible_truncation, reason = "the flags fit in a short")]
-            let flags =
-                (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short;
+            // SETPGROUP with the attribute's default pgroup 0: a process group of its own, so
+            // a terminal's Ctrl-C (SIGINT to main's foreground group) reaches main alone, which
+            // ends each session in order, not the workers mid-tunnel.
+            let flags = (libc::POSIX_SPAWN_SETSIGMASK
+                | libc::POSIX_SPAWN_SETSIGDEF
+                | libc::POSIX_SPAWN_SETPGROUP) as libc::c_short;
             rc = libc::posix_spawnattr_setflags(at, flags);
         }
         if rc == 0 {

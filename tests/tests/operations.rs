@@ -428,6 +428,38 @@ fn sigterm_stops_the_server_while_a_connect_script_runs() {
 
 #[test]
 #[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
+fn ctrl_c_stops_the_server_without_restarting_sec_mod() {
+    // `rocserv -f` at a terminal: Ctrl-C sends SIGINT to the whole foreground process group;
+    // only main should act on it (sec-mod and the workers have groups of their own).
+    let lab = Lab::new();
+    let conf = lab.config(&[]);
+    let mut cmd = lab.srv.command(bin("rocserv").to_str().unwrap());
+    cmd.args(["-f", "-d", "2", "-c"]).arg(&conf);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut server = Server::spawn_command(cmd);
+    server
+        .wait_for_log("ready: listening on", WAIT)
+        .expect("server ready");
+    let mut alice = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
+    alice.wait_up(WAIT).expect("alice's tunnel");
+    kill(Pid::from_raw(-(server.pid() as i32)), Signal::SIGINT).unwrap();
+    let status = server.wait_exit(Duration::from_secs(15));
+    let log = server.log_text();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(log.contains("rocserv stopped"), "{log}");
+    assert!(
+        !log.contains("restarting it"),
+        "sec-mod restarted during shutdown:\n{log}"
+    );
+    assert!(!log.contains("sec-mod restarted"), "{log}");
+    // The session ended in order: sec-mod was there to record it, the worker was not killed
+    // by the terminal's signal.
+    assert!(!log.contains("cannot tell sec-mod"), "{log}");
+    assert!(!log.contains("worker signal: 2"), "{log}");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
 fn a_connect_script_whose_worker_died_is_ended_at_once() {
     let lab = Lab::new();
     let (up, pid_file) = sleeping_connect_script(&lab);
