@@ -83,14 +83,15 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Lease an address for session `sid` of `user` as `req` asks: through the cluster store when
-/// it is up, node-local otherwise.
+/// Lease an address for session `sid` of `user` (a CONNECT from `peer`) as `req` asks: through
+/// the cluster store when it is up and the CONNECT's `budget` is not spent, node-local
+/// otherwise.
 pub async fn lease(
     shared: &Shared,
     conn: &mut Conn,
     req: &LeaseRequest,
-    sid: SessionId,
-    user: &str,
+    (peer, sid, user): (std::net::SocketAddr, SessionId, &str),
+    budget: &mut crate::cluster::sessions::StoreBudget,
 ) -> Result<Grant, LeaseError> {
     let Some(cluster) = shared.cluster.as_ref() else {
         return conn.lease(req, sid, user);
@@ -114,10 +115,18 @@ pub async fn lease(
             candidates: candidates.clone(),
             ttl_ms: ttl,
         };
-        let answer = shared
+        let Some(left) = budget.left(peer, user) else {
+            return local(shared, conn, req, sid, user, &skip);
+        };
+        let query = shared
             .secmod
-            .cluster_query(ClusterQuery::ClaimAddress(claim))
-            .await;
+            .cluster_query(ClusterQuery::ClaimAddress(claim));
+        let Ok(answer) = tokio::time::timeout(left, query).await else {
+            // The store may still write this claim: the record expires unless renewed, and
+            // the renewal writes the address this node gave (doc/cluster.md "Failure").
+            budget.spend(peer, user);
+            return local(shared, conn, req, sid, user, &skip);
+        };
         let addr = match answer {
             Ok(ClusterAnswer::AddressClaim(
                 AddressClaimed::Previous(a) | AddressClaimed::Claimed(a),

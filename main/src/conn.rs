@@ -473,6 +473,12 @@ impl Conn {
         admitted
     }
 
+    /// This node's sessions of `user` admitted by `max-same-clients` (a tunnel, or a CONNECT
+    /// on its way to one).
+    pub fn user_sessions(&self, user: &str) -> Vec<SessionId> {
+        self.conns.lock().users.session_ids(user)
+    }
+
     /// Become the tunnel owner of session `sid`; returns the connection that owned it, if
     /// another one (the caller takes it over and waits for its [`Prior::done`]).
     pub fn claim_session(&mut self, sid: SessionId) -> Option<Prior> {

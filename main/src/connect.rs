@@ -122,6 +122,13 @@ pub async fn handle(
         Some(admitted) => outcome.admitted = Some(admitted),
         None => return refuse(sock, ConnectRefusal::BadCookie, outcome).await,
     }
+    // `cluster-store`: every store round trip of this CONNECT (sec-mod's above, and these)
+    // within one budget.
+    let mut budget = crate::cluster::sessions::StoreBudget::new(asked, grant.cluster_spent);
+    let max = policy.max_same_clients;
+    if !crate::cluster::sessions::admit(shared, conn, &grant, peer, max, &mut budget).await {
+        return refuse(sock, ConnectRefusal::BadCookie, outcome).await;
+    }
     if let Some(old) = conn.claim_session(grant.sid) {
         if !take_over(shared, &grant, peer, old).await {
             return refuse(sock, ConnectRefusal::ServerError, outcome).await;
@@ -135,7 +142,8 @@ pub async fn handle(
         None => None,
         Some(_) => match match LeaseRequest::from_policy(&policy) {
             Ok(req) => {
-                crate::cluster_leases::lease(shared, conn, &req, grant.sid, &grant.username).await
+                let who = (peer, grant.sid, grant.username.as_str());
+                crate::cluster_leases::lease(shared, conn, &req, who, &mut budget).await
             }
             Err(e) => Err(e),
         } {

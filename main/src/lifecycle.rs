@@ -47,22 +47,10 @@ pub fn admit(
     policy: &rocserv_proto::policy::Policy,
     config: Arc<Config>,
 ) -> Option<Admitted> {
+    // This node's count; with `cluster-store` the other nodes' tunnels are counted (and this
+    // one reserved) after, by `crate::cluster::sessions::admit`.
     let max = policy.max_same_clients;
-    // `cluster-store`: the user's tunnels on other nodes count too (sec-mod read them).
-    let local_max = match max.checked_sub(grant.cluster_live) {
-        _ if max == 0 => 0,
-        Some(left) if left > 0 => left,
-        _ => {
-            log::info!(
-                "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached on the cluster \
-                 ({} on other nodes)",
-                grant.username,
-                grant.cluster_live
-            );
-            return None;
-        }
-    };
-    if !conn.admit_user(&grant.username, grant.sid, local_max) {
+    if !conn.admit_user(&grant.username, grant.sid, max) {
         log::info!(
             "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached",
             grant.username

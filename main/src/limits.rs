@@ -55,6 +55,14 @@ impl Users {
     pub fn sessions_of(&self, user: &str) -> usize {
         self.live.get(user).map_or(0, HashMap::len)
     }
+
+    /// The sessions of `user` with a tunnel (or an admitted CONNECT).
+    pub fn session_ids(&self, user: &str) -> Vec<SessionId> {
+        self.live
+            .get(user)
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// `rate-limit-ms`: after each accepted connection, the next one waits `interval`.

@@ -808,7 +808,7 @@ mod tests {
             vhost: None,
             facts: Default::default(),
             cert_subject: None,
-            cluster_live: 0,
+            cluster_spent: false,
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),

@@ -815,8 +815,10 @@ async fn open_session(
     cookie: &str,
 ) -> Result<SessionGrant, SessionRefusal> {
     // `cluster-store`: a cookie another node issued becomes a session of this table first.
+    // One budget for all of this CONNECT's store round trips (main's too: it is told).
+    let budget = crate::cluster::store::Budget::new(format!("CONNECT of worker {}", worker.0));
     if let Some(cluster) = &shared.cluster {
-        crate::cluster::sessions::import(shared, cluster, cookie).await;
+        crate::cluster::sessions::import(shared, cluster, cookie, &budget).await;
     }
     let now = std::time::Instant::now();
     let mut overrides = Overrides::default();
@@ -926,16 +928,11 @@ async fn open_session(
     let limits = Limits::of(&overrides);
     // Bound first: the table's lock must not be held across the await.
     let user = shared.sessions().peek(cookie, now).map(|(user, _)| user);
-    let mut cluster_live = 0;
     if let Some(user) = user {
         check_quota(shared, worker, &user, limits).await?;
-        let sid = shared.sessions().sid_of(cookie);
-        if let (Some(cluster), Some(sid)) = (&shared.cluster, sid) {
-            cluster_live = crate::cluster::sessions::live_elsewhere(cluster, &user, sid).await;
-        }
     }
     let mut grant = shared.sessions().open(cookie, now)?;
-    grant.cluster_live = cluster_live;
+    grant.cluster_spent = budget.is_spent();
     grant.overrides = overrides;
     shared.sessions().set_limits(grant.sid, limits);
     Ok(grant)

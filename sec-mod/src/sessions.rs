@@ -280,7 +280,7 @@ impl Sessions {
             vhost: session.vhost.clone(),
             facts: Box::new(session.login.facts.clone()),
             cert_subject: session.login.cert_subject.clone(),
-            cluster_live: 0,
+            cluster_spent: false,
         })
     }
 

@@ -409,11 +409,13 @@ impl Link {
                 }
                 let step = self.complete(&username, granted, &open.facts);
                 // `cluster-store`: the record is in the store before the cookie is handed
-                // out, so any node accepts it at once (bounded by the store's timeout).
+                // out, so any node accepts it at once (bounded by the login's budget).
                 if let (AuthStep::Complete { sid, .. }, Some(cluster)) =
                     (&step, &self.shared.cluster)
                 {
-                    crate::cluster::sessions::issued(&self.shared, cluster, *sid).await;
+                    let budget =
+                        crate::cluster::store::Budget::new(format!("login of session {sid}"));
+                    crate::cluster::sessions::issued(&self.shared, cluster, *sid, &budget).await;
                 }
                 step
             }

@@ -2,10 +2,133 @@
 //! keeps the session records and the claims in the store; main only ends a tunnel whose
 //! session another node took over.
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rocserv_proto::cluster::REQUEST_BUDGET;
+use rocserv_proto::ipc::cluster::{ClusterAnswer, ClusterQuery};
+use rocserv_proto::ipc::main_secmod::SessionGrant;
 use rocserv_proto::ipc::SessionId;
 
-use crate::conn::Stop;
+use crate::conn::{Conn, Stop};
 use crate::state::Shared;
+
+/// One CONNECT's time with the store ([`REQUEST_BUDGET`]), counted from main's request to
+/// sec-mod, which spends it first (the session's lookup) and says when it spent it all: the
+/// store round trips main makes after (the `max-same-clients` reservation, the address claims)
+/// get what is left, and once it is spent the CONNECT finishes node-locally, as if the store
+/// were down, with one log line (sec-mod's or this one).
+#[derive(Debug)]
+pub struct StoreBudget {
+    deadline: Instant,
+    spent: bool,
+}
+
+impl StoreBudget {
+    /// The budget of a CONNECT whose request to sec-mod left at `asked`; `spent`: sec-mod
+    /// spent it already (and logged it).
+    pub fn new(asked: Instant, spent: bool) -> Self {
+        Self {
+            deadline: asked + REQUEST_BUDGET,
+            spent,
+        }
+    }
+
+    /// What is left for the next round trip; `None` once spent (logged once, here, unless
+    /// sec-mod did).
+    pub fn left(&mut self, peer: SocketAddr, user: &str) -> Option<Duration> {
+        if self.spent {
+            return None;
+        }
+        match self.deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => {
+                self.spend(peer, user);
+                None
+            }
+        }
+    }
+
+    /// The request ran out of time waiting for the store (logged once).
+    pub fn spend(&mut self, peer: SocketAddr, user: &str) {
+        if !std::mem::replace(&mut self.spent, true) {
+            log::warn!(
+                "{peer}: CONNECT of {user}: the cluster store is too slow (this CONNECT spent \
+                 its {REQUEST_BUDGET:?} with it); finished node-locally, as if the store were down"
+            );
+        }
+    }
+}
+
+/// `max-same-clients` across the nodes, once main's own count admitted the CONNECT: sec-mod
+/// counts the user's sessions with a tunnel on other nodes and reserves this one in the same
+/// store script, so that two CONNECTs on two nodes at once cannot both pass. `false` (logged):
+/// one too many. Node-local (admitted) when the store is down, does not answer, or the
+/// CONNECT's `budget` is spent.
+pub async fn admit(
+    shared: &Shared,
+    conn: &Conn,
+    grant: &SessionGrant,
+    peer: SocketAddr,
+    max: u32,
+    budget: &mut StoreBudget,
+) -> bool {
+    let Some(cluster) = &shared.cluster else {
+        return true;
+    };
+    if max == 0 || !cluster.store_up() {
+        return true;
+    }
+    let here: Vec<SessionId> = conn
+        .user_sessions(&grant.username)
+        .into_iter()
+        .filter(|s| *s != grant.sid)
+        .collect();
+    // main's count admitted this one: here.len() < max.
+    let room = max
+        .saturating_sub(1)
+        .saturating_sub(u32::try_from(here.len()).unwrap_or(u32::MAX));
+    let Some(left) = budget.left(peer, &grant.username) else {
+        return true;
+    };
+    let query = ClusterQuery::ReserveTunnel {
+        user: grant.username.clone(),
+        sid: grant.sid,
+        room,
+        here,
+    };
+    let answer = match tokio::time::timeout(left, shared.secmod.cluster_query(query)).await {
+        Ok(answer) => answer,
+        Err(_elapsed) => {
+            budget.spend(peer, &grant.username);
+            return true;
+        }
+    };
+    match answer {
+        Ok(ClusterAnswer::Reserved { reserved: true, .. }) => true,
+        Ok(ClusterAnswer::Reserved { elsewhere, .. }) => {
+            log::info!(
+                "{peer}: CONNECT of {} refused: max-same-clients ({max}) reached on the cluster \
+                 ({elsewhere} on other nodes)",
+                grant.username
+            );
+            false
+        }
+        other => {
+            let why = match other {
+                Ok(ClusterAnswer::Unavailable { why }) => why,
+                Ok(a) => format!("unexpected answer {a:?}"),
+                Err(e) => e.to_string(),
+            };
+            log::warn!(
+                "{peer}: CONNECT of {}: max-same-clients counted on this node only: the cluster \
+                 store cannot answer ({why})",
+                grant.username
+            );
+            true
+        }
+    }
+}
 
 /// Another node took the claim of `sid`: end its tunnel here as a local takeover would
 /// (`EndCause::Takeover`; the session's cookie stays valid, the record stays in the store).

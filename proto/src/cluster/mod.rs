@@ -11,6 +11,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The most one client request (a CONNECT, a login) spends on the store, all its round trips
+/// together (sec-mod's and main's). Each command is bounded by 1 s, but a store that answers
+/// every command in just under that bound would make a CONNECT (up to ~6 round trips) wait
+/// ~6 s; with this budget the client waits at most 1.5 s for the store, then the request
+/// finishes node-locally as if the store were down. A little more than one command's bound, so
+/// that a store that does not answer at all is still found down (and the breaker opened) by a
+/// request's first command.
+pub const REQUEST_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Longest `cluster-node` name: it is part of store keys, log lines and occtl rows.
 pub const MAX_NODE_NAME: usize = 64;
 

@@ -130,6 +130,16 @@ pub enum ClusterQuery {
     Status,
     /// Claim an IPv4 address in the shared lease space (CONNECT).
     ClaimAddress(AddressClaim),
+    /// `max-same-clients` across the nodes (CONNECT): count the sessions of `user` other than
+    /// `sid` with a live (or reserved) tunnel on other nodes and, if there are at most `room`
+    /// (what main's own count leaves), reserve one for `sid`, in one atomic step. `here`: this
+    /// node's other sessions of the user (main counted them).
+    ReserveTunnel {
+        user: String,
+        sid: crate::ipc::SessionId,
+        room: u32,
+        here: Vec<crate::ipc::SessionId>,
+    },
     /// Renew (or write again, after the store lost them) this node's live leases, each for
     /// `ttl_ms`; the answer lists those another session holds now.
     RenewAddresses {
@@ -157,6 +167,12 @@ pub enum ClusterAnswer {
         why: String,
     },
     AddressClaim(AddressClaimed),
+    /// The answer to [`ClusterQuery::ReserveTunnel`]: the user's sessions with a tunnel on
+    /// other nodes, and whether this one was reserved (else the CONNECT is one too many).
+    Reserved {
+        elsewhere: u32,
+        reserved: bool,
+    },
     /// The leases of [`ClusterQuery::RenewAddresses`] that another connection holds in the
     /// store (given out elsewhere while this node could not reach the store, or taken over by
     /// a reconnect of the session on another node).

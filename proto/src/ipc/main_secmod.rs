@@ -305,11 +305,11 @@ pub struct SessionGrant {
     pub facts: Box<ClientFacts>,
     /// The certificate's subject name the login used, if any (occtl, scripts).
     pub cert_subject: Option<String>,
-    /// `cluster-store` (ours): sessions of this user with a live tunnel on OTHER nodes, as the
-    /// store knew them at this CONNECT (0 without a cluster or with the store down): main adds
-    /// them to its own count for `max-same-clients`.
+    /// `cluster-store` (ours): this CONNECT spent its time with the store
+    /// ([`crate::cluster::REQUEST_BUDGET`]) in sec-mod already (logged there): main finishes it
+    /// node-locally without asking the store again.
     #[serde(default)]
-    pub cluster_live: u32,
+    pub cluster_spent: bool,
 }
 
 /// A tunnel that came up, for accounting.
@@ -466,7 +466,7 @@ mod tests {
                     ..Default::default()
                 }),
                 cert_subject: Some("CN=u".into()),
-                cluster_live: 2,
+                cluster_spent: true,
             }),
         });
         roundtrip(&ToSecMod::SessionStarted {

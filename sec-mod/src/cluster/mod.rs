@@ -542,6 +542,18 @@ pub async fn on_query(
             Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
         },
         ClusterQuery::ClaimAddress(c) => leases::claim(&cluster, c).await,
+        ClusterQuery::ReserveTunnel {
+            user,
+            sid,
+            room,
+            here,
+        } => match sessions::reserve(&cluster, &user, sid, room, &here).await {
+            Ok((elsewhere, reserved)) => ClusterAnswer::Reserved {
+                elsewhere,
+                reserved,
+            },
+            Err(e) => ClusterAnswer::Unavailable { why: e.to_string() },
+        },
         ClusterQuery::RenewAddresses { holds, ttl_ms } => {
             leases::renew(&cluster, &holds, ttl_ms).await
         }

@@ -12,7 +12,8 @@
 //!   renewal that it lost a claim ends its tunnel too. A claim never blocks a CONNECT: the
 //!   newest tunnel wins, so a dead node's claim does not delay its clients' reconnects.
 //! - `max-same-clients` across the nodes: `rocserv:live:<hex SHA-256 of the user>` is a sorted
-//!   set of the user's claimed sessions scored by the claim's expiry.
+//!   set of the user's claimed (or, during a CONNECT, reserved) sessions scored by the claim's
+//!   expiry; a CONNECT counts and reserves in one script ([`reserve`]).
 //!
 //! sec-mod's own table ([`crate::sessions`]) stays the authority on this node and the
 //! fallback while the store is down; every call here is bounded by the store's timeout and
@@ -27,7 +28,8 @@ use rocserv_proto::cluster::session::{Record, RECORD_VERSION};
 use rocserv_proto::ipc::cluster::FromCluster;
 use rocserv_proto::ipc::{SessionId, WorkerId};
 
-use super::{keys, unix_ms, Cluster};
+use super::store::Budget;
+use super::{keys, unix_ms, Cluster, StoreError};
 use crate::sessions::{Imported, LoginFacts};
 use crate::worker_link::Shared;
 
@@ -37,6 +39,10 @@ pub const CLAIM_RENEW: Duration = Duration::from_secs(5);
 pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 /// Most sessions of one user read for `max-same-clients`.
 const MAX_LIVE_READ: usize = 1000;
+/// How long a CONNECT's reservation in the user's live set holds without its tunnel: the
+/// tunnel's claim replaces it when the tunnel starts, the session's close removes it; a CONNECT
+/// that died between them blocks nothing for longer than a dead node's claim would.
+const RESERVE_TTL: Duration = CLAIM_TTL;
 /// Sessions written back per store round trip on resync.
 const RESYNC_CHUNK: usize = 256;
 
@@ -243,6 +249,7 @@ impl Claims {
         self.taken_over(sid, worker)
     }
 
+    #[cfg(test)]
     fn contains(&self, sid: SessionId) -> bool {
         self.held.contains_key(&sid)
     }
@@ -279,24 +286,33 @@ pub fn start(shared: &Arc<Shared>) {
     tokio::spawn(renew(Arc::clone(shared), Arc::clone(cluster)));
 }
 
-/// Write the record of session `sid` (just issued here). Bounded; a failure leaves the
-/// session local to this node until the next resync.
-pub async fn issued(shared: &Shared, cluster: &Cluster, sid: SessionId) {
+/// Write the record of session `sid` (just issued here), within the login's `budget`; a
+/// failure leaves the session local to this node until the next resync.
+pub async fn issued(shared: &Shared, cluster: &Cluster, sid: SessionId, budget: &Budget) {
     if down(cluster) {
         return;
     }
     let export = shared.sessions().export_one(sid, Instant::now());
     if let Some((imported, left)) = export {
-        if let Err(e) = write(cluster, &imported, left).await {
-            log::warn!("cluster: session {sid} not written to the store: {e}");
+        match write(cluster, &imported, left, budget).await {
+            Ok(()) | Err(StoreError::Spent(_)) => {} // logged once by the budget
+            Err(e) => log::warn!("cluster: session {sid} not written to the store: {e}"),
         }
     }
 }
 
-async fn write(cluster: &Cluster, imported: &Imported, left: Duration) -> Result<(), String> {
+async fn write(
+    cluster: &Cluster,
+    imported: &Imported,
+    left: Duration,
+    budget: &Budget,
+) -> Result<(), StoreError> {
     let bytes = record_of(imported, unix_ms())
         .encode()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StoreError::Refused {
+            what: "SET session",
+            why: e.to_string(),
+        })?;
     let cmd = redis::cmd("SET")
         .arg(session_key(&imported.cookie_sha256))
         .arg(bytes)
@@ -305,9 +321,8 @@ async fn write(cluster: &Cluster, imported: &Imported, left: Duration) -> Result
         .clone();
     cluster
         .store
-        .cmd::<()>("SET session", &cmd)
+        .cmd_within::<()>("SET session", &cmd, budget)
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// Read a session's record unless its tombstone exists: the record (bulk), 1 (deleted), or
@@ -320,8 +335,8 @@ return redis.call('GET', KEYS[1])
 /// A CONNECT presents `cookie`: if this node's table does not know it, read its record from
 /// the store and import it (with its id and login time); if the session was deleted on another
 /// node (its tombstone), drop this node's idle copy. One round trip; nothing when the store is
-/// down: the table then decides alone.
-pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str) {
+/// down or the CONNECT's `budget` is spent: the table then decides alone.
+pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str, budget: &Budget) {
     if down(cluster) {
         return;
     }
@@ -332,7 +347,7 @@ pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str) {
     invocation.key(session_key(&hash)).key(gone_key(&hash));
     let bytes = match cluster
         .store
-        .script::<redis::Value>("lookup session", invocation)
+        .script_within::<redis::Value>("lookup session", invocation, budget)
         .await
     {
         Ok(redis::Value::BulkString(bytes)) => bytes,
@@ -340,7 +355,7 @@ pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str) {
             deleted_elsewhere(shared, hash);
             return;
         }
-        Ok(_) => return,
+        Ok(_) | Err(StoreError::Spent(_)) => return,
         Err(e) => {
             log::warn!("cluster: cannot read a session record: {e}");
             return;
@@ -370,38 +385,68 @@ pub async fn import(shared: &Shared, cluster: &Cluster, cookie: &str) {
     }
 }
 
-/// How many sessions of `user` other than `sid` hold a live tunnel on other nodes (for
-/// `max-same-clients`); 0 when the store cannot say.
-pub async fn live_elsewhere(cluster: &Cluster, user: &str, sid: SessionId) -> u32 {
-    if down(cluster) {
-        return 0;
-    }
-    let cmd = redis::cmd("ZRANGEBYSCORE")
-        .arg(live_key(user))
+/// `max-same-clients` across the nodes, counted and reserved in one step: count the user's
+/// sessions in the live set (unexpired) other than this one (ARGV[3]) and this node's own
+/// (ARGV[5..]: main counts those itself); if there are at most ARGV[4] (the room main's own
+/// count leaves), add this session (score: now + ttl, never earlier than it was) so that a
+/// CONNECT of the user on another node counts it from now on. Answers {count, 1 if added}.
+/// KEYS: live. ARGV: now ms, ttl ms, member, room, this node's members...
+pub const RESERVE: &str = r"
+local now, ttl, me, room = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local mine = {}
+for i = 5, #ARGV do mine[ARGV[i]] = true end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local n = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf', 'LIMIT', 0, 1000)) do
+  if m ~= me and not mine[m] then n = n + 1 end
+end
+if n > room then return {n, 0} end
+local cur = redis.call('ZSCORE', KEYS[1], me)
+if not cur or tonumber(cur) < now + ttl then redis.call('ZADD', KEYS[1], now + ttl, me) end
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return {n, 1}
+";
+
+/// The live set's member of session `sid`.
+fn member(sid: SessionId) -> String {
+    format!("{:016x}", sid.0)
+}
+
+/// [`rocserv_proto::ipc::cluster::ClusterQuery::ReserveTunnel`]: whether a tunnel of session
+/// `sid` of `user` fits under `max-same-clients` with the user's sessions on other nodes
+/// (`room`: how many main's own count leaves; `here`: this node's sessions of the user, which
+/// main counted), reserved in the store if it does ([`RESERVE`]).
+pub async fn reserve(
+    cluster: &Cluster,
+    user: &str,
+    sid: SessionId,
+    room: u32,
+    here: &[SessionId],
+) -> Result<(u32, bool), StoreError> {
+    let script = redis::Script::new(RESERVE);
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(live_key(user))
         .arg(unix_ms())
-        .arg("+inf")
-        .arg("LIMIT")
-        .arg(0)
-        .arg(MAX_LIVE_READ)
-        .clone();
-    let members = match cluster
-        .store
-        .cmd::<Vec<String>>("ZRANGEBYSCORE", &cmd)
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            log::warn!("cluster: cannot count the user's tunnels on other nodes: {e}");
-            return 0;
-        }
-    };
-    let here = claims(cluster);
-    let n = members
+        .arg(ms(RESERVE_TTL))
+        .arg(member(sid))
+        .arg(room);
+    // The node's claims table knows its tunnels whose CONNECT main may have forgotten
+    // already (closing); main's list its CONNECTs whose tunnel is not up yet.
+    let held: Vec<SessionId> = claims(cluster)
+        .held
         .iter()
-        .filter_map(|m| u64::from_str_radix(m, 16).ok().map(SessionId))
-        .filter(|s| *s != sid && !here.contains(*s))
-        .count();
-    u32::try_from(n).unwrap_or(u32::MAX)
+        .filter(|(_, h)| h.user == user)
+        .map(|(s, _)| *s)
+        .collect();
+    for s in here.iter().chain(&held).take(MAX_LIVE_READ) {
+        invocation.arg(member(*s));
+    }
+    let (n, added) = cluster
+        .store
+        .script::<(u32, u8)>("reserve", invocation)
+        .await?;
+    Ok((n, added == 1))
 }
 
 /// Take the claim: set ours, return the previous owner; add the session to the user's live

@@ -8,7 +8,8 @@
 //! probes ([`Store::probe`]: the heartbeat) still try, and the first one that succeeds closes
 //! the breaker again.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, IntoConnectionInfo as _};
@@ -29,6 +30,66 @@ pub enum StoreError {
     /// The store answered with an error (wrong type, script error, ACL...).
     #[error("the cluster store refused {what}: {why}")]
     Refused { what: &'static str, why: String },
+    /// The request's [`Budget`] is spent: it goes on node-locally, as if the store were down
+    /// for it (the store itself is not marked down: it answers, slowly).
+    #[error("the cluster store is too slow for this request: {0}")]
+    Spent(&'static str),
+}
+
+pub use rocserv_proto::cluster::REQUEST_BUDGET;
+
+/// One request's time with the store ([`REQUEST_BUDGET`]): every command of the request is
+/// bounded by what is left of it; once spent, the request's further commands fail at once
+/// ([`StoreError::Spent`]) and the request finishes node-locally. Logged once per request.
+#[derive(Debug)]
+pub struct Budget {
+    deadline: Instant,
+    /// What the request is, for the one log line ("CONNECT of worker 12").
+    what: String,
+    spent: AtomicBool,
+}
+
+impl Budget {
+    /// A budget of [`REQUEST_BUDGET`] from now for the request `what`.
+    pub fn new(what: String) -> Self {
+        Self::until(Instant::now() + REQUEST_BUDGET, what)
+    }
+
+    /// A budget ending at `deadline`.
+    pub fn until(deadline: Instant, what: String) -> Self {
+        Self {
+            deadline,
+            what,
+            spent: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the request ran out of time with the store (it is node-local from then on).
+    pub fn is_spent(&self) -> bool {
+        self.spent.load(Ordering::Relaxed) || Instant::now() >= self.deadline
+    }
+
+    /// The bound of the next command: [`COMMAND_TIMEOUT`] or what is left, if less; `None`
+    /// when nothing is left. Whether it is the budget's (`true`) that bounds it.
+    fn bound(&self, now: Instant) -> Option<(Duration, bool)> {
+        if self.spent.load(Ordering::Relaxed) {
+            return None;
+        }
+        let left = self.deadline.checked_duration_since(now)?;
+        if left.is_zero() {
+            return None;
+        }
+        Some(if left < COMMAND_TIMEOUT {
+            (left, true)
+        } else {
+            (COMMAND_TIMEOUT, false)
+        })
+    }
+
+    /// Mark it spent; true the first time (the caller logs then, once per request).
+    fn spend(&self) -> bool {
+        !self.spent.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// What one attempt at the store came to.
@@ -191,6 +252,71 @@ impl Store {
         let mut conn = self.conn.clone();
         let answer = tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<T>(&mut conn)).await;
         self.judge(what, answer)
+    }
+
+    /// [`Self::cmd`] within a request's `budget`.
+    pub async fn cmd_within<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        cmd: &redis::Cmd,
+        budget: &Budget,
+    ) -> Result<T, StoreError> {
+        self.admit(what, false)?;
+        let (bound, cut) = self.bound(what, budget)?;
+        let mut conn = self.conn.clone();
+        let answer = tokio::time::timeout(bound, cmd.query_async::<T>(&mut conn)).await;
+        self.judge_within(what, answer, budget, cut)
+    }
+
+    /// [`Self::script`] within a request's `budget`.
+    pub async fn script_within<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        invocation: redis::ScriptInvocation<'_>,
+        budget: &Budget,
+    ) -> Result<T, StoreError> {
+        self.admit(what, false)?;
+        let (bound, cut) = self.bound(what, budget)?;
+        let mut conn = self.conn.clone();
+        let answer = tokio::time::timeout(bound, invocation.invoke_async::<T>(&mut conn)).await;
+        self.judge_within(what, answer, budget, cut)
+    }
+
+    /// The next command's bound under `budget` (see [`Budget::bound`]).
+    fn bound(&self, what: &'static str, budget: &Budget) -> Result<(Duration, bool), StoreError> {
+        budget.bound(Instant::now()).ok_or_else(|| {
+            self.spent(budget);
+            StoreError::Spent(what)
+        })
+    }
+
+    /// A command that ran out of the budget of its request: the store is not judged down for
+    /// it (it may well answer, slowly); the request goes on node-locally, logged once.
+    fn judge_within<T>(
+        &self,
+        what: &'static str,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+        budget: &Budget,
+        cut: bool,
+    ) -> Result<T, StoreError> {
+        match answer {
+            Err(_elapsed) if cut => {
+                self.spent(budget);
+                Err(StoreError::Spent(what))
+            }
+            answer => self.judge(what, answer),
+        }
+    }
+
+    fn spent(&self, budget: &Budget) {
+        if budget.spend() {
+            log::warn!(
+                "cluster store {} too slow: {} spent its {REQUEST_BUDGET:?} with the store; \
+                 finished node-locally, as if the store were down",
+                self.url,
+                budget.what
+            );
+        }
     }
 
     /// Run a pipeline (`MULTI`/`EXEC` when it is atomic), bounded like [`Self::cmd`].
