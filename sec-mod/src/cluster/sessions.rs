@@ -916,4 +916,136 @@ mod tests {
         assert_eq!(parse_owner("a/x"), None);
         assert!(gone_key(&[1; 32]).starts_with("rocserv:gone:"));
     }
+
+    /// A redis-server of this test's own on a free loopback port (killed on drop), or `None`
+    /// when none is installed: the script's decisions need the real store.
+    struct TestStore(std::process::Child, u16);
+
+    impl Drop for TestStore {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn test_store() -> Option<TestStore> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => Some(TestStore(c, port)),
+            Err(e) => {
+                eprintln!("no redis-server ({e}): the RESERVE script is not tested here");
+                None
+            }
+        }
+    }
+
+    async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        for _ in 0..100 {
+            if let Ok(c) = client.get_multiplexed_async_connection().await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {port} does not answer");
+    }
+
+    /// One RESERVE of `me` with `room` and this node's `mine`: (count, reserved).
+    async fn reserve_in(
+        conn: &mut redis::aio::MultiplexedConnection,
+        key: &str,
+        now: u64,
+        me: u64,
+        room: u32,
+        mine: &[u64],
+    ) -> (u32, bool) {
+        let script = redis::Script::new(RESERVE);
+        let mut inv = script.prepare_invoke();
+        inv.key(key)
+            .arg(now)
+            .arg(ms(RESERVE_TTL))
+            .arg(member(SessionId(me)))
+            .arg(room);
+        for m in mine {
+            inv.arg(member(SessionId(*m)));
+        }
+        let (n, added): (u32, u8) = inv.invoke_async(conn).await.unwrap();
+        (n, added == 1)
+    }
+
+    #[tokio::test]
+    async fn reserve_counts_other_nodes_sessions_and_reserves_within_the_room() {
+        let Some(store) = test_store() else { return };
+        let mut conn = connect(store.1).await;
+        let key = live_key("alice");
+        let now = unix_ms();
+        // max-same-clients 1, nothing anywhere: reserved.
+        assert_eq!(reserve_in(&mut conn, &key, now, 1, 0, &[]).await, (0, true));
+        // Another session of the user on another node now: one too many.
+        assert_eq!(
+            reserve_in(&mut conn, &key, now, 2, 0, &[]).await,
+            (1, false)
+        );
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(members, vec![member(SessionId(1))], "a refusal reserves nothing");
+        // The same session again (a reconnect): itself does not count.
+        assert_eq!(reserve_in(&mut conn, &key, now, 1, 0, &[]).await, (0, true));
+        // Session 1 is this node's (main counted it): not counted again.
+        assert_eq!(
+            reserve_in(&mut conn, &key, now, 2, 0, &[1]).await,
+            (0, true)
+        );
+        // max-same-clients 3, one here: room 1 for two elsewhere (1 and 2): no.
+        assert_eq!(
+            reserve_in(&mut conn, &key, now, 3, 1, &[9]).await,
+            (2, false)
+        );
+        // Expired reservations (a CONNECT that died, a dead node) do not count.
+        let later = now + ms(RESERVE_TTL) + 1;
+        assert_eq!(
+            reserve_in(&mut conn, &key, later, 3, 0, &[]).await,
+            (0, true)
+        );
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "the set expires by itself: {ttl}");
+    }
+
+    /// The reason for the script: two CONNECTs of one user on two nodes at the same moment
+    /// cannot both pass `max-same-clients = 1` (a read then a write could).
+    #[tokio::test]
+    async fn two_reservations_at_once_never_both_pass() {
+        let Some(store) = test_store() else { return };
+        let a = connect(store.1).await;
+        let b = connect(store.1).await;
+        for round in 0..50u64 {
+            let key = live_key(&format!("user{round}"));
+            let now = unix_ms();
+            let (mut a, mut b) = (a.clone(), b.clone());
+            let (ka, kb) = (key.clone(), key.clone());
+            let ta = tokio::spawn(async move { reserve_in(&mut a, &ka, now, 1, 0, &[]).await });
+            let tb = tokio::spawn(async move { reserve_in(&mut b, &kb, now, 2, 0, &[]).await });
+            let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
+            assert!(ra.1 != rb.1, "round {round}: exactly one passes: {ra:?} {rb:?}");
+        }
+    }
 }

@@ -580,4 +580,90 @@ mod tests {
         );
         held.abort();
     }
+
+    /// A store that answers every `PING`, each after `delay` (one at a time, as a busy
+    /// redis-server would), anything else (the connection's set-up) at once: a fake speaking
+    /// just enough RESP (`+PONG` to each command).
+    async fn slow_store(delay: std::time::Duration) -> (u16, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while let Ok(n) = conn.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        // Each command is an array: a line that starts with '*'.
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        let commands = text.split("\r\n").filter(|l| l.starts_with('*')).count();
+                        let slow = text.contains("PING");
+                        for _ in 0..commands {
+                            if slow {
+                                tokio::time::sleep(delay).await;
+                            }
+                            if conn.write_all(b"+PONG\r\n").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, task)
+    }
+
+    /// A store that answers each command in 0.9 s (under the command bound): a request's
+    /// commands share one budget, so its second command is cut short and its third not sent;
+    /// the store is not marked down for it, and the next request has a budget of its own.
+    #[tokio::test]
+    async fn a_slow_store_costs_a_request_its_budget_at_most() {
+        use std::time::{Duration, Instant};
+
+        use rocserv_proto::cluster::StoreUrl;
+        use rocserv_proto::ipc::cluster::ClusterSettings;
+
+        use super::{Budget, Store, StoreError, REQUEST_BUDGET};
+
+        let (port, task) = slow_store(Duration::from_millis(900)).await;
+        let store = Store::new(&ClusterSettings {
+            store: StoreUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port,
+                db: 0,
+            },
+            node: "n".into(),
+            auth_file: None,
+            ca_cert: None,
+        })
+        .unwrap();
+        let ping = redis::cmd("PING");
+        // Connected (the connection's own set-up answered too), not timed.
+        let echo = redis::cmd("ECHO").arg("x").clone();
+        assert_eq!(store.cmd::<String>("ECHO", &echo).await.unwrap(), "PONG");
+        let budget = Budget::new("test request".into());
+        let started = Instant::now();
+        let first = store.cmd_within::<String>("PING", &ping, &budget).await;
+        assert_eq!(first.unwrap(), "PONG");
+        let second = store.cmd_within::<String>("PING", &ping, &budget).await;
+        assert!(matches!(second, Err(StoreError::Spent(_))), "{second:?}");
+        let third = store.cmd_within::<String>("PING", &ping, &budget).await;
+        assert!(matches!(third, Err(StoreError::Spent(_))), "{third:?}");
+        let took = started.elapsed();
+        assert!(
+            took < REQUEST_BUDGET + Duration::from_millis(200),
+            "three commands of 0.9 s within the budget: {took:?}"
+        );
+        assert!(budget.is_spent());
+        assert!(store.is_up(), "a slow store is not a down one");
+        // The next request: its own budget (the late answer of the cut command first).
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let next = Budget::new("next request".into());
+        let again = store.cmd_within::<String>("PING", &ping, &next).await;
+        assert_eq!(again.unwrap(), "PONG");
+        task.abort();
+    }
 }
