@@ -413,3 +413,102 @@ pub fn require_redis() {
         );
     }
 }
+
+/// Port of a [`SlowLink`] (beside [`STORE_PORT`], in the store's namespace).
+pub const SLOW_PORT: u16 = 6380;
+
+/// A TCP relay in the store's namespace in front of the store, for one node: every byte the
+/// node sends reaches the store [`SlowLink::set_delay`] later (each chunk keeps its own
+/// deadline, so commands in flight overlap as on a long link: a store slow to answer but
+/// answering). netem would do this, but the kernel here may not have it.
+pub struct SlowLink {
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    url: String,
+}
+
+impl SlowLink {
+    /// The `cluster-store` URL that goes through the relay.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Delay from now on (0: none).
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl ClusterLab {
+    /// A [`SlowLink`] for node `node` (no delay until [`SlowLink::set_delay`]); its threads
+    /// end with the connections (the store's death, the namespace's removal).
+    pub fn slow_link(&self, node: Node) -> SlowLink {
+        use std::io::{Read as _, Write as _};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::{mpsc, Arc};
+
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let ip = node.store_ip();
+        let path = self.store_ns.path();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let delay = Arc::clone(&delay_ms);
+        std::thread::spawn(move || {
+            // This thread and the ones it starts live in the store's namespace.
+            let file = std::fs::File::open(&path).expect("open netns");
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let listener = TcpListener::bind((ip, SLOW_PORT)).expect("bind the slow link");
+            let _ = ready_tx.send(());
+            for node_side in listener.incoming() {
+                let Ok(node_side) = node_side else { return };
+                let Ok(store_side) = TcpStream::connect((ip, STORE_PORT)) else {
+                    continue;
+                };
+                let _ = node_side.set_nodelay(true);
+                let _ = store_side.set_nodelay(true);
+                let (chunks_tx, chunks_rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+                // Node -> relay: stamp each chunk with when it may go on.
+                let mut from_node = node_side.try_clone().expect("clone");
+                let delay = Arc::clone(&delay);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = from_node.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let due = Instant::now()
+                            + Duration::from_millis(delay.load(Ordering::Relaxed));
+                        if chunks_tx.send((due, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                });
+                // Relay -> store, each chunk at its time.
+                let mut to_store = store_side.try_clone().expect("clone");
+                std::thread::spawn(move || {
+                    while let Ok((due, bytes)) = chunks_rx.recv() {
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        if to_store.write_all(&bytes).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_store.shutdown(Shutdown::Write);
+                });
+                // Store -> node, at once.
+                let (mut from_store, mut to_node) = (store_side, node_side);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_store, &mut to_node);
+                    let _ = to_node.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        ready_rx
+            .recv_timeout(crate::WAIT)
+            .expect("the slow link listens");
+        SlowLink {
+            delay_ms,
+            url: format!("redis://{ip}:{SLOW_PORT}/0"),
+        }
+    }
+}
