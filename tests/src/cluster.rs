@@ -477,8 +477,8 @@ impl ClusterLab {
                         if n == 0 {
                             break;
                         }
-                        let due = Instant::now()
-                            + Duration::from_millis(delay.load(Ordering::Relaxed));
+                        let due =
+                            Instant::now() + Duration::from_millis(delay.load(Ordering::Relaxed));
                         if chunks_tx.send((due, buf[..n].to_vec())).is_err() {
                             break;
                         }

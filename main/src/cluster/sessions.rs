@@ -13,6 +13,10 @@ use rocserv_proto::ipc::SessionId;
 use crate::conn::{Conn, Stop};
 use crate::state::Shared;
 
+/// Most of this node's sessions of one user a reservation names (the store script reads at
+/// most 1000 members; a user with more here is counted on this node only).
+const MAX_HERE: usize = 1000;
+
 /// One CONNECT's time with the store ([`REQUEST_BUDGET`]), counted from main's request to
 /// sec-mod, which spends it first (the session's lookup) and says when it spent it all: the
 /// store round trips main makes after (the `max-same-clients` reservation, the address claims)
@@ -84,6 +88,9 @@ pub async fn admit(
         .into_iter()
         .filter(|s| *s != grant.sid)
         .collect();
+    if here.len() > MAX_HERE {
+        return true;
+    }
     // main's count admitted this one: here.len() < max.
     let room = max
         .saturating_sub(1)
@@ -138,5 +145,36 @@ pub fn end_tunnel(shared: &Shared, sid: SessionId) {
             log::info!("session {sid}: taken over by another node; ending its tunnel here");
         }
         Some(_) | None => log::debug!("session {sid}: taken over elsewhere; no tunnel here"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], 443))
+    }
+
+    #[test]
+    fn a_budget_spent_in_sec_mod_leaves_nothing() {
+        let mut b = StoreBudget::new(Instant::now(), true);
+        assert_eq!(b.left(peer(), "alice"), None);
+    }
+
+    #[test]
+    fn a_budget_counts_from_the_request_to_sec_mod() {
+        let now = Instant::now();
+        let mut b = StoreBudget::new(now, false);
+        let left = b.left(peer(), "alice").unwrap();
+        assert!(left <= REQUEST_BUDGET && left > REQUEST_BUDGET / 2);
+        // Asked longer ago than the budget: spent, and stays so.
+        if let Some(long_ago) = now.checked_sub(REQUEST_BUDGET * 2) {
+            let mut old = StoreBudget::new(long_ago, false);
+            assert_eq!(old.left(peer(), "alice"), None);
+            assert_eq!(old.left(peer(), "alice"), None);
+        }
+        b.spend(peer(), "alice");
+        assert_eq!(b.left(peer(), "alice"), None, "spent by a cut command");
     }
 }

@@ -1003,7 +1003,11 @@ mod tests {
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert_eq!(members, vec![member(SessionId(1))], "a refusal reserves nothing");
+        assert_eq!(
+            members,
+            vec![member(SessionId(1))],
+            "a refusal reserves nothing"
+        );
         // The same session again (a reconnect): itself does not count.
         assert_eq!(reserve_in(&mut conn, &key, now, 1, 0, &[]).await, (0, true));
         // Session 1 is this node's (main counted it): not counted again.
@@ -1045,7 +1049,10 @@ mod tests {
             let ta = tokio::spawn(async move { reserve_in(&mut a, &ka, now, 1, 0, &[]).await });
             let tb = tokio::spawn(async move { reserve_in(&mut b, &kb, now, 2, 0, &[]).await });
             let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
-            assert!(ra.1 != rb.1, "round {round}: exactly one passes: {ra:?} {rb:?}");
+            assert!(
+                ra.1 != rb.1,
+                "round {round}: exactly one passes: {ra:?} {rb:?}"
+            );
         }
     }
 }
