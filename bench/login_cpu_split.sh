@@ -11,6 +11,12 @@
 # dynamic linking of `rocserv-worker` with a bad argument (it exits at once) against /bin/true.
 #
 # RECORD=1 also samples each tree (`perf record -g`, $STATE/perf-KIND.data) for `perf report`.
+# PHASES=1 splits each login's CPU by phase instead: every server process is sampled
+# (`perf record -e cpu-clock -c 50000`, one sample per 50 us of CPU, realtime clock) while the
+# script notes when each phase starts: login (openconnect started -> DTLS up), settle (0.3 s of
+# nothing: timers, background work), logout (SIGINT to openconnect -> 0.3 s after it exited:
+# worker exit, tun teardown, records). `login_phases.py` bins the samples per process kind
+# (main, worker, sec-mod) and phase, and prints each bin's top symbols.
 # Knobs: K [30], STATE [/tmp/logincpu-bench], SHARED_BENCH, BIN_DIR (for the exec figure;
 # default target/release). Namespaces lcs-srv / lcs-cli.
 set -u
@@ -83,8 +89,13 @@ done
 sleep 1
 # One perf per process there is now: main (its future workers are inherited) and sec-mod.
 kinds=()
+PHASES=${PHASES:-0}
 for p in $(server_pids); do
     kind=$(< "/proc/$p/comm")
+    if [ "$PHASES" = 1 ]; then
+        perf record -q -e cpu-clock -c 50000 -k realtime -p "$p" -o "$STATE/phases-$kind-$p.data" > /dev/null 2>&1 &
+        PERF_PIDS+=($!)
+    fi
     perf stat -x, -e task-clock,page-faults,context-switches -p "$p" -o "$STATE/perf-$kind-$p.csv" &
     PERF_PIDS+=($!); kinds+=("$kind-$p")
     if [ "${RECORD:-0}" = 1 ]; then
@@ -94,12 +105,18 @@ for p in $(server_pids); do
 done
 sleep 0.5
 ok=0 first=
+: > "$STATE/marks"
 for i in $(seq 1 "$K"); do
+    echo "login $EPOCHREALTIME" >> "$STATE/marks"
     r=$(TIMEOUT=30 WAIT_DTLS=1 "$H/connect.sh" test1) && ok=$((ok + 1))
     # The first login after the start: what one-time work at the first login costs in latency.
     [ "$i" = 1 ] && first=$(sed -n 's/.* secs=\([0-9.]*\).*/\1/p' <<< "$r")
+    if [ "$PHASES" = 1 ]; then echo "settle $EPOCHREALTIME" >> "$STATE/marks"; sleep 0.3; fi
+    echo "logout $EPOCHREALTIME" >> "$STATE/marks"
     "$H/disconnect.sh" test1
+    [ "$PHASES" = 1 ] && sleep 0.3
 done
+echo "end $EPOCHREALTIME" >> "$STATE/marks"
 sleep 1   # the last worker's exit
 for p in "${PERF_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 PERF_PIDS=()
@@ -113,6 +130,12 @@ for kind in "${kinds[@]}"; do
         'BEGIN{ if (n == 0) n = 1; printf " %s_ms=%.2f %s_faults=%.0f %s_cswitch=%.0f", k, tc/n, k, pf/n, k, cs/n }')
 done
 echo "$line"
+if [ "$PHASES" = 1 ]; then
+    for f in "$STATE"/phases-*.data; do
+        perf script -i "$f" -F pid,tid,comm,time,ip,sym,dso > "${f%.data}.txt" 2>/dev/null
+    done
+    python3 "$HERE/login_phases.py" "$STATE/marks" "$ok" "$STATE"/phases-*.txt
+fi
 
 if [ -x "$BIN_DIR/rocserv-worker" ]; then
     w=$(perf stat -x, -r 200 -e task-clock "$BIN_DIR/rocserv-worker" --bad 2>&1 >/dev/null | awk -F, '$3=="task-clock"{print $1}')

@@ -13,6 +13,7 @@
 //! -> close the sec-mod channel -> CONNECT -> main grants the tunnel and a tun fd ->
 //! `200 CONNECTED` -> CSTP pump -> `SessionEnd` -> exit 0.
 
+pub mod bpf_tree;
 pub mod caps;
 pub mod fds;
 pub mod http;

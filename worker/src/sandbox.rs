@@ -31,9 +31,7 @@ use std::collections::BTreeMap;
 
 use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid, Gid, Uid};
 use rocserv_proto::ipc::main_worker::SandboxPolicy;
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
-};
+use seccompiler::{BpfProgram, SeccompAction, SeccompCondition, SeccompRule, TargetArch};
 
 /// The sandbox could not be set up; the worker must exit.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +68,9 @@ pub enum SandboxError {
     /// The architecture is not one seccompiler knows.
     #[error("no seccomp support for this architecture")]
     Arch(#[source] seccompiler::BackendError),
+    /// The allow-list could not be laid out as a search.
+    #[error("cannot build the seccomp filter")]
+    Tree(#[source] crate::bpf_tree::TreeError),
     /// The kernel refused the filter.
     #[error("cannot install the seccomp filter")]
     Apply(#[source] seccompiler::Error),
@@ -178,9 +179,21 @@ fn stay_root_without_capabilities(policy: &SandboxPolicy) -> Result<(), SandboxE
 }
 
 /// Compile the allow-list for the running architecture, for the process `pid` (the only thread
-/// group `tgkill` may reach).
+/// group `tgkill` may reach): a binary search over the syscall number ([`crate::bpf_tree`]:
+/// attaching it costs the kernel a fraction of seccompiler's linear chain).
 pub fn filter(pid: u32) -> Result<BpfProgram, SandboxError> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SandboxError::Arch)?;
+    crate::bpf_tree::compile(
+        rules(pid)?,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(SandboxError::Tree)
+}
+
+/// The allow-list: syscall number -> the rules under which it is allowed (empty: always).
+fn rules(pid: u32) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED
         .iter()
@@ -191,8 +204,15 @@ pub fn filter(pid: u32) -> Result<BpfProgram, SandboxError> {
         #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
         rules.insert(i64::from(nr), chain);
     }
-    let filter = SeccompFilter::new(
-        rules,
+    Ok(rules)
+}
+
+/// seccompiler's own (linear) program for the same list: what [`filter`] must decide alike.
+#[cfg(test)]
+fn linear_filter(pid: u32) -> Result<BpfProgram, SandboxError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SandboxError::Arch)?;
+    let filter = seccompiler::SeccompFilter::new(
+        rules(pid)?,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
         arch,
@@ -342,6 +362,232 @@ mod tests {
         // No call is both unconditional and argument-filtered (the filtered rule would be moot).
         for (nr, _) in arg_rules(1).unwrap() {
             assert!(!ALLOWED.contains(&nr), "{nr} is in ALLOWED too");
+        }
+    }
+
+    /// A classic BPF interpreter for what seccompiler and bpf_tree emit, over a `struct
+    /// seccomp_data` as 32-bit words (little endian: an argument's low half first).
+    fn run(prog: &[seccompiler::sock_filter], data: &[u32; 16]) -> u32 {
+        let (mut pc, mut a) = (0usize, 0u32);
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps <= prog.len(), "a BPF program only jumps forward");
+            let i = &prog[pc];
+            let next = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
+            pc = match i.code {
+                0x20 => {
+                    a = data[i.k as usize / 4];
+                    pc + 1
+                }
+                0x54 => {
+                    a &= i.k;
+                    pc + 1
+                }
+                0x05 => pc + 1 + i.k as usize,
+                0x15 => next(a == i.k),
+                0x25 => next(a > i.k),
+                0x35 => next(a >= i.k),
+                0x45 => next(a & i.k != 0),
+                0x06 => return i.k,
+                code => panic!("unexpected BPF opcode {code:#x}"),
+            };
+        }
+    }
+
+    #[test]
+    fn the_search_decides_as_seccompilers_chain() {
+        let pid = 4242;
+        let tree = filter(pid).unwrap();
+        let linear = linear_filter(pid).unwrap();
+        // x86_64, i386, x32's numbers and nonsense architectures.
+        let arches = [0xc000_003e_u32, 0x4000_0003, 0xc000_00b7, 0];
+        let mut numbers: Vec<u32> = (0..600).collect();
+        numbers.extend([0x4000_0000, 0x4000_0001, 0x4000_002c, u32::MAX, 0x8000_0000]);
+        let mut checked = 0;
+        let mut allowed = 0;
+        // Argument values: every constant the rules name, around them, and their halves.
+        let mut values: Vec<u64> = vec![0, 1, 2, 3, 4, 10, 41, 23, 14, 7, u64::from(pid)];
+        values.extend(
+            [libc::F_GETFD, libc::F_GETFL, libc::F_SETFL, libc::F_SETOWN].map(|v| v as u64),
+        );
+        values.extend(
+            [
+                libc::IPPROTO_IP,
+                libc::IPPROTO_IPV6,
+                libc::SOL_SOCKET,
+                libc::IP_MTU,
+                libc::IP_MTU_DISCOVER,
+                libc::IPV6_MTU,
+                libc::IPV6_MTU_DISCOVER,
+                libc::SO_DOMAIN,
+            ]
+            .map(|v| v as u64),
+        );
+        let o_async = libc::O_ASYNC as u64;
+        values.extend([
+            o_async,
+            o_async | 0x800,
+            0x800,
+            1 << 32,
+            (1 << 32) | 1,
+            u64::MAX,
+        ]);
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut pick = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values[(x % values.len() as u64) as usize]
+        };
+        for &arch in &arches {
+            for &nr in &numbers {
+                let cases = if arch == arches[0] && nr < 600 {
+                    3000
+                } else {
+                    3
+                };
+                for case in 0..cases {
+                    let mut data = [0u32; 16];
+                    data[0] = nr;
+                    data[1] = arch;
+                    data[2] = 0x5555_1234;
+                    for arg in 0..6 {
+                        let v = if case == 0 { 0 } else { pick() };
+                        data[4 + 2 * arg] = v as u32;
+                        data[5 + 2 * arg] = (v >> 32) as u32;
+                    }
+                    let want = run(&linear, &data);
+                    assert_eq!(
+                        run(&tree, &data),
+                        want,
+                        "nr {nr} arch {arch:#x} data {data:x?}"
+                    );
+                    checked += 1;
+                    if want == libc::SECCOMP_RET_ALLOW {
+                        allowed += 1;
+                    }
+                }
+            }
+        }
+        // Both outcomes were seen (the test is not comparing two filters that deny all).
+        assert!(
+            allowed > 1000 && allowed < checked,
+            "{allowed} of {checked}"
+        );
+    }
+
+    /// `cargo test -p rocserv-worker --release --lib attach_cost -- --ignored --nocapture`:
+    /// the kernel's time for the `seccomp` call that attaches each filter (in a fresh child per
+    /// sample: the attach is once per process), and the emulated instructions per syscall
+    /// number that the cache preparation walks (a not-listed number runs to the kill).
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    #[allow(unsafe_code)]
+    fn attach_cost() {
+        let progs = [
+            ("linear", linear_filter(1).unwrap()),
+            ("search", filter(1).unwrap()),
+        ];
+        for (name, prog) in &progs {
+            println!("{name}: {} instructions", prog.len());
+        }
+        let mut samples = [Vec::new(), Vec::new()];
+        for round in 0..400 {
+            let which = round % 2;
+            let prog = &progs[which].1;
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_ptr().cast_mut().cast(),
+            };
+            let mut fds = [0; 2];
+            // SAFETY: a valid two-int array.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: the child makes only async-signal-safe calls (prctl, clock_gettime,
+            // syscall, write, _exit) on memory it already has.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                // SAFETY: as above; `fprog` points into `prog`, alive in the child's copy.
+                unsafe {
+                    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                    let mut t0 = std::mem::zeroed::<libc::timespec>();
+                    let mut t1 = std::mem::zeroed::<libc::timespec>();
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t0);
+                    let rc = libc::syscall(
+                        libc::SYS_seccomp,
+                        1, // SECCOMP_SET_MODE_FILTER
+                        libc::SECCOMP_FILTER_FLAG_TSYNC,
+                        &fprog,
+                    );
+                    libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t1);
+                    let ns: i64 = if rc == 0 {
+                        (t1.tv_sec - t0.tv_sec) * 1_000_000_000 + (t1.tv_nsec - t0.tv_nsec)
+                    } else {
+                        -1
+                    };
+                    libc::write(fds[1], (&ns as *const i64).cast(), 8);
+                    libc::_exit(0);
+                }
+            }
+            let mut ns = 0i64;
+            // SAFETY: reading 8 bytes into an i64; waiting for our own child.
+            unsafe {
+                libc::close(fds[1]);
+                assert_eq!(libc::read(fds[0], (&mut ns as *mut i64).cast(), 8), 8);
+                libc::close(fds[0]);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            assert!(ns > 0, "seccomp failed in the child");
+            samples[which].push(ns);
+        }
+        for (i, (name, _)) in progs.iter().enumerate() {
+            let s = &mut samples[i];
+            s.sort_unstable();
+            println!(
+                "ATTACH {name}: median {} us, p10 {} us, p90 {} us ({} samples)",
+                s[s.len() / 2] / 1000,
+                s[s.len() / 10] / 1000,
+                s[s.len() * 9 / 10] / 1000,
+                s.len()
+            );
+        }
+        // Emulated instructions per syscall number, as the cache preparation walks them.
+        for (name, prog) in &progs {
+            let mut total = 0usize;
+            for nr in 0..462 {
+                let mut data = [0u32; 16];
+                data[0] = nr;
+                data[1] = 0xc000_003e;
+                total += steps(prog, &data);
+            }
+            println!("WALK {name}: {total} instructions over 462 syscall numbers");
+        }
+    }
+
+    /// Instructions the interpreter runs until a return, or until an argument is loaded (where
+    /// the kernel's cache emulation stops: the result is not constant).
+    fn steps(prog: &[seccompiler::sock_filter], data: &[u32; 16]) -> usize {
+        let mut n = 0;
+        let mut pc = 0usize;
+        let mut a = 0u32;
+        loop {
+            n += 1;
+            let i = &prog[pc];
+            let next = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
+            pc = match i.code {
+                0x20 if i.k >= 16 => return n,
+                0x20 => {
+                    a = data[i.k as usize / 4];
+                    pc + 1
+                }
+                0x05 => pc + 1 + i.k as usize,
+                0x15 => next(a == i.k),
+                0x25 => next(a > i.k),
+                0x35 => next(a >= i.k),
+                0x45 => next(a & i.k != 0),
+                _ => return n,
+            };
         }
     }
 }
