@@ -20,6 +20,12 @@ B=$(cd "${BIN_DIR:-$REPO/target/release}" && pwd)
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 cd "$REPO"
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$OUT/sitting.log"; }
+# The package ships a static-pie worker (dist/static-worker.sh); say which one this sitting runs.
+if LC_ALL=C readelf -lW "$B/rocserv-worker" 2>/dev/null | grep -q INTERP; then
+    log "worker: dynamically linked (the package's is a static PIE: dist/static-worker.sh)"
+else
+    log "worker: static PIE, as the package ships it"
+fi
 for p in $PARTS; do
     case $p in
     shared)

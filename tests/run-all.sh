@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "run-all.sh: run it as root, e.g. sudo tests/run-all.sh" >&2
     exit 1
 fi
-for tool in openconnect ip tc ping nft iperf3 gnutls-cli certtool openssl curl cc cargo-fuzz freeradius dpkg-deb dpkg-shlibdeps apt-get systemd-socket-activate systemd-analyze unshare utmpdump ss fail2ban-regex haproxy redis-server redis-cli; do
+for tool in openconnect ip tc ping nft iperf3 gnutls-cli certtool openssl curl cc cargo-fuzz freeradius dpkg-deb dpkg-shlibdeps apt-get systemd-socket-activate systemd-analyze unshare utmpdump ss fail2ban-regex haproxy redis-server redis-cli readelf; do
     command -v "$tool" >/dev/null || { echo "run-all.sh: $tool is missing (see .ci/run for the packages)" >&2; exit 1; }
 done
 
@@ -44,6 +44,11 @@ if [ -f proto/fuzz/Cargo.toml ]; then
     step "fuzz targets, ${FUZZ_SECONDS:-15} s each (AddressSanitizer)"
     tests/fuzz.sh
 fi
+
+# The worker as the package ships it, a static PIE (doc/decisions/0014-static-pie-worker.md),
+# relinked here because the unit tests above rebuild the dynamic one for worker/tests/.
+step "static-pie worker for the end-to-end tests"
+dist/static-worker.sh dev
 
 # One at a time: several tests assert latency bounds (a slow connect-script must not stall
 # another user's pings by 50 ms) that two tests sharing the 2 cores could blur.

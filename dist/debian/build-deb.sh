@@ -26,6 +26,8 @@ esac
 # The same set as tests/run-all.sh builds (--workspace --bins): a subset with -p would unify
 # features differently (nix, tokio) and recompile half the workspace in CI.
 cargo build --locked --profile "$profile" --workspace --bins >&2
+# The worker ships as a static PIE (doc/decisions/0014-static-pie-worker.md).
+dist/static-worker.sh "$profile"
 
 version=$(cargo metadata --format-version 1 --no-deps --locked |
     sed -n 's/.*"name":"rocserv-main","version":"\([^"]*\)".*/\1/p')

@@ -63,6 +63,14 @@ fn installed_package_serves_a_login() {
     for b in ["rocserv", "rocserv-sm", "rocserv-worker"] {
         assert!(Path::new(LIBEXEC).join(b).is_file(), "{LIBEXEC}/{b}");
     }
+    // The worker ships as a static PIE (doc/decisions/0014-static-pie-worker.md); sec-mod
+    // stays dynamic (PAM loads its modules).
+    let worker = Path::new(LIBEXEC).join("rocserv-worker");
+    assert_eq!(elf_kind(&worker), (true, false), "{}", worker.display());
+    assert_eq!(
+        elf_kind(&Path::new(LIBEXEC).join("rocserv-sm")),
+        (true, true)
+    );
     assert_eq!(
         std::fs::read_link(ROCSERV).unwrap(),
         Path::new("../libexec/rocserv/rocserv")
@@ -146,4 +154,20 @@ fn installed_package_serves_a_login() {
     server
         .wait_for_log("user disconnect", WAIT)
         .expect("session end logged");
+}
+
+/// (position-independent, has a program interpreter) of a little-endian ELF64 executable:
+/// ET_DYN in the header, a PT_INTERP program header.
+fn elf_kind(path: &Path) -> (bool, bool) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(bytes.get(..5), Some(&b"\x7fELF\x02"[..]), "ELF64: {}", path.display());
+    let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let pie = u16_at(0x10) == 3; // e_type ET_DYN
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
+    let interp = (0..usize::from(phnum)).any(|i| {
+        let at = phoff + i * usize::from(phentsize);
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) == 3 // PT_INTERP
+    });
+    (pie, interp)
 }
