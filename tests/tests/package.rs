@@ -160,7 +160,12 @@ fn installed_package_serves_a_login() {
 /// ET_DYN in the header, a PT_INTERP program header.
 fn elf_kind(path: &Path) -> (bool, bool) {
     let bytes = std::fs::read(path).unwrap();
-    assert_eq!(bytes.get(..5), Some(&b"\x7fELF\x02"[..]), "ELF64: {}", path.display());
+    assert_eq!(
+        bytes.get(..5),
+        Some(&b"\x7fELF\x02"[..]),
+        "ELF64: {}",
+        path.display()
+    );
     let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap());
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     let pie = u16_at(0x10) == 3; // e_type ET_DYN
