@@ -27,6 +27,9 @@
 #     server CPU per reconnect, the victim's largest gap during the storm;
 #  4. everybody disconnects, the server stops.
 #
+# CLIENT_NICE [unset]: the storm's openconnect processes run at this nice value (e.g. 19), the
+# victim and its ping at the shell's: on one machine the storm's clients otherwise take the CPU
+# from the victim's client, which a real server never sees, and the gap is mostly theirs.
 # PERF=1 samples the whole machine during the login storm (`perf record -a -g`,
 # $STATE/runN/perf-storm.data); bench/login_cpu_split.sh splits the CPU per process.
 # Knobs: N [50], RUNS [3] (medians over the runs), CONTROL [5] s, PING_MS [10], TIMEOUT [120] s
@@ -101,6 +104,8 @@ esac
 [ -n "${EXTRA_CONF:-}" ] && printf '%s\n' "$EXTRA_CONF" >> "$STATE/ocserv.conf"
 CMD=${TEMPLATE//\{conf\}/$STATE/ocserv.conf}
 
+client_nice=
+[ -n "${CLIENT_NICE:-}" ] && client_nice="nice -n $CLIENT_NICE"
 users=()
 for i in $(seq 2 $(( N + 1 ))); do users+=("test$i"); done
 SERVER_PID= PING_PID=
@@ -165,7 +170,7 @@ one_run() {
     c0=$(cpu_ns_incl $(server_pids)); read -r _ a0 <<< "$(sys_cpu)"
     t0=$(now_us)
     for u in "${users[@]}"; do
-        ROUTE="" TIMEOUT="$TIMEOUT" IFNAME="s-$u" "$H/connect.sh" "$u" > "$out/conc-$u.txt" 2>&1 &
+        ROUTE="" TIMEOUT="$TIMEOUT" IFNAME="s-$u" $client_nice "$H/connect.sh" "$u" > "$out/conc-$u.txt" 2>&1 &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
@@ -222,7 +227,7 @@ for run in $(seq 1 "$RUNS"); do
     one_run "$run" | tee -a "$STATE/runs.txt"
 done
 keys="ok secs sessions_per_s connect_p50_s connect_max_s cpu_ms_per_login busy gap_ms re_ok all_back_s re_cpu_ms_per_session re_gap_ms control_gap_ms"
-line="STORM name=$NAME n=$N runs=$RUNS"
+line="STORM name=$NAME n=$N runs=$RUNS client_nice=${CLIENT_NICE:-}"
 for k in $keys; do
     m=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" "$STATE/runs.txt" | median)
     line+=" $k=$m"
