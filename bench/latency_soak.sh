@@ -33,6 +33,8 @@
 #      SHORT=1: a smoke check (RUNS=1, DURATION=5).
 #      AFTER_CONNECT: a command run with the server's name and the mode once both users are up
 #      (for experiments, e.g. changing the scheduling of the server's processes).
+#      BULK_RATE: iperf3's -b for the bulk user (e.g. 600M), so every server carries the same
+#      load (unset: as fast as it goes, which loads a faster server more).
 #      TRACE=1: tcpdump (needs the tcpdump package) in the server namespace during each ping
 #      phase, and latency_split.py tells how much of each RTT the server spent: in (client's
 #      datagram/segment on the veth -> echo request into the tun), out (echo reply from the tun ->
@@ -47,7 +49,10 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$REPO/../shared/bench}
+if [ -z "${SHARED_BENCH:-}" ]; then
+    SHARED_BENCH=$REPO/../shared/bench
+    [ -r "$SHARED_BENCH/lib.sh" ] || SHARED_BENCH=$REPO/../../shared/bench   # from a worktree
+fi
 [ -r "$SHARED_BENCH/lib.sh" ] || { echo "no shared harness at $SHARED_BENCH (set SHARED_BENCH)" >&2; exit 1; }
 if [ "${SHORT:-0}" = 1 ]; then RUNS=${RUNS:-1}; DURATION=${DURATION:-5}; fi
 RUNS=${RUNS:-3}
@@ -162,6 +167,7 @@ for run in $(seq 1 "$RUNS"); do
                 bpid= mbps=0
                 if [ "$load" != idle ]; then
                     rev=(); [ "$load" = down ] && rev=(-R)
+                    [ -n "${BULK_RATE:-}" ] && rev+=(-b "$BULK_RATE")
                     ip netns exec "$CLI_NS" iperf3 -c "$VPN_SRV_IP" -p "$PORT" --bind-dev lat-b \
                         -t $(( ${DURATION%.*} + 2 )) "${rev[@]}" -J > "$STATE/iperf.json" 2>&1 &
                     bpid=$!
@@ -205,7 +211,7 @@ for name in "${NAMES[@]}"; do
         for load in $LOADS; do
             line="SOAK server=$name mode=$mode load=$load"
             keys="p50_ms p99_ms p999_ms max_ms lost bulk_mbps"
-            [ "${TRACE:-0}" = 1 ] && keys+=" server_p50_ms server_p99_ms server_p999_ms server_max_ms"
+            [ "${TRACE:-0}" = 1 ] && keys+=" in_p99_ms out_p99_ms server_p50_ms server_p99_ms server_p999_ms server_max_ms"
             for k in $keys; do
                 m=$(awk -v s="server=$name" -v mo="mode=$mode" -v l="load=$load" -v k="$k" \
                     '$3==s && $4==mo && $5==l { for (i=6;i<=NF;i++) { split($i,a,"="); if (a[1]==k) print a[2] } }' "$RESULTS" | median)

@@ -27,6 +27,14 @@
 #     server CPU per reconnect, the victim's largest gap during the storm;
 #  4. everybody disconnects, the server stops.
 #
+# CLIENT_NICE [unset]: the storm's openconnect processes run at this nice value (e.g. 19), the
+# victim and its ping at the shell's: on one machine the storm's clients otherwise take the CPU
+# from the victim's client, which a real server never sees, and the gap is mostly theirs.
+# TRACE=1 (needs tcpdump): a capture in the server namespace of the victim's packets during each
+# storm, and latency_split.py's split of every ping: how long the SERVER held the victim's
+# packets (st_server_p99_ms, st_server_max_ms; re_... for the reconnect storm), apart from the
+# client side's wait for a CPU. Every RUN line also has the victim's RTT p99 per storm
+# (rtt_p99_ms, re_rtt_p99_ms), steadier than the largest gap on a shared machine.
 # PERF=1 samples the whole machine during the login storm (`perf record -a -g`,
 # $STATE/runN/perf-storm.data); bench/login_cpu_split.sh splits the CPU per process.
 # Knobs: N [50], RUNS [3] (medians over the runs), CONTROL [5] s, PING_MS [10], TIMEOUT [120] s
@@ -101,6 +109,8 @@ esac
 [ -n "${EXTRA_CONF:-}" ] && printf '%s\n' "$EXTRA_CONF" >> "$STATE/ocserv.conf"
 CMD=${TEMPLATE//\{conf\}/$STATE/ocserv.conf}
 
+client_nice=
+[ -n "${CLIENT_NICE:-}" ] && client_nice="nice -n $CLIENT_NICE"
 users=()
 for i in $(seq 2 $(( N + 1 ))); do users+=("test$i"); done
 SERVER_PID= PING_PID=
@@ -130,6 +140,30 @@ ping_start() {
     PING_PID=$!
 }
 ping_stop() { kill -INT "$PING_PID" 2>/dev/null; wait "$PING_PID" 2>/dev/null; PING_PID=; }
+# rtt_p99 FILE: the 99th percentile of the replies' time= (ms), nearest rank.
+rtt_p99() {
+    sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' "$1" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) { print "NA"; exit } r = int(0.99 * NR + 0.999999); print v[r] }'
+}
+# TRACE=1: trace_start FILE / trace_stop FILE PREFIX (prints " PREFIXserver_p99_ms=.. ...").
+TRACE_PID= VICTIM_PORTS=
+trace_start() {
+    [ "${TRACE:-0}" = 1 ] || return 0
+    local vp pf="" pt
+    vp=$(cat "$STATE/oc-test1.pid")
+    VICTIM_PORTS=$(ip netns exec "$CLI_NS" ss -Hntup state all '( dport = :443 )' | awk -v p="pid=$vp," '
+        index($0, p) { n = split($5, a, ":"); printf "%s%s", s, a[n]; s = "," }')
+    for pt in ${VICTIM_PORTS//,/ }; do pf+="${pf:+ or }port $pt"; done
+    ip netns exec "$SRV_NS" tcpdump -i any -tt -n -s 128 -B 8192 "icmp or ($pf)" > "$1" 2>/dev/null &
+    TRACE_PID=$!
+    sleep 0.5
+}
+trace_stop() {
+    [ -n "$TRACE_PID" ] || return 0
+    kill -INT "$TRACE_PID" 2>/dev/null; wait "$TRACE_PID" 2>/dev/null; TRACE_PID=
+    "$HERE/latency_split.py" "$1" "$VICTIM_PORTS" | tr ' ' '\n' | grep -E '^(in|server)_(p99|max)_ms=' |
+        sed "s/^/$2/" | tr '\n' ' ' | sed 's/^/ /; s/ $//'
+}
 # ms_per CPU_NS_DELTA N
 ms_per() { awk -v d="$1" -v n="$2" 'BEGIN{ if (n>0) printf "%.2f", d/1e6/n; else print "NA" }'; }
 
@@ -155,7 +189,8 @@ one_run() {
     local control; control=$(gap_ms "$out/ping-control.txt")
 
     # 2. the login storm
-    local pids=() c0 c1 a0 a1 t0 t1 ok=0
+    local pids=() c0 c1 a0 a1 t0 t1 ok=0 st_split re_split
+    trace_start "$out/storm.cap"
     ping_start "$out/ping-storm.txt"; sleep 0.5
     local perf_pid=
     if [ "${PERF:-0}" = 1 ]; then
@@ -165,7 +200,7 @@ one_run() {
     c0=$(cpu_ns_incl $(server_pids)); read -r _ a0 <<< "$(sys_cpu)"
     t0=$(now_us)
     for u in "${users[@]}"; do
-        ROUTE="" TIMEOUT="$TIMEOUT" IFNAME="s-$u" "$H/connect.sh" "$u" > "$out/conc-$u.txt" 2>&1 &
+        ROUTE="" TIMEOUT="$TIMEOUT" IFNAME="s-$u" $client_nice "$H/connect.sh" "$u" > "$out/conc-$u.txt" 2>&1 &
         pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
@@ -173,6 +208,7 @@ one_run() {
     read -r _ a1 <<< "$(sys_cpu)"; c1=$(cpu_ns_incl $(server_pids))
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null; }
     sleep 0.5; ping_stop
+    st_split=$(trace_stop "$out/storm.cap" st_)
     local secs rate p50 max cpu busy gap
     secs=$(fmt_us $(( t1 - t0 )))
     rate=$(awk -v n="$ok" -v us=$(( t1 - t0 )) 'BEGIN{printf "%.2f", n/(us/1e6)}')
@@ -193,6 +229,7 @@ one_run() {
     local up=()
     for u in "${users[@]}"; do grep -q '^UP' "$out/conc-$u.txt" && up+=("$u"); done
     for u in "${up[@]}"; do rm -f "$STATE/oc-$u.up"; done
+    trace_start "$out/re.cap"
     ping_start "$out/ping-re.txt"; sleep 0.5
     c0=$(cpu_ns_incl $(server_pids))
     t0=$(now_us)
@@ -208,12 +245,13 @@ one_run() {
     t1=$(now_us)
     c1=$(cpu_ns_incl $(server_pids))
     sleep 0.5; ping_stop
+    re_split=$(trace_stop "$out/re.cap" re_)
     re_ok=$(( ${#up[@]} - left ))
     back=$(fmt_us $(( t1 - t0 )))
     local re_cpu re_gap
     re_cpu=$(ms_per $(( c1 - c0 )) "$re_ok")
     re_gap=$(gap_ms "$out/ping-re.txt")
-    echo "RUN name=$NAME run=$run n=$N ok=$ok secs=$secs sessions_per_s=$rate connect_p50_s=$p50 connect_max_s=$max cpu_ms_per_login=$cpu busy=${busy}% gap_ms=$gap killed=${#kill[@]} re_ok=$re_ok all_back_s=$back re_cpu_ms_per_session=$re_cpu re_gap_ms=$re_gap control_gap_ms=$control"
+    echo "RUN name=$NAME run=$run n=$N ok=$ok secs=$secs sessions_per_s=$rate connect_p50_s=$p50 connect_max_s=$max cpu_ms_per_login=$cpu busy=${busy}% gap_ms=$gap killed=${#kill[@]} re_ok=$re_ok all_back_s=$back re_cpu_ms_per_session=$re_cpu re_gap_ms=$re_gap control_gap_ms=$control rtt_p99_ms=$(rtt_p99 "$out/ping-storm.txt") re_rtt_p99_ms=$(rtt_p99 "$out/ping-re.txt") control_rtt_p99_ms=$(rtt_p99 "$out/ping-control.txt")$st_split$re_split"
     stop_all
 }
 
@@ -221,8 +259,9 @@ one_run() {
 for run in $(seq 1 "$RUNS"); do
     one_run "$run" | tee -a "$STATE/runs.txt"
 done
-keys="ok secs sessions_per_s connect_p50_s connect_max_s cpu_ms_per_login busy gap_ms re_ok all_back_s re_cpu_ms_per_session re_gap_ms control_gap_ms"
-line="STORM name=$NAME n=$N runs=$RUNS"
+keys="ok secs sessions_per_s connect_p50_s connect_max_s cpu_ms_per_login busy gap_ms re_ok all_back_s re_cpu_ms_per_session re_gap_ms control_gap_ms rtt_p99_ms re_rtt_p99_ms control_rtt_p99_ms"
+[ "${TRACE:-0}" = 1 ] && keys+=" st_in_p99_ms st_server_p99_ms st_server_max_ms re_in_p99_ms re_server_p99_ms re_server_max_ms"
+line="STORM name=$NAME n=$N runs=$RUNS client_nice=${CLIENT_NICE:-}"
 for k in $keys; do
     m=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" "$STATE/runs.txt" | median)
     line+=" $k=$m"

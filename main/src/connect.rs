@@ -414,6 +414,10 @@ pub async fn handle(
             .checked_sub(Duration::from_millis(grant.age_ms))
             .unwrap_or(std::time::UNIX_EPOCH),
     });
+    // Before the worker hears of the grant: its tunnel's scheduling slice writes main's nice.
+    if let Err(e) = crate::worker_priority::tunnel_granted(conn.pid()) {
+        log::warn!("{peer}: cannot give the worker its tunnel's CPU priority: {e}");
+    }
     if let Err(e) = ipc::send(sock, &answer, &[device.fd.as_fd()]).await {
         conn.forget_dtls();
         return Err(e);

@@ -107,6 +107,7 @@ pub mod utmp;
 pub mod worker;
 pub mod worker_guard;
 pub mod worker_log;
+pub mod worker_priority;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -105,6 +105,9 @@ pub fn run(log_level: u8) -> Result<(), WorkerError> {
     let client = TcpStream::from_std(client).map_err(|e| WorkerError::Socket("client", e))?;
     let mut main = MainChannel::new(fds.main).map_err(|e| WorkerError::Channel("main", e))?;
     tunnel::sched_slice::init();
+    if let Err(e) = tunnel::sched_slice::lower_for_login() {
+        log::debug!("login at the start priority: {e}");
+    }
     sandbox::enter(&start.sandbox)?;
     log::debug!("sandboxed (seccomp: {})", start.sandbox.seccomp);
 

@@ -6,7 +6,9 @@
 //! The sandbox sets RLIMIT_NICE to 0, so only the start nice value (or a higher one) is
 //! accepted: that is all [`apply`] writes. If an administrator reniced the worker higher since,
 //! the write is a nice reduction and fails with EPERM; the pump logs it at debug level and stops
-//! changing the slice, and the worker keeps running on the one it had.
+//! changing the slice, and the worker keeps running on the one it had. The login runs
+//! `LOGIN_NICE_STEP` higher ([`lower_for_login`]); main sets the start value back before it
+//! grants the tunnel (main's `worker_priority`), so the slice's writes keep the tunnel's.
 // One syscall that neither libc nor nix wraps.
 #![allow(unsafe_code)]
 
@@ -55,6 +57,28 @@ pub fn init() {
             None
         }
     });
+}
+
+/// How much the worker raises its nice value for the login (main's `worker_priority` sets it
+/// back when it grants the tunnel). 10: a weight of 110 against a tunnel's 1024
+/// (kernel/sched/core.c's sched_prio_to_weight), so a login storm yields the CPU to the
+/// established users' packets but still gets it whenever they leave it.
+pub const LOGIN_NICE_STEP: i32 = 10;
+
+/// Run the login at `LOGIN_NICE_STEP` above the start nice value (capped at 19). Call after
+/// [`init`] and before the sandbox (which refuses `setpriority`). The worker cannot come back
+/// down itself (RLIMIT_NICE 0): main does, before it sends the grant, and [`apply`] then writes
+/// the start nice value, which is main's.
+pub fn lower_for_login() -> io::Result<()> {
+    let Some(Some((_, nice))) = START.get().copied() else {
+        return Ok(());
+    };
+    let login = nice.saturating_add(LOGIN_NICE_STEP).min(19);
+    // SAFETY: no pointers; PRIO_PROCESS with who = 0 is the calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, login) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Ask for the slice of `class`. Without [`init`], or for a process that an administrator moved
