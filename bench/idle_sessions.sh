@@ -28,7 +28,7 @@
 #
 # Last lines, one per server:
 #   IDLE server=.. n=.. up=..s start_ms=.. pss_start_kb=.. pss_up_kb=.. pss_per_session_kb=..
-#        idle_cpu_pct=.. pss_after_kb=.. failed=..
+#        idle_cpu_pct=.. pss_1s_after_kb=.. pss_after_kb=.. failed=..
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -148,7 +148,7 @@ one_server() { # name template
     start_ms=$(printf '%s\n' "${starts[@]}" | median)
     start_server "$tmpl" > /dev/null || exit 1
     sleep 1
-    local pss0 pss1 pss2 t0 t1 c0 c1 failed=0 u running=0 waiters=()
+    local pss0 pss1 pss1s pss2 t0 t1 c0 c1 failed=0 u running=0 waiters=()
     pss0=$(settle)
     t0=$(now_us)
     : > "$STATE/connect.out"
@@ -186,7 +186,10 @@ one_server() { # name template
         "$HERE/smaps_by_mapping.py" $workers | tee "$STATE/smaps-$name.txt"
     fi
     stop_clients
-    sleep 2
+    # as the shared bench reads it: ~1 s after the logouts (before any periodic trim)
+    sleep 1
+    pss1s=$(pss_kb)
+    sleep 1
     pss2=$(settle)
     # HOLD: seconds to keep the server up after the burst (to inspect it by hand)
     [ "${HOLD:-0}" -gt 0 ] && { echo "holding: server pid $SERVER_PID" >&2; sleep "$HOLD"; }
@@ -195,7 +198,7 @@ one_server() { # name template
     up=$(fmt_us $(( t1 - t0 )))
     per=$(( (pss1 - pss0) / (N - failed > 0 ? N - failed : 1) ))
     cpu=$(echo "scale=2; 100 * ($c1 - $c0) / $HZ / $IDLE" | bc)
-    echo "IDLE server=$name n=$N up=${up}s start_ms=$start_ms pss_start_kb=$pss0 pss_up_kb=$pss1 pss_per_session_kb=$per idle_cpu_pct=$cpu pss_after_kb=$pss2 failed=$failed"
+    echo "IDLE server=$name n=$N up=${up}s start_ms=$start_ms pss_start_kb=$pss0 pss_up_kb=$pss1 pss_per_session_kb=$per idle_cpu_pct=$cpu pss_1s_after_kb=$pss1s pss_after_kb=$pss2 failed=$failed"
 }
 
 # Several openconnect clients use the same user name: connect.sh keys its files by user, so

@@ -197,6 +197,8 @@ async fn accept_loop(
     tokio::pin!(secmod_reader);
     let mut pacer = Pacer::default();
     let mut refusals = Refusals::default();
+    // A burst's end gives its freed memory back at once (rt::memory::TrimTrigger).
+    let mut trim = rocserv_rt::memory::TrimTrigger::new();
     // listen-proxy-proto (fixed at start): connections whose header is being read, and the
     // log pacing of the ones refused for their header.
     let proxied = shared.config.listen_proxy_proto;
@@ -252,7 +254,12 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            Some(_) = workers.join_next(), if !workers.is_empty() => {
+                // The ended connection's task is freed by now.
+                if trim.update(workers.len()) {
+                    rocserv_rt::memory::trim();
+                }
+            }
             // A pre-auth slot freed (a login, or a connection gone); a reload may also have
             // raised the cap, hence the periodic look.
             () = shared.conns.pre_auth_room(), if full => {}
