@@ -320,6 +320,8 @@ struct Writer {
     ends: Arc<EndRequests>,
     path: PathBuf,
     live: HashMap<WorkerId, Live>,
+    /// Closes the connection when a burst's last tunnel ends (not [`IDLE_CLOSE`] later).
+    burst: rocserv_rt::memory::TrimTrigger,
 }
 
 /// The writer's connection, or the error a job gets when it could not be reopened (logged).
@@ -339,6 +341,7 @@ impl Writer {
             ends,
             path,
             live: HashMap::new(),
+            burst: rocserv_rt::memory::TrimTrigger::new(),
         }
     }
 
@@ -366,6 +369,13 @@ impl Writer {
                 }
             };
             self.job(job, now_unix());
+            // The end of a burst of tunnels: close now and give the memory back, so that the
+            // server is back to its idle size right away (the shared bench reads it ~1 s after
+            // its logouts). A lone user's tunnels never reach the burst size: no reopen per login.
+            if self.burst.update(self.live.len()) && self.live.is_empty() && self.conn.is_some() {
+                self.close();
+                rocserv_rt::memory::trim();
+            }
         }
     }
 
@@ -879,6 +889,60 @@ mod tests {
         let h = rt.block_on(db.history(None, 10)).unwrap();
         assert_eq!((h.len(), h[0].rx, h[0].tx), (1, 1, 2));
         assert!(h[0].ended.is_some());
+        drop(db);
+        thread.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_connection_closes_when_a_burst_of_tunnels_ended_and_not_per_login() {
+        let dir = tempdir();
+        let (w, _) = writer(&dir);
+        let (queue, jobs) = std::sync::mpsc::sync_channel(QUEUE);
+        let db = SessionDb {
+            queue,
+            dropped: Arc::default(),
+        };
+        // Idle close far away: only the burst's end may close it.
+        let thread = std::thread::spawn(move || w.run(jobs, Duration::from_secs(3600)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let wal = dir.join("db/sessions.db-wal");
+        let end = TunnelEnd {
+            rx: 1,
+            tx: 2,
+            duration_secs: 3,
+            cause: EndCause::UserRequest,
+        };
+        // One user in and out: stays open (no reopen per login).
+        let r = record(1, "alice", Limits::default());
+        db.event(&Event::Started(Arc::clone(&r)));
+        db.event(&Event::Stopped { record: r, end });
+        assert_eq!(rt.block_on(db.history(None, 10)).unwrap().len(), 1);
+        assert!(wal.exists(), "closed after a lone tunnel");
+        // A burst of BURST_MIN tunnels, all ended: closed without the idle wait.
+        let n = rocserv_rt::memory::BURST_MIN as u64;
+        let records: Vec<_> = (10..10 + n)
+            .map(|i| record(i, "bob", Limits::default()))
+            .collect();
+        for r in &records {
+            db.event(&Event::Started(Arc::clone(r)));
+        }
+        for r in records {
+            db.event(&Event::Stopped { record: r, end });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while wal.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not closed after the burst"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The next job reopens it, the rows are all there.
+        let h = rt.block_on(db.history(None, 100)).unwrap();
+        assert_eq!(h.len() as u64, 1 + n);
         drop(db);
         thread.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
