@@ -113,7 +113,7 @@ pub async fn serve(
     // The worker is gone: the client's connection must close now, not when we are done.
     run.client_socket = None;
     run.drain(&main_sock).await;
-    run.finish(&shared, id, peer, status).await;
+    Box::pin(run.finish(&shared, id, peer, status)).await;
 }
 
 /// main's own idle-timeout check of one tunnel (the worker's timer is the worker's word).
@@ -332,7 +332,7 @@ impl Run {
                         // A CONNECT may wait for a connect-script for a while: if the worker dies
                         // meanwhile, stop waiting (dropping it kills the script) and clean up.
                         let handled = tokio::select! {
-                            handled = self.handle(shared, id, peer, sock, msg) => Some(handled),
+                            handled = Box::pin(self.handle(shared, id, peer, sock, msg)) => Some(handled),
                             _ = child.wait() => None,
                         };
                         match handled {
@@ -357,7 +357,7 @@ impl Run {
                         return;
                     }
                 },
-                Some(why) = stops.recv() => self.stop(why, peer, sock, child).await,
+                Some(why) = stops.recv() => Box::pin(self.stop(why, peer, sock, child)).await,
                 () = sleep_until(kill_at), if kill_at.is_some() => {
                     log::warn!(
                         "{peer}: worker {} did not exit within {TERMINATE_GRACE:?} of Terminate; killing it",
@@ -367,7 +367,7 @@ impl Run {
                     return;
                 }
                 () = sleep_until(timer), if timer.is_some() => {
-                    if self.on_timer(shared, id, peer, sock, child).await {
+                    if Box::pin(self.on_timer(shared, id, peer, sock, child)).await {
                         return;
                     }
                 }
