@@ -844,6 +844,22 @@ async fn spawn(
 mod tests {
     use super::*;
 
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<F: std::future::Future>(
+        _: impl FnOnce(Arc<Shared>, Conn, mpsc::Receiver<Stop>, OwnedFd, SocketAddr, SocketAddr) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Each live connection keeps its task's future in main's heap for the whole session: the
+    /// rarely live inner futures (message handler, stop, timers, the end) are boxed so that it
+    /// does not carry their space (18.3 kB in a release build before, 4.3 kB after).
+    #[test]
+    fn a_connection_task_stays_small() {
+        let size = future_size(serve);
+        assert!(size <= 8 * 1024, "serve's future is {size} bytes");
+    }
+
     /// A worker that reports less than the kernel counted (or nothing) does not lower what is
     /// accounted (quotas, RADIUS octets, session records); the reverse (a device that was gone)
     /// keeps the worker's count.
