@@ -848,7 +848,7 @@ mod tests {
     fn future_size<F: std::future::Future>(
         _: impl FnOnce(Arc<Shared>, Conn, mpsc::Receiver<Stop>, OwnedFd, SocketAddr, SocketAddr) -> F,
     ) -> usize {
-        std::mem::size_of::<F>()
+        size_of::<F>()
     }
 
     /// Each live connection keeps its task's future in main's heap for the whole session: the
