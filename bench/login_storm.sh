@@ -154,6 +154,10 @@ trace_start() {
     VICTIM_PORTS=$(ip netns exec "$CLI_NS" ss -Hntup state all '( dport = :443 )' | awk -v p="pid=$vp," '
         index($0, p) { n = split($5, a, ":"); printf "%s%s", s, a[n]; s = "," }')
     for pt in ${VICTIM_PORTS//,/ }; do pf+="${pf:+ or }port $pt"; done
+    if [ -z "$pf" ]; then
+        echo "TRACE: the victim's client has no connection to the server: no capture" >&2
+        return 0
+    fi
     ip netns exec "$SRV_NS" tcpdump -i any -tt -n -s 128 -B 8192 "icmp or ($pf)" > "$1" 2>/dev/null &
     TRACE_PID=$!
     sleep 0.5

@@ -21,10 +21,14 @@ mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 cd "$REPO"
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$OUT/sitting.log"; }
 # The package ships a static-pie worker (dist/static-worker.sh); say which one this sitting runs.
-if LC_ALL=C readelf -lW "$B/rocserv-worker" 2>/dev/null | grep -q INTERP; then
+if ! headers=$(LC_ALL=C readelf -hlW "$B/rocserv-worker" 2>/dev/null); then
+    log "worker: cannot tell how it is linked (readelf missing?)"
+elif grep -q INTERP <<< "$headers"; then
     log "worker: dynamically linked (the package's is a static PIE: dist/static-worker.sh)"
-else
+elif grep -Eq '^ *Type: *DYN' <<< "$headers"; then
     log "worker: static PIE, as the package ships it"
+else
+    log "worker: static, NOT position-independent (not what the package ships)"
 fi
 for p in $PARTS; do
     case $p in

@@ -16,8 +16,17 @@ dev) dir=target/debug ;;
 esac
 cargo rustc --locked --profile "$profile" -p rocserv-worker --bin rocserv-worker -- \
     -C target-feature=+crt-static >&2
-# A static PIE has no program interpreter (PT_INTERP): say so if the link did not give one.
-if LC_ALL=C readelf -lW "$dir/rocserv-worker" | grep -q 'INTERP'; then
+# A static PIE is position-independent (ELF type DYN, so ASLR places it) and has no program
+# interpreter (PT_INTERP): refuse anything else, and a readelf that cannot tell.
+headers=$(LC_ALL=C readelf -hlW "$dir/rocserv-worker") || {
+    echo "static-worker.sh: cannot read $dir/rocserv-worker's ELF headers (readelf, binutils)" >&2
+    exit 1
+}
+if ! printf '%s\n' "$headers" | grep -Eq '^ *Type: *DYN'; then
+    echo "static-worker.sh: $dir/rocserv-worker is not position-independent" >&2
+    exit 1
+fi
+if printf '%s\n' "$headers" | grep -q 'INTERP'; then
     echo "static-worker.sh: $dir/rocserv-worker is still dynamically linked" >&2
     exit 1
 fi

@@ -124,7 +124,10 @@ pub async fn handle(
     }
     // `cluster-store`: every store round trip of this CONNECT (sec-mod's above, and these)
     // within one budget.
-    let mut budget = crate::cluster::sessions::StoreBudget::new(asked, grant.cluster_spent);
+    let mut budget = crate::cluster::sessions::StoreBudget::new(
+        Duration::from_millis(u64::from(grant.cluster_store_used_ms)),
+        grant.cluster_spent,
+    );
     let max = policy.max_same_clients;
     if !crate::cluster::sessions::admit(shared, conn, &grant, peer, max, &mut budget).await {
         return refuse(sock, ConnectRefusal::BadCookie, outcome).await;

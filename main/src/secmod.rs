@@ -809,6 +809,7 @@ mod tests {
             facts: Default::default(),
             cert_subject: None,
             cluster_spent: false,
+            cluster_store_used_ms: 0,
         };
         let late = FromSecMod::SessionOpened {
             worker: WorkerId(7),

@@ -30,7 +30,10 @@ fn own_nice() -> io::Result<i32> {
 /// scheduling slice, which is main's, so the two agree.
 pub fn tunnel_granted(pid: u32) -> io::Result<()> {
     if pid == 0 {
-        return Err(io::Error::from(io::ErrorKind::NotFound));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the worker's process is gone (reaped)",
+        ));
     }
     let nice = own_nice()?;
     let who = libc::id_t::from(pid);

@@ -933,6 +933,7 @@ async fn open_session(
     }
     let mut grant = shared.sessions().open(cookie, now)?;
     grant.cluster_spent = budget.is_spent();
+    grant.cluster_store_used_ms = u32::try_from(budget.used().as_millis()).unwrap_or(u32::MAX);
     grant.overrides = overrides;
     shared.sessions().set_limits(grant.sid, limits);
     Ok(grant)

@@ -284,6 +284,7 @@ impl Sessions {
             facts: Box::new(session.login.facts.clone()),
             cert_subject: session.login.cert_subject.clone(),
             cluster_spent: false,
+            cluster_store_used_ms: 0,
         })
     }
 

@@ -310,6 +310,10 @@ pub struct SessionGrant {
     /// node-locally without asking the store again.
     #[serde(default)]
     pub cluster_spent: bool,
+    /// `cluster-store`: how long sec-mod's part of this CONNECT waited for the store (ms);
+    /// main's own round trips get what is left of the budget.
+    #[serde(default)]
+    pub cluster_store_used_ms: u32,
 }
 
 /// A tunnel that came up, for accounting.
@@ -467,6 +471,7 @@ mod tests {
                 }),
                 cert_subject: Some("CN=u".into()),
                 cluster_spent: true,
+                cluster_store_used_ms: 1_499,
             }),
         });
         roundtrip(&ToSecMod::SessionStarted {

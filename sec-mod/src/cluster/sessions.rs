@@ -40,9 +40,12 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 /// Most sessions of one user read for `max-same-clients`.
 const MAX_LIVE_READ: usize = 1000;
 /// How long a CONNECT's reservation in the user's live set holds without its tunnel: the
-/// tunnel's claim replaces it when the tunnel starts, the session's close removes it; a CONNECT
-/// that died between them blocks nothing for longer than a dead node's claim would.
-const RESERVE_TTL: Duration = CLAIM_TTL;
+/// tunnel's claim replaces it when the tunnel starts, the session's close removes it. Between
+/// the two main may run the connect-script, for up to its bound (30 s, main's
+/// `scripts::SCRIPT_TIMEOUT`): the reservation outlasts that by a claim's TTL, so another
+/// node's CONNECT cannot pass meanwhile. A CONNECT that died in between holds the user's place
+/// on other nodes for at most this long.
+const RESERVE_TTL: Duration = Duration::from_secs(30 + CLAIM_TTL.as_secs());
 /// Sessions written back per store round trip on resync.
 const RESYNC_CHUNK: usize = 256;
 
@@ -450,13 +453,14 @@ pub async fn reserve(
 }
 
 /// Take the claim: set ours, return the previous owner; add the session to the user's live
-/// set. KEYS: claim, live. ARGV: owner, ttl ms, now ms, member.
+/// set, whose expiry is only ever extended (a reservation in it may outlive a claim's TTL:
+/// [`RESERVE_TTL`]). KEYS: claim, live. ARGV: owner, ttl ms, now ms, member.
 const CLAIM: &str = r"
 local old = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return old
 ";
 
@@ -469,7 +473,7 @@ local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] and string.sub(cur, 1, #ARGV[6]) ~= ARGV[6] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return 1
 ";

@@ -8,7 +8,7 @@
 //! probes ([`Store::probe`]: the heartbeat) still try, and the first one that succeeds closes
 //! the breaker again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -41,41 +41,52 @@ pub use rocserv_proto::cluster::REQUEST_BUDGET;
 /// One request's time with the store ([`REQUEST_BUDGET`]): every command of the request is
 /// bounded by what is left of it; once spent, the request's further commands fail at once
 /// ([`StoreError::Spent`]) and the request finishes node-locally. Logged once per request.
+/// Only the time spent waiting for the store's answers is charged: a request that waited for
+/// other things (a hashing thread in a login storm, the session-db) still has its budget, so
+/// the cluster's checks are never skipped for want of a store that was in fact quick.
 #[derive(Debug)]
 pub struct Budget {
-    deadline: Instant,
+    /// Time spent waiting for the store so far, in nanoseconds.
+    used_ns: AtomicU64,
     /// What the request is, for the one log line ("CONNECT of worker 12").
     what: String,
     spent: AtomicBool,
 }
 
 impl Budget {
-    /// A budget of [`REQUEST_BUDGET`] from now for the request `what`.
+    /// A budget of [`REQUEST_BUDGET`] for the request `what`.
     pub fn new(what: String) -> Self {
-        Self::until(Instant::now() + REQUEST_BUDGET, what)
-    }
-
-    /// A budget ending at `deadline`.
-    pub fn until(deadline: Instant, what: String) -> Self {
         Self {
-            deadline,
+            used_ns: AtomicU64::new(0),
             what,
             spent: AtomicBool::new(false),
         }
     }
 
-    /// Whether the request ran out of time with the store (it is node-local from then on).
+    /// Whether the request ran out of time with the store (it is node-local from then on; the
+    /// one log line was written).
     pub fn is_spent(&self) -> bool {
-        self.spent.load(Ordering::Relaxed) || Instant::now() >= self.deadline
+        self.spent.load(Ordering::Relaxed)
+    }
+
+    /// The time the request has spent waiting for the store.
+    pub fn used(&self) -> Duration {
+        Duration::from_nanos(self.used_ns.load(Ordering::Relaxed))
+    }
+
+    /// Charge `waited` (one command's wait for its answer).
+    fn charge(&self, waited: Duration) {
+        let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.used_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     /// The bound of the next command: [`COMMAND_TIMEOUT`] or what is left, if less; `None`
     /// when nothing is left. Whether it is the budget's (`true`) that bounds it.
-    fn bound(&self, now: Instant) -> Option<(Duration, bool)> {
+    fn bound(&self) -> Option<(Duration, bool)> {
         if self.spent.load(Ordering::Relaxed) {
             return None;
         }
-        let left = self.deadline.checked_duration_since(now)?;
+        let left = REQUEST_BUDGET.checked_sub(self.used())?;
         if left.is_zero() {
             return None;
         }
@@ -264,7 +275,9 @@ impl Store {
         self.admit(what, false)?;
         let (bound, cut) = self.bound(what, budget)?;
         let mut conn = self.conn.clone();
+        let asked = Instant::now();
         let answer = tokio::time::timeout(bound, cmd.query_async::<T>(&mut conn)).await;
+        budget.charge(asked.elapsed());
         self.judge_within(what, answer, budget, cut)
     }
 
@@ -278,13 +291,15 @@ impl Store {
         self.admit(what, false)?;
         let (bound, cut) = self.bound(what, budget)?;
         let mut conn = self.conn.clone();
+        let asked = Instant::now();
         let answer = tokio::time::timeout(bound, invocation.invoke_async::<T>(&mut conn)).await;
+        budget.charge(asked.elapsed());
         self.judge_within(what, answer, budget, cut)
     }
 
     /// The next command's bound under `budget` (see [`Budget::bound`]).
     fn bound(&self, what: &'static str, budget: &Budget) -> Result<(Duration, bool), StoreError> {
-        budget.bound(Instant::now()).ok_or_else(|| {
+        budget.bound().ok_or_else(|| {
             self.spent(budget);
             StoreError::Spent(what)
         })
@@ -613,6 +628,25 @@ mod tests {
             }
         });
         (port, task)
+    }
+
+    /// Time a request spends away from the store (queued behind hashes, waiting for the
+    /// session-db) is not charged: only the waits for the store's answers are.
+    #[test]
+    fn only_the_waits_for_the_store_are_charged() {
+        use std::time::Duration;
+
+        use super::{Budget, COMMAND_TIMEOUT, REQUEST_BUDGET};
+
+        let budget = Budget::new("test request".into());
+        std::thread::sleep(REQUEST_BUDGET + Duration::from_millis(50));
+        assert!(!budget.is_spent(), "time off the store spent the budget");
+        assert_eq!(budget.bound(), Some((COMMAND_TIMEOUT, false)));
+        budget.charge(REQUEST_BUDGET - Duration::from_millis(100));
+        assert_eq!(budget.bound(), Some((Duration::from_millis(100), true)));
+        assert_eq!(budget.used(), REQUEST_BUDGET - Duration::from_millis(100));
+        budget.charge(Duration::from_millis(100));
+        assert_eq!(budget.bound(), None);
     }
 
     /// A store that answers each command in 0.9 s (under the command bound): a request's
