@@ -79,3 +79,16 @@ fn on_notice(shared: &Arc<Shared>, notice: FromCluster) {
         }
     }
 }
+
+/// Why a cluster query got no usable answer, for the log line of its node-local fallback: the
+/// store's own reason, an answer of the wrong kind, or the channel's error.
+pub fn why_no_answer<E: std::fmt::Display>(
+    answer: Result<rocserv_proto::ipc::cluster::ClusterAnswer, E>,
+) -> String {
+    use rocserv_proto::ipc::cluster::ClusterAnswer;
+    match answer {
+        Ok(ClusterAnswer::Unavailable { why }) => why,
+        Ok(a) => format!("unexpected answer {a:?}"),
+        Err(e) => e.to_string(),
+    }
+}

@@ -143,11 +143,7 @@ pub async fn lease(
                 continue;
             }
             other => {
-                let why = match other {
-                    Ok(ClusterAnswer::Unavailable { why }) => why,
-                    Ok(a) => format!("unexpected answer {a:?}"),
-                    Err(e) => e.to_string(),
-                };
+                let why = crate::cluster::why_no_answer(other);
                 log::warn!(
                     "address of {user}: the cluster store cannot answer ({why}): node-local"
                 );

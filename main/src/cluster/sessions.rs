@@ -124,11 +124,7 @@ pub async fn admit(
             false
         }
         other => {
-            let why = match other {
-                Ok(ClusterAnswer::Unavailable { why }) => why,
-                Ok(a) => format!("unexpected answer {a:?}"),
-                Err(e) => e.to_string(),
-            };
+            let why = super::why_no_answer(other);
             log::warn!(
                 "{peer}: CONNECT of {}: max-same-clients counted on this node only: the cluster \
                  store cannot answer ({why})",
