@@ -366,16 +366,23 @@ mod tests {
     }
 
     /// A classic BPF interpreter for what seccompiler and bpf_tree emit, over a `struct
-    /// seccomp_data` as 32-bit words (little endian: an argument's low half first).
-    fn run(prog: &[seccompiler::sock_filter], data: &[u32; 16]) -> u32 {
-        let (mut pc, mut a) = (0usize, 0u32);
-        let mut steps = 0;
+    /// seccomp_data` as 32-bit words (little endian: an argument's low half first): the
+    /// program's return value and how many instructions ran. With `stop_at_arguments` it stops
+    /// (no value) at the first load of an argument, where the kernel's cache emulation stops
+    /// (the result is not constant).
+    fn interpret(
+        prog: &[seccompiler::sock_filter],
+        data: &[u32; 16],
+        stop_at_arguments: bool,
+    ) -> (Option<u32>, usize) {
+        let (mut pc, mut a, mut steps) = (0usize, 0u32, 0usize);
         loop {
             steps += 1;
             assert!(steps <= prog.len(), "a BPF program only jumps forward");
             let i = &prog[pc];
             let next = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
             pc = match i.code {
+                0x20 if stop_at_arguments && i.k >= 16 => return (None, steps),
                 0x20 => {
                     a = data[i.k as usize / 4];
                     pc + 1
@@ -389,10 +396,15 @@ mod tests {
                 0x25 => next(a > i.k),
                 0x35 => next(a >= i.k),
                 0x45 => next(a & i.k != 0),
-                0x06 => return i.k,
+                0x06 => return (Some(i.k), steps),
                 code => panic!("unexpected BPF opcode {code:#x}"),
             };
         }
+    }
+
+    /// The program's decision for `data`.
+    fn run(prog: &[seccompiler::sock_filter], data: &[u32; 16]) -> u32 {
+        interpret(prog, data, false).0.unwrap()
     }
 
     #[test]
@@ -578,29 +590,9 @@ mod tests {
         }
     }
 
-    /// Instructions the interpreter runs until a return, or until an argument is loaded (where
-    /// the kernel's cache emulation stops: the result is not constant).
+    /// Instructions the kernel's cache emulation runs for `data`: until a return, or until an
+    /// argument is loaded.
     fn steps(prog: &[seccompiler::sock_filter], data: &[u32; 16]) -> usize {
-        let mut n = 0;
-        let mut pc = 0usize;
-        let mut a = 0u32;
-        loop {
-            n += 1;
-            let i = &prog[pc];
-            let next = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
-            pc = match i.code {
-                0x20 if i.k >= 16 => return n,
-                0x20 => {
-                    a = data[i.k as usize / 4];
-                    pc + 1
-                }
-                0x05 => pc + 1 + i.k as usize,
-                0x15 => next(a == i.k),
-                0x25 => next(a > i.k),
-                0x35 => next(a >= i.k),
-                0x45 => next(a & i.k != 0),
-                _ => return n,
-            };
-        }
+        interpret(prog, data, true).1
     }
 }
