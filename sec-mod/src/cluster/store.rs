@@ -538,27 +538,12 @@ mod tests {
         assert!(!b.admits(false));
     }
 
-    /// A store that accepts connections and never answers (a frozen redis-server): the first
-    /// command waits its bound, the next ones fail at once; a probe still tries.
-    #[tokio::test]
-    async fn a_hung_store_costs_one_timeout_then_nothing() {
-        use std::time::{Duration, Instant};
-
+    /// A store client for plain `redis://127.0.0.1:port` (the tests' fake stores).
+    fn local_store(port: u16) -> super::Store {
         use rocserv_proto::cluster::StoreUrl;
         use rocserv_proto::ipc::cluster::ClusterSettings;
 
-        use super::{Store, StoreError, COMMAND_TIMEOUT};
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        // Accept and hold the connections without a word.
-        let held = tokio::spawn(async move {
-            let mut conns = Vec::new();
-            while let Ok((conn, _)) = listener.accept().await {
-                conns.push(conn);
-            }
-        });
-        let store = Store::new(&ClusterSettings {
+        super::Store::new(&ClusterSettings {
             store: StoreUrl {
                 tls: false,
                 host: "127.0.0.1".into(),
@@ -569,7 +554,27 @@ mod tests {
             auth_file: None,
             ca_cert: None,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A store that accepts connections and never answers (a frozen redis-server): the first
+    /// command waits its bound, the next ones fail at once; a probe still tries.
+    #[tokio::test]
+    async fn a_hung_store_costs_one_timeout_then_nothing() {
+        use std::time::{Duration, Instant};
+
+        use super::{StoreError, COMMAND_TIMEOUT};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accept and hold the connections without a word.
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                conns.push(conn);
+            }
+        });
+        let store = local_store(port);
         let ping = redis::cmd("PING");
         let started = Instant::now();
         let first = store.cmd::<String>("PING", &ping).await;
@@ -656,24 +661,10 @@ mod tests {
     async fn a_slow_store_costs_a_request_its_budget_at_most() {
         use std::time::{Duration, Instant};
 
-        use rocserv_proto::cluster::StoreUrl;
-        use rocserv_proto::ipc::cluster::ClusterSettings;
-
-        use super::{Budget, Store, StoreError, REQUEST_BUDGET};
+        use super::{Budget, StoreError, REQUEST_BUDGET};
 
         let (port, task) = slow_store(Duration::from_millis(900)).await;
-        let store = Store::new(&ClusterSettings {
-            store: StoreUrl {
-                tls: false,
-                host: "127.0.0.1".into(),
-                port,
-                db: 0,
-            },
-            node: "n".into(),
-            auth_file: None,
-            ca_cert: None,
-        })
-        .unwrap();
+        let store = local_store(port);
         let ping = redis::cmd("PING");
         // Connected (the connection's own set-up answered too), not timed.
         let echo = redis::cmd("ECHO").arg("x").clone();
