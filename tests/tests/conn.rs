@@ -314,44 +314,6 @@ fn main_kills_a_worker_not_logged_in_within_auth_timeout() {
     idle.join().unwrap();
 }
 
-/// A worker must not outlive a killed main even if it never reads its channel again. The
-/// parent-death signal main armed between fork and exec was cleared by the kernel when the
-/// worker dropped its privileges (prctl(2)); the worker now arms it itself after the drop. A
-/// running worker also ends on its channel's EOF, so the test freezes it: a stopped process
-/// keeps the kernel's SIGTERM pending (`ShdPnd`) instead of dying.
-#[test]
-#[ignore = "needs root, network namespaces and openconnect: run by tests/run-all.sh"]
-fn a_killed_mains_workers_get_sigterm() {
-    let lab = Lab::new();
-    let mut server = match std::env::var_os("TEST_ROCSERV") {
-        // To check the test against another build.
-        Some(bin) => Server::start_binary(&lab.srv, &lab.config(&[]), std::path::Path::new(&bin)),
-        None => Server::start(&lab.srv, &lab.config(&[])),
-    };
-    let mut client = Client::start(&lab, &ClientOptions::password("alice", "alice-pw"));
-    client.wait_up(WAIT).expect("alice up");
-    let workers = server.workers();
-    assert_eq!(workers.len(), 1, "{workers:?}");
-    let worker = workers[0];
-    freeze(worker);
-    kill(Pid::from_raw(server.pid() as i32), Signal::SIGKILL).expect("kill -9 main");
-    server.wait_exit(WAIT).expect("main killed");
-    // Reaped: its Drop must not signal a PID that may be reused by now.
-    std::mem::forget(server);
-    let sigterm_pending = || {
-        procfs::status_field(worker, "ShdPnd")
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-            .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
-    };
-    let until = Instant::now() + Duration::from_secs(5);
-    while !sigterm_pending() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pending = sigterm_pending();
-    kill(Pid::from_raw(worker as i32), Signal::SIGKILL).expect("kill -9 the frozen worker");
-    assert!(pending, "no SIGTERM for the worker of a killed main");
-}
-
 /// At `max-pre-auth-clients`, a new client waits in the listen backlog and is served once a
 /// slot frees, instead of being closed at accept (which makes openconnect give up: a login
 /// storm larger than the cap lost its tail that way).
