@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, in the order a reviewer would want failures reported: style, lints,
 # the purity of proto, unit tests with vectors and fuzz-corpus replay, every fuzz target run for
-# FUZZ_SECONDS (default 15 s each, ~3 min in all, under AddressSanitizer on stable through
-# RUSTC_BOOTSTRAP=1: tests/fuzz.sh), then (as root) the end-to-end tests with the real
-# openconnect in network namespaces, and the Debian package's smoke test (tests/package-smoke.sh).
+# FUZZ_SECONDS (default 15 s each, one per core at a time: ~3 min on 2 cores) under
+# AddressSanitizer on stable through RUSTC_BOOTSTRAP=1 (tests/fuzz.sh), then (as root) the
+# end-to-end tests with the real openconnect in network namespaces, and the Debian package's
+# smoke test (tests/package-smoke.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
