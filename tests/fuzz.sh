@@ -42,7 +42,8 @@ trap 'rm -rf "$scratch"' EXIT
 stamp="$scratch/.start"
 touch "$stamp"
 
-# One target's run; its exit status goes to $scratch/<target>.status.
+# One target's run; its exit status goes to $scratch/<target>.status, the pid of its `timeout`
+# (which leads a process group of its own and passes a TERM on to the fuzzer) to .pid.
 run_one() {
     local target=$1 status=0
     local seeds=("fuzz/corpus/$target")
@@ -50,9 +51,20 @@ run_one() {
     timeout --kill-after=10 "$guard" \
         cargo fuzz run -s address "$target" "$scratch/$target" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-        >"$scratch/$target.log" 2>&1 || status=$?
+        >"$scratch/$target.log" 2>&1 &
+    echo "$!" >"$scratch/$target.pid"
+    wait "$!" || status=$?
     echo "$status" >"$scratch/$target.status"
 }
+# Interrupted: end the fuzzers still running, not only this script.
+stop_runs() {
+    local f
+    for f in "$scratch"/*.pid; do
+        [ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    done
+    wait
+}
+trap 'stop_runs; exit 130' INT TERM
 
 for target in "${targets[@]}"; do
     mkdir -p "$scratch/$target" "fuzz/artifacts/$target"

@@ -37,6 +37,16 @@ fn a_killed_mains_workers_get_sigterm() {
     assert_eq!(workers.len(), 1, "{workers:?}");
     let worker = Pid::from_raw(workers[0] as i32);
     kill(worker, Signal::SIGSTOP).expect("SIGSTOP the worker");
+    // kill(2) returns before the stop takes effect: a death signal that came first would end
+    // the still running worker (SIGTERM's default action) and the test would see nothing.
+    let stopped = || {
+        procfs::status_field(workers[0], "State").is_some_and(|s| s.trim_start().starts_with('T'))
+    };
+    let until = Instant::now() + WAIT;
+    while !stopped() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(stopped(), "the worker did not stop");
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGKILL).expect("kill -9 main");
     server.wait_exit(WAIT).expect("main killed");
     // Reaped: its Drop must not signal a PID that may be reused by now.
