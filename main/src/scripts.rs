@@ -23,10 +23,7 @@ use rocserv_proto::config::Route;
 use tokio::io::AsyncRead;
 use tokio::process::Command;
 
-/// How long a script may run before it is killed (and, for a connect-script, the client is
-/// refused). ocserv bounds the connect-script by `auth-timeout`; 30 s keeps a stuck script
-/// from holding a tunnel for minutes while leaving room for slow firewall updates.
-pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub use rocserv_proto::SCRIPT_TIMEOUT;
 
 /// How long output is still read after the script exited.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);

@@ -55,6 +55,13 @@ pub mod proxy_proto;
 pub mod radius;
 pub mod session_desc;
 
+/// How long one of main's scripts (connect, disconnect, host-update) may run before it is
+/// killed (and, for a connect-script, the client is refused). ocserv bounds the connect-script
+/// by `auth-timeout`; 30 s keeps a stuck script from holding a tunnel for minutes while leaving
+/// room for slow firewall updates. Here because sec-mod's cluster reservation of a CONNECT
+/// must outlast it.
+pub const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An error and its sources, `outer: inner: innermost`, for one log line (every process logs
 /// errors this way).
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -41,11 +41,12 @@ pub const CLAIM_TTL: Duration = Duration::from_secs(15);
 const MAX_LIVE_READ: usize = 1000;
 /// How long a CONNECT's reservation in the user's live set holds without its tunnel: the
 /// tunnel's claim replaces it when the tunnel starts, the session's close removes it. Between
-/// the two main may run the connect-script, for up to its bound (30 s, main's
-/// `scripts::SCRIPT_TIMEOUT`): the reservation outlasts that by a claim's TTL, so another
-/// node's CONNECT cannot pass meanwhile. A CONNECT that died in between holds the user's place
-/// on other nodes for at most this long.
-const RESERVE_TTL: Duration = Duration::from_secs(30 + CLAIM_TTL.as_secs());
+/// the two main may run the connect-script, for up to its bound
+/// ([`rocserv_proto::SCRIPT_TIMEOUT`]): the reservation outlasts that by a claim's TTL, so
+/// another node's CONNECT cannot pass meanwhile. A CONNECT that died in between holds the
+/// user's place on other nodes for at most this long.
+const RESERVE_TTL: Duration =
+    Duration::from_secs(rocserv_proto::SCRIPT_TIMEOUT.as_secs() + CLAIM_TTL.as_secs());
 /// Sessions written back per store round trip on resync.
 const RESYNC_CHUNK: usize = 256;
 
